@@ -1,0 +1,60 @@
+import { z } from "zod";
+import type { RequestIdVariables } from "hono/request-id";
+import type { AccessClaims } from "./auth/tokens";
+import { MAX_ITERATIONS } from "./auth/passwords";
+
+/** Hono's environment for this app: Workers bindings plus per-request variables. */
+export type AppEnv = {
+  Bindings: Env;
+  Variables: RequestIdVariables & { auth: AccessClaims };
+};
+
+const seconds = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+// An unset or empty secret is "absent", not a short string.
+const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
+
+const origins = z
+  .string()
+  .default("")
+  .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean))
+  .pipe(z.array(z.url().refine((o) => new URL(o).origin === o, "must be a bare origin like https://app.example.com")));
+
+const ConfigSchema = z.object({
+  ISSUER: z.url(),
+  AUDIENCE: z.string().min(1),
+  ACCESS_TOKEN_TTL: seconds(900, 60, 86_400),
+  REFRESH_TOKEN_TTL: seconds(2_592_000, 3_600, 31_536_000),
+  CORS_ORIGINS: origins,
+  // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.
+  PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
+  JWT_PRIVATE_KEY: z.string().min(1, "is required"),
+  PASSWORD_PEPPER: optionalSecret,
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** Parses vars and secrets once per isolate (per env object) and fails loudly when they are wrong. */
+export function getConfig(env: Env): Config {
+  let config = cache.get(env);
+  if (!config) {
+    const parsed = ConfigSchema.safeParse(env);
+    if (!parsed.success) {
+      throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
+    }
+    config = parsed.data;
+    cache.set(env, config);
+  }
+  return config;
+}

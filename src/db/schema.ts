@@ -1,0 +1,42 @@
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+// Times are Unix milliseconds in INTEGER columns; Drizzle maps them to Date.
+
+export const users = sqliteTable(
+  "users",
+  {
+    id: text().primaryKey(), // random, opaque, non-sequential
+    username: text().notNull(), // as the user typed it; unique regardless of case (index below)
+    email: text(), // stored lower-cased, so the plain unique index is case-insensitive
+    passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
+    roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [
+    uniqueIndex("users_username_lower_unique").on(sql`lower(${t.username})`),
+    uniqueIndex("users_email_unique").on(t.email),
+    index("users_created_at_id_idx").on(t.createdAt, t.id),
+  ],
+);
+
+export const sessions = sqliteTable(
+  "sessions",
+  {
+    id: text().primaryKey(), // the `sid` claim of every access token issued in this session
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    refreshTokenHash: text("refresh_token_hash").notNull(), // SHA-256 of the current refresh token; the token itself is never stored
+    userAgent: text("user_agent"),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
+  },
+  (t) => [uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash), index("sessions_user_id_idx").on(t.userId)],
+);
+
+export type User = typeof users.$inferSelect;
+export type Session = typeof sessions.$inferSelect;

@@ -1,0 +1,116 @@
+import type { Context, ErrorHandler, NotFoundHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ConfigError, type AppEnv } from "./config";
+import { log } from "./log";
+
+/** The one code -> status table. Codes are part of the public contract (ARCHITECTURE section 1). */
+const STATUS = {
+  invalid_request: 400,
+  validation_failed: 400,
+  invalid_credentials: 401,
+  invalid_token: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  username_taken: 409,
+  email_taken: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  rate_limited: 429,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof STATUS;
+
+const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
+  invalid_request: "The request could not be read",
+  validation_failed: "Some fields are invalid",
+  invalid_credentials: "Invalid username or password",
+  invalid_token: "Invalid or expired token",
+  forbidden: "You do not have permission to do this",
+  not_found: "Not found",
+  method_not_allowed: "Method not allowed",
+  username_taken: "That username is taken",
+  email_taken: "That email is already registered",
+  payload_too_large: "The request body is too large",
+  unsupported_media_type: "Send the body as application/json",
+  rate_limited: "Too many requests, try again later",
+  internal_error: "Something went wrong on our side",
+  service_unavailable: "The service is temporarily unavailable",
+};
+
+/** Every client error is thrown as an ApiError; app.onError renders it. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly fields?: Record<string, string>,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message ?? DEFAULT_MESSAGE[code]);
+    this.name = "ApiError";
+  }
+
+  get status(): ContentfulStatusCode {
+    return STATUS[this.code];
+  }
+}
+
+export function errorBody(code: ErrorCode, message?: string, fields?: Record<string, string>) {
+  return { error: code, message: message ?? DEFAULT_MESSAGE[code], ...(fields ? { fields } : {}) };
+}
+
+function render(c: Context, err: ApiError): Response {
+  return c.json(errorBody(err.code, err.message, err.fields), err.status, err.headers);
+}
+
+// Hono's own middleware (body limit, validator, bearer auth) throws HTTPException.
+const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
+  400: "invalid_request",
+  401: "invalid_token",
+  403: "forbidden",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "rate_limited",
+};
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (err instanceof ApiError) return render(c, err);
+  if (err instanceof HTTPException) {
+    const res = err.getResponse();
+    // A response Hono middleware already shaped as JSON (bearer auth) passes through.
+    if (res.headers.get("content-type")?.startsWith("application/json")) return res;
+    const code = CODE_FOR_STATUS[err.status];
+    if (code) return render(c, new ApiError(code));
+  }
+  const requestId = c.get("requestId");
+  if (err instanceof ConfigError) {
+    log("config_invalid", { request_id: requestId, problems: err.problems }, "error");
+  } else {
+    log("unhandled_error", { request_id: requestId, name: err.name, message: err.message, stack: err.stack }, "error");
+  }
+  return render(c, new ApiError("internal_error", `Something went wrong on our side (request ${requestId})`));
+};
+
+/** 404 for unknown paths, 405 (with Allow) for known paths asked with another method. */
+export function notFoundHandler(routes: { method: string; path: string }[]): NotFoundHandler<AppEnv> {
+  const patterns = routes
+    .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+    .map((r) => ({
+      method: r.method,
+      re: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/:[^/]+/g, "[^/]+")}/?$`),
+    }));
+  return (c) => {
+    const allowed = [...new Set(patterns.filter((p) => p.re.test(c.req.path)).map((p) => p.method))];
+    if (allowed.length > 0) {
+      if (allowed.includes("GET")) allowed.push("HEAD");
+      allowed.push("OPTIONS");
+      return render(c, new ApiError("method_not_allowed", `Use ${allowed.join(", ")} for this path`, undefined, { Allow: allowed.join(", ") }));
+    }
+    return render(c, new ApiError("not_found", "No such route"));
+  };
+}

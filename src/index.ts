@@ -1,0 +1,42 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "./config";
+import { ApiError, notFoundHandler, onError } from "./errors";
+import { requestLog } from "./middleware/request-log";
+import { account } from "./routes/account";
+import { admin } from "./routes/admin";
+import { auth } from "./routes/auth";
+import { meta } from "./routes/meta";
+
+// Every request body here is a small JSON object; refuse anything larger before parsing it.
+const MAX_BODY_BYTES = 16 * 1024;
+
+// Built once per isolate, not per request.
+const app = new Hono<AppEnv>();
+
+app.use(requestId());
+app.use(requestLog);
+app.use(
+  secureHeaders({
+    contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+    strictTransportSecurity: "max-age=31536000; includeSubDomains",
+  }),
+);
+app.use(async function noStore(c, next) {
+  await next();
+  // Answers carry tokens or account data; routes that may be cached (JWKS) set their own policy.
+  if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");
+});
+app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError("payload_too_large"); } }));
+
+app.route("/", meta);
+app.route("/", auth);
+app.route("/", account);
+app.route("/", admin);
+
+app.onError(onError);
+app.notFound(notFoundHandler(app.routes));
+
+export default app;

@@ -1,0 +1,48 @@
+import { bearerAuth } from "hono/bearer-auth";
+import { createMiddleware } from "hono/factory";
+import { verifyAccessToken } from "../auth/tokens";
+import { getConfig, type AppEnv } from "../config";
+import { ApiError, errorBody } from "../errors";
+
+// Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
+const MAX_TOKEN_LENGTH = 4096;
+const REALM = "edge-auth-api";
+const challenge = (error?: string, description?: string) =>
+  `Bearer realm="${REALM}"` + (error ? `, error="${error}", error_description="${description}"` : "");
+
+/**
+ * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
+ * Verifies the JWT locally: no D1 on this path. Sets c.var.auth.
+ */
+export function requireAuth() {
+  return bearerAuth<AppEnv>({
+    realm: REALM,
+    noAuthenticationHeader: {
+      message: errorBody("invalid_token", "Missing bearer token"),
+      wwwAuthenticateHeader: challenge(),
+    },
+    invalidAuthenticationHeader: {
+      message: errorBody("invalid_request", "Authorization must be: Bearer <access token>"),
+      wwwAuthenticateHeader: challenge("invalid_request", "malformed Authorization header"),
+    },
+    invalidToken: {
+      message: errorBody("invalid_token", "Invalid or expired access token"),
+      wwwAuthenticateHeader: challenge("invalid_token", "the access token is invalid, expired or revoked"),
+    },
+    verifyToken: async (token, c) => {
+      if (token.length > MAX_TOKEN_LENGTH) return false;
+      const claims = await verifyAccessToken(getConfig(c.env), token);
+      if (!claims) return false;
+      c.set("auth", claims);
+      return true;
+    },
+  });
+}
+
+/** 403 unless the verified token carries the role. Must follow requireAuth(). */
+export function requireRole(role: string) {
+  return createMiddleware<AppEnv>(async function requireRole(c, next) {
+    if (!c.get("auth").roles.includes(role)) throw new ApiError("forbidden", `Requires the ${role} role`);
+    await next();
+  });
+}

@@ -1,0 +1,40 @@
+import { z } from "zod";
+
+/**
+ * Request schemas: the single source of validation. Unknown fields are stripped (z.object's default),
+ * so nothing a client adds (roles, id, ...) is ever mass-assigned.
+ */
+
+// Control characters (C0, DEL, C1) have no place in any credential or name.
+const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
+
+export const usernameSchema = z
+  .string({ error: "is required" })
+  .regex(/^[A-Za-z0-9_]{3,32}$/, "3-32 characters: letters, digits or underscore");
+
+export const emailSchema = z.email("must be a valid email address").max(254, "at most 254 characters");
+
+export const passwordSchema = z
+  .string({ error: "is required" })
+  .min(8, "at least 8 characters")
+  .max(128, "at most 128 characters")
+  .refine(noControlChars, "must not contain control characters")
+  .refine((s) => /\p{L}/u.test(s), "must contain a letter")
+  .refine((s) => /\p{Nd}/u.test(s), "must contain a digit");
+
+export const registerSchema = z.object({
+  username: usernameSchema,
+  email: emailSchema.optional(),
+  password: passwordSchema,
+});
+
+// Login bounds lengths but applies no policy: an old password that predates a policy must still work.
+export const loginSchema = z.object({
+  username: z.string({ error: "is required" }).min(1, "is required").max(254, "at most 254 characters").refine(noControlChars, "must not contain control characters"),
+  password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
+});
+
+export const listUsersQuerySchema = z.object({
+  cursor: z.string().max(200, "is not a valid cursor").optional(),
+  limit: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(20),
+});

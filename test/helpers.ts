@@ -1,0 +1,72 @@
+import { env, exports } from "cloudflare:workers";
+import { expect } from "vitest";
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface CallOptions {
+  body?: unknown; // objects are sent as JSON; strings as they are
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+/** Calls the worker's own fetch, as a client would. */
+export async function call<T = any>(method: string, path: string, opts: CallOptions = {}): Promise<ApiResponse<T>> {
+  const headers = new Headers(opts.headers);
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+    if (!headers.has("content-type")) headers.set("content-type", "application/json");
+  }
+  if (opts.token) headers.set("authorization", `Bearer ${opts.token}`);
+  const res = await exports.default.fetch(new Request(`http://localhost${path}`, { method, headers, body }));
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: the assertions below will say so
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+let counter = 0;
+/** A username no other test in this file uses. */
+export const uniqueName = (prefix = "user") => `${prefix}_${Date.now().toString(36)}_${counter++}`;
+
+export const PASSWORD = "correct horse 42";
+
+export async function registerUser(overrides: Record<string, unknown> = {}) {
+  const username = uniqueName();
+  const input = { username, password: PASSWORD, ...overrides };
+  const res = await call("POST", "/register", { body: input });
+  expect(res.status, res.text).toBe(201);
+  return { ...res.body, input } as {
+    user: { id: string; username: string; email: string | null; roles: string[]; created_at: string };
+    access_token: string;
+    refresh_token: string;
+    input: { username: string; password: string; email?: string };
+  };
+}
+
+/** Every non-2xx answer has the contract's error shape. */
+export function expectError(res: ApiResponse, status: number, code: string) {
+  expect(res.status, res.text).toBe(status);
+  expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+  expect(res.body).toMatchObject({ error: code, message: expect.any(String) });
+  expect(res.text).not.toMatch(/\bat .*\.(ts|js):\d+/); // no stack trace
+}
+
+/** Gives a user the admin role directly in D1 (what `npm run admin:grant` does). */
+export async function makeAdmin(userId: string) {
+  await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(userId).run();
+}
+
+export function decodeJwtPart(token: string, part: 0 | 1): Record<string, unknown> {
+  const segment = token.split(".")[part]!;
+  return JSON.parse(atob(segment.replace(/-/g, "+").replace(/_/g, "/")));
+}

@@ -1,0 +1,112 @@
+import { env } from "cloudflare:workers";
+import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { describe, expect, it } from "vitest";
+import { publicJwks, signAccessToken, verifyAccessToken } from "../src/auth/tokens";
+import { getConfig } from "../src/config";
+
+const config = getConfig(env);
+const privateJwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
+const input = { userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1" };
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Signs a token the way an attacker or a broken issuer would, starting from valid claims. */
+async function forge(opts: { header?: Record<string, unknown>; claims?: Record<string, unknown>; key?: CryptoKey | Uint8Array } = {}) {
+  const key = opts.key ?? ((await importJWK(privateJwk, "ES256")) as CryptoKey);
+  const claims = { iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: crypto.randomUUID(), iat: now(), exp: now() + 300, sid: "s-1", username: "alice", roles: ["user"], ...opts.claims };
+  return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: privateJwk.kid, typ: "at+jwt", ...opts.header } as any).sign(key);
+}
+
+describe("access tokens", () => {
+  it("round-trips with the claims of ARCHITECTURE section 2", async () => {
+    const { token, jti, expiresIn } = await signAccessToken(config, input);
+    const claims = await verifyAccessToken(config, token);
+    expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti });
+    expect(claims!.exp - claims!.iat).toBe(expiresIn);
+    const [header, payload] = token.split(".").slice(0, 2).map((p) => JSON.parse(atob(p.replace(/-/g, "+").replace(/_/g, "/"))));
+    expect(header).toEqual({ alg: "ES256", kid: "test-key-1", typ: "at+jwt" });
+    expect(payload).toMatchObject({ iss: config.ISSUER, aud: config.AUDIENCE });
+  });
+
+  it("accepts a token forged with valid claims (so the failures below test one thing each)", async () => {
+    expect(await verifyAccessToken(config, await forge())).not.toBeNull();
+  });
+
+  it("rejects an expired token", async () => {
+    expect(await verifyAccessToken(config, await forge({ claims: { iat: now() - 1000, exp: now() - 10 } }))).toBeNull();
+  });
+
+  it("rejects a token that is not yet valid", async () => {
+    expect(await verifyAccessToken(config, await forge({ claims: { nbf: now() + 600 } }))).toBeNull();
+  });
+
+  it("rejects another issuer or audience", async () => {
+    expect(await verifyAccessToken(config, await forge({ claims: { iss: "https://evil.example" } }))).toBeNull();
+    expect(await verifyAccessToken(config, await forge({ claims: { aud: "another-api" } }))).toBeNull();
+    const { token } = await signAccessToken(config, input);
+    expect(await verifyAccessToken({ ...config, AUDIENCE: "another-api" }, token)).toBeNull();
+  });
+
+  it("rejects a wrong typ (an ID token or a plain JWT is not an access token)", async () => {
+    expect(await verifyAccessToken(config, await forge({ header: { typ: "JWT" } }))).toBeNull();
+  });
+
+  it("rejects a tampered payload", async () => {
+    const { token } = await signAccessToken(config, input);
+    const [h, p, s] = token.split(".");
+    const claims = JSON.parse(atob(p!.replace(/-/g, "+").replace(/_/g, "/")));
+    const evil = btoa(JSON.stringify({ ...claims, roles: ["admin"] })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    expect(await verifyAccessToken(config, `${h}.${evil}.${s}`)).toBeNull();
+  });
+
+  it("rejects alg none and an HMAC token keyed with the public key", async () => {
+    const unsigned = [{ alg: "none", typ: "at+jwt", kid: "test-key-1" }, { iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: "j", iat: now(), exp: now() + 60, sid: "s", username: "a", roles: ["admin"] }]
+      .map((part) => btoa(JSON.stringify(part)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_"))
+      .join(".");
+    expect(await verifyAccessToken(config, `${unsigned}.`)).toBeNull();
+    const publicJson = JSON.stringify((await publicJwks(config)).keys[0]);
+    const hs = await forge({ header: { alg: "HS256" }, key: new TextEncoder().encode(publicJson) });
+    expect(await verifyAccessToken(config, hs)).toBeNull();
+  });
+
+  it("rejects a token signed by another key, whatever kid it names", async () => {
+    const { privateKey } = await generateKeyPair("ES256");
+    expect(await verifyAccessToken(config, await forge({ key: privateKey }))).toBeNull();
+    expect(await verifyAccessToken(config, await forge({ key: privateKey, header: { kid: "attacker-key" } }))).toBeNull();
+  });
+
+  it("rejects tokens missing required claims or with ill-typed roles", async () => {
+    expect(await verifyAccessToken(config, await forge({ claims: { sid: undefined } }))).toBeNull();
+    expect(await verifyAccessToken(config, await forge({ claims: { roles: "admin" } }))).toBeNull();
+  });
+
+  it("rejects junk", async () => {
+    for (const junk of ["", "abc", "a.b.c", "x".repeat(5000)]) expect(await verifyAccessToken(config, junk)).toBeNull();
+  });
+});
+
+describe("JWKS and key rotation", () => {
+  it("publishes only the public half, with kid, alg and use", async () => {
+    const { keys } = await publicJwks(config);
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toMatchObject({ kty: "EC", crv: "P-256", kid: "test-key-1", alg: "ES256", use: "sig" });
+    expect(keys[0]).not.toHaveProperty("d");
+  });
+
+  it("with a key set, signs with the first key and still accepts tokens of the previous one", async () => {
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const next = { ...(await exportJWK(privateKey)), kid: "test-key-2" };
+    const rotated = { ...config, JWT_PRIVATE_KEY: JSON.stringify({ keys: [next, privateJwk] }) };
+    const old = await signAccessToken(config, input);
+    const fresh = await signAccessToken(rotated, input);
+    expect(JSON.parse(atob(fresh.token.split(".")[0]!)).kid).toBe("test-key-2");
+    expect(await verifyAccessToken(rotated, old.token)).not.toBeNull();
+    expect(await verifyAccessToken(rotated, fresh.token)).not.toBeNull();
+    expect((await publicJwks(rotated)).keys.map((k) => k.kid)).toEqual(["test-key-2", "test-key-1"]);
+  });
+
+  it("refuses a signing secret that is not a private P-256 JWK", async () => {
+    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: "not json" }, input)).rejects.toThrow();
+    const { d: _d, ...publicOnly } = privateJwk;
+    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: JSON.stringify(publicOnly) }, input)).rejects.toThrow(/private P-256/);
+  });
+});

@@ -1,0 +1,37 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { exportJWK, generateKeyPair } from "jose";
+import { defineConfig } from "vitest/config";
+
+const root = path.resolve(import.meta.dirname, "..");
+
+export default defineConfig(async () => {
+  // Tests sign with their own throwaway key; .dev.vars is never read.
+  const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
+  const secrets = { JWT_PRIVATE_KEY: JSON.stringify(jwk), PASSWORD_PEPPER: "test-pepper-0123456789abcdef" };
+  // Explicit bindings win over a developer's .dev.vars; the environment copy only quiets
+  // wrangler's "missing required secrets" check.
+  Object.assign(process.env, secrets);
+
+  return {
+    root,
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: path.join(root, "wrangler.toml") },
+        miniflare: {
+          bindings: {
+            ...secrets,
+            TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      setupFiles: ["test/setup.ts"],
+      // Request logs are one JSON line each; show them only for failing tests.
+      silent: "passed-only",
+    },
+  };
+});
