@@ -1,10 +1,14 @@
 import type { D1Migration } from "cloudflare:test";
 
-// Test-only binding added in test/vitest.config.ts.
 declare global {
   namespace Cloudflare {
+    // Test-only binding added in test/vitest.config.ts.
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+    }
+    // Types `exports.default` from "cloudflare:workers" as our worker.
+    interface GlobalProps {
+      mainModule: typeof import("../src/index");
     }
   }
 }

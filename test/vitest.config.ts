@@ -7,6 +7,7 @@ const root = path.resolve(import.meta.dirname, "..");
 
 export default defineConfig(async () => {
   // Tests sign with their own throwaway key; .dev.vars is never read.
+  process.env.WRANGLER_SEND_METRICS ??= "false";
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = { JWT_PRIVATE_KEY: JSON.stringify(jwk), PASSWORD_PEPPER: "test-pepper-0123456789abcdef" };

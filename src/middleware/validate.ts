@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { ApiError } from "../errors";
 
 /** First message per field, keyed by its dotted path ("_" for the body itself). */
-function fieldErrors(error: z.ZodError): Record<string, string> {
+function fieldErrors(error: { issues: readonly z.core.$ZodIssue[] }): Record<string, string> {
   const fields: Record<string, string> = {};
   for (const issue of error.issues) {
     const key = issue.path.length ? issue.path.join(".") : "_";
@@ -19,6 +19,6 @@ function fieldErrors(error: z.ZodError): Record<string, string> {
  */
 export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
   return zValidator(target, schema, (result) => {
-    if (!result.success) throw new ApiError("validation_failed", undefined, fieldErrors(result.error as z.ZodError));
+    if (!result.success) throw new ApiError("validation_failed", undefined, fieldErrors(result.error));
   });
 }

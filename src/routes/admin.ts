@@ -22,9 +22,10 @@ function decodeCursor(text: string): UserCursor {
   throw new ApiError("validation_failed", undefined, { cursor: "is not a valid cursor" });
 }
 
+const adminOnly = [requireAuth(), requireRole("admin")] as const;
+
 export const admin = new Hono<AppEnv>()
-  .use("/admin/*", requireAuth(), requireRole("admin"))
-  .get("/admin/users", validate("query", listUsersQuerySchema), async (c) => {
+  .get("/admin/users", ...adminOnly, validate("query", listUsersQuerySchema), async (c) => {
     const { cursor, limit } = c.req.valid("query");
     // One extra row tells whether there is a next page.
     const rows = await listUsers(deps(c.env).db, limit + 1, cursor ? decodeCursor(cursor) : undefined);

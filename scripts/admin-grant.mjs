@@ -1,0 +1,33 @@
+// Grants the admin role: npm run admin:grant -- <username> [--remote]
+// Runs against the local D1 database unless --remote is given (then the deployed one).
+import { execFileSync } from "node:child_process";
+
+const args = process.argv.slice(2);
+const remote = args.includes("--remote");
+const username = args.find((a) => !a.startsWith("--"));
+if (!username || !/^[A-Za-z0-9_]{3,32}$/.test(username)) {
+  console.error("usage: npm run admin:grant -- <username> [--remote]");
+  process.exit(2);
+}
+
+function d1(sql) {
+  const out = execFileSync("wrangler", ["d1", "execute", "DB", remote ? "--remote" : "--local", "--json", "--command", sql], {
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return JSON.parse(out)[0].results;
+}
+
+// The username matched the strict pattern above, so it is safe inside the SQL literal.
+const name = username.toLowerCase();
+d1(
+  `UPDATE users SET roles = json_insert(roles, '$[#]', 'admin'), updated_at = ${Date.now()} ` +
+    `WHERE lower(username) = '${name}' AND NOT EXISTS (SELECT 1 FROM json_each(users.roles) WHERE value = 'admin')`,
+);
+const [user] = d1(`SELECT username, roles FROM users WHERE lower(username) = '${name}'`);
+if (!user) {
+  console.error(`No user named ${username}${remote ? " in the remote database" : " in the local database"}.`);
+  process.exit(1);
+}
+console.log(`${user.username} now has roles ${user.roles}. New tokens (next login or refresh) carry the role.`);

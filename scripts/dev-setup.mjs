@@ -1,0 +1,27 @@
+// First-run setup for `npm run dev`, safe to run every time:
+// 1. writes a dev signing key and pepper into .dev.vars (gitignored) unless already there;
+// 2. applies pending migrations to the local D1 database.
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { newPepper, newSigningJwk } from "./keys.mjs";
+
+const file = new URL("../.dev.vars", import.meta.url);
+const current = existsSync(file) ? readFileSync(file, "utf8") : "";
+const has = (name) => new RegExp(`^${name}\\s*=`, "m").test(current);
+
+const lines = [];
+if (!has("JWT_PRIVATE_KEY")) lines.push(`JWT_PRIVATE_KEY='${JSON.stringify(await newSigningJwk())}'`);
+if (!has("PASSWORD_PEPPER")) lines.push(`PASSWORD_PEPPER='${newPepper()}'`);
+if (lines.length) {
+  const prefix = current && !current.endsWith("\n") ? "\n" : "";
+  appendFileSync(file, `${prefix}# Local development secrets, written by scripts/dev-setup.mjs. Never commit.\n${lines.join("\n")}\n`);
+  console.log(`dev-setup: wrote ${lines.map((l) => l.split("=")[0]).join(", ")} to .dev.vars`);
+}
+
+// CI=true makes wrangler take "yes" for its confirmation prompt instead of waiting at a terminal.
+const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], {
+  stdio: "inherit",
+  shell: process.platform === "win32",
+  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+});
+if (migrate.status !== 0) process.exit(migrate.status ?? 1);

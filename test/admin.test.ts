@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { PASSWORD, call, expectError, makeAdmin, registerUser } from "./helpers";
+
+/** An admin token: roles are read from D1 when a session starts, so log in after the grant. */
+async function adminToken() {
+  const reg = await registerUser();
+  await makeAdmin(reg.user.id);
+  const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } });
+  expect(res.body.user.roles).toContain("admin");
+  return res.body.access_token as string;
+}
+
+describe("GET /admin/users", () => {
+  it("answers 401 without a token and 403 forbidden for a plain user", async () => {
+    expectError(await call("GET", "/admin/users"), 401, "invalid_token");
+    const user = await registerUser();
+    expectError(await call("GET", "/admin/users", { token: user.access_token }), 403, "forbidden");
+  });
+
+  it("walks every user exactly once, newest first, with an opaque cursor", async () => {
+    const token = await adminToken();
+    for (let i = 0; i < 5; i++) await registerUser();
+    const all = await call("GET", "/admin/users?limit=100", { token });
+    expect(all.status).toBe(200);
+    expect(all.body.next_cursor).toBeNull();
+    const total = all.body.users.length;
+    expect(total).toBeGreaterThanOrEqual(6);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: any = await call("GET", `/admin/users?limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.users.length).toBeLessThanOrEqual(2);
+      seen.push(...res.body.users.map((u: { id: string }) => u.id));
+      cursor = res.body.next_cursor;
+      pages++;
+    } while (cursor && pages < 50);
+    expect(seen).toEqual(all.body.users.map((u: { id: string }) => u.id));
+    const created = all.body.users.map((u: { created_at: string }) => u.created_at);
+    expect([...created].sort().reverse()).toEqual(created);
+    expect(all.text).not.toMatch(/hash|pbkdf2/i);
+  });
+
+  it("answers 400 validation_failed for a bad cursor or limit", async () => {
+    const token = await adminToken();
+    for (const q of ["cursor=garbage", "cursor=WzEsMl0", "limit=0", "limit=101", "limit=abc"]) {
+      const res = await call("GET", `/admin/users?${q}`, { token });
+      expectError(res, 400, "validation_failed");
+    }
+  });
+});

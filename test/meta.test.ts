@@ -1,0 +1,71 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import app from "../src/index";
+import { call, expectError } from "./helpers";
+
+describe("service routes", () => {
+  it("GET / names the service and points at the docs", async () => {
+    const res = await call("GET", "/");
+    expect(res.status).toBe(200);
+    expect(res.body.message).toMatch(/edge-auth-api.*README/);
+  });
+
+  it("GET /health touches D1 and KV and answers ok", async () => {
+    const res = await call("GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: "ok" });
+  });
+
+  it("GET /health answers 503 in the error shape when D1 is unreachable", async () => {
+    const brokenDb = { prepare: () => ({ first: () => Promise.reject(new Error("D1 down")) }) };
+    const res = await app.fetch(new Request("http://localhost/health"), { ...env, DB: brokenDb as unknown as D1Database });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: "service_unavailable" });
+  });
+
+  it("GET /.well-known/jwks.json publishes the public key, cacheable", async () => {
+    const res = await call("GET", "/.well-known/jwks.json");
+    expect(res.status).toBe(200);
+    expect(res.body.keys[0]).toMatchObject({ kid: "test-key-1", alg: "ES256", use: "sig", kty: "EC" });
+    expect(res.text).not.toContain('"d"');
+    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+  });
+});
+
+describe("errors", () => {
+  it("answers 404 not_found in the error shape for an unknown path", async () => {
+    expectError(await call("GET", "/nope"), 404, "not_found");
+    expectError(await call("POST", "/admin/nothing"), 404, "not_found");
+  });
+
+  it("answers 405 method_not_allowed with Allow for a known path and another method", async () => {
+    const res = await call("GET", "/login");
+    expectError(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")).toContain("POST");
+    const del = await call("DELETE", "/me");
+    expectError(del, 405, "method_not_allowed");
+    expect(del.headers.get("allow")).toContain("GET");
+  });
+
+  it("answers 500 internal_error without a stack and logs the config problem when a secret is missing", async () => {
+    const res = await app.fetch(
+      new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "someone", password: "x1234567" }) }),
+      { ...env, JWT_PRIVATE_KEY: "" },
+    );
+    expect(res.status).toBe(500);
+    const body = await res.json<{ error: string; message: string }>();
+    expect(body.error).toBe("internal_error");
+    expect(JSON.stringify(body)).not.toMatch(/JWT_PRIVATE_KEY|at .*\.ts/);
+  });
+
+  it("sets security headers and no X-Powered-By on every answer", async () => {
+    for (const res of [await call("GET", "/"), await call("GET", "/nope"), await call("POST", "/login", { body: {} })]) {
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+      expect(res.headers.get("strict-transport-security")).toMatch(/max-age=\d+/);
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+      expect(res.headers.get("x-powered-by")).toBeNull();
+      expect(res.headers.get("x-request-id")).toMatch(/.+/);
+    }
+  });
+});
