@@ -27,6 +27,10 @@ const ConfigSchema = z.object({
   ACCESS_TOKEN_TTL: seconds(900, 60, 86_400),
   REFRESH_TOKEN_TTL: seconds(2_592_000, 3_600, 31_536_000),
   CORS_ORIGINS: origins,
+  // A rotated refresh token presented again within this many seconds is a racing tab, not theft.
+  REFRESH_REUSE_GRACE: seconds(10, 0, 60),
+  // SameSite of the refresh cookie; "None" only for an API on another site than the app.
+  COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.
   PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
   JWT_PRIVATE_KEY: z.string().min(1, "is required"),

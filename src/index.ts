@@ -1,8 +1,9 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppEnv } from "./config";
+import { getConfig, type AppEnv } from "./config";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { requestLog } from "./middleware/request-log";
 import { account } from "./routes/account";
@@ -22,6 +23,18 @@ app.use(
   secureHeaders({
     contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
     strictTransportSecurity: "max-age=31536000; includeSubDomains",
+  }),
+);
+// Browser apps on other origins: only CORS_ORIGINS, echoed exactly (never "*"), with credentials
+// so cookie mode works. Hono adds Vary: Origin.
+app.use(
+  cors({
+    origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
+    credentials: true,
+    allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+    allowHeaders: ["Content-Type", "Authorization"],
+    exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
+    maxAge: 600,
   }),
 );
 app.use(async function noStore(c, next) {

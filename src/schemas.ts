@@ -22,16 +22,35 @@ export const passwordSchema = z
   .refine((s) => /\p{L}/u.test(s), "must contain a letter")
   .refine((s) => /\p{Nd}/u.test(s), "must contain a digit");
 
+// Cookie mode (browser SPAs): the refresh token is set as an HttpOnly cookie instead of returned in JSON.
+const useCookie = z.boolean({ error: "must be true or false" }).optional();
+
 export const registerSchema = z.object({
   username: usernameSchema,
   email: emailSchema.optional(),
   password: passwordSchema,
+  use_cookie: useCookie,
 });
 
 // Login bounds lengths but applies no policy: an old password that predates a policy must still work.
 export const loginSchema = z.object({
   username: z.string({ error: "is required" }).min(1, "is required").max(254, "at most 254 characters").refine(noControlChars, "must not contain control characters"),
   password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
+  use_cookie: useCookie,
+});
+
+// Absent (or an empty body) means: use the refresh cookie.
+export const refreshSchema = z.object({
+  refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(200, "is not a refresh token").optional(),
+});
+
+export const passwordChangeSchema = z.object({
+  current_password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
+  new_password: passwordSchema,
+});
+
+export const sessionIdSchema = z.object({
+  id: z.string().max(64, "is not a session id"),
 });
 
 export const listUsersQuerySchema = z.object({

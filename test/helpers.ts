@@ -12,6 +12,7 @@ export interface CallOptions {
   body?: unknown; // objects are sent as JSON; strings as they are
   token?: string;
   headers?: Record<string, string>;
+  base?: string; // defaults to http://localhost
 }
 
 /** Calls the worker's own fetch, as a client would. */
@@ -23,7 +24,7 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
   if (opts.token) headers.set("authorization", `Bearer ${opts.token}`);
-  const res = await exports.default.fetch(new Request(`http://localhost${path}`, { method, headers, body }));
+  const res = await exports.default.fetch(new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body }));
   const text = await res.text();
   let parsed: unknown = undefined;
   try {
@@ -70,3 +71,20 @@ export function decodeJwtPart(token: string, part: 0 | 1): Record<string, unknow
   const segment = token.split(".")[part]!;
   return JSON.parse(atob(segment.replace(/-/g, "+").replace(/_/g, "/")));
 }
+
+export const login = (username: string, password = PASSWORD) => call("POST", "/login", { body: { username, password } });
+
+export const refreshWith = (refresh_token: string) => call("POST", "/refresh", { body: { refresh_token } });
+
+/** KV revocation entries with their absolute expiry (Unix seconds), as KV list reports them. */
+export async function revokedEntries(prefix: "jti:" | "sid:") {
+  const { keys } = await env.REVOKED.list({ prefix });
+  return new Map(keys.map((k) => [k.name.slice(prefix.length), k.expiration]));
+}
+
+/** Moves a session's rotation history into the past, beyond the reuse grace window. */
+export async function ageRotations(seconds: number) {
+  await env.DB.prepare("UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - ?").bind(seconds * 1000).run();
+}
+
+export const sidOf = (accessToken: string) => decodeJwtPart(accessToken, 1).sid as string;

@@ -1,12 +1,14 @@
 import type { Config } from "../config";
 import { uniqueViolation, type Db } from "../db/client";
-import { insertSession } from "../db/sessions";
+import { findRotated, insertSession, listLiveSessions, revokeSession, revokeUserSessions, rotateRefreshToken } from "../db/sessions";
 import type { User } from "../db/schema";
-import { findTaken, findUserByLogin, insertUser, updatePasswordHash } from "../db/users";
+import { findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash } from "../db/users";
 import { sha256Base64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
+import { log } from "../log";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
-import { signAccessToken } from "./tokens";
+import { revokeSessions, revokeToken } from "./revocations";
+import { signAccessToken, type AccessClaims } from "./tokens";
 
 /**
  * The account flows over the db, password and token modules. Knows nothing of HTTP:
@@ -15,7 +17,14 @@ import { signAccessToken } from "./tokens";
 
 export interface Deps {
   db: Db;
+  kv: KVNamespace;
   config: Config;
+  requestId?: string;
+}
+
+/** A security event: one JSON log line with the request id. Ids only, never secrets. */
+function event(deps: Deps, name: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") {
+  log(name, { request_id: deps.requestId, ...fields }, level);
 }
 
 export interface PublicUser {
@@ -53,6 +62,9 @@ export function newRefreshToken(): string {
 
 export const hashRefreshToken = sha256Base64Url;
 
+// What newRefreshToken() makes; anything else is not worth a D1 query.
+const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+
 /** Builds a session row for a user plus the token pair that goes with it. */
 async function openSession({ config }: Deps, user: User, userAgent: string | undefined, now: Date) {
   const refreshToken = newRefreshToken();
@@ -68,6 +80,11 @@ async function openSession({ config }: Deps, user: User, userAgent: string | und
   const access = await signAccessToken(config, { userId: user.id, username: user.username, roles: user.roles, sessionId: row.id });
   const tokens: TokenPair = { access_token: access.token, refresh_token: refreshToken, token_type: "Bearer", expires_in: access.expiresIn };
   return { row, tokens };
+}
+
+/** What register, login and refresh return: the token pair and when the session (and its cookie) ends. */
+export interface Issued extends TokenPair {
+  session_expires_at: Date;
 }
 
 export interface RegisterInput {
@@ -104,7 +121,8 @@ export async function register(deps: Deps, input: RegisterInput, userAgent?: str
     if (index?.includes("email")) throw new ApiError("email_taken");
     throw err;
   }
-  return { user: toPublicUser(user), ...session.tokens };
+  event(deps, "register", { user_id: user.id, session_id: session.row.id });
+  return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
 }
 
 export interface LoginInput {
@@ -118,7 +136,10 @@ export async function login(deps: Deps, input: LoginInput, userAgent?: string) {
   const user = await findUserByLogin(db, input.username);
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
-  if (!user || !ok) throw new ApiError("invalid_credentials");
+  if (!user || !ok) {
+    event(deps, "login_failed", { user_id: user?.id ?? null }, "warn");
+    throw new ApiError("invalid_credentials");
+  }
 
   const now = new Date();
   const session = await openSession(deps, user, userAgent, now);
@@ -128,5 +149,114 @@ export async function login(deps: Deps, input: LoginInput, userAgent?: string) {
   } else {
     await insertSession(db, session.row);
   }
-  return { user: toPublicUser(user), ...session.tokens };
+  event(deps, "login_succeeded", { user_id: user.id, session_id: session.row.id });
+  return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
+}
+
+const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token is invalid, expired or already used");
+
+/**
+ * Single-use rotation. A token that was already rotated is theft (RFC 9700 section 4.14.2):
+ * the whole session dies, unless it comes back within REFRESH_REUSE_GRACE seconds, which is a
+ * second tab racing the first; that request is refused but the session lives on.
+ */
+export async function refresh(deps: Deps, refreshToken: string) {
+  const { db, kv, config } = deps;
+  if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
+  const now = new Date();
+  const oldHash = await hashRefreshToken(refreshToken);
+  const nextToken = newRefreshToken();
+  const rotated = await rotateRefreshToken(db, oldHash, await hashRefreshToken(nextToken), now);
+
+  if (!rotated) {
+    const used = await findRotated(db, oldHash);
+    if (used && now.getTime() - used.rotatedAt.getTime() > config.REFRESH_REUSE_GRACE * 1000) {
+      const revoked = await revokeSession(db, { id: used.sessionId }, now);
+      await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
+      event(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: revoked[0]?.userId ?? null }, "warn");
+    } else if (used) {
+      event(deps, "refresh_race", { session_id: used.sessionId });
+    }
+    throw deadRefreshToken();
+  }
+
+  const { session, user } = rotated;
+  const access = await signAccessToken(config, { userId: user.id, username: user.username, roles: user.roles, sessionId: session.id });
+  return {
+    access_token: access.token,
+    refresh_token: nextToken,
+    token_type: "Bearer" as const,
+    expires_in: access.expiresIn,
+    session_expires_at: session.expiresAt,
+  };
+}
+
+/** Kills this access token (its jti, in KV) and its session (D1, and its sid in KV). */
+export async function logout(deps: Deps, claims: AccessClaims) {
+  const revoked = await revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date());
+  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
+  event(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
+}
+
+/** Logout by refresh token alone (cookie mode, when the access token is gone or expired). */
+export async function logoutByRefreshToken(deps: Deps, refreshToken: string) {
+  if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
+  const revoked = await revokeSession(deps.db, { refreshTokenHash: await hashRefreshToken(refreshToken) }, new Date());
+  if (!revoked[0]) throw deadRefreshToken();
+  await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
+  event(deps, "logout", { user_id: revoked[0].userId, session_id: revoked[0].id });
+}
+
+/** Every session of the user dies, and with each its access tokens (one sid key per session). */
+export async function logoutAll(deps: Deps, claims: AccessClaims) {
+  const revoked = await revokeUserSessions(deps.db, claims.sub, new Date());
+  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
+  event(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
+  return revoked.length;
+}
+
+export interface PasswordChange {
+  current_password: string;
+  new_password: string;
+}
+
+/** Checks the current password, stores the new hash and kills every other session of the user. */
+export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange) {
+  const { db, kv, config } = deps;
+  const options = passwordOptions(config);
+  const user = await findUserById(db, claims.sub);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
+    event(deps, "password_change_failed", { user_id: user.id }, "warn");
+    throw new ApiError("invalid_credentials", "The current password is wrong");
+  }
+  if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
+    throw new ApiError("validation_failed", undefined, { new_password: "must differ from the current password" });
+  }
+  const now = new Date();
+  const newHash = await hashPassword(input.new_password, options);
+  const [, revoked] = await db.batch([updatePasswordHash(db, user.id, newHash, now), revokeUserSessions(db, user.id, now, claims.sid)]);
+  await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
+  event(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
+  return revoked.length;
+}
+
+export async function listSessions(deps: Deps, claims: AccessClaims) {
+  const rows = await listLiveSessions(deps.db, claims.sub, new Date());
+  return rows.map((s) => ({
+    id: s.id,
+    created_at: s.createdAt.toISOString(),
+    last_used_at: s.lastUsedAt.toISOString(),
+    expires_at: s.expiresAt.toISOString(),
+    user_agent: s.userAgent,
+    current: s.id === claims.sid,
+  }));
+}
+
+/** Revokes one of the caller's own sessions; another user's id or an unknown one is not_found. */
+export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string) {
+  const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub }, new Date());
+  if (!revoked[0]) throw new ApiError("not_found", "No such live session");
+  await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
+  event(deps, "session_revoked", { user_id: claims.sub, session_id: sessionId });
 }

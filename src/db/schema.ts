@@ -35,7 +35,27 @@ export const sessions = sqliteTable(
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
   },
-  (t) => [uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash), index("sessions_user_id_idx").on(t.userId)],
+  (t) => [
+    uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),
+    index("sessions_user_id_idx").on(t.userId),
+    index("sessions_expires_at_idx").on(t.expiresAt),
+  ],
+);
+
+/**
+ * Hashes of refresh tokens that were already rotated. A hash found here (and not as a session's
+ * current hash) is a replayed token: the theft signal. Rows go with their session (cascade).
+ */
+export const rotatedRefreshTokens = sqliteTable(
+  "rotated_refresh_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    sessionId: text("session_id")
+      .notNull()
+      .references(() => sessions.id, { onDelete: "cascade" }),
+    rotatedAt: integer("rotated_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [index("rotated_refresh_tokens_session_id_idx").on(t.sessionId)],
 );
 
 export type User = typeof users.$inferSelect;

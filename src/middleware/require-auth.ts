@@ -1,5 +1,6 @@
 import { bearerAuth } from "hono/bearer-auth";
 import { createMiddleware } from "hono/factory";
+import { isRevoked } from "../auth/revocations";
 import { verifyAccessToken } from "../auth/tokens";
 import { getConfig, type AppEnv } from "../config";
 import { ApiError, errorBody } from "../errors";
@@ -12,7 +13,7 @@ const challenge = (error?: string, description?: string) =>
 
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
- * Verifies the JWT locally: no D1 on this path. Sets c.var.auth.
+ * Verifies the JWT locally, then one KV bulk read for revocation: no D1 on this path. Sets c.var.auth.
  */
 export function requireAuth() {
   return bearerAuth<AppEnv>({
@@ -32,7 +33,7 @@ export function requireAuth() {
     verifyToken: async (token, c) => {
       if (token.length > MAX_TOKEN_LENGTH) return false;
       const claims = await verifyAccessToken(getConfig(c.env), token);
-      if (!claims) return false;
+      if (!claims || (await isRevoked(c.env.REVOKED, claims))) return false;
       c.set("auth", claims);
       return true;
     },

@@ -1,10 +1,13 @@
 import { Hono } from "hono";
-import { toPublicUser } from "../auth/sessions";
+import { changePassword, listSessions, revokeOwnSession, toPublicUser } from "../auth/sessions";
 import type { AppEnv } from "../config";
 import { findUserById } from "../db/users";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
+import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
+import { validate } from "../middleware/validate";
+import { passwordChangeSchema, sessionIdSchema } from "../schemas";
 
 const authed = requireAuth();
 
@@ -15,8 +18,19 @@ export const account = new Hono<AppEnv>()
     return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username });
   })
   .get("/me", authed, async (c) => {
-    const user = await findUserById(deps(c.env).db, c.get("auth").sub);
+    const user = await findUserById(deps(c).db, c.get("auth").sub);
     // A valid token for a deleted user is as good as an invalid token.
     if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
     return c.json({ user: toPublicUser(user) });
+  })
+  .post("/password", authed, jsonOnly, validate("json", passwordChangeSchema), async (c) => {
+    const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
+    return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked });
+  })
+  .get("/sessions", authed, async (c) => {
+    return c.json({ sessions: await listSessions(deps(c), c.get("auth")) });
+  })
+  .delete("/sessions/:id", authed, validate("param", sessionIdSchema), async (c) => {
+    await revokeOwnSession(deps(c), c.get("auth"), c.req.valid("param").id);
+    return c.json({ message: "Session revoked" });
   });

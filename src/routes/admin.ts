@@ -28,7 +28,7 @@ export const admin = new Hono<AppEnv>()
   .get("/admin/users", ...adminOnly, validate("query", listUsersQuerySchema), async (c) => {
     const { cursor, limit } = c.req.valid("query");
     // One extra row tells whether there is a next page.
-    const rows = await listUsers(deps(c.env).db, limit + 1, cursor ? decodeCursor(cursor) : undefined);
+    const rows = await listUsers(deps(c).db, limit + 1, cursor ? decodeCursor(cursor) : undefined);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     const next_cursor = rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt.getTime(), id: last.id }) : null;
