@@ -4,6 +4,7 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { getConfig, type AppEnv } from "./config";
+import { purgeDeadSessions } from "./cron";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { requestLog } from "./middleware/request-log";
 import { account } from "./routes/account";
@@ -52,4 +53,9 @@ app.route("/", admin);
 app.onError(onError);
 app.notFound(notFoundHandler(app.routes));
 
-export default app;
+export default {
+  fetch: app.fetch,
+  scheduled(_controller, env, ctx) {
+    ctx.waitUntil(purgeDeadSessions(env));
+  },
+} satisfies ExportedHandler<Env>;

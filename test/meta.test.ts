@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import app from "../src/index";
+import worker from "../src/index";
 import { call, expectError } from "./helpers";
 
 describe("service routes", () => {
@@ -18,7 +18,7 @@ describe("service routes", () => {
 
   it("GET /health answers 503 in the error shape when D1 is unreachable", async () => {
     const brokenDb = { prepare: () => ({ first: () => Promise.reject(new Error("D1 down")) }) };
-    const res = await app.fetch(new Request("http://localhost/health"), { ...env, DB: brokenDb as unknown as D1Database });
+    const res = await worker.fetch(new Request("http://localhost/health"), { ...env, DB: brokenDb as unknown as D1Database });
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: "service_unavailable" });
   });
@@ -48,7 +48,7 @@ describe("errors", () => {
   });
 
   it("answers 500 internal_error without a stack and logs the config problem when a secret is missing", async () => {
-    const res = await app.fetch(
+    const res = await worker.fetch(
       new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "someone", password: "x1234567" }) }),
       { ...env, JWT_PRIVATE_KEY: "" },
     );

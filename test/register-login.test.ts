@@ -1,7 +1,9 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashPassword } from "../src/auth/passwords";
 import { PASSWORD, call, decodeJwtPart, expectError, registerUser, uniqueName } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("POST /register", () => {
   it("creates a user and a session, answers 201 with both tokens and no secret", async () => {
@@ -110,6 +112,19 @@ describe("POST /login", () => {
     expectError(wrong, 401, "invalid_credentials");
     expect(unknown.status).toBe(wrong.status);
     expect(unknown.text).toBe(wrong.text);
+  });
+
+  it("spends one PBKDF2 derivation for an unknown user, as for a wrong password (no timing oracle)", async () => {
+    const reg = await registerUser();
+    const derive = vi.spyOn(crypto.subtle, "deriveBits");
+    await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" } });
+    expect(derive).toHaveBeenCalledTimes(1);
+    derive.mockClear();
+    await call("POST", "/login", { body: { username: uniqueName("ghost"), password: "wrong password 1" } });
+    await call("POST", "/login", { body: { username: "ghost@example.com", password: "wrong password 1" } });
+    expect(derive).toHaveBeenCalledTimes(2);
+    const [[algorithm]] = derive.mock.calls as unknown as [[{ iterations: number }]];
+    expect(algorithm.iterations).toBe(100_000);
   });
 
   it("answers 400 validation_failed for missing or oversized fields", async () => {

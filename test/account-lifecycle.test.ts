@@ -1,0 +1,94 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { PASSWORD, call, expectError, login, refreshWith, registerUser, sidOf } from "./helpers";
+
+const NEW_PASSWORD = "brand new secret 7";
+
+describe("POST /password", () => {
+  it("changes the password, rehashes, and kills every other session but keeps this one", async () => {
+    const reg = await registerUser();
+    const other = await login(reg.input.username);
+    const before = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(reg.user.id).first<{ password_hash: string }>();
+
+    const res = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.sessions_revoked).toBe(1);
+
+    expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
+    expectError(await refreshWith(other.body.refresh_token), 401, "invalid_token");
+    expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
+    expect((await refreshWith(reg.refresh_token)).status).toBe(200);
+
+    expectError(await login(reg.input.username, PASSWORD), 401, "invalid_credentials");
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
+    const after = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(reg.user.id).first<{ password_hash: string }>();
+    expect(after!.password_hash).not.toBe(before!.password_hash);
+  });
+
+  it("answers 401 invalid_credentials for a wrong current password and changes nothing", async () => {
+    const reg = await registerUser();
+    const other = await login(reg.input.username);
+    const res = await call("POST", "/password", { token: reg.access_token, body: { current_password: "wrong password 1", new_password: NEW_PASSWORD } });
+    expectError(res, 401, "invalid_credentials");
+    expect((await call("GET", "/protected", { token: other.body.access_token })).status).toBe(200);
+    expect((await login(reg.input.username, PASSWORD)).status).toBe(200);
+  });
+
+  it("applies the password policy to the new password, and refuses the same password", async () => {
+    const reg = await registerUser();
+    const weak = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: "short" } });
+    expectError(weak, 400, "validation_failed");
+    expect(weak.body.fields).toHaveProperty("new_password");
+    const same = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: PASSWORD } });
+    expectError(same, 400, "validation_failed");
+    expect(same.body.fields).toHaveProperty("new_password");
+    expectError(await call("POST", "/password", { token: reg.access_token, body: { new_password: NEW_PASSWORD } }), 400, "validation_failed");
+  });
+
+  it("answers 401 without a token", async () => {
+    expectError(await call("POST", "/password", { body: { current_password: PASSWORD, new_password: NEW_PASSWORD } }), 401, "invalid_token");
+  });
+});
+
+describe("GET /sessions and DELETE /sessions/:id", () => {
+  it("lists the caller's live sessions with the current one marked", async () => {
+    const reg = await registerUser();
+    const other = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, headers: { "user-agent": "PhoneBrowser/1.0" } });
+    const gone = await login(reg.input.username);
+    await call("POST", "/logout", { token: gone.body.access_token });
+
+    const res = await call("GET", "/sessions", { token: reg.access_token });
+    expect(res.status).toBe(200);
+    const byId = new Map(res.body.sessions.map((s: any) => [s.id, s]));
+    expect(byId.size).toBe(2);
+    expect(byId.get(sidOf(reg.access_token))).toMatchObject({ current: true, created_at: expect.any(String), last_used_at: expect.any(String) });
+    expect(byId.get(sidOf(other.body.access_token))).toMatchObject({ current: false, user_agent: "PhoneBrowser/1.0" });
+    expect(byId.has(sidOf(gone.body.access_token))).toBe(false);
+    expect(res.text).not.toMatch(/hash/i);
+  });
+
+  it("revokes one of the caller's sessions: its access and refresh tokens die", async () => {
+    const reg = await registerUser();
+    const other = await login(reg.input.username);
+    const res = await call("DELETE", `/sessions/${sidOf(other.body.access_token)}`, { token: reg.access_token });
+    expect(res.status, res.text).toBe(200);
+    expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
+    expectError(await refreshWith(other.body.refresh_token), 401, "invalid_token");
+    expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
+    // Revoking it again: it is no longer a live session.
+    expectError(await call("DELETE", `/sessions/${sidOf(other.body.access_token)}`, { token: reg.access_token }), 404, "not_found");
+  });
+
+  it("answers 404 for another user's session or an unknown id, and leaves it alone", async () => {
+    const me = await registerUser();
+    const victim = await registerUser();
+    expectError(await call("DELETE", `/sessions/${sidOf(victim.access_token)}`, { token: me.access_token }), 404, "not_found");
+    expectError(await call("DELETE", "/sessions/no-such-session", { token: me.access_token }), 404, "not_found");
+    expect((await call("GET", "/protected", { token: victim.access_token })).status).toBe(200);
+  });
+
+  it("answers 401 without a token", async () => {
+    expectError(await call("GET", "/sessions"), 401, "invalid_token");
+    expectError(await call("DELETE", "/sessions/x"), 401, "invalid_token");
+  });
+});

@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import { PASSWORD, call, expectError, registerUser } from "./helpers";
+
+const APP = "http://localhost:5173"; // CORS_ORIGINS in wrangler.toml
+const EVIL = "https://evil.example";
+
+function refreshCookies(res: Response | { headers: Headers }) {
+  return res.headers.getSetCookie().filter((c) => c.startsWith("refresh_token="));
+}
+const cookieValue = (setCookie: string) => setCookie.split(";")[0]!.slice("refresh_token=".length);
+
+async function cookieLogin(origin = APP, base?: string) {
+  const reg = await registerUser();
+  const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD, use_cookie: true }, headers: { origin }, ...(base ? { base } : {}) });
+  return { reg, res };
+}
+
+describe("CORS", () => {
+  it("answers a preflight from an allowed origin with an exact echo, credentials and a cache time", async () => {
+    const res = await call("OPTIONS", "/login", { headers: { origin: APP, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+    expect(res.headers.get("access-control-allow-credentials")).toBe("true");
+    expect(res.headers.get("access-control-max-age")).toBe("600");
+    expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+    expect(res.headers.get("vary")).toMatch(/origin/i);
+  });
+
+  it("gives a foreign origin no CORS grant, on preflight or on a request", async () => {
+    const pre = await call("OPTIONS", "/login", { headers: { origin: EVIL, "access-control-request-method": "POST" } });
+    expect(pre.headers.get("access-control-allow-origin")).toBeNull();
+    const get = await call("GET", "/", { headers: { origin: EVIL } });
+    expect(get.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
+  it("never answers * to a credentialed origin", async () => {
+    const res = await call("GET", "/health", { headers: { origin: APP } });
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+    expect(res.headers.get("vary")).toMatch(/origin/i);
+  });
+});
+
+describe("cookie mode", () => {
+  it("sets the refresh token as an HttpOnly SameSite cookie on the refresh and logout paths, not in JSON", async () => {
+    const { res } = await cookieLogin();
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.refresh_token).toBeUndefined();
+    expect(res.body.access_token).toEqual(expect.any(String));
+    const cookies = refreshCookies(res);
+    expect(cookies.map((c) => /Path=([^;]+)/.exec(c)![1]).sort()).toEqual(["/logout", "/refresh"]);
+    for (const c of cookies) {
+      expect(c).toContain("HttpOnly");
+      expect(c).toContain("SameSite=Strict");
+      expect(c).toMatch(/Max-Age=\d+/);
+      expect(c).not.toContain("Secure"); // http://localhost: development
+      expect(cookieValue(c)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    }
+  });
+
+  it("marks the cookie Secure everywhere but http://localhost", async () => {
+    const { res } = await cookieLogin("https://auth.example.com", "https://auth.example.com");
+    for (const c of refreshCookies(res)) expect(c).toContain("Secure");
+  });
+
+  it("round-trips: refresh by cookie rotates the cookie and leaves it out of JSON; the old cookie is dead", async () => {
+    const { res } = await cookieLogin();
+    const first = cookieValue(refreshCookies(res)[0]!);
+    const refreshed = await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${first}` } });
+    expect(refreshed.status, refreshed.text).toBe(200);
+    expect(refreshed.body.refresh_token).toBeUndefined();
+    const second = cookieValue(refreshCookies(refreshed)[0]!);
+    expect(second).not.toBe(first);
+    expect((await call("GET", "/protected", { token: refreshed.body.access_token })).status).toBe(200);
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${first}` } }), 401, "invalid_token");
+  });
+
+  it("rejects a cookie refresh from a foreign origin or with no origin (CSRF), and the session survives", async () => {
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    expectError(await call("POST", "/refresh", { headers: { origin: EVIL, cookie: `refresh_token=${token}` } }), 403, "forbidden");
+    expectError(await call("POST", "/refresh", { headers: { cookie: `refresh_token=${token}` } }), 403, "forbidden");
+    expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } })).status).toBe(200);
+  });
+
+  it("refuses to start cookie mode for a foreign origin", async () => {
+    const { res } = await cookieLogin(EVIL);
+    expectError(res, 403, "forbidden");
+    expect(refreshCookies(res)).toEqual([]);
+  });
+
+  it("logs out by cookie alone (access token gone) and clears the cookie", async () => {
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    expectError(await call("POST", "/logout", { headers: { origin: EVIL, cookie: `refresh_token=${token}` } }), 403, "forbidden");
+    const out = await call("POST", "/logout", { headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    expect(out.status, out.text).toBe(200);
+    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
+  });
+
+  it("Bearer logout also clears the cookie when the browser sent it", async () => {
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    const out = await call("POST", "/logout", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    expect(out.status).toBe(200);
+    expect(refreshCookies(out).length).toBe(2);
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
+  });
+});

@@ -1,0 +1,109 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker from "../src/index";
+import { call, decodeJwtPart, expectError, login, refreshWith, registerUser, revokedEntries, sidOf } from "./helpers";
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+describe("POST /logout", () => {
+  it("kills this access token and this session's refresh token; other sessions live on", async () => {
+    const reg = await registerUser();
+    const other = await login(reg.input.username);
+    const res = await call("POST", "/logout", { token: reg.access_token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual({ message: expect.any(String) });
+
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    expect((await call("GET", "/protected", { token: other.body.access_token })).status).toBe(200);
+    expect((await refreshWith(other.body.refresh_token)).status).toBe(200);
+  });
+
+  it("also kills the session's earlier access tokens (the session id is revoked too)", async () => {
+    const reg = await registerUser();
+    const rotated = await refreshWith(reg.refresh_token);
+    await call("POST", "/logout", { token: rotated.body.access_token });
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+  });
+
+  it("writes KV entries that live at least 60 s and at most the token's remaining life + 60 s", async () => {
+    const reg = await registerUser();
+    const { jti, exp, sid } = decodeJwtPart(reg.access_token, 1) as { jti: string; exp: number; sid: string };
+    await call("POST", "/logout", { token: reg.access_token });
+    const remaining = exp - nowSeconds();
+    for (const [entries, key] of [[await revokedEntries("jti:"), jti], [await revokedEntries("sid:"), sid]] as const) {
+      const ttl = entries.get(key)! - nowSeconds();
+      expect(ttl).toBeGreaterThanOrEqual(59);
+      expect(ttl).toBeLessThanOrEqual(remaining + 60);
+    }
+  });
+
+  it("answers 401 without a token, or with a token already logged out", async () => {
+    expectError(await call("POST", "/logout"), 401, "invalid_token");
+    const reg = await registerUser();
+    await call("POST", "/logout", { token: reg.access_token });
+    expectError(await call("POST", "/logout", { token: reg.access_token }), 401, "invalid_token");
+  });
+});
+
+describe("POST /logout/all", () => {
+  it("kills every session of the user: their access and refresh tokens", async () => {
+    const reg = await registerUser();
+    const phone = await login(reg.input.username);
+    const laptop = await login(reg.input.username);
+    const stranger = await registerUser();
+    const res = await call("POST", "/logout/all", { token: phone.body.access_token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.sessions_revoked).toBe(3);
+
+    for (const s of [reg, phone.body, laptop.body]) {
+      expectError(await call("GET", "/protected", { token: s.access_token }), 401, "invalid_token");
+      expectError(await refreshWith(s.refresh_token), 401, "invalid_token");
+    }
+    expect((await call("GET", "/protected", { token: stranger.access_token })).status).toBe(200);
+    // A new login afterwards works at once.
+    const again = await login(reg.input.username);
+    expect((await call("GET", "/protected", { token: again.body.access_token })).status).toBe(200);
+  });
+
+  it("revokes session ids in KV, not token ids, each for at most the session's token life + 60 s", async () => {
+    const reg = await registerUser();
+    const other = await login(reg.input.username);
+    await call("POST", "/logout/all", { token: reg.access_token });
+    const sids = await revokedEntries("sid:");
+    for (const token of [reg.access_token, other.body.access_token]) {
+      const ttl = sids.get(sidOf(token))! - nowSeconds();
+      expect(ttl).toBeGreaterThanOrEqual(59);
+      expect(ttl).toBeLessThanOrEqual((decodeJwtPart(token, 1).exp as number) - nowSeconds() + 60);
+    }
+  });
+});
+
+describe("the token-verifying path", () => {
+  const protectedRequest = (token: string) => new Request("http://localhost/protected", { headers: { authorization: `Bearer ${token}` } });
+
+  it("never touches D1", async () => {
+    const reg = await registerUser();
+    const noD1 = new Proxy({}, { get: () => { throw new Error("D1 touched on the verify path"); } }) as D1Database;
+    const res = await worker.fetch(protectedRequest(reg.access_token), { ...env, DB: noD1 });
+    expect(res.status).toBe(200);
+  });
+
+  it("reads KV exactly once per request", async () => {
+    const reg = await registerUser();
+    let reads = 0;
+    const counting = new Proxy(env.REVOKED, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          if (prop === "get" || prop === "getWithMetadata" || prop === "list") reads++;
+          return value.apply(target, args);
+        };
+      },
+    });
+    const res = await worker.fetch(protectedRequest(reg.access_token), { ...env, REVOKED: counting });
+    expect(res.status).toBe(200);
+    expect(reads).toBe(1);
+  });
+});
