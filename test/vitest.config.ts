@@ -29,10 +29,11 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      include: ["test/**/*.test.ts"],
+      // `npm run bench` sets BENCH=1 to run the benchmark instead of the tests.
+      include: process.env.BENCH ? ["test/bench/*.bench.ts"] : ["test/**/*.test.ts"],
       setupFiles: ["test/setup.ts"],
       // Request logs are one JSON line each; show them only for failing tests.
-      silent: "passed-only",
+      silent: process.env.BENCH ? false : "passed-only",
     },
   };
 });
