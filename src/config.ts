@@ -29,6 +29,10 @@ const ConfigSchema = z.object({
   CORS_ORIGINS: origins,
   // A rotated refresh token presented again within this many seconds is a racing tab, not theft.
   REFRESH_REUSE_GRACE: seconds(10, 0, 60),
+  // Account lock after repeated failed logins: threshold, first lock, longest lock (seconds).
+  LOGIN_LOCK_THRESHOLD: z.coerce.number().int().min(3).max(100).default(5),
+  LOGIN_LOCK_BASE: seconds(30, 1, 3_600),
+  LOGIN_LOCK_MAX: seconds(900, 1, 86_400),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.

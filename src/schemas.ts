@@ -57,3 +57,9 @@ export const listUsersQuerySchema = z.object({
   cursor: z.string().max(200, "is not a valid cursor").optional(),
   limit: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(20),
 });
+
+export const listAuditQuerySchema = z.object({
+  user_id: z.string().max(64, "is not a user id").optional(),
+  cursor: z.string().max(200, "is not a valid cursor").optional(),
+  limit: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(50),
+});

@@ -24,6 +24,8 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
     if (!headers.has("content-type")) headers.set("content-type", "application/json");
   }
   if (opts.token) headers.set("authorization", `Bearer ${opts.token}`);
+  // Each call looks like a new client to the per-IP rate limits, unless a test pins an address.
+  if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomIp());
   const res = await exports.default.fetch(new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body }));
   const text = await res.text();
   let parsed: unknown = undefined;
@@ -34,6 +36,8 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   }
   return { status: res.status, headers: res.headers, body: parsed as T, text };
 }
+
+export const randomIp = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 256)).join(".")}`;
 
 let counter = 0;
 /** A username no other test in this file uses. */

@@ -1,11 +1,12 @@
+import type { BatchItem } from "drizzle-orm/batch";
+import { audit, type AuditContext } from "../audit";
 import type { Config } from "../config";
 import { uniqueViolation, type Db } from "../db/client";
 import { findRotated, insertSession, listLiveSessions, revokeSession, revokeUserSessions, rotateRefreshToken } from "../db/sessions";
 import type { User } from "../db/schema";
-import { findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash } from "../db/users";
+import { clearFailedLogins, findTaken, findUserById, findUserByLogin, insertUser, recordFailedLogin, updatePasswordHash, type LockPolicy } from "../db/users";
 import { sha256Base64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
-import { log } from "../log";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { revokeSessions, revokeToken } from "./revocations";
 import { signAccessToken, type AccessClaims } from "./tokens";
@@ -15,16 +16,10 @@ import { signAccessToken, type AccessClaims } from "./tokens";
  * failures are ApiErrors with contract codes, rendered by errors.ts.
  */
 
-export interface Deps {
+export interface Deps extends AuditContext {
   db: Db;
   kv: KVNamespace;
   config: Config;
-  requestId?: string;
-}
-
-/** A security event: one JSON log line with the request id. Ids only, never secrets. */
-function event(deps: Deps, name: string, fields: Record<string, unknown>, level: "info" | "warn" = "info") {
-  log(name, { request_id: deps.requestId, ...fields }, level);
 }
 
 export interface PublicUser {
@@ -108,6 +103,9 @@ export async function register(deps: Deps, input: RegisterInput, userAgent?: str
     email: email ?? null,
     passwordHash: await hashPassword(input.password, passwordOptions(config)),
     roles: ["user"], // never from the client
+    failedLogins: 0,
+    lastFailedLoginAt: null,
+    lockedUntil: null,
     createdAt: now,
     updatedAt: now,
   };
@@ -121,8 +119,21 @@ export async function register(deps: Deps, input: RegisterInput, userAgent?: str
     if (index?.includes("email")) throw new ApiError("email_taken");
     throw err;
   }
-  event(deps, "register", { user_id: user.id, session_id: session.row.id });
+  await audit(deps, "register", { user_id: user.id, session_id: session.row.id });
   return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
+}
+
+const lockPolicy = (config: Config): LockPolicy => ({
+  threshold: config.LOGIN_LOCK_THRESHOLD,
+  baseMs: config.LOGIN_LOCK_BASE * 1000,
+  maxMs: config.LOGIN_LOCK_MAX * 1000,
+  // A failure more than a day after the previous one starts the count again.
+  windowMs: 24 * 60 * 60 * 1000,
+});
+
+function lockedError(until: Date, now: Date) {
+  const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
+  return new ApiError("rate_limited", "Too many failed logins for this account, try again later", undefined, { "Retry-After": String(retryAfter) });
 }
 
 export interface LoginInput {
@@ -133,23 +144,30 @@ export interface LoginInput {
 export async function login(deps: Deps, input: LoginInput, userAgent?: string) {
   const { db, config } = deps;
   const options = passwordOptions(config);
+  const now = new Date();
   const user = await findUserByLogin(db, input.username);
+  // A locked account answers like an edge rate limit, right password or not, and spends no hash.
+  if (user?.lockedUntil && user.lockedUntil > now) throw lockedError(user.lockedUntil, now);
+
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok) {
-    event(deps, "login_failed", { user_id: user?.id ?? null }, "warn");
+    await audit(deps, "login_failed", { user_id: user?.id ?? null });
+    if (user) {
+      const counted = await recordFailedLogin(db, user.id, now, lockPolicy(config));
+      if (counted?.lockedUntil) {
+        await audit(deps, "account_locked", { user_id: user.id, failures: counted.failedLogins, until: counted.lockedUntil.toISOString() });
+      }
+    }
     throw new ApiError("invalid_credentials");
   }
 
-  const now = new Date();
   const session = await openSession(deps, user, userAgent, now);
-  if (needsRehash(user.passwordHash, options)) {
-    const rehashed = await hashPassword(input.password, options);
-    await db.batch([insertSession(db, session.row), updatePasswordHash(db, user.id, rehashed, now)]);
-  } else {
-    await insertSession(db, session.row);
-  }
-  event(deps, "login_succeeded", { user_id: user.id, session_id: session.row.id });
+  const alsoWrite: BatchItem<"sqlite">[] = [];
+  if (needsRehash(user.passwordHash, options)) alsoWrite.push(updatePasswordHash(db, user.id, await hashPassword(input.password, options), now));
+  if (user.failedLogins > 0 || user.lockedUntil) alsoWrite.push(clearFailedLogins(db, user.id)); // success resets the count
+  await db.batch([insertSession(db, session.row), ...alsoWrite]);
+  await audit(deps, "login_succeeded", { user_id: user.id, session_id: session.row.id });
   return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
 }
 
@@ -173,9 +191,9 @@ export async function refresh(deps: Deps, refreshToken: string) {
     if (used && now.getTime() - used.rotatedAt.getTime() > config.REFRESH_REUSE_GRACE * 1000) {
       const revoked = await revokeSession(db, { id: used.sessionId }, now);
       await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
-      event(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: revoked[0]?.userId ?? null }, "warn");
+      await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: revoked[0]?.userId ?? null });
     } else if (used) {
-      event(deps, "refresh_race", { session_id: used.sessionId });
+      await audit(deps, "refresh_race", { session_id: used.sessionId });
     }
     throw deadRefreshToken();
   }
@@ -195,7 +213,7 @@ export async function refresh(deps: Deps, refreshToken: string) {
 export async function logout(deps: Deps, claims: AccessClaims) {
   const revoked = await revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date());
   await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
-  event(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
+  await audit(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
 }
 
 /** Logout by refresh token alone (cookie mode, when the access token is gone or expired). */
@@ -204,14 +222,14 @@ export async function logoutByRefreshToken(deps: Deps, refreshToken: string) {
   const revoked = await revokeSession(deps.db, { refreshTokenHash: await hashRefreshToken(refreshToken) }, new Date());
   if (!revoked[0]) throw deadRefreshToken();
   await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
-  event(deps, "logout", { user_id: revoked[0].userId, session_id: revoked[0].id });
+  await audit(deps, "logout", { user_id: revoked[0].userId, session_id: revoked[0].id });
 }
 
 /** Every session of the user dies, and with each its access tokens (one sid key per session). */
 export async function logoutAll(deps: Deps, claims: AccessClaims) {
   const revoked = await revokeUserSessions(deps.db, claims.sub, new Date());
   await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
-  event(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
+  await audit(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
   return revoked.length;
 }
 
@@ -227,7 +245,7 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const user = await findUserById(db, claims.sub);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
   if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
-    event(deps, "password_change_failed", { user_id: user.id }, "warn");
+    await audit(deps, "password_change_failed", { user_id: user.id });
     throw new ApiError("invalid_credentials", "The current password is wrong");
   }
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
@@ -237,7 +255,7 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const newHash = await hashPassword(input.new_password, options);
   const [, revoked] = await db.batch([updatePasswordHash(db, user.id, newHash, now), revokeUserSessions(db, user.id, now, claims.sid)]);
   await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
-  event(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
+  await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
   return revoked.length;
 }
 
@@ -258,5 +276,5 @@ export async function revokeOwnSession(deps: Deps, claims: AccessClaims, session
   const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub }, new Date());
   if (!revoked[0]) throw new ApiError("not_found", "No such live session");
   await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
-  event(deps, "session_revoked", { user_id: claims.sub, session_id: sessionId });
+  await audit(deps, "session_revoked", { user_id: claims.sub, session_id: sessionId });
 }

@@ -11,6 +11,10 @@ export const users = sqliteTable(
     email: text(), // stored lower-cased, so the plain unique index is case-insensitive
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
+    // Online-guessing protection (auth/sessions.ts login): failures in a row, and the lock they earned.
+    failedLogins: integer("failed_logins").notNull().default(0),
+    lastFailedLoginAt: integer("last_failed_login_at", { mode: "timestamp_ms" }),
+    lockedUntil: integer("locked_until", { mode: "timestamp_ms" }),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
@@ -56,6 +60,22 @@ export const rotatedRefreshTokens = sqliteTable(
     rotatedAt: integer("rotated_at", { mode: "timestamp_ms" }).notNull(),
   },
   (t) => [index("rotated_refresh_tokens_session_id_idx").on(t.sessionId)],
+);
+
+/** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
+export const auditEvents = sqliteTable(
+  "audit_events",
+  {
+    id: integer().primaryKey({ autoIncrement: true }), // internal, admin-only: the order of events
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    event: text().notNull(),
+    userId: text("user_id"), // no foreign key: the trail outlives a deleted user
+    sessionId: text("session_id"),
+    requestId: text("request_id"),
+    ip: text(),
+    detail: text({ mode: "json" }).$type<Record<string, string | number | boolean | null>>(),
+  },
+  (t) => [index("audit_events_user_id_id_idx").on(t.userId, t.id)],
 );
 
 export type User = typeof users.$inferSelect;

@@ -38,6 +38,36 @@ export function updatePasswordHash(db: Db, id: string, passwordHash: string, now
   return db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, id));
 }
 
+export interface LockPolicy {
+  threshold: number; // failures in a row before the first lock
+  baseMs: number; // first lock; each further failure doubles it
+  maxMs: number; // no lock is ever longer
+  windowMs: number; // a failure this long after the previous one starts the count again
+}
+
+/**
+ * Counts a failed login and, from the threshold on, locks the account for base * 2^(n - threshold),
+ * capped at max. One statement, so concurrent failures cannot lose a count (SET reads old values).
+ */
+export async function recordFailedLogin(db: Db, id: string, now: Date, p: LockPolicy) {
+  const t = now.getTime();
+  const failures = sql`(CASE WHEN ${users.lastFailedLoginAt} IS NULL OR ${users.lastFailedLoginAt} < ${t - p.windowMs} THEN 1 ELSE ${users.failedLogins} + 1 END)`;
+  const [row] = await db
+    .update(users)
+    .set({
+      failedLogins: failures,
+      lastFailedLoginAt: now,
+      lockedUntil: sql`(CASE WHEN ${failures} >= ${p.threshold} THEN ${t} + min(${p.maxMs}, ${p.baseMs} * (1 << min(${failures} - ${p.threshold}, 30))) ELSE NULL END)`,
+    })
+    .where(eq(users.id, id))
+    .returning({ failedLogins: users.failedLogins, lockedUntil: users.lockedUntil });
+  return row;
+}
+
+export function clearFailedLogins(db: Db, id: string) {
+  return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(eq(users.id, id));
+}
+
 export interface UserCursor {
   createdAt: number;
   id: string;

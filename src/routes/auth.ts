@@ -4,6 +4,7 @@ import type { AppEnv } from "../config";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
+import { enforceLimit, limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, setRefreshCookie } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
 import { validate } from "../middleware/validate";
@@ -20,17 +21,19 @@ function sendTokens(c: Context<AppEnv>, issued: Issued & { user?: unknown }, coo
 }
 
 export const auth = new Hono<AppEnv>()
-  .post("/register", jsonOnly, validate("json", registerSchema), async (c) => {
+  .post("/register", limitByIp("REGISTER_IP_LIMITER"), jsonOnly, validate("json", registerSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     return sendTokens(c, await register(deps(c), input, c.req.header("user-agent")), use_cookie, 201);
   })
-  .post("/login", jsonOnly, validate("json", loginSchema), async (c) => {
+  .post("/login", limitByIp("LOGIN_IP_LIMITER"), jsonOnly, validate("json", loginSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
+    // Per account too, whatever IPs the guesses come from (known or unknown usernames alike).
+    await enforceLimit(c, "LOGIN_USER_LIMITER", `user:${input.username.toLowerCase()}`);
     if (use_cookie) assertAllowedOrigin(c);
     return sendTokens(c, await login(deps(c), input, c.req.header("user-agent")), use_cookie);
   })
-  .post("/refresh", jsonOnly, validate("json", refreshSchema), async (c) => {
+  .post("/refresh", limitByIp("REFRESH_IP_LIMITER"), jsonOnly, validate("json", refreshSchema), async (c) => {
     const fromBody = c.req.valid("json").refresh_token;
     const token = fromBody ?? readRefreshCookie(c);
     if (!token) throw new ApiError("invalid_token", "Send refresh_token in the body, or the refresh cookie");

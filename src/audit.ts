@@ -1,0 +1,56 @@
+import type { Db } from "./db/client";
+import { insertAuditEvent } from "./db/audit";
+import { log } from "./log";
+
+/**
+ * Security events: one JSON log line each, and a row in D1 `audit_events` for GET /admin/audit.
+ * Callers pass ids, names and counts only: never a password, hash, token or pepper.
+ */
+
+export type SecurityEvent =
+  | "register"
+  | "login_succeeded"
+  | "login_failed"
+  | "account_locked"
+  | "refresh_reuse_detected"
+  | "refresh_race"
+  | "logout"
+  | "logout_all"
+  | "password_changed"
+  | "password_change_failed"
+  | "session_revoked"
+  | "rate_limited";
+
+export interface AuditContext {
+  db: Db;
+  requestId?: string;
+  ip?: string;
+}
+
+export interface AuditFields {
+  user_id?: string | null;
+  session_id?: string | null;
+  [detail: string]: string | number | boolean | null | undefined;
+}
+
+const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "password_change_failed", "rate_limited"]);
+
+export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}): Promise<void> {
+  const { user_id = null, session_id = null, ...rest } = fields;
+  const detail = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Record<string, string | number | boolean | null>;
+  log(event, { request_id: ctx.requestId, ip: ctx.ip, user_id, session_id, ...detail }, WARN.has(event) ? "warn" : "info");
+  try {
+    await insertAuditEvent(ctx.db, {
+      createdAt: new Date(),
+      event,
+      userId: user_id,
+      sessionId: session_id,
+      requestId: ctx.requestId ?? null,
+      ip: ctx.ip ?? null,
+      detail: Object.keys(detail).length ? detail : null,
+    });
+  } catch (err) {
+    // The log line above already holds the event; a failed audit write must not fail the request.
+    log("audit_write_failed", { request_id: ctx.requestId, event, message: (err as Error).message }, "error");
+  }
+}
