@@ -39,9 +39,10 @@ export const loginSchema = z.object({
   use_cookie: useCookie,
 });
 
-// Absent (or an empty body) means: use the refresh cookie.
+// Absent (or an empty body) means: use the refresh cookie. Any string goes through to a 401
+// invalid_token (an access token sent here is a wrong token, not a malformed request).
 export const refreshSchema = z.object({
-  refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(200, "is not a refresh token").optional(),
+  refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(4096, "at most 4096 characters").optional(),
 });
 
 export const passwordChangeSchema = z.object({

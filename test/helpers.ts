@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import { SignJWT, importJWK, type JWK } from "jose";
 import { expect } from "vitest";
 
 export interface ApiResponse<T = any> {
@@ -92,3 +93,40 @@ export async function ageRotations(seconds: number) {
 }
 
 export const sidOf = (accessToken: string) => decodeJwtPart(accessToken, 1).sid as string;
+
+export const nowSeconds = () => Math.floor(Date.now() / 1000);
+export const testJwk = () => JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
+const b64url = (text: string) => btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+export interface ForgeOptions {
+  header?: Record<string, unknown>;
+  claims?: Record<string, unknown>;
+  key?: CryptoKey | Uint8Array;
+}
+
+/**
+ * Signs a token the way an attacker or a broken issuer would, starting from claims and a header
+ * that the API accepts (signed with the test key), so each test changes one thing.
+ */
+export async function forgeToken(opts: ForgeOptions = {}) {
+  const jwk = testJwk();
+  const key = opts.key ?? ((await importJWK(jwk, "ES256")) as CryptoKey);
+  const claims = {
+    iss: env.ISSUER,
+    aud: env.AUDIENCE,
+    sub: "u-1",
+    jti: crypto.randomUUID(),
+    iat: nowSeconds(),
+    exp: nowSeconds() + 300,
+    sid: "s-1",
+    username: "alice",
+    roles: ["user"],
+    ...opts.claims,
+  };
+  return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: jwk.kid, typ: "at+jwt", ...opts.header } as never).sign(key);
+}
+
+/** An unsigned token (`alg: none`), which no library should ever accept. */
+export function unsignedToken(claims: Record<string, unknown>) {
+  return `${b64url(JSON.stringify({ alg: "none", typ: "at+jwt", kid: testJwk().kid }))}.${b64url(JSON.stringify(claims))}.`;
+}

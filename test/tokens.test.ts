@@ -1,20 +1,15 @@
 import { env } from "cloudflare:workers";
-import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { exportJWK, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
 import { publicJwks, signAccessToken, verifyAccessToken } from "../src/auth/tokens";
 import { getConfig } from "../src/config";
+import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";
 
 const config = getConfig(env);
-const privateJwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
+const privateJwk = testJwk();
 const input = { userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1" };
-const now = () => Math.floor(Date.now() / 1000);
-
-/** Signs a token the way an attacker or a broken issuer would, starting from valid claims. */
-async function forge(opts: { header?: Record<string, unknown>; claims?: Record<string, unknown>; key?: CryptoKey | Uint8Array } = {}) {
-  const key = opts.key ?? ((await importJWK(privateJwk, "ES256")) as CryptoKey);
-  const claims = { iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: crypto.randomUUID(), iat: now(), exp: now() + 300, sid: "s-1", username: "alice", roles: ["user"], ...opts.claims };
-  return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: privateJwk.kid, typ: "at+jwt", ...opts.header } as any).sign(key);
-}
+const now = nowSeconds;
+const forge = forgeToken;
 
 describe("access tokens", () => {
   it("round-trips with the claims of ARCHITECTURE section 2", async () => {
@@ -59,10 +54,8 @@ describe("access tokens", () => {
   });
 
   it("rejects alg none and an HMAC token keyed with the public key", async () => {
-    const unsigned = [{ alg: "none", typ: "at+jwt", kid: "test-key-1" }, { iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: "j", iat: now(), exp: now() + 60, sid: "s", username: "a", roles: ["admin"] }]
-      .map((part) => btoa(JSON.stringify(part)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_"))
-      .join(".");
-    expect(await verifyAccessToken(config, `${unsigned}.`)).toBeNull();
+    const unsigned = unsignedToken({ iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: "j", iat: now(), exp: now() + 60, sid: "s", username: "a", roles: ["admin"] });
+    expect(await verifyAccessToken(config, unsigned)).toBeNull();
     const publicJson = JSON.stringify((await publicJwks(config)).keys[0]);
     const hs = await forge({ header: { alg: "HS256" }, key: new TextEncoder().encode(publicJson) });
     expect(await verifyAccessToken(config, hs)).toBeNull();

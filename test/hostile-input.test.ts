@@ -1,0 +1,118 @@
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { PASSWORD, call, expectError, registerUser, uniqueName } from "./helpers";
+
+describe("request bodies", () => {
+  it("refuses a body over 16 KiB with 413 before parsing it, by Content-Length or by streaming", async () => {
+    const big = JSON.stringify({ username: "x", password: "y".repeat(20_000) });
+    expectError(await call("POST", "/login", { body: big }), 413, "payload_too_large");
+    const chunks = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < 40; i++) controller.enqueue(new TextEncoder().encode("a".repeat(1024)));
+        controller.close();
+      },
+    });
+    const res = await exports.default.fetch(new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: chunks, duplex: "half" } as RequestInit));
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: "payload_too_large" });
+  });
+
+  it("accepts JSON only: 415 for form, text or a body with no type", async () => {
+    for (const type of ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x", "application/jsonx"]) {
+      expectError(await call("POST", "/register", { body: "username=a", headers: { "content-type": type } }), 415, "unsupported_media_type");
+    }
+    const untyped = await exports.default.fetch(new Request("http://localhost/login", { method: "POST", body: new Blob(['{"username":"a","password":"b"}']) }));
+    expect(untyped.status).toBe(415);
+    // application/json with a charset, and +json types, are JSON.
+    const charset = await call("POST", "/login", { body: { username: uniqueName(), password: "wrong password 1" }, headers: { "content-type": "application/json; charset=utf-8" } });
+    expect(charset.status).toBe(401);
+  });
+
+  it("answers malformed JSON with 400 invalid_request", async () => {
+    for (const body of ['{"username":', "{'a':1}", "\u0000", '{"a":1}}', "NaN"]) {
+      expectError(await call("POST", "/login", { body }), 400, "invalid_request");
+    }
+  });
+
+  it("survives deeply nested JSON without a 500", async () => {
+    const deep = "[".repeat(8000) + "]".repeat(8000);
+    const res = await call("POST", "/login", { body: deep });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+  });
+
+  it("ignores unknown fields and never mass-assigns them, __proto__ included", async () => {
+    const body = JSON.parse(`{"username":"${uniqueName()}","password":"${PASSWORD}","roles":["admin"],"id":"mine","failed_logins":-100,"locked_until":0,"__proto__":{"roles":["admin"]}}`);
+    const res = await call("POST", "/register", { body });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.user.roles).toEqual(["user"]);
+    const row = await env.DB.prepare("SELECT roles, failed_logins FROM users WHERE id = ?").bind(res.body.user.id).first<{ roles: string; failed_logins: number }>();
+    expect(row).toEqual({ roles: '["user"]', failed_logins: 0 });
+  });
+
+  it("rejects over-long strings and control characters in every field", async () => {
+    const cases = [
+      { username: "bad\u0000name", password: PASSWORD },
+      { username: "name\nline", password: PASSWORD },
+      { username: uniqueName(), password: "pass\u0007word1" },
+      { username: uniqueName(), password: "pass\u009bword1" },
+      { username: uniqueName(), email: "a\r\n@example.com", password: PASSWORD },
+      { username: uniqueName(), email: `${"a".repeat(250)}@example.com`, password: PASSWORD },
+    ];
+    for (const body of cases) expectError(await call("POST", "/register", { body }), 400, "validation_failed");
+    expectError(await call("POST", "/login", { body: { username: "x\u0000", password: PASSWORD } }), 400, "validation_failed");
+    expectError(await call("POST", "/login", { body: { username: "x".repeat(255), password: PASSWORD } }), 400, "validation_failed");
+  });
+
+  it("rejects wrongly typed fields with 400 validation_failed", async () => {
+    for (const body of [{ username: ["a"], password: PASSWORD }, { username: "abc", password: 12345678 }, { username: null, password: null }, { username: "abc", password: PASSWORD, use_cookie: "yes" }]) {
+      expectError(await call("POST", "/register", { body }), 400, "validation_failed");
+    }
+  });
+});
+
+describe("headers", () => {
+  it("handles junk and huge Authorization values without a 500", async () => {
+    const cases: [string, number][] = [
+      ["Bearer " + "a".repeat(10_000), 401],
+      ["Bearer \u00e9\u00e9\u00e9", 400],
+      ["Bearer a b", 400],
+      ["Bearer    ", 400],
+      ["Basic Zm9vOmJhcg==", 400],
+      ["bearer", 400],
+      ["", 401],
+    ];
+    for (const [authorization, status] of cases) {
+      const res = await exports.default.fetch(new Request("http://localhost/me", { headers: { authorization } }));
+      expect(res.status, authorization.slice(0, 20)).toBe(status);
+      expect((await res.json<{ error: string }>()).error).toMatch(/^invalid_(token|request)$/);
+    }
+  });
+
+  it("answers methods not allowed in the error shape, with Allow", async () => {
+    for (const [method, path] of [["PUT", "/login"], ["PATCH", "/me"], ["POST", "/protected"], ["GET", "/logout"], ["POST", "/sessions"]] as const) {
+      const res = await call(method, path);
+      expectError(res, 405, "method_not_allowed");
+      expect(res.headers.get("allow")).toBeTruthy();
+    }
+  });
+
+  it("puts Cache-Control: no-store on every answer that carries a token, and secure headers everywhere", async () => {
+    const reg = await registerUser();
+    const answers = [
+      await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } }),
+      await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token } }),
+      await call("GET", "/me", { token: reg.access_token }),
+      await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" } }),
+    ];
+    for (const res of answers) {
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+      expect(res.headers.get("referrer-policy")).toBe("no-referrer");
+      expect(res.headers.get("strict-transport-security")).toContain("max-age=31536000");
+      expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(res.headers.get("x-powered-by")).toBeNull();
+    }
+  });
+});
