@@ -10,6 +10,8 @@ CREATE TABLE `audit_events` (
 );
 --> statement-breakpoint
 CREATE INDEX `audit_events_user_id_id_idx` ON `audit_events` (`user_id`,`id`);--> statement-breakpoint
+ALTER TABLE `rotated_refresh_tokens` ADD `rotated_by` text;--> statement-breakpoint
+ALTER TABLE `sessions` ADD `access_expires_at` integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE `users` ADD `failed_logins` integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE `users` ADD `last_failed_login_at` integer;--> statement-breakpoint
 ALTER TABLE `users` ADD `locked_until` integer;

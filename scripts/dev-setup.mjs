@@ -1,5 +1,6 @@
 // First-run setup for `npm run dev`, safe to run every time:
-// 1. writes a dev signing key and pepper into .dev.vars (gitignored) unless already there;
+// 1. writes a dev signing key, a pepper and localhost ISSUER / CORS_ORIGINS into .dev.vars
+//    (gitignored; it overrides wrangler.toml [vars]) unless each is already there;
 // 2. applies pending migrations to the local D1 database.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -12,9 +13,11 @@ const has = (name) => new RegExp(`^${name}\\s*=`, "m").test(current);
 const lines = [];
 if (!has("JWT_PRIVATE_KEY")) lines.push(`JWT_PRIVATE_KEY='${JSON.stringify(await newSigningJwk())}'`);
 if (!has("PASSWORD_PEPPER")) lines.push(`PASSWORD_PEPPER='${newPepper()}'`);
+if (!has("ISSUER")) lines.push("ISSUER='http://localhost:8787'");
+if (!has("CORS_ORIGINS")) lines.push("CORS_ORIGINS='http://localhost:5173'");
 if (lines.length) {
   const prefix = current && !current.endsWith("\n") ? "\n" : "";
-  appendFileSync(file, `${prefix}# Local development secrets, written by scripts/dev-setup.mjs. Never commit.\n${lines.join("\n")}\n`);
+  appendFileSync(file, `${prefix}# Local development settings, written by scripts/dev-setup.mjs. Never commit.\n${lines.join("\n")}\n`);
   console.log(`dev-setup: wrote ${lines.map((l) => l.split("=")[0]).join(", ")} to .dev.vars`);
 }
 

@@ -11,4 +11,5 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   config: getConfig(c.env),
   requestId: c.get("requestId"),
   ip: clientIp(c),
+  userAgent: c.req.header("user-agent"),
 });

@@ -62,8 +62,22 @@ export function errorBody(code: ErrorCode, message?: string, fields?: Record<str
   return { error: code, message: message ?? DEFAULT_MESSAGE[code], ...(fields ? { fields } : {}) };
 }
 
+// RFC 7235/6750: a 401 carries a challenge. Bearer routes set a precise one; this is the fallback.
+const INVALID_TOKEN_CHALLENGE = 'Bearer realm="edge-auth-api", error="invalid_token"';
+
 function render(c: Context, err: ApiError): Response {
-  return c.json(errorBody(err.code, err.message, err.fields), err.status, err.headers);
+  const headers = err.code === "invalid_token" ? { "WWW-Authenticate": INVALID_TOKEN_CHALLENGE, ...err.headers } : err.headers;
+  return c.json(errorBody(err.code, err.message, err.fields), err.status, headers);
+}
+
+/**
+ * What of an unexpected error may go to the log: Drizzle's query errors end with the bound
+ * parameters (hashes, emails), so everything from "params:" on is cut, in the stack too.
+ */
+function loggable(err: Error) {
+  const clean = (text: string | undefined) => text?.replace(/\bparams:[\s\S]*?(?=\n\s+at |$)/, "params: [redacted]");
+  const cause = err.cause instanceof Error ? `${err.cause.name}: ${clean(err.cause.message)}` : undefined;
+  return { name: err.name, message: clean(err.message), cause, stack: clean(err.stack) };
 }
 
 // Hono's own middleware (body limit, validator, bearer auth) throws HTTPException.
@@ -91,7 +105,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof ConfigError) {
     log("config_invalid", { request_id: requestId, problems: err.problems }, "error");
   } else {
-    log("unhandled_error", { request_id: requestId, name: err.name, message: err.message, stack: err.stack }, "error");
+    log("unhandled_error", { request_id: requestId, ...loggable(err) }, "error");
   }
   return render(c, new ApiError("internal_error", `Something went wrong on our side (request ${requestId})`));
 };

@@ -53,6 +53,8 @@ describe("GET /me", () => {
     expectError(await call("GET", "/me"), 401, "invalid_token");
     const reg = await registerUser();
     await env.DB.prepare("DELETE FROM users WHERE id = ?").bind(reg.user.id).run();
-    expectError(await call("GET", "/me", { token: reg.access_token }), 401, "invalid_token");
+    const gone = await call("GET", "/me", { token: reg.access_token });
+    expectError(gone, 401, "invalid_token");
+    expect(gone.headers.get("www-authenticate")).toContain('error="invalid_token"');
   });
 });

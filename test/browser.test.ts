@@ -1,5 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { PASSWORD, call, expectError, registerUser } from "./helpers";
+import worker from "../src/index";
+import { PASSWORD, call, expectError, registerUser, uniqueName } from "./helpers";
 
 const APP = "http://localhost:5173"; // CORS_ORIGINS in wrangler.toml
 const EVIL = "https://evil.example";
@@ -33,6 +35,13 @@ describe("CORS", () => {
     expect(get.headers.get("access-control-allow-origin")).toBeNull();
   });
 
+  it("grants an allowed origin on error answers too, so the app can read the error", async () => {
+    const res = await call("GET", "/me", { headers: { origin: APP } });
+    expectError(res, 401, "invalid_token");
+    expect(res.headers.get("access-control-allow-origin")).toBe(APP);
+    expect(res.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("www-authenticate");
+  });
+
   it("never answers * to a credentialed origin", async () => {
     const res = await call("GET", "/health", { headers: { origin: APP } });
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);
@@ -55,6 +64,35 @@ describe("cookie mode", () => {
       expect(c).not.toContain("Secure"); // http://localhost: development
       expect(cookieValue(c)).toMatch(/^[A-Za-z0-9_-]{43}$/);
     }
+  });
+
+  it("works for registration too", async () => {
+    const res = await call("POST", "/register", { body: { username: uniqueName(), password: PASSWORD, use_cookie: true }, headers: { origin: APP } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.refresh_token).toBeUndefined();
+    expect(refreshCookies(res)).toHaveLength(2);
+  });
+
+  it("with COOKIE_SAMESITE=None, always marks the cookie Secure (browsers drop it otherwise)", async () => {
+    const reg = await registerUser();
+    const req = new Request("http://localhost/login", {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: APP },
+      body: JSON.stringify({ username: reg.input.username, password: PASSWORD, use_cookie: true }),
+    });
+    const res = await worker.fetch(req, { ...env, COOKIE_SAMESITE: "None" });
+    expect(res.status).toBe(200);
+    for (const c of refreshCookies(res)) {
+      expect(c).toMatch(/SameSite=None/i);
+      expect(c).toContain("Secure");
+    }
+  });
+
+  it("refreshes by cookie when the body is empty JSON, as many HTTP clients send it", async () => {
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    const refreshed = await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}`, "content-type": "application/json", "content-length": "0" } });
+    expect(refreshed.status, refreshed.text).toBe(200);
   });
 
   it("marks the cookie Secure everywhere but http://localhost", async () => {
@@ -97,6 +135,14 @@ describe("cookie mode", () => {
     for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
+  });
+
+  it("logout everywhere clears the cookie too", async () => {
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    const out = await call("POST", "/logout/all", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    expect(out.status).toBe(200);
+    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
   });
 
   it("Bearer logout also clears the cookie when the browser sent it", async () => {

@@ -79,7 +79,9 @@ export function decodeJwtPart(token: string, part: 0 | 1): Record<string, unknow
 
 export const login = (username: string, password = PASSWORD) => call("POST", "/login", { body: { username, password } });
 
-export const refreshWith = (refresh_token: string) => call("POST", "/refresh", { body: { refresh_token } });
+/** Refreshes as one steady client (IP and User-Agent), the way a browser does; pass another IP to play a thief. */
+export const refreshWith = (refresh_token: string, ip = "10.200.0.1") =>
+  call("POST", "/refresh", { body: { refresh_token }, headers: { "cf-connecting-ip": ip, "user-agent": "TestBrowser/1.0" } });
 
 /** KV revocation entries with their absolute expiry (Unix seconds), as KV list reports them. */
 export async function revokedEntries(prefix: "jti:" | "sid:") {

@@ -1,9 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { call, decodeJwtPart, expectError, login, refreshWith, registerUser, revokedEntries, sidOf } from "./helpers";
-
-const nowSeconds = () => Math.floor(Date.now() / 1000);
+import { call, decodeJwtPart, expectError, forgeToken, login, nowSeconds, refreshWith, registerUser, revokedEntries, sidOf } from "./helpers";
 
 describe("POST /logout", () => {
   it("kills this access token and this session's refresh token; other sessions live on", async () => {
@@ -36,6 +34,17 @@ describe("POST /logout", () => {
       expect(ttl).toBeGreaterThanOrEqual(59);
       expect(ttl).toBeLessThanOrEqual(remaining + 60);
     }
+  });
+
+  it("keeps KV's 60 s floor for a token about to expire (a shorter TTL would make KV refuse the write)", async () => {
+    const reg = await registerUser();
+    const claims = decodeJwtPart(reg.access_token, 1);
+    const dying = await forgeToken({ claims: { sub: claims.sub, sid: claims.sid, exp: nowSeconds() + 5 } });
+    const res = await call("POST", "/logout", { token: dying });
+    expect(res.status, res.text).toBe(200);
+    const ttl = (await revokedEntries("jti:")).get(decodeJwtPart(dying, 1).jti as string)! - nowSeconds();
+    expect(ttl).toBeGreaterThanOrEqual(59);
+    expect(ttl).toBeLessThanOrEqual(65);
   });
 
   it("answers 401 without a token, or with a token already logged out", async () => {
@@ -76,6 +85,28 @@ describe("POST /logout/all", () => {
       expect(ttl).toBeGreaterThanOrEqual(59);
       expect(ttl).toBeLessThanOrEqual((decodeJwtPart(token, 1).exp as number) - nowSeconds() + 60);
     }
+  });
+});
+
+describe("revocation lifetimes", () => {
+  it("lasts as long as the session's newest access token, even if ACCESS_TOKEN_TTL was lowered since", async () => {
+    const reg = await registerUser();
+    // As if the token had been issued under a 2-hour ACCESS_TOKEN_TTL, before a change to 900 s.
+    const longLived = Date.now() + 7200_000;
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(longLived, sidOf(reg.access_token)).run();
+    await call("POST", "/logout/all", { token: reg.access_token });
+    const ttl = (await revokedEntries("sid:")).get(sidOf(reg.access_token))! - nowSeconds();
+    expect(ttl).toBeGreaterThan(7100);
+  });
+
+  it("floors at 60 s for a session whose tokens have all expired", async () => {
+    const reg = await registerUser();
+    const old = await login(reg.input.username);
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(Date.now() - 3600_000, sidOf(old.body.access_token)).run();
+    expect((await call("POST", "/logout/all", { token: reg.access_token })).status).toBe(200);
+    const ttl = (await revokedEntries("sid:")).get(sidOf(old.body.access_token))! - nowSeconds();
+    expect(ttl).toBeGreaterThanOrEqual(59);
+    expect(ttl).toBeLessThanOrEqual(61);
   });
 });
 

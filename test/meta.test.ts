@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
 import { call, expectError } from "./helpers";
 
@@ -32,6 +32,8 @@ describe("service routes", () => {
   });
 });
 
+afterEach(() => vi.restoreAllMocks());
+
 describe("errors", () => {
   it("answers 404 not_found in the error shape for an unknown path", async () => {
     expectError(await call("GET", "/nope"), 404, "not_found");
@@ -48,6 +50,7 @@ describe("errors", () => {
   });
 
   it("answers 500 internal_error without a stack and logs the config problem when a secret is missing", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const res = await worker.fetch(
       new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "someone", password: "x1234567" }) }),
       { ...env, JWT_PRIVATE_KEY: "" },
@@ -56,6 +59,22 @@ describe("errors", () => {
     const body = await res.json<{ error: string; message: string }>();
     expect(body.error).toBe("internal_error");
     expect(JSON.stringify(body)).not.toMatch(/JWT_PRIVATE_KEY|at .*\.ts/);
+    const line = JSON.parse(String(logged.mock.calls.at(-1)![0]));
+    expect(line).toMatchObject({ event: "config_invalid", problems: [expect.stringMatching(/^JWT_PRIVATE_KEY: /)] });
+  });
+
+  it("logs a failed D1 query without its bound parameters", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const failing = { prepare: () => ({ bind: () => failing.statement, ...failing.statement }), statement: {} as Record<string, () => Promise<never>> } as any;
+    for (const m of ["all", "raw", "first", "run"]) failing.statement[m] = () => Promise.reject(new Error("D1_ERROR: no such table: users"));
+    const req = new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "Secret_Victim", password: "pw 12345678" }) });
+    const res = await worker.fetch(req, { ...env, DB: failing });
+    expect(res.status).toBe(500);
+    const lines = logged.mock.calls.map((call) => String(call[0]));
+    const line = lines.find((l) => l.includes("unhandled_error"))!;
+    expect(line).toContain("params: [redacted]");
+    expect(line).toContain("no such table");
+    expect(line.toLowerCase()).not.toContain("secret_victim");
   });
 
   it("sets security headers and no X-Powered-By on every answer", async () => {

@@ -54,6 +54,14 @@ describe("POST /refresh", () => {
     expect((await refreshWith(next.body.refresh_token)).status).toBe(200);
   });
 
+  it("within the grace window, a replay from another client is theft at once", async () => {
+    const reg = await registerUser();
+    const next = await refreshWith(reg.refresh_token);
+    expectError(await refreshWith(reg.refresh_token, "10.66.6.6"), 401, "invalid_token");
+    expectError(await refreshWith(next.body.refresh_token), 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: next.body.access_token }), 401, "invalid_token");
+  });
+
   it("lets exactly one of many concurrent refreshes with one token win", async () => {
     const reg = await registerUser();
     const results = await Promise.all(Array.from({ length: 6 }, () => refreshWith(reg.refresh_token)));

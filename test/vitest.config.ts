@@ -2,6 +2,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
+import { unstable_readConfig } from "wrangler";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -11,9 +12,12 @@ export default defineConfig(async () => {
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = { JWT_PRIVATE_KEY: JSON.stringify(jwk), PASSWORD_PEPPER: "test-pepper-0123456789abcdef" };
-  // Explicit bindings win over a developer's .dev.vars; the environment copy only quiets
-  // wrangler's "missing required secrets" check.
+  // The environment copy only quiets wrangler's "missing required secrets" check.
   Object.assign(process.env, secrets);
+  // Every var is passed explicitly, so a developer's .dev.vars can never change what tests see:
+  // wrangler.toml's production values, plus the issuer and origin that production leaves empty.
+  const { vars } = unstable_readConfig({ config: path.join(root, "wrangler.toml") });
+  const testVars = { ...vars, ISSUER: "http://localhost:8787", CORS_ORIGINS: "http://localhost:5173" };
 
   return {
     root,
@@ -22,6 +26,7 @@ export default defineConfig(async () => {
         wrangler: { configPath: path.join(root, "wrangler.toml") },
         miniflare: {
           bindings: {
+            ...testVars,
             ...secrets,
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
           },

@@ -18,13 +18,11 @@ export async function revokeToken(kv: KVNamespace, jti: string, exp: number): Pr
 }
 
 /**
- * Revokes every access token of each session until the newest one could expire:
- * a session's newest token was issued at its last use, so it lives until lastUsedAt + accessTtl.
+ * Revokes every access token of each session until the newest one expires. Each session row records
+ * that time when it issues a token, so a later change of ACCESS_TOKEN_TTL cannot shorten a revocation.
  */
-export async function revokeSessions(kv: KVNamespace, sessions: { id: string; lastUsedAt: Date }[], accessTtlSeconds: number): Promise<void> {
-  await Promise.all(
-    sessions.map((s) => kv.put(`sid:${s.id}`, "1", { expirationTtl: ttl(s.lastUsedAt.getTime() / 1000 + accessTtlSeconds) })),
-  );
+export async function revokeSessions(kv: KVNamespace, sessions: { id: string; accessExpiresAt: Date }[]): Promise<void> {
+  await Promise.all(sessions.map((s) => kv.put(`sid:${s.id}`, "1", { expirationTtl: ttl(s.accessExpiresAt.getTime() / 1000) })));
 }
 
 /** One KV read (a bulk get) per verified request. */

@@ -20,6 +20,7 @@ export interface Deps extends AuditContext {
   db: Db;
   kv: KVNamespace;
   config: Config;
+  userAgent?: string;
 }
 
 export interface PublicUser {
@@ -60,16 +61,24 @@ export const hashRefreshToken = sha256Base64Url;
 // What newRefreshToken() makes; anything else is not worth a D1 query.
 const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 
+/** An upper bound for the `exp` of an access token signed now (signAccessToken rounds down). */
+const accessExpiry = (config: Config, now: Date) => new Date(now.getTime() + config.ACCESS_TOKEN_TTL * 1000);
+
+/** Who is refreshing, as far as the grace window needs to know: not stored in the clear. */
+const clientFingerprint = (deps: Deps) => sha256Base64Url(`${deps.ip ?? ""}|${deps.userAgent ?? ""}`);
+
 /** Builds a session row for a user plus the token pair that goes with it. */
-async function openSession({ config }: Deps, user: User, userAgent: string | undefined, now: Date) {
+async function openSession(deps: Deps, user: User, now: Date) {
+  const { config } = deps;
   const refreshToken = newRefreshToken();
   const row = {
     id: crypto.randomUUID(),
     userId: user.id,
     refreshTokenHash: await hashRefreshToken(refreshToken),
-    userAgent: userAgent?.slice(0, 256) ?? null,
+    userAgent: deps.userAgent?.slice(0, 256) ?? null,
     createdAt: now,
     lastUsedAt: now,
+    accessExpiresAt: accessExpiry(config, now),
     expiresAt: new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000),
   };
   const access = await signAccessToken(config, { userId: user.id, username: user.username, roles: user.roles, sessionId: row.id });
@@ -88,7 +97,7 @@ export interface RegisterInput {
   password: string;
 }
 
-export async function register(deps: Deps, input: RegisterInput, userAgent?: string) {
+export async function register(deps: Deps, input: RegisterInput) {
   const { db, config } = deps;
   const email = input.email?.toLowerCase();
   // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
@@ -109,7 +118,7 @@ export async function register(deps: Deps, input: RegisterInput, userAgent?: str
     createdAt: now,
     updatedAt: now,
   };
-  const session = await openSession(deps, user, userAgent, now);
+  const session = await openSession(deps, user, now);
   try {
     // One batch = one implicit transaction: no user without its first session.
     await db.batch([insertUser(db, user), insertSession(db, session.row)]);
@@ -141,7 +150,7 @@ export interface LoginInput {
   password: string;
 }
 
-export async function login(deps: Deps, input: LoginInput, userAgent?: string) {
+export async function login(deps: Deps, input: LoginInput) {
   const { db, config } = deps;
   const options = passwordOptions(config);
   const now = new Date();
@@ -162,7 +171,7 @@ export async function login(deps: Deps, input: LoginInput, userAgent?: string) {
     throw new ApiError("invalid_credentials");
   }
 
-  const session = await openSession(deps, user, userAgent, now);
+  const session = await openSession(deps, user, now);
   const alsoWrite: BatchItem<"sqlite">[] = [];
   if (needsRehash(user.passwordHash, options)) alsoWrite.push(updatePasswordHash(db, user.id, await hashPassword(input.password, options), now));
   if (user.failedLogins > 0 || user.lockedUntil) alsoWrite.push(clearFailedLogins(db, user.id)); // success resets the count
@@ -175,8 +184,9 @@ const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token 
 
 /**
  * Single-use rotation. A token that was already rotated is theft (RFC 9700 section 4.14.2):
- * the whole session dies, unless it comes back within REFRESH_REUSE_GRACE seconds, which is a
- * second tab racing the first; that request is refused but the session lives on.
+ * the whole session dies. One exception: the same client (IP and User-Agent) presenting it again
+ * within REFRESH_REUSE_GRACE seconds is a second tab racing the first; that request is refused
+ * and the session lives on. A replay from any other client is theft at once.
  */
 export async function refresh(deps: Deps, refreshToken: string) {
   const { db, kv, config } = deps;
@@ -184,13 +194,15 @@ export async function refresh(deps: Deps, refreshToken: string) {
   const now = new Date();
   const oldHash = await hashRefreshToken(refreshToken);
   const nextToken = newRefreshToken();
-  const rotated = await rotateRefreshToken(db, oldHash, await hashRefreshToken(nextToken), now);
+  const fingerprint = await clientFingerprint(deps);
+  const rotated = await rotateRefreshToken(db, { oldHash, newHash: await hashRefreshToken(nextToken), now, accessExpiresAt: accessExpiry(config, now), rotatedBy: fingerprint });
 
   if (!rotated) {
     const used = await findRotated(db, oldHash);
-    if (used && now.getTime() - used.rotatedAt.getTime() > config.REFRESH_REUSE_GRACE * 1000) {
+    const racingTab = used && used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
+    if (used && !racingTab) {
       const revoked = await revokeSession(db, { id: used.sessionId }, now);
-      await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
+      await revokeSessions(kv, revoked);
       await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: revoked[0]?.userId ?? null });
     } else if (used) {
       await audit(deps, "refresh_race", { session_id: used.sessionId });
@@ -212,7 +224,7 @@ export async function refresh(deps: Deps, refreshToken: string) {
 /** Kills this access token (its jti, in KV) and its session (D1, and its sid in KV). */
 export async function logout(deps: Deps, claims: AccessClaims) {
   const revoked = await revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date());
-  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
+  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked)]);
   await audit(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
 }
 
@@ -221,14 +233,14 @@ export async function logoutByRefreshToken(deps: Deps, refreshToken: string) {
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const revoked = await revokeSession(deps.db, { refreshTokenHash: await hashRefreshToken(refreshToken) }, new Date());
   if (!revoked[0]) throw deadRefreshToken();
-  await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
+  await revokeSessions(deps.kv, revoked);
   await audit(deps, "logout", { user_id: revoked[0].userId, session_id: revoked[0].id });
 }
 
 /** Every session of the user dies, and with each its access tokens (one sid key per session). */
 export async function logoutAll(deps: Deps, claims: AccessClaims) {
   const revoked = await revokeUserSessions(deps.db, claims.sub, new Date());
-  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL)]);
+  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked)]);
   await audit(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
   return revoked.length;
 }
@@ -254,7 +266,7 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const now = new Date();
   const newHash = await hashPassword(input.new_password, options);
   const [, revoked] = await db.batch([updatePasswordHash(db, user.id, newHash, now), revokeUserSessions(db, user.id, now, claims.sid)]);
-  await revokeSessions(kv, revoked, config.ACCESS_TOKEN_TTL);
+  await revokeSessions(kv, revoked);
   await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
   return revoked.length;
 }
@@ -275,6 +287,6 @@ export async function listSessions(deps: Deps, claims: AccessClaims) {
 export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string) {
   const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub }, new Date());
   if (!revoked[0]) throw new ApiError("not_found", "No such live session");
-  await revokeSessions(deps.kv, revoked, deps.config.ACCESS_TOKEN_TTL);
+  await revokeSessions(deps.kv, revoked);
   await audit(deps, "session_revoked", { user_id: claims.sub, session_id: sessionId });
 }

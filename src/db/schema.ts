@@ -36,6 +36,8 @@ export const sessions = sqliteTable(
     userAgent: text("user_agent"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }).notNull(),
+    // When the newest access token issued in this session expires: how long a revocation must last.
+    accessExpiresAt: integer("access_expires_at", { mode: "timestamp_ms" }).notNull().default(sql`0`),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
   },
@@ -58,6 +60,8 @@ export const rotatedRefreshTokens = sqliteTable(
       .notNull()
       .references(() => sessions.id, { onDelete: "cascade" }),
     rotatedAt: integer("rotated_at", { mode: "timestamp_ms" }).notNull(),
+    // SHA-256 of the rotating client's IP and User-Agent: the grace window covers only that client.
+    rotatedBy: text("rotated_by"),
   },
   (t) => [index("rotated_refresh_tokens_session_id_idx").on(t.sessionId)],
 );

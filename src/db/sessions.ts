@@ -5,7 +5,7 @@ import { rotatedRefreshTokens, sessions, users } from "./schema";
 export type NewSession = typeof sessions.$inferInsert;
 
 const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
-const revokedColumns = { id: sessions.id, userId: sessions.userId, lastUsedAt: sessions.lastUsedAt };
+const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
 
 export function insertSession(db: Db, row: NewSession) {
   return db.insert(sessions).values(row);
@@ -19,15 +19,31 @@ export function insertSession(db: Db, row: NewSession) {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export async function rotateRefreshToken(db: Db, oldHash: string, newHash: string, now: Date) {
+export interface Rotation {
+  oldHash: string;
+  newHash: string;
+  now: Date;
+  accessExpiresAt: Date; // of the access token about to be issued
+  rotatedBy: string; // fingerprint of the rotating client
+}
+
+export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy }: Rotation) {
   const [updated, , user] = await db.batch([
     db
       .update(sessions)
-      .set({ refreshTokenHash: newHash, lastUsedAt: now })
+      .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt })
       .where(and(eq(sessions.refreshTokenHash, oldHash), live(now)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
     db.insert(rotatedRefreshTokens).select(
-      db.select({ tokenHash: sql`${oldHash}`.as("token_hash"), sessionId: sessions.id, rotatedAt: sql`${now.getTime()}`.as("rotated_at") }).from(sessions).where(eq(sessions.refreshTokenHash, newHash)),
+      db
+        .select({
+          tokenHash: sql`${oldHash}`.as("token_hash"),
+          sessionId: sessions.id,
+          rotatedAt: sql`${now.getTime()}`.as("rotated_at"),
+          rotatedBy: sql`${rotatedBy}`.as("rotated_by"),
+        })
+        .from(sessions)
+        .where(eq(sessions.refreshTokenHash, newHash)),
     ),
     db
       .select({ id: users.id, username: users.username, roles: users.roles })

@@ -24,14 +24,14 @@ export const auth = new Hono<AppEnv>()
   .post("/register", limitByIp("REGISTER_IP_LIMITER"), jsonOnly, validate("json", registerSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    return sendTokens(c, await register(deps(c), input, c.req.header("user-agent")), use_cookie, 201);
+    return sendTokens(c, await register(deps(c), input), use_cookie, 201);
   })
   .post("/login", limitByIp("LOGIN_IP_LIMITER"), jsonOnly, validate("json", loginSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     // Per account too, whatever IPs the guesses come from (known or unknown usernames alike).
     await enforceLimit(c, "LOGIN_USER_LIMITER", `user:${input.username.toLowerCase()}`);
     if (use_cookie) assertAllowedOrigin(c);
-    return sendTokens(c, await login(deps(c), input, c.req.header("user-agent")), use_cookie);
+    return sendTokens(c, await login(deps(c), input), use_cookie);
   })
   .post("/refresh", limitByIp("REFRESH_IP_LIMITER"), jsonOnly, validate("json", refreshSchema), async (c) => {
     const fromBody = c.req.valid("json").refresh_token;

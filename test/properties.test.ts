@@ -1,0 +1,108 @@
+import { exports } from "cloudflare:workers";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { PASSWORD, call, makeAdmin, randomIp, registerUser } from "./helpers";
+
+/**
+ * Properties over arbitrary requests to every route: never a 5xx, always the error shape on a
+ * non-2xx, never a stack trace.
+ */
+
+const ROUTES: [string, string][] = [
+  ["GET", "/"],
+  ["GET", "/health"],
+  ["GET", "/.well-known/jwks.json"],
+  ["POST", "/register"],
+  ["POST", "/login"],
+  ["POST", "/refresh"],
+  ["POST", "/logout"],
+  ["POST", "/logout/all"],
+  ["POST", "/password"],
+  ["GET", "/sessions"],
+  ["DELETE", "/sessions/x"],
+  ["GET", "/protected"],
+  ["GET", "/me"],
+  ["GET", "/admin/users"],
+  ["GET", "/admin/audit"],
+];
+const FIELDS = ["username", "email", "password", "refresh_token", "current_password", "new_password", "use_cookie", "roles", "__proto__", "constructor"];
+
+let tokens: string[] = [];
+
+beforeAll(async () => {
+  const user = await registerUser();
+  const boss = await registerUser();
+  await makeAdmin(boss.user.id);
+  const admin = await call("POST", "/login", { body: { username: boss.input.username, password: PASSWORD } });
+  tokens = [user.access_token, admin.body.access_token, user.refresh_token];
+});
+
+// A valid token with one character changed, or cut, or one of the real ones.
+const tokenArb = fc.oneof(
+  fc.string({ maxLength: 200 }),
+  fc.constant(null).map(() => tokens[0]!),
+  fc.constant(null).map(() => tokens[1]!),
+  fc.tuple(fc.nat(), fc.constantFrom("A", "_", ".", "-", "z")).map(([i, ch]) => {
+    const t = tokens[0]!;
+    const at = i % t.length;
+    return t.slice(0, at) + ch + t.slice(at + 1);
+  }),
+  fc.nat().map((i) => tokens[0]!.slice(0, i % tokens[0]!.length)),
+);
+
+const bodyArb = fc.oneof(
+  fc.json(),
+  fc.string({ unit: "binary", maxLength: 300 }),
+  fc.dictionary(fc.constantFrom(...FIELDS), fc.oneof(fc.string({ unit: "binary", maxLength: 140 }), fc.jsonValue(), tokenArb)).map((o) => JSON.stringify(o)),
+);
+
+const headerValue = fc.string({ maxLength: 100 }).filter((s) => /^[\x20-\x7e]*$/.test(s));
+const headersArb = fc.record(
+  {
+    "content-type": fc.oneof(fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=utf-8"), headerValue),
+    authorization: fc.oneof(tokenArb.map((t) => `Bearer ${t}`), headerValue),
+    origin: fc.constantFrom("http://localhost:5173", "https://evil.example", "null"),
+    cookie: tokenArb.map((t) => `refresh_token=${encodeURIComponent(t)}`),
+  },
+  { requiredKeys: [] },
+);
+
+const requestArb = fc.record({
+  route: fc.constantFrom(...ROUTES),
+  method: fc.option(fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"), { nil: undefined }),
+  suffix: fc.option(fc.constantFrom("/", "/x", "?limit=-1", "?cursor=%00", "?user_id=" + "a".repeat(100), "?limit=1e9&cursor=WzFd"), { nil: undefined }),
+  headers: headersArb,
+  body: fc.option(bodyArb, { nil: undefined }),
+});
+
+type ArbitraryRequest = typeof requestArb extends fc.Arbitrary<infer T> ? T : never;
+
+async function send(r: ArbitraryRequest) {
+  const method = r.method ?? r.route[0];
+  const hasBody = r.body !== undefined && method !== "GET" && method !== "HEAD";
+  const headers = new Headers({ "cf-connecting-ip": randomIp() });
+  for (const [k, v] of Object.entries(r.headers)) headers.set(k, v);
+  const req = new Request(`http://localhost${r.route[1]}${r.suffix ?? ""}`, { method, headers, body: hasBody ? r.body : undefined });
+  return exports.default.fetch(req);
+}
+
+describe("properties over arbitrary requests", () => {
+  it("never a 5xx; a non-2xx is always the JSON error shape; never a stack trace", async () => {
+    await fc.assert(
+      fc.asyncProperty(requestArb, async (r) => {
+        const res = await send(r);
+        expect(res.status).toBeLessThan(500);
+        const text = await res.text();
+        expect(text).not.toMatch(/\bat .+\.(ts|js):\d+|node_modules/);
+        if (res.status >= 400 && (r.method ?? r.route[0]) !== "HEAD") {
+          expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+          const body = JSON.parse(text);
+          expect(typeof body.error).toBe("string");
+          expect(typeof body.message).toBe("string");
+          expect(body.error).toMatch(/^[a-z_]+$/);
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
