@@ -1,4 +1,7 @@
-// Makes an ES256 signing key as a private JWK with a kid (the JWT_PRIVATE_KEY secret).
+// Production secrets.
+//   npm run -s keygen         {"JWT_PRIVATE_KEY": ..., "PASSWORD_PEPPER": ...} for `wrangler deploy --secrets-file`
+//   npm run -s keygen jwk     one new signing key (a private JWK with a kid), e.g. for rotation
+//   npm run -s keygen pepper  one new pepper
 import { webcrypto } from "node:crypto";
 import { pathToFileURL } from "node:url";
 
@@ -11,8 +14,9 @@ export async function newSigningJwk() {
 
 export const newPepper = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 
-// `npm run keygen` prints a fresh production key to pipe into `wrangler secret put JWT_PRIVATE_KEY`.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const what = process.argv[2] ?? "jwk";
-  process.stdout.write(what === "pepper" ? newPepper() : JSON.stringify(await newSigningJwk()));
+  const what = process.argv[2];
+  if (what === "jwk") process.stdout.write(JSON.stringify(await newSigningJwk()));
+  else if (what === "pepper") process.stdout.write(newPepper());
+  else process.stdout.write(JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper() }, null, 2) + "\n");
 }
