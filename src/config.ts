@@ -33,6 +33,8 @@ const ConfigSchema = z.object({
   LOGIN_LOCK_THRESHOLD: z.coerce.number().int().min(3).max(100).default(5),
   LOGIN_LOCK_BASE: seconds(30, 1, 3_600),
   LOGIN_LOCK_MAX: seconds(900, 1, 86_400),
+  // Audit rows older than this are deleted by the daily cron.
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.

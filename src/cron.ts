@@ -1,13 +1,21 @@
+import { getConfig } from "./config";
 import { getDb } from "./db/client";
+import { deleteAuditEventsBefore } from "./db/audit";
 import { deleteDeadSessions } from "./db/sessions";
 import { log } from "./log";
 
 // Dead sessions are kept a day for investigation, then dropped with their rotation history.
 const KEEP_DEAD_MS = 24 * 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh must not pile up. */
-export async function purgeDeadSessions(env: Env, now = new Date()): Promise<number> {
-  const deleted = await deleteDeadSessions(getDb(env.DB), now, KEEP_DEAD_MS);
-  log("sessions_purged", { deleted });
-  return deleted;
+/**
+ * The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh and one audit row
+ * per security event must not pile up forever.
+ */
+export async function housekeeping(env: Env, now = new Date()) {
+  const db = getDb(env.DB);
+  const sessions = await deleteDeadSessions(db, now, KEEP_DEAD_MS);
+  const auditEvents = await deleteAuditEventsBefore(db, new Date(now.getTime() - getConfig(env).AUDIT_RETENTION_DAYS * DAY_MS));
+  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents });
+  return { sessions, auditEvents };
 }

@@ -4,7 +4,7 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { getConfig, type AppEnv } from "./config";
-import { purgeDeadSessions } from "./cron";
+import { housekeeping } from "./cron";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { requestLog } from "./middleware/request-log";
 import { account } from "./routes/account";
@@ -56,6 +56,6 @@ app.notFound(notFoundHandler(app.routes));
 export default {
   fetch: app.fetch,
   scheduled(_controller, env, ctx) {
-    ctx.waitUntil(purgeDeadSessions(env));
+    ctx.waitUntil(housekeeping(env));
   },
 } satisfies ExportedHandler<Env>;

@@ -1,14 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PASSWORD, call, expectError, makeAdmin, registerUser } from "./helpers";
-
-/** An admin token: roles are read from D1 when a session starts, so log in after the grant. */
-async function adminToken() {
-  const reg = await registerUser();
-  await makeAdmin(reg.user.id);
-  const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } });
-  expect(res.body.user.roles).toContain("admin");
-  return res.body.access_token as string;
-}
+import { PASSWORD, adminToken, call, expectError, registerUser } from "./helpers";
 
 describe("GET /admin/users", () => {
   it("answers 401 without a token and 403 forbidden for a plain user", async () => {

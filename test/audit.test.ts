@@ -1,14 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, ageRotations, call, expectError, makeAdmin, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import { PASSWORD, adminToken, ageRotations, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
-
-async function adminToken() {
-  const reg = await registerUser();
-  await makeAdmin(reg.user.id);
-  return (await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } })).body.access_token as string;
-}
 
 /** Captures every line the worker logs while `run` runs. */
 async function captureLogs(run: () => Promise<void>): Promise<string[]> {

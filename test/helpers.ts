@@ -72,6 +72,15 @@ export async function makeAdmin(userId: string) {
   await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(userId).run();
 }
 
+/** A fresh user with the admin role and an access token that carries it (roles are read at login). */
+export async function adminToken(): Promise<string> {
+  const reg = await registerUser();
+  await makeAdmin(reg.user.id);
+  const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } });
+  expect(res.body.user.roles).toContain("admin");
+  return res.body.access_token;
+}
+
 export function decodeJwtPart(token: string, part: 0 | 1): Record<string, unknown> {
   const segment = token.split(".")[part]!;
   return JSON.parse(atob(segment.replace(/-/g, "+").replace(/_/g, "/")));

@@ -1,7 +1,7 @@
 import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { PASSWORD, call, makeAdmin, randomIp, registerUser } from "./helpers";
+import { adminToken, randomIp, registerUser } from "./helpers";
 
 /**
  * Properties over arbitrary requests to every route: never a 5xx, always the error shape on a
@@ -31,10 +31,7 @@ let tokens: string[] = [];
 
 beforeAll(async () => {
   const user = await registerUser();
-  const boss = await registerUser();
-  await makeAdmin(boss.user.id);
-  const admin = await call("POST", "/login", { body: { username: boss.input.username, password: PASSWORD } });
-  tokens = [user.access_token, admin.body.access_token, user.refresh_token];
+  tokens = [user.access_token, await adminToken(), user.refresh_token];
 });
 
 // A valid token with one character changed, or cut, or one of the real ones.

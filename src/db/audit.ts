@@ -18,3 +18,8 @@ export async function listAuditEvents(db: Db, limit: number, filter: { userId?: 
     .limit(limit)
     .all();
 }
+
+export async function deleteAuditEventsBefore(db: Db, before: Date): Promise<number> {
+  const gone = await db.delete(auditEvents).where(lt(auditEvents.createdAt, before)).returning({ id: auditEvents.id });
+  return gone.length;
+}
