@@ -35,10 +35,12 @@ export interface AuditFields {
 
 const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "password_change_failed", "rate_limited"]);
 
-export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}): Promise<void> {
+/** Logs the event and, unless `store` is false, keeps it in D1. */
+export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}, { store = true } = {}): Promise<void> {
   const { user_id = null, session_id = null, ...rest } = fields;
   const detail = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Record<string, string | number | boolean | null>;
   log(event, { request_id: ctx.requestId, ip: ctx.ip, user_id, session_id, ...detail }, WARN.has(event) ? "warn" : "info");
+  if (!store) return;
   try {
     await insertAuditEvent(ctx.db, {
       createdAt: new Date(),

@@ -18,7 +18,9 @@ const MAX_BODY_BYTES = 16 * 1024;
 // Built once per isolate, not per request.
 const app = new Hono<AppEnv>();
 
-app.use(requestId());
+// Our own id for every request; a client-sent X-Request-Id is ignored, so it cannot reuse another
+// request's id in the logs and audit rows. The id goes back in X-Request-Id (request-log.ts).
+app.use(requestId({ headerName: "" }));
 app.use(requestLog);
 app.use(
   secureHeaders({

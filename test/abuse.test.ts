@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { PASSWORD, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ipKey } from "../src/middleware/rate-limit";
+import { PASSWORD, adminToken, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 /** Limits from wrangler.toml [[ratelimits]]: login 20/IP, 10/username, register 10/IP, refresh 60/IP per minute. */
 const loginAs = (username: string, password: string, ip = randomIp()) =>
@@ -15,6 +16,8 @@ function expectRateLimited(res: Awaited<ReturnType<typeof call>>, retryAfterMax 
 
 const userRow = (id: string) =>
   env.DB.prepare("SELECT failed_logins, locked_until FROM users WHERE id = ?").bind(id).first<{ failed_logins: number; locked_until: number | null }>();
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("rate limits at the edge", () => {
   it("limits login attempts per client IP (any usernames)", async () => {
@@ -51,11 +54,30 @@ describe("rate limits at the edge", () => {
     expectRateLimited(await call("POST", "/refresh", { body: { refresh_token: "A".repeat(43) }, headers: { "cf-connecting-ip": ip } }));
   });
 
-  it("records a rate_limited audit event", async () => {
+  it("records a rate_limited audit row once per key and period, however many requests are refused", async () => {
     const ip = randomIp();
-    for (let i = 0; i < 21; i++) await loginAs(uniqueName("flood"), "wrong password 1", ip);
-    const row = await env.DB.prepare("SELECT event, ip, detail FROM audit_events WHERE event = 'rate_limited' AND ip = ?").bind(ip).first<{ detail: string }>();
-    expect(JSON.parse(row!.detail)).toEqual({ limiter: "LOGIN_IP_LIMITER" });
+    for (let i = 0; i < 30; i++) await loginAs(uniqueName("flood"), "wrong password 1", ip);
+    const rows = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'rate_limited' AND ip = ?").bind(ip).all<{ detail: string }>();
+    expect(rows.results.map((r) => JSON.parse(r.detail))).toEqual([{ limiter: "LOGIN_IP_LIMITER", key: `ip:${ip}` }]);
+  });
+
+  it("counts IPv6 clients per /64, IPv4 per address", async () => {
+    expect(ipKey("2001:db8:1:2:aaaa::1")).toBe("ip6:2001:db8:1:2::/64");
+    expect(ipKey("2001:0db8:0001:0002:ffff:ffff:ffff:ffff")).toBe("ip6:2001:db8:1:2::/64");
+    expect(ipKey("2001:db8::1")).toBe("ip6:2001:db8:0:0::/64");
+    expect(ipKey("::ffff:192.0.2.7")).toBe("ip:192.0.2.7");
+    expect(ipKey("192.0.2.7")).toBe("ip:192.0.2.7");
+    // Over HTTP: 21 addresses from one /64 share one login budget.
+    const prefix = `2001:db8:${Math.floor(Math.random() * 65535).toString(16)}:7`;
+    for (let i = 0; i < 20; i++) expect((await loginAs(uniqueName("v6"), "wrong password 1", `${prefix}::${i + 1}`)).status).toBe(401);
+    expectRateLimited(await loginAs(uniqueName("v6"), "wrong password 1", `${prefix}:1:2:3:4`));
+  });
+
+  it("limits password-change attempts per account, like logins", async () => {
+    const reg = await registerUser();
+    const change = () => call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: PASSWORD } });
+    for (let i = 0; i < 10; i++) expectError(await change(), 400, "validation_failed");
+    expectRateLimited(await change());
   });
 });
 
@@ -110,6 +132,39 @@ describe("account lock after repeated failed logins", () => {
     const reg = await registerUser();
     await Promise.all(Array.from({ length: 4 }, () => loginAs(reg.input.username, "wrong password 1")));
     expect((await userRow(reg.user.id))!.failed_logins).toBe(4);
+  });
+
+  it("lets no more guesses through than the threshold, however many arrive at once", async () => {
+    const reg = await registerUser();
+    const derive = vi.spyOn(crypto.subtle, "deriveBits");
+    const results = await Promise.all(Array.from({ length: 9 }, () => loginAs(reg.input.username, "wrong password 1")));
+    expect(results.filter((r) => r.status === 401)).toHaveLength(5);
+    expect(results.filter((r) => r.status === 429)).toHaveLength(4);
+    expect(derive).toHaveBeenCalledTimes(5); // the refused ones spent no hash
+  });
+
+  it("starts the count again when the previous failure is over a day old", async () => {
+    const reg = await registerUser();
+    for (let i = 0; i < 4; i++) await loginAs(reg.input.username, "wrong password 1");
+    await env.DB.prepare("UPDATE users SET last_failed_login_at = ? WHERE id = ?").bind(Date.now() - 25 * 3600_000, reg.user.id).run();
+    await loginAs(reg.input.username, "wrong password 1");
+    expect(await userRow(reg.user.id)).toEqual({ failed_logins: 1, locked_until: null });
+  });
+
+  it("shares the lock with password change: guessing the current password there locks the account too", async () => {
+    const reg = await registerUser();
+    const guess = () => call("POST", "/password", { token: reg.access_token, body: { current_password: "wrong password 1", new_password: "brand new secret 7" } });
+    for (let i = 0; i < 5; i++) expectError(await guess(), 401, "invalid_credentials");
+    expectRateLimited(await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: "brand new secret 7" } }), 30);
+    expectRateLimited(await loginAs(reg.input.username, PASSWORD), 30);
+  });
+
+  it("audits a login refused by the lock, with the account", async () => {
+    const reg = await registerUser();
+    for (let i = 0; i < 5; i++) await loginAs(reg.input.username, "wrong password 1");
+    await loginAs(reg.input.username, PASSWORD);
+    const res = await call("GET", `/admin/audit?user_id=${reg.user.id}&limit=1`, { token: await adminToken() });
+    expect(res.body.events[0]).toMatchObject({ event: "rate_limited", detail: { reason: "account_locked" } });
   });
 
   it("keeps the 401 for an unknown user byte-identical to a wrong password, lock or not", async () => {

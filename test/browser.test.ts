@@ -120,10 +120,13 @@ describe("cookie mode", () => {
     expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } })).status).toBe(200);
   });
 
-  it("refuses to start cookie mode for a foreign origin", async () => {
+  it("refuses to start cookie mode for a foreign origin, at login and at registration", async () => {
     const { res } = await cookieLogin(EVIL);
     expectError(res, 403, "forbidden");
     expect(refreshCookies(res)).toEqual([]);
+    const reg = await call("POST", "/register", { body: { username: uniqueName(), password: PASSWORD, use_cookie: true }, headers: { origin: EVIL } });
+    expectError(reg, 403, "forbidden");
+    expect(refreshCookies(reg)).toEqual([]);
   });
 
   it("logs out by cookie alone (access token gone) and clears the cookie", async () => {

@@ -1,6 +1,8 @@
 import { env, exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { PASSWORD, call, expectError, registerUser, uniqueName } from "./helpers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { PASSWORD, call, expectError, forgeToken, registerUser, uniqueName } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("request bodies", () => {
   it("refuses a body over 16 KiB with 413 before parsing it, by Content-Length or by streaming", async () => {
@@ -87,6 +89,27 @@ describe("headers", () => {
       expect(res.status, authorization.slice(0, 20)).toBe(status);
       expect((await res.json<{ error: string }>()).error).toMatch(/^invalid_(token|request)$/);
     }
+  });
+
+  it("refuses a bearer token over 4 KiB before any signature check", async () => {
+    const verify = vi.spyOn(crypto.subtle, "verify");
+    const valid = await forgeToken();
+    expect((await call("GET", "/protected", { token: valid })).status).toBe(200);
+    expect(verify).toHaveBeenCalledTimes(1);
+    verify.mockClear();
+    const padded = valid + "A".repeat(4200); // a well-formed token with a huge signature part
+    expectError(await call("GET", "/protected", { token: padded }), 401, "invalid_token");
+    expect(verify).not.toHaveBeenCalled();
+  });
+
+  it("ignores a client-sent X-Request-Id and answers with its own", async () => {
+    const res = await call("GET", "/", { headers: { "x-request-id": "forged-id-123" } });
+    expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("accepts JSON only on /password too", async () => {
+    const reg = await registerUser();
+    expectError(await call("POST", "/password", { token: reg.access_token, body: "current_password=x", headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
   });
 
   it("answers methods not allowed in the error shape, with Allow", async () => {

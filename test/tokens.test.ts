@@ -67,8 +67,10 @@ describe("access tokens", () => {
     expect(await verifyAccessToken(config, await forge({ key: privateKey, header: { kid: "attacker-key" } }))).toBeNull();
   });
 
-  it("rejects tokens missing required claims or with ill-typed roles", async () => {
-    expect(await verifyAccessToken(config, await forge({ claims: { sid: undefined } }))).toBeNull();
+  it("rejects tokens missing any required claim, or with ill-typed roles", async () => {
+    for (const claim of ["sub", "jti", "iat", "exp", "sid", "username", "roles"]) {
+      expect(await verifyAccessToken(config, await forge({ claims: { [claim]: undefined } })), claim).toBeNull();
+    }
     expect(await verifyAccessToken(config, await forge({ claims: { roles: "admin" } }))).toBeNull();
   });
 

@@ -4,7 +4,7 @@ import type { Config } from "../config";
 import { uniqueViolation, type Db } from "../db/client";
 import { findRotated, insertSession, listLiveSessions, revokeSession, revokeUserSessions, rotateRefreshToken } from "../db/sessions";
 import type { User } from "../db/schema";
-import { clearFailedLogins, findTaken, findUserById, findUserByLogin, insertUser, recordFailedLogin, updatePasswordHash, type LockPolicy } from "../db/users";
+import { clearFailedLogins, countLoginAttempt, findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash, type LockPolicy } from "../db/users";
 import { sha256Base64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
@@ -140,10 +140,16 @@ const lockPolicy = (config: Config): LockPolicy => ({
   windowMs: 24 * 60 * 60 * 1000,
 });
 
-function lockedError(until: Date, now: Date) {
+/** A locked account answers like an edge rate limit, right password or not, and spends no hash. */
+async function lockedOut(deps: Deps, userId: string, now: Date) {
+  const until = (await findUserById(deps.db, userId))?.lockedUntil ?? now;
+  await audit(deps, "rate_limited", { user_id: userId, reason: "account_locked" });
   const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
   return new ApiError("rate_limited", "Too many failed logins for this account, try again later", undefined, { "Retry-After": String(retryAfter) });
 }
+
+const auditLock = (deps: Deps, userId: string, attempt: { failedLogins: number; lockedUntil: Date | null }) =>
+  audit(deps, "account_locked", { user_id: userId, failures: attempt.failedLogins, until: attempt.lockedUntil?.toISOString() ?? null });
 
 export interface LoginInput {
   username: string; // username or email
@@ -155,27 +161,21 @@ export async function login(deps: Deps, input: LoginInput) {
   const options = passwordOptions(config);
   const now = new Date();
   const user = await findUserByLogin(db, input.username);
-  // A locked account answers like an edge rate limit, right password or not, and spends no hash.
-  if (user?.lockedUntil && user.lockedUntil > now) throw lockedError(user.lockedUntil, now);
+  const attempt = await countLoginAttempt(db, user?.id ?? "", now, lockPolicy(config));
+  if (user && !attempt) throw await lockedOut(deps, user.id, now);
 
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok) {
     await audit(deps, "login_failed", { user_id: user?.id ?? null });
-    if (user) {
-      const counted = await recordFailedLogin(db, user.id, now, lockPolicy(config));
-      if (counted?.lockedUntil) {
-        await audit(deps, "account_locked", { user_id: user.id, failures: counted.failedLogins, until: counted.lockedUntil.toISOString() });
-      }
-    }
+    if (user && attempt?.lockedUntil) await auditLock(deps, user.id, attempt);
     throw new ApiError("invalid_credentials");
   }
 
   const session = await openSession(deps, user, now);
   const alsoWrite: BatchItem<"sqlite">[] = [];
   if (needsRehash(user.passwordHash, options)) alsoWrite.push(updatePasswordHash(db, user.id, await hashPassword(input.password, options), now));
-  if (user.failedLogins > 0 || user.lockedUntil) alsoWrite.push(clearFailedLogins(db, user.id)); // success resets the count
-  await db.batch([insertSession(db, session.row), ...alsoWrite]);
+  await db.batch([insertSession(db, session.row), clearFailedLogins(db, user.id), ...alsoWrite]); // success resets the count
   await audit(deps, "login_succeeded", { user_id: user.id, session_id: session.row.id });
   return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
 }
@@ -254,18 +254,26 @@ export interface PasswordChange {
 export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange) {
   const { db, kv, config } = deps;
   const options = passwordOptions(config);
-  const user = await findUserById(db, claims.sub);
-  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
-    await audit(deps, "password_change_failed", { user_id: user.id });
-    throw new ApiError("invalid_credentials", "The current password is wrong");
-  }
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
     throw new ApiError("validation_failed", undefined, { new_password: "must differ from the current password" });
   }
+  const user = await findUserById(db, claims.sub);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  // The current password is guessable here too (by whoever holds the access token): same lock as login.
   const now = new Date();
+  const attempt = await countLoginAttempt(db, user.id, now, lockPolicy(config));
+  if (!attempt) throw await lockedOut(deps, user.id, now);
+  if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
+    await audit(deps, "password_change_failed", { user_id: user.id });
+    if (attempt.lockedUntil) await auditLock(deps, user.id, attempt);
+    throw new ApiError("invalid_credentials", "The current password is wrong");
+  }
   const newHash = await hashPassword(input.new_password, options);
-  const [, revoked] = await db.batch([updatePasswordHash(db, user.id, newHash, now), revokeUserSessions(db, user.id, now, claims.sid)]);
+  const [, revoked] = await db.batch([
+    updatePasswordHash(db, user.id, newHash, now),
+    revokeUserSessions(db, user.id, now, claims.sid),
+    clearFailedLogins(db, user.id),
+  ]);
   await revokeSessions(kv, revoked);
   await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
   return revoked.length;

@@ -79,7 +79,7 @@ export const auditEvents = sqliteTable(
     ip: text(),
     detail: text({ mode: "json" }).$type<Record<string, string | number | boolean | null>>(),
   },
-  (t) => [index("audit_events_user_id_id_idx").on(t.userId, t.id)],
+  (t) => [index("audit_events_user_id_id_idx").on(t.userId, t.id), index("audit_events_created_at_idx").on(t.createdAt)],
 );
 
 export type User = typeof users.$inferSelect;

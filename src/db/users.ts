@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { users, type User } from "./schema";
 
@@ -46,10 +46,13 @@ export interface LockPolicy {
 }
 
 /**
- * Counts a failed login and, from the threshold on, locks the account for base * 2^(n - threshold),
- * capped at max. One statement, so concurrent failures cannot lose a count (SET reads old values).
+ * Counts a login attempt as failed before the password is even checked (a right password resets
+ * the count afterwards), and from the threshold on locks the account for base * 2^(n - threshold),
+ * capped at max. One conditional statement that skips locked rows: concurrent guesses cannot slip
+ * past a lock, and none is lost (SET reads the old values). Returns nothing for a locked account,
+ * or for an id that matches no row (the unknown-user path runs the same statement, for equal timing).
  */
-export async function recordFailedLogin(db: Db, id: string, now: Date, p: LockPolicy) {
+export async function countLoginAttempt(db: Db, id: string, now: Date, p: LockPolicy) {
   const t = now.getTime();
   const failures = sql`(CASE WHEN ${users.lastFailedLoginAt} IS NULL OR ${users.lastFailedLoginAt} < ${t - p.windowMs} THEN 1 ELSE ${users.failedLogins} + 1 END)`;
   const [row] = await db
@@ -59,7 +62,7 @@ export async function recordFailedLogin(db: Db, id: string, now: Date, p: LockPo
       lastFailedLoginAt: now,
       lockedUntil: sql`(CASE WHEN ${failures} >= ${p.threshold} THEN ${t} + min(${p.maxMs}, ${p.baseMs} * (1 << min(${failures} - ${p.threshold}, 30))) ELSE NULL END)`,
     })
-    .where(eq(users.id, id))
+    .where(and(eq(users.id, id), or(isNull(users.lockedUntil), lte(users.lockedUntil, now))))
     .returning({ failedLogins: users.failedLogins, lockedUntil: users.lockedUntil });
   return row;
 }

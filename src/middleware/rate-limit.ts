@@ -14,21 +14,45 @@ const PERIOD_SECONDS = 60;
 export const clientIp = (c: Context) => c.req.header("cf-connecting-ip") ?? "unknown";
 
 /**
+ * The rate-limit key for an address. One IPv6 client commonly holds a whole /64 (2^64 addresses),
+ * so IPv6 counts per /64; IPv4 (and IPv4-mapped IPv6) per address.
+ */
+export function ipKey(ip: string): string {
+  if (!ip.includes(":") || /\d+\.\d+\.\d+\.\d+$/.test(ip)) return `ip:${ip.slice(ip.lastIndexOf(":") + 1)}`;
+  const [head = "", tail] = ip.toLowerCase().split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `ip6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
+}
+
+// One audit row per limiter and key per period and isolate: a flood that is being refused must not
+// turn into a flood of D1 writes. Every refusal still writes its log line.
+const recorded = new Map<string, number>();
+function firstInPeriod(id: string, now: number): boolean {
+  const last = recorded.get(id);
+  if (last !== undefined && now - last < PERIOD_SECONDS * 1000) return false;
+  if (recorded.size >= 10_000) recorded.clear();
+  recorded.set(id, now);
+  return true;
+}
+
+/**
  * Workers Rate Limiting in front of a route: 429 rate_limited with Retry-After once `key` has used
  * its budget. The binding counts per location, approximately: a brake on abuse, not an exact quota.
  */
 export async function enforceLimit(c: Context<AppEnv>, name: LimiterName, key: string): Promise<void> {
   const { success } = await c.env[name].limit({ key });
   if (!success) {
-    await audit(deps(c), "rate_limited", { limiter: name });
+    await audit(deps(c), "rate_limited", { limiter: name, key }, { store: firstInPeriod(`${name}|${key}`, Date.now()) });
     throw new ApiError("rate_limited", undefined, undefined, { "Retry-After": String(PERIOD_SECONDS) });
   }
 }
 
-/** The same as middleware, keyed by client IP: it runs before the body is even read. */
+/** The same as middleware, keyed by client address: it runs before the body is even read. */
 export function limitByIp(name: LimiterName) {
   return createMiddleware<AppEnv>(async function limitByIp(c, next) {
-    await enforceLimit(c, name, `ip:${clientIp(c)}`);
+    await enforceLimit(c, name, ipKey(clientIp(c)));
     await next();
   });
 }

@@ -6,6 +6,7 @@ import { log } from "../log";
 export const requestLog = createMiddleware<AppEnv>(async function requestLog(c, next) {
   const started = Date.now();
   await next();
+  c.header("X-Request-Id", c.get("requestId"));
   log("request", {
     request_id: c.get("requestId"),
     method: c.req.method,

@@ -5,6 +5,7 @@ import { findUserById } from "../db/users";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
+import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
 import { validate } from "../middleware/validate";
 import { passwordChangeSchema, sessionIdSchema } from "../schemas";
@@ -24,6 +25,8 @@ export const account = new Hono<AppEnv>()
     return c.json({ user: toPublicUser(user) });
   })
   .post("/password", authed, jsonOnly, validate("json", passwordChangeSchema), async (c) => {
+    // The current password can be guessed here as at /login: the same per-account budget.
+    await enforceLimit(c, "LOGIN_USER_LIMITER", `user:${c.get("auth").username.toLowerCase()}`);
     const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
     return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked });
   })
