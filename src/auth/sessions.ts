@@ -4,9 +4,10 @@ import type { Config } from "../config";
 import { uniqueViolation, type Db } from "../db/client";
 import { findRotated, insertSession, listLiveSessions, revokeSession, revokeUserSessions, rotateRefreshToken } from "../db/sessions";
 import type { User } from "../db/schema";
-import { clearFailedLogins, countLoginAttempt, findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash, type LockPolicy } from "../db/users";
+import { clearFailedLogins, findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash } from "../db/users";
 import { sha256Base64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
+import { auditIfLocked, beginPasswordAttempt } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { revokeSessions, revokeToken } from "./revocations";
 import { signAccessToken, type AccessClaims } from "./tokens";
@@ -132,25 +133,6 @@ export async function register(deps: Deps, input: RegisterInput) {
   return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
 }
 
-const lockPolicy = (config: Config): LockPolicy => ({
-  threshold: config.LOGIN_LOCK_THRESHOLD,
-  baseMs: config.LOGIN_LOCK_BASE * 1000,
-  maxMs: config.LOGIN_LOCK_MAX * 1000,
-  // A failure more than a day after the previous one starts the count again.
-  windowMs: 24 * 60 * 60 * 1000,
-});
-
-/** A locked account answers like an edge rate limit, right password or not, and spends no hash. */
-async function lockedOut(deps: Deps, userId: string, now: Date) {
-  const until = (await findUserById(deps.db, userId))?.lockedUntil ?? now;
-  await audit(deps, "rate_limited", { user_id: userId, reason: "account_locked" });
-  const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
-  return new ApiError("rate_limited", "Too many failed logins for this account, try again later", undefined, { "Retry-After": String(retryAfter) });
-}
-
-const auditLock = (deps: Deps, userId: string, attempt: { failedLogins: number; lockedUntil: Date | null }) =>
-  audit(deps, "account_locked", { user_id: userId, failures: attempt.failedLogins, until: attempt.lockedUntil?.toISOString() ?? null });
-
 export interface LoginInput {
   username: string; // username or email
   password: string;
@@ -161,14 +143,13 @@ export async function login(deps: Deps, input: LoginInput) {
   const options = passwordOptions(config);
   const now = new Date();
   const user = await findUserByLogin(db, input.username);
-  const attempt = await countLoginAttempt(db, user?.id ?? "", now, lockPolicy(config));
-  if (user && !attempt) throw await lockedOut(deps, user.id, now);
+  const attempt = await beginPasswordAttempt(deps, user?.id, now);
 
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok) {
     await audit(deps, "login_failed", { user_id: user?.id ?? null });
-    if (user && attempt?.lockedUntil) await auditLock(deps, user.id, attempt);
+    if (user) await auditIfLocked(deps, user.id, attempt);
     throw new ApiError("invalid_credentials");
   }
 
@@ -259,13 +240,12 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   }
   const user = await findUserById(db, claims.sub);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  // The current password is guessable here too (by whoever holds the access token): same lock as login.
+  // The current password is guessable here too (by whoever holds the access token): the same lock.
   const now = new Date();
-  const attempt = await countLoginAttempt(db, user.id, now, lockPolicy(config));
-  if (!attempt) throw await lockedOut(deps, user.id, now);
+  const attempt = await beginPasswordAttempt(deps, user.id, now);
   if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
     await audit(deps, "password_change_failed", { user_id: user.id });
-    if (attempt.lockedUntil) await auditLock(deps, user.id, attempt);
+    await auditIfLocked(deps, user.id, attempt);
     throw new ApiError("invalid_credentials", "The current password is wrong");
   }
   const newHash = await hashPassword(input.new_password, options);
