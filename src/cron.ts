@@ -4,8 +4,6 @@ import { deleteAuditEventsBefore } from "./db/audit";
 import { deleteDeadSessions } from "./db/sessions";
 import { log } from "./log";
 
-// Dead sessions are kept a day for investigation, then dropped with their rotation history.
-const KEEP_DEAD_MS = 24 * 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
@@ -14,7 +12,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  */
 export async function housekeeping(env: Env, now = new Date()) {
   const db = getDb(env.DB);
-  const sessions = await deleteDeadSessions(db, now, KEEP_DEAD_MS);
+  // Dead sessions are kept a day for investigation, then dropped with their rotation history.
+  const sessions = await deleteDeadSessions(db, now, DAY_MS);
   const auditEvents = await deleteAuditEventsBefore(db, new Date(now.getTime() - getConfig(env).AUDIT_RETENTION_DAYS * DAY_MS));
   log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents });
   return { sessions, auditEvents };

@@ -169,7 +169,7 @@ const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token 
  * within REFRESH_REUSE_GRACE seconds is a second tab racing the first; that request is refused
  * and the session lives on. A replay from any other client is theft at once.
  */
-export async function refresh(deps: Deps, refreshToken: string) {
+export async function refresh(deps: Deps, refreshToken: string): Promise<Issued> {
   const { db, kv, config } = deps;
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const now = new Date();
@@ -196,7 +196,7 @@ export async function refresh(deps: Deps, refreshToken: string) {
   return {
     access_token: access.token,
     refresh_token: nextToken,
-    token_type: "Bearer" as const,
+    token_type: "Bearer",
     expires_in: access.expiresIn,
     session_expires_at: session.expiresAt,
   };
