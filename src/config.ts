@@ -1,12 +1,14 @@
 import { z } from "zod";
-import type { RequestIdVariables } from "hono/request-id";
-import type { AccessClaims } from "./auth/tokens";
 import { MAX_ITERATIONS } from "./auth/passwords";
 
-/** Hono's environment for this app: Workers bindings plus per-request variables. */
-export type AppEnv = {
-  Bindings: Env;
-  Variables: RequestIdVariables & { auth: AccessClaims };
+const isJson = (s: string) => {
+  if (s === "") return true; // reported as "is required"
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 const seconds = (fallback: number, min: number, max: number) =>
@@ -33,13 +35,18 @@ const ConfigSchema = z.object({
   LOGIN_LOCK_THRESHOLD: z.coerce.number().int().min(3).max(100).default(5),
   LOGIN_LOCK_BASE: seconds(30, 1, 3_600),
   LOGIN_LOCK_MAX: seconds(900, 1, 86_400),
+  // Live sessions per user; a new login ends the oldest one beyond this.
+  MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(1000).default(50),
+  // Wrong current passwords at POST /password before that session is signed out (its own budget,
+  // apart from the login lock, so nobody else's failed logins can block a password change).
+  PASSWORD_CHANGE_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
   // Audit rows older than this are deleted by the daily cron.
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.
   PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
-  JWT_PRIVATE_KEY: z.string().min(1, "is required"),
+  JWT_PRIVATE_KEY: z.string().min(1, "is required").refine(isJson, "is not JSON (a private JWK, or a JWK set {\"keys\": [...]})"),
   PASSWORD_PEPPER: optionalSecret,
 });
 

@@ -1,10 +1,21 @@
 import type { Context } from "hono";
-import type { Deps } from "./auth/sessions";
-import { getConfig, type AppEnv } from "./config";
-import { getDb } from "./db/client";
-import { clientIp } from "./middleware/rate-limit";
+import type { AuditContext } from "./audit";
+import { getConfig, type Config } from "./config";
+import { getDb, type Db } from "./db/client";
+import type { AppEnv } from "./env";
+import { clientIp } from "./middleware/client-ip";
+import { enforceLimit } from "./middleware/rate-limit";
 
-/** What the auth flows need from a request: db client, KV, parsed config, and request id and IP for the audit trail. */
+/** What the auth flows need from a request. They know nothing of HTTP; this is built per request by the routes. */
+export interface Deps extends AuditContext {
+  db: Db;
+  kv: KVNamespace;
+  config: Config;
+  userAgent?: string;
+  /** The per-account login budget at the edge; throws 429 when `key` has used it. Absent in unit tests. */
+  limitAccount?: (key: string) => Promise<void>;
+}
+
 export const deps = (c: Context<AppEnv>): Deps => ({
   db: getDb(c.env.DB),
   kv: c.env.REVOKED,
@@ -12,4 +23,5 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   requestId: c.get("requestId"),
   ip: clientIp(c),
   userAgent: c.req.header("user-agent"),
+  limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
 });

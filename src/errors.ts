@@ -1,7 +1,10 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { ConfigError, type AppEnv } from "./config";
+import { TooManyAttempts } from "./auth/lockout";
+import { RevocationIncomplete } from "./auth/revocations";
+import { ConfigError } from "./config";
+import type { AppEnv } from "./env";
 import { log } from "./log";
 
 /** The one code -> status table. Codes are part of the public contract (ARCHITECTURE section 1). */
@@ -94,6 +97,9 @@ const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof ApiError) return render(c, err);
+  if (err instanceof TooManyAttempts) {
+    return render(c, new ApiError("rate_limited", err.message, undefined, { "Retry-After": String(err.retryAfter) }));
+  }
   if (err instanceof HTTPException) {
     const res = err.getResponse();
     // A response Hono middleware already shaped as JSON (bearer auth) passes through.
@@ -102,6 +108,11 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (code) return render(c, new ApiError(code));
   }
   const requestId = c.get("requestId");
+  if (err instanceof RevocationIncomplete) {
+    // Recorded in D1, not yet in KV: never a 200 while the token still passes. A retry completes it.
+    log("revocation_incomplete", { request_id: requestId, ...loggable(err) }, "error");
+    return render(c, new ApiError("service_unavailable", "The revocation could not be completed; retry the request", undefined, { "Retry-After": "1" }));
+  }
   if (err instanceof ConfigError) {
     log("config_invalid", { request_id: requestId, problems: err.problems }, "error");
   } else {

@@ -3,7 +3,8 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
-import { getConfig, type AppEnv } from "./config";
+import { getConfig } from "./config";
+import type { AppEnv } from "./env";
 import { housekeeping } from "./cron";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { requestLog } from "./middleware/request-log";
@@ -15,8 +16,8 @@ import { meta } from "./routes/meta";
 // Every request body here is a small JSON object; refuse anything larger before parsing it.
 const MAX_BODY_BYTES = 16 * 1024;
 
-// Built once per isolate, not per request.
-const app = new Hono<AppEnv>();
+// Built once per isolate, not per request. Not strict: /login/ is /login, as clients expect.
+const app = new Hono<AppEnv>({ strict: false });
 
 // Our own id for every request; a client-sent X-Request-Id is ignored, so it cannot reuse another
 // request's id in the logs and audit rows. The id goes back in X-Request-Id (request-log.ts).
@@ -50,7 +51,7 @@ app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError
 app.route("/", meta);
 app.route("/", auth);
 app.route("/", account);
-app.route("/", admin);
+app.route("/admin", admin);
 
 app.onError(onError);
 app.notFound(notFoundHandler(app.routes));

@@ -54,13 +54,16 @@ export const sessionIdSchema = z.object({
   id: z.string().max(64, "is not a session id"),
 });
 
-export const listUsersQuerySchema = z.object({
-  cursor: z.string().max(200, "is not a valid cursor").optional(),
-  limit: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(20),
-});
+const cursor = z.string().max(200, "is not a valid cursor").optional();
+const limit = (fallback: number) =>
+  z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(fallback);
+
+export const listUsersQuerySchema = z.object({ cursor, limit: limit(20) });
+
+export const listSessionsQuerySchema = z.object({ cursor, limit: limit(20) });
 
 export const listAuditQuerySchema = z.object({
   user_id: z.string().max(64, "is not a user id").optional(),
-  cursor: z.string().max(200, "is not a valid cursor").optional(),
-  limit: z.coerce.number({ error: "must be a number" }).int("must be a whole number").min(1, "at least 1").max(100, "at most 100").default(50),
+  cursor,
+  limit: limit(50),
 });

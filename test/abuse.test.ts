@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ipKey } from "../src/middleware/rate-limit";
+import { ipKey } from "../src/middleware/client-ip";
 import { PASSWORD, adminToken, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 /** Limits from wrangler.toml [[ratelimits]]: login 20/IP, 10/username, register 10/IP, refresh 60/IP per minute. */

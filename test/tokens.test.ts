@@ -7,13 +7,13 @@ import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";
 
 const config = getConfig(env);
 const privateJwk = testJwk();
-const input = { userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1" };
+const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
 const now = nowSeconds;
 const forge = forgeToken;
 
 describe("access tokens", () => {
   it("round-trips with the claims of ARCHITECTURE section 2", async () => {
-    const { token, jti, expiresIn } = await signAccessToken(config, input);
+    const { token, jti, expiresIn } = await signAccessToken(config, input());
     const claims = await verifyAccessToken(config, token);
     expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti });
     expect(claims!.exp - claims!.iat).toBe(expiresIn);
@@ -37,7 +37,7 @@ describe("access tokens", () => {
   it("rejects another issuer or audience", async () => {
     expect(await verifyAccessToken(config, await forge({ claims: { iss: "https://evil.example" } }))).toBeNull();
     expect(await verifyAccessToken(config, await forge({ claims: { aud: "another-api" } }))).toBeNull();
-    const { token } = await signAccessToken(config, input);
+    const { token } = await signAccessToken(config, input());
     expect(await verifyAccessToken({ ...config, AUDIENCE: "another-api" }, token)).toBeNull();
   });
 
@@ -46,7 +46,7 @@ describe("access tokens", () => {
   });
 
   it("rejects a tampered payload", async () => {
-    const { token } = await signAccessToken(config, input);
+    const { token } = await signAccessToken(config, input());
     const [h, p, s] = token.split(".");
     const claims = JSON.parse(atob(p!.replace(/-/g, "+").replace(/_/g, "/")));
     const evil = btoa(JSON.stringify({ ...claims, roles: ["admin"] })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -91,8 +91,8 @@ describe("JWKS and key rotation", () => {
     const { privateKey } = await generateKeyPair("ES256", { extractable: true });
     const next = { ...(await exportJWK(privateKey)), kid: "test-key-2" };
     const rotated = { ...config, JWT_PRIVATE_KEY: JSON.stringify({ keys: [next, privateJwk] }) };
-    const old = await signAccessToken(config, input);
-    const fresh = await signAccessToken(rotated, input);
+    const old = await signAccessToken(config, input());
+    const fresh = await signAccessToken(rotated, input());
     expect(JSON.parse(atob(fresh.token.split(".")[0]!)).kid).toBe("test-key-2");
     expect(await verifyAccessToken(rotated, old.token)).not.toBeNull();
     expect(await verifyAccessToken(rotated, fresh.token)).not.toBeNull();
@@ -100,8 +100,8 @@ describe("JWKS and key rotation", () => {
   });
 
   it("refuses a signing secret that is not a private P-256 JWK", async () => {
-    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: "not json" }, input)).rejects.toThrow();
+    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: "not json" }, input())).rejects.toThrow();
     const { d: _d, ...publicOnly } = privateJwk;
-    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: JSON.stringify(publicOnly) }, input)).rejects.toThrow(/private P-256/);
+    await expect(signAccessToken({ ...config, JWT_PRIVATE_KEY: JSON.stringify(publicOnly) }, input())).rejects.toThrow(/private P-256/);
   });
 });

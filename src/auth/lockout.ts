@@ -1,44 +1,63 @@
 import { audit } from "../audit";
 import type { Config } from "../config";
-import { countLoginAttempt, findUserById, type LockPolicy } from "../db/users";
-import { ApiError } from "../errors";
-import type { Deps } from "./sessions";
+import { beginPasswordCheck, finishPasswordCheck, readLock, type LockPolicy } from "../db/users";
+import type { Deps } from "../deps";
 
 /**
- * Online-guessing protection for every place that checks a user's password (login, password change):
- * failures in a row lock the account in D1 for a time that doubles with each further failure.
- * A successful check resets the count (db/users.ts clearFailedLogins, batched by the caller).
+ * Online-guessing protection for logins: failures in a row lock the account in D1 for a time that
+ * doubles with each further failure; a right password resets the count. Checks in flight are counted
+ * apart from failures (db/users.ts), so concurrent guesses never exceed the threshold and a burst of
+ * correct logins never locks anyone out. Knows nothing of HTTP: a refusal is a TooManyAttempts error.
  */
 
-const lockPolicy = (config: Config): LockPolicy => ({
+/** Retry after `retryAfter` seconds. errors.ts answers it as 429 rate_limited with Retry-After. */
+export class TooManyAttempts extends Error {
+  constructor(
+    readonly retryAfter: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "TooManyAttempts";
+  }
+}
+
+export const lockPolicy = (config: Config): LockPolicy => ({
   threshold: config.LOGIN_LOCK_THRESHOLD,
   baseMs: config.LOGIN_LOCK_BASE * 1000,
   maxMs: config.LOGIN_LOCK_MAX * 1000,
   // A failure more than a day after the previous one starts the count again.
   windowMs: 24 * 60 * 60 * 1000,
+  // A PBKDF2 check takes well under a second; a count this old belongs to a worker that died.
+  staleMs: 30 * 1000,
 });
 
-export type Attempt = Awaited<ReturnType<typeof countLoginAttempt>>;
-
 /**
- * Counts this attempt as failed before the password is checked, and answers 429 rate_limited
- * (same shape as the edge limits, no hash spent) while the account is locked. An unknown user
- * (no id) runs the same statement on no row, so both paths cost the same.
+ * Starts a password check for a login, or throws TooManyAttempts: for the rest of the lock, or for a
+ * second while too many checks are in flight. An unknown user (no id) runs the same statement on no row.
  */
-export async function beginPasswordAttempt(deps: Deps, userId: string | undefined, now: Date): Promise<Attempt> {
-  const attempt = await countLoginAttempt(deps.db, userId ?? "", now, lockPolicy(deps.config));
-  if (userId && !attempt) {
-    const until = (await findUserById(deps.db, userId))?.lockedUntil ?? now;
-    await audit(deps, "rate_limited", { user_id: userId, reason: "account_locked" });
-    const retryAfter = Math.max(1, Math.ceil((until.getTime() - now.getTime()) / 1000));
-    throw new ApiError("rate_limited", "Too many failed attempts for this account, try again later", undefined, { "Retry-After": String(retryAfter) });
+export async function startPasswordCheck(deps: Deps, userId: string | undefined, now: Date): Promise<void> {
+  const started = await beginPasswordCheck(deps.db, userId ?? "", now, lockPolicy(deps.config));
+  if (started || !userId) return;
+  const { lockedUntil, firstRefusal } = await readLock(deps.db, userId, now);
+  if (!lockedUntil) {
+    await audit(deps, "rate_limited", { user_id: userId, reason: "checks_in_flight" }, { store: false });
+    throw new TooManyAttempts(1, "Too many sign-in attempts in progress for this account; retry in a second");
   }
-  return attempt;
+  // Only the first refusal of each lock is kept in D1; every refusal still writes its log line.
+  await audit(deps, "rate_limited", { user_id: userId, reason: "account_locked" }, { store: firstRefusal });
+  throw new TooManyAttempts(Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000)), "Too many failed attempts for this account, try again later");
 }
 
-/** After a wrong password: records `account_locked` if this attempt is the one that locked it. */
-export async function auditIfLocked(deps: Deps, userId: string, attempt: Attempt): Promise<void> {
-  if (attempt?.lockedUntil) {
-    await audit(deps, "account_locked", { user_id: userId, failures: attempt.failedLogins, until: attempt.lockedUntil.toISOString() });
-  }
+/** Records a wrong password (or an unknown user, on no row); returns the lock this failure set, if any. */
+export async function failPasswordCheck(deps: Deps, userId: string | undefined, now: Date) {
+  const [row] = await finishPasswordCheck(deps.db, userId ?? "", now, lockPolicy(deps.config), false);
+  return userId && row?.lockedUntil && row.lockedUntil > now ? row : undefined;
 }
+
+/** `account_locked`, after the failure that set the lock has been audited. */
+export async function auditLock(deps: Deps, userId: string, lock: { failedLogins: number; lockedUntil: Date | null } | undefined) {
+  if (lock?.lockedUntil) await audit(deps, "account_locked", { user_id: userId, failures: lock.failedLogins, until: lock.lockedUntil.toISOString() });
+}
+
+/** The statement that records a right password, for the caller's batch. */
+export const passPasswordCheck = (deps: Deps, userId: string, now: Date) => finishPasswordCheck(deps.db, userId, now, lockPolicy(deps.config), true);

@@ -1,20 +1,36 @@
 /**
  * Revocation list in KV: the only module that touches KV.
  *
- *   jti:<token id>    one access token (logout)
- *   sid:<session id>  every access token of a session (logout, logout-all, password change, DELETE /sessions/:id)
+ *   sid:<session id>  every access token of one session (logout, DELETE /sessions/:id, reuse
+ *                     detection, the session cap)
+ *   usr:<user id>     {"epoch": n, "kept": sid | null}: every access token of the user issued in an
+ *                     epoch before n, except those of session `kept` (logout-all, password change).
+ *                     One write ends any number of sessions: Workers allow 1,000 KV operations a request.
  *
+ * D1 is the record of what is revoked; these entries mirror it for the verify path, which never
+ * touches D1. Writing them is idempotent, so a retry after a failed write repairs the mirror.
  * Entries expire when the last token they cover would have expired anyway (KV's floor is 60 s).
  * KV is eventually consistent: another location may accept a revoked token for up to ~60 s.
  */
 
 export const KV_MIN_TTL = 60;
 
-const ttl = (expiresAtSeconds: number) => Math.max(KV_MIN_TTL, Math.ceil(expiresAtSeconds - Date.now() / 1000));
+/** Thrown when a revocation is recorded in D1 but its KV entry could not be written: retry to complete it. */
+export class RevocationIncomplete extends Error {
+  constructor(cause: unknown) {
+    super("the revocation could not be written to KV", { cause });
+    this.name = "RevocationIncomplete";
+  }
+}
 
-/** Revokes one access token until its `exp` (Unix seconds). */
-export async function revokeToken(kv: KVNamespace, jti: string, exp: number): Promise<void> {
-  await kv.put(`jti:${jti}`, "1", { expirationTtl: ttl(exp) });
+const ttl = (until: Date, now: number) => Math.max(KV_MIN_TTL, Math.ceil((until.getTime() - now) / 1000));
+
+async function put(kv: KVNamespace, key: string, value: string, until: Date): Promise<void> {
+  try {
+    await kv.put(key, value, { expirationTtl: ttl(until, Date.now()) });
+  } catch (err) {
+    throw new RevocationIncomplete(err);
+  }
 }
 
 /**
@@ -22,12 +38,34 @@ export async function revokeToken(kv: KVNamespace, jti: string, exp: number): Pr
  * that time when it issues a token, so a later change of ACCESS_TOKEN_TTL cannot shorten a revocation.
  */
 export async function revokeSessions(kv: KVNamespace, sessions: { id: string; accessExpiresAt: Date }[]): Promise<void> {
-  await Promise.all(sessions.map((s) => kv.put(`sid:${s.id}`, "1", { expirationTtl: ttl(s.accessExpiresAt.getTime() / 1000) })));
+  await Promise.all(sessions.map((s) => put(kv, `sid:${s.id}`, "1", s.accessExpiresAt)));
+}
+
+export interface EpochState {
+  epoch: number; // tokens of earlier epochs are revoked...
+  kept: string | null; // ...except this session's
+  until: Date; // when the newest access token of the user expires
+}
+
+/** Mirrors a user's epoch (db/users.ts epochState) into KV. */
+export async function revokeEpoch(kv: KVNamespace, userId: string, state: EpochState): Promise<void> {
+  await put(kv, `usr:${userId}`, JSON.stringify({ epoch: state.epoch, kept: state.kept }), state.until);
+}
+
+interface EpochEntry {
+  epoch: number;
+  kept: string | null;
 }
 
 /** One KV read (a bulk get) per verified request. */
-export async function isRevoked(kv: KVNamespace, claims: { jti: string; sid: string }): Promise<boolean> {
-  const found = await kv.get([`jti:${claims.jti}`, `sid:${claims.sid}`]);
-  for (const value of found.values()) if (value !== null) return true;
-  return false;
+export async function isRevoked(kv: KVNamespace, claims: { sub: string; sid: string; epoch: number }): Promise<boolean> {
+  const found = await kv.get<EpochEntry | 1>([`sid:${claims.sid}`, `usr:${claims.sub}`], "json");
+  if (found.get(`sid:${claims.sid}`) != null) return true;
+  const user = found.get(`usr:${claims.sub}`);
+  return typeof user === "object" && user !== null && claims.epoch < user.epoch && claims.sid !== user.kept;
+}
+
+/** For /health: KV answers. */
+export async function pingKv(kv: KVNamespace): Promise<void> {
+  await kv.get("health:probe");
 }

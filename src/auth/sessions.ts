@@ -1,95 +1,95 @@
-import type { BatchItem } from "drizzle-orm/batch";
-import { audit, type AuditContext } from "../audit";
+import { audit } from "../audit";
 import type { Config } from "../config";
-import { uniqueViolation, type Db } from "../db/client";
-import { findRotated, insertSession, listLiveSessions, revokeSession, revokeUserSessions, rotateRefreshToken } from "../db/sessions";
+import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
-import { clearFailedLogins, findTaken, findUserById, findUserByLogin, insertUser, updatePasswordHash } from "../db/users";
-import { sha256Base64Url, randomBytes, toBase64Url } from "../encoding";
+import {
+  countPasswordAttempt,
+  findRotated,
+  insertSession,
+  insertSessionIfPasswordIs,
+  isSessionLive,
+  listSessions as listSessionRows,
+  reissueAccess,
+  resetPasswordAttempts,
+  revokeBeyondCap,
+  revokeSession,
+  revokeUserSessions,
+  rotateRefreshToken,
+  type SessionCursor,
+} from "../db/sessions";
+import { endSessionEpoch, epochState, findTaken, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
+import type { Deps } from "../deps";
+import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";
-import { auditIfLocked, beginPasswordAttempt } from "./lockout";
+import { log } from "../log";
+import { TooManyAttempts, auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
-import { revokeSessions, revokeToken } from "./revocations";
+import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
+import { revokeEpoch, revokeSessions } from "./revocations";
 import { signAccessToken, type AccessClaims } from "./tokens";
 
 /**
- * The account flows over the db, password and token modules. Knows nothing of HTTP:
- * failures are ApiErrors with contract codes, rendered by errors.ts.
+ * The account flows over the db, password, token and revocation modules. Knows nothing of HTTP:
+ * they return domain values (routes/ builds the JSON) and throw ApiError codes or typed errors.
+ *
+ * Every write two requests could race on is one conditional statement or one batch, and every
+ * revocation is recorded in D1 before KV mirrors it, in a way a retry can repeat (auth/revocations.ts).
+ * Each flow reads the clock once: the same `now` goes into the rows and the signed token.
  */
 
-export interface Deps extends AuditContext {
-  db: Db;
-  kv: KVNamespace;
-  config: Config;
-  userAgent?: string;
+/** What register, login and refresh hand out. */
+export interface Issued {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  sessionExpiresAt: Date; // when the session (and its cookie) ends
 }
 
-export interface PublicUser {
-  id: string;
-  username: string;
-  email: string | null;
-  roles: string[];
-  created_at: string;
-}
+const passwordOptions = (config: Config): PasswordOptions => ({ iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
 
-export interface TokenPair {
-  access_token: string;
-  refresh_token: string;
-  token_type: "Bearer";
-  expires_in: number;
-}
-
-export const toPublicUser = (u: User): PublicUser => ({
-  id: u.id,
-  username: u.username,
-  email: u.email,
-  roles: u.roles,
-  created_at: u.createdAt.toISOString(),
-});
-
-const passwordOptions = (config: Config): PasswordOptions => ({
-  iterations: config.PASSWORD_ITERATIONS,
-  pepper: config.PASSWORD_PEPPER,
-});
-
-/** 256 random bits, base64url. Only its SHA-256 is stored: it is high-entropy, so a fast hash suffices. */
-export function newRefreshToken(): string {
-  return toBase64Url(randomBytes(32));
-}
-
-export const hashRefreshToken = sha256Base64Url;
-
-// What newRefreshToken() makes; anything else is not worth a D1 query.
-const REFRESH_TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
-
-/** An upper bound for the `exp` of an access token signed now (signAccessToken rounds down). */
-const accessExpiry = (config: Config, now: Date) => new Date(now.getTime() + config.ACCESS_TOKEN_TTL * 1000);
+const accessUntil = (config: Config, now: Date) => new Date(now.getTime() + config.ACCESS_TOKEN_TTL * 1000);
+const earlier = (a: Date, b: Date) => (a < b ? a : b);
 
 /** Who is refreshing, as far as the grace window needs to know: not stored in the clear. */
 const clientFingerprint = (deps: Deps) => sha256Base64Url(`${deps.ip ?? ""}|${deps.userAgent ?? ""}`);
 
-/** Builds a session row for a user plus the token pair that goes with it. */
-async function openSession(deps: Deps, user: User, now: Date) {
+interface TokenOwner {
+  id: string;
+  username: string;
+  roles: string[];
+  epoch: number;
+}
+
+/** Signs the access token for a session; its `exp` never passes the session's end. */
+async function issue(config: Config, owner: TokenOwner, session: { id: string; expiresAt: Date }, now: Date, refreshToken: string): Promise<Issued> {
+  const access = await signAccessToken(config, {
+    userId: owner.id,
+    username: owner.username,
+    roles: owner.roles,
+    sessionId: session.id,
+    epoch: owner.epoch,
+    now,
+    expiresAt: earlier(accessUntil(config, now), session.expiresAt),
+  });
+  return { accessToken: access.token, refreshToken, expiresIn: access.expiresIn, sessionExpiresAt: session.expiresAt };
+}
+
+/** A new session row for a user, and the refresh token only its hash is stored for. */
+async function newSession(deps: Deps, userId: string, now: Date) {
   const { config } = deps;
   const refreshToken = newRefreshToken();
+  const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
   const row = {
     id: crypto.randomUUID(),
-    userId: user.id,
+    userId,
     refreshTokenHash: await hashRefreshToken(refreshToken),
     userAgent: deps.userAgent?.slice(0, 256) ?? null,
     createdAt: now,
     lastUsedAt: now,
-    accessExpiresAt: accessExpiry(config, now),
-    expiresAt: new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000),
+    accessExpiresAt: earlier(accessUntil(config, now), expiresAt),
+    expiresAt,
   };
-  const access = await signAccessToken(config, { userId: user.id, username: user.username, roles: user.roles, sessionId: row.id });
-  const tokens: TokenPair = { access_token: access.token, refresh_token: refreshToken, token_type: "Bearer", expires_in: access.expiresIn };
-  return { row, tokens };
-}
-
-/** What register, login and refresh return: the token pair and when the session (and its cookie) ends. */
-export interface Issued extends TokenPair {
-  session_expires_at: Date;
+  return { row, refreshToken };
 }
 
 export interface RegisterInput {
@@ -98,7 +98,7 @@ export interface RegisterInput {
   password: string;
 }
 
-export async function register(deps: Deps, input: RegisterInput) {
+export async function register(deps: Deps, input: RegisterInput): Promise<{ user: User; issued: Issued }> {
   const { db, config } = deps;
   const email = input.email?.toLowerCase();
   // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
@@ -116,21 +116,26 @@ export async function register(deps: Deps, input: RegisterInput) {
     failedLogins: 0,
     lastFailedLoginAt: null,
     lockedUntil: null,
+    lockAuditedUntil: null,
+    loginsInFlight: 0,
+    loginsInFlightAt: null,
+    sessionEpoch: 0,
+    epochKeptSession: null,
     createdAt: now,
     updatedAt: now,
   };
-  const session = await openSession(deps, user, now);
+  const { row, refreshToken } = await newSession(deps, user.id, now);
   try {
     // One batch = one implicit transaction: no user without its first session.
-    await db.batch([insertUser(db, user), insertSession(db, session.row)]);
+    await db.batch([insertUser(db, user), insertSession(db, row)]);
   } catch (err) {
     const index = uniqueViolation(err);
     if (index?.includes("username")) throw new ApiError("username_taken");
     if (index?.includes("email")) throw new ApiError("email_taken");
     throw err;
   }
-  await audit(deps, "register", { user_id: user.id, session_id: session.row.id });
-  return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
+  await audit(deps, "register", { user_id: user.id, session_id: row.id });
+  return { user, issued: await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) };
 }
 
 export interface LoginInput {
@@ -138,90 +143,145 @@ export interface LoginInput {
   password: string;
 }
 
-export async function login(deps: Deps, input: LoginInput) {
+export async function login(deps: Deps, input: LoginInput): Promise<{ user: User; issued: Issued }> {
   const { db, config } = deps;
   const options = passwordOptions(config);
   const now = new Date();
   const user = await findUserByLogin(db, input.username);
-  const attempt = await beginPasswordAttempt(deps, user?.id, now);
+  // One budget per account, whether it is named by username or by email.
+  await deps.limitAccount?.(user ? `user:${user.id}` : `name:${input.username.toLowerCase()}`);
+  await startPasswordCheck(deps, user?.id, now);
 
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok) {
+    const lock = await failPasswordCheck(deps, user?.id, now);
     await audit(deps, "login_failed", { user_id: user?.id ?? null });
-    if (user) await auditIfLocked(deps, user.id, attempt);
+    if (user) await auditLock(deps, user.id, lock);
     throw new ApiError("invalid_credentials");
   }
 
-  const session = await openSession(deps, user, now);
-  const alsoWrite: BatchItem<"sqlite">[] = [];
-  if (needsRehash(user.passwordHash, options)) alsoWrite.push(updatePasswordHash(db, user.id, await hashPassword(input.password, options), now));
-  await db.batch([insertSession(db, session.row), clearFailedLogins(db, user.id), ...alsoWrite]); // success resets the count
-  await audit(deps, "login_succeeded", { user_id: user.id, session_id: session.row.id });
-  return { user: toPublicUser(user), ...session.tokens, session_expires_at: session.row.expiresAt };
+  const { row, refreshToken } = await newSession(deps, user.id, now);
+  const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
+  const [inserted, , evicted, ...rest] = await db.batch([
+    // Only if the password checked is still the password: a change that landed meanwhile wins.
+    insertSessionIfPasswordIs(db, row, user.passwordHash),
+    passPasswordCheck(deps, user.id, now),
+    revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
+    epochState(db, user.id),
+    ...rehash,
+  ]);
+  const epoch = (rest[0] as { epoch: number }[])[0]?.epoch;
+  if (!inserted[0] || epoch === undefined) {
+    await audit(deps, "login_failed", { user_id: user.id, reason: "password_changed_during_login" });
+    throw new ApiError("invalid_credentials");
+  }
+  await endEvicted(deps, evicted);
+  await audit(deps, "login_succeeded", { user_id: user.id, session_id: row.id });
+  return { user, issued: await issue(config, { ...user, epoch }, row, now, refreshToken) };
+}
+
+/**
+ * Sessions ended by the per-user cap: revoked in D1 already (no refresh), and in KV here. A failed KV
+ * write must not fail the login it came with; the evicted session's access token then lives out its
+ * remaining minutes, and the log says so.
+ */
+async function endEvicted(deps: Deps, evicted: { id: string; userId: string; accessExpiresAt: Date }[]) {
+  if (evicted.length === 0) return;
+  try {
+    await revokeSessions(deps.kv, evicted);
+  } catch (err) {
+    log("session_cap_kv_failed", { request_id: deps.requestId, sessions: evicted.map((s) => s.id), message: (err as Error).message }, "error");
+  }
+  for (const s of evicted) await audit(deps, "session_revoked", { user_id: s.userId, session_id: s.id, reason: "session_cap" });
 }
 
 const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token is invalid, expired or already used");
 
 /**
- * Single-use rotation. A token that was already rotated is theft (RFC 9700 section 4.14.2):
- * the whole session dies. One exception: the same client (IP and User-Agent) presenting it again
- * within REFRESH_REUSE_GRACE seconds is a second tab racing the first; that request is refused
- * and the session lives on. A replay from any other client is theft at once.
+ * Single-use rotation. The successor of a token is derived from it (auth/refresh-tokens.ts), so:
+ * - the same client (IP and User-Agent) presenting a rotated token again within REFRESH_REUSE_GRACE
+ *   seconds (a retry whose answer was lost, or a second tab) gets the same successor and a fresh
+ *   access token, as long as that successor is still the session's current token;
+ * - any other replay of a rotated token is theft (RFC 9700 section 4.14.2): the whole session dies.
  */
 export async function refresh(deps: Deps, refreshToken: string): Promise<Issued> {
   const { db, kv, config } = deps;
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const now = new Date();
   const oldHash = await hashRefreshToken(refreshToken);
-  const nextToken = newRefreshToken();
+  const successor = await successorOf(config.JWT_PRIVATE_KEY, refreshToken);
+  const successorHash = await hashRefreshToken(successor);
   const fingerprint = await clientFingerprint(deps);
-  const rotated = await rotateRefreshToken(db, { oldHash, newHash: await hashRefreshToken(nextToken), now, accessExpiresAt: accessExpiry(config, now), rotatedBy: fingerprint });
+  const accessExpiresAt = accessUntil(config, now);
+  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint });
+  if (rotated) return issue(config, rotated.user, rotated.session, now, successor);
 
-  if (!rotated) {
-    const used = await findRotated(db, oldHash);
-    const racingTab = used && used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
-    if (used && !racingTab) {
-      const revoked = await revokeSession(db, { id: used.sessionId }, now);
-      await revokeSessions(kv, revoked);
-      await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: revoked[0]?.userId ?? null });
-    } else if (used) {
-      await audit(deps, "refresh_race", { session_id: used.sessionId });
-    }
+  const used = await findRotated(db, oldHash);
+  if (!used) throw deadRefreshToken();
+  const sameClient = used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
+  if (!sameClient) {
+    const revoked = await revokeSession(db, { id: used.sessionId }, now);
+    // Audited before KV is written: a thief does not retry, so the row must not depend on it.
+    await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: used.userId });
+    await revokeSessions(kv, revoked);
     throw deadRefreshToken();
   }
-
-  const { session, user } = rotated;
-  const access = await signAccessToken(config, { userId: user.id, username: user.username, roles: user.roles, sessionId: session.id });
-  return {
-    access_token: access.token,
-    refresh_token: nextToken,
-    token_type: "Bearer",
-    expires_in: access.expiresIn,
-    session_expires_at: session.expiresAt,
-  };
+  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt });
+  if (again) {
+    log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
+    return issue(config, again.user, again.session, now, successor);
+  }
+  // The successor was rotated on already: this client holds a newer token than the one it sent.
+  await audit(deps, "refresh_race", { session_id: used.sessionId, user_id: used.userId });
+  throw deadRefreshToken();
 }
 
-/** Kills this access token (its jti, in KV) and its session (D1, and its sid in KV). */
-export async function logout(deps: Deps, claims: AccessClaims) {
+/**
+ * Kills this session: every access token of it (sid, in KV) and its refresh token (D1). Repeatable:
+ * a retry after a failed KV write finds the session again and completes the revocation.
+ */
+export async function logout(deps: Deps, claims: AccessClaims): Promise<void> {
   const revoked = await revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date());
-  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked)]);
+  // No row (the user was deleted): this token still must stop working.
+  await revokeSessions(deps.kv, revoked.length ? revoked : [{ id: claims.sid, accessExpiresAt: new Date(claims.exp * 1000) }]);
   await audit(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
 }
 
-/** Logout by refresh token alone (cookie mode, when the access token is gone or expired). */
-export async function logoutByRefreshToken(deps: Deps, refreshToken: string) {
-  if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
+/** Logout by refresh token alone (cookie mode). Returns false when the token names no session (already over). */
+export async function logoutByRefreshToken(deps: Deps, refreshToken: string): Promise<boolean> {
+  if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) return false;
   const revoked = await revokeSession(deps.db, { refreshTokenHash: await hashRefreshToken(refreshToken) }, new Date());
-  if (!revoked[0]) throw deadRefreshToken();
+  const session = revoked[0];
+  if (!session) return false;
   await revokeSessions(deps.kv, revoked);
-  await audit(deps, "logout", { user_id: revoked[0].userId, session_id: revoked[0].id });
+  await audit(deps, "logout", { user_id: session.userId, session_id: session.id });
+  return true;
 }
 
-/** Every session of the user dies, and with each its access tokens (one sid key per session). */
-export async function logoutAll(deps: Deps, claims: AccessClaims) {
-  const revoked = await revokeUserSessions(deps.db, claims.sub, new Date());
-  await Promise.all([revokeToken(deps.kv, claims.jti, claims.exp), revokeSessions(deps.kv, revoked)]);
+type EpochRow = { epoch: number; kept: string | null; until: number | null };
+
+/**
+ * Mirrors the user's epoch from D1 into KV (one write, however many sessions it ends). Two mass
+ * revocations at once may land in KV in the wrong order, so D1 is read again after the write and a
+ * newer state is written on top.
+ */
+async function publishEpoch(deps: Deps, userId: string, state: EpochRow, now: Date): Promise<void> {
+  for (let current: EpochRow | undefined = state, i = 0; current && i < 3; i++) {
+    const written: EpochRow = current;
+    await revokeEpoch(deps.kv, userId, { epoch: written.epoch, kept: written.kept, until: new Date(Math.max(written.until ?? 0, now.getTime())) });
+    [current] = await epochState(deps.db, userId);
+    if (current && current.epoch === written.epoch && current.kept === written.kept) return;
+  }
+}
+
+/** Every session of the user dies: refresh tokens in D1, access tokens by one epoch entry in KV. */
+export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<number> {
+  const { db } = deps;
+  const now = new Date();
+  const [, revoked, [state]] = await db.batch([endSessionEpoch(db, claims.sub), revokeUserSessions(db, claims.sub, now), epochState(db, claims.sub)]);
+  if (!state) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  await publishEpoch(deps, claims.sub, state, now);
   await audit(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
   return revoked.length;
 }
@@ -231,48 +291,67 @@ export interface PasswordChange {
   new_password: string;
 }
 
-/** Checks the current password, stores the new hash and kills every other session of the user. */
-export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange) {
-  const { db, kv, config } = deps;
+/**
+ * Checks the current password, stores the new hash and kills every other session of the user.
+ * Guessing is limited per session (PASSWORD_CHANGE_MAX_FAILURES, then the session is signed out),
+ * not by the login lock: nobody else's failed logins can block a user's own password change.
+ */
+export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange): Promise<number> {
+  const { db, config } = deps;
   const options = passwordOptions(config);
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
     throw new ApiError("validation_failed", undefined, { new_password: "must differ from the current password" });
   }
+  const now = new Date();
   const user = await findUserById(db, claims.sub);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  // The current password is guessable here too (by whoever holds the access token): the same lock.
-  const now = new Date();
-  const attempt = await beginPasswordAttempt(deps, user.id, now);
+  const max = config.PASSWORD_CHANGE_MAX_FAILURES;
+  const attempt = await countPasswordAttempt(db, claims.sid, user.id, now, max);
+  if (attempt === undefined) {
+    // The session is over, or its budget is taken by checks in flight (the last of which signs it out if wrong).
+    if (!(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
+    throw new TooManyAttempts(1, "Too many password attempts in progress for this session; retry in a second");
+  }
+
   if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
-    await audit(deps, "password_change_failed", { user_id: user.id });
-    await auditIfLocked(deps, user.id, attempt);
+    // A retry of a change this very session made after this token was issued (its answer was lost):
+    // the new password is already stored; finish the revocation and answer as before.
+    const repeated = user.epochKeptSession === claims.sid && claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
+    if (repeated) {
+      const [[state]] = await db.batch([epochState(db, user.id), resetPasswordAttempts(db, claims.sid)]);
+      if (state) await publishEpoch(deps, user.id, state, now);
+      return 0;
+    }
+    await audit(deps, "password_change_failed", { user_id: user.id, session_id: claims.sid, failures: attempt });
+    if (attempt >= max) {
+      // The session's budget is spent: whoever holds this token is guessing. Sign the session out.
+      await revokeSessions(deps.kv, await revokeSession(db, { id: claims.sid }, now));
+      await audit(deps, "session_revoked", { user_id: user.id, session_id: claims.sid, reason: "password_change_failures" });
+      throw new ApiError("invalid_token", "Too many wrong passwords: this session has been signed out");
+    }
     throw new ApiError("invalid_credentials", "The current password is wrong");
   }
+
   const newHash = await hashPassword(input.new_password, options);
-  const [, revoked] = await db.batch([
-    updatePasswordHash(db, user.id, newHash, now),
-    revokeUserSessions(db, user.id, now, claims.sid),
-    clearFailedLogins(db, user.id),
+  const [replaced, revoked, , [state]] = await db.batch([
+    // Only if the hash is still the one checked: of two concurrent changes, one wins.
+    replacePassword(db, user.id, user.passwordHash, newHash, now, claims.sid),
+    revokeUserSessions(db, user.id, now, claims.sid, newHash),
+    resetPasswordAttempts(db, claims.sid),
+    epochState(db, user.id),
   ]);
-  await revokeSessions(kv, revoked);
+  if (!replaced[0] || !state) throw new ApiError("invalid_credentials", "The password was changed by another request meanwhile");
+  await publishEpoch(deps, user.id, state, now);
   await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
   return revoked.length;
 }
 
-export async function listSessions(deps: Deps, claims: AccessClaims) {
-  const rows = await listLiveSessions(deps.db, claims.sub, new Date());
-  return rows.map((s) => ({
-    id: s.id,
-    created_at: s.createdAt.toISOString(),
-    last_used_at: s.lastUsedAt.toISOString(),
-    expires_at: s.expiresAt.toISOString(),
-    user_agent: s.userAgent,
-    current: s.id === claims.sid,
-  }));
+export async function listSessions(deps: Deps, claims: AccessClaims, limit: number, after?: SessionCursor) {
+  return listSessionRows(deps.db, claims.sub, new Date(), limit, after);
 }
 
 /** Revokes one of the caller's own sessions; another user's id or an unknown one is not_found. */
-export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string) {
+export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string): Promise<void> {
   const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub }, new Date());
   if (!revoked[0]) throw new ApiError("not_found", "No such live session");
   await revokeSessions(deps.kv, revoked);

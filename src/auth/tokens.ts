@@ -1,5 +1,5 @@
 import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JSONWebKeySet, type JWK } from "jose";
-import type { Config } from "../config";
+import { ConfigError, type Config } from "../config";
 
 /**
  * Access tokens: ES256 JWTs (RFC 9068 profile). The only module that imports jose.
@@ -16,6 +16,7 @@ export interface AccessClaims {
   username: string;
   roles: string[];
   sid: string;
+  epoch: number; // the user's session epoch when issued (auth/revocations.ts usr: entries)
   jti: string;
   iat: number;
   exp: number;
@@ -36,24 +37,36 @@ function publicHalf(jwk: JWK): JWK {
   return { kty, crv, x, y, kid, alg: ALG, use: "sig" };
 }
 
+// A broken key is a deployment mistake: report it as the config error that names the secret.
+const badKey = (problem: string) => new ConfigError([`JWT_PRIVATE_KEY: ${problem}`]);
+
 async function buildRing(secret: string): Promise<KeyRing> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(secret);
   } catch {
-    throw new Error("JWT_PRIVATE_KEY is not JSON");
+    throw badKey("is not JSON");
   }
-  const keys: JWK[] = Array.isArray((parsed as JSONWebKeySet)?.keys) ? (parsed as JSONWebKeySet).keys : [parsed as JWK];
+  const set = parsed as JSONWebKeySet | null;
+  const keys: unknown[] = Array.isArray(set?.keys) ? set.keys : [parsed];
+  const isP256 = (k: unknown): k is JWK => {
+    const j = k as JWK | null;
+    return typeof j === "object" && j !== null && j.kty === "EC" && j.crv === "P-256" && !!j.kid && !!j.x && !!j.y;
+  };
   const first = keys[0];
-  if (!first || first.kty !== "EC" || first.crv !== "P-256" || !first.d || !first.kid) {
-    throw new Error("JWT_PRIVATE_KEY must start with a private P-256 JWK that has a kid");
+  if (!isP256(first) || !first.d) throw badKey("must start with a private P-256 JWK that has a kid");
+  if (!keys.every(isP256)) throw badKey("holds a key that is not a P-256 JWK with a kid");
+  let signingKey: CryptoKey;
+  let jwks: JSONWebKeySet;
+  try {
+    signingKey = (await importJWK({ ...first, alg: ALG }, ALG)) as CryptoKey;
+    jwks = { keys: keys.map(publicHalf) };
+    // Every public half must import too, or verification would fail on the first token it signed.
+    await Promise.all(jwks.keys.map((k) => importJWK(k, ALG)));
+  } catch {
+    throw badKey("holds a key that does not import as P-256");
   }
-  for (const k of keys) {
-    if (k.kty !== "EC" || k.crv !== "P-256" || !k.kid || !k.x || !k.y) throw new Error("JWT_PRIVATE_KEY holds a key that is not a P-256 JWK with a kid");
-  }
-  const signingKey = (await importJWK({ ...first, alg: ALG }, ALG)) as CryptoKey;
-  const jwks = { keys: keys.map(publicHalf) };
-  return { kid: first.kid, signingKey, jwks, resolve: createLocalJWKSet(jwks) };
+  return { kid: first.kid!, signingKey, jwks, resolve: createLocalJWKSet(jwks) };
 }
 
 function keyRing(secret: string): Promise<KeyRing> {
@@ -75,22 +88,26 @@ export interface SignInput {
   username: string;
   roles: string[];
   sessionId: string;
+  epoch: number;
+  now: Date; // the request's one clock reading
+  expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
 
 export async function signAccessToken(config: Config, input: SignInput): Promise<{ token: string; jti: string; expiresIn: number }> {
   const ring = await keyRing(config.JWT_PRIVATE_KEY);
   const jti = crypto.randomUUID();
-  const now = Math.floor(Date.now() / 1000);
-  const token = await new SignJWT({ username: input.username, roles: input.roles, sid: input.sessionId })
+  const now = Math.floor(input.now.getTime() / 1000);
+  const exp = Math.floor(input.expiresAt.getTime() / 1000);
+  const token = await new SignJWT({ username: input.username, roles: input.roles, sid: input.sessionId, epoch: input.epoch })
     .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
     .setIssuer(config.ISSUER)
     .setAudience(config.AUDIENCE)
     .setSubject(input.userId)
     .setJti(jti)
     .setIssuedAt(now)
-    .setExpirationTime(now + config.ACCESS_TOKEN_TTL)
+    .setExpirationTime(exp)
     .sign(ring.signingKey);
-  return { token, jti, expiresIn: config.ACCESS_TOKEN_TTL };
+  return { token, jti, expiresIn: exp - now };
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
@@ -109,9 +126,11 @@ export async function verifyAccessToken(config: Config, token: string): Promise<
       audience: config.AUDIENCE,
       requiredClaims: ["sub", "jti", "iat", "exp", "sid"],
     });
-    const { sub, jti, iat, exp, sid, username, roles } = payload;
+    const { sub, jti, iat, exp, sid, username, roles, epoch = 0 } = payload;
     if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles)) return null;
-    return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles };
+    // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
+    if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) return null;
+    return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles, epoch: epoch as number };
   } catch {
     return null;
   }

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "./schema";
 
@@ -22,4 +23,9 @@ export function uniqueViolation(err: unknown): string | null {
     if (m) return (m[1] ?? m[2])!;
   }
   return null;
+}
+
+/** For /health: D1 answers a trivial query. */
+export async function pingDb(db: Db): Promise<void> {
+  await db.run(sql`SELECT 1`);
 }

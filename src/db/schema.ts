@@ -15,6 +15,17 @@ export const users = sqliteTable(
     failedLogins: integer("failed_logins").notNull().default(0),
     lastFailedLoginAt: integer("last_failed_login_at", { mode: "timestamp_ms" }),
     lockedUntil: integer("locked_until", { mode: "timestamp_ms" }),
+    // The lock whose first refused attempt was audited: one audit row per lock period, not per attempt.
+    lockAuditedUntil: integer("lock_audited_until", { mode: "timestamp_ms" }),
+    // Password checks started but not finished (auth/lockout.ts). Counted apart from failures, so a
+    // burst of correct logins never locks the account; a count older than a minute is stale.
+    loginsInFlight: integer("logins_in_flight").notNull().default(0),
+    loginsInFlightAt: integer("logins_in_flight_at", { mode: "timestamp_ms" }),
+    // Bumped by every "end all sessions" (logout-all, password change). Each access token carries the
+    // epoch it was issued in; KV `usr:<id>` refuses tokens of older epochs (auth/revocations.ts), except
+    // those of `epochKeptSession`, the caller's session that a password change keeps.
+    sessionEpoch: integer("session_epoch").notNull().default(0),
+    epochKeptSession: text("epoch_kept_session"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
@@ -40,10 +51,12 @@ export const sessions = sqliteTable(
     accessExpiresAt: integer("access_expires_at", { mode: "timestamp_ms" }).notNull().default(sql`0`),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
+    // Wrong current passwords at POST /password in this session: its own budget, apart from the login lock.
+    passwordFailures: integer("password_failures").notNull().default(0),
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),
-    index("sessions_user_id_idx").on(t.userId),
+    index("sessions_user_id_created_at_idx").on(t.userId, t.createdAt, t.id),
     index("sessions_expires_at_idx").on(t.expiresAt),
   ],
 );

@@ -1,14 +1,74 @@
-import { and, desc, eq, gt, isNull, lt, ne, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { rotatedRefreshTokens, sessions, users } from "./schema";
 
 export type NewSession = typeof sessions.$inferInsert;
 
+/** Refreshable: not revoked and within its absolute lifetime. */
 const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
+/**
+ * What a revocation must reach: a live session, or any session one of whose access tokens may still
+ * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
+ * failed KV write completes the revocation instead of finding nothing to do.
+ */
+const reachable = (now: Date) => or(live(now), gt(sessions.accessExpiresAt, now));
 const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
+/** The newest access token's expiry: as late as any before it, and never past the session's end. */
+const extendAccess = (until: Date) => sql`max(${sessions.accessExpiresAt}, min(${until.getTime()}, ${sessions.expiresAt}))`;
 
 export function insertSession(db: Db, row: NewSession) {
   return db.insert(sessions).values(row);
+}
+
+/**
+ * Inserts the session only if the user's password hash is still the one the login checked: a login
+ * whose password was replaced while it was being checked gets no session (returns no row).
+ */
+export function insertSessionIfPasswordIs(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedHash: string) {
+  const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
+  return db
+    .insert(sessions)
+    .select(
+      db
+        .select({
+          id: value(row.id, "id"),
+          userId: users.id,
+          refreshTokenHash: value(row.refreshTokenHash, "refresh_token_hash"),
+          userAgent: value(row.userAgent, "user_agent"),
+          createdAt: value(row.createdAt.getTime(), "created_at"),
+          lastUsedAt: value(row.lastUsedAt.getTime(), "last_used_at"),
+          accessExpiresAt: value(row.accessExpiresAt.getTime(), "access_expires_at"),
+          expiresAt: value(row.expiresAt.getTime(), "expires_at"),
+          revokedAt: sql`NULL`.as("revoked_at"),
+          passwordFailures: sql`0`.as("password_failures"),
+        })
+        .from(users)
+        .where(and(eq(users.id, row.userId), eq(users.passwordHash, checkedHash))),
+    )
+    .returning({ id: sessions.id });
+}
+
+/** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). */
+export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) {
+  const oldest = db
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(and(eq(sessions.userId, userId), live(now)))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(2 ** 31 - 1) // SQLite takes OFFSET only after a LIMIT
+    .offset(cap);
+  return db.update(sessions).set({ revokedAt: now }).where(inArray(sessions.id, oldest)).returning(revokedColumns);
+}
+
+/** The user columns an access token needs, read in the same batch as the session write. */
+const claimColumns = { id: users.id, username: users.username, roles: users.roles, epoch: users.sessionEpoch };
+
+export interface Rotation {
+  oldHash: string;
+  newHash: string;
+  now: Date;
+  accessExpiresAt: Date; // now + ACCESS_TOKEN_TTL; the row keeps it no later than the session's end
+  rotatedBy: string; // fingerprint of the rotating client
 }
 
 /**
@@ -19,19 +79,11 @@ export function insertSession(db: Db, row: NewSession) {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export interface Rotation {
-  oldHash: string;
-  newHash: string;
-  now: Date;
-  accessExpiresAt: Date; // of the access token about to be issued
-  rotatedBy: string; // fingerprint of the rotating client
-}
-
 export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy }: Rotation) {
   const [updated, , user] = await db.batch([
     db
       .update(sessions)
-      .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt })
+      .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.refreshTokenHash, oldHash), live(now)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
     db.insert(rotatedRefreshTokens).select(
@@ -44,47 +96,114 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
         })
         .from(sessions)
         .where(eq(sessions.refreshTokenHash, newHash)),
-    ),
-    db
-      .select({ id: users.id, username: users.username, roles: users.roles })
-      .from(users)
-      .innerJoin(sessions, eq(sessions.userId, users.id))
-      .where(eq(sessions.refreshTokenHash, newHash)),
+    )
+    // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
+    .onConflictDoNothing(),
+    db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
   ]);
   const session = updated[0];
   const owner = user[0];
   return session && owner ? { session, user: owner } : null;
 }
 
-/** The session a rotated (already used) refresh token belonged to, and when it was rotated. */
-export async function findRotated(db: Db, tokenHash: string) {
-  return db.select().from(rotatedRefreshTokens).where(eq(rotatedRefreshTokens.tokenHash, tokenHash)).get();
+/**
+ * A new access token for a live session whose current refresh token hash is `currentHash`, without
+ * rotating: the answer to a client that retries a refresh whose answer it lost. Same shape as a rotation.
+ */
+export async function reissueAccess(db: Db, { sessionId, currentHash, now, accessExpiresAt }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date }) {
+  const [updated, user] = await db.batch([
+    db
+      .update(sessions)
+      .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
+      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now)))
+      .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
+    db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
+  ]);
+  const session = updated[0];
+  const owner = user[0];
+  return session && owner ? { session, user: owner } : null;
 }
 
-/** Revokes one live session, found by id (optionally only the user's own) or by its current refresh token hash. */
+/** The session a rotated (already used) refresh token belonged to, its owner, and who rotated it when. */
+export async function findRotated(db: Db, tokenHash: string) {
+  return db
+    .select({ sessionId: rotatedRefreshTokens.sessionId, userId: sessions.userId, rotatedAt: rotatedRefreshTokens.rotatedAt, rotatedBy: rotatedRefreshTokens.rotatedBy })
+    .from(rotatedRefreshTokens)
+    .innerJoin(sessions, eq(sessions.id, rotatedRefreshTokens.sessionId))
+    .where(eq(rotatedRefreshTokens.tokenHash, tokenHash))
+    .get();
+}
+
+/**
+ * Revokes one session, found by id (optionally only the user's own) or by its current refresh token
+ * hash. Matches a session already revoked while its access tokens may live, so a retry can repair KV.
+ */
 export async function revokeSession(db: Db, where: { id: string; userId?: string } | { refreshTokenHash: string }, now: Date) {
   const match =
     "refreshTokenHash" in where
       ? eq(sessions.refreshTokenHash, where.refreshTokenHash)
       : and(eq(sessions.id, where.id), where.userId ? eq(sessions.userId, where.userId) : undefined);
-  return db.update(sessions).set({ revokedAt: now }).where(and(match, live(now))).returning(revokedColumns);
-}
-
-/** Revokes every live session of a user, except one if given. */
-export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?: string) {
   return db
     .update(sessions)
-    .set({ revokedAt: now })
-    .where(and(eq(sessions.userId, userId), exceptId ? ne(sessions.id, exceptId) : undefined, live(now)))
+    .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })
+    .where(and(match, reachable(now)))
     .returning(revokedColumns);
 }
 
-export async function listLiveSessions(db: Db, userId: string, now: Date) {
+/**
+ * Revokes every session of a user that is live or may hold a live access token, except one if given.
+ * Their access tokens are revoked by the user's epoch (auth/revocations.ts), not one by one.
+ */
+export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?: string, onlyIfPasswordHash?: string) {
+  // In a batch after a conditional password change: only if that change happened.
+  const changed = onlyIfPasswordHash
+    ? exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), eq(users.passwordHash, onlyIfPasswordHash))))
+    : undefined;
+  return db
+    .update(sessions)
+    .set({ revokedAt: now })
+    .where(and(eq(sessions.userId, userId), exceptId ? ne(sessions.id, exceptId) : undefined, isNull(sessions.revokedAt), reachable(now), changed))
+    .returning({ id: sessions.id });
+}
+
+export async function isSessionLive(db: Db, id: string, now: Date): Promise<boolean> {
+  return (await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, id), live(now))).get()) !== undefined;
+}
+
+/**
+ * Counts a wrong-password attempt at POST /password against this session's own budget before the
+ * hash is checked (a right password resets it), so concurrent guesses cannot exceed it. Returns the
+ * count, or nothing when the budget is used up or the session is not live.
+ */
+export async function countPasswordAttempt(db: Db, sessionId: string, userId: string, now: Date, max: number) {
+  const [row] = await db
+    .update(sessions)
+    .set({ passwordFailures: sql`${sessions.passwordFailures} + 1` })
+    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), lt(sessions.passwordFailures, max)))
+    .returning({ failures: sessions.passwordFailures });
+  return row?.failures;
+}
+
+export function resetPasswordAttempts(db: Db, sessionId: string) {
+  return db.update(sessions).set({ passwordFailures: 0 }).where(eq(sessions.id, sessionId));
+}
+
+export interface SessionCursor {
+  createdAt: number;
+  id: string;
+}
+
+/** The user's sessions that are live or may hold a live access token: newest first, keyset-paginated. */
+export async function listSessions(db: Db, userId: string, now: Date, limit: number, after?: SessionCursor) {
+  const page = after
+    ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
+    : undefined;
   return db
     .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, userAgent: sessions.userAgent, expiresAt: sessions.expiresAt })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), live(now)))
-    .orderBy(desc(sessions.lastUsedAt))
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), reachable(now), page))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .limit(limit)
     .all();
 }
 

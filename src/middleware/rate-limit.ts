@@ -1,30 +1,15 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { audit } from "../audit";
-import type { AppEnv } from "../config";
-import { deps } from "../deps";
+import { getDb } from "../db/client";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { clientIp, ipKey } from "./client-ip";
 
-type LimiterName = "LOGIN_IP_LIMITER" | "LOGIN_USER_LIMITER" | "REGISTER_IP_LIMITER" | "REFRESH_IP_LIMITER";
+export type LimiterName = "LOGIN_IP_LIMITER" | "LOGIN_USER_LIMITER" | "REGISTER_IP_LIMITER" | "REFRESH_IP_LIMITER";
 
 // Every limiter in wrangler.toml counts per 60 s; a blocked client may retry after that.
 const PERIOD_SECONDS = 60;
-
-/** Cloudflare sets CF-Connecting-IP at the edge (a client cannot forge it); wrangler dev may not. */
-export const clientIp = (c: Context) => c.req.header("cf-connecting-ip") ?? "unknown";
-
-/**
- * The rate-limit key for an address. One IPv6 client commonly holds a whole /64 (2^64 addresses),
- * so IPv6 counts per /64; IPv4 (and IPv4-mapped IPv6) per address.
- */
-export function ipKey(ip: string): string {
-  if (!ip.includes(":") || /\d+\.\d+\.\d+\.\d+$/.test(ip)) return `ip:${ip.slice(ip.lastIndexOf(":") + 1)}`;
-  const [head = "", tail] = ip.toLowerCase().split("::");
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
-  return `ip6:${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":")}::/64`;
-}
 
 // One audit row per limiter and key per period and isolate: a flood that is being refused must not
 // turn into a flood of D1 writes. Every refusal still writes its log line.
@@ -44,7 +29,8 @@ function firstInPeriod(id: string, now: number): boolean {
 export async function enforceLimit(c: Context<AppEnv>, name: LimiterName, key: string): Promise<void> {
   const { success } = await c.env[name].limit({ key });
   if (!success) {
-    await audit(deps(c), "rate_limited", { limiter: name, key }, { store: firstInPeriod(`${name}|${key}`, Date.now()) });
+    const ctx = { db: getDb(c.env.DB), requestId: c.get("requestId"), ip: clientIp(c) };
+    await audit(ctx, "rate_limited", { limiter: name, key }, { store: firstInPeriod(`${name}|${key}`, Date.now()) });
     throw new ApiError("rate_limited", undefined, undefined, { "Retry-After": String(PERIOD_SECONDS) });
   }
 }

@@ -1,6 +1,8 @@
 import type { Context } from "hono";
-import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { getConfig, type AppEnv } from "../config";
+import { getCookie, setCookie } from "hono/cookie";
+import type { CookieOptions } from "hono/utils/cookie";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 
 /**
@@ -19,19 +21,36 @@ function isSecure(c: Context): boolean {
   return !(url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
 }
 
+/**
+ * The one place cookie attributes are decided, for setting and deleting alike: a browser ignores a
+ * deletion whose attributes differ (with SameSite=None, one without Secure).
+ */
+function attributes(c: Context<AppEnv>, path: string, maxAge: number): CookieOptions {
+  const { COOKIE_SAMESITE } = getConfig(c.env);
+  return { path, httpOnly: true, secure: isSecure(c) || COOKIE_SAMESITE === "None", sameSite: COOKIE_SAMESITE, maxAge };
+}
+
 export function setRefreshCookie(c: Context<AppEnv>, token: string, expiresAt: Date): void {
   const maxAge = Math.max(0, Math.floor((expiresAt.getTime() - Date.now()) / 1000));
-  const { COOKIE_SAMESITE } = getConfig(c.env);
-  for (const path of PATHS) {
-    setCookie(c, REFRESH_COOKIE, token, { path, httpOnly: true, secure: isSecure(c) || COOKIE_SAMESITE === "None", sameSite: COOKIE_SAMESITE, maxAge });
-  }
+  for (const path of PATHS) setCookie(c, REFRESH_COOKIE, token, attributes(c, path, maxAge));
 }
 
 export function clearRefreshCookie(c: Context<AppEnv>): void {
-  for (const path of PATHS) deleteCookie(c, REFRESH_COOKIE, { path, httpOnly: true, secure: isSecure(c) });
+  for (const path of PATHS) setCookie(c, REFRESH_COOKIE, "", attributes(c, path, 0));
 }
 
+/** Whether the request carries the cookie at all (even twice, or empty). */
+export const sentRefreshCookie = (c: Context) => cookieCount(c) > 0;
+
+const cookieCount = (c: Context) =>
+  (c.req.header("cookie") ?? "").split(";").filter((part) => part.split("=", 1)[0]!.trim() === REFRESH_COOKIE).length;
+
+/**
+ * The refresh cookie's value. Two of them means a sibling subdomain planted one (cookie tossing) and
+ * the browser would send the attacker's first: refuse rather than guess which is ours.
+ */
 export function readRefreshCookie(c: Context<AppEnv>): string | undefined {
+  if (cookieCount(c) > 1) throw new ApiError("invalid_request", "More than one refresh_token cookie was sent; clear this site's cookies and sign in again");
   return getCookie(c, REFRESH_COOKIE) || undefined;
 }
 

@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import type { AppEnv } from "../config";
+import type { AppEnv } from "../env";
 import { log } from "../log";
 
 /** One JSON line per request. The path only: query strings may carry cursors or worse. */

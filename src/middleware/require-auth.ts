@@ -1,8 +1,10 @@
 import { bearerAuth } from "hono/bearer-auth";
+import { every } from "hono/combine";
 import { createMiddleware } from "hono/factory";
 import { isRevoked } from "../auth/revocations";
 import { verifyAccessToken } from "../auth/tokens";
-import { getConfig, type AppEnv } from "../config";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
@@ -40,10 +42,11 @@ export function requireAuth() {
   });
 }
 
-/** 403 unless the verified token carries the role. Must follow requireAuth(). */
+/** requireAuth() and then 403 unless the verified token carries the role: it cannot run without authentication. */
 export function requireRole(role: string) {
-  return createMiddleware<AppEnv>(async function requireRole(c, next) {
-    if (!c.get("auth").roles.includes(role)) throw new ApiError("forbidden", `Requires the ${role} role`);
+  const hasRole = createMiddleware<AppEnv>(async function hasRole(c, next) {
+    if (!c.get("auth")?.roles.includes(role)) throw new ApiError("forbidden", `Requires the ${role} role`);
     await next();
   });
+  return every(requireAuth(), hasRole);
 }

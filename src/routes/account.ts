@@ -1,14 +1,15 @@
 import { Hono } from "hono";
-import { changePassword, listSessions, revokeOwnSession, toPublicUser } from "../auth/sessions";
-import type { AppEnv } from "../config";
+import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
 import { findUserById } from "../db/users";
 import { deps } from "../deps";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
-import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
 import { validate } from "../middleware/validate";
-import { passwordChangeSchema, sessionIdSchema } from "../schemas";
+import { listSessionsQuerySchema, passwordChangeSchema, sessionIdSchema } from "../schemas";
+import { page, timeIdCursor } from "./pagination";
+import { publicUser, sessionShape } from "./shapes";
 
 const authed = requireAuth();
 
@@ -22,16 +23,18 @@ export const account = new Hono<AppEnv>()
     const user = await findUserById(deps(c).db, c.get("auth").sub);
     // A valid token for a deleted user is as good as an invalid token.
     if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-    return c.json({ user: toPublicUser(user) });
+    return c.json({ user: publicUser(user) });
   })
   .post("/password", authed, jsonOnly, validate("json", passwordChangeSchema), async (c) => {
-    // The current password can be guessed here as at /login: the same per-account budget.
-    await enforceLimit(c, "LOGIN_USER_LIMITER", `user:${c.get("auth").username.toLowerCase()}`);
     const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
     return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked });
   })
-  .get("/sessions", authed, async (c) => {
-    return c.json({ sessions: await listSessions(deps(c), c.get("auth")) });
+  .get("/sessions", authed, validate("query", listSessionsQuerySchema), async (c) => {
+    const { cursor, limit } = c.req.valid("query");
+    const claims = c.get("auth");
+    const rows = await listSessions(deps(c), claims, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
+    const { items, next_cursor } = page(rows, limit, (s) => [s.createdAt.getTime(), s.id]);
+    return c.json({ sessions: items.map((s) => sessionShape(s, claims.sid)), next_cursor });
   })
   .delete("/sessions/:id", authed, validate("param", sessionIdSchema), async (c) => {
     await revokeOwnSession(deps(c), c.get("auth"), c.req.valid("param").id);

@@ -1,65 +1,61 @@
-import { Hono, type Context } from "hono";
-import { login, logout, logoutAll, logoutByRefreshToken, refresh, register, type Issued } from "../auth/sessions";
-import type { AppEnv } from "../config";
+import { Hono } from "hono";
+import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
 import { deps } from "../deps";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
-import { enforceLimit, limitByIp } from "../middleware/rate-limit";
-import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, setRefreshCookie } from "../middleware/refresh-cookie";
+import { limitByIp } from "../middleware/rate-limit";
+import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
 import { validate } from "../middleware/validate";
 import { loginSchema, refreshSchema, registerSchema } from "../schemas";
+import { sendTokens } from "./shapes";
 
 const authed = requireAuth();
-
-/** In cookie mode the refresh token goes into the cookie and is left out of the JSON body. */
-function sendTokens(c: Context<AppEnv>, issued: Issued & { user?: unknown }, cookieMode: boolean, status: 200 | 201 = 200) {
-  const { session_expires_at, refresh_token, ...body } = issued;
-  if (!cookieMode) return c.json({ ...body, refresh_token }, status);
-  setRefreshCookie(c, refresh_token, session_expires_at);
-  return c.json(body, status);
-}
 
 export const auth = new Hono<AppEnv>()
   .post("/register", limitByIp("REGISTER_IP_LIMITER"), jsonOnly, validate("json", registerSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    return sendTokens(c, await register(deps(c), input), use_cookie, 201);
+    const { user, issued } = await register(deps(c), input);
+    return sendTokens(c, issued, { cookie: use_cookie, user, status: 201 });
   })
   .post("/login", limitByIp("LOGIN_IP_LIMITER"), jsonOnly, validate("json", loginSchema), async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
-    // Per account too, whatever IPs the guesses come from (known or unknown usernames alike).
-    await enforceLimit(c, "LOGIN_USER_LIMITER", `user:${input.username.toLowerCase()}`);
     if (use_cookie) assertAllowedOrigin(c);
-    return sendTokens(c, await login(deps(c), input), use_cookie);
+    // The per-account limit runs inside login(), once the account is known: username and email share it.
+    const { user, issued } = await login(deps(c), input);
+    return sendTokens(c, issued, { cookie: use_cookie, user });
   })
   .post("/refresh", limitByIp("REFRESH_IP_LIMITER"), jsonOnly, validate("json", refreshSchema), async (c) => {
     const fromBody = c.req.valid("json").refresh_token;
     const token = fromBody ?? readRefreshCookie(c);
     if (!token) throw new ApiError("invalid_token", "Send refresh_token in the body, or the refresh cookie");
     if (!fromBody) assertAllowedOrigin(c);
-    return sendTokens(c, await refresh(deps(c), token), !fromBody);
+    return sendTokens(c, await refresh(deps(c), token), { cookie: !fromBody });
   })
   .post(
     "/logout",
     async function logoutWithCookie(c, next) {
       // Cookie mode, no Authorization header (say the access token is gone): the cookie names the session.
-      const cookie = readRefreshCookie(c);
-      if (c.req.header("authorization") !== undefined || !cookie) return next();
+      if (c.req.header("authorization") !== undefined || !sentRefreshCookie(c)) return next();
       assertAllowedOrigin(c);
-      await logoutByRefreshToken(deps(c), cookie);
+      const cookie = readRefreshCookie(c);
+      // A dead or rotated cookie means the session is over already; script cannot delete an
+      // HttpOnly cookie, so clear it here and answer as for any logout.
+      if (cookie) await logoutByRefreshToken(deps(c), cookie);
       clearRefreshCookie(c);
       return c.json({ message: "Logged out" });
     },
     authed,
     async (c) => {
       await logout(deps(c), c.get("auth"));
-      if (readRefreshCookie(c)) clearRefreshCookie(c);
+      if (sentRefreshCookie(c)) clearRefreshCookie(c);
       return c.json({ message: "Logged out" });
     },
   )
   .post("/logout/all", authed, async (c) => {
     const revoked = await logoutAll(deps(c), c.get("auth"));
-    if (readRefreshCookie(c)) clearRefreshCookie(c);
+    if (sentRefreshCookie(c)) clearRefreshCookie(c);
     return c.json({ message: "Logged out everywhere", sessions_revoked: revoked });
   });

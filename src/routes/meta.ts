@@ -1,6 +1,9 @@
 import { Hono } from "hono";
+import { pingKv } from "../auth/revocations";
 import { publicJwks } from "../auth/tokens";
-import { getConfig, type AppEnv } from "../config";
+import { getConfig } from "../config";
+import { getDb, pingDb } from "../db/client";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../log";
 
@@ -10,7 +13,7 @@ export const meta = new Hono<AppEnv>()
   )
   .get("/health", async (c) => {
     try {
-      await Promise.all([c.env.DB.prepare("SELECT 1").first(), c.env.REVOKED.get("health:probe")]);
+      await Promise.all([pingDb(getDb(c.env.DB)), pingKv(c.env.REVOKED)]);
     } catch (err) {
       log("health_failed", { request_id: c.get("requestId"), message: (err as Error).message }, "error");
       throw new ApiError("service_unavailable", "D1 or KV is not reachable");

@@ -1,0 +1,308 @@
+// `npm run soak`: a bounded soak test. Many simulated clients at once run the whole account
+// lifecycle against a running API (SOAK_URL, default http://localhost:8787) or, if nothing answers
+// there, against a wrangler dev it starts on a free port with fresh local state. Not part of `npm test`.
+// Env: SOAK_URL, SOAK_CLIENTS (default 40), SOAK_ROUNDS (1-3, default 3), SOAK_TIMEOUT (s, default 180).
+// Exits 0 only if every check holds; prints a table and one JSON line (`SOAK_JSON {...}`), never a token.
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const int = (name, def, min, max) => {
+  const v = process.env[name] ? Number(process.env[name]) : def;
+  if (Number.isInteger(v) && v >= min && v <= max) return v;
+  console.error(`soak: ${name} must be an integer from ${min} to ${max}`);
+  process.exit(2);
+};
+const CLIENTS = int("SOAK_CLIENTS", 40, 1, 300);
+// Each round logs in 3 times per account: 3 rounds stay under the per-account limit (10 a minute).
+const ROUNDS = int("SOAK_ROUNDS", 3, 1, 3);
+const TIMEOUT_S = int("SOAK_TIMEOUT", 180, 10, 290);
+const RACE = 5; // concurrent refreshes with one token, from one client
+// Correct logins at once for one account. The per-account edge limit (10 a minute) must not be what
+// refuses them, so 8, leaving 2 for the login after the burst; 8 is over the 5 checks allowed in flight.
+const BURST = 8;
+const BURSTS = Math.max(1, Math.ceil(CLIENTS / 5));
+const runId = Date.now().toString(36);
+
+// Wrangler needs Node >= 22.12: the `node` devDependency's binary first on PATH, however we were started.
+const env = { ...process.env, PATH: join(root, "node_modules", ".bin") + delimiter + process.env.PATH, WRANGLER_SEND_METRICS: "false" };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- our own wrangler dev, when nothing answers at the URL -----------------------------------------
+let server; // { dir, log, child }
+function run(cmd, args, extra = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...env, ...extra }, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed:\n${(r.stdout + r.stderr).slice(-2000)}`);
+}
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = createServer().once("error", reject).listen(0, "127.0.0.1", () => s.close(() => resolve(s.address().port)));
+  });
+async function health(url) {
+  try {
+    return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(3000) })).status;
+  } catch {
+    return 0;
+  }
+}
+async function startServer() {
+  const dir = mkdtempSync(join(tmpdir(), "soak-"));
+  const state = join(dir, "state");
+  server = { dir, log: join(dir, "wrangler.log") };
+  if (!existsSync(join(root, ".dev.vars"))) run("node", ["scripts/dev-setup.mjs"]); // dev secrets
+  run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { CI: "true" });
+  const port = await freePort();
+  const out = openSync(server.log, "a");
+  const args = ["wrangler", "dev", "--port", String(port), "--persist-to", state, "--var", `ISSUER:http://localhost:${port}`];
+  // Its own process group, so one kill reaches npx, wrangler and both workerd processes.
+  server.child = spawn("npx", args, { cwd: root, env, detached: true, stdio: ["ignore", out, out] });
+  const url = `http://localhost:${port}`;
+  for (const end = Date.now() + 60_000; Date.now() < end && server.child.exitCode === null; await sleep(500)) {
+    if ((await health(url)) === 200) return url;
+  }
+  throw new Error(`wrangler dev gave no 200 on /health within 60 s; its log ends:\n${readFileSync(server.log, "utf8").slice(-1500)}`);
+}
+const killGroup = (pid, sig) => {
+  try {
+    process.kill(-pid, sig);
+    return true;
+  } catch {
+    return false; // ESRCH: the group is gone
+  }
+};
+async function stopServer() {
+  const s = server;
+  server = undefined;
+  if (!s) return;
+  if (s.child) {
+    killGroup(s.child.pid, "SIGTERM");
+    for (let i = 0; i < 50 && killGroup(s.child.pid, 0); i++) await sleep(100);
+    killGroup(s.child.pid, "SIGKILL");
+  }
+  rmSync(s.dir, { recursive: true, force: true });
+}
+process.on("exit", () => server?.child && killGroup(server.child.pid, "SIGKILL")); // last resort, synchronous
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => finish(130, `interrupted (${sig})`));
+
+// ---- HTTP, per-route stats -----------------------------------------------------------------------
+let base;
+const stop = new AbortController(); // the hard timeout cancels everything in flight
+const stats = new Map(); // route -> { ms: [], status: { code: n } }
+const failures = [];
+const fail = (msg) => failures.push(msg);
+const count = { races: 0, winners: 0, racePasses: {}, bursts: 0, burstAnswers: {}, revokedNow: 0, finalAccess: 0, finalRefresh: 0 };
+
+const usedIps = new Set();
+const rand = (n) => Math.floor(Math.random() * n);
+function newClient(name) {
+  let ip;
+  do ip = `10.${rand(256)}.${rand(256)}.${1 + rand(254)}`;
+  while (usedIps.has(ip));
+  usedIps.add(ip);
+  return { name, ip, ua: `soak/${runId} (${name})` };
+}
+
+async function call(client, method, path, { route = `${method} ${path}`, token, body } = {}) {
+  const headers = { "cf-connecting-ip": client.ip, "user-agent": client.ua };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body) headers["content-type"] = "application/json";
+  const t0 = performance.now();
+  const s = stats.get(route) ?? stats.set(route, { ms: [], status: {} }).get(route);
+  let res;
+  try {
+    res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body), signal: AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]) });
+  } catch (err) {
+    if (!stop.signal.aborted) s.status.network_error = (s.status.network_error ?? 0) + 1;
+    throw err;
+  }
+  const json = await res.json().catch(() => null);
+  s.ms.push(performance.now() - t0);
+  s.status[res.status] = (s.status[res.status] ?? 0) + 1;
+  return { status: res.status, json, retryAfter: res.headers.get("retry-after") };
+}
+function expect(r, status, what) {
+  if (r.status !== status) throw new Error(`${what}: ${r.status}${r.json?.error ? ` ${r.json.error}` : ""} (expected ${status})`);
+  return r.json;
+}
+const login = (c, name, password) => call(c, "POST", "/login", { body: { username: name, password } });
+const refreshCall = (c, t) => call(c, "POST", "/refresh", { body: { refresh_token: t } });
+
+// A session as the client sees it: every access and refresh token it was ever given.
+const revoked = []; // sessions that must be dead, checked again at the end
+function session(issued) {
+  const sid = JSON.parse(Buffer.from(issued.access_token.split(".")[1], "base64url")).sid;
+  return { sid, access: [issued.access_token], refresh: [issued.refresh_token] };
+}
+const last = (a) => a[a.length - 1];
+async function refreshed(c, s, what) {
+  const r = expect(await refreshCall(c, last(s.refresh)), 200, what);
+  s.access.push(r.access_token);
+  s.refresh.push(r.refresh_token);
+}
+// Right after a revocation: every access token of the session refused, and its current refresh token.
+async function mustBeDead(c, sessions, why, live) {
+  for (const s of sessions) {
+    live.delete(s);
+    revoked.push(s);
+    const answers = await Promise.all(s.access.map((t) => call(c, "GET", "/protected", { token: t })));
+    answers.push(await refreshCall(c, last(s.refresh)));
+    count.revokedNow += answers.length;
+    const bad = answers.filter((a) => a.status !== 401).map((a) => a.status);
+    if (bad.length) fail(`${c.name}: after ${why}, ${bad.length} token(s) of the session still answered ${bad.join(",")} (expected 401)`);
+  }
+}
+
+// Exactly one winner: every 200 carries the same successor, and that successor works.
+async function race(c, s) {
+  const answers = await Promise.all(Array.from({ length: RACE }, () => refreshCall(c, last(s.refresh))));
+  const wins = answers.filter((a) => a.status === 200);
+  const successors = new Set(wins.map((a) => a.json.refresh_token));
+  count.races++;
+  count.racePasses[wins.length] = (count.racePasses[wins.length] ?? 0) + 1;
+  const others = answers.filter((a) => a.status !== 200 && a.status !== 401).map((a) => a.status);
+  if (others.length) fail(`${c.name}: refresh race answered ${others.join(",")} besides 200/401`);
+  for (const w of wins) s.access.push(w.json.access_token);
+  s.refresh.push(...successors);
+  if (successors.size !== 1) throw new Error(`refresh race: ${wins.length} answers 200 with ${successors.size} distinct refresh tokens (expected 1)`);
+  count.winners++;
+  await refreshed(c, s, "refresh with the race's successor");
+}
+
+// ---- the workload --------------------------------------------------------------------------------
+async function lifecycle(i) {
+  const c = newClient(`client${i}`);
+  const user = { username: `soak_${runId}_${i}`, email: `soak_${runId}_${i}@example.com`, password: `Soak pass ${i}0` };
+  const live = new Set([session(expect(await call(c, "POST", "/register", { body: user }), 201, "register"))]);
+  for (let r = 0; r < ROUNDS; r++) {
+    const where = `${c.name} round ${r}`;
+    const s1 = session(expect(await login(c, user.username, user.password), 200, `${where}: login by username`));
+    const [s2, s3] = (await Promise.all([login(c, user.email, user.password), login(c, user.email, user.password)])).map((a) =>
+      session(expect(a, 200, `${where}: login by email`)),
+    );
+    [s1, s2, s3].forEach((s) => live.add(s));
+    for (const a of await Promise.all([...live].map((s) => call(c, "GET", "/protected", { token: last(s.access) })))) expect(a, 200, `${where}: /protected`);
+    await refreshed(c, s1, `${where}: refresh`);
+    await race(c, s1);
+
+    const listed = new Set(expect(await call(c, "GET", "/sessions", { token: last(s1.access) }), 200, `${where}: sessions`).sessions.map((x) => x.id));
+    if ([...live].some((s) => !listed.has(s.sid)) || revoked.some((s) => listed.has(s.sid))) fail(`${where}: GET /sessions does not list exactly the live sessions`);
+
+    expect(await call(c, "DELETE", `/sessions/${s2.sid}`, { route: "DELETE /sessions/:id", token: last(s1.access) }), 200, `${where}: delete session`);
+    await mustBeDead(c, [s2], "DELETE /sessions/:id", live);
+    expect(await call(c, "POST", "/logout", { token: last(s3.access) }), 200, `${where}: logout`);
+    await mustBeDead(c, [s3], "logout", live);
+
+    const others = [...live].filter((s) => s !== s1);
+    const body = { current_password: user.password, new_password: `Soak pass ${i}${r + 1}` };
+    const changed = expect(await call(c, "POST", "/password", { token: last(s1.access), body }), 200, `${where}: password change`);
+    user.password = body.new_password;
+    if (changed.sessions_revoked !== others.length) fail(`${where}: password change revoked ${changed.sessions_revoked} sessions, expected ${others.length}`);
+    await mustBeDead(c, others, "password change", live);
+    const all = expect(await call(c, "POST", "/logout/all", { token: last(s1.access) }), 200, `${where}: logout/all`);
+    if (all.sessions_revoked !== 1) fail(`${where}: logout/all revoked ${all.sessions_revoked} sessions, expected 1`);
+    await mustBeDead(c, [s1], "logout/all", live);
+  }
+}
+
+// Correct logins for one account, all at once from different addresses: 200, or 429 Retry-After: 1
+// (too many in flight); a longer 429 means correct logins locked the account.
+async function burst(b) {
+  const user = { username: `soakb_${runId}_${b}`, email: `soakb_${runId}_${b}@example.com`, password: `Burst pass ${b}0` };
+  expect(await call(newClient(`burst${b}`), "POST", "/register", { body: user }), 201, `burst ${b}: register`);
+  const answers = await Promise.all(Array.from({ length: BURST }, (_, k) => login(newClient(`burst${b}.${k}`), k % 2 ? user.email : user.username, user.password)));
+  count.bursts++;
+  const key = (a) => (a.status === 429 ? `429 Retry-After ${a.retryAfter}` : String(a.status));
+  for (const a of answers) count.burstAnswers[key(a)] = (count.burstAnswers[key(a)] ?? 0) + 1;
+  const bad = answers.filter((a) => !(a.status === 200 || (a.status === 429 && a.retryAfter === "1")));
+  if (bad.length) fail(`burst ${b}: correct logins answered ${bad.map(key).join(", ")}`);
+  const after = newClient(`burst${b}.after`);
+  for (let k = 0; k < 2; k++) {
+    const a = await login(after, user.username, user.password);
+    if (a.status === 200) return;
+    if (a.status !== 429 || a.retryAfter !== "1" || k === 1) return fail(`burst ${b}: the correct login after the burst answered ${key(a)}`);
+    await sleep(1000);
+  }
+}
+
+// Every token of every revoked session, from fresh addresses (the refresh limit is 60 a minute each).
+async function finalCheck() {
+  const jobs = revoked.flatMap((s) => [...s.access.map((t) => ["access", t]), ...s.refresh.map((t) => ["refresh", t])]);
+  const checker = newClient("checker");
+  const refreshers = [];
+  let sent = 0; // counted when sent, so no checker address goes over 50 refreshes
+  const next = async () => {
+    for (let job; (job = jobs.pop()); ) {
+      const [kind, t] = job;
+      const k = kind === "refresh" ? Math.floor(sent++ / 50) : 0;
+      const a = kind === "access" ? await call(checker, "GET", "/protected", { token: t }) : await refreshCall((refreshers[k] ??= newClient(`checker${k}`)), t);
+      count[kind === "access" ? "finalAccess" : "finalRefresh"]++;
+      if (a.status !== 401) fail(`final check: a revoked ${kind} token answered ${a.status} (expected 401)`);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, next));
+}
+
+// ---- report --------------------------------------------------------------------------------------
+const pct = (sorted, p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] : 0);
+let t0 = performance.now();
+let finishing = false;
+async function finish(code, reason) {
+  if (finishing) return;
+  finishing = true;
+  stop.abort();
+  if (reason) fail(reason);
+  const secs = (performance.now() - t0) / 1000;
+  const routes = {};
+  const histogram = {};
+  let total = 0;
+  for (const [route, s] of [...stats].sort()) {
+    const ms = s.ms.sort((a, b) => a - b);
+    const n = Object.values(s.status).reduce((a, b) => a + b, 0);
+    total += n;
+    routes[route] = { n, p50: Math.round(pct(ms, 0.5)), p95: Math.round(pct(ms, 0.95)), p99: Math.round(pct(ms, 0.99)), status: s.status };
+    for (const [st, k] of Object.entries(s.status)) {
+      histogram[st] = (histogram[st] ?? 0) + k;
+      if (Number(st) >= 500 || st === "network_error") fail(`${route}: ${k} answer(s) ${st}`);
+    }
+  }
+  const ok = failures.length === 0 && code === 0;
+  console.log(`\nsoak ${ok ? "PASS" : "FAIL"}: ${base ?? "(no server)"}${server ? " (own wrangler dev)" : ""}, ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts of ${BURST}`);
+  console.log(`duration ${secs.toFixed(1)} s, ${total} requests, ${(total / secs).toFixed(1)} req/s`);
+  console.log(`${"route".padEnd(22)}${"count".padStart(7)}${"p50".padStart(7)}${"p95".padStart(7)}${"p99".padStart(7)}  statuses (latency in ms)`);
+  for (const [route, r] of Object.entries(routes)) {
+    console.log(`${route.padEnd(22)}${[r.n, r.p50, r.p95, r.p99].map((v) => String(v).padStart(7)).join("")}  ${Object.entries(r.status).map(([k, v]) => `${k}:${v}`).join(" ")}`);
+  }
+  console.log(`statuses: ${Object.entries(histogram).map(([k, v]) => `${k}:${v}`).join(" ")}`);
+  console.log(`refresh races: ${count.races}, exactly one winner: ${count.winners} (races by number of 200s: ${JSON.stringify(count.racePasses)})`);
+  console.log(`revoked sessions: ${revoked.length}; tokens refused right after revocation: ${count.revokedNow}; at the end: ${count.finalAccess} access, ${count.finalRefresh} refresh`);
+  console.log(`login bursts: ${count.bursts} x ${BURST}: ${JSON.stringify(count.burstAnswers)}`);
+  for (const f of failures.slice(0, 25)) console.log(`  FAIL ${f}`);
+  if (failures.length > 25) console.log(`  ... and ${failures.length - 25} more failures`);
+  const summary = { result: ok ? "PASS" : "FAIL", duration_s: +secs.toFixed(1), requests: total, rps: +(total / secs).toFixed(1), clients: CLIENTS, rounds: ROUNDS };
+  Object.assign(summary, { races: count.races, race_winners: count.winners, revoked_sessions: revoked.length, revoked_checked: count.revokedNow + count.finalAccess + count.finalRefresh });
+  Object.assign(summary, { bursts: count.bursts, burst_answers: count.burstAnswers, statuses: histogram, routes, failures: failures.length });
+  console.log(`SOAK_JSON ${JSON.stringify(summary)}`);
+  await stopServer().catch(() => {});
+  process.exit(ok ? 0 : 1);
+}
+
+async function main() {
+  base = (process.env.SOAK_URL ?? "http://localhost:8787").replace(/\/$/, "");
+  if ((await health(base)) === 0) {
+    console.error(`soak: nothing answers at ${base}; starting wrangler dev with fresh local state`);
+    base = await startServer();
+  }
+  console.error(`soak: ${base}: ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts (hard timeout ${TIMEOUT_S} s)`);
+  t0 = performance.now();
+  const flows = [...Array.from({ length: CLIENTS }, (_, i) => lifecycle(i).catch((e) => fail(`client${i}: ${e.message}`)))];
+  flows.push(...Array.from({ length: BURSTS }, (_, b) => burst(b).catch((e) => fail(`burst ${b}: ${e.message}`))));
+  await Promise.all(flows);
+  await finalCheck();
+}
+
+setTimeout(() => finish(1, `hard timeout: aborted after ${TIMEOUT_S} s`), TIMEOUT_S * 1000);
+main().then(() => finish(0), (e) => finish(1, e.message));

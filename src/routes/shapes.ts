@@ -1,0 +1,49 @@
+import type { Context } from "hono";
+import type { Issued } from "../auth/sessions";
+import type { User } from "../db/schema";
+import type { AppEnv } from "../env";
+import { setRefreshCookie } from "../middleware/refresh-cookie";
+
+/** The JSON shapes of the contract (ARCHITECTURE section 1), built from domain values. */
+
+export interface PublicUser {
+  id: string;
+  username: string;
+  email: string | null;
+  roles: string[];
+  created_at: string;
+}
+
+/** Never a hash or a secret: only these fields leave the server. */
+export const publicUser = (u: User): PublicUser => ({
+  id: u.id,
+  username: u.username,
+  email: u.email,
+  roles: u.roles,
+  created_at: u.createdAt.toISOString(),
+});
+
+/**
+ * The token pair answer. In cookie mode the refresh token goes into the HttpOnly cookie and is left
+ * out of the JSON body.
+ */
+export function sendTokens(c: Context<AppEnv>, issued: Issued, opts: { cookie: boolean; user?: User; status?: 200 | 201 }) {
+  const body = {
+    ...(opts.user ? { user: publicUser(opts.user) } : {}),
+    access_token: issued.accessToken,
+    ...(opts.cookie ? {} : { refresh_token: issued.refreshToken }),
+    token_type: "Bearer" as const,
+    expires_in: issued.expiresIn,
+  };
+  if (opts.cookie) setRefreshCookie(c, issued.refreshToken, issued.sessionExpiresAt);
+  return c.json(body, opts.status ?? 200);
+}
+
+export const sessionShape = (s: { id: string; createdAt: Date; lastUsedAt: Date; expiresAt: Date; userAgent: string | null }, currentId: string) => ({
+  id: s.id,
+  created_at: s.createdAt.toISOString(),
+  last_used_at: s.lastUsedAt.toISOString(),
+  expires_at: s.expiresAt.toISOString(),
+  user_agent: s.userAgent,
+  current: s.id === currentId,
+});
