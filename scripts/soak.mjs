@@ -40,7 +40,11 @@ function run(cmd, args, extra = {}) {
 }
 const freePort = () =>
   new Promise((resolve, reject) => {
-    const s = createServer().once("error", reject).listen(0, "127.0.0.1", () => s.close(() => resolve(s.address().port)));
+    const s = createServer().once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
   });
 async function health(url) {
   try {
@@ -85,8 +89,13 @@ async function stopServer() {
   }
   rmSync(s.dir, { recursive: true, force: true });
 }
-process.on("exit", () => server?.child && killGroup(server.child.pid, "SIGKILL")); // last resort, synchronous
+process.on("exit", () => {
+  // Last resort, synchronous: whatever path got here, no server outlives us.
+  if (server?.child) killGroup(server.child.pid, "SIGKILL");
+  if (server) rmSync(server.dir, { recursive: true, force: true });
+});
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => finish(130, `interrupted (${sig})`));
+process.on("uncaughtException", (e) => finish(1, `uncaught: ${e.message}`));
 
 // ---- HTTP, per-route stats -----------------------------------------------------------------------
 let base;

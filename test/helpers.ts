@@ -93,7 +93,7 @@ export const refreshWith = (refresh_token: string, ip = "10.200.0.1") =>
   call("POST", "/refresh", { body: { refresh_token }, headers: { "cf-connecting-ip": ip, "user-agent": "TestBrowser/1.0" } });
 
 /** KV revocation entries with their absolute expiry (Unix seconds), as KV list reports them. */
-export async function revokedEntries(prefix: "jti:" | "sid:") {
+export async function revokedEntries(prefix: "sid:" | "usr:") {
   const { keys } = await env.REVOKED.list({ prefix });
   return new Map(keys.map((k) => [k.name.slice(prefix.length), k.expiration]));
 }

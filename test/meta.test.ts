@@ -37,7 +37,8 @@ afterEach(() => vi.restoreAllMocks());
 describe("errors", () => {
   it("answers 404 not_found in the error shape for an unknown path", async () => {
     expectError(await call("GET", "/nope"), 404, "not_found");
-    expectError(await call("POST", "/admin/nothing"), 404, "not_found");
+    // Under /admin the guard comes first: nothing there is even routed without an admin token.
+    expectError(await call("POST", "/admin/nothing"), 401, "invalid_token");
   });
 
   it("answers 405 method_not_allowed with Allow for a known path and another method", async () => {

@@ -15,10 +15,11 @@ describe("POST /refresh", () => {
     expect(first.headers.get("cache-control")).toBe("no-store");
     expect((await call("GET", "/protected", { token: first.body.access_token })).status).toBe(200);
 
-    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
-    // ...and the chain goes on with the newest token.
+    // ...and the chain goes on with the newest token; the first one is dead now, even for this client.
     const second = await refreshWith(first.body.refresh_token);
     expect(second.status).toBe(200);
+    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    expect((await refreshWith(second.body.refresh_token)).status).toBe(200);
   });
 
   it("reads roles afresh, so a granted role reaches the next access token", async () => {
@@ -47,11 +48,35 @@ describe("POST /refresh", () => {
     expect((await login(reg.input.username)).status).toBe(200);
   });
 
-  it("within the grace window, a replayed token is refused but the session lives on (a racing tab)", async () => {
+  it("within the grace window, the same client retrying (answer lost) gets the same successor and a fresh access token", async () => {
+    const reg = await registerUser();
+    const lost = await refreshWith(reg.refresh_token); // the client never sees this answer
+    const retry = await refreshWith(reg.refresh_token);
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.refresh_token).toBe(lost.body.refresh_token);
+    expect(retry.body.access_token).not.toBe(lost.body.access_token);
+    expect(sidOf(retry.body.access_token)).toBe(sidOf(reg.access_token));
+    expect((await call("GET", "/protected", { token: retry.body.access_token })).status).toBe(200);
+    // The successor is single-use like any refresh token, and the session lives on.
+    expect((await refreshWith(retry.body.refresh_token)).status).toBe(200);
+  });
+
+  it("within the grace window, a replay whose successor was already rotated on is refused, and the session lives on", async () => {
     const reg = await registerUser();
     const next = await refreshWith(reg.refresh_token);
+    const newest = await refreshWith(next.body.refresh_token);
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
-    expect((await refreshWith(next.body.refresh_token)).status).toBe(200);
+    expect((await call("GET", "/protected", { token: newest.body.access_token })).status).toBe(200);
+    expect((await refreshWith(newest.body.refresh_token)).status).toBe(200);
+  });
+
+  it("after the grace window, the same client's retry is refused as theft", async () => {
+    const reg = await registerUser();
+    const lost = await refreshWith(reg.refresh_token);
+    await ageRotations(60);
+    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    expectError(await refreshWith(lost.body.refresh_token), 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: lost.body.access_token }), 401, "invalid_token");
   });
 
   it("within the grace window, a replay from another client is theft at once", async () => {
@@ -62,13 +87,13 @@ describe("POST /refresh", () => {
     expectError(await call("GET", "/protected", { token: next.body.access_token }), 401, "invalid_token");
   });
 
-  it("lets exactly one of many concurrent refreshes with one token win", async () => {
+  it("lets exactly one of many concurrent refreshes with one token rotate: the others get its successor", async () => {
     const reg = await registerUser();
     const results = await Promise.all(Array.from({ length: 6 }, () => refreshWith(reg.refresh_token)));
-    const winners = results.filter((r) => r.status === 200);
-    expect(winners).toHaveLength(1);
-    for (const r of results.filter((r) => r.status !== 200)) expectError(r, 401, "invalid_token");
-    expect((await refreshWith(winners[0]!.body.refresh_token)).status).toBe(200);
+    for (const r of results) expect(r.status, r.text).toBe(200);
+    const successors = new Set(results.map((r) => r.body.refresh_token));
+    expect(successors.size).toBe(1);
+    expect((await refreshWith([...successors][0]!)).status).toBe(200);
     const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM rotated_refresh_tokens WHERE session_id = ?").bind(sidOf(reg.access_token)).first<{ n: number }>())!;
     expect(n).toBe(2);
   });

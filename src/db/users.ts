@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { users, type User } from "./schema";
+import { sessions, users, type User } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
 
@@ -70,7 +70,7 @@ export function epochState(db: Db, id: string) {
     .select({
       epoch: users.sessionEpoch,
       kept: users.epochKeptSession,
-      until: sql<number | null>`(SELECT max(access_expires_at) FROM sessions WHERE sessions.user_id = ${users.id})`,
+      until: sql<number | null>`(SELECT max(${sessions.accessExpiresAt}) FROM ${sessions} WHERE ${sessions.userId} = ${id})`,
     })
     .from(users)
     .where(eq(users.id, id));
