@@ -1,6 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { SignJWT, importJWK, type JWK } from "jose";
 import { expect } from "vitest";
+import worker from "../src/index";
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -14,6 +15,7 @@ export interface CallOptions {
   token?: string;
   headers?: Record<string, string>;
   base?: string; // defaults to http://localhost
+  bindings?: Partial<Env>; // replaces these bindings for this one request (fault injection, config)
 }
 
 /** Calls the worker's own fetch, as a client would. */
@@ -27,7 +29,8 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   if (opts.token) headers.set("authorization", `Bearer ${opts.token}`);
   // Each call looks like a new client to the per-IP rate limits, unless a test pins an address.
   if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomIp());
-  const res = await exports.default.fetch(new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body }));
+  const req = new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body });
+  const res = opts.bindings ? await worker.fetch(req, { ...env, ...opts.bindings }) : await exports.default.fetch(req);
   const text = await res.text();
   let parsed: unknown = undefined;
   try {
@@ -141,3 +144,37 @@ export async function forgeToken(opts: ForgeOptions = {}) {
 export function unsignedToken(claims: Record<string, unknown>) {
   return `${b64url(JSON.stringify({ alg: "none", typ: "at+jwt", kid: testJwk().kid }))}.${b64url(JSON.stringify(claims))}.`;
 }
+
+/**
+ * Wraps a binding so that the first call of `method` whose arguments match `when` runs `fault`
+ * (which may call the real method) instead; every other call goes through unchanged.
+ */
+function once<T extends object>(binding: T, method: string, fault: (real: (...args: unknown[]) => unknown, args: unknown[]) => unknown, when = (_args: unknown[]) => true): T {
+  let armed = true;
+  return new Proxy(binding, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (typeof value !== "function") return value;
+      const real = (...args: unknown[]) => value.apply(target, args);
+      if (prop !== method) return real;
+      return (...args: unknown[]) => {
+        if (!armed || !when(args)) return real(...args);
+        armed = false;
+        return fault(real, args);
+      };
+    },
+  });
+}
+
+/** KV whose next put fails: nothing is written. */
+export const kvPutFailsOnce = () => once(env.REVOKED, "put", async () => { throw new Error("injected: KV put failed"); });
+
+/** D1 whose next batch is applied, but its answer is lost: the worker sees an error. */
+export const d1BatchAnswerLostOnce = () => once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); });
+
+/**
+ * D1 that fails the first statement (alone or in a batch) whose SQL matches, before anything is
+ * applied: preparing it throws.
+ */
+export const d1FailsOnce = (sql: RegExp) =>
+  once(env.DB, "prepare", () => { throw new Error("injected: D1 statement failed"); }, ([query]) => sql.test(String(query)));
