@@ -101,8 +101,13 @@ process.on("uncaughtException", (e) => finish(1, `uncaught: ${e.message}`));
 let base;
 const stop = new AbortController(); // the hard timeout cancels everything in flight
 const stats = new Map(); // route -> { ms: [], status: { code: n } }
-const failures = [];
-const fail = (msg) => failures.push(msg);
+// What went wrong -> how often, and where first; grouped so 40 clients hitting one bug give one line.
+const failures = new Map();
+const fail = (what, where = "", n = 1) => {
+  const f = failures.get(what);
+  if (f) f.n += n;
+  else failures.set(what, { n, where });
+};
 const count = { races: 0, winners: 0, racePasses: {}, bursts: 0, burstAnswers: {}, revokedNow: 0, finalAccess: 0, finalRefresh: 0 };
 
 const usedIps = new Set();
@@ -112,7 +117,7 @@ function newClient(name) {
   do ip = `10.${rand(256)}.${rand(256)}.${1 + rand(254)}`;
   while (usedIps.has(ip));
   usedIps.add(ip);
-  return { name, ip, ua: `soak/${runId} (${name})` };
+  return { name, where: name, ip, ua: `soak/${runId} (${name})` };
 }
 
 async function call(client, method, path, { route = `${method} ${path}`, token, body } = {}) {
@@ -161,7 +166,7 @@ async function mustBeDead(c, sessions, why, live) {
     answers.push(await refreshCall(c, last(s.refresh)));
     count.revokedNow += answers.length;
     const bad = answers.filter((a) => a.status !== 401).map((a) => a.status);
-    if (bad.length) fail(`${c.name}: after ${why}, ${bad.length} token(s) of the session still answered ${bad.join(",")} (expected 401)`);
+    if (bad.length) fail(`right after ${why}: a token of the revoked session answered ${[...new Set(bad)].join("/")} (expected 401)`, c.where);
   }
 }
 
@@ -173,7 +178,7 @@ async function race(c, s) {
   count.races++;
   count.racePasses[wins.length] = (count.racePasses[wins.length] ?? 0) + 1;
   const others = answers.filter((a) => a.status !== 200 && a.status !== 401).map((a) => a.status);
-  if (others.length) fail(`${c.name}: refresh race answered ${others.join(",")} besides 200/401`);
+  if (others.length) fail(`refresh race: answers ${[...new Set(others)].join("/")} besides 200/401`, c.where);
   for (const w of wins) s.access.push(w.json.access_token);
   s.refresh.push(...successors);
   if (successors.size !== 1) throw new Error(`refresh race: ${wins.length} answers 200 with ${successors.size} distinct refresh tokens (expected 1)`);
@@ -184,35 +189,42 @@ async function race(c, s) {
 // ---- the workload --------------------------------------------------------------------------------
 async function lifecycle(i) {
   const c = newClient(`client${i}`);
+  try {
+    await rounds(c, i);
+  } catch (e) {
+    fail(e.message, c.where);
+  }
+}
+async function rounds(c, i) {
   const user = { username: `soak_${runId}_${i}`, email: `soak_${runId}_${i}@example.com`, password: `Soak pass ${i}0` };
   const live = new Set([session(expect(await call(c, "POST", "/register", { body: user }), 201, "register"))]);
   for (let r = 0; r < ROUNDS; r++) {
-    const where = `${c.name} round ${r}`;
-    const s1 = session(expect(await login(c, user.username, user.password), 200, `${where}: login by username`));
+    c.where = `${c.name} round ${r}`;
+    const s1 = session(expect(await login(c, user.username, user.password), 200, "login by username"));
     const [s2, s3] = (await Promise.all([login(c, user.email, user.password), login(c, user.email, user.password)])).map((a) =>
-      session(expect(a, 200, `${where}: login by email`)),
+      session(expect(a, 200, "login by email")),
     );
     [s1, s2, s3].forEach((s) => live.add(s));
-    for (const a of await Promise.all([...live].map((s) => call(c, "GET", "/protected", { token: last(s.access) })))) expect(a, 200, `${where}: /protected`);
-    await refreshed(c, s1, `${where}: refresh`);
+    for (const a of await Promise.all([...live].map((s) => call(c, "GET", "/protected", { token: last(s.access) })))) expect(a, 200, "GET /protected");
+    await refreshed(c, s1, "refresh");
     await race(c, s1);
 
-    const listed = new Set(expect(await call(c, "GET", "/sessions", { token: last(s1.access) }), 200, `${where}: sessions`).sessions.map((x) => x.id));
-    if ([...live].some((s) => !listed.has(s.sid)) || revoked.some((s) => listed.has(s.sid))) fail(`${where}: GET /sessions does not list exactly the live sessions`);
+    const listed = new Set(expect(await call(c, "GET", "/sessions", { token: last(s1.access) }), 200, "GET /sessions").sessions.map((x) => x.id));
+    if ([...live].some((s) => !listed.has(s.sid)) || revoked.some((s) => listed.has(s.sid))) fail("GET /sessions does not list exactly the live sessions", c.where);
 
-    expect(await call(c, "DELETE", `/sessions/${s2.sid}`, { route: "DELETE /sessions/:id", token: last(s1.access) }), 200, `${where}: delete session`);
+    expect(await call(c, "DELETE", `/sessions/${s2.sid}`, { route: "DELETE /sessions/:id", token: last(s1.access) }), 200, "DELETE /sessions/:id");
     await mustBeDead(c, [s2], "DELETE /sessions/:id", live);
-    expect(await call(c, "POST", "/logout", { token: last(s3.access) }), 200, `${where}: logout`);
+    expect(await call(c, "POST", "/logout", { token: last(s3.access) }), 200, "logout");
     await mustBeDead(c, [s3], "logout", live);
 
     const others = [...live].filter((s) => s !== s1);
     const body = { current_password: user.password, new_password: `Soak pass ${i}${r + 1}` };
-    const changed = expect(await call(c, "POST", "/password", { token: last(s1.access), body }), 200, `${where}: password change`);
+    const changed = expect(await call(c, "POST", "/password", { token: last(s1.access), body }), 200, "password change");
     user.password = body.new_password;
-    if (changed.sessions_revoked !== others.length) fail(`${where}: password change revoked ${changed.sessions_revoked} sessions, expected ${others.length}`);
+    if (changed.sessions_revoked !== others.length) fail(`password change: sessions_revoked ${changed.sessions_revoked}, expected ${others.length}`, c.where);
     await mustBeDead(c, others, "password change", live);
-    const all = expect(await call(c, "POST", "/logout/all", { token: last(s1.access) }), 200, `${where}: logout/all`);
-    if (all.sessions_revoked !== 1) fail(`${where}: logout/all revoked ${all.sessions_revoked} sessions, expected 1`);
+    const all = expect(await call(c, "POST", "/logout/all", { token: last(s1.access) }), 200, "logout/all");
+    if (all.sessions_revoked !== 1) fail(`logout/all: sessions_revoked ${all.sessions_revoked}, expected 1`, c.where);
     await mustBeDead(c, [s1], "logout/all", live);
   }
 }
@@ -221,18 +233,18 @@ async function lifecycle(i) {
 // (too many in flight); a longer 429 means correct logins locked the account.
 async function burst(b) {
   const user = { username: `soakb_${runId}_${b}`, email: `soakb_${runId}_${b}@example.com`, password: `Burst pass ${b}0` };
-  expect(await call(newClient(`burst${b}`), "POST", "/register", { body: user }), 201, `burst ${b}: register`);
+  expect(await call(newClient(`burst${b}`), "POST", "/register", { body: user }), 201, "burst: register");
   const answers = await Promise.all(Array.from({ length: BURST }, (_, k) => login(newClient(`burst${b}.${k}`), k % 2 ? user.email : user.username, user.password)));
   count.bursts++;
   const key = (a) => (a.status === 429 ? `429 Retry-After ${a.retryAfter}` : String(a.status));
   for (const a of answers) count.burstAnswers[key(a)] = (count.burstAnswers[key(a)] ?? 0) + 1;
   const bad = answers.filter((a) => !(a.status === 200 || (a.status === 429 && a.retryAfter === "1")));
-  if (bad.length) fail(`burst ${b}: correct logins answered ${bad.map(key).join(", ")}`);
+  if (bad.length) fail(`burst: correct logins answered ${[...new Set(bad.map(key))].join(", ")}`, `burst ${b}`);
   const after = newClient(`burst${b}.after`);
   for (let k = 0; k < 2; k++) {
     const a = await login(after, user.username, user.password);
     if (a.status === 200) return;
-    if (a.status !== 429 || a.retryAfter !== "1" || k === 1) return fail(`burst ${b}: the correct login after the burst answered ${key(a)}`);
+    if (a.status !== 429 || a.retryAfter !== "1" || k === 1) return fail(`burst: the correct login after it answered ${key(a)}`, `burst ${b}`);
     await sleep(1000);
   }
 }
@@ -249,7 +261,7 @@ async function finalCheck() {
       const k = kind === "refresh" ? Math.floor(sent++ / 50) : 0;
       const a = kind === "access" ? await call(checker, "GET", "/protected", { token: t }) : await refreshCall((refreshers[k] ??= newClient(`checker${k}`)), t);
       count[kind === "access" ? "finalAccess" : "finalRefresh"]++;
-      if (a.status !== 401) fail(`final check: a revoked ${kind} token answered ${a.status} (expected 401)`);
+      if (a.status !== 401) fail(`final check: a revoked session's ${kind} token answered ${a.status} (expected 401)`);
     }
   };
   await Promise.all(Array.from({ length: 20 }, next));
@@ -275,10 +287,11 @@ async function finish(code, reason) {
     routes[route] = { n, p50: Math.round(pct(ms, 0.5)), p95: Math.round(pct(ms, 0.95)), p99: Math.round(pct(ms, 0.99)), status: s.status };
     for (const [st, k] of Object.entries(s.status)) {
       histogram[st] = (histogram[st] ?? 0) + k;
-      if (Number(st) >= 500 || st === "network_error") fail(`${route}: ${k} answer(s) ${st}`);
+      if (Number(st) >= 500 || st === "network_error") fail(`${route}: answered ${st}`, "", k);
     }
   }
-  const ok = failures.length === 0 && code === 0;
+  const nFailures = [...failures.values()].reduce((a, f) => a + f.n, 0);
+  const ok = nFailures === 0 && code === 0;
   console.log(`\nsoak ${ok ? "PASS" : "FAIL"}: ${base ?? "(no server)"}${server ? " (own wrangler dev)" : ""}, ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts of ${BURST}`);
   console.log(`duration ${secs.toFixed(1)} s, ${total} requests, ${(total / secs).toFixed(1)} req/s`);
   console.log(`${"route".padEnd(22)}${"count".padStart(7)}${"p50".padStart(7)}${"p95".padStart(7)}${"p99".padStart(7)}  statuses (latency in ms)`);
@@ -289,11 +302,10 @@ async function finish(code, reason) {
   console.log(`refresh races: ${count.races}, exactly one winner: ${count.winners} (races by number of 200s: ${JSON.stringify(count.racePasses)})`);
   console.log(`revoked sessions: ${revoked.length}; tokens refused right after revocation: ${count.revokedNow}; at the end: ${count.finalAccess} access, ${count.finalRefresh} refresh`);
   console.log(`login bursts: ${count.bursts} x ${BURST}: ${JSON.stringify(count.burstAnswers)}`);
-  for (const f of failures.slice(0, 25)) console.log(`  FAIL ${f}`);
-  if (failures.length > 25) console.log(`  ... and ${failures.length - 25} more failures`);
+  for (const [what, f] of failures) console.log(`  FAIL x${f.n} ${what}${f.where ? ` (first: ${f.where})` : ""}`);
   const summary = { result: ok ? "PASS" : "FAIL", duration_s: +secs.toFixed(1), requests: total, rps: +(total / secs).toFixed(1), clients: CLIENTS, rounds: ROUNDS };
   Object.assign(summary, { races: count.races, race_winners: count.winners, revoked_sessions: revoked.length, revoked_checked: count.revokedNow + count.finalAccess + count.finalRefresh });
-  Object.assign(summary, { bursts: count.bursts, burst_answers: count.burstAnswers, statuses: histogram, routes, failures: failures.length });
+  Object.assign(summary, { bursts: count.bursts, burst_answers: count.burstAnswers, statuses: histogram, routes, failures: nFailures });
   console.log(`SOAK_JSON ${JSON.stringify(summary)}`);
   await stopServer().catch(() => {});
   process.exit(ok ? 0 : 1);
@@ -301,15 +313,15 @@ async function finish(code, reason) {
 
 async function main() {
   base = (process.env.SOAK_URL ?? "http://localhost:8787").replace(/\/$/, "");
-  if ((await health(base)) === 0) {
+  const status = await health(base);
+  if (status === 0) {
     console.error(`soak: nothing answers at ${base}; starting wrangler dev with fresh local state`);
     base = await startServer();
-  }
+  } else if (status !== 200) throw new Error(`${base}/health answered ${status}`);
   console.error(`soak: ${base}: ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts (hard timeout ${TIMEOUT_S} s)`);
   t0 = performance.now();
-  const flows = [...Array.from({ length: CLIENTS }, (_, i) => lifecycle(i).catch((e) => fail(`client${i}: ${e.message}`)))];
-  flows.push(...Array.from({ length: BURSTS }, (_, b) => burst(b).catch((e) => fail(`burst ${b}: ${e.message}`))));
-  await Promise.all(flows);
+  const bursts = Array.from({ length: BURSTS }, (_, b) => burst(b).catch((e) => fail(e.message, `burst ${b}`)));
+  await Promise.all([...Array.from({ length: CLIENTS }, (_, i) => lifecycle(i)), ...bursts]);
   await finalCheck();
 }
 

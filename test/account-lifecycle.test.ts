@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { PASSWORD, call, expectError, login, refreshWith, registerUser, sidOf } from "./helpers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { PASSWORD, call, expectError, login, randomIp, refreshWith, registerUser, sidOf } from "./helpers";
+
+afterEach(() => vi.restoreAllMocks());
 
 const NEW_PASSWORD = "brand new secret 7";
 
@@ -47,6 +49,47 @@ describe("POST /password", () => {
 
   it("answers 401 without a token", async () => {
     expectError(await call("POST", "/password", { body: { current_password: PASSWORD, new_password: NEW_PASSWORD } }), 401, "invalid_token");
+  });
+});
+
+describe("POST /password has its own budget, apart from the login lock", () => {
+  const change = (token: string, current_password: string) => call("POST", "/password", { token, body: { current_password, new_password: NEW_PASSWORD } });
+
+  it("is never refused for someone else's failed logins: not by the account lock, not by the login limiter", async () => {
+    const reg = await registerUser();
+    // Somebody else locks the account and spends its per-account login budget.
+    for (let i = 0; i < 11; i++) await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, headers: { "cf-connecting-ip": randomIp() } });
+    expectError(await login(reg.input.username), 429, "rate_limited");
+    const res = await change(reg.access_token, PASSWORD);
+    expect(res.status, res.text).toBe(200);
+  });
+
+  it("signs the session out after 5 wrong current passwords in it; the account itself stays open", async () => {
+    const reg = await registerUser();
+    for (let i = 0; i < 4; i++) expectError(await change(reg.access_token, "wrong password 1"), 401, "invalid_credentials");
+    const fifth = await change(reg.access_token, "wrong password 1");
+    expectError(fifth, 401, "invalid_token");
+    expect(fifth.body.message).toMatch(/signed out/);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    expect((await login(reg.input.username)).status).toBe(200);
+  });
+
+  it("resets the budget on a right password", async () => {
+    const reg = await registerUser();
+    for (let i = 0; i < 4; i++) await change(reg.access_token, "wrong password 1");
+    expect((await change(reg.access_token, PASSWORD)).status).toBe(200);
+    const { password_failures } = (await env.DB.prepare("SELECT password_failures FROM sessions WHERE id = ?").bind(sidOf(reg.access_token)).first<{ password_failures: number }>())!;
+    expect(password_failures).toBe(0);
+  });
+
+  it("checks no more guesses than the budget, however many arrive at once", async () => {
+    const reg = await registerUser();
+    const derive = vi.spyOn(crypto.subtle, "deriveBits");
+    const results = await Promise.all(Array.from({ length: 10 }, () => change(reg.access_token, "wrong password 1")));
+    expect(derive).toHaveBeenCalledTimes(5);
+    for (const r of results) expect([401, 429]).toContain(r.status);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
   });
 });
 

@@ -156,4 +156,52 @@ describe("cookie mode", () => {
     expect(refreshCookies(out).length).toBe(2);
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
   });
+
+  it("clears a dead or rotated cookie on a cookie-only logout and answers 200 (script cannot delete it)", async () => {
+    const { res } = await cookieLogin();
+    const first = cookieValue(refreshCookies(res)[0]!);
+    const rotated = await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${first}` } });
+    expect(rotated.status).toBe(200);
+    for (const dead of [first, "A".repeat(43), "junk"]) {
+      const out = await call("POST", "/logout", { headers: { origin: APP, cookie: `refresh_token=${dead}` } });
+      expect(out.status, out.text).toBe(200);
+      expect(refreshCookies(out)).toHaveLength(2);
+      for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    }
+  });
+
+  it("deletes the cookie with the attributes that set it (SameSite=None needs Secure, or the browser ignores it)", async () => {
+    const reg = await registerUser();
+    const send = (path: string, body?: unknown, cookie?: string) =>
+      worker.fetch(
+        new Request(`http://localhost${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", origin: APP, ...(cookie ? { cookie } : {}) },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        }),
+        { ...env, COOKIE_SAMESITE: "None" },
+      );
+    const set = refreshCookies(await send("/login", { username: reg.input.username, password: PASSWORD, use_cookie: true }));
+    const cleared = refreshCookies(await send("/logout", undefined, `refresh_token=${cookieValue(set[0]!)}`));
+    const attrs = (c: string) => c.split(";").slice(1).map((a) => a.trim().split("=")[0]!.toLowerCase()).filter((a) => a !== "max-age").sort();
+    expect(cleared.map(attrs)).toEqual(set.map(attrs));
+    for (const c of cleared) {
+      expect(c).toMatch(/SameSite=None/i);
+      expect(c).toContain("Secure");
+      expect(c).toMatch(/Max-Age=0/);
+    }
+  });
+
+  it("refuses a request carrying two refresh_token cookies (one tossed in from a sibling subdomain)", async () => {
+    const { res } = await cookieLogin();
+    const mine = cookieValue(refreshCookies(res)[0]!);
+    const attacker = await cookieLogin();
+    const theirs = cookieValue(refreshCookies(attacker.res)[0]!);
+    const cookie = `refresh_token=${theirs}; refresh_token=${mine}`;
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie } }), 400, "invalid_request");
+    expectError(await call("POST", "/logout", { headers: { origin: APP, cookie } }), 400, "invalid_request");
+    // Neither session was touched.
+    expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${mine}` } })).status).toBe(200);
+    expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${theirs}` } })).status).toBe(200);
+  });
 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { call, expectError } from "./helpers";
+import { PASSWORD, adminToken, call, expectError, registerUser } from "./helpers";
 
 describe("service routes", () => {
   it("GET / names the service and points at the docs", async () => {
@@ -39,6 +39,7 @@ describe("errors", () => {
     expectError(await call("GET", "/nope"), 404, "not_found");
     // Under /admin the guard comes first: nothing there is even routed without an admin token.
     expectError(await call("POST", "/admin/nothing"), 401, "invalid_token");
+    expectError(await call("GET", "/admin/nothing", { token: await adminToken() }), 404, "not_found");
   });
 
   it("answers 405 method_not_allowed with Allow for a known path and another method", async () => {
@@ -62,6 +63,29 @@ describe("errors", () => {
     expect(JSON.stringify(body)).not.toMatch(/JWT_PRIVATE_KEY|at .*\.ts/);
     const line = JSON.parse(String(logged.mock.calls.at(-1)![0]));
     expect(line).toMatchObject({ event: "config_invalid", problems: [expect.stringMatching(/^JWT_PRIVATE_KEY: /)] });
+  });
+
+  it("reports a malformed JWT_PRIVATE_KEY as the config error that names it, on every route that signs or verifies", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const reg = await registerUser();
+    for (const key of ["{not json", '{"kty":"EC"}', '{"keys":[]}', JSON.stringify({ ...JSON.parse(env.JWT_PRIVATE_KEY), x: "AAAA" })]) {
+      for (const [path, init] of [
+        ["/protected", { headers: { authorization: `Bearer ${reg.access_token}` } }],
+        ["/.well-known/jwks.json", {}],
+      ] as const) {
+        const res = await worker.fetch(new Request(`http://localhost${path}`, init), { ...env, JWT_PRIVATE_KEY: key });
+        expect(res.status, `${key} ${path}`).toBe(500);
+        const line = JSON.parse(String(logged.mock.calls.at(-1)![0]));
+        expect(line).toMatchObject({ event: "config_invalid", problems: [expect.stringMatching(/^JWT_PRIVATE_KEY: /)] });
+      }
+    }
+  });
+
+  it("treats a trailing slash as the same route, not a 405", async () => {
+    const reg = await registerUser();
+    const res = await call("POST", "/login/", { body: { username: reg.input.username, password: PASSWORD } });
+    expect(res.status, res.text).toBe(200);
+    expect((await call("GET", "/protected/", { token: reg.access_token })).status).toBe(200);
   });
 
   it("logs a failed D1 query without its bound parameters", async () => {
