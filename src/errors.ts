@@ -1,8 +1,7 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { TooManyAttempts } from "./auth/lockout";
-import { RevocationIncomplete } from "./auth/revocations";
+import { RevocationIncomplete, TooManyAttempts } from "./auth/errors";
 import { ConfigError } from "./config";
 import type { AppEnv } from "./env";
 import { log } from "./log";

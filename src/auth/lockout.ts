@@ -2,6 +2,7 @@ import { audit } from "../audit";
 import type { Config } from "../config";
 import { beginPasswordCheck, finishPasswordCheck, readLock, type LockPolicy } from "../db/users";
 import type { Deps } from "../deps";
+import { TooManyAttempts } from "./errors";
 
 /**
  * Online-guessing protection for logins: failures in a row lock the account in D1 for a time that
@@ -9,17 +10,6 @@ import type { Deps } from "../deps";
  * apart from failures (db/users.ts), so concurrent guesses never exceed the threshold and a burst of
  * correct logins never locks anyone out. Knows nothing of HTTP: a refusal is a TooManyAttempts error.
  */
-
-/** Retry after `retryAfter` seconds. errors.ts answers it as 429 rate_limited with Retry-After. */
-export class TooManyAttempts extends Error {
-  constructor(
-    readonly retryAfter: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = "TooManyAttempts";
-  }
-}
 
 export const lockPolicy = (config: Config): LockPolicy => ({
   threshold: config.LOGIN_LOCK_THRESHOLD,

@@ -1,3 +1,5 @@
+import { RevocationIncomplete } from "./errors";
+
 /**
  * Revocation list in KV: the only module that touches KV.
  *
@@ -14,14 +16,6 @@
  */
 
 export const KV_MIN_TTL = 60;
-
-/** Thrown when a revocation is recorded in D1 but its KV entry could not be written: retry to complete it. */
-export class RevocationIncomplete extends Error {
-  constructor(cause: unknown) {
-    super("the revocation could not be written to KV", { cause });
-    this.name = "RevocationIncomplete";
-  }
-}
 
 const ttl = (until: Date, now: number) => Math.max(KV_MIN_TTL, Math.ceil((until.getTime() - now) / 1000));
 
