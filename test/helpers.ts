@@ -173,8 +173,22 @@ export const kvPutFailsOnce = () => once(env.REVOKED, "put", async () => { throw
 export const d1BatchAnswerLostOnce = () => once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); });
 
 /**
- * D1 that fails the first statement (alone or in a batch) whose SQL matches, before anything is
- * applied: preparing it throws.
+ * D1 that runs the first single statement whose SQL matches, then loses its answer: the write is
+ * applied, the worker sees an error.
  */
-export const d1FailsOnce = (sql: RegExp) =>
-  once(env.DB, "prepare", () => { throw new Error("injected: D1 statement failed"); }, ([query]) => sql.test(String(query)));
+export const d1StatementAnswerLostOnce = (sql: RegExp) =>
+  once(env.DB, "prepare", (real, args) => {
+    const lose = (stmt: D1PreparedStatement): D1PreparedStatement =>
+      new Proxy(stmt, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop);
+          if (typeof value !== "function") return value;
+          if (prop === "bind") return (...params: unknown[]) => lose(value.apply(target, params));
+          return async (...a: unknown[]) => {
+            await value.apply(target, a);
+            throw new Error("injected: D1 answer lost");
+          };
+        },
+      });
+    return lose(real(...args) as D1PreparedStatement);
+  }, ([query]) => sql.test(String(query)));
