@@ -17,7 +17,7 @@ import {
   rotateRefreshToken,
   type SessionCursor,
 } from "../db/sessions";
-import { endSessionEpoch, epochState, findTaken, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
+import { endSessionEpoch, epochState, findTaken, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";
@@ -164,15 +164,15 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
 
   const { row, refreshToken } = await newSession(deps, user.id, now);
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
-  const [inserted, , evicted, ...rest] = await db.batch([
+  const [inserted, , evicted, [current]] = await db.batch([
     // Only if the password checked is still the password: a change that landed meanwhile wins.
     insertSessionIfPasswordIs(db, row, user.passwordHash),
     passPasswordCheck(deps, user.id, now),
     revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
-    epochState(db, user.id),
+    sessionEpochOf(db, user.id),
     ...rehash,
   ]);
-  const epoch = (rest[0] as { epoch: number }[])[0]?.epoch;
+  const epoch = current?.epoch;
   if (!inserted[0] || epoch === undefined) {
     await audit(deps, "login_failed", { user_id: user.id, reason: "password_changed_during_login" });
     throw new ApiError("invalid_credentials");

@@ -61,6 +61,11 @@ export function endSessionEpoch(db: Db, id: string) {
     .returning({ epoch: users.sessionEpoch });
 }
 
+/** The user's current session epoch: what a new access token carries. */
+export function sessionEpochOf(db: Db, id: string) {
+  return db.select({ epoch: users.sessionEpoch }).from(users).where(eq(users.id, id));
+}
+
 /**
  * What KV must hold for the user's epoch (auth/revocations.ts EpochState): the epoch, the kept
  * session, and until when: the newest access token of any of the user's sessions.
