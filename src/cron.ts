@@ -1,6 +1,7 @@
 import { getConfig } from "./config";
 import { getDb } from "./db/client";
 import { deleteAuditEventsBefore } from "./db/audit";
+import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
 import { log } from "./log";
 
@@ -15,6 +16,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Dead sessions are kept a day for investigation, then dropped with their rotation history.
   const sessions = await deleteDeadSessions(db, now, DAY_MS);
   const auditEvents = await deleteAuditEventsBefore(db, new Date(now.getTime() - getConfig(env).AUDIT_RETENTION_DAYS * DAY_MS));
-  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents });
-  return { sessions, auditEvents };
+  // Password checks whose worker died stopped counting after seconds; their rows go here.
+  const checks = await deleteStaleChecks(db, new Date(now.getTime() - DAY_MS));
+  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks });
+  return { sessions, auditEvents, checks };
 }

@@ -14,6 +14,17 @@ export interface Deps extends AuditContext {
   userAgent?: string;
   /** The per-account login budget at the edge; throws 429 when `key` has used it. Absent in unit tests. */
   limitAccount?: (key: string) => Promise<void>;
+  /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
+  defer?: (task: Promise<unknown>) => void;
+}
+
+function waitUntil(c: Context<AppEnv>): Deps["defer"] {
+  try {
+    const ctx = c.executionCtx;
+    return (task) => ctx.waitUntil(task);
+  } catch {
+    return undefined; // no execution context (a direct app.fetch in a test): nothing outlives the answer
+  }
 }
 
 export const deps = (c: Context<AppEnv>): Deps => ({
@@ -24,4 +35,5 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   ip: clientIp(c),
   userAgent: c.req.header("user-agent"),
   limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
+  defer: waitUntil(c),
 });

@@ -192,14 +192,19 @@ describe("account lock after repeated failed logins", () => {
     expect(results.slice(0, 8).filter((r) => r.status === 401).length).toBeLessThanOrEqual(5);
   });
 
-  it("forgets checks in flight from a worker that died (stale after 30 s)", async () => {
+  it("forgets a check in flight whose worker died, 10 s after it started, each on its own", async () => {
     const reg = await registerUser();
-    // As if five checks had started and their workers died before finishing.
-    await env.DB.prepare("UPDATE users SET logins_in_flight = 5, logins_in_flight_at = ? WHERE id = ?").bind(Date.now(), reg.user.id).run();
-    const blocked = await loginAs(reg.input.username, PASSWORD);
-    expectRateLimited(blocked, 1);
-    await env.DB.prepare("UPDATE users SET logins_in_flight_at = ? WHERE id = ?").bind(Date.now() - 31_000, reg.user.id).run();
+    // As if five checks had started and their workers died before finishing: one of them long ago.
+    const started = [Date.now() - 11_000, Date.now(), Date.now(), Date.now(), Date.now()];
+    for (const t of started) await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)").bind(crypto.randomUUID(), `user:${reg.user.id}`, t).run();
+    // Four still count: one more check fits under the threshold of five.
     expect((await loginAs(reg.input.username, PASSWORD)).status).toBe(200);
+    await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)").bind(crypto.randomUUID(), `user:${reg.user.id}`, Date.now()).run();
+    expectRateLimited(await loginAs(reg.input.username, PASSWORD), 1);
+    // New checks do not keep old ones alive: once they are 10 s old, the account is free again.
+    await env.DB.prepare("UPDATE password_checks SET started_at = ? WHERE subject = ?").bind(Date.now() - 10_001, `user:${reg.user.id}`).run();
+    expect((await loginAs(reg.input.username, PASSWORD)).status).toBe(200);
+    expect(await userRow(reg.user.id)).toEqual({ failed_logins: 0, locked_until: null });
   });
 
   it("keeps the 401 for an unknown user byte-identical to a wrong password, lock or not", async () => {

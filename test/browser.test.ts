@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { PASSWORD, call, expectError, registerUser, uniqueName } from "./helpers";
+import { PASSWORD, call, decodeJwtPart, expectError, forgeToken, nowSeconds, registerUser, uniqueName } from "./helpers";
 
 const APP = "http://localhost:5173"; // CORS_ORIGINS in wrangler.toml
 const EVIL = "https://evil.example";
@@ -203,5 +203,17 @@ describe("cookie mode", () => {
     // Neither session was touched.
     expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${mine}` } })).status).toBe(200);
     expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${theirs}` } })).status).toBe(200);
+  });
+
+  it("logs out by cookie when the Bearer token sent with it has expired (an SPA after a while away)", async () => {
+    const { reg, res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    const claims = decodeJwtPart(res.body.access_token, 1);
+    const expired = await forgeToken({ claims: { sub: reg.user.id, sid: claims.sid, iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
+    const out = await call("POST", "/logout", { token: expired, headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    expect(out.status, out.text).toBe(200);
+    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
   });
 });

@@ -16,6 +16,7 @@ export interface CallOptions {
   headers?: Record<string, string>;
   base?: string; // defaults to http://localhost
   bindings?: Partial<Env>; // replaces these bindings for this one request (fault injection, config)
+  ctx?: ExecutionContext; // with bindings: the request's execution context (to wait on its waitUntil)
 }
 
 /** Calls the worker's own fetch, as a client would. */
@@ -30,7 +31,7 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   // Each call looks like a new client to the per-IP rate limits, unless a test pins an address.
   if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomIp());
   const req = new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body });
-  const res = opts.bindings ? await worker.fetch(req, { ...env, ...opts.bindings }) : await exports.default.fetch(req);
+  const res = opts.bindings ? await worker.fetch(req, { ...env, ...opts.bindings }, opts.ctx) : await exports.default.fetch(req);
   const text = await res.text();
   let parsed: unknown = undefined;
   try {
@@ -149,7 +150,7 @@ export function unsignedToken(claims: Record<string, unknown>) {
  * Wraps a binding so that the first call of `method` whose arguments match `when` runs `fault`
  * (which may call the real method) instead; every other call goes through unchanged.
  */
-function once<T extends object>(binding: T, method: string, fault: (real: (...args: unknown[]) => unknown, args: unknown[]) => unknown, when = (_args: unknown[]) => true): T {
+export function once<T extends object>(binding: T, method: string, fault: (real: (...args: unknown[]) => unknown, args: unknown[]) => unknown, when = (_args: unknown[]) => true): T {
   let armed = true;
   return new Proxy(binding, {
     get(target, prop) {

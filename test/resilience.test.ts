@@ -1,5 +1,7 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { hashPassword } from "../src/auth/passwords";
 import {
   PASSWORD,
   ageRotations,
@@ -9,6 +11,7 @@ import {
   expectError,
   kvPutFailsOnce,
   login,
+  once,
   refreshWith,
   registerUser,
   sidOf,
@@ -110,12 +113,49 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
     await expectDead(victim.body.access_token, victim.body.refresh_token);
   });
 
-  it("the session cap: the login that ends the oldest session still succeeds", async () => {
+  it("reuse detection, with no retry: the KV write is retried after the answer", async () => {
     const reg = await registerUser();
+    const victim = await refreshWith(reg.refresh_token);
+    await ageRotations(60);
+    const ctx = createExecutionContext();
+    const res = await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { REVOKED: kvPutFailsOnce() }, ctx });
+    expectRetryLater(res);
+    await waitOnExecutionContext(ctx);
+    await expectDead(victim.body.access_token, victim.body.refresh_token);
+  });
+
+  it("the session cap: the login that ends the oldest session still succeeds, and the KV write is retried after it", async () => {
+    const reg = await registerUser();
+    const ctx = createExecutionContext();
     const bindings = { REVOKED: kvPutFailsOnce(), MAX_SESSIONS_PER_USER: "1" } as Partial<Env>;
-    const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings });
+    const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings, ctx });
     expect(res.status, res.text).toBe(200);
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    await waitOnExecutionContext(ctx);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+  });
+
+  it("POST /password retried with a refreshed access token still completes the revocation", async () => {
+    const { reg, current, other } = await userWithSessions();
+    const REVOKED = kvPutFailsOnce();
+    expectRetryLater(await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { REVOKED } }));
+    const refreshed = await refreshWith(current.refresh_token);
+    expect(refreshed.status).toBe(200);
+    // The retry with the new token: the change is done already, so the old password is wrong now,
+    // but the revocation is completed on the way.
+    const retry = await call("POST", "/password", { token: refreshed.body.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } });
+    expectError(retry, 401, "invalid_credentials");
+    await expectDead(other.access_token, other.refresh_token);
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
+  });
+
+  it("POST /password: the session signed out by its spent budget stays out even if that KV write failed", async () => {
+    const reg = await registerUser();
+    const guess = (bindings?: Partial<Env>) => call("POST", "/password", { token: reg.access_token, body: { current_password: "wrong password 1", new_password: NEW_PASSWORD }, ...(bindings ? { bindings } : {}) });
+    for (let i = 0; i < 4; i++) expectError(await guess(), 401, "invalid_credentials");
+    expectRetryLater(await guess({ REVOKED: kvPutFailsOnce() }));
+    expectError(await guess(), 401, "invalid_token");
+    expectError(await call("GET", "/me", { token: reg.access_token }), 401, "invalid_token");
   });
 });
 
@@ -199,7 +239,7 @@ describe("races on credentials", () => {
         const value = Reflect.get(target, prop);
         if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
         return async (stmts: D1PreparedStatement[]) => {
-          await target.prepare("UPDATE users SET password_hash = 'replaced' WHERE id = ?").bind(reg.user.id).run();
+          await target.prepare("UPDATE users SET password_hash = 'replaced', password_version = password_version + 1 WHERE id = ?").bind(reg.user.id).run();
           return target.batch(stmts);
         };
       },
@@ -208,6 +248,36 @@ describe("races on credentials", () => {
     expectError(res, 401, "invalid_credentials");
     const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>())!;
     expect(n).toBe(1); // only the registration's
+  });
+
+  it("does not take a rehash (same password, new cost) for a change: logins checked meanwhile still succeed", async () => {
+    const reg = await registerUser();
+    // Another login's rehash of the same password lands between this login's check and its write.
+    const rehashed = await hashPassword(PASSWORD, { iterations: 50_000, pepper: env.PASSWORD_PEPPER });
+    const DB = once(env.DB, "batch", async (real, args) => {
+      await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(rehashed, reg.user.id).run();
+      return real(...args);
+    });
+    expect((await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } })).status).toBe(200);
+    // And for real: after the cost changes, concurrent correct logins all rehash and all succeed.
+    const bindings = { PASSWORD_ITERATIONS: "60000" } as Partial<Env>;
+    const results = await Promise.all(Array.from({ length: 4 }, () => call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings })));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  });
+
+  it("does not let a password change undo a logout-all that landed while it was hashing", async () => {
+    const { current, other } = await userWithSessions();
+    const sid = sidOf(current.access_token);
+    // Another session's logout-all lands between this change's check and its write.
+    const DB = once(env.DB, "batch", async (real, args) => {
+      expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
+      return real(...args);
+    }, () => true);
+    const change = await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } });
+    expectError(change, 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: current.access_token }), 401, "invalid_token");
+    const row = await env.DB.prepare("SELECT revoked_at FROM sessions WHERE id = ?").bind(sid).first<{ revoked_at: number | null }>();
+    expect(row!.revoked_at).not.toBeNull();
   });
 
   it("never leaves a usable session to a login with the old password that raced a password change", async () => {

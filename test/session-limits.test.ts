@@ -122,11 +122,26 @@ describe("access tokens and their session's end", () => {
 
   it("signs with the request's one clock reading: exp and iat agree with the session row", async () => {
     const reg = await registerUser();
-    // Any clock reading after the request's first would now be five seconds ahead.
-    const real = Date.now;
-    vi.spyOn(Date, "now").mockImplementation(() => real() + 5000);
-    const res = await login(reg.input.username);
-    vi.restoreAllMocks();
+    // Every clock reading, `new Date()` and `Date.now()` alike, is five seconds after the one before.
+    const RealDate = Date;
+    let skew = 0;
+    const later = () => RealDate.now() + (skew += 5000);
+    globalThis.Date = class extends RealDate {
+      constructor(...args: unknown[]) {
+        if (args.length === 0) super(later());
+        else super(...(args as [number]));
+      }
+      static override now() {
+        return later();
+      }
+    } as DateConstructor;
+    let res;
+    try {
+      res = await login(reg.input.username);
+    } finally {
+      globalThis.Date = RealDate;
+    }
+    expect(res.status, res.text).toBe(200);
     const { iat, exp, sid } = decodeJwtPart(res.body.access_token, 1) as { iat: number; exp: number; sid: string };
     const row = (await env.DB.prepare("SELECT created_at, access_expires_at FROM sessions WHERE id = ?").bind(sid).first<{ created_at: number; access_expires_at: number }>())!;
     expect(iat).toBe(Math.floor(row.created_at / 1000));

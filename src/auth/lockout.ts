@@ -1,15 +1,20 @@
 import { audit } from "../audit";
 import type { Config } from "../config";
-import { beginPasswordCheck, finishPasswordCheck, readLock, type LockPolicy } from "../db/users";
+import { endCheck } from "../db/password-checks";
+import { beginLoginCheck, readLock, recordLoginResult, type LockPolicy } from "../db/users";
 import type { Deps } from "../deps";
 import { TooManyAttempts } from "./errors";
 
 /**
  * Online-guessing protection for logins: failures in a row lock the account in D1 for a time that
- * doubles with each further failure; a right password resets the count. Checks in flight are counted
- * apart from failures (db/users.ts), so concurrent guesses never exceed the threshold and a burst of
- * correct logins never locks anyone out. Knows nothing of HTTP: a refusal is a TooManyAttempts error.
+ * doubles with each further failure; a right password resets the count. Checks in flight are rows
+ * of their own (password_checks), counted apart from failures, so concurrent guesses never exceed the
+ * threshold and a burst of correct logins never locks anyone out; a check whose worker died stops
+ * counting after CHECK_STALE_MS. Knows nothing of HTTP: a refusal is a TooManyAttempts error.
  */
+
+/** A password check takes well under a second; one in flight this long belongs to a worker that died. */
+export const CHECK_STALE_MS = 10_000;
 
 export const lockPolicy = (config: Config): LockPolicy => ({
   threshold: config.LOGIN_LOCK_THRESHOLD,
@@ -17,17 +22,17 @@ export const lockPolicy = (config: Config): LockPolicy => ({
   maxMs: config.LOGIN_LOCK_MAX * 1000,
   // A failure more than a day after the previous one starts the count again.
   windowMs: 24 * 60 * 60 * 1000,
-  // A PBKDF2 check takes well under a second; a count this old belongs to a worker that died.
-  staleMs: 30 * 1000,
+  staleMs: CHECK_STALE_MS,
 });
 
 /**
- * Starts a password check for a login, or throws TooManyAttempts: for the rest of the lock, or for a
- * second while too many checks are in flight. An unknown user (no id) runs the same statement on no row.
+ * Starts a password check for a login and returns its id, or throws TooManyAttempts: for the rest of
+ * the lock, or for a second while too many checks are in flight. An unknown user (no id) runs the
+ * same statement on no row (and gets no id).
  */
-export async function startPasswordCheck(deps: Deps, userId: string | undefined, now: Date): Promise<void> {
-  const started = await beginPasswordCheck(deps.db, userId ?? "", now, lockPolicy(deps.config));
-  if (started || !userId) return;
+export async function startPasswordCheck(deps: Deps, userId: string | undefined, now: Date): Promise<string | undefined> {
+  const check = await beginLoginCheck(deps.db, userId ?? "", now, lockPolicy(deps.config));
+  if (check || !userId) return check;
   const { lockedUntil, firstRefusal } = await readLock(deps.db, userId, now);
   if (!lockedUntil) {
     await audit(deps, "rate_limited", { user_id: userId, reason: "checks_in_flight" }, { store: false });
@@ -39,8 +44,8 @@ export async function startPasswordCheck(deps: Deps, userId: string | undefined,
 }
 
 /** Records a wrong password (or an unknown user, on no row); returns the lock this failure set, if any. */
-export async function failPasswordCheck(deps: Deps, userId: string | undefined, now: Date) {
-  const [row] = await finishPasswordCheck(deps.db, userId ?? "", now, lockPolicy(deps.config), false);
+export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date) {
+  const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? "")]);
   return userId && row?.lockedUntil && row.lockedUntil > now ? row : undefined;
 }
 
@@ -49,5 +54,6 @@ export async function auditLock(deps: Deps, userId: string, lock: { failedLogins
   if (lock?.lockedUntil) await audit(deps, "account_locked", { user_id: userId, failures: lock.failedLogins, until: lock.lockedUntil.toISOString() });
 }
 
-/** The statement that records a right password, for the caller's batch. */
-export const passPasswordCheck = (deps: Deps, userId: string, now: Date) => finishPasswordCheck(deps.db, userId, now, lockPolicy(deps.config), true);
+/** The statements that record a right password and end its check, for the caller's batch. */
+export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date) =>
+  [recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true), endCheck(deps.db, check)] as const;

@@ -3,10 +3,11 @@ import type { Config } from "../config";
 import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
 import {
-  countPasswordAttempt,
+  beginPasswordChangeCheck,
+  countPasswordChangeFailure,
   findRotated,
   insertSession,
-  insertSessionIfPasswordIs,
+  insertSessionIfPasswordVersion,
   isSessionLive,
   listSessions as listSessionRows,
   reissueAccess,
@@ -17,13 +18,14 @@ import {
   rotateRefreshToken,
   type SessionCursor,
 } from "../db/sessions";
+import { endCheck } from "../db/password-checks";
 import { endSessionEpoch, epochState, findTaken, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { TooManyAttempts } from "./errors";
-import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
 import { revokeEpoch, revokeSessions } from "./revocations";
@@ -113,13 +115,12 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
     username: input.username,
     email: email ?? null,
     passwordHash: await hashPassword(input.password, passwordOptions(config)),
+    passwordVersion: 0,
     roles: ["user"], // never from the client
     failedLogins: 0,
     lastFailedLoginAt: null,
     lockedUntil: null,
     lockAuditedUntil: null,
-    loginsInFlight: 0,
-    loginsInFlightAt: null,
     sessionEpoch: 0,
     epochKeptSession: null,
     createdAt: now,
@@ -151,12 +152,12 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
   const user = await findUserByLogin(db, input.username);
   // One budget per account, whether it is named by username or by email.
   await deps.limitAccount?.(user ? `user:${user.id}` : `name:${input.username.toLowerCase()}`);
-  await startPasswordCheck(deps, user?.id, now);
+  const check = await startPasswordCheck(deps, user?.id, now);
 
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
-  if (!user || !ok) {
-    const lock = await failPasswordCheck(deps, user?.id, now);
+  if (!user || !ok || !check) {
+    const lock = await failPasswordCheck(deps, user?.id, check, now);
     await audit(deps, "login_failed", { user_id: user?.id ?? null });
     if (user) await auditLock(deps, user.id, lock);
     throw new ApiError("invalid_credentials");
@@ -164,10 +165,10 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
 
   const { row, refreshToken } = await newSession(deps, user.id, now);
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
-  const [inserted, , evicted, [current]] = await db.batch([
+  const [inserted, , , evicted, [current]] = await db.batch([
     // Only if the password checked is still the password: a change that landed meanwhile wins.
-    insertSessionIfPasswordIs(db, row, user.passwordHash),
-    passPasswordCheck(deps, user.id, now),
+    insertSessionIfPasswordVersion(db, row, user.passwordVersion),
+    ...passPasswordCheck(deps, user.id, check, now),
     revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
     sessionEpochOf(db, user.id),
     ...rehash,
@@ -189,12 +190,33 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
  */
 async function endEvicted(deps: Deps, evicted: { id: string; userId: string; accessExpiresAt: Date }[]) {
   if (evicted.length === 0) return;
+  for (const s of evicted) await audit(deps, "session_revoked", { user_id: s.userId, session_id: s.id, reason: "session_cap" });
   try {
     await revokeSessions(deps.kv, evicted);
-  } catch (err) {
-    log("session_cap_kv_failed", { request_id: deps.requestId, sessions: evicted.map((s) => s.id), message: (err as Error).message }, "error");
+  } catch {
+    retryAfterAnswer(deps, () => revokeSessions(deps.kv, evicted));
   }
-  for (const s of evicted) await audit(deps, "session_revoked", { user_id: s.userId, session_id: s.id, reason: "session_cap" });
+}
+
+/**
+ * A revocation whose KV write failed and that nobody will retry (a thief's replay, the session cap):
+ * keep trying after the answer, within the 30 s that waitUntil allows. Writing it again is harmless.
+ */
+function retryAfterAnswer(deps: Deps, write: () => Promise<void>) {
+  deps.defer?.(
+    (async () => {
+      for (const wait of [1_000, 4_000, 15_000]) {
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        try {
+          await write();
+          return log("revocation_repaired", { request_id: deps.requestId });
+        } catch {
+          // try again
+        }
+      }
+      log("revocation_incomplete", { request_id: deps.requestId, message: "gave up retrying the KV write" }, "error");
+    })(),
+  );
 }
 
 const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token is invalid, expired or already used");
@@ -223,9 +245,15 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
   const sameClient = used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
   if (!sameClient) {
     const revoked = await revokeSession(db, { id: used.sessionId }, now);
-    // Audited before KV is written: a thief does not retry, so the row must not depend on it.
+    // Audited before KV is written, and the write retried after the answer if it fails: a thief does
+    // not retry, so neither may depend on that.
     await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: used.userId });
-    await revokeSessions(kv, revoked);
+    try {
+      await revokeSessions(kv, revoked);
+    } catch (err) {
+      retryAfterAnswer(deps, () => revokeSessions(kv, revoked));
+      throw err;
+    }
     throw deadRefreshToken();
   }
   const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt });
@@ -298,7 +326,7 @@ export interface PasswordChange {
  * not by the login lock: nobody else's failed logins can block a user's own password change.
  */
 export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange): Promise<number> {
-  const { db, config } = deps;
+  const { db, kv, config } = deps;
   const options = passwordOptions(config);
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
     throw new ApiError("validation_failed", undefined, { new_password: "must differ from the current password" });
@@ -307,41 +335,53 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const user = await findUserById(db, claims.sub);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
   const max = config.PASSWORD_CHANGE_MAX_FAILURES;
-  const attempt = await countPasswordAttempt(db, claims.sid, user.id, now, max);
-  if (attempt === undefined) {
-    // The session is over, or its budget is taken by checks in flight (the last of which signs it out if wrong).
-    if (!(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
-    throw new TooManyAttempts(1, "Too many password attempts in progress for this session; retry in a second");
+  const check = await beginPasswordChangeCheck(db, claims.sid, user.id, now, max, CHECK_STALE_MS);
+  if (!check) {
+    if (await isSessionLive(db, claims.sid, now)) {
+      // Failures and checks in flight fill the budget; the last of them signs the session out if wrong.
+      throw new TooManyAttempts(1, "Too many password attempts in progress for this session; retry in a second");
+    }
+    // Over (its budget spent, say): make sure KV says so too, in case that write failed before.
+    await revokeSessions(kv, await revokeSession(db, { id: claims.sid }, now));
+    throw new ApiError("invalid_token", "This session has ended");
   }
 
   if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
-    // A retry of a change this very session made after this token was issued (its answer was lost):
-    // the new password is already stored; finish the revocation and answer as before.
-    const repeated = user.epochKeptSession === claims.sid && claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
-    if (repeated) {
-      const [[state]] = await db.batch([epochState(db, user.id), resetPasswordAttempts(db, claims.sid)]);
+    // This session made the latest change: mirror it into KV again (a retry after a failed KV write
+    // completes the revocation). If this token predates that change and the new password is the one
+    // stored, this is that request again, its answer lost: answer as it would have.
+    if (user.epochKeptSession === claims.sid) {
+      const repeated = claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
+      const [[state]] = await db.batch([epochState(db, user.id), endCheck(db, check), ...(repeated ? [resetPasswordAttempts(db, claims.sid)] : [])]);
       if (state) await publishEpoch(deps, user.id, state, now);
-      return 0;
+      if (repeated) return 0;
     }
-    await audit(deps, "password_change_failed", { user_id: user.id, session_id: claims.sid, failures: attempt });
-    if (attempt >= max) {
+    const [[counted]] = await db.batch([countPasswordChangeFailure(db, claims.sid), endCheck(db, check)]);
+    const failures = counted?.failures ?? max;
+    await audit(deps, "password_change_failed", { user_id: user.id, session_id: claims.sid, failures });
+    if (failures >= max) {
       // The session's budget is spent: whoever holds this token is guessing. Sign the session out.
-      await revokeSessions(deps.kv, await revokeSession(db, { id: claims.sid }, now));
       await audit(deps, "session_revoked", { user_id: user.id, session_id: claims.sid, reason: "password_change_failures" });
+      await revokeSessions(kv, await revokeSession(db, { id: claims.sid }, now));
       throw new ApiError("invalid_token", "Too many wrong passwords: this session has been signed out");
     }
     throw new ApiError("invalid_credentials", "The current password is wrong");
   }
 
   const newHash = await hashPassword(input.new_password, options);
-  const [replaced, revoked, , [state]] = await db.batch([
-    // Only if the hash is still the one checked: of two concurrent changes, one wins.
-    replacePassword(db, user.id, user.passwordHash, newHash, now, claims.sid),
+  const [replaced, revoked, , , [state]] = await db.batch([
+    // Only if the password is still the one checked (of two concurrent changes, one wins) and this
+    // session is still live (a logout-all that landed meanwhile stands).
+    replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
     revokeUserSessions(db, user.id, now, claims.sid, newHash),
     resetPasswordAttempts(db, claims.sid),
+    endCheck(db, check),
     epochState(db, user.id),
   ]);
-  if (!replaced[0] || !state) throw new ApiError("invalid_credentials", "The password was changed by another request meanwhile");
+  if (!replaced[0] || !state) {
+    if (!(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
+    throw new ApiError("invalid_credentials", "The password was changed by another request meanwhile");
+  }
   await publishEpoch(deps, user.id, state, now);
   await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
   return revoked.length;

@@ -17,10 +17,9 @@ export const users = sqliteTable(
     lockedUntil: integer("locked_until", { mode: "timestamp_ms" }),
     // The lock whose first refused attempt was audited: one audit row per lock period, not per attempt.
     lockAuditedUntil: integer("lock_audited_until", { mode: "timestamp_ms" }),
-    // Password checks started but not finished (auth/lockout.ts). Counted apart from failures, so a
-    // burst of correct logins never locks the account; a count older than a minute is stale.
-    loginsInFlight: integer("logins_in_flight").notNull().default(0),
-    loginsInFlightAt: integer("logins_in_flight_at", { mode: "timestamp_ms" }),
+    // Bumped whenever the password is replaced (not when it is only rehashed): logins and changes
+    // write only if the version they checked is still current (auth/sessions.ts).
+    passwordVersion: integer("password_version").notNull().default(0),
     // Bumped by every "end all sessions" (logout-all, password change). Each access token carries the
     // epoch it was issued in; KV `usr:<id>` refuses tokens of older epochs (auth/revocations.ts), except
     // those of `epochKeptSession`, the caller's session that a password change keeps.
@@ -77,6 +76,21 @@ export const rotatedRefreshTokens = sqliteTable(
     rotatedBy: text("rotated_by"),
   },
   (t) => [index("rotated_refresh_tokens_session_id_idx").on(t.sessionId)],
+);
+
+/**
+ * Password checks in flight (auth/lockout.ts): one row from the start of a check to its end, so
+ * concurrent checks count against a budget without being failures. A row whose worker died is
+ * simply ignored once it is older than a few seconds; the daily cron deletes leftovers.
+ */
+export const passwordChecks = sqliteTable(
+  "password_checks",
+  {
+    id: text().primaryKey(),
+    subject: text().notNull(), // "user:<id>" for logins, "session:<id>" for POST /password
+    startedAt: integer("started_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [index("password_checks_subject_started_at_idx").on(t.subject, t.startedAt)],
 );
 
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */

@@ -1,6 +1,7 @@
 import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { rotatedRefreshTokens, sessions, users } from "./schema";
+import { checksInFlight, newCheck } from "./password-checks";
+import { passwordChecks, rotatedRefreshTokens, sessions, users } from "./schema";
 
 export type NewSession = typeof sessions.$inferInsert;
 
@@ -21,10 +22,10 @@ export function insertSession(db: Db, row: NewSession) {
 }
 
 /**
- * Inserts the session only if the user's password hash is still the one the login checked: a login
- * whose password was replaced while it was being checked gets no session (returns no row).
+ * Inserts the session only if the user's password is still the one the login checked (its version):
+ * a login whose password was replaced while it was being checked gets no session (returns no row).
  */
-export function insertSessionIfPasswordIs(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedHash: string) {
+export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedVersion: number) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
   return db
     .insert(sessions)
@@ -43,7 +44,7 @@ export function insertSessionIfPasswordIs(db: Db, row: Required<Pick<NewSession,
           passwordFailures: sql`0`.as("password_failures"),
         })
         .from(users)
-        .where(and(eq(users.id, row.userId), eq(users.passwordHash, checkedHash))),
+        .where(and(eq(users.id, row.userId), eq(users.passwordVersion, checkedVersion))),
     )
     .returning({ id: sessions.id });
 }
@@ -171,17 +172,32 @@ export async function isSessionLive(db: Db, id: string, now: Date): Promise<bool
 }
 
 /**
- * Counts a wrong-password attempt at POST /password against this session's own budget before the
- * hash is checked (a right password resets it), so concurrent guesses cannot exceed it. Returns the
- * count, or nothing when the budget is used up or the session is not live.
+ * Starts a check of the current password at POST /password against this session's own budget: a
+ * row in password_checks, added only while the session is live and its failures plus checks in
+ * flight stay under `max`, so concurrent guesses cannot exceed it. Returns the check's id.
  */
-export async function countPasswordAttempt(db: Db, sessionId: string, userId: string, now: Date, max: number) {
+export async function beginPasswordChangeCheck(db: Db, sessionId: string, userId: string, now: Date, max: number, staleMs: number) {
+  const id = crypto.randomUUID();
+  const subject = `session:${sessionId}`;
   const [row] = await db
+    .insert(passwordChecks)
+    .select(
+      db
+        .select(newCheck(id, subject, now))
+        .from(sessions)
+        .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`)),
+    )
+    .returning({ id: passwordChecks.id });
+  return row?.id;
+}
+
+/** A wrong current password at POST /password: counts against the session's budget. Returns the count. */
+export function countPasswordChangeFailure(db: Db, sessionId: string) {
+  return db
     .update(sessions)
     .set({ passwordFailures: sql`${sessions.passwordFailures} + 1` })
-    .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), lt(sessions.passwordFailures, max)))
+    .where(eq(sessions.id, sessionId))
     .returning({ failures: sessions.passwordFailures });
-  return row?.failures;
 }
 
 export function resetPasswordAttempts(db: Db, sessionId: string) {

@@ -1,6 +1,7 @@
-import { and, desc, eq, gt, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { sessions, users, type User } from "./schema";
+import { checksInFlight, newCheck } from "./password-checks";
+import { passwordChecks, sessions, users, type User } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
 
@@ -40,15 +41,18 @@ export function rehashPassword(db: Db, id: string, checkedHash: string, password
 }
 
 /**
- * Replaces the password only if the hash is still the one that was checked (of two concurrent changes
- * at most one wins), and starts a new session epoch that keeps `keptSession` alive: every access token
- * of the user's other sessions is revoked (auth/revocations.ts). Returns the new epoch, or no row.
+ * Replaces the password only if its version is still the one that was checked (of two concurrent
+ * changes at most one wins; a mere rehash does not count as a change), and starts a new session
+ * epoch that keeps `keptSession` alive: every access token of the user's other sessions is revoked
+ * (auth/revocations.ts). Returns the new epoch, or no row.
  */
-export function replacePassword(db: Db, id: string, checkedHash: string, passwordHash: string, now: Date, keptSession: string) {
+export function replacePassword(db: Db, id: string, checkedVersion: number, passwordHash: string, now: Date, keptSession: string) {
+  // The kept session must still be live: a logout-all that landed meanwhile must not be undone.
+  const keptLive = exists(db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, keptSession), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))));
   return db
     .update(users)
-    .set({ passwordHash, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
-    .where(and(eq(users.id, id), eq(users.passwordHash, checkedHash)))
+    .set({ passwordHash, passwordVersion: sql`${users.passwordVersion} + 1`, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
+    .where(and(eq(users.id, id), eq(users.passwordVersion, checkedVersion), keptLive))
     .returning({ epoch: users.sessionEpoch });
 }
 
@@ -86,53 +90,55 @@ export interface LockPolicy {
   baseMs: number; // first lock; each further failure doubles it
   maxMs: number; // no lock is ever longer
   windowMs: number; // a failure this long after the previous one starts the count again
-  staleMs: number; // a check in flight this long ago is taken as finished (its worker died)
+  staleMs: number; // a check in flight this long is taken as dead (its worker stopped)
 }
 
 const failuresSoFar = (t: number, p: LockPolicy) =>
   sql`(CASE WHEN ${users.lastFailedLoginAt} IS NULL OR ${users.lastFailedLoginAt} < ${t - p.windowMs} THEN 0 ELSE ${users.failedLogins} END)`;
-const inFlight = (t: number, p: LockPolicy) =>
-  sql`(CASE WHEN ${users.loginsInFlightAt} IS NULL OR ${users.loginsInFlightAt} < ${t - p.staleMs} THEN 0 ELSE ${users.loginsInFlight} END)`;
 
 /**
- * Starts a password check, in one conditional statement: refused (no row) while the account is locked,
- * or while failures so far plus checks in flight would reach the threshold (after a lock runs out, one
- * check at a time). So concurrent wrong guesses can never exceed the threshold, and correct ones in
- * flight are not failures. An id that matches no row (unknown user) runs the same statement, for equal timing.
+ * Starts a login's password check, in one conditional statement: a row in password_checks, added
+ * only while the account is not locked and failures so far plus checks in flight stay under the
+ * threshold (after a lock runs out, one check at a time). So concurrent wrong guesses can never
+ * exceed the threshold, and correct ones in flight are not failures. An id that matches no user
+ * (unknown user) runs the same statement and adds nothing, for equal timing. Returns the check's id.
  */
-export async function beginPasswordCheck(db: Db, id: string, now: Date, p: LockPolicy) {
-  const t = now.getTime();
+export async function beginLoginCheck(db: Db, userId: string, now: Date, p: LockPolicy): Promise<string | undefined> {
+  const id = crypto.randomUUID();
+  const subject = `user:${userId}`;
   const [row] = await db
-    .update(users)
-    .set({ loginsInFlight: sql`${inFlight(t, p)} + 1`, loginsInFlightAt: now })
-    .where(
-      and(
-        eq(users.id, id),
-        or(isNull(users.lockedUntil), lte(users.lockedUntil, now)),
-        sql`${inFlight(t, p)} < max(${p.threshold} - ${failuresSoFar(t, p)}, 1)`,
-      ),
+    .insert(passwordChecks)
+    .select(
+      db
+        .select(newCheck(id, subject, now))
+        .from(users)
+        .where(
+          and(
+            eq(users.id, userId),
+            or(isNull(users.lockedUntil), lte(users.lockedUntil, now)),
+            sql`${checksInFlight(subject, now, p.staleMs)} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`,
+          ),
+        ),
     )
-    .returning({ id: users.id });
-  return row !== undefined;
+    .returning({ id: passwordChecks.id });
+  return row?.id;
 }
 
 /**
- * Finishes a check begun by beginPasswordCheck. A right password clears failures and any lock; a wrong
- * one counts, and from the threshold on locks for base * 2^(n - threshold), capped at max. SET reads
- * the old values, so concurrent finishes lose no count.
+ * Records a login's result. A right password clears failures and any lock; a wrong one counts, and
+ * from the threshold on locks for base * 2^(n - threshold), capped at max. SET reads the old values,
+ * so concurrent results lose no count. (The caller batches it with endCheck.)
  */
-export function finishPasswordCheck(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean) {
-  const t = now.getTime();
-  const done = sql`max(${inFlight(t, p)} - 1, 0)`;
+export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean) {
   const result = { failedLogins: users.failedLogins, lockedUntil: users.lockedUntil };
-  if (ok) return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null, loginsInFlight: done }).where(eq(users.id, id)).returning(result);
+  if (ok) return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(eq(users.id, id)).returning(result);
+  const t = now.getTime();
   const failures = sql`(${failuresSoFar(t, p)} + 1)`;
   return db
     .update(users)
     .set({
       failedLogins: failures,
       lastFailedLoginAt: now,
-      loginsInFlight: done,
       lockedUntil: sql`(CASE WHEN ${failures} >= ${p.threshold} THEN ${t} + min(${p.maxMs}, ${p.baseMs} * (1 << min(${failures} - ${p.threshold}, 30))) ELSE ${users.lockedUntil} END)`,
     })
     .where(eq(users.id, id))
@@ -140,7 +146,7 @@ export function finishPasswordCheck(db: Db, id: string, now: Date, p: LockPolicy
 }
 
 /**
- * After beginPasswordCheck refused: whether the account is locked and until when, and whether this is
+ * After beginLoginCheck refused: whether the account is locked and until when, and whether this is
  * the first refusal of this lock (marked in the same batch, so one audit row per lock, not per attempt).
  */
 export async function readLock(db: Db, id: string, now: Date) {

@@ -2,7 +2,8 @@ import { bearerAuth } from "hono/bearer-auth";
 import { every } from "hono/combine";
 import { createMiddleware } from "hono/factory";
 import { isRevoked } from "../auth/revocations";
-import { verifyAccessToken } from "../auth/tokens";
+import type { Context } from "hono";
+import { verifyAccessToken, type AccessClaims } from "../auth/tokens";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
@@ -40,6 +41,16 @@ export function requireAuth() {
       return true;
     },
   });
+}
+
+/**
+ * The claims of a well-signed, unexpired Bearer token on the request, or null: for a route that
+ * also works without one (a cookie logout). Not checked against KV: revoking again is harmless.
+ */
+export async function bearerClaims(c: Context<AppEnv>): Promise<AccessClaims | null> {
+  const token = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(c.req.header("authorization") ?? "")?.[1];
+  if (!token || token.length > MAX_TOKEN_LENGTH) return null;
+  return verifyAccessToken(getConfig(c.env), token);
 }
 
 /** requireAuth() and then 403 unless the verified token carries the role: it cannot run without authentication. */

@@ -6,7 +6,7 @@ import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
-import { requireAuth } from "../middleware/require-auth";
+import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { validate } from "../middleware/validate";
 import { loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { sendTokens } from "./shapes";
@@ -37,20 +37,22 @@ export const auth = new Hono<AppEnv>()
   .post(
     "/logout",
     async function logoutWithCookie(c, next) {
-      // Cookie mode, no Authorization header (say the access token is gone): the cookie names the session.
-      if (c.req.header("authorization") !== undefined || !sentRefreshCookie(c)) return next();
+      // Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too.
+      if (!sentRefreshCookie(c)) return next();
       assertAllowedOrigin(c);
       const cookie = readRefreshCookie(c);
       // A dead or rotated cookie means the session is over already; script cannot delete an
       // HttpOnly cookie, so clear it here and answer as for any logout.
       if (cookie) await logoutByRefreshToken(deps(c), cookie);
+      // A valid access token of another session (an odd client) is logged out too.
+      const claims = await bearerClaims(c);
+      if (claims) await logout(deps(c), claims);
       clearRefreshCookie(c);
       return c.json({ message: "Logged out" });
     },
     authed,
     async (c) => {
       await logout(deps(c), c.get("auth"));
-      if (sentRefreshCookie(c)) clearRefreshCookie(c);
       return c.json({ message: "Logged out" });
     },
   )
