@@ -85,6 +85,17 @@ describe("any number of sessions", () => {
     for (const s of [second.body, third.body]) expect((await call("GET", "/protected", { token: s.access_token })).status).toBe(200);
   });
 
+  it("ends at most 20 sessions beyond the cap per login, so one login stays within the KV limit", async () => {
+    const reg = await registerUser();
+    await addSessions(reg.user.id, 60);
+    const { kv, ops } = countingKv();
+    const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { REVOKED: kv, MAX_SESSIONS_PER_USER: "10" } as Partial<Env> });
+    expect(res.status, res.text).toBe(200);
+    expect(ops.n).toBe(20);
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL").bind(reg.user.id).first<{ n: number }>())!;
+    expect(n).toBe(62 - 20);
+  });
+
   it("pages GET /sessions: every live session once, newest first, the current one marked", async () => {
     const reg = await registerUser();
     await addSessions(reg.user.id, 44);

@@ -49,6 +49,11 @@ export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSes
     .returning({ id: sessions.id });
 }
 
+// At most this many sessions end per login: each costs a KV write, and Workers allow 1,000 a request.
+// (Only a user who had far more sessions than the cap before it existed has more to end; the next
+// logins end the rest.)
+const MAX_EVICTED_PER_LOGIN = 20;
+
 /** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). */
 export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) {
   const oldest = db
@@ -56,7 +61,7 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
     .from(sessions)
     .where(and(eq(sessions.userId, userId), live(now)))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
-    .limit(2 ** 31 - 1) // SQLite takes OFFSET only after a LIMIT
+    .limit(MAX_EVICTED_PER_LOGIN)
     .offset(cap);
   return db.update(sessions).set({ revokedAt: now }).where(inArray(sessions.id, oldest)).returning(revokedColumns);
 }
