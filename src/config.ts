@@ -42,6 +42,8 @@ const ConfigSchema = z.object({
   PASSWORD_CHANGE_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
   // Audit rows older than this are deleted by the daily cron.
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  // GET /docs (the interactive API reference); GET /openapi.json is always served.
+  API_DOCS: z.enum(["on", "off"]).default("on"),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.

@@ -25,6 +25,7 @@ const STATUS = {
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof STATUS;
+export const ERROR_CODES = Object.keys(STATUS) as [ErrorCode, ...ErrorCode[]];
 
 const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   invalid_request: "The request could not be read",

@@ -1,8 +1,9 @@
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 
 /**
- * Request schemas: the single source of validation. Unknown fields are stripped (z.object's default),
- * so nothing a client adds (roles, id, ...) is ever mass-assigned.
+ * Request and response schemas: the single source of validation and of the OpenAPI document
+ * (GET /openapi.json). Unknown request fields are stripped (z.object's default), so nothing a client
+ * adds (roles, id, ...) is ever mass-assigned. `.openapi(...)` only adds documentation.
  */
 
 // Control characters (C0, DEL, C1) have no place in any credential or name.
@@ -25,33 +26,41 @@ export const passwordSchema = z
 // Cookie mode (browser SPAs): the refresh token is set as an HttpOnly cookie instead of returned in JSON.
 const useCookie = z.boolean({ error: "must be true or false" }).optional();
 
-export const registerSchema = z.object({
-  username: usernameSchema,
-  email: emailSchema.optional(),
-  password: passwordSchema,
-  use_cookie: useCookie,
-});
+export const registerSchema = z
+  .object({
+    username: usernameSchema,
+    email: emailSchema.optional(),
+    password: passwordSchema,
+    use_cookie: useCookie,
+  })
+  .openapi("RegisterRequest", { example: { username: "alice", email: "alice@example.com", password: "correct horse 42" } });
 
 // Login bounds lengths but applies no policy: an old password that predates a policy must still work.
-export const loginSchema = z.object({
-  username: z.string({ error: "is required" }).min(1, "is required").max(254, "at most 254 characters").refine(noControlChars, "must not contain control characters"),
-  password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
-  use_cookie: useCookie,
-});
+export const loginSchema = z
+  .object({
+    username: z.string({ error: "is required" }).min(1, "is required").max(254, "at most 254 characters").refine(noControlChars, "must not contain control characters").openapi({ description: "username, or email when it contains @" }),
+    password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
+    use_cookie: useCookie,
+  })
+  .openapi("LoginRequest", { example: { username: "alice", password: "correct horse 42", use_cookie: true } });
 
 // Absent (or an empty body) means: use the refresh cookie. Any string goes through to a 401
 // invalid_token (an access token sent here is a wrong token, not a malformed request).
-export const refreshSchema = z.object({
-  refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(4096, "at most 4096 characters").optional(),
-});
+export const refreshSchema = z
+  .object({
+    refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(4096, "at most 4096 characters").optional(),
+  })
+  .openapi("RefreshRequest", { description: "Empty (or no body) in cookie mode: the refresh cookie is used." });
 
-export const passwordChangeSchema = z.object({
-  current_password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
-  new_password: passwordSchema,
-});
+export const passwordChangeSchema = z
+  .object({
+    current_password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
+    new_password: passwordSchema,
+  })
+  .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
 export const sessionIdSchema = z.object({
-  id: z.string().max(64, "is not a session id"),
+  id: z.string().max(64, "is not a session id").openapi({ param: { name: "id", in: "path" }, example: "6f1c0c9e-6d0a-4a57-9d52-0b3f5c3f1f2e" }),
 });
 
 const cursor = z.string().max(200, "is not a valid cursor").optional();
@@ -67,3 +76,65 @@ export const listAuditQuerySchema = z.object({
   cursor,
   limit: limit(50),
 });
+
+// ---- Responses -------------------------------------------------------------------------------------
+
+export const userSchema = z
+  .object({
+    id: z.string().openapi({ description: "opaque, non-sequential" }),
+    username: z.string(),
+    email: z.string().nullable(),
+    roles: z.array(z.string()),
+    created_at: z.iso.datetime(),
+  })
+  .openapi("User", { example: { id: "0b6f2a4e-8c1d-4f5e-9a7b-2c3d4e5f6a7b", username: "alice", email: "alice@example.com", roles: ["user"], created_at: "2026-11-23T10:00:00.000Z" } });
+
+const accessToken = z.string().openapi({ description: "ES256 JWT (typ at+jwt); send as Authorization: Bearer" });
+const tokenFields = {
+  access_token: accessToken,
+  refresh_token: z.string().optional().openapi({ description: "absent in cookie mode, where it is the refresh_token cookie" }),
+  token_type: z.literal("Bearer"),
+  expires_in: z.number().int().openapi({ description: "seconds until the access token expires", example: 900 }),
+};
+
+export const tokensSchema = z.object(tokenFields).openapi("Tokens");
+export const signedInSchema = z.object({ user: userSchema, ...tokenFields }).openapi("SignedIn");
+
+export const messageSchema = z.object({ message: z.string() }).openapi("Message");
+export const revokedCountSchema = z.object({ message: z.string(), sessions_revoked: z.number().int() }).openapi("SessionsRevoked");
+
+export const sessionSchema = z
+  .object({
+    id: z.string(),
+    created_at: z.iso.datetime(),
+    last_used_at: z.iso.datetime(),
+    expires_at: z.iso.datetime(),
+    user_agent: z.string().nullable(),
+    current: z.boolean().openapi({ description: "the session of the access token that asked" }),
+  })
+  .openapi("Session");
+
+const nextCursor = z.string().nullable().openapi({ description: "pass as cursor for the next page; null on the last" });
+export const sessionsPageSchema = z.object({ sessions: z.array(sessionSchema), next_cursor: nextCursor }).openapi("SessionsPage");
+export const usersPageSchema = z.object({ users: z.array(userSchema), next_cursor: nextCursor }).openapi("UsersPage");
+
+export const auditEventSchema = z
+  .object({
+    id: z.number().int(),
+    created_at: z.iso.datetime(),
+    event: z.string(),
+    user_id: z.string().nullable(),
+    session_id: z.string().nullable(),
+    request_id: z.string().nullable(),
+    ip: z.string().nullable(),
+    detail: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).nullable(),
+  })
+  .openapi("AuditEvent");
+export const auditPageSchema = z.object({ events: z.array(auditEventSchema), next_cursor: nextCursor }).openapi("AuditPage");
+
+export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string() }).openapi("Protected");
+export const meSchema = z.object({ user: userSchema }).openapi("Me");
+export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
+export const jwksSchema = z
+  .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })
+  .openapi("JWKS");

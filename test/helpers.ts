@@ -1,3 +1,4 @@
+import { Validator, type Schema } from "@cfworker/json-schema";
 import { env, exports } from "cloudflare:workers";
 import { SignJWT, importJWK, type JWK } from "jose";
 import { expect } from "vitest";
@@ -39,7 +40,32 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   } catch {
     // not JSON: the assertions below will say so
   }
+  await expectDocumented(method, path, res, parsed);
   return { status: res.status, headers: res.headers, body: parsed as T, text };
+}
+
+type OpenApiDoc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>; components: object };
+let openApi: Promise<OpenApiDoc> | undefined;
+
+/**
+ * Every answer the tests receive from a documented route must be documented in GET /openapi.json:
+ * its status, and its body against that status's schema. So the document cannot drift from the code.
+ */
+async function expectDocumented(method: string, path: string, res: Response, body: unknown) {
+  openApi ??= exports.default.fetch(new Request("http://localhost/openapi.json")).then((r) => r.json<OpenApiDoc>());
+  const doc = await openApi;
+  const bare = new URL(path, "http://localhost").pathname.replace(/(.)\/$/, "$1");
+  const template = Object.keys(doc.paths).find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, "[^/]+")}$`).test(bare));
+  const operation = template ? doc.paths[template]![method.toLowerCase()] : undefined;
+  if (!operation) return; // an unknown path or method: the 404/405 handler's answer
+  const documented = operation.responses[String(res.status)];
+  if (!documented) throw new Error(`${method} ${template} answered ${res.status}, which /openapi.json does not document`);
+  const schema = documented.content?.["application/json"]?.schema;
+  if (!schema) return;
+  const result = new Validator({ ...schema, components: doc.components } as Schema, "2020-12", false).validate(body);
+  if (!result.valid) {
+    throw new Error(`${method} ${template} ${res.status}: the body does not match /openapi.json: ${JSON.stringify(result.errors.slice(0, 3))}`);
+  }
 }
 
 export const randomIp = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 256)).join(".")}`;

@@ -7,7 +7,7 @@ describe("service routes", () => {
   it("GET / names the service and points at the docs", async () => {
     const res = await call("GET", "/");
     expect(res.status).toBe(200);
-    expect(res.body.message).toMatch(/edge-auth-api.*README/);
+    expect(res.body.message).toMatch(/edge-auth-api.*\/docs/);
   });
 
   it("GET /health touches D1 and KV and answers ok", async () => {
@@ -111,5 +111,39 @@ describe("errors", () => {
       expect(res.headers.get("x-powered-by")).toBeNull();
       expect(res.headers.get("x-request-id")).toMatch(/.+/);
     }
+  });
+});
+
+describe("API reference", () => {
+  it("GET /docs serves the interactive reference with a CSP of its own: the Scalar bundle by nonce, nothing else", async () => {
+    const res = await call("GET", "/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const csp = res.headers.get("content-security-policy")!;
+    const nonce = /'nonce-([^']+)'/.exec(csp)![1]!;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toMatch(/script-src 'nonce-[^']+' https:\/\/cdn\.jsdelivr\.net(;|$)/);
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    // Every script on the page carries the nonce, and the page reads this API's document.
+    const scripts = [...res.text.matchAll(/<script\b[^>]*>/g)].map((m) => m[0]);
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const tag of scripts) expect(tag).toContain(`nonce="${nonce}"`);
+    expect(res.text).toContain("/openapi.json");
+    // A fresh nonce per answer.
+    expect((await call("GET", "/docs")).headers.get("content-security-policy")).not.toContain(nonce);
+  });
+
+  it("keeps default-src 'none' everywhere else, /openapi.json included", async () => {
+    for (const path of ["/", "/openapi.json", "/health"]) {
+      const res = await call("GET", path);
+      expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+    }
+  });
+
+  it("hides /docs when API_DOCS is off; /openapi.json stays", async () => {
+    const bindings = { API_DOCS: "off" } as Partial<Env>;
+    expectError(await call("GET", "/docs", { bindings }), 404, "not_found");
+    expect((await call("GET", "/openapi.json", { bindings })).status).toBe(200);
   });
 });

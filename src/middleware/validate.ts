@@ -1,6 +1,6 @@
-import { zValidator } from "@hono/zod-validator";
-import type { ValidationTargets } from "hono";
+import type { Hook } from "@hono/zod-openapi";
 import type { z } from "zod";
+import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 
 /** First message per field, keyed by its dotted path ("_" for the body itself). */
@@ -14,11 +14,10 @@ function fieldErrors(error: { issues: readonly z.core.$ZodIssue[] }): Record<str
 }
 
 /**
- * zValidator that turns a zod failure into 400 validation_failed with `fields`,
- * never the raw zod error. Malformed JSON surfaces as Hono's 400 -> invalid_request.
+ * The validation hook of every route (OpenAPIHono's defaultHook): a zod failure becomes 400
+ * validation_failed with `fields`, never the raw zod error. Malformed JSON surfaces as Hono's 400
+ * -> invalid_request.
  */
-export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
-  return zValidator(target, schema, (result) => {
-    if (!result.success) throw new ApiError("validation_failed", undefined, fieldErrors(result.error));
-  });
-}
+export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
+  if (!result.success) throw new ApiError("validation_failed", undefined, fieldErrors(result.error));
+};

@@ -1,42 +1,87 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
 import { findUserById } from "../db/users";
 import { deps } from "../deps";
-import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { validate } from "../middleware/validate";
-import { listSessionsQuerySchema, passwordChangeSchema, sessionIdSchema } from "../schemas";
+import { listSessionsQuerySchema, meSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
+import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { publicUser, sessionShape } from "./shapes";
 
 const authed = requireAuth();
+const tags = ["Account"];
+const bearer = { security: BEARER, middleware: [authed], tags };
 
-export const account = new Hono<AppEnv>()
-  // Answered from the verified token alone: no D1 on this path.
-  .get("/protected", authed, (c) => {
+const protectedRoute = createRoute({
+  ...bearer,
+  method: "get",
+  path: "/protected",
+  summary: "A protected route: answered from the access token alone, without D1",
+  responses: { 200: json(protectedSchema, "The token is valid"), ...errors(400, 401) },
+});
+
+const meRoute = createRoute({
+  ...bearer,
+  method: "get",
+  path: "/me",
+  summary: "The signed-in user",
+  responses: { 200: json(meSchema, "The user"), ...errors(400, 401) },
+});
+
+const passwordRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/password",
+  summary: "Change the password; every other session ends",
+  description: "Five wrong current passwords in one session sign that session out (401 invalid_token). A 503 means: send it again.",
+  middleware: [authed, jsonOnly],
+  request: body(passwordChangeSchema),
+  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(400, 401, 413, 415, 429, 503) },
+});
+
+const sessionsRoute = createRoute({
+  ...bearer,
+  method: "get",
+  path: "/sessions",
+  summary: "The user's sessions, newest first, a page at a time",
+  request: { query: listSessionsQuerySchema },
+  responses: { 200: json(sessionsPageSchema, "A page of sessions"), ...errors(400, 401) },
+});
+
+const deleteSessionRoute = createRoute({
+  ...bearer,
+  method: "delete",
+  path: "/sessions/{id}",
+  summary: "End one of the user's sessions",
+  request: { params: sessionIdSchema },
+  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors(400, 401, 404, 413, 503) },
+});
+
+export const account = openApiApp()
+  .openapi(protectedRoute, (c) => {
     const { sub, username } = c.get("auth");
-    return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username });
+    return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username }, 200);
   })
-  .get("/me", authed, async (c) => {
+  .openapi(meRoute, async (c) => {
     const user = await findUserById(deps(c).db, c.get("auth").sub);
     // A valid token for a deleted user is as good as an invalid token.
     if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-    return c.json({ user: publicUser(user) });
+    return c.json({ user: publicUser(user) }, 200);
   })
-  .post("/password", authed, jsonOnly, validate("json", passwordChangeSchema), async (c) => {
+  .openapi(passwordRoute, async (c) => {
     const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
-    return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked });
+    return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked }, 200);
   })
-  .get("/sessions", authed, validate("query", listSessionsQuerySchema), async (c) => {
+  .openapi(sessionsRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");
     const claims = c.get("auth");
     const rows = await listSessions(deps(c), claims, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (s) => [s.createdAt.getTime(), s.id]);
-    return c.json({ sessions: items.map((s) => sessionShape(s, claims.sid)), next_cursor });
+    return c.json({ sessions: items.map((s) => sessionShape(s, claims.sid)), next_cursor }, 200);
   })
-  .delete("/sessions/:id", authed, validate("param", sessionIdSchema), async (c) => {
+  .openapi(deleteSessionRoute, async (c) => {
     await revokeOwnSession(deps(c), c.get("auth"), c.req.valid("param").id);
-    return c.json({ message: "Session revoked" });
+    return c.json({ message: "Session revoked" }, 200);
   });

@@ -1,24 +1,44 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
 import { listAuditEvents } from "../db/audit";
 import { listUsers } from "../db/users";
 import { deps } from "../deps";
-import type { AppEnv } from "../env";
 import { requireRole } from "../middleware/require-auth";
-import { validate } from "../middleware/validate";
-import { listAuditQuerySchema, listUsersQuerySchema } from "../schemas";
+import { auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, usersPageSchema } from "../schemas";
+import { BEARER, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { publicUser } from "./shapes";
 
+const admin = { security: BEARER, tags: ["Admin"] };
+
+const usersRoute = createRoute({
+  ...admin,
+  method: "get",
+  path: "/users",
+  summary: "Every user, newest first, a page at a time (role admin)",
+  request: { query: listUsersQuerySchema },
+  responses: { 200: json(usersPageSchema, "A page of users"), ...errors(400, 401, 403) },
+});
+
+const auditRoute = createRoute({
+  ...admin,
+  method: "get",
+  path: "/audit",
+  summary: "Security events, newest first, optionally one user's (role admin)",
+  request: { query: listAuditQuerySchema },
+  responses: { 200: json(auditPageSchema, "A page of events"), ...errors(400, 401, 403) },
+});
+
 /** Mounted at /admin. The guard covers the whole sub-app, so no admin route can be public by accident. */
-export const admin = new Hono<AppEnv>()
-  .use(requireRole("admin"))
-  .get("/users", validate("query", listUsersQuerySchema), async (c) => {
+export const adminApp = openApiApp();
+adminApp.use(requireRole("admin"));
+adminApp
+  .openapi(usersRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");
     const rows = await listUsers(deps(c).db, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (u) => [u.createdAt.getTime(), u.id]);
-    return c.json({ users: items.map(publicUser), next_cursor });
+    return c.json({ users: items.map(publicUser), next_cursor }, 200);
   })
-  .get("/audit", validate("query", listAuditQuerySchema), async (c) => {
+  .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");
     const beforeId = cursor ? decodeCursor(cursor, ([id]) => (Number.isSafeInteger(id) ? (id as number) : undefined)) : undefined;
     const rows = await listAuditEvents(deps(c).db, limit + 1, { userId: user_id, beforeId });
@@ -33,5 +53,5 @@ export const admin = new Hono<AppEnv>()
       ip: e.ip,
       detail: e.detail,
     }));
-    return c.json({ events, next_cursor });
+    return c.json({ events, next_cursor }, 200);
   });

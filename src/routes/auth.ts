@@ -1,4 +1,5 @@
-import { Hono } from "hono";
+import { createRoute } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
 import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
 import { deps } from "../deps";
 import type { AppEnv } from "../env";
@@ -7,57 +8,111 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
-import { validate } from "../middleware/validate";
-import { loginSchema, refreshSchema, registerSchema } from "../schemas";
-import { sendTokens } from "./shapes";
+import { loginSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
+import { BEARER, REFRESH_COOKIE_AUTH, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { publicUser, tokenBody } from "./shapes";
 
 const authed = requireAuth();
+const tags = ["Sign-in"];
 
-export const auth = new Hono<AppEnv>()
-  .post("/register", limitByIp("REGISTER_IP_LIMITER"), jsonOnly, validate("json", registerSchema), async (c) => {
+const registerRoute = createRoute({
+  method: "post",
+  path: "/register",
+  tags,
+  summary: "Create an account and sign in",
+  description: 'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned.',
+  middleware: [limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
+  request: body(registerSchema),
+  responses: { 201: json(signedInSchema, "Signed up and in", setCookie), ...errors(400, 403, 409, 413, 415, 429) },
+});
+
+const loginRoute = createRoute({
+  method: "post",
+  path: "/login",
+  tags,
+  summary: "Sign in with a username (or email) and password",
+  middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
+  request: body(loginSchema),
+  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+});
+
+const refreshRoute = createRoute({
+  method: "post",
+  path: "/refresh",
+  tags,
+  summary: "Swap a refresh token for new tokens",
+  description:
+    "The old refresh token is dead afterwards. The same client sending it again within 10 s (a lost answer, a second tab) gets the same new one. Any other replay ends the session. Cookie mode: send no body; the request needs an allowed Origin.",
+  security: [...REFRESH_COOKIE_AUTH, {}],
+  middleware: [limitByIp("REFRESH_IP_LIMITER"), jsonOnly] as const,
+  request: body(refreshSchema, false),
+  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(400, 401, 403, 413, 415, 429, 503) },
+});
+
+/** Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too. */
+const logoutWithCookie = createMiddleware<AppEnv>(async function logoutWithCookie(c, next) {
+  if (!sentRefreshCookie(c)) return next();
+  assertAllowedOrigin(c);
+  const cookie = readRefreshCookie(c);
+  // A dead or rotated cookie means the session is over already; script cannot delete an
+  // HttpOnly cookie, so clear it here and answer as for any logout.
+  if (cookie) await logoutByRefreshToken(deps(c), cookie);
+  // A valid access token of another session (an odd client) is logged out too.
+  const claims = await bearerClaims(c);
+  if (claims) await logout(deps(c), claims);
+  clearRefreshCookie(c);
+  return c.json({ message: "Logged out" });
+});
+
+const logoutRoute = createRoute({
+  method: "post",
+  path: "/logout",
+  tags,
+  summary: "End this session",
+  description:
+    "With a Bearer token, or in cookie mode with the refresh cookie alone (then the request needs an allowed Origin, and a dead cookie is simply cleared). A 503 means: send it again to complete the revocation.",
+  security: [...BEARER, ...REFRESH_COOKIE_AUTH],
+  middleware: [logoutWithCookie, authed] as const,
+  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors(400, 401, 403, 413, 503) },
+});
+
+const logoutAllRoute = createRoute({
+  method: "post",
+  path: "/logout/all",
+  tags,
+  summary: "End every session of the user",
+  security: BEARER,
+  middleware: [authed] as const,
+  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors(400, 401, 413, 503) },
+});
+
+export const auth = openApiApp()
+  .openapi(registerRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     const { user, issued } = await register(deps(c), input);
-    return sendTokens(c, issued, { cookie: use_cookie, user, status: 201 });
+    return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 201);
   })
-  .post("/login", limitByIp("LOGIN_IP_LIMITER"), jsonOnly, validate("json", loginSchema), async (c) => {
+  .openapi(loginRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // The per-account limit runs inside login(), once the account is known: username and email share it.
     const { user, issued } = await login(deps(c), input);
-    return sendTokens(c, issued, { cookie: use_cookie, user });
+    return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
-  .post("/refresh", limitByIp("REFRESH_IP_LIMITER"), jsonOnly, validate("json", refreshSchema), async (c) => {
+  .openapi(refreshRoute, async (c) => {
     const fromBody = c.req.valid("json").refresh_token;
     const token = fromBody ?? readRefreshCookie(c);
     if (!token) throw new ApiError("invalid_token", "Send refresh_token in the body, or the refresh cookie");
     if (!fromBody) assertAllowedOrigin(c);
-    return sendTokens(c, await refresh(deps(c), token), { cookie: !fromBody });
+    return c.json(tokenBody(c, await refresh(deps(c), token), !fromBody), 200);
   })
-  .post(
-    "/logout",
-    async function logoutWithCookie(c, next) {
-      // Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too.
-      if (!sentRefreshCookie(c)) return next();
-      assertAllowedOrigin(c);
-      const cookie = readRefreshCookie(c);
-      // A dead or rotated cookie means the session is over already; script cannot delete an
-      // HttpOnly cookie, so clear it here and answer as for any logout.
-      if (cookie) await logoutByRefreshToken(deps(c), cookie);
-      // A valid access token of another session (an odd client) is logged out too.
-      const claims = await bearerClaims(c);
-      if (claims) await logout(deps(c), claims);
-      clearRefreshCookie(c);
-      return c.json({ message: "Logged out" });
-    },
-    authed,
-    async (c) => {
-      await logout(deps(c), c.get("auth"));
-      return c.json({ message: "Logged out" });
-    },
-  )
-  .post("/logout/all", authed, async (c) => {
+  .openapi(logoutRoute, async (c) => {
+    await logout(deps(c), c.get("auth"));
+    return c.json({ message: "Logged out" }, 200);
+  })
+  .openapi(logoutAllRoute, async (c) => {
     const revoked = await logoutAll(deps(c), c.get("auth"));
     if (sentRefreshCookie(c)) clearRefreshCookie(c);
-    return c.json({ message: "Logged out everywhere", sessions_revoked: revoked });
+    return c.json({ message: "Logged out everywhere", sessions_revoked: revoked }, 200);
   });

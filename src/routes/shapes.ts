@@ -24,19 +24,17 @@ export const publicUser = (u: User): PublicUser => ({
 });
 
 /**
- * The token pair answer. In cookie mode the refresh token goes into the HttpOnly cookie and is left
- * out of the JSON body.
+ * The token pair of an answer. In cookie mode the refresh token goes into the HttpOnly cookie and is
+ * left out of the JSON body.
  */
-export function sendTokens(c: Context<AppEnv>, issued: Issued, opts: { cookie: boolean; user?: User; status?: 200 | 201 }) {
-  const body = {
-    ...(opts.user ? { user: publicUser(opts.user) } : {}),
+export function tokenBody(c: Context<AppEnv>, issued: Issued, cookie: boolean) {
+  if (cookie) setRefreshCookie(c, issued.refreshToken, issued.sessionExpiresAt);
+  return {
     access_token: issued.accessToken,
-    ...(opts.cookie ? {} : { refresh_token: issued.refreshToken }),
+    ...(cookie ? {} : { refresh_token: issued.refreshToken }),
     token_type: "Bearer" as const,
     expires_in: issued.expiresIn,
   };
-  if (opts.cookie) setRefreshCookie(c, issued.refreshToken, issued.sessionExpiresAt);
-  return c.json(body, opts.status ?? 200);
 }
 
 export const sessionShape = (s: { id: string; createdAt: Date; lastUsedAt: Date; expiresAt: Date; userAgent: string | null }, currentId: string) => ({

@@ -1,0 +1,64 @@
+// The Hono app, built once per isolate: global middleware, one sub-app per area, the OpenAPI
+// document and docs page, onError and 404/405. src/index.ts hands it to the Workers runtime.
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
+import { getConfig } from "./config";
+import type { AppEnv } from "./env";
+import { ApiError, notFoundHandler, onError } from "./errors";
+import { requestLog } from "./middleware/request-log";
+import { account } from "./routes/account";
+import { validationHook } from "./middleware/validate";
+import { adminApp } from "./routes/admin";
+import { auth } from "./routes/auth";
+import { docsHeaders, mountDocs } from "./routes/docs";
+import { meta } from "./routes/meta";
+
+// Every request body here is a small JSON object; refuse anything larger before parsing it.
+const MAX_BODY_BYTES = 16 * 1024;
+
+// Built once per isolate, not per request. Not strict: /login/ is /login, as clients expect.
+export const app = new OpenAPIHono<AppEnv>({ strict: false, defaultHook: validationHook });
+
+// Our own id for every request; a client-sent X-Request-Id is ignored, so it cannot reuse another
+// request's id in the logs and audit rows. The id goes back in X-Request-Id (request-log.ts).
+app.use(requestId({ headerName: "" }));
+app.use(requestLog);
+const apiHeaders = secureHeaders({
+  contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+  strictTransportSecurity: "max-age=31536000; includeSubDomains",
+});
+// Every answer is data, never a page to render, except the docs page (routes/docs.ts).
+app.use(function headers(c, next) {
+  return (c.req.path === "/docs" ? docsHeaders : apiHeaders)(c, next);
+});
+// Browser apps on other origins: only CORS_ORIGINS, echoed exactly (never "*"), with credentials
+// so cookie mode works. Hono adds Vary: Origin.
+app.use(
+  cors({
+    origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
+    credentials: true,
+    allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+    allowHeaders: ["Content-Type", "Authorization"],
+    exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
+    maxAge: 600,
+  }),
+);
+app.use(async function noStore(c, next) {
+  await next();
+  // Answers carry tokens or account data; routes that may be cached (JWKS) set their own policy.
+  if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");
+});
+app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError("payload_too_large"); } }));
+
+app.route("/", meta);
+app.route("/", auth);
+app.route("/", account);
+app.route("/admin", adminApp);
+mountDocs(app);
+
+app.onError(onError);
+app.notFound(notFoundHandler(app.routes));
+

@@ -1,0 +1,67 @@
+import { OpenAPIHono, z } from "@hono/zod-openapi";
+import type { ZodType } from "zod";
+import type { AppEnv } from "../env";
+import { ERROR_CODES } from "../errors";
+import { validationHook } from "../middleware/validate";
+
+/**
+ * What every route file uses to declare its routes for the OpenAPI document (GET /openapi.json):
+ * the app factory with the shared validation hook, the error shape, and response helpers.
+ */
+
+/** A sub-app whose routes validate through the shared hook and appear in the document. */
+export const openApiApp = () => new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+export const errorSchema = z
+  .object({
+    error: z.enum(ERROR_CODES),
+    message: z.string(),
+    fields: z.record(z.string(), z.string()).optional().openapi({ description: "on validation_failed: the first problem per field" }),
+  })
+  .openapi("Error", { example: { error: "validation_failed", message: "Some fields are invalid", fields: { password: "at least 8 characters" } } });
+
+export const BEARER = [{ bearerAuth: [] }];
+export const REFRESH_COOKIE_AUTH = [{ refreshCookie: [] }];
+
+const retryAfter = { "Retry-After": { schema: { type: "integer" as const }, description: "seconds to wait before trying again" } };
+const challenge = { "WWW-Authenticate": { schema: { type: "string" as const }, description: 'RFC 6750 challenge, e.g. Bearer realm="edge-auth-api", error="invalid_token"' } };
+export const setCookie = {
+  "Set-Cookie": { schema: { type: "string" as const }, description: "cookie mode: refresh_token=...; HttpOnly; Secure; SameSite; Path=/refresh (and again for /logout)" },
+};
+
+const ERROR_TEXT: Record<number, string> = {
+  400: "invalid_request (malformed JSON or headers) or validation_failed (with fields)",
+  401: "invalid_token or invalid_credentials",
+  403: "forbidden",
+  404: "not_found",
+  409: "username_taken or email_taken",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "rate_limited",
+  500: "internal_error",
+  503: "service_unavailable: retry the request (a revocation is completed by repeating it)",
+};
+
+/** The error answers a route can give, all in the contract's error shape (500 on every route). */
+export function errors(...statuses: (keyof typeof ERROR_TEXT)[]) {
+  return Object.fromEntries(
+    [...statuses, 500 as const].map((status) => [
+      status,
+      {
+        description: ERROR_TEXT[status]!,
+        content: { "application/json": { schema: errorSchema } },
+        ...(status === 401 ? { headers: challenge } : status === 429 || status === 503 ? { headers: retryAfter } : {}),
+      },
+    ]),
+  );
+}
+
+/** A JSON answer. */
+export const json = <T extends ZodType>(schema: T, description: string, headers?: Record<string, { schema: { type: "string" | "integer" }; description: string }>) => ({
+  description,
+  content: { "application/json": { schema } },
+  ...(headers ? { headers } : {}),
+});
+
+/** A JSON request body. */
+export const body = <T extends ZodType>(schema: T, required = true) => ({ body: { content: { "application/json": { schema } }, required } });

@@ -1,0 +1,45 @@
+import { Validator } from "@seriousme/openapi-schema-validator";
+import { describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
+import { app } from "../../src/app";
+
+// wrangler.toml's vars, as the app's config checks them; the document itself needs no binding.
+const { vars } = unstable_readConfig({ config: "wrangler.toml" });
+const env = { ...vars, ISSUER: "http://localhost:8787", JWT_PRIVATE_KEY: "{}" };
+
+/** GET /openapi.json, as the app serves it. */
+async function served() {
+  const res = await app.request("/openapi.json", {}, env);
+  expect(res.status).toBe(200);
+  return res.json<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>; components: { securitySchemes: object; schemas: Record<string, { properties?: Record<string, { enum?: string[] }> }> } }>();
+}
+
+describe("GET /openapi.json", () => {
+  it("is a valid OpenAPI 3.1 document", async () => {
+    const doc = await served();
+    expect(doc.openapi).toBe("3.1.0");
+    const result = await new Validator().validate(doc);
+    expect(result.errors ?? []).toEqual([]);
+    expect(result.valid).toBe(true);
+  });
+
+  it("documents every route the app serves, and no route it does not", async () => {
+    const doc = await served();
+    const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`));
+    const routes = app.routes
+      .filter((r) => r.method !== "ALL")
+      .map((r) => `${r.method} ${r.path.replace(/:([^/]+)/g, "{$1}")}`);
+    expect([...new Set(routes)].sort()).toEqual([...new Set(documented)].sort());
+  });
+
+  it("documents the error shape with its codes, both security schemes, and the headers that matter", async () => {
+    const doc = await served();
+    expect(doc.components.schemas.Error!.properties!.error!.enum).toEqual(expect.arrayContaining(["invalid_token", "validation_failed", "rate_limited", "service_unavailable"]));
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["bearerAuth", "refreshCookie"]);
+    const login = doc.paths["/login"]!.post!.responses as Record<string, { headers?: Record<string, unknown> }>;
+    expect(Object.keys(login["429"]!.headers!)).toContain("Retry-After");
+    expect(Object.keys(login["401"]!.headers!)).toContain("WWW-Authenticate");
+    expect(Object.keys(login["200"]!.headers!)).toContain("Set-Cookie");
+    expect(doc.paths["/me"]!.get!.security).toEqual([{ bearerAuth: [] }]);
+  });
+});
