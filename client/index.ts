@@ -1,0 +1,224 @@
+import type { z } from "zod";
+import type { ErrorCode } from "../src/errors";
+import type {
+  errorSchema as ErrorSchema,
+} from "../src/routes/openapi";
+import type {
+  loginSchema,
+  meSchema,
+  messageSchema,
+  passwordChangeSchema,
+  protectedSchema,
+  registerSchema,
+  revokedCountSchema,
+  sessionsPageSchema,
+  signedInSchema,
+  tokensSchema,
+} from "../src/schemas";
+
+/**
+ * A small client for this API: browsers (cookie mode), Workers and Node 22. Types come from the
+ * server's own zod schemas (type-only imports: no zod in the bundle).
+ *
+ * - The access token lives in memory only and goes out as `Authorization: Bearer`.
+ * - In a browser the refresh token is the HttpOnly cookie (`cookie: true`, the default there);
+ *   elsewhere it is kept in memory.
+ * - Refresh is single-flight: any number of calls that meet 401 invalid_token cause one /refresh,
+ *   then each retries once. A token about to expire is refreshed before the call.
+ * - Tabs of one browser take a Web Lock around /refresh and share the result over a
+ *   BroadcastChannel, so they never race one refresh token; a logout in one tab signs out the others.
+ * - Every failure is an AuthError: API errors with their code, fields and Retry-After; network
+ *   failures, non-JSON and 5xx answers too. Never undefined.
+ */
+
+export type User = z.infer<typeof signedInSchema>["user"];
+export type Session = z.infer<typeof sessionsPageSchema>["sessions"][number];
+export type RegisterInput = Omit<z.input<typeof registerSchema>, "use_cookie">;
+export type LoginInput = Omit<z.input<typeof loginSchema>, "use_cookie">;
+export type PasswordChange = z.input<typeof passwordChangeSchema>;
+type ErrorBody = z.infer<typeof ErrorSchema>;
+type Tokens = z.infer<typeof tokensSchema>;
+
+/** What went wrong: `code` is the API's error code, or network_error / bad_response. */
+export class AuthError extends Error {
+  constructor(
+    readonly code: ErrorCode | "network_error" | "bad_response",
+    message: string,
+    readonly status: number, // 0 when no answer arrived
+    readonly fields?: Record<string, string>,
+    readonly retryAfter?: number, // seconds, from Retry-After
+  ) {
+    super(message);
+    this.name = "AuthError";
+  }
+}
+
+export interface ClientOptions {
+  /** The API's origin, e.g. https://auth.example.com */
+  baseUrl: string;
+  /** The refresh token as an HttpOnly cookie (browsers); default true where `document` exists. */
+  cookie?: boolean;
+  /** Another fetch (tests, a Worker's service binding). */
+  fetch?: typeof fetch;
+  /** Refresh when the access token has less than this many seconds left; default 30. */
+  refreshLeeway?: number;
+}
+
+export type AuthState = { signedIn: true; userId: string; username: string } | { signedIn: false };
+
+const CHANNEL = "edge-auth-api";
+
+// Browser APIs, looked up at run time: the same code runs in Workers and Node, which lack some.
+interface Channel {
+  postMessage(message: unknown): void;
+  addEventListener(type: "message", listener: (e: { data: { token: string | null } }) => void): void;
+}
+interface Browser {
+  document?: unknown;
+  BroadcastChannel?: new (name: string) => Channel;
+  navigator?: { locks?: { request<T>(name: string, callback: () => Promise<T>): Promise<T> } };
+}
+const browser = globalThis as Browser;
+
+export function createAuthClient(options: ClientOptions) {
+  const base = options.baseUrl.replace(/\/$/, "");
+  const cookie = options.cookie ?? browser.document !== undefined;
+  const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+  const leeway = options.refreshLeeway ?? 30;
+  const listeners = new Set<(state: AuthState) => void>();
+  // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
+  const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : undefined;
+
+  let access: { token: string; exp: number; sub: string; username: string } | undefined;
+  let refreshToken: string | undefined; // token mode only
+  let refreshing: Promise<void> | undefined;
+
+  const state = (): AuthState => (access ? { signedIn: true, userId: access.sub, username: access.username } : { signedIn: false });
+  const emit = () => listeners.forEach((l) => l(state()));
+
+  function adopt(token: string | undefined, refresh?: string, announce = true) {
+    const before = access?.sub;
+    if (token) {
+      const claims = JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { exp: number; sub: string; username: string };
+      access = { token, exp: claims.exp, sub: claims.sub, username: claims.username };
+      if (refresh) refreshToken = refresh;
+    } else {
+      access = undefined;
+      refreshToken = undefined;
+    }
+    if (announce) channel?.postMessage({ token: access?.token ?? null });
+    if (before !== access?.sub) emit(); // signed in, signed out, or another user
+
+  }
+
+  // Another tab refreshed or signed out: take its word.
+  channel?.addEventListener("message", (e) => adopt(e.data.token ?? undefined, undefined, false));
+
+  async function send<T>(method: string, path: string, body?: unknown, auth = false): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (auth && access) headers.authorization = `Bearer ${access.token}`;
+    let res: Response;
+    try {
+      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: cookie ? "include" : "same-origin" };
+      res = await doFetch(`${base}${path}`, init as RequestInit);
+    } catch (err) {
+      throw new AuthError("network_error", (err as Error).message || "The network request failed", 0);
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      throw new AuthError("bad_response", `The API answered ${res.status} without JSON`, res.status);
+    }
+    if (res.ok) return json as T;
+    const e = json as Partial<ErrorBody>;
+    const retry = Number(res.headers.get("retry-after"));
+    if (typeof e?.error !== "string") throw new AuthError("bad_response", `The API answered ${res.status}`, res.status);
+    throw new AuthError(e.error, e.message ?? e.error, res.status, e.fields, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+  }
+
+  /** One /refresh at a time per page, and per browser under a Web Lock. */
+  function refresh(): Promise<void> {
+    refreshing ??= (async () => {
+      const seen = access?.token;
+      const run = async () => {
+        // Another tab may have refreshed while this one waited for the lock: use its token.
+        if (access && access.token !== seen) return;
+        try {
+          const tokens = await send<Tokens>("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken });
+          adopt(tokens.access_token, tokens.refresh_token);
+        } catch (err) {
+          if (err instanceof AuthError && err.code === "invalid_token") adopt(undefined);
+          throw err;
+        }
+      };
+      const locks = browser.navigator?.locks;
+      await (locks ? locks.request(`${CHANNEL}:refresh`, run) : run());
+    })().finally(() => (refreshing = undefined));
+    return refreshing;
+  }
+
+  /** A Bearer call: refreshed first when the token is about to expire, and retried once after a 401. */
+  async function authed<T>(method: string, path: string, body?: unknown): Promise<T> {
+    if (!access || access.exp - Date.now() / 1000 < leeway) await refresh();
+    const token = access?.token;
+    try {
+      return await send<T>(method, path, body, true);
+    } catch (err) {
+      if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
+      // Refresh once for every call that met the same expired token, then retry.
+      if (access?.token === token) await refresh();
+      return send<T>(method, path, body, true);
+    }
+  }
+
+  async function signIn(path: "/register" | "/login", input: object) {
+    const res = await send<z.infer<typeof signedInSchema>>("POST", path, { ...input, use_cookie: cookie });
+    adopt(res.access_token, res.refresh_token);
+    return res.user;
+  }
+
+  return {
+    /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
+    get state() {
+      return state();
+    },
+    onChange(listener: (state: AuthState) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    register: (input: RegisterInput) => signIn("/register", input),
+    login: (input: LoginInput) => signIn("/login", input),
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    async resume(): Promise<AuthState> {
+      try {
+        await refresh();
+      } catch (err) {
+        if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
+      }
+      return state();
+    },
+    me: () => authed<z.infer<typeof meSchema>>("GET", "/me").then((r) => r.user),
+    protected: () => authed<z.infer<typeof protectedSchema>>("GET", "/protected"),
+    sessions: (cursor?: string) => authed<z.infer<typeof sessionsPageSchema>>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
+    revokeSession: (id: string) => authed<z.infer<typeof messageSchema>>("DELETE", `/sessions/${encodeURIComponent(id)}`),
+    changePassword: (input: PasswordChange) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
+    async logout() {
+      try {
+        await (access ? send("POST", "/logout", undefined, true) : send("POST", "/logout"));
+      } finally {
+        adopt(undefined);
+      }
+    },
+    async logoutEverywhere() {
+      const res = await authed<z.infer<typeof revokedCountSchema>>("POST", "/logout/all");
+      adopt(undefined);
+      return res;
+    },
+    /** A Bearer request to any other route of this API, with the same refresh and retry. */
+    request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
+  };
+}
+
+export type AuthClient = ReturnType<typeof createAuthClient>;

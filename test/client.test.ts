@@ -1,0 +1,121 @@
+import { exports } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { AuthError, createAuthClient, type AuthState } from "../client";
+import { PASSWORD, decodeJwtPart, forgeToken, nowSeconds, randomIp, uniqueName } from "./helpers";
+
+/**
+ * The typed client (client/index.ts) against the real worker, in token mode (no browser here; the
+ * cookie mode and tabs are proved in Chromium by the e2e tests).
+ */
+
+interface Traffic {
+  calls: string[];
+}
+
+/** The worker's own fetch as the client's fetch, one client address per client, every call recorded. */
+function worker(traffic: Traffic = { calls: [] }, tamper?: (path: string, res: Response) => Promise<Response>) {
+  const ip = randomIp();
+  const fetcher = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const req = new Request(input, init);
+    req.headers.set("cf-connecting-ip", ip);
+    const path = new URL(req.url).pathname;
+    traffic.calls.push(`${req.method} ${path}`);
+    const res = await exports.default.fetch(req);
+    return tamper ? tamper(path, res) : res;
+  };
+  return { fetch: fetcher as typeof fetch, traffic };
+}
+
+const newUser = () => ({ username: uniqueName("client"), password: PASSWORD });
+
+describe("the typed client", () => {
+  it("registers, calls Bearer routes, and tells listeners about signing in and out", async () => {
+    const { fetch } = worker();
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
+    const states: AuthState[] = [];
+    client.onChange((s) => states.push(s));
+    const user = await client.register(newUser());
+    expect(client.state).toEqual({ signedIn: true, userId: user.id, username: user.username });
+    expect((await client.me()).id).toBe(user.id);
+    expect((await client.protected()).user_id).toBe(user.id);
+    const { sessions } = await client.sessions();
+    expect(sessions.filter((s) => s.current)).toHaveLength(1);
+    await client.logout();
+    expect(client.state).toEqual({ signedIn: false });
+    expect(states.map((s) => s.signedIn)).toEqual([true, false]);
+    await expect(client.me()).rejects.toMatchObject({ code: "invalid_token", status: 401 });
+  });
+
+  it("meets 401 with one refresh for ten parallel calls, then each retries once", async () => {
+    const traffic: Traffic = { calls: [] };
+    const input = newUser();
+    // The login answer carries an access token that has already expired (signed by the server's key).
+    const { fetch } = worker(traffic, async (path, res) => {
+      if (path !== "/login") return res;
+      const body = await res.json<{ access_token: string }>();
+      const claims = decodeJwtPart(body.access_token, 1);
+      const expired = await forgeToken({ claims: { ...claims, iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
+      return Response.json({ ...body, access_token: expired });
+    });
+    const setup = createAuthClient({ baseUrl: "http://localhost", fetch: worker().fetch, cookie: false });
+    await setup.register(input);
+    // A negative leeway: the client does not look at exp itself, so every call meets the 401.
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false, refreshLeeway: -1e9 });
+    await client.login(input);
+    traffic.calls.length = 0;
+    const results = await Promise.all(Array.from({ length: 10 }, () => client.protected()));
+    expect(results.every((r) => r.username === input.username)).toBe(true);
+    expect(traffic.calls.filter((c) => c === "POST /refresh")).toHaveLength(1);
+    expect(traffic.calls.filter((c) => c === "GET /protected")).toHaveLength(20);
+  });
+
+  it("refreshes a token about to expire before the call, once for many calls", async () => {
+    const traffic: Traffic = { calls: [] };
+    const { fetch } = worker(traffic);
+    // Every token counts as about to expire: each batch of calls refreshes once first.
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false, refreshLeeway: 10_000 });
+    await client.register(newUser());
+    traffic.calls.length = 0;
+    await Promise.all(Array.from({ length: 5 }, () => client.me()));
+    expect(traffic.calls.filter((c) => c === "POST /refresh")).toHaveLength(1);
+    expect(traffic.calls.filter((c) => c === "GET /me")).toHaveLength(5);
+  });
+
+  it("turns API errors into AuthError with code, status, fields and retryAfter", async () => {
+    const { fetch } = worker();
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
+    const invalid = await client.register({ username: "x", password: "short" }).catch((e: unknown) => e);
+    expect(invalid).toBeInstanceOf(AuthError);
+    expect(invalid).toMatchObject({ code: "validation_failed", status: 400, fields: { username: expect.any(String), password: expect.any(String) } });
+    await expect(client.login({ username: uniqueName("ghost"), password: "wrong password 1" })).rejects.toMatchObject({ code: "invalid_credentials", status: 401 });
+    // Registrations from one address are limited to 10 a minute.
+    let limited: unknown;
+    for (let i = 0; i < 11 && !limited; i++) limited = await client.register(newUser()).then(() => undefined, (e: unknown) => e);
+    expect(limited).toMatchObject({ code: "rate_limited", status: 429, retryAfter: 60 });
+  });
+
+  it("turns network failures, non-JSON and 5xx answers into AuthError, never undefined", async () => {
+    const down = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => { throw new TypeError("Failed to fetch"); }) as typeof fetch });
+    await expect(down.login(newUser())).rejects.toMatchObject({ code: "network_error", status: 0 });
+    const proxy = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => new Response("<html>Bad gateway</html>", { status: 502 })) as typeof fetch });
+    await expect(proxy.login(newUser())).rejects.toMatchObject({ code: "bad_response", status: 502 });
+    const broken = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ error: "internal_error", message: "Something went wrong" }, { status: 500 })) as typeof fetch });
+    await expect(broken.login(newUser())).rejects.toMatchObject({ code: "internal_error", status: 500 });
+    const odd = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ nope: 1 }, { status: 503 })) as typeof fetch });
+    await expect(odd.login(newUser())).rejects.toMatchObject({ code: "bad_response", status: 503 });
+  });
+
+  it("changes the password and logs out everywhere through the same refresh-and-retry path", async () => {
+    const { fetch } = worker();
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
+    const input = newUser();
+    await client.register(input);
+    const other = createAuthClient({ baseUrl: "http://localhost", fetch: worker().fetch, cookie: false });
+    await other.login(input);
+    expect((await client.changePassword({ current_password: PASSWORD, new_password: "brand new secret 7" })).sessions_revoked).toBe(1);
+    await expect(other.me()).rejects.toMatchObject({ code: "invalid_token" });
+    expect(other.state.signedIn).toBe(false); // its refresh failed too: signed out
+    expect((await client.logoutEverywhere()).sessions_revoked).toBe(1);
+    expect(client.state.signedIn).toBe(false);
+  });
+});
