@@ -1,9 +1,7 @@
 import type { z } from "zod";
-import type { ErrorCode } from "../src/errors";
 import type {
+  ErrorCode,
   errorSchema as ErrorSchema,
-} from "../src/routes/openapi";
-import type {
   loginSchema,
   meSchema,
   messageSchema,

@@ -4,7 +4,10 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RevocationIncomplete, TooManyAttempts } from "./auth/errors";
 import { ConfigError } from "./config";
 import type { AppEnv } from "./env";
+import type { ErrorCode } from "./schemas";
 import { log } from "./log";
+
+export type { ErrorCode };
 
 /** The one code -> status table. Codes are part of the public contract (ARCHITECTURE section 1). */
 const STATUS = {
@@ -22,10 +25,7 @@ const STATUS = {
   rate_limited: 429,
   internal_error: 500,
   service_unavailable: 503,
-} as const satisfies Record<string, ContentfulStatusCode>;
-
-export type ErrorCode = keyof typeof STATUS;
-export const ERROR_CODES = Object.keys(STATUS) as [ErrorCode, ...ErrorCode[]];
+} as const satisfies Record<ErrorCode, ContentfulStatusCode>;
 
 const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   invalid_request: "The request could not be read",

@@ -79,6 +79,33 @@ export const listAuditQuerySchema = z.object({
 
 // ---- Responses -------------------------------------------------------------------------------------
 
+/** The contract's error codes (ARCHITECTURE section 1); errors.ts maps each to its HTTP status. */
+export const ERROR_CODES = [
+  "invalid_request",
+  "validation_failed",
+  "invalid_credentials",
+  "invalid_token",
+  "forbidden",
+  "not_found",
+  "method_not_allowed",
+  "username_taken",
+  "email_taken",
+  "payload_too_large",
+  "unsupported_media_type",
+  "rate_limited",
+  "internal_error",
+  "service_unavailable",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const errorSchema = z
+  .object({
+    error: z.enum(ERROR_CODES),
+    message: z.string(),
+    fields: z.record(z.string(), z.string()).optional().openapi({ description: "on validation_failed: the first problem per field" }),
+  })
+  .openapi("Error", { example: { error: "validation_failed", message: "Some fields are invalid", fields: { password: "at least 8 characters" } } });
+
 export const userSchema = z
   .object({
     id: z.string().openapi({ description: "opaque, non-sequential" }),

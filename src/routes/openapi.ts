@@ -1,8 +1,8 @@
-import { OpenAPIHono, z } from "@hono/zod-openapi";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodType } from "zod";
 import type { AppEnv } from "../env";
-import { ERROR_CODES } from "../errors";
 import { validationHook } from "../middleware/validate";
+import { errorSchema } from "../schemas";
 
 /**
  * What every route file uses to declare its routes for the OpenAPI document (GET /openapi.json):
@@ -11,14 +11,6 @@ import { validationHook } from "../middleware/validate";
 
 /** A sub-app whose routes validate through the shared hook and appear in the document. */
 export const openApiApp = () => new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
-
-export const errorSchema = z
-  .object({
-    error: z.enum(ERROR_CODES),
-    message: z.string(),
-    fields: z.record(z.string(), z.string()).optional().openapi({ description: "on validation_failed: the first problem per field" }),
-  })
-  .openapi("Error", { example: { error: "validation_failed", message: "Some fields are invalid", fields: { password: "at least 8 characters" } } });
 
 export const BEARER = [{ bearerAuth: [] }];
 export const REFRESH_COOKIE_AUTH = [{ refreshCookie: [] }];

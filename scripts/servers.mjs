@@ -1,0 +1,41 @@
+// Starts the API (wrangler dev) and the demo app (vite) as child processes, waits until both answer,
+// and stops them (whole process groups) on stop() or when this process exits.
+import { spawn } from "node:child_process";
+import { delimiter, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+// Wrangler needs Node >= 22.12: the `node` devDependency's binary first on PATH, however we were started.
+const env = { ...process.env, PATH: join(root, "node_modules", ".bin") + delimiter + process.env.PATH, WRANGLER_SEND_METRICS: "false" };
+const children = new Set();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function start(command, args, { quiet = false, extraEnv = {} } = {}) {
+  const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, detached: process.platform !== "win32", shell: process.platform === "win32", stdio: quiet ? "ignore" : "inherit" });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+export async function waitFor(url, what, seconds = 60) {
+  for (const end = Date.now() + seconds * 1000; Date.now() < end; await sleep(300)) {
+    try {
+      if ((await fetch(url, { signal: AbortSignal.timeout(2000) })).ok) return;
+    } catch {
+      // not up yet
+    }
+  }
+  throw new Error(`${what} did not answer at ${url} within ${seconds} s`);
+}
+
+export function stop() {
+  for (const child of children) {
+    try {
+      if (process.platform === "win32") child.kill();
+      else process.kill(-child.pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+  }
+}
+process.on("exit", stop);

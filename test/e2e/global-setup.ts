@@ -1,0 +1,27 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+// @ts-expect-error: a plain ES module shared with `npm run demo`
+import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
+
+/** Ports of their own, so a running `npm run dev` or `npm run demo` is no obstacle. */
+export const API = "http://localhost:8790";
+export const APP = "http://localhost:5180";
+
+export default async function setup() {
+  const state = mkdtempSync(path.join(tmpdir(), "e2e-"));
+  const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
+  // A dev signing key in .dev.vars (kept if there), and a fresh database for this run.
+  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`], { quiet: true });
+  start("vite", ["--config", "demo/vite.config.ts", "--port", "5180"], { quiet: true, extraEnv: { VITE_API_URL: API } });
+  await waitFor(`${API}/health`, "the API");
+  await waitFor(`${APP}/`, "the demo app");
+  return () => {
+    stop();
+    rmSync(state, { recursive: true, force: true });
+  };
+}
