@@ -39,15 +39,19 @@ type Tokens = z.infer<typeof tokensSchema>;
 
 /** What went wrong: `code` is the API's error code, or network_error / bad_response. */
 export class AuthError extends Error {
-  constructor(
-    readonly code: ErrorCode | "network_error" | "bad_response",
-    message: string,
-    readonly status: number, // 0 when no answer arrived
-    readonly fields?: Record<string, string>,
-    readonly retryAfter?: number, // seconds, from Retry-After
-  ) {
+  readonly code: ErrorCode | "network_error" | "bad_response";
+  readonly status: number; // 0 when no answer arrived
+  readonly fields?: Record<string, string>;
+  readonly retryAfter?: number; // seconds, from Retry-After
+
+  // Plain fields, no parameter properties: Node 22 runs this file as it is (type stripping only).
+  constructor(code: AuthError["code"], message: string, status: number, fields?: Record<string, string>, retryAfter?: number) {
     super(message);
     this.name = "AuthError";
+    this.code = code;
+    this.status = status;
+    this.fields = fields;
+    this.retryAfter = retryAfter;
   }
 }
 
