@@ -71,9 +71,13 @@ export type AuthState = { signedIn: true; userId: string; username: string } | {
 const CHANNEL = "edge-auth-api";
 
 // Browser APIs, looked up at run time: the same code runs in Workers and Node, which lack some.
+interface Message {
+  token: string | null;
+  expiresAt?: number; // ms, by this machine's clock
+}
 interface Channel {
-  postMessage(message: unknown): void;
-  addEventListener(type: "message", listener: (e: { data: { token: string | null } }) => void): void;
+  postMessage(message: Message): void;
+  addEventListener(type: "message", listener: (e: { data: Message }) => void): void;
 }
 interface Browser {
   document?: unknown;
@@ -91,30 +95,58 @@ export function createAuthClient(options: ClientOptions) {
   // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : undefined;
 
-  let access: { token: string; exp: number; sub: string; username: string } | undefined;
+  // expiresAt is this machine's clock plus the answer's expires_in: a skewed clock cannot make
+  // every call refresh (the token's own exp is by the server's clock).
+  let access: { token: string; expiresAt: number; sub: string; username: string } | undefined;
   let refreshToken: string | undefined; // token mode only
   let refreshing: Promise<void> | undefined;
 
   const state = (): AuthState => (access ? { signedIn: true, userId: access.sub, username: access.username } : { signedIn: false });
-  const emit = () => listeners.forEach((l) => l(state()));
+  const emit = () => {
+    for (const listener of listeners) {
+      try {
+        listener(state());
+      } catch (err) {
+        // A listener's own failure is not the API's: it must not fail the call that signed in or out.
+        console.error(err);
+      }
+    }
+  };
 
-  function adopt(token: string | undefined, refresh?: string, announce = true) {
+  function claimsOf(token: unknown): { sub: string; username: string } {
+    try {
+      const claims = JSON.parse(atob(String(token).split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+      if (typeof claims.sub === "string" && typeof claims.username === "string") return claims;
+    } catch {
+      // fall through
+    }
+    throw new AuthError("bad_response", "The API answered without a valid access token", 200);
+  }
+
+  /** Takes tokens from an answer (or another tab), or forgets them (null). */
+  function adopt(tokens: { access_token: string; expires_in?: number; expiresAt?: number; refresh_token?: string } | null, announce = true) {
     const before = access?.sub;
-    if (token) {
-      const claims = JSON.parse(atob(token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))) as { exp: number; sub: string; username: string };
-      access = { token, exp: claims.exp, sub: claims.sub, username: claims.username };
-      if (refresh) refreshToken = refresh;
+    if (tokens) {
+      const { sub, username } = claimsOf(tokens.access_token);
+      const expiresAt = tokens.expiresAt ?? Date.now() + (tokens.expires_in ?? 0) * 1000;
+      access = { token: tokens.access_token, expiresAt, sub, username };
+      if (tokens.refresh_token) refreshToken = tokens.refresh_token;
     } else {
       access = undefined;
       refreshToken = undefined;
     }
-    if (announce) channel?.postMessage({ token: access?.token ?? null });
+    if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
     if (before !== access?.sub) emit(); // signed in, signed out, or another user
-
   }
 
   // Another tab refreshed or signed out: take its word.
-  channel?.addEventListener("message", (e) => adopt(e.data.token ?? undefined, undefined, false));
+  channel?.addEventListener("message", (e) => adopt(e.data.token ? { access_token: e.data.token, expiresAt: e.data.expiresAt } : null, false));
+
+  /** Under a browser-wide Web Lock where there is one: tabs take turns at /refresh and /logout. */
+  const locked = <T>(run: () => Promise<T>): Promise<T> => {
+    const locks = browser.navigator?.locks;
+    return locks ? locks.request(`${CHANNEL}:refresh`, run) : run();
+  };
 
   async function send<T>(method: string, path: string, body?: unknown, auth = false): Promise<T> {
     const headers: Record<string, string> = {};
@@ -148,22 +180,20 @@ export function createAuthClient(options: ClientOptions) {
         // Another tab may have refreshed while this one waited for the lock: use its token.
         if (access && access.token !== seen) return;
         try {
-          const tokens = await send<Tokens>("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken });
-          adopt(tokens.access_token, tokens.refresh_token);
+          adopt(await send<Tokens>("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
         } catch (err) {
-          if (err instanceof AuthError && err.code === "invalid_token") adopt(undefined);
+          if (err instanceof AuthError && err.code === "invalid_token") adopt(null);
           throw err;
         }
       };
-      const locks = browser.navigator?.locks;
-      await (locks ? locks.request(`${CHANNEL}:refresh`, run) : run());
+      await locked(run);
     })().finally(() => (refreshing = undefined));
     return refreshing;
   }
 
   /** A Bearer call: refreshed first when the token is about to expire, and retried once after a 401. */
   async function authed<T>(method: string, path: string, body?: unknown): Promise<T> {
-    if (!access || access.exp - Date.now() / 1000 < leeway) await refresh();
+    if (!access || access.expiresAt - Date.now() < leeway * 1000) await refresh();
     const token = access?.token;
     try {
       return await send<T>(method, path, body, true);
@@ -177,7 +207,7 @@ export function createAuthClient(options: ClientOptions) {
 
   async function signIn(path: "/register" | "/login", input: object) {
     const res = await send<z.infer<typeof signedInSchema>>("POST", path, { ...input, use_cookie: cookie });
-    adopt(res.access_token, res.refresh_token);
+    adopt(res);
     return res.user;
   }
 
@@ -206,16 +236,20 @@ export function createAuthClient(options: ClientOptions) {
     sessions: (cursor?: string) => authed<z.infer<typeof sessionsPageSchema>>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id: string) => authed<z.infer<typeof messageSchema>>("DELETE", `/sessions/${encodeURIComponent(id)}`),
     changePassword: (input: PasswordChange) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
+    /**
+     * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
+     * under the tabs' lock so no refresh lands after it. Token mode: refreshed first if need be.
+     */
     async logout() {
       try {
-        await (access ? send("POST", "/logout", undefined, true) : send("POST", "/logout"));
+        await (cookie ? locked(() => send("POST", "/logout")) : authed("POST", "/logout"));
       } finally {
-        adopt(undefined);
+        adopt(null);
       }
     },
     async logoutEverywhere() {
       const res = await authed<z.infer<typeof revokedCountSchema>>("POST", "/logout/all");
-      adopt(undefined);
+      adopt(null);
       return res;
     },
     /** A Bearer request to any other route of this API, with the same refresh and retry. */

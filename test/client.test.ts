@@ -1,4 +1,5 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
+import worker from "../src/index";
 import { describe, expect, it } from "vitest";
 import { AuthError, createAuthClient, type AuthState } from "../client";
 import { PASSWORD, decodeJwtPart, forgeToken, nowSeconds, randomIp, uniqueName } from "./helpers";
@@ -13,7 +14,7 @@ interface Traffic {
 }
 
 /** The worker's own fetch as the client's fetch, one client address per client, every call recorded. */
-function worker(traffic: Traffic = { calls: [] }, tamper?: (path: string, res: Response) => Promise<Response>) {
+function viaWorker(traffic: Traffic = { calls: [] }, tamper?: (path: string, res: Response) => Promise<Response>) {
   const ip = randomIp();
   const fetcher = async (input: RequestInfo | URL, init?: RequestInit) => {
     const req = new Request(input, init);
@@ -30,7 +31,7 @@ const newUser = () => ({ username: uniqueName("client"), password: PASSWORD });
 
 describe("the typed client", () => {
   it("registers, calls Bearer routes, and tells listeners about signing in and out", async () => {
-    const { fetch } = worker();
+    const { fetch } = viaWorker();
     const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
     const states: AuthState[] = [];
     client.onChange((s) => states.push(s));
@@ -50,17 +51,17 @@ describe("the typed client", () => {
     const traffic: Traffic = { calls: [] };
     const input = newUser();
     // The login answer carries an access token that has already expired (signed by the server's key).
-    const { fetch } = worker(traffic, async (path, res) => {
+    const { fetch } = viaWorker(traffic, async (path, res) => {
       if (path !== "/login") return res;
       const body = await res.json<{ access_token: string }>();
       const claims = decodeJwtPart(body.access_token, 1);
       const expired = await forgeToken({ claims: { ...claims, iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
       return Response.json({ ...body, access_token: expired });
     });
-    const setup = createAuthClient({ baseUrl: "http://localhost", fetch: worker().fetch, cookie: false });
+    const setup = createAuthClient({ baseUrl: "http://localhost", fetch: viaWorker().fetch, cookie: false });
     await setup.register(input);
-    // A negative leeway: the client does not look at exp itself, so every call meets the 401.
-    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false, refreshLeeway: -1e9 });
+    // The client goes by expires_in (900 s), so it sends the expired token and every call meets the 401.
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
     await client.login(input);
     traffic.calls.length = 0;
     const results = await Promise.all(Array.from({ length: 10 }, () => client.protected()));
@@ -71,7 +72,7 @@ describe("the typed client", () => {
 
   it("refreshes a token about to expire before the call, once for many calls", async () => {
     const traffic: Traffic = { calls: [] };
-    const { fetch } = worker(traffic);
+    const { fetch } = viaWorker(traffic);
     // Every token counts as about to expire: each batch of calls refreshes once first.
     const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false, refreshLeeway: 10_000 });
     await client.register(newUser());
@@ -81,8 +82,67 @@ describe("the typed client", () => {
     expect(traffic.calls.filter((c) => c === "GET /me")).toHaveLength(5);
   });
 
+  it("goes by expires_in, not the token's exp: a device clock two minutes fast does not refresh on every call", async () => {
+    const traffic: Traffic = { calls: [] };
+    const ip = randomIp();
+    // Access tokens of 60 s, and a client whose clock runs 120 s ahead of the server's.
+    const fetcher = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const req = new Request(input, init);
+      req.headers.set("cf-connecting-ip", ip);
+      traffic.calls.push(`${req.method} ${new URL(req.url).pathname}`);
+      return worker.fetch(req, { ...env, ACCESS_TOKEN_TTL: "60" });
+    }) as typeof fetch;
+    const realNow = Date.now;
+    Date.now = () => realNow() + 120_000;
+    try {
+      const client = createAuthClient({ baseUrl: "http://localhost", fetch: fetcher, cookie: false });
+      await client.register(newUser());
+      for (let i = 0; i < 3; i++) await client.me();
+    } finally {
+      Date.now = realNow;
+    }
+    expect(traffic.calls.filter((c) => c === "POST /refresh")).toHaveLength(0);
+  });
+
+  it("logs out in token mode even when the access token has expired: the session ends on the server", async () => {
+    const input = newUser();
+    const setup = createAuthClient({ baseUrl: "http://localhost", fetch: viaWorker().fetch, cookie: false });
+    const user = await setup.register(input);
+    const { fetch } = viaWorker({ calls: [] }, async (path, res) => {
+      if (path !== "/login") return res;
+      const body = await res.json<{ access_token: string }>();
+      const expired = await forgeToken({ claims: { ...decodeJwtPart(body.access_token, 1), iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
+      return Response.json({ ...body, access_token: expired });
+    });
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
+    await client.login(input);
+    await client.logout();
+    expect(client.state.signedIn).toBe(false);
+    const live = await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL").bind(user.id).first<{ n: number }>();
+    expect(live!.n).toBe(1); // the registration's session only; the login's is over
+  });
+
+  it("keeps a listener's own failure out of the call, and a 2xx without a token is a bad_response", async () => {
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch: viaWorker().fetch, cookie: false });
+    client.onChange(() => {
+      throw new Error("listener bug");
+    });
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (e: unknown) => void errors.push(e);
+    try {
+      await client.register(newUser());
+    } finally {
+      console.error = original;
+    }
+    expect(client.state.signedIn).toBe(true);
+    expect(errors).toHaveLength(1);
+    const odd = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ user: {}, access_token: 42 })) as typeof fetch });
+    await expect(odd.login(newUser())).rejects.toMatchObject({ code: "bad_response" });
+  });
+
   it("turns API errors into AuthError with code, status, fields and retryAfter", async () => {
-    const { fetch } = worker();
+    const { fetch } = viaWorker();
     const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
     const invalid = await client.register({ username: "x", password: "short" }).catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(AuthError);
@@ -106,11 +166,11 @@ describe("the typed client", () => {
   });
 
   it("changes the password and logs out everywhere through the same refresh-and-retry path", async () => {
-    const { fetch } = worker();
+    const { fetch } = viaWorker();
     const client = createAuthClient({ baseUrl: "http://localhost", fetch, cookie: false });
     const input = newUser();
     await client.register(input);
-    const other = createAuthClient({ baseUrl: "http://localhost", fetch: worker().fetch, cookie: false });
+    const other = createAuthClient({ baseUrl: "http://localhost", fetch: viaWorker().fetch, cookie: false });
     await other.login(input);
     expect((await client.changePassword({ current_password: PASSWORD, new_password: "brand new secret 7" })).sessions_revoked).toBe(1);
     await expect(other.me()).rejects.toMatchObject({ code: "invalid_token" });
