@@ -4,6 +4,7 @@ import { defineConfig } from "vite";
 // http://localhost:8787.
 export default defineConfig({
   root: import.meta.dirname,
-  server: { port: 5173, strictPort: true, host: "127.0.0.1" },
-  preview: { port: 5173, strictPort: true, host: "127.0.0.1" },
+  // localhost, the origin CORS_ORIGINS allows (127.0.0.1 is another site to the browser).
+  server: { port: 5173, strictPort: true, host: "localhost" },
+  preview: { port: 5173, strictPort: true, host: "localhost" },
 });

@@ -1,13 +1,12 @@
 // `npm run demo`: the API on http://localhost:8787 (as `npm run dev`: local D1/KV, dev key) and the
 // demo app on http://localhost:5173, together. Ctrl-C stops both.
 import { spawnSync } from "node:child_process";
-import { root, start, stop, waitFor } from "./servers.mjs";
+import { root, start, waitFor } from "./servers.mjs";
 
 const setup = spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "inherit" });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 start("wrangler", ["dev", "--port", "8787"]);
 start("vite", ["--config", "demo/vite.config.ts"]);
-for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => (stop(), process.exit(0)));
 await waitFor("http://localhost:8787/health", "the API");
 await waitFor("http://localhost:5173/", "the demo app");
 console.log("\n  demo: open http://localhost:5173  (API: http://localhost:8787, reference: http://localhost:8787/docs)\n");

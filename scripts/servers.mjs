@@ -1,6 +1,6 @@
 // Starts the API (wrangler dev) and the demo app (vite) as child processes, waits until both answer,
 // and stops them (whole process groups) on stop() or when this process exits.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,11 +31,15 @@ export async function waitFor(url, what, seconds = 60) {
 export function stop() {
   for (const child of children) {
     try {
-      if (process.platform === "win32") child.kill();
+      // Windows: the whole tree under the shell (wrangler, workerd, vite). Elsewhere: the group.
+      if (process.platform === "win32") spawnSync("taskkill", ["/pid", String(child.pid), "/T", "/F"], { stdio: "ignore" });
       else process.kill(-child.pid, "SIGTERM");
     } catch {
       // already gone
     }
   }
+  children.clear();
 }
 process.on("exit", stop);
+// A closed terminal (SIGHUP) or Ctrl-C must not leave the servers holding their ports.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(sig, () => process.exit(130));

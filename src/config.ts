@@ -43,7 +43,7 @@ const ConfigSchema = z.object({
   // Audit rows older than this are deleted by the daily cron.
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   // GET /docs (the interactive API reference); GET /openapi.json is always served.
-  API_DOCS: z.enum(["on", "off"]).default("on"),
+  API_DOCS: z.enum(["on", "off"]).default("off"),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import worker from "../src/index";
 import { describe, expect, it } from "vitest";
 import { AuthError, createAuthClient, type AuthState } from "../client";
-import { PASSWORD, decodeJwtPart, forgeToken, nowSeconds, randomIp, uniqueName } from "./helpers";
+import { PASSWORD, decodeJwtPart, expectDocumented, forgeToken, nowSeconds, randomIp, uniqueName } from "./helpers";
 
 /**
  * The typed client (client/index.ts) against the real worker, in token mode (no browser here; the
@@ -22,6 +22,9 @@ function viaWorker(traffic: Traffic = { calls: [] }, tamper?: (path: string, res
     const path = new URL(req.url).pathname;
     traffic.calls.push(`${req.method} ${path}`);
     const res = await exports.default.fetch(req);
+    // What the client receives is checked against /openapi.json like every other answer.
+    const text = await res.clone().text();
+    await expectDocumented(req.method, path, res, text ? JSON.parse(text) : undefined);
     return tamper ? tamper(path, res) : res;
   };
   return { fetch: fetcher as typeof fetch, traffic };

@@ -115,14 +115,17 @@ describe("errors", () => {
 });
 
 describe("API reference", () => {
-  it("GET /docs serves the interactive reference with a CSP of its own: the Scalar bundle by nonce, nothing else", async () => {
-    const res = await call("GET", "/docs");
+  const on = { bindings: { API_DOCS: "on" } as Partial<Env> };
+
+  it("GET /docs serves the interactive reference with a CSP of its own: one pinned Scalar file, with SRI, and nonced script", async () => {
+    const res = await call("GET", "/docs", on);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const csp = res.headers.get("content-security-policy")!;
     const nonce = /'nonce-([^']+)'/.exec(csp)![1]!;
     expect(csp).toContain("default-src 'none'");
-    expect(csp).toMatch(/script-src 'nonce-[^']+' https:\/\/cdn\.jsdelivr\.net(;|$)/);
+    const bundle = /script-src 'nonce-[^']+' (https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\/dist\/browser\/standalone\.js)(;|$)/.exec(csp)![1]!;
+    expect(res.text).toMatch(new RegExp(`<script[^>]* src="${bundle.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" integrity="sha384-[A-Za-z0-9+/=]{64}" crossorigin="anonymous"`));
     expect(csp).toContain("connect-src 'self'");
     expect(csp).toContain("frame-ancestors 'none'");
     // Every script on the page carries the nonce, and the page reads this API's document.
@@ -131,7 +134,7 @@ describe("API reference", () => {
     for (const tag of scripts) expect(tag).toContain(`nonce="${nonce}"`);
     expect(res.text).toContain("/openapi.json");
     // A fresh nonce per answer.
-    expect((await call("GET", "/docs")).headers.get("content-security-policy")).not.toContain(nonce);
+    expect((await call("GET", "/docs", on)).headers.get("content-security-policy")).not.toContain(nonce);
   });
 
   it("keeps default-src 'none' everywhere else, /openapi.json included", async () => {
@@ -141,9 +144,8 @@ describe("API reference", () => {
     }
   });
 
-  it("hides /docs when API_DOCS is off; /openapi.json stays", async () => {
-    const bindings = { API_DOCS: "off" } as Partial<Env>;
-    expectError(await call("GET", "/docs", { bindings }), 404, "not_found");
-    expect((await call("GET", "/openapi.json", { bindings })).status).toBe(200);
+  it("hides /docs with API_DOCS off, production's default; /openapi.json stays", async () => {
+    expectError(await call("GET", "/docs"), 404, "not_found");
+    expect((await call("GET", "/openapi.json")).status).toBe(200);
   });
 });

@@ -16,7 +16,7 @@ export const BEARER = [{ bearerAuth: [] }];
 export const REFRESH_COOKIE_AUTH = [{ refreshCookie: [] }];
 
 const retryAfter = { "Retry-After": { schema: { type: "integer" as const }, description: "seconds to wait before trying again" } };
-const challenge = { "WWW-Authenticate": { schema: { type: "string" as const }, description: 'RFC 6750 challenge, e.g. Bearer realm="edge-auth-api", error="invalid_token"' } };
+const challenge = { "WWW-Authenticate": { schema: { type: "string" as const }, description: 'on invalid_token: the RFC 6750 challenge, e.g. Bearer realm="edge-auth-api", error="invalid_token"' } };
 export const setCookie = {
   "Set-Cookie": { schema: { type: "string" as const }, description: "cookie mode: refresh_token=...; HttpOnly; Secure; SameSite; Path=/refresh (and again for /logout)" },
 };

@@ -16,8 +16,11 @@ export default async function setup() {
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
   const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
-  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`], { quiet: true });
-  start("vite", ["--config", "demo/vite.config.ts", "--port", "5180"], { quiet: true, extraEnv: { VITE_API_URL: API } });
+  // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
+  // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
+  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`, "--var", "REFRESH_REUSE_GRACE:0"], { quiet: true });
+  // On 127.0.0.1: the browser reaches it as localhost (the app) and as 127.0.0.1 (a foreign site).
+  start("vite", ["--config", "demo/vite.config.ts", "--port", "5180", "--host", "127.0.0.1"], { quiet: true, extraEnv: { VITE_API_URL: API } });
   await waitFor(`${API}/health`, "the API");
   await waitFor(`${APP}/`, "the demo app");
   return () => {

@@ -130,6 +130,7 @@ describe("the demo app in Chromium", () => {
   it("lets a page on a foreign site neither refresh nor log the user out", async () => {
     await login(page, username);
     await signedIn(page, username);
+    const cookieBefore = (await context.cookies(API)).find((c) => c.name === "refresh_token")?.value;
     // Another host name is another site: 127.0.0.1 is not localhost to the browser.
     const foreign = await open(context, APP.replace("localhost", "127.0.0.1"));
     const attempts = await foreign.evaluate(async (api) => {
@@ -142,6 +143,9 @@ describe("the demo app in Chromium", () => {
     }, API);
     expect(attempts).toEqual(["blocked", "blocked"]);
     await foreign.close();
+    // Nothing rotated the refresh token (with no reuse grace, a rotation behind the page's back
+    // would also make its next refresh look like theft), and the session lives.
+    expect((await context.cookies(API)).find((c) => c.name === "refresh_token")?.value).toBe(cookieBefore);
     await page.reload();
     await signedIn(page, username);
   });
