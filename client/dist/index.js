@@ -1,0 +1,172 @@
+// Generated from client/index.ts by `npm run client:build`. Do not edit.
+// client/index.ts
+var AuthError = class extends Error {
+  code;
+  status;
+  // 0 when no answer arrived
+  fields;
+  retryAfter;
+  // seconds, from Retry-After
+  // Plain fields, no parameter properties: Node 22 runs this file as it is (type stripping only).
+  constructor(code, message, status, fields, retryAfter) {
+    super(message);
+    this.name = "AuthError";
+    this.code = code;
+    this.status = status;
+    this.fields = fields;
+    this.retryAfter = retryAfter;
+  }
+};
+var CHANNEL = "edge-auth-api";
+var browser = globalThis;
+function createAuthClient(options) {
+  const base = options.baseUrl.replace(/\/$/, "");
+  const cookie = options.cookie ?? browser.document !== void 0;
+  const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const leeway = options.refreshLeeway ?? 30;
+  const listeners = /* @__PURE__ */ new Set();
+  const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : void 0;
+  let access;
+  let refreshToken;
+  let refreshing;
+  const state = () => access ? { signedIn: true, userId: access.sub, username: access.username } : { signedIn: false };
+  const emit = () => {
+    for (const listener of listeners) {
+      try {
+        listener(state());
+      } catch (err) {
+        console.error(err);
+      }
+    }
+  };
+  function claimsOf(token) {
+    try {
+      const claims = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      if (typeof claims.sub === "string" && typeof claims.username === "string") return claims;
+    } catch {
+    }
+    throw new AuthError("bad_response", "The API answered without a valid access token", 200);
+  }
+  function adopt(tokens, announce = true) {
+    const before = access?.sub;
+    if (tokens) {
+      const { sub, username } = claimsOf(tokens.access_token);
+      const expiresAt = tokens.expiresAt ?? Date.now() + (tokens.expires_in ?? 0) * 1e3;
+      access = { token: tokens.access_token, expiresAt, sub, username };
+      if (tokens.refresh_token) refreshToken = tokens.refresh_token;
+    } else {
+      access = void 0;
+      refreshToken = void 0;
+    }
+    if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
+    if (before !== access?.sub) emit();
+  }
+  channel?.addEventListener("message", (e) => adopt(e.data.token ? { access_token: e.data.token, expiresAt: e.data.expiresAt } : null, false));
+  const locked = (run) => {
+    const locks = browser.navigator?.locks;
+    return locks ? locks.request(`${CHANNEL}:refresh`, run) : run();
+  };
+  async function send(method, path, body, auth = false) {
+    const headers = {};
+    if (body !== void 0) headers["content-type"] = "application/json";
+    if (auth && access) headers.authorization = `Bearer ${access.token}`;
+    let res;
+    try {
+      const init = { method, headers, body: body === void 0 ? void 0 : JSON.stringify(body), credentials: cookie ? "include" : "same-origin" };
+      res = await doFetch(`${base}${path}`, init);
+    } catch (err) {
+      throw new AuthError("network_error", err.message || "The network request failed", 0);
+    }
+    let json;
+    try {
+      json = await res.json();
+    } catch {
+      throw new AuthError("bad_response", `The API answered ${res.status} without JSON`, res.status);
+    }
+    if (res.ok) return json;
+    const e = json;
+    const retry = Number(res.headers.get("retry-after"));
+    if (typeof e?.error !== "string") throw new AuthError("bad_response", `The API answered ${res.status}`, res.status);
+    throw new AuthError(e.error, e.message ?? e.error, res.status, e.fields, Number.isFinite(retry) && retry > 0 ? retry : void 0);
+  }
+  function refresh() {
+    refreshing ??= (async () => {
+      const seen = access?.token;
+      const run = async () => {
+        if (access && access.token !== seen) return;
+        try {
+          adopt(await send("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
+        } catch (err) {
+          if (err instanceof AuthError && err.code === "invalid_token") adopt(null);
+          throw err;
+        }
+      };
+      await locked(run);
+    })().finally(() => refreshing = void 0);
+    return refreshing;
+  }
+  async function authed(method, path, body) {
+    if (!access || access.expiresAt - Date.now() < leeway * 1e3) await refresh();
+    const token = access?.token;
+    try {
+      return await send(method, path, body, true);
+    } catch (err) {
+      if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
+      if (access?.token === token) await refresh();
+      return send(method, path, body, true);
+    }
+  }
+  async function signIn(path, input) {
+    const res = await send("POST", path, { ...input, use_cookie: cookie });
+    adopt(res);
+    return res.user;
+  }
+  return {
+    /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
+    get state() {
+      return state();
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    register: (input) => signIn("/register", input),
+    login: (input) => signIn("/login", input),
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    async resume() {
+      try {
+        await refresh();
+      } catch (err) {
+        if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
+      }
+      return state();
+    },
+    me: () => authed("GET", "/me").then((r) => r.user),
+    protected: () => authed("GET", "/protected"),
+    sessions: (cursor) => authed("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
+    revokeSession: (id) => authed("DELETE", `/sessions/${encodeURIComponent(id)}`),
+    changePassword: (input) => authed("POST", "/password", input),
+    /**
+     * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
+     * under the tabs' lock so no refresh lands after it. Token mode: refreshed first if need be.
+     */
+    async logout() {
+      try {
+        await (cookie ? locked(() => send("POST", "/logout")) : authed("POST", "/logout"));
+      } finally {
+        adopt(null);
+      }
+    },
+    async logoutEverywhere() {
+      const res = await authed("POST", "/logout/all");
+      adopt(null);
+      return res;
+    },
+    /** A Bearer request to any other route of this API, with the same refresh and retry. */
+    request: (method, path, body) => authed(method, path, body)
+  };
+}
+export {
+  AuthError,
+  createAuthClient
+};
