@@ -42,6 +42,9 @@ const ConfigSchema = z.object({
   PASSWORD_CHANGE_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
   // Audit rows older than this are deleted by the daily cron.
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
+  // POST /register: "closed" answers 403 registration_closed (invite-only apps, or until the first
+  // admin exists: register them, grant the role, then close).
+  REGISTRATION: z.enum(["open", "closed"]).default("open"),
   // GET /docs (the interactive API reference); GET /openapi.json is always served.
   API_DOCS: z.enum(["on", "off"]).default("off"),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.

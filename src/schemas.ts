@@ -86,6 +86,7 @@ export const ERROR_CODES = [
   "invalid_credentials",
   "invalid_token",
   "forbidden",
+  "registration_closed",
   "not_found",
   "method_not_allowed",
   "username_taken",

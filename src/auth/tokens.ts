@@ -112,11 +112,33 @@ export async function signAccessToken(config: Config, input: SignInput): Promise
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
 
+/** Why a token was refused, for the server's log only (never the answer: RFC 8725). */
+function refusal(err: unknown): string {
+  const e = err as { code?: string; claim?: string };
+  switch (e.code) {
+    case "ERR_JWT_EXPIRED":
+      return "expired";
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return "bad_signature";
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED":
+      return `claim_${e.claim ?? "invalid"}`; // iss, aud, nbf, iat, a required claim...
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+    case "ERR_JWKS_NO_MATCHING_KEY":
+    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
+      return "unknown_key_or_alg";
+    case "ERR_JWS_INVALID":
+    case "ERR_JWT_INVALID":
+      return "malformed";
+    default:
+      return e.code ?? "invalid";
+  }
+}
+
 /**
  * Verifies signature, algorithm, typ, issuer, audience and times. Returns null for any token
- * that is not a valid access token from us; the reason is not exposed (RFC 8725).
+ * that is not a valid access token from us; the reason goes to `onRefused` only (for the log).
  */
-export async function verifyAccessToken(config: Config, token: string): Promise<AccessClaims | null> {
+export async function verifyAccessToken(config: Config, token: string, onRefused?: (reason: string) => void): Promise<AccessClaims | null> {
   const ring = await keyRing(config.JWT_PRIVATE_KEY);
   try {
     const { payload } = await jwtVerify(token, ring.resolve, {
@@ -127,11 +149,14 @@ export async function verifyAccessToken(config: Config, token: string): Promise<
       requiredClaims: ["sub", "jti", "iat", "exp", "sid"],
     });
     const { sub, jti, iat, exp, sid, username, roles, epoch = 0 } = payload;
-    if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles)) return null;
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
-    if (!Number.isSafeInteger(epoch) || (epoch as number) < 0) return null;
+    if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles) || !Number.isSafeInteger(epoch) || (epoch as number) < 0) {
+      onRefused?.("claim_types");
+      return null;
+    }
     return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles, epoch: epoch as number };
-  } catch {
+  } catch (err) {
+    onRefused?.(refusal(err));
     return null;
   }
 }

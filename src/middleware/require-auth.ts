@@ -7,6 +7,7 @@ import { verifyAccessToken, type AccessClaims } from "../auth/tokens";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
+import { log } from "../log";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;
@@ -34,9 +35,12 @@ export function requireAuth() {
       wwwAuthenticateHeader: challenge("invalid_token", "the access token is invalid, expired or revoked"),
     },
     verifyToken: async (token, c) => {
-      if (token.length > MAX_TOKEN_LENGTH) return false;
-      const claims = await verifyAccessToken(getConfig(c.env), token);
-      if (!claims || (await isRevoked(c.env.REVOKED, claims))) return false;
+      // Why a token was refused goes to the log at debug level, never into the answer.
+      const refused = (reason: string) => log("token_refused", { request_id: c.get("requestId"), reason }, "debug");
+      if (token.length > MAX_TOKEN_LENGTH) return refused("too_long"), false;
+      const claims = await verifyAccessToken(getConfig(c.env), token, refused);
+      if (!claims) return false;
+      if (await isRevoked(c.env.REVOKED, claims)) return refused("revoked"), false;
       c.set("auth", claims);
       return true;
     },

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
+import { getConfig } from "../config";
 import { deps } from "../deps";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
@@ -15,15 +16,21 @@ import { publicUser, tokenBody } from "./shapes";
 const authed = requireAuth();
 const tags = ["Sign-in"];
 
+const registrationOpen = createMiddleware<AppEnv>(async function registrationOpen(c, next) {
+  if (getConfig(c.env).REGISTRATION === "closed") throw new ApiError("registration_closed");
+  await next();
+});
+
 const registerRoute = createRoute({
   method: "post",
   path: "/register",
   tags,
   summary: "Create an account and sign in",
-  description: 'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned.',
-  middleware: [limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
+  middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
   request: body(registerSchema),
   responses: { 201: json(signedInSchema, "Signed up and in", setCookie), ...errors(400, 403, 409, 413, 415, 429) },
+  description:
+    'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed".',
 });
 
 const loginRoute = createRoute({

@@ -24,7 +24,7 @@ export const setCookie = {
 const ERROR_TEXT: Record<number, string> = {
   400: "invalid_request (malformed JSON or headers) or validation_failed (with fields)",
   401: "invalid_token or invalid_credentials",
-  403: "forbidden",
+  403: "forbidden (or registration_closed on /register)",
   404: "not_found",
   409: "username_taken or email_taken",
   413: "payload_too_large",
