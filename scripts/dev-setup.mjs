@@ -29,3 +29,21 @@ const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--loc
   env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
 });
 if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+
+// A new signing key and pepper with users already in the local database: their passwords can no
+// longer be checked (the pepper is gone), and their names are taken. Say so, and how to start over.
+if (lines.some((l) => l.startsWith("PASSWORD_PEPPER"))) {
+  const count = spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--json", "--command", "SELECT count(*) AS n FROM users"], {
+    encoding: "utf8",
+    shell: process.platform === "win32",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  const users = count.status === 0 ? (JSON.parse(count.stdout)[0]?.results?.[0]?.n ?? 0) : 0;
+  if (users > 0) {
+    console.warn(
+      `\ndev-setup: WARNING: .dev.vars has a new pepper and key, but the local database already has ${users} user(s).\n` +
+        "  Their passwords were hashed with the old pepper: every login will be invalid_credentials, and their\n" +
+        "  usernames stay taken. Start clean with `npm run dev:reset` (fresh local D1, KV and .dev.vars).\n",
+    );
+  }
+}
