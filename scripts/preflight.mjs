@@ -1,0 +1,26 @@
+// What `npm run deploy` checks before it uploads anything: configuration that wrangler accepts but
+// that would fail (or be unsafe) at run time. Returns one message per problem, each naming the fix.
+const MAX_ITERATIONS = 100_000; // production Workers refuse PBKDF2 above this
+
+export function preflight(config) {
+  const problems = [];
+  const vars = config.vars ?? {};
+  const issuer = String(vars.ISSUER ?? "");
+  if (!issuer) {
+    problems.push(
+      "ISSUER is empty. Set it in wrangler.toml [vars] to this Worker's https URL: https://edge-auth-api.<your subdomain>.workers.dev " +
+        "(the subdomain is under Workers & Pages in the Cloudflare dashboard), or your custom domain.",
+    );
+  } else if (!/^https:\/\/[^/]+$/.test(issuer)) {
+    problems.push(`ISSUER must be the Worker's https origin, like https://auth.example.com (it is "${issuer}").`);
+  }
+  const db = (config.d1_databases ?? []).find((d) => d.binding === "DB");
+  if (!db?.database_id) problems.push("The D1 database has no database_id. Run `npx wrangler d1 create edge-auth` and put the printed id under [[d1_databases]] in wrangler.toml.");
+  const kv = (config.kv_namespaces ?? []).find((k) => k.binding === "REVOKED");
+  if (!kv?.id) problems.push("The REVOKED KV namespace has no id. Run `npx wrangler kv namespace create REVOKED` and put the printed id under [[kv_namespaces]] in wrangler.toml.");
+  const origins = String(vars.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  const plain = origins.filter((o) => !o.startsWith("https://"));
+  if (plain.length) problems.push(`CORS_ORIGINS must list https origins in production (browsers send cookies to the API over https only): ${plain.join(", ")}.`);
+  if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS) problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
+  return problems;
+}
