@@ -10,11 +10,15 @@ if (!username || !/^[A-Za-z0-9_]{3,32}$/.test(username)) {
   process.exit(2);
 }
 
+// EDGE_AUTH_PERSIST_TO: a local state directory other than wrangler's default (npm run docs:check).
+const where = remote ? ["--remote"] : ["--local", ...(process.env.EDGE_AUTH_PERSIST_TO ? ["--persist-to", process.env.EDGE_AUTH_PERSIST_TO] : [])];
+
 function d1(sql) {
-  const out = execFileSync("wrangler", ["d1", "execute", "DB", remote ? "--remote" : "--local", "--json", "--command", sql], {
+  const out = execFileSync("wrangler", ["d1", "execute", "DB", ...where, "--json", "--command", sql], {
     encoding: "utf8",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
     stdio: ["ignore", "pipe", "inherit"],
+    shell: process.platform === "win32",
   });
   return JSON.parse(out)[0].results;
 }
