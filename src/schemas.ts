@@ -79,7 +79,7 @@ export const listAuditQuerySchema = z.object({
 
 // ---- Responses -------------------------------------------------------------------------------------
 
-/** The contract's error codes (ARCHITECTURE section 1); errors.ts maps each to its HTTP status. */
+/** The contract's error codes (the README's API section, and /openapi.json); errors.ts maps each to its HTTP status. */
 export const ERROR_CODES = [
   "invalid_request",
   "validation_failed",

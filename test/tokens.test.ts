@@ -12,7 +12,7 @@ const now = nowSeconds;
 const forge = forgeToken;
 
 describe("access tokens", () => {
-  it("round-trips with the claims of ARCHITECTURE section 2", async () => {
+  it("round-trips with the documented claims (README: From your backend)", async () => {
     const { token, jti, expiresIn } = await signAccessToken(config, input());
     const claims = await verifyAccessToken(config, token);
     expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti });

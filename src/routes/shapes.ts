@@ -4,7 +4,7 @@ import type { User } from "../db/schema";
 import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";
 
-/** The JSON shapes of the contract (ARCHITECTURE section 1), built from domain values. */
+/** The JSON shapes of the contract (the README's API section, and /openapi.json), built from domain values. */
 
 export interface PublicUser {
   id: string;
