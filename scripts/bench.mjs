@@ -13,4 +13,6 @@ if (run.status !== 0) {
   process.stdout.write(output);
   process.exit(run.status ?? 1);
 }
-console.log(output.split("\n").filter((line) => line.startsWith("|")).join("\n"));
+// eslint-disable-next-line no-control-regex
+const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
+console.log(plain.split("\n").filter((line) => line.startsWith("|")).join("\n"));

@@ -1,18 +1,43 @@
 // `npm run deploy`: checks the configuration first (scripts/preflight.mjs) and refuses to upload one
 // that would fail at run time; then applies the migrations to the remote D1 and deploys. Extra
-// flags go to `wrangler deploy` (e.g. --secrets-file on the first deploy).
+// flags go to wrangler (e.g. --secrets-file on the first deploy; -c/--config and -e/--env are
+// honoured by the check and by the migrations too).
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
 import { unstable_readConfig } from "wrangler";
 import { preflight } from "./preflight.mjs";
 
-const problems = preflight(unstable_readConfig({ config: "wrangler.toml" }));
+const args = process.argv.slice(2);
+const flag = (...names) => {
+  const i = args.findIndex((a) => names.includes(a) || names.some((n) => a.startsWith(`${n}=`)));
+  return i < 0 ? undefined : args[i].includes("=") ? args[i].split("=").slice(1).join("=") : args[i + 1];
+};
+const configPath = flag("-c", "--config") ?? "wrangler.toml";
+const envName = flag("-e", "--env");
+const scoped = [...(configPath !== "wrangler.toml" ? ["--config", configPath] : []), ...(envName ? ["--env", envName] : [])];
+
+// The Worker's own check of its vars (src/config.ts), bundled for Node on the spot.
+const dir = mkdtempSync(path.join(tmpdir(), "deploy-check-"));
+let checkVars;
+try {
+  await build({ entryPoints: ["src/config.ts"], bundle: true, format: "esm", platform: "node", outfile: path.join(dir, "config.mjs"), logLevel: "silent" });
+  ({ checkVars } = await import(pathToFileURL(path.join(dir, "config.mjs")).href));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const problems = preflight(unstable_readConfig({ config: configPath, env: envName }), checkVars);
 if (problems.length) {
-  console.error(`deploy: not deploying; wrangler.toml needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  console.error(`deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
   process.exit(1);
 }
-const run = (args) => {
-  const r = spawnSync("wrangler", args, { stdio: "inherit", shell: process.platform === "win32", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+const run = (wranglerArgs) => {
+  const r = spawnSync("wrangler", wranglerArgs, { stdio: "inherit", shell: process.platform === "win32", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
-run(["d1", "migrations", "apply", "DB", "--remote"]);
-run(["deploy", ...process.argv.slice(2)]);
+run(["d1", "migrations", "apply", "DB", "--remote", ...scoped]);
+run(["deploy", ...args]);

@@ -2,6 +2,13 @@
 // .dev.vars, then writes a new .dev.vars and applies the migrations, as a first `npm run dev` does.
 import { rmSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { portFree } from "./servers.mjs";
+
+// Deleting the local database under a running server breaks it (and it keeps answering /health).
+if (!(await portFree(8787))) {
+  console.error("dev:reset: something is serving on 8787 (`npm run dev`?). Stop it first, then run `npm run dev:reset` again.");
+  process.exit(1);
+}
 
 for (const path of [".wrangler/state", ".dev.vars"]) {
   rmSync(path, { recursive: true, force: true });

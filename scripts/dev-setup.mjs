@@ -43,7 +43,8 @@ if (lines.some((l) => l.startsWith("PASSWORD_PEPPER"))) {
     console.warn(
       `\ndev-setup: WARNING: .dev.vars has a new pepper and key, but the local database already has ${users} user(s).\n` +
         "  Their passwords were hashed with the old pepper: every login will be invalid_credentials, and their\n" +
-        "  usernames stay taken. Start clean with `npm run dev:reset` (fresh local D1, KV and .dev.vars).\n",
+        "  usernames stay taken. To start clean, stop `npm run dev`, then run `npm run dev:reset`\n" +
+        "  (fresh local D1, KV and .dev.vars).\n",
     );
   }
 }

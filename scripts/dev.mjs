@@ -1,18 +1,14 @@
 // `npm run dev`: local setup (scripts/dev-setup.mjs), then `wrangler dev` on 8787, or the port given
-// with `npm run dev -- --port N` (ISSUER follows it). A port already in use is refused, plainly:
-// wrangler would otherwise serve on the next port while ISSUER still names this one.
+// with `npm run dev -- --port N` (ISSUER follows it). A port already in use is refused, plainly,
+// before any setup runs (a second dev server next to the first one helps nobody).
 import { spawn, spawnSync } from "node:child_process";
-import { createServer } from "node:net";
+import { portFree } from "./servers.mjs";
 
 const args = process.argv.slice(2);
 const i = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
 const port = Number(i < 0 ? 8787 : args[i].includes("=") ? args[i].split("=")[1] : args[i + 1]);
 
-const free = await new Promise((resolve) => {
-  const probe = createServer().once("error", () => resolve(false));
-  probe.listen(port, "localhost", () => probe.close(() => resolve(true)));
-});
-if (!free) {
+if (!(await portFree(port))) {
   console.error(`dev: port ${port} is in use (another \`npm run dev\`?). Stop it, or pick another port: npm run dev -- --port ${port + 1}`);
   process.exit(1);
 }

@@ -1,8 +1,10 @@
 // What `npm run deploy` checks before it uploads anything: configuration that wrangler accepts but
 // that would fail (or be unsafe) at run time. Returns one message per problem, each naming the fix.
+// `checkVars` is the Worker's own check of its vars (src/config.ts), so nothing the Worker would
+// refuse gets through.
 const MAX_ITERATIONS = 100_000; // production Workers refuse PBKDF2 above this
 
-export function preflight(config) {
+export function preflight(config, checkVars) {
   const problems = [];
   const vars = config.vars ?? {};
   const issuer = String(vars.ISSUER ?? "");
@@ -22,5 +24,10 @@ export function preflight(config) {
   const plain = origins.filter((o) => !o.startsWith("https://"));
   if (plain.length) problems.push(`CORS_ORIGINS must list https origins in production (browsers send cookies to the API over https only): ${plain.join(", ")}.`);
   if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS) problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
+  // Everything else the Worker checks at run time; vars already reported above are not repeated.
+  const named = new Set(["ISSUER", "CORS_ORIGINS", "PASSWORD_ITERATIONS"].filter((v) => problems.some((p) => p.includes(v))));
+  for (const problem of checkVars(vars)) {
+    if (!named.has(problem.split(/[.:]/)[0])) problems.push(`In [vars], ${problem} (the Worker would refuse to start).`);
+  }
   return problems;
 }

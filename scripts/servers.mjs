@@ -1,6 +1,7 @@
 // Starts the API (wrangler dev) and the demo app (vite) as child processes, waits until both answer,
 // and stops them (whole process groups) on stop() or when this process exits.
 import { spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,6 +16,14 @@ export function start(command, args, { quiet = false, extraEnv = {} } = {}) {
   children.add(child);
   child.on("exit", () => children.delete(child));
   return child;
+}
+
+/** Whether nothing listens on `port` (localhost). */
+export function portFree(port) {
+  return new Promise((resolve) => {
+    const probe = createServer().once("error", () => resolve(false));
+    probe.listen(port, "localhost", () => probe.close(() => resolve(true)));
+  });
 }
 
 export async function waitFor(url, what, seconds = 60) {

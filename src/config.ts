@@ -57,6 +57,15 @@ const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/**
+ * What is wrong with a set of non-secret vars, as the Worker would judge them: `npm run deploy`
+ * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
+ */
+export function checkVars(vars: Record<string, unknown>): string[] {
+  const parsed = ConfigSchema.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true }).safeParse(vars);
+  return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+}
+
 /** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

@@ -1,15 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
-import { preflight } from "../../scripts/preflight.mjs";
+import { preflight as check0 } from "../../scripts/preflight.mjs";
+import { checkVars } from "../../src/config";
+
+const preflight = (config: unknown) => check0(config, checkVars) as string[];
 
 const check = (change: (c: any) => void) => {
   const config = structuredClone(good);
   change(config);
-  return preflight(config) as string[];
+  return preflight(config);
 };
+// The committed vars, with what production must add.
+const committed = unstable_readConfig({ config: "wrangler.toml" });
 const good = {
-  vars: { ISSUER: "https://auth.example.com", CORS_ORIGINS: "https://app.example.com", PASSWORD_ITERATIONS: "100000" },
+  vars: { ...committed.vars, ISSUER: "https://auth.example.com", CORS_ORIGINS: "https://app.example.com" },
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
 };
@@ -32,5 +37,11 @@ describe("npm run deploy's preflight", () => {
     expect(check((c) => (c.kv_namespaces = []))).toEqual([expect.stringMatching(/kv namespace create REVOKED/)]);
     expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com, http://localhost:5173"))).toEqual([expect.stringMatching(/https origins.*http:\/\/localhost:5173/)]);
     expect(check((c) => (c.vars.PASSWORD_ITERATIONS = "600000"))).toEqual([expect.stringMatching(/at most 100000/)]);
+  });
+
+  it("refuses whatever else the Worker itself would refuse at run time, by the Worker's own check", () => {
+    expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com/"))).toEqual([expect.stringMatching(/CORS_ORIGINS.*bare origin/)]);
+    expect(check((c) => (c.vars.REGISTRATION = "Closed"))).toEqual([expect.stringMatching(/^In \[vars\], REGISTRATION/)]);
+    expect(check((c) => (c.vars.ACCESS_TOKEN_TTL = "30"))).toEqual([expect.stringMatching(/^In \[vars\], ACCESS_TOKEN_TTL/)]);
   });
 });
