@@ -16,6 +16,7 @@ if (!has("PASSWORD_PEPPER")) lines.push(`PASSWORD_PEPPER='${newPepper()}'`);
 if (!has("ISSUER")) lines.push("ISSUER='http://localhost:8787'");
 if (!has("CORS_ORIGINS")) lines.push("CORS_ORIGINS='http://localhost:5173'");
 if (!has("API_DOCS")) lines.push("API_DOCS='on'");
+if (!has("APP_URL")) lines.push("APP_URL='http://localhost:5173/'");
 if (lines.length) {
   const prefix = current && !current.endsWith("\n") ? "\n" : "";
   appendFileSync(file, `${prefix}# Local development settings, written by scripts/dev-setup.mjs. Never commit.\n${lines.join("\n")}\n`);

@@ -15,6 +15,7 @@ import { adminApp } from "./routes/admin";
 import { auth } from "./routes/auth";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
+import { recovery } from "./routes/recovery";
 
 // Every request body here is a small JSON object; refuse anything larger before parsing it.
 const MAX_BODY_BYTES = 16 * 1024;
@@ -40,7 +41,7 @@ app.use(
   cors({
     origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
     credentials: true,
-    allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+    allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
     allowHeaders: ["Content-Type", "Authorization"],
     exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
     maxAge: 600,
@@ -56,6 +57,7 @@ app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError
 app.route("/", meta);
 app.route("/", auth);
 app.route("/", account);
+app.route("/", recovery);
 app.route("/admin", adminApp);
 mountDocs(app);
 

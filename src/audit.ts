@@ -19,7 +19,14 @@ export type SecurityEvent =
   | "password_changed"
   | "password_change_failed"
   | "session_revoked"
-  | "rate_limited";
+  | "rate_limited"
+  | "mail_failed"
+  | "email_verified"
+  | "password_reset"
+  | "email_change_requested"
+  | "email_changed"
+  | "account_deleted"
+  | "admin_user_updated";
 
 export interface AuditContext {
   db: Db;

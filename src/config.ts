@@ -45,6 +45,11 @@ const ConfigSchema = z.object({
   // POST /register: "closed" answers 403 registration_closed (invite-only apps, or until the first
   // admin exists: register them, grant the role, then close).
   REGISTRATION: z.enum(["open", "closed"]).default("open"),
+  // Mail: the sender, and the app page that completes each mailed link (empty: links cannot be made,
+  // and the mail flows answer 500 config_invalid in the log).
+  MAIL_FROM: z.email().default("no-reply@example.com"),
+  APP_URL: z.union([z.literal(""), z.url()]).default(""),
+  REQUIRE_VERIFIED_EMAIL: z.enum(["on", "off"]).default("off"),
   // GET /docs (the interactive API reference); GET /openapi.json is always served.
   API_DOCS: z.enum(["on", "off"]).default("off"),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.

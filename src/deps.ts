@@ -14,6 +14,8 @@ export interface Deps extends AuditContext {
   userAgent?: string;
   /** The per-account login budget at the edge; throws 429 when `key` has used it. Absent in unit tests. */
   limitAccount?: (key: string) => Promise<void>;
+  /** Cloudflare Email Service (src/mail.ts is the only user). */
+  mailer?: SendEmail;
   /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
   defer?: (task: Promise<unknown>) => void;
 }
@@ -35,5 +37,6 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   ip: clientIp(c),
   userAgent: c.req.header("user-agent"),
   limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
+  mailer: c.env.EMAIL,
   defer: waitUntil(c),
 });

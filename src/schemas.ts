@@ -59,6 +59,28 @@ export const passwordChangeSchema = z
   })
   .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
+const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
+const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
+
+export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
+export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
+export const resetSchema = z.object({ token: linkToken, new_password: passwordSchema }).openapi("ResetPassword");
+export const emailChangeSchema = z.object({ new_email: emailSchema, current_password: currentPassword }).openapi("EmailChange");
+export const deleteMeSchema = z.object({ current_password: currentPassword }).openapi("DeleteAccount");
+
+const role = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "roles are 1-32 lower-case letters, digits or underscores");
+export const adminUserPatchSchema = z
+  .object({
+    roles: z.array(role).min(1, "at least one role").max(20, "at most 20 roles").optional(),
+    disabled: z.boolean({ error: "must be true or false" }).optional(),
+  })
+  .refine((v) => v.roles !== undefined || v.disabled !== undefined, { message: "send roles, disabled, or both", path: ["_"] })
+  .openapi("AdminUserChange", { example: { roles: ["user", "admin"], disabled: false } });
+
+export const userIdSchema = z.object({
+  id: z.string().max(64, "is not a user id").openapi({ param: { name: "id", in: "path" } }),
+});
+
 export const sessionIdSchema = z.object({
   id: z.string().max(64, "is not a session id").openapi({ param: { name: "id", in: "path" }, example: "6f1c0c9e-6d0a-4a57-9d52-0b3f5c3f1f2e" }),
 });
@@ -87,6 +109,9 @@ export const ERROR_CODES = [
   "invalid_token",
   "forbidden",
   "registration_closed",
+  "account_disabled",
+  "email_unverified",
+  "invalid_link",
   "not_found",
   "method_not_allowed",
   "username_taken",
@@ -112,10 +137,11 @@ export const userSchema = z
     id: z.string().openapi({ description: "opaque, non-sequential" }),
     username: z.string(),
     email: z.string().nullable(),
+    email_verified: z.boolean(),
     roles: z.array(z.string()),
     created_at: z.iso.datetime(),
   })
-  .openapi("User", { example: { id: "0b6f2a4e-8c1d-4f5e-9a7b-2c3d4e5f6a7b", username: "alice", email: "alice@example.com", roles: ["user"], created_at: "2026-11-23T10:00:00.000Z" } });
+  .openapi("User", { example: { id: "0b6f2a4e-8c1d-4f5e-9a7b-2c3d4e5f6a7b", username: "alice", email: "alice@example.com", email_verified: true, roles: ["user"], created_at: "2026-11-23T10:00:00.000Z" } });
 
 const accessToken = z.string().openapi({ description: "ES256 JWT (typ at+jwt); send as Authorization: Bearer" });
 const tokenFields = {
@@ -159,6 +185,8 @@ export const auditEventSchema = z
   })
   .openapi("AuditEvent");
 export const auditPageSchema = z.object({ events: z.array(auditEventSchema), next_cursor: nextCursor }).openapi("AuditPage");
+
+export const adminUserSchema = z.object({ user: userSchema, disabled: z.boolean() }).openapi("AdminUser");
 
 export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string() }).openapi("Protected");
 export const meSchema = z.object({ user: userSchema }).openapi("Me");

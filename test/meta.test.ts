@@ -46,7 +46,7 @@ describe("errors", () => {
     const res = await call("GET", "/login");
     expectError(res, 405, "method_not_allowed");
     expect(res.headers.get("allow")).toContain("POST");
-    const del = await call("DELETE", "/me");
+    const del = await call("PUT", "/me");
     expectError(del, 405, "method_not_allowed");
     expect(del.headers.get("allow")).toContain("GET");
   });

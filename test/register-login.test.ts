@@ -11,7 +11,7 @@ describe("POST /register", () => {
     const res = await call("POST", "/register", { body: { username, email: `${username}@Example.COM`, password: PASSWORD } });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ token_type: "Bearer", expires_in: 900, access_token: expect.any(String), refresh_token: expect.any(String) });
-    expect(res.body.user).toEqual({ id: expect.any(String), username, email: `${username.toLowerCase()}@example.com`, roles: ["user"], created_at: expect.any(String) });
+    expect(res.body.user).toEqual({ id: expect.any(String), username, email: `${username.toLowerCase()}@example.com`, email_verified: false, roles: ["user"], created_at: expect.any(String) });
     expect(new Date(res.body.user.created_at).toISOString()).toBe(res.body.user.created_at);
     expect(res.text).not.toMatch(/pbkdf2|password/i);
     expect(res.headers.get("cache-control")).toBe("no-store");

@@ -7,7 +7,7 @@ import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";
 
 const config = getConfig(env);
 const privateJwk = testJwk();
-const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
+const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, emailVerified: false, now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
 const now = nowSeconds;
 const forge = forgeToken;
 

@@ -17,7 +17,7 @@ export default defineConfig(async () => {
   // Every var is passed explicitly, so a developer's .dev.vars can never change what tests see:
   // wrangler.toml's production values, plus the issuer and origin that production leaves empty.
   const { vars } = unstable_readConfig({ config: path.join(root, "wrangler.toml") });
-  const testVars = { ...vars, ISSUER: "http://localhost:8787", CORS_ORIGINS: "http://localhost:5173" };
+  const testVars = { ...vars, ISSUER: "http://localhost:8787", CORS_ORIGINS: "http://localhost:5173", APP_URL: "http://localhost:5173/" };
 
   return {
     root,

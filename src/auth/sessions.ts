@@ -19,7 +19,7 @@ import {
   type SessionCursor,
 } from "../db/sessions";
 import { endCheck } from "../db/password-checks";
-import { endSessionEpoch, epochState, findTaken, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
+import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";
@@ -61,6 +61,7 @@ interface TokenOwner {
   username: string;
   roles: string[];
   epoch: number;
+  emailVerifiedAt: Date | null;
 }
 
 /** Signs the access token for a session; its `exp` never passes the session's end. */
@@ -71,6 +72,7 @@ async function issue(config: Config, owner: TokenOwner, session: { id: string; e
     roles: owner.roles,
     sessionId: session.id,
     epoch: owner.epoch,
+    emailVerified: owner.emailVerifiedAt !== null,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),
   });
@@ -121,6 +123,8 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
     lastFailedLoginAt: null,
     lockedUntil: null,
     lockAuditedUntil: null,
+    emailVerifiedAt: null,
+    disabledAt: null,
     sessionEpoch: 0,
     epochKeptSession: null,
     createdAt: now,
@@ -161,6 +165,12 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
     await audit(deps, "login_failed", { user_id: user?.id ?? null });
     if (user) await auditLock(deps, user.id, lock);
     throw new ApiError("invalid_credentials");
+  }
+  // Told only to someone who knows the password.
+  if (user.disabledAt || (config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt)) {
+    await deps.db.batch([...passPasswordCheck(deps, user.id, check, now)]);
+    await audit(deps, "login_failed", { user_id: user.id, reason: user.disabledAt ? "account_disabled" : "email_unverified" });
+    throw new ApiError(user.disabledAt ? "account_disabled" : "email_unverified");
   }
 
   const { row, refreshToken } = await newSession(deps, user.id, now);
@@ -295,7 +305,7 @@ type EpochRow = { epoch: number; kept: string | null; until: number | null };
  * revocations at once may land in KV in the wrong order, so D1 is read again after the write and a
  * newer state is written on top.
  */
-async function publishEpoch(deps: Deps, userId: string, state: EpochRow, now: Date): Promise<void> {
+export async function publishEpoch(deps: Deps, userId: string, state: EpochRow, now: Date): Promise<void> {
   for (let current: EpochRow | undefined = state, i = 0; current && i < 3; i++) {
     const written: EpochRow = current;
     await revokeEpoch(deps.kv, userId, { epoch: written.epoch, kept: written.kept, until: new Date(Math.max(written.until ?? 0, now.getTime())) });
@@ -373,7 +383,7 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
     // Only if the password is still the one checked (of two concurrent changes, one wins) and this
     // session is still live (a logout-all that landed meanwhile stands).
     replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
-    revokeUserSessions(db, user.id, now, claims.sid, newHash),
+    revokeUserSessions(db, user.id, now, claims.sid, passwordIs(db, user.id, newHash)),
     resetPasswordAttempts(db, claims.sid),
     endCheck(db, check),
     epochState(db, user.id),

@@ -89,6 +89,7 @@ export interface SignInput {
   roles: string[];
   sessionId: string;
   epoch: number;
+  emailVerified: boolean;
   now: Date; // the request's one clock reading
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
@@ -98,7 +99,7 @@ export async function signAccessToken(config: Config, input: SignInput): Promise
   const jti = crypto.randomUUID();
   const now = Math.floor(input.now.getTime() / 1000);
   const exp = Math.floor(input.expiresAt.getTime() / 1000);
-  const token = await new SignJWT({ username: input.username, roles: input.roles, sid: input.sessionId, epoch: input.epoch })
+  const token = await new SignJWT({ username: input.username, roles: input.roles, sid: input.sessionId, epoch: input.epoch, email_verified: input.emailVerified })
     .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
     .setIssuer(config.ISSUER)
     .setAudience(config.AUDIENCE)

@@ -9,6 +9,8 @@ export const users = sqliteTable(
     id: text().primaryKey(), // random, opaque, non-sequential
     username: text().notNull(), // as the user typed it; unique regardless of case (index below)
     email: text(), // stored lower-cased, so the plain unique index is case-insensitive
+    emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }), // set by a used verification link
+    disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
     // Online-guessing protection (auth/sessions.ts login): failures in a row, and the lock they earned.
@@ -91,6 +93,26 @@ export const passwordChecks = sqliteTable(
     startedAt: integer("started_at", { mode: "timestamp_ms" }).notNull(),
   },
   (t) => [index("password_checks_subject_started_at_idx").on(t.subject, t.startedAt)],
+);
+
+/**
+ * Single-use links mailed to users (auth/account.ts): email verification, password reset, email
+ * change. Only the SHA-256 of the token is stored; a newer link of the same purpose supersedes older ones.
+ */
+export const accountTokens = sqliteTable(
+  "account_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    purpose: text({ enum: ["verify_email", "reset_password", "change_email"] }).notNull(),
+    email: text().notNull(), // the address the link was sent to (for change_email: the new address)
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded
+  },
+  (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose)],
 );
 
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, rotatedRefreshTokens, sessions, users } from "./schema";
@@ -67,7 +67,7 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
 }
 
 /** The user columns an access token needs, read in the same batch as the session write. */
-const claimColumns = { id: users.id, username: users.username, roles: users.roles, epoch: users.sessionEpoch };
+const claimColumns = { id: users.id, username: users.username, roles: users.roles, epoch: users.sessionEpoch, emailVerifiedAt: users.emailVerifiedAt };
 
 export interface Rotation {
   oldHash: string;
@@ -160,11 +160,9 @@ export async function revokeSession(db: Db, where: { id: string; userId?: string
  * Revokes every session of a user that is live or may hold a live access token, except one if given.
  * Their access tokens are revoked by the user's epoch (auth/revocations.ts), not one by one.
  */
-export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?: string, onlyIfPasswordHash?: string) {
-  // In a batch after a conditional password change: only if that change happened.
-  const changed = onlyIfPasswordHash
-    ? exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), eq(users.passwordHash, onlyIfPasswordHash))))
-    : undefined;
+export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?: string, onlyIf?: SQL) {
+  // onlyIf: in a batch after a conditional write, only if that write happened.
+  const changed = onlyIf;
   return db
     .update(sessions)
     .set({ revokedAt: now })

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, isNull, lt, lte, ne, or, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, isNull, lt, lte, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, sessions, users, type User } from "./schema";
@@ -54,6 +54,57 @@ export function replacePassword(db: Db, id: string, checkedVersion: number, pass
     .set({ passwordHash, passwordVersion: sql`${users.passwordVersion} + 1`, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
     .where(and(eq(users.id, id), eq(users.passwordVersion, checkedVersion), keptLive))
     .returning({ epoch: users.sessionEpoch });
+}
+
+/** In a batch after a conditional password write: true only if the user now has this hash. */
+export const passwordIs = (db: Db, id: string, passwordHash: string) =>
+  exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))));
+
+/** A new password from a reset link, only if `consumed` (the link was just used): a new version and epoch, no lock. */
+export function resetPassword(db: Db, id: string, passwordHash: string, now: Date, consumed: SQL) {
+  return db
+    .update(users)
+    .set({
+      passwordHash,
+      passwordVersion: sql`${users.passwordVersion} + 1`,
+      sessionEpoch: sql`${users.sessionEpoch} + 1`,
+      epochKeptSession: null,
+      failedLogins: 0,
+      lastFailedLoginAt: null,
+      lockedUntil: null,
+      updatedAt: now,
+    })
+    .where(and(eq(users.id, id), consumed))
+    .returning({ epoch: users.sessionEpoch });
+}
+
+/** The address a verification link was sent to is verified, if it is still the user's address. */
+export function markEmailVerified(db: Db, id: string, email: string, now: Date) {
+  return db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), eq(users.email, email))).returning({ id: users.id });
+}
+
+/** The new address from a confirmed change link, verified by that very link. The unique index settles a race for it. */
+export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL) {
+  return db.update(users).set({ email, emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), consumed)).returning({ id: users.id });
+}
+
+export function deleteUser(db: Db, id: string) {
+  return db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+}
+
+/** An admin's change of roles or the disabled flag; either starts a new epoch (every session ends). */
+export function updateByAdmin(db: Db, id: string, change: { roles?: string[]; disabled?: boolean }, now: Date) {
+  return db
+    .update(users)
+    .set({
+      ...(change.roles ? { roles: change.roles } : {}),
+      ...(change.disabled === undefined ? {} : { disabledAt: change.disabled ? now : null }),
+      sessionEpoch: sql`${users.sessionEpoch} + 1`,
+      epochKeptSession: null,
+      updatedAt: now,
+    })
+    .where(eq(users.id, id))
+    .returning();
 }
 
 /** Starts a new session epoch that keeps no session (logout-all). */

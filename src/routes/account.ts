@@ -1,11 +1,12 @@
 import { createRoute } from "@hono/zod-openapi";
+import { deleteAccount } from "../auth/account";
 import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
 import { findUserById } from "../db/users";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { listSessionsQuerySchema, meSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
+import { deleteMeSchema, listSessionsQuerySchema, meSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { publicUser, sessionShape } from "./shapes";
@@ -28,6 +29,17 @@ const meRoute = createRoute({
   path: "/me",
   summary: "The signed-in user",
   responses: { 200: json(meSchema, "The user"), ...errors(400, 401) },
+});
+
+const deleteMeRoute = createRoute({
+  ...bearer,
+  method: "delete",
+  path: "/me",
+  summary: "Delete the account: the user, their sessions and links; their access tokens stop working",
+  description: "The password check goes through the same account lock as login. A 503 means: send it again.",
+  middleware: [authed, jsonOnly],
+  request: body(deleteMeSchema),
+  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 413, 415, 429, 503) },
 });
 
 const passwordRoute = createRoute({
@@ -69,6 +81,10 @@ export const account = openApiApp()
     // A valid token for a deleted user is as good as an invalid token.
     if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
     return c.json({ user: publicUser(user) }, 200);
+  })
+  .openapi(deleteMeRoute, async (c) => {
+    await deleteAccount(deps(c), c.get("auth"), c.req.valid("json").current_password);
+    return c.json({ message: "Your account is deleted" }, 200);
   })
   .openapi(passwordRoute, async (c) => {
     const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));

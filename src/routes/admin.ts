@@ -1,10 +1,14 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listAuditEvents } from "../db/audit";
-import { listUsers } from "../db/users";
+import { updateUserByAdmin } from "../auth/account";
+import type { User } from "../db/schema";
+import { findUserById, listUsers } from "../db/users";
+import { ApiError } from "../errors";
+import { jsonOnly } from "../middleware/json-only";
 import { deps } from "../deps";
 import { requireRole } from "../middleware/require-auth";
-import { auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, usersPageSchema } from "../schemas";
-import { BEARER, errors, json, openApiApp } from "./openapi";
+import { adminUserPatchSchema, adminUserSchema, auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema, usersPageSchema } from "../schemas";
+import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { publicUser } from "./shapes";
 
@@ -28,6 +32,28 @@ const auditRoute = createRoute({
   responses: { 200: json(auditPageSchema, "A page of events"), ...errors(400, 401, 403) },
 });
 
+const userRoute = createRoute({
+  ...admin,
+  method: "get",
+  path: "/users/{id}",
+  summary: "One user (role admin)",
+  request: { params: userIdSchema },
+  responses: { 200: json(adminUserSchema, "The user"), ...errors(400, 401, 403, 404) },
+});
+
+const patchUserRoute = createRoute({
+  ...admin,
+  method: "patch",
+  path: "/users/{id}",
+  summary: "Change a user's roles or disable them (role admin); every session of the user ends at once",
+  description: "An admin cannot remove their own admin role or disable themselves. Every change is audited with the acting admin.",
+  middleware: [jsonOnly],
+  request: { params: userIdSchema, ...body(adminUserPatchSchema) },
+  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 413, 415, 503) },
+});
+
+const adminUser = (u: User) => ({ user: publicUser(u), disabled: u.disabledAt !== null });
+
 /** Mounted at /admin. The guard covers the whole sub-app, so no admin route can be public by accident. */
 export const adminApp = openApiApp();
 adminApp.use(requireRole("admin"));
@@ -37,6 +63,15 @@ adminApp
     const rows = await listUsers(deps(c).db, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (u) => [u.createdAt.getTime(), u.id]);
     return c.json({ users: items.map(publicUser), next_cursor }, 200);
+  })
+  .openapi(userRoute, async (c) => {
+    const user = await findUserById(deps(c).db, c.req.valid("param").id);
+    if (!user) throw new ApiError("not_found", "No such user");
+    return c.json(adminUser(user), 200);
+  })
+  .openapi(patchUserRoute, async (c) => {
+    const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
+    return c.json(adminUser(user), 200);
   })
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");

@@ -1,5 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
+import { requestEmailVerification } from "../auth/account";
 import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
 import { getConfig } from "../config";
 import { deps } from "../deps";
@@ -98,6 +99,7 @@ export const auth = openApiApp()
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     const { user, issued } = await register(deps(c), input);
+    if (user.email) await requestEmailVerification(deps(c), user.id);
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 201);
   })
   .openapi(loginRoute, async (c) => {

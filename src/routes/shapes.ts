@@ -10,6 +10,7 @@ export interface PublicUser {
   id: string;
   username: string;
   email: string | null;
+  email_verified: boolean;
   roles: string[];
   created_at: string;
 }
@@ -19,6 +20,7 @@ export const publicUser = (u: User): PublicUser => ({
   id: u.id,
   username: u.username,
   email: u.email,
+  email_verified: u.emailVerifiedAt !== null,
   roles: u.roles,
   created_at: u.createdAt.toISOString(),
 });

@@ -22,7 +22,7 @@ async function measure(name: string, runs: number, fn: () => Promise<unknown>) {
 it("benchmark", { timeout: 120_000 }, async () => {
   const config = getConfig(env);
   const options = { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER };
-  const claims = { userId: "bench-user", username: "bench", roles: ["user"], sessionId: "bench-session", epoch: 0, now: new Date(), expiresAt: new Date(Date.now() + 900_000) };
+  const claims = { userId: "bench-user", username: "bench", roles: ["user"], sessionId: "bench-session", epoch: 0, emailVerified: false, now: new Date(), expiresAt: new Date(Date.now() + 900_000) };
   const { token } = await signAccessToken(config, claims);
   const stored = await hashPassword("bench password 1", options);
   // Each call from its own address, and logins spread over users, so no rate limit answers instead.

@@ -1,0 +1,202 @@
+import { eq } from "drizzle-orm";
+import { audit } from "../audit";
+import type { Config } from "../config";
+import { consumeAccountToken, consumedAt, issueAccountToken, type TokenPurpose } from "../db/account-tokens";
+import { uniqueViolation } from "../db/client";
+import { users, type User } from "../db/schema";
+import { revokeUserSessions } from "../db/sessions";
+import { changeEmail, deleteUser, epochState, findUserById, markEmailVerified, resetPassword, updateByAdmin } from "../db/users";
+import type { Deps } from "../deps";
+import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
+import { ApiError } from "../errors";
+import { appLink, compose, sendAfterAnswer } from "../mail";
+import { failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { hashPassword, verifyPassword } from "./passwords";
+import { revokeEpoch } from "./revocations";
+import { publishEpoch } from "./sessions";
+import type { AccessClaims } from "./tokens";
+
+/**
+ * Account recovery and management: mailed single-use links (email verification, password reset,
+ * email change), account deletion, and an admin's changes to a user. Knows nothing of HTTP.
+ *
+ * Every link carries 256 random bits; only its SHA-256 is stored; a newer link of the same purpose
+ * supersedes older ones; using one is a single conditional statement (exactly one of two wins).
+ */
+
+const HOUR = 60 * 60 * 1000;
+const LIFETIME: Record<TokenPurpose, number> = { verify_email: 24 * HOUR, reset_password: HOUR / 2, change_email: 24 * HOUR };
+const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
+const invalidLink = () => new ApiError("invalid_link");
+
+function requireAppUrl(config: Config) {
+  // Without it no link can be made: a deployment mistake, not the client's.
+  if (!config.APP_URL) throw new Error("APP_URL is not set: mailed links need the app page that completes them");
+}
+
+async function newToken() {
+  const token = toBase64Url(randomBytes(32));
+  return { token, tokenHash: await sha256Base64Url(token) };
+}
+
+/** Mails a verification link for the user's current address (after registering, or on request). */
+export async function requestEmailVerification(deps: Deps, userId: string): Promise<void> {
+  requireAppUrl(deps.config);
+  const now = new Date();
+  const { token, tokenHash } = await newToken();
+  const issued = await issueAccountToken(deps.db, eq(users.id, userId), { tokenHash, purpose: "verify_email", now, expiresAt: new Date(now.getTime() + LIFETIME.verify_email) });
+  if (!issued) return; // no address on the account
+  const mail = compose(issued.email, "Confirm your email address", ["Confirm that this is your address by opening the link below. It is valid for 24 hours."], {
+    url: appLink(deps.config, "verify-email", token),
+    label: "Confirm my address",
+  });
+  sendAfterAnswer(deps, mail, { user_id: userId, purpose: "verify_email" });
+}
+
+export async function verifyEmail(deps: Deps, token: string): Promise<void> {
+  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
+  const now = new Date();
+  const [used] = await consumeAccountToken(deps.db, await sha256Base64Url(token), "verify_email", now);
+  if (!used) throw invalidLink();
+  // Only if the address is still the one the link was sent to.
+  const [verified] = await markEmailVerified(deps.db, used.userId, used.email, now);
+  if (!verified) throw invalidLink();
+  await audit(deps, "email_verified", { user_id: used.userId });
+}
+
+/**
+ * Mails a reset link when the address belongs to an account. The same statements run, and the same
+ * answer goes back, whether or not it does; the mail goes out after the answer.
+ */
+export async function forgotPassword(deps: Deps, email: string): Promise<void> {
+  requireAppUrl(deps.config);
+  const now = new Date();
+  const { token, tokenHash } = await newToken();
+  const issued = await issueAccountToken(deps.db, eq(users.email, email.toLowerCase()), {
+    tokenHash,
+    purpose: "reset_password",
+    now,
+    expiresAt: new Date(now.getTime() + LIFETIME.reset_password),
+  });
+  if (!issued) return;
+  const mail = compose(issued.email, "Reset your password", ["Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes."], {
+    url: appLink(deps.config, "reset-password", token),
+    label: "Choose a new password",
+  });
+  sendAfterAnswer(deps, mail, { user_id: issued.userId, purpose: "reset_password" });
+}
+
+/**
+ * Sets a new password from a reset link: the link is used, the hash replaced (a new password
+ * version), every session ended (D1, and KV by a new epoch), the account lock cleared. One batch,
+ * each write conditional on this request having used the link.
+ */
+export async function completePasswordReset(deps: Deps, token: string, newPassword: string): Promise<void> {
+  const { db, config } = deps;
+  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
+  const tokenHash = await sha256Base64Url(token);
+  const now = new Date();
+  const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
+  const [used] = await consumeAccountToken(db, tokenHash, "reset_password", now);
+  if (!used) throw invalidLink();
+  const consumed = consumedAt(db, tokenHash, now);
+  const [, , [state]] = await db.batch([resetPassword(db, used.userId, passwordHash, now, consumed), revokeUserSessions(db, used.userId, now, undefined, consumed), epochState(db, used.userId)]);
+  if (state) await publishEpoch(deps, used.userId, state, now);
+  await audit(deps, "password_reset", { user_id: used.userId });
+}
+
+/** Checks the current password for a sensitive change, through the same account lock as login. */
+async function checkPassword(deps: Deps, user: User, password: string, now: Date) {
+  const check = await startPasswordCheck(deps, user.id, now);
+  const ok = await verifyPassword(password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
+  if (!ok || !check) {
+    await failPasswordCheck(deps, user.id, check, now);
+    throw new ApiError("invalid_credentials", "The current password is wrong");
+  }
+  await deps.db.batch([...passPasswordCheck(deps, user.id, check, now)]);
+}
+
+async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
+  const user = await findUserById(deps.db, claims.sub);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  return user;
+}
+
+/** Mails a confirmation link to the new address and a notice to the old one; nothing changes yet. */
+export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEmail: string, currentPassword: string): Promise<void> {
+  requireAppUrl(deps.config);
+  const user = await userOf(deps, claims);
+  const email = newEmail.toLowerCase();
+  if (email === user.email) throw new ApiError("validation_failed", undefined, { new_email: "is already your address" });
+  const taken = await deps.db.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
+  if (taken) throw new ApiError("email_taken");
+  const now = new Date();
+  await checkPassword(deps, user, currentPassword, now);
+  const { token, tokenHash } = await newToken();
+  await issueAccountToken(deps.db, eq(users.id, user.id), { tokenHash, purpose: "change_email", email, now, expiresAt: new Date(now.getTime() + LIFETIME.change_email) });
+  sendAfterAnswer(deps, compose(email, "Confirm your new email address", [`Confirm that ${user.username}'s account should use this address from now on.`], { url: appLink(deps.config, "confirm-email", token), label: "Use this address" }), {
+    user_id: user.id,
+    purpose: "change_email",
+  });
+  if (user.email) {
+    sendAfterAnswer(deps, compose(user.email, "Your email address is about to change", ["Someone signed in to your account asked to move it to another email address. If it was not you, change your password now."]), {
+      user_id: user.id,
+      purpose: "email_change_notice",
+    });
+  }
+  await audit(deps, "email_change_requested", { user_id: user.id });
+}
+
+/** Moves the account to the address a change link was sent to, if that address is still free. */
+export async function confirmEmailChange(deps: Deps, token: string): Promise<void> {
+  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
+  const tokenHash = await sha256Base64Url(token);
+  const now = new Date();
+  const [used] = await consumeAccountToken(deps.db, tokenHash, "change_email", now);
+  if (!used) throw invalidLink();
+  try {
+    await changeEmail(deps.db, used.userId, used.email, now, consumedAt(deps.db, tokenHash, now));
+  } catch (err) {
+    if (uniqueViolation(err)?.includes("email")) throw new ApiError("email_taken", "That address was taken in the meantime");
+    throw err;
+  }
+  await audit(deps, "email_changed", { user_id: used.userId });
+}
+
+/**
+ * Deletes the account (sessions and links go with it, by cascade) after a password check through the
+ * login lock, and revokes its access tokens by one KV entry. Repeatable: a retry after a failed KV
+ * write (the user is gone, the token still passes) writes the entry again.
+ */
+export async function deleteAccount(deps: Deps, claims: AccessClaims, currentPassword: string): Promise<void> {
+  const now = new Date();
+  const user = await findUserById(deps.db, claims.sub);
+  let until = new Date(claims.exp * 1000);
+  let epoch = claims.epoch + 1;
+  if (user) {
+    await checkPassword(deps, user, currentPassword, now);
+    const [state] = await epochState(deps.db, user.id);
+    await deleteUser(deps.db, user.id);
+    if (state) {
+      epoch = state.epoch + 1;
+      until = new Date(Math.max(state.until ?? 0, until.getTime()));
+    }
+    // Without personal data: no address, no name, no IP.
+    await audit({ ...deps, ip: undefined }, "account_deleted", { user_id: user.id });
+  }
+  await revokeEpoch(deps.kv, claims.sub, { epoch, kept: null, until });
+}
+
+/** An admin changes a user's roles or disables them: every session of the user ends at once. */
+export async function updateUserByAdmin(deps: Deps, admin: AccessClaims, userId: string, change: { roles?: string[]; disabled?: boolean }): Promise<User> {
+  if (userId === admin.sub) {
+    if (change.disabled) throw new ApiError("validation_failed", undefined, { disabled: "you cannot disable your own account" });
+    if (change.roles && !change.roles.includes("admin")) throw new ApiError("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
+  }
+  const now = new Date();
+  const [[updated], , [state]] = await deps.db.batch([updateByAdmin(deps.db, userId, change, now), revokeUserSessions(deps.db, userId, now), epochState(deps.db, userId)]);
+  if (!updated) throw new ApiError("not_found", "No such user");
+  if (state) await publishEpoch(deps, userId, state, now);
+  await audit(deps, "admin_user_updated", { user_id: userId, by: admin.sub, roles: change.roles?.join(","), disabled: change.disabled });
+  return updated;
+}

@@ -1,0 +1,54 @@
+import { audit } from "./audit";
+import type { Config } from "./config";
+import type { Deps } from "./deps";
+import { log } from "./log";
+
+/**
+ * The only sender of mail: Cloudflare Email Service's `send_email` binding (EMAIL). `wrangler dev`
+ * and the test pool print mail instead of sending it. Never logs a link, a token or an address.
+ */
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** What a mail is for, for the log and the audit trail. */
+export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice";
+
+/** The app page that completes a flow; the token goes in the URL fragment, which no server or log sees. */
+export function appLink(config: Config, action: "verify-email" | "reset-password" | "confirm-email", token: string): string {
+  return `${config.APP_URL}#${action}=${token}`;
+}
+
+const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+/** A plain-text and a simple HTML body: a few lines, and the link as the one button. */
+export function compose(to: string, subject: string, lines: string[], link?: { url: string; label: string }): Mail {
+  const text = [...lines, ...(link ? ["", `${link.label}: ${link.url}`] : [])].join("\n");
+  const html = `<!doctype html><html><body style="font-family:system-ui,sans-serif">${lines.map((l) => `<p>${escape(l)}</p>`).join("")}${
+    link ? `<p><a href="${escape(link.url)}">${escape(link.label)}</a></p>` : ""
+  }</body></html>`;
+  return { to, subject, text, html };
+}
+
+/** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
+export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
+  try {
+    if (!deps.mailer) throw new Error("no EMAIL binding");
+    await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+    log("mail_sent", { request_id: deps.requestId, ...about });
+    return true;
+  } catch (err) {
+    await audit(deps, "mail_failed", { ...about, message: (err as Error).message.slice(0, 200) });
+    return false;
+  }
+}
+
+/** Sends after the answer (waitUntil), so neither its time nor its failure shows in the answer. */
+export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): void {
+  const task = sendMail(deps, mail, about);
+  if (deps.defer) deps.defer(task);
+}

@@ -1,0 +1,323 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { PASSWORD, adminToken, call, expectError, kvPutFailsOnce, login, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
+
+/**
+ * Mailed links (email verification, password reset, email change), account deletion and admin user
+ * management. Mail goes to a binding that keeps it, so a test can follow the link as a user would.
+ */
+
+afterEach(() => vi.restoreAllMocks());
+
+interface SentMail {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** A mail binding that keeps what it is given (or fails), and requests that wait for mail sent after the answer. */
+function mailbox(fail = false) {
+  const sent: SentMail[] = [];
+  const EMAIL = {
+    send: async (m: SentMail) => {
+      if (fail) throw new Error("mail service down");
+      sent.push(m);
+      return { messageId: `m${sent.length}` };
+    },
+  } as unknown as SendEmail;
+  const send = async (method: string, path: string, opts: CallOptions = {}) => {
+    const ctx = createExecutionContext();
+    const res = await call(method, path, { ...opts, bindings: { EMAIL, ...opts.bindings }, ctx });
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+  /** The token of the last link mailed to `to` for `action`. */
+  const link = (to: string, action: string) => {
+    const mail = sent.filter((m) => m.to === to).at(-1);
+    const token = new RegExp(`#${action}=([A-Za-z0-9_-]{43})`).exec(mail?.text ?? "")?.[1];
+    if (!token) throw new Error(`no ${action} link mailed to ${to}`);
+    return token;
+  };
+  return { sent, send, link };
+}
+
+const NEW_PASSWORD = "battery staple 43";
+const address = () => `${uniqueName("mail")}@example.com`;
+
+describe("email verification", () => {
+  it("mails a link at registration; using it verifies the address, in the user and in new tokens", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
+    expect(reg.body.user.email_verified).toBe(false);
+    expect(box.sent).toHaveLength(1);
+    expect(box.sent[0]).toMatchObject({ from: env.MAIL_FROM, to: email, subject: expect.stringMatching(/confirm/i) });
+    expect(box.sent[0]!.html).toContain("<a href=\"http://localhost:5173/#verify-email=");
+    const token = box.link(email, "verify-email");
+    expect((await call("POST", "/email/verify", { body: { token } })).status).toBe(200);
+    const me = await call("GET", "/me", { token: reg.body.access_token });
+    expect(me.body.user.email_verified).toBe(true);
+    const again = await login(reg.body.user.username);
+    expect(JSON.parse(atob(again.body.access_token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).email_verified).toBe(true);
+    // Single use.
+    expectError(await call("POST", "/email/verify", { body: { token } }), 400, "invalid_link");
+  });
+
+  it("a newer link supersedes older ones; an expired or unknown one is refused the same way", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
+    const first = box.link(email, "verify-email");
+    expect((await box.send("POST", "/email/verify/request", { token: reg.body.access_token })).status).toBe(202);
+    const second = box.link(email, "verify-email");
+    expect(second).not.toBe(first);
+    expectError(await call("POST", "/email/verify", { body: { token: first } }), 400, "invalid_link");
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE user_id = ?").bind(Date.now() - 1, reg.body.user.id).run();
+    expectError(await call("POST", "/email/verify", { body: { token: second } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
+    // Only hashes at rest.
+    const dump = JSON.stringify((await env.DB.prepare("SELECT * FROM account_tokens").all()).results);
+    expect(dump).not.toContain(first);
+    expect(dump).not.toContain(second);
+  });
+
+  it("two verifications with one link: exactly one wins", async () => {
+    const box = mailbox();
+    const email = address();
+    await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
+    const token = box.link(email, "verify-email");
+    const results = await Promise.all([0, 1, 2].map(() => call("POST", "/email/verify", { body: { token } })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400]);
+  });
+
+  it("with REQUIRE_VERIFIED_EMAIL on, login refuses an unverified account with 403 email_unverified", async () => {
+    const reg = await registerUser({ email: address() });
+    const bindings = { REQUIRE_VERIFIED_EMAIL: "on" } as Partial<Env>;
+    expectError(await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings }), 403, "email_unverified");
+    // The wrong password still gets the usual answer: the state is told only to the owner.
+    expectError(await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, bindings }), 401, "invalid_credentials");
+  });
+});
+
+describe("password reset", () => {
+  it("mails a link; using it sets the password, ends every session, clears the lock, and is single-use", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    const other = await login(reg.input.username);
+    for (let i = 0; i < 5; i++) await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" } });
+    const forgot = await box.send("POST", "/password/forgot", { body: { email: email.toUpperCase() } });
+    expect(forgot.status).toBe(202);
+    const token = box.link(email, "reset-password");
+    const reset = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } });
+    expect(reset.status, reset.text).toBe(200);
+    for (const s of [reg, other.body]) {
+      expectError(await call("GET", "/protected", { token: s.access_token }), 401, "invalid_token");
+      expectError(await refreshWith(s.refresh_token), 401, "invalid_token");
+    }
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200); // no lock left
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: "third password 44" } }), 400, "invalid_link");
+  });
+
+  it("answers an unknown address exactly as a known one: status, body, and the same D1 statements", async () => {
+    const known = address();
+    await registerUser({ email: known });
+    const statements: string[][] = [];
+    const counting = (list: string[]) =>
+      new Proxy(env.DB, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop);
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            if (prop === "prepare") list.push(String(args[0]));
+            if (prop === "batch") list.push("batch");
+            return value.apply(target, args);
+          };
+        },
+      });
+    const answers = [];
+    for (const email of [known, address()]) {
+      const list: string[] = [];
+      statements.push(list);
+      const box = mailbox();
+      answers.push(await box.send("POST", "/password/forgot", { body: { email }, bindings: { DB: counting(list) } }));
+    }
+    expect(answers[0]!.status).toBe(202);
+    expect(answers[1]!.status).toBe(202);
+    expect(answers[0]!.text).toBe(answers[1]!.text);
+    expect(statements[0]).toEqual(statements[1]);
+  });
+
+  it("two resets with one link: exactly one wins", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    const results = await Promise.all(["first new secret 1", "second new secret 2"].map((new_password) => call("POST", "/password/reset", { body: { token, new_password } })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
+    const winner = results[0]!.status === 200 ? "first new secret 1" : "second new secret 2";
+    expect((await login(reg.input.username, winner)).status).toBe(200);
+  });
+
+  it("a newer reset link supersedes the older one; an expired one is refused; the policy applies", async () => {
+    const box = mailbox();
+    const email = address();
+    await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const first = box.link(email, "reset-password");
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const second = box.link(email, "reset-password");
+    expectError(await call("POST", "/password/reset", { body: { token: first, new_password: NEW_PASSWORD } }), 400, "invalid_link");
+    expectError(await call("POST", "/password/reset", { body: { token: second, new_password: "short" } }), 400, "validation_failed");
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE purpose = 'reset_password'").bind(Date.now() - 1).run();
+    expectError(await call("POST", "/password/reset", { body: { token: second, new_password: NEW_PASSWORD } }), 400, "invalid_link");
+  });
+
+  it("a failing mail service is logged and audited, never shown: the answer stays 202", async () => {
+    const box = mailbox(true);
+    const email = address();
+    const reg = await registerUser({ email });
+    const res = await box.send("POST", "/password/forgot", { body: { email } });
+    expect(res.status).toBe(202);
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'mail_failed' AND user_id = ?").bind(reg.user.id).first<{ detail: string }>();
+    expect(JSON.parse(row!.detail)).toMatchObject({ purpose: "reset_password" });
+  });
+
+  it("limits reset requests per address", async () => {
+    const email = address();
+    const box = mailbox();
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await box.send("POST", "/password/forgot", { body: { email }, headers: { "cf-connecting-ip": randomIp() } })).status);
+    expect(statuses).toEqual([202, 202, 202, 202, 202, 429]);
+  });
+
+  it("never puts a token or a link in a log line", async () => {
+    const lines: string[] = [];
+    for (const level of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, level).mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    const box = mailbox();
+    const email = address();
+    await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } });
+    vi.restoreAllMocks();
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      expect(line).not.toContain(token);
+      expect(line).not.toContain("reset-password=");
+      expect(line).not.toContain(email);
+    }
+  });
+});
+
+describe("email change", () => {
+  it("mails a link to the new address and a notice to the old; the address changes only when the link is used", async () => {
+    const box = mailbox();
+    const old = address();
+    const next = address();
+    const reg = await registerUser({ email: old });
+    const res = await box.send("POST", "/email", { token: reg.access_token, body: { new_email: next, current_password: PASSWORD } });
+    expect(res.status, res.text).toBe(202);
+    expect(box.sent.map((m) => m.to).sort()).toEqual([next, old].sort());
+    expect((await call("GET", "/me", { token: reg.access_token })).body.user.email).toBe(old);
+    const token = box.link(next, "confirm-email");
+    expect((await call("POST", "/email/confirm", { body: { token } })).status).toBe(200);
+    expect((await call("GET", "/me", { token: reg.access_token })).body.user).toMatchObject({ email: next, email_verified: true });
+  });
+
+  it("refuses a wrong password, a taken address, and an address taken before the link is used", async () => {
+    const box = mailbox();
+    const reg = await registerUser({ email: address() });
+    const other = await registerUser({ email: address() });
+    expectError(await box.send("POST", "/email", { token: reg.access_token, body: { new_email: address(), current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(await box.send("POST", "/email", { token: reg.access_token, body: { new_email: other.user.email!, current_password: PASSWORD } }), 409, "email_taken");
+    const wanted = address();
+    await box.send("POST", "/email", { token: reg.access_token, body: { new_email: wanted, current_password: PASSWORD } });
+    const token = box.link(wanted, "confirm-email");
+    await call("POST", "/register", { body: { username: uniqueName(), email: wanted, password: PASSWORD } });
+    expectError(await call("POST", "/email/confirm", { body: { token } }), 409, "email_taken");
+  });
+});
+
+describe("DELETE /me", () => {
+  it("deletes the user and their sessions, revokes their tokens, and keeps an audit row without personal data", async () => {
+    const reg = await registerUser({ email: address() });
+    const other = await login(reg.input.username);
+    const res = await call("DELETE", "/me", { token: reg.access_token, body: { current_password: PASSWORD } });
+    expect(res.status, res.text).toBe(200);
+    for (const s of [reg, other.body]) expectError(await call("GET", "/protected", { token: s.access_token }), 401, "invalid_token");
+    expectError(await login(reg.input.username), 401, "invalid_credentials");
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>())!;
+    expect(n).toBe(0);
+    const row = await env.DB.prepare("SELECT * FROM audit_events WHERE event = 'account_deleted' AND user_id = ?").bind(reg.user.id).first<Record<string, unknown>>();
+    expect(row).toMatchObject({ ip: null, detail: null });
+    expect(JSON.stringify(row)).not.toContain(reg.input.username);
+  });
+
+  it("checks the password through the login lock, and a retry after a failed KV write completes the revocation", async () => {
+    const reg = await registerUser();
+    for (let i = 0; i < 5; i++) expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: PASSWORD } }), 429, "rate_limited");
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    const REVOKED = kvPutFailsOnce();
+    expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: PASSWORD }, bindings: { REVOKED } }), 503, "service_unavailable");
+    expect((await call("DELETE", "/me", { token: reg.access_token, body: { current_password: PASSWORD }, bindings: { REVOKED } })).status).toBe(200);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+  });
+});
+
+describe("admin user management", () => {
+  it("shows one user; disabling ends every session and refuses login, refresh and Bearer calls", async () => {
+    const admin = await adminToken();
+    const reg = await registerUser();
+    const shown = await call("GET", `/admin/users/${reg.user.id}`, { token: admin });
+    expect(shown.body).toMatchObject({ user: { id: reg.user.id }, disabled: false });
+    const res = await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: true } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.disabled).toBe(true);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
+    expectError(await login(reg.input.username), 403, "account_disabled");
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?").bind(reg.user.id).first<{ detail: string }>();
+    expect(JSON.parse(row!.detail)).toMatchObject({ by: expect.any(String), disabled: true });
+    // And back.
+    await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: false } });
+    expect((await login(reg.input.username)).status).toBe(200);
+  });
+
+  it("a role change ends the user's sessions, so it takes effect at once", async () => {
+    const admin = await adminToken();
+    const reg = await registerUser();
+    const res = await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { roles: ["user", "admin"] } });
+    expect(res.body.user.roles).toEqual(["user", "admin"]);
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    const again = await login(reg.input.username);
+    expect(again.body.user.roles).toEqual(["user", "admin"]);
+  });
+
+  it("refuses an admin removing their own admin role or disabling themselves; 404 for an unknown id; 403 for a plain user", async () => {
+    const admin = await adminToken();
+    const me = (await call("GET", "/me", { token: admin })).body.user.id;
+    expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: { roles: ["user"] } }), 400, "validation_failed");
+    expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: { disabled: true } }), 400, "validation_failed");
+    expectError(await call("PATCH", "/admin/users/nobody", { token: admin, body: { disabled: true } }), 404, "not_found");
+    expectError(await call("GET", "/admin/users/nobody", { token: admin }), 404, "not_found");
+    expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: {} }), 400, "validation_failed");
+    const plain = await registerUser();
+    expectError(await call("PATCH", `/admin/users/${plain.user.id}`, { token: plain.access_token, body: { disabled: true } }), 403, "forbidden");
+  });
+});
+
+describe("REGISTRATION closed still lets existing users recover", () => {
+  it("password reset works with sign-up closed", async () => {
+    const box = mailbox();
+    const email = address();
+    await registerUser({ email });
+    expect((await box.send("POST", "/password/forgot", { body: { email }, bindings: { REGISTRATION: "closed" } as Partial<Env> })).status).toBe(202);
+    expect(box.sent).toHaveLength(1);
+  });
+});
