@@ -252,6 +252,18 @@ export function createAuthClient(options: ClientOptions) {
       adopt(null);
       return res;
     },
+    // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
+    verifyEmail: (token: string) => send<z.infer<typeof messageSchema>>("POST", "/email/verify", { token }),
+    requestEmailVerification: () => authed<z.infer<typeof messageSchema>>("POST", "/email/verify/request"),
+    forgotPassword: (email: string) => send<z.infer<typeof messageSchema>>("POST", "/password/forgot", { email }),
+    resetPassword: (token: string, new_password: string) => send<z.infer<typeof messageSchema>>("POST", "/password/reset", { token, new_password }),
+    changeEmail: (new_email: string, current_password: string) => authed<z.infer<typeof messageSchema>>("POST", "/email", { new_email, current_password }),
+    confirmEmail: (token: string) => send<z.infer<typeof messageSchema>>("POST", "/email/confirm", { token }),
+    async deleteAccount(current_password: string) {
+      const res = await authed<z.infer<typeof messageSchema>>("DELETE", "/me", { current_password });
+      adopt(null);
+      return res;
+    },
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
   };

@@ -89,6 +89,35 @@ onSubmit("password", async (f) => {
   await render();
   notice(`Password changed; ${sessions_revoked} other session(s) signed out`);
 });
+onSubmit("forgot", async (f) => {
+  await client.forgotPassword(f.email!);
+  notice("If that address has an account, a reset link is on its way (under npm run dev: printed by wrangler)");
+});
+onSubmit("delete", async (f) => {
+  await client.deleteAccount(f.current_password!);
+  notice("Your account is deleted");
+});
+
+// A mailed link opens this page with its token in the URL fragment (never sent to any server).
+let resetToken = "";
+onSubmit("reset", async (f) => {
+  await client.resetPassword(resetToken, f.new_password!);
+  $("#reset").hidden = true;
+  notice("Your password is reset: sign in with the new one");
+});
+async function followLink() {
+  const [action, token] = location.hash.slice(1).split("=");
+  if (!token) return;
+  history.replaceState(null, "", location.pathname);
+  if (action === "verify-email") await client.verifyEmail(token).then(() => notice("Your email address is verified"), showError);
+  if (action === "confirm-email") await client.confirmEmail(token).then(() => notice("Your email address is changed"), showError);
+  if (action === "reset-password") {
+    resetToken = token;
+    $("#reset").hidden = false;
+  }
+}
+window.addEventListener("hashchange", () => void followLink());
+
 $("#reload").addEventListener("click", () => void render());
 $("#logout").addEventListener("click", () => client.logout().catch(showError));
 $("#logout-all").addEventListener("click", () => client.logoutEverywhere().catch(showError));
@@ -98,6 +127,7 @@ client.onChange(() => {
   void render();
 });
 // A reload signs in silently from the refresh cookie when there is one.
+void followLink();
 client.resume().then(render, (err) => {
   showError(err);
   void render();

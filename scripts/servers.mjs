@@ -1,6 +1,7 @@
 // Starts the API (wrangler dev) and the demo app (vite) as child processes, waits until both answer,
 // and stops them (whole process groups) on stop() or when this process exits.
 import { spawn, spawnSync } from "node:child_process";
+import { openSync } from "node:fs";
 import { createServer } from "node:net";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,8 +12,10 @@ const env = { ...process.env, PATH: join(root, "node_modules", ".bin") + delimit
 const children = new Set();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function start(command, args, { quiet = false, extraEnv = {} } = {}) {
-  const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, detached: process.platform !== "win32", shell: process.platform === "win32", stdio: quiet ? "ignore" : "inherit" });
+/** Starts a server; `log` (a file) keeps its output, `quiet` drops it. */
+export function start(command, args, { quiet = false, log, extraEnv = {} } = {}) {
+  const stdio = log ? ["ignore", openSync(log, "a"), openSync(log, "a")] : quiet ? "ignore" : "inherit";
+  const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, detached: process.platform !== "win32", shell: process.platform === "win32", stdio });
   children.add(child);
   child.on("exit", () => children.delete(child));
   return child;

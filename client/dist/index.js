@@ -162,6 +162,18 @@ function createAuthClient(options) {
       adopt(null);
       return res;
     },
+    // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
+    verifyEmail: (token) => send("POST", "/email/verify", { token }),
+    requestEmailVerification: () => authed("POST", "/email/verify/request"),
+    forgotPassword: (email) => send("POST", "/password/forgot", { email }),
+    resetPassword: (token, new_password) => send("POST", "/password/reset", { token, new_password }),
+    changeEmail: (new_email, current_password) => authed("POST", "/email", { new_email, current_password }),
+    confirmEmail: (token) => send("POST", "/email/confirm", { token }),
+    async deleteAccount(current_password) {
+      const res = await authed("DELETE", "/me", { current_password });
+      adopt(null);
+      return res;
+    },
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: (method, path, body) => authed(method, path, body)
   };

@@ -8,6 +8,8 @@ import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
 /** Ports of their own, so a running `npm run dev` or `npm run demo` is no obstacle. */
 export const API = "http://localhost:8790";
 export const APP = "http://localhost:5180";
+/** The API's output, where wrangler prints the mail it would send (with the paths of its bodies). */
+export const API_LOG = path.join(tmpdir(), "edge-auth-e2e-api.log");
 
 export default async function setup() {
   const state = mkdtempSync(path.join(tmpdir(), "e2e-"));
@@ -18,7 +20,8 @@ export default async function setup() {
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
   // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
-  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`, "--var", "REFRESH_REUSE_GRACE:0"], { quiet: true });
+  rmSync(API_LOG, { force: true });
+  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`, "--var", `APP_URL:${APP}/`, "--var", "REFRESH_REUSE_GRACE:0"], { log: API_LOG });
   // On 127.0.0.1: the browser reaches it as localhost (the app) and as 127.0.0.1 (a foreign site).
   start("vite", ["--config", "demo/vite.config.ts", "--port", "5180", "--host", "127.0.0.1"], { quiet: true, extraEnv: { VITE_API_URL: API } });
   await waitFor(`${API}/health`, "the API");

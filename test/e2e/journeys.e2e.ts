@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API, APP } from "./global-setup";
+import { API, API_LOG, APP } from "./global-setup";
 
 /**
  * The demo app in a real Chromium (Debian's package), typed into and clicked through as a user
@@ -184,7 +184,33 @@ describe("the demo app in Chromium", () => {
     await page.screenshot({ path: `${SHOTS}/rate-limited.png`, fullPage: true });
   });
 
+  it("recovers a password from the mailed link that wrangler prints", async () => {
+    await page.goto(APP);
+    await signedOut(page);
+    const form = page.getByTestId("forgot");
+    await form.getByLabel("Email").fill(`${username}@example.com`);
+    await form.getByRole("button", { name: "Mail me a link" }).click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/reset link is on its way/);
+    // The local simulation prints the mail with the path of its text body.
+    const mailText = async () => {
+      const paths = [...readFileSync(API_LOG, "utf8").matchAll(/^Text: (.+)$/gm)].map((m) => m[1]!.trim());
+      const last = paths.at(-1);
+      return last ? readFileSync(last, "utf8") : "";
+    };
+    await expect.poll(mailText, { timeout: 10_000 }).toMatch(/reset-password=/);
+    const link = /(http:\S+#reset-password=[A-Za-z0-9_-]+)/.exec(await mailText())![1]!;
+    await page.goto(link);
+    const reset = page.getByTestId("reset");
+    await reset.getByLabel("New password").fill("recovered secret 45");
+    await reset.getByRole("button", { name: "Set password" }).click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/password is reset/);
+    await login(page, username, "recovered secret 45");
+    await signedIn(page, username);
+  });
+
   it("shows field errors under their inputs", async () => {
+    await page.getByTestId("logout").click();
+    await signedOut(page);
     await register(page, "x");
     await expect.poll(() => page.locator('[data-testid="register"] [data-field="username"]').textContent()).toMatch(/3-32 characters/);
   });
