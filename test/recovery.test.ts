@@ -171,7 +171,10 @@ describe("password reset", () => {
     const first = box.link(email, "reset-password");
     await box.send("POST", "/password/forgot", { body: { email } });
     const second = box.link(email, "reset-password");
+    const derive = vi.spyOn(crypto.subtle, "deriveBits");
     expectError(await call("POST", "/password/reset", { body: { token: first, new_password: NEW_PASSWORD } }), 400, "invalid_link");
+    expectError(await call("POST", "/password/reset", { body: { token: "A".repeat(43), new_password: NEW_PASSWORD } }), 400, "invalid_link");
+    expect(derive).not.toHaveBeenCalled(); // no hash spent on a link that cannot work
     expectError(await call("POST", "/password/reset", { body: { token: second, new_password: "short" } }), 400, "validation_failed");
     await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE purpose = 'reset_password'").bind(Date.now() - 1).run();
     expectError(await call("POST", "/password/reset", { body: { token: second, new_password: NEW_PASSWORD } }), 400, "invalid_link");

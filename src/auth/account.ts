@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { audit } from "../audit";
 import type { Config } from "../config";
-import { consumeAccountToken, consumedAt, issueAccountToken, type TokenPurpose } from "../db/account-tokens";
+import { consumeAccountToken, consumedAt, isUsable, issueAccountToken, type TokenPurpose } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
 import { users, type User } from "../db/schema";
 import { revokeUserSessions } from "../db/sessions";
@@ -96,6 +96,8 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
   const tokenHash = await sha256Base64Url(token);
   const now = new Date();
+  // No password hash is spent on a link that cannot work.
+  if (!(await isUsable(db, tokenHash, "reset_password", now))) throw invalidLink();
   const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
   const [used] = await consumeAccountToken(db, tokenHash, "reset_password", now);
   if (!used) throw invalidLink();

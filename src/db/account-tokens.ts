@@ -37,6 +37,16 @@ export async function issueAccountToken(db: Db, who: SQL, t: { tokenHash: string
   return inserted[0];
 }
 
+/** Whether a token could be used now (a cheap read before spending a password hash on it). */
+export async function isUsable(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date): Promise<boolean> {
+  const row = await db
+    .select({ h: accountTokens.tokenHash })
+    .from(accountTokens)
+    .where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt), gt(accountTokens.expiresAt, now)))
+    .get();
+  return row !== undefined;
+}
+
 /**
  * Uses a token, in one conditional statement: of two requests with one token exactly one gets the
  * row. Nothing for a token that is unknown, used, superseded, expired or of another purpose.
