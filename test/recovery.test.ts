@@ -151,6 +151,18 @@ describe("password reset", () => {
     expect(statements[0]).toEqual(statements[1]);
   });
 
+  it("a reset whose KV write fails answers 503 and finishes the revocation after the answer (the link is used up)", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    const res = await box.send("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { REVOKED: kvPutFailsOnce() } });
+    expectError(res, 503, "service_unavailable");
+    expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
+  });
+
   it("two resets with one link: exactly one wins", async () => {
     const box = mailbox();
     const email = address();

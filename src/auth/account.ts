@@ -13,7 +13,7 @@ import { appLink, compose, sendAfterAnswer } from "../mail";
 import { failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { hashPassword, verifyPassword } from "./passwords";
 import { revokeEpoch } from "./revocations";
-import { publishEpoch } from "./sessions";
+import { publishEpoch, retryAfterAnswer } from "./sessions";
 import type { AccessClaims } from "./tokens";
 
 /**
@@ -103,8 +103,15 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   if (!used) throw invalidLink();
   const consumed = consumedAt(db, tokenHash, now);
   const [, , [state]] = await db.batch([resetPassword(db, used.userId, passwordHash, now, consumed), revokeUserSessions(db, used.userId, now, undefined, consumed), epochState(db, used.userId)]);
-  if (state) await publishEpoch(deps, used.userId, state, now);
   await audit(deps, "password_reset", { user_id: used.userId });
+  if (!state) return;
+  try {
+    await publishEpoch(deps, used.userId, state, now);
+  } catch (err) {
+    // The link is used, so a retry cannot repeat this: keep writing KV after the answer (503).
+    retryAfterAnswer(deps, () => publishEpoch(deps, used.userId, state, now));
+    throw err;
+  }
 }
 
 /** Checks the current password for a sensitive change, through the same account lock as login. */

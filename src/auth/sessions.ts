@@ -212,7 +212,7 @@ async function endEvicted(deps: Deps, evicted: { id: string; userId: string; acc
  * A revocation whose KV write failed and that nobody will retry (a thief's replay, the session cap):
  * keep trying after the answer, within the 30 s that waitUntil allows. Writing it again is harmless.
  */
-function retryAfterAnswer(deps: Deps, write: () => Promise<void>) {
+export function retryAfterAnswer(deps: Deps, write: () => Promise<void>) {
   deps.defer?.(
     (async () => {
       for (const wait of [1_000, 4_000, 15_000]) {
