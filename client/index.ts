@@ -206,8 +206,9 @@ export function createAuthClient(options: ClientOptions) {
   }
 
   async function signIn(path: "/register" | "/login", input: object) {
-    const res = await send<z.infer<typeof signedInSchema>>("POST", path, { ...input, use_cookie: cookie });
-    adopt(res);
+    const res = await send<z.infer<typeof signedInSchema> | { user: User; access_token?: undefined }>("POST", path, { ...input, use_cookie: cookie });
+    // No tokens after registering while the service requires a verified address first.
+    if (res.access_token) adopt(res);
     return res.user;
   }
 

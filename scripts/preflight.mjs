@@ -20,12 +20,14 @@ export function preflight(config, checkVars) {
   if (!db?.database_id) problems.push("The D1 database has no database_id. Run `npx wrangler d1 create edge-auth` and put the printed id under [[d1_databases]] in wrangler.toml.");
   const kv = (config.kv_namespaces ?? []).find((k) => k.binding === "REVOKED");
   if (!kv?.id) problems.push("The REVOKED KV namespace has no id. Run `npx wrangler kv namespace create REVOKED` and put the printed id under [[kv_namespaces]] in wrangler.toml.");
+  const appUrl = String(vars.APP_URL ?? "");
+  if (!/^https:\/\//.test(appUrl)) problems.push("APP_URL must be the https page of your app that completes mailed links (verification, reset, email change), like https://app.example.com/account.");
   const origins = String(vars.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
   const plain = origins.filter((o) => !o.startsWith("https://"));
   if (plain.length) problems.push(`CORS_ORIGINS must list https origins in production (browsers send cookies to the API over https only): ${plain.join(", ")}.`);
   if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS) problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
   // Everything else the Worker checks at run time; vars already reported above are not repeated.
-  const named = new Set(["ISSUER", "CORS_ORIGINS", "PASSWORD_ITERATIONS"].filter((v) => problems.some((p) => p.includes(v))));
+  const named = new Set(["ISSUER", "CORS_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL"].filter((v) => problems.some((p) => p.includes(v))));
   for (const problem of checkVars(vars)) {
     if (!named.has(problem.split(/[.:]/)[0])) problems.push(`In [vars], ${problem} (the Worker would refuse to start).`);
   }

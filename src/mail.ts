@@ -42,7 +42,8 @@ export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string;
     log("mail_sent", { request_id: deps.requestId, ...about });
     return true;
   } catch (err) {
-    await audit(deps, "mail_failed", { ...about, message: (err as Error).message.slice(0, 200) });
+    // The error's name only: a mail service's message may quote the recipient.
+    await audit(deps, "mail_failed", { ...about, error: (err as Error).name });
     return false;
   }
 }

@@ -118,7 +118,7 @@ function createAuthClient(options) {
   }
   async function signIn(path, input) {
     const res = await send("POST", path, { ...input, use_cookie: cookie });
-    adopt(res);
+    if (res.access_token) adopt(res);
     return res.user;
   }
   return {

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import { audit } from "../audit";
 import type { Config } from "../config";
-import { consumeAccountToken, consumedAt, isUsable, issueAccountToken, type TokenPurpose } from "../db/account-tokens";
+import { consumeAccountToken, consumedBy, endLinks, issueAccountToken, usableFor, type TokenPurpose } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
 import { users, type User } from "../db/schema";
 import { revokeUserSessions } from "../db/sessions";
@@ -56,7 +56,7 @@ export async function requestEmailVerification(deps: Deps, userId: string): Prom
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
   const now = new Date();
-  const [used] = await consumeAccountToken(deps.db, await sha256Base64Url(token), "verify_email", now);
+  const [used] = await consumeAccountToken(deps.db, await sha256Base64Url(token), "verify_email", now, crypto.randomUUID());
   if (!used) throw invalidLink();
   // Only if the address is still the one the link was sent to.
   const [verified] = await markEmailVerified(deps.db, used.userId, used.email, now);
@@ -87,9 +87,9 @@ export async function forgotPassword(deps: Deps, email: string): Promise<void> {
 }
 
 /**
- * Sets a new password from a reset link: the link is used, the hash replaced (a new password
- * version), every session ended (D1, and KV by a new epoch), the account lock cleared. One batch,
- * each write conditional on this request having used the link.
+ * Sets a new password from a reset link. One batch, every write conditional on this request using
+ * the link: the new hash (a new password version), every session ended, a new epoch (KV), the lock
+ * cleared, and pending email-change links ended (a hijacker's change must not outlive the reset).
  */
 export async function completePasswordReset(deps: Deps, token: string, newPassword: string): Promise<void> {
   const { db, config } = deps;
@@ -97,20 +97,27 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const tokenHash = await sha256Base64Url(token);
   const now = new Date();
   // No password hash is spent on a link that cannot work.
-  if (!(await isUsable(db, tokenHash, "reset_password", now))) throw invalidLink();
+  const userId = await usableFor(db, tokenHash, "reset_password", now);
+  if (!userId) throw invalidLink();
   const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
-  const [used] = await consumeAccountToken(db, tokenHash, "reset_password", now);
-  if (!used) throw invalidLink();
-  const consumed = consumedAt(db, tokenHash, now);
-  const [, , [state]] = await db.batch([resetPassword(db, used.userId, passwordHash, now, consumed), revokeUserSessions(db, used.userId, now, undefined, consumed), epochState(db, used.userId)]);
-  await audit(deps, "password_reset", { user_id: used.userId });
+  const usedBy = crypto.randomUUID();
+  const consumed = consumedBy(db, tokenHash, usedBy);
+  const [used, , , , [state]] = await db.batch([
+    consumeAccountToken(db, tokenHash, "reset_password", now, usedBy),
+    resetPassword(db, userId, passwordHash, now, consumed),
+    revokeUserSessions(db, userId, now, undefined, consumed),
+    endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
+    epochState(db, userId),
+  ]);
+  if (!used[0]) throw invalidLink(); // another request used it first
+  await audit(deps, "password_reset", { user_id: userId });
   if (!state) return;
   try {
-    await publishEpoch(deps, used.userId, state, now);
-  } catch (err) {
-    // The link is used, so a retry cannot repeat this: keep writing KV after the answer (503).
-    retryAfterAnswer(deps, () => publishEpoch(deps, used.userId, state, now));
-    throw err;
+    await publishEpoch(deps, userId, state, now);
+  } catch {
+    // The link is used up, so a retry could not repeat this: the answer stays 200 and KV is
+    // written after it (the refresh tokens are dead in D1 already).
+    retryAfterAnswer(deps, () => publishEpoch(deps, userId, state, now));
   }
 }
 
@@ -137,10 +144,11 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
   const user = await userOf(deps, claims);
   const email = newEmail.toLowerCase();
   if (email === user.email) throw new ApiError("validation_failed", undefined, { new_email: "is already your address" });
+  const now = new Date();
+  // The password first: whether an address is taken is told only to the account's owner.
+  await checkPassword(deps, user, currentPassword, now);
   const taken = await deps.db.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
   if (taken) throw new ApiError("email_taken");
-  const now = new Date();
-  await checkPassword(deps, user, currentPassword, now);
   const { token, tokenHash } = await newToken();
   await issueAccountToken(deps.db, eq(users.id, user.id), { tokenHash, purpose: "change_email", email, now, expiresAt: new Date(now.getTime() + LIFETIME.change_email) });
   sendAfterAnswer(deps, compose(email, "Confirm your new email address", [`Confirm that ${user.username}'s account should use this address from now on.`], { url: appLink(deps.config, "confirm-email", token), label: "Use this address" }), {
@@ -161,10 +169,13 @@ export async function confirmEmailChange(deps: Deps, token: string): Promise<voi
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
   const tokenHash = await sha256Base64Url(token);
   const now = new Date();
-  const [used] = await consumeAccountToken(deps.db, tokenHash, "change_email", now);
+  const usedBy = crypto.randomUUID();
+  const [used] = await consumeAccountToken(deps.db, tokenHash, "change_email", now, usedBy);
   if (!used) throw invalidLink();
   try {
-    await changeEmail(deps.db, used.userId, used.email, now, consumedAt(deps.db, tokenHash, now));
+    // Links sent to the old address (a reset, a verification) end with it.
+    const consumed = consumedBy(deps.db, tokenHash, usedBy);
+    await deps.db.batch([changeEmail(deps.db, used.userId, used.email, now, consumed), endLinks(deps.db, used.userId, ["reset_password", "verify_email"], now, consumed)]);
   } catch (err) {
     if (uniqueViolation(err)?.includes("email")) throw new ApiError("email_taken", "That address was taken in the meantime");
     throw err;
@@ -174,27 +185,24 @@ export async function confirmEmailChange(deps: Deps, token: string): Promise<voi
 
 /**
  * Deletes the account (sessions and links go with it, by cascade) after a password check through the
- * login lock, and revokes its access tokens by one KV entry. Repeatable: a retry after a failed KV
- * write (the user is gone, the token still passes) writes the entry again.
+ * login lock, and revokes every access token of the user for good: ids are never reused, so the KV
+ * entry names an epoch no token can reach, for as long as any token could live. Repeatable: a
+ * retry after a failed KV write (the user is gone, the token still passes) writes it again.
  */
 export async function deleteAccount(deps: Deps, claims: AccessClaims, currentPassword: string): Promise<void> {
   const now = new Date();
   const user = await findUserById(deps.db, claims.sub);
-  let until = new Date(claims.exp * 1000);
-  let epoch = claims.epoch + 1;
   if (user) {
     await checkPassword(deps, user, currentPassword, now);
-    const [state] = await epochState(deps.db, user.id);
     await deleteUser(deps.db, user.id);
-    if (state) {
-      epoch = state.epoch + 1;
-      until = new Date(Math.max(state.until ?? 0, until.getTime()));
-    }
     // Without personal data: no address, no name, no IP.
     await audit({ ...deps, ip: undefined }, "account_deleted", { user_id: user.id });
   }
-  await revokeEpoch(deps.kv, claims.sub, { epoch, kept: null, until });
+  await revokeEpoch(deps.kv, claims.sub, { epoch: Number.MAX_SAFE_INTEGER, kept: null, until: new Date(now.getTime() + LONGEST_ACCESS_TOKEN_MS) });
 }
+
+// ACCESS_TOKEN_TTL's upper bound (config.ts): no token outlives this.
+const LONGEST_ACCESS_TOKEN_MS = 86_400 * 1000;
 
 /** An admin changes a user's roles or disables them: every session of the user ends at once. */
 export async function updateUserByAdmin(deps: Deps, admin: AccessClaims, userId: string, change: { roles?: string[]; disabled?: boolean }): Promise<User> {
@@ -203,9 +211,15 @@ export async function updateUserByAdmin(deps: Deps, admin: AccessClaims, userId:
     if (change.roles && !change.roles.includes("admin")) throw new ApiError("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
   }
   const now = new Date();
-  const [[updated], , [state]] = await deps.db.batch([updateByAdmin(deps.db, userId, change, now), revokeUserSessions(deps.db, userId, now), epochState(deps.db, userId)]);
+  const [[updated], , , [state]] = await deps.db.batch([
+    updateByAdmin(deps.db, userId, change, now),
+    revokeUserSessions(deps.db, userId, now),
+    endLinks(deps.db, userId, ["reset_password", "change_email", "verify_email"], now),
+    epochState(deps.db, userId),
+  ]);
   if (!updated) throw new ApiError("not_found", "No such user");
-  if (state) await publishEpoch(deps, userId, state, now);
+  // Audited before KV: a 503 below still leaves the record of what was done and by whom.
   await audit(deps, "admin_user_updated", { user_id: userId, by: admin.sub, roles: change.roles?.join(","), disabled: change.disabled });
+  if (state) await publishEpoch(deps, userId, state, now); // a failure is a 503: the admin repeats the change
   return updated;
 }

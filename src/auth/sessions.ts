@@ -18,6 +18,7 @@ import {
   rotateRefreshToken,
   type SessionCursor,
 } from "../db/sessions";
+import { endLinks } from "../db/account-tokens";
 import { endCheck } from "../db/password-checks";
 import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
@@ -103,7 +104,8 @@ export interface RegisterInput {
   password: string;
 }
 
-export async function register(deps: Deps, input: RegisterInput): Promise<{ user: User; issued: Issued }> {
+/** Creates the user and, unless `withSession` is false (REQUIRE_VERIFIED_EMAIL: verify first), a session. */
+export async function register(deps: Deps, input: RegisterInput, withSession = true): Promise<{ user: User; issued?: Issued }> {
   const { db, config } = deps;
   const email = input.email?.toLowerCase();
   // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
@@ -133,15 +135,15 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   const { row, refreshToken } = await newSession(deps, user.id, now);
   try {
     // One batch = one implicit transaction: no user without its first session.
-    await db.batch([insertUser(db, user), insertSession(db, row)]);
+    await (withSession ? db.batch([insertUser(db, user), insertSession(db, row)]) : insertUser(db, user));
   } catch (err) {
     const index = uniqueViolation(err);
     if (index?.includes("username")) throw new ApiError("username_taken");
     if (index?.includes("email")) throw new ApiError("email_taken");
     throw err;
   }
-  await audit(deps, "register", { user_id: user.id, session_id: row.id });
-  return { user, issued: await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) };
+  await audit(deps, "register", { user_id: user.id, session_id: withSession ? row.id : null });
+  return { user, issued: withSession ? await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) : undefined };
 }
 
 export interface LoginInput {
@@ -177,7 +179,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
   const [inserted, , , evicted, [current]] = await db.batch([
     // Only if the password checked is still the password: a change that landed meanwhile wins.
-    insertSessionIfPasswordVersion(db, row, user.passwordVersion),
+    insertSessionIfPasswordVersion(db, row, user.passwordVersion, config.REQUIRE_VERIFIED_EMAIL === "on"),
     ...passPasswordCheck(deps, user.id, check, now),
     revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
     sessionEpochOf(db, user.id),
@@ -185,8 +187,10 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
   ]);
   const epoch = current?.epoch;
   if (!inserted[0] || epoch === undefined) {
-    await audit(deps, "login_failed", { user_id: user.id, reason: "password_changed_during_login" });
-    throw new ApiError("invalid_credentials");
+    // The password changed, or the account was disabled, while it was being checked.
+    const now2 = await findUserById(db, user.id);
+    await audit(deps, "login_failed", { user_id: user.id, reason: now2?.disabledAt ? "account_disabled" : "changed_during_login" });
+    throw new ApiError(now2?.disabledAt ? "account_disabled" : "invalid_credentials");
   }
   await endEvicted(deps, evicted);
   await audit(deps, "login_succeeded", { user_id: user.id, session_id: row.id });
@@ -247,7 +251,8 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
   const successorHash = await hashRefreshToken(successor);
   const fingerprint = await clientFingerprint(deps);
   const accessExpiresAt = accessUntil(config, now);
-  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint });
+  const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
+  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified });
   if (rotated) return issue(config, rotated.user, rotated.session, now, successor);
 
   const used = await findRotated(db, oldHash);
@@ -266,7 +271,7 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
     }
     throw deadRefreshToken();
   }
-  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt });
+  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified });
   if (again) {
     log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
     return issue(config, again.user, again.session, now, successor);
@@ -318,7 +323,12 @@ export async function publishEpoch(deps: Deps, userId: string, state: EpochRow, 
 export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<number> {
   const { db } = deps;
   const now = new Date();
-  const [, revoked, [state]] = await db.batch([endSessionEpoch(db, claims.sub), revokeUserSessions(db, claims.sub, now), epochState(db, claims.sub)]);
+  const [, revoked, , [state]] = await db.batch([
+    endSessionEpoch(db, claims.sub),
+    revokeUserSessions(db, claims.sub, now),
+    endLinks(db, claims.sub, ["change_email"], now), // "sign me out everywhere" also stops a pending address change
+    epochState(db, claims.sub),
+  ]);
   if (!state) throw new ApiError("invalid_token", "The user behind this token no longer exists");
   await publishEpoch(deps, claims.sub, state, now);
   await audit(deps, "logout_all", { user_id: claims.sub, sessions_revoked: revoked.length });
@@ -379,13 +389,16 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   }
 
   const newHash = await hashPassword(input.new_password, options);
-  const [replaced, revoked, , , [state]] = await db.batch([
+  const changed = passwordIs(db, user.id, newHash);
+  const [replaced, revoked, , , , [state]] = await db.batch([
     // Only if the password is still the one checked (of two concurrent changes, one wins) and this
     // session is still live (a logout-all that landed meanwhile stands).
     replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
-    revokeUserSessions(db, user.id, now, claims.sid, passwordIs(db, user.id, newHash)),
+    revokeUserSessions(db, user.id, now, claims.sid, changed),
     resetPasswordAttempts(db, claims.sid),
     endCheck(db, check),
+    // A pending email change (maybe a hijacker's) or reset link does not outlive the new password.
+    endLinks(db, user.id, ["change_email", "reset_password"], now, changed),
     epochState(db, user.id),
   ]);
   if (!replaced[0] || !state) {

@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, isNull, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
 
@@ -28,6 +28,7 @@ export async function issueAccountToken(db: Db, who: SQL, t: { tokenHash: string
             createdAt: sql`${t.now.getTime()}`.as("created_at"),
             expiresAt: sql`${t.expiresAt.getTime()}`.as("expires_at"),
             usedAt: sql`NULL`.as("used_at"),
+            usedBy: sql`NULL`.as("used_by"),
           })
           .from(users)
           .where(and(who, isNull(users.disabledAt), sql`${users.email} IS NOT NULL`)),
@@ -37,28 +38,44 @@ export async function issueAccountToken(db: Db, who: SQL, t: { tokenHash: string
   return inserted[0];
 }
 
-/** Whether a token could be used now (a cheap read before spending a password hash on it). */
-export async function isUsable(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date): Promise<boolean> {
-  const row = await db
-    .select({ h: accountTokens.tokenHash })
-    .from(accountTokens)
-    .where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt), gt(accountTokens.expiresAt, now)))
-    .get();
-  return row !== undefined;
+/** A link works for a live, unused, unexpired token of an account that is not disabled. */
+const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
+  and(
+    eq(accountTokens.tokenHash, tokenHash),
+    eq(accountTokens.purpose, purpose),
+    isNull(accountTokens.usedAt),
+    gt(accountTokens.expiresAt, now),
+    sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL)`,
+  );
+
+/** The user a token could be used for now (a cheap read before spending a password hash on it). */
+export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date): Promise<string | undefined> {
+  return (await db.select({ userId: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)).get())?.userId;
+}
+
+/** Ends the user's live links of these purposes (a password reset or change, an email change, logout-all). */
+export function endLinks(db: Db, userId: string, purposes: TokenPurpose[], now: Date, onlyIf?: SQL) {
+  return db
+    .update(accountTokens)
+    .set({ usedAt: now })
+    .where(and(eq(accountTokens.userId, userId), inArray(accountTokens.purpose, purposes), isNull(accountTokens.usedAt), onlyIf));
 }
 
 /**
  * Uses a token, in one conditional statement: of two requests with one token exactly one gets the
  * row. Nothing for a token that is unknown, used, superseded, expired or of another purpose.
  */
-export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {
+export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date, usedBy: string) {
   return db
     .update(accountTokens)
-    .set({ usedAt: now })
-    .where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt), gt(accountTokens.expiresAt, now)))
+    .set({ usedAt: now, usedBy })
+    .where(usable(tokenHash, purpose, now))
     .returning({ userId: accountTokens.userId, email: accountTokens.email });
 }
 
-/** True in a batch after consumeAccountToken took this token at `now`: later statements depend on it. */
-export const consumedAt = (db: Db, tokenHash: string, now: Date) =>
-  exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedAt, now))));
+/**
+ * True in a batch after consumeAccountToken took this token for this request (`usedBy`, a random id:
+ * two requests can share a clock reading, never this): later statements depend on it.
+ */
+export const consumedBy = (db: Db, tokenHash: string, usedBy: string) =>
+  exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedBy, usedBy))));

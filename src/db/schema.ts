@@ -111,6 +111,7 @@ export const accountTokens = sqliteTable(
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded
+    usedBy: text("used_by"), // a random id of the request that used it: what later writes of that request check
   },
   (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose)],
 );

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, rotatedRefreshTokens, sessions, users } from "./schema";
@@ -7,6 +7,12 @@ export type NewSession = typeof sessions.$inferInsert;
 
 /** Refreshable: not revoked and within its absolute lifetime. */
 const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
+/**
+ * The session's user may hold one: not disabled (and verified, where REQUIRE_VERIFIED_EMAIL is on).
+ * Checked in the same statement as every token issue, so a disable that lands meanwhile wins.
+ */
+export const mayHoldSession = (requireVerified: boolean) =>
+  sql`${sessions.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL${requireVerified ? sql` AND ${users.emailVerifiedAt} IS NOT NULL` : sql``})`;
 /**
  * What a revocation must reach: a live session, or any session one of whose access tokens may still
  * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
@@ -25,7 +31,7 @@ export function insertSession(db: Db, row: NewSession) {
  * Inserts the session only if the user's password is still the one the login checked (its version):
  * a login whose password was replaced while it was being checked gets no session (returns no row).
  */
-export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedVersion: number) {
+export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedVersion: number, requireVerified: boolean) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
   return db
     .insert(sessions)
@@ -44,7 +50,7 @@ export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSes
           passwordFailures: sql`0`.as("password_failures"),
         })
         .from(users)
-        .where(and(eq(users.id, row.userId), eq(users.passwordVersion, checkedVersion))),
+        .where(and(eq(users.id, row.userId), eq(users.passwordVersion, checkedVersion), isNull(users.disabledAt), requireVerified ? isNotNull(users.emailVerifiedAt) : undefined)),
     )
     .returning({ id: sessions.id });
 }
@@ -70,6 +76,7 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
 const claimColumns = { id: users.id, username: users.username, roles: users.roles, epoch: users.sessionEpoch, emailVerifiedAt: users.emailVerifiedAt };
 
 export interface Rotation {
+  requireVerified: boolean;
   oldHash: string;
   newHash: string;
   now: Date;
@@ -85,12 +92,12 @@ export interface Rotation {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy }: Rotation) {
+export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified }: Rotation) {
   const [updated, , user] = await db.batch([
     db
       .update(sessions)
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.refreshTokenHash, oldHash), live(now)))
+      .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
     db.insert(rotatedRefreshTokens).select(
       db
@@ -116,12 +123,12 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
  * A new access token for a live session whose current refresh token hash is `currentHash`, without
  * rotating: the answer to a client that retries a refresh whose answer it lost. Same shape as a rotation.
  */
-export async function reissueAccess(db: Db, { sessionId, currentHash, now, accessExpiresAt }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date }) {
+export async function reissueAccess(db: Db, { sessionId, currentHash, now, accessExpiresAt, requireVerified }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean }) {
   const [updated, user] = await db.batch([
     db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now)))
+      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
     db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
   ]);

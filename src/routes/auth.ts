@@ -4,13 +4,14 @@ import { requestEmailVerification } from "../auth/account";
 import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
 import { getConfig } from "../config";
 import { deps } from "../deps";
+import { log } from "../log";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
-import { loginSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
+import { loginSchema, meSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
 import { BEARER, REFRESH_COOKIE_AUTH, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
@@ -29,7 +30,7 @@ const registerRoute = createRoute({
   summary: "Create an account and sign in",
   middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
   request: body(registerSchema),
-  responses: { 201: json(signedInSchema, "Signed up and in", setCookie), ...errors(400, 403, 409, 413, 415, 429) },
+  responses: { 201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie), ...errors(400, 403, 409, 413, 415, 429) },
   description:
     'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed".',
 });
@@ -98,9 +99,11 @@ export const auth = openApiApp()
   .openapi(registerRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const { user, issued } = await register(deps(c), input);
-    if (user.email) await requestEmailVerification(deps(c), user.id);
-    return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 201);
+    // With REQUIRE_VERIFIED_EMAIL on, the account gets no session (no tokens) until it is verified.
+    const { user, issued } = await register(deps(c), input, getConfig(c.env).REQUIRE_VERIFIED_EMAIL !== "on");
+    // The account exists now: a problem with the verification mail must not turn that into an error.
+    if (user.email) await requestEmailVerification(deps(c), user.id).catch((err: Error) => log("verification_mail_failed", { request_id: c.get("requestId"), user_id: user.id, message: err.message }, "error"));
+    return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}) }, 201);
   })
   .openapi(loginRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");

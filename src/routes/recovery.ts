@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { completePasswordReset, confirmEmailChange, forgotPassword, requestEmailChange, requestEmailVerification, verifyEmail } from "../auth/account";
 import { deps } from "../deps";
+import { sha256Base64Url } from "../encoding";
 import type { AppEnv } from "../env";
 import { jsonOnly } from "../middleware/json-only";
 import { clientIp, ipKey } from "../middleware/client-ip";
@@ -95,7 +96,8 @@ export const recovery = openApiApp()
     const { email } = c.req.valid("json");
     // Per client and per address; known and unknown addresses alike.
     await enforceLimit(c, "MAIL_LIMITER", ipKey(clientIp(c)));
-    await enforceLimit(c, "MAIL_LIMITER", `email:${email.toLowerCase()}`);
+    // Keyed by a hash: the limiter's key lands in the log and the audit trail, an address must not.
+    await enforceLimit(c, "MAIL_LIMITER", `email:${(await sha256Base64Url(email.toLowerCase())).slice(0, 22)}`);
     await forgotPassword(deps(c), email);
     return c.json({ message: "If that address has an account, a reset link is on its way" }, 202);
   })

@@ -14,7 +14,7 @@ const check = (change: (c: any) => void) => {
 // The committed vars, with what production must add.
 const committed = unstable_readConfig({ config: "wrangler.toml" });
 const good = {
-  vars: { ...committed.vars, ISSUER: "https://auth.example.com", CORS_ORIGINS: "https://app.example.com" },
+  vars: { ...committed.vars, ISSUER: "https://auth.example.com", CORS_ORIGINS: "https://app.example.com", APP_URL: "https://app.example.com/account" },
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
 };
@@ -24,9 +24,9 @@ describe("npm run deploy's preflight", () => {
     expect(preflight(good)).toEqual([]);
   });
 
-  it("refuses the committed wrangler.toml as it is: empty ISSUER, no database or namespace id", () => {
+  it("refuses the committed wrangler.toml as it is: empty ISSUER, no database or namespace id, no APP_URL", () => {
     const problems: string[] = preflight(unstable_readConfig({ config: "wrangler.toml" }));
-    expect(problems).toEqual([expect.stringMatching(/^ISSUER is empty.*workers\.dev/), expect.stringMatching(/wrangler d1 create/), expect.stringMatching(/wrangler kv namespace create/)]);
+    expect(problems).toEqual([expect.stringMatching(/^ISSUER is empty.*workers\.dev/), expect.stringMatching(/wrangler d1 create/), expect.stringMatching(/wrangler kv namespace create/), expect.stringMatching(/^APP_URL/)]);
   });
 
   it("names the fix for each mistake", () => {
