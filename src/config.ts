@@ -50,6 +50,8 @@ const ConfigSchema = z.object({
   MAIL_FROM: z.email().default("no-reply@example.com"),
   APP_URL: z.union([z.literal(""), z.url()]).default(""),
   REQUIRE_VERIFIED_EMAIL: z.enum(["on", "off"]).default("off"),
+  // "on": one JSON log line per request (Workers Observability records every request anyway).
+  LOG_REQUESTS: z.enum(["on", "off"]).default("off"),
   // GET /docs (the interactive API reference); GET /openapi.json is always served.
   API_DOCS: z.enum(["on", "off"]).default("off"),
   // SameSite of the refresh cookie; "None" only for an API on another site than the app.

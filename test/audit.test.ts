@@ -16,8 +16,15 @@ async function captureLogs(run: () => Promise<void>): Promise<string[]> {
 }
 
 describe("logs", () => {
-  it("writes one JSON line per request with request id, method, path, status and duration", async () => {
-    const lines = await captureLogs(async () => void (await call("GET", "/health?secret=1")));
+  it("by default writes no line per request (Observability records requests), but answers with X-Request-Id", async () => {
+    let res: Awaited<ReturnType<typeof call>> | undefined;
+    const lines = await captureLogs(async () => void (res = await call("GET", "/health")));
+    expect(lines.map((l) => JSON.parse(l)).filter((l) => l.event === "request")).toEqual([]);
+    expect(res!.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("with LOG_REQUESTS on, writes one JSON line per request with request id, method, path, status and duration", async () => {
+    const lines = await captureLogs(async () => void (await call("GET", "/health?secret=1", { bindings: { LOG_REQUESTS: "on" } as Partial<Env> })));
     const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.event === "request" && l.path !== "/openapi.json");
     expect(requests).toHaveLength(1);
     expect(requests[0]).toMatchObject({ method: "GET", path: "/health", status: 200, request_id: expect.any(String), duration_ms: expect.any(Number) });
