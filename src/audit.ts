@@ -42,22 +42,41 @@ export interface AuditFields {
 
 const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "password_change_failed", "rate_limited"]);
 
-/** Logs the event and, unless `store` is false, keeps it in D1. */
-export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}, { store = true } = {}): Promise<void> {
+function split(fields: AuditFields) {
   const { user_id = null, session_id = null, ...rest } = fields;
   const detail = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as Record<string, string | number | boolean | null>;
+  return { user_id, session_id, detail };
+}
+
+/** The event's log line. */
+export function logEvent(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}): void {
+  const { user_id, session_id, detail } = split(fields);
   log(event, { request_id: ctx.requestId, ip: ctx.ip, user_id, session_id, ...detail }, WARN.has(event) ? "warn" : "info");
+}
+
+/**
+ * The event's audit row as a statement, for the caller's batch: one D1 round trip for a write and
+ * its record (a failing audit insert then fails the batch with it). Call logEvent once it succeeded.
+ */
+export function auditRow(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}) {
+  const { user_id, session_id, detail } = split(fields);
+  return insertAuditEvent(ctx.db, {
+    createdAt: new Date(),
+    event,
+    userId: user_id,
+    sessionId: session_id,
+    requestId: ctx.requestId ?? null,
+    ip: ctx.ip ?? null,
+    detail: Object.keys(detail).length ? detail : null,
+  });
+}
+
+/** Logs the event and, unless `store` is false, keeps it in D1. */
+export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}, { store = true } = {}): Promise<void> {
+  logEvent(ctx, event, fields);
   if (!store) return;
   try {
-    await insertAuditEvent(ctx.db, {
-      createdAt: new Date(),
-      event,
-      userId: user_id,
-      sessionId: session_id,
-      requestId: ctx.requestId ?? null,
-      ip: ctx.ip ?? null,
-      detail: Object.keys(detail).length ? detail : null,
-    });
+    await auditRow(ctx, event, fields);
   } catch (err) {
     // The log line above already holds the event; a failed audit write must not fail the request.
     log("audit_write_failed", { request_id: ctx.requestId, event, message: (err as Error).message }, "error");

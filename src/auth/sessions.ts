@@ -1,4 +1,4 @@
-import { audit } from "../audit";
+import { audit, auditRow, logEvent } from "../audit";
 import type { Config } from "../config";
 import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
@@ -134,15 +134,16 @@ export async function register(deps: Deps, input: RegisterInput, withSession = t
   };
   const { row, refreshToken } = await newSession(deps, user.id, now);
   try {
-    // One batch = one implicit transaction: no user without its first session.
-    await (withSession ? db.batch([insertUser(db, user), insertSession(db, row)]) : insertUser(db, user));
+    // One batch = one implicit transaction: no user without its first session (and its audit row).
+    const record = auditRow(deps, "register", { user_id: user.id, session_id: withSession ? row.id : null });
+    await (withSession ? db.batch([insertUser(db, user), insertSession(db, row), record]) : db.batch([insertUser(db, user), record]));
   } catch (err) {
     const index = uniqueViolation(err);
     if (index?.includes("username")) throw new ApiError("username_taken");
     if (index?.includes("email")) throw new ApiError("email_taken");
     throw err;
   }
-  await audit(deps, "register", { user_id: user.id, session_id: withSession ? row.id : null });
+  logEvent(deps, "register", { user_id: user.id, session_id: withSession ? row.id : null });
   return { user, issued: withSession ? await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) : undefined };
 }
 
@@ -286,10 +287,12 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
  * a retry after a failed KV write finds the session again and completes the revocation.
  */
 export async function logout(deps: Deps, claims: AccessClaims): Promise<void> {
-  const revoked = await revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date());
+  const event = { user_id: claims.sub, session_id: claims.sid };
+  // The revocation and its audit row: one round trip.
+  const [revoked] = await deps.db.batch([revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date()), auditRow(deps, "logout", event)]);
+  logEvent(deps, "logout", event);
   // No row (the user was deleted): this token still must stop working.
   await revokeSessions(deps.kv, revoked.length ? revoked : [{ id: claims.sid, accessExpiresAt: new Date(claims.exp * 1000) }]);
-  await audit(deps, "logout", { user_id: claims.sub, session_id: claims.sid });
 }
 
 /** Logout by refresh token alone (cookie mode). Returns false when the token names no session (already over). */

@@ -151,7 +151,7 @@ export async function findRotated(db: Db, tokenHash: string) {
  * Revokes one session, found by id (optionally only the user's own) or by its current refresh token
  * hash. Matches a session already revoked while its access tokens may live, so a retry can repair KV.
  */
-export async function revokeSession(db: Db, where: { id: string; userId?: string } | { refreshTokenHash: string }, now: Date) {
+export function revokeSession(db: Db, where: { id: string; userId?: string } | { refreshTokenHash: string }, now: Date) {
   const match =
     "refreshTokenHash" in where
       ? eq(sessions.refreshTokenHash, where.refreshTokenHash)
