@@ -1,5 +1,7 @@
 import type { Db } from "./db/client";
+import { eq, sql } from "drizzle-orm";
 import { insertAuditEvent } from "./db/audit";
+import { auditEvents, sessions } from "./db/schema";
 import { log } from "./log";
 
 /**
@@ -69,6 +71,27 @@ export function auditRow(ctx: AuditContext, event: SecurityEvent, fields: AuditF
     ip: ctx.ip ?? null,
     detail: Object.keys(detail).length ? detail : null,
   });
+}
+
+/** The same row, written only if the session `sessionId` exists by then (in the same batch). */
+export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) {
+  const { user_id, session_id, detail } = split(fields);
+  const value = (v: unknown, name: string) => sql`${v}`.as(name);
+  return ctx.db.insert(auditEvents).select(
+    ctx.db
+      .select({
+        id: sql`NULL`.as("id"),
+        createdAt: value(Date.now(), "created_at"),
+        event: value(event, "event"),
+        userId: value(user_id, "user_id"),
+        sessionId: value(session_id, "session_id"),
+        requestId: value(ctx.requestId ?? null, "request_id"),
+        ip: value(ctx.ip ?? null, "ip"),
+        detail: value(Object.keys(detail).length ? JSON.stringify(detail) : null, "detail"),
+      })
+      .from(sessions)
+      .where(eq(sessions.id, fields.session_id)),
+  );
 }
 
 /** Logs the event and, unless `store` is false, keeps it in D1. */

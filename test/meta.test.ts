@@ -92,7 +92,9 @@ describe("errors", () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const failing = { prepare: () => ({ bind: () => failing.statement, ...failing.statement }), statement: {} as Record<string, () => Promise<never>> } as any;
     for (const m of ["all", "raw", "first", "run"]) failing.statement[m] = () => Promise.reject(new Error("D1_ERROR: no such table: users"));
-    const req = new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "Secret_Victim", password: "pw 12345678" }) });
+    failing.batch = () => Promise.reject(new Error("D1_ERROR: no such table: users"));
+    // Registration's first query is a single statement that binds the username.
+    const req = new Request("http://localhost/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "Secret_Victim", password: "pw 12345678" }) });
     const res = await worker.fetch(req, { ...env, DB: failing });
     expect(res.status).toBe(500);
     const lines = logged.mock.calls.map((call) => String(call[0]));

@@ -1,7 +1,10 @@
-import { audit } from "../audit";
+import { audit, auditRow, logEvent } from "../audit";
+import type { User } from "../db/schema";
 import type { Config } from "../config";
 import { endCheck } from "../db/password-checks";
-import { beginLoginCheck, readLock, recordLoginResult, type LockPolicy } from "../db/users";
+import { eq } from "drizzle-orm";
+import { users } from "../db/schema";
+import { beginLoginCheck, loginIs, readLock, recordLoginResult, type LockPolicy } from "../db/users";
 import type { Deps } from "../deps";
 import { TooManyAttempts } from "./errors";
 
@@ -26,13 +29,33 @@ export const lockPolicy = (config: Config): LockPolicy => ({
 });
 
 /**
- * Starts a password check for a login and returns its id, or throws TooManyAttempts: for the rest of
- * the lock, or for a second while too many checks are in flight. An unknown user (no id) runs the
- * same statement on no row (and gets no id).
+ * Finds the account a login names and starts its password check (one round trip), or throws
+ * TooManyAttempts: for the rest of the lock, or for a second while too many checks are in flight.
+ * `limit` (the per-account edge limit) runs once the account is known; a refusal ends the check.
+ * A login that names nobody runs the same batch on no row (and gets no check).
  */
-export async function startPasswordCheck(deps: Deps, userId: string | undefined, now: Date): Promise<string | undefined> {
-  const check = await beginLoginCheck(deps.db, userId ?? "", now, lockPolicy(deps.config));
-  if (check || !userId) return check;
+export async function startLogin(deps: Deps, login: string, now: Date, limit?: (key: string) => Promise<void>): Promise<{ user?: User; check?: string }> {
+  const { user, check } = await beginLoginCheck(deps.db, loginIs(login), now, lockPolicy(deps.config));
+  try {
+    // One budget per account, whether it is named by username or by email.
+    await limit?.(user ? `user:${user.id}` : `name:${login.toLowerCase()}`);
+  } catch (err) {
+    if (check) await endCheck(deps.db, check);
+    throw err;
+  }
+  if (user && !check) await refuse(deps, user.id, now);
+  return { user, check };
+}
+
+/** Starts a password check for a signed-in user's sensitive change (same lock as login); returns its id. */
+export async function startPasswordCheck(deps: Deps, userId: string, now: Date): Promise<string> {
+  const { check } = await beginLoginCheck(deps.db, eq(users.id, userId), now, lockPolicy(deps.config));
+  if (!check) await refuse(deps, userId, now);
+  return check!;
+}
+
+/** Why a check could not start: the lock (for its remaining time) or too many in flight (a second). */
+async function refuse(deps: Deps, userId: string, now: Date): Promise<never> {
   const { lockedUntil, firstRefusal } = await readLock(deps.db, userId, now);
   if (!lockedUntil) {
     await audit(deps, "rate_limited", { user_id: userId, reason: "checks_in_flight" }, { store: false });
@@ -43,9 +66,14 @@ export async function startPasswordCheck(deps: Deps, userId: string | undefined,
   throw new TooManyAttempts(Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000)), "Too many failed attempts for this account, try again later");
 }
 
-/** Records a wrong password (or an unknown user, on no row); returns the lock this failure set, if any. */
-export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date) {
-  const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? "")]);
+/**
+ * Records a wrong password (or an unknown user, on no row) with its audit row, in one round trip;
+ * returns the lock this failure set, if any.
+ */
+export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "password_change_failed" = "login_failed") {
+  const fields = { user_id: userId ?? null };
+  const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? ""), auditRow(deps, event, fields)]);
+  logEvent(deps, event, fields);
   return userId && row?.lockedUntil && row.lockedUntil > now ? row : undefined;
 }
 

@@ -1,4 +1,4 @@
-import { audit, auditRow, logEvent } from "../audit";
+import { audit, auditRow, auditRowIfSession, logEvent } from "../audit";
 import type { Config } from "../config";
 import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
@@ -26,7 +26,7 @@ import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { TooManyAttempts } from "./errors";
-import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
 import { revokeEpoch, revokeSessions } from "./revocations";
@@ -156,34 +156,35 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
   const { db, config } = deps;
   const options = passwordOptions(config);
   const now = new Date();
-  const user = await findUserByLogin(db, input.username);
-  // One budget per account, whether it is named by username or by email.
-  await deps.limitAccount?.(user ? `user:${user.id}` : `name:${input.username.toLowerCase()}`);
-  const check = await startPasswordCheck(deps, user?.id, now);
+  // The account and the start of its password check: one round trip (and the per-account limit).
+  const { user, check } = await startLogin(deps, input.username, now, deps.limitAccount);
 
   // Same work and the same error whether the user is unknown or the password wrong.
   const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok || !check) {
-    const lock = await failPasswordCheck(deps, user?.id, check, now);
-    await audit(deps, "login_failed", { user_id: user?.id ?? null });
+    const lock = await failPasswordCheck(deps, user?.id, check, now); // with its login_failed row
     if (user) await auditLock(deps, user.id, lock);
     throw new ApiError("invalid_credentials");
   }
   // Told only to someone who knows the password.
   if (user.disabledAt || (config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt)) {
-    await deps.db.batch([...passPasswordCheck(deps, user.id, check, now)]);
-    await audit(deps, "login_failed", { user_id: user.id, reason: user.disabledAt ? "account_disabled" : "email_unverified" });
+    const refused = { user_id: user.id, reason: user.disabledAt ? "account_disabled" : "email_unverified" };
+    await deps.db.batch([...passPasswordCheck(deps, user.id, check, now), auditRow(deps, "login_failed", refused)]);
+    logEvent(deps, "login_failed", refused);
     throw new ApiError(user.disabledAt ? "account_disabled" : "email_unverified");
   }
 
   const { row, refreshToken } = await newSession(deps, user.id, now);
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
+  const succeeded = { user_id: user.id, session_id: row.id };
+  // The session, the lock reset, the cap, the epoch and the audit row: one round trip.
   const [inserted, , , evicted, [current]] = await db.batch([
     // Only if the password checked is still the password: a change that landed meanwhile wins.
     insertSessionIfPasswordVersion(db, row, user.passwordVersion, config.REQUIRE_VERIFIED_EMAIL === "on"),
     ...passPasswordCheck(deps, user.id, check, now),
     revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
     sessionEpochOf(db, user.id),
+    auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
     ...rehash,
   ]);
   const epoch = current?.epoch;
@@ -193,8 +194,8 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
     await audit(deps, "login_failed", { user_id: user.id, reason: now2?.disabledAt ? "account_disabled" : "changed_during_login" });
     throw new ApiError(now2?.disabledAt ? "account_disabled" : "invalid_credentials");
   }
+  logEvent(deps, "login_succeeded", succeeded);
   await endEvicted(deps, evicted);
-  await audit(deps, "login_succeeded", { user_id: user.id, session_id: row.id });
   return { user, issued: await issue(config, { ...user, epoch }, row, now, refreshToken) };
 }
 

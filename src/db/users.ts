@@ -12,10 +12,12 @@ export function insertUser(db: Db, row: NewUser) {
   return db.insert(users).values(row);
 }
 
+/** The user a login names: by username, or by email when it contains "@". */
+export const loginIs = (login: string) => (login.includes("@") ? eq(users.email, login.toLowerCase()) : usernameIs(login));
+
 /** Looks a user up by username, or by email when the login contains "@". */
 export async function findUserByLogin(db: Db, login: string): Promise<User | undefined> {
-  const where = login.includes("@") ? eq(users.email, login.toLowerCase()) : usernameIs(login);
-  return db.select().from(users).where(where).get();
+  return db.select().from(users).where(loginIs(login)).get();
 }
 
 export async function findUserById(db: Db, id: string): Promise<User | undefined> {
@@ -154,25 +156,24 @@ const failuresSoFar = (t: number, p: LockPolicy) =>
  * exceed the threshold, and correct ones in flight are not failures. An id that matches no user
  * (unknown user) runs the same statement and adds nothing, for equal timing. Returns the check's id.
  */
-export async function beginLoginCheck(db: Db, userId: string, now: Date, p: LockPolicy): Promise<string | undefined> {
+export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy): Promise<{ check?: string; user?: User }> {
   const id = crypto.randomUUID();
-  const subject = `user:${userId}`;
-  const [row] = await db
-    .insert(passwordChecks)
-    .select(
-      db
-        .select(newCheck(id, subject, now))
-        .from(users)
-        .where(
-          and(
-            eq(users.id, userId),
-            or(isNull(users.lockedUntil), lte(users.lockedUntil, now)),
-            sql`${checksInFlight(subject, now, p.staleMs)} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`,
-          ),
-        ),
-    )
-    .returning({ id: passwordChecks.id });
-  return row?.id;
+  // The check's subject is computed from the row, so the lookup and the check are one round trip.
+  const subject = sql`'user:' || ${users.id}`;
+  const inFlight = sql`(SELECT count(*) FROM ${passwordChecks} WHERE ${passwordChecks.subject} = ${subject} AND ${passwordChecks.startedAt} > ${now.getTime() - p.staleMs})`;
+  const [started, found] = await db.batch([
+    db
+      .insert(passwordChecks)
+      .select(
+        db
+          .select({ id: sql`${id}`.as("id"), subject: subject.as("subject"), startedAt: sql`${now.getTime()}`.as("started_at") })
+          .from(users)
+          .where(and(who, or(isNull(users.lockedUntil), lte(users.lockedUntil, now)), sql`${inFlight} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`)),
+      )
+      .returning({ id: passwordChecks.id }),
+    db.select().from(users).where(who),
+  ]);
+  return { check: started[0]?.id, user: found[0] };
 }
 
 /**
