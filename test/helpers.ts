@@ -228,3 +228,22 @@ export const d1StatementAnswerLostOnce = (sql: RegExp) =>
       });
     return lose(real(...args) as D1PreparedStatement);
   }, ([query]) => sql.test(String(query)));
+
+/**
+ * D1 that runs `sql` (bound to `params`) just before its `n`th batch: another request's write landing
+ * between two steps of this one (login: batch 1 finds the account and starts its check, batch 2
+ * writes the session).
+ */
+export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[]) {
+  let calls = 0;
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop);
+      if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+      return async (stmts: D1PreparedStatement[]) => {
+        if (++calls === n) await target.prepare(sql).bind(...params).run();
+        return target.batch(stmts);
+      };
+    },
+  });
+}

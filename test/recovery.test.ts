@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, call, expectError, kvPutFailsOnce, login, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
+import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
 
 /**
  * Mailed links (email verification, password reset, email change), account deletion and admin user
@@ -354,16 +354,7 @@ describe("admin user management", () => {
   it("refuses a login and a refresh for a user disabled meanwhile (in the same statement as the session write)", async () => {
     const reg = await registerUser();
     // Disabled while the login's password was being checked.
-    const DB = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop);
-        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-        return async (stmts: D1PreparedStatement[]) => {
-          await target.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), reg.user.id).run();
-          return target.batch(stmts);
-        };
-      },
-    });
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET disabled_at = ? WHERE id = ?", Date.now(), reg.user.id);
     expectError(await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } }), 403, "account_disabled");
     // Its old session is not even revoked in D1 here: the refresh still refuses a disabled user.
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");

@@ -16,6 +16,7 @@ import {
   registerUser,
   sidOf,
   type ApiResponse,
+  d1WriteBeforeBatch,
 } from "./helpers";
 
 /**
@@ -234,16 +235,7 @@ describe("races on credentials", () => {
   it("refuses a login whose password was replaced while it was being checked", async () => {
     const reg = await registerUser();
     // The password changes between the login's hash check and its session write.
-    const DB = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop);
-        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-        return async (stmts: D1PreparedStatement[]) => {
-          await target.prepare("UPDATE users SET password_hash = 'replaced', password_version = password_version + 1 WHERE id = ?").bind(reg.user.id).run();
-          return target.batch(stmts);
-        };
-      },
-    });
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET password_hash = 'replaced', password_version = password_version + 1 WHERE id = ?", reg.user.id);
     const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } });
     expectError(res, 401, "invalid_credentials");
     const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>())!;
@@ -254,10 +246,7 @@ describe("races on credentials", () => {
     const reg = await registerUser();
     // Another login's rehash of the same password lands between this login's check and its write.
     const rehashed = await hashPassword(PASSWORD, { iterations: 50_000, pepper: env.PASSWORD_PEPPER });
-    const DB = once(env.DB, "batch", async (real, args) => {
-      await env.DB.prepare("UPDATE users SET password_hash = ? WHERE id = ?").bind(rehashed, reg.user.id).run();
-      return real(...args);
-    });
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET password_hash = ? WHERE id = ?", rehashed, reg.user.id);
     expect((await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } })).status).toBe(200);
     // And for real: after the cost changes, concurrent correct logins all rehash and all succeed.
     const bindings = { PASSWORD_ITERATIONS: "60000" } as Partial<Env>;
