@@ -35,7 +35,7 @@ export function compose(to: string, subject: string, lines: string[], link?: { u
 }
 
 /** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
-export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
+async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
   try {
     if (!deps.mailer) throw new Error("no EMAIL binding");
     await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
+import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
 
 /**
  * Mailed links (email verification, password reset, email change), account deletion and admin user
@@ -261,6 +261,45 @@ describe("email change", () => {
     const token = box.link(wanted, "confirm-email");
     await call("POST", "/register", { body: { username: uniqueName(), email: wanted, password: PASSWORD } });
     expectError(await call("POST", "/email/confirm", { body: { token } }), 409, "email_taken");
+  });
+});
+
+describe("a link whose batch fails stays usable", () => {
+  const failingBatch = () => once(env.DB, "batch", async () => { throw new Error("injected: D1 batch failed"); });
+
+  it("email verification", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
+    const token = box.link(email, "verify-email");
+    expectError(await call("POST", "/email/verify", { body: { token }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    expect((await call("POST", "/email/verify", { body: { token } })).status).toBe(200);
+    expect((await call("GET", "/me", { token: reg.body.access_token })).body.user.email_verified).toBe(true);
+  });
+
+  it("email change, and a change to an address taken meanwhile leaves the link usable once it is free", async () => {
+    const box = mailbox();
+    const reg = await registerUser({ email: address() });
+    const wanted = address();
+    await box.send("POST", "/email", { token: reg.access_token, body: { new_email: wanted, current_password: PASSWORD } });
+    const token = box.link(wanted, "confirm-email");
+    expectError(await call("POST", "/email/confirm", { body: { token }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    const squatter = await registerUser({ email: wanted });
+    expectError(await call("POST", "/email/confirm", { body: { token } }), 409, "email_taken");
+    await env.DB.prepare("DELETE FROM users WHERE id = ?").bind(squatter.user.id).run();
+    expect((await call("POST", "/email/confirm", { body: { token } })).status).toBe(200);
+    expect((await call("GET", "/me", { token: reg.access_token })).body.user.email).toBe(wanted);
+  });
+
+  it("password reset", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    expect((await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } })).status).toBe(200);
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
   });
 });
 

@@ -54,14 +54,21 @@ export async function requestEmailVerification(deps: Deps, userId: string): Prom
 }
 
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
+  const { db } = deps;
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
+  const tokenHash = await sha256Base64Url(token);
   const now = new Date();
-  const [used] = await consumeAccountToken(deps.db, await sha256Base64Url(token), "verify_email", now, crypto.randomUUID());
-  if (!used) throw invalidLink();
-  // Only if the address is still the one the link was sent to.
-  const [verified] = await markEmailVerified(deps.db, used.userId, used.email, now);
-  if (!verified) throw invalidLink();
-  await audit(deps, "email_verified", { user_id: used.userId });
+  const link = await usableFor(db, tokenHash, "verify_email", now);
+  if (!link) throw invalidLink();
+  // The use and its effect in one batch: a failure leaves the link usable. Only if the address is
+  // still the one the link was sent to.
+  const usedBy = crypto.randomUUID();
+  const [used, verified] = await db.batch([
+    consumeAccountToken(db, tokenHash, "verify_email", now, usedBy),
+    markEmailVerified(db, link.userId, link.email, now, consumedBy(db, tokenHash, usedBy)),
+  ]);
+  if (!used[0] || !verified[0]) throw invalidLink();
+  await audit(deps, "email_verified", { user_id: link.userId });
 }
 
 /**
@@ -97,7 +104,7 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const tokenHash = await sha256Base64Url(token);
   const now = new Date();
   // No password hash is spent on a link that cannot work.
-  const userId = await usableFor(db, tokenHash, "reset_password", now);
+  const userId = (await usableFor(db, tokenHash, "reset_password", now))?.userId;
   if (!userId) throw invalidLink();
   const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
   const usedBy = crypto.randomUUID();
@@ -166,21 +173,29 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
 
 /** Moves the account to the address a change link was sent to, if that address is still free. */
 export async function confirmEmailChange(deps: Deps, token: string): Promise<void> {
+  const { db } = deps;
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
   const tokenHash = await sha256Base64Url(token);
   const now = new Date();
+  const link = await usableFor(db, tokenHash, "change_email", now);
+  if (!link) throw invalidLink();
   const usedBy = crypto.randomUUID();
-  const [used] = await consumeAccountToken(deps.db, tokenHash, "change_email", now, usedBy);
-  if (!used) throw invalidLink();
+  const consumed = consumedBy(db, tokenHash, usedBy);
+  let used;
   try {
-    // Links sent to the old address (a reset, a verification) end with it.
-    const consumed = consumedBy(deps.db, tokenHash, usedBy);
-    await deps.db.batch([changeEmail(deps.db, used.userId, used.email, now, consumed), endLinks(deps.db, used.userId, ["reset_password", "verify_email"], now, consumed)]);
+    // One batch: the use, the new address, and the end of links sent to the old one. If the address
+    // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
+    [used] = await db.batch([
+      consumeAccountToken(db, tokenHash, "change_email", now, usedBy),
+      changeEmail(db, link.userId, link.email, now, consumed),
+      endLinks(db, link.userId, ["reset_password", "verify_email"], now, consumed),
+    ]);
   } catch (err) {
     if (uniqueViolation(err)?.includes("email")) throw new ApiError("email_taken", "That address was taken in the meantime");
     throw err;
   }
-  await audit(deps, "email_changed", { user_id: used.userId });
+  if (!used[0]) throw invalidLink(); // another request used it first
+  await audit(deps, "email_changed", { user_id: link.userId });
 }
 
 /**

@@ -20,7 +20,7 @@ import {
 } from "../db/sessions";
 import { endLinks } from "../db/account-tokens";
 import { endCheck } from "../db/password-checks";
-import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, findUserByLogin, insertUser, rehashPassword, replacePassword } from "../db/users";
+import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { ApiError } from "../errors";

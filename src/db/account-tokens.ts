@@ -48,9 +48,9 @@ const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
     sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL)`,
   );
 
-/** The user a token could be used for now (a cheap read before spending a password hash on it). */
-export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date): Promise<string | undefined> {
-  return (await db.select({ userId: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)).get())?.userId;
+/** The user and address a token could be used for now (a cheap read before the batch that uses it). */
+export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {
+  return db.select({ userId: accountTokens.userId, email: accountTokens.email }).from(accountTokens).where(usable(tokenHash, purpose, now)).get();
 }
 
 /** Ends the user's live links of these purposes (a password reset or change, an email change, logout-all). */

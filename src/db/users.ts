@@ -15,11 +15,6 @@ export function insertUser(db: Db, row: NewUser) {
 /** The user a login names: by username, or by email when it contains "@". */
 export const loginIs = (login: string) => (login.includes("@") ? eq(users.email, login.toLowerCase()) : usernameIs(login));
 
-/** Looks a user up by username, or by email when the login contains "@". */
-export async function findUserByLogin(db: Db, login: string): Promise<User | undefined> {
-  return db.select().from(users).where(loginIs(login)).get();
-}
-
 export async function findUserById(db: Db, id: string): Promise<User | undefined> {
   return db.select().from(users).where(eq(users.id, id)).get();
 }
@@ -81,8 +76,8 @@ export function resetPassword(db: Db, id: string, passwordHash: string, now: Dat
 }
 
 /** The address a verification link was sent to is verified, if it is still the user's address. */
-export function markEmailVerified(db: Db, id: string, email: string, now: Date) {
-  return db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), eq(users.email, email))).returning({ id: users.id });
+export function markEmailVerified(db: Db, id: string, email: string, now: Date, consumed: SQL) {
+  return db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), eq(users.email, email), consumed)).returning({ id: users.id });
 }
 
 /** The new address from a confirmed change link, verified by that very link. The unique index settles a race for it. */
