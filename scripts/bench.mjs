@@ -1,18 +1,208 @@
-// `npm run bench`: runs test/bench/*.bench.ts inside workerd (BENCH=1 switches vitest's include) and
-// prints its table only; the pool's request log lines stay out of the way (all of it on a failure).
+// `npm run bench`: the API's cost per request next to its floors, measured in one run on this machine.
+// Starts the real worker and a floor worker (test/bench/floors/) under `wrangler dev`, each with
+// fresh local state, drives each endpoint for a few seconds at a fixed concurrency, and prints per
+// endpoint: worker CPU ms per request (CPU of the workerd process that runs the worker, the dev
+// proxy left out), throughput, and both as a ratio to the endpoint's floor. Then the bundle and the
+// worker's startup time. Prints and records; asserts no speed. Worker CPU needs Linux (/proc).
+//   BENCH_SECONDS (default 3) per measurement, BENCH_ROUNDS (3), BENCH_CONCURRENCY (8), BENCH_ONLY.
 import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { Agent, request } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { bundleSize } from "./bundle.mjs";
+import { root, start, stop, waitFor } from "./servers.mjs";
 
-const run = spawnSync("vitest", ["run", "--config", "test/vitest.config.ts"], {
-  shell: process.platform === "win32",
-  env: { ...process.env, BENCH: "1" },
-  encoding: "utf8",
-  maxBuffer: 256 * 1024 * 1024,
-});
-const output = `${run.stdout}${run.stderr}`;
-if (run.status !== 0) {
-  process.stdout.write(output);
-  process.exit(run.status ?? 1);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const API_PORT = 8796;
+const FLOOR_PORT = 8797;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ONLY = process.env.BENCH_ONLY?.split(","); // e.g. root,protected
+// [endpoint, its floor, label, floor label]
+const PAIRS = [
+  ["root", "bare", "GET /", "bare Hono route"],
+  ["protected", "verify", "GET /protected", "ES256 verify + 1 KV read"],
+  ["refresh", "sign", "POST /refresh", "ES256 sign + 1 D1 write"],
+  ["login", "hash", "POST /login", "PBKDF2 %i"],
+  ["register", "hash", "POST /register", "PBKDF2 %i"],
+];
+const PASSWORD = "bench password 1";
+const env = { ...process.env, PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH, WRANGLER_SEND_METRICS: "false" };
+const state = mkdtempSync(path.join(os.tmpdir(), "bench-"));
+
+// --- HTTP: keep-alive sockets, so the numbers are the worker's and not connection setup ---------
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+let ipCounter = 0;
+/** One request; every call from its own address, so the per-IP rate limits never answer instead. */
+function send(port, method, pathname, { body, token } = {}) {
+  const n = ipCounter++;
+  const headers = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, "user-agent": "bench" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  if (payload) headers["content-type"] = "application/json";
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path: pathname, headers, agent }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString();
+        if (res.statusCode >= 300) reject(new Error(`${method} ${pathname} answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        else resolve(text ? JSON.parse(text) : null);
+      });
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
-// eslint-disable-next-line no-control-regex
-const plain = output.replace(/\x1b\[[0-9;]*m/g, "");
-console.log(plain.split("\n").filter((line) => line.startsWith("|")).join("\n"));
+
+// --- Worker CPU: the workerd process under a wrangler dev that is not its proxy ---------------
+const TICK_MS = 1000 / Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim() || 100);
+function workerPid(wranglerPid, port) {
+  const procs = existsSync("/proc") ? readdirSync("/proc").filter((d) => /^\d+$/.test(d)) : [];
+  const parent = new Map();
+  for (const pid of procs) {
+    try {
+      parent.set(pid, readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+    } catch {
+      // gone
+    }
+  }
+  const under = (pid) => {
+    for (let p = pid; p && p !== "1"; p = parent.get(p)) if (p === String(wranglerPid)) return true;
+    return false;
+  };
+  for (const pid of procs) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      // Two workerd processes per `wrangler dev`: the proxy listens on our port, the worker does not.
+      if (path.basename(cmd[0]) === "workerd" && under(pid) && !cmd.some((a) => a.endsWith(`:${port}`))) return pid;
+    } catch {
+      // gone
+    }
+  }
+  return null;
+}
+function cpuMs(pid) {
+  if (!pid) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS; // utime + stime
+}
+
+/** Drives `fn` from CONCURRENCY loops for SECONDS (after a short warm-up); CPU of `pid` meanwhile. */
+async function measure(pid, fn) {
+  const drive = async (ms) => {
+    let count = 0;
+    const end = Date.now() + ms;
+    await Promise.all(Array.from({ length: CONCURRENCY }, async (_, loop) => {
+      while (Date.now() < end) await fn(loop, count++);
+    }));
+    return count;
+  };
+  await drive(500);
+  const cpu0 = cpuMs(pid);
+  const t0 = performance.now();
+  const count = await drive(SECONDS * 1000);
+  const elapsed = (performance.now() - t0) / 1000;
+  return { count, rps: count / elapsed, cpu: (cpuMs(pid) - cpu0) / count };
+}
+
+async function main() {
+  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", path.join(state, "api")], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  const apiServer = start("wrangler", ["dev", "--port", String(API_PORT), "--persist-to", path.join(state, "api"), "--var", `ISSUER:http://localhost:${API_PORT}`, "--var", "LOG_REQUESTS:off"], { quiet: true });
+  await waitFor(`http://localhost:${API_PORT}/health`, "the API");
+  const jwks = await send(API_PORT, "GET", "/.well-known/jwks.json");
+  const iterations = /PASSWORD_ITERATIONS\s*=\s*"(\d+)"/.exec(readFileSync(path.join(root, "wrangler.toml"), "utf8"))[1];
+  const floorServer = start("wrangler", ["dev", "-c", "test/bench/floors/wrangler.toml", "--port", String(FLOOR_PORT), "--persist-to", path.join(state, "floors"), "--var", `JWKS:${JSON.stringify(jwks)}`, "--var", `PASSWORD_ITERATIONS:${iterations}`], { quiet: true });
+  await waitFor(`http://localhost:${FLOOR_PORT}/bare`, "the floor worker");
+  const apiPid = workerPid(apiServer.pid, API_PORT);
+  const floorPid = workerPid(floorServer.pid, FLOOR_PORT);
+  if (!apiPid || !floorPid) console.error("bench: cannot read worker CPU here (needs Linux /proc); throughput only");
+
+  const registered = [];
+  const users = [];
+  const register = async () => {
+    const username = `bench_${registered.length}_${Math.random().toString(36).slice(2, 8)}`;
+    registered.push(await send(API_PORT, "POST", "/register", { body: { username, password: PASSWORD } }));
+    users.push(username);
+  };
+  // Logins spread over accounts (at most 10 a minute each: LOGIN_USER_LIMITER); one refresh chain per loop.
+  while (users.length < 40) await register();
+  const token = registered[0].access_token;
+  const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
+  const api = {
+    root: () => send(API_PORT, "GET", "/"),
+    protected: () => send(API_PORT, "GET", "/protected", { token }),
+    refresh: async (loop) => {
+      chains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: chains[loop] } })).refresh_token;
+    },
+    login: (_, i) => send(API_PORT, "POST", "/login", { body: { username: users[i % users.length], password: PASSWORD } }),
+    register,
+  };
+  const floor = {
+    bare: () => send(FLOOR_PORT, "GET", "/bare"),
+    verify: () => send(FLOOR_PORT, "GET", "/verify", { token }),
+    sign: () => send(FLOOR_PORT, "POST", "/sign"),
+    hash: () => send(FLOOR_PORT, "POST", "/hash"),
+  };
+  // Endpoint and floor take turns, ROUNDS times; the median of each resists a neighbour's burst of load.
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rows = {};
+  for (const [key, floorKey] of PAIRS.filter(([key]) => !ONLY || ONLY.includes(key))) {
+    const runs = { api: [], floor: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      runs.api.push(await measure(apiPid, api[key]));
+      runs.floor.push(await measure(floorPid, floor[floorKey]));
+    }
+    const summary = (rs) => ({ cpu: median(rs.map((r) => r.cpu)), rps: median(rs.map((r) => r.rps)) });
+    rows[key] = { api: summary(runs.api), floor: summary(runs.floor) };
+  }
+
+  const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+  const line = (cells) => `| ${cells.join(" | ")} |`;
+  const table = [
+    line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio"]),
+    line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:"]),
+  ];
+  for (const [key, , name, floorName] of PAIRS.filter(([key]) => rows[key])) {
+    const { api: r, floor: f } = rows[key];
+    table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), `${fmt(r.cpu / f.cpu)}x`, `${fmt(r.rps / f.rps)}x`]));
+  }
+  console.log(table.join("\n"));
+  stop();
+
+  if (ONLY) return;
+  // Bundle and startup: the deployable bundle, and its startup profiled by `wrangler check startup`.
+  const out = path.join(state, "bundle");
+  const build = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", out], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  if (build.status !== 0) throw new Error(`build failed:\n${build.stdout}${build.stderr}`);
+  const size = bundleSize(path.join(out, "index.js"));
+  const startups = [];
+  for (let i = 0; i < 5; i++) {
+    const profile = path.join(state, `startup-${i}.cpuprofile`);
+    const run = spawnSync("wrangler", ["check", "startup", "--outfile", profile], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+    if (run.status === 0) startups.push(activeMs(JSON.parse(readFileSync(profile, "utf8"))));
+  }
+  startups.sort((a, b) => a - b);
+  console.log(`\nbundle: ${fmt(size.raw / 1024, 0)} KiB, ${fmt(size.gzip / 1024, 0)} KiB gzipped (budget ${size.budget})`);
+  console.log(`startup: ${fmt(startups[Math.floor(startups.length / 2)], 1)} ms CPU, median of ${startups.length} (wrangler check startup)`);
+  console.log(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}; median of ${ROUNDS} rounds of ${SECONDS} s at concurrency ${CONCURRENCY}`);
+}
+
+/** CPU time in a V8 profile: every sample that is not idle. */
+function activeMs(profile) {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+  return profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? 0 : profile.timeDeltas[i]), 0) / 1000;
+}
+
+try {
+  await main();
+} catch (error) {
+  console.error(`bench: ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  stop();
+  rmSync(state, { recursive: true, force: true });
+}

@@ -42,6 +42,14 @@ describe("CORS", () => {
     expect(res.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("www-authenticate");
   });
 
+  it("answers a request without Origin (a server, curl) with no CORS grant but Vary: Origin, so a cache keeps it apart", async () => {
+    for (const res of [await call("GET", "/"), await call("GET", "/.well-known/jwks.json"), await call("GET", "/me")]) {
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+      expect(res.headers.get("access-control-allow-credentials")).toBeNull();
+      expect(res.headers.get("vary")).toMatch(/origin/i);
+    }
+  });
+
   it("never answers * to a credentialed origin", async () => {
     const res = await call("GET", "/health", { headers: { origin: APP } });
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);

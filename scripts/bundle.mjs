@@ -1,0 +1,24 @@
+// The Worker bundle's size against its budget. `npm run bundle:check` (CI, after `npm run build`)
+// fails when dist/index.js grows past it; `npm run bench` reports it. Cloudflare's own limit is
+// 3 MB gzipped on the free plan (10 MB paid); the budget is far below, to catch a heavy dependency
+// creeping in, since every cold start parses the whole bundle.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+
+export const BUDGET_KIB = { raw: 1400, gzip: 256 };
+
+export function bundleSize(file) {
+  const code = readFileSync(file);
+  return { raw: code.length, gzip: gzipSync(code).length, budget: `${BUDGET_KIB.raw} KiB, ${BUDGET_KIB.gzip} KiB gzipped` };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const file = path.resolve(process.argv[2] ?? "dist/index.js");
+  const size = bundleSize(file);
+  const kib = (n) => (n / 1024).toFixed(0);
+  const over = size.raw > BUDGET_KIB.raw * 1024 || size.gzip > BUDGET_KIB.gzip * 1024;
+  console.log(`bundle: ${kib(size.raw)} KiB, ${kib(size.gzip)} KiB gzipped; budget ${size.budget}${over ? ": OVER BUDGET" : ""}`);
+  if (over) process.exit(1);
+}

@@ -1,0 +1,58 @@
+import { Hono } from "hono";
+import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKeySet } from "jose";
+
+/**
+ * Floors for `npm run bench`: each route does only the work its API counterpart cannot avoid, with
+ * the same libraries, so the API's cost reads as a ratio to it.
+ *   GET  /bare    a Hono route answering JSON          (floor of GET /)
+ *   GET  /verify  one ES256 verify + one KV read       (floor of GET /protected)
+ *   POST /sign    one ES256 sign + one D1 write        (floor of POST /refresh)
+ *   POST /hash    one PBKDF2 derive at the API's count (floor of POST /login and /register)
+ */
+interface FloorEnv {
+  KV: KVNamespace;
+  DB: D1Database;
+  JWKS: string;
+  PASSWORD_ITERATIONS: string;
+}
+
+// Per isolate, as the API caches its keys.
+let verifyKeys: ReturnType<typeof createLocalJWKSet> | undefined;
+const signingKey = generateKeyPair("ES256").then((pair) => pair.privateKey);
+let tableReady: Promise<unknown> | undefined;
+
+const app = new Hono<{ Bindings: FloorEnv }>();
+
+app.get("/bare", (c) => c.json({ message: "ok" }));
+
+app.get("/verify", async (c) => {
+  verifyKeys ??= createLocalJWKSet(JSON.parse(c.env.JWKS) as JSONWebKeySet);
+  const token = c.req.header("authorization")?.slice("Bearer ".length) ?? "";
+  const { payload } = await jwtVerify(token, verifyKeys, { algorithms: ["ES256"] });
+  const revoked = await c.env.KV.get(`sid:${payload.sid}`);
+  return c.json({ sub: payload.sub, revoked: revoked !== null });
+});
+
+app.post("/sign", async (c) => {
+  tableReady ??= c.env.DB.exec("CREATE TABLE IF NOT EXISTS rows (id TEXT PRIMARY KEY, at INTEGER)");
+  await tableReady;
+  const id = crypto.randomUUID();
+  await c.env.DB.batch([c.env.DB.prepare("INSERT INTO rows (id, at) VALUES (?, ?)").bind(id, Date.now())]);
+  const token = await new SignJWT({ sid: id, roles: ["user"] })
+    .setProtectedHeader({ alg: "ES256", typ: "at+jwt" })
+    .setSubject(id)
+    .setIssuedAt()
+    .setExpirationTime("15m")
+    .sign(await signingKey);
+  return c.json({ access_token: token });
+});
+
+app.post("/hash", async (c) => {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode("bench password 1"), "PBKDF2", false, ["deriveBits"]);
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const iterations = Number(c.env.PASSWORD_ITERATIONS);
+  await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, 256);
+  return c.json({ ok: true });
+});
+
+export default app;
