@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { AuditContext } from "./audit";
 import { getConfig, type Config } from "./config";
-import { getDb, type Db } from "./db/client";
+import { getDb, getReplicaDb, type Db } from "./db/client";
 import type { AppEnv } from "./env";
 import { clientIp } from "./middleware/client-ip";
 import { enforceLimit } from "./middleware/rate-limit";
@@ -9,6 +9,8 @@ import { enforceLimit } from "./middleware/rate-limit";
 /** What the auth flows need from a request. They know nothing of HTTP; this is built per request by the routes. */
 export interface Deps extends AuditContext {
   db: Db;
+  /** For reads that may lag a moment (db/client.ts getReplicaDb); made on first use. */
+  readonly replica: Db;
   kv: KVNamespace;
   config: Config;
   userAgent?: string;
@@ -31,6 +33,9 @@ function waitUntil(c: Context<AppEnv>): Deps["defer"] {
 
 export const deps = (c: Context<AppEnv>): Deps => ({
   db: getDb(c.env.DB),
+  get replica() {
+    return getReplicaDb(c.env.DB);
+  },
   kv: c.env.REVOKED,
   config: getConfig(c.env),
   requestId: c.get("requestId"),

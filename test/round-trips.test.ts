@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { PASSWORD, call, randomIp, registerUser, uniqueName } from "./helpers";
+import { PASSWORD, adminToken, call, randomIp, registerUser, uniqueName } from "./helpers";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -8,45 +8,67 @@ import { PASSWORD, call, randomIp, registerUser, uniqueName } from "./helpers";
  * counts, so none can change unnoticed.
  */
 
-/** A D1 binding that counts round trips: each batch, and each statement run on its own. */
+/**
+ * A D1 binding that counts round trips (each batch, and each statement run on its own), and which of
+ * them went through a D1 session (the Sessions API, which may answer from a read replica).
+ */
 function counting() {
-  const trips = { n: 0 };
-  const statement = (stmt: D1PreparedStatement): D1PreparedStatement =>
-    new Proxy(stmt, {
+  const trips = { n: 0, replica: 0, sessions: [] as (string | undefined)[], statements: 0, writes: 0 };
+  const sqlOf = new WeakMap<object, string>();
+  const ran = (sqls: string[]) => {
+    trips.statements += sqls.length;
+    trips.writes += sqls.filter((sql) => /^\s*(insert|update|delete|replace)\b/i.test(sql)).length;
+  };
+  const statement = (stmt: D1PreparedStatement, viaSession: boolean, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
       get(target, prop) {
         const value = Reflect.get(target, prop);
         if (typeof value !== "function") return value;
-        if (prop === "bind") return (...args: unknown[]) => statement(value.apply(target, args));
+        if (prop === "bind") return (...args: unknown[]) => statement(value.apply(target, args), viaSession, sql);
         if (["all", "run", "raw", "first"].includes(String(prop))) {
           return (...args: unknown[]) => {
             trips.n++;
+            if (viaSession) trips.replica++;
+            ran([sql]);
             return value.apply(target, args);
           };
         }
         return value.bind(target);
       },
     });
-  const DB = new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (typeof value !== "function") return value;
-      if (prop === "prepare") return (sql: string) => statement(value.call(target, sql));
-      if (prop === "batch") {
-        return (stmts: D1PreparedStatement[]) => {
-          trips.n++;
-          return value.call(target, stmts);
-        };
-      }
-      return value.bind(target);
-    },
-  });
-  return { DB, trips };
+    sqlOf.set(proxy, sql);
+    return proxy;
+  };
+  const database = <T extends D1Database | D1DatabaseSession>(db: T, viaSession: boolean): T =>
+    new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        if (prop === "prepare") return (sql: string) => statement(value.call(target, sql), viaSession, sql);
+        if (prop === "batch") {
+          return (stmts: D1PreparedStatement[]) => {
+            trips.n++;
+            if (viaSession) trips.replica++;
+            ran(stmts.map((st) => sqlOf.get(st) ?? ""));
+            return value.call(target, stmts);
+          };
+        }
+        if (prop === "withSession") {
+          return (constraint?: string) => {
+            trips.sessions.push(constraint);
+            return database(value.call(target, constraint), true);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+  return { DB: database(env.DB, false), trips };
 }
 
 async function tripsOf(method: string, path: string, opts: Parameters<typeof call>[2] = {}) {
   const { DB, trips } = counting();
   const res = await call(method, path, { ...opts, bindings: { DB, ...opts.bindings } });
-  return { res, n: trips.n };
+  return { res, ...trips };
 }
 
 describe("D1 round trips per endpoint", () => {
@@ -82,5 +104,68 @@ describe("D1 round trips per endpoint", () => {
     const { res, n } = await tripsOf("POST", "/logout", { token: reg.access_token });
     expect(res.status, res.text).toBe(200);
     expect(n).toBe(1);
+  });
+});
+
+describe("reads that may come from a read replica", () => {
+  // Lists a person looks at may lag the primary by a moment; each is one statement through a D1
+  // session that may start on a replica.
+  it("GET /sessions, GET /admin/users and GET /admin/audit: one round trip, through a first-unconstrained session", async () => {
+    const reg = await registerUser();
+    const admin = await adminToken();
+    for (const [path, token] of [["/sessions", reg.access_token], ["/admin/users", admin], ["/admin/audit", admin]] as const) {
+      const { res, n, replica, sessions } = await tripsOf("GET", path, { token });
+      expect(res.status, res.text).toBe(200);
+      expect({ path, n, replica, sessions }).toEqual({ path, n: 1, replica: 1, sessions: ["first-unconstrained"] });
+    }
+  });
+
+  it("everything that writes, or reads what it just wrote, stays on the primary", async () => {
+    const reg = await registerUser();
+    const admin = await adminToken();
+    const calls = [
+      await tripsOf("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } }),
+      await tripsOf("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": randomIp() } }),
+      await tripsOf("GET", "/me", { token: reg.access_token }),
+      await tripsOf("GET", `/admin/users/${reg.user.id}`, { token: admin }),
+      await tripsOf("POST", "/register", { body: { username: uniqueName(), password: PASSWORD } }),
+    ];
+    for (const { res, n, sessions } of calls) {
+      expect(res.status, res.text).toBeLessThan(300);
+      expect(n).toBeGreaterThan(0);
+      expect(sessions).toEqual([]);
+    }
+  });
+});
+
+describe("D1 statements per endpoint (the README's capacity model)", () => {
+  // D1 runs one statement at a time per database, so statements, and writes among them, are what a
+  // database's throughput is spent on. Pinned so the README's numbers stay true.
+  it("counts statements and writes on the success path of each endpoint", async () => {
+    const reg = await registerUser();
+    const other = await registerUser();
+    const counted = async (p: ReturnType<typeof tripsOf>) => {
+      const { res, statements, writes } = await p;
+      expect(res.status, res.text).toBeLessThan(300);
+      return [statements, writes];
+    };
+    expect({
+      register: await counted(tripsOf("POST", "/register", { body: { username: uniqueName(), password: PASSWORD } })),
+      login: await counted(tripsOf("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } })),
+      refresh: await counted(tripsOf("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": randomIp() } })),
+      protected: await counted(tripsOf("GET", "/protected", { token: reg.access_token })),
+      sessions: await counted(tripsOf("GET", "/sessions", { token: reg.access_token })),
+      logout: await counted(tripsOf("POST", "/logout", { token: other.access_token })),
+    }).toEqual({ register: [4, 3], login: [8, 6], refresh: [3, 2], protected: [0, 0], sessions: [1, 0], logout: [2, 2] });
+  });
+
+  it("a wrong password costs as many statements for a known account as for an unknown one", async () => {
+    const reg = await registerUser();
+    const wrong = { password: "wrong password 9" };
+    const known = await tripsOf("POST", "/login", { body: { username: reg.input.username, ...wrong } });
+    const unknown = await tripsOf("POST", "/login", { body: { username: uniqueName(), ...wrong } });
+    expect([known.res.status, unknown.res.status]).toEqual([401, 401]);
+    expect([known.n, known.statements, known.writes]).toEqual([2, 5, 4]);
+    expect([unknown.n, unknown.statements, unknown.writes]).toEqual([2, 5, 4]);
   });
 });

@@ -16,6 +16,18 @@ export function getDb(d1: D1Database): Db {
   return db;
 }
 
+/**
+ * A client for reads that may lag the primary by a moment: lists a person looks at (their sessions,
+ * the admin's user list and audit view). Through D1's Sessions API the first query may go to a
+ * nearby read replica (when replication is on for the database; otherwise to the primary, as
+ * always). Anything that decides something or must see its own writes uses getDb. One per request:
+ * a session is that request's consistent view.
+ */
+export function getReplicaDb(d1: D1Database): Db {
+  // Drizzle only calls prepare() and batch(), which a session has too; its types predate sessions.
+  return drizzle(d1.withSession("first-unconstrained") as unknown as D1Database, { schema });
+}
+
 /** The name of the unique index a D1 error violated, if that is what it is. */
 export function uniqueViolation(err: unknown): string | null {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, isNull, lt, lte, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, exists, gt, isNotNull, isNull, lt, lte, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, sessions, users, type User } from "./schema";
@@ -178,7 +178,11 @@ export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy
  */
 export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean) {
   const result = { failedLogins: users.failedLogins, lockedUntil: users.lockedUntil };
-  if (ok) return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(eq(users.id, id)).returning(result);
+  if (ok) {
+    // Only a row with something to clear is written: most logins follow no failure.
+    const dirty = or(gt(users.failedLogins, 0), isNotNull(users.lastFailedLoginAt), isNotNull(users.lockedUntil));
+    return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(and(eq(users.id, id), dirty)).returning(result);
+  }
   const t = now.getTime();
   const failures = sql`(${failuresSoFar(t, p)} + 1)`;
   return db
