@@ -146,6 +146,8 @@ async function main() {
     verify: () => send(FLOOR_PORT, "GET", "/verify", { token }),
     sign: () => send(FLOOR_PORT, "POST", "/sign"),
     hash: () => send(FLOOR_PORT, "POST", "/hash"),
+    read: () => send(FLOOR_PORT, "GET", "/read"),
+    write: () => send(FLOOR_PORT, "POST", "/write"),
   };
   // Endpoint and floor take turns, ROUNDS times; the median of each resists a neighbour's burst of load.
   const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -171,6 +173,16 @@ async function main() {
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), `${fmt(r.cpu / f.cpu)}x`, `${fmt(r.rps / f.rps)}x`]));
   }
   console.log(table.join("\n"));
+
+  // One D1 statement on its own, less the bare route: local SQLite inside workerd (capacity model).
+  if (!ONLY) {
+    const cost = async (fn) => {
+      const cpus = [];
+      for (let round = 0; round < ROUNDS; round++) cpus.push((await measure(floorPid, fn)).cpu);
+      return fmt(median(cpus) - rows.root.floor.cpu);
+    };
+    console.log(`\nD1, one statement on its own (local, less the bare route): read by key ${await cost(floor.read)} ms, write ${await cost(floor.write)} ms`);
+  }
   stop();
 
   if (ONLY) return;

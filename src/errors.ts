@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { RevocationIncomplete, TooManyAttempts } from "./auth/errors";
 import { ConfigError } from "./config";
+import { overloaded } from "./db/client";
 import type { AppEnv } from "./env";
 import type { ErrorCode } from "./schemas";
 import { log } from "./log";
@@ -120,6 +121,11 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     // Recorded in D1, not yet in KV: never a 200 while the token still passes. A retry completes it.
     log("revocation_incomplete", { request_id: requestId, ...loggable(err) }, "error");
     return render(c, new ApiError("service_unavailable", "The revocation could not be completed; retry the request", undefined, { "Retry-After": "1" }));
+  }
+  if (overloaded(err)) {
+    // The database's queue is full (its capacity, see the README): the query did not run; retry soon.
+    log("d1_overloaded", { request_id: requestId }, "error");
+    return render(c, new ApiError("service_unavailable", "The service is busy; retry the request", undefined, { "Retry-After": "1" }));
   }
   if (err instanceof ConfigError) {
     log("config_invalid", { request_id: requestId, problems: err.problems }, "error");

@@ -247,3 +247,67 @@ export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[])
     },
   });
 }
+
+/**
+ * A D1 binding that counts round trips (each batch, and each statement run on its own), and which of
+ * them went through a D1 session (the Sessions API, which may answer from a read replica).
+ */
+export function countingD1() {
+  const trips = { n: 0, replica: 0, sessions: [] as (string | undefined)[], statements: 0, writes: 0 };
+  const sqlOf = new WeakMap<object, string>();
+  const ran = (sqls: string[]) => {
+    trips.statements += sqls.length;
+    trips.writes += sqls.filter((sql) => /^\s*(insert|update|delete|replace)\b/i.test(sql)).length;
+  };
+  const statement = (stmt: D1PreparedStatement, viaSession: boolean, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(stmt, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        if (prop === "bind") return (...args: unknown[]) => statement(value.apply(target, args), viaSession, sql);
+        if (["all", "run", "raw", "first"].includes(String(prop))) {
+          return (...args: unknown[]) => {
+            trips.n++;
+            if (viaSession) trips.replica++;
+            ran([sql]);
+            return value.apply(target, args);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+    sqlOf.set(proxy, sql);
+    return proxy;
+  };
+  const database = <T extends D1Database | D1DatabaseSession>(db: T, viaSession: boolean): T =>
+    new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        if (prop === "prepare") return (sql: string) => statement(value.call(target, sql), viaSession, sql);
+        if (prop === "batch") {
+          return (stmts: D1PreparedStatement[]) => {
+            trips.n++;
+            if (viaSession) trips.replica++;
+            ran(stmts.map((st) => sqlOf.get(st) ?? ""));
+            return value.call(target, stmts);
+          };
+        }
+        if (prop === "withSession") {
+          return (constraint?: string) => {
+            trips.sessions.push(constraint);
+            return database(value.call(target, constraint), true);
+          };
+        }
+        return value.bind(target);
+      },
+    });
+  return { DB: database(env.DB, false), trips };
+}
+
+/** One request, with what it asked of D1 (round trips, statements, writes, sessions). */
+export async function d1Usage(method: string, path: string, opts: Parameters<typeof call>[2] = {}) {
+  const { DB, trips } = countingD1();
+  const res = await call(method, path, { ...opts, bindings: { DB, ...opts.bindings } });
+  return { res, ...trips };
+}

@@ -219,6 +219,24 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
   });
 });
 
+describe("D1 at its capacity (the database's queue is full)", () => {
+  // What D1 answers when more is queued than it can run: the query did not run, so a retry is safe.
+  it("a login answers 503 with Retry-After, not 500, and the retry signs in", async () => {
+    const reg = await registerUser();
+    const DB = once(env.DB, "batch", async () => { throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."); });
+    const busy = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } });
+    expectRetryLater(busy);
+    expect((await login(reg.input.username)).status).toBe(200);
+  });
+
+  it("a refresh answers 503 with Retry-After, and the same refresh token still works", async () => {
+    const reg = await registerUser();
+    const DB = once(env.DB, "batch", async () => { throw new Error("D1 DB is overloaded. Requests queued for too long."); });
+    expectRetryLater(await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, bindings: { DB } }));
+    expect((await refreshWith(reg.refresh_token)).status).toBe(200);
+  });
+});
+
 describe("a lost answer", () => {
   it("to POST /refresh: the retry gets the same refresh token, so the client is not signed out", async () => {
     const reg = await registerUser();

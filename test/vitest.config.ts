@@ -34,13 +34,12 @@ export default defineConfig(async () => {
       }),
     ],
     test: {
-      // `npm run bench` sets BENCH=1 to run the benchmark instead of the tests.
-      include: process.env.BENCH ? ["test/bench/*.bench.ts"] : ["test/**/*.test.ts"],
+      include: ["test/**/*.test.ts"],
       // test/node/ runs under Node (its own config): the OpenAPI validator needs the file system and Ajv.
       exclude: ["test/node/**", "**/node_modules/**"],
       setupFiles: ["test/setup.ts"],
       // Request logs are one JSON line each; show them only for failing tests.
-      silent: process.env.BENCH ? false : "passed-only",
+      silent: "passed-only",
     },
   };
 });

@@ -37,6 +37,17 @@ export function uniqueViolation(err: unknown): string | null {
   return null;
 }
 
+/**
+ * D1 refused the query because the database has more queued than it can run (it runs one at a
+ * time): the query did not run, so the request may simply be retried in a moment.
+ */
+export function overloaded(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (/D1 DB is overloaded/.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** For /health: D1 answers a trivial query. */
 export async function pingDb(db: Db): Promise<void> {
   await db.run(sql`SELECT 1`);

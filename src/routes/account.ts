@@ -39,7 +39,7 @@ const deleteMeRoute = createRoute({
   description: "The password check goes through the same account lock as login. A 503 means: send it again.",
   middleware: [authed, jsonOnly],
   request: body(deleteMeSchema),
-  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 413, 415, 429, 503) },
+  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 413, 415, 429) },
 });
 
 const passwordRoute = createRoute({
@@ -50,7 +50,7 @@ const passwordRoute = createRoute({
   description: "Five wrong current passwords in one session sign that session out (401 invalid_token). A 503 means: send it again.",
   middleware: [authed, jsonOnly],
   request: body(passwordChangeSchema),
-  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(400, 401, 413, 415, 429, 503) },
+  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(400, 401, 413, 415, 429) },
 });
 
 const sessionsRoute = createRoute({
@@ -68,7 +68,7 @@ const deleteSessionRoute = createRoute({
   path: "/sessions/{id}",
   summary: "End one of the user's sessions",
   request: { params: sessionIdSchema },
-  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors(400, 401, 404, 413, 503) },
+  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors(400, 401, 404, 413) },
 });
 
 export const account = openApiApp()

@@ -49,7 +49,7 @@ const patchUserRoute = createRoute({
   description: "An admin cannot remove their own admin role or disable themselves. Every change is audited with the acting admin.",
   middleware: [jsonOnly],
   request: { params: userIdSchema, ...body(adminUserPatchSchema) },
-  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 413, 415, 503) },
+  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 413, 415) },
 });
 
 const adminUser = (u: User) => ({ user: publicUser(u), disabled: u.disabledAt !== null });

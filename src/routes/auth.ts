@@ -55,7 +55,7 @@ const refreshRoute = createRoute({
   security: [...REFRESH_COOKIE_AUTH, {}],
   middleware: [limitByIp("REFRESH_IP_LIMITER"), jsonOnly] as const,
   request: body(refreshSchema, false),
-  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(400, 401, 403, 413, 415, 429, 503) },
+  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
 });
 
 /** Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too. */
@@ -82,7 +82,7 @@ const logoutRoute = createRoute({
     "With a Bearer token, or in cookie mode with the refresh cookie alone (then the request needs an allowed Origin, and a dead cookie is simply cleared). A 503 means: send it again to complete the revocation.",
   security: [...BEARER, ...REFRESH_COOKIE_AUTH],
   middleware: [logoutWithCookie, authed] as const,
-  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors(400, 401, 403, 413, 503) },
+  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors(400, 401, 403, 413) },
 });
 
 const logoutAllRoute = createRoute({
@@ -92,7 +92,7 @@ const logoutAllRoute = createRoute({
   summary: "End every session of the user",
   security: BEARER,
   middleware: [authed] as const,
-  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors(400, 401, 413, 503) },
+  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors(400, 401, 413) },
 });
 
 export const auth = openApiApp()

@@ -17,7 +17,7 @@ const healthRoute = createRoute({
   path: "/health",
   tags,
   summary: "Whether D1 and KV answer",
-  responses: { 200: json(healthSchema, "Both answer"), ...errors(503) },
+  responses: { 200: json(healthSchema, "Both answer"), ...errors() },
 });
 
 const jwksRoute = createRoute({

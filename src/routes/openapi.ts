@@ -31,13 +31,13 @@ const ERROR_TEXT: Record<number, string> = {
   415: "unsupported_media_type",
   429: "rate_limited",
   500: "internal_error",
-  503: "service_unavailable: retry the request (a revocation is completed by repeating it)",
+  503: "service_unavailable: retry after Retry-After (the database was busy, or a revocation is completed by repeating it)",
 };
 
-/** The error answers a route can give, all in the contract's error shape (500 on every route). */
+/** The error answers a route can give, all in the contract's error shape (500 and 503 on every route). */
 export function errors(...statuses: (keyof typeof ERROR_TEXT)[]) {
   return Object.fromEntries(
-    [...statuses, 500 as const].map((status) => [
+    [...statuses, 500 as const, 503 as const].map((status) => [
       status,
       {
         description: ERROR_TEXT[status]!,

@@ -59,7 +59,7 @@ const resetRoute = createRoute({
   summary: "Set a new password with the mailed token; every session of the account ends",
   middleware: [jsonOnly],
   request: body(resetSchema),
-  responses: { 200: json(messageSchema, "The password is reset"), ...errors(400, 413, 415, 503) },
+  responses: { 200: json(messageSchema, "The password is reset"), ...errors(400, 413, 415) },
 });
 
 const emailChangeRoute = createRoute({

@@ -8,6 +8,7 @@ import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKey
  *   GET  /verify  one ES256 verify + one KV read       (floor of GET /protected)
  *   POST /sign    one ES256 sign + one D1 write        (floor of POST /refresh)
  *   POST /hash    one PBKDF2 derive at the API's count (floor of POST /login and /register)
+ * and, for the capacity model, one D1 statement on its own: GET /read (by primary key), POST /write.
  */
 interface FloorEnv {
   KV: KVNamespace;
@@ -33,11 +34,31 @@ app.get("/verify", async (c) => {
   return c.json({ sub: payload.sub, revoked: revoked !== null });
 });
 
+function table(db: D1Database) {
+  tableReady ??= db.batch([
+    db.prepare("CREATE TABLE IF NOT EXISTS rows (id TEXT PRIMARY KEY, at INTEGER)"),
+    db.prepare("INSERT OR IGNORE INTO rows (id, at) VALUES ('known', 0)"),
+  ]);
+  return tableReady;
+}
+const write = async (db: D1Database, id: string) => {
+  await table(db);
+  await db.batch([db.prepare("INSERT INTO rows (id, at) VALUES (?, ?)").bind(id, Date.now())]);
+};
+
+app.get("/read", async (c) => {
+  await table(c.env.DB);
+  return c.json(await c.env.DB.prepare("SELECT id, at FROM rows WHERE id = ?").bind("known").first());
+});
+
+app.post("/write", async (c) => {
+  await write(c.env.DB, crypto.randomUUID());
+  return c.json({ ok: true });
+});
+
 app.post("/sign", async (c) => {
-  tableReady ??= c.env.DB.exec("CREATE TABLE IF NOT EXISTS rows (id TEXT PRIMARY KEY, at INTEGER)");
-  await tableReady;
   const id = crypto.randomUUID();
-  await c.env.DB.batch([c.env.DB.prepare("INSERT INTO rows (id, at) VALUES (?, ?)").bind(id, Date.now())]);
+  await write(c.env.DB, id);
   const token = await new SignJWT({ sid: id, roles: ["user"] })
     .setProtectedHeader({ alg: "ES256", typ: "at+jwt" })
     .setSubject(id)
