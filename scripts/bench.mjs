@@ -128,8 +128,9 @@ async function main() {
     registered.push(await send(API_PORT, "POST", "/register", { body: { username, password: PASSWORD } }));
     users.push(username);
   };
-  // Logins spread over accounts (at most 10 a minute each: LOGIN_USER_LIMITER); one refresh chain per loop.
-  while (users.length < 40) await register();
+  // Logins spread over accounts, at most 8 each (LOGIN_USER_LIMITER allows 10 a minute) at up to 100
+  // logins a second; one refresh chain per loop.
+  while (users.length < Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8)) await register();
   const token = registered[0].access_token;
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
   const api = {
