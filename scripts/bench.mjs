@@ -19,10 +19,10 @@ const API_PORT = 8796;
 const FLOOR_PORT = 8797;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ONLY = process.env.BENCH_ONLY?.split(","); // e.g. root,protected
-// [endpoint, its floor, label, floor label]
+// [endpoint, its floor, label, floor label, the floor sending the API's headers and body]
 const PAIRS = [
-  ["root", "bare", "GET /", "bare Hono route"],
-  ["protected", "verify", "GET /protected", "ES256 verify + 1 KV read"],
+  ["root", "bare", "GET /", "bare Hono route", "bareSame"],
+  ["protected", "verify", "GET /protected", "ES256 verify + 1 KV read", "verifySame"],
   ["refresh", "sign", "POST /refresh", "ES256 sign + 1 D1 write"],
   ["login", "hash", "POST /login", "PBKDF2 %i"],
   ["register", "hash", "POST /register", "PBKDF2 %i"],
@@ -34,6 +34,7 @@ const state = mkdtempSync(path.join(os.tmpdir(), "bench-"));
 // --- HTTP: keep-alive sockets, so the numbers are the worker's and not connection setup ---------
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 let ipCounter = 0;
+const HEADERS = Symbol("headers"); // an answer's headers, beside its JSON
 /** One request; every call from its own address, so the per-IP rate limits never answer instead. */
 function send(port, method, pathname, { body, token } = {}) {
   const n = ipCounter++;
@@ -48,7 +49,7 @@ function send(port, method, pathname, { body, token } = {}) {
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString();
         if (res.statusCode >= 300) reject(new Error(`${method} ${pathname} answered ${res.statusCode}: ${text.slice(0, 200)}`));
-        else resolve(text ? JSON.parse(text) : null);
+        else resolve(text ? Object.defineProperty(JSON.parse(text), HEADERS, { value: res.headers }) : null);
       });
     });
     req.on("error", reject);
@@ -114,8 +115,12 @@ async function main() {
   const apiServer = start("wrangler", ["dev", "--port", String(API_PORT), "--persist-to", path.join(state, "api"), "--var", `ISSUER:http://localhost:${API_PORT}`, "--var", "LOG_REQUESTS:off"], { quiet: true });
   await waitFor(`http://localhost:${API_PORT}/health`, "the API");
   const jwks = await send(API_PORT, "GET", "/.well-known/jwks.json");
+  // The API's answer to GET /, for the floors' ?same variants (the transport's own headers left out).
+  const rootAnswer = await send(API_PORT, "GET", "/");
+  const transport = new Set(["content-type", "content-length", "date", "connection", "keep-alive", "transfer-encoding"]);
+  const answer = { headers: Object.entries(rootAnswer[HEADERS]).filter(([name]) => !transport.has(name)), body: { ...rootAnswer } };
   const iterations = /PASSWORD_ITERATIONS\s*=\s*"(\d+)"/.exec(readFileSync(path.join(root, "wrangler.toml"), "utf8"))[1];
-  const floorServer = start("wrangler", ["dev", "-c", "test/bench/floors/wrangler.toml", "--port", String(FLOOR_PORT), "--persist-to", path.join(state, "floors"), "--var", `JWKS:${JSON.stringify(jwks)}`, "--var", `PASSWORD_ITERATIONS:${iterations}`], { quiet: true });
+  const floorServer = start("wrangler", ["dev", "-c", "test/bench/floors/wrangler.toml", "--port", String(FLOOR_PORT), "--persist-to", path.join(state, "floors"), "--var", `JWKS:${JSON.stringify(jwks)}`, "--var", `PASSWORD_ITERATIONS:${iterations}`, "--var", `ANSWER:${JSON.stringify(answer)}`], { quiet: true });
   await waitFor(`http://localhost:${FLOOR_PORT}/bare`, "the floor worker");
   const apiPid = workerPid(apiServer.pid, API_PORT);
   const floorPid = workerPid(floorServer.pid, FLOOR_PORT);
@@ -144,7 +149,9 @@ async function main() {
   };
   const floor = {
     bare: () => send(FLOOR_PORT, "GET", "/bare"),
+    bareSame: () => send(FLOOR_PORT, "GET", "/bare?same"),
     verify: () => send(FLOOR_PORT, "GET", "/verify", { token }),
+    verifySame: () => send(FLOOR_PORT, "GET", "/verify?same", { token }),
     sign: () => send(FLOOR_PORT, "POST", "/sign"),
     hash: () => send(FLOOR_PORT, "POST", "/hash"),
     read: () => send(FLOOR_PORT, "GET", "/read"),
@@ -153,25 +160,27 @@ async function main() {
   // Endpoint and floor take turns, ROUNDS times; the median of each resists a neighbour's burst of load.
   const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const rows = {};
-  for (const [key, floorKey] of PAIRS.filter(([key]) => !ONLY || ONLY.includes(key))) {
-    const runs = { api: [], floor: [] };
+  for (const [key, floorKey, , , sameKey] of PAIRS.filter(([key]) => !ONLY || ONLY.includes(key))) {
+    const runs = { api: [], floor: [], same: [] };
     for (let round = 0; round < ROUNDS; round++) {
       runs.api.push(await measure(apiPid, api[key]));
       runs.floor.push(await measure(floorPid, floor[floorKey]));
+      if (sameKey) runs.same.push(await measure(floorPid, floor[sameKey]));
     }
     const summary = (rs) => ({ cpu: median(rs.map((r) => r.cpu)), rps: median(rs.map((r) => r.rps)) });
-    rows[key] = { api: summary(runs.api), floor: summary(runs.floor) };
+    rows[key] = { api: summary(runs.api), floor: summary(runs.floor), same: runs.same.length ? summary(runs.same) : undefined };
   }
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
   const table = [
-    line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio"]),
-    line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:"]),
+    line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio", "CPU ratio, same answer"]),
+    line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
   for (const [key, , name, floorName] of PAIRS.filter(([key]) => rows[key])) {
-    const { api: r, floor: f } = rows[key];
-    table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), `${fmt(r.cpu / f.cpu)}x`, `${fmt(r.rps / f.rps)}x`]));
+    const { api: r, floor: f, same } = rows[key];
+    const sameRatio = same ? `${fmt(r.cpu / same.cpu)}x` : "";
+    table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), `${fmt(r.cpu / f.cpu)}x`, `${fmt(r.rps / f.rps)}x`, sameRatio]));
   }
   console.log(table.join("\n"));
 

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKeySet } from "jose";
 
 /**
@@ -9,12 +9,15 @@ import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKey
  *   POST /sign    one ES256 sign + one D1 write        (floor of POST /refresh)
  *   POST /hash    one PBKDF2 derive at the API's count (floor of POST /login and /register)
  * and, for the capacity model, one D1 statement on its own: GET /read (by primary key), POST /write.
+ * With ?same, /bare and /verify answer with the headers and body of the API's GET / (ANSWER, set
+ * by the bench from a real answer): what is left between the API and that is code, not content.
  */
 interface FloorEnv {
   KV: KVNamespace;
   DB: D1Database;
   JWKS: string;
   PASSWORD_ITERATIONS: string;
+  ANSWER: string; // {"headers": [[name, value]...], "body": {...}}
 }
 
 // Per isolate, as the API caches its keys.
@@ -24,14 +27,22 @@ let tableReady: Promise<unknown> | undefined;
 
 const app = new Hono<{ Bindings: FloorEnv }>();
 
-app.get("/bare", (c) => c.json({ message: "ok" }));
+let answer: { headers: [string, string][]; body: Record<string, unknown> } | undefined;
+function reply(c: Context<{ Bindings: FloorEnv }>, body: Record<string, unknown>) {
+  if (c.req.query("same") === undefined) return c.json(body);
+  answer ??= JSON.parse(c.env.ANSWER) as NonNullable<typeof answer>;
+  for (const [name, value] of answer.headers) c.header(name, value);
+  return c.json(answer.body);
+}
+
+app.get("/bare", (c) => reply(c, { message: "ok" }));
 
 app.get("/verify", async (c) => {
   verifyKeys ??= createLocalJWKSet(JSON.parse(c.env.JWKS) as JSONWebKeySet);
   const token = c.req.header("authorization")?.slice("Bearer ".length) ?? "";
   const { payload } = await jwtVerify(token, verifyKeys, { algorithms: ["ES256"] });
   const revoked = await c.env.KV.get(`sid:${payload.sid}`);
-  return c.json({ sub: payload.sub, revoked: revoked !== null });
+  return reply(c, { sub: payload.sub, revoked: revoked !== null });
 });
 
 function table(db: D1Database) {
