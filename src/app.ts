@@ -3,12 +3,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { requestId } from "hono/request-id";
 import { secureHeaders } from "hono/secure-headers";
 import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { ApiError, notFoundHandler, onError } from "./errors";
-import { requestLog } from "./middleware/request-log";
+import { everyAnswer } from "./middleware/every-answer";
 import { account } from "./routes/account";
 import { validationHook } from "./middleware/validate";
 import { adminApp } from "./routes/admin";
@@ -23,10 +22,7 @@ const MAX_BODY_BYTES = 16 * 1024;
 // Built once per isolate, not per request. Not strict: /login/ is /login, as clients expect.
 export const app = new OpenAPIHono<AppEnv>({ strict: false, defaultHook: validationHook });
 
-// Our own id for every request; a client-sent X-Request-Id is ignored, so it cannot reuse another
-// request's id in the logs and audit rows. The id goes back in X-Request-Id (request-log.ts).
-app.use(requestId({ headerName: "" }));
-app.use(requestLog);
+app.use(everyAnswer); // request id, no-store, the optional log line
 // The headers that matter for JSON (OWASP's REST list): the ones only an HTML document acts on are
 // off, each being a cost on every answer (the docs page, the one HTML answer, keeps all of them).
 // Nothing here sets X-Powered-By, so there is nothing to remove.
@@ -62,12 +58,8 @@ app.use(async function corsForBrowsers(c, next) {
   await next();
   c.header("Vary", "Origin", { append: true });
 });
-app.use(async function noStore(c, next) {
-  await next();
-  // Answers carry tokens or account data; routes that may be cached (JWKS) set their own policy.
-  if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");
-});
-app.use(bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError("payload_too_large"); } }));
+// Only methods that carry a body: a GET skips the layer.
+app.on(["POST", "PUT", "PATCH", "DELETE"], "*", bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError("payload_too_large"); } }));
 
 app.route("/", meta);
 app.route("/", auth);

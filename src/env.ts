@@ -1,8 +1,7 @@
-import type { RequestIdVariables } from "hono/request-id";
 import type { AccessClaims } from "./auth/tokens";
 
 /** Hono's environment for this app: Workers bindings plus per-request variables. */
 export type AppEnv = {
   Bindings: Env;
-  Variables: RequestIdVariables & { auth: AccessClaims };
+  Variables: { requestId: string; auth: AccessClaims };
 };
