@@ -5,7 +5,7 @@ import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKey
  * Floors for `npm run bench`: each route does only the work its API counterpart cannot avoid, with
  * the same libraries, so the API's cost reads as a ratio to it.
  *   GET  /bare    a Hono route answering JSON          (floor of GET /)
- *   GET  /verify  one ES256 verify + one KV read       (floor of GET /protected)
+ *   GET  /verify  one ES256 verify + one KV read       (floor of GET /protected; a bulk get of its two keys)
  *   POST /sign    one ES256 sign + one D1 write        (floor of POST /refresh)
  *   POST /hash    one PBKDF2 derive at the API's count (floor of POST /login and /register)
  * and, for the capacity model, one D1 statement on its own: GET /read (by primary key), POST /write.
@@ -41,8 +41,9 @@ app.get("/verify", async (c) => {
   verifyKeys ??= createLocalJWKSet(JSON.parse(c.env.JWKS) as JSONWebKeySet);
   const token = c.req.header("authorization")?.slice("Bearer ".length) ?? "";
   const { payload } = await jwtVerify(token, verifyKeys, { algorithms: ["ES256"] });
-  const revoked = await c.env.KV.get(`sid:${payload.sid}`);
-  return reply(c, { sub: payload.sub, revoked: revoked !== null });
+  // One KV read: a bulk get of the two keys a revocation may sit under, as the API reads them.
+  const found = await c.env.KV.get([`sid:${payload.sid}`, `usr:${payload.sub}`], "json");
+  return reply(c, { sub: payload.sub, revoked: found.get(`sid:${payload.sid}`) != null });
 });
 
 function table(db: D1Database) {
