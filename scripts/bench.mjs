@@ -4,7 +4,7 @@
 // endpoint: worker CPU ms per request (CPU of the workerd process that runs the worker, the dev
 // proxy left out), throughput, and both as a ratio to the endpoint's floor. Then the bundle and the
 // worker's startup time. Prints and records; asserts no speed. Worker CPU needs Linux (/proc).
-//   BENCH_SECONDS (default 3) per measurement, BENCH_ROUNDS (3), BENCH_CONCURRENCY (8), BENCH_ONLY.
+//   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_ONLY.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
@@ -13,11 +13,11 @@ import path from "node:path";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const API_PORT = 8796;
 const FLOOR_PORT = 8797;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ONLY = process.env.BENCH_ONLY?.split(","); // e.g. root,protected
 // [endpoint, its floor, label, floor label, the floor sending the API's headers and body]
 const PAIRS = [
@@ -168,7 +168,16 @@ async function main() {
       if (sameKey) runs.same.push(await measure(floorPid, floor[sameKey]));
     }
     const summary = (rs) => ({ cpu: median(rs.map((r) => r.cpu)), rps: median(rs.map((r) => r.rps)) });
-    rows[key] = { api: summary(runs.api), floor: summary(runs.floor), same: runs.same.length ? summary(runs.same) : undefined };
+    // Ratios are taken within each round (endpoint and floor minutes apart share the machine's mood),
+    // then the median of those.
+    const ratio = (of, to, field) => median(runs.api.map((_, i) => (of === "api" ? runs.api[i] : runs[of][i])[field] / runs[to][i][field]));
+    rows[key] = {
+      api: summary(runs.api),
+      floor: summary(runs.floor),
+      cpuRatio: ratio("api", "floor", "cpu"),
+      rpsRatio: ratio("api", "floor", "rps"),
+      sameRatio: runs.same.length ? ratio("api", "same", "cpu") : undefined,
+    };
   }
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
@@ -178,9 +187,9 @@ async function main() {
     line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
   for (const [key, , name, floorName] of PAIRS.filter(([key]) => rows[key])) {
-    const { api: r, floor: f, same } = rows[key];
-    const sameRatio = same ? `${fmt(r.cpu / same.cpu)}x` : "";
-    table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), `${fmt(r.cpu / f.cpu)}x`, `${fmt(r.rps / f.rps)}x`, sameRatio]));
+    const { api: r, floor: f, cpuRatio, rpsRatio, sameRatio } = rows[key];
+    const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
+    table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));
   }
   console.log(table.join("\n"));
 
