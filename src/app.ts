@@ -45,6 +45,7 @@ app.use(function headers(c, next) {
 // Browser apps on other origins: only CORS_ORIGINS, echoed exactly (never "*"), with credentials
 // so cookie mode works. A request without Origin is no CORS request (a server, curl): it skips the
 // middleware, which costs a placeholder response per request, but keeps Vary: Origin for caches.
+// OPTIONS always gets the middleware's 204, with or without Origin.
 const corsHeaders = cors({
   origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
   credentials: true,
@@ -54,7 +55,7 @@ const corsHeaders = cors({
   maxAge: 600,
 });
 app.use(async function corsForBrowsers(c, next) {
-  if (c.req.header("origin") !== undefined) return corsHeaders(c, next);
+  if (c.req.header("origin") !== undefined || c.req.method === "OPTIONS") return corsHeaders(c, next);
   await next();
   c.header("Vary", "Origin", { append: true });
 });

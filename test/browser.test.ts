@@ -50,6 +50,12 @@ describe("CORS", () => {
     }
   });
 
+  it("answers OPTIONS without Origin with 204 too, not a 405 that names OPTIONS as allowed", async () => {
+    const res = await call("OPTIONS", "/login");
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-origin")).toBeNull();
+  });
+
   it("never answers * to a credentialed origin", async () => {
     const res = await call("GET", "/health", { headers: { origin: APP } });
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);
