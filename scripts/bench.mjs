@@ -138,13 +138,14 @@ async function main() {
   while (users.length < Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8)) await register();
   const token = registered[0].access_token;
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
+  let loginTurn = 0; // one count over every round, so no account gets more than its share
   const api = {
     root: () => send(API_PORT, "GET", "/"),
     protected: () => send(API_PORT, "GET", "/protected", { token }),
     refresh: async (loop) => {
       chains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: chains[loop] } })).refresh_token;
     },
-    login: (_, i) => send(API_PORT, "POST", "/login", { body: { username: users[i % users.length], password: PASSWORD } }),
+    login: () => send(API_PORT, "POST", "/login", { body: { username: users[loginTurn++ % users.length], password: PASSWORD } }),
     register,
   };
   const floor = {

@@ -9,8 +9,8 @@ import { enforceLimit } from "./middleware/rate-limit";
 /** What the auth flows need from a request. They know nothing of HTTP; this is built per request by the routes. */
 export interface Deps extends AuditContext {
   db: Db;
-  /** For reads that may lag a moment (db/client.ts getReplicaDb); made on first use. */
-  readonly replica: Db;
+  /** A client for reads that may lag a moment (db/client.ts getReplicaDb), made when called. */
+  replica: () => Db;
   kv: KVNamespace;
   config: Config;
   userAgent?: string;
@@ -33,9 +33,7 @@ function waitUntil(c: Context<AppEnv>): Deps["defer"] {
 
 export const deps = (c: Context<AppEnv>): Deps => ({
   db: getDb(c.env.DB),
-  get replica() {
-    return getReplicaDb(c.env.DB);
-  },
+  replica: () => getReplicaDb(c.env.DB),
   kv: c.env.REVOKED,
   config: getConfig(c.env),
   requestId: c.get("requestId"),

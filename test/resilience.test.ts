@@ -229,6 +229,15 @@ describe("D1 at its capacity (the database's queue is full)", () => {
     expect((await login(reg.input.username)).status).toBe(200);
   });
 
+  it("a login refused at its second step (the session batch) answers 503, and the retry signs in", async () => {
+    const reg = await registerUser();
+    let batches = 0;
+    const DB = once(env.DB, "batch", async () => { throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."); }, () => ++batches === 2);
+    expectRetryLater(await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } }));
+    expect(batches).toBe(2);
+    expect((await login(reg.input.username)).status).toBe(200);
+  });
+
   it("a refresh answers 503 with Retry-After, and the same refresh token still works", async () => {
     const reg = await registerUser();
     const DB = once(env.DB, "batch", async () => { throw new Error("D1 DB is overloaded. Requests queued for too long."); });

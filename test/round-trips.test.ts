@@ -66,6 +66,7 @@ describe("reads that may come from a read replica", () => {
       await tripsOf("GET", "/me", { token: reg.access_token }),
       await tripsOf("GET", `/admin/users/${reg.user.id}`, { token: admin }),
       await tripsOf("POST", "/register", { body: { username: uniqueName(), password: PASSWORD } }),
+      await tripsOf("DELETE", "/me", { token: (await registerUser()).access_token, body: { current_password: PASSWORD } }),
     ];
     for (const { res, n, sessions } of calls) {
       expect(res.status, res.text).toBeLessThan(300);

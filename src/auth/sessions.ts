@@ -415,7 +415,7 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
 }
 
 export async function listSessions(deps: Deps, claims: AccessClaims, limit: number, after?: SessionCursor) {
-  return listSessionRows(deps.replica, claims.sub, new Date(), limit, after); // a list to look at: may lag a moment
+  return listSessionRows(deps.replica(), claims.sub, new Date(), limit, after); // a list to look at: may lag a moment
 }
 
 /** Revokes one of the caller's own sessions; another user's id or an unknown one is not_found. */

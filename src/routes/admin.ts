@@ -60,7 +60,7 @@ adminApp.use(requireRole("admin"));
 adminApp
   .openapi(usersRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");
-    const rows = await listUsers(deps(c).replica, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
+    const rows = await listUsers(deps(c).replica(), limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (u) => [u.createdAt.getTime(), u.id]);
     return c.json({ users: items.map(publicUser), next_cursor }, 200);
   })
@@ -76,7 +76,7 @@ adminApp
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");
     const beforeId = cursor ? decodeCursor(cursor, ([id]) => (Number.isSafeInteger(id) ? (id as number) : undefined)) : undefined;
-    const rows = await listAuditEvents(deps(c).replica, limit + 1, { userId: user_id, beforeId });
+    const rows = await listAuditEvents(deps(c).replica(), limit + 1, { userId: user_id, beforeId });
     const { items, next_cursor } = page(rows, limit, (e) => [e.id]);
     const events = items.map((e) => ({
       id: e.id,
