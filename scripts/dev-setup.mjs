@@ -1,10 +1,10 @@
 // First-run setup for `npm run dev`, safe to run every time:
-// 1. writes a dev signing key, a pepper and localhost ISSUER / CORS_ORIGINS into .dev.vars
+// 1. writes a dev signing key, a pepper, an MFA encryption key and localhost ISSUER / CORS_ORIGINS into .dev.vars
 //    (gitignored; it overrides wrangler.toml [vars]) unless each is already there;
 // 2. applies pending migrations to the local D1 database.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
-import { newPepper, newSigningJwk } from "./keys.mjs";
+import { newMfaKey, newPepper, newSigningJwk } from "./keys.mjs";
 
 const file = new URL("../.dev.vars", import.meta.url);
 const current = existsSync(file) ? readFileSync(file, "utf8") : "";
@@ -13,6 +13,7 @@ const has = (name) => new RegExp(`^${name}\\s*=`, "m").test(current);
 const lines = [];
 if (!has("JWT_PRIVATE_KEY")) lines.push(`JWT_PRIVATE_KEY='${JSON.stringify(await newSigningJwk())}'`);
 if (!has("PASSWORD_PEPPER")) lines.push(`PASSWORD_PEPPER='${newPepper()}'`);
+if (!has("MFA_ENCRYPTION_KEY")) lines.push(`MFA_ENCRYPTION_KEY='${newMfaKey()}'`);
 if (!has("ISSUER")) lines.push("ISSUER='http://localhost:8787'");
 if (!has("CORS_ORIGINS")) lines.push("CORS_ORIGINS='http://localhost:5173'");
 if (!has("API_DOCS")) lines.push("API_DOCS='on'");

@@ -1,7 +1,8 @@
 // Production secrets.
-//   npm run -s keygen         {"JWT_PRIVATE_KEY": ..., "PASSWORD_PEPPER": ...} for `wrangler deploy --secrets-file`
+//   npm run -s keygen         {"JWT_PRIVATE_KEY": ..., "PASSWORD_PEPPER": ..., "MFA_ENCRYPTION_KEY": ...} for `wrangler deploy --secrets-file`
 //   npm run -s keygen jwk     one new signing key (a private JWK with a kid), e.g. for rotation
 //   npm run -s keygen pepper  one new pepper
+//   npm run -s keygen mfa     one new MFA_ENCRYPTION_KEY (seals TOTP secrets; replacing it voids every TOTP setup)
 import { webcrypto } from "node:crypto";
 import { pathToFileURL } from "node:url";
 
@@ -13,10 +14,12 @@ export async function newSigningJwk() {
 }
 
 export const newPepper = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+export const newMfaKey = newPepper; // 32 random bytes, base64url: an AES-256 key
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const what = process.argv[2];
   if (what === "jwk") process.stdout.write(JSON.stringify(await newSigningJwk()));
   else if (what === "pepper") process.stdout.write(newPepper());
-  else process.stdout.write(JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper() }, null, 2) + "\n");
+  else if (what === "mfa") process.stdout.write(newMfaKey());
+  else process.stdout.write(JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2) + "\n");
 }

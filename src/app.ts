@@ -14,6 +14,8 @@ import { adminApp } from "./routes/admin";
 import { auth } from "./routes/auth";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
+import { mfa } from "./routes/mfa";
+import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
 // Every request body here is a small JSON object; refuse anything larger before parsing it.
@@ -66,6 +68,8 @@ app.route("/", meta);
 app.route("/", auth);
 app.route("/", account);
 app.route("/", recovery);
+app.route("/", mfa);
+app.route("/", passkeys);
 app.route("/admin", adminApp);
 mountDocs(app);
 

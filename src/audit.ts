@@ -28,7 +28,16 @@ export type SecurityEvent =
   | "email_change_requested"
   | "email_changed"
   | "account_deleted"
-  | "admin_user_updated";
+  | "admin_user_updated"
+  | "mfa_challenge_issued"
+  | "mfa_failed"
+  | "totp_enabled"
+  | "totp_disabled"
+  | "recovery_code_used"
+  | "passkey_added"
+  | "passkey_removed"
+  | "passkey_login_failed"
+  | "passkey_counter_regressed";
 
 export interface AuditContext {
   db: Db;

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { MAX_ITERATIONS } from "./auth/passwords";
+import { fromBase64Url } from "./encoding";
 
 const isJson = (s: string) => {
   if (s === "") return true; // reported as "is required"
@@ -16,6 +17,14 @@ const seconds = (fallback: number, min: number, max: number) =>
 
 // An unset or empty secret is "absent", not a short string.
 const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
+
+const aesKey = z.preprocess(
+  (v) => (v === "" ? undefined : v),
+  z
+    .string()
+    .refine((s) => fromBase64Url(s)?.length === 32, "must be 32 random bytes, base64url (npm run -s keygen mfa)")
+    .optional(),
+);
 
 const origins = z
   .string()
@@ -60,6 +69,16 @@ const ConfigSchema = z.object({
   PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
   JWT_PRIVATE_KEY: z.string().min(1, "is required").refine(isJson, "is not JSON (a private JWK, or a JWK set {\"keys\": [...]})"),
   PASSWORD_PEPPER: optionalSecret,
+  // Seals TOTP secrets at rest (auth/secrets.ts). Without it, everything but second factors works.
+  MFA_ENCRYPTION_KEY: aesKey,
+  // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
+  // party id (a domain; empty: the host of the first allowed origin) and the page origins allowed to
+  // use passkeys (empty: CORS_ORIGINS).
+  APP_NAME: z.string().min(1).max(64).default("Edge Auth"),
+  WEBAUTHN_RP_ID: z.string().default(""),
+  WEBAUTHN_ORIGINS: origins,
+  // How long a login's second step and a WebAuthn challenge stay usable.
+  CHALLENGE_TTL: seconds(300, 30, 900),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -69,7 +88,7 @@ export type Config = z.infer<typeof ConfigSchema>;
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
 export function checkVars(vars: Record<string, unknown>): string[] {
-  const parsed = ConfigSchema.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true }).safeParse(vars);
+  const parsed = ConfigSchema.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true, MFA_ENCRYPTION_KEY: true }).safeParse(vars);
   return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
 }
 

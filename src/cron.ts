@@ -1,6 +1,7 @@
 import { getConfig } from "./config";
 import { getDb } from "./db/client";
 import { deleteAuditEventsBefore } from "./db/audit";
+import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
 import { log } from "./log";
@@ -18,6 +19,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   const auditEvents = await deleteAuditEventsBefore(db, new Date(now.getTime() - getConfig(env).AUDIT_RETENTION_DAYS * DAY_MS));
   // Password checks whose worker died stopped counting after seconds; their rows go here.
   const checks = await deleteStaleChecks(db, new Date(now.getTime() - DAY_MS));
-  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks });
-  return { sessions, auditEvents, checks };
+  // Login second steps and WebAuthn challenges live minutes; kept a day past that, then dropped.
+  const challenges = await deleteExpiredChallenges(db, new Date(now.getTime() - DAY_MS));
+  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks, challenges_deleted: challenges });
+  return { sessions, auditEvents, checks, challenges };
 }

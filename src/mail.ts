@@ -16,7 +16,7 @@ export interface Mail {
 }
 
 /** What a mail is for, for the log and the audit trail. */
-export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice";
+export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice" | "security_notice";
 
 /** The app page that completes a flow; the token goes in the URL fragment, which no server or log sees. */
 export function appLink(config: Config, action: "verify-email" | "reset-password" | "confirm-email", token: string): string {
@@ -52,4 +52,11 @@ async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpos
 export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): void {
   const task = sendMail(deps, mail, about);
   if (deps.defer) deps.defer(task);
+}
+
+/** Tells the account's owner that its sign-in methods changed (a second factor, a passkey), where it has an address. */
+export function securityNotice(deps: Deps, user: { id: string; email: string | null }, change: string): void {
+  if (!user.email) return;
+  const lines = [`${change}.`, "If this was you, nothing more is needed. If not, change your password now and sign out everywhere."];
+  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", lines), { user_id: user.id, purpose: "security_notice" });
 }

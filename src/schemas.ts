@@ -59,14 +59,84 @@ export const passwordChangeSchema = z
   })
   .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
+function currentPasswordField() {
+  return z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
+}
+
 const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
-const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
+const currentPassword = currentPasswordField();
 
 export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
 export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
 export const resetSchema = z.object({ token: linkToken, new_password: passwordSchema }).openapi("ResetPassword");
 export const emailChangeSchema = z.object({ new_email: emailSchema, current_password: currentPassword }).openapi("EmailChange");
 export const deleteMeSchema = z.object({ current_password: currentPassword }).openapi("DeleteAccount");
+
+// ---- Second factors (auth/mfa.ts, auth/passkeys.ts) ----------------------------------------------------
+
+const totpCode = z.string({ error: "must be a string" }).regex(/^\d{6}$/, "6 digits").openapi({ description: "the 6-digit code the authenticator app shows", example: "123456" });
+const recoveryCode = z
+  .string({ error: "must be a string" })
+  .max(40, "is not a recovery code")
+  .openapi({ description: "one of the recovery codes handed out when TOTP was enabled (single use)", example: "k7qp-2m4x-9hta-vw3e" });
+const proofFields = { code: totpCode.optional(), recovery_code: recoveryCode.optional() };
+/** A TOTP code or a recovery code: exactly one. */
+const oneProof: [(v: { code?: string; recovery_code?: string }) => boolean, { message: string; path: string[] }] = [
+  (v) => (v.code === undefined) !== (v.recovery_code === undefined),
+  { message: "send code or recovery_code (one of them)", path: ["code"] },
+];
+
+export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
+export const totpDisableSchema = z
+  .object({ current_password: currentPasswordField(), ...proofFields })
+  .refine(...oneProof)
+  .openapi("TotpDisable", { example: { current_password: "correct horse 42", code: "123456" } });
+export const loginMfaSchema = z
+  .object({
+    challenge: z.string({ error: "is required" }).min(1, "is required").max(100, "is not a challenge").openapi({ description: "from the answer of POST /login" }),
+    ...proofFields,
+    use_cookie: useCookie,
+  })
+  .refine(...oneProof)
+  .openapi("LoginMfa", { example: { challenge: "q9G2v0pXl3d2Hh3vYq1bU0sXxM4nN7rKk2aZb8cD5eQ", code: "123456" } });
+
+// WebAuthn JSON from the browser (navigator.credentials, e.g. through @simplewebauthn/browser). The
+// library checks the inside; this only bounds the size and the outline.
+const b64url = (max: number) => z.string({ error: "must be a string" }).max(max, "is too long").regex(/^[A-Za-z0-9_-]*$/, "must be base64url");
+const credentialOutline = {
+  id: b64url(1400),
+  rawId: b64url(1400),
+  type: z.literal("public-key", { error: 'must be "public-key"' }),
+  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+  authenticatorAttachment: z.enum(["platform", "cross-platform"]).optional(),
+};
+export const passkeyRegisterSchema = z
+  .object({
+    response: z
+      .object({
+        ...credentialOutline,
+        response: z
+          .object({ clientDataJSON: b64url(4000), attestationObject: b64url(8000), transports: z.array(z.string().max(32)).max(10).optional() })
+          .passthrough(),
+      })
+      .openapi({ description: "the RegistrationResponseJSON navigator.credentials.create() produced" }),
+    name: z.string().max(64, "at most 64 characters").refine(noControlChars, "must not contain control characters").optional().openapi({ description: "a label for the list, e.g. the device" }),
+  })
+  .openapi("PasskeyRegistration");
+export const passkeyLoginSchema = z
+  .object({
+    response: z
+      .object({
+        ...credentialOutline,
+        response: z.object({ clientDataJSON: b64url(4000), authenticatorData: b64url(4000), signature: b64url(1000), userHandle: b64url(200).optional() }).passthrough(),
+      })
+      .openapi({ description: "the AuthenticationResponseJSON navigator.credentials.get() produced" }),
+    use_cookie: useCookie,
+  })
+  .openapi("PasskeySignIn");
+export const passkeyIdSchema = z.object({
+  id: z.string().max(1400, "is not a passkey id").openapi({ param: { name: "id", in: "path" } }),
+});
 
 const role = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "roles are 1-32 lower-case letters, digits or underscores");
 export const adminUserPatchSchema = z
@@ -112,10 +182,15 @@ export const ERROR_CODES = [
   "account_disabled",
   "email_unverified",
   "invalid_link",
+  "invalid_mfa_code",
+  "invalid_challenge",
+  "passkey_rejected",
   "not_found",
   "method_not_allowed",
   "username_taken",
   "email_taken",
+  "mfa_already_enabled",
+  "mfa_not_enabled",
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",
@@ -154,6 +229,51 @@ const tokenFields = {
 export const tokensSchema = z.object(tokenFields).openapi("Tokens");
 export const signedInSchema = z.object({ user: userSchema, ...tokenFields }).openapi("SignedIn");
 
+export const mfaChallengeSchema = z
+  .object({
+    mfa_required: z.literal(true),
+    challenge: z.string().openapi({ description: "send it to POST /login/mfa with a code; single use" }),
+    expires_in: z.number().int().openapi({ description: "seconds the challenge stays usable", example: 300 }),
+    methods: z.array(z.enum(["totp", "recovery_code"])),
+  })
+  .openapi("MfaChallenge", { description: "The password was right and the account has TOTP on: the second step comes next." });
+
+export const totpSetupSchema = z
+  .object({
+    secret: z.string().openapi({ description: "base32, for typing into an authenticator app" }),
+    otpauth_uri: z.string().openapi({ description: "otpauth://totp/... for a QR code" }),
+  })
+  .openapi("TotpSetup");
+export const recoveryCodesSchema = z
+  .object({ message: z.string(), recovery_codes: z.array(z.string()).openapi({ description: "shown once: each signs in once in place of a code" }) })
+  .openapi("RecoveryCodes");
+
+export const passkeySchema = z
+  .object({
+    id: z.string().openapi({ description: "the credential id (base64url)" }),
+    name: z.string(),
+    created_at: z.iso.datetime(),
+    last_used_at: z.iso.datetime().nullable(),
+    backed_up: z.boolean().openapi({ description: "synced by a passkey provider (multi-device)" }),
+  })
+  .openapi("Passkey");
+export const passkeysSchema = z.object({ passkeys: z.array(passkeySchema) }).openapi("Passkeys");
+export const passkeyOptionsSchema = z
+  .object({ options: z.record(z.string(), z.unknown()).openapi({ description: "pass to navigator.credentials (as optionsJSON to @simplewebauthn/browser)" }) })
+  .openapi("PasskeyOptions");
+
+export const factorsSchema = z
+  .object({
+    totp: z.boolean(),
+    recovery_codes_left: z.number().int(),
+    passkeys: z.number().int(),
+  })
+  .openapi("Factors", { description: "which second factors and passkeys the account has; never a secret" });
+
+export const adminUserSchema = z
+  .object({ user: userSchema, disabled: z.boolean(), factors: factorsSchema.optional().openapi({ description: "on GET /admin/users/{id}" }) })
+  .openapi("AdminUser");
+
 export const messageSchema = z.object({ message: z.string() }).openapi("Message");
 export const revokedCountSchema = z.object({ message: z.string(), sessions_revoked: z.number().int() }).openapi("SessionsRevoked");
 
@@ -186,10 +306,11 @@ export const auditEventSchema = z
   .openapi("AuditEvent");
 export const auditPageSchema = z.object({ events: z.array(auditEventSchema), next_cursor: nextCursor }).openapi("AuditPage");
 
-export const adminUserSchema = z.object({ user: userSchema, disabled: z.boolean() }).openapi("AdminUser");
+
 
 export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string() }).openapi("Protected");
 export const meSchema = z.object({ user: userSchema }).openapi("Me");
+export const meWithFactorsSchema = z.object({ user: userSchema, factors: factorsSchema }).openapi("MeWithFactors");
 export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
 export const jwksSchema = z
   .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })

@@ -45,8 +45,8 @@ describe("GET /me", () => {
     const reg = await registerUser({ email: "me-test@example.com" });
     const res = await call("GET", "/me", { token: reg.access_token });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ user: reg.user });
-    expect(res.text).not.toMatch(/hash|pbkdf2/i);
+    expect(res.body).toEqual({ user: reg.user, factors: { totp: false, recovery_codes_left: 0, passkeys: 0 } });
+    expect(res.text).not.toMatch(/hash|pbkdf2|secret/i);
   });
 
   it("answers 401 without a token, and 401 when the user no longer exists", async () => {

@@ -130,7 +130,7 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
 
 /** Checks the current password for a sensitive change, through the same account lock as login. */
 async function checkPassword(deps: Deps, user: User, password: string, now: Date) {
-  const check = await startPasswordCheck(deps, user.id, now);
+  const { check } = await startPasswordCheck(deps, user.id, now);
   const ok = await verifyPassword(password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
   if (!ok || !check) {
     await failPasswordCheck(deps, user.id, check, now);

@@ -2,7 +2,7 @@ import { audit, auditRow, logEvent } from "../audit";
 import type { User } from "../db/schema";
 import type { Config } from "../config";
 import { endCheck } from "../db/password-checks";
-import { eq } from "drizzle-orm";
+import { eq, type SQL } from "drizzle-orm";
 import { users } from "../db/schema";
 import { beginLoginCheck, loginIs, readLock, recordLoginResult, type LockPolicy } from "../db/users";
 import type { Deps } from "../deps";
@@ -47,11 +47,14 @@ export async function startLogin(deps: Deps, login: string, now: Date, limit?: (
   return { user, check };
 }
 
-/** Starts a password check for a signed-in user's sensitive change (same lock as login); returns its id. */
-export async function startPasswordCheck(deps: Deps, userId: string, now: Date): Promise<string> {
-  const { check } = await beginLoginCheck(deps.db, eq(users.id, userId), now, lockPolicy(deps.config));
-  if (!check) await refuse(deps, userId, now);
-  return check!;
+/**
+ * Starts a check of a secret (a password, a second-factor code) for a known user, through the same
+ * lock as login: the user as read in that round trip, and the check's id. No user: no row.
+ */
+export async function startPasswordCheck(deps: Deps, userId: string, now: Date): Promise<{ user?: User; check: string }> {
+  const { user, check } = await beginLoginCheck(deps.db, eq(users.id, userId), now, lockPolicy(deps.config));
+  if (user && !check) await refuse(deps, userId, now);
+  return { user, check: check ?? "" };
 }
 
 /** Why a check could not start: the lock (for its remaining time) or too many in flight (a second). */
@@ -70,8 +73,8 @@ async function refuse(deps: Deps, userId: string, now: Date): Promise<never> {
  * Records a wrong password (or an unknown user, on no row) with its audit row, in one round trip;
  * returns the lock this failure set, if any.
  */
-export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "password_change_failed" = "login_failed") {
-  const fields = { user_id: userId ?? null };
+export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "password_change_failed" | "mfa_failed" = "login_failed", reason?: string) {
+  const fields = { user_id: userId ?? null, ...(reason ? { reason } : {}) };
   const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? ""), auditRow(deps, event, fields)]);
   logEvent(deps, event, fields);
   return userId && row?.lockedUntil && row.lockedUntil > now ? row : undefined;
@@ -82,6 +85,9 @@ export async function auditLock(deps: Deps, userId: string, lock: { failedLogins
   if (lock?.lockedUntil) await audit(deps, "account_locked", { user_id: userId, failures: lock.failedLogins, until: lock.lockedUntil.toISOString() });
 }
 
-/** The statements that record a right password and end its check, for the caller's batch. */
-export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date) =>
-  [recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true), endCheck(deps.db, check)] as const;
+/**
+ * The statements that record a right secret (clearing the failure count, only if `condition` holds
+ * in the batch) and end its check, for the caller's batch.
+ */
+export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date, condition?: SQL) =>
+  [recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true, condition), endCheck(deps.db, check)] as const;

@@ -7,7 +7,7 @@ import {
   countPasswordChangeFailure,
   findRotated,
   insertSession,
-  insertSessionIfPasswordVersion,
+  insertSessionIf,
   isSessionLive,
   listSessions as listSessionRows,
   reissueAccess,
@@ -22,10 +22,13 @@ import { endLinks } from "../db/account-tokens";
 import { endCheck } from "../db/password-checks";
 import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, insertUser, rehashPassword, replacePassword } from "../db/users";
 import type { Deps } from "../deps";
-import { sha256Base64Url } from "../encoding";
+import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { TooManyAttempts } from "./errors";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { SQL } from "drizzle-orm";
+import { insertChallenge } from "../db/mfa";
 import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
@@ -129,6 +132,10 @@ export async function register(deps: Deps, input: RegisterInput, withSession = t
     disabledAt: null,
     sessionEpoch: 0,
     epochKeptSession: null,
+    totpSecret: null,
+    totpEnabledAt: null,
+    totpLastStep: 0,
+    recoveryCodes: null,
     createdAt: now,
     updatedAt: now,
   };
@@ -152,7 +159,10 @@ export interface LoginInput {
   password: string;
 }
 
-export async function login(deps: Deps, input: LoginInput): Promise<{ user: User; issued: Issued }> {
+/** A login's answer: tokens, or (TOTP on) the challenge for its second step (auth/mfa.ts). */
+export type LoginResult = { user: User; issued: Issued } | { user: User; challenge: MfaChallenge };
+
+export async function login(deps: Deps, input: LoginInput): Promise<LoginResult> {
   const { db, config } = deps;
   const options = passwordOptions(config);
   const now = new Date();
@@ -174,29 +184,79 @@ export async function login(deps: Deps, input: LoginInput): Promise<{ user: User
     throw new ApiError(user.disabledAt ? "account_disabled" : "email_unverified");
   }
 
-  const { row, refreshToken } = await newSession(deps, user.id, now);
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
-  const succeeded = { user_id: user.id, session_id: row.id };
-  // The session, the lock reset, the cap, the epoch and the audit row: one round trip.
-  const [inserted, , , evicted, [current]] = await db.batch([
-    // Only if the password checked is still the password: a change that landed meanwhile wins.
-    insertSessionIfPasswordVersion(db, row, user.passwordVersion, config.REQUIRE_VERIFIED_EMAIL === "on"),
-    ...passPasswordCheck(deps, user.id, check, now),
-    revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
-    sessionEpochOf(db, user.id),
-    auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
-    ...rehash,
-  ]);
-  const epoch = current?.epoch;
-  if (!inserted[0] || epoch === undefined) {
+  // TOTP on: half a login. The failure count stays (only the second step clears it), so knowing the
+  // password does not buy unlimited guesses at the code.
+  if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, check, now, rehash) };
+
+  const opened = await openSession(deps, user, now, { passwordVersion: user.passwordVersion, after: [...passPasswordCheck(deps, user.id, check, now), ...rehash] });
+  if (!opened.issued) {
     // The password changed, or the account was disabled, while it was being checked.
     const now2 = await findUserById(db, user.id);
     await audit(deps, "login_failed", { user_id: user.id, reason: now2?.disabledAt ? "account_disabled" : "changed_during_login" });
     throw new ApiError(now2?.disabledAt ? "account_disabled" : "invalid_credentials");
   }
+  return { user, issued: opened.issued };
+}
+
+type Statement = BatchItem<"sqlite">;
+
+/** The second step a login with TOTP on hands out: a single-use token for POST /login/mfa (auth/mfa.ts). */
+export interface MfaChallenge {
+  token: string;
+  expiresIn: number;
+}
+
+/**
+ * Stores the challenge (its SHA-256; bound to the password version checked) and ends the password
+ * check, with its audit row: one round trip.
+ */
+async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Date, also: Statement[]): Promise<MfaChallenge> {
+  const token = toBase64Url(randomBytes(32));
+  const ttl = deps.config.CHALLENGE_TTL;
+  const row = { id: await sha256Base64Url(token), purpose: "mfa_login" as const, userId: user.id, passwordVersion: user.passwordVersion, createdAt: now, expiresAt: new Date(now.getTime() + ttl * 1000) };
+  await deps.db.batch([insertChallenge(deps.db, row), endCheck(deps.db, check), auditRow(deps, "mfa_challenge_issued", { user_id: user.id }), ...also]);
+  logEvent(deps, "mfa_challenge_issued", { user_id: user.id });
+  return { token, expiresIn: ttl };
+}
+
+export interface OpenSession {
+  /** Written only while the password is still this version (a change that landed meanwhile wins). */
+  passwordVersion?: number;
+  /** Statements that run first in the batch (their results come back in `before`), and last. */
+  before?: Statement[];
+  after?: Statement[];
+  /** The session is written only if this holds as well. */
+  condition?: SQL;
+  /** Added to the login_succeeded audit row, e.g. how the user signed in. */
+  detail?: Record<string, string>;
+}
+
+/**
+ * Opens the session a sign-in ends with (a password, a second step, a passkey) in one round trip:
+ * the session (only if the user may still hold one, and the caller's conditions hold), the per-user
+ * cap, the epoch for the token, the audit row, and the caller's own statements. `issued` is absent
+ * when the session was not written; `before` holds the results of the caller's first statements.
+ */
+export async function openSession(deps: Deps, user: User, now: Date, opts: OpenSession = {}): Promise<{ issued?: Issued; before: unknown[] }> {
+  const { db, config } = deps;
+  const { row, refreshToken } = await newSession(deps, user.id, now);
+  const before = opts.before ?? [];
+  const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
+  const results = await db.batch([
+    ...before,
+    insertSessionIf(db, row, { passwordVersion: opts.passwordVersion, requireVerified: config.REQUIRE_VERIFIED_EMAIL === "on", condition: opts.condition }),
+    revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
+    sessionEpochOf(db, user.id),
+    auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
+    ...(opts.after ?? []),
+  ] as unknown as [Statement, ...Statement[]]);
+  const [inserted, evicted, [current]] = results.slice(before.length) as [{ id: string }[], { id: string; userId: string; accessExpiresAt: Date }[], { epoch: number }[]];
+  const answers = results.slice(0, before.length);
+  if (!inserted[0] || current === undefined) return { before: answers };
   logEvent(deps, "login_succeeded", succeeded);
   await endEvicted(deps, evicted);
-  return { user, issued: await issue(config, { ...user, epoch }, row, now, refreshToken) };
+  return { issued: await issue(config, { ...user, epoch: current.epoch }, row, now, refreshToken), before: answers };
 }
 
 /**

@@ -27,6 +27,13 @@ export const users = sqliteTable(
     // those of `epochKeptSession`, the caller's session that a password change keeps.
     sessionEpoch: integer("session_epoch").notNull().default(0),
     epochKeptSession: text("epoch_kept_session"),
+    // TOTP (auth/mfa.ts): the secret sealed with MFA_ENCRYPTION_KEY (auth/secrets.ts), pending until
+    // enabled; the last time step a code was accepted for (a code is good once); and the SHA-256 of
+    // each unused recovery code (a JSON array, so enabling and using one are single statements).
+    totpSecret: text("totp_secret"),
+    totpEnabledAt: integer("totp_enabled_at", { mode: "timestamp_ms" }),
+    totpLastStep: integer("totp_last_step").notNull().default(0),
+    recoveryCodes: text("recovery_codes", { mode: "json" }).$type<string[]>(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
@@ -116,6 +123,47 @@ export const accountTokens = sqliteTable(
   (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose)],
 );
 
+/**
+ * Short-lived, single-use challenges: the second step of a login with TOTP on (its id is the SHA-256
+ * of the token handed to the client), and WebAuthn challenges (the id is the challenge itself). Using
+ * one is a conditional UPDATE: of two requests, exactly one wins. The daily cron deletes old ones.
+ */
+export const challenges = sqliteTable(
+  "challenges",
+  {
+    id: text().primaryKey(),
+    purpose: text({ enum: ["mfa_login", "passkey_register", "passkey_login"] }).notNull(),
+    userId: text("user_id").references(() => users.id, { onDelete: "cascade" }), // none for a passkey login
+    passwordVersion: integer("password_version"), // mfa_login: the password the first step checked
+    failures: integer().notNull().default(0), // mfa_login: wrong codes sent with it
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    usedAt: integer("used_at", { mode: "timestamp_ms" }),
+    usedBy: text("used_by"), // a random id of the request that used it: what later writes of that request check
+  },
+  (t) => [index("challenges_expires_at_idx").on(t.expiresAt)],
+);
+
+/** WebAuthn credentials (auth/passkeys.ts). The public key only; the private key never leaves the authenticator. */
+export const passkeys = sqliteTable(
+  "passkeys",
+  {
+    id: text().primaryKey(), // the credential id, base64url
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    publicKey: text("public_key").notNull(), // COSE key, base64url
+    counter: integer().notNull().default(0), // the authenticator's signature counter (0: it keeps none)
+    transports: text({ mode: "json" }).$type<string[]>(),
+    deviceType: text("device_type").notNull(), // "singleDevice" or "multiDevice" (synced)
+    backedUp: integer("backed_up", { mode: "boolean" }).notNull(),
+    name: text().notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [index("passkeys_user_id_created_at_idx").on(t.userId, t.createdAt)],
+);
+
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
 export const auditEvents = sqliteTable(
   "audit_events",
@@ -134,3 +182,4 @@ export const auditEvents = sqliteTable(
 
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
+export type Passkey = typeof passkeys.$inferSelect;

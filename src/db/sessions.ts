@@ -28,10 +28,15 @@ export function insertSession(db: Db, row: NewSession) {
 }
 
 /**
- * Inserts the session only if the user's password is still the one the login checked (its version):
- * a login whose password was replaced while it was being checked gets no session (returns no row).
+ * Inserts the session only if the user may hold one, the password is still the one the login checked
+ * (its version: a login whose password was replaced while it was being checked gets no session), and
+ * `condition` holds (in a batch: a challenge was used by this request, say). Returns no row otherwise.
  */
-export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null }, checkedVersion: number, requireVerified: boolean) {
+export function insertSessionIf(
+  db: Db,
+  row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null },
+  { passwordVersion, requireVerified, condition }: { passwordVersion?: number; requireVerified: boolean; condition?: SQL },
+) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
   return db
     .insert(sessions)
@@ -50,7 +55,15 @@ export function insertSessionIfPasswordVersion(db: Db, row: Required<Pick<NewSes
           passwordFailures: sql`0`.as("password_failures"),
         })
         .from(users)
-        .where(and(eq(users.id, row.userId), eq(users.passwordVersion, checkedVersion), isNull(users.disabledAt), requireVerified ? isNotNull(users.emailVerifiedAt) : undefined)),
+        .where(
+          and(
+            eq(users.id, row.userId),
+            passwordVersion === undefined ? undefined : eq(users.passwordVersion, passwordVersion),
+            isNull(users.disabledAt),
+            requireVerified ? isNotNull(users.emailVerifiedAt) : undefined,
+            condition,
+          ),
+        ),
     )
     .returning({ id: sessions.id });
 }

@@ -19,6 +19,11 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
   return db.select().from(users).where(eq(users.id, id)).get();
 }
 
+/** The id and name of a user, or no row. */
+export function userNameOf(db: Db, id: string) {
+  return db.select({ id: users.id, username: users.username }).from(users).where(eq(users.id, id));
+}
+
 /** Which of username / email is already taken (checked before spending a password hash). */
 export async function findTaken(db: Db, username: string, email: string | undefined): Promise<{ username: boolean; email: boolean }> {
   const rows = await db
@@ -176,12 +181,12 @@ export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy
  * from the threshold on locks for base * 2^(n - threshold), capped at max. SET reads the old values,
  * so concurrent results lose no count. (The caller batches it with endCheck.)
  */
-export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean) {
+export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean, condition?: SQL) {
   const result = { failedLogins: users.failedLogins, lockedUntil: users.lockedUntil };
   if (ok) {
     // Only a row with something to clear is written: most logins follow no failure.
     const dirty = or(gt(users.failedLogins, 0), isNotNull(users.lastFailedLoginAt), isNotNull(users.lockedUntil));
-    return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(and(eq(users.id, id), dirty)).returning(result);
+    return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(and(eq(users.id, id), dirty, condition)).returning(result);
   }
   const t = now.getTime();
   const failures = sql`(${failuresSoFar(t, p)} + 1)`;

@@ -1,15 +1,15 @@
 import { createRoute } from "@hono/zod-openapi";
 import { deleteAccount } from "../auth/account";
 import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
-import { findUserById } from "../db/users";
+import { userWithPasskeyCount } from "../db/passkeys";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { deleteMeSchema, listSessionsQuerySchema, meSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
+import { deleteMeSchema, listSessionsQuerySchema, meWithFactorsSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
-import { publicUser, sessionShape } from "./shapes";
+import { factorsShape, publicUser, sessionShape } from "./shapes";
 
 const authed = requireAuth();
 const tags = ["Account"];
@@ -27,8 +27,8 @@ const meRoute = createRoute({
   ...bearer,
   method: "get",
   path: "/me",
-  summary: "The signed-in user",
-  responses: { 200: json(meSchema, "The user"), ...errors(400, 401) },
+  summary: "The signed-in user, and which second factors and passkeys they have",
+  responses: { 200: json(meWithFactorsSchema, "The user"), ...errors(400, 401) },
 });
 
 const deleteMeRoute = createRoute({
@@ -77,10 +77,10 @@ export const account = openApiApp()
     return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username }, 200);
   })
   .openapi(meRoute, async (c) => {
-    const user = await findUserById(deps(c).db, c.get("auth").sub);
+    const found = await userWithPasskeyCount(deps(c).db, c.get("auth").sub);
     // A valid token for a deleted user is as good as an invalid token.
-    if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-    return c.json({ user: publicUser(user) }, 200);
+    if (!found) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+    return c.json({ user: publicUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
   .openapi(deleteMeRoute, async (c) => {
     await deleteAccount(deps(c), c.get("auth"), c.req.valid("json").current_password);

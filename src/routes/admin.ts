@@ -2,7 +2,8 @@ import { createRoute } from "@hono/zod-openapi";
 import { listAuditEvents } from "../db/audit";
 import { updateUserByAdmin } from "../auth/account";
 import type { User } from "../db/schema";
-import { findUserById, listUsers } from "../db/users";
+import { userWithPasskeyCount } from "../db/passkeys";
+import { listUsers } from "../db/users";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { deps } from "../deps";
@@ -10,7 +11,7 @@ import { requireRole } from "../middleware/require-auth";
 import { adminUserPatchSchema, adminUserSchema, auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema, usersPageSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
-import { publicUser } from "./shapes";
+import { factorsShape, publicUser } from "./shapes";
 
 const admin = { security: BEARER, tags: ["Admin"] };
 
@@ -65,9 +66,9 @@ adminApp
     return c.json({ users: items.map(publicUser), next_cursor }, 200);
   })
   .openapi(userRoute, async (c) => {
-    const user = await findUserById(deps(c).db, c.req.valid("param").id);
-    if (!user) throw new ApiError("not_found", "No such user");
-    return c.json(adminUser(user), 200);
+    const found = await userWithPasskeyCount(deps(c).db, c.req.valid("param").id);
+    if (!found) throw new ApiError("not_found", "No such user");
+    return c.json({ ...adminUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
   .openapi(patchUserRoute, async (c) => {
     const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));

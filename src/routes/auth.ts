@@ -11,7 +11,8 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
-import { loginSchema, meSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
+import { completeMfaLogin } from "../auth/mfa";
+import { loginMfaSchema, loginSchema, meSchema, mfaChallengeSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
 import { BEARER, REFRESH_COOKIE_AUTH, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
@@ -42,6 +43,20 @@ const loginRoute = createRoute({
   summary: "Sign in with a username (or email) and password",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(loginSchema),
+  responses: { 200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+  description:
+    'With TOTP on, a right password answers `{"mfa_required": true, "challenge", ...}` instead of tokens: send the challenge with a code to POST /login/mfa. The failure count of the account lock is cleared only when that step succeeds.',
+});
+
+const loginMfaRoute = createRoute({
+  method: "post",
+  path: "/login/mfa",
+  tags,
+  summary: "Complete a sign-in with a TOTP code or a recovery code",
+  description:
+    "The challenge comes from POST /login, single use, valid for CHALLENGE_TTL seconds. A code is accepted once, within ±30 s of clock skew. A wrong code counts toward the account lock like a wrong password (429 while locked); five wrong codes end the challenge (sign in again).",
+  middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
+  request: body(loginMfaSchema),
   responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
 });
 
@@ -109,7 +124,17 @@ export const auth = openApiApp()
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // The per-account limit runs inside login(), once the account is known: username and email share it.
-    const { user, issued } = await login(deps(c), input);
+    const result = await login(deps(c), input);
+    if ("challenge" in result) {
+      const { token, expiresIn } = result.challenge;
+      return c.json({ mfa_required: true as const, challenge: token, expires_in: expiresIn, methods: ["totp" as const, "recovery_code" as const] }, 200);
+    }
+    return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
+  })
+  .openapi(loginMfaRoute, async (c) => {
+    const { challenge, use_cookie = false, ...offered } = c.req.valid("json");
+    if (use_cookie) assertAllowedOrigin(c);
+    const { user, issued } = await completeMfaLogin(deps(c), challenge, offered);
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
   .openapi(refreshRoute, async (c) => {

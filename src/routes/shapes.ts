@@ -25,6 +25,13 @@ export const publicUser = (u: User): PublicUser => ({
   created_at: u.createdAt.toISOString(),
 });
 
+/** Which factors the account has (GET /me, the admin's view): counts and flags, never a secret. */
+export const factorsShape = (u: User, passkeys: number) => ({
+  totp: u.totpEnabledAt !== null,
+  recovery_codes_left: u.totpEnabledAt ? (u.recoveryCodes?.length ?? 0) : 0,
+  passkeys,
+});
+
 /**
  * The token pair of an answer. In cookie mode the refresh token goes into the HttpOnly cookie and is
  * left out of the JSON body.

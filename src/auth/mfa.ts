@@ -1,0 +1,169 @@
+import { audit } from "../audit";
+import { countChallengeFailure, consumeChallenge, consumedBy, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
+import { endCheck } from "../db/password-checks";
+import type { User } from "../db/schema";
+import { findUserById } from "../db/users";
+import type { Deps } from "../deps";
+import { randomBytes, sha256Base64Url } from "../encoding";
+import { ApiError } from "../errors";
+import { securityNotice } from "../mail";
+import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { verifyPassword } from "./passwords";
+import { open, seal } from "./secrets";
+import { openSession, type Issued } from "./sessions";
+import type { AccessClaims } from "./tokens";
+import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "./totp";
+
+/**
+ * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
+ *
+ * - The secret is sealed at rest (auth/secrets.ts); recovery codes are stored as SHA-256 only (80
+ *   random bits each, so a hash cannot be reversed by guessing).
+ * - A code is good once: its time step must be later than the last one accepted, and accepting it
+ *   is the same conditional statement that uses it (db/mfa.ts), so of two requests one wins.
+ * - Every code check (the login's second step, disabling) goes through the login lock: a wrong
+ *   code is a failure like a wrong password, and only a full sign-in clears the count.
+ */
+
+const RECOVERY_CODES = 10;
+/** Wrong codes one login challenge takes; then the password is asked again (the lock usually comes first). */
+const MAX_CODES_PER_CHALLENGE = 5;
+
+/** 80 random bits, as four groups of four base32 characters: "k7qp-2m4x-9hta-vw3e". */
+const newRecoveryCode = () =>
+  toBase32(randomBytes(10))
+    .toLowerCase()
+    .match(/.{4}/g)!
+    .join("-");
+/** Case, spaces and dashes do not matter when typing one back. */
+const recoveryHash = (code: string) => sha256Base64Url(code.toLowerCase().replace(/[\s-]/g, ""));
+
+/** What a request offers as its second factor: exactly one of the two (schemas.ts checks). */
+export interface SecondFactor {
+  code?: string;
+  recovery_code?: string;
+}
+
+async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
+  const user = await findUserById(deps.db, claims.sub);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  return user;
+}
+
+/** The proof `offered` makes for `user` now, or null when it is wrong, already used, or TOTP is off. */
+async function proofOf(deps: Deps, user: User, offered: SecondFactor, now: Date): Promise<Proof | null> {
+  if (!user.totpEnabledAt || !user.totpSecret) return null;
+  if (offered.code !== undefined) {
+    const secret = await open(deps.config.MFA_ENCRYPTION_KEY, user.id, user.totpSecret);
+    const step = await verifyTotp(secret, offered.code, now, user.totpLastStep);
+    return step === null ? null : { step };
+  }
+  const hash = await recoveryHash(offered.recovery_code ?? "");
+  return user.recoveryCodes?.includes(hash) ? { recoveryHash: hash } : null;
+}
+
+const method = (proof: Proof) => ("step" in proof ? "totp" : "recovery_code");
+
+/** Starts (or restarts) TOTP setup: a new secret, pending until a code from it arrives at enable. */
+export async function setupTotp(deps: Deps, claims: AccessClaims): Promise<{ secret: string; uri: string }> {
+  const user = await userOf(deps, claims);
+  if (user.totpEnabledAt) throw new ApiError("mfa_already_enabled");
+  const secret = newTotpSecret();
+  const [stored] = await storePendingTotp(deps.db, user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, user.id, secret), new Date());
+  if (!stored) throw new ApiError("mfa_already_enabled"); // enabled meanwhile
+  return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, user.username, secret) };
+}
+
+/** Turns TOTP on with a code from the pending secret; returns the recovery codes (shown once). */
+export async function enableTotp(deps: Deps, claims: AccessClaims, code: string): Promise<string[]> {
+  const user = await userOf(deps, claims);
+  if (user.totpEnabledAt) throw new ApiError("mfa_already_enabled");
+  if (!user.totpSecret) throw new ApiError("mfa_not_enabled", "Start with POST /mfa/totp/setup");
+  const now = new Date();
+  // Not counted toward the lock: the caller holds the secret it was just given; nothing to guess.
+  const step = await verifyTotp(await open(deps.config.MFA_ENCRYPTION_KEY, user.id, user.totpSecret), code, now);
+  if (step === null) throw new ApiError("invalid_mfa_code");
+  const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
+  const [enabled] = await enableTotpRow(deps.db, user.id, user.totpSecret, step, await Promise.all(codes.map(recoveryHash)), now);
+  if (!enabled) {
+    // Another request enabled it, or a newer setup replaced the secret this code came from.
+    const current = await findUserById(deps.db, user.id);
+    throw current?.totpEnabledAt ? new ApiError("mfa_already_enabled") : new ApiError("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
+  }
+  await audit(deps, "totp_enabled", { user_id: user.id });
+  securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account");
+  return codes;
+}
+
+/**
+ * Turns TOTP off: needs the password and a code (or a recovery code), checked together through the
+ * login lock, so a stolen session cannot guess either one without limit.
+ */
+export async function disableTotp(deps: Deps, claims: AccessClaims, input: SecondFactor & { current_password: string }): Promise<void> {
+  const now = new Date();
+  const { user, check } = await startPasswordCheck(deps, claims.sub, now);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  if (!user.totpEnabledAt) {
+    await endCheck(deps.db, check);
+    throw new ApiError("mfa_not_enabled");
+  }
+  const passwordOk = await verifyPassword(input.current_password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
+  const proof = passwordOk ? await proofOf(deps, user, input, now) : null;
+  if (!proof) {
+    const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", passwordOk ? "wrong_code" : "wrong_password");
+    await auditLock(deps, user.id, lock);
+    throw passwordOk ? new ApiError("invalid_mfa_code") : new ApiError("invalid_credentials", "The current password is wrong");
+  }
+  const [disabled] = await deps.db.batch([disableTotpRow(deps.db, user.id, proof, now), ...passPasswordCheck(deps, user.id, check, now)]);
+  if (!disabled[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
+  await audit(deps, "totp_disabled", { user_id: user.id, method: method(proof) });
+  securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned off for your account");
+}
+
+/**
+ * The second step of a login with TOTP on. The challenge names the user and the password version the
+ * first step checked; the code goes through the login lock. On success one batch uses the challenge
+ * and the code (both conditional: a replay, or a second request with the same code, finds them used),
+ * and opens the session only if this request used them.
+ */
+export async function completeMfaLogin(deps: Deps, token: string, offered: SecondFactor): Promise<{ user: User; issued: Issued }> {
+  const { db } = deps;
+  const now = new Date();
+  const id = await sha256Base64Url(token);
+  const challenge = await findChallenge(db, id, "mfa_login", now);
+  if (!challenge?.userId) throw new ApiError("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
+  await deps.limitAccount?.(`user:${challenge.userId}`); // the same per-account budget as the password step
+  const { user, check } = await startPasswordCheck(deps, challenge.userId, now);
+  if (!user) throw new ApiError("invalid_challenge");
+
+  const proof = await proofOf(deps, user, offered, now);
+  if (!proof) {
+    const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+    await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
+    await auditLock(deps, user.id, lock);
+    throw new ApiError("invalid_mfa_code");
+  }
+
+  const usedBy = crypto.randomUUID();
+  const used = consumedBy(db, id, usedBy);
+  const opened = await openSession(deps, user, now, {
+    passwordVersion: challenge.passwordVersion ?? -1,
+    before: [consumeChallenge(db, id, "mfa_login", now, usedBy, { proof })],
+    condition: used,
+    after: [spendProof(db, user.id, proof, now, used), ...passPasswordCheck(deps, user.id, check, now, used)],
+    detail: { method: method(proof) },
+  });
+  if (!opened.issued) {
+    const [consumed] = opened.before as { userId: string }[][];
+    if (!consumed?.[0]) throw new ApiError("invalid_mfa_code"); // that code, or this challenge, was used meanwhile
+    const now2 = await findUserById(db, user.id);
+    await audit(deps, "login_failed", { user_id: user.id, reason: now2?.disabledAt ? "account_disabled" : "changed_during_login" });
+    throw new ApiError(now2?.disabledAt ? "account_disabled" : "invalid_challenge");
+  }
+  if ("recoveryHash" in proof) {
+    const left = (user.recoveryCodes?.length ?? 1) - 1;
+    await audit(deps, "recovery_code_used", { user_id: user.id, left });
+    securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
+  }
+  return { user, issued: opened.issued };
+}

@@ -1,0 +1,205 @@
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type RegistrationResponseJSON,
+} from "@simplewebauthn/server";
+import { decodeClientDataJSON } from "@simplewebauthn/server/helpers";
+import { audit } from "../audit";
+import { ConfigError, type Config } from "../config";
+import { consumeChallenge, insertChallenge } from "../db/mfa";
+import { counterMayAdvance, deletePasskey, findPasskeyWithUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import type { Passkey, User } from "../db/schema";
+import { findUserById, userNameOf } from "../db/users";
+import type { Deps } from "../deps";
+import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
+import { ApiError } from "../errors";
+import { log } from "../log";
+import { securityNotice } from "../mail";
+import { openSession, type Issued } from "./sessions";
+import type { AccessClaims } from "./tokens";
+
+/**
+ * Passkeys (WebAuthn) through @simplewebauthn/server: registration by a signed-in user, and sign-in
+ * without a password (discoverable credentials, user verification required, so a passkey is a
+ * complete sign-in on its own: no TOTP step after it). Knows nothing of HTTP.
+ *
+ * Challenges are ours (random, stored in D1, single-use, CHALLENGE_TTL seconds); the challenge a
+ * response signed is read from its clientDataJSON and used up (one conditional statement) before
+ * the response is verified, so no response is verified twice. The relying-party id and the allowed
+ * page origins come from config and are checked by the library, as are signature counters.
+ */
+
+/** The relying party: its id (a domain), name, and the page origins allowed to use passkeys. */
+export function relyingParty(config: Config) {
+  const origins = config.WEBAUTHN_ORIGINS.length ? config.WEBAUTHN_ORIGINS : config.CORS_ORIGINS;
+  const first = origins[0];
+  if (!first) throw new ConfigError(["WEBAUTHN_ORIGINS: passkeys need the app's origin (or set CORS_ORIGINS)"]);
+  return { id: config.WEBAUTHN_RP_ID || new URL(first).hostname, name: config.APP_NAME, origins };
+}
+
+/** The WebAuthn user handle: the user id's bytes, as the authenticator keeps and returns them (base64url). */
+const userHandleOf = (userId: string) => toBase64Url(new TextEncoder().encode(userId));
+
+const newChallenge = () => toBase64Url(randomBytes(32));
+
+/** The challenge a browser response signed, or null when its clientDataJSON cannot be read. */
+function challengeOf(clientDataJSON: string): string | null {
+  try {
+    const { challenge } = decodeClientDataJSON(clientDataJSON);
+    return typeof challenge === "string" && challenge.length <= 100 ? challenge : null;
+  } catch {
+    return null;
+  }
+}
+
+async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register" | "passkey_login", userId: string | null, now: Date) {
+  await insertChallenge(deps.db, { id, purpose, userId, createdAt: now, expiresAt: new Date(now.getTime() + deps.config.CHALLENGE_TTL * 1000) }).run();
+}
+
+/** Options for navigator.credentials.create(): a discoverable credential with user verification. */
+export async function registrationOptions(deps: Deps, claims: AccessClaims) {
+  const rp = relyingParty(deps.config);
+  const [[user], existing] = await deps.db.batch([userNameOf(deps.db, claims.sub), passkeyIdsOf(deps.db, claims.sub)]);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  const challenge = newChallenge();
+  const options = await generateRegistrationOptions({
+    rpName: rp.name,
+    rpID: rp.id,
+    userName: user.username,
+    userID: Uint8Array.from(new TextEncoder().encode(user.id)),
+    challenge: fromBase64Url(challenge)!,
+    timeout: deps.config.CHALLENGE_TTL * 1000,
+    // The same authenticator does not register twice for one account.
+    excludeCredentials: existing.map((p) => ({ id: p.id, transports: p.transports ?? undefined })),
+    // A fresh object each time: the library writes into it.
+    authenticatorSelection: { residentKey: "required", userVerification: "required" },
+  });
+  await storeChallenge(deps, options.challenge, "passkey_register", user.id, new Date());
+  return options;
+}
+
+/** Verifies a new credential against this user's challenge and stores its public key. */
+export async function verifyRegistration(deps: Deps, claims: AccessClaims, response: RegistrationResponseJSON, name?: string): Promise<Passkey> {
+  const { db } = deps;
+  const rp = relyingParty(deps.config);
+  const now = new Date();
+  const challenge = challengeOf(response.response.clientDataJSON);
+  // Another user's challenge, an expired or a used one: refused before any verification.
+  const [used] = challenge ? await consumeChallenge(db, challenge, "passkey_register", now, crypto.randomUUID(), { userId: claims.sub }) : [];
+  if (!used) throw new ApiError("invalid_challenge");
+  let verified;
+  try {
+    verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge!, expectedOrigin: rp.origins, expectedRPID: rp.id, requireUserVerification: true });
+  } catch (err) {
+    log("passkey_rejected", { request_id: deps.requestId, user_id: claims.sub, message: (err as Error).message }, "warn");
+    throw new ApiError("passkey_rejected");
+  }
+  if (!verified.verified) throw new ApiError("passkey_rejected");
+  const info = verified.registrationInfo;
+  const row = {
+    id: info.credential.id,
+    userId: claims.sub,
+    publicKey: toBase64Url(info.credential.publicKey),
+    counter: info.credential.counter,
+    transports: info.credential.transports ?? null,
+    deviceType: info.credentialDeviceType,
+    backedUp: info.credentialBackedUp,
+    name: name?.trim() || "Passkey",
+    createdAt: now,
+    lastUsedAt: null,
+  };
+  const [inserted] = await insertPasskey(db, row);
+  if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
+  const user = await findUserById(db, claims.sub);
+  await audit(deps, "passkey_added", { user_id: claims.sub, passkey: row.id.slice(0, 16) });
+  if (user) securityNotice(deps, user, `A passkey ("${row.name}") was added to your account`);
+  return row;
+}
+
+/** Options for navigator.credentials.get(): no user named (the authenticator offers its passkeys). */
+export async function authenticationOptions(deps: Deps) {
+  const rp = relyingParty(deps.config);
+  const challenge = newChallenge();
+  const options = await generateAuthenticationOptions({ rpID: rp.id, challenge: fromBase64Url(challenge)!, timeout: deps.config.CHALLENGE_TTL * 1000, userVerification: "required" });
+  await storeChallenge(deps, options.challenge, "passkey_login", null, new Date());
+  return options;
+}
+
+const notRecognised = () => new ApiError("invalid_credentials", "This passkey was not recognised");
+
+/**
+ * Signs in with a passkey: the challenge is used up and the credential read (one round trip); the
+ * library checks origin, rp id, user verification, signature and counter; the session, the counter
+ * and the audit row are one more. Another user's passkey (a user handle that is not its owner's), an
+ * unknown one, a counter that went backwards: 401 invalid_credentials.
+ */
+export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJSON): Promise<{ user: User; issued: Issued }> {
+  const { db } = deps;
+  const rp = relyingParty(deps.config);
+  const now = new Date();
+  const challenge = challengeOf(response.response.clientDataJSON);
+  if (!challenge) throw new ApiError("invalid_challenge");
+  const [used, [found]] = await db.batch([consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), findPasskeyWithUser(db, response.id)]);
+  if (!used[0]) throw new ApiError("invalid_challenge");
+  const refuse = async (reason: string) => {
+    await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: found?.user.id ?? null, reason });
+    return notRecognised();
+  };
+  if (!found) throw await refuse("unknown_passkey");
+  const { passkey, user } = found;
+  // The library does not compare the user handle with the credential's owner: a response that names
+  // another user than the one this credential belongs to is refused here.
+  if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");
+
+  let verified;
+  try {
+    verified = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge: challenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      credential: { id: passkey.id, publicKey: fromBase64Url(passkey.publicKey)!, counter: passkey.counter, transports: passkey.transports ?? undefined },
+      requireUserVerification: true,
+    });
+  } catch (err) {
+    const message = (err as Error).message;
+    log("passkey_rejected", { request_id: deps.requestId, user_id: user.id, message }, "warn");
+    // A counter that did not move forward: the credential may have been cloned.
+    throw await refuse(/counter/i.test(message) ? "counter_regressed" : "verification_failed");
+  }
+  if (!verified.verified) throw await refuse("verification_failed");
+  const counter = verified.authenticationInfo.newCounter;
+
+  // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
+  const opened = await openSession(deps, user, now, {
+    condition: counterMayAdvance(db, passkey.id, counter),
+    after: [recordPasskeyUse(db, passkey.id, counter, now)],
+    detail: { method: "passkey" },
+  });
+  if (!opened.issued) {
+    const current = await findUserById(db, user.id);
+    if (current?.disabledAt) throw new ApiError("account_disabled");
+    if (deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !current?.emailVerifiedAt) throw new ApiError("email_unverified");
+    throw await refuse("counter_regressed");
+  }
+  return { user, issued: opened.issued };
+}
+
+export async function listPasskeys(deps: Deps, claims: AccessClaims) {
+  return listPasskeyRows(deps.replica(), claims.sub); // a list to look at: may lag a moment
+}
+
+/**
+ * Removes one of the caller's passkeys (another user's id, or an unknown one: not_found). No fresh
+ * check: every account keeps a password, so a passkey is never the last way in.
+ */
+export async function removePasskey(deps: Deps, claims: AccessClaims, id: string): Promise<void> {
+  const [removed] = await deletePasskey(deps.db, id, claims.sub);
+  if (!removed) throw new ApiError("not_found", "No such passkey");
+  await audit(deps, "passkey_removed", { user_id: claims.sub, passkey: id.slice(0, 16) });
+  const user = await findUserById(deps.db, claims.sub);
+  if (user) securityNotice(deps, user, `A passkey ("${removed.name}") was removed from your account`);
+}

@@ -1,0 +1,38 @@
+import { ConfigError } from "../config";
+import { fromBase64Url, toBase64Url } from "../encoding";
+
+/**
+ * Encryption at rest for second-factor secrets: AES-256-GCM under MFA_ENCRYPTION_KEY, a secret of the
+ * Worker (never in D1 beside the data). The user id is the associated data, so a sealed value copied
+ * into another user's row does not open. Format: "v1.<iv>.<ciphertext>", base64url.
+ */
+
+const keys = new Map<string, Promise<CryptoKey>>();
+
+function keyOf(secret: string | undefined): Promise<CryptoKey> {
+  // A deployment without the key still serves everything but second factors.
+  if (!secret) throw new ConfigError(["MFA_ENCRYPTION_KEY: is required for second factors (npm run -s keygen mfa)"]);
+  let key = keys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", fromBase64Url(secret)!, "AES-GCM", false, ["encrypt", "decrypt"]); // checked by config.ts
+    keys.set(secret, key);
+  }
+  return key;
+}
+
+export async function seal(secret: string | undefined, userId: string, plain: Uint8Array): Promise<string> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const data = new TextEncoder().encode(userId);
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: data }, await keyOf(secret), plain);
+  return `v1.${toBase64Url(iv)}.${toBase64Url(new Uint8Array(sealed))}`;
+}
+
+/** Throws when the value was not sealed for this user under this key. */
+export async function open(secret: string | undefined, userId: string, sealed: string): Promise<Uint8Array> {
+  const [version, iv, body] = sealed.split(".");
+  const ivBytes = iv ? fromBase64Url(iv) : null;
+  const bodyBytes = body ? fromBase64Url(body) : null;
+  if (version !== "v1" || !ivBytes || !bodyBytes) throw new Error("not a sealed value");
+  const data = new TextEncoder().encode(userId);
+  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: ivBytes, additionalData: data }, await keyOf(secret), bodyBytes));
+}

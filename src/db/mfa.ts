@@ -1,0 +1,105 @@
+import { and, eq, exists, gt, isNotNull, isNull, lt, sql, type SQL } from "drizzle-orm";
+import type { Db } from "./client";
+import { challenges, users } from "./schema";
+
+/** Queries for TOTP, recovery codes and challenges (auth/mfa.ts, auth/passkeys.ts). */
+
+export type ChallengePurpose = (typeof challenges.$inferInsert)["purpose"];
+
+/** A second-factor proof as stored state sees it: a TOTP step, or the SHA-256 of a recovery code. */
+export type Proof = { step: number } | { recoveryHash: string };
+
+const totpOn = isNotNull(users.totpEnabledAt);
+
+/** True while `proof` can still be spent for the user `userId` (an SQL value, for conditions). */
+function usable(db: Db, userId: SQL | string, proof: Proof) {
+  const same = typeof userId === "string" ? eq(users.id, userId) : sql`${users.id} = ${userId}`;
+  if ("step" in proof) return exists(db.select({ id: users.id }).from(users).where(and(same, totpOn, lt(users.totpLastStep, proof.step))));
+  const code = sql`EXISTS (SELECT 1 FROM json_each(${users.recoveryCodes}) WHERE value = ${proof.recoveryHash})`;
+  return exists(db.select({ id: users.id }).from(users).where(and(same, totpOn, code)));
+}
+
+/**
+ * Spends the proof: a TOTP step becomes the last one accepted (a code is good once), a recovery code
+ * leaves the list. Only if it is still usable (of two requests with one code, one wins) and, in a
+ * batch, only if `condition` holds. Returns the recovery codes left, or no row.
+ */
+export function spendProof(db: Db, userId: string, proof: Proof, now: Date, condition?: SQL) {
+  const set =
+    "step" in proof
+      ? { totpLastStep: proof.step, updatedAt: now }
+      : { recoveryCodes: sql`(SELECT json_group_array(value) FROM json_each(${users.recoveryCodes}) WHERE value <> ${proof.recoveryHash})`, updatedAt: now };
+  return db
+    .update(users)
+    .set(set)
+    .where(and(eq(users.id, userId), usable(db, userId, proof), condition))
+    .returning({ recoveryCodesLeft: sql<number>`json_array_length(${users.recoveryCodes})` });
+}
+
+/** A new secret awaiting its first code; refused (no row) while TOTP is on: disable it first. */
+export function storePendingTotp(db: Db, userId: string, sealed: string, now: Date) {
+  return db.update(users).set({ totpSecret: sealed, updatedAt: now }).where(and(eq(users.id, userId), isNull(users.totpEnabledAt))).returning({ id: users.id });
+}
+
+/**
+ * Turns TOTP on with the pending secret that was checked (a newer setup meanwhile wins), the step of
+ * the confirming code, and the hashes of new recovery codes: one statement, so two concurrent enables
+ * cannot mix their codes.
+ */
+export function enableTotp(db: Db, userId: string, checkedSecret: string, step: number, recoveryHashes: string[], now: Date) {
+  return db
+    .update(users)
+    .set({ totpEnabledAt: now, totpLastStep: step, recoveryCodes: recoveryHashes, updatedAt: now })
+    .where(and(eq(users.id, userId), isNull(users.totpEnabledAt), eq(users.totpSecret, checkedSecret)))
+    .returning({ id: users.id });
+}
+
+/** Turns TOTP off, only if the proof that came with the request is still usable (spent by this very statement). */
+export function disableTotp(db: Db, userId: string, proof: Proof, now: Date) {
+  return db
+    .update(users)
+    .set({ totpSecret: null, totpEnabledAt: null, totpLastStep: 0, recoveryCodes: null, updatedAt: now })
+    .where(and(eq(users.id, userId), usable(db, userId, proof)))
+    .returning({ id: users.id });
+}
+
+export function insertChallenge(db: Db, row: typeof challenges.$inferInsert) {
+  return db.insert(challenges).values(row);
+}
+
+const open = (id: string, purpose: ChallengePurpose, now: Date) => and(eq(challenges.id, id), eq(challenges.purpose, purpose), isNull(challenges.usedAt), gt(challenges.expiresAt, now));
+
+export async function findChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date) {
+  return db.select().from(challenges).where(open(id, purpose, now)).get();
+}
+
+/**
+ * Uses a challenge for this request (`usedBy`, a random id): one conditional statement, so exactly
+ * one of two requests wins. `only.userId`: the challenge must be that user's (a passkey registration);
+ * `only.proof`: a login's second step also needs its proof still usable.
+ */
+export function consumeChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date, usedBy: string, only: { proof?: Proof; userId?: string } = {}) {
+  return db
+    .update(challenges)
+    .set({ usedAt: now, usedBy })
+    .where(and(open(id, purpose, now), only.userId ? eq(challenges.userId, only.userId) : undefined, only.proof ? usable(db, sql`${challenges.userId}`, only.proof) : undefined))
+    .returning({ userId: challenges.userId });
+}
+
+/** True in a batch after consumeChallenge took this challenge for this request. */
+export const consumedBy = (db: Db, id: string, usedBy: string) =>
+  exists(db.select({ id: challenges.id }).from(challenges).where(and(eq(challenges.id, id), eq(challenges.usedBy, usedBy))));
+
+/** Counts a wrong code against a login's second step; the `max`-th ends it (the password is asked again). */
+export function countChallengeFailure(db: Db, id: string, now: Date, max: number) {
+  return db
+    .update(challenges)
+    .set({ failures: sql`${challenges.failures} + 1`, usedAt: sql`CASE WHEN ${challenges.failures} + 1 >= ${max} THEN ${now.getTime()} ELSE ${challenges.usedAt} END` })
+    .where(eq(challenges.id, id))
+    .returning({ failures: challenges.failures });
+}
+
+/** Drops challenges that expired before `before` (the daily cron); returns how many. */
+export async function deleteExpiredChallenges(db: Db, before: Date): Promise<number> {
+  return (await db.delete(challenges).where(lt(challenges.expiresAt, before)).returning({ id: challenges.id })).length;
+}

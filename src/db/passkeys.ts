@@ -1,0 +1,56 @@
+import { and, count, desc, eq, exists, lt } from "drizzle-orm";
+import type { Db } from "./client";
+import { passkeys, users } from "./schema";
+
+/** Queries for WebAuthn credentials (auth/passkeys.ts). */
+
+export type NewPasskey = typeof passkeys.$inferInsert;
+
+export function insertPasskey(db: Db, row: NewPasskey) {
+  return db.insert(passkeys).values(row).onConflictDoNothing().returning({ id: passkeys.id });
+}
+
+/** A credential with the columns of its user a sign-in needs (the user row, for the session). */
+export function findPasskeyWithUser(db: Db, id: string) {
+  return db.select({ passkey: passkeys, user: users }).from(passkeys).innerJoin(users, eq(users.id, passkeys.userId)).where(eq(passkeys.id, id));
+}
+
+/** The user's credential ids, for excludeCredentials (one authenticator registers once). */
+export function passkeyIdsOf(db: Db, userId: string) {
+  return db.select({ id: passkeys.id, transports: passkeys.transports }).from(passkeys).where(eq(passkeys.userId, userId));
+}
+
+export function listPasskeys(db: Db, userId: string) {
+  return db.select().from(passkeys).where(eq(passkeys.userId, userId)).orderBy(desc(passkeys.createdAt)).all();
+}
+
+/** A user and how many passkeys they have: one round trip (GET /me, the admin's view of a user). */
+export async function userWithPasskeyCount(db: Db, userId: string) {
+  const [[user], [counted]] = await db.batch([db.select().from(users).where(eq(users.id, userId)), db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId))]);
+  return user ? { user, passkeys: counted?.n ?? 0 } : undefined;
+}
+
+/**
+ * True in a batch while `counter` is acceptable for the credential: later than the stored one, or
+ * both 0 (an authenticator that keeps no counter). Checked again in D1, so two sign-ins that raced
+ * past the library's check with the same counter value cannot both open a session.
+ */
+export const counterMayAdvance = (db: Db, id: string, counter: number) =>
+  exists(
+    db
+      .select({ id: passkeys.id })
+      .from(passkeys)
+      .where(and(eq(passkeys.id, id), counter === 0 ? eq(passkeys.counter, 0) : lt(passkeys.counter, counter))),
+  );
+
+/** Records a sign-in: the new counter and when (after the session insert that checked the counter, in one batch). */
+export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date) {
+  return db
+    .update(passkeys)
+    .set({ counter, lastUsedAt: now })
+    .where(and(eq(passkeys.id, id), counter === 0 ? eq(passkeys.counter, 0) : lt(passkeys.counter, counter)));
+}
+
+export function deletePasskey(db: Db, id: string, userId: string) {
+  return db.delete(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).returning({ id: passkeys.id, name: passkeys.name });
+}

@@ -1,0 +1,57 @@
+import { createRoute } from "@hono/zod-openapi";
+import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
+import { deps } from "../deps";
+import { jsonOnly } from "../middleware/json-only";
+import { requireAuth } from "../middleware/require-auth";
+import { messageSchema, recoveryCodesSchema, totpDisableSchema, totpEnableSchema, totpSetupSchema } from "../schemas";
+import { BEARER, body, errors, json, openApiApp } from "./openapi";
+
+/** TOTP for the signed-in user: set up, enable (recovery codes), disable. The login step is in routes/auth.ts. */
+
+const authed = requireAuth();
+const bearer = { security: BEARER, tags: ["Second factors"] };
+
+const setupRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/mfa/totp/setup",
+  summary: "Start TOTP: a new secret and its otpauth:// URI (draw it as a QR code)",
+  description: "Nothing changes at login until POST /mfa/totp/enable confirms a code. Calling it again replaces the pending secret. 409 mfa_already_enabled while TOTP is on.",
+  middleware: [authed] as const,
+  responses: { 200: json(totpSetupSchema, "The pending secret"), ...errors(400, 401, 409, 413) },
+});
+
+const enableRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/mfa/totp/enable",
+  summary: "Turn TOTP on with a code from the new secret; returns ten single-use recovery codes, shown once",
+  middleware: [authed, jsonOnly] as const,
+  request: body(totpEnableSchema),
+  responses: { 200: json(recoveryCodesSchema, "TOTP is on"), ...errors(400, 401, 409, 413, 415) },
+});
+
+const disableRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/mfa/totp/disable",
+  summary: "Turn TOTP off: needs the password and a code (or a recovery code)",
+  description: "Both are checked through the account lock: a wrong one counts like a failed login (429 while locked).",
+  middleware: [authed, jsonOnly] as const,
+  request: body(totpDisableSchema),
+  responses: { 200: json(messageSchema, "TOTP is off; the recovery codes are void"), ...errors(400, 401, 409, 413, 415, 429) },
+});
+
+export const mfa = openApiApp()
+  .openapi(setupRoute, async (c) => {
+    const { secret, uri } = await setupTotp(deps(c), c.get("auth"));
+    return c.json({ secret, otpauth_uri: uri }, 200);
+  })
+  .openapi(enableRoute, async (c) => {
+    const codes = await enableTotp(deps(c), c.get("auth"), c.req.valid("json").code);
+    return c.json({ message: "Two-step sign-in is on. Keep these recovery codes somewhere safe: each works once.", recovery_codes: codes }, 200);
+  })
+  .openapi(disableRoute, async (c) => {
+    await disableTotp(deps(c), c.get("auth"), c.req.valid("json"));
+    return c.json({ message: "Two-step sign-in is off" }, 200);
+  });

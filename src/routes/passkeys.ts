@@ -1,0 +1,101 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
+import { authenticationOptions, listPasskeys, passkeyLogin, registrationOptions, removePasskey, verifyRegistration } from "../auth/passkeys";
+import type { Passkey } from "../db/schema";
+import { deps } from "../deps";
+import { jsonOnly } from "../middleware/json-only";
+import { limitByIp } from "../middleware/rate-limit";
+import { assertAllowedOrigin } from "../middleware/refresh-cookie";
+import { requireAuth } from "../middleware/require-auth";
+import { messageSchema, passkeyIdSchema, passkeyLoginSchema, passkeyOptionsSchema, passkeyRegisterSchema, passkeySchema, passkeysSchema, signedInSchema } from "../schemas";
+import { BEARER, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { publicUser, tokenBody } from "./shapes";
+
+/** Passkeys: registration and the list for the signed-in user, and sign-in without a password. */
+
+const authed = requireAuth();
+const tags = ["Passkeys"];
+const bearer = { security: BEARER, tags };
+
+const passkeyShape = (p: Passkey) => ({ id: p.id, name: p.name, created_at: p.createdAt.toISOString(), last_used_at: p.lastUsedAt?.toISOString() ?? null, backed_up: p.backedUp });
+
+const registerOptionsRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/passkeys/register/options",
+  summary: "Options for navigator.credentials.create(): a discoverable passkey with user verification",
+  description: "The challenge is single use and lives CHALLENGE_TTL seconds.",
+  middleware: [authed] as const,
+  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(400, 401, 413) },
+});
+
+const registerVerifyRoute = createRoute({
+  ...bearer,
+  method: "post",
+  path: "/passkeys/register/verify",
+  summary: "Store the passkey the browser created",
+  description: "Checks the challenge (this user's, unused, unexpired), the origin (WEBAUTHN_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification. 400 passkey_rejected when any check fails.",
+  middleware: [authed, jsonOnly] as const,
+  request: body(passkeyRegisterSchema),
+  responses: { 201: json(passkeySchema, "Registered"), ...errors(400, 401, 413, 415) },
+});
+
+const loginOptionsRoute = createRoute({
+  method: "post",
+  path: "/passkeys/login/options",
+  tags,
+  summary: "Options for navigator.credentials.get(): sign in with any passkey of this site",
+  middleware: [limitByIp("LOGIN_IP_LIMITER")] as const,
+  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialRequestOptionsJSON"), ...errors(400, 413, 429) },
+});
+
+const loginVerifyRoute = createRoute({
+  method: "post",
+  path: "/passkeys/login/verify",
+  tags,
+  summary: "Sign in with the passkey assertion: the same session as a password login",
+  description:
+    "401 invalid_challenge for an unknown, used or expired challenge; 401 invalid_credentials for an unknown passkey, a bad signature, a wrong origin or relying-party id, a user handle of another user, or a signature counter that did not move forward. No TOTP step follows: a passkey with user verification is two factors already.",
+  middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
+  request: body(passkeyLoginSchema),
+  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+});
+
+const listRoute = createRoute({
+  ...bearer,
+  method: "get",
+  path: "/passkeys",
+  summary: "The user's passkeys, newest first (never a key)",
+  middleware: [authed] as const,
+  responses: { 200: json(passkeysSchema, "The passkeys"), ...errors(400, 401) },
+});
+
+const deleteRoute = createRoute({
+  ...bearer,
+  method: "delete",
+  path: "/passkeys/{id}",
+  summary: "Remove one of the user's passkeys",
+  middleware: [authed] as const,
+  request: { params: passkeyIdSchema },
+  responses: { 200: json(messageSchema, "Removed"), ...errors(400, 401, 404, 413) },
+});
+
+export const passkeys = openApiApp()
+  .openapi(registerOptionsRoute, async (c) => c.json({ options: await registrationOptions(deps(c), c.get("auth")) }, 200))
+  .openapi(registerVerifyRoute, async (c) => {
+    const { response, name } = c.req.valid("json");
+    const passkey = await verifyRegistration(deps(c), c.get("auth"), response as unknown as RegistrationResponseJSON, name);
+    return c.json(passkeyShape(passkey), 201);
+  })
+  .openapi(loginOptionsRoute, async (c) => c.json({ options: await authenticationOptions(deps(c)) }, 200))
+  .openapi(loginVerifyRoute, async (c) => {
+    const { response, use_cookie = false } = c.req.valid("json");
+    if (use_cookie) assertAllowedOrigin(c);
+    const { user, issued } = await passkeyLogin(deps(c), response as unknown as AuthenticationResponseJSON);
+    return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
+  })
+  .openapi(listRoute, async (c) => c.json({ passkeys: (await listPasskeys(deps(c), c.get("auth"))).map(passkeyShape) }, 200))
+  .openapi(deleteRoute, async (c) => {
+    await removePasskey(deps(c), c.get("auth"), c.req.valid("param").id);
+    return c.json({ message: "Passkey removed" }, 200);
+  });
