@@ -1,4 +1,5 @@
 import { Validator, type Schema } from "@cfworker/json-schema";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { SignJWT, importJWK, type JWK } from "jose";
 import { expect } from "vitest";
@@ -310,4 +311,38 @@ export async function d1Usage(method: string, path: string, opts: Parameters<typ
   const { DB, trips } = countingD1();
   const res = await call(method, path, { ...opts, bindings: { DB, ...opts.bindings } });
   return { res, ...trips };
+}
+
+export interface SentMail {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** A mail binding that keeps what it is given (or fails), and requests that wait for mail sent after the answer. */
+export function mailbox(fail = false) {
+  const sent: SentMail[] = [];
+  const EMAIL = {
+    send: async (m: SentMail) => {
+      if (fail) throw new Error("mail service down");
+      sent.push(m);
+      return { messageId: `m${sent.length}` };
+    },
+  } as unknown as SendEmail;
+  const send = async (method: string, path: string, opts: CallOptions = {}) => {
+    const ctx = createExecutionContext();
+    const res = await call(method, path, { ...opts, bindings: { EMAIL, ...opts.bindings }, ctx });
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+  /** The token of the last link mailed to `to` for `action`. */
+  const link = (to: string, action: string) => {
+    const mail = sent.filter((m) => m.to === to).at(-1);
+    const token = new RegExp(`#${action}=([A-Za-z0-9_-]{43})`).exec(mail?.text ?? "")?.[1];
+    if (!token) throw new Error(`no ${action} link mailed to ${to}`);
+    return token;
+  };
+  return { sent, send, link };
 }

@@ -1,7 +1,6 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, type CallOptions } from "./helpers";
+import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, mailbox } from "./helpers";
 
 /**
  * Mailed links (email verification, password reset, email change), account deletion and admin user
@@ -9,40 +8,6 @@ import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFails
  */
 
 afterEach(() => vi.restoreAllMocks());
-
-interface SentMail {
-  from: string;
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-}
-
-/** A mail binding that keeps what it is given (or fails), and requests that wait for mail sent after the answer. */
-function mailbox(fail = false) {
-  const sent: SentMail[] = [];
-  const EMAIL = {
-    send: async (m: SentMail) => {
-      if (fail) throw new Error("mail service down");
-      sent.push(m);
-      return { messageId: `m${sent.length}` };
-    },
-  } as unknown as SendEmail;
-  const send = async (method: string, path: string, opts: CallOptions = {}) => {
-    const ctx = createExecutionContext();
-    const res = await call(method, path, { ...opts, bindings: { EMAIL, ...opts.bindings }, ctx });
-    await waitOnExecutionContext(ctx);
-    return res;
-  };
-  /** The token of the last link mailed to `to` for `action`. */
-  const link = (to: string, action: string) => {
-    const mail = sent.filter((m) => m.to === to).at(-1);
-    const token = new RegExp(`#${action}=([A-Za-z0-9_-]{43})`).exec(mail?.text ?? "")?.[1];
-    if (!token) throw new Error(`no ${action} link mailed to ${to}`);
-    return token;
-  };
-  return { sent, send, link };
-}
 
 const NEW_PASSWORD = "battery staple 43";
 const address = () => `${uniqueName("mail")}@example.com`;

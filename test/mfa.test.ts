@@ -1,0 +1,340 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { open, seal } from "../src/auth/secrets";
+import { STEP_SECONDS, fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
+import { PASSWORD, call, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
+
+/**
+ * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
+ * flows: setup, enable, the login's second step, replayed and used codes, the lock, disable.
+ */
+
+const KEY = env.MFA_ENCRYPTION_KEY;
+
+/** Waits until at least 2 s remain in the current 30-second step, so a code computed now is still current when it arrives. */
+async function awayFromStepEdge() {
+  const left = STEP_SECONDS * 1000 - (Date.now() % (STEP_SECONDS * 1000));
+  if (left < 2000) await new Promise((r) => setTimeout(r, left + 50));
+}
+const codeAt = (secret: string, offsetSteps = 0) => totpCode(fromBase32(secret), new Date(Date.now() + offsetSteps * STEP_SECONDS * 1000));
+/** Six digits that no step within the skew window shows. */
+async function wrongCode(secret: string) {
+  const near = await Promise.all([-2, -1, 0, 1, 2].map((n) => codeAt(secret, n)));
+  for (;;) {
+    const code = String(crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000).padStart(6, "0");
+    if (!near.includes(code)) return code;
+  }
+}
+
+/** A user with TOTP on: their secret, recovery codes and a fresh access token. */
+async function userWithTotp(email?: string) {
+  const reg = await registerUser(email ? { email } : {});
+  const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+  expect(setup.status, setup.text).toBe(200);
+  await awayFromStepEdge();
+  // The code of the previous step: the one of this step stays unused for the test that follows.
+  const enabled = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } });
+  expect(enabled.status, enabled.text).toBe(200);
+  return { ...reg, secret: setup.body.secret as string, recoveryCodes: enabled.body.recovery_codes as string[] };
+}
+
+async function challengeFor(username: string, opts: CallOptions = {}) {
+  const res = await call("POST", "/login", { ...opts, body: { username, password: PASSWORD } });
+  expect(res.status, res.text).toBe(200);
+  expect(res.body).toMatchObject({ mfa_required: true, methods: ["totp", "recovery_code"], expires_in: 300 });
+  expect(res.body.access_token).toBeUndefined();
+  return res.body.challenge as string;
+}
+const secondStep = (challenge: string, proof: { code?: string; recovery_code?: string }, opts: CallOptions = {}) => call("POST", "/login/mfa", { ...opts, body: { challenge, ...proof } });
+const userRow = (id: string) => env.DB.prepare("SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes, failed_logins FROM users WHERE id = ?").bind(id).first<Record<string, string | number | null>>();
+
+describe("TOTP codes (RFC 6238)", () => {
+  // RFC 6238 appendix B, SHA-1, the secret "12345678901234567890", truncated to 6 digits.
+  const rfcSecret = new TextEncoder().encode("12345678901234567890");
+
+  it("match the RFC's test vectors", async () => {
+    expect(await totpCode(rfcSecret, new Date(59_000))).toBe("287082");
+    expect(await totpCode(rfcSecret, new Date(1_111_111_109_000))).toBe("081804");
+    expect(await totpCode(rfcSecret, new Date(1_234_567_890_000))).toBe("005924");
+    expect(await totpCode(rfcSecret, new Date(20_000_000_000_000))).toBe("353130");
+  });
+
+  it("accept ±1 step of skew, nothing further, and only steps after the last accepted one", async () => {
+    const now = new Date(1_234_567_890_000);
+    const step = Math.floor(now.getTime() / 30_000);
+    const at = (n: number) => totpCode(rfcSecret, new Date(now.getTime() + n * 30_000));
+    expect(await verifyTotp(rfcSecret, await at(-1), now)).toBe(step - 1);
+    expect(await verifyTotp(rfcSecret, await at(0), now)).toBe(step);
+    expect(await verifyTotp(rfcSecret, await at(1), now)).toBe(step + 1);
+    expect(await verifyTotp(rfcSecret, await at(-2), now)).toBeNull();
+    expect(await verifyTotp(rfcSecret, await at(2), now)).toBeNull();
+    expect(await verifyTotp(rfcSecret, await at(0), now, step)).toBeNull(); // used already
+    expect(await verifyTotp(rfcSecret, await at(-1), now, step)).toBeNull(); // older than the last used
+    expect(await verifyTotp(rfcSecret, "12345", now)).toBeNull();
+    expect(await verifyTotp(rfcSecret, "abcdef", now)).toBeNull();
+  });
+
+  it("round-trip base32 and build the otpauth URI apps read", () => {
+    const secret = crypto.getRandomValues(new Uint8Array(20));
+    expect(fromBase32(toBase32(secret))).toEqual(secret);
+    expect(toBase32(new TextEncoder().encode("foobar"))).toBe("MZXW6YTBOI"); // RFC 4648 section 10
+    const uri = new URL(otpauthUri("Edge Auth", "alice", secret));
+    expect(uri.protocol).toBe("otpauth:");
+    expect(uri.host).toBe("totp");
+    expect(decodeURIComponent(uri.pathname)).toBe("/Edge Auth:alice");
+    expect(Object.fromEntries(uri.searchParams)).toEqual({ secret: toBase32(secret), issuer: "Edge Auth", algorithm: "SHA1", digits: "6", period: "30" });
+  });
+});
+
+describe("secrets at rest", () => {
+  it("open only for the user they were sealed for, and not after tampering", async () => {
+    const plain = crypto.getRandomValues(new Uint8Array(20));
+    const sealed = await seal(KEY, "user-a", plain);
+    expect(sealed).toMatch(/^v1\./);
+    expect(await open(KEY, "user-a", sealed)).toEqual(plain);
+    await expect(open(KEY, "user-b", sealed)).rejects.toThrow();
+    const [v, iv, body] = sealed.split(".");
+    const flipped = body!.slice(0, -2) + (body!.at(-2) === "A" ? "B" : "A") + body!.at(-1);
+    await expect(open(KEY, "user-a", `${v}.${iv}.${flipped}`)).rejects.toThrow();
+  });
+});
+
+describe("setting TOTP up", () => {
+  it("stores the secret sealed and the recovery codes hashed; GET /me shows the factor, never a secret", async () => {
+    const box = mailbox();
+    const email = `totp_${Date.now()}@example.com`;
+    const reg = await registerUser({ email });
+    const setup = await box.send("POST", "/mfa/totp/setup", { token: reg.access_token });
+    expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
+    expect(setup.body.otpauth_uri).toContain(`secret=${setup.body.secret}`);
+    expect((await call("GET", "/me", { token: reg.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 0 }); // pending only
+
+    await awayFromStepEdge();
+    const enabled = await box.send("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret) } });
+    expect(enabled.status, enabled.text).toBe(200);
+    const codes: string[] = enabled.body.recovery_codes;
+    expect(codes).toHaveLength(10);
+    expect(new Set(codes).size).toBe(10);
+    for (const c of codes) expect(c).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
+
+    const row = (await userRow(reg.user.id))!;
+    expect(String(row.totp_secret)).toMatch(/^v1\./);
+    expect(String(row.totp_secret)).not.toContain(setup.body.secret);
+    const stored = JSON.parse(String(row.recovery_codes)) as string[];
+    expect(stored).toHaveLength(10);
+    for (const c of codes) expect(String(row.recovery_codes)).not.toContain(c.replace(/-/g, ""));
+
+    const me = await call("GET", "/me", { token: reg.access_token });
+    expect(me.body.factors).toEqual({ totp: true, recovery_codes_left: 10, passkeys: 0 });
+    expect(me.text).not.toContain(setup.body.secret);
+    // The owner is told, by mail.
+    expect(box.sent.at(-1)).toMatchObject({ to: email, subject: expect.stringMatching(/sign-in setting/i) });
+    expect(box.sent.at(-1)!.text).toMatch(/turned on/);
+  });
+
+  it("refuses a wrong code, a code of a replaced secret, a second setup while on, and enable before setup", async () => {
+    const reg = await registerUser();
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "123456" } }), 409, "mfa_not_enabled");
+    const first = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    const second = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    expect(second.body.secret).not.toBe(first.body.secret);
+    await awayFromStepEdge();
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(first.body.secret) } }), 401, "invalid_mfa_code");
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "12345" } }), 400, "validation_failed");
+    expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } })).status).toBe(200);
+    expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token }), 409, "mfa_already_enabled");
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } }), 409, "mfa_already_enabled");
+    expectError(await call("POST", "/mfa/totp/setup"), 401, "invalid_token");
+  });
+
+  it("of two concurrent enables, one wins and only its recovery codes are stored", async () => {
+    const reg = await registerUser();
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    await awayFromStepEdge();
+    const code = await codeAt(setup.body.secret);
+    const both = await Promise.all([0, 1].map(() => call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } })));
+    expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
+    const winner = both.find((r) => r.status === 200)!;
+    const challenge = await challengeFor(reg.input.username);
+    expect((await secondStep(challenge, { recovery_code: winner.body.recovery_codes[0] })).status).toBe(200);
+  });
+
+  it("without MFA_ENCRYPTION_KEY answers 500 internal_error and says why in the log only", async () => {
+    const reg = await registerUser();
+    const res = await call("POST", "/mfa/totp/setup", { token: reg.access_token, bindings: { MFA_ENCRYPTION_KEY: "" } });
+    expectError(res, 500, "internal_error");
+    expect(res.text).not.toContain("MFA_ENCRYPTION_KEY");
+  });
+});
+
+describe("signing in with TOTP on", () => {
+  it("a right password answers a challenge, not tokens; the code completes the sign-in", async () => {
+    const u = await userWithTotp();
+    const challenge = await challengeFor(u.input.username);
+    await awayFromStepEdge();
+    const done = await secondStep(challenge, { code: await codeAt(u.secret) });
+    expect(done.status, done.text).toBe(200);
+    expect(done.body).toMatchObject({ user: { id: u.user.id }, token_type: "Bearer", refresh_token: expect.any(String) });
+    expect((await call("GET", "/protected", { token: done.body.access_token })).status).toBe(200);
+    // A wrong password is still the plain 401: nothing tells that TOTP is on.
+    const wrong = await login(u.input.username, "wrong password 1");
+    expectError(wrong, 401, "invalid_credentials");
+  });
+
+  it("a code is good once: the same code with a new challenge, and an older code of the window, are refused", async () => {
+    const u = await userWithTotp();
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    expect((await secondStep(await challengeFor(u.input.username), { code })).status).toBe(200);
+    expectError(await secondStep(await challengeFor(u.input.username), { code }), 401, "invalid_mfa_code");
+    expectError(await secondStep(await challengeFor(u.input.username), { code: await codeAt(u.secret, -1) }), 401, "invalid_mfa_code");
+    // The next step's code (clock skew) is still good.
+    expect((await secondStep(await challengeFor(u.input.username), { code: await codeAt(u.secret, 1) })).status).toBe(200);
+  });
+
+  it("a challenge is good once, is refused once expired, and dies with a password change", async () => {
+    const u = await userWithTotp();
+    await awayFromStepEdge();
+    const challenge = await challengeFor(u.input.username);
+    expect((await secondStep(challenge, { code: await codeAt(u.secret) })).status).toBe(200);
+    expectError(await secondStep(challenge, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
+
+    const expired = await challengeFor(u.input.username);
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE user_id = ? AND used_at IS NULL").bind(Date.now() - 1, u.user.id).run();
+    expectError(await secondStep(expired, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
+
+    const stale = await challengeFor(u.input.username);
+    const change = await call("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43" } });
+    expect(change.status).toBe(200);
+    expectError(await secondStep(stale, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
+    expectError(await secondStep("not-a-challenge", { code: "123456" }), 401, "invalid_challenge");
+  });
+
+  it("a recovery code signs in once, in any case and without dashes; the owner is told", async () => {
+    const box = mailbox();
+    const email = `rc_${Date.now()}@example.com`;
+    const u = await userWithTotp(email);
+    const [first, second] = u.recoveryCodes;
+    const done = await box.send("POST", "/login/mfa", { body: { challenge: await challengeFor(u.input.username), recovery_code: first } });
+    expect(done.status, done.text).toBe(200);
+    expect(box.sent.at(-1)).toMatchObject({ to: email });
+    expect(box.sent.at(-1)!.text).toMatch(/recovery code .* \(9 left\)/);
+    expectError(await secondStep(await challengeFor(u.input.username), { recovery_code: first }), 401, "invalid_mfa_code");
+    const typed = second!.replace(/-/g, "").toUpperCase();
+    expect((await secondStep(await challengeFor(u.input.username), { recovery_code: typed })).status).toBe(200);
+    expect((await call("GET", "/me", { token: done.body.access_token })).body.factors.recovery_codes_left).toBe(8);
+    const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'recovery_code_used'").bind(u.user.id).first<{ n: number }>();
+    expect(audit!.n).toBe(2);
+  });
+
+  // Each race with its own user: the per-account limit (10 a minute) covers the second step too.
+  const exactlyOne = (results: { status: number }[]) => expect(results.map((r) => r.status).sort()).toEqual([200, 401]);
+  const sessionsOf = async (userId: string) => (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
+
+  it("two challenges sent with one code at once: exactly one signs in", async () => {
+    const u = await userWithTotp();
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    const [a, b] = [await challengeFor(u.input.username), await challengeFor(u.input.username)];
+    exactlyOne(await Promise.all([secondStep(a, { code }), secondStep(b, { code })]));
+    expect(await sessionsOf(u.user.id)).toBe(2); // registration, and the winner
+  });
+
+  it("two challenges sent with one recovery code at once: exactly one signs in", async () => {
+    const u = await userWithTotp();
+    const [a, b] = [await challengeFor(u.input.username), await challengeFor(u.input.username)];
+    const recovery_code = u.recoveryCodes[3]!;
+    exactlyOne(await Promise.all([secondStep(a, { recovery_code }), secondStep(b, { recovery_code })]));
+    expect(await sessionsOf(u.user.id)).toBe(2);
+  });
+
+  it("one challenge sent twice at once: exactly one signs in", async () => {
+    const u = await userWithTotp();
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    const challenge = await challengeFor(u.input.username);
+    exactlyOne(await Promise.all([secondStep(challenge, { code }), secondStep(challenge, { code })]));
+    expect(await sessionsOf(u.user.id)).toBe(2);
+  });
+
+  it("a code spent by another request between this one's check and its write opens no session", async () => {
+    const u = await userWithTotp();
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    const challenge = await challengeFor(u.input.username);
+    const step = Math.floor(Date.now() / 30_000);
+    // Batch 1 starts the check; the other request's use of the code lands just before batch 2.
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET totp_last_step = ? WHERE id = ?", step, u.user.id);
+    expectError(await secondStep(challenge, { code }, { bindings: { DB } }), 401, "invalid_mfa_code");
+    expect(await sessionsOf(u.user.id)).toBe(1);
+    // The challenge was not used up: the next code completes it.
+    expect((await secondStep(challenge, { code: await codeAt(u.secret, 1) })).status).toBe(200);
+  });
+
+  it("wrong codes count toward the account lock, and a right password alone does not clear them", async () => {
+    const u = await userWithTotp();
+    const first = await challengeFor(u.input.username);
+    for (let i = 0; i < 3; i++) expectError(await secondStep(first, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
+    expect((await userRow(u.user.id))!.failed_logins).toBe(3);
+    const again = await challengeFor(u.input.username); // the right password
+    expect((await userRow(u.user.id))!.failed_logins).toBe(3);
+    expectError(await secondStep(again, { recovery_code: "aaaa-bbbb-cccc-dddd" }), 401, "invalid_mfa_code");
+    expectError(await secondStep(again, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code"); // the fifth: locked
+    const locked = await secondStep(again, { code: await codeAt(u.secret) });
+    expectError(locked, 429, "rate_limited");
+    expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(0);
+    expectError(await login(u.input.username), 429, "rate_limited");
+    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('mfa_failed', 'account_locked')").bind(u.user.id).all<{ event: string }>();
+    expect(events.results.filter((e) => e.event === "mfa_failed")).toHaveLength(5);
+    expect(events.results.some((e) => e.event === "account_locked")).toBe(true);
+  });
+
+  it("five wrong codes end a challenge (the password is asked again), and a full sign-in clears the count", async () => {
+    const u = await userWithTotp();
+    const lenient = { bindings: { LOGIN_LOCK_THRESHOLD: "50" } };
+    const challenge = await challengeFor(u.input.username, lenient);
+    await awayFromStepEdge();
+    const right = await codeAt(u.secret);
+    const wrong = await wrongCode(u.secret);
+    for (let i = 0; i < 5; i++) expectError(await secondStep(challenge, { code: wrong }, lenient), 401, "invalid_mfa_code");
+    expectError(await secondStep(challenge, { code: right }, lenient), 401, "invalid_challenge");
+    expect((await secondStep(await challengeFor(u.input.username, lenient), { code: right }, lenient)).status).toBe(200);
+    expect((await userRow(u.user.id))!.failed_logins).toBe(0);
+  });
+
+  it("answers 400 for a body with both, or neither, of code and recovery_code", async () => {
+    expectError(await call("POST", "/login/mfa", { body: { challenge: "x", code: "123456", recovery_code: "aaaa-bbbb-cccc-dddd" } }), 400, "validation_failed");
+    const res = await call("POST", "/login/mfa", { body: { challenge: "x" } });
+    expectError(res, 400, "validation_failed");
+    expect(res.body.fields.code).toMatch(/one of them/);
+  });
+});
+
+describe("turning TOTP off", () => {
+  it("needs the password and a code; wrong ones count toward the lock; then login asks no code", async () => {
+    const box = mailbox();
+    const email = `off_${Date.now()}@example.com`;
+    const u = await userWithTotp(email);
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: "wrong password 1", code } }), 401, "invalid_credentials");
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
+    expect((await userRow(u.user.id))!.failed_logins).toBe(2);
+    const off = await box.send("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } });
+    expect(off.status, off.text).toBe(200);
+    expect(box.sent.at(-1)!.text).toMatch(/turned off/);
+    const row = (await userRow(u.user.id))!;
+    expect(row).toMatchObject({ totp_secret: null, totp_enabled_at: null, recovery_codes: null, failed_logins: 0 });
+    const plain = await login(u.input.username);
+    expect(plain.status).toBe(200);
+    expect(plain.body.access_token).toEqual(expect.any(String));
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } }), 409, "mfa_not_enabled");
+  });
+
+  it("works with a recovery code (the authenticator is lost), once", async () => {
+    const u = await userWithTotp();
+    const body = { current_password: PASSWORD, recovery_code: u.recoveryCodes[9] };
+    expect((await call("POST", "/mfa/totp/disable", { token: u.access_token, body })).status).toBe(200);
+    expect((await call("GET", "/me", { token: u.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 0 });
+  });
+});
