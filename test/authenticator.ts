@@ -70,7 +70,7 @@ export class SoftAuthenticator {
   /** navigator.credentials.create() with the server's creation options. */
   async register(options: { challenge: string; user: { id: string } }, t: Tweaks = {}) {
     const { publicKey } = await this.keyPair();
-    const jwk = await crypto.subtle.exportKey("jwk", publicKey);
+    const jwk = (await crypto.subtle.exportKey("jwk", publicKey)) as JsonWebKey;
     const b64 = (s: string) => Uint8Array.from(atob(s.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
     // COSE_Key: kty EC2, alg ES256, crv P-256, x, y.
     const cose = isoCBOR.encode(

@@ -10,7 +10,7 @@ import { decodeClientDataJSON } from "@simplewebauthn/server/helpers";
 import { audit } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
-import { counterMayAdvance, deletePasskey, findPasskeyWithUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import { counterMayAdvance, deletePasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
 import type { Passkey, User } from "../db/schema";
 import { findUserById, userNameOf } from "../db/users";
 import type { Deps } from "../deps";
@@ -142,14 +142,13 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   const now = new Date();
   const challenge = challengeOf(response.response.clientDataJSON);
   if (!challenge) throw new ApiError("invalid_challenge");
-  const [used, [found]] = await db.batch([consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), findPasskeyWithUser(db, response.id)]);
+  const [used, [passkey], [user]] = await db.batch([consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), ...findPasskeyAndUser(db, response.id)]);
   if (!used[0]) throw new ApiError("invalid_challenge");
   const refuse = async (reason: string) => {
-    await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: found?.user.id ?? null, reason });
+    await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: user?.id ?? null, reason });
     return notRecognised();
   };
-  if (!found) throw await refuse("unknown_passkey");
-  const { passkey, user } = found;
+  if (!passkey || !user) throw await refuse("unknown_passkey");
   // The library does not compare the user handle with the credential's owner: a response that names
   // another user than the one this credential belongs to is refused here.
   if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");

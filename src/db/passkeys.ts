@@ -1,4 +1,4 @@
-import { and, count, desc, eq, exists, lt } from "drizzle-orm";
+import { and, count, desc, eq, exists, inArray, lt } from "drizzle-orm";
 import type { Db } from "./client";
 import { passkeys, users } from "./schema";
 
@@ -10,9 +10,15 @@ export function insertPasskey(db: Db, row: NewPasskey) {
   return db.insert(passkeys).values(row).onConflictDoNothing().returning({ id: passkeys.id });
 }
 
-/** A credential with the columns of its user a sign-in needs (the user row, for the session). */
-export function findPasskeyWithUser(db: Db, id: string) {
-  return db.select({ passkey: passkeys, user: users }).from(passkeys).innerJoin(users, eq(users.id, passkeys.userId)).where(eq(passkeys.id, id));
+/**
+ * A credential and its user, for a sign-in: two statements for the caller's batch (not a join: in a
+ * D1 batch, rows come back keyed by column name, and both tables have an `id`).
+ */
+export function findPasskeyAndUser(db: Db, id: string) {
+  return [
+    db.select().from(passkeys).where(eq(passkeys.id, id)),
+    db.select().from(users).where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
+  ] as const;
 }
 
 /** The user's credential ids, for excludeCredentials (one authenticator registers once). */

@@ -1,0 +1,252 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { SoftAuthenticator, type Tweaks } from "./authenticator";
+import { PASSWORD, call, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
+
+/**
+ * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
+ * (test/authenticator.ts): registration, sign-in without a password, the list, removal, and the
+ * attacks: replayed, expired and foreign challenges, wrong origin and rp id, a counter that goes
+ * backwards, another user's passkey, no user verification.
+ */
+
+const ORIGIN = "http://localhost:5173"; // CORS_ORIGINS in the tests: WEBAUTHN_ORIGINS falls back to it
+
+async function registerOptions(token: string) {
+  const res = await call("POST", "/passkeys/register/options", { token });
+  expect(res.status, res.text).toBe(200);
+  return res.body.options as { challenge: string; user: { id: string; name: string }; rp: { id: string; name: string }; excludeCredentials: { id: string }[]; authenticatorSelection: Record<string, unknown> };
+}
+
+/** A user with one registered passkey. */
+async function userWithPasskey(overrides: Record<string, unknown> = {}) {
+  const reg = await registerUser(overrides);
+  const authenticator = new SoftAuthenticator(ORIGIN);
+  const options = await registerOptions(reg.access_token);
+  const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
+  expect(res.status, res.text).toBe(201);
+  return { ...reg, authenticator, passkey: res.body as { id: string; name: string } };
+}
+
+async function loginOptions() {
+  const res = await call("POST", "/passkeys/login/options");
+  expect(res.status, res.text).toBe(200);
+  return res.body.options as { challenge: string; rpId: string; userVerification: string; allowCredentials?: unknown[] };
+}
+
+async function signIn(authenticator: SoftAuthenticator, tweaks: Tweaks = {}, opts: CallOptions = {}) {
+  const options = await loginOptions();
+  return call("POST", "/passkeys/login/verify", { ...opts, body: { response: await authenticator.assert(options, tweaks) } });
+}
+
+const challengeRow = (id: string) => env.DB.prepare("SELECT purpose, user_id, used_at FROM challenges WHERE id = ?").bind(id).first<{ purpose: string; user_id: string | null; used_at: number | null }>();
+
+describe("registering a passkey", () => {
+  it("offers a discoverable credential with user verification for this rp, and stores the public key only", async () => {
+    const box = mailbox();
+    const email = `pk_${Date.now()}@example.com`;
+    const reg = await registerUser({ email });
+    const options = await registerOptions(reg.access_token);
+    expect(options.rp).toEqual({ id: "localhost", name: "Edge Auth" });
+    expect(options.user.name).toBe(reg.input.username);
+    expect(options.authenticatorSelection).toMatchObject({ residentKey: "required", userVerification: "required" });
+    expect(await challengeRow(options.challenge)).toMatchObject({ purpose: "passkey_register", user_id: reg.user.id, used_at: null });
+
+    const authenticator = new SoftAuthenticator(ORIGIN);
+    const res = await box.send("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ id: authenticator.credentialId, name: "Laptop", last_used_at: null, backed_up: false });
+    const row = await env.DB.prepare("SELECT user_id, public_key, counter FROM passkeys WHERE id = ?").bind(authenticator.credentialId).first<Record<string, unknown>>();
+    expect(row).toMatchObject({ user_id: reg.user.id, counter: 0 });
+    expect(String(row!.public_key)).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    expect(box.sent.at(-1)).toMatchObject({ to: email });
+    expect(box.sent.at(-1)!.text).toMatch(/passkey \("Laptop"\) was added/);
+
+    const list = await call("GET", "/passkeys", { token: reg.access_token });
+    expect(list.body.passkeys).toEqual([expect.objectContaining({ id: authenticator.credentialId, name: "Laptop" })]);
+    expect((await call("GET", "/me", { token: reg.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 1 });
+    // The same authenticator is excluded from the next registration.
+    expect((await registerOptions(reg.access_token)).excludeCredentials.map((c) => c.id)).toEqual([authenticator.credentialId]);
+  });
+
+  it("refuses a used challenge, an expired one, and another user's", async () => {
+    const alice = await registerUser();
+    const bob = await registerUser();
+    const options = await registerOptions(alice.access_token);
+    const response = await new SoftAuthenticator(ORIGIN).register(options);
+    // Bob sends a response to Alice's challenge.
+    expectError(await call("POST", "/passkeys/register/verify", { token: bob.access_token, body: { response } }), 401, "invalid_challenge");
+    expect((await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response } })).status).toBe(201);
+    // Used.
+    const again = await new SoftAuthenticator(ORIGIN).register(options);
+    expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: again } }), 401, "invalid_challenge");
+    // Expired.
+    const late = await registerOptions(alice.access_token);
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?").bind(Date.now() - 1, late.challenge).run();
+    expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(late) } }), 401, "invalid_challenge");
+    // A login challenge is no registration challenge.
+    const loginChallenge = await loginOptions();
+    const mixed = await new SoftAuthenticator(ORIGIN).register({ ...late, challenge: loginChallenge.challenge });
+    expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: mixed } }), 401, "invalid_challenge");
+  });
+
+  it("refuses a wrong origin, a wrong rp id and a credential made without user verification", async () => {
+    const reg = await registerUser();
+    for (const tweaks of [{ origin: "https://evil.example" }, { rpId: "evil.example" }, { userVerified: false }] satisfies Tweaks[]) {
+      const options = await registerOptions(reg.access_token);
+      const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options, tweaks) } });
+      expectError(res, 400, "passkey_rejected");
+    }
+    expect((await call("GET", "/passkeys", { token: reg.access_token })).body.passkeys).toEqual([]);
+  });
+
+  it("answers 400 for malformed responses, never 500", async () => {
+    const reg = await registerUser();
+    const options = await registerOptions(reg.access_token);
+    const good = await new SoftAuthenticator(ORIGIN).register(options);
+    const bodies = [
+      {},
+      { response: "x" },
+      { response: { ...good, type: "password" } },
+      { response: { ...good, response: { ...good.response, attestationObject: "!!" } } },
+      { response: { ...good, response: { ...good.response, clientDataJSON: "bm90IGpzb24" } } }, // "not json"
+      { response: { ...good, response: { ...good.response, attestationObject: "AAAA" } } },
+    ];
+    for (const body of bodies) {
+      const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body });
+      expect([400, 401], res.text).toContain(res.status);
+    }
+    expectError(await call("POST", "/passkeys/register/verify", { body: { response: good } }), 401, "invalid_token");
+  });
+});
+
+describe("signing in with a passkey", () => {
+  it("opens the same kind of session as a password login, without a password or a TOTP step", async () => {
+    const u = await userWithPasskey();
+    const options = await loginOptions();
+    expect(options).toMatchObject({ rpId: "localhost", userVerification: "required" });
+    expect(options.allowCredentials ?? []).toEqual([]); // discoverable: no user named
+    const res = await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert(options) } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ user: { id: u.user.id }, token_type: "Bearer", refresh_token: expect.any(String) });
+    expect((await call("GET", "/protected", { token: res.body.access_token })).status).toBe(200);
+    expect((await call("POST", "/refresh", { body: { refresh_token: res.body.refresh_token } })).status).toBe(200);
+    const row = await env.DB.prepare("SELECT counter, last_used_at FROM passkeys WHERE id = ?").bind(u.passkey.id).first<{ counter: number; last_used_at: number | null }>();
+    expect(row).toMatchObject({ counter: 1, last_used_at: expect.any(Number) });
+    const audit = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'login_succeeded'").bind(u.user.id).first<{ detail: string }>();
+    expect(JSON.parse(audit!.detail)).toMatchObject({ method: "passkey" });
+  });
+
+  it("refuses a replayed assertion and an expired challenge", async () => {
+    const u = await userWithPasskey();
+    const options = await loginOptions();
+    const response = await u.authenticator.assert(options);
+    expect((await call("POST", "/passkeys/login/verify", { body: { response } })).status).toBe(200);
+    expectError(await call("POST", "/passkeys/login/verify", { body: { response } }), 401, "invalid_challenge");
+    const late = await loginOptions();
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?").bind(Date.now() - 1, late.challenge).run();
+    expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert(late) } }), 401, "invalid_challenge");
+    // A challenge the server never issued.
+    expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: "bm90LWlzc3VlZA" }) } }), 401, "invalid_challenge");
+  });
+
+  it("refuses a wrong origin, a wrong rp id and an assertion without user verification", async () => {
+    const u = await userWithPasskey();
+    for (const tweaks of [{ origin: "https://evil.example" }, { rpId: "evil.example" }, { userVerified: false }] satisfies Tweaks[]) {
+      expectError(await signIn(u.authenticator, tweaks), 401, "invalid_credentials");
+    }
+    expect((await signIn(u.authenticator)).status).toBe(200);
+  });
+
+  it("refuses a counter that goes backwards (a cloned authenticator) and audits it", async () => {
+    const u = await userWithPasskey();
+    expect((await signIn(u.authenticator, { counter: 5 })).status).toBe(200);
+    expectError(await signIn(u.authenticator, { counter: 5 }), 401, "invalid_credentials"); // not forward
+    expectError(await signIn(u.authenticator, { counter: 3 }), 401, "invalid_credentials"); // backwards
+    expectError(await signIn(u.authenticator, { counter: 0 }), 401, "invalid_credentials"); // stopped counting
+    expect((await signIn(u.authenticator, { counter: 6 })).status).toBe(200);
+    const events = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_counter_regressed'").bind(u.user.id).first<{ n: number }>();
+    expect(events!.n).toBe(3);
+  });
+
+  it("accepts an authenticator that keeps no counter (always 0)", async () => {
+    const u = await userWithPasskey();
+    expect((await signIn(u.authenticator, { counter: 0 })).status).toBe(200);
+    expect((await signIn(u.authenticator, { counter: 0 })).status).toBe(200);
+  });
+
+  it("of two sign-ins with one counter value that race past the library's check, one opens a session", async () => {
+    const u = await userWithPasskey();
+    // The other sign-in's counter lands between this one's read of the passkey and its write.
+    const DB = d1WriteBeforeBatch(2, "UPDATE passkeys SET counter = 1 WHERE id = ?", u.passkey.id);
+    expectError(await signIn(u.authenticator, { counter: 1 }, { bindings: { DB } }), 401, "invalid_credentials");
+    const sessions = await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(u.user.id).first<{ n: number }>();
+    expect(sessions!.n).toBe(1); // registration only
+  });
+
+  it("refuses another user's passkey: a user handle that is not its owner's, or an unknown credential", async () => {
+    const alice = await userWithPasskey();
+    const bob = await userWithPasskey();
+    // Alice's credential, claiming to be Bob (his user handle).
+    expectError(await signIn(alice.authenticator, { userHandle: bob.authenticator.userHandle }), 401, "invalid_credentials");
+    // A key nobody registered.
+    const stranger = new SoftAuthenticator(ORIGIN);
+    stranger.userHandle = alice.authenticator.userHandle;
+    expectError(await signIn(stranger), 401, "invalid_credentials");
+    // Without a user handle the credential's owner is who signs in.
+    const res = await signIn(alice.authenticator, { userHandle: null });
+    expect(res.body.user.id).toBe(alice.user.id);
+  });
+
+  it("refuses a disabled account", async () => {
+    const u = await userWithPasskey();
+    await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), u.user.id).run();
+    expectError(await signIn(u.authenticator), 403, "account_disabled");
+  });
+
+  it("sets the refresh cookie in cookie mode, for an allowed Origin only", async () => {
+    const u = await userWithPasskey();
+    const options = await loginOptions();
+    const body = { response: await u.authenticator.assert(options), use_cookie: true };
+    expectError(await call("POST", "/passkeys/login/verify", { body, headers: { origin: "https://evil.example" } }), 403, "forbidden");
+    const next = await loginOptions();
+    const res = await call("POST", "/passkeys/login/verify", { body: { ...body, response: await u.authenticator.assert(next) }, headers: { origin: ORIGIN } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers.get("set-cookie")).toMatch(/HttpOnly/);
+    expect(res.body.refresh_token).toBeUndefined();
+  });
+});
+
+describe("the passkey list", () => {
+  it("removes one of the caller's passkeys; another user's id is not_found; sign-in with it then fails", async () => {
+    const box = mailbox();
+    const alice = await userWithPasskey({ email: `rm_${Date.now()}@example.com` });
+    const bob = await registerUser();
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: bob.access_token }), 404, "not_found");
+    expect((await box.send("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token })).status).toBe(200);
+    expect(box.sent.at(-1)!.text).toMatch(/passkey \("Laptop"\) was removed/);
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token }), 404, "not_found");
+    expect((await call("GET", "/passkeys", { token: alice.access_token })).body.passkeys).toEqual([]);
+    expectError(await signIn(alice.authenticator), 401, "invalid_credentials");
+    // The password still works: no account is left without a way in.
+    expect((await call("POST", "/login", { body: { username: alice.input.username, password: PASSWORD } })).status).toBe(200);
+  });
+
+  it("goes with the account", async () => {
+    const u = await userWithPasskey();
+    expect((await call("DELETE", "/me", { token: u.access_token, body: { current_password: PASSWORD } })).status).toBe(200);
+    const left = await env.DB.prepare("SELECT count(*) AS n FROM passkeys WHERE user_id = ?").bind(u.user.id).first<{ n: number }>();
+    expect(left!.n).toBe(0);
+  });
+
+  it("the admin sees a user's factors, never a secret", async () => {
+    const u = await userWithPasskey();
+    const admin = await registerUser();
+    await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(admin.user.id).run();
+    const token = (await call("POST", "/login", { body: { username: admin.input.username, password: PASSWORD } })).body.access_token;
+    const res = await call("GET", `/admin/users/${u.user.id}`, { token });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 1 });
+    expect(res.text).not.toMatch(/public_key|publicKey|secret/);
+  });
+});
