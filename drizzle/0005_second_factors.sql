@@ -8,6 +8,7 @@ CREATE TABLE `challenges` (
 	`expires_at` integer NOT NULL,
 	`used_at` integer,
 	`used_by` text,
+	`used_by_client` text,
 	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade
 );
 --> statement-breakpoint

@@ -206,6 +206,12 @@ export function once<T extends object>(binding: T, method: string, fault: (real:
 /** KV whose next put fails: nothing is written. */
 export const kvPutFailsOnce = () => once(env.REVOKED, "put", async () => { throw new Error("injected: KV put failed"); });
 
+/** D1 whose `n`th batch (counting from 1) is applied, but its answer is lost: the worker sees an error. */
+export function d1BatchAnswerLostAt(n: number) {
+  let calls = 0;
+  return once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); }, () => ++calls === n);
+}
+
 /** D1 whose next batch is applied, but its answer is lost: the worker sees an error. */
 export const d1BatchAnswerLostOnce = () => once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); });
 

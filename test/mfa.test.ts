@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../src/auth/secrets";
 import { STEP_SECONDS, fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
-import { PASSWORD, call, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
+import { PASSWORD, call, d1BatchAnswerLostAt, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
@@ -143,20 +143,40 @@ describe("setting TOTP up", () => {
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "12345" } }), 400, "validation_failed");
     expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } })).status).toBe(200);
     expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token }), 409, "mfa_already_enabled");
+    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?").bind(Date.now() - 11_000, reg.user.id).run(); // past the retry grace
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } }), 409, "mfa_already_enabled");
     expectError(await call("POST", "/mfa/totp/setup"), 401, "invalid_token");
   });
 
-  it("of two concurrent enables, one wins and only its recovery codes are stored", async () => {
+  it("an enable sent twice at once, or again after its answer was lost, shows the same recovery codes", async () => {
     const reg = await registerUser();
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
     await awayFromStepEdge();
     const code = await codeAt(setup.body.secret);
     const both = await Promise.all([0, 1].map(() => call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } })));
-    expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
-    const winner = both.find((r) => r.status === 200)!;
+    expect(both.map((r) => r.status)).toEqual([200, 200]);
+    expect(both[1]!.body.recovery_codes).toEqual(both[0]!.body.recovery_codes);
     const challenge = await challengeFor(reg.input.username);
-    expect((await secondStep(challenge, { recovery_code: winner.body.recovery_codes[0] })).status).toBe(200);
+    expect((await secondStep(challenge, { recovery_code: both[0]!.body.recovery_codes[0] })).status).toBe(200);
+    // Once a code has been used, or the grace (REFRESH_REUSE_GRACE) is over, they are not shown again.
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } }), 409, "mfa_already_enabled");
+  });
+
+  it("an enable whose answer was lost: the retry gets the codes that were stored", async () => {
+    const reg = await registerUser();
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    await awayFromStepEdge();
+    const code = await codeAt(setup.body.secret);
+    const DB = d1StatementAnswerLostOnce(/"totp_enabled_at" = \?/);
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code }, bindings: { DB } }), 500, "internal_error");
+    expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull(); // it was written
+    const retry = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } });
+    expect(retry.status, retry.text).toBe(200);
+    const challenge = await challengeFor(reg.input.username);
+    expect((await secondStep(challenge, { recovery_code: retry.body.recovery_codes[9] })).status).toBe(200);
+    // Too late: the grace is over.
+    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?").bind(Date.now() - 11_000, reg.user.id).run();
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } }), 409, "mfa_already_enabled");
   });
 
   it("without MFA_ENCRYPTION_KEY answers 500 internal_error and says why in the log only", async () => {
@@ -269,6 +289,34 @@ describe("signing in with TOTP on", () => {
     expect(await sessionsOf(u.user.id)).toBe(1);
     // The challenge was not used up: the next code completes it.
     expect((await secondStep(challenge, { code: await codeAt(u.secret, 1) })).status).toBe(200);
+  });
+
+  it("a second step whose answer was lost: the same client's retry gets that session, nobody else's does", async () => {
+    const u = await userWithTotp();
+    const client = { headers: { "cf-connecting-ip": "10.77.0.1", "user-agent": "Retrying/1.0" } };
+    const challenge = await challengeFor(u.input.username);
+    // Batch 1 starts the check, batch 2 opens the session: its answer is lost.
+    const lost = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { ...client, bindings: { DB: d1BatchAnswerLostAt(2) } });
+    expectError(lost, 500, "internal_error");
+    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { headers: { ...client.headers, "cf-connecting-ip": "10.77.0.2" } }), 401, "invalid_challenge");
+    const retry = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, client);
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.user.id).toBe(u.user.id);
+    expect(await sessionsOf(u.user.id)).toBe(2); // registration, and the one sign-in: no second session
+    // The recovery code was spent once, by the lost request.
+    expect((await call("GET", "/me", { token: retry.body.access_token })).body.factors.recovery_codes_left).toBe(9);
+    // Once the session has been refreshed, the old answer is stale: no retry.
+    expect((await call("POST", "/refresh", { body: { refresh_token: retry.body.refresh_token } })).status).toBe(200);
+    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, client), 401, "invalid_challenge");
+  });
+
+  it("a retry after the grace (REFRESH_REUSE_GRACE) is refused", async () => {
+    const u = await userWithTotp();
+    const client = { headers: { "cf-connecting-ip": "10.77.0.3", "user-agent": "Retrying/1.0" } };
+    const challenge = await challengeFor(u.input.username);
+    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[1] }, { ...client, bindings: { DB: d1BatchAnswerLostAt(2) } }), 500, "internal_error");
+    await env.DB.prepare("UPDATE challenges SET used_at = ? WHERE user_id = ? AND used_at IS NOT NULL").bind(Date.now() - 11_000, u.user.id).run();
+    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[1] }, client), 401, "invalid_challenge");
   });
 
   it("wrong codes count toward the account lock, and a right password alone does not clear them", async () => {

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SoftAuthenticator, type Tweaks } from "./authenticator";
-import { PASSWORD, call, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
+import { PASSWORD, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
@@ -88,6 +88,23 @@ describe("registering a passkey", () => {
     const loginChallenge = await loginOptions();
     const mixed = await new SoftAuthenticator(ORIGIN).register({ ...late, challenge: loginChallenge.challenge });
     expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: mixed } }), 401, "invalid_challenge");
+  });
+
+  it("a registration whose answer was lost: the retry gets the passkey that was stored, once", async () => {
+    const reg = await registerUser();
+    const options = await registerOptions(reg.access_token);
+    const body = { response: await new SoftAuthenticator(ORIGIN).register(options), name: "Phone" };
+    const DB = d1StatementAnswerLostOnce(/^insert into "passkeys"/);
+    expectError(await call("POST", "/passkeys/register/verify", { token: reg.access_token, body, bindings: { DB } }), 500, "internal_error");
+    const retry = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body });
+    expect(retry.status, retry.text).toBe(201);
+    expect(retry.body).toMatchObject({ id: body.response.id, name: "Phone" });
+    expect((await call("GET", "/passkeys", { token: reg.access_token })).body.passkeys).toHaveLength(1);
+    // Another user sending it is refused, and so is a retry after the grace.
+    const other = await registerUser();
+    expectError(await call("POST", "/passkeys/register/verify", { token: other.access_token, body }), 401, "invalid_challenge");
+    await env.DB.prepare("UPDATE passkeys SET created_at = ? WHERE id = ?").bind(Date.now() - 11_000, body.response.id).run();
+    expectError(await call("POST", "/passkeys/register/verify", { token: reg.access_token, body }), 401, "invalid_challenge");
   });
 
   it("refuses a wrong origin, a wrong rp id and a credential made without user verification", async () => {

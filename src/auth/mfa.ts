@@ -1,16 +1,18 @@
 import { audit } from "../audit";
-import { countChallengeFailure, consumeChallenge, consumedBy, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
+import { countChallengeFailure, consumeChallenge, consumedBy, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
-import { randomBytes, sha256Base64Url } from "../encoding";
+import { sha256Base64Url } from "../encoding";
+import { log } from "../log";
 import { ApiError } from "../errors";
 import { securityNotice } from "../mail";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { verifyPassword } from "./passwords";
-import { open, seal } from "./secrets";
-import { openSession, type Issued } from "./sessions";
+import { derive, open, seal } from "./secrets";
+import { successorOf } from "./refresh-tokens";
+import { clientFingerprint, openSession, reissueSignIn, type Issued } from "./sessions";
 import type { AccessClaims } from "./tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "./totp";
 
@@ -29,12 +31,19 @@ const RECOVERY_CODES = 10;
 /** Wrong codes one login challenge takes; then the password is asked again (the lock usually comes first). */
 const MAX_CODES_PER_CHALLENGE = 5;
 
-/** 80 random bits, as four groups of four base32 characters: "k7qp-2m4x-9hta-vw3e". */
-const newRecoveryCode = () =>
-  toBase32(randomBytes(10))
-    .toLowerCase()
-    .match(/.{4}/g)!
-    .join("-");
+/**
+ * The recovery codes of a TOTP setup: 80 bits each, as four groups of four base32 characters
+ * ("k7qp-2m4x-9hta-vw3e"). Derived from the sealed secret (random per setup) under the MFA key, so a
+ * retried enable can be shown the same codes again; only their hashes are stored.
+ */
+async function recoveryCodesFor(deps: Deps, sealedSecret: string): Promise<string[]> {
+  const codes = [];
+  for (let i = 0; i < RECOVERY_CODES; i++) {
+    const bits = (await derive(deps.config.MFA_ENCRYPTION_KEY, "edge-auth-api recovery codes v1", `${sealedSecret}|${i}`)).slice(0, 10);
+    codes.push(toBase32(bits).toLowerCase().match(/.{4}/g)!.join("-"));
+  }
+  return codes;
+}
 /** Case, spaces and dashes do not matter when typing one back. */
 const recoveryHash = (code: string) => sha256Base64Url(code.toLowerCase().replace(/[\s-]/g, ""));
 
@@ -74,25 +83,36 @@ export async function setupTotp(deps: Deps, claims: AccessClaims): Promise<{ sec
   return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, user.username, secret) };
 }
 
-/** Turns TOTP on with a code from the pending secret; returns the recovery codes (shown once). */
+/**
+ * Turns TOTP on with a code from the pending secret; returns the recovery codes. The same request
+ * again (its answer lost, or sent twice at once) within REFRESH_REUSE_GRACE seconds gets the same
+ * codes, as long as none has been used: they are shown to no one else.
+ */
 export async function enableTotp(deps: Deps, claims: AccessClaims, code: string): Promise<string[]> {
-  const user = await userOf(deps, claims);
-  if (user.totpEnabledAt) throw new ApiError("mfa_already_enabled");
+  let user = await userOf(deps, claims);
   if (!user.totpSecret) throw new ApiError("mfa_not_enabled", "Start with POST /mfa/totp/setup");
   const now = new Date();
+  const sealed = user.totpSecret;
   // Not counted toward the lock: the caller holds the secret it was just given; nothing to guess.
-  const step = await verifyTotp(await open(deps.config.MFA_ENCRYPTION_KEY, user.id, user.totpSecret), code, now);
-  if (step === null) throw new ApiError("invalid_mfa_code");
-  const codes = Array.from({ length: RECOVERY_CODES }, newRecoveryCode);
-  const [enabled] = await enableTotpRow(deps.db, user.id, user.totpSecret, step, await Promise.all(codes.map(recoveryHash)), now);
-  if (!enabled) {
-    // Another request enabled it, or a newer setup replaced the secret this code came from.
-    const current = await findUserById(deps.db, user.id);
-    throw current?.totpEnabledAt ? new ApiError("mfa_already_enabled") : new ApiError("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
+  const step = await verifyTotp(await open(deps.config.MFA_ENCRYPTION_KEY, user.id, sealed), code, now);
+  if (user.totpEnabledAt === null) {
+    if (step === null) throw new ApiError("invalid_mfa_code");
+    const codes = await recoveryCodesFor(deps, sealed);
+    const [enabled] = await enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now);
+    if (enabled) {
+      await audit(deps, "totp_enabled", { user_id: user.id });
+      securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account");
+      return codes;
+    }
+    // Another request enabled it meanwhile (maybe this one's twin), or a newer setup replaced the secret.
+    user = await userOf(deps, claims);
+    if (user.totpEnabledAt === null) throw new ApiError("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
   }
-  await audit(deps, "totp_enabled", { user_id: user.id });
-  securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account");
-  return codes;
+  const codes = step !== null && user.totpSecret === sealed ? await recoveryCodesFor(deps, sealed) : [];
+  const hashes = await Promise.all(codes.map(recoveryHash));
+  const recent = now.getTime() - user.totpEnabledAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000;
+  if (recent && hashes.length > 0 && hashes.every((h) => user.recoveryCodes?.includes(h))) return codes;
+  throw new ApiError("mfa_already_enabled");
 }
 
 /**
@@ -131,7 +151,11 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
   const now = new Date();
   const id = await sha256Base64Url(token);
   const challenge = await findChallenge(db, id, "mfa_login", now);
-  if (!challenge?.userId) throw new ApiError("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
+  if (!challenge?.userId) {
+    const again = await answerAgain(deps, id, token, now);
+    if (again) return again;
+    throw new ApiError("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
+  }
   await deps.limitAccount?.(`user:${challenge.userId}`); // the same per-account budget as the password step
   const { user, check } = await startPasswordCheck(deps, challenge.userId, now);
   if (!user) throw new ApiError("invalid_challenge");
@@ -144,11 +168,14 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
     throw new ApiError("invalid_mfa_code");
   }
 
-  const usedBy = crypto.randomUUID();
-  const used = consumedBy(db, id, usedBy);
+  // The session's id is what the challenge records as its user; its refresh token is derived from the
+  // challenge: a retry after a lost answer can be answered again (answerAgain).
+  const session = { id: crypto.randomUUID(), refreshToken: await successorOf(deps.config.JWT_PRIVATE_KEY, `mfa:${token}`) };
+  const used = consumedBy(db, id, session.id);
   const opened = await openSession(deps, user, now, {
+    session,
     passwordVersion: challenge.passwordVersion ?? -1,
-    before: [consumeChallenge(db, id, "mfa_login", now, usedBy, { proof })],
+    before: [consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps))],
     condition: used,
     after: [spendProof(db, user.id, proof, now, used), ...passPasswordCheck(deps, user.id, check, now, used)],
     detail: { method: method(proof) },
@@ -166,4 +193,21 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
     securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
   }
   return { user, issued: opened.issued };
+}
+
+/**
+ * The same client (IP and User-Agent) sending a used challenge again within REFRESH_REUSE_GRACE
+ * seconds: the answer to the request that used it was lost. It gets that sign-in's session again (a
+ * new access token, the same refresh token), unless the session has been refreshed or ended since.
+ * The challenge is a 256-bit secret only the password step handed out; the code is spent already.
+ */
+async function answerAgain(deps: Deps, id: string, token: string, now: Date): Promise<{ user: User; issued: Issued } | null> {
+  const used = await findUsedChallenge(deps.db, id, "mfa_login");
+  if (!used?.usedAt || !used.usedBy || !used.userId) return null;
+  if (now.getTime() - used.usedAt.getTime() > deps.config.REFRESH_REUSE_GRACE * 1000 || used.usedByClient !== (await clientFingerprint(deps))) return null;
+  const issued = await reissueSignIn(deps, used.usedBy, await successorOf(deps.config.JWT_PRIVATE_KEY, `mfa:${token}`));
+  const user = issued ? await findUserById(deps.db, used.userId) : undefined;
+  if (!issued || !user) return null;
+  log("mfa_login_retried", { request_id: deps.requestId, user_id: user.id, session_id: used.usedBy });
+  return { user, issued };
 }

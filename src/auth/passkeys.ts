@@ -10,7 +10,7 @@ import { decodeClientDataJSON } from "@simplewebauthn/server/helpers";
 import { audit } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
-import { counterMayAdvance, deletePasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import { counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
 import type { Passkey, User } from "../db/schema";
 import { findUserById, userNameOf } from "../db/users";
 import type { Deps } from "../deps";
@@ -89,7 +89,12 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   const challenge = challengeOf(response.response.clientDataJSON);
   // Another user's challenge, an expired or a used one: refused before any verification.
   const [used] = challenge ? await consumeChallenge(db, challenge, "passkey_register", now, crypto.randomUUID(), { userId: claims.sub }) : [];
-  if (!used) throw new ApiError("invalid_challenge");
+  if (!used) {
+    // The same registration sent again (its answer lost): the passkey it stored is the answer.
+    const stored = await findOwnPasskey(db, response.id, claims.sub);
+    if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000) return stored;
+    throw new ApiError("invalid_challenge");
+  }
   let verified;
   try {
     verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge!, expectedOrigin: rp.origins, expectedRPID: rp.id, requireUserVerification: true });

@@ -36,3 +36,23 @@ export async function open(secret: string | undefined, userId: string, sealed: s
   const data = new TextEncoder().encode(userId);
   return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: ivBytes, additionalData: data }, await keyOf(secret), bodyBytes));
 }
+
+const derivers = new Map<string, Promise<CryptoKey>>();
+
+/**
+ * HMAC-SHA256 of `data` under a key derived (HKDF, with `label`) from the MFA key: values that must
+ * come out the same again (recovery codes shown again to a retry) without being stored in the clear.
+ */
+export async function derive(secret: string | undefined, label: string, data: string): Promise<Uint8Array> {
+  const name = `${label}\u0000${secret}`;
+  let key = derivers.get(name);
+  if (!key) {
+    key = keyOf(secret)
+      .then(() => crypto.subtle.importKey("raw", fromBase64Url(secret!)!, "HKDF", false, ["deriveKey"]))
+      .then((master) =>
+        crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode(label) }, master, { name: "HMAC", hash: "SHA-256", length: 256 }, false, ["sign"]),
+      );
+    derivers.set(name, key);
+  }
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await key, new TextEncoder().encode(data)));
+}

@@ -58,7 +58,7 @@ const accessUntil = (config: Config, now: Date) => new Date(now.getTime() + conf
 const earlier = (a: Date, b: Date) => (a < b ? a : b);
 
 /** Who is refreshing, as far as the grace window needs to know: not stored in the clear. */
-const clientFingerprint = (deps: Deps) => sha256Base64Url(`${deps.ip ?? ""}|${deps.userAgent ?? ""}`);
+export const clientFingerprint = (deps: Deps) => sha256Base64Url(`${deps.ip ?? ""}|${deps.userAgent ?? ""}`);
 
 interface TokenOwner {
   id: string;
@@ -84,12 +84,12 @@ async function issue(config: Config, owner: TokenOwner, session: { id: string; e
 }
 
 /** A new session row for a user, and the refresh token only its hash is stored for. */
-async function newSession(deps: Deps, userId: string, now: Date) {
+async function newSession(deps: Deps, userId: string, now: Date, given?: { id: string; refreshToken: string }) {
   const { config } = deps;
-  const refreshToken = newRefreshToken();
+  const refreshToken = given?.refreshToken ?? newRefreshToken();
   const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
   const row = {
-    id: crypto.randomUUID(),
+    id: given?.id ?? crypto.randomUUID(),
     userId,
     refreshTokenHash: await hashRefreshToken(refreshToken),
     userAgent: deps.userAgent?.slice(0, 256) ?? null,
@@ -230,6 +230,8 @@ export interface OpenSession {
   condition?: SQL;
   /** Added to the login_succeeded audit row, e.g. how the user signed in. */
   detail?: Record<string, string>;
+  /** The session's id and refresh token, where the caller must be able to answer a retry (auth/mfa.ts). */
+  session?: { id: string; refreshToken: string };
 }
 
 /**
@@ -240,7 +242,7 @@ export interface OpenSession {
  */
 export async function openSession(deps: Deps, user: User, now: Date, opts: OpenSession = {}): Promise<{ issued?: Issued; before: unknown[] }> {
   const { db, config } = deps;
-  const { row, refreshToken } = await newSession(deps, user.id, now);
+  const { row, refreshToken } = await newSession(deps, user.id, now, opts.session);
   const before = opts.before ?? [];
   const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
   const results = await db.batch([
@@ -257,6 +259,18 @@ export async function openSession(deps: Deps, user: User, now: Date, opts: OpenS
   logEvent(deps, "login_succeeded", succeeded);
   await endEvicted(deps, evicted);
   return { issued: await issue(config, { ...user, epoch: current.epoch }, row, now, refreshToken), before: answers };
+}
+
+/**
+ * A sign-in's answer again, for a client retrying after it was lost: a new access token for the
+ * session that sign-in opened, with the same refresh token, while that is still the session's
+ * current one (not refreshed since). Null otherwise.
+ */
+export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken: string): Promise<Issued | null> {
+  const now = new Date();
+  const currentHash = await hashRefreshToken(refreshToken);
+  const again = await reissueAccess(deps.db, { sessionId, currentHash, now, accessExpiresAt: accessUntil(deps.config, now), requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on" });
+  return again ? issue(deps.config, again.user, again.session, now, refreshToken) : null;
 }
 
 /**

@@ -73,15 +73,24 @@ export async function findChallenge(db: Db, id: string, purpose: ChallengePurpos
   return db.select().from(challenges).where(open(id, purpose, now)).get();
 }
 
+/** A challenge that was used (for a retry of the request that used it). */
+export async function findUsedChallenge(db: Db, id: string, purpose: ChallengePurpose) {
+  return db
+    .select()
+    .from(challenges)
+    .where(and(eq(challenges.id, id), eq(challenges.purpose, purpose), isNotNull(challenges.usedAt)))
+    .get();
+}
+
 /**
- * Uses a challenge for this request (`usedBy`, a random id): one conditional statement, so exactly
+ * Uses a challenge for this request (`usedBy`, a random id; `client`, its fingerprint): one conditional statement, so exactly
  * one of two requests wins. `only.userId`: the challenge must be that user's (a passkey registration);
  * `only.proof`: a login's second step also needs its proof still usable.
  */
-export function consumeChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date, usedBy: string, only: { proof?: Proof; userId?: string } = {}) {
+export function consumeChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date, usedBy: string, only: { proof?: Proof; userId?: string } = {}, client?: string) {
   return db
     .update(challenges)
-    .set({ usedAt: now, usedBy })
+    .set({ usedAt: now, usedBy, usedByClient: client })
     .where(and(open(id, purpose, now), only.userId ? eq(challenges.userId, only.userId) : undefined, only.proof ? usable(db, sql`${challenges.userId}`, only.proof) : undefined))
     .returning({ userId: challenges.userId });
 }

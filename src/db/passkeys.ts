@@ -21,6 +21,10 @@ export function findPasskeyAndUser(db: Db, id: string) {
   ] as const;
 }
 
+export function findOwnPasskey(db: Db, id: string, userId: string) {
+  return db.select().from(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).get();
+}
+
 /** The user's credential ids, for excludeCredentials (one authenticator registers once). */
 export function passkeyIdsOf(db: Db, userId: string) {
   return db.select({ id: passkeys.id, transports: passkeys.transports }).from(passkeys).where(eq(passkeys.userId, userId));

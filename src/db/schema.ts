@@ -139,7 +139,10 @@ export const challenges = sqliteTable(
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     usedAt: integer("used_at", { mode: "timestamp_ms" }),
-    usedBy: text("used_by"), // a random id of the request that used it: what later writes of that request check
+    // Who used it: a random id of that request (mfa_login: the id of the session it opened), and
+    // the SHA-256 of the client's IP and User-Agent (a retry after a lost answer must be that client).
+    usedBy: text("used_by"),
+    usedByClient: text("used_by_client"),
   },
   (t) => [index("challenges_expires_at_idx").on(t.expiresAt)],
 );
