@@ -40,7 +40,7 @@ describe("the typed client", () => {
     client.onChange((s) => states.push(s));
     const user = await client.register(newUser());
     expect(client.state).toEqual({ signedIn: true, userId: user.id, username: user.username });
-    expect((await client.me()).id).toBe(user.id);
+    expect((await client.me()).user.id).toBe(user.id);
     expect((await client.protected()).user_id).toBe(user.id);
     const { sessions } = await client.sessions();
     expect(sessions.filter((s) => s.current)).toHaveLength(1);

@@ -3,7 +3,9 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env, exports } from "cloudflare:workers";
 import { SignJWT, importJWK, type JWK } from "jose";
 import { expect } from "vitest";
+import { STEP_SECONDS, fromBase32, totpCode } from "../src/auth/totp";
 import worker from "../src/index";
+import { SoftAuthenticator } from "./authenticator";
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -351,4 +353,51 @@ export function mailbox(fail = false) {
     return token;
   };
   return { sent, send, link };
+}
+
+// ---- Second factors ----
+
+/** Waits until at least 2 s remain in the current 30-second step, so a code computed now is still current when it arrives. */
+export async function awayFromStepEdge() {
+  const left = STEP_SECONDS * 1000 - (Date.now() % (STEP_SECONDS * 1000));
+  if (left < 2000) await new Promise((r) => setTimeout(r, left + 50));
+}
+export const codeAt = (secret: string, offsetSteps = 0) => totpCode(fromBase32(secret), new Date(Date.now() + offsetSteps * STEP_SECONDS * 1000));
+/** Six digits that no step within the skew window shows. */
+export async function wrongCode(secret: string) {
+  const near = await Promise.all([-2, -1, 0, 1, 2].map((n) => codeAt(secret, n)));
+  for (;;) {
+    const code = String(crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000).padStart(6, "0");
+    if (!near.includes(code)) return code;
+  }
+}
+
+/** A user with TOTP on: their secret, recovery codes and a fresh access token. */
+export async function userWithTotp(email?: string) {
+  const reg = await registerUser(email ? { email } : {});
+  const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+  expect(setup.status, setup.text).toBe(200);
+  await awayFromStepEdge();
+  // The code of the previous step: the one of this step stays unused for the test that follows.
+  const enabled = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } });
+  expect(enabled.status, enabled.text).toBe(200);
+  return { ...reg, secret: setup.body.secret as string, recoveryCodes: enabled.body.recovery_codes as string[] };
+}
+
+export const ORIGIN = "http://localhost:5173"; // CORS_ORIGINS in the tests: WEBAUTHN_ORIGINS falls back to it
+
+export async function registerOptions(token: string) {
+  const res = await call("POST", "/passkeys/register/options", { token });
+  expect(res.status, res.text).toBe(200);
+  return res.body.options as { challenge: string; user: { id: string; name: string }; rp: { id: string; name: string }; excludeCredentials: { id: string }[]; authenticatorSelection: Record<string, unknown> };
+}
+
+/** A user with one registered passkey. */
+export async function userWithPasskey(overrides: Record<string, unknown> = {}) {
+  const reg = await registerUser(overrides);
+  const authenticator = new SoftAuthenticator(ORIGIN);
+  const options = await registerOptions(reg.access_token);
+  const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
+  expect(res.status, res.text).toBe(201);
+  return { ...reg, authenticator, passkey: res.body as { id: string; name: string } };
 }

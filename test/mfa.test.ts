@@ -1,8 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../src/auth/secrets";
-import { STEP_SECONDS, fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
-import { PASSWORD, call, d1BatchAnswerLostAt, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
+import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
+import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
@@ -10,33 +10,6 @@ import { PASSWORD, call, d1BatchAnswerLostAt, d1StatementAnswerLostOnce, d1Write
  */
 
 const KEY = env.MFA_ENCRYPTION_KEY;
-
-/** Waits until at least 2 s remain in the current 30-second step, so a code computed now is still current when it arrives. */
-async function awayFromStepEdge() {
-  const left = STEP_SECONDS * 1000 - (Date.now() % (STEP_SECONDS * 1000));
-  if (left < 2000) await new Promise((r) => setTimeout(r, left + 50));
-}
-const codeAt = (secret: string, offsetSteps = 0) => totpCode(fromBase32(secret), new Date(Date.now() + offsetSteps * STEP_SECONDS * 1000));
-/** Six digits that no step within the skew window shows. */
-async function wrongCode(secret: string) {
-  const near = await Promise.all([-2, -1, 0, 1, 2].map((n) => codeAt(secret, n)));
-  for (;;) {
-    const code = String(crypto.getRandomValues(new Uint32Array(1))[0]! % 1_000_000).padStart(6, "0");
-    if (!near.includes(code)) return code;
-  }
-}
-
-/** A user with TOTP on: their secret, recovery codes and a fresh access token. */
-async function userWithTotp(email?: string) {
-  const reg = await registerUser(email ? { email } : {});
-  const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
-  expect(setup.status, setup.text).toBe(200);
-  await awayFromStepEdge();
-  // The code of the previous step: the one of this step stays unused for the test that follows.
-  const enabled = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } });
-  expect(enabled.status, enabled.text).toBe(200);
-  return { ...reg, secret: setup.body.secret as string, recoveryCodes: enabled.body.recovery_codes as string[] };
-}
 
 async function challengeFor(username: string, opts: CallOptions = {}) {
   const res = await call("POST", "/login", { ...opts, body: { username, password: PASSWORD } });

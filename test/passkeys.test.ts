@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SoftAuthenticator, type Tweaks } from "./authenticator";
-import { PASSWORD, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
+import { ORIGIN, PASSWORD, registerOptions, userWithPasskey, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
@@ -9,24 +9,6 @@ import { PASSWORD, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectEr
  * attacks: replayed, expired and foreign challenges, wrong origin and rp id, a counter that goes
  * backwards, another user's passkey, no user verification.
  */
-
-const ORIGIN = "http://localhost:5173"; // CORS_ORIGINS in the tests: WEBAUTHN_ORIGINS falls back to it
-
-async function registerOptions(token: string) {
-  const res = await call("POST", "/passkeys/register/options", { token });
-  expect(res.status, res.text).toBe(200);
-  return res.body.options as { challenge: string; user: { id: string; name: string }; rp: { id: string; name: string }; excludeCredentials: { id: string }[]; authenticatorSelection: Record<string, unknown> };
-}
-
-/** A user with one registered passkey. */
-async function userWithPasskey(overrides: Record<string, unknown> = {}) {
-  const reg = await registerUser(overrides);
-  const authenticator = new SoftAuthenticator(ORIGIN);
-  const options = await registerOptions(reg.access_token);
-  const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
-  expect(res.status, res.text).toBe(201);
-  return { ...reg, authenticator, passkey: res.body as { id: string; name: string } };
-}
 
 async function loginOptions() {
   const res = await call("POST", "/passkeys/login/options");

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { PASSWORD, adminToken, d1Usage as tripsOf, randomIp, registerUser, uniqueName } from "./helpers";
+import { PASSWORD, adminToken, awayFromStepEdge, call, codeAt, d1Usage as tripsOf, randomIp, registerUser, uniqueName, userWithPasskey, userWithTotp } from "./helpers";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -44,13 +44,47 @@ describe("D1 round trips per endpoint", () => {
   });
 });
 
+describe("D1 round trips of second factors", () => {
+  it("POST /login with TOTP on: two (the account with its check, then the challenge with its audit row)", async () => {
+    const u = await userWithTotp();
+    const { res, n } = await tripsOf("POST", "/login", { body: { username: u.input.username, password: PASSWORD } });
+    expect(res.body.mfa_required, res.text).toBe(true);
+    expect(n).toBe(2);
+  });
+
+  it("POST /login/mfa: three (the challenge, the check with the account, one batch for the session)", async () => {
+    const u = await userWithTotp();
+    const { body } = await call("POST", "/login", { body: { username: u.input.username, password: PASSWORD } });
+    await awayFromStepEdge();
+    const { res, n } = await tripsOf("POST", "/login/mfa", { body: { challenge: body.challenge, code: await codeAt(u.secret) } });
+    expect(res.status, res.text).toBe(200);
+    expect(n).toBe(3);
+  });
+
+  it("passkey sign-in: one for the options, two for the verify (the challenge with the passkey, then the session)", async () => {
+    const u = await userWithPasskey();
+    const options = await tripsOf("POST", "/passkeys/login/options");
+    expect(options.n).toBe(1);
+    const { res, n } = await tripsOf("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert(options.res.body.options) } });
+    expect(res.status, res.text).toBe(200);
+    expect(n).toBe(2);
+  });
+
+  it("GET /me: one (the user and a count of passkeys in a batch)", async () => {
+    const reg = await registerUser();
+    const { res, n } = await tripsOf("GET", "/me", { token: reg.access_token });
+    expect(res.status).toBe(200);
+    expect(n).toBe(1);
+  });
+});
+
 describe("reads that may come from a read replica", () => {
   // Lists a person looks at may lag the primary by a moment; each is one statement through a D1
   // session that may start on a replica.
-  it("GET /sessions, GET /admin/users and GET /admin/audit: one round trip, through a first-unconstrained session", async () => {
+  it("GET /sessions, GET /passkeys, GET /admin/users and GET /admin/audit: one round trip, through a first-unconstrained session", async () => {
     const reg = await registerUser();
     const admin = await adminToken();
-    for (const [path, token] of [["/sessions", reg.access_token], ["/admin/users", admin], ["/admin/audit", admin]] as const) {
+    for (const [path, token] of [["/sessions", reg.access_token], ["/passkeys", reg.access_token], ["/admin/users", admin], ["/admin/audit", admin]] as const) {
       const { res, n, replica, sessions } = await tripsOf("GET", path, { token });
       expect(res.status, res.text).toBe(200);
       expect({ path, n, replica, sessions }).toEqual({ path, n: 1, replica: 1, sessions: ["first-unconstrained"] });

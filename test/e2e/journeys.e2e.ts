@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -54,7 +55,7 @@ async function login(page: Page, username: string, password = PASSWORD) {
   const form = page.getByTestId("login");
   await form.getByLabel("Username or email").fill(username);
   await form.getByLabel("Password").fill(password);
-  await form.getByRole("button", { name: "Sign in" }).click();
+  await form.getByRole("button", { name: "Sign in", exact: true }).click(); // not "Sign in with a passkey"
 }
 
 /** Counts the page's calls to the API's /refresh. */
@@ -213,5 +214,149 @@ describe("the demo app in Chromium", () => {
     await signedOut(page);
     await register(page, "x");
     await expect.poll(() => page.locator('[data-testid="register"] [data-field="username"]').textContent()).toMatch(/3-32 characters/);
+  });
+});
+
+/** RFC 6238 as an authenticator app computes it: HMAC-SHA1 over the 30-second step, 6 digits. */
+function totp(base32Secret: string, step: number): string {
+  let bits = "";
+  for (const ch of base32Secret) bits += "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".indexOf(ch).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const offset = mac[19]! & 0xf;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+const stepNow = () => Math.floor(Date.now() / 30_000);
+
+/**
+ * Second factors, each journey in a browser of its own. Mind the budget: the API's IP limiter
+ * allows 20 sign-in requests (/login, /login/mfa, /passkeys/login/*) a minute, and the whole file
+ * runs within one; the journeys above spend 9 of them, these 9.
+ */
+describe("second factors in Chromium", () => {
+  const factor = (page: Page, name: string) => page.getByTestId(`factor-${name}`).textContent();
+
+  it("TOTP: sets up an authenticator app; signs in with a recovery code (once) and with a code; turns it off", async () => {
+    const ctx = await browser.newContext();
+    const page = await open(ctx);
+    const name = `totp_${Date.now().toString(36)}`;
+    await register(page, name);
+    await signedIn(page, name);
+    await expect.poll(() => factor(page, "totp")).toBe("off");
+
+    await page.getByTestId("totp-setup").click();
+    await expect.poll(() => page.getByTestId("totp-secret").textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    const secret = (await page.getByTestId("totp-secret").textContent())!;
+    expect(await page.getByTestId("totp-uri").textContent()).toMatch(new RegExp(`^otpauth://totp/.+:${name}\\?secret=${secret}&`));
+    const enabledAt = stepNow();
+    const enable = page.getByTestId("totp-enable");
+    await enable.getByLabel("Code from the app").fill(totp(secret, enabledAt));
+    await enable.getByRole("button", { name: "Turn on" }).click();
+    await expect.poll(() => page.getByTestId("recovery-code").count()).toBe(10);
+    const codes = await page.getByTestId("recovery-code").allTextContents();
+    expect(new Set(codes).size).toBe(10);
+    await expect.poll(() => factor(page, "totp")).toBe("on");
+    expect(await factor(page, "recovery-codes")).toBe("10");
+    expect(await page.getByTestId("totp-secret").textContent()).toBe(""); // the key is off the screen
+    await page.screenshot({ path: `${SHOTS}/recovery-codes.png`, fullPage: true });
+
+    // Signing out takes the codes off the screen; the password alone no longer signs in.
+    await page.getByTestId("logout").click();
+    await signedOut(page);
+    expect(await page.getByTestId("recovery-code").count()).toBe(0);
+    const mfa = page.getByTestId("mfa");
+    const secondStep = async () => {
+      await login(page, name);
+      await expect.poll(() => mfa.isVisible()).toBe(true);
+      expect(await status(page).textContent()).toBe("Signed out");
+      expect(await page.getByTestId("login").isVisible()).toBe(false);
+    };
+    const useRecoveryCode = async (code: string) => {
+      await mfa.getByRole("button", { name: "Use a recovery code" }).click();
+      await mfa.getByLabel("Recovery code").fill(code);
+      await mfa.getByRole("button", { name: "Verify" }).click();
+    };
+
+    // A recovery code signs in once.
+    await secondStep();
+    await page.screenshot({ path: `${SHOTS}/second-step.png`, fullPage: true });
+    await useRecoveryCode(codes[0]!);
+    await signedIn(page, name);
+    await expect.poll(() => factor(page, "recovery-codes")).toBe("9");
+    await page.getByTestId("logout").click();
+    await signedOut(page);
+    await secondStep();
+    await useRecoveryCode(codes[0]!);
+    await expect.poll(() => page.getByTestId("error").textContent()).toMatch(/wrong, expired or already used/);
+    expect(await status(page).textContent()).toBe("Signed out");
+
+    // The same challenge takes a code from the app. Enabling used the code of step enabledAt, and a
+    // code is good once, for a step later than the last accepted: the next step's code (the server
+    // accepts one step either side of its clock).
+    await mfa.getByRole("button", { name: "Use a code from the app" }).click();
+    await mfa.getByLabel("Code from your authenticator app").fill(totp(secret, enabledAt + 1));
+    await mfa.getByRole("button", { name: "Verify" }).click();
+    await signedIn(page, name);
+    expect(await page.getByTestId("error").isHidden()).toBe(true);
+
+    // Turning it off takes the password and a code (here a recovery code).
+    const off = page.getByTestId("totp-disable");
+    await off.getByLabel("Current password").fill(PASSWORD);
+    await off.getByLabel("Code from the app, or a recovery code").fill(codes[1]!);
+    await off.getByRole("button", { name: "Turn off" }).click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/Two-step sign-in is off/);
+    await expect.poll(() => factor(page, "totp")).toBe("off");
+    expect(await factor(page, "recovery-codes")).toBe("0");
+    expect(await page.getByTestId("totp-setup").isVisible()).toBe(true);
+    await ctx.close();
+  });
+
+  it("passkeys: adds one (a virtual authenticator), signs in with it, removes it", async () => {
+    const ctx = await browser.newContext();
+    const page = await open(ctx);
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send("WebAuthn.enable", { enableUI: false });
+    const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+      options: { protocol: "ctap2", ctap2Version: "ctap2_1", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+    const name = `pk_${Date.now().toString(36)}`;
+    await register(page, name);
+    await signedIn(page, name);
+    expect(await page.getByTestId("passkey").count()).toBe(0);
+
+    const add = page.getByTestId("passkey-add");
+    await add.getByLabel("Name (optional)").fill("Virtual key");
+    await add.getByRole("button", { name: "Add a passkey" }).click();
+    await expect.poll(() => page.getByTestId("passkey").count()).toBe(1);
+    expect(await page.getByTestId("passkey").textContent()).toMatch(/^Virtual key, added /);
+    expect(await factor(page, "passkeys")).toBe("1");
+    expect(await page.getByTestId("notice").textContent()).toBe("Passkey added");
+    // A discoverable credential for this site, kept by the authenticator.
+    const held = async () => (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
+    const [credential, ...more] = await held();
+    expect(more).toEqual([]);
+    expect(credential).toMatchObject({ isResidentCredential: true, rpId: "localhost" });
+    await page.screenshot({ path: `${SHOTS}/security.png`, fullPage: true });
+
+    // No username, no password: the authenticator offers the passkey, the API signs in.
+    await page.getByTestId("logout").click();
+    await signedOut(page);
+    await page.getByTestId("passkey-login").click();
+    await signedIn(page, name);
+    await expect.poll(() => page.getByTestId("passkey").textContent()).toMatch(/last used/);
+
+    // Removed at the API, it signs in no more, though the authenticator still holds it.
+    await page.getByTestId("passkey").getByRole("button", { name: "Remove" }).click();
+    await expect.poll(() => page.getByTestId("passkey").count()).toBe(0);
+    await expect.poll(() => factor(page, "passkeys")).toBe("0");
+    await page.getByTestId("logout").click();
+    await signedOut(page);
+    expect(await held()).toHaveLength(1);
+    await page.getByTestId("passkey-login").click();
+    await expect.poll(() => page.getByTestId("error").textContent()).toMatch(/passkey was not recognised/);
+    await signedOut(page);
+    await ctx.close();
   });
 });

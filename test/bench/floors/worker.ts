@@ -8,7 +8,11 @@ import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKey
  *   GET  /verify  one ES256 verify + one KV read       (floor of GET /protected; a bulk get of its two keys)
  *   POST /sign    one ES256 sign + one D1 write        (floor of POST /refresh)
  *   POST /hash    one PBKDF2 derive at the API's count (floor of POST /login and /register)
- * and, for the capacity model, one D1 statement on its own: GET /read (by primary key), POST /write.
+ *   POST /verify-write  /verify, then one D1 write   (floor of POST /mfa/totp/setup and /passkeys/register/verify)
+ *   POST /verify-sign   one ES256 signature check with a key imported for it, then /sign
+ *                       (floor of POST /passkeys/login/verify: the assertion's key is per passkey)
+ * and one D1 statement on its own: GET /read (by primary key), POST /write (the capacity model's, and
+ * the floor of POST /passkeys/login/options).
  * With ?same, /bare and /verify answer with the headers and body of the API's GET / (ANSWER, set
  * by the bench from a real answer): what is left between the API and that is code, not content.
  */
@@ -37,14 +41,16 @@ function reply(c: Context<{ Bindings: FloorEnv }>, body: Record<string, unknown>
 
 app.get("/bare", (c) => reply(c, { message: "ok" }));
 
-app.get("/verify", async (c) => {
+/** The Bearer token checked, and one KV read: a bulk get of the two keys a revocation may sit under, as the API reads them. */
+async function authorize(c: Context<{ Bindings: FloorEnv }>) {
   verifyKeys ??= createLocalJWKSet(JSON.parse(c.env.JWKS) as JSONWebKeySet);
   const token = c.req.header("authorization")?.slice("Bearer ".length) ?? "";
   const { payload } = await jwtVerify(token, verifyKeys, { algorithms: ["ES256"] });
-  // One KV read: a bulk get of the two keys a revocation may sit under, as the API reads them.
   const found = await c.env.KV.get([`sid:${payload.sid}`, `usr:${payload.sub}`], "json");
-  return reply(c, { sub: payload.sub, revoked: found.get(`sid:${payload.sid}`) != null });
-});
+  return { sub: payload.sub, revoked: found.get(`sid:${payload.sid}`) != null };
+}
+
+app.get("/verify", async (c) => reply(c, await authorize(c)));
 
 function table(db: D1Database) {
   tableReady ??= db.batch([
@@ -68,16 +74,39 @@ app.post("/write", async (c) => {
   return c.json({ ok: true });
 });
 
-app.post("/sign", async (c) => {
+app.post("/verify-write", async (c) => {
+  const { sub } = await authorize(c);
+  await write(c.env.DB, crypto.randomUUID());
+  return c.json({ sub });
+});
+
+async function sign(db: D1Database) {
   const id = crypto.randomUUID();
-  await write(c.env.DB, id);
-  const token = await new SignJWT({ sid: id, roles: ["user"] })
+  await write(db, id);
+  return new SignJWT({ sid: id, roles: ["user"] })
     .setProtectedHeader({ alg: "ES256", typ: "at+jwt" })
     .setSubject(id)
     .setIssuedAt()
     .setExpirationTime("15m")
     .sign(await signingKey);
-  return c.json({ access_token: token });
+}
+
+app.post("/sign", async (c) => c.json({ access_token: await sign(c.env.DB) }));
+
+// A passkey assertion's shape: a P-256 signature over authenticator data (37 bytes) and the hash of
+// the client data; the public key arrives as stored, so it is imported for each check.
+const assertion = (async () => {
+  const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
+  const signed = crypto.getRandomValues(new Uint8Array(37 + 32));
+  const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, signed);
+  return { jwk: (await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey, signed, signature };
+})();
+
+app.post("/verify-sign", async (c) => {
+  const { jwk, signed, signature } = await assertion;
+  const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+  if (!(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, signed))) throw new Error("floor: signature refused");
+  return c.json({ access_token: await sign(c.env.DB) });
 });
 
 app.post("/hash", async (c) => {
