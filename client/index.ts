@@ -1,17 +1,25 @@
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { z } from "zod";
 import type {
   ErrorCode,
   errorSchema as ErrorSchema,
+  factorsSchema,
+  loginMfaSchema,
   loginSchema,
-  meSchema,
+  meWithFactorsSchema,
   messageSchema,
+  mfaChallengeSchema,
+  passkeySchema,
+  passkeysSchema,
   passwordChangeSchema,
   protectedSchema,
+  recoveryCodesSchema,
   registerSchema,
   revokedCountSchema,
   sessionsPageSchema,
   signedInSchema,
   tokensSchema,
+  totpSetupSchema,
 } from "../src/schemas";
 
 /**
@@ -27,6 +35,11 @@ import type {
  *   BroadcastChannel, so they never race one refresh token; a logout in one tab signs out the others.
  * - Every failure is an AuthError: API errors with their code, fields and Retry-After; network
  *   failures, non-JSON and 5xx answers too. Never undefined.
+ * - Second factors: login() resolves `{ signedIn: true, ... }`, or `{ signedIn: false, mfaRequired:
+ *   true, challenge }` when the account has TOTP on; then loginMfa({ challenge, code }) (or
+ *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
+ *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
+ *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
  */
 
 export type User = z.infer<typeof signedInSchema>["user"];
@@ -34,8 +47,19 @@ export type Session = z.infer<typeof sessionsPageSchema>["sessions"][number];
 export type RegisterInput = Omit<z.input<typeof registerSchema>, "use_cookie">;
 export type LoginInput = Omit<z.input<typeof loginSchema>, "use_cookie">;
 export type PasswordChange = z.input<typeof passwordChangeSchema>;
+export type Factors = z.infer<typeof factorsSchema>;
+export type Passkey = z.infer<typeof passkeySchema>;
+export type Me = z.infer<typeof meWithFactorsSchema>;
+export type TotpSetup = z.infer<typeof totpSetupSchema>;
+type Reply = z.infer<typeof messageSchema>;
 type ErrorBody = z.infer<typeof ErrorSchema>;
 type Tokens = z.infer<typeof tokensSchema>;
+type SignedInBody = z.infer<typeof signedInSchema>;
+type MfaChallenge = z.infer<typeof mfaChallengeSchema>;
+type OneOf<T> = { [K in keyof T]-?: Required<Pick<T, K>> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
+/** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
+export type SecondFactor = OneOf<Pick<z.input<typeof loginMfaSchema>, "code" | "recovery_code">>;
+export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON };
 
 /** What went wrong: `code` is the API's error code, or network_error / bad_response. */
 export class AuthError extends Error {
@@ -67,6 +91,11 @@ export interface ClientOptions {
 }
 
 export type AuthState = { signedIn: true; userId: string; username: string } | { signedIn: false };
+/** Signed in (login, loginMfa, passkeyLogin): the new state, and the user. */
+export type SignedIn = Extract<AuthState, { signedIn: true }> & { user: User };
+/** login() when the account has TOTP on: nothing signed in yet; send the challenge to loginMfa() with a code. */
+export type MfaRequired = { signedIn: false; mfaRequired: true; challenge: string; methods: MfaChallenge["methods"]; expiresIn: number };
+export type LoginResult = SignedIn | MfaRequired;
 
 const CHANNEL = "edge-auth-api";
 
@@ -205,12 +234,15 @@ export function createAuthClient(options: ClientOptions) {
     }
   }
 
-  async function signIn(path: "/register" | "/login", input: object) {
-    const res = await send<z.infer<typeof signedInSchema> | { user: User; access_token?: undefined }>("POST", path, { ...input, use_cookie: cookie });
-    // No tokens after registering while the service requires a verified address first.
-    if (res.access_token) adopt(res);
-    return res.user;
+  /** Posts with use_cookie, and takes the tokens when the answer has them. */
+  async function signIn<T extends object>(path: string, input: object): Promise<T> {
+    const res = await send<T>("POST", path, { ...input, use_cookie: cookie });
+    // No tokens after registering while the service requires a verified address first, nor with
+    // a login's second step to come.
+    if ((res as Partial<Tokens>).access_token) adopt(res as Tokens);
+    return res;
   }
+  const signedIn = (res: SignedInBody) => ({ ...state(), user: res.user }) as SignedIn;
 
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
@@ -221,8 +253,15 @@ export function createAuthClient(options: ClientOptions) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    register: (input: RegisterInput) => signIn("/register", input),
-    login: (input: LoginInput) => signIn("/login", input),
+    /** The new user; signed in too unless the service wants the address verified first. */
+    register: (input: RegisterInput) => signIn<{ user: User }>("/register", input).then((r) => r.user),
+    /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
+    async login(input: LoginInput): Promise<LoginResult> {
+      const res = await signIn<SignedInBody | MfaChallenge>("/login", input);
+      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+    },
+    /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
+    loginMfa: (input: { challenge: string } & SecondFactor) => signIn<SignedInBody>("/login/mfa", input).then(signedIn),
     /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
     async resume(): Promise<AuthState> {
       try {
@@ -232,10 +271,11 @@ export function createAuthClient(options: ClientOptions) {
       }
       return state();
     },
-    me: () => authed<z.infer<typeof meSchema>>("GET", "/me").then((r) => r.user),
+    /** The user, and which second factors the account has. */
+    me: () => authed<Me>("GET", "/me"),
     protected: () => authed<z.infer<typeof protectedSchema>>("GET", "/protected"),
     sessions: (cursor?: string) => authed<z.infer<typeof sessionsPageSchema>>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
-    revokeSession: (id: string) => authed<z.infer<typeof messageSchema>>("DELETE", `/sessions/${encodeURIComponent(id)}`),
+    revokeSession: (id: string) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`),
     changePassword: (input: PasswordChange) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
     /**
      * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
@@ -254,17 +294,29 @@ export function createAuthClient(options: ClientOptions) {
       return res;
     },
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
-    verifyEmail: (token: string) => send<z.infer<typeof messageSchema>>("POST", "/email/verify", { token }),
-    requestEmailVerification: () => authed<z.infer<typeof messageSchema>>("POST", "/email/verify/request"),
-    forgotPassword: (email: string) => send<z.infer<typeof messageSchema>>("POST", "/password/forgot", { email }),
-    resetPassword: (token: string, new_password: string) => send<z.infer<typeof messageSchema>>("POST", "/password/reset", { token, new_password }),
-    changeEmail: (new_email: string, current_password: string) => authed<z.infer<typeof messageSchema>>("POST", "/email", { new_email, current_password }),
-    confirmEmail: (token: string) => send<z.infer<typeof messageSchema>>("POST", "/email/confirm", { token }),
+    verifyEmail: (token: string) => send<Reply>("POST", "/email/verify", { token }),
+    requestEmailVerification: () => authed<Reply>("POST", "/email/verify/request"),
+    forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
+    resetPassword: (token: string, new_password: string) => send<Reply>("POST", "/password/reset", { token, new_password }),
+    changeEmail: (new_email: string, current_password: string) => authed<Reply>("POST", "/email", { new_email, current_password }),
+    confirmEmail: (token: string) => send<Reply>("POST", "/email/confirm", { token }),
     async deleteAccount(current_password: string) {
-      const res = await authed<z.infer<typeof messageSchema>>("DELETE", "/me", { current_password });
+      const res = await authed<Reply>("DELETE", "/me", { current_password });
       adopt(null);
       return res;
     },
+    // TOTP: setup gives a secret (and its otpauth:// URI); a code from it turns TOTP on and brings the
+    // ten recovery codes, shown once.
+    totpSetup: () => authed<TotpSetup>("POST", "/mfa/totp/setup"),
+    totpEnable: (code: string) => authed<z.infer<typeof recoveryCodesSchema>>("POST", "/mfa/totp/enable", { code }),
+    totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
+    // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
+    passkeyRegistrationOptions: () => authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options").then((r) => r.options),
+    passkeyRegister: (response: RegistrationResponseJSON, name?: string) => authed<Passkey>("POST", "/passkeys/register/verify", { response, name }),
+    passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
+    passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),
+    listPasskeys: () => authed<z.infer<typeof passkeysSchema>>("GET", "/passkeys").then((r) => r.passkeys),
+    deletePasskey: (id: string) => authed<Reply>("DELETE", `/passkeys/${encodeURIComponent(id)}`),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
   };

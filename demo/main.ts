@@ -1,3 +1,4 @@
+import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
 import { AuthError, createAuthClient, type AuthClient } from "../client";
 
 /**
@@ -50,19 +51,74 @@ function onSubmit(id: string, action: (fields: Record<string, string>) => Promis
   });
 }
 
+/** Runs a button's action; its failure shows above. */
+function onClick(id: string, action: () => Promise<unknown>) {
+  $(`#${id}`).addEventListener("click", () => {
+    clearErrors();
+    action().catch(showError);
+  });
+}
+
+/** Fills a <dl>: each value gets data-testid="<prefix>-<key>"; the term is its label, or the key. */
+function describe(list: HTMLElement, prefix: string, entries: Record<string, string>, labels: Record<string, string> = {}) {
+  list.innerHTML = "";
+  for (const [k, v] of Object.entries(entries)) {
+    const dd = Object.assign(document.createElement("dd"), { textContent: v });
+    dd.dataset.testid = `${prefix}-${k}`;
+    list.append(Object.assign(document.createElement("dt"), { textContent: labels[k] ?? k }), dd);
+  }
+}
+
+// A login's second step: the challenge from the password step, shown instead of the login form.
+let challenge: string | undefined;
+function showMfa(next: string | undefined, recovery = false) {
+  challenge = next;
+  $("#mfa").hidden = !next;
+  $("#login").hidden = !!next;
+  // A disabled input is left out of the form's fields, and not required.
+  $("#mfa-code").hidden = recovery;
+  $("#mfa-recovery").hidden = !recovery;
+  $<HTMLInputElement>("#mfa [name=code]").disabled = recovery;
+  $<HTMLInputElement>("#mfa [name=recovery_code]").disabled = !recovery;
+  $("#mfa-switch").textContent = recovery ? "Use a code from the app" : "Use a recovery code";
+  if (next) $<HTMLInputElement>(recovery ? "#mfa [name=recovery_code]" : "#mfa [name=code]").focus();
+}
+
+/** Secrets on screen (a pending TOTP key, the recovery codes) go away when the user signs out. */
+function hideSecrets() {
+  for (const id of ["totp-enable", "recovery-codes"]) $(`#${id}`).hidden = true;
+  for (const id of ["totp-secret", "totp-uri", "recovery-list"]) $(`#${id}`).textContent = "";
+  $("#totp-uri").removeAttribute("href");
+}
+
 async function render() {
   const { signedIn } = client.state;
   $("#signed-out").hidden = signedIn;
   $("#signed-in").hidden = !signedIn;
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
-  if (!signedIn) return;
+  if (signedIn) showMfa(undefined);
+  else return hideSecrets();
   try {
-    const [user, { sessions }] = await Promise.all([client.me(), client.sessions()]);
-    $("#profile").innerHTML = "";
-    for (const [k, v] of Object.entries({ username: user.username, email: user.email ?? "-", roles: user.roles.join(", "), id: user.id, since: new Date(user.created_at).toLocaleString() })) {
-      const dd = Object.assign(document.createElement("dd"), { textContent: v });
-      dd.dataset.testid = `profile-${k}`;
-      $("#profile").append(Object.assign(document.createElement("dt"), { textContent: k }), dd);
+    const [{ user, factors }, { sessions }, passkeys] = await Promise.all([client.me(), client.sessions(), client.listPasskeys()]);
+    describe($("#profile"), "profile", { username: user.username, email: user.email ?? "-", roles: user.roles.join(", "), id: user.id, since: new Date(user.created_at).toLocaleString() });
+    describe(
+      $("#factors"),
+      "factor",
+      { totp: factors.totp ? "on" : "off", "recovery-codes": String(factors.recovery_codes_left), passkeys: String(factors.passkeys) },
+      { totp: "authenticator app", "recovery-codes": "recovery codes left" },
+    );
+    $("#totp-setup").hidden = factors.totp || !$("#totp-enable").hidden;
+    $("#totp-disable").hidden = !factors.totp;
+    const keys = $("#passkeys");
+    keys.innerHTML = passkeys.length ? "" : "<li>None yet</li>";
+    for (const p of passkeys) {
+      const item = document.createElement("li");
+      item.dataset.testid = "passkey";
+      item.textContent = `${p.name}, added ${new Date(p.created_at).toLocaleString()}${p.last_used_at ? `, last used ${new Date(p.last_used_at).toLocaleTimeString()}` : ""} `;
+      const remove = Object.assign(document.createElement("button"), { textContent: "Remove" });
+      remove.addEventListener("click", () => client.deletePasskey(p.id).then(render, showError));
+      item.append(remove);
+      keys.append(item);
     }
     const list = $("#sessions");
     list.innerHTML = "";
@@ -83,7 +139,61 @@ async function render() {
 }
 
 onSubmit("register", (f) => client.register({ username: f.username!, email: f.email, password: f.password! }));
-onSubmit("login", (f) => client.login({ username: f.username!, password: f.password! }));
+onSubmit("login", async (f) => {
+  const res = await client.login({ username: f.username!, password: f.password! });
+  if (!res.signedIn) showMfa(res.challenge);
+});
+onSubmit("mfa", async (f) => {
+  try {
+    await client.loginMfa(f.recovery_code ? { challenge: challenge!, recovery_code: f.recovery_code } : { challenge: challenge!, code: f.code! });
+  } catch (err) {
+    // Used, expired, or too many wrong codes: back to the password.
+    if (err instanceof AuthError && err.code === "invalid_challenge") showMfa(undefined);
+    throw err;
+  }
+});
+$("#mfa-switch").addEventListener("click", () => showMfa(challenge, $("#mfa-recovery").hidden === true));
+$("#mfa-cancel").addEventListener("click", () => {
+  clearErrors();
+  showMfa(undefined);
+});
+onClick("passkey-login", async () => {
+  const options = await client.passkeyLoginOptions();
+  await client.passkeyLogin(await startAuthentication({ optionsJSON: options }));
+});
+
+onClick("totp-setup", async () => {
+  const { secret, otpauth_uri } = await client.totpSetup();
+  $("#totp-secret").textContent = secret;
+  Object.assign($<HTMLAnchorElement>("#totp-uri"), { href: otpauth_uri, textContent: otpauth_uri });
+  $("#totp-enable").hidden = false;
+  $("#totp-setup").hidden = true;
+});
+onSubmit("totp-enable", async (f) => {
+  const { recovery_codes } = await client.totpEnable(f.code!);
+  hideSecrets();
+  for (const code of recovery_codes) {
+    const item = Object.assign(document.createElement("li"), { textContent: code });
+    item.dataset.testid = "recovery-code";
+    $("#recovery-list").append(item);
+  }
+  $("#recovery-codes").hidden = false;
+  await render();
+});
+$("#recovery-done").addEventListener("click", hideSecrets);
+onSubmit("totp-disable", async (f) => {
+  const proof = /^\d{6}$/.test(f.code!) ? { code: f.code! } : { recovery_code: f.code! };
+  await client.totpDisable({ current_password: f.current_password!, ...proof });
+  hideSecrets();
+  await render();
+  notice("Two-step sign-in is off");
+});
+onSubmit("passkey-add", async (f) => {
+  const options = await client.passkeyRegistrationOptions();
+  await client.passkeyRegister(await startRegistration({ optionsJSON: options }), f.name);
+  await render();
+  notice("Passkey added");
+});
 onSubmit("password", async (f) => {
   const { sessions_revoked } = await client.changePassword({ current_password: f.current_password!, new_password: f.new_password! });
   await render();

@@ -331,6 +331,21 @@ describe("signing in with TOTP on", () => {
   });
 });
 
+describe("a replaced MFA_ENCRYPTION_KEY", () => {
+  it("fails codes loudly (500, logged), while recovery codes still sign in and turn TOTP off", async () => {
+    const u = await userWithTotp();
+    const other = { bindings: { MFA_ENCRYPTION_KEY: "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktMDE" } };
+    const challenge = await challengeFor(u.input.username, other);
+    const res = await secondStep(challenge, { code: await codeAt(u.secret) }, other);
+    expectError(res, 500, "internal_error");
+    expect(res.text).not.toMatch(/MFA_ENCRYPTION_KEY|secret/);
+    const done = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, other);
+    expect(done.status, done.text).toBe(200);
+    const off = await call("POST", "/mfa/totp/disable", { ...other, token: done.body.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[1] } });
+    expect(off.status, off.text).toBe(200);
+  });
+});
+
 describe("turning TOTP off", () => {
   it("needs the password and a code; wrong ones count toward the lock; then login asks no code", async () => {
     const box = mailbox();

@@ -119,8 +119,9 @@ function createAuthClient(options) {
   async function signIn(path, input) {
     const res = await send("POST", path, { ...input, use_cookie: cookie });
     if (res.access_token) adopt(res);
-    return res.user;
+    return res;
   }
+  const signedIn = (res) => ({ ...state(), user: res.user });
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
     get state() {
@@ -130,8 +131,15 @@ function createAuthClient(options) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    register: (input) => signIn("/register", input),
-    login: (input) => signIn("/login", input),
+    /** The new user; signed in too unless the service wants the address verified first. */
+    register: (input) => signIn("/register", input).then((r) => r.user),
+    /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
+    async login(input) {
+      const res = await signIn("/login", input);
+      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+    },
+    /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
+    loginMfa: (input) => signIn("/login/mfa", input).then(signedIn),
     /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
     async resume() {
       try {
@@ -141,7 +149,8 @@ function createAuthClient(options) {
       }
       return state();
     },
-    me: () => authed("GET", "/me").then((r) => r.user),
+    /** The user, and which second factors the account has. */
+    me: () => authed("GET", "/me"),
     protected: () => authed("GET", "/protected"),
     sessions: (cursor) => authed("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id) => authed("DELETE", `/sessions/${encodeURIComponent(id)}`),
@@ -174,6 +183,18 @@ function createAuthClient(options) {
       adopt(null);
       return res;
     },
+    // TOTP: setup gives a secret (and its otpauth:// URI); a code from it turns TOTP on and brings the
+    // ten recovery codes, shown once.
+    totpSetup: () => authed("POST", "/mfa/totp/setup"),
+    totpEnable: (code) => authed("POST", "/mfa/totp/enable", { code }),
+    totpDisable: (input) => authed("POST", "/mfa/totp/disable", input),
+    // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
+    passkeyRegistrationOptions: () => authed("POST", "/passkeys/register/options").then((r) => r.options),
+    passkeyRegister: (response, name) => authed("POST", "/passkeys/register/verify", { response, name }),
+    passkeyLoginOptions: () => send("POST", "/passkeys/login/options").then((r) => r.options),
+    passkeyLogin: (response) => signIn("/passkeys/login/verify", { response }).then(signedIn),
+    listPasskeys: () => authed("GET", "/passkeys").then((r) => r.passkeys),
+    deletePasskey: (id) => authed("DELETE", `/passkeys/${encodeURIComponent(id)}`),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: (method, path, body) => authed(method, path, body)
   };

@@ -1,4 +1,5 @@
 import { audit } from "../audit";
+import { ConfigError } from "../config";
 import { countChallengeFailure, consumeChallenge, consumedBy, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
@@ -63,12 +64,22 @@ async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
 async function proofOf(deps: Deps, user: User, offered: SecondFactor, now: Date): Promise<Proof | null> {
   if (!user.totpEnabledAt || !user.totpSecret) return null;
   if (offered.code !== undefined) {
-    const secret = await open(deps.config.MFA_ENCRYPTION_KEY, user.id, user.totpSecret);
+    const secret = await openSecret(deps, user.id, user.totpSecret);
     const step = await verifyTotp(secret, offered.code, now, user.totpLastStep);
     return step === null ? null : { step };
   }
   const hash = await recoveryHash(offered.recovery_code ?? "");
   return user.recoveryCodes?.includes(hash) ? { recoveryHash: hash } : null;
+}
+
+/** The user's TOTP secret. One that does not open means the key was replaced: the operator's problem, said so in the log. */
+async function openSecret(deps: Deps, userId: string, sealed: string) {
+  try {
+    return await open(deps.config.MFA_ENCRYPTION_KEY, userId, sealed);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(["MFA_ENCRYPTION_KEY: a stored TOTP secret does not open with it (was the key replaced?)"]);
+  }
 }
 
 const method = (proof: Proof) => ("step" in proof ? "totp" : "recovery_code");
@@ -94,7 +105,7 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
   const now = new Date();
   const sealed = user.totpSecret;
   // Not counted toward the lock: the caller holds the secret it was just given; nothing to guess.
-  const step = await verifyTotp(await open(deps.config.MFA_ENCRYPTION_KEY, user.id, sealed), code, now);
+  const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
   if (user.totpEnabledAt === null) {
     if (step === null) throw new ApiError("invalid_mfa_code");
     const codes = await recoveryCodesFor(deps, sealed);
