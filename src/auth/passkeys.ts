@@ -1,12 +1,4 @@
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type RegistrationResponseJSON,
-} from "@simplewebauthn/server";
-import { decodeClientDataJSON } from "@simplewebauthn/server/helpers";
+import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { audit } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
@@ -45,10 +37,19 @@ const userHandleOf = (userId: string) => toBase64Url(new TextEncoder().encode(us
 
 const newChallenge = () => toBase64Url(randomBytes(32));
 
-/** The challenge a browser response signed, or null when its clientDataJSON cannot be read. */
+/**
+ * The library with its ASN.1 and X.509 parsers (most of the bundle's growth): loaded on the first
+ * passkey request, so a cold start for any other route does not evaluate it.
+ */
+const webauthn = () => import("@simplewebauthn/server");
+
+/**
+ * The challenge a browser response signed (clientDataJSON is base64url JSON; the library checks it
+ * in full later), or null when it cannot be read.
+ */
 function challengeOf(clientDataJSON: string): string | null {
   try {
-    const { challenge } = decodeClientDataJSON(clientDataJSON);
+    const { challenge } = JSON.parse(new TextDecoder().decode(fromBase64Url(clientDataJSON) ?? undefined)) as { challenge?: unknown };
     return typeof challenge === "string" && challenge.length <= 100 ? challenge : null;
   } catch {
     return null;
@@ -65,6 +66,7 @@ export async function registrationOptions(deps: Deps, claims: AccessClaims) {
   const [[user], existing] = await deps.db.batch([userNameOf(deps.db, claims.sub), passkeyIdsOf(deps.db, claims.sub)]);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
   const challenge = newChallenge();
+  const { generateRegistrationOptions } = await webauthn();
   const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
@@ -95,6 +97,7 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000) return stored;
     throw new ApiError("invalid_challenge");
   }
+  const { verifyRegistrationResponse } = await webauthn();
   let verified;
   try {
     verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge!, expectedOrigin: rp.origins, expectedRPID: rp.id, requireUserVerification: true });
@@ -128,6 +131,7 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
 export async function authenticationOptions(deps: Deps) {
   const rp = relyingParty(deps.config);
   const challenge = newChallenge();
+  const { generateAuthenticationOptions } = await webauthn();
   const options = await generateAuthenticationOptions({ rpID: rp.id, challenge: fromBase64Url(challenge)!, timeout: deps.config.CHALLENGE_TTL * 1000, userVerification: "required" });
   await storeChallenge(deps, options.challenge, "passkey_login", null, new Date());
   return options;
@@ -158,6 +162,7 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   // another user than the one this credential belongs to is refused here.
   if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");
 
+  const { verifyAuthenticationResponse } = await webauthn();
   let verified;
   try {
     verified = await verifyAuthenticationResponse({
