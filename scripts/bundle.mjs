@@ -7,7 +7,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
-export const BUDGET_KIB = { raw: 1400, gzip: 256 };
+// Raised from 1400 / 256 for passkeys: @simplewebauthn/server brings ASN.1 and X.509 parsers
+// (@peculiar/*, asn1js, reflect-metadata, tsyringe), about 740 KiB unminified; src/auth/passkeys.ts
+// loads it on the first passkey request, so other cold starts do not evaluate it.
+export const BUDGET_KIB = { raw: 2400, gzip: 420 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);
