@@ -59,6 +59,8 @@ type MfaChallenge = z.infer<typeof mfaChallengeSchema>;
 type OneOf<T> = { [K in keyof T]-?: Required<Pick<T, K>> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
 /** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
 export type SecondFactor = OneOf<Pick<z.input<typeof loginMfaSchema>, "code" | "recovery_code">>;
+/** A fresh check: the password, and (while TOTP is on) a code or a recovery code. */
+export type FreshCheck = { current_password: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
 export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON };
 
 /** What went wrong: `code` is the API's error code, or network_error / bad_response. */
@@ -305,13 +307,14 @@ export function createAuthClient(options: ClientOptions) {
       adopt(null);
       return res;
     },
-    // TOTP: setup gives a secret (and its otpauth:// URI); a code from it turns TOTP on and brings the
-    // ten recovery codes, shown once.
-    totpSetup: () => authed<TotpSetup>("POST", "/mfa/totp/setup"),
+    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
+    // TOTP on and brings the ten recovery codes, shown once.
+    totpSetup: (current_password: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code: string) => authed<z.infer<typeof recoveryCodesSchema>>("POST", "/mfa/totp/enable", { code }),
     totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
-    passkeyRegistrationOptions: () => authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options").then((r) => r.options),
+    // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
+    passkeyRegistrationOptions: (check: FreshCheck) => authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options", check).then((r) => r.options),
     passkeyRegister: (response: RegistrationResponseJSON, name?: string) => authed<Passkey>("POST", "/passkeys/register/verify", { response, name }),
     passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),

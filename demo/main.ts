@@ -109,6 +109,7 @@ async function render() {
     );
     $("#totp-setup").hidden = factors.totp || !$("#totp-enable").hidden;
     $("#totp-disable").hidden = !factors.totp;
+    $("#passkey-code").hidden = !factors.totp; // adding a passkey then takes a code too
     const keys = $("#passkeys");
     keys.innerHTML = passkeys.length ? "" : "<li>None yet</li>";
     for (const p of passkeys) {
@@ -162,8 +163,8 @@ onClick("passkey-login", async () => {
   await client.passkeyLogin(await startAuthentication({ optionsJSON: options }));
 });
 
-onClick("totp-setup", async () => {
-  const { secret, otpauth_uri } = await client.totpSetup();
+onSubmit("totp-setup", async (f) => {
+  const { secret, otpauth_uri } = await client.totpSetup(f.current_password!);
   $("#totp-secret").textContent = secret;
   Object.assign($<HTMLAnchorElement>("#totp-uri"), { href: otpauth_uri, textContent: otpauth_uri });
   $("#totp-enable").hidden = false;
@@ -181,15 +182,17 @@ onSubmit("totp-enable", async (f) => {
   await render();
 });
 $("#recovery-done").addEventListener("click", hideSecrets);
+/** A 6-digit code from the app, or else a recovery code. */
+const proofOf = (code: string) => (/^\d{6}$/.test(code) ? { code } : { recovery_code: code });
 onSubmit("totp-disable", async (f) => {
-  const proof = /^\d{6}$/.test(f.code!) ? { code: f.code! } : { recovery_code: f.code! };
+  const proof = proofOf(f.code!);
   await client.totpDisable({ current_password: f.current_password!, ...proof });
   hideSecrets();
   await render();
   notice("Two-step sign-in is off");
 });
 onSubmit("passkey-add", async (f) => {
-  const options = await client.passkeyRegistrationOptions();
+  const options = await client.passkeyRegistrationOptions({ current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
   await client.passkeyRegister(await startRegistration({ optionsJSON: options }), f.name);
   await render();
   notice("Passkey added");

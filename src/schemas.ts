@@ -86,6 +86,11 @@ const oneProof: [(v: { code?: string; recovery_code?: string }) => boolean, { me
   { message: "send code or recovery_code (one of them)", path: ["code"] },
 ];
 
+export const totpSetupRequestSchema = z.object({ current_password: currentPasswordField() }).openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
+export const freshCheckSchema = z
+  .object({ current_password: currentPasswordField(), ...proofFields })
+  .refine((v) => v.code === undefined || v.recovery_code === undefined, { message: "send code or recovery_code, not both", path: ["code"] })
+  .openapi("FreshCheck", { description: "the password, and (while TOTP is on) a code or a recovery code", example: { current_password: "correct horse 42", code: "123456" } });
 export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
 export const totpDisableSchema = z
   .object({ current_password: currentPasswordField(), ...proofFields })

@@ -375,7 +375,7 @@ export async function wrongCode(secret: string) {
 /** A user with TOTP on: their secret, recovery codes and a fresh access token. */
 export async function userWithTotp(email?: string) {
   const reg = await registerUser(email ? { email } : {});
-  const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+  const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
   expect(setup.status, setup.text).toBe(200);
   await awayFromStepEdge();
   // The code of the previous step: the one of this step stays unused for the test that follows.
@@ -386,8 +386,8 @@ export async function userWithTotp(email?: string) {
 
 export const ORIGIN = "http://localhost:5173"; // CORS_ORIGINS in the tests: WEBAUTHN_ORIGINS falls back to it
 
-export async function registerOptions(token: string) {
-  const res = await call("POST", "/passkeys/register/options", { token });
+export async function registerOptions(token: string, check: { current_password: string; code?: string; recovery_code?: string } = { current_password: PASSWORD }) {
+  const res = await call("POST", "/passkeys/register/options", { token, body: check });
   expect(res.status, res.text).toBe(200);
   return res.body.options as { challenge: string; user: { id: string; name: string }; rp: { id: string; name: string }; excludeCredentials: { id: string }[]; authenticatorSelection: Record<string, unknown> };
 }

@@ -77,7 +77,7 @@ describe("setting TOTP up", () => {
     const box = mailbox();
     const email = `totp_${Date.now()}@example.com`;
     const reg = await registerUser({ email });
-    const setup = await box.send("POST", "/mfa/totp/setup", { token: reg.access_token });
+    const setup = await box.send("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
     expect(setup.body.otpauth_uri).toContain(`secret=${setup.body.secret}`);
     expect((await call("GET", "/me", { token: reg.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 0 }); // pending only
@@ -105,17 +105,24 @@ describe("setting TOTP up", () => {
     expect(box.sent.at(-1)!.text).toMatch(/turned on/);
   });
 
+  it("setup takes the password, through the account lock", async () => {
+    const reg = await registerUser();
+    expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: {} }), 400, "validation_failed");
+    expect((await userRow(reg.user.id))!).toMatchObject({ failed_logins: 1, totp_secret: null });
+  });
+
   it("refuses a wrong code, a code of a replaced secret, a second setup while on, and enable before setup", async () => {
     const reg = await registerUser();
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "123456" } }), 409, "mfa_not_enabled");
-    const first = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
-    const second = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    const first = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
+    const second = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     expect(second.body.secret).not.toBe(first.body.secret);
     await awayFromStepEdge();
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(first.body.secret) } }), 401, "invalid_mfa_code");
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "12345" } }), 400, "validation_failed");
     expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } })).status).toBe(200);
-    expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token }), 409, "mfa_already_enabled");
+    expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } }), 409, "mfa_already_enabled");
     await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?").bind(Date.now() - 11_000, reg.user.id).run(); // past the retry grace
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } }), 409, "mfa_already_enabled");
     expectError(await call("POST", "/mfa/totp/setup"), 401, "invalid_token");
@@ -123,7 +130,7 @@ describe("setting TOTP up", () => {
 
   it("an enable sent twice at once, or again after its answer was lost, shows the same recovery codes", async () => {
     const reg = await registerUser();
-    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
     const code = await codeAt(setup.body.secret);
     const both = await Promise.all([0, 1].map(() => call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } })));
@@ -137,7 +144,7 @@ describe("setting TOTP up", () => {
 
   it("an enable whose answer was lost: the retry gets the codes that were stored", async () => {
     const reg = await registerUser();
-    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token });
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
     const code = await codeAt(setup.body.secret);
     const DB = d1StatementAnswerLostOnce(/"totp_enabled_at" = \?/);
@@ -154,7 +161,7 @@ describe("setting TOTP up", () => {
 
   it("without MFA_ENCRYPTION_KEY answers 500 internal_error and says why in the log only", async () => {
     const reg = await registerUser();
-    const res = await call("POST", "/mfa/totp/setup", { token: reg.access_token, bindings: { MFA_ENCRYPTION_KEY: "" } });
+    const res = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD }, bindings: { MFA_ENCRYPTION_KEY: "" } });
     expectError(res, 500, "internal_error");
     expect(res.text).not.toContain("MFA_ENCRYPTION_KEY");
   });
@@ -323,6 +330,45 @@ describe("signing in with TOTP on", () => {
     expect((await userRow(u.user.id))!.failed_logins).toBe(0);
   });
 
+  it("a password login already checked when TOTP is turned on gets no session", async () => {
+    const u = await userWithTotp();
+    await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } });
+    // The login's first batch sees TOTP off; TOTP is turned on just before its second.
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET totp_enabled_at = ?, totp_secret = 'x' WHERE id = ?", Date.now(), u.user.id);
+    expectError(await call("POST", "/login", { body: { username: u.input.username, password: PASSWORD }, bindings: { DB } }), 401, "invalid_credentials");
+    expect(await sessionsOf(u.user.id)).toBe(1);
+  });
+
+  it("cookie mode at the second step needs an allowed Origin", async () => {
+    const u = await userWithTotp();
+    const challenge = await challengeFor(u.input.username);
+    const foreign = await call("POST", "/login/mfa", { body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true }, headers: { origin: "https://evil.example" } });
+    expectError(foreign, 403, "forbidden");
+    const res = await call("POST", "/login/mfa", { body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true }, headers: { origin: "http://localhost:5173" } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.headers.get("set-cookie")).toMatch(/^refresh_token=.*HttpOnly/);
+    expect(res.body.refresh_token).toBeUndefined();
+  });
+
+  it("a password reset by mail does not clear the failures of wrong codes, and a lock by wrong codes is mailed", async () => {
+    const box = mailbox();
+    const email = `lock_${Date.now()}@example.com`;
+    const u = await userWithTotp(email);
+    const challenge = await challengeFor(u.input.username);
+    for (let i = 0; i < 3; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const reset = await box.send("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "battery staple 43" } });
+    expect(reset.status, reset.text).toBe(200);
+    expect((await userRow(u.user.id))!.failed_logins).toBe(3);
+    const again = (await call("POST", "/login", { body: { username: u.input.username, password: "battery staple 43" } })).body.challenge;
+    await box.send("POST", "/login/mfa", { body: { challenge: again, code: await wrongCode(u.secret) } });
+    const locking = await box.send("POST", "/login/mfa", { body: { challenge: again, code: await wrongCode(u.secret) } });
+    expectError(locking, 401, "invalid_mfa_code");
+    expectError(await secondStep(again, { code: await codeAt(u.secret) }), 429, "rate_limited");
+    expect(box.sent.at(-1)).toMatchObject({ to: email });
+    expect(box.sent.at(-1)!.text).toMatch(/knows your password entered wrong two-step codes/);
+  });
+
   it("answers 400 for a body with both, or neither, of code and recovery_code", async () => {
     expectError(await call("POST", "/login/mfa", { body: { challenge: "x", code: "123456", recovery_code: "aaaa-bbbb-cccc-dddd" } }), 400, "validation_failed");
     const res = await call("POST", "/login/mfa", { body: { challenge: "x" } });
@@ -367,8 +413,15 @@ describe("turning TOTP off", () => {
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } }), 409, "mfa_not_enabled");
   });
 
-  it("works with a recovery code (the authenticator is lost), once", async () => {
+  it("works with a recovery code (the authenticator is lost); a used recovery code or a used TOTP code is refused", async () => {
     const u = await userWithTotp();
+    // Spend a recovery code and a TOTP code at sign-in first.
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    expect((await secondStep(await challengeFor(u.input.username), { code })).status).toBe(200);
+    expect((await secondStep(await challengeFor(u.input.username), { recovery_code: u.recoveryCodes[8] })).status).toBe(200);
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } }), 401, "invalid_mfa_code");
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[8] } }), 401, "invalid_mfa_code");
     const body = { current_password: PASSWORD, recovery_code: u.recoveryCodes[9] };
     expect((await call("POST", "/mfa/totp/disable", { token: u.access_token, body })).status).toBe(200);
     expect((await call("GET", "/me", { token: u.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 0 });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { SoftAuthenticator, type Tweaks } from "./authenticator";
-import { ORIGIN, PASSWORD, registerOptions, userWithPasskey, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
+import { ORIGIN, PASSWORD, awayFromStepEdge, codeAt, registerOptions, userWithPasskey, userWithTotp, wrongCode, call, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
@@ -42,13 +42,39 @@ describe("registering a passkey", () => {
     expect(row).toMatchObject({ user_id: reg.user.id, counter: 0 });
     expect(String(row!.public_key)).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(box.sent.at(-1)).toMatchObject({ to: email });
-    expect(box.sent.at(-1)!.text).toMatch(/passkey \("Laptop"\) was added/);
+    expect(box.sent.at(-1)!.text).toMatch(/A passkey was added/);
+    expect(box.sent.at(-1)!.text).not.toContain("Laptop"); // no text of the client's choosing in a mail
 
     const list = await call("GET", "/passkeys", { token: reg.access_token });
     expect(list.body.passkeys).toEqual([expect.objectContaining({ id: authenticator.credentialId, name: "Laptop" })]);
     expect((await call("GET", "/me", { token: reg.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 1 });
     // The same authenticator is excluded from the next registration.
     expect((await registerOptions(reg.access_token)).excludeCredentials.map((c) => c.id)).toEqual([authenticator.credentialId]);
+  });
+
+  it("takes a fresh check: the password, and a code while TOTP is on, through the account lock", async () => {
+    const reg = await registerUser();
+    const wrong = await call("POST", "/passkeys/register/options", { token: reg.access_token, body: { current_password: "wrong password 1" } });
+    expectError(wrong, 401, "invalid_credentials");
+    expectError(await call("POST", "/passkeys/register/options", { token: reg.access_token }), 400, "validation_failed");
+    const failures = async (id: string) => (await env.DB.prepare("SELECT failed_logins AS n FROM users WHERE id = ?").bind(id).first<{ n: number }>())!.n;
+    expect(await failures(reg.user.id)).toBe(1);
+
+    const u = await userWithTotp();
+    const noCode = await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD } });
+    expectError(noCode, 401, "invalid_mfa_code");
+    expect(noCode.body.message).toMatch(/send code or recovery_code/);
+    expect(await failures(u.user.id)).toBe(0); // not a guess
+    expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
+    expect(await failures(u.user.id)).toBe(1);
+    await awayFromStepEdge();
+    const code = await codeAt(u.secret);
+    const options = await registerOptions(u.access_token, { current_password: PASSWORD, code });
+    expect(options.challenge).toEqual(expect.any(String));
+    expect(await failures(u.user.id)).toBe(0);
+    // The code is spent: it does not open a second ceremony, nor a sign-in.
+    expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code } }), 401, "invalid_mfa_code");
+    expect((await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } })).status).toBe(200);
   });
 
   it("refuses a used challenge, an expired one, and another user's", async () => {
@@ -149,12 +175,27 @@ describe("signing in with a passkey", () => {
     expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: "bm90LWlzc3VlZA" }) } }), 401, "invalid_challenge");
   });
 
-  it("refuses a wrong origin, a wrong rp id and an assertion without user verification", async () => {
+  it("refuses a wrong origin, a wrong rp id and an assertion without user verification, each for its reason", async () => {
     const u = await userWithPasskey();
-    for (const tweaks of [{ origin: "https://evil.example" }, { rpId: "evil.example" }, { userVerified: false }] satisfies Tweaks[]) {
+    const warnings: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => void warnings.push(line));
+    const cases: [Tweaks, RegExp][] = [
+      [{ origin: "https://evil.example" }, /origin/i],
+      [{ rpId: "evil.example" }, /RP ID/i],
+      [{ userVerified: false }, /user verification/i],
+    ];
+    for (const [tweaks, reason] of cases) {
       expectError(await signIn(u.authenticator, tweaks), 401, "invalid_credentials");
+      expect(JSON.parse(warnings.at(-1)!)).toMatchObject({ event: "passkey_rejected", message: expect.stringMatching(reason) });
     }
+    vi.restoreAllMocks();
     expect((await signIn(u.authenticator)).status).toBe(200);
+  });
+
+  it("refuses a registration challenge at sign-in", async () => {
+    const u = await userWithPasskey();
+    const creation = await registerOptions(u.access_token);
+    expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: creation.challenge }) } }), 401, "invalid_challenge");
   });
 
   it("refuses a counter that goes backwards (a cloned authenticator) and audits it", async () => {
@@ -223,7 +264,7 @@ describe("the passkey list", () => {
     const bob = await registerUser();
     expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: bob.access_token }), 404, "not_found");
     expect((await box.send("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token })).status).toBe(200);
-    expect(box.sent.at(-1)!.text).toMatch(/passkey \("Laptop"\) was removed/);
+    expect(box.sent.at(-1)!.text).toMatch(/A passkey was removed/);
     expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token }), 404, "not_found");
     expect((await call("GET", "/passkeys", { token: alice.access_token })).body.passkeys).toEqual([]);
     expectError(await signIn(alice.authenticator), 401, "invalid_credentials");

@@ -183,13 +183,14 @@ function createAuthClient(options) {
       adopt(null);
       return res;
     },
-    // TOTP: setup gives a secret (and its otpauth:// URI); a code from it turns TOTP on and brings the
-    // ten recovery codes, shown once.
-    totpSetup: () => authed("POST", "/mfa/totp/setup"),
+    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
+    // TOTP on and brings the ten recovery codes, shown once.
+    totpSetup: (current_password) => authed("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code) => authed("POST", "/mfa/totp/enable", { code }),
     totpDisable: (input) => authed("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
-    passkeyRegistrationOptions: () => authed("POST", "/passkeys/register/options").then((r) => r.options),
+    // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
+    passkeyRegistrationOptions: (check) => authed("POST", "/passkeys/register/options", check).then((r) => r.options),
     passkeyRegister: (response, name) => authed("POST", "/passkeys/register/verify", { response, name }),
     passkeyLoginOptions: () => send("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response) => signIn("/passkeys/login/verify", { response }).then(signedIn),

@@ -1,6 +1,6 @@
 import { audit } from "../audit";
 import { ConfigError } from "../config";
-import { countChallengeFailure, consumeChallenge, consumedBy, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
+import { countChallengeFailure, consumeChallenge, consumedBy, totpIsOff, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { findUserById } from "../db/users";
@@ -84,29 +84,82 @@ async function openSecret(deps: Deps, userId: string, sealed: string) {
 
 const method = (proof: Proof) => ("step" in proof ? "totp" : "recovery_code");
 
-/** Starts (or restarts) TOTP setup: a new secret, pending until a code from it arrives at enable. */
-export async function setupTotp(deps: Deps, claims: AccessClaims): Promise<{ secret: string; uri: string }> {
-  const user = await userOf(deps, claims);
-  if (user.totpEnabledAt) throw new ApiError("mfa_already_enabled");
+/** What a fresh check takes: the current password, and a code or a recovery code while TOTP is on. */
+export interface FreshCheckInput extends SecondFactor {
+  current_password: string;
+}
+
+/**
+ * A fresh check before a change to the ways into the account: the current password and, while TOTP
+ * is on, a code or a recovery code, checked together through the login lock (a wrong one counts like
+ * a failed login). Returns the user, the proof (none while TOTP is off) and the check, which the
+ * caller passes in its own batch (passPasswordCheck).
+ */
+async function freshCheck(deps: Deps, claims: AccessClaims, input: FreshCheckInput, now: Date): Promise<{ user: User; proof: Proof | null; check: string }> {
+  const { user, check } = await startPasswordCheck(deps, claims.sub, now);
+  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  const passwordOk = await verifyPassword(input.current_password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
+  const needsFactor = user.totpEnabledAt !== null;
+  if (passwordOk && needsFactor && input.code === undefined && input.recovery_code === undefined) {
+    await endCheck(deps.db, check); // not a guess: the client did not know
+    throw new ApiError("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the password");
+  }
+  const proof = passwordOk && needsFactor ? await proofOf(deps, user, input, now) : null;
+  if (!passwordOk || (needsFactor && !proof)) {
+    await failSecondStep(deps, user, check, now, passwordOk ? "wrong_code" : "wrong_password");
+    throw passwordOk ? new ApiError("invalid_mfa_code") : new ApiError("invalid_credentials", "The current password is wrong");
+  }
+  return { user, proof, check };
+}
+
+/**
+ * Records a failed check with its audit row; a failure that locks the account after a right password
+ * means someone knows the password, and the owner is told.
+ */
+async function failSecondStep(deps: Deps, user: User, check: string, now: Date, reason: "wrong_code" | "wrong_recovery_code" | "wrong_password") {
+  const lock = await failPasswordCheck(deps, user.id, check, now, reason === "wrong_password" ? "login_failed" : "mfa_failed", reason);
+  await auditLock(deps, user.id, lock);
+  if (lock && reason !== "wrong_password") {
+    securityNotice(deps, user, "Someone who knows your password entered wrong two-step codes, and your account is locked for a while. If it was not you, change your password now");
+  }
+}
+
+/** The fresh check with its proof spent and the check passed, in one batch: before a new way in is added. */
+export async function confirmIdentity(deps: Deps, claims: AccessClaims, input: FreshCheckInput): Promise<User> {
+  const now = new Date();
+  const { user, proof, check } = await freshCheck(deps, claims, input, now);
+  const pass = passPasswordCheck(deps, user.id, check, now);
+  if (!proof) {
+    await deps.db.batch([...pass]);
+    return user;
+  }
+  const [spent] = await deps.db.batch([spendProof(deps.db, user.id, proof, now), ...pass]);
+  if (!spent[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
+  return user;
+}
+
+/**
+ * Starts (or restarts) TOTP setup after a password check: a new secret, pending until a code from it
+ * arrives at enable. A stolen access token alone cannot put an authenticator of its own on the account.
+ */
+export async function setupTotp(deps: Deps, claims: AccessClaims, currentPassword: string): Promise<{ secret: string; uri: string }> {
+  if ((await userOf(deps, claims)).totpEnabledAt) throw new ApiError("mfa_already_enabled");
+  const user = await confirmIdentity(deps, claims, { current_password: currentPassword });
   const secret = newTotpSecret();
   const [stored] = await storePendingTotp(deps.db, user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, user.id, secret), new Date());
   if (!stored) throw new ApiError("mfa_already_enabled"); // enabled meanwhile
   return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, user.username, secret) };
 }
 
-/**
- * Turns TOTP on with a code from the pending secret; returns the recovery codes. The same request
- * again (its answer lost, or sent twice at once) within REFRESH_REUSE_GRACE seconds gets the same
- * codes, as long as none has been used: they are shown to no one else.
- */
+/** Turns TOTP on with a code from the pending secret; returns the recovery codes. */
 export async function enableTotp(deps: Deps, claims: AccessClaims, code: string): Promise<string[]> {
   let user = await userOf(deps, claims);
   if (!user.totpSecret) throw new ApiError("mfa_not_enabled", "Start with POST /mfa/totp/setup");
   const now = new Date();
-  const sealed = user.totpSecret;
-  // Not counted toward the lock: the caller holds the secret it was just given; nothing to guess.
-  const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
   if (user.totpEnabledAt === null) {
+    const sealed = user.totpSecret;
+    // Not counted toward the lock: the caller was given this secret (after a password check); nothing to guess.
+    const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
     if (step === null) throw new ApiError("invalid_mfa_code");
     const codes = await recoveryCodesFor(deps, sealed);
     const [enabled] = await enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now);
@@ -119,34 +172,40 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     user = await userOf(deps, claims);
     if (user.totpEnabledAt === null) throw new ApiError("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
   }
-  const codes = step !== null && user.totpSecret === sealed ? await recoveryCodesFor(deps, sealed) : [];
-  const hashes = await Promise.all(codes.map(recoveryHash));
-  const recent = now.getTime() - user.totpEnabledAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000;
-  if (recent && hashes.length > 0 && hashes.every((h) => user.recoveryCodes?.includes(h))) return codes;
-  throw new ApiError("mfa_already_enabled");
+  return codesAgain(deps, user, code, now);
 }
 
 /**
- * Turns TOTP off: needs the password and a code (or a recovery code), checked together through the
- * login lock, so a stolen session cannot guess either one without limit.
+ * TOTP is on already: the same enable again (its answer lost, or sent twice at once) within
+ * REFRESH_REUSE_GRACE seconds gets the same recovery codes, while none has been used. TOTP is on, so
+ * its code goes through the login lock like any other.
  */
-export async function disableTotp(deps: Deps, claims: AccessClaims, input: SecondFactor & { current_password: string }): Promise<void> {
+async function codesAgain(deps: Deps, user: User, code: string, now: Date): Promise<string[]> {
+  const sealed = user.totpSecret;
+  const recent = user.totpEnabledAt !== null && now.getTime() - user.totpEnabledAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000;
+  if (!recent || !sealed || user.recoveryCodes?.length !== RECOVERY_CODES) throw new ApiError("mfa_already_enabled");
+  const { check } = await startPasswordCheck(deps, user.id, now);
+  // Any code of the window: the enable's own code has been accepted already.
+  if ((await verifyTotp(await openSecret(deps, user.id, sealed), code, now)) === null) {
+    await failSecondStep(deps, user, check, now, "wrong_code");
+    throw new ApiError("invalid_mfa_code");
+  }
+  await endCheck(deps.db, check);
+  const codes = await recoveryCodesFor(deps, sealed);
+  const hashes = await Promise.all(codes.map(recoveryHash));
+  if (!hashes.every((h) => user.recoveryCodes?.includes(h))) throw new ApiError("mfa_already_enabled");
+  return codes;
+}
+
+/** Turns TOTP off after a fresh check (the password and a code, or a recovery code). */
+export async function disableTotp(deps: Deps, claims: AccessClaims, input: FreshCheckInput): Promise<void> {
   const now = new Date();
-  const { user, check } = await startPasswordCheck(deps, claims.sub, now);
-  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  if (!user.totpEnabledAt) {
-    await endCheck(deps.db, check);
-    throw new ApiError("mfa_not_enabled");
-  }
-  const passwordOk = await verifyPassword(input.current_password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
-  const proof = passwordOk ? await proofOf(deps, user, input, now) : null;
-  if (!proof) {
-    const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", passwordOk ? "wrong_code" : "wrong_password");
-    await auditLock(deps, user.id, lock);
-    throw passwordOk ? new ApiError("invalid_mfa_code") : new ApiError("invalid_credentials", "The current password is wrong");
-  }
-  const [disabled] = await deps.db.batch([disableTotpRow(deps.db, user.id, proof, now), ...passPasswordCheck(deps, user.id, check, now)]);
-  if (!disabled[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
+  if (!(await userOf(deps, claims)).totpEnabledAt) throw new ApiError("mfa_not_enabled");
+  const { user, proof, check } = await freshCheck(deps, claims, input, now);
+  if (!proof) throw new ApiError("mfa_not_enabled"); // turned off meanwhile
+  // The failure count is cleared only if TOTP is off by then (the code was not used meanwhile).
+  const [done] = await deps.db.batch([disableTotpRow(deps.db, user.id, proof, now), ...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id))]);
+  if (!done[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
   await audit(deps, "totp_disabled", { user_id: user.id, method: method(proof) });
   securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned off for your account");
 }
@@ -173,9 +232,8 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 
   const proof = await proofOf(deps, user, offered, now);
   if (!proof) {
-    const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+    await failSecondStep(deps, user, check, now, offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
     await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
-    await auditLock(deps, user.id, lock);
     throw new ApiError("invalid_mfa_code");
   }
 

@@ -2,14 +2,15 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simp
 import { audit } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
-import { counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
 import type { Passkey, User } from "../db/schema";
-import { findUserById, userNameOf } from "../db/users";
+import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { securityNotice } from "../mail";
+import { confirmIdentity, type FreshCheckInput } from "./mfa";
 import { openSession, type Issued } from "./sessions";
 import type { AccessClaims } from "./tokens";
 
@@ -37,6 +38,12 @@ const userHandleOf = (userId: string) => toBase64Url(new TextEncoder().encode(us
 
 const newChallenge = () => toBase64Url(randomBytes(32));
 
+/** The signature counter in authenticator data (bytes 33 to 36, after the rp id hash and flags), or null. */
+function signCountOf(authenticatorData: string): number | null {
+  const bytes = fromBase64Url(authenticatorData);
+  return bytes && bytes.length >= 37 ? new DataView(bytes.buffer).getUint32(33) : null;
+}
+
 /**
  * The library with its ASN.1 and X.509 parsers (most of the bundle's growth): loaded on the first
  * passkey request, so a cold start for any other route does not evaluate it.
@@ -60,11 +67,15 @@ async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register
   await insertChallenge(deps.db, { id, purpose, userId, createdAt: now, expiresAt: new Date(now.getTime() + deps.config.CHALLENGE_TTL * 1000) }).run();
 }
 
-/** Options for navigator.credentials.create(): a discoverable credential with user verification. */
-export async function registrationOptions(deps: Deps, claims: AccessClaims) {
+/**
+ * Options for navigator.credentials.create(): a discoverable credential with user verification.
+ * A passkey signs in on its own, so adding one takes what a sign-in takes: a fresh check of the
+ * password and, while TOTP is on, a code (auth/mfa.ts). The challenge then carries that check.
+ */
+export async function registrationOptions(deps: Deps, claims: AccessClaims, check: FreshCheckInput) {
   const rp = relyingParty(deps.config);
-  const [[user], existing] = await deps.db.batch([userNameOf(deps.db, claims.sub), passkeyIdsOf(deps.db, claims.sub)]);
-  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+  const user = await confirmIdentity(deps, claims, check);
+  const existing = await passkeyIdsOf(deps.db, user.id);
   const challenge = newChallenge();
   const { generateRegistrationOptions } = await webauthn();
   const options = await generateRegistrationOptions({
@@ -123,7 +134,8 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
   const user = await findUserById(db, claims.sub);
   await audit(deps, "passkey_added", { user_id: claims.sub, passkey: row.id.slice(0, 16) });
-  if (user) securityNotice(deps, user, `A passkey ("${row.name}") was added to your account`);
+  // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
+  if (user) securityNotice(deps, user, "A passkey was added to your account");
   return row;
 }
 
@@ -161,6 +173,10 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   // The library does not compare the user handle with the credential's owner: a response that names
   // another user than the one this credential belongs to is refused here.
   if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");
+  // A counter that did not move forward: the credential may have been cloned. (The library checks
+  // it too; this names the reason in the audit trail.)
+  const counter = signCountOf(response.response.authenticatorData);
+  if (counter === null || !counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
 
   const { verifyAuthenticationResponse } = await webauthn();
   let verified;
@@ -174,13 +190,10 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
       requireUserVerification: true,
     });
   } catch (err) {
-    const message = (err as Error).message;
-    log("passkey_rejected", { request_id: deps.requestId, user_id: user.id, message }, "warn");
-    // A counter that did not move forward: the credential may have been cloned.
-    throw await refuse(/counter/i.test(message) ? "counter_regressed" : "verification_failed");
+    log("passkey_rejected", { request_id: deps.requestId, user_id: user.id, message: (err as Error).message }, "warn");
+    throw await refuse("verification_failed");
   }
   if (!verified.verified) throw await refuse("verification_failed");
-  const counter = verified.authenticationInfo.newCounter;
 
   // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
   const opened = await openSession(deps, user, now, {
@@ -210,5 +223,5 @@ export async function removePasskey(deps: Deps, claims: AccessClaims, id: string
   if (!removed) throw new ApiError("not_found", "No such passkey");
   await audit(deps, "passkey_removed", { user_id: claims.sub, passkey: id.slice(0, 16) });
   const user = await findUserById(deps.db, claims.sub);
-  if (user) securityNotice(deps, user, `A passkey ("${removed.name}") was removed from your account`);
+  if (user) securityNotice(deps, user, "A passkey was removed from your account");
 }

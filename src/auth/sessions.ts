@@ -28,7 +28,7 @@ import { log } from "../log";
 import { TooManyAttempts } from "./errors";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { SQL } from "drizzle-orm";
-import { insertChallenge } from "../db/mfa";
+import { insertChallenge, totpIsOff } from "../db/mfa";
 import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
@@ -189,7 +189,11 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
   // password does not buy unlimited guesses at the code.
   if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, check, now, rehash) };
 
-  const opened = await openSession(deps, user, now, { passwordVersion: user.passwordVersion, after: [...passPasswordCheck(deps, user.id, check, now), ...rehash] });
+  const opened = await openSession(deps, user, now, {
+    passwordVersion: user.passwordVersion,
+    condition: totpIsOff(db, user.id), // TOTP turned on meanwhile: this password alone no longer signs in
+    after: [...passPasswordCheck(deps, user.id, check, now), ...rehash],
+  });
   if (!opened.issued) {
     // The password changed, or the account was disabled, while it was being checked.
     const now2 = await findUserById(db, user.id);

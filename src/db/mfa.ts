@@ -63,6 +63,9 @@ export function disableTotp(db: Db, userId: string, proof: Proof, now: Date) {
     .returning({ id: users.id });
 }
 
+/** True in a batch while TOTP is off for the user. */
+export const totpIsOff = (db: Db, userId: string) => exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), isNull(users.totpEnabledAt))));
+
 export function insertChallenge(db: Db, row: typeof challenges.$inferInsert) {
   return db.insert(challenges).values(row);
 }

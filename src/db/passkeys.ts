@@ -41,24 +41,24 @@ export async function userWithPasskeyCount(db: Db, userId: string) {
 }
 
 /**
- * True in a batch while `counter` is acceptable for the credential: later than the stored one, or
- * both 0 (an authenticator that keeps no counter). Checked again in D1, so two sign-ins that raced
- * past the library's check with the same counter value cannot both open a session.
+ * The WebAuthn rule for signature counters: a sign-in's counter must be greater than the stored one,
+ * unless both are 0 (an authenticator that keeps none, like synced passkeys).
  */
-export const counterMayAdvance = (db: Db, id: string, counter: number) =>
-  exists(
-    db
-      .select({ id: passkeys.id })
-      .from(passkeys)
-      .where(and(eq(passkeys.id, id), counter === 0 ? eq(passkeys.counter, 0) : lt(passkeys.counter, counter))),
-  );
+export const counterAdvances = (stored: number, counter: number) => (counter === 0 ? stored === 0 : stored < counter);
+const advancesInSql = (counter: number) => (counter === 0 ? eq(passkeys.counter, 0) : lt(passkeys.counter, counter));
+
+/**
+ * True in a batch while `counter` is acceptable for the credential (counterAdvances, checked again in
+ * D1: of two sign-ins that raced past the first check with one counter value, one opens a session).
+ */
+export const counterMayAdvance = (db: Db, id: string, counter: number) => exists(db.select({ id: passkeys.id }).from(passkeys).where(and(eq(passkeys.id, id), advancesInSql(counter))));
 
 /** Records a sign-in: the new counter and when (after the session insert that checked the counter, in one batch). */
 export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date) {
   return db
     .update(passkeys)
     .set({ counter, lastUsedAt: now })
-    .where(and(eq(passkeys.id, id), counter === 0 ? eq(passkeys.counter, 0) : lt(passkeys.counter, counter)));
+    .where(and(eq(passkeys.id, id), advancesInSql(counter)));
 }
 
 export function deletePasskey(db: Db, id: string, userId: string) {

@@ -62,7 +62,7 @@ export function replacePassword(db: Db, id: string, checkedVersion: number, pass
 export const passwordIs = (db: Db, id: string, passwordHash: string) =>
   exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))));
 
-/** A new password from a reset link, only if `consumed` (the link was just used): a new version and epoch, no lock. */
+/** A new password from a reset link, only if `consumed` (the link was just used): a new version and epoch, no lock (unless TOTP is on). */
 export function resetPassword(db: Db, id: string, passwordHash: string, now: Date, consumed: SQL) {
   return db
     .update(users)
@@ -71,9 +71,11 @@ export function resetPassword(db: Db, id: string, passwordHash: string, now: Dat
       passwordVersion: sql`${users.passwordVersion} + 1`,
       sessionEpoch: sql`${users.sessionEpoch} + 1`,
       epochKeptSession: null,
-      failedLogins: 0,
-      lastFailedLoginAt: null,
-      lockedUntil: null,
+      // The lock is cleared, except with TOTP on: wrong codes count toward it, and a mailbox must
+      // not be a way to reset their count (a new password does not prove the second factor).
+      failedLogins: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN 0 ELSE ${users.failedLogins} END`,
+      lastFailedLoginAt: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.lastFailedLoginAt} END`,
+      lockedUntil: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.lockedUntil} END`,
       updatedAt: now,
     })
     .where(and(eq(users.id, id), consumed))

@@ -3,7 +3,7 @@ import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
 import { deps } from "../deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { messageSchema, recoveryCodesSchema, totpDisableSchema, totpEnableSchema, totpSetupSchema } from "../schemas";
+import { messageSchema, recoveryCodesSchema, totpDisableSchema, totpEnableSchema, totpSetupRequestSchema, totpSetupSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 
 /** TOTP for the signed-in user: set up, enable (recovery codes), disable. The login step is in routes/auth.ts. */
@@ -15,10 +15,12 @@ const setupRoute = createRoute({
   ...bearer,
   method: "post",
   path: "/mfa/totp/setup",
-  summary: "Start TOTP: a new secret and its otpauth:// URI (draw it as a QR code)",
-  description: "Nothing changes at login until POST /mfa/totp/enable confirms a code. Calling it again replaces the pending secret. 409 mfa_already_enabled while TOTP is on.",
-  middleware: [authed] as const,
-  responses: { 200: json(totpSetupSchema, "The pending secret"), ...errors(400, 401, 409, 413) },
+  summary: "Start TOTP after a password check: a new secret and its otpauth:// URI (draw it as a QR code)",
+  description:
+    "Nothing changes at login until POST /mfa/totp/enable confirms a code. Calling it again replaces the pending secret. 409 mfa_already_enabled while TOTP is on. The password check goes through the account lock.",
+  middleware: [authed, jsonOnly] as const,
+  request: body(totpSetupRequestSchema),
+  responses: { 200: json(totpSetupSchema, "The pending secret"), ...errors(400, 401, 409, 413, 415, 429) },
 });
 
 const enableRoute = createRoute({
@@ -26,9 +28,10 @@ const enableRoute = createRoute({
   method: "post",
   path: "/mfa/totp/enable",
   summary: "Turn TOTP on with a code from the new secret; returns ten single-use recovery codes, shown once",
+  description: "The same request again within REFRESH_REUSE_GRACE seconds (its answer lost) gets the same codes, while none has been used; its code then goes through the account lock.",
   middleware: [authed, jsonOnly] as const,
   request: body(totpEnableSchema),
-  responses: { 200: json(recoveryCodesSchema, "TOTP is on"), ...errors(400, 401, 409, 413, 415) },
+  responses: { 200: json(recoveryCodesSchema, "TOTP is on"), ...errors(400, 401, 409, 413, 415, 429) },
 });
 
 const disableRoute = createRoute({
@@ -44,7 +47,7 @@ const disableRoute = createRoute({
 
 export const mfa = openApiApp()
   .openapi(setupRoute, async (c) => {
-    const { secret, uri } = await setupTotp(deps(c), c.get("auth"));
+    const { secret, uri } = await setupTotp(deps(c), c.get("auth"), c.req.valid("json").current_password);
     return c.json({ secret, otpauth_uri: uri }, 200);
   })
   .openapi(enableRoute, async (c) => {

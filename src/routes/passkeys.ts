@@ -7,7 +7,7 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
-import { messageSchema, passkeyIdSchema, passkeyLoginSchema, passkeyOptionsSchema, passkeyRegisterSchema, passkeySchema, passkeysSchema, signedInSchema } from "../schemas";
+import { freshCheckSchema, messageSchema, passkeyIdSchema, passkeyLoginSchema, passkeyOptionsSchema, passkeyRegisterSchema, passkeySchema, passkeysSchema, signedInSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
@@ -23,10 +23,12 @@ const registerOptionsRoute = createRoute({
   ...bearer,
   method: "post",
   path: "/passkeys/register/options",
-  summary: "Options for navigator.credentials.create(): a discoverable passkey with user verification",
-  description: "The challenge is single use and lives CHALLENGE_TTL seconds.",
-  middleware: [authed] as const,
-  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(400, 401, 413) },
+  summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
+  description:
+    "A passkey signs in on its own, so adding one takes the password and, while TOTP is on, a code or a recovery code (checked through the account lock). The challenge is single use and lives CHALLENGE_TTL seconds.",
+  middleware: [authed, jsonOnly] as const,
+  request: body(freshCheckSchema),
+  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(400, 401, 413, 415, 429) },
 });
 
 const registerVerifyRoute = createRoute({
@@ -81,7 +83,7 @@ const deleteRoute = createRoute({
 });
 
 export const passkeys = openApiApp()
-  .openapi(registerOptionsRoute, async (c) => c.json({ options: await registrationOptions(deps(c), c.get("auth")) }, 200))
+  .openapi(registerOptionsRoute, async (c) => c.json({ options: await registrationOptions(deps(c), c.get("auth"), c.req.valid("json")) }, 200))
   .openapi(registerVerifyRoute, async (c) => {
     const { response, name } = c.req.valid("json");
     const passkey = await verifyRegistration(deps(c), c.get("auth"), response as unknown as RegistrationResponseJSON, name);

@@ -246,7 +246,9 @@ describe("second factors in Chromium", () => {
     await signedIn(page, name);
     await expect.poll(() => factor(page, "totp")).toBe("off");
 
-    await page.getByTestId("totp-setup").click();
+    const setup = page.getByTestId("totp-setup");
+    await setup.getByLabel("Current password").fill(PASSWORD);
+    await setup.getByRole("button", { name: "Set up authenticator app" }).click();
     await expect.poll(() => page.getByTestId("totp-secret").textContent()).toMatch(/^[A-Z2-7]{32}$/);
     const secret = (await page.getByTestId("totp-secret").textContent())!;
     expect(await page.getByTestId("totp-uri").textContent()).toMatch(new RegExp(`^otpauth://totp/.+:${name}\\?secret=${secret}&`));
@@ -328,6 +330,7 @@ describe("second factors in Chromium", () => {
 
     const add = page.getByTestId("passkey-add");
     await add.getByLabel("Name (optional)").fill("Virtual key");
+    await add.getByLabel("Current password").fill(PASSWORD);
     await add.getByRole("button", { name: "Add a passkey" }).click();
     await expect.poll(() => page.getByTestId("passkey").count()).toBe(1);
     expect(await page.getByTestId("passkey").textContent()).toMatch(/^Virtual key, added /);

@@ -94,16 +94,18 @@ async function sign(db: D1Database) {
 app.post("/sign", async (c) => c.json({ access_token: await sign(c.env.DB) }));
 
 // A passkey assertion's shape: a P-256 signature over authenticator data (37 bytes) and the hash of
-// the client data; the public key arrives as stored, so it is imported for each check.
-const assertion = (async () => {
+// the client data; the public key arrives as stored, so it is imported for each check. Made once per
+// isolate, at the first request (no random values at startup in workerd).
+let assertion: Promise<{ jwk: JsonWebKey; signed: Uint8Array; signature: ArrayBuffer }> | undefined;
+async function newAssertion() {
   const pair = (await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as CryptoKeyPair;
   const signed = crypto.getRandomValues(new Uint8Array(37 + 32));
   const signature = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, pair.privateKey, signed);
   return { jwk: (await crypto.subtle.exportKey("jwk", pair.publicKey)) as JsonWebKey, signed, signature };
-})();
+}
 
 app.post("/verify-sign", async (c) => {
-  const { jwk, signed, signature } = await assertion;
+  const { jwk, signed, signature } = await (assertion ??= newAssertion());
   const key = await crypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
   if (!(await crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, signed))) throw new Error("floor: signature refused");
   return c.json({ access_token: await sign(c.env.DB) });
