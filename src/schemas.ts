@@ -59,12 +59,8 @@ export const passwordChangeSchema = z
   })
   .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
-function currentPasswordField() {
-  return z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
-}
-
 const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
-const currentPassword = currentPasswordField();
+const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
 
 export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
 export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
@@ -86,14 +82,14 @@ const oneProof: [(v: { code?: string; recovery_code?: string }) => boolean, { me
   { message: "send code or recovery_code (one of them)", path: ["code"] },
 ];
 
-export const totpSetupRequestSchema = z.object({ current_password: currentPasswordField() }).openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
+export const totpSetupRequestSchema = z.object({ current_password: currentPassword }).openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
 export const freshCheckSchema = z
-  .object({ current_password: currentPasswordField(), ...proofFields })
+  .object({ current_password: currentPassword, ...proofFields })
   .refine((v) => v.code === undefined || v.recovery_code === undefined, { message: "send code or recovery_code, not both", path: ["code"] })
   .openapi("FreshCheck", { description: "the password, and (while TOTP is on) a code or a recovery code", example: { current_password: "correct horse 42", code: "123456" } });
 export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
 export const totpDisableSchema = z
-  .object({ current_password: currentPasswordField(), ...proofFields })
+  .object({ current_password: currentPassword, ...proofFields })
   .refine(...oneProof)
   .openapi("TotpDisable", { example: { current_password: "correct horse 42", code: "123456" } });
 export const loginMfaSchema = z
@@ -310,8 +306,6 @@ export const auditEventSchema = z
   })
   .openapi("AuditEvent");
 export const auditPageSchema = z.object({ events: z.array(auditEventSchema), next_cursor: nextCursor }).openapi("AuditPage");
-
-
 
 export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string() }).openapi("Protected");
 export const meSchema = z.object({ user: userSchema }).openapi("Me");
