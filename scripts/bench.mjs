@@ -4,12 +4,19 @@
 // endpoint: worker CPU ms per request (CPU of the workerd process that runs the worker, the dev
 // proxy left out), throughput, and both as a ratio to the endpoint's floor. Then the bundle and the
 // worker's startup time. Prints and records; asserts no speed. Worker CPU needs Linux (/proc).
-//   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_ONLY.
+// Second factors too: requests that are good once (a login challenge, a TOTP code, a recovery code,
+// a WebAuthn challenge) cannot be repeated for seconds, so each round prepares BENCH_COUNT of them
+// (fresh users, challenges, signed assertions: none of it measured), fires them at the same
+// concurrency, and divides the worker's CPU by their count.
+//   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
+//   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" for their group).
+import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 
@@ -18,7 +25,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const API_PORT = 8796;
 const FLOOR_PORT = 8797;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const ONLY = process.env.BENCH_ONLY?.split(","); // e.g. root,protected
+const COUNT = Number(process.env.BENCH_COUNT ?? 40);
+const ONLY = process.env.BENCH_ONLY?.split(","); // e.g. root,protected or mfa,passkey-login
+const selected = (key) => !ONLY || ONLY.includes(key) || ONLY.includes(key.split("-")[0]);
 // [endpoint, its floor, label, floor label, the floor sending the API's headers and body]
 const PAIRS = [
   ["root", "bare", "GET /", "bare Hono route", "bareSame"],
@@ -27,6 +36,21 @@ const PAIRS = [
   ["login", "hash", "POST /login", "PBKDF2 %i"],
   ["register", "hash", "POST /register", "PBKDF2 %i"],
 ];
+// Second factors: [row, its floor, label, floor label]. The setup (a password check, then a new
+// pending secret) and the passkey login options can be sent again and again, and are measured as
+// above; the other rows are single use (COUNT a round).
+const SECOND = [
+  ["mfa-setup", "hash", "POST /mfa/totp/setup", "PBKDF2 %i"],
+  ["mfa-login", "hash", "POST /login (TOTP on)", "PBKDF2 %i"],
+  ["mfa-code", "sign", "POST /login/mfa (code)", "ES256 sign + 1 D1 write"],
+  ["mfa-recovery", "sign", "POST /login/mfa (recovery code)", "ES256 sign + 1 D1 write"],
+  ["passkey-options", "write", "POST /passkeys/login/options", "1 D1 write"],
+  ["passkey-register", "verifyWrite", "POST /passkeys/register/verify", "ES256 verify + 1 KV read + 1 D1 write"],
+  ["passkey-login", "verifySign", "POST /passkeys/login/verify", "ES256 verify + sign + 1 D1 write"],
+];
+// The page origin and relying-party id the bench's API accepts for passkeys (set on it explicitly).
+const WEBAUTHN_ORIGIN = "http://localhost:5173";
+const WEBAUTHN_RP_ID = "localhost";
 const PASSWORD = "bench password 1";
 const env = { ...process.env, PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH, WRANGLER_SEND_METRICS: "false" };
 const state = mkdtempSync(path.join(os.tmpdir(), "bench-"));
@@ -108,11 +132,39 @@ async function measure(pid, fn) {
   return { count, rps: count / elapsed, cpu: (cpuMs(pid) - cpu0) / count };
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** `fn` on every item of `items`, from CONCURRENCY loops. */
+async function inParallel(items, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+  return items;
+}
+/**
+ * Single-use requests: `fn` on each prepared item from CONCURRENCY loops, the first CONCURRENCY as
+ * the warm-up; CPU of `pid` per request over the rest. The CPU is read after a pause on either side,
+ * so the preparation's deferred work (waitUntil) is not counted and the requests' own is.
+ */
+async function measureEach(pid, items, fn) {
+  await inParallel(items.slice(0, CONCURRENCY), fn);
+  const rest = items.slice(CONCURRENCY);
+  await sleep(200);
+  const cpu0 = cpuMs(pid);
+  const t0 = performance.now();
+  await inParallel(rest, fn);
+  const elapsed = (performance.now() - t0) / 1000;
+  await sleep(200);
+  return { count: rest.length, rps: rest.length / elapsed, cpu: (cpuMs(pid) - cpu0) / rest.length };
+}
+
 async function main() {
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
   const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", path.join(state, "api")], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
-  const apiServer = start("wrangler", ["dev", "--port", String(API_PORT), "--persist-to", path.join(state, "api"), "--var", `ISSUER:http://localhost:${API_PORT}`, "--var", "LOG_REQUESTS:off"], { quiet: true });
+  // Secrets (the signing key, pepper and MFA_ENCRYPTION_KEY) come from .dev.vars, which dev-setup completes.
+  const webauthn = ["--var", `WEBAUTHN_ORIGINS:${WEBAUTHN_ORIGIN}`, "--var", `WEBAUTHN_RP_ID:${WEBAUTHN_RP_ID}`];
+  const apiServer = start("wrangler", ["dev", "--port", String(API_PORT), "--persist-to", path.join(state, "api"), "--var", `ISSUER:http://localhost:${API_PORT}`, "--var", "LOG_REQUESTS:off", ...webauthn], { quiet: true });
   await waitFor(`http://localhost:${API_PORT}/health`, "the API");
   const jwks = await send(API_PORT, "GET", "/.well-known/jwks.json");
   // The API's answer to GET /, for the floors' ?same variants (the transport's own headers left out).
@@ -135,8 +187,8 @@ async function main() {
   };
   // Logins spread over accounts, at most 8 each (LOGIN_USER_LIMITER allows 10 a minute) at up to 100
   // logins a second; one refresh chain per loop.
-  while (users.length < Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8)) await register();
-  const token = registered[0].access_token;
+  while (users.length < (selected("login") ? Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8) : CONCURRENCY)) await register();
+  let token = registered[0].access_token; // any live access token: the later rows renew it (15 minutes)
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
   let loginTurn = 0; // one count over every round, so no account gets more than its share
   const api = {
@@ -153,7 +205,9 @@ async function main() {
     bareSame: () => send(FLOOR_PORT, "GET", "/bare?same"),
     verify: () => send(FLOOR_PORT, "GET", "/verify", { token }),
     verifySame: () => send(FLOOR_PORT, "GET", "/verify?same", { token }),
+    verifyWrite: () => send(FLOOR_PORT, "POST", "/verify-write", { token }),
     sign: () => send(FLOOR_PORT, "POST", "/sign"),
+    verifySign: () => send(FLOOR_PORT, "POST", "/verify-sign"),
     hash: () => send(FLOOR_PORT, "POST", "/hash"),
     read: () => send(FLOOR_PORT, "GET", "/read"),
     write: () => send(FLOOR_PORT, "POST", "/write"),
@@ -161,25 +215,29 @@ async function main() {
   // Endpoint and floor take turns, ROUNDS times; the median of each resists a neighbour's burst of load.
   const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const rows = {};
-  for (const [key, floorKey, , , sameKey] of PAIRS.filter(([key]) => !ONLY || ONLY.includes(key))) {
-    const runs = { api: [], floor: [], same: [] };
-    for (let round = 0; round < ROUNDS; round++) {
-      runs.api.push(await measure(apiPid, api[key]));
-      runs.floor.push(await measure(floorPid, floor[floorKey]));
-      if (sameKey) runs.same.push(await measure(floorPid, floor[sameKey]));
-    }
+  const summarize = (runs) => {
     const summary = (rs) => ({ cpu: median(rs.map((r) => r.cpu)), rps: median(rs.map((r) => r.rps)) });
     // Ratios are taken within each round (endpoint and floor minutes apart share the machine's mood),
     // then the median of those.
     const ratio = (of, to, field) => median(runs.api.map((_, i) => (of === "api" ? runs.api[i] : runs[of][i])[field] / runs[to][i][field]));
-    rows[key] = {
+    return {
       api: summary(runs.api),
       floor: summary(runs.floor),
       cpuRatio: ratio("api", "floor", "cpu"),
       rpsRatio: ratio("api", "floor", "rps"),
       sameRatio: runs.same.length ? ratio("api", "same", "cpu") : undefined,
     };
+  };
+  for (const [key, floorKey, , , sameKey] of PAIRS.filter(([key]) => selected(key))) {
+    const runs = { api: [], floor: [], same: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      runs.api.push(await measure(apiPid, api[key]));
+      runs.floor.push(await measure(floorPid, floor[floorKey]));
+      if (sameKey) runs.same.push(await measure(floorPid, floor[sameKey]));
+    }
+    rows[key] = summarize(runs);
   }
+  Object.assign(rows, await secondFactors({ apiPid, floorPid, floor, summarize, renew: (t) => (token = t) }));
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -187,7 +245,7 @@ async function main() {
     line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio", "CPU ratio, same answer"]),
     line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
-  for (const [key, , name, floorName] of PAIRS.filter(([key]) => rows[key])) {
+  for (const [key, , name, floorName] of [...PAIRS, ...SECOND].filter(([key]) => rows[key])) {
     const { api: r, floor: f, cpuRatio, rpsRatio, sameRatio } = rows[key];
     const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));
@@ -220,7 +278,101 @@ async function main() {
   startups.sort((a, b) => a - b);
   console.log(`\nbundle: ${fmt(size.raw / 1024, 0)} KiB, ${fmt(size.gzip / 1024, 0)} KiB gzipped (budget ${size.budget})`);
   console.log(`startup: ${fmt(startups[Math.floor(startups.length / 2)], 1)} ms CPU, median of ${startups.length} (wrangler check startup)`);
-  console.log(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}; median of ${ROUNDS} rounds of ${SECONDS} s at concurrency ${CONCURRENCY}`);
+  console.log(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}; median of ${ROUNDS} rounds of ${SECONDS} s (single-use rows: ${COUNT} requests) at concurrency ${CONCURRENCY}`);
+}
+
+/**
+ * The rows of SECOND that were asked for, each round: POST /mfa/totp/setup (CONCURRENCY fresh users,
+ * each replacing its pending secret again and again) and the passkey login options, measured like
+ * the rows above; then COUNT + CONCURRENCY fresh users with TOTP on, each through a password login (the
+ * challenge), the code step, another login and the recovery-code step (four of the ten sign-ins a
+ * minute LOGIN_USER_LIMITER allows an account); and as many fresh users registering one passkey each
+ * and signing in with it once (no passkey signs twice, so no counters race). Each measured step is
+ * followed by its floor. Everything the client signs or computes is ready before a step starts.
+ */
+async function secondFactors({ apiPid, floorPid, floor, summarize, renew }) {
+  const asked = SECOND.map(([key]) => key).filter(selected);
+  if (!asked.length) return {};
+  const outfile = path.join(state, "clients.mjs");
+  await build({ entryPoints: [path.join(root, "test", "bench", "clients.ts")], bundle: true, format: "esm", platform: "node", outfile, logLevel: "silent" });
+  const { SoftAuthenticator, fromBase32, totpCode } = await import(pathToFileURL(outfile).href);
+
+  const runs = Object.fromEntries(asked.map((key) => [key, { api: [], floor: [], same: [] }]));
+  const floorOf = Object.fromEntries(SECOND.map(([key, floorKey]) => [key, floorKey]));
+  const timed = async (key, fn) => {
+    runs[key].api.push(await measure(apiPid, fn));
+    runs[key].floor.push(await measure(floorPid, floor[floorOf[key]]));
+  };
+  /** A single-use step over `items`: measured next to its floor when its row was asked for, else only done. */
+  const step = async (key, items, fn) => {
+    if (!runs[key]) return inParallel(items, fn);
+    runs[key].api.push(await measureEach(apiPid, items, fn));
+    runs[key].floor.push(await measure(floorPid, floor[floorOf[key]]));
+  };
+
+  const freshCheck = { current_password: PASSWORD }; // what adding a way in asks first (no TOTP on yet)
+  let made = 0;
+  const newUser = async () => {
+    const username = `bench_2f_${made++}_${Math.random().toString(36).slice(2, 8)}`;
+    const { access_token } = await send(API_PORT, "POST", "/register", { body: { username, password: PASSWORD } });
+    renew(access_token);
+    return { username, token: access_token };
+  };
+  const fresh = (count, make) => inParallel(Array.from({ length: count }, () => ({})), async (item) => Object.assign(item, await make()));
+  const signedIn = (what) => (answer) => {
+    if (!answer?.access_token) throw new Error(`${what} answered without tokens: ${JSON.stringify(answer).slice(0, 200)}`);
+  };
+  const signIn = async (u) => {
+    const answer = await send(API_PORT, "POST", "/login", { body: { username: u.username, password: PASSWORD } });
+    if (answer?.mfa_required !== true) throw new Error("POST /login with TOTP on answered without a challenge");
+    u.challenge = answer.challenge;
+  };
+
+  for (let round = 0; round < ROUNDS; round++) {
+    if (runs["mfa-setup"]) {
+      const tokens = (await fresh(CONCURRENCY, newUser)).map((u) => u.token);
+      await timed("mfa-setup", (loop) => send(API_PORT, "POST", "/mfa/totp/setup", { token: tokens[loop], body: freshCheck }));
+    }
+    if (runs["passkey-options"]) await timed("passkey-options", () => send(API_PORT, "POST", "/passkeys/login/options"));
+
+    if (runs["mfa-login"] || runs["mfa-code"] || runs["mfa-recovery"]) {
+      const users = await fresh(COUNT + CONCURRENCY, async () => {
+        const user = await newUser();
+        const key = fromBase32((await send(API_PORT, "POST", "/mfa/totp/setup", { token: user.token, body: freshCheck })).secret);
+        const { recovery_codes } = await send(API_PORT, "POST", "/mfa/totp/enable", { token: user.token, body: { code: await totpCode(key, new Date()) } });
+        return { ...user, key, recovery: recovery_codes };
+      });
+      await step("mfa-login", users, signIn);
+      if (runs["mfa-code"]) {
+        // The next step's code: later than the step enable used up, and good (±1 step) for 60 s more.
+        const at = new Date(Date.now() + 30_000);
+        for (const u of users) u.code = await totpCode(u.key, at);
+        await step("mfa-code", users, async (u) => signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, code: u.code } })));
+        await inParallel(users, signIn);
+      }
+      if (runs["mfa-recovery"]) {
+        await step("mfa-recovery", users, async (u) => signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, recovery_code: u.recovery[0] } })));
+      }
+    }
+
+    if (runs["passkey-register"] || runs["passkey-login"]) {
+      const owners = await fresh(COUNT + CONCURRENCY, async () => {
+        const user = await newUser();
+        const { options } = await send(API_PORT, "POST", "/passkeys/register/options", { token: user.token, body: freshCheck });
+        const authenticator = new SoftAuthenticator(WEBAUTHN_ORIGIN, WEBAUTHN_RP_ID);
+        return { ...user, authenticator, credential: await authenticator.register(options) };
+      });
+      await step("passkey-register", owners, (o) => send(API_PORT, "POST", "/passkeys/register/verify", { token: o.token, body: { response: o.credential, name: "bench" } }));
+      if (runs["passkey-login"]) {
+        await inParallel(owners, async (o) => {
+          const { options } = await send(API_PORT, "POST", "/passkeys/login/options");
+          o.assertion = await o.authenticator.assert(options);
+        });
+        await step("passkey-login", owners, async (o) => signedIn("POST /passkeys/login/verify")(await send(API_PORT, "POST", "/passkeys/login/verify", { body: { response: o.assertion } })));
+      }
+    }
+  }
+  return Object.fromEntries(asked.map((key) => [key, summarize(runs[key])]));
 }
 
 /** CPU time in a V8 profile: every sample that is not idle. */

@@ -3,7 +3,8 @@ import { audit } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
 import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
-import type { Passkey, User } from "../db/schema";
+import { users, type Passkey, type User } from "../db/schema";
+import { eq } from "drizzle-orm";
 import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
@@ -130,9 +131,9 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     createdAt: now,
     lastUsedAt: null,
   };
-  const [inserted] = await insertPasskey(db, row);
+  // The passkey, and the owner's address for the notice: one round trip.
+  const [[inserted], [user]] = await db.batch([insertPasskey(db, row), db.select().from(users).where(eq(users.id, claims.sub))]);
   if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
-  const user = await findUserById(db, claims.sub);
   await audit(deps, "passkey_added", { user_id: claims.sub, passkey: row.id.slice(0, 16) });
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
   if (user) securityNotice(deps, user, "A passkey was added to your account");
