@@ -209,6 +209,20 @@ describe("signing in with a passkey", () => {
     expect(events!.n).toBe(3);
   });
 
+  it("answers 401 (never 500) for a malformed assertion", async () => {
+    const u = await userWithPasskey();
+    for (const change of [
+      (r: Awaited<ReturnType<SoftAuthenticator["assert"]>>) => ({ ...r, response: { ...r.response, authenticatorData: "AAAA" } }),
+      (r: Awaited<ReturnType<SoftAuthenticator["assert"]>>) => ({ ...r, response: { ...r.response, signature: "AAAA" } }),
+      (r: Awaited<ReturnType<SoftAuthenticator["assert"]>>) => ({ ...r, response: { ...r.response, signature: "" } }),
+    ]) {
+      const response = change(await u.authenticator.assert(await loginOptions()));
+      expectError(await call("POST", "/passkeys/login/verify", { body: { response } }), 401, "invalid_credentials");
+    }
+    const reasons = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'passkey_login_failed'").bind(u.user.id).all<{ detail: string }>();
+    expect(reasons.results.map((r) => JSON.parse(r.detail).reason)).toEqual(["verification_failed", "verification_failed", "verification_failed"]);
+  });
+
   it("accepts an authenticator that keeps no counter (always 0)", async () => {
     const u = await userWithPasskey();
     expect((await signIn(u.authenticator, { counter: 0 })).status).toBe(200);

@@ -177,7 +177,8 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   // A counter that did not move forward: the credential may have been cloned. (The library checks
   // it too; this names the reason in the audit trail.)
   const counter = signCountOf(response.response.authenticatorData);
-  if (counter === null || !counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
+  if (counter === null) throw await refuse("verification_failed");
+  if (!counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
 
   const { verifyAuthenticationResponse } = await webauthn();
   let verified;
