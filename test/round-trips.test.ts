@@ -131,6 +131,25 @@ describe("D1 statements per endpoint (the README's capacity model)", () => {
     }).toEqual({ register: [4, 3], login: [8, 6], refresh: [3, 2], protected: [0, 0], sessions: [1, 0], logout: [2, 2] });
   });
 
+  it("counts statements and writes of the second factors' sign-ins", async () => {
+    const u = await userWithTotp();
+    const pk = await userWithPasskey();
+    const counted = async (p: ReturnType<typeof tripsOf>) => {
+      const { res, statements, writes } = await p;
+      expect(res.status, res.text).toBe(200);
+      return [statements, writes];
+    };
+    const challenge = (await call("POST", "/login", { body: { username: u.input.username, password: PASSWORD } })).body.challenge;
+    await awayFromStepEdge();
+    const options = (await call("POST", "/passkeys/login/options")).body.options;
+    expect({
+      loginTotpOn: await counted(tripsOf("POST", "/login", { body: { username: u.input.username, password: PASSWORD } })),
+      loginMfa: await counted(tripsOf("POST", "/login/mfa", { body: { challenge, code: await codeAt(u.secret) } })),
+      passkeyOptions: await counted(tripsOf("POST", "/passkeys/login/options")),
+      passkeyVerify: await counted(tripsOf("POST", "/passkeys/login/verify", { body: { response: await pk.authenticator.assert(options) } })),
+    }).toEqual({ loginTotpOn: [5, 4], loginMfa: [11, 8], passkeyOptions: [1, 1], passkeyVerify: [8, 5] });
+  });
+
   it("a wrong password costs as many statements for a known account as for an unknown one", async () => {
     const reg = await registerUser();
     const wrong = { password: "wrong password 9" };

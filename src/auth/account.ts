@@ -4,6 +4,7 @@ import type { Config } from "../config";
 import { consumeAccountToken, consumedBy, endLinks, issueAccountToken, usableFor, type TokenPurpose } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
 import { users, type User } from "../db/schema";
+import { totpIsOff } from "../db/mfa";
 import { revokeUserSessions } from "../db/sessions";
 import { changeEmail, deleteUser, epochState, findUserById, markEmailVerified, resetPassword, updateByAdmin } from "../db/users";
 import type { Deps } from "../deps";
@@ -136,7 +137,8 @@ async function checkPassword(deps: Deps, user: User, password: string, now: Date
     await failPasswordCheck(deps, user.id, check, now);
     throw new ApiError("invalid_credentials", "The current password is wrong");
   }
-  await deps.db.batch([...passPasswordCheck(deps, user.id, check, now)]);
+  // With TOTP on, a right password alone does not clear the failures of wrong codes.
+  await deps.db.batch([...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id))]);
 }
 
 async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {

@@ -36,7 +36,8 @@ const registerVerifyRoute = createRoute({
   method: "post",
   path: "/passkeys/register/verify",
   summary: "Store the passkey the browser created",
-  description: "Checks the challenge (this user's, unused, unexpired), the origin (WEBAUTHN_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification. 400 passkey_rejected when any check fails.",
+  description:
+    "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within REFRESH_REUSE_GRACE seconds (its answer lost) gets the stored passkey.",
   middleware: [authed, jsonOnly] as const,
   request: body(passkeyRegisterSchema),
   responses: { 201: json(passkeySchema, "Registered"), ...errors(400, 401, 413, 415) },
