@@ -369,6 +369,15 @@ describe("signing in with TOTP on", () => {
     expect(box.sent.at(-1)!.text).toMatch(/knows your password entered wrong two-step codes/);
   });
 
+  it("a right password at POST /email does not clear the failures of wrong codes either", async () => {
+    const u = await userWithTotp();
+    const challenge = await challengeFor(u.input.username);
+    for (let i = 0; i < 2; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
+    const change = await call("POST", "/email", { token: u.access_token, body: { new_email: `moved_${Date.now()}@example.com`, current_password: PASSWORD } });
+    expect(change.status, change.text).toBe(202);
+    expect((await userRow(u.user.id))!.failed_logins).toBe(2);
+  });
+
   it("answers 400 for a body with both, or neither, of code and recovery_code", async () => {
     expectError(await call("POST", "/login/mfa", { body: { challenge: "x", code: "123456", recovery_code: "aaaa-bbbb-cccc-dddd" } }), 400, "validation_failed");
     const res = await call("POST", "/login/mfa", { body: { challenge: "x" } });
