@@ -152,6 +152,9 @@ describe("setting TOTP up", () => {
     expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull(); // it was written
     const retry = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } });
     expect(retry.status, retry.text).toBe(200);
+    // Within the grace a wrong code is a guess at an account with TOTP on: it counts toward the lock.
+    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await wrongCode(setup.body.secret) } }), 401, "invalid_mfa_code");
+    expect((await userRow(reg.user.id))!.failed_logins).toBe(1);
     const challenge = await challengeFor(reg.input.username);
     expect((await secondStep(challenge, { recovery_code: retry.body.recovery_codes[9] })).status).toBe(200);
     // Too late: the grace is over.
