@@ -1,7 +1,7 @@
 import type { Db } from "./db/client";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, sql, type SQL } from "drizzle-orm";
 import { insertAuditEvent } from "./db/audit";
-import { auditEvents, sessions } from "./db/schema";
+import { auditEvents, sessions, users } from "./db/schema";
 import { log } from "./log";
 
 /**
@@ -82,25 +82,33 @@ export function auditRow(ctx: AuditContext, event: SecurityEvent, fields: AuditF
   });
 }
 
-/** The same row, written only if the session `sessionId` exists by then (in the same batch). */
-export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) {
+/** The row's values as a SELECT list, for an insert that happens only on a condition. */
+function rowValues(ctx: AuditContext, event: SecurityEvent, fields: AuditFields) {
   const { user_id, session_id, detail } = split(fields);
   const value = (v: unknown, name: string) => sql`${v}`.as(name);
-  return ctx.db.insert(auditEvents).select(
-    ctx.db
-      .select({
-        id: sql`NULL`.as("id"),
-        createdAt: value(Date.now(), "created_at"),
-        event: value(event, "event"),
-        userId: value(user_id, "user_id"),
-        sessionId: value(session_id, "session_id"),
-        requestId: value(ctx.requestId ?? null, "request_id"),
-        ip: value(ctx.ip ?? null, "ip"),
-        detail: value(Object.keys(detail).length ? JSON.stringify(detail) : null, "detail"),
-      })
-      .from(sessions)
-      .where(eq(sessions.id, fields.session_id)),
-  );
+  return {
+    id: sql`NULL`.as("id"),
+    createdAt: value(Date.now(), "created_at"),
+    event: value(event, "event"),
+    userId: value(user_id, "user_id"),
+    sessionId: value(session_id, "session_id"),
+    requestId: value(ctx.requestId ?? null, "request_id"),
+    ip: value(ctx.ip ?? null, "ip"),
+    detail: value(Object.keys(detail).length ? JSON.stringify(detail) : null, "detail"),
+  };
+}
+
+/** The same row, written only if the session `sessionId` exists by then (in the same batch). */
+export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) {
+  return ctx.db.insert(auditEvents).select(ctx.db.select(rowValues(ctx, event, fields)).from(sessions).where(eq(sessions.id, fields.session_id)));
+}
+
+/**
+ * The same row, written only if `condition` holds for the user `user_id` by then (in the same batch):
+ * a change and its record commit together, or neither does.
+ */
+export function auditRowIf(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { user_id: string }, condition: SQL) {
+  return ctx.db.insert(auditEvents).select(ctx.db.select(rowValues(ctx, event, fields)).from(users).where(and(eq(users.id, fields.user_id), condition)));
 }
 
 /** Logs the event and, unless `store` is false, keeps it in D1. */

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../src/auth/secrets";
 import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
-import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1StatementAnswerLostOnce, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
+import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
 
 /**
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
@@ -147,7 +147,7 @@ describe("setting TOTP up", () => {
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
     const code = await codeAt(setup.body.secret);
-    const DB = d1StatementAnswerLostOnce(/"totp_enabled_at" = \?/);
+    const DB = d1BatchAnswerLostAt(1); // the batch that turns TOTP on, with its audit row
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code }, bindings: { DB } }), 500, "internal_error");
     expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull(); // it was written
     const retry = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } });
@@ -416,6 +416,8 @@ describe("turning TOTP off", () => {
     expect((await userRow(u.user.id))!.failed_logins).toBe(2);
     const off = await box.send("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } });
     expect(off.status, off.text).toBe(200);
+    const audited = await env.DB.prepare("SELECT event, detail FROM audit_events WHERE user_id = ? AND event = 'totp_disabled'").bind(u.user.id).first<{ detail: string }>();
+    expect(JSON.parse(audited!.detail)).toMatchObject({ method: "totp" });
     expect(box.sent.at(-1)!.text).toMatch(/turned off/);
     const row = (await userRow(u.user.id))!;
     expect(row).toMatchObject({ totp_secret: null, totp_enabled_at: null, recovery_codes: null, failed_logins: 0 });
@@ -423,6 +425,18 @@ describe("turning TOTP off", () => {
     expect(plain.status).toBe(200);
     expect(plain.body.access_token).toEqual(expect.any(String));
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } }), 409, "mfa_not_enabled");
+  });
+
+  it("a disable whose answer was lost: the retry answers 409 mfa_not_enabled, the state it asked for; both changes were audited", async () => {
+    const u = await userWithTotp();
+    const body = { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] };
+    // Batch 1 starts the check, batch 2 turns TOTP off: its answer is lost.
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body, bindings: { DB: d1BatchAnswerLostAt(2) } }), 500, "internal_error");
+    expect((await userRow(u.user.id))!).toMatchObject({ totp_enabled_at: null, recovery_codes: null });
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body }), 409, "mfa_not_enabled");
+    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('totp_enabled', 'totp_disabled') ORDER BY id").bind(u.user.id).all<{ event: string }>();
+    // The audit rows commit with their changes, so a lost answer loses neither.
+    expect(events.results.map((e) => e.event)).toEqual(["totp_enabled", "totp_disabled"]);
   });
 
   it("works with a recovery code (the authenticator is lost); a used recovery code or a used TOTP code is refused", async () => {

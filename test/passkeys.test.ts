@@ -108,6 +108,8 @@ describe("registering a passkey", () => {
     expect(retry.status, retry.text).toBe(201);
     expect(retry.body).toMatchObject({ id: body.response.id, name: "Phone" });
     expect((await call("GET", "/passkeys", { token: reg.access_token })).body.passkeys).toHaveLength(1);
+    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_added'").bind(reg.user.id).first<{ n: number }>();
+    expect(audited!.n).toBe(1); // committed with the passkey, once
     // Another user sending it is refused, and so is a retry after the grace.
     const other = await registerUser();
     expectError(await call("POST", "/passkeys/register/verify", { token: other.access_token, body }), 401, "invalid_challenge");

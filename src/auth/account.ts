@@ -141,7 +141,8 @@ async function checkPassword(deps: Deps, user: User, password: string, now: Date
   await deps.db.batch([...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id))]);
 }
 
-async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
+/** The user behind a valid access token; one deleted since is as good as an invalid token. */
+export async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
   const user = await findUserById(deps.db, claims.sub);
   if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
   return user;

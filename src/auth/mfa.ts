@@ -1,6 +1,6 @@
-import { audit } from "../audit";
+import { audit, auditRowIf, logEvent } from "../audit";
 import { ConfigError } from "../config";
-import { countChallengeFailure, consumeChallenge, consumedBy, totpIsOff, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
+import { countChallengeFailure, consumeChallenge, consumedBy, totpIsOff, totpTurnedAt, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp, type Proof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { findUserById } from "../db/users";
@@ -9,6 +9,7 @@ import { sha256Base64Url } from "../encoding";
 import { log } from "../log";
 import { ApiError } from "../errors";
 import { securityNotice } from "../mail";
+import { userOf } from "./account";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { verifyPassword } from "./passwords";
 import { derive, open, seal } from "./secrets";
@@ -24,8 +25,9 @@ import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "./totp";
  *   random bits each, so a hash cannot be reversed by guessing).
  * - A code is good once: its time step must be later than the last one accepted, and accepting it
  *   is the same conditional statement that uses it (db/mfa.ts), so of two requests one wins.
- * - Every code check (the login's second step, disabling) goes through the login lock: a wrong
- *   code is a failure like a wrong password, and only a full sign-in clears the count.
+ * - Every code check (the login's second step, fresh checks, a retried enable) goes through the
+ *   login lock: a wrong code is a failure like a wrong password, and only a check that includes a
+ *   right code clears the count.
  */
 
 const RECOVERY_CODES = 10;
@@ -52,12 +54,6 @@ const recoveryHash = (code: string) => sha256Base64Url(code.toLowerCase().replac
 export interface SecondFactor {
   code?: string;
   recovery_code?: string;
-}
-
-async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
-  const user = await findUserById(deps.db, claims.sub);
-  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  return user;
 }
 
 /** The proof `offered` makes for `user` now, or null when it is wrong, already used, or TOTP is off. */
@@ -162,9 +158,13 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
     if (step === null) throw new ApiError("invalid_mfa_code");
     const codes = await recoveryCodesFor(deps, sealed);
-    const [enabled] = await enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now);
+    // The change and its audit row: one batch, so neither stands without the other.
+    const [[enabled]] = await deps.db.batch([
+      enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now),
+      auditRowIf(deps, "totp_enabled", { user_id: user.id }, totpTurnedAt(true, now)),
+    ]);
     if (enabled) {
-      await audit(deps, "totp_enabled", { user_id: user.id });
+      logEvent(deps, "totp_enabled", { user_id: user.id });
       securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account");
       return codes;
     }
@@ -204,9 +204,14 @@ export async function disableTotp(deps: Deps, claims: AccessClaims, input: Fresh
   const { user, proof, check } = await freshCheck(deps, claims, input, now);
   if (!proof) throw new ApiError("mfa_not_enabled"); // turned off meanwhile
   // The failure count is cleared only if TOTP is off by then (the code was not used meanwhile).
-  const [done] = await deps.db.batch([disableTotpRow(deps.db, user.id, proof, now), ...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id))]);
+  const disabled = { user_id: user.id, method: method(proof) };
+  const [done] = await deps.db.batch([
+    disableTotpRow(deps.db, user.id, proof, now),
+    ...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id)),
+    auditRowIf(deps, "totp_disabled", disabled, totpTurnedAt(false, now)),
+  ]);
   if (!done[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
-  await audit(deps, "totp_disabled", { user_id: user.id, method: method(proof) });
+  logEvent(deps, "totp_disabled", disabled);
   securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned off for your account");
 }
 

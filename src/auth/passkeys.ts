@@ -1,8 +1,8 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
-import { audit } from "../audit";
+import { audit, auditRowIf, logEvent } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
-import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, passkeyStoredAt, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
 import { users, type Passkey, type User } from "../db/schema";
 import { eq } from "drizzle-orm";
 import { findUserById } from "../db/users";
@@ -131,10 +131,15 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     createdAt: now,
     lastUsedAt: null,
   };
-  // The passkey, and the owner's address for the notice: one round trip.
-  const [[inserted], [user]] = await db.batch([insertPasskey(db, row), db.select().from(users).where(eq(users.id, claims.sub))]);
+  // The passkey with its audit row, and the owner's address for the notice: one round trip.
+  const added = { user_id: claims.sub, passkey: row.id.slice(0, 16) };
+  const [[inserted], [user]] = await db.batch([
+    insertPasskey(db, row),
+    db.select().from(users).where(eq(users.id, claims.sub)),
+    auditRowIf(deps, "passkey_added", added, passkeyStoredAt(db, row.id, now)),
+  ]);
   if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
-  await audit(deps, "passkey_added", { user_id: claims.sub, passkey: row.id.slice(0, 16) });
+  logEvent(deps, "passkey_added", added);
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
   if (user) securityNotice(deps, user, "A passkey was added to your account");
   return row;

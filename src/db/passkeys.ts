@@ -61,6 +61,9 @@ export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date)
     .where(and(eq(passkeys.id, id), advancesInSql(counter)));
 }
 
+/** True in a batch once this request stored the passkey (stamped `now`). */
+export const passkeyStoredAt = (db: Db, id: string, now: Date) => exists(db.select({ id: passkeys.id }).from(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.createdAt, now))));
+
 export function deletePasskey(db: Db, id: string, userId: string) {
   return db.delete(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).returning({ id: passkeys.id, name: passkeys.name });
 }

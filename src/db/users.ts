@@ -19,11 +19,6 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
   return db.select().from(users).where(eq(users.id, id)).get();
 }
 
-/** The id and name of a user, or no row. */
-export function userNameOf(db: Db, id: string) {
-  return db.select({ id: users.id, username: users.username }).from(users).where(eq(users.id, id));
-}
-
 /** Which of username / email is already taken (checked before spending a password hash). */
 export async function findTaken(db: Db, username: string, email: string | undefined): Promise<{ username: boolean; email: boolean }> {
   const rows = await db
