@@ -19,7 +19,7 @@ export type SecurityEvent =
   | "logout"
   | "logout_all"
   | "password_changed"
-  | "password_change_failed"
+  | "step_up_failed"
   | "session_revoked"
   | "rate_limited"
   | "mail_failed"
@@ -37,7 +37,9 @@ export type SecurityEvent =
   | "passkey_added"
   | "passkey_removed"
   | "passkey_login_failed"
-  | "passkey_counter_regressed";
+  | "passkey_counter_regressed"
+  | "way_in_revoked"
+  | "admin_refused";
 
 export interface AuditContext {
   db: Db;
@@ -51,7 +53,7 @@ export interface AuditFields {
   [detail: string]: string | number | boolean | null | undefined;
 }
 
-const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "password_change_failed", "rate_limited"]);
+const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "step_up_failed", "rate_limited"]);
 
 function split(fields: AuditFields) {
   const { user_id = null, session_id = null, ...rest } = fields;

@@ -46,16 +46,18 @@ const ConfigSchema = z.object({
   LOGIN_LOCK_MAX: seconds(900, 1, 86_400),
   // Live sessions per user; a new login ends the oldest one beyond this.
   MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(1000).default(50),
-  // Wrong current passwords at POST /password before that session is signed out (its own budget,
-  // apart from the login lock, so nobody else's failed logins can block a password change).
-  PASSWORD_CHANGE_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
+  // Wrong passwords or codes in a session's step-up checks (auth/step-up.ts: changing the password or
+  // the address, deleting the account, adding or removing a way in) before that session is signed
+  // out: its own budget, apart from the login lock, so nobody else's failed logins can block the owner.
+  STEP_UP_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
   // Audit rows older than this are deleted by the daily cron.
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   // POST /register: "closed" answers 403 registration_closed (invite-only apps, or until the first
   // admin exists: register them, grant the role, then close).
   REGISTRATION: z.enum(["open", "closed"]).default("open"),
   // Mail: the sender, and the app page that completes each mailed link (empty: links cannot be made,
-  // and the mail flows answer 500 config_invalid in the log).
+  // and the mail flows answer 500 config_invalid in the log). With REQUIRE_VERIFIED_EMAIL "on",
+  // sign-up needs an address and sign-in a verified one.
   MAIL_FROM: z.email().default("no-reply@example.com"),
   APP_URL: z.union([z.literal(""), z.url()]).default(""),
   REQUIRE_VERIFIED_EMAIL: z.enum(["on", "off"]).default("off"),

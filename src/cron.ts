@@ -1,4 +1,5 @@
 import { getConfig } from "./config";
+import { deleteOldLinks } from "./db/account-tokens";
 import { getDb } from "./db/client";
 import { deleteAuditEventsBefore } from "./db/audit";
 import { deleteExpiredChallenges } from "./db/mfa";
@@ -9,8 +10,8 @@ import { log } from "./log";
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh and one audit row
- * per security event must not pile up forever.
+ * The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh, one audit row
+ * per security event and one row per mailed link must not pile up forever.
  */
 export async function housekeeping(env: Env, now = new Date()) {
   const db = getDb(env.DB);
@@ -21,6 +22,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   const checks = await deleteStaleChecks(db, new Date(now.getTime() - DAY_MS));
   // Login second steps and WebAuthn challenges live minutes; kept a day past that, then dropped.
   const challenges = await deleteExpiredChallenges(db, new Date(now.getTime() - DAY_MS));
-  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks, challenges_deleted: challenges });
-  return { sessions, auditEvents, checks, challenges };
+  // Mailed links, used or expired over a day ago (with the former addresses they were sent to).
+  const links = await deleteOldLinks(db, new Date(now.getTime() - DAY_MS));
+  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks, challenges_deleted: challenges, links_deleted: links });
+  return { sessions, auditEvents, checks, challenges, links };
 }

@@ -18,8 +18,11 @@ export interface Mail {
 /** What a mail is for, for the log and the audit trail. */
 export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice" | "security_notice";
 
+/** The app's pages for each mailed link: APP_URL#<action>=<token>. */
+export type LinkAction = "verify-email" | "reset-password" | "confirm-email" | "revoke-way-in";
+
 /** The app page that completes a flow; the token goes in the URL fragment, which no server or log sees. */
-export function appLink(config: Config, action: "verify-email" | "reset-password" | "confirm-email", token: string): string {
+export function appLink(config: Config, action: LinkAction, token: string): string {
   return `${config.APP_URL}#${action}=${token}`;
 }
 
@@ -35,7 +38,7 @@ export function compose(to: string, subject: string, lines: string[], link?: { u
 }
 
 /** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
-async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
+export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
   try {
     if (!deps.mailer) throw new Error("no EMAIL binding");
     await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
@@ -54,9 +57,15 @@ export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string
   if (deps.defer) deps.defer(task);
 }
 
-/** Tells the account's owner that its sign-in methods changed (a second factor, a passkey), where it has an address. */
-export function securityNotice(deps: Deps, user: { id: string; email: string | null }, change: string): void {
+/**
+ * Tells the account's owner that its ways in changed, where it has an address. A new way in comes
+ * with a single-use "this was not me" link (auth/reclaim.ts) that removes it and ends every session.
+ */
+export function securityNotice(deps: Deps, user: { id: string; email: string | null }, change: string, notMe?: string): void {
   if (!user.email) return;
-  const lines = [`${change}.`, "If this was you, nothing more is needed. If not, change your password now and sign out everywhere."];
-  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", lines), { user_id: user.id, purpose: "security_notice" });
+  const advice = notMe
+    ? "If this was you, nothing more is needed. If not, open the link below: it removes this and signs out every session. Then reset your password: whoever did this knows it."
+    : "If this was you, nothing more is needed. If not, reset your password now (it signs out every session).";
+  const link = notMe ? { url: appLink(deps.config, "revoke-way-in", notMe), label: "This was not me" } : undefined;
+  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", [`${change}.`, advice], link), { user_id: user.id, purpose: "security_notice" });
 }

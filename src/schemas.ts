@@ -8,6 +8,9 @@ import { z } from "@hono/zod-openapi";
 
 // Control characters (C0, DEL, C1) have no place in any credential or name.
 const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
+// Nor, in a name people read, invisible format characters (bidi overrides, zero-width joiners and
+// spaces) or line and paragraph separators, which make one name pass for another.
+const plainText = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
 
 export const usernameSchema = z
   .string({ error: "is required" })
@@ -52,23 +55,9 @@ export const refreshSchema = z
   })
   .openapi("RefreshRequest", { description: "Empty (or no body) in cookie mode: the refresh cookie is used." });
 
-export const passwordChangeSchema = z
-  .object({
-    current_password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
-    new_password: passwordSchema,
-  })
-  .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
-
-const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
 const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
 
-export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
-export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
-export const resetSchema = z.object({ token: linkToken, new_password: passwordSchema }).openapi("ResetPassword");
-export const emailChangeSchema = z.object({ new_email: emailSchema, current_password: currentPassword }).openapi("EmailChange");
-export const deleteMeSchema = z.object({ current_password: currentPassword }).openapi("DeleteAccount");
-
-// ---- Second factors (auth/mfa.ts, auth/passkeys.ts) ----------------------------------------------------
+// ---- Step-up and second factors (auth/ways-in.ts, auth/step-up.ts, auth/mfa.ts, auth/passkeys.ts) ----
 
 const totpCode = z.string({ error: "must be a string" }).regex(/^\d{6}$/, "6 digits").openapi({ description: "the 6-digit code the authenticator app shows", example: "123456" });
 const recoveryCode = z
@@ -81,15 +70,46 @@ const oneProof: [(v: { code?: string; recovery_code?: string }) => boolean, { me
   (v) => (v.code === undefined) !== (v.recovery_code === undefined),
   { message: "send code or recovery_code (one of them)", path: ["code"] },
 ];
+/** At most one of the two (needed while TOTP is on). */
+const notBoth: [(v: { code?: string; recovery_code?: string }) => boolean, { message: string; path: string[] }] = [
+  (v) => v.code === undefined || v.recovery_code === undefined,
+  { message: "send code or recovery_code, not both", path: ["code"] },
+];
+/** A step-up's fields: the password, and while TOTP is on a code or a recovery code. */
+const stepUpFields = { current_password: currentPassword, ...proofFields };
+const stepUpExample = { current_password: "correct horse 42", code: "123456" };
+
+export const freshCheckSchema = z
+  .object(stepUpFields)
+  .refine(...notBoth)
+  .openapi("FreshCheck", { description: "the step-up: the password, and (while TOTP is on) a code or a recovery code", example: stepUpExample });
+
+export const passwordChangeSchema = z
+  .object({ ...stepUpFields, new_password: passwordSchema })
+  .refine(...notBoth)
+  .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
+
+const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
+
+export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
+export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
+export const verifyRequestSchema = z
+  .object({ email: emailSchema.optional().openapi({ description: "without a Bearer token: the address to mail a new link to" }) })
+  .openapi("VerificationRequest", { example: { email: "alice@example.com" } });
+export const resetSchema = z
+  .object({ token: linkToken, new_password: passwordSchema, ...proofFields })
+  .refine(...notBoth)
+  .openapi("ResetPassword", { description: "code or recovery_code only when the answer asks for it (TOTP turned on after the address was confirmed)" });
+export const emailChangeSchema = z
+  .object({ new_email: emailSchema, ...stepUpFields })
+  .refine(...notBoth)
+  .openapi("EmailChange", { example: { new_email: "alice@example.org", current_password: "correct horse 42" } });
+export const deleteMeSchema = z.object(stepUpFields).refine(...notBoth).openapi("DeleteAccount", { example: { current_password: "correct horse 42" } });
 
 export const totpSetupRequestSchema = z.object({ current_password: currentPassword }).openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
-export const freshCheckSchema = z
-  .object({ current_password: currentPassword, ...proofFields })
-  .refine((v) => v.code === undefined || v.recovery_code === undefined, { message: "send code or recovery_code, not both", path: ["code"] })
-  .openapi("FreshCheck", { description: "the password, and (while TOTP is on) a code or a recovery code", example: { current_password: "correct horse 42", code: "123456" } });
 export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
 export const totpDisableSchema = z
-  .object({ current_password: currentPassword, ...proofFields })
+  .object(stepUpFields)
   .refine(...oneProof)
   .openapi("TotpDisable", { example: { current_password: "correct horse 42", code: "123456" } });
 export const loginMfaSchema = z
@@ -121,7 +141,12 @@ export const passkeyRegisterSchema = z
           .passthrough(),
       })
       .openapi({ description: "the RegistrationResponseJSON navigator.credentials.create() produced" }),
-    name: z.string().max(64, "at most 64 characters").refine(noControlChars, "must not contain control characters").optional().openapi({ description: "a label for the list, e.g. the device" }),
+    name: z
+      .string()
+      .max(64, "at most 64 characters")
+      .refine(plainText, "must not contain control, format (bidi, zero-width) or separator characters")
+      .optional()
+      .openapi({ description: "a label for the list, e.g. the device" }),
   })
   .openapi("PasskeyRegistration");
 export const passkeyLoginSchema = z
@@ -192,6 +217,7 @@ export const ERROR_CODES = [
   "email_taken",
   "mfa_already_enabled",
   "mfa_not_enabled",
+  "last_admin",
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",
@@ -270,6 +296,43 @@ export const factorsSchema = z
     passkeys: z.number().int(),
   })
   .openapi("Factors", { description: "which second factors and passkeys the account has; never a secret" });
+
+const wayInSchema = z
+  .object({
+    kind: z.enum(["password", "email", "totp", "passkey"]),
+    added_at: z.iso.datetime().nullable().openapi({ description: "null: before this was recorded" }),
+    added_by_session: z.string().nullable().openapi({ description: "the session that added it (null: a mailed link, or sign-up without a session)" }),
+    by_this_session: z.boolean(),
+    address: z.string().optional().openapi({ description: "email: the address" }),
+    verified: z.boolean().optional().openapi({ description: "email: proved by a mailed link" }),
+    recovery_codes_left: z.number().int().optional().openapi({ description: "totp" }),
+    id: z.string().optional().openapi({ description: "passkey: its id (DELETE /passkeys/{id})" }),
+    name: z.string().optional().openapi({ description: "passkey" }),
+    last_used_at: z.iso.datetime().nullable().optional().openapi({ description: "passkey" }),
+    backed_up: z.boolean().optional().openapi({ description: "passkey: synced by a passkey provider" }),
+  })
+  .openapi("WayIn");
+
+const proofKind = z.enum(["password", "second_factor", "new_totp_code", "mailbox"]);
+export const securitySchema = z
+  .object({
+    ways_in: z.array(wayInSchema),
+    session: z
+      .object({ id: z.string(), auth_time: z.iso.datetime(), amr: z.array(z.string()).openapi({ description: "RFC 8176: pwd, otp, hwk, swk, mfa" }) })
+      .openapi({ description: "this session: when and how its sign-in was proved (the access token's auth_time and amr)" }),
+    step_up: z
+      .record(z.string(), z.array(proofKind))
+      .openapi({ description: "each sensitive action and the proofs to send with it, for this account now (second_factor: a code or a recovery code)" }),
+  })
+  .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });
+
+export const revokedWayInSchema = z
+  .object({ message: z.string(), removed: z.boolean().openapi({ description: "false: it was gone already; every session ended either way" }), way: z.string() })
+  .openapi("WayInRevoked");
+
+export const resetDoneSchema = z
+  .object({ message: z.string(), passkeys_removed: z.number().int(), totp_removed: z.boolean() })
+  .openapi("PasswordReset", { description: "every session ended; the passkeys removed (and TOTP, where it was set up before the address was confirmed)" });
 
 export const adminUserSchema = z
   .object({ user: userSchema, disabled: z.boolean(), factors: factorsSchema.optional().openapi({ description: "on GET /admin/users/{id}" }) })

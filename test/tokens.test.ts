@@ -7,7 +7,7 @@ import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";
 
 const config = getConfig(env);
 const privateJwk = testJwk();
-const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, emailVerified: false, now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
+const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, emailVerified: false, authTime: new Date(Date.now() - 60_000), amr: ["pwd"], now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
 const now = nowSeconds;
 const forge = forgeToken;
 
@@ -15,7 +15,8 @@ describe("access tokens", () => {
   it("round-trips with the documented claims (README: From your backend)", async () => {
     const { token, jti, expiresIn } = await signAccessToken(config, input());
     const claims = await verifyAccessToken(config, token);
-    expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti });
+    expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti, amr: ["pwd"] });
+    expect(claims!.iat - claims!.auth_time!).toBeGreaterThanOrEqual(59); // when the session's sign-in was proved
     expect(claims!.exp - claims!.iat).toBe(expiresIn);
     const [header, payload] = token.split(".").slice(0, 2).map((p) => JSON.parse(atob(p.replace(/-/g, "+").replace(/_/g, "/"))));
     expect(header).toEqual({ alg: "ES256", kid: "test-key-1", typ: "at+jwt" });

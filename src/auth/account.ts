@@ -1,144 +1,70 @@
-import { eq } from "drizzle-orm";
+import { and, eq, isNull, type SQL } from "drizzle-orm";
 import { audit } from "../audit";
-import type { Config } from "../config";
-import { consumeAccountToken, consumedBy, endLinks, issueAccountToken, usableFor, type TokenPurpose } from "../db/account-tokens";
+import { consumeAccountToken, endLinks, endLinksOf, insertLink, issueLink, linkStored } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
 import { users, type User } from "../db/schema";
-import { totpIsOff } from "../db/mfa";
 import { revokeUserSessions } from "../db/sessions";
-import { changeEmail, deleteUser, epochState, findUserById, markEmailVerified, resetPassword, updateByAdmin } from "../db/users";
-import type { Deps } from "../deps";
-import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
+import { adminRefusal, changeEmail, deleteUser, epochState, findUserById, markEmailVerified, updateByAdmin, updatedAt } from "../db/users";
+import { afterAnswer, type Deps } from "../deps";
 import { ApiError } from "../errors";
-import { appLink, compose, sendAfterAnswer } from "../mail";
-import { failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
-import { hashPassword, verifyPassword } from "./passwords";
+import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
+import { LIFETIME, LIMITS, invalidLink, newLink, notMeLink, openLink, requireAppUrl } from "./links";
 import { revokeEpoch } from "./revocations";
-import { publishEpoch, retryAfterAnswer } from "./sessions";
+import { publishEpoch } from "./epochs";
+import { beginStepUp, proveStepUp, stepUp, type StepUpInput } from "./step-up";
 import type { AccessClaims } from "./tokens";
 
 /**
- * Account recovery and management: mailed single-use links (email verification, password reset,
- * email change), account deletion, and an admin's changes to a user. Knows nothing of HTTP.
- *
- * Every link carries 256 random bits; only its SHA-256 is stored; a newer link of the same purpose
- * supersedes older ones; using one is a single conditional statement (exactly one of two wins).
+ * Account management: the address (verification, change), deletion, and an admin's changes to a
+ * user. Knows nothing of HTTP. Resets and "this was not me" links are in auth/reclaim.ts; the links
+ * themselves in auth/links.ts.
  */
 
-const HOUR = 60 * 60 * 1000;
-const LIFETIME: Record<TokenPurpose, number> = { verify_email: 24 * HOUR, reset_password: HOUR / 2, change_email: 24 * HOUR };
-const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
-const invalidLink = () => new ApiError("invalid_link");
-
-function requireAppUrl(config: Config) {
-  // Without it no link can be made: a deployment mistake, not the client's.
-  if (!config.APP_URL) throw new Error("APP_URL is not set: mailed links need the app page that completes them");
+/** Mails a verification link (within LIMITS) to an account's unverified address, selected by `who`. */
+async function mailVerification(deps: Deps, who: SQL, sessionId: string | null) {
+  const { token, row } = await newLink("verify_email", new Date(), { sessionId });
+  const issued = await issueLink(deps.db, and(who, isNull(users.emailVerifiedAt))!, row, LIMITS.verify_email);
+  if (!issued) return undefined; // no unverified address, or three links are live already
+  const lines = [`Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`];
+  return { mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }), userId: issued.userId };
 }
 
-async function newToken() {
-  const token = toBase64Url(randomBytes(32));
-  return { token, tokenHash: await sha256Base64Url(token) };
-}
-
-/** Mails a verification link for the user's current address (after registering, or on request). */
-export async function requestEmailVerification(deps: Deps, userId: string): Promise<void> {
+/**
+ * Mails a verification link for the account's own address: after registering, when a sign-in is
+ * refused for an unverified address, or on request by a signed-in session.
+ */
+export async function requestEmailVerification(deps: Deps, userId: string, sessionId: string | null = null): Promise<void> {
   requireAppUrl(deps.config);
-  const now = new Date();
-  const { token, tokenHash } = await newToken();
-  const issued = await issueAccountToken(deps.db, eq(users.id, userId), { tokenHash, purpose: "verify_email", now, expiresAt: new Date(now.getTime() + LIFETIME.verify_email) });
-  if (!issued) return; // no address on the account
-  const mail = compose(issued.email, "Confirm your email address", ["Confirm that this is your address by opening the link below. It is valid for 24 hours."], {
-    url: appLink(deps.config, "verify-email", token),
-    label: "Confirm my address",
-  });
-  sendAfterAnswer(deps, mail, { user_id: userId, purpose: "verify_email" });
+  const made = await mailVerification(deps, eq(users.id, userId), sessionId);
+  if (made) sendAfterAnswer(deps, made.mail, { user_id: made.userId, purpose: "verify_email" });
 }
 
+/**
+ * Mails a verification link to an address, asked without signing in (an account that cannot sign in
+ * before its address is verified). Like a reset: the same answer, work and time for every address,
+ * the lookup and the mail after the answer.
+ */
+export async function requestEmailVerificationByAddress(deps: Deps, email: string): Promise<void> {
+  requireAppUrl(deps.config);
+  await afterAnswer(deps, "verify_by_address", async () => {
+    const made = await mailVerification(deps, eq(users.email, email.toLowerCase()), null);
+    if (made) await sendMail(deps, made.mail, { user_id: made.userId, purpose: "verify_email" });
+  });
+}
+
+/** Uses a verification link: the address is verified (if it is still the account's), and its other verification links end. */
 export async function verifyEmail(deps: Deps, token: string): Promise<void> {
   const { db } = deps;
-  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
-  const tokenHash = await sha256Base64Url(token);
   const now = new Date();
-  const link = await usableFor(db, tokenHash, "verify_email", now);
-  if (!link) throw invalidLink();
-  // The use and its effect in one batch: a failure leaves the link usable. Only if the address is
-  // still the one the link was sent to.
-  const usedBy = crypto.randomUUID();
+  const link = await openLink(db, token, "verify_email", now);
+  // The use and its effect in one batch: a failure leaves the link usable.
   const [used, verified] = await db.batch([
-    consumeAccountToken(db, tokenHash, "verify_email", now, usedBy),
-    markEmailVerified(db, link.userId, link.email, now, consumedBy(db, tokenHash, usedBy)),
+    consumeAccountToken(db, link.tokenHash, "verify_email", now, link.usedBy),
+    markEmailVerified(db, link.userId, link.email, now, link.consumed),
+    endLinks(db, link.userId, ["verify_email"], now, link.consumed),
   ]);
   if (!used[0] || !verified[0]) throw invalidLink();
   await audit(deps, "email_verified", { user_id: link.userId });
-}
-
-/**
- * Mails a reset link when the address belongs to an account. The same statements run, and the same
- * answer goes back, whether or not it does; the mail goes out after the answer.
- */
-export async function forgotPassword(deps: Deps, email: string): Promise<void> {
-  requireAppUrl(deps.config);
-  const now = new Date();
-  const { token, tokenHash } = await newToken();
-  const issued = await issueAccountToken(deps.db, eq(users.email, email.toLowerCase()), {
-    tokenHash,
-    purpose: "reset_password",
-    now,
-    expiresAt: new Date(now.getTime() + LIFETIME.reset_password),
-  });
-  if (!issued) return;
-  const mail = compose(issued.email, "Reset your password", ["Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes."], {
-    url: appLink(deps.config, "reset-password", token),
-    label: "Choose a new password",
-  });
-  sendAfterAnswer(deps, mail, { user_id: issued.userId, purpose: "reset_password" });
-}
-
-/**
- * Sets a new password from a reset link. One batch, every write conditional on this request using
- * the link: the new hash (a new password version), every session ended, a new epoch (KV), the lock
- * cleared, and pending email-change links ended (a hijacker's change must not outlive the reset).
- */
-export async function completePasswordReset(deps: Deps, token: string, newPassword: string): Promise<void> {
-  const { db, config } = deps;
-  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
-  const tokenHash = await sha256Base64Url(token);
-  const now = new Date();
-  // No password hash is spent on a link that cannot work.
-  const userId = (await usableFor(db, tokenHash, "reset_password", now))?.userId;
-  if (!userId) throw invalidLink();
-  const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
-  const usedBy = crypto.randomUUID();
-  const consumed = consumedBy(db, tokenHash, usedBy);
-  const [used, , , , [state]] = await db.batch([
-    consumeAccountToken(db, tokenHash, "reset_password", now, usedBy),
-    resetPassword(db, userId, passwordHash, now, consumed),
-    revokeUserSessions(db, userId, now, undefined, consumed),
-    endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
-    epochState(db, userId),
-  ]);
-  if (!used[0]) throw invalidLink(); // another request used it first
-  await audit(deps, "password_reset", { user_id: userId });
-  if (!state) return;
-  try {
-    await publishEpoch(deps, userId, state, now);
-  } catch {
-    // The link is used up, so a retry could not repeat this: the answer stays 200 and KV is
-    // written after it (the refresh tokens are dead in D1 already).
-    retryAfterAnswer(deps, () => publishEpoch(deps, userId, state, now));
-  }
-}
-
-/** Checks the current password for a sensitive change, through the same account lock as login. */
-async function checkPassword(deps: Deps, user: User, password: string, now: Date) {
-  const { check } = await startPasswordCheck(deps, user.id, now);
-  const ok = await verifyPassword(password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER });
-  if (!ok || !check) {
-    await failPasswordCheck(deps, user.id, check, now);
-    throw new ApiError("invalid_credentials", "The current password is wrong");
-  }
-  // With TOTP on, a right password alone does not clear the failures of wrong codes.
-  await deps.db.batch([...passPasswordCheck(deps, user.id, check, now, totpIsOff(deps.db, user.id))]);
 }
 
 /** The user behind a valid access token; one deleted since is as good as an invalid token. */
@@ -148,50 +74,56 @@ export async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
   return user;
 }
 
-/** Mails a confirmation link to the new address and a notice to the old one; nothing changes yet. */
-export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEmail: string, currentPassword: string): Promise<void> {
+/**
+ * After the step-up (auth/ways-in.ts change_email): mails a confirmation link to the new address and
+ * a notice to the old one, with a "this was not me" link that undoes the change; nothing changes
+ * until the new address's link is used. An account without an address gets one this way too.
+ */
+export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEmail: string, check: StepUpInput): Promise<void> {
+  const { db } = deps;
   requireAppUrl(deps.config);
-  const user = await userOf(deps, claims);
   const email = newEmail.toLowerCase();
-  if (email === user.email) throw new ApiError("validation_failed", undefined, { new_email: "is already your address" });
   const now = new Date();
-  // The password first: whether an address is taken is told only to the account's owner.
-  await checkPassword(deps, user, currentPassword, now);
-  const taken = await deps.db.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
-  if (taken) throw new ApiError("email_taken");
-  const { token, tokenHash } = await newToken();
-  await issueAccountToken(deps.db, eq(users.id, user.id), { tokenHash, purpose: "change_email", email, now, expiresAt: new Date(now.getTime() + LIFETIME.change_email) });
-  sendAfterAnswer(deps, compose(email, "Confirm your new email address", [`Confirm that ${user.username}'s account should use this address from now on.`], { url: appLink(deps.config, "confirm-email", token), label: "Use this address" }), {
-    user_id: user.id,
-    purpose: "change_email",
-  });
-  if (user.email) {
-    sendAfterAnswer(deps, compose(user.email, "Your email address is about to change", ["Someone signed in to your account asked to move it to another email address. If it was not you, change your password now."]), {
-      user_id: user.id,
-      purpose: "email_change_notice",
-    });
+  await deps.limitMail?.(`user:${claims.sub}`);
+  const started = await beginStepUp(deps, claims, now);
+  const { user } = started;
+  if (email === user.email) {
+    await proveStepUp(deps, claims, "change_email", started, check, now); // no free guesses by asking for your own address
+    throw new ApiError("validation_failed", undefined, { new_email: "is already your address" });
   }
-  await audit(deps, "email_change_requested", { user_id: user.id });
+  await proveStepUp(deps, claims, "change_email", started, check, now);
+  // Whether an address is taken is told only to a signed-in owner who passed the step-up.
+  const taken = await db.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
+  if (taken) throw new ApiError("email_taken");
+  const link = await newLink("change_email", now, { email, sessionId: claims.sid });
+  const notMe = await notMeLink(db, user.id, `email:${email}`, claims.sid, now, linkStored(db, link.row.tokenHash));
+  const account = eq(users.id, user.id);
+  const [, inserted] = await db.batch([endLinksOf(db, account, "change_email", now), insertLink(db, account, link.row, LIMITS.change_email), notMe.statement]);
+  // Links already live to that address from other accounts: nothing is mailed to it for now.
+  if (!inserted[0]) throw new ApiError("rate_limited", "Too many pending links to that address; try again later", undefined, { "Retry-After": "3600" });
+  // No text of the requester's choosing (not even the username) in a mail to an address not yet proved.
+  const confirm = compose(email, "Confirm your new email address", ["Someone asked to use this address for their account. If it was you, open the link below within 24 hours. If not, ignore this mail."], {
+    url: appLink(deps.config, "confirm-email", link.token),
+    label: "Use this address",
+  });
+  sendAfterAnswer(deps, confirm, { user_id: user.id, purpose: "change_email" });
+  securityNotice(deps, user, "Someone signed in to your account asked to move it to another email address", notMe.token);
+  await audit(deps, "email_change_requested", { user_id: user.id, session_id: claims.sid });
 }
 
 /** Moves the account to the address a change link was sent to, if that address is still free. */
 export async function confirmEmailChange(deps: Deps, token: string): Promise<void> {
   const { db } = deps;
-  if (!TOKEN_FORMAT.test(token)) throw invalidLink();
-  const tokenHash = await sha256Base64Url(token);
   const now = new Date();
-  const link = await usableFor(db, tokenHash, "change_email", now);
-  if (!link) throw invalidLink();
-  const usedBy = crypto.randomUUID();
-  const consumed = consumedBy(db, tokenHash, usedBy);
+  const link = await openLink(db, token, "change_email", now);
   let used;
   try {
     // One batch: the use, the new address, and the end of links sent to the old one. If the address
     // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
     [used] = await db.batch([
-      consumeAccountToken(db, tokenHash, "change_email", now, usedBy),
-      changeEmail(db, link.userId, link.email, now, consumed),
-      endLinks(db, link.userId, ["reset_password", "verify_email"], now, consumed),
+      consumeAccountToken(db, link.tokenHash, "change_email", now, link.usedBy),
+      changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId),
+      endLinks(db, link.userId, ["reset_password", "verify_email"], now, link.consumed),
     ]);
   } catch (err) {
     if (uniqueViolation(err)?.includes("email")) throw new ApiError("email_taken", "That address was taken in the meantime");
@@ -202,19 +134,22 @@ export async function confirmEmailChange(deps: Deps, token: string): Promise<voi
 }
 
 /**
- * Deletes the account (sessions and links go with it, by cascade) after a password check through the
- * login lock, and revokes every access token of the user for good: ids are never reused, so the KV
- * entry names an epoch no token can reach, for as long as any token could live. Repeatable: a
+ * Deletes the account (sessions and links go with it, by cascade) after the step-up, unless it is the
+ * last active admin, and revokes every access token of the user for good: ids are never reused, so
+ * the KV entry names an epoch no token can reach, for as long as any token could live. Repeatable: a
  * retry after a failed KV write (the user is gone, the token still passes) writes it again.
  */
-export async function deleteAccount(deps: Deps, claims: AccessClaims, currentPassword: string): Promise<void> {
+export async function deleteAccount(deps: Deps, claims: AccessClaims, check: StepUpInput): Promise<void> {
   const now = new Date();
-  const user = await findUserById(deps.db, claims.sub);
-  if (user) {
-    await checkPassword(deps, user, currentPassword, now);
-    await deleteUser(deps.db, user.id);
-    // Without personal data: no address, no name, no IP.
-    await audit({ ...deps, ip: undefined }, "account_deleted", { user_id: user.id });
+  if (await findUserById(deps.db, claims.sub)) {
+    const { user } = await stepUp(deps, claims, "delete_account", check);
+    const [deleted] = await deleteUser(deps.db, user.id);
+    if (!deleted) {
+      if (await findUserById(deps.db, user.id)) throw new ApiError("last_admin", "You are the last active admin: make another account an admin first");
+    } else {
+      // Without personal data: no address, no name, no IP.
+      await audit({ ...deps, ip: undefined }, "account_deleted", { user_id: user.id });
+    }
   }
   await revokeEpoch(deps.kv, claims.sub, { epoch: Number.MAX_SAFE_INTEGER, kept: null, until: new Date(now.getTime() + LONGEST_ACCESS_TOKEN_MS) });
 }
@@ -222,20 +157,32 @@ export async function deleteAccount(deps: Deps, claims: AccessClaims, currentPas
 // ACCESS_TOKEN_TTL's upper bound (config.ts): no token outlives this.
 const LONGEST_ACCESS_TOKEN_MS = 86_400 * 1000;
 
-/** An admin changes a user's roles or disables them: every session of the user ends at once. */
+/**
+ * An admin changes a user's roles or disables them: every session of the user ends at once. The
+ * statement itself refuses when the acting admin is no longer an active admin, or when the change
+ * would leave no active admin (two admins disabling each other at once: one of them wins).
+ */
 export async function updateUserByAdmin(deps: Deps, admin: AccessClaims, userId: string, change: { roles?: string[]; disabled?: boolean }): Promise<User> {
+  const { db } = deps;
   if (userId === admin.sub) {
     if (change.disabled) throw new ApiError("validation_failed", undefined, { disabled: "you cannot disable your own account" });
     if (change.roles && !change.roles.includes("admin")) throw new ApiError("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
   }
   const now = new Date();
-  const [[updated], , , [state]] = await deps.db.batch([
-    updateByAdmin(deps.db, userId, change, now),
-    revokeUserSessions(deps.db, userId, now),
-    endLinks(deps.db, userId, ["reset_password", "change_email", "verify_email"], now),
-    epochState(deps.db, userId),
+  const changed = updatedAt(db, userId, now);
+  const [[updated], , , [state]] = await db.batch([
+    updateByAdmin(db, userId, admin.sub, change, now),
+    revokeUserSessions(db, userId, now, undefined, changed),
+    endLinks(db, userId, ["reset_password", "change_email", "verify_email"], now, changed),
+    epochState(db, userId),
   ]);
-  if (!updated) throw new ApiError("not_found", "No such user");
+  if (!updated) {
+    const why = await adminRefusal(db, userId, admin.sub);
+    await audit(deps, "admin_refused", { user_id: userId, by: admin.sub, reason: why });
+    if (why === "not_found") throw new ApiError("not_found", "No such user");
+    if (why === "forbidden") throw new ApiError("forbidden", "Your admin role or account is no longer active");
+    throw new ApiError("last_admin");
+  }
   // Audited before KV: a 503 below still leaves the record of what was done and by whom.
   await audit(deps, "admin_user_updated", { user_id: userId, by: admin.sub, roles: change.roles?.join(","), disabled: change.disabled });
   if (state) await publishEpoch(deps, userId, state, now); // a failure is a 503: the admin repeats the change

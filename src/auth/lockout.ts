@@ -73,7 +73,7 @@ async function refuse(deps: Deps, userId: string, now: Date): Promise<never> {
  * Records a wrong password (or an unknown user, on no row) with its audit row, in one round trip;
  * returns the lock this failure set, if any.
  */
-export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "password_change_failed" | "mfa_failed" = "login_failed", reason?: string) {
+export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "mfa_failed" = "login_failed", reason?: string) {
   const fields = { user_id: userId ?? null, ...(reason ? { reason } : {}) };
   const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? ""), auditRow(deps, event, fields)]);
   logEvent(deps, event, fields);

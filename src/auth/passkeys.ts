@@ -11,7 +11,9 @@ import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { securityNotice } from "../mail";
-import { confirmIdentity, type FreshCheckInput } from "./mfa";
+import { notMeLink } from "./links";
+import { stepUp, type StepUpInput } from "./step-up";
+import { amrOf } from "./ways-in";
 import { openSession, type Issued } from "./sessions";
 import type { AccessClaims } from "./tokens";
 
@@ -70,12 +72,12 @@ async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register
 
 /**
  * Options for navigator.credentials.create(): a discoverable credential with user verification.
- * A passkey signs in on its own, so adding one takes what a sign-in takes: a fresh check of the
- * password and, while TOTP is on, a code (auth/mfa.ts). The challenge then carries that check.
+ * A passkey signs in on its own, so adding one takes the step-up add_passkey (auth/ways-in.ts): the
+ * password and, while TOTP is on, a code. The challenge then carries that check for CHALLENGE_TTL.
  */
-export async function registrationOptions(deps: Deps, claims: AccessClaims, check: FreshCheckInput) {
+export async function registrationOptions(deps: Deps, claims: AccessClaims, check: StepUpInput) {
   const rp = relyingParty(deps.config);
-  const user = await confirmIdentity(deps, claims, check);
+  const { user } = await stepUp(deps, claims, "add_passkey", check);
   const existing = await passkeyIdsOf(deps.db, user.id);
   const challenge = newChallenge();
   const { generateRegistrationOptions } = await webauthn();
@@ -129,19 +131,24 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     backedUp: info.credentialBackedUp,
     name: name?.trim() || "Passkey",
     createdAt: now,
+    addedBy: claims.sid,
     lastUsedAt: null,
   };
-  // The passkey with its audit row, and the owner's address for the notice: one round trip.
-  const added = { user_id: claims.sub, passkey: row.id.slice(0, 16) };
+  // The passkey with its audit row and its "this was not me" link, and the owner's address for the
+  // notice: one round trip.
+  const added = { user_id: claims.sub, session_id: claims.sid, passkey: row.id.slice(0, 16) };
+  const stored = passkeyStoredAt(db, row.id, now);
+  const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
   const [[inserted], [user]] = await db.batch([
     insertPasskey(db, row),
     db.select().from(users).where(eq(users.id, claims.sub)),
-    auditRowIf(deps, "passkey_added", added, passkeyStoredAt(db, row.id, now)),
+    auditRowIf(deps, "passkey_added", added, stored),
+    notMe.statement,
   ]);
   if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
   logEvent(deps, "passkey_added", added);
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
-  if (user) securityNotice(deps, user, "A passkey was added to your account");
+  if (user) securityNotice(deps, user, "A passkey was added to your account", notMe.token);
   return row;
 }
 
@@ -204,6 +211,7 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
 
   // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
   const opened = await openSession(deps, user, now, {
+    amr: amrOf({ method: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }),
     condition: counterMayAdvance(db, passkey.id, counter),
     after: [recordPasskeyUse(db, passkey.id, counter, now)],
     detail: { method: "passkey" },
@@ -222,13 +230,14 @@ export async function listPasskeys(deps: Deps, claims: AccessClaims) {
 }
 
 /**
- * Removes one of the caller's passkeys (another user's id, or an unknown one: not_found). No fresh
- * check: every account keeps a password, so a passkey is never the last way in.
+ * Removes one of the caller's passkeys after the step-up remove_passkey (another user's id, or an
+ * unknown one: not_found). Every account keeps a password, so a passkey is never the last way in.
  */
-export async function removePasskey(deps: Deps, claims: AccessClaims, id: string): Promise<void> {
+export async function removePasskey(deps: Deps, claims: AccessClaims, id: string, check: StepUpInput): Promise<void> {
+  if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new ApiError("not_found", "No such passkey");
+  const { user } = await stepUp(deps, claims, "remove_passkey", check);
   const [removed] = await deletePasskey(deps.db, id, claims.sub);
   if (!removed) throw new ApiError("not_found", "No such passkey");
-  await audit(deps, "passkey_removed", { user_id: claims.sub, passkey: id.slice(0, 16) });
-  const user = await findUserById(deps.db, claims.sub);
-  if (user) securityNotice(deps, user, "A passkey was removed from your account");
+  await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });
+  securityNotice(deps, user, "A passkey was removed from your account");
 }

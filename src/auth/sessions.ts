@@ -3,15 +3,12 @@ import type { Config } from "../config";
 import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
 import {
-  beginPasswordChangeCheck,
-  countPasswordChangeFailure,
   findRotated,
   insertSession,
   insertSessionIf,
   isSessionLive,
   listSessions as listSessionRows,
   reissueAccess,
-  resetPasswordAttempts,
   revokeBeyondCap,
   revokeSession,
   revokeUserSessions,
@@ -19,17 +16,21 @@ import {
   type SessionCursor,
 } from "../db/sessions";
 import { endLinks } from "../db/account-tokens";
+import { publishEpoch, retryAfterAnswer } from "./epochs";
+import { requestEmailVerification } from "./account";
+import { amrOf } from "./ways-in";
 import { endCheck } from "../db/password-checks";
 import { endSessionEpoch, epochState, findTaken, passwordIs, sessionEpochOf, findUserById, insertUser, rehashPassword, replacePassword } from "../db/users";
-import type { Deps } from "../deps";
+import { afterAnswer, type Deps } from "../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
 import { ApiError } from "../errors";
 import { log } from "../log";
-import { TooManyAttempts } from "./errors";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { SQL } from "drizzle-orm";
 import { insertChallenge, totpIsOff } from "../db/mfa";
-import { CHECK_STALE_MS, auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
+import { auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
+import { beginStepUp, proveStepUp, type StepUpInput } from "./step-up";
+import { securityNotice } from "../mail";
 import { dummyVerify, hashPassword, needsRehash, verifyPassword, type PasswordOptions } from "./passwords";
 import { REFRESH_TOKEN_FORMAT, hashRefreshToken, newRefreshToken, successorOf } from "./refresh-tokens";
 import { revokeEpoch, revokeSessions } from "./revocations";
@@ -68,8 +69,16 @@ interface TokenOwner {
   emailVerifiedAt: Date | null;
 }
 
+/** What a session carries into each of its access tokens. */
+interface IssuingSession {
+  id: string;
+  expiresAt: Date;
+  amr: string[];
+  authTime: Date;
+}
+
 /** Signs the access token for a session; its `exp` never passes the session's end. */
-async function issue(config: Config, owner: TokenOwner, session: { id: string; expiresAt: Date }, now: Date, refreshToken: string): Promise<Issued> {
+async function issue(config: Config, owner: TokenOwner, session: IssuingSession, now: Date, refreshToken: string): Promise<Issued> {
   const access = await signAccessToken(config, {
     userId: owner.id,
     username: owner.username,
@@ -77,14 +86,16 @@ async function issue(config: Config, owner: TokenOwner, session: { id: string; e
     sessionId: session.id,
     epoch: owner.epoch,
     emailVerified: owner.emailVerifiedAt !== null,
+    authTime: session.authTime,
+    amr: session.amr,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),
   });
   return { accessToken: access.token, refreshToken, expiresIn: access.expiresIn, sessionExpiresAt: session.expiresAt };
 }
 
-/** A new session row for a user, and the refresh token only its hash is stored for. */
-async function newSession(deps: Deps, userId: string, now: Date, given?: { id: string; refreshToken: string }) {
+/** A new session row for a user (signed in as `amr` says, now), and the refresh token only its hash is stored for. */
+async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken: string }) {
   const { config } = deps;
   const refreshToken = given?.refreshToken ?? newRefreshToken();
   const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
@@ -97,6 +108,8 @@ async function newSession(deps: Deps, userId: string, now: Date, given?: { id: s
     lastUsedAt: now,
     accessExpiresAt: earlier(accessUntil(config, now), expiresAt),
     expiresAt,
+    amr,
+    authTime: now,
   };
   return { row, refreshToken };
 }
@@ -111,6 +124,8 @@ export interface RegisterInput {
 export async function register(deps: Deps, input: RegisterInput, withSession = true): Promise<{ user: User; issued?: Issued }> {
   const { db, config } = deps;
   const email = input.email?.toLowerCase();
+  // A service that confirms addresses cannot let an account without one in: it could never sign in.
+  if (config.REQUIRE_VERIFIED_EMAIL === "on" && !email) throw new ApiError("validation_failed", undefined, { email: "is required: this service confirms every address before sign-in" });
   // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
   const taken = await findTaken(db, input.username, email);
   if (taken.username) throw new ApiError("username_taken");
@@ -136,10 +151,20 @@ export async function register(deps: Deps, input: RegisterInput, withSession = t
     totpEnabledAt: null,
     totpLastStep: 0,
     recoveryCodes: null,
+    totpEnabledBy: null,
+    passwordSetAt: now,
+    passwordSetBy: null,
+    emailSetAt: email ? now : null,
+    emailSetBy: null,
     createdAt: now,
     updatedAt: now,
   };
-  const { row, refreshToken } = await newSession(deps, user.id, now);
+  const { row, refreshToken } = await newSession(deps, user.id, now, amrOf({ method: "password" }));
+  if (withSession) {
+    // Set by the registration's own session.
+    user.passwordSetBy = row.id;
+    if (email) user.emailSetBy = row.id;
+  }
   try {
     // One batch = one implicit transaction: no user without its first session (and its audit row).
     const record = auditRow(deps, "register", { user_id: user.id, session_id: withSession ? row.id : null });
@@ -181,7 +206,11 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
     const refused = { user_id: user.id, reason: user.disabledAt ? "account_disabled" : "email_unverified" };
     await deps.db.batch([...passPasswordCheck(deps, user.id, check, now), auditRow(deps, "login_failed", refused)]);
     logEvent(deps, "login_failed", refused);
-    throw new ApiError(user.disabledAt ? "account_disabled" : "email_unverified");
+    if (user.disabledAt) throw new ApiError("account_disabled");
+    // They know the password: a fresh link goes to the address (within the link limits), so an
+    // account whose first link was lost is never stuck.
+    await afterAnswer(deps, "verification_on_login", () => requestEmailVerification(deps, user.id));
+    throw new ApiError("email_unverified", "Verify your email address first: a new link is on its way to it");
   }
 
   const rehash = needsRehash(user.passwordHash, options) ? [rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)] : [];
@@ -190,6 +219,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
   if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, check, now, rehash) };
 
   const opened = await openSession(deps, user, now, {
+    amr: amrOf({ method: "password" }),
     passwordVersion: user.passwordVersion,
     condition: totpIsOff(db, user.id), // TOTP turned on meanwhile: this password alone no longer signs in
     after: [...passPasswordCheck(deps, user.id, check, now), ...rehash],
@@ -225,6 +255,8 @@ async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Dat
 }
 
 export interface OpenSession {
+  /** How the sign-in was proved (auth/ways-in.ts amrOf). */
+  amr: string[];
   /** Written only while the password is still this version (a change that landed meanwhile wins). */
   passwordVersion?: number;
   /** Statements that run first in the batch (their results come back in `before`), and last. */
@@ -244,9 +276,9 @@ export interface OpenSession {
  * cap, the epoch for the token, the audit row, and the caller's own statements. `issued` is absent
  * when the session was not written; `before` holds the results of the caller's first statements.
  */
-export async function openSession(deps: Deps, user: User, now: Date, opts: OpenSession = {}): Promise<{ issued?: Issued; before: unknown[] }> {
+export async function openSession(deps: Deps, user: User, now: Date, opts: OpenSession): Promise<{ issued?: Issued; before: unknown[] }> {
   const { db, config } = deps;
-  const { row, refreshToken } = await newSession(deps, user.id, now, opts.session);
+  const { row, refreshToken } = await newSession(deps, user.id, now, opts.amr, opts.session);
   const before = opts.before ?? [];
   const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
   const results = await db.batch([
@@ -290,27 +322,6 @@ async function endEvicted(deps: Deps, evicted: { id: string; userId: string; acc
   } catch {
     retryAfterAnswer(deps, () => revokeSessions(deps.kv, evicted));
   }
-}
-
-/**
- * A revocation whose KV write failed and that nobody will retry (a thief's replay, the session cap):
- * keep trying after the answer, within the 30 s that waitUntil allows. Writing it again is harmless.
- */
-export function retryAfterAnswer(deps: Deps, write: () => Promise<void>) {
-  deps.defer?.(
-    (async () => {
-      for (const wait of [1_000, 4_000, 15_000]) {
-        await new Promise((resolve) => setTimeout(resolve, wait));
-        try {
-          await write();
-          return log("revocation_repaired", { request_id: deps.requestId });
-        } catch {
-          // try again
-        }
-      }
-      log("revocation_incomplete", { request_id: deps.requestId, message: "gave up retrying the KV write" }, "error");
-    })(),
-  );
 }
 
 const deadRefreshToken = () => new ApiError("invalid_token", "The refresh token is invalid, expired or already used");
@@ -385,22 +396,6 @@ export async function logoutByRefreshToken(deps: Deps, refreshToken: string): Pr
   return true;
 }
 
-type EpochRow = { epoch: number; kept: string | null; until: number | null };
-
-/**
- * Mirrors the user's epoch from D1 into KV (one write, however many sessions it ends). Two mass
- * revocations at once may land in KV in the wrong order, so D1 is read again after the write and a
- * newer state is written on top.
- */
-export async function publishEpoch(deps: Deps, userId: string, state: EpochRow, now: Date): Promise<void> {
-  for (let current: EpochRow | undefined = state, i = 0; current && i < 3; i++) {
-    const written: EpochRow = current;
-    await revokeEpoch(deps.kv, userId, { epoch: written.epoch, kept: written.kept, until: new Date(Math.max(written.until ?? 0, now.getTime())) });
-    [current] = await epochState(deps.db, userId);
-    if (current && current.epoch === written.epoch && current.kept === written.kept) return;
-  }
-}
-
 /** Every session of the user dies: refresh tokens in D1, access tokens by one epoch entry in KV. */
 export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<number> {
   const { db } = deps;
@@ -417,68 +412,42 @@ export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<numbe
   return revoked.length;
 }
 
-export interface PasswordChange {
+export interface PasswordChange extends StepUpInput {
   current_password: string;
   new_password: string;
 }
 
 /**
- * Checks the current password, stores the new hash and kills every other session of the user.
- * Guessing is limited per session (PASSWORD_CHANGE_MAX_FAILURES, then the session is signed out),
- * not by the login lock: nobody else's failed logins can block a user's own password change.
+ * After the step-up (auth/ways-in.ts change_password: the current password, and a code while TOTP is
+ * on; wrong ones count against this session's own budget, never the account lock), stores the new
+ * hash and kills every other session of the user.
  */
 export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange): Promise<number> {
-  const { db, kv, config } = deps;
+  const { db, config } = deps;
   const options = passwordOptions(config);
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
     throw new ApiError("validation_failed", undefined, { new_password: "must differ from the current password" });
   }
   const now = new Date();
-  const user = await findUserById(db, claims.sub);
-  if (!user) throw new ApiError("invalid_token", "The user behind this token no longer exists");
-  const max = config.PASSWORD_CHANGE_MAX_FAILURES;
-  const check = await beginPasswordChangeCheck(db, claims.sid, user.id, now, max, CHECK_STALE_MS);
-  if (!check) {
-    if (await isSessionLive(db, claims.sid, now)) {
-      // Failures and checks in flight fill the budget; the last of them signs the session out if wrong.
-      throw new TooManyAttempts(1, "Too many password attempts in progress for this session; retry in a second");
-    }
-    // Over (its budget spent, say): make sure KV says so too, in case that write failed before.
-    await revokeSessions(kv, await revokeSession(db, { id: claims.sid }, now));
-    throw new ApiError("invalid_token", "This session has ended");
+  const started = await beginStepUp(deps, claims, now);
+  const { user, check } = started;
+  // This session made a change after this token was issued: if the new password is the one stored,
+  // this is that request again, its answer lost. Mirror the change into KV again (a retry after a
+  // failed KV write completes the revocation) and answer as it would have.
+  if (user.epochKeptSession === claims.sid && claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options))) {
+    const [[state]] = await db.batch([epochState(db, user.id), endCheck(db, check)]);
+    if (state) await publishEpoch(deps, user.id, state, now);
+    return 0;
   }
-
-  if (!(await verifyPassword(input.current_password, user.passwordHash, options))) {
-    // This session made the latest change: mirror it into KV again (a retry after a failed KV write
-    // completes the revocation). If this token predates that change and the new password is the one
-    // stored, this is that request again, its answer lost: answer as it would have.
-    if (user.epochKeptSession === claims.sid) {
-      const repeated = claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
-      const [[state]] = await db.batch([epochState(db, user.id), endCheck(db, check), ...(repeated ? [resetPasswordAttempts(db, claims.sid)] : [])]);
-      if (state) await publishEpoch(deps, user.id, state, now);
-      if (repeated) return 0;
-    }
-    const [[counted]] = await db.batch([countPasswordChangeFailure(db, claims.sid), endCheck(db, check)]);
-    const failures = counted?.failures ?? max;
-    await audit(deps, "password_change_failed", { user_id: user.id, session_id: claims.sid, failures });
-    if (failures >= max) {
-      // The session's budget is spent: whoever holds this token is guessing. Sign the session out.
-      await audit(deps, "session_revoked", { user_id: user.id, session_id: claims.sid, reason: "password_change_failures" });
-      await revokeSessions(kv, await revokeSession(db, { id: claims.sid }, now));
-      throw new ApiError("invalid_token", "Too many wrong passwords: this session has been signed out");
-    }
-    throw new ApiError("invalid_credentials", "The current password is wrong");
-  }
+  await proveStepUp(deps, claims, "change_password", started, input, now);
 
   const newHash = await hashPassword(input.new_password, options);
   const changed = passwordIs(db, user.id, newHash);
-  const [replaced, revoked, , , , [state]] = await db.batch([
+  const [replaced, revoked, , [state]] = await db.batch([
     // Only if the password is still the one checked (of two concurrent changes, one wins) and this
     // session is still live (a logout-all that landed meanwhile stands).
     replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
     revokeUserSessions(db, user.id, now, claims.sid, changed),
-    resetPasswordAttempts(db, claims.sid),
-    endCheck(db, check),
     // A pending email change (maybe a hijacker's) or reset link does not outlive the new password.
     endLinks(db, user.id, ["change_email", "reset_password"], now, changed),
     epochState(db, user.id),
@@ -488,7 +457,8 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
     throw new ApiError("invalid_credentials", "The password was changed by another request meanwhile");
   }
   await publishEpoch(deps, user.id, state, now);
-  await audit(deps, "password_changed", { user_id: user.id, sessions_revoked: revoked.length });
+  await audit(deps, "password_changed", { user_id: user.id, session_id: claims.sid, sessions_revoked: revoked.length });
+  securityNotice(deps, user, "The password of your account was changed");
   return revoked.length;
 }
 

@@ -17,6 +17,8 @@ export interface AccessClaims {
   roles: string[];
   sid: string;
   epoch: number; // the user's session epoch when issued (auth/revocations.ts usr: entries)
+  auth_time?: number; // when the session's sign-in was proved (absent in tokens from before it was carried)
+  amr?: string[]; // how (RFC 8176 values; auth/ways-in.ts amrOf)
   jti: string;
   iat: number;
   exp: number;
@@ -90,6 +92,8 @@ export interface SignInput {
   sessionId: string;
   epoch: number;
   emailVerified: boolean;
+  authTime: Date; // the session's sign-in, and how it was proved
+  amr: string[];
   now: Date; // the request's one clock reading
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
@@ -99,7 +103,16 @@ export async function signAccessToken(config: Config, input: SignInput): Promise
   const jti = crypto.randomUUID();
   const now = Math.floor(input.now.getTime() / 1000);
   const exp = Math.floor(input.expiresAt.getTime() / 1000);
-  const token = await new SignJWT({ username: input.username, roles: input.roles, sid: input.sessionId, epoch: input.epoch, email_verified: input.emailVerified })
+  const claims = {
+    username: input.username,
+    roles: input.roles,
+    sid: input.sessionId,
+    epoch: input.epoch,
+    email_verified: input.emailVerified,
+    auth_time: Math.floor(input.authTime.getTime() / 1000),
+    amr: input.amr,
+  };
+  const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
     .setIssuer(config.ISSUER)
     .setAudience(config.AUDIENCE)
@@ -149,13 +162,14 @@ export async function verifyAccessToken(config: Config, token: string, onRefused
       audience: config.AUDIENCE,
       requiredClaims: ["sub", "jti", "iat", "exp", "sid"],
     });
-    const { sub, jti, iat, exp, sid, username, roles, epoch = 0 } = payload;
+    const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr } = payload;
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
-    if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles) || !Number.isSafeInteger(epoch) || (epoch as number) < 0) {
+    const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
+    if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles) || !Number.isSafeInteger(epoch) || (epoch as number) < 0 || badAssurance) {
       onRefused?.("claim_types");
       return null;
     }
-    return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles, epoch: epoch as number };
+    return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles, epoch: epoch as number, auth_time: auth_time as number | undefined, amr: amr as string[] | undefined };
   } catch (err) {
     onRefused?.(refusal(err));
     return null;

@@ -1,59 +1,112 @@
-import { and, eq, exists, gt, inArray, isNull, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
 
 export type TokenPurpose = (typeof accountTokens.$inferSelect)["purpose"];
+export const ALL_PURPOSES: TokenPurpose[] = ["verify_email", "reset_password", "change_email", "revoke_way_in"];
+
+export interface NewLink {
+  tokenHash: string;
+  purpose: TokenPurpose;
+  /** Where it goes: given (a new address), or else the account's own address (none: no link). */
+  email?: string;
+  now: Date;
+  expiresAt: Date;
+  sessionId?: string | null;
+  way?: string | null;
+}
 
 /**
- * Issues a mailed token for the user that `who` selects (by id, or by email for a password reset),
- * in one batch: older live tokens of the same purpose are superseded, then the new hash is stored.
- * For an address that matches nobody both statements run on no row: the same work. Returns the
- * user id and address the token was issued for, or nothing.
+ * How many links may be live at once, so that nobody can turn the mail flows against an address's
+ * owner: `perAccount` of this purpose for the account (a request beyond it issues nothing: the
+ * owner's mailbox holds live links already), `perRecipient` of this purpose to the address, whoever
+ * asked. `replace`: the account's older live links of this purpose end first (its own change of mind).
  */
-export async function issueAccountToken(db: Db, who: SQL, t: { tokenHash: string; purpose: TokenPurpose; email?: string; now: Date; expiresAt: Date }) {
-  const [, inserted] = await db.batch([
-    db
-      .update(accountTokens)
-      .set({ usedAt: t.now })
-      .where(and(sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`, eq(accountTokens.purpose, t.purpose), isNull(accountTokens.usedAt))),
-    db
-      .insert(accountTokens)
-      .select(
-        db
-          .select({
-            tokenHash: sql`${t.tokenHash}`.as("token_hash"),
-            userId: users.id,
-            purpose: sql`${t.purpose}`.as("purpose"),
-            email: t.email === undefined ? sql`${users.email}`.as("email") : sql`${t.email}`.as("email"),
-            createdAt: sql`${t.now.getTime()}`.as("created_at"),
-            expiresAt: sql`${t.expiresAt.getTime()}`.as("expires_at"),
-            usedAt: sql`NULL`.as("used_at"),
-            usedBy: sql`NULL`.as("used_by"),
-          })
-          .from(users)
-          .where(and(who, isNull(users.disabledAt), sql`${users.email} IS NOT NULL`)),
-      )
-      .returning({ userId: accountTokens.userId, email: accountTokens.email }),
-  ]);
+export interface LinkLimits {
+  perAccount?: number;
+  perRecipient?: number;
+  replace?: boolean;
+}
+
+const live = (now: Date) => and(isNull(accountTokens.usedAt), gt(accountTokens.expiresAt, now));
+const countLive = (where: SQL, now: Date) => sql<number>`(SELECT count(*) FROM ${accountTokens} WHERE ${and(where, live(now))})`;
+
+/**
+ * The link's row as an INSERT ... SELECT from the account that `who` selects (by id, or by address
+ * for a reset), written only within the limits and if `condition` holds (in a batch: the change it
+ * announces happened). No row for an address that matches nobody, a disabled account, or an account
+ * without an address when the link goes to its own: the same statement either way.
+ */
+export function insertLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}, condition?: SQL) {
+  const to = t.email === undefined ? sql`${users.email}` : sql`${t.email}`;
+  return db
+    .insert(accountTokens)
+    .select(
+      db
+        .select({
+          tokenHash: sql`${t.tokenHash}`.as("token_hash"),
+          userId: users.id,
+          purpose: sql`${t.purpose}`.as("purpose"),
+          email: to.as("email"),
+          sessionId: sql`${t.sessionId ?? null}`.as("session_id"),
+          way: sql`${t.way ?? null}`.as("way"),
+          createdAt: sql`${t.now.getTime()}`.as("created_at"),
+          expiresAt: sql`${t.expiresAt.getTime()}`.as("expires_at"),
+          usedAt: sql`NULL`.as("used_at"),
+          usedBy: sql`NULL`.as("used_by"),
+        })
+        .from(users)
+        .where(
+          and(
+            who,
+            isNull(users.disabledAt),
+            sql`${to} IS NOT NULL`,
+            limits.perAccount === undefined ? undefined : sql`${countLive(and(sql`${accountTokens.userId} = ${users.id}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perAccount}`,
+            limits.perRecipient === undefined ? undefined : sql`${countLive(and(sql`${accountTokens.email} = ${to}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perRecipient}`,
+            condition,
+          ),
+        ),
+    )
+    .returning({ userId: accountTokens.userId, email: accountTokens.email });
+}
+
+/** Ends the live links of this purpose of the account `who` selects (before a replacing insert). */
+export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date) =>
+  db
+    .update(accountTokens)
+    .set({ usedAt: now })
+    .where(and(sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`, eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt)));
+
+/** Issues a link (one round trip); returns the account and address it went to, or nothing. */
+export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
+  const insert = insertLink(db, who, t, limits);
+  if (!limits.replace) return (await insert)[0];
+  const [, inserted] = await db.batch([endLinksOf(db, who, t.purpose, t.now), insert]);
   return inserted[0];
 }
+
+/** True in a batch once the link with this hash is stored. */
+export const linkStored = (db: Db, tokenHash: string) => exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(eq(accountTokens.tokenHash, tokenHash)));
 
 /** A link works for a live, unused, unexpired token of an account that is not disabled. */
 const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
   and(
     eq(accountTokens.tokenHash, tokenHash),
     eq(accountTokens.purpose, purpose),
-    isNull(accountTokens.usedAt),
-    gt(accountTokens.expiresAt, now),
+    live(now),
     sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL)`,
   );
 
-/** The user and address a token could be used for now (a cheap read before the batch that uses it). */
+/** The link and its account as they are now (a cheap read before the batch that uses it). */
 export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {
-  return db.select({ userId: accountTokens.userId, email: accountTokens.email }).from(accountTokens).where(usable(tokenHash, purpose, now)).get();
+  const [[link], [user]] = await db.batch([
+    db.select({ userId: accountTokens.userId, email: accountTokens.email, sessionId: accountTokens.sessionId, way: accountTokens.way }).from(accountTokens).where(usable(tokenHash, purpose, now)),
+    db.select().from(users).where(inArray(users.id, db.select({ id: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)))),
+  ]);
+  return link && user ? { ...link, user } : undefined;
 }
 
-/** Ends the user's live links of these purposes (a password reset or change, an email change, logout-all). */
+/** Ends the user's live links of these purposes (a reset, a password or address change, logout-all). */
 export function endLinks(db: Db, userId: string, purposes: TokenPurpose[], now: Date, onlyIf?: SQL) {
   return db
     .update(accountTokens)
@@ -63,13 +116,14 @@ export function endLinks(db: Db, userId: string, purposes: TokenPurpose[], now: 
 
 /**
  * Uses a token, in one conditional statement: of two requests with one token exactly one gets the
- * row. Nothing for a token that is unknown, used, superseded, expired or of another purpose.
+ * row. Nothing for a token that is unknown, used, superseded, expired or of another purpose, or
+ * when `condition` (the account as the caller checked it) no longer holds.
  */
-export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date, usedBy: string) {
+export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date, usedBy: string, condition?: SQL) {
   return db
     .update(accountTokens)
     .set({ usedAt: now, usedBy })
-    .where(usable(tokenHash, purpose, now))
+    .where(and(usable(tokenHash, purpose, now), condition))
     .returning({ userId: accountTokens.userId, email: accountTokens.email });
 }
 
@@ -79,3 +133,12 @@ export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPur
  */
 export const consumedBy = (db: Db, tokenHash: string, usedBy: string) =>
   exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedBy, usedBy))));
+
+/** Housekeeping: links that expired or were used before `before` (former addresses included); returns how many. */
+export async function deleteOldLinks(db: Db, before: Date): Promise<number> {
+  const gone = await db
+    .delete(accountTokens)
+    .where(or(lt(accountTokens.expiresAt, before), lt(accountTokens.usedAt, before)))
+    .returning({ h: accountTokens.tokenHash });
+  return gone.length;
+}

@@ -46,21 +46,40 @@ export function storePendingTotp(db: Db, userId: string, sealed: string, now: Da
  * the confirming code, and the hashes of new recovery codes: one statement, so two concurrent enables
  * cannot mix their codes.
  */
-export function enableTotp(db: Db, userId: string, checkedSecret: string, step: number, recoveryHashes: string[], now: Date) {
+export function enableTotp(db: Db, userId: string, checkedSecret: string, step: number, recoveryHashes: string[], now: Date, by: string) {
   return db
     .update(users)
-    .set({ totpEnabledAt: now, totpLastStep: step, recoveryCodes: recoveryHashes, updatedAt: now })
+    .set({ totpEnabledAt: now, totpEnabledBy: by, totpLastStep: step, recoveryCodes: recoveryHashes, updatedAt: now })
     .where(and(eq(users.id, userId), isNull(users.totpEnabledAt), eq(users.totpSecret, checkedSecret)))
     .returning({ id: users.id });
 }
 
-/** Turns TOTP off, only if the proof that came with the request is still usable (spent by this very statement). */
-export function disableTotp(db: Db, userId: string, proof: Proof, now: Date) {
+const totpOff = { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null };
+
+/** Turns TOTP off (the step-up before it spent its proof). No row when it was off already. */
+export function disableTotp(db: Db, userId: string, now: Date) {
   return db
     .update(users)
-    .set({ totpSecret: null, totpEnabledAt: null, totpLastStep: 0, recoveryCodes: null, updatedAt: now })
-    .where(and(eq(users.id, userId), usable(db, userId, proof)))
+    .set({ ...totpOff, updatedAt: now })
+    .where(and(eq(users.id, userId), totpOn))
     .returning({ id: users.id });
+}
+
+/** A "this was not me" link: turns TOTP off if it is still the setup turned on at `enabledAt`, only if `onlyIf` holds. */
+export function removeTotpEnabledAt(db: Db, userId: string, enabledAt: Date, now: Date, onlyIf: SQL) {
+  return db
+    .update(users)
+    .set({ ...totpOff, updatedAt: now })
+    .where(and(eq(users.id, userId), eq(users.totpEnabledAt, enabledAt), onlyIf))
+    .returning({ id: users.id });
+}
+
+/** Ends the user's pending challenges (a login's second step, a passkey registration), only if `onlyIf` holds. */
+export function endUserChallenges(db: Db, userId: string, now: Date, onlyIf: SQL) {
+  return db
+    .update(challenges)
+    .set({ usedAt: now })
+    .where(and(eq(challenges.userId, userId), isNull(challenges.usedAt), onlyIf));
 }
 
 /** For the user row's own conditions (an audit row's): TOTP was just turned on or off, by the write stamped `now`. */

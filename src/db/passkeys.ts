@@ -1,4 +1,4 @@
-import { and, count, desc, eq, exists, inArray, lt } from "drizzle-orm";
+import { and, count, desc, eq, exists, inArray, lt, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { passkeys, users } from "./schema";
 
@@ -40,6 +40,12 @@ export async function userWithPasskeyCount(db: Db, userId: string) {
   return user ? { user, passkeys: counted?.n ?? 0 } : undefined;
 }
 
+/** A user and their passkeys: one round trip (GET /me/security). */
+export async function userWithPasskeys(db: Db, userId: string) {
+  const [[user], keys] = await db.batch([db.select().from(users).where(eq(users.id, userId)), db.select().from(passkeys).where(eq(passkeys.userId, userId))]);
+  return user ? { user, passkeys: keys } : undefined;
+}
+
 /**
  * The WebAuthn rule for signature counters: a sign-in's counter must be greater than the stored one,
  * unless both are 0 (an authenticator that keeps none, like synced passkeys).
@@ -64,6 +70,18 @@ export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date)
 /** True in a batch once this request stored the passkey (stamped `now`). */
 export const passkeyStoredAt = (db: Db, id: string, now: Date) => exists(db.select({ id: passkeys.id }).from(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.createdAt, now))));
 
-export function deletePasskey(db: Db, id: string, userId: string) {
-  return db.delete(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).returning({ id: passkeys.id, name: passkeys.name });
+/** Removes one of the user's passkeys (only if `onlyIf` holds, in a batch). */
+export function deletePasskey(db: Db, id: string, userId: string, onlyIf?: SQL) {
+  return db
+    .delete(passkeys)
+    .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId), onlyIf))
+    .returning({ id: passkeys.id, name: passkeys.name });
+}
+
+/** Removes every passkey of the user, only if `onlyIf` holds (a password reset). */
+export function deleteUserPasskeys(db: Db, userId: string, onlyIf: SQL) {
+  return db
+    .delete(passkeys)
+    .where(and(eq(passkeys.userId, userId), onlyIf))
+    .returning({ id: passkeys.id });
 }

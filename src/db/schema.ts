@@ -34,6 +34,13 @@ export const users = sqliteTable(
     totpEnabledAt: integer("totp_enabled_at", { mode: "timestamp_ms" }),
     totpLastStep: integer("totp_last_step").notNull().default(0),
     recoveryCodes: text("recovery_codes", { mode: "json" }).$type<string[]>(),
+    // Ways in (auth/ways-in.ts): when the password, the address and TOTP were set, and by which
+    // session (null: by a mailed link, or before this was recorded).
+    passwordSetAt: integer("password_set_at", { mode: "timestamp_ms" }),
+    passwordSetBy: text("password_set_by"),
+    emailSetAt: integer("email_set_at", { mode: "timestamp_ms" }),
+    emailSetBy: text("email_set_by"),
+    totpEnabledBy: text("totp_enabled_by"),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
@@ -59,8 +66,13 @@ export const sessions = sqliteTable(
     accessExpiresAt: integer("access_expires_at", { mode: "timestamp_ms" }).notNull().default(sql`0`),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
-    // Wrong current passwords at POST /password in this session: its own budget, apart from the login lock.
+    // Wrong passwords or codes in this session's step-up checks (auth/step-up.ts): its own budget,
+    // apart from the login lock, so a stranger's failed logins never block the signed-in owner.
     passwordFailures: integer("password_failures").notNull().default(0),
+    // How the sign-in that opened the session was proved (RFC 8176 amr values) and when: carried by
+    // every access token of the session as `amr` and `auth_time`.
+    amr: text({ mode: "json" }).$type<string[]>().notNull().default(["pwd"]),
+    authTime: integer("auth_time", { mode: "timestamp_ms" }).notNull().default(sql`0`),
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),
@@ -103,8 +115,8 @@ export const passwordChecks = sqliteTable(
 );
 
 /**
- * Single-use links mailed to users (auth/account.ts): email verification, password reset, email
- * change. Only the SHA-256 of the token is stored; a newer link of the same purpose supersedes older ones.
+ * Single-use links mailed to users (auth/links.ts): email verification, password reset, email
+ * change, and "this was not me" (revoke_way_in). Only the SHA-256 of the token is stored.
  */
 export const accountTokens = sqliteTable(
   "account_tokens",
@@ -113,14 +125,16 @@ export const accountTokens = sqliteTable(
     userId: text("user_id")
       .notNull()
       .references(() => users.id, { onDelete: "cascade" }),
-    purpose: text({ enum: ["verify_email", "reset_password", "change_email"] }).notNull(),
+    purpose: text({ enum: ["verify_email", "reset_password", "change_email", "revoke_way_in"] }).notNull(),
     email: text().notNull(), // the address the link was sent to (for change_email: the new address)
+    sessionId: text("session_id"), // the session whose request issued it (null: asked without signing in)
+    way: text(), // revoke_way_in: the way in it removes ("passkey:<id>", "totp:<enabled at, ms>", "email:<address>")
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded
     usedBy: text("used_by"), // a random id of the request that used it: what later writes of that request check
   },
-  (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose)],
+  (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose), index("account_tokens_email_purpose_idx").on(t.email, t.purpose), index("account_tokens_expires_at_idx").on(t.expiresAt)],
 );
 
 /**
@@ -162,6 +176,7 @@ export const passkeys = sqliteTable(
     backedUp: integer("backed_up", { mode: "boolean" }).notNull(),
     name: text().notNull(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    addedBy: text("added_by"), // the session that registered it
     lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
   },
   (t) => [index("passkeys_user_id_created_at_idx").on(t.userId, t.createdAt)],

@@ -1,7 +1,7 @@
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
-import { passwordChecks, rotatedRefreshTokens, sessions, users } from "./schema";
+import { passwordChecks, rotatedRefreshTokens, sessions, users, type User } from "./schema";
 
 export type NewSession = typeof sessions.$inferInsert;
 
@@ -34,7 +34,7 @@ export function insertSession(db: Db, row: NewSession) {
  */
 export function insertSessionIf(
   db: Db,
-  row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt">> & { userAgent: string | null },
+  row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt" | "amr" | "authTime">> & { userAgent: string | null },
   { passwordVersion, requireVerified, condition }: { passwordVersion?: number; requireVerified: boolean; condition?: SQL },
 ) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
@@ -53,6 +53,8 @@ export function insertSessionIf(
           expiresAt: value(row.expiresAt.getTime(), "expires_at"),
           revokedAt: sql`NULL`.as("revoked_at"),
           passwordFailures: sql`0`.as("password_failures"),
+          amr: value(JSON.stringify(row.amr), "amr"),
+          authTime: value(row.authTime.getTime(), "auth_time"),
         })
         .from(users)
         .where(
@@ -111,7 +113,7 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
       .update(sessions)
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), mayHoldSession(requireVerified)))
-      .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
+      .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
     db.insert(rotatedRefreshTokens).select(
       db
         .select({
@@ -142,7 +144,7 @@ export async function reissueAccess(db: Db, { sessionId, currentHash, now, acces
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), mayHoldSession(requireVerified)))
-      .returning({ id: sessions.id, expiresAt: sessions.expiresAt }),
+      .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
     db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
   ]);
   const session = updated[0];
@@ -190,32 +192,38 @@ export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?:
     .returning({ id: sessions.id });
 }
 
+/** True in a batch once the session `id` is stored (a sign-in's later statements depend on it). */
+export const sessionExists = (db: Db, id: string) => exists(db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)));
+
 export async function isSessionLive(db: Db, id: string, now: Date): Promise<boolean> {
   return (await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, id), live(now))).get()) !== undefined;
 }
 
 /**
- * Starts a check of the current password at POST /password against this session's own budget: a
- * row in password_checks, added only while the session is live and its failures plus checks in
- * flight stay under `max`, so concurrent guesses cannot exceed it. Returns the check's id.
+ * Starts a step-up check (auth/step-up.ts) against this session's own budget, and reads the user,
+ * in one round trip: a row in password_checks, added only while the session is the user's, live,
+ * and its failures plus checks in flight stay under `max`, so concurrent guesses cannot exceed it.
  */
-export async function beginPasswordChangeCheck(db: Db, sessionId: string, userId: string, now: Date, max: number, staleMs: number) {
+export async function beginStepUpCheck(db: Db, sessionId: string, userId: string, now: Date, max: number, staleMs: number): Promise<{ check?: string; user?: User }> {
   const id = crypto.randomUUID();
   const subject = `session:${sessionId}`;
-  const [row] = await db
-    .insert(passwordChecks)
-    .select(
-      db
-        .select(newCheck(id, subject, now))
-        .from(sessions)
-        .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`)),
-    )
-    .returning({ id: passwordChecks.id });
-  return row?.id;
+  const [started, found] = await db.batch([
+    db
+      .insert(passwordChecks)
+      .select(
+        db
+          .select(newCheck(id, subject, now))
+          .from(sessions)
+          .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`)),
+      )
+      .returning({ id: passwordChecks.id }),
+    db.select().from(users).where(eq(users.id, userId)),
+  ]);
+  return { check: started[0]?.id, user: found[0] };
 }
 
-/** A wrong current password at POST /password: counts against the session's budget. Returns the count. */
-export function countPasswordChangeFailure(db: Db, sessionId: string) {
+/** A wrong password or code in a step-up check: counts against the session's budget. Returns the count. */
+export function countStepUpFailure(db: Db, sessionId: string) {
   return db
     .update(sessions)
     .set({ passwordFailures: sql`${sessions.passwordFailures} + 1` })
@@ -223,8 +231,9 @@ export function countPasswordChangeFailure(db: Db, sessionId: string) {
     .returning({ failures: sessions.passwordFailures });
 }
 
-export function resetPasswordAttempts(db: Db, sessionId: string) {
-  return db.update(sessions).set({ passwordFailures: 0 }).where(eq(sessions.id, sessionId));
+/** A step-up check passed: the session's budget is whole again. */
+export function resetStepUpFailures(db: Db, sessionId: string) {
+  return db.update(sessions).set({ passwordFailures: 0 }).where(and(eq(sessions.id, sessionId), sql`${sessions.passwordFailures} > 0`));
 }
 
 export interface SessionCursor {

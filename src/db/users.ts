@@ -48,7 +48,7 @@ export function replacePassword(db: Db, id: string, checkedVersion: number, pass
   const keptLive = exists(db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, keptSession), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))));
   return db
     .update(users)
-    .set({ passwordHash, passwordVersion: sql`${users.passwordVersion} + 1`, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
+    .set({ passwordHash, passwordVersion: sql`${users.passwordVersion} + 1`, passwordSetAt: now, passwordSetBy: keptSession, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
     .where(and(eq(users.id, id), eq(users.passwordVersion, checkedVersion), keptLive))
     .returning({ epoch: users.sessionEpoch });
 }
@@ -57,20 +57,45 @@ export function replacePassword(db: Db, id: string, checkedVersion: number, pass
 export const passwordIs = (db: Db, id: string, passwordHash: string) =>
   exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))));
 
-/** A new password from a reset link, only if `consumed` (the link was just used): a new version and epoch, no lock (unless TOTP is on). */
-export function resetPassword(db: Db, id: string, passwordHash: string, now: Date, consumed: SQL) {
+/**
+ * The account exactly as a link's user checked it (its second factor and address): in a batch, the
+ * link is used only if nothing the decision rested on changed meanwhile.
+ */
+export const accountAsChecked = (db: Db, u: Pick<User, "id" | "totpEnabledAt" | "emailVerifiedAt" | "email">) =>
+  exists(
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(
+        and(
+          eq(users.id, u.id),
+          sql`${users.totpEnabledAt} IS ${u.totpEnabledAt?.getTime() ?? null}`,
+          sql`${users.emailVerifiedAt} IS ${u.emailVerifiedAt?.getTime() ?? null}`,
+          sql`${users.email} IS ${u.email}`,
+        ),
+      ),
+  );
+
+/**
+ * A new password from a reset link, only if `consumed` (the link was just used): a new version and
+ * epoch, no lock, the address the link went to verified (the link proved the mailbox), and TOTP
+ * removed when `removeTotp` (auth/ways-in.ts resetRemovesTotp).
+ */
+export function resetPassword(db: Db, id: string, passwordHash: string, now: Date, consumed: SQL, { removeTotp, mailbox }: { removeTotp: boolean; mailbox: string }) {
   return db
     .update(users)
     .set({
       passwordHash,
       passwordVersion: sql`${users.passwordVersion} + 1`,
+      passwordSetAt: now,
+      passwordSetBy: null,
       sessionEpoch: sql`${users.sessionEpoch} + 1`,
       epochKeptSession: null,
-      // The lock is cleared, except with TOTP on: wrong codes count toward it, and a mailbox must
-      // not be a way to reset their count (a new password does not prove the second factor).
-      failedLogins: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN 0 ELSE ${users.failedLogins} END`,
-      lastFailedLoginAt: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.lastFailedLoginAt} END`,
-      lockedUntil: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.lockedUntil} END`,
+      failedLogins: 0,
+      lastFailedLoginAt: null,
+      lockedUntil: null,
+      emailVerifiedAt: sql`CASE WHEN ${users.email} = ${mailbox} THEN coalesce(${users.emailVerifiedAt}, ${now.getTime()}) ELSE ${users.emailVerifiedAt} END`,
+      ...(removeTotp ? { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null } : {}),
       updatedAt: now,
     })
     .where(and(eq(users.id, id), consumed))
@@ -82,17 +107,48 @@ export function markEmailVerified(db: Db, id: string, email: string, now: Date, 
   return db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), eq(users.email, email), consumed)).returning({ id: users.id });
 }
 
-/** The new address from a confirmed change link, verified by that very link. The unique index settles a race for it. */
-export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL) {
-  return db.update(users).set({ email, emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), consumed)).returning({ id: users.id });
+/**
+ * The new address from a confirmed change link, verified by that very link; `by` is the session that
+ * asked for it. The unique index settles a race for the address.
+ */
+export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL, by: string | null) {
+  return db.update(users).set({ email, emailVerifiedAt: now, emailSetAt: now, emailSetBy: by, updatedAt: now }).where(and(eq(users.id, id), consumed)).returning({ id: users.id });
 }
 
+/**
+ * A "this was not me" link from the former address undoes a change to `changedTo`: the account gets
+ * `restored` back, verified (its mailbox just proved itself). Only while `changedTo` is still the address.
+ */
+export function restoreEmail(db: Db, id: string, changedTo: string, restored: string, now: Date, consumed: SQL) {
+  return db
+    .update(users)
+    .set({ email: restored, emailVerifiedAt: now, emailSetAt: now, emailSetBy: null, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.email, changedTo), consumed))
+    .returning({ id: users.id });
+}
+
+/** Whether the row `alias` is an admin who is not disabled (raw SQL: it is used on other aliases of users too). */
+const activeAdmin = (alias: string) => sql.raw(`(${alias}.disabled_at IS NULL AND EXISTS (SELECT 1 FROM json_each(${alias}.roles) WHERE value = 'admin'))`);
+
+/**
+ * True unless `id` is the last active admin: at least one always remains. Checked inside the statement
+ * that would remove one, so two admins removing each other at once cannot both succeed.
+ */
+const notLastAdmin = (id: string) =>
+  sql`(NOT ${activeAdmin("users")} OR (SELECT count(*) FROM users AS other WHERE other.id <> ${id} AND ${activeAdmin("other")}) > 0)`;
+
+/** Deletes the account, unless it is the last active admin (no row then). */
 export function deleteUser(db: Db, id: string) {
-  return db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+  return db.delete(users).where(and(eq(users.id, id), notLastAdmin(id))).returning({ id: users.id });
 }
 
-/** An admin's change of roles or the disabled flag; either starts a new epoch (every session ends). */
-export function updateByAdmin(db: Db, id: string, change: { roles?: string[]; disabled?: boolean }, now: Date) {
+/**
+ * An admin's change of roles or the disabled flag; either starts a new epoch (every session ends).
+ * Only while the acting admin is still an active admin, and never removing the last one. No row
+ * otherwise (adminRefusal says why).
+ */
+export function updateByAdmin(db: Db, id: string, actorId: string, change: { roles?: string[]; disabled?: boolean }, now: Date) {
+  const removesAdmin = change.disabled === true || (change.roles !== undefined && !change.roles.includes("admin"));
   return db
     .update(users)
     .set({
@@ -102,16 +158,29 @@ export function updateByAdmin(db: Db, id: string, change: { roles?: string[]; di
       epochKeptSession: null,
       updatedAt: now,
     })
-    .where(eq(users.id, id))
+    .where(and(eq(users.id, id), sql`EXISTS (SELECT 1 FROM users AS actor WHERE actor.id = ${actorId} AND ${activeAdmin("actor")})`, removesAdmin ? notLastAdmin(id) : undefined))
     .returning();
 }
 
-/** Starts a new session epoch that keeps no session (logout-all). */
-export function endSessionEpoch(db: Db, id: string) {
+/** Why an admin's change or a deletion wrote nothing: no such user, the actor is no active admin, or the last admin. */
+export async function adminRefusal(db: Db, id: string, actorId: string): Promise<"not_found" | "forbidden" | "last_admin"> {
+  const [[target], [actor]] = await db.batch([
+    db.select({ id: users.id }).from(users).where(eq(users.id, id)),
+    db.select({ active: sql<number>`${activeAdmin("users")}` }).from(users).where(eq(users.id, actorId)),
+  ]);
+  if (!target) return "not_found";
+  return actor?.active ? "last_admin" : "forbidden";
+}
+
+/** True in a batch once the user row was written by the statement stamped `now`. */
+export const updatedAt = (db: Db, id: string, now: Date) => exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.updatedAt, now))));
+
+/** Starts a new session epoch that keeps no session (logout-all, a "this was not me" link), only if `onlyIf` holds. */
+export function endSessionEpoch(db: Db, id: string, onlyIf?: SQL) {
   return db
     .update(users)
     .set({ sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: null })
-    .where(eq(users.id, id))
+    .where(and(eq(users.id, id), onlyIf))
     .returning({ epoch: users.sessionEpoch });
 }
 

@@ -1,15 +1,16 @@
 import { createRoute } from "@hono/zod-openapi";
 import { deleteAccount } from "../auth/account";
+import { stepUpFor, waysIn } from "../auth/ways-in";
 import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
-import { userWithPasskeyCount } from "../db/passkeys";
+import { userWithPasskeyCount, userWithPasskeys } from "../db/passkeys";
 import { deps } from "../deps";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { deleteMeSchema, listSessionsQuerySchema, meWithFactorsSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
+import { deleteMeSchema, listSessionsQuerySchema, meWithFactorsSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, securitySchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
-import { factorsShape, publicUser, sessionShape } from "./shapes";
+import { factorsShape, publicUser, sessionShape, wayInShape } from "./shapes";
 
 const authed = requireAuth();
 const tags = ["Account"];
@@ -31,15 +32,26 @@ const meRoute = createRoute({
   responses: { 200: json(meWithFactorsSchema, "The user"), ...errors(400, 401) },
 });
 
+const securityRoute = createRoute({
+  ...bearer,
+  method: "get",
+  path: "/me/security",
+  summary: "The account's ways in (when each was added, by which session), this session's assurance, and what each sensitive action needs",
+  responses: { 200: json(securitySchema, "The security view"), ...errors(400, 401) },
+});
+
+const STEP_UP_TEXT =
+  "A step-up: the password, and while TOTP is on a code or a recovery code (401 invalid_mfa_code when missing). Wrong ones count against this session's own budget (STEP_UP_MAX_FAILURES, then 401 invalid_token: signed out), never the account lock.";
+
 const deleteMeRoute = createRoute({
   ...bearer,
   method: "delete",
   path: "/me",
   summary: "Delete the account: the user, their sessions and links; their access tokens stop working",
-  description: "The password check goes through the same account lock as login. A 503 means: send it again.",
+  description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(deleteMeSchema),
-  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 413, 415, 429) },
+  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 409, 413, 415, 429) },
 });
 
 const passwordRoute = createRoute({
@@ -47,7 +59,7 @@ const passwordRoute = createRoute({
   method: "post",
   path: "/password",
   summary: "Change the password; every other session ends",
-  description: "Five wrong current passwords in one session sign that session out (401 invalid_token). A 503 means: send it again.",
+  description: `${STEP_UP_TEXT} A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(passwordChangeSchema),
   responses: { 200: json(revokedCountSchema, "Changed"), ...errors(400, 401, 413, 415, 429) },
@@ -82,8 +94,15 @@ export const account = openApiApp()
     if (!found) throw new ApiError("invalid_token", "The user behind this token no longer exists");
     return c.json({ user: publicUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
+  .openapi(securityRoute, async (c) => {
+    const claims = c.get("auth");
+    const found = await userWithPasskeys(deps(c).db, claims.sub);
+    if (!found) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+    const session = { id: claims.sid, auth_time: new Date((claims.auth_time ?? claims.iat) * 1000).toISOString(), amr: claims.amr ?? [] };
+    return c.json({ ways_in: waysIn(found.user, found.passkeys).map((w) => wayInShape(w, claims.sid)), session, step_up: stepUpFor(found.user) }, 200);
+  })
   .openapi(deleteMeRoute, async (c) => {
-    await deleteAccount(deps(c), c.get("auth"), c.req.valid("json").current_password);
+    await deleteAccount(deps(c), c.get("auth"), c.req.valid("json"));
     return c.json({ message: "Your account is deleted" }, 200);
   })
   .openapi(passwordRoute, async (c) => {

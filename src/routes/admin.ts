@@ -47,10 +47,11 @@ const patchUserRoute = createRoute({
   method: "patch",
   path: "/users/{id}",
   summary: "Change a user's roles or disable them (role admin); every session of the user ends at once",
-  description: "An admin cannot remove their own admin role or disable themselves. Every change is audited with the acting admin.",
+  description:
+    "An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
   middleware: [jsonOnly],
   request: { params: userIdSchema, ...body(adminUserPatchSchema) },
-  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 413, 415) },
+  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 409, 413, 415) },
 });
 
 const adminUser = (u: User) => ({ user: publicUser(u), disabled: u.disabledAt !== null });

@@ -77,12 +77,18 @@ const refreshRoute = createRoute({
 const logoutWithCookie = createMiddleware<AppEnv>(async function logoutWithCookie(c, next) {
   if (!sentRefreshCookie(c)) return next();
   assertAllowedOrigin(c);
-  const cookie = readRefreshCookie(c);
+  // A valid access token names its session whatever the cookies say: two cookies (one planted by a
+  // sibling subdomain) then do not keep a Bearer logout from ending it.
+  const claims = await bearerClaims(c);
+  let cookie: string | undefined;
+  try {
+    cookie = readRefreshCookie(c);
+  } catch (err) {
+    if (!claims) throw err;
+  }
   // A dead or rotated cookie means the session is over already; script cannot delete an
   // HttpOnly cookie, so clear it here and answer as for any logout.
   if (cookie) await logoutByRefreshToken(deps(c), cookie);
-  // A valid access token of another session (an odd client) is logged out too.
-  const claims = await bearerClaims(c);
   if (claims) await logout(deps(c), claims);
   clearRefreshCookie(c);
   return c.json({ message: "Logged out" });

@@ -73,7 +73,8 @@ function document(app: OpenAPIHono<AppEnv>) {
 export function mountDocs(app: OpenAPIHono<AppEnv>) {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "The access token" });
   app.openAPIRegistry.registerComponent("securitySchemes", "refreshCookie", { type: "apiKey", in: "cookie", name: "refresh_token", description: "Cookie mode: the HttpOnly refresh cookie, sent by the browser to /refresh and /logout only" });
-  app.openapi(documentRoute, (c) => c.json({ ...document(app), servers: [{ url: new URL(c.req.url).origin }] } as Record<string, unknown>, 200));
+  // The configured issuer, never the Host header a client sent.
+  app.openapi(documentRoute, (c) => c.json({ ...document(app), servers: [{ url: getConfig(c.env).ISSUER }] } as Record<string, unknown>, 200));
   app.openapi(docsRoute, async (c) => {
     if (getConfig(c.env).API_DOCS === "off") throw new ApiError("not_found", "No such route");
     const page = Scalar<AppEnv>({ url: "/openapi.json", pageTitle: "edge-auth-api", cdn: SCALAR_BUNDLE, nonce: c.get("secureHeadersNonce") });

@@ -23,10 +23,10 @@ export const setCookie = {
 
 const ERROR_TEXT: Record<number, string> = {
   400: "invalid_request (malformed JSON or headers) or validation_failed (with fields)",
-  401: "invalid_token or invalid_credentials",
+  401: "invalid_token, invalid_credentials, invalid_mfa_code or invalid_challenge",
   403: "forbidden (or registration_closed on /register)",
   404: "not_found",
-  409: "username_taken or email_taken",
+  409: "a conflict with the account's state: username_taken, email_taken, mfa_already_enabled, mfa_not_enabled or last_admin",
   413: "payload_too_large",
   415: "unsupported_media_type",
   429: "rate_limited",

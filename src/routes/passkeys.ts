@@ -25,7 +25,7 @@ const registerOptionsRoute = createRoute({
   path: "/passkeys/register/options",
   summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
   description:
-    "A passkey signs in on its own, so adding one takes the password and, while TOTP is on, a code or a recovery code (checked through the account lock). The challenge is single use and lives CHALLENGE_TTL seconds.",
+    "A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session's own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a \"this was not me\" link.",
   middleware: [authed, jsonOnly] as const,
   request: body(freshCheckSchema),
   responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(400, 401, 413, 415, 429) },
@@ -77,10 +77,10 @@ const deleteRoute = createRoute({
   ...bearer,
   method: "delete",
   path: "/passkeys/{id}",
-  summary: "Remove one of the user's passkeys",
-  middleware: [authed] as const,
-  request: { params: passkeyIdSchema },
-  responses: { 200: json(messageSchema, "Removed"), ...errors(400, 401, 404, 413) },
+  summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
+  middleware: [authed, jsonOnly] as const,
+  request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
+  responses: { 200: json(messageSchema, "Removed"), ...errors(400, 401, 404, 413, 415, 429) },
 });
 
 export const passkeys = openApiApp()
@@ -99,6 +99,6 @@ export const passkeys = openApiApp()
   })
   .openapi(listRoute, async (c) => c.json({ passkeys: (await listPasskeys(deps(c), c.get("auth"))).map(passkeyShape) }, 200))
   .openapi(deleteRoute, async (c) => {
-    await removePasskey(deps(c), c.get("auth"), c.req.valid("param").id);
+    await removePasskey(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
     return c.json({ message: "Passkey removed" }, 200);
   });

@@ -1,35 +1,44 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { completePasswordReset, confirmEmailChange, forgotPassword, requestEmailChange, requestEmailVerification, verifyEmail } from "../auth/account";
+import { confirmEmailChange, requestEmailChange, requestEmailVerification, requestEmailVerificationByAddress, verifyEmail } from "../auth/account";
+import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/reclaim";
+import type { AccessClaims } from "../auth/tokens";
 import { deps } from "../deps";
-import { sha256Base64Url } from "../encoding";
 import type { AppEnv } from "../env";
+import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { clientIp, ipKey } from "../middleware/client-ip";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
-import { emailChangeSchema, forgotSchema, linkTokenSchema, messageSchema, resetSchema } from "../schemas";
+import { emailChangeSchema, forgotSchema, linkTokenSchema, messageSchema, resetDoneSchema, resetSchema, revokedWayInSchema, verifyRequestSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
 
-/** Flows that mail a single-use link, and the routes that complete them (the app posts the token). */
+/**
+ * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
+ * Mail budgets are spent only after the body is valid: per account (Bearer) or per client, at the
+ * edge; per recipient, by the link limits in D1 (auth/links.ts).
+ */
 
 const authed = requireAuth();
 const tags = ["Recovery"];
 
-/** At most a few mails a minute per account (Bearer) or per IP and address (forgot). */
-const mailBudget = createMiddleware<AppEnv>(async function mailBudget(c, next) {
-  await enforceLimit(c, "MAIL_LIMITER", `user:${c.get("auth").sub}`);
-  await next();
+/** A Bearer token is checked when one is sent; without one the route asks for an address instead. */
+const authIfSent = createMiddleware<AppEnv>(async function authIfSent(c, next) {
+  if (c.req.header("authorization") === undefined) return next();
+  return authed(c, next);
 });
 
 const verifyRequestRoute = createRoute({
   method: "post",
   path: "/email/verify/request",
   tags,
-  summary: "Mail a new verification link for the account's address (a newer link replaces older ones)",
-  security: BEARER,
-  middleware: [authed, mailBudget],
-  responses: { 202: json(messageSchema, "Mailed, if the account has an address"), ...errors(400, 401, 429) },
+  summary: "Mail a new verification link: for the signed-in account, or (without a token) to an address",
+  description:
+    "With a Bearer token: the account's own address. Without one, send `email`: the same 202 whether or not an account has that address (an account that cannot sign in before verifying is never stuck). At most three links are live per account; a newer request then mails nothing, and any of the three works.",
+  security: [...BEARER, {}],
+  middleware: [authIfSent, jsonOnly],
+  request: body(verifyRequestSchema, false),
+  responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(400, 401, 413, 415, 429) },
 });
 
 const verifyRoute = createRoute({
@@ -46,7 +55,8 @@ const forgotRoute = createRoute({
   method: "post",
   path: "/password/forgot",
   tags,
-  summary: "Mail a password reset link (the same answer whether or not the address has an account)",
+  summary: "Mail a password reset link (the same answer, work and time whether or not the address has an account)",
+  description: "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works.",
   middleware: [jsonOnly],
   request: body(forgotSchema),
   responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(400, 413, 415, 429) },
@@ -56,19 +66,23 @@ const resetRoute = createRoute({
   method: "post",
   path: "/password/reset",
   tags,
-  summary: "Set a new password with the mailed token; every session of the account ends",
+  summary: "Set a new password with the mailed token: the mailbox's owner takes the account back",
+  description:
+    "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP set up before the address was confirmed is removed too; TOTP turned on after it stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; wrong ones count toward the account lock).",
   middleware: [jsonOnly],
   request: body(resetSchema),
-  responses: { 200: json(messageSchema, "The password is reset"), ...errors(400, 413, 415) },
+  responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(400, 401, 413, 415, 429) },
 });
 
 const emailChangeRoute = createRoute({
   method: "post",
   path: "/email",
   tags,
-  summary: "Change the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
+  summary: "Change (or add) the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
+  description:
+    "A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a \"this was not me\" link that undoes the change. 429 when three links to that address are pending already.",
   security: BEARER,
-  middleware: [authed, jsonOnly, mailBudget],
+  middleware: [authed, jsonOnly],
   request: body(emailChangeSchema),
   responses: { 202: json(messageSchema, "Mailed"), ...errors(400, 401, 409, 413, 415, 429) },
 });
@@ -83,10 +97,31 @@ const emailConfirmRoute = createRoute({
   responses: { 200: json(messageSchema, "The address is changed (and verified)"), ...errors(400, 409, 413, 415) },
 });
 
+const revokeRoute = createRoute({
+  method: "post",
+  path: "/ways-in/revoke",
+  tags,
+  summary: "\"This was not me\": remove the way in a notice announced, and end every session",
+  description:
+    "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use). The passkey or TOTP setup is removed, or the former address comes back; every session, pending challenge and pending address change ends. Then reset the password: whoever did it knows it.",
+  middleware: [jsonOnly],
+  request: body(linkTokenSchema),
+  responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(400, 413, 415) },
+});
+
 export const recovery = openApiApp()
   .openapi(verifyRequestRoute, async (c) => {
-    await requestEmailVerification(deps(c), c.get("auth").sub);
-    return c.json({ message: "If your account has an email address, a verification link is on its way" }, 202);
+    const claims = c.get("auth") as AccessClaims | undefined; // absent without a Bearer token
+    const { email } = c.req.valid("json");
+    if (claims) {
+      await enforceLimit(c, "MAIL_LIMITER", `user:${claims.sub}`);
+      await requestEmailVerification(deps(c), claims.sub, claims.sid);
+    } else {
+      if (!email) throw new ApiError("validation_failed", undefined, { email: "is required without a Bearer token" });
+      await enforceLimit(c, "MAIL_LIMITER", ipKey(clientIp(c)));
+      await requestEmailVerificationByAddress(deps(c), email);
+    }
+    return c.json({ message: "If there is an unverified address, a verification link is on its way" }, 202);
   })
   .openapi(verifyRoute, async (c) => {
     await verifyEmail(deps(c), c.req.valid("json").token);
@@ -94,24 +129,27 @@ export const recovery = openApiApp()
   })
   .openapi(forgotRoute, async (c) => {
     const { email } = c.req.valid("json");
-    // Per client and per address; known and unknown addresses alike.
+    // Per client at the edge; per account by the link limits (a stranger cannot spend the owner's budget).
     await enforceLimit(c, "MAIL_LIMITER", ipKey(clientIp(c)));
-    // Keyed by a hash: the limiter's key lands in the log and the audit trail, an address must not.
-    await enforceLimit(c, "MAIL_LIMITER", `email:${(await sha256Base64Url(email.toLowerCase())).slice(0, 22)}`);
     await forgotPassword(deps(c), email);
     return c.json({ message: "If that address has an account, a reset link is on its way" }, 202);
   })
   .openapi(resetRoute, async (c) => {
-    const { token, new_password } = c.req.valid("json");
-    await completePasswordReset(deps(c), token, new_password);
-    return c.json({ message: "Your password is reset; sign in with the new one" }, 200);
+    const { token, new_password, ...offered } = c.req.valid("json");
+    const removed = await completePasswordReset(deps(c), token, new_password, offered);
+    return c.json({ message: "Your password is reset and every session is signed out; sign in with the new one", passkeys_removed: removed.passkeysRemoved, totp_removed: removed.totpRemoved }, 200);
   })
   .openapi(emailChangeRoute, async (c) => {
-    const { new_email, current_password } = c.req.valid("json");
-    await requestEmailChange(deps(c), c.get("auth"), new_email, current_password);
+    const { new_email, ...check } = c.req.valid("json");
+    await requestEmailChange(deps(c), c.get("auth"), new_email, check);
     return c.json({ message: "A confirmation link is on its way to the new address" }, 202);
   })
   .openapi(emailConfirmRoute, async (c) => {
     await confirmEmailChange(deps(c), c.req.valid("json").token);
     return c.json({ message: "Your email address is changed" }, 200);
+  })
+  .openapi(revokeRoute, async (c) => {
+    const { removed, kind } = await revokeWayIn(deps(c), c.req.valid("json").token);
+    const message = `${removed ? "Removed" : "It was gone already"}, and every session is signed out. Now reset your password: whoever did this knows it.`;
+    return c.json({ message, removed, way: kind }, 200);
   });

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { Issued } from "../auth/sessions";
+import type { WayIn } from "../auth/ways-in";
 import type { User } from "../db/schema";
 import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";
@@ -54,3 +55,18 @@ export const sessionShape = (s: { id: string; createdAt: Date; lastUsedAt: Date;
   user_agent: s.userAgent,
   current: s.id === currentId,
 });
+
+/** One way in (GET /me/security): never a secret, a key or a hash. */
+export function wayInShape(w: WayIn, currentSession: string) {
+  const common = { kind: w.kind, added_at: w.addedAt?.toISOString() ?? null, added_by_session: w.addedBy, by_this_session: w.addedBy !== null && w.addedBy === currentSession };
+  switch (w.kind) {
+    case "password":
+      return common;
+    case "email":
+      return { ...common, address: w.address, verified: w.verified };
+    case "totp":
+      return { ...common, recovery_codes_left: w.recoveryCodesLeft };
+    case "passkey":
+      return { ...common, id: w.id, name: w.name, last_used_at: w.lastUsedAt?.toISOString() ?? null, backed_up: w.backedUp };
+  }
+}

@@ -1,0 +1,166 @@
+import { eq } from "drizzle-orm";
+import { audit } from "../audit";
+import { ALL_PURPOSES, consumeAccountToken, endLinks, issueLink } from "../db/account-tokens";
+import { uniqueViolation } from "../db/client";
+import { endUserChallenges, removeTotpEnabledAt, spendProof, type Proof } from "../db/mfa";
+import { endCheck } from "../db/password-checks";
+import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
+import { users } from "../db/schema";
+import { revokeUserSessions } from "../db/sessions";
+import { accountAsChecked, endSessionEpoch, epochState, resetPassword, restoreEmail } from "../db/users";
+import { afterAnswer, type Deps } from "../deps";
+import { ApiError } from "../errors";
+import { appLink, compose, sendMail } from "../mail";
+import { LIMITS, newLink, openLink, requireAppUrl } from "./links";
+import { auditLock, failPasswordCheck, startPasswordCheck } from "./lockout";
+import { hashPassword } from "./passwords";
+import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
+import { publishEpoch, retryAfterAnswer } from "./epochs";
+import { needs, resetRemovesTotp } from "./ways-in";
+
+/**
+ * Recovery that reclaims: what the mailbox's owner can do with a mailed link. A password reset hands
+ * the account back to them (every session and pending challenge ends, the passkeys go, and so does
+ * anything set up before the address was proved); a "this was not me" link removes one way in that
+ * a notice announced, and ends every session. Knows nothing of HTTP.
+ */
+
+/**
+ * Mails a reset link when the address has an account (within LIMITS: a stranger cannot end a link
+ * the owner holds). Answered before any lookup: the same answer, work and time for every address,
+ * known or not; the lookup and the mail happen after the answer.
+ */
+export async function forgotPassword(deps: Deps, email: string): Promise<void> {
+  requireAppUrl(deps.config);
+  await afterAnswer(deps, "forgot_password", async () => {
+    const { token, row } = await newLink("reset_password", new Date());
+    const issued = await issueLink(deps.db, eq(users.email, email.toLowerCase()), row, LIMITS.reset_password);
+    if (!issued) return;
+    const lines = [
+      "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
+      "A reset signs out every session and removes the account's passkeys (you can add them again).",
+    ];
+    const mail = compose(issued.email, "Reset your password", lines, { url: appLink(deps.config, "reset-password", token), label: "Choose a new password" });
+    await sendMail(deps, mail, { user_id: issued.userId, purpose: "reset_password" });
+  });
+}
+
+/**
+ * Sets a new password from a reset link, and with it hands the account to the mailbox's owner. One
+ * batch, every write conditional on this request using the link (and on the account being as it
+ * was checked): the new password; the address verified (the link proved the mailbox); every
+ * session, pending challenge and other link ended; every passkey removed; TOTP removed unless it was
+ * turned on after the address was proved, in which case the reset needs a code (auth/ways-in.ts).
+ */
+export async function completePasswordReset(deps: Deps, token: string, newPassword: string, offered: SecondFactor = {}): Promise<{ passkeysRemoved: number; totpRemoved: boolean }> {
+  const { db, config } = deps;
+  const now = new Date();
+  const link = await openLink(db, token, "reset_password", now);
+  const { user } = link;
+  // The code, where the table asks for one, is checked like a sign-in's second step: through the
+  // account lock (a link holder is not a signed-in session).
+  let proof: Proof | null = null;
+  let check = "";
+  if (needs("reset_password", user).includes("second_factor")) {
+    if (!offersSecondFactor(offered)) throw new ApiError("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the new password");
+    await deps.limitAccount?.(`user:${user.id}`);
+    ({ check } = await startPasswordCheck(deps, user.id, now));
+    proof = await proofOf(deps, user, offered, now);
+    if (!proof) {
+      const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+      await auditLock(deps, user.id, lock);
+      throw new ApiError("invalid_mfa_code");
+    }
+  }
+  const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
+  const removeTotp = resetRemovesTotp(user);
+  const { consumed } = link;
+  const [used, , removedKeys, , , , , [state], spent] = await db.batch([
+    consumeAccountToken(db, link.tokenHash, "reset_password", now, link.usedBy, accountAsChecked(db, user)),
+    resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
+    deleteUserPasskeys(db, user.id, consumed),
+    endUserChallenges(db, user.id, now, consumed),
+    revokeUserSessions(db, user.id, now, undefined, consumed),
+    endLinks(db, user.id, ALL_PURPOSES, now, consumed),
+    endCheck(db, check),
+    epochState(db, user.id),
+    ...(proof ? [spendProof(db, user.id, proof, now, consumed)] : []),
+  ]);
+  if (!used[0]) throw new ApiError("invalid_link"); // another request used it, or the account changed meanwhile
+  const removed = { passkeysRemoved: removedKeys.length, totpRemoved: removeTotp };
+  await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: spent !== undefined });
+  const what = [removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "", removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : ""].filter(Boolean);
+  const lines = ["The password of your account was reset with a link mailed to this address, and every session was signed out.", ...(what.length ? [`Removed: ${what.join(" and ")}. You can add them again once signed in.`] : [])];
+  await afterAnswer(deps, "reset_notice", () => sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined));
+  if (state) {
+    try {
+      await publishEpoch(deps, user.id, state, now);
+    } catch {
+      // The link is used up, so a retry could not repeat this: the answer stays 200 and KV is
+      // written after it (the refresh tokens are dead in D1 already).
+      retryAfterAnswer(deps, () => publishEpoch(deps, user.id, state, now));
+    }
+  }
+  return removed;
+}
+
+/** The way in a "this was not me" link names ("passkey:<id>", "totp:<ms>", "email:<address>"). */
+function wayOf(way: string | null) {
+  const at = (way ?? "").indexOf(":");
+  return { kind: (way ?? "").slice(0, at), value: (way ?? "").slice(at + 1) };
+}
+
+/**
+ * Uses a "this was not me" link: removes the way in its notice announced (a passkey, a TOTP setup,
+ * an address change: the former address comes back), if it is still there, and ends every session,
+ * pending challenge and pending address change. Repeatable in effect: the link is used up, and the
+ * KV write is retried after the answer if it fails.
+ */
+export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed: boolean; kind: string }> {
+  const { db } = deps;
+  const now = new Date();
+  const link = await openLink(db, token, "revoke_way_in", now);
+  const { kind, value } = wayOf(link.way);
+  const userId = link.userId;
+  const { consumed } = link;
+  const removal = (restore: boolean) =>
+    kind === "passkey"
+      ? deletePasskey(db, value, userId, consumed)
+      : kind === "totp"
+        ? removeTotpEnabledAt(db, userId, new Date(Number(value)), now, consumed)
+        : kind === "email" && restore
+          ? restoreEmail(db, userId, value, link.email, now, consumed)
+          : undefined;
+  const run = (restore: boolean) => {
+    const remove = removal(restore);
+    return db.batch([
+      consumeAccountToken(db, link.tokenHash, "revoke_way_in", now, link.usedBy),
+      endSessionEpoch(db, userId, consumed),
+      revokeUserSessions(db, userId, now, undefined, consumed),
+      endUserChallenges(db, userId, now, consumed),
+      endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
+      epochState(db, userId),
+      ...(remove ? [remove] : []),
+    ]);
+  };
+  let results;
+  try {
+    results = await run(true);
+  } catch (err) {
+    // The former address was taken by another account meanwhile: everything else still happens.
+    if (!uniqueViolation(err)) throw err;
+    results = await run(false);
+  }
+  const [used, , , , , [state], gone] = results;
+  if (!used[0]) throw new ApiError("invalid_link");
+  const removed = (gone?.length ?? 0) > 0;
+  await audit(deps, "way_in_revoked", { user_id: userId, way: kind, removed });
+  if (state) {
+    try {
+      await publishEpoch(deps, userId, state, now);
+    } catch {
+      retryAfterAnswer(deps, () => publishEpoch(deps, userId, state, now));
+    }
+  }
+  return { removed, kind };
+}
