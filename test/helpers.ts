@@ -147,6 +147,10 @@ export async function ageRotations(seconds: number) {
 
 export const sidOf = (accessToken: string) => decodeJwtPart(accessToken, 1).sid as string;
 
+/** Wrong passwords and codes a session has sent to step-up checks (its own budget, auth/step-up.ts). */
+export const stepUpFailures = async (accessToken: string) =>
+  (await env.DB.prepare("SELECT password_failures AS n FROM sessions WHERE id = ?").bind(sidOf(accessToken)).first<{ n: number }>())!.n;
+
 export const nowSeconds = () => Math.floor(Date.now() / 1000);
 export const testJwk = () => JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
 const b64url = (text: string) => btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -352,7 +356,7 @@ export function mailbox(fail = false) {
     if (!token) throw new Error(`no ${action} link mailed to ${to}`);
     return token;
   };
-  return { sent, send, link };
+  return { sent, send, link, binding: EMAIL };
 }
 
 // ---- Second factors ----

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../src/auth/secrets";
 import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
-import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, type CallOptions } from "./helpers";
+import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, stepUpFailures, type CallOptions } from "./helpers";
 
 /**
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
@@ -105,11 +105,12 @@ describe("setting TOTP up", () => {
     expect(box.sent.at(-1)!.text).toMatch(/turned on/);
   });
 
-  it("setup takes the password, through the account lock", async () => {
+  it("setup takes the password; a wrong one counts against the session's own budget, never the account lock", async () => {
     const reg = await registerUser();
     expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
     expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: {} }), 400, "validation_failed");
-    expect((await userRow(reg.user.id))!).toMatchObject({ failed_logins: 1, totp_secret: null });
+    expect((await userRow(reg.user.id))!).toMatchObject({ failed_logins: 0, totp_secret: null });
+    expect(await stepUpFailures(reg.access_token)).toBe(1);
   });
 
   it("refuses a wrong code, a code of a replaced secret, a second setup while on, and enable before setup", async () => {
@@ -147,14 +148,15 @@ describe("setting TOTP up", () => {
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
     const code = await codeAt(setup.body.secret);
-    const DB = d1BatchAnswerLostAt(1); // the batch that turns TOTP on, with its audit row
+    const DB = d1BatchAnswerLostAt(2); // after the step-up's start: the batch that turns TOTP on, with its audit row
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code }, bindings: { DB } }), 500, "internal_error");
     expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull(); // it was written
     const retry = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } });
     expect(retry.status, retry.text).toBe(200);
-    // Within the grace a wrong code is a guess at an account with TOTP on: it counts toward the lock.
+    // Within the grace a wrong code is a guess: it counts against the session's budget.
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await wrongCode(setup.body.secret) } }), 401, "invalid_mfa_code");
-    expect((await userRow(reg.user.id))!.failed_logins).toBe(1);
+    expect(await stepUpFailures(reg.access_token)).toBe(1);
+    expect((await userRow(reg.user.id))!.failed_logins).toBe(0);
     const challenge = await challengeFor(reg.input.username);
     expect((await secondStep(challenge, { recovery_code: retry.body.recovery_codes[9] })).status).toBe(200);
     // Too late: the grace is over.
@@ -207,8 +209,8 @@ describe("signing in with TOTP on", () => {
     expectError(await secondStep(expired, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
 
     const stale = await challengeFor(u.input.username);
-    const change = await call("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43" } });
-    expect(change.status).toBe(200);
+    const change = await call("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] } });
+    expect(change.status, change.text).toBe(200);
     expectError(await secondStep(stale, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
     expectError(await secondStep("not-a-challenge", { code: "123456" }), 401, "invalid_challenge");
   });
@@ -353,32 +355,28 @@ describe("signing in with TOTP on", () => {
     expect(res.body.refresh_token).toBeUndefined();
   });
 
-  it("a password reset by mail does not clear the failures of wrong codes, and a lock by wrong codes is mailed", async () => {
+  it("a lock by wrong codes is mailed: someone knows the password", async () => {
     const box = mailbox();
     const email = `lock_${Date.now()}@example.com`;
     const u = await userWithTotp(email);
     const challenge = await challengeFor(u.input.username);
-    for (let i = 0; i < 3; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
-    await box.send("POST", "/password/forgot", { body: { email } });
-    const reset = await box.send("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "battery staple 43" } });
-    expect(reset.status, reset.text).toBe(200);
-    expect((await userRow(u.user.id))!.failed_logins).toBe(3);
-    const again = (await call("POST", "/login", { body: { username: u.input.username, password: "battery staple 43" } })).body.challenge;
-    await box.send("POST", "/login/mfa", { body: { challenge: again, code: await wrongCode(u.secret) } });
-    const locking = await box.send("POST", "/login/mfa", { body: { challenge: again, code: await wrongCode(u.secret) } });
+    for (let i = 0; i < 4; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
+    const locking = await box.send("POST", "/login/mfa", { body: { challenge, code: await wrongCode(u.secret) } });
     expectError(locking, 401, "invalid_mfa_code");
-    expectError(await secondStep(again, { code: await codeAt(u.secret) }), 429, "rate_limited");
+    expectError(await login(u.input.username), 429, "rate_limited");
     expect(box.sent.at(-1)).toMatchObject({ to: email });
     expect(box.sent.at(-1)!.text).toMatch(/knows your password entered wrong two-step codes/);
   });
 
-  it("a right password at POST /email does not clear the failures of wrong codes either", async () => {
+  it("a signed-in session's step-ups neither count toward the account lock nor clear it", async () => {
     const u = await userWithTotp();
     const challenge = await challengeFor(u.input.username);
     for (let i = 0; i < 2; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
-    const change = await call("POST", "/email", { token: u.access_token, body: { new_email: `moved_${Date.now()}@example.com`, current_password: PASSWORD } });
+    const change = await call("POST", "/email", { token: u.access_token, body: { new_email: `moved_${Date.now()}@example.com`, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } });
     expect(change.status, change.text).toBe(202);
+    expectError(await call("POST", "/email", { token: u.access_token, body: { new_email: `moved2_${Date.now()}@example.com`, current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
     expect((await userRow(u.user.id))!.failed_logins).toBe(2);
+    expect(await stepUpFailures(u.access_token)).toBe(1);
   });
 
   it("answers 400 for a body with both, or neither, of code and recovery_code", async () => {
@@ -405,7 +403,7 @@ describe("a replaced MFA_ENCRYPTION_KEY", () => {
 });
 
 describe("turning TOTP off", () => {
-  it("needs the password and a code; wrong ones count toward the lock; then login asks no code", async () => {
+  it("needs the password and a code; wrong ones count against the session's budget; then login asks no code", async () => {
     const box = mailbox();
     const email = `off_${Date.now()}@example.com`;
     const u = await userWithTotp(email);
@@ -413,7 +411,8 @@ describe("turning TOTP off", () => {
     const code = await codeAt(u.secret);
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: "wrong password 1", code } }), 401, "invalid_credentials");
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
-    expect((await userRow(u.user.id))!.failed_logins).toBe(2);
+    expect(await stepUpFailures(u.access_token)).toBe(2);
+    expect((await userRow(u.user.id))!.failed_logins).toBe(0);
     const off = await box.send("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } });
     expect(off.status, off.text).toBe(200);
     const audited = await env.DB.prepare("SELECT event, detail FROM audit_events WHERE user_id = ? AND event = 'totp_disabled'").bind(u.user.id).first<{ detail: string }>();
@@ -421,6 +420,7 @@ describe("turning TOTP off", () => {
     expect(box.sent.at(-1)!.text).toMatch(/turned off/);
     const row = (await userRow(u.user.id))!;
     expect(row).toMatchObject({ totp_secret: null, totp_enabled_at: null, recovery_codes: null, failed_logins: 0 });
+    expect(await stepUpFailures(u.access_token)).toBe(0); // a passed check makes the budget whole
     const plain = await login(u.input.username);
     expect(plain.status).toBe(200);
     expect(plain.body.access_token).toEqual(expect.any(String));
@@ -430,8 +430,8 @@ describe("turning TOTP off", () => {
   it("a disable whose answer was lost: the retry answers 409 mfa_not_enabled, the state it asked for; both changes were audited", async () => {
     const u = await userWithTotp();
     const body = { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] };
-    // Batch 1 starts the check, batch 2 turns TOTP off: its answer is lost.
-    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body, bindings: { DB: d1BatchAnswerLostAt(2) } }), 500, "internal_error");
+    // Batch 1 starts the check, batch 2 spends the code, batch 3 turns TOTP off: its answer is lost.
+    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body, bindings: { DB: d1BatchAnswerLostAt(3) } }), 500, "internal_error");
     expect((await userRow(u.user.id))!).toMatchObject({ totp_enabled_at: null, recovery_codes: null });
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body }), 409, "mfa_not_enabled");
     const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('totp_enabled', 'totp_disabled') ORDER BY id").bind(u.user.id).all<{ event: string }>();

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { SoftAuthenticator, type Tweaks } from "./authenticator";
-import { ORIGIN, PASSWORD, awayFromStepEdge, codeAt, registerOptions, userWithPasskey, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, mailbox, registerUser, type CallOptions } from "./helpers";
+import { ORIGIN, PASSWORD, awayFromStepEdge, codeAt, registerOptions, userWithPasskey, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, mailbox, registerUser, stepUpFailures, type CallOptions } from "./helpers";
 
 /**
  * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
@@ -52,26 +52,28 @@ describe("registering a passkey", () => {
     expect((await registerOptions(reg.access_token)).excludeCredentials.map((c) => c.id)).toEqual([authenticator.credentialId]);
   });
 
-  it("takes a fresh check: the password, and a code while TOTP is on, through the account lock", async () => {
+  it("takes a step-up: the password, and a code while TOTP is on, on the session's own budget", async () => {
     const reg = await registerUser();
     const wrong = await call("POST", "/passkeys/register/options", { token: reg.access_token, body: { current_password: "wrong password 1" } });
     expectError(wrong, 401, "invalid_credentials");
     expectError(await call("POST", "/passkeys/register/options", { token: reg.access_token }), 400, "validation_failed");
-    const failures = async (id: string) => (await env.DB.prepare("SELECT failed_logins AS n FROM users WHERE id = ?").bind(id).first<{ n: number }>())!.n;
-    expect(await failures(reg.user.id)).toBe(1);
+    const lockFailures = async (id: string) => (await env.DB.prepare("SELECT failed_logins AS n FROM users WHERE id = ?").bind(id).first<{ n: number }>())!.n;
+    expect(await stepUpFailures(reg.access_token)).toBe(1);
+    expect(await lockFailures(reg.user.id)).toBe(0);
 
     const u = await userWithTotp();
     const noCode = await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD } });
     expectError(noCode, 401, "invalid_mfa_code");
     expect(noCode.body.message).toMatch(/send code or recovery_code/);
-    expect(await failures(u.user.id)).toBe(0); // not a guess
+    expect(await stepUpFailures(u.access_token)).toBe(0); // not a guess
     expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
-    expect(await failures(u.user.id)).toBe(1);
+    expect(await stepUpFailures(u.access_token)).toBe(1);
     await awayFromStepEdge();
     const code = await codeAt(u.secret);
     const options = await registerOptions(u.access_token, { current_password: PASSWORD, code });
     expect(options.challenge).toEqual(expect.any(String));
-    expect(await failures(u.user.id)).toBe(0);
+    expect(await stepUpFailures(u.access_token)).toBe(0);
+    expect(await lockFailures(u.user.id)).toBe(0);
     // The code is spent: it does not open a second ceremony, nor a sign-in.
     expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code } }), 401, "invalid_mfa_code");
     expect((await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } })).status).toBe(200);
@@ -278,10 +280,14 @@ describe("the passkey list", () => {
     const box = mailbox();
     const alice = await userWithPasskey({ email: `rm_${Date.now()}@example.com` });
     const bob = await registerUser();
-    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: bob.access_token }), 404, "not_found");
-    expect((await box.send("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token })).status).toBe(200);
+    const check = { current_password: PASSWORD };
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: bob.access_token, body: check }), 404, "not_found");
+    // A step-up first: a stolen access token alone cannot remove a way in.
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token }), 400, "validation_failed");
+    expect((await box.send("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: check })).status).toBe(200);
     expect(box.sent.at(-1)!.text).toMatch(/A passkey was removed/);
-    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token }), 404, "not_found");
+    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: check }), 404, "not_found");
     expect((await call("GET", "/passkeys", { token: alice.access_token })).body.passkeys).toEqual([]);
     expectError(await signIn(alice.authenticator), 401, "invalid_credentials");
     // The password still works: no account is left without a way in.

@@ -1,3 +1,4 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, mailbox } from "./helpers";
@@ -31,22 +32,33 @@ describe("email verification", () => {
     expectError(await call("POST", "/email/verify", { body: { token } }), 400, "invalid_link");
   });
 
-  it("a newer link supersedes older ones; an expired or unknown one is refused the same way", async () => {
+  it("three links may be live at once (a fourth request mails nothing); using one ends the others; an expired or unknown one is refused the same way", async () => {
     const box = mailbox();
     const email = address();
     const reg = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
-    const first = box.link(email, "verify-email");
+    const tokens = [box.link(email, "verify-email")];
+    for (let i = 0; i < 2; i++) {
+      expect((await box.send("POST", "/email/verify/request", { token: reg.body.access_token })).status).toBe(202);
+      tokens.push(box.link(email, "verify-email"));
+    }
+    expect(new Set(tokens).size).toBe(3);
     expect((await box.send("POST", "/email/verify/request", { token: reg.body.access_token })).status).toBe(202);
-    const second = box.link(email, "verify-email");
-    expect(second).not.toBe(first);
-    expectError(await call("POST", "/email/verify", { body: { token: first } }), 400, "invalid_link");
-    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE user_id = ?").bind(Date.now() - 1, reg.body.user.id).run();
-    expectError(await call("POST", "/email/verify", { body: { token: second } }), 400, "invalid_link");
-    expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
+    expect(box.sent).toHaveLength(3);
     // Only hashes at rest.
     const dump = JSON.stringify((await env.DB.prepare("SELECT * FROM account_tokens").all()).results);
-    expect(dump).not.toContain(first);
-    expect(dump).not.toContain(second);
+    for (const t of tokens) expect(dump).not.toContain(t);
+    expect((await call("POST", "/email/verify", { body: { token: tokens[0] } })).status).toBe(200);
+    for (const t of tokens.slice(1)) expectError(await call("POST", "/email/verify", { body: { token: t } }), 400, "invalid_link");
+    // A verified address gets no more links.
+    expect((await box.send("POST", "/email/verify/request", { token: reg.body.access_token })).status).toBe(202);
+    expect(box.sent).toHaveLength(3);
+
+    const other = address();
+    await box.send("POST", "/register", { body: { username: uniqueName(), email: other, password: PASSWORD } });
+    const expiring = box.link(other, "verify-email");
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE email = ?").bind(Date.now() - 1, other).run();
+    expectError(await call("POST", "/email/verify", { body: { token: expiring } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
   });
 
   it("two verifications with one link: exactly one wins", async () => {
@@ -146,7 +158,7 @@ describe("password reset", () => {
     expect((await login(reg.input.username, winner)).status).toBe(200);
   });
 
-  it("a newer reset link supersedes the older one; an expired one is refused; the policy applies", async () => {
+  it("a newer reset link leaves the older live; using one ends the other; an expired one is refused; the policy applies", async () => {
     const box = mailbox();
     const email = address();
     await registerUser({ email });
@@ -154,13 +166,17 @@ describe("password reset", () => {
     const first = box.link(email, "reset-password");
     await box.send("POST", "/password/forgot", { body: { email } });
     const second = box.link(email, "reset-password");
+    expect(second).not.toBe(first);
     const derive = vi.spyOn(crypto.subtle, "deriveBits");
-    expectError(await call("POST", "/password/reset", { body: { token: first, new_password: NEW_PASSWORD } }), 400, "invalid_link");
     expectError(await call("POST", "/password/reset", { body: { token: "A".repeat(43), new_password: NEW_PASSWORD } }), 400, "invalid_link");
     expect(derive).not.toHaveBeenCalled(); // no hash spent on a link that cannot work
     expectError(await call("POST", "/password/reset", { body: { token: second, new_password: "short" } }), 400, "validation_failed");
+    expect((await call("POST", "/password/reset", { body: { token: first, new_password: NEW_PASSWORD } })).status).toBe(200);
+    expectError(await call("POST", "/password/reset", { body: { token: second, new_password: "other secret 77" } }), 400, "invalid_link");
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const third = box.link(email, "reset-password");
     await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE purpose = 'reset_password'").bind(Date.now() - 1).run();
-    expectError(await call("POST", "/password/reset", { body: { token: second, new_password: NEW_PASSWORD } }), 400, "invalid_link");
+    expectError(await call("POST", "/password/reset", { body: { token: third, new_password: NEW_PASSWORD } }), 400, "invalid_link");
   });
 
   it("a failing mail service is logged and audited, never shown: the answer stays 202", async () => {
@@ -173,12 +189,60 @@ describe("password reset", () => {
     expect(JSON.parse(row!.detail)).toMatchObject({ purpose: "reset_password" });
   });
 
-  it("limits reset requests per address", async () => {
+  it("a stranger who knows the address can neither end the owner's link nor flood the mailbox", async () => {
     const email = address();
+    const reg = await registerUser({ email });
     const box = mailbox();
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const owners = box.link(email, "reset-password");
+    // Requests from anywhere: each answered alike, two more mails, then nothing.
     const statuses = [];
-    for (let i = 0; i < 6; i++) statuses.push((await box.send("POST", "/password/forgot", { body: { email }, headers: { "cf-connecting-ip": randomIp() } })).status);
-    expect(statuses).toEqual([202, 202, 202, 202, 202, 429]);
+    for (let i = 0; i < 8; i++) statuses.push((await box.send("POST", "/password/forgot", { body: { email }, headers: { "cf-connecting-ip": randomIp() } })).status);
+    expect(statuses).toEqual(Array(8).fill(202));
+    expect(box.sent).toHaveLength(3);
+    // The owner's link still works (and so would the ones the stranger triggered: they went to the owner).
+    expect((await call("POST", "/password/reset", { body: { token: owners, new_password: NEW_PASSWORD } })).status).toBe(200);
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
+  });
+
+  it("answers before any lookup: the answer does not wait for the database", async () => {
+    const email = address();
+    await registerUser({ email });
+    // A D1 binding that holds every statement until released.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (typeof value !== "function") return value;
+        if (prop === "batch") return async (...args: unknown[]) => (await gate, value.apply(target, args));
+        if (prop !== "prepare") return value.bind(target);
+        return (sql: string) => {
+          const stmt = value.call(target, sql) as D1PreparedStatement;
+          const hold = (s: D1PreparedStatement): D1PreparedStatement =>
+            new Proxy(s, {
+              get(t, p) {
+                const v = Reflect.get(t, p);
+                if (typeof v !== "function") return v;
+                if (p === "bind") return (...a: unknown[]) => hold(v.apply(t, a));
+                if (["all", "run", "raw", "first"].includes(String(p))) return async (...a: unknown[]) => (await gate, v.apply(t, a));
+                return v.bind(t);
+              },
+            });
+          return hold(stmt);
+        };
+      },
+    });
+    const box = mailbox();
+    const ctx = createExecutionContext();
+    for (const to of [email, address()]) {
+      const res = await call("POST", "/password/forgot", { body: { email: to }, bindings: { DB: held, EMAIL: box.binding }, ctx });
+      expect(res.status).toBe(202);
+    }
+    expect(box.sent).toHaveLength(0);
+    release();
+    await waitOnExecutionContext(ctx);
+    expect(box.sent.map((m) => m.to)).toEqual([email]);
   });
 
   it("never puts a token or a link in a log line", async () => {
@@ -320,13 +384,19 @@ describe("DELETE /me", () => {
     expect(JSON.stringify(row)).not.toContain(reg.input.username);
   });
 
-  it("checks the password through the login lock, and a retry after a failed KV write completes the revocation", async () => {
+  it("takes a step-up on the session's own budget (a stranger's lock never blocks it), and a retry after a failed KV write completes the revocation", async () => {
     const reg = await registerUser();
-    for (let i = 0; i < 5; i++) expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
-    expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: PASSWORD } }), 429, "rate_limited");
-    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    const guesser = (await login(reg.input.username)).body;
+    // A stranger's wrong logins lock the account: the signed-in owner is not blocked by it.
+    for (let i = 0; i < 5; i++) await login(reg.input.username, "wrong password 1");
+    expectError(await login(reg.input.username), 429, "rate_limited");
+    // Wrong passwords count against the guessing session only: the fifth signs it out.
+    for (let i = 0; i < 4; i++) expectError(await call("DELETE", "/me", { token: guesser.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(await call("DELETE", "/me", { token: guesser.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_token");
+    expectError(await call("GET", "/protected", { token: guesser.access_token }), 401, "invalid_token");
     // Sessions of every epoch: one kept across a password change, one from after it.
-    await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } });
+    expect((await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } })).status).toBe(200);
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
     const later = await login(reg.input.username, NEW_PASSWORD);
     const REVOKED = kvPutFailsOnce();
     expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: NEW_PASSWORD }, bindings: { REVOKED } }), 503, "service_unavailable");

@@ -6,6 +6,7 @@ import {
   PASSWORD,
   ageRotations,
   call,
+  d1BatchAnswerLostAt,
   d1BatchAnswerLostOnce,
   d1StatementAnswerLostOnce,
   expectError,
@@ -181,7 +182,7 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
 
   it("POST /password: the batch is applied but its answer is lost", async () => {
     const { reg, current, other } = await userWithSessions();
-    const DB = d1BatchAnswerLostOnce();
+    const DB = d1BatchAnswerLostAt(3); // after the step-up's two: the change itself
     const change = () => call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } });
     expectError(await change(), 500, "internal_error");
     const retry = await change();
@@ -192,7 +193,7 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
 
   it("POST /password: a retry with a different new password is not taken for a repeat", async () => {
     const { current } = await userWithSessions();
-    const DB = d1BatchAnswerLostOnce();
+    const DB = d1BatchAnswerLostAt(3); // after the step-up's two: the change itself
     expectError(await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } }), 500, "internal_error");
     const other = await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: "yet another secret 9" } });
     expectError(other, 401, "invalid_credentials");

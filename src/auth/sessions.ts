@@ -431,13 +431,15 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const now = new Date();
   const started = await beginStepUp(deps, claims, now);
   const { user, check } = started;
-  // This session made a change after this token was issued: if the new password is the one stored,
-  // this is that request again, its answer lost. Mirror the change into KV again (a retry after a
-  // failed KV write completes the revocation) and answer as it would have.
-  if (user.epochKeptSession === claims.sid && claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options))) {
-    const [[state]] = await db.batch([epochState(db, user.id), endCheck(db, check)]);
+  // This session made the latest change: mirror it into KV again (a retry after a failed KV write
+  // completes the revocation, whatever this request turns out to be). If this token predates that
+  // change and the new password is the one stored, this is that request again, its answer lost:
+  // answer as it would have.
+  if (user.epochKeptSession === claims.sid) {
+    const repeated = claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
+    const [[state]] = await db.batch([epochState(db, user.id), ...(repeated ? [endCheck(db, check)] : [])]);
     if (state) await publishEpoch(deps, user.id, state, now);
-    return 0;
+    if (repeated) return 0;
   }
   await proveStepUp(deps, claims, "change_password", started, input, now);
 
