@@ -219,6 +219,20 @@ describe("cookie mode", () => {
     expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${theirs}` } })).status).toBe(200);
   });
 
+  it("with two refresh_token cookies, a Bearer logout still ends the token's session (and neither cookie's)", async () => {
+    const { res } = await cookieLogin();
+    const mine = cookieValue(refreshCookies(res)[0]!);
+    const attacker = await cookieLogin();
+    const theirs = cookieValue(refreshCookies(attacker.res)[0]!);
+    const out = await call("POST", "/logout", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${theirs}; refresh_token=${mine}` } });
+    expect(out.status, out.text).toBe(200);
+    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
+    expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${mine}` } }), 401, "invalid_token");
+    // Which cookie was whose cannot be told: the other session is left alone.
+    expect((await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${theirs}` } })).status).toBe(200);
+  });
+
   it("logs out by cookie when the Bearer token sent with it has expired (an SPA after a while away)", async () => {
     const { reg, res } = await cookieLogin();
     const token = cookieValue(refreshCookies(res)[0]!);

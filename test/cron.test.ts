@@ -34,4 +34,17 @@ describe("daily housekeeping", () => {
     await housekeeping(env, new Date(Date.now() + 91 * DAY));
     expect(await count()).toBe(0);
   });
+
+  it("drops mailed links used or expired over a day ago, with the former addresses they went to", async () => {
+    const reg = await registerUser({ email: `cron_${Date.now()}@example.com` });
+    const links = () => count("SELECT count(*) AS n FROM account_tokens WHERE user_id = ?", reg.user.id);
+    expect(await links()).toBe(1); // the verification link
+    await env.DB.prepare("INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, 'change_email', 'former@example.com', ?, ?)")
+      .bind(`h${Date.now()}`, reg.user.id, Date.now(), Date.now() + DAY)
+      .run();
+    expect((await housekeeping(env)).links).toBe(0);
+    const { links: deleted } = await housekeeping(env, new Date(Date.now() + 2 * DAY + 1000));
+    expect(deleted).toBe(2);
+    expect(await links()).toBe(0);
+  });
 });

@@ -148,6 +148,13 @@ describe("API reference", () => {
     }
   });
 
+  it("names the configured ISSUER as the server in /openapi.json, never the Host a client sent", async () => {
+    for (const base of ["http://localhost", "https://evil.example"]) {
+      const res = await call("GET", "/openapi.json", { base, headers: { host: "evil.example", "x-forwarded-host": "evil.example" } });
+      expect(res.body.servers).toEqual([{ url: env.ISSUER }]);
+    }
+  });
+
   it("hides /docs with API_DOCS off, production's default; /openapi.json stays", async () => {
     expectError(await call("GET", "/docs"), 404, "not_found");
     expect((await call("GET", "/openapi.json")).status).toBe(200);

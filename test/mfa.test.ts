@@ -276,6 +276,17 @@ describe("signing in with TOTP on", () => {
     expect((await secondStep(challenge, { code: await codeAt(u.secret, 1) })).status).toBe(200);
   });
 
+  it("a second step refused at its last moment (the account disabled meanwhile) leaves the recovery code unspent", async () => {
+    const u = await userWithTotp();
+    const challenge = await challengeFor(u.input.username);
+    // Batch 1 starts the check; the account is disabled just before batch 2, which would open the session.
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET disabled_at = ? WHERE id = ?", Date.now(), u.user.id);
+    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { bindings: { DB } }), 403, "account_disabled");
+    expect(JSON.parse(String((await userRow(u.user.id))!.recovery_codes))).toHaveLength(10);
+    await env.DB.prepare("UPDATE users SET disabled_at = NULL WHERE id = ?").bind(u.user.id).run();
+    expect((await secondStep(await challengeFor(u.input.username), { recovery_code: u.recoveryCodes[0] })).status).toBe(200);
+  });
+
   it("a second step whose answer was lost: the same client's retry gets that session, nobody else's does", async () => {
     const u = await userWithTotp();
     const client = { headers: { "cf-connecting-ip": "10.77.0.1", "user-agent": "Retrying/1.0" } };

@@ -256,6 +256,19 @@ describe("signing in with a passkey", () => {
     expect(res.body.user.id).toBe(alice.user.id);
   });
 
+  it("refuses a name with bidi overrides, zero-width or separator characters (one name passing for another)", async () => {
+    const reg = await registerUser();
+    for (const name of ["Laptop\u202Egnp.exe", "Lap\u200Btop", "Lap\u2028top", "Lap\u0007top"]) {
+      const options = await registerOptions(reg.access_token);
+      const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options), name } });
+      expectError(res, 400, "validation_failed");
+      expect(res.body.fields.name).toMatch(/must not contain/);
+    }
+    const options = await registerOptions(reg.access_token);
+    const ok = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options), name: "Zoë's phone" } });
+    expect(ok.status, ok.text).toBe(201);
+  });
+
   it("refuses a disabled account", async () => {
     const u = await userWithPasskey();
     await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), u.user.id).run();

@@ -470,6 +470,55 @@ describe("admin user management", () => {
   });
 });
 
+describe("at least one active admin always remains", () => {
+  /** Two admins, and the id of each: the only active admins of this test file's database. */
+  async function onlyAdmins() {
+    await env.DB.prepare(`UPDATE users SET roles = '["user"]'`).run();
+    const a = await registerUser();
+    const b = await registerUser();
+    const tokens = [];
+    for (const u of [a, b]) {
+      await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(u.user.id).run();
+      tokens.push((await login(u.input.username)).body.access_token as string);
+    }
+    return { a: { id: a.user.id, token: tokens[0]! }, b: { id: b.user.id, token: tokens[1]! } };
+  }
+
+  it("two admins disabling each other at once: exactly one succeeds", async () => {
+    const { a, b } = await onlyAdmins();
+    const results = await Promise.all([
+      call("PATCH", `/admin/users/${b.id}`, { token: a.token, body: { disabled: true } }),
+      call("PATCH", `/admin/users/${a.id}`, { token: b.token, body: { disabled: true } }),
+    ]);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 403]);
+    const active = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE disabled_at IS NULL AND roles LIKE '%admin%'").first<{ n: number }>();
+    expect(active!.n).toBe(1);
+  });
+
+  it("the last active admin cannot be demoted, disabled or deleted; with another admin they can", async () => {
+    const { a, b } = await onlyAdmins();
+    expect((await call("PATCH", `/admin/users/${b.id}`, { token: a.token, body: { roles: ["user"] } })).status).toBe(200);
+    const freshA = (await login((await call("GET", "/me", { token: a.token })).body.user.username)).body.access_token;
+    const refused = await call("DELETE", "/me", { token: freshA, body: { current_password: PASSWORD } });
+    expectError(refused, 409, "last_admin");
+    expect((await call("GET", "/protected", { token: freshA })).status).toBe(200); // nothing was deleted
+    // With another active admin, a may go.
+    await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(b.id).run();
+    expect((await call("DELETE", "/me", { token: freshA, body: { current_password: PASSWORD } })).status).toBe(200);
+  });
+
+  it("an admin whose role was removed meanwhile is refused, though the token still carries the role", async () => {
+    const { a, b } = await onlyAdmins();
+    const plain = await registerUser();
+    await env.DB.prepare(`UPDATE users SET roles = '["user"]' WHERE id = ?`).bind(a.id).run();
+    const res = await call("PATCH", `/admin/users/${plain.user.id}`, { token: a.token, body: { disabled: true } });
+    expectError(res, 403, "forbidden");
+    const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_refused' AND user_id = ?").bind(plain.user.id).first<{ detail: string }>();
+    expect(JSON.parse(audited!.detail)).toMatchObject({ by: a.id, reason: "forbidden" });
+    expect((await call("PATCH", `/admin/users/${plain.user.id}`, { token: b.token, body: { disabled: true } })).status).toBe(200);
+  });
+});
+
 describe("REGISTRATION closed still lets existing users recover", () => {
   it("password reset works with sign-up closed", async () => {
     const box = mailbox();
