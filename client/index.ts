@@ -15,7 +15,10 @@ import type {
   protectedSchema,
   recoveryCodesSchema,
   registerSchema,
+  resetDoneSchema,
   revokedCountSchema,
+  revokedWayInSchema,
+  securitySchema,
   sessionsPageSchema,
   signedInSchema,
   tokensSchema,
@@ -51,6 +54,9 @@ export type Factors = z.infer<typeof factorsSchema>;
 export type Passkey = z.infer<typeof passkeySchema>;
 export type Me = z.infer<typeof meWithFactorsSchema>;
 export type TotpSetup = z.infer<typeof totpSetupSchema>;
+/** GET /me/security: the ways in, this session's assurance, and what each sensitive action needs now. */
+export type Security = z.infer<typeof securitySchema>;
+export type WayIn = Security["ways_in"][number];
 type Reply = z.infer<typeof messageSchema>;
 type ErrorBody = z.infer<typeof ErrorSchema>;
 type Tokens = z.infer<typeof tokensSchema>;
@@ -59,8 +65,13 @@ type MfaChallenge = z.infer<typeof mfaChallengeSchema>;
 type OneOf<T> = { [K in keyof T]-?: Required<Pick<T, K>> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
 /** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
 export type SecondFactor = OneOf<Pick<z.input<typeof loginMfaSchema>, "code" | "recovery_code">>;
-/** A fresh check: the password, and (while TOTP is on) a code or a recovery code. */
+/**
+ * A step-up (the server's table, Security["step_up"]): the password, and while TOTP is on a code or a
+ * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
+ */
 export type FreshCheck = { current_password: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
+/** What a reset may need besides the token: a code, where TOTP was turned on after the address was confirmed. */
+export type ResetFactor = SecondFactor | { code?: undefined; recovery_code?: undefined };
 export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON };
 
 /** What went wrong: `code` is the API's error code, or network_error / bad_response. */
@@ -278,7 +289,9 @@ export function createAuthClient(options: ClientOptions) {
     protected: () => authed<z.infer<typeof protectedSchema>>("GET", "/protected"),
     sessions: (cursor?: string) => authed<z.infer<typeof sessionsPageSchema>>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id: string) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`),
-    changePassword: (input: PasswordChange) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
+    changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
+    /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
+    security: () => authed<Security>("GET", "/me/security"),
     /**
      * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
      * under the tabs' lock so no refresh lands after it. Token mode: refreshed first if need be.
@@ -297,13 +310,17 @@ export function createAuthClient(options: ClientOptions) {
     },
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
     verifyEmail: (token: string) => send<Reply>("POST", "/email/verify", { token }),
-    requestEmailVerification: () => authed<Reply>("POST", "/email/verify/request"),
+    /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
+    requestEmailVerification: (email?: string) => (email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email })),
     forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
-    resetPassword: (token: string, new_password: string) => send<Reply>("POST", "/password/reset", { token, new_password }),
-    changeEmail: (new_email: string, current_password: string) => authed<Reply>("POST", "/email", { new_email, current_password }),
+    /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
+    resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) => send<z.infer<typeof resetDoneSchema>>("POST", "/password/reset", { token, new_password, ...factor }),
+    changeEmail: (new_email: string, check: FreshCheck) => authed<Reply>("POST", "/email", { new_email, ...check }),
     confirmEmail: (token: string) => send<Reply>("POST", "/email/confirm", { token }),
-    async deleteAccount(current_password: string) {
-      const res = await authed<Reply>("DELETE", "/me", { current_password });
+    /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
+    revokeWayIn: (token: string) => send<z.infer<typeof revokedWayInSchema>>("POST", "/ways-in/revoke", { token }),
+    async deleteAccount(check: FreshCheck) {
+      const res = await authed<Reply>("DELETE", "/me", check);
       adopt(null);
       return res;
     },
@@ -319,7 +336,7 @@ export function createAuthClient(options: ClientOptions) {
     passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),
     listPasskeys: () => authed<z.infer<typeof passkeysSchema>>("GET", "/passkeys").then((r) => r.passkeys),
-    deletePasskey: (id: string) => authed<Reply>("DELETE", `/passkeys/${encodeURIComponent(id)}`),
+    deletePasskey: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/passkeys/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
   };

@@ -99,7 +99,7 @@ async function render() {
   if (signedIn) showMfa(undefined);
   else return hideSecrets();
   try {
-    const [{ user, factors }, { sessions }, passkeys] = await Promise.all([client.me(), client.sessions(), client.listPasskeys()]);
+    const [{ user, factors }, { sessions }, passkeys, security] = await Promise.all([client.me(), client.sessions(), client.listPasskeys(), client.security()]);
     describe($("#profile"), "profile", { username: user.username, email: user.email ?? "-", roles: user.roles.join(", "), id: user.id, since: new Date(user.created_at).toLocaleString() });
     describe(
       $("#factors"),
@@ -109,7 +109,20 @@ async function render() {
     );
     $("#totp-setup").hidden = factors.totp || !$("#totp-enable").hidden;
     $("#totp-disable").hidden = !factors.totp;
-    $("#passkey-code").hidden = !factors.totp; // adding a passkey then takes a code too
+    // While TOTP is on, every step-up takes a code too (the server's table, security.step_up).
+    const needsCode = security.step_up.add_passkey.includes("second_factor");
+    for (const id of ["passkey-code", "password-code", "delete-code", "passkey-remove-code"]) $(`#${id}`).hidden = !needsCode;
+    const ways = $("#ways-in");
+    ways.innerHTML = "";
+    for (const w of security.ways_in) {
+      const item = document.createElement("li");
+      item.dataset.testid = "way-in";
+      const what = { password: "Password", email: `Email ${w.address} (${w.verified ? "verified" : "not verified"})`, totp: "Authenticator app", passkey: `Passkey "${w.name}"` }[w.kind];
+      const when = w.added_at ? `, added ${new Date(w.added_at).toLocaleString()}` : "";
+      const by = w.by_this_session ? " by this browser" : w.added_by_session ? " by another session" : w.added_at ? " by a mailed link or at sign-up" : "";
+      item.textContent = `${what}${when}${by}`;
+      ways.append(item);
+    }
     const keys = $("#passkeys");
     keys.innerHTML = passkeys.length ? "" : "<li>None yet</li>";
     for (const p of passkeys) {
@@ -117,7 +130,12 @@ async function render() {
       item.dataset.testid = "passkey";
       item.textContent = `${p.name}, added ${new Date(p.created_at).toLocaleString()}${p.last_used_at ? `, last used ${new Date(p.last_used_at).toLocaleTimeString()}` : ""} `;
       const remove = Object.assign(document.createElement("button"), { textContent: "Remove" });
-      remove.addEventListener("click", () => client.deletePasskey(p.id).then(render, showError));
+      // Removing a way in is a step-up: the password (and a code while TOTP is on), in a form below.
+      remove.addEventListener("click", () => {
+        $<HTMLInputElement>("#passkey-remove [name=id]").value = p.id;
+        $("#passkey-remove-name").textContent = p.name;
+        $("#passkey-remove").hidden = false;
+      });
       item.append(remove);
       keys.append(item);
     }
@@ -197,8 +215,14 @@ onSubmit("passkey-add", async (f) => {
   await render();
   notice("Passkey added");
 });
+onSubmit("passkey-remove", async (f) => {
+  await client.deletePasskey(f.id!, { current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
+  $("#passkey-remove").hidden = true;
+  await render();
+  notice("Passkey removed");
+});
 onSubmit("password", async (f) => {
-  const { sessions_revoked } = await client.changePassword({ current_password: f.current_password!, new_password: f.new_password! });
+  const { sessions_revoked } = await client.changePassword({ current_password: f.current_password!, new_password: f.new_password!, ...(f.code ? proofOf(f.code) : {}) });
   await render();
   notice(`Password changed; ${sessions_revoked} other session(s) signed out`);
 });
@@ -207,16 +231,24 @@ onSubmit("forgot", async (f) => {
   notice("If that address has an account, a reset link is on its way (under npm run dev: printed by wrangler)");
 });
 onSubmit("delete", async (f) => {
-  await client.deleteAccount(f.current_password!);
+  await client.deleteAccount({ current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
   notice("Your account is deleted");
 });
 
 // A mailed link opens this page with its token in the URL fragment (never sent to any server).
 let resetToken = "";
 onSubmit("reset", async (f) => {
-  await client.resetPassword(resetToken, f.new_password!);
-  $("#reset").hidden = true;
-  notice("Your password is reset: sign in with the new one");
+  try {
+    const done = await client.resetPassword(resetToken, f.new_password!, f.code ? proofOf(f.code) : {});
+    $("#reset").hidden = true;
+    $("#reset-code").hidden = true;
+    const removed = done.passkeys_removed ? ` ${done.passkeys_removed} passkey(s) were removed.` : "";
+    notice(`Your password is reset and every session is signed out: sign in with the new one.${removed}`);
+  } catch (err) {
+    // TOTP was turned on after this address was confirmed: the reset takes a code too.
+    if (err instanceof AuthError && err.code === "invalid_mfa_code") $("#reset-code").hidden = false;
+    throw err;
+  }
 });
 async function followLink() {
   const [action, token] = location.hash.slice(1).split("=");
@@ -224,6 +256,13 @@ async function followLink() {
   history.replaceState(null, "", location.pathname);
   if (action === "verify-email") await client.verifyEmail(token).then(() => notice("Your email address is verified"), showError);
   if (action === "confirm-email") await client.confirmEmail(token).then(() => notice("Your email address is changed"), showError);
+  // "This was not me", from a notice: the way in is removed and every session ends (this one too).
+  if (action === "revoke-way-in") {
+    await client.revokeWayIn(token).then(async (r) => {
+      await client.resume();
+      notice(r.message);
+    }, showError);
+  }
   if (action === "reset-password") {
     resetToken = token;
     $("#reset").hidden = false;

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { STEP_UP, type Action } from "./auth/ways-in";
 
 /**
  * Request and response schemas: the single source of validation and of the OpenAPI document
@@ -321,7 +322,7 @@ export const securitySchema = z
       .object({ id: z.string(), auth_time: z.iso.datetime(), amr: z.array(z.string()).openapi({ description: "RFC 8176: pwd, otp, hwk, swk, mfa" }) })
       .openapi({ description: "this session: when and how its sign-in was proved (the access token's auth_time and amr)" }),
     step_up: z
-      .record(z.string(), z.array(proofKind))
+      .record(z.enum(Object.keys(STEP_UP) as [Action, ...Action[]]), z.array(proofKind))
       .openapi({ description: "each sensitive action and the proofs to send with it, for this account now (second_factor: a code or a recovery code)" }),
   })
   .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });

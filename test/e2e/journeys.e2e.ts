@@ -58,6 +58,30 @@ async function login(page: Page, username: string, password = PASSWORD) {
   await form.getByRole("button", { name: "Sign in", exact: true }).click(); // not "Sign in with a passkey"
 }
 
+/** The text of the newest mail wrangler printed (its local simulation writes each body to a file). */
+function lastMail(): string {
+  const paths = [...readFileSync(API_LOG, "utf8").matchAll(/^Text: (.+)$/gm)].map((m) => m[1]!.trim());
+  const last = paths.at(-1);
+  return last ? readFileSync(last, "utf8") : "";
+}
+
+/** A virtual authenticator (DevTools WebAuthn domain) in the page's browser: it holds passkeys, verifies the user. */
+async function virtualAuthenticator(ctx: BrowserContext, page: Page) {
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send("WebAuthn.enable", { enableUI: false });
+  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: { protocol: "ctap2", ctap2Version: "ctap2_1", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  return { cdp, authenticatorId };
+}
+
+async function addPasskey(page: Page, name: string) {
+  const add = page.getByTestId("passkey-add");
+  await add.getByLabel("Name (optional)").fill(name);
+  await add.getByLabel("Current password").fill(PASSWORD);
+  await add.getByRole("button", { name: "Add a passkey" }).click();
+}
+
 /** Counts the page's calls to the API's /refresh. */
 function countRefreshes(page: Page) {
   const seen = { n: 0 };
@@ -193,13 +217,8 @@ describe("the demo app in Chromium", () => {
     await form.getByRole("button", { name: "Mail me a link" }).click();
     await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/reset link is on its way/);
     // The local simulation prints the mail with the path of its text body.
-    const mailText = async () => {
-      const paths = [...readFileSync(API_LOG, "utf8").matchAll(/^Text: (.+)$/gm)].map((m) => m[1]!.trim());
-      const last = paths.at(-1);
-      return last ? readFileSync(last, "utf8") : "";
-    };
-    await expect.poll(mailText, { timeout: 10_000 }).toMatch(/reset-password=/);
-    const link = /(http:\S+#reset-password=[A-Za-z0-9_-]+)/.exec(await mailText())![1]!;
+    await expect.poll(lastMail, { timeout: 10_000 }).toMatch(/reset-password=/);
+    const link = /(http:\S+#reset-password=[A-Za-z0-9_-]+)/.exec(lastMail())![1]!;
     await page.goto(link);
     const reset = page.getByTestId("reset");
     await reset.getByLabel("New password").fill("recovered secret 45");
@@ -318,20 +337,13 @@ describe("second factors in Chromium", () => {
   it("passkeys: adds one (a virtual authenticator), signs in with it, removes it", async () => {
     const ctx = await browser.newContext();
     const page = await open(ctx);
-    const cdp = await ctx.newCDPSession(page);
-    await cdp.send("WebAuthn.enable", { enableUI: false });
-    const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: { protocol: "ctap2", ctap2Version: "ctap2_1", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
-    });
+    const { cdp, authenticatorId } = await virtualAuthenticator(ctx, page);
     const name = `pk_${Date.now().toString(36)}`;
     await register(page, name);
     await signedIn(page, name);
     expect(await page.getByTestId("passkey").count()).toBe(0);
 
-    const add = page.getByTestId("passkey-add");
-    await add.getByLabel("Name (optional)").fill("Virtual key");
-    await add.getByLabel("Current password").fill(PASSWORD);
-    await add.getByRole("button", { name: "Add a passkey" }).click();
+    await addPasskey(page, "Virtual key");
     await expect.poll(() => page.getByTestId("passkey").count()).toBe(1);
     expect(await page.getByTestId("passkey").textContent()).toMatch(/^Virtual key, added /);
     expect(await factor(page, "passkeys")).toBe("1");
@@ -350,8 +362,12 @@ describe("second factors in Chromium", () => {
     await signedIn(page, name);
     await expect.poll(() => page.getByTestId("passkey").textContent()).toMatch(/last used/);
 
-    // Removed at the API, it signs in no more, though the authenticator still holds it.
+    // Removed at the API (a step-up: the password again), it signs in no more, though the
+    // authenticator still holds it.
     await page.getByTestId("passkey").getByRole("button", { name: "Remove" }).click();
+    const remove = page.getByTestId("passkey-remove");
+    await remove.getByLabel("Current password").fill(PASSWORD);
+    await remove.getByRole("button", { name: "Remove passkey" }).click();
     await expect.poll(() => page.getByTestId("passkey").count()).toBe(0);
     await expect.poll(() => factor(page, "passkeys")).toBe("0");
     await page.getByTestId("logout").click();
@@ -360,6 +376,45 @@ describe("second factors in Chromium", () => {
     await page.getByTestId("passkey-login").click();
     await expect.poll(() => page.getByTestId("error").textContent()).toMatch(/passkey was not recognised/);
     await signedOut(page);
+    await ctx.close();
+  });
+});
+
+/**
+ * One model for every way in: the security view lists them, and the notice of a new one carries a
+ * "this was not me" link. One sign-in request (the attacker's login) from the IP budget above.
+ */
+describe("ways in, in Chromium", () => {
+  it("lists the ways in; a passkey planted from another browser is removed by the notice's link, which signs everyone out", async () => {
+    const ctx = await browser.newContext();
+    const page = await open(ctx);
+    const name = `way_${Date.now().toString(36)}`;
+    await register(page, name);
+    await signedIn(page, name);
+    const ways = () => page.getByTestId("way-in").allTextContents();
+    await expect.poll(ways).toEqual([expect.stringMatching(/^Password, added .+ by this browser$/), expect.stringMatching(new RegExp(`^Email ${name}@example\\.com \\(not verified\\), added .+ by this browser$`))]);
+
+    // Someone who knows the password adds a passkey from another browser.
+    const elsewhere = await browser.newContext();
+    const attacker = await open(elsewhere);
+    await virtualAuthenticator(elsewhere, attacker);
+    await login(attacker, name);
+    await signedIn(attacker, name);
+    await addPasskey(attacker, "Planted");
+    await expect.poll(() => attacker.getByTestId("notice").textContent()).toBe("Passkey added");
+    await page.getByTestId("reload").click();
+    await expect.poll(ways).toContainEqual(expect.stringMatching(/^Passkey "Planted", added .+ by another session$/));
+    await page.screenshot({ path: `${SHOTS}/ways-in.png`, fullPage: true });
+
+    // The notice went to the owner's address, with the link that undoes it.
+    await expect.poll(lastMail, { timeout: 10_000 }).toMatch(/A passkey was added[\s\S]*revoke-way-in=/);
+    const link = /(http:\S+#revoke-way-in=[A-Za-z0-9_-]+)/.exec(lastMail())![1]!;
+    await page.goto(link);
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/^Removed, and every session is signed out/);
+    await signedOut(page);
+    await attacker.getByTestId("reload").click();
+    await signedOut(attacker);
+    await elsewhere.close();
     await ctx.close();
   });
 });
