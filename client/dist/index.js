@@ -155,6 +155,8 @@ function createAuthClient(options) {
     sessions: (cursor) => authed("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id) => authed("DELETE", `/sessions/${encodeURIComponent(id)}`),
     changePassword: (input) => authed("POST", "/password", input),
+    /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
+    security: () => authed("GET", "/me/security"),
     /**
      * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
      * under the tabs' lock so no refresh lands after it. Token mode: refreshed first if need be.
@@ -173,13 +175,17 @@ function createAuthClient(options) {
     },
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
     verifyEmail: (token) => send("POST", "/email/verify", { token }),
-    requestEmailVerification: () => authed("POST", "/email/verify/request"),
+    /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
+    requestEmailVerification: (email) => email === void 0 ? authed("POST", "/email/verify/request") : send("POST", "/email/verify/request", { email }),
     forgotPassword: (email) => send("POST", "/password/forgot", { email }),
-    resetPassword: (token, new_password) => send("POST", "/password/reset", { token, new_password }),
-    changeEmail: (new_email, current_password) => authed("POST", "/email", { new_email, current_password }),
+    /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
+    resetPassword: (token, new_password, factor = {}) => send("POST", "/password/reset", { token, new_password, ...factor }),
+    changeEmail: (new_email, check) => authed("POST", "/email", { new_email, ...check }),
     confirmEmail: (token) => send("POST", "/email/confirm", { token }),
-    async deleteAccount(current_password) {
-      const res = await authed("DELETE", "/me", { current_password });
+    /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
+    revokeWayIn: (token) => send("POST", "/ways-in/revoke", { token }),
+    async deleteAccount(check) {
+      const res = await authed("DELETE", "/me", check);
       adopt(null);
       return res;
     },
@@ -195,7 +201,7 @@ function createAuthClient(options) {
     passkeyLoginOptions: () => send("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response) => signIn("/passkeys/login/verify", { response }).then(signedIn),
     listPasskeys: () => authed("GET", "/passkeys").then((r) => r.passkeys),
-    deletePasskey: (id) => authed("DELETE", `/passkeys/${encodeURIComponent(id)}`),
+    deletePasskey: (id, check) => authed("DELETE", `/passkeys/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: (method, path, body) => authed(method, path, body)
   };
