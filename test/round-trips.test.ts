@@ -78,6 +78,26 @@ describe("D1 round trips of second factors", () => {
   });
 });
 
+describe("D1 round trips of step-ups and the ways-in view", () => {
+  it("GET /me/security: one (the user and their passkeys in a batch)", async () => {
+    const reg = await registerUser();
+    const { res, n } = await tripsOf("GET", "/me/security", { token: reg.access_token });
+    expect(res.status, res.text).toBe(200);
+    expect(n).toBe(1);
+  });
+
+  it("POST /password: five, as before the step-up table (its start with the user, its pass, the change with the revocations, the epoch read back after the KV write, the audit row); with a code the same", async () => {
+    const reg = await registerUser();
+    const plain = await tripsOf("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43" } });
+    expect(plain.res.status, plain.res.text).toBe(200);
+    expect(plain.n).toBe(5);
+    const u = await userWithTotp();
+    const coded = await tripsOf("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] } });
+    expect(coded.res.status, coded.res.text).toBe(200);
+    expect(coded.n).toBe(5);
+  });
+});
+
 describe("reads that may come from a read replica", () => {
   // Lists a person looks at may lag the primary by a moment; each is one statement through a D1
   // session that may start on a replica.

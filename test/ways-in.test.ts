@@ -7,6 +7,7 @@ import {
   awayFromStepEdge,
   call,
   codeAt,
+  d1WriteBeforeBatch,
   decodeJwtPart,
   expectError,
   login,
@@ -232,6 +233,22 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expect((await login(reg.input.username, NEW_PASSWORD)).body.mfa_required).toBe(true);
     await box.send("POST", "/password/forgot", { body: { email } });
     expectError(await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "again secret 5", recovery_code: codes[0] } }), 401, "invalid_mfa_code");
+  });
+
+  it("a reset decided on a state that changed before its batch (TOTP turned on meanwhile) uses nothing and changes nothing", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    // Batch 1 reads the link and the account (no TOTP: no code needed); TOTP is turned on, after the
+    // address was proved, just before batch 2.
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET email_verified_at = ?, totp_enabled_at = ?, totp_secret = 'x' WHERE id = ?", Date.now() - 1000, Date.now(), reg.user.id);
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { DB } }), 400, "invalid_link");
+    expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(401);
+    expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull();
+    // The link is still there for a request that brings the code.
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } }), 401, "invalid_mfa_code");
   });
 
   it("ends pending challenges: a passkey registration begun before the reset cannot finish after it", async () => {
