@@ -1,5 +1,6 @@
 ALTER TABLE `account_tokens` ADD `session_id` text;--> statement-breakpoint
 ALTER TABLE `account_tokens` ADD `way` text;--> statement-breakpoint
+ALTER TABLE `account_tokens` ADD `attempts` integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 CREATE INDEX `account_tokens_email_purpose_idx` ON `account_tokens` (`email`,`purpose`);--> statement-breakpoint
 CREATE INDEX `account_tokens_expires_at_idx` ON `account_tokens` (`expires_at`);--> statement-breakpoint
 ALTER TABLE `passkeys` ADD `added_by` text;--> statement-breakpoint

@@ -210,10 +210,12 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expect(owner.body.user.email_verified).toBe(true);
   });
 
-  it("TOTP turned on after the address was proved stays, and the reset then needs a code (through the account lock)", async () => {
+  it("TOTP turned on after the address was proved stays, and the reset then needs a code (on a budget only link holders can spend)", async () => {
     const box = mailbox();
     const email = address();
     const reg = await registerUser({ email });
+    // A stranger's wrong logins lock the account: the reset is not blocked by that.
+    for (let i = 0; i < 5; i++) await login(reg.input.username, "wrong password 1");
     await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 60_000, reg.user.id).run();
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
@@ -224,7 +226,8 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expectError(noCode, 401, "invalid_mfa_code");
     expect(noCode.body.message).toMatch(/send code or recovery_code/);
     expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: await wrongCode(setup.body.secret) } }), 401, "invalid_mfa_code");
-    expect((await userRow(reg.user.id))!.failed_logins).toBe(1);
+    const attempts = await env.DB.prepare("SELECT sum(attempts) AS n FROM account_tokens WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>();
+    expect(attempts!.n).toBe(1);
     const done = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: codes[0] } });
     expect(done.status, done.text).toBe(200);
     expect(done.body).toMatchObject({ totp_removed: false });
@@ -233,6 +236,52 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expect((await login(reg.input.username, NEW_PASSWORD)).body.mfa_required).toBe(true);
     await box.send("POST", "/password/forgot", { body: { email } });
     expectError(await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "again secret 5", recovery_code: codes[0] } }), 401, "invalid_mfa_code");
+  });
+
+  it("a reset's codes: ten tries a day per account, across its links, then 429", async () => {
+    const box = mailbox();
+    const email = address();
+    const u = await userWithTotp(email);
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    const tokens = [];
+    for (let i = 0; i < 2; i++) {
+      await box.send("POST", "/password/forgot", { body: { email } });
+      tokens.push(box.link(email, "reset-password"));
+    }
+    const tries = await Promise.all(Array.from({ length: 10 }, async (_, i) => call("POST", "/password/reset", { body: { token: tokens[i % 2], new_password: NEW_PASSWORD, code: await wrongCode(u.secret) } })));
+    expect(tries.map((r) => r.status)).toEqual(Array(10).fill(401));
+    const over = await call("POST", "/password/reset", { body: { token: tokens[0], new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] } });
+    expectError(over, 429, "rate_limited");
+    expect(over.headers.get("retry-after")).toBe("3600");
+  });
+
+  it("an address a TOTP code moved keeps TOTP's rank: a reset from the new mailbox still needs a code", async () => {
+    const box = mailbox();
+    const old = address();
+    const u = await userWithTotp(old);
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    const moved = address();
+    expect((await box.send("POST", "/email", { token: u.access_token, body: { new_email: moved, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } })).status).toBe(202);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    await box.send("POST", "/password/forgot", { body: { email: moved } });
+    const token = box.link(moved, "reset-password");
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } }), 401, "invalid_mfa_code");
+    expect((await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[1] } })).body.totp_removed).toBe(false);
+  });
+
+  it("an address moved while TOTP was off outranks a TOTP turned on before the move was confirmed", async () => {
+    const box = mailbox();
+    const reg = await registerUser({ email: address() });
+    const moved = address();
+    await box.send("POST", "/email", { token: reg.access_token, body: { new_email: moved, current_password: PASSWORD } });
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
+    await awayFromStepEdge();
+    expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret) } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    await box.send("POST", "/password/forgot", { body: { email: moved } });
+    const done = await call("POST", "/password/reset", { body: { token: box.link(moved, "reset-password"), new_password: NEW_PASSWORD } });
+    expect(done.status, done.text).toBe(200);
+    expect(done.body.totp_removed).toBe(true);
   });
 
   it("a reset decided on a state that changed before its batch (TOTP turned on meanwhile) uses nothing and changes nothing", async () => {
@@ -249,6 +298,41 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull();
     // The link is still there for a request that brings the code.
     expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } }), 401, "invalid_mfa_code");
+  });
+
+  it("a code spent elsewhere between the reset's check and its batch fails the reset", async () => {
+    const box = mailbox();
+    const email = address();
+    const u = await userWithTotp(email);
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const token = box.link(email, "reset-password");
+    // Batch 1 reads the link; the recovery code is spent (a sign-in elsewhere) just before batch 2.
+    const spent = JSON.stringify(JSON.parse(String((await env.DB.prepare("SELECT recovery_codes AS c FROM users WHERE id = ?").bind(u.user.id).first<{ c: string }>())!.c)).slice(1));
+    const DB = d1WriteBeforeBatch(2, "UPDATE users SET recovery_codes = ? WHERE id = ?", spent, u.user.id);
+    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] }, bindings: { DB } }), 400, "invalid_link");
+    expectError(await login(u.input.username, NEW_PASSWORD), 401, "invalid_credentials");
+  });
+
+  it("a way in cannot be added by a session a reset ended meanwhile, nor a setup pending before it finished", async () => {
+    const box = mailbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    // A passkey whose challenge was used just as the reset ended the session: not stored.
+    const options = await registerOptions(reg.access_token);
+    const response = await new SoftAuthenticator(ORIGIN).register(options);
+    const revoke = d1WriteBeforeBatch(1, "UPDATE sessions SET revoked_at = ? WHERE id = ?", Date.now(), sidOf(reg.access_token));
+    expectError(await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response }, bindings: { DB: revoke } }), 401, "invalid_token");
+    const stored = await env.DB.prepare("SELECT count(*) AS n FROM passkeys WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>();
+    expect(stored!.n).toBe(0);
+    // A TOTP setup left pending before a reset cannot be turned on after it.
+    const other = (await login(reg.input.username)).body;
+    const setup = await call("POST", "/mfa/totp/setup", { token: other.access_token, body: { current_password: PASSWORD } });
+    await box.send("POST", "/password/forgot", { body: { email } });
+    expect((await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: NEW_PASSWORD } })).status).toBe(200);
+    const fresh = (await login(reg.input.username, NEW_PASSWORD)).body;
+    await awayFromStepEdge();
+    expectError(await call("POST", "/mfa/totp/enable", { token: fresh.access_token, body: { code: await codeAt(setup.body.secret) } }), 409, "mfa_not_enabled");
   });
 
   it("ends pending challenges: a passkey registration begun before the reset cannot finish after it", async () => {
@@ -400,6 +484,17 @@ describe("mail that strangers cannot turn against the owner", () => {
     const toTarget = box.sent.filter((m) => m.to === target);
     expect(toTarget).toHaveLength(3);
     for (const m of toTarget) expect(m.text).not.toMatch(/Visit_evil/);
+  });
+
+  it("a change refused for its recipient's limit leaves the account's pending change usable", async () => {
+    const box = mailbox();
+    const owner = await registerUser({ email: address() });
+    const mine = address();
+    await box.send("POST", "/email", { token: owner.access_token, body: { new_email: mine, current_password: PASSWORD } });
+    const busy = address();
+    for (let i = 0; i < 3; i++) await box.send("POST", "/email", { token: (await registerUser()).access_token, body: { new_email: busy, current_password: PASSWORD } });
+    expectError(await box.send("POST", "/email", { token: owner.access_token, body: { new_email: busy, current_password: PASSWORD } }), 429, "rate_limited");
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(mine, "confirm-email") } })).status).toBe(200);
   });
 
   it("an invalid body spends no mail budget", async () => {

@@ -3,8 +3,8 @@ import { audit } from "../audit";
 import { consumeAccountToken, endLinks, endLinksOf, insertLink, issueLink, linkStored } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
 import { users, type User } from "../db/schema";
-import { revokeUserSessions } from "../db/sessions";
-import { adminRefusal, changeEmail, deleteUser, epochState, findUserById, markEmailVerified, updateByAdmin, updatedAt } from "../db/users";
+import { isSessionLive, revokeUserSessions, sessionLive } from "../db/sessions";
+import { adminRefusal, changeEmail, deleteUser, emailTaken, epochState, findUserById, markEmailVerified, updateByAdmin, updatedAt } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
 import { ApiError } from "../errors";
 import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
@@ -91,14 +91,22 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
     await proveStepUp(deps, claims, "change_email", started, check, now); // no free guesses by asking for your own address
     throw new ApiError("validation_failed", undefined, { new_email: "is already your address" });
   }
-  await proveStepUp(deps, claims, "change_email", started, check, now);
+  const proof = await proveStepUp(deps, claims, "change_email", started, check, now);
   // Whether an address is taken is told only to a signed-in owner who passed the step-up.
-  const taken = await db.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
-  if (taken) throw new ApiError("email_taken");
-  const link = await newLink("change_email", now, { email, sessionId: claims.sid });
-  const notMe = await notMeLink(db, user.id, `email:${email}`, claims.sid, now, linkStored(db, link.row.tokenHash));
-  const account = eq(users.id, user.id);
-  const [, inserted] = await db.batch([endLinksOf(db, account, "change_email", now), insertLink(db, account, link.row, LIMITS.change_email), notMe.statement]);
+  if (await emailTaken(db, email)) throw new ApiError("email_taken");
+  // A change a TOTP code authorized says so: the new address then ranks with that TOTP (db/users.ts changeEmail).
+  const endorsed = proof && user.totpEnabledAt ? `totp:${user.totpEnabledAt.getTime()}` : null;
+  const link = await newLink("change_email", now, { email, sessionId: claims.sid, way: endorsed });
+  const stored = linkStored(db, link.row.tokenHash);
+  const notMe = await notMeLink(db, user.id, `email:${email}`, claims.sid, now, stored);
+  // The new link first (within the recipient's limit, and only while this session is live), then,
+  // only if it was stored, the end of the older one: a refused request leaves the pending change be.
+  const [inserted] = await db.batch([
+    insertLink(db, eq(users.id, user.id), link.row, LIMITS.change_email, sessionLive(db, claims.sid, now)),
+    endLinksOf(db, eq(users.id, user.id), "change_email", now, { except: link.row.tokenHash, onlyIf: stored }),
+    notMe.statement,
+  ]);
+  if (!inserted[0] && !(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
   // Links already live to that address from other accounts: nothing is mailed to it for now.
   if (!inserted[0]) throw new ApiError("rate_limited", "Too many pending links to that address; try again later", undefined, { "Retry-After": "3600" });
   // No text of the requester's choosing (not even the username) in a mail to an address not yet proved.
@@ -122,7 +130,7 @@ export async function confirmEmailChange(deps: Deps, token: string): Promise<voi
     // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
     [used] = await db.batch([
       consumeAccountToken(db, link.tokenHash, "change_email", now, link.usedBy),
-      changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId),
+      changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId, link.way?.startsWith("totp:") ? Number(link.way.slice(5)) : null),
       endLinks(db, link.userId, ["reset_password", "verify_email"], now, link.consumed),
     ]);
   } catch (err) {
@@ -143,8 +151,10 @@ export async function deleteAccount(deps: Deps, claims: AccessClaims, check: Ste
   const now = new Date();
   if (await findUserById(deps.db, claims.sub)) {
     const { user } = await stepUp(deps, claims, "delete_account", check);
-    const [deleted] = await deleteUser(deps.db, user.id);
+    // Only while this session is live (a reset that ended it meanwhile wins), and never the last admin.
+    const [deleted] = await deleteUser(deps.db, user.id, sessionLive(deps.db, claims.sid, now));
     if (!deleted) {
+      if (!(await isSessionLive(deps.db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
       if (await findUserById(deps.db, user.id)) throw new ApiError("last_admin", "You are the last active admin: make another account an admin first");
     } else {
       // Without personal data: no address, no name, no IP.

@@ -2,7 +2,7 @@ import { audit, auditRowIf, logEvent } from "../audit";
 import { countChallengeFailure, consumeChallenge, consumedBy, totpTurnedAt, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
-import { resetStepUpFailures, sessionExists } from "../db/sessions";
+import { resetStepUpFailures, sessionExists, sessionLive } from "../db/sessions";
 import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
@@ -84,7 +84,8 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     const turnedOn = totpTurnedAt(true, now);
     const notMe = await notMeLink(deps.db, user.id, `totp:${now.getTime()}`, claims.sid, now, turnedOn);
     const [[enabled]] = await deps.db.batch([
-      enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now, claims.sid),
+      // Only while this session is live: a reset that ended it meanwhile wins.
+      enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now, claims.sid, sessionLive(deps.db, claims.sid, now)),
       auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
       notMe.statement,
       resetStepUpFailures(deps.db, claims.sid),

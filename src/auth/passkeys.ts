@@ -5,6 +5,7 @@ import { consumeChallenge, insertChallenge } from "../db/mfa";
 import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, passkeyStoredAt, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
 import { users, type Passkey, type User } from "../db/schema";
 import { eq } from "drizzle-orm";
+import { isSessionLive, sessionLive } from "../db/sessions";
 import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
@@ -140,12 +141,16 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   const stored = passkeyStoredAt(db, row.id, now);
   const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
   const [[inserted], [user]] = await db.batch([
-    insertPasskey(db, row),
+    // Only while the registering session is live: a reset that ended it meanwhile wins.
+    insertPasskey(db, row, sessionLive(db, claims.sid, now)),
     db.select().from(users).where(eq(users.id, claims.sub)),
     auditRowIf(deps, "passkey_added", added, stored),
     notMe.statement,
   ]);
-  if (!inserted) throw new ApiError("passkey_rejected", "This passkey is registered already");
+  if (!inserted) {
+    if (!(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
+    throw new ApiError("passkey_rejected", "This passkey is registered already");
+  }
   logEvent(deps, "passkey_added", added);
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
   if (user) securityNotice(deps, user, "A passkey was added to your account", notMe.token);

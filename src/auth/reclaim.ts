@@ -1,9 +1,8 @@
-import { eq } from "drizzle-orm";
 import { audit } from "../audit";
-import { ALL_PURPOSES, consumeAccountToken, endLinks, issueLink } from "../db/account-tokens";
+import { and, eq } from "drizzle-orm";
+import { ALL_PURPOSES, consumeAccountToken, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
 import { uniqueViolation } from "../db/client";
-import { endUserChallenges, removeTotpEnabledAt, spendProof, type Proof } from "../db/mfa";
-import { endCheck } from "../db/password-checks";
+import { endUserChallenges, removeTotpEnabledAt, spendProof, usable as proofUsable, type Proof } from "../db/mfa";
 import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
 import { users } from "../db/schema";
 import { revokeUserSessions } from "../db/sessions";
@@ -12,7 +11,7 @@ import { afterAnswer, type Deps } from "../deps";
 import { ApiError } from "../errors";
 import { appLink, compose, sendMail } from "../mail";
 import { LIMITS, newLink, openLink, requireAppUrl } from "./links";
-import { auditLock, failPasswordCheck, startPasswordCheck } from "./lockout";
+import { TooManyAttempts } from "./errors";
 import { hashPassword } from "./passwords";
 import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
@@ -24,6 +23,9 @@ import { needs, resetRemovesTotp } from "./ways-in";
  * anything set up before the address was proved); a "this was not me" link removes one way in that
  * a notice announced, and ends every session. Knows nothing of HTTP.
  */
+
+/** Codes a password reset may try per account and day (when it needs one): only link holders spend them. */
+const RESET_CODES_PER_DAY = 10;
 
 /**
  * Mails a reset link when the address has an account (within LIMITS: a stranger cannot end a link
@@ -57,38 +59,38 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const now = new Date();
   const link = await openLink(db, token, "reset_password", now);
   const { user } = link;
-  // The code, where the table asks for one, is checked like a sign-in's second step: through the
-  // account lock (a link holder is not a signed-in session).
+  // The code, where the table asks for one, has a budget of its own, counted on the account's reset
+  // links: only a link holder can spend it, so no stranger's failed logins can block the reset (the
+  // account lock is not involved), and a mailbox thief gets RESET_CODES_PER_DAY tries a day.
   let proof: Proof | null = null;
-  let check = "";
   if (needs("reset_password", user).includes("second_factor")) {
     if (!offersSecondFactor(offered)) throw new ApiError("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the new password");
-    await deps.limitAccount?.(`user:${user.id}`);
-    ({ check } = await startPasswordCheck(deps, user.id, now));
+    const [taken] = await takeResetAttempt(db, link.tokenHash, user.id, now, RESET_CODES_PER_DAY);
+    if (!taken) throw new TooManyAttempts(3600, "Too many codes tried at password resets of this account today; try again later");
     proof = await proofOf(deps, user, offered, now);
     if (!proof) {
-      const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
-      await auditLock(deps, user.id, lock);
+      await audit(deps, "mfa_failed", { user_id: user.id, reason: offered.code !== undefined ? "wrong_code" : "wrong_recovery_code", at: "password_reset" });
       throw new ApiError("invalid_mfa_code");
     }
   }
   const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
   const removeTotp = resetRemovesTotp(user);
   const { consumed } = link;
-  const [used, , removedKeys, , , , , [state], spent] = await db.batch([
-    consumeAccountToken(db, link.tokenHash, "reset_password", now, link.usedBy, accountAsChecked(db, user)),
+  // The link is used only if the account is as checked and the code (if any) is still unspent (a
+  // code used meanwhile elsewhere fails the whole reset); every later write depends on that use.
+  const [used, , removedKeys, , , , [state]] = await db.batch([
+    consumeAccountToken(db, link.tokenHash, "reset_password", now, link.usedBy, and(accountAsChecked(db, user), proof ? proofUsable(db, user.id, proof) : undefined)),
     resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
     deleteUserPasskeys(db, user.id, consumed),
     endUserChallenges(db, user.id, now, consumed),
     revokeUserSessions(db, user.id, now, undefined, consumed),
     endLinks(db, user.id, ALL_PURPOSES, now, consumed),
-    endCheck(db, check),
     epochState(db, user.id),
     ...(proof ? [spendProof(db, user.id, proof, now, consumed)] : []),
   ]);
-  if (!used[0]) throw new ApiError("invalid_link"); // another request used it, or the account changed meanwhile
+  if (!used[0]) throw new ApiError("invalid_link"); // another request used it, the account changed, or the code was used meanwhile
   const removed = { passkeysRemoved: removedKeys.length, totpRemoved: removeTotp };
-  await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: spent !== undefined });
+  await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: proof !== null });
   const what = [removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "", removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : ""].filter(Boolean);
   const lines = ["The password of your account was reset with a link mailed to this address, and every session was signed out.", ...(what.length ? [`Removed: ${what.join(" and ")}. You can add them again once signed in.`] : [])];
   await afterAnswer(deps, "reset_notice", () => sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined));

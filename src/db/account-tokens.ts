@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, inArray, isNull, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, inArray, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
 
@@ -50,6 +50,7 @@ export function insertLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}
           email: to.as("email"),
           sessionId: sql`${t.sessionId ?? null}`.as("session_id"),
           way: sql`${t.way ?? null}`.as("way"),
+          attempts: sql`0`.as("attempts"),
           createdAt: sql`${t.now.getTime()}`.as("created_at"),
           expiresAt: sql`${t.expiresAt.getTime()}`.as("expires_at"),
           usedAt: sql`NULL`.as("used_at"),
@@ -70,18 +71,23 @@ export function insertLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}
     .returning({ userId: accountTokens.userId, email: accountTokens.email });
 }
 
-/** Ends the live links of this purpose of the account `who` selects (before a replacing insert). */
-export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date) =>
+/**
+ * Ends the live links of this purpose of the account `who` selects, but `except` (the one that
+ * replaces them), only if `onlyIf` holds (in a batch: the replacing link was stored).
+ */
+export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date, { except, onlyIf }: { except: string; onlyIf: SQL }) =>
   db
     .update(accountTokens)
     .set({ usedAt: now })
-    .where(and(sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`, eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt)));
+    .where(
+      and(sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`, eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt), ne(accountTokens.tokenHash, except), onlyIf),
+    );
 
 /** Issues a link (one round trip); returns the account and address it went to, or nothing. */
 export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
   const insert = insertLink(db, who, t, limits);
   if (!limits.replace) return (await insert)[0];
-  const [, inserted] = await db.batch([endLinksOf(db, who, t.purpose, t.now), insert]);
+  const [inserted] = await db.batch([insert, endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) })]);
   return inserted[0];
 }
 
@@ -133,6 +139,20 @@ export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPur
  */
 export const consumedBy = (db: Db, tokenHash: string, usedBy: string) =>
   exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedBy, usedBy))));
+
+/**
+ * Takes one of the codes a reset may try (a reset that needs a second factor): counted on the links,
+ * so only a link holder can spend them, at most `perDay` over the account's reset links of the last
+ * day. One conditional statement: concurrent tries cannot exceed it. No row when the budget is spent.
+ */
+export function takeResetAttempt(db: Db, tokenHash: string, userId: string, now: Date, perDay: number) {
+  const spent = sql`(SELECT coalesce(sum(${accountTokens.attempts}), 0) FROM ${accountTokens} WHERE ${accountTokens.userId} = ${userId} AND ${accountTokens.purpose} = 'reset_password' AND ${accountTokens.createdAt} > ${now.getTime() - 86_400_000})`;
+  return db
+    .update(accountTokens)
+    .set({ attempts: sql`${accountTokens.attempts} + 1` })
+    .where(and(eq(accountTokens.tokenHash, tokenHash), sql`${spent} < ${perDay}`))
+    .returning({ attempts: accountTokens.attempts });
+}
 
 /** Housekeeping: links that expired or were used before `before` (former addresses included); returns how many. */
 export async function deleteOldLinks(db: Db, before: Date): Promise<number> {

@@ -12,7 +12,7 @@ export type Proof = { step: number } | { recoveryHash: string };
 const totpOn = isNotNull(users.totpEnabledAt);
 
 /** True while `proof` can still be spent for the user `userId` (an SQL value, for conditions). */
-function usable(db: Db, userId: SQL | string, proof: Proof) {
+export function usable(db: Db, userId: SQL | string, proof: Proof) {
   const same = typeof userId === "string" ? eq(users.id, userId) : sql`${users.id} = ${userId}`;
   if ("step" in proof) return exists(db.select({ id: users.id }).from(users).where(and(same, totpOn, lt(users.totpLastStep, proof.step))));
   const code = sql`EXISTS (SELECT 1 FROM json_each(${users.recoveryCodes}) WHERE value = ${proof.recoveryHash})`;
@@ -46,11 +46,11 @@ export function storePendingTotp(db: Db, userId: string, sealed: string, now: Da
  * the confirming code, and the hashes of new recovery codes: one statement, so two concurrent enables
  * cannot mix their codes.
  */
-export function enableTotp(db: Db, userId: string, checkedSecret: string, step: number, recoveryHashes: string[], now: Date, by: string) {
+export function enableTotp(db: Db, userId: string, checkedSecret: string, step: number, recoveryHashes: string[], now: Date, by: string, onlyIf?: SQL) {
   return db
     .update(users)
     .set({ totpEnabledAt: now, totpEnabledBy: by, totpLastStep: step, recoveryCodes: recoveryHashes, updatedAt: now })
-    .where(and(eq(users.id, userId), isNull(users.totpEnabledAt), eq(users.totpSecret, checkedSecret)))
+    .where(and(eq(users.id, userId), isNull(users.totpEnabledAt), eq(users.totpSecret, checkedSecret), onlyIf))
     .returning({ id: users.id });
 }
 

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, exists, inArray, lt, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, exists, inArray, lt, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { passkeys, users } from "./schema";
 
@@ -6,8 +6,31 @@ import { passkeys, users } from "./schema";
 
 export type NewPasskey = typeof passkeys.$inferInsert;
 
-export function insertPasskey(db: Db, row: NewPasskey) {
-  return db.insert(passkeys).values(row).onConflictDoNothing().returning({ id: passkeys.id });
+/** Stores a credential only if `onlyIf` holds (the registering session is still live); no row for one registered already. */
+export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL) {
+  const value = (v: unknown, name: string) => sql`${v}`.as(name);
+  return db
+    .insert(passkeys)
+    .select(
+      db
+        .select({
+          id: value(row.id, "id"),
+          userId: value(row.userId, "user_id"),
+          publicKey: value(row.publicKey, "public_key"),
+          counter: value(row.counter, "counter"),
+          transports: value(row.transports ? JSON.stringify(row.transports) : null, "transports"),
+          deviceType: value(row.deviceType, "device_type"),
+          backedUp: value(row.backedUp ? 1 : 0, "backed_up"),
+          name: value(row.name, "name"),
+          createdAt: value(row.createdAt.getTime(), "created_at"),
+          addedBy: value(row.addedBy, "added_by"),
+          lastUsedAt: value(null, "last_used_at"),
+        })
+        .from(users)
+        .where(and(eq(users.id, row.userId), onlyIf)),
+    )
+    .onConflictDoNothing()
+    .returning({ id: passkeys.id });
 }
 
 /**

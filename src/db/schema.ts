@@ -9,7 +9,10 @@ export const users = sqliteTable(
     id: text().primaryKey(), // random, opaque, non-sequential
     username: text().notNull(), // as the user typed it; unique regardless of case (index below)
     email: text(), // stored lower-cased, so the plain unique index is case-insensitive
-    emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }), // set by a used verification link
+    // When the address was proved by a mailed link (verification, reset, confirmed change). Also the
+    // mailbox's rank against TOTP (auth/ways-in.ts): an address confirmed after a change that a TOTP
+    // code authorized takes that TOTP's time, so its mailbox alone never outranks that TOTP.
+    emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }),
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
@@ -128,7 +131,10 @@ export const accountTokens = sqliteTable(
     purpose: text({ enum: ["verify_email", "reset_password", "change_email", "revoke_way_in"] }).notNull(),
     email: text().notNull(), // the address the link was sent to (for change_email: the new address)
     sessionId: text("session_id"), // the session whose request issued it (null: asked without signing in)
-    way: text(), // revoke_way_in: the way in it removes ("passkey:<id>", "totp:<enabled at, ms>", "email:<address>")
+    // revoke_way_in: the way in it removes ("passkey:<id>", "totp:<enabled at, ms>", "email:<address>");
+    // change_email: "totp:<enabled at, ms>" when the request's step-up included that TOTP's code.
+    way: text(),
+    attempts: integer().notNull().default(0), // reset_password: codes tried with it (auth/reclaim.ts)
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded

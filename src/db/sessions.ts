@@ -192,6 +192,12 @@ export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?:
     .returning({ id: sessions.id });
 }
 
+/**
+ * True in a batch while the session is live: a way in added by a session is written only if that
+ * session was not ended meanwhile (by a reset, say).
+ */
+export const sessionLive = (db: Db, id: string, now: Date) => exists(db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, id), live(now))));
+
 /** True in a batch once the session `id` is stored (a sign-in's later statements depend on it). */
 export const sessionExists = (db: Db, id: string) => exists(db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)));
 

@@ -19,6 +19,11 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
   return db.select().from(users).where(eq(users.id, id)).get();
 }
 
+/** Whether an account has this (lower-cased) address. */
+export async function emailTaken(db: Db, email: string): Promise<boolean> {
+  return (await db.select({ id: users.id }).from(users).where(eq(users.email, email)).get()) !== undefined;
+}
+
 /** Which of username / email is already taken (checked before spending a password hash). */
 export async function findTaken(db: Db, username: string, email: string | undefined): Promise<{ username: boolean; email: boolean }> {
   const rows = await db
@@ -95,7 +100,9 @@ export function resetPassword(db: Db, id: string, passwordHash: string, now: Dat
       lastFailedLoginAt: null,
       lockedUntil: null,
       emailVerifiedAt: sql`CASE WHEN ${users.email} = ${mailbox} THEN coalesce(${users.emailVerifiedAt}, ${now.getTime()}) ELSE ${users.emailVerifiedAt} END`,
-      ...(removeTotp ? { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null } : {}),
+      ...(removeTotp
+        ? { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null }
+        : { totpSecret: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.totpSecret} END` }), // a pending setup goes too
       updatedAt: now,
     })
     .where(and(eq(users.id, id), consumed))
@@ -109,10 +116,17 @@ export function markEmailVerified(db: Db, id: string, email: string, now: Date, 
 
 /**
  * The new address from a confirmed change link, verified by that very link; `by` is the session that
- * asked for it. The unique index settles a race for the address.
+ * asked for it. When the request's step-up included a code of the TOTP that is still on
+ * (`endorsedBy`, its enabled time), the address ranks as proved no later than that TOTP: the new
+ * mailbox alone does not outrank it (auth/ways-in.ts). The unique index settles a race for the address.
  */
-export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL, by: string | null) {
-  return db.update(users).set({ email, emailVerifiedAt: now, emailSetAt: now, emailSetBy: by, updatedAt: now }).where(and(eq(users.id, id), consumed)).returning({ id: users.id });
+export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL, by: string | null, endorsedBy: number | null) {
+  const proved = endorsedBy === null ? now : sql`CASE WHEN ${users.totpEnabledAt} = ${endorsedBy} THEN ${users.totpEnabledAt} ELSE ${now.getTime()} END`;
+  return db
+    .update(users)
+    .set({ email, emailVerifiedAt: proved, emailSetAt: now, emailSetBy: by, updatedAt: now })
+    .where(and(eq(users.id, id), consumed))
+    .returning({ id: users.id });
 }
 
 /**
@@ -137,9 +151,9 @@ const activeAdmin = (alias: string) => sql.raw(`(${alias}.disabled_at IS NULL AN
 const notLastAdmin = (id: string) =>
   sql`(NOT ${activeAdmin("users")} OR (SELECT count(*) FROM users AS other WHERE other.id <> ${id} AND ${activeAdmin("other")}) > 0)`;
 
-/** Deletes the account, unless it is the last active admin (no row then). */
-export function deleteUser(db: Db, id: string) {
-  return db.delete(users).where(and(eq(users.id, id), notLastAdmin(id))).returning({ id: users.id });
+/** Deletes the account, unless it is the last active admin, or `onlyIf` fails (no row then). */
+export function deleteUser(db: Db, id: string, onlyIf?: SQL) {
+  return db.delete(users).where(and(eq(users.id, id), notLastAdmin(id), onlyIf)).returning({ id: users.id });
 }
 
 /**
