@@ -243,7 +243,7 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const email = address();
     const u = await userWithTotp(email);
     await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
-    const tokens = [];
+    const tokens: string[] = [];
     for (let i = 0; i < 2; i++) {
       await box.send("POST", "/password/forgot", { body: { email } });
       tokens.push(box.link(email, "reset-password"));
