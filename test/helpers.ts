@@ -242,6 +242,24 @@ export const d1StatementAnswerLostOnce = (sql: RegExp) =>
     return lose(real(...args) as D1PreparedStatement);
   }, ([query]) => sql.test(String(query)));
 
+/** D1 that holds every statement and batch until `release()`: what must not wait for the database, does not. */
+export function d1Held() {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const hold = <T extends object>(target: T, methods: string[], wrapBound?: (v: unknown) => unknown): T =>
+    new Proxy(target, {
+      get(t, p) {
+        const v = Reflect.get(t, p);
+        if (typeof v !== "function") return v;
+        if (methods.includes(String(p))) return async (...a: unknown[]) => (await gate, v.apply(t, a));
+        if (p === "bind" || p === "prepare") return (...a: unknown[]) => (wrapBound ?? ((x) => x))(v.apply(t, a));
+        return v.bind(t);
+      },
+    });
+  const statement = (s: unknown): unknown => hold(s as D1PreparedStatement, ["all", "run", "raw", "first"], statement);
+  return { DB: hold(env.DB, ["batch"], statement), release };
+}
+
 /**
  * D1 that runs `sql` (bound to `params`) just before its `n`th batch: another request's write landing
  * between two steps of this one (login: batch 1 finds the account and starts its check, batch 2

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, call, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, mailbox } from "./helpers";
+import { PASSWORD, adminToken, call, d1Held, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, mailbox } from "./helpers";
 
 /**
  * Mailed links (email verification, password reset, email change), account deletion and admin user
@@ -208,31 +208,7 @@ describe("password reset", () => {
   it("answers before any lookup: the answer does not wait for the database", async () => {
     const email = address();
     await registerUser({ email });
-    // A D1 binding that holds every statement until released.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const held = new Proxy(env.DB, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop);
-        if (typeof value !== "function") return value;
-        if (prop === "batch") return async (...args: unknown[]) => (await gate, value.apply(target, args));
-        if (prop !== "prepare") return value.bind(target);
-        return (sql: string) => {
-          const stmt = value.call(target, sql) as D1PreparedStatement;
-          const hold = (s: D1PreparedStatement): D1PreparedStatement =>
-            new Proxy(s, {
-              get(t, p) {
-                const v = Reflect.get(t, p);
-                if (typeof v !== "function") return v;
-                if (p === "bind") return (...a: unknown[]) => hold(v.apply(t, a));
-                if (["all", "run", "raw", "first"].includes(String(p))) return async (...a: unknown[]) => (await gate, v.apply(t, a));
-                return v.bind(t);
-              },
-            });
-          return hold(stmt);
-        };
-      },
-    });
+    const { DB: held, release } = d1Held();
     const box = mailbox();
     const ctx = createExecutionContext();
     for (const to of [email, address()]) {
