@@ -40,6 +40,10 @@ const ConfigSchema = z.object({
   CORS_ORIGINS: origins,
   // A rotated refresh token presented again within this many seconds is a racing tab, not theft.
   REFRESH_REUSE_GRACE: seconds(10, 0, 60),
+  // A request whose answer was lost may be sent again within this many seconds and get the same
+  // answer: a login's second step (the same client), a TOTP enable (the same recovery codes), a
+  // passkey registration (the stored passkey).
+  RETRY_GRACE: seconds(10, 0, 60),
   // Account lock after repeated failed logins: threshold, first lock, longest lock (seconds).
   LOGIN_LOCK_THRESHOLD: z.coerce.number().int().min(3).max(100).default(5),
   LOGIN_LOCK_BASE: seconds(30, 1, 3_600),

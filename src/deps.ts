@@ -1,13 +1,9 @@
-import type { Context } from "hono";
 import type { AuditContext } from "./audit";
-import { getConfig, type Config } from "./config";
-import { getDb, getReplicaDb, type Db } from "./db/client";
-import type { AppEnv } from "./env";
-import { clientIp } from "./middleware/client-ip";
-import { enforceLimit } from "./middleware/rate-limit";
+import type { Config } from "./config";
+import type { Db } from "./db/client";
 import { log } from "./log";
 
-/** What the auth flows need from a request. They know nothing of HTTP; this is built per request by the routes. */
+/** What the auth flows need from a request. They know nothing of HTTP; routes/deps.ts builds this per request. */
 export interface Deps extends AuditContext {
   db: Db;
   /** A client for reads that may lag a moment (db/client.ts getReplicaDb), made when called. */
@@ -24,29 +20,6 @@ export interface Deps extends AuditContext {
   /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
   defer?: (task: Promise<unknown>) => void;
 }
-
-function waitUntil(c: Context<AppEnv>): Deps["defer"] {
-  try {
-    const ctx = c.executionCtx;
-    return (task) => ctx.waitUntil(task);
-  } catch {
-    return undefined; // no execution context (a direct app.fetch in a test): nothing outlives the answer
-  }
-}
-
-export const deps = (c: Context<AppEnv>): Deps => ({
-  db: getDb(c.env.DB),
-  replica: () => getReplicaDb(c.env.DB),
-  kv: c.env.REVOKED,
-  config: getConfig(c.env),
-  requestId: c.get("requestId"),
-  ip: clientIp(c),
-  userAgent: c.req.header("user-agent"),
-  limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
-  limitMail: (key) => enforceLimit(c, "MAIL_LIMITER", key),
-  mailer: c.env.EMAIL,
-  defer: waitUntil(c),
-});
 
 /**
  * Runs `task` after the answer where the request has an execution context (and before it where it

@@ -139,7 +139,7 @@ describe("setting TOTP up", () => {
     expect(both[1]!.body.recovery_codes).toEqual(both[0]!.body.recovery_codes);
     const challenge = await challengeFor(reg.input.username);
     expect((await secondStep(challenge, { recovery_code: both[0]!.body.recovery_codes[0] })).status).toBe(200);
-    // Once a code has been used, or the grace (REFRESH_REUSE_GRACE) is over, they are not shown again.
+    // Once a code has been used, or the grace (RETRY_GRACE) is over, they are not shown again.
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } }), 409, "mfa_already_enabled");
   });
 
@@ -306,7 +306,7 @@ describe("signing in with TOTP on", () => {
     expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, client), 401, "invalid_challenge");
   });
 
-  it("a retry after the grace (REFRESH_REUSE_GRACE) is refused", async () => {
+  it("a retry after the grace (RETRY_GRACE) is refused", async () => {
     const u = await userWithTotp();
     const client = { headers: { "cf-connecting-ip": "10.77.0.3", "user-agent": "Retrying/1.0" } };
     const challenge = await challengeFor(u.input.username);

@@ -1,10 +1,10 @@
-import { eq, type SQL } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { ConfigError, type Config } from "../config";
-import { consumedBy, insertLink, usableFor, type LinkLimits, type NewLink, type TokenPurpose } from "../db/account-tokens";
-import { users } from "../db/schema";
+import { consumeAccountToken, consumedBy, insertLink, usableFor, type LinkLimits, type NewLink, type TokenPurpose } from "../db/account-tokens";
 import type { Db } from "../db/client";
+import { accountWithId } from "../db/users";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
-import { ApiError } from "../errors";
+import { Refusal } from "./errors";
 
 /**
  * Single-use links mailed to an account (auth/account.ts, auth/reclaim.ts): 256 random bits each,
@@ -28,7 +28,7 @@ export const LIMITS: Record<TokenPurpose, LinkLimits> = {
 };
 
 const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
-export const invalidLink = () => new ApiError("invalid_link");
+export const invalidLink = () => new Refusal("invalid_link");
 
 /** Without APP_URL no link can be made: a deployment mistake, reported as the config error it is. */
 export function requireAppUrl(config: Config) {
@@ -47,12 +47,14 @@ export async function newLink(purpose: TokenPurpose, now: Date, row: Omit<NewLin
  */
 export async function notMeLink(db: Db, userId: string, way: string, sessionId: string | null, now: Date, added: SQL) {
   const { token, row } = await newLink("revoke_way_in", now, { way, sessionId });
-  return { token, statement: insertLink(db, eq(users.id, userId), row, LIMITS.revoke_way_in, added) };
+  return { token, statement: insertLink(db, accountWithId(userId), row, LIMITS.revoke_way_in, added) };
 }
 
 /**
- * A link about to be used: its account as it is now, and what the batch that uses it needs (the
- * hash, this request's id, and `consumed`, true in that batch once this request took the link).
+ * A link about to be used: its account as it is now, and what the batch that uses it needs:
+ * `consume(...conditions)`, the statement that uses it for this request (only if the conditions hold
+ * too: of two requests, one wins), and `consumed`, true in that batch once it did. The one way a
+ * mailed link is used.
  */
 export async function openLink(db: Db, token: string, purpose: TokenPurpose, now: Date) {
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
@@ -60,5 +62,10 @@ export async function openLink(db: Db, token: string, purpose: TokenPurpose, now
   const link = await usableFor(db, tokenHash, purpose, now);
   if (!link) throw invalidLink();
   const usedBy = crypto.randomUUID();
-  return { ...link, tokenHash, usedBy, consumed: consumedBy(db, tokenHash, usedBy) };
+  return {
+    ...link,
+    tokenHash,
+    consume: (...conditions: (SQL | undefined)[]) => consumeAccountToken(db, tokenHash, purpose, now, usedBy, ...conditions),
+    consumed: consumedBy(db, tokenHash, usedBy),
+  };
 }

@@ -1,10 +1,11 @@
 import { audit, auditRow, logEvent } from "../audit";
 import type { User } from "../db/schema";
 import type { Config } from "../config";
+import { batch } from "../db/batch";
 import { endCheck } from "../db/password-checks";
-import { eq, type SQL } from "drizzle-orm";
-import { users } from "../db/schema";
-import { beginLoginCheck, loginIs, readLock, recordLoginResult, type LockPolicy } from "../db/users";
+import type { SQL } from "drizzle-orm";
+import { beginLoginCheck, readLock, recordLoginResult, type LockPolicy } from "../db/login-checks";
+import { accountWithId, loginIs } from "../db/users";
 import type { Deps } from "../deps";
 import { TooManyAttempts } from "./errors";
 
@@ -52,7 +53,7 @@ export async function startLogin(deps: Deps, login: string, now: Date, limit?: (
  * lock as login: the user as read in that round trip, and the check's id. No user: no row.
  */
 export async function startPasswordCheck(deps: Deps, userId: string, now: Date): Promise<{ user?: User; check: string }> {
-  const { user, check } = await beginLoginCheck(deps.db, eq(users.id, userId), now, lockPolicy(deps.config));
+  const { user, check } = await beginLoginCheck(deps.db, accountWithId(userId), now, lockPolicy(deps.config));
   if (user && !check) await refuse(deps, userId, now);
   return { user, check: check ?? "" };
 }
@@ -75,8 +76,13 @@ async function refuse(deps: Deps, userId: string, now: Date): Promise<never> {
  */
 export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "mfa_failed" = "login_failed", reason?: string) {
   const fields = { user_id: userId ?? null, ...(reason ? { reason } : {}) };
-  const [[row]] = await deps.db.batch([recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false), endCheck(deps.db, check ?? ""), auditRow(deps, event, fields)]);
+  const { counted } = await batch(deps.db, {
+    counted: recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false),
+    checkEnded: endCheck(deps.db, check ?? ""),
+    audited: auditRow(deps, event, fields),
+  });
   logEvent(deps, event, fields);
+  const row = counted[0];
   return userId && row?.lockedUntil && row.lockedUntil > now ? row : undefined;
 }
 
@@ -87,7 +93,9 @@ export async function auditLock(deps: Deps, userId: string, lock: { failedLogins
 
 /**
  * The statements that record a right secret (clearing the failure count, only if `condition` holds
- * in the batch) and end its check, for the caller's batch.
+ * in the batch) and end its check, named for the caller's batch (db/batch.ts).
  */
-export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date, condition?: SQL) =>
-  [recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true, condition), endCheck(deps.db, check)] as const;
+export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date, condition?: SQL) => ({
+  failuresCleared: recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true, condition),
+  checkEnded: endCheck(deps.db, check),
+});

@@ -1,4 +1,5 @@
 import { audit, auditRowIf, logEvent } from "../audit";
+import { batch } from "../db/batch";
 import { countChallengeFailure, consumeChallenge, consumedBy, totpTurnedAt, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
@@ -7,18 +8,18 @@ import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { log } from "../log";
-import { ApiError } from "../errors";
 import { securityNotice } from "../mail";
 import { notMeLink } from "./links";
 import { seal } from "./secrets";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { successorOf } from "./refresh-tokens";
 import { RECOVERY_CODES, methodOf, openSecret, proofOf, recoveryCodesFor, recoveryHash, type SecondFactor } from "./second-factor";
-import { clientFingerprint, openSession, reissueSignIn, type Issued } from "./sessions";
+import { clientFingerprint, openSession, refusedSignIn, reissueSignIn, type Issued } from "./sign-in";
 import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "./step-up";
 import type { AccessClaims } from "./tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "./totp";
 import { amrOf } from "./ways-in";
+import { Refusal } from "./errors";
 
 /**
  * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
@@ -54,12 +55,12 @@ export async function setupTotp(deps: Deps, claims: AccessClaims, currentPasswor
   const started = await beginStepUp(deps, claims, now);
   if (started.user.totpEnabledAt) {
     await endCheck(deps.db, started.check);
-    throw new ApiError("mfa_already_enabled");
+    throw new Refusal("mfa_already_enabled");
   }
   await proveStepUp(deps, claims, "setup_totp", started, { current_password: currentPassword }, now);
   const secret = newTotpSecret();
   const [stored] = await storePendingTotp(deps.db, started.user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, started.user.id, secret), now);
-  if (!stored) throw new ApiError("mfa_already_enabled"); // enabled meanwhile
+  if (!stored) throw new Refusal("mfa_already_enabled"); // enabled meanwhile
   return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, started.user.username, secret) };
 }
 
@@ -73,7 +74,7 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
   let user = started.user;
   if (!user.totpSecret) {
     await endCheck(deps.db, started.check);
-    throw new ApiError("mfa_not_enabled", "Start with POST /mfa/totp/setup");
+    throw new Refusal("mfa_not_enabled", "Start with POST /mfa/totp/setup");
   }
   if (user.totpEnabledAt === null) {
     const sealed = user.totpSecret;
@@ -83,15 +84,15 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     // The change, its audit row and its "this was not me" link: one batch, so none stands without the others.
     const turnedOn = totpTurnedAt(true, now);
     const notMe = await notMeLink(deps.db, user.id, `totp:${now.getTime()}`, claims.sid, now, turnedOn);
-    const [[enabled]] = await deps.db.batch([
+    const { enabled } = await batch(deps.db, {
       // Only while this session is live: a reset that ended it meanwhile wins.
-      enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now, claims.sid, sessionLive(deps.db, claims.sid, now)),
-      auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
-      notMe.statement,
-      resetStepUpFailures(deps.db, claims.sid),
-      endCheck(deps.db, started.check),
-    ]);
-    if (enabled) {
+      enabled: enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now, claims.sid, sessionLive(deps.db, claims.sid, now)),
+      audited: auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
+      notMeLink: notMe.statement,
+      budgetWhole: resetStepUpFailures(deps.db, claims.sid),
+      checkEnded: endCheck(deps.db, started.check),
+    });
+    if (enabled[0]) {
       logEvent(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid });
       securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account", notMe.token);
       return codes;
@@ -101,7 +102,7 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     user = started.user;
     if (user.totpEnabledAt === null) {
       await endCheck(deps.db, started.check);
-      throw new ApiError("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
+      throw new Refusal("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
     }
   }
   return codesAgain(deps, claims, started, code, now);
@@ -109,22 +110,22 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
 
 /**
  * TOTP is on already: the same enable again (its answer lost, or sent twice at once) within
- * REFRESH_REUSE_GRACE seconds gets the same recovery codes, while none has been used. Its code (any
+ * RETRY_GRACE seconds gets the same recovery codes, while none has been used. Its code (any
  * of the window: the enable's own has been accepted already) counts against the session's budget.
  */
 async function codesAgain(deps: Deps, claims: AccessClaims, started: StartedStepUp, code: string, now: Date): Promise<string[]> {
   const { user, check } = started;
   const sealed = user.totpSecret;
-  const recent = user.totpEnabledAt !== null && now.getTime() - user.totpEnabledAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000;
+  const recent = user.totpEnabledAt !== null && now.getTime() - user.totpEnabledAt.getTime() <= deps.config.RETRY_GRACE * 1000;
   if (!recent || !sealed || user.recoveryCodes?.length !== RECOVERY_CODES) {
     await endCheck(deps.db, check);
-    throw new ApiError("mfa_already_enabled");
+    throw new Refusal("mfa_already_enabled");
   }
   if ((await verifyTotp(await openSecret(deps, user.id, sealed), code, now)) === null) return failStepUp(deps, claims, "enable_totp", check, "wrong_code");
   await endCheck(deps.db, check);
   const codes = await recoveryCodesFor(deps, sealed);
   const hashes = await Promise.all(codes.map(recoveryHash));
-  if (!hashes.every((h) => user.recoveryCodes?.includes(h))) throw new ApiError("mfa_already_enabled");
+  if (!hashes.every((h) => user.recoveryCodes?.includes(h))) throw new Refusal("mfa_already_enabled");
   return codes;
 }
 
@@ -134,12 +135,15 @@ export async function disableTotp(deps: Deps, claims: AccessClaims, input: StepU
   const started = await beginStepUp(deps, claims, now);
   if (!started.user.totpEnabledAt) {
     await endCheck(deps.db, started.check);
-    throw new ApiError("mfa_not_enabled");
+    throw new Refusal("mfa_not_enabled");
   }
   const proof = await proveStepUp(deps, claims, "disable_totp", started, input, now);
   const disabled = { user_id: started.user.id, session_id: claims.sid, method: proof ? methodOf(proof) : "none" };
-  const [done] = await deps.db.batch([disableTotpRow(deps.db, started.user.id, now), auditRowIf(deps, "totp_disabled", disabled, totpTurnedAt(false, now))]);
-  if (!done[0]) throw new ApiError("mfa_not_enabled"); // turned off meanwhile
+  const { turnedOff } = await batch(deps.db, {
+    turnedOff: disableTotpRow(deps.db, started.user.id, now),
+    audited: auditRowIf(deps, "totp_disabled", disabled, totpTurnedAt(false, now)),
+  });
+  if (!turnedOff[0]) throw new Refusal("mfa_not_enabled"); // turned off meanwhile
   logEvent(deps, "totp_disabled", disabled);
   securityNotice(deps, started.user, "Two-step sign-in with an authenticator app was turned off for your account");
 }
@@ -158,17 +162,17 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
   if (!challenge?.userId) {
     const again = await answerAgain(deps, id, token, now);
     if (again) return again;
-    throw new ApiError("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
+    throw new Refusal("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
   }
   await deps.limitAccount?.(`user:${challenge.userId}`); // the same per-account budget as the password step
   const { user, check } = await startPasswordCheck(deps, challenge.userId, now);
-  if (!user) throw new ApiError("invalid_challenge");
+  if (!user) throw new Refusal("invalid_challenge");
 
   const proof = await proofOf(deps, user, offered, now);
   if (!proof) {
     await failSecondStep(deps, user, check, now, offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
     await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
-    throw new ApiError("invalid_mfa_code");
+    throw new Refusal("invalid_mfa_code");
   }
 
   // The session's id is what the challenge records as its user; its refresh token is derived from the
@@ -181,17 +185,14 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
     session,
     amr: amrOf({ method: methodOf(proof) }),
     passwordVersion: challenge.passwordVersion ?? -1,
-    before: [consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps))],
+    before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
     condition: consumedBy(db, id, session.id),
-    after: [spendProof(db, user.id, proof, now, written), ...passPasswordCheck(deps, user.id, check, now, written)],
+    after: { proofSpent: spendProof(db, user.id, proof, now, written), ...passPasswordCheck(deps, user.id, check, now, written) },
     detail: { method: methodOf(proof) },
   });
   if (!opened.issued) {
-    const [consumed] = opened.before as { userId: string }[][];
-    if (!consumed?.[0]) throw new ApiError("invalid_mfa_code"); // that code, or this challenge, was used meanwhile
-    const now2 = await findUserById(db, user.id);
-    await audit(deps, "login_failed", { user_id: user.id, reason: now2?.disabledAt ? "account_disabled" : "changed_during_login" });
-    throw new ApiError(now2?.disabledAt ? "account_disabled" : "invalid_challenge");
+    if (!opened.results.challengeUsed[0]) throw new Refusal("invalid_mfa_code"); // that code, or this challenge, was used meanwhile
+    throw new Refusal(await refusedSignIn(deps, user.id, { code: "invalid_challenge", reason: "changed_during_login" }));
   }
   if ("recoveryHash" in proof) {
     const left = (user.recoveryCodes?.length ?? 1) - 1;
@@ -202,7 +203,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 }
 
 /**
- * The same client (IP and User-Agent) sending a used challenge again within REFRESH_REUSE_GRACE
+ * The same client (IP and User-Agent) sending a used challenge again within RETRY_GRACE
  * seconds: the answer to the request that used it was lost. It gets that sign-in's session again (a
  * new access token, the same refresh token), unless the session has been refreshed or ended since.
  * The challenge is a 256-bit secret only the password step handed out; the code is spent already.
@@ -210,7 +211,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 async function answerAgain(deps: Deps, id: string, token: string, now: Date): Promise<{ user: User; issued: Issued } | null> {
   const used = await findUsedChallenge(deps.db, id, "mfa_login");
   if (!used?.usedAt || !used.usedBy || !used.userId) return null;
-  if (now.getTime() - used.usedAt.getTime() > deps.config.REFRESH_REUSE_GRACE * 1000 || used.usedByClient !== (await clientFingerprint(deps))) return null;
+  if (now.getTime() - used.usedAt.getTime() > deps.config.RETRY_GRACE * 1000 || used.usedByClient !== (await clientFingerprint(deps))) return null;
   const issued = await reissueSignIn(deps, used.usedBy, await successorOf(deps.config.JWT_PRIVATE_KEY, `mfa:${token}`));
   const user = issued ? await findUserById(deps.db, used.userId) : undefined;
   if (!issued || !user) return null;

@@ -3,20 +3,20 @@ import { audit, auditRowIf, logEvent } from "../audit";
 import { ConfigError, type Config } from "../config";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
 import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, passkeyStoredAt, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
-import { users, type Passkey, type User } from "../db/schema";
-import { eq } from "drizzle-orm";
+import { batch } from "../db/batch";
+import type { Passkey, User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
-import { findUserById } from "../db/users";
+import { findUserById, selectUser } from "../db/users";
 import type { Deps } from "../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
-import { ApiError } from "../errors";
 import { log } from "../log";
 import { securityNotice } from "../mail";
 import { notMeLink } from "./links";
 import { stepUp, type StepUpInput } from "./step-up";
 import { amrOf } from "./ways-in";
-import { openSession, type Issued } from "./sessions";
+import { openSession, refusedSignIn, type Issued } from "./sign-in";
 import type { AccessClaims } from "./tokens";
+import { Refusal, sessionEnded } from "./errors";
 
 /**
  * Passkeys (WebAuthn) through @simplewebauthn/server: registration by a signed-in user, and sign-in
@@ -109,8 +109,8 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   if (!used) {
     // The same registration sent again (its answer lost): the passkey it stored is the answer.
     const stored = await findOwnPasskey(db, response.id, claims.sub);
-    if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.REFRESH_REUSE_GRACE * 1000) return stored;
-    throw new ApiError("invalid_challenge");
+    if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.RETRY_GRACE * 1000) return stored;
+    throw new Refusal("invalid_challenge");
   }
   const { verifyRegistrationResponse } = await webauthn();
   let verified;
@@ -118,9 +118,9 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge!, expectedOrigin: rp.origins, expectedRPID: rp.id, requireUserVerification: true });
   } catch (err) {
     log("passkey_rejected", { request_id: deps.requestId, user_id: claims.sub, message: (err as Error).message }, "warn");
-    throw new ApiError("passkey_rejected");
+    throw new Refusal("passkey_rejected");
   }
-  if (!verified.verified) throw new ApiError("passkey_rejected");
+  if (!verified.verified) throw new Refusal("passkey_rejected");
   const info = verified.registrationInfo;
   const row = {
     id: info.credential.id,
@@ -140,19 +140,20 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   const added = { user_id: claims.sub, session_id: claims.sid, passkey: row.id.slice(0, 16) };
   const stored = passkeyStoredAt(db, row.id, now);
   const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
-  const [[inserted], [user]] = await db.batch([
+  const { inserted, owner } = await batch(db, {
     // Only while the registering session is live: a reset that ended it meanwhile wins.
-    insertPasskey(db, row, sessionLive(db, claims.sid, now)),
-    db.select().from(users).where(eq(users.id, claims.sub)),
-    auditRowIf(deps, "passkey_added", added, stored),
-    notMe.statement,
-  ]);
-  if (!inserted) {
-    if (!(await isSessionLive(db, claims.sid, now))) throw new ApiError("invalid_token", "This session has ended");
-    throw new ApiError("passkey_rejected", "This passkey is registered already");
+    inserted: insertPasskey(db, row, sessionLive(db, claims.sid, now)),
+    owner: selectUser(db, claims.sub),
+    audited: auditRowIf(deps, "passkey_added", added, stored),
+    notMeLink: notMe.statement,
+  });
+  if (!inserted[0]) {
+    if (!(await isSessionLive(db, claims.sid, now))) throw sessionEnded();
+    throw new Refusal("passkey_rejected", "This passkey is registered already");
   }
   logEvent(deps, "passkey_added", added);
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
+  const user = owner[0];
   if (user) securityNotice(deps, user, "A passkey was added to your account", notMe.token);
   return row;
 }
@@ -167,7 +168,7 @@ export async function authenticationOptions(deps: Deps) {
   return options;
 }
 
-const notRecognised = () => new ApiError("invalid_credentials", "This passkey was not recognised");
+const notRecognised = () => new Refusal("invalid_credentials", "This passkey was not recognised");
 
 /**
  * Signs in with a passkey: the challenge is used up and the credential read (one round trip); the
@@ -180,9 +181,11 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   const rp = relyingParty(deps.config);
   const now = new Date();
   const challenge = challengeOf(response.response.clientDataJSON);
-  if (!challenge) throw new ApiError("invalid_challenge");
-  const [used, [passkey], [user]] = await db.batch([consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), ...findPasskeyAndUser(db, response.id)]);
-  if (!used[0]) throw new ApiError("invalid_challenge");
+  if (!challenge) throw new Refusal("invalid_challenge");
+  const found = await batch(db, { challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), ...findPasskeyAndUser(db, response.id) });
+  if (!found.challengeUsed[0]) throw new Refusal("invalid_challenge");
+  const passkey = found.passkey[0];
+  const user = found.owner[0];
   const refuse = async (reason: string) => {
     await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: user?.id ?? null, reason });
     return notRecognised();
@@ -218,14 +221,12 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   const opened = await openSession(deps, user, now, {
     amr: amrOf({ method: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }),
     condition: counterMayAdvance(db, passkey.id, counter),
-    after: [recordPasskeyUse(db, passkey.id, counter, now)],
+    after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
     detail: { method: "passkey" },
   });
   if (!opened.issued) {
-    const current = await findUserById(db, user.id);
-    if (current?.disabledAt) throw new ApiError("account_disabled");
-    if (deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !current?.emailVerifiedAt) throw new ApiError("email_unverified");
-    throw await refuse("counter_regressed");
+    const why = await refusedSignIn(deps, user.id, { code: "counter_regressed", reason: "counter_regressed" });
+    throw why === "counter_regressed" ? await refuse(why) : new Refusal(why);
   }
   return { user, issued: opened.issued };
 }
@@ -239,10 +240,10 @@ export async function listPasskeys(deps: Deps, claims: AccessClaims) {
  * unknown one: not_found). Every account keeps a password, so a passkey is never the last way in.
  */
 export async function removePasskey(deps: Deps, claims: AccessClaims, id: string, check: StepUpInput): Promise<void> {
-  if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new ApiError("not_found", "No such passkey");
+  if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
   const { user } = await stepUp(deps, claims, "remove_passkey", check);
   const [removed] = await deletePasskey(deps.db, id, claims.sub);
-  if (!removed) throw new ApiError("not_found", "No such passkey");
+  if (!removed) throw new Refusal("not_found", "No such passkey");
   await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });
   securityNotice(deps, user, "A passkey was removed from your account");
 }

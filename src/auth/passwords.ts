@@ -20,6 +20,12 @@ export interface PasswordOptions {
   pepper?: string;
 }
 
+/** The options every hash and check uses, from the config (the one place they are built). */
+export const passwordOptions = (config: { PASSWORD_ITERATIONS: number; PASSWORD_PEPPER?: string }): PasswordOptions => ({
+  iterations: config.PASSWORD_ITERATIONS,
+  pepper: config.PASSWORD_PEPPER,
+});
+
 interface Parsed {
   iterations: number;
   peppered: boolean;

@@ -1,18 +1,16 @@
 import { audit } from "../audit";
-import { and, eq } from "drizzle-orm";
-import { ALL_PURPOSES, consumeAccountToken, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
+import { ALL_PURPOSES, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
+import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
 import { endUserChallenges, removeTotpEnabledAt, spendProof, usable as proofUsable, type Proof } from "../db/mfa";
 import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
-import { users } from "../db/schema";
 import { revokeUserSessions } from "../db/sessions";
-import { accountAsChecked, endSessionEpoch, epochState, resetPassword, restoreEmail } from "../db/users";
+import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, resetPassword, restoreEmail } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
-import { ApiError } from "../errors";
 import { appLink, compose, sendMail } from "../mail";
-import { LIMITS, newLink, openLink, requireAppUrl } from "./links";
-import { TooManyAttempts } from "./errors";
-import { hashPassword } from "./passwords";
+import { LIMITS, invalidLink, newLink, openLink, requireAppUrl } from "./links";
+import { Refusal, TooManyAttempts } from "./errors";
+import { hashPassword, passwordOptions } from "./passwords";
 import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { needs, resetRemovesTotp } from "./ways-in";
@@ -36,7 +34,7 @@ export async function forgotPassword(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
   await afterAnswer(deps, "forgot_password", async () => {
     const { token, row } = await newLink("reset_password", new Date());
-    const issued = await issueLink(deps.db, eq(users.email, email.toLowerCase()), row, LIMITS.reset_password);
+    const issued = await issueLink(deps.db, accountWithAddress(email), row, LIMITS.reset_password);
     if (!issued) return;
     const lines = [
       "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
@@ -64,32 +62,33 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   // account lock is not involved), and a mailbox thief gets RESET_CODES_PER_DAY tries a day.
   let proof: Proof | null = null;
   if (needs("reset_password", user).includes("second_factor")) {
-    if (!offersSecondFactor(offered)) throw new ApiError("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the new password");
+    if (!offersSecondFactor(offered)) throw new Refusal("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the new password");
     const [taken] = await takeResetAttempt(db, link.tokenHash, user.id, now, RESET_CODES_PER_DAY);
     if (!taken) throw new TooManyAttempts(3600, "Too many codes tried at password resets of this account today; try again later");
     proof = await proofOf(deps, user, offered, now);
     if (!proof) {
       await audit(deps, "mfa_failed", { user_id: user.id, reason: offered.code !== undefined ? "wrong_code" : "wrong_recovery_code", at: "password_reset" });
-      throw new ApiError("invalid_mfa_code");
+      throw new Refusal("invalid_mfa_code");
     }
   }
-  const passwordHash = await hashPassword(newPassword, { iterations: config.PASSWORD_ITERATIONS, pepper: config.PASSWORD_PEPPER });
+  const passwordHash = await hashPassword(newPassword, passwordOptions(config));
   const removeTotp = resetRemovesTotp(user);
   const { consumed } = link;
   // The link is used only if the account is as checked and the code (if any) is still unspent (a
   // code used meanwhile elsewhere fails the whole reset); every later write depends on that use.
-  const [used, , removedKeys, , , , [state]] = await db.batch([
-    consumeAccountToken(db, link.tokenHash, "reset_password", now, link.usedBy, and(accountAsChecked(db, user), proof ? proofUsable(db, user.id, proof) : undefined)),
-    resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
-    deleteUserPasskeys(db, user.id, consumed),
-    endUserChallenges(db, user.id, now, consumed),
-    revokeUserSessions(db, user.id, now, undefined, consumed),
-    endLinks(db, user.id, ALL_PURPOSES, now, consumed),
-    epochState(db, user.id),
-    ...(proof ? [spendProof(db, user.id, proof, now, consumed)] : []),
-  ]);
-  if (!used[0]) throw new ApiError("invalid_link"); // another request used it, the account changed, or the code was used meanwhile
-  const removed = { passkeysRemoved: removedKeys.length, totpRemoved: removeTotp };
+  const done = await batch(db, {
+    used: link.consume(accountAsChecked(db, user), proof ? proofUsable(db, user.id, proof) : undefined),
+    reset: resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
+    passkeysRemoved: deleteUserPasskeys(db, user.id, consumed),
+    challengesEnded: endUserChallenges(db, user.id, now, consumed),
+    sessionsEnded: revokeUserSessions(db, user.id, now, undefined, consumed),
+    linksEnded: endLinks(db, user.id, ALL_PURPOSES, now, consumed),
+    epoch: epochState(db, user.id),
+    proofSpent: proof ? spendProof(db, user.id, proof, now, consumed) : undefined,
+  });
+  if (!done.used[0]) throw invalidLink(); // another request used it, the account changed, or the code was used meanwhile
+  const state = done.epoch[0];
+  const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: removeTotp };
   await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: proof !== null });
   const what = [removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "", removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : ""].filter(Boolean);
   const lines = ["The password of your account was reset with a link mailed to this address, and every session was signed out.", ...(what.length ? [`Removed: ${what.join(" and ")}. You can add them again once signed in.`] : [])];
@@ -135,15 +134,15 @@ export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed:
           : undefined;
   const run = (restore: boolean) => {
     const remove = removal(restore);
-    return db.batch([
-      consumeAccountToken(db, link.tokenHash, "revoke_way_in", now, link.usedBy),
-      endSessionEpoch(db, userId, consumed),
-      revokeUserSessions(db, userId, now, undefined, consumed),
-      endUserChallenges(db, userId, now, consumed),
-      endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
-      epochState(db, userId),
-      ...(remove ? [remove] : []),
-    ]);
+    return batch(db, {
+      used: link.consume(),
+      epochEnded: endSessionEpoch(db, userId, consumed),
+      sessionsEnded: revokeUserSessions(db, userId, now, undefined, consumed),
+      challengesEnded: endUserChallenges(db, userId, now, consumed),
+      linksEnded: endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
+      epoch: epochState(db, userId),
+      removed: remove,
+    });
   };
   let results;
   try {
@@ -153,9 +152,9 @@ export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed:
     if (!uniqueViolation(err)) throw err;
     results = await run(false);
   }
-  const [used, , , , , [state], gone] = results;
-  if (!used[0]) throw new ApiError("invalid_link");
-  const removed = (gone?.length ?? 0) > 0;
+  if (!results.used[0]) throw invalidLink();
+  const state = results.epoch[0];
+  const removed = (results.removed?.length ?? 0) > 0;
   await audit(deps, "way_in_revoked", { user_id: userId, way: kind, removed });
   if (state) {
     try {

@@ -1,13 +1,13 @@
 import { audit, auditRow, logEvent } from "../audit";
+import { batch } from "../db/batch";
 import { spendProof, type Proof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { beginStepUpCheck, countStepUpFailure, isSessionLive, resetStepUpFailures, revokeSession } from "../db/sessions";
 import type { Deps } from "../deps";
-import { ApiError } from "../errors";
-import { TooManyAttempts } from "./errors";
+import { Refusal, TooManyAttempts, sessionEnded, userGone } from "./errors";
 import { CHECK_STALE_MS } from "./lockout";
-import { verifyPassword } from "./passwords";
+import { passwordOptions, verifyPassword } from "./passwords";
 import { revokeSessions } from "./revocations";
 import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
 import type { AccessClaims } from "./tokens";
@@ -41,14 +41,14 @@ export async function beginStepUp(deps: Deps, claims: AccessClaims, now: Date): 
   const { check, user } = await beginStepUpCheck(db, claims.sid, claims.sub, now, config.STEP_UP_MAX_FAILURES, CHECK_STALE_MS);
   if (!user) {
     if (check) await endCheck(db, check);
-    throw new ApiError("invalid_token", "The user behind this token no longer exists");
+    throw userGone();
   }
   if (!check) {
     // Failures and checks in flight fill the budget; the last of them signs the session out if wrong.
     if (await isSessionLive(db, claims.sid, now)) throw new TooManyAttempts(1, "Too many checks in progress for this session; retry in a second");
     // Over (its budget spent, say): make sure KV says so too, in case that write failed before.
     await revokeSessions(deps.kv, await revokeSession(db, { id: claims.sid }, now));
-    throw new ApiError("invalid_token", "This session has ended");
+    throw sessionEnded();
   }
   return { user, check };
 }
@@ -62,14 +62,14 @@ export async function proveStepUp(deps: Deps, claims: AccessClaims, action: Acti
   const { user, check } = started;
   const needed = needs(action, user);
   if (needed.includes("password")) {
-    const ok = input.current_password !== undefined && (await verifyPassword(input.current_password, user.passwordHash, { iterations: deps.config.PASSWORD_ITERATIONS, pepper: deps.config.PASSWORD_PEPPER }));
+    const ok = input.current_password !== undefined && (await verifyPassword(input.current_password, user.passwordHash, passwordOptions(deps.config)));
     if (!ok) return failStepUp(deps, claims, action, check, "wrong_password");
   }
   let proof: Proof | null = null;
   if (needed.includes("second_factor")) {
     if (!offersSecondFactor(input)) {
       await endCheck(deps.db, check); // not a guess: the client did not know it was needed
-      throw new ApiError("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the password");
+      throw new Refusal("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the password");
     }
     proof = await proofOf(deps, user, input, now);
     if (!proof) return failStepUp(deps, claims, action, check, input.code !== undefined ? "wrong_code" : "wrong_recovery_code");
@@ -88,26 +88,28 @@ export async function stepUp(deps: Deps, claims: AccessClaims, action: Action, i
 /** A passed check: the proof spent (a code is good once), the budget whole, the check ended. */
 export async function passStepUp(deps: Deps, claims: AccessClaims, user: User, check: string, proof: Proof | null, now: Date) {
   const { db } = deps;
-  const pass = [resetStepUpFailures(db, claims.sid), endCheck(db, check)] as const;
-  if (!proof) return void (await db.batch(pass));
-  const [spent] = await db.batch([spendProof(db, user.id, proof, now), ...pass]);
-  if (!spent[0]) throw new ApiError("invalid_mfa_code"); // that code was used meanwhile
+  const { spent } = await batch(db, {
+    spent: proof ? spendProof(db, user.id, proof, now) : undefined,
+    budgetWhole: resetStepUpFailures(db, claims.sid),
+    checkEnded: endCheck(db, check),
+  });
+  if (spent && !spent[0]) throw new Refusal("invalid_mfa_code"); // that code was used meanwhile
 }
 
 /** Counts a failed check; the one that spends the budget signs the session out. */
 export async function failStepUp(deps: Deps, claims: AccessClaims, action: Action, check: string, reason: "wrong_password" | "wrong_code" | "wrong_recovery_code"): Promise<never> {
   const { db, config } = deps;
   const fields = { user_id: claims.sub, session_id: claims.sid, action, reason };
-  const [[counted]] = await db.batch([countStepUpFailure(db, claims.sid), endCheck(db, check), auditRow(deps, "step_up_failed", fields)]);
-  const failures = counted?.failures ?? config.STEP_UP_MAX_FAILURES;
+  const { counted } = await batch(db, { counted: countStepUpFailure(db, claims.sid), checkEnded: endCheck(db, check), audited: auditRow(deps, "step_up_failed", fields) });
+  const failures = counted[0]?.failures ?? config.STEP_UP_MAX_FAILURES;
   logEvent(deps, "step_up_failed", { ...fields, failures });
   if (failures >= config.STEP_UP_MAX_FAILURES) {
     // The session's budget is spent: whoever holds this token is guessing. Sign the session out.
     await audit(deps, "session_revoked", { user_id: claims.sub, session_id: claims.sid, reason: "step_up_failures" });
     await revokeSessions(deps.kv, await revokeSession(db, { id: claims.sid }, new Date()));
-    throw new ApiError("invalid_token", "Too many wrong passwords or codes: this session has been signed out");
+    throw new Refusal("invalid_token", "Too many wrong passwords or codes: this session has been signed out");
   }
-  if (reason === "wrong_password") throw new ApiError("invalid_credentials", "The current password is wrong");
-  throw new ApiError("invalid_mfa_code");
+  if (reason === "wrong_password") throw new Refusal("invalid_credentials", "The current password is wrong");
+  throw new Refusal("invalid_mfa_code");
 }
 

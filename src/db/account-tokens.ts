@@ -1,4 +1,5 @@
 import { and, eq, exists, gt, inArray, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { batch } from "./batch";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
 
@@ -87,7 +88,7 @@ export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date, {
 export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
   const insert = insertLink(db, who, t, limits);
   if (!limits.replace) return (await insert)[0];
-  const [inserted] = await db.batch([insert, endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) })]);
+  const { inserted } = await batch(db, { inserted: insert, olderEnded: endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) }) });
   return inserted[0];
 }
 
@@ -105,10 +106,12 @@ const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
 
 /** The link and its account as they are now (a cheap read before the batch that uses it). */
 export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {
-  const [[link], [user]] = await db.batch([
-    db.select({ userId: accountTokens.userId, email: accountTokens.email, sessionId: accountTokens.sessionId, way: accountTokens.way }).from(accountTokens).where(usable(tokenHash, purpose, now)),
-    db.select().from(users).where(inArray(users.id, db.select({ id: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)))),
-  ]);
+  const found = await batch(db, {
+    link: db.select({ userId: accountTokens.userId, email: accountTokens.email, sessionId: accountTokens.sessionId, way: accountTokens.way }).from(accountTokens).where(usable(tokenHash, purpose, now)),
+    user: db.select().from(users).where(inArray(users.id, db.select({ id: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)))),
+  });
+  const link = found.link[0];
+  const user = found.user[0];
   return link && user ? { ...link, user } : undefined;
 }
 
@@ -125,11 +128,11 @@ export function endLinks(db: Db, userId: string, purposes: TokenPurpose[], now: 
  * row. Nothing for a token that is unknown, used, superseded, expired or of another purpose, or
  * when `condition` (the account as the caller checked it) no longer holds.
  */
-export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date, usedBy: string, condition?: SQL) {
+export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date, usedBy: string, ...conditions: (SQL | undefined)[]) {
   return db
     .update(accountTokens)
     .set({ usedAt: now, usedBy })
-    .where(and(usable(tokenHash, purpose, now), condition))
+    .where(and(usable(tokenHash, purpose, now), ...conditions))
     .returning({ userId: accountTokens.userId, email: accountTokens.email });
 }
 

@@ -1,4 +1,5 @@
 import { and, count, desc, eq, exists, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { batch } from "./batch";
 import type { Db } from "./client";
 import { passkeys, users } from "./schema";
 
@@ -38,10 +39,10 @@ export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL) {
  * D1 batch, rows come back keyed by column name, and both tables have an `id`).
  */
 export function findPasskeyAndUser(db: Db, id: string) {
-  return [
-    db.select().from(passkeys).where(eq(passkeys.id, id)),
-    db.select().from(users).where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
-  ] as const;
+  return {
+    passkey: db.select().from(passkeys).where(eq(passkeys.id, id)),
+    owner: db.select().from(users).where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
+  };
 }
 
 export function findOwnPasskey(db: Db, id: string, userId: string) {
@@ -59,14 +60,16 @@ export function listPasskeys(db: Db, userId: string) {
 
 /** A user and how many passkeys they have: one round trip (GET /me, the admin's view of a user). */
 export async function userWithPasskeyCount(db: Db, userId: string) {
-  const [[user], [counted]] = await db.batch([db.select().from(users).where(eq(users.id, userId)), db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId))]);
-  return user ? { user, passkeys: counted?.n ?? 0 } : undefined;
+  const found = await batch(db, { user: db.select().from(users).where(eq(users.id, userId)), passkeys: db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId)) });
+  const user = found.user[0];
+  return user ? { user, passkeys: found.passkeys[0]?.n ?? 0 } : undefined;
 }
 
 /** A user and their passkeys: one round trip (GET /me/security). */
 export async function userWithPasskeys(db: Db, userId: string) {
-  const [[user], keys] = await db.batch([db.select().from(users).where(eq(users.id, userId)), db.select().from(passkeys).where(eq(passkeys.userId, userId))]);
-  return user ? { user, passkeys: keys } : undefined;
+  const found = await batch(db, { user: db.select().from(users).where(eq(users.id, userId)), passkeys: db.select().from(passkeys).where(eq(passkeys.userId, userId)) });
+  const user = found.user[0];
+  return user ? { user, passkeys: found.passkeys } : undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { batch } from "./batch";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, rotatedRefreshTokens, sessions, users, type User } from "./schema";
@@ -108,13 +109,13 @@ export interface Rotation {
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
 export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified }: Rotation) {
-  const [updated, , user] = await db.batch([
-    db
+  const { updated, user } = await batch(db, {
+    updated: db
       .update(sessions)
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
-    db.insert(rotatedRefreshTokens).select(
+    remembered: db.insert(rotatedRefreshTokens).select(
       db
         .select({
           tokenHash: sql`${oldHash}`.as("token_hash"),
@@ -127,8 +128,8 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
     )
     // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
     .onConflictDoNothing(),
-    db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
-  ]);
+    user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
+  });
   const session = updated[0];
   const owner = user[0];
   return session && owner ? { session, user: owner } : null;
@@ -139,14 +140,14 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
  * rotating: the answer to a client that retries a refresh whose answer it lost. Same shape as a rotation.
  */
 export async function reissueAccess(db: Db, { sessionId, currentHash, now, accessExpiresAt, requireVerified }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean }) {
-  const [updated, user] = await db.batch([
-    db
+  const { updated, user } = await batch(db, {
+    updated: db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
-    db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
-  ]);
+    user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
+  });
   const session = updated[0];
   const owner = user[0];
   return session && owner ? { session, user: owner } : null;
@@ -213,8 +214,8 @@ export async function isSessionLive(db: Db, id: string, now: Date): Promise<bool
 export async function beginStepUpCheck(db: Db, sessionId: string, userId: string, now: Date, max: number, staleMs: number): Promise<{ check?: string; user?: User }> {
   const id = crypto.randomUUID();
   const subject = `session:${sessionId}`;
-  const [started, found] = await db.batch([
-    db
+  const { started, found } = await batch(db, {
+    started: db
       .insert(passwordChecks)
       .select(
         db
@@ -223,8 +224,8 @@ export async function beginStepUpCheck(db: Db, sessionId: string, userId: string
           .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`)),
       )
       .returning({ id: passwordChecks.id }),
-    db.select().from(users).where(eq(users.id, userId)),
-  ]);
+    found: db.select().from(users).where(eq(users.id, userId)),
+  });
   return { check: started[0]?.id, user: found[0] };
 }
 

@@ -15,9 +15,18 @@ export function insertUser(db: Db, row: NewUser) {
 /** The user a login names: by username, or by email when it contains "@". */
 export const loginIs = (login: string) => (login.includes("@") ? eq(users.email, login.toLowerCase()) : usernameIs(login));
 
+/** The user with this id, as a statement for a batch. */
+export const selectUser = (db: Db, id: string) => db.select().from(users).where(eq(users.id, id));
+
 export async function findUserById(db: Db, id: string): Promise<User | undefined> {
-  return db.select().from(users).where(eq(users.id, id)).get();
+  return selectUser(db, id).get();
 }
+
+/** Selectors of one account, for the queries that take one (mailed links, checks). */
+export const accountWithId = (id: string) => eq(users.id, id);
+export const accountWithAddress = (email: string) => eq(users.email, email.toLowerCase());
+/** ...that has an address not yet proved by a link. */
+export const unverified = (who: SQL) => and(who, isNull(users.emailVerifiedAt))!;
 
 /** Whether an account has this (lower-cased) address. */
 export async function emailTaken(db: Db, email: string): Promise<boolean> {
@@ -141,51 +150,6 @@ export function restoreEmail(db: Db, id: string, changedTo: string, restored: st
     .returning({ id: users.id });
 }
 
-/** Whether the row `alias` is an admin who is not disabled (raw SQL: it is used on other aliases of users too). */
-const activeAdmin = (alias: string) => sql.raw(`(${alias}.disabled_at IS NULL AND EXISTS (SELECT 1 FROM json_each(${alias}.roles) WHERE value = 'admin'))`);
-
-/**
- * True unless `id` is the last active admin: at least one always remains. Checked inside the statement
- * that would remove one, so two admins removing each other at once cannot both succeed.
- */
-const notLastAdmin = (id: string) =>
-  sql`(NOT ${activeAdmin("users")} OR (SELECT count(*) FROM users AS other WHERE other.id <> ${id} AND ${activeAdmin("other")}) > 0)`;
-
-/** Deletes the account, unless it is the last active admin, or `onlyIf` fails (no row then). */
-export function deleteUser(db: Db, id: string, onlyIf?: SQL) {
-  return db.delete(users).where(and(eq(users.id, id), notLastAdmin(id), onlyIf)).returning({ id: users.id });
-}
-
-/**
- * An admin's change of roles or the disabled flag; either starts a new epoch (every session ends).
- * Only while the acting admin is still an active admin, and never removing the last one. No row
- * otherwise (adminRefusal says why).
- */
-export function updateByAdmin(db: Db, id: string, actorId: string, change: { roles?: string[]; disabled?: boolean }, now: Date) {
-  const removesAdmin = change.disabled === true || (change.roles !== undefined && !change.roles.includes("admin"));
-  return db
-    .update(users)
-    .set({
-      ...(change.roles ? { roles: change.roles } : {}),
-      ...(change.disabled === undefined ? {} : { disabledAt: change.disabled ? now : null }),
-      sessionEpoch: sql`${users.sessionEpoch} + 1`,
-      epochKeptSession: null,
-      updatedAt: now,
-    })
-    .where(and(eq(users.id, id), sql`EXISTS (SELECT 1 FROM users AS actor WHERE actor.id = ${actorId} AND ${activeAdmin("actor")})`, removesAdmin ? notLastAdmin(id) : undefined))
-    .returning();
-}
-
-/** Why an admin's change or a deletion wrote nothing: no such user, the actor is no active admin, or the last admin. */
-export async function adminRefusal(db: Db, id: string, actorId: string): Promise<"not_found" | "forbidden" | "last_admin"> {
-  const [[target], [actor]] = await db.batch([
-    db.select({ id: users.id }).from(users).where(eq(users.id, id)),
-    db.select({ active: sql<number>`${activeAdmin("users")}` }).from(users).where(eq(users.id, actorId)),
-  ]);
-  if (!target) return "not_found";
-  return actor?.active ? "last_admin" : "forbidden";
-}
-
 /** True in a batch once the user row was written by the statement stamped `now`. */
 export const updatedAt = (db: Db, id: string, now: Date) => exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.updatedAt, now))));
 
@@ -218,95 +182,3 @@ export function epochState(db: Db, id: string) {
     .where(eq(users.id, id));
 }
 
-export interface LockPolicy {
-  threshold: number; // failures in a row before the first lock
-  baseMs: number; // first lock; each further failure doubles it
-  maxMs: number; // no lock is ever longer
-  windowMs: number; // a failure this long after the previous one starts the count again
-  staleMs: number; // a check in flight this long is taken as dead (its worker stopped)
-}
-
-const failuresSoFar = (t: number, p: LockPolicy) =>
-  sql`(CASE WHEN ${users.lastFailedLoginAt} IS NULL OR ${users.lastFailedLoginAt} < ${t - p.windowMs} THEN 0 ELSE ${users.failedLogins} END)`;
-
-/**
- * Starts a login's password check, in one conditional statement: a row in password_checks, added
- * only while the account is not locked and failures so far plus checks in flight stay under the
- * threshold (after a lock runs out, one check at a time). So concurrent wrong guesses can never
- * exceed the threshold, and correct ones in flight are not failures. An id that matches no user
- * (unknown user) runs the same statement and adds nothing, for equal timing. Returns the check's id.
- */
-export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy): Promise<{ check?: string; user?: User }> {
-  const id = crypto.randomUUID();
-  // The check's subject is computed from the row, so the lookup and the check are one round trip.
-  const subject = sql`'user:' || ${users.id}`;
-  const inFlight = sql`(SELECT count(*) FROM ${passwordChecks} WHERE ${passwordChecks.subject} = ${subject} AND ${passwordChecks.startedAt} > ${now.getTime() - p.staleMs})`;
-  const [started, found] = await db.batch([
-    db
-      .insert(passwordChecks)
-      .select(
-        db
-          .select({ id: sql`${id}`.as("id"), subject: subject.as("subject"), startedAt: sql`${now.getTime()}`.as("started_at") })
-          .from(users)
-          .where(and(who, or(isNull(users.lockedUntil), lte(users.lockedUntil, now)), sql`${inFlight} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`)),
-      )
-      .returning({ id: passwordChecks.id }),
-    db.select().from(users).where(who),
-  ]);
-  return { check: started[0]?.id, user: found[0] };
-}
-
-/**
- * Records a login's result. A right password clears failures and any lock; a wrong one counts, and
- * from the threshold on locks for base * 2^(n - threshold), capped at max. SET reads the old values,
- * so concurrent results lose no count. (The caller batches it with endCheck.)
- */
-export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, ok: boolean, condition?: SQL) {
-  const result = { failedLogins: users.failedLogins, lockedUntil: users.lockedUntil };
-  if (ok) {
-    // Only a row with something to clear is written: most logins follow no failure.
-    const dirty = or(gt(users.failedLogins, 0), isNotNull(users.lastFailedLoginAt), isNotNull(users.lockedUntil));
-    return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(and(eq(users.id, id), dirty, condition)).returning(result);
-  }
-  const t = now.getTime();
-  const failures = sql`(${failuresSoFar(t, p)} + 1)`;
-  return db
-    .update(users)
-    .set({
-      failedLogins: failures,
-      lastFailedLoginAt: now,
-      lockedUntil: sql`(CASE WHEN ${failures} >= ${p.threshold} THEN ${t} + min(${p.maxMs}, ${p.baseMs} * (1 << min(${failures} - ${p.threshold}, 30))) ELSE ${users.lockedUntil} END)`,
-    })
-    .where(eq(users.id, id))
-    .returning(result);
-}
-
-/**
- * After beginLoginCheck refused: whether the account is locked and until when, and whether this is
- * the first refusal of this lock (marked in the same batch, so one audit row per lock, not per attempt).
- */
-export async function readLock(db: Db, id: string, now: Date) {
-  const [first, [row]] = await db.batch([
-    db
-      .update(users)
-      .set({ lockAuditedUntil: sql`${users.lockedUntil}` })
-      .where(and(eq(users.id, id), gt(users.lockedUntil, now), or(isNull(users.lockAuditedUntil), ne(users.lockAuditedUntil, users.lockedUntil))))
-      .returning({ id: users.id }),
-    db.select({ lockedUntil: users.lockedUntil }).from(users).where(eq(users.id, id)),
-  ]);
-  const lockedUntil = row?.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null;
-  return { lockedUntil, firstRefusal: first.length > 0 };
-}
-
-export interface UserCursor {
-  createdAt: number;
-  id: string;
-}
-
-/** Newest first, keyset-paginated on (created_at, id) so pages stay stable while users sign up. */
-export async function listUsers(db: Db, limit: number, after?: UserCursor): Promise<User[]> {
-  const where = after
-    ? or(lt(users.createdAt, new Date(after.createdAt)), and(eq(users.createdAt, new Date(after.createdAt)), lt(users.id, after.id)))
-    : undefined;
-  return db.select().from(users).where(where).orderBy(desc(users.createdAt), desc(users.id)).limit(limit).all();
-}

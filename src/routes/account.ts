@@ -1,10 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
-import { deleteAccount } from "../auth/account";
-import { stepUpFor, waysIn } from "../auth/ways-in";
-import { changePassword, listSessions, revokeOwnSession } from "../auth/sessions";
-import { userWithPasskeyCount, userWithPasskeys } from "../db/passkeys";
-import { deps } from "../deps";
-import { ApiError } from "../errors";
+import { deleteAccount, profile, securityView } from "../auth/account";
+import { listSessions, revokeOwnSession } from "../auth/logout";
+import { changePassword } from "../auth/password-change";
+import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { deleteMeSchema, listSessionsQuerySchema, meWithFactorsSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, securitySchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
@@ -89,17 +87,14 @@ export const account = openApiApp()
     return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username }, 200);
   })
   .openapi(meRoute, async (c) => {
-    const found = await userWithPasskeyCount(deps(c).db, c.get("auth").sub);
-    // A valid token for a deleted user is as good as an invalid token.
-    if (!found) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+    const found = await profile(deps(c), c.get("auth"));
     return c.json({ user: publicUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
   .openapi(securityRoute, async (c) => {
     const claims = c.get("auth");
-    const found = await userWithPasskeys(deps(c).db, claims.sub);
-    if (!found) throw new ApiError("invalid_token", "The user behind this token no longer exists");
+    const view = await securityView(deps(c), claims);
     const session = { id: claims.sid, auth_time: new Date((claims.auth_time ?? claims.iat) * 1000).toISOString(), amr: claims.amr ?? [] };
-    return c.json({ ways_in: waysIn(found.user, found.passkeys).map((w) => wayInShape(w, claims.sid)), session, step_up: stepUpFor(found.user) }, 200);
+    return c.json({ ways_in: view.waysIn.map((w) => wayInShape(w, claims.sid)), session, step_up: view.stepUp }, 200);
   })
   .openapi(deleteMeRoute, async (c) => {
     await deleteAccount(deps(c), c.get("auth"), c.req.valid("json"));

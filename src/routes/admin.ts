@@ -1,12 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
-import { listAuditEvents } from "../db/audit";
-import { updateUserByAdmin } from "../auth/account";
+import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
 import type { User } from "../db/schema";
-import { userWithPasskeyCount } from "../db/passkeys";
-import { listUsers } from "../db/users";
-import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
-import { deps } from "../deps";
+import { deps } from "./deps";
 import { requireRole } from "../middleware/require-auth";
 import { adminUserPatchSchema, adminUserSchema, auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema, usersPageSchema } from "../schemas";
 import { BEARER, body, errors, json, openApiApp } from "./openapi";
@@ -62,13 +58,12 @@ adminApp.use(requireRole("admin"));
 adminApp
   .openapi(usersRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");
-    const rows = await listUsers(deps(c).replica(), limit + 1, cursor ? timeIdCursor(cursor) : undefined);
+    const rows = await userPage(deps(c), limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (u) => [u.createdAt.getTime(), u.id]);
     return c.json({ users: items.map(publicUser), next_cursor }, 200);
   })
   .openapi(userRoute, async (c) => {
-    const found = await userWithPasskeyCount(deps(c).db, c.req.valid("param").id);
-    if (!found) throw new ApiError("not_found", "No such user");
+    const found = await userForAdmin(deps(c), c.req.valid("param").id);
     return c.json({ ...adminUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
   .openapi(patchUserRoute, async (c) => {
@@ -78,7 +73,7 @@ adminApp
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");
     const beforeId = cursor ? decodeCursor(cursor, ([id]) => (Number.isSafeInteger(id) ? (id as number) : undefined)) : undefined;
-    const rows = await listAuditEvents(deps(c).replica(), limit + 1, { userId: user_id, beforeId });
+    const rows = await auditPage(deps(c), limit + 1, { userId: user_id, beforeId });
     const { items, next_cursor } = page(rows, limit, (e) => [e.id]);
     const events = items.map((e) => ({
       id: e.id,

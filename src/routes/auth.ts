@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { requestEmailVerification } from "../auth/account";
-import { login, logout, logoutAll, logoutByRefreshToken, refresh, register } from "../auth/sessions";
+import { login } from "../auth/login";
+import { logout, logoutAll, logoutByRefreshToken } from "../auth/logout";
+import { refresh } from "../auth/refresh";
+import { register } from "../auth/register";
 import { getConfig } from "../config";
-import { deps } from "../deps";
-import { log } from "../log";
+import { deps } from "./deps";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
@@ -121,9 +122,7 @@ export const auth = openApiApp()
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // With REQUIRE_VERIFIED_EMAIL on, the account gets no session (no tokens) until it is verified.
-    const { user, issued } = await register(deps(c), input, getConfig(c.env).REQUIRE_VERIFIED_EMAIL !== "on");
-    // The account exists now: a problem with the verification mail must not turn that into an error.
-    if (user.email) await requestEmailVerification(deps(c), user.id).catch((err: Error) => log("verification_mail_failed", { request_id: c.get("requestId"), user_id: user.id, message: err.message }, "error"));
+    const { user, issued } = await register(deps(c), input);
     return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}) }, 201);
   })
   .openapi(loginRoute, async (c) => {

@@ -1,8 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { pingKv } from "../auth/revocations";
+import { checkStores } from "../auth/health";
 import { publicJwks } from "../auth/tokens";
 import { getConfig } from "../config";
-import { getDb, pingDb } from "../db/client";
+import { stores } from "./deps";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { healthSchema, jwksSchema, messageSchema } from "../schemas";
@@ -34,7 +34,7 @@ export const meta = openApiApp()
   )
   .openapi(healthRoute, async (c) => {
     try {
-      await Promise.all([pingDb(getDb(c.env.DB)), pingKv(c.env.REVOKED)]);
+      await checkStores(stores(c));
     } catch (err) {
       log("health_failed", { request_id: c.get("requestId"), message: (err as Error).message }, "error");
       throw new ApiError("service_unavailable", "D1 or KV is not reachable");

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
-import { deps } from "../deps";
+import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, recoveryCodesSchema, totpDisableSchema, totpEnableSchema, totpSetupRequestSchema, totpSetupSchema } from "../schemas";
@@ -28,7 +28,7 @@ const enableRoute = createRoute({
   method: "post",
   path: "/mfa/totp/enable",
   summary: "Turn TOTP on with a code from the new secret; returns ten single-use recovery codes, shown once",
-  description: "The same request again within REFRESH_REUSE_GRACE seconds (its answer lost) gets the same codes, while none has been used; its code then goes through the account lock.",
+  description: "The same request again within RETRY_GRACE seconds (its answer lost) gets the same codes, while none has been used; its code then counts against the session's step-up budget.",
   middleware: [authed, jsonOnly] as const,
   request: body(totpEnableSchema),
   responses: { 200: json(recoveryCodesSchema, "TOTP is on"), ...errors(400, 401, 409, 413, 415, 429) },

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { authenticationOptions, listPasskeys, passkeyLogin, registrationOptions, removePasskey, verifyRegistration } from "../auth/passkeys";
 import type { Passkey } from "../db/schema";
-import { deps } from "../deps";
+import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin } from "../middleware/refresh-cookie";
@@ -37,7 +37,7 @@ const registerVerifyRoute = createRoute({
   path: "/passkeys/register/verify",
   summary: "Store the passkey the browser created",
   description:
-    "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within REFRESH_REUSE_GRACE seconds (its answer lost) gets the stored passkey.",
+    "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
   middleware: [authed, jsonOnly] as const,
   request: body(passkeyRegisterSchema),
   responses: { 201: json(passkeySchema, "Registered"), ...errors(400, 401, 413, 415) },

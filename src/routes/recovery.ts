@@ -3,7 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { confirmEmailChange, requestEmailChange, requestEmailVerification, requestEmailVerificationByAddress, verifyEmail } from "../auth/account";
 import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/reclaim";
 import type { AccessClaims } from "../auth/tokens";
-import { deps } from "../deps";
+import { deps } from "./deps";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";

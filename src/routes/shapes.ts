@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { Issued } from "../auth/sessions";
+import type { Issued } from "../auth/sign-in";
 import type { WayIn } from "../auth/ways-in";
 import type { User } from "../db/schema";
 import type { AppEnv } from "../env";

@@ -1,0 +1,64 @@
+// Fails when the layers of src/ mix (ARCHITECTURE.md, Layout):
+// - the domain (src/auth/, src/db/) reaches HTTP at run time: Hono (any `hono` or `@hono/` package),
+//   the HTTP error type and renderer (src/errors.ts), routes, middleware or the app, directly or
+//   through any module it imports;
+// - a route queries src/db/ itself instead of asking src/auth/ (src/routes/deps.ts, which makes the
+//   clients, is the one exception);
+// - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder.
+// Type-only imports are erased at build time and do not count.
+import { readFileSync, readdirSync } from "node:fs";
+import path from "node:path";
+
+const files = readdirSync("src", { recursive: true }).filter((f) => f.endsWith(".ts")).map((f) => path.join("src", f));
+
+/** The modules a file imports at run time: relative paths as files, packages by name. */
+function runtimeImports(file) {
+  const text = readFileSync(file, "utf8");
+  const found = [];
+  for (const m of text.matchAll(/^(import|export)\s+(type\s+)?([^;]*?)\s*from\s+"([^"]+)"/gms)) {
+    const [, , typeOnly, clause, target] = m;
+    if (typeOnly) continue;
+    const names = /^\{([^}]*)\}$/.exec(clause.trim())?.[1];
+    // `import { type A, type B } from` brings nothing at run time either.
+    if (names !== undefined && names.split(",").map((n) => n.trim()).filter(Boolean).every((n) => n.startsWith("type "))) continue;
+    found.push(target.startsWith(".") ? path.join(path.dirname(file), `${target}.ts`) : target);
+  }
+  for (const m of text.matchAll(/^import\s+"([^"]+)"/gm)) found.push(m[1].startsWith(".") ? path.join(path.dirname(file), `${m[1]}.ts`) : m[1]);
+  return found;
+}
+
+const graph = new Map(files.map((f) => [f, runtimeImports(f)]));
+const forbidden = (target) =>
+  /^(hono|@hono\/)/.test(target) || ["src/errors.ts", "src/app.ts", "src/index.ts"].includes(target) || /^src\/(routes|middleware)\//.test(target);
+
+const problems = [];
+for (const start of files.filter((f) => /^src\/(auth|db)\//.test(f))) {
+  // Breadth-first, remembering how each module was reached, to name the whole path.
+  const via = new Map([[start, null]]);
+  const queue = [start];
+  while (queue.length) {
+    const file = queue.shift();
+    for (const next of graph.get(file) ?? []) {
+      if (via.has(next)) continue;
+      via.set(next, file);
+      if (forbidden(next)) {
+        const trail = [next];
+        for (let at = file; at; at = via.get(at)) trail.unshift(at);
+        problems.push(trail.join(" -> "));
+      } else if (graph.has(next)) queue.push(next);
+    }
+  }
+}
+
+for (const file of files.filter((f) => f.startsWith("src/routes/") && f !== "src/routes/deps.ts")) {
+  for (const target of graph.get(file)) if (target.startsWith("src/db/")) problems.push(`${file} -> ${target} (a route asks src/auth/, never src/db/)`);
+}
+for (const file of files.filter((f) => f !== "src/db/batch.ts")) {
+  if (/\.batch\(/.test(readFileSync(file, "utf8"))) problems.push(`${file}: db.batch (build it with src/db/batch.ts, read by name)`);
+}
+
+if (problems.length) {
+  console.error(`the layers of src/ mix (scripts/check-layers.mjs says what is allowed):\n${[...new Set(problems)].join("\n")}`);
+  process.exit(1);
+}
+console.log("layers: src/auth/ and src/db/ import nothing of HTTP, routes ask src/auth/, every batch is read by name");

@@ -1,0 +1,36 @@
+import type { Context } from "hono";
+import { getConfig } from "../config";
+import { getDb, getReplicaDb } from "../db/client";
+import type { Deps } from "../deps";
+import type { AppEnv } from "../env";
+import { clientIp } from "../middleware/client-ip";
+import { enforceLimit } from "../middleware/rate-limit";
+
+/** The one place a request becomes the auth flows' Deps (src/deps.ts): bindings, config, ids, limits. */
+
+function waitUntil(c: Context<AppEnv>): Deps["defer"] {
+  try {
+    const ctx = c.executionCtx;
+    return (task) => ctx.waitUntil(task);
+  } catch {
+    return undefined; // no execution context (a direct app.fetch in a test): nothing outlives the answer
+  }
+}
+
+/** The stores alone, for a route that needs no config (GET /health). */
+export const stores = (c: Context<AppEnv>) => ({ db: getDb(c.env.DB), kv: c.env.REVOKED });
+
+export const deps = (c: Context<AppEnv>): Deps => ({
+  db: getDb(c.env.DB),
+  replica: () => getReplicaDb(c.env.DB),
+  kv: c.env.REVOKED,
+  config: getConfig(c.env),
+  requestId: c.get("requestId"),
+  ip: clientIp(c),
+  userAgent: c.req.header("user-agent"),
+  limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
+  limitMail: (key) => enforceLimit(c, "MAIL_LIMITER", key),
+  mailer: c.env.EMAIL,
+  defer: waitUntil(c),
+});
+
