@@ -7,6 +7,16 @@ import { log } from "./log";
 /**
  * Security events: one JSON log line each, and a row in D1 `audit_events` for GET /admin/audit.
  * Callers pass ids, names and counts only: never a password, hash, token or pepper.
+ *
+ * Where the row is written (the one rule):
+ * - In the batch of the write it records (auditRow, auditRowIf, auditRowIfSession), conditional on
+ *   that write happening, when the two must stand or fall together because a request can be lost and
+ *   repeated: a sign-in or sign-up, a logout, a TOTP or passkey change, a failed check with the count
+ *   it adds. Then logEvent once the batch succeeded.
+ * - After the write (audit()), when the record follows a write that stands on its own and later steps
+ *   (KV, mail) may still fail: revocations and resets, password and address changes, deletions, an
+ *   admin's change, and refusals that change nothing (rate limits, mail failures). A failed audit
+ *   write is then logged and never fails the request: the log line holds the event already.
  */
 
 export type SecurityEvent =

@@ -11,7 +11,7 @@ import { log } from "./log";
 export type { ErrorCode };
 
 /** The one code -> status table. Codes are part of the public contract (the README's API section, and /openapi.json). */
-const STATUS = {
+export const STATUS = {
   invalid_request: 400,
   validation_failed: 400,
   invalid_credentials: 401,

@@ -1,5 +1,5 @@
 import { audit } from "./audit";
-import type { Config } from "./config";
+import { ConfigError, type Config } from "./config";
 import type { Deps } from "./deps";
 import { log } from "./log";
 
@@ -40,11 +40,12 @@ export function compose(to: string, subject: string, lines: string[], link?: { u
 /** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
 export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
   try {
-    if (!deps.mailer) throw new Error("no EMAIL binding");
+    if (!deps.mailer) throw new ConfigError(["EMAIL: the send_email binding is missing (wrangler.toml [[send_email]])"]);
     await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
     log("mail_sent", { request_id: deps.requestId, ...about });
     return true;
   } catch (err) {
+    if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");
     // The error's name only: a mail service's message may quote the recipient.
     await audit(deps, "mail_failed", { ...about, error: (err as Error).name });
     return false;

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ipKey } from "../src/middleware/client-ip";
-import { PASSWORD, adminToken, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import { PASSWORD, adminToken, call, expectError, inOneLimiterWindow, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 /** Limits from wrangler.toml [[ratelimits]]: login 20/IP, 10/username, register 10/IP, refresh 60/IP per minute. */
 const loginAs = (username: string, password: string, ip = randomIp()) =>
@@ -20,6 +20,8 @@ const userRow = (id: string) =>
 afterEach(() => vi.restoreAllMocks());
 
 describe("rate limits at the edge", () => {
+  // Each test fills a budget within one limiter window, wherever in a minute it starts.
+  beforeEach(() => inOneLimiterWindow(), 20_000);
   it("limits login attempts per client IP (any usernames)", async () => {
     const ip = randomIp();
     const statuses = [];

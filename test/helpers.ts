@@ -80,6 +80,17 @@ export async function expectDocumented(method: string, path: string, res: Respon
   }
 }
 
+/**
+ * The local rate limiter counts in windows aligned to the wall clock (60 s, the period of every limit
+ * in wrangler.toml). A test that fills a budget and expects the next request refused first waits, when
+ * needed, until the current window has `seconds` left, so it never straddles two windows, wherever in
+ * a minute it starts. (Call it from a hook or test with a timeout above `seconds`.)
+ */
+export async function inOneLimiterWindow(seconds = 12) {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < seconds * 1000) await new Promise((r) => setTimeout(r, left + 100));
+}
+
 export const randomIp = () => `10.${[0, 0, 0].map(() => Math.floor(Math.random() * 256)).join(".")}`;
 
 let counter = 0;

@@ -1,4 +1,5 @@
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
+import { derivedKey } from "./hkdf";
 
 /**
  * Refresh tokens: 256 random bits (base64url) at login; each rotation's successor is an HMAC of the
@@ -18,27 +19,8 @@ export const hashRefreshToken = sha256Base64Url;
 
 // The successor key is derived (HKDF, its own label) from the signing-key secret, so there is no
 // extra secret to deploy; rotating JWT_PRIVATE_KEY only breaks a retry that straddles the rotation.
-const keys = new Map<string, Promise<CryptoKey>>();
 const encoder = new TextEncoder();
-
-function successorKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle
-      .importKey("raw", encoder.encode(secret), "HKDF", false, ["deriveKey"])
-      .then((master) =>
-        crypto.subtle.deriveKey(
-          { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: encoder.encode("edge-auth-api refresh successor v1") },
-          master,
-          { name: "HMAC", hash: "SHA-256", length: 256 },
-          false,
-          ["sign"],
-        ),
-      );
-    keys.set(secret, key);
-  }
-  return key;
-}
+const successorKey = (secret: string) => derivedKey(encoder.encode(secret), "edge-auth-api refresh successor v1", { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);
 
 /** The refresh token that replaces `token` at rotation: the same every time it is asked for. */
 export async function successorOf(secret: string, token: string): Promise<string> {

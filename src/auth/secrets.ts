@@ -1,5 +1,6 @@
 import { ConfigError } from "../config";
 import { fromBase64Url, toBase64Url } from "../encoding";
+import { derivedKey } from "./hkdf";
 
 /**
  * Encryption at rest for second-factor secrets, under MFA_ENCRYPTION_KEY, a secret of the Worker
@@ -9,22 +10,13 @@ import { fromBase64Url, toBase64Url } from "../encoding";
  */
 
 const SEAL = "edge-auth-api seal v1";
-const keys = new Map<string, Promise<CryptoKey>>();
 
 function subkey(secret: string | undefined, label: string): Promise<CryptoKey> {
   // A deployment without the key still serves everything but second factors.
   if (!secret) return Promise.reject(new ConfigError(["MFA_ENCRYPTION_KEY: is required for second factors (npm run -s keygen mfa)"]));
-  const name = `${label}\u0000${secret}`;
-  let key = keys.get(name);
-  if (!key) {
-    const algorithm = label === SEAL ? { name: "AES-GCM", length: 256 } : { name: "HMAC", hash: "SHA-256", length: 256 };
-    const usages: ("encrypt" | "decrypt" | "sign")[] = label === SEAL ? ["encrypt", "decrypt"] : ["sign"];
-    key = crypto.subtle
-      .importKey("raw", fromBase64Url(secret)!, "HKDF", false, ["deriveKey"]) // its format is checked by config.ts
-      .then((master) => crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode(label) }, master, algorithm, false, usages));
-    keys.set(name, key);
-  }
-  return key;
+  const seals = label === SEAL;
+  // Its format (32 bytes of base64url) is checked by config.ts.
+  return derivedKey(fromBase64Url(secret)!, label, seals ? { name: "AES-GCM", length: 256 } : { name: "HMAC", hash: "SHA-256", length: 256 }, seals ? ["encrypt", "decrypt"] : ["sign"]);
 }
 
 export async function seal(secret: string | undefined, userId: string, plain: Uint8Array): Promise<string> {

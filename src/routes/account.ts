@@ -6,7 +6,7 @@ import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { deleteMeSchema, listSessionsQuerySchema, meWithFactorsSchema, messageSchema, passwordChangeSchema, protectedSchema, revokedCountSchema, securitySchema, sessionIdSchema, sessionsPageSchema } from "../schemas";
-import { BEARER, body, errors, json, openApiApp } from "./openapi";
+import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser, sessionShape, wayInShape } from "./shapes";
 
@@ -19,7 +19,7 @@ const protectedRoute = createRoute({
   method: "get",
   path: "/protected",
   summary: "A protected route: answered from the access token alone, without D1",
-  responses: { 200: json(protectedSchema, "The token is valid"), ...errors(400, 401) },
+  responses: { 200: json(protectedSchema, "The token is valid"), ...errors("invalid_request", "invalid_token") },
 });
 
 const meRoute = createRoute({
@@ -27,7 +27,7 @@ const meRoute = createRoute({
   method: "get",
   path: "/me",
   summary: "The signed-in user, and which second factors and passkeys they have",
-  responses: { 200: json(meWithFactorsSchema, "The user"), ...errors(400, 401) },
+  responses: { 200: json(meWithFactorsSchema, "The user"), ...errors("invalid_request", "invalid_token") },
 });
 
 const securityRoute = createRoute({
@@ -35,7 +35,7 @@ const securityRoute = createRoute({
   method: "get",
   path: "/me/security",
   summary: "The account's ways in (when each was added, by which session), this session's assurance, and what each sensitive action needs",
-  responses: { 200: json(securitySchema, "The security view"), ...errors(400, 401) },
+  responses: { 200: json(securitySchema, "The security view"), ...errors("invalid_request", "invalid_token") },
 });
 
 const STEP_UP_TEXT =
@@ -49,7 +49,7 @@ const deleteMeRoute = createRoute({
   description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(deleteMeSchema),
-  responses: { 200: json(messageSchema, "Deleted"), ...errors(400, 401, 409, 413, 415, 429) },
+  responses: { 200: json(messageSchema, "Deleted"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "last_admin", "rate_limited") },
 });
 
 const passwordRoute = createRoute({
@@ -60,7 +60,7 @@ const passwordRoute = createRoute({
   description: `${STEP_UP_TEXT} A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(passwordChangeSchema),
-  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(400, 401, 413, 415, 429) },
+  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited") },
 });
 
 const sessionsRoute = createRoute({
@@ -69,7 +69,7 @@ const sessionsRoute = createRoute({
   path: "/sessions",
   summary: "The user's sessions, newest first, a page at a time",
   request: { query: listSessionsQuerySchema },
-  responses: { 200: json(sessionsPageSchema, "A page of sessions"), ...errors(400, 401) },
+  responses: { 200: json(sessionsPageSchema, "A page of sessions"), ...errors("invalid_request", "validation_failed", "invalid_token") },
 });
 
 const deleteSessionRoute = createRoute({
@@ -78,7 +78,7 @@ const deleteSessionRoute = createRoute({
   path: "/sessions/{id}",
   summary: "End one of the user's sessions",
   request: { params: sessionIdSchema },
-  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors(400, 401, 404, 413) },
+  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors("invalid_request", "validation_failed", "invalid_token", "not_found", "payload_too_large") },
 });
 
 export const account = openApiApp()

@@ -5,7 +5,7 @@ import { jsonOnly } from "../middleware/json-only";
 import { deps } from "./deps";
 import { requireRole } from "../middleware/require-auth";
 import { adminUserPatchSchema, adminUserSchema, auditPageSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema, usersPageSchema } from "../schemas";
-import { BEARER, body, errors, json, openApiApp } from "./openapi";
+import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser } from "./shapes";
 
@@ -17,7 +17,7 @@ const usersRoute = createRoute({
   path: "/users",
   summary: "Every user, newest first, a page at a time (role admin)",
   request: { query: listUsersQuerySchema },
-  responses: { 200: json(usersPageSchema, "A page of users"), ...errors(400, 401, 403) },
+  responses: { 200: json(usersPageSchema, "A page of users"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden") },
 });
 
 const auditRoute = createRoute({
@@ -26,7 +26,7 @@ const auditRoute = createRoute({
   path: "/audit",
   summary: "Security events, newest first, optionally one user's (role admin)",
   request: { query: listAuditQuerySchema },
-  responses: { 200: json(auditPageSchema, "A page of events"), ...errors(400, 401, 403) },
+  responses: { 200: json(auditPageSchema, "A page of events"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden") },
 });
 
 const userRoute = createRoute({
@@ -35,7 +35,7 @@ const userRoute = createRoute({
   path: "/users/{id}",
   summary: "One user (role admin)",
   request: { params: userIdSchema },
-  responses: { 200: json(adminUserSchema, "The user"), ...errors(400, 401, 403, 404) },
+  responses: { 200: json(adminUserSchema, "The user"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "not_found") },
 });
 
 const patchUserRoute = createRoute({
@@ -47,7 +47,7 @@ const patchUserRoute = createRoute({
     "An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
   middleware: [jsonOnly],
   request: { params: userIdSchema, ...body(adminUserPatchSchema) },
-  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(400, 401, 403, 404, 409, 413, 415) },
+  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "not_found", "last_admin") },
 });
 
 const adminUser = (u: User) => ({ user: publicUser(u), disabled: u.disabledAt !== null });

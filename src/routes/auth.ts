@@ -14,7 +14,7 @@ import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefresh
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { completeMfaLogin } from "../auth/mfa";
 import { loginMfaSchema, loginSchema, meSchema, mfaChallengeSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
-import { BEARER, REFRESH_COOKIE_AUTH, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
 const authed = requireAuth();
@@ -32,7 +32,7 @@ const registerRoute = createRoute({
   summary: "Create an account and sign in",
   middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
   request: body(registerSchema),
-  responses: { 201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie), ...errors(400, 403, 409, 413, 415, 429) },
+  responses: { 201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie), ...errors(...BODY_ERRORS, "registration_closed", "forbidden", "username_taken", "email_taken", "rate_limited") },
   description:
     'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed".',
 });
@@ -44,7 +44,7 @@ const loginRoute = createRoute({
   summary: "Sign in with a username (or email) and password",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(loginSchema),
-  responses: { 200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+  responses: { 200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie), ...errors(...BODY_ERRORS, "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
   description:
     'With TOTP on, a right password answers `{"mfa_required": true, "challenge", ...}` instead of tokens: send the challenge with a code to POST /login/mfa. The failure count of the account lock is cleared only when that step succeeds.',
 });
@@ -58,7 +58,7 @@ const loginMfaRoute = createRoute({
     "The challenge comes from POST /login, single use, valid for CHALLENGE_TTL seconds. A code is accepted once, within ±30 s of clock skew. A wrong code counts toward the account lock like a wrong password (429 while locked); five wrong codes end the challenge (sign in again).",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(loginMfaSchema),
-  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(...BODY_ERRORS, "invalid_mfa_code", "invalid_challenge", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
 });
 
 const refreshRoute = createRoute({
@@ -71,7 +71,7 @@ const refreshRoute = createRoute({
   security: [...REFRESH_COOKIE_AUTH, {}],
   middleware: [limitByIp("REFRESH_IP_LIMITER"), jsonOnly] as const,
   request: body(refreshSchema, false),
-  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "rate_limited") },
 });
 
 /** Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too. */
@@ -104,7 +104,7 @@ const logoutRoute = createRoute({
     "With a Bearer token, or in cookie mode with the refresh cookie alone (then the request needs an allowed Origin, and a dead cookie is simply cleared). A 503 means: send it again to complete the revocation.",
   security: [...BEARER, ...REFRESH_COOKIE_AUTH],
   middleware: [logoutWithCookie, authed] as const,
-  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors(400, 401, 403, 413) },
+  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors("invalid_request", "invalid_token", "forbidden", "payload_too_large") },
 });
 
 const logoutAllRoute = createRoute({
@@ -114,7 +114,7 @@ const logoutAllRoute = createRoute({
   summary: "End every session of the user",
   security: BEARER,
   middleware: [authed] as const,
-  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors(400, 401, 413) },
+  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors("invalid_request", "invalid_token", "payload_too_large") },
 });
 
 export const auth = openApiApp()

@@ -2,7 +2,8 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodType } from "zod";
 import type { AppEnv } from "../env";
 import { validationHook } from "../middleware/validate";
-import { errorSchema } from "../schemas";
+import { STATUS } from "../errors";
+import { errorSchema, type ErrorCode } from "../schemas";
 
 /**
  * What every route file uses to declare its routes for the OpenAPI document (GET /openapi.json):
@@ -21,26 +22,32 @@ export const setCookie = {
   "Set-Cookie": { schema: { type: "string" as const }, description: "cookie mode: refresh_token=...; HttpOnly; Secure; SameSite; Path=/refresh (and again for /logout)" },
 };
 
-const ERROR_TEXT: Record<number, string> = {
-  400: "invalid_request (malformed JSON or headers) or validation_failed (with fields)",
-  401: "invalid_token, invalid_credentials, invalid_mfa_code or invalid_challenge",
-  403: "forbidden (or registration_closed on /register)",
-  404: "not_found",
-  409: "a conflict with the account's state: username_taken, email_taken, mfa_already_enabled, mfa_not_enabled or last_admin",
-  413: "payload_too_large",
-  415: "unsupported_media_type",
-  429: "rate_limited",
-  500: "internal_error",
-  503: "service_unavailable: retry after Retry-After (the database was busy, or a revocation is completed by repeating it)",
+/** A few words beside a code where its answer carries more than the error shape. */
+const NOTE: Partial<Record<ErrorCode, string>> = {
+  invalid_request: "malformed JSON or headers",
+  validation_failed: "with fields",
+  rate_limited: "with Retry-After",
+  service_unavailable: "retry after Retry-After: the database was busy, or a revocation is completed by repeating it",
 };
 
-/** The error answers a route can give, all in the contract's error shape (500 and 503 on every route). */
-export function errors(...statuses: (keyof typeof ERROR_TEXT)[]) {
+/** Errors every request body route can answer: a body that is not JSON, too large, or invalid. */
+export const BODY_ERRORS: ErrorCode[] = ["invalid_request", "validation_failed", "payload_too_large", "unsupported_media_type"];
+
+/**
+ * The error answers a route can give, named by code: each status comes from errors.ts's one table
+ * and lists its codes, so the document cannot drift from the code (internal_error and
+ * service_unavailable on every route). All in the contract's error shape.
+ */
+export function errors(...codes: ErrorCode[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set([...codes, "internal_error" as const, "service_unavailable" as const])) {
+    byStatus.set(STATUS[code], [...(byStatus.get(STATUS[code]) ?? []), code]);
+  }
   return Object.fromEntries(
-    [...statuses, 500 as const, 503 as const].map((status) => [
+    [...byStatus].map(([status, listed]) => [
       status,
       {
-        description: ERROR_TEXT[status]!,
+        description: listed.map((code) => (NOTE[code] ? `${code} (${NOTE[code]})` : code)).join(", "),
         content: { "application/json": { schema: errorSchema } },
         ...(status === 401 ? { headers: challenge } : status === 429 || status === 503 ? { headers: retryAfter } : {}),
       },

@@ -8,7 +8,7 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
 import { freshCheckSchema, messageSchema, passkeyIdSchema, passkeyLoginSchema, passkeyOptionsSchema, passkeyRegisterSchema, passkeySchema, passkeysSchema, signedInSchema } from "../schemas";
-import { BEARER, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
 /** Passkeys: registration and the list for the signed-in user, and sign-in without a password. */
@@ -28,7 +28,7 @@ const registerOptionsRoute = createRoute({
     "A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session's own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a \"this was not me\" link.",
   middleware: [authed, jsonOnly] as const,
   request: body(freshCheckSchema),
-  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(400, 401, 413, 415, 429) },
+  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited") },
 });
 
 const registerVerifyRoute = createRoute({
@@ -40,7 +40,7 @@ const registerVerifyRoute = createRoute({
     "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
   middleware: [authed, jsonOnly] as const,
   request: body(passkeyRegisterSchema),
-  responses: { 201: json(passkeySchema, "Registered"), ...errors(400, 401, 413, 415) },
+  responses: { 201: json(passkeySchema, "Registered"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected") },
 });
 
 const loginOptionsRoute = createRoute({
@@ -49,7 +49,7 @@ const loginOptionsRoute = createRoute({
   tags,
   summary: "Options for navigator.credentials.get(): sign in with any passkey of this site",
   middleware: [limitByIp("LOGIN_IP_LIMITER")] as const,
-  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialRequestOptionsJSON"), ...errors(400, 413, 429) },
+  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialRequestOptionsJSON"), ...errors("invalid_request", "payload_too_large", "rate_limited") },
 });
 
 const loginVerifyRoute = createRoute({
@@ -61,7 +61,7 @@ const loginVerifyRoute = createRoute({
     "401 invalid_challenge for an unknown, used or expired challenge; 401 invalid_credentials for an unknown passkey, a bad signature, a wrong origin or relying-party id, a user handle of another user, or a signature counter that did not move forward. No TOTP step follows: a passkey with user verification is two factors already.",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(passkeyLoginSchema),
-  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(400, 401, 403, 413, 415, 429) },
+  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(...BODY_ERRORS, "invalid_challenge", "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
 });
 
 const listRoute = createRoute({
@@ -70,7 +70,7 @@ const listRoute = createRoute({
   path: "/passkeys",
   summary: "The user's passkeys, newest first (never a key)",
   middleware: [authed] as const,
-  responses: { 200: json(passkeysSchema, "The passkeys"), ...errors(400, 401) },
+  responses: { 200: json(passkeysSchema, "The passkeys"), ...errors("invalid_request", "invalid_token") },
 });
 
 const deleteRoute = createRoute({
@@ -80,7 +80,7 @@ const deleteRoute = createRoute({
   summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
   middleware: [authed, jsonOnly] as const,
   request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
-  responses: { 200: json(messageSchema, "Removed"), ...errors(400, 401, 404, 413, 415, 429) },
+  responses: { 200: json(messageSchema, "Removed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "not_found", "rate_limited") },
 });
 
 export const passkeys = openApiApp()

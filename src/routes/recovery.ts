@@ -11,7 +11,7 @@ import { clientIp, ipKey } from "../middleware/client-ip";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
 import { emailChangeSchema, forgotSchema, linkTokenSchema, messageSchema, resetDoneSchema, resetSchema, revokedWayInSchema, verifyRequestSchema } from "../schemas";
-import { BEARER, body, errors, json, openApiApp } from "./openapi";
+import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
 
 /**
  * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
@@ -38,7 +38,7 @@ const verifyRequestRoute = createRoute({
   security: [...BEARER, {}],
   middleware: [authIfSent, jsonOnly],
   request: body(verifyRequestSchema, false),
-  responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(400, 401, 413, 415, 429) },
+  responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(...BODY_ERRORS, "invalid_token", "rate_limited") },
 });
 
 const verifyRoute = createRoute({
@@ -48,7 +48,7 @@ const verifyRoute = createRoute({
   summary: "Complete email verification with the mailed token",
   middleware: [jsonOnly],
   request: body(linkTokenSchema),
-  responses: { 200: json(messageSchema, "The address is verified"), ...errors(400, 413, 415) },
+  responses: { 200: json(messageSchema, "The address is verified"), ...errors(...BODY_ERRORS, "invalid_link") },
 });
 
 const forgotRoute = createRoute({
@@ -59,7 +59,7 @@ const forgotRoute = createRoute({
   description: "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works.",
   middleware: [jsonOnly],
   request: body(forgotSchema),
-  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(400, 413, 415, 429) },
+  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited") },
 });
 
 const resetRoute = createRoute({
@@ -71,7 +71,7 @@ const resetRoute = createRoute({
     "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP set up before the address was confirmed is removed too; TOTP turned on after it stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; wrong ones count toward the account lock).",
   middleware: [jsonOnly],
   request: body(resetSchema),
-  responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(400, 401, 413, 415, 429) },
+  responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "rate_limited") },
 });
 
 const emailChangeRoute = createRoute({
@@ -84,7 +84,7 @@ const emailChangeRoute = createRoute({
   security: BEARER,
   middleware: [authed, jsonOnly],
   request: body(emailChangeSchema),
-  responses: { 202: json(messageSchema, "Mailed"), ...errors(400, 401, 409, 413, 415, 429) },
+  responses: { 202: json(messageSchema, "Mailed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "email_taken", "rate_limited") },
 });
 
 const emailConfirmRoute = createRoute({
@@ -94,7 +94,7 @@ const emailConfirmRoute = createRoute({
   summary: "Complete an email change with the mailed token",
   middleware: [jsonOnly],
   request: body(linkTokenSchema),
-  responses: { 200: json(messageSchema, "The address is changed (and verified)"), ...errors(400, 409, 413, 415) },
+  responses: { 200: json(messageSchema, "The address is changed (and verified)"), ...errors(...BODY_ERRORS, "invalid_link", "email_taken") },
 });
 
 const revokeRoute = createRoute({
@@ -106,7 +106,7 @@ const revokeRoute = createRoute({
     "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use). The passkey or TOTP setup is removed, or the former address comes back; every session, pending challenge and pending address change ends. Then reset the password: whoever did it knows it.",
   middleware: [jsonOnly],
   request: body(linkTokenSchema),
-  responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(400, 413, 415) },
+  responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(...BODY_ERRORS, "invalid_link") },
 });
 
 export const recovery = openApiApp()

@@ -1,0 +1,21 @@
+import { toBase64Url } from "../encoding";
+
+/**
+ * Keys derived with HKDF-SHA256 from a secret of the Worker, one per purpose (`label`), imported
+ * once per isolate and secret: the one cache of derived keys (auth/secrets.ts, auth/refresh-tokens.ts).
+ */
+
+const keys = new Map<string, Promise<CryptoKey>>();
+
+export function derivedKey(secret: Uint8Array, label: string, algorithm: SubtleCryptoImportKeyAlgorithm, usages: ("sign" | "encrypt" | "decrypt")[]): Promise<CryptoKey> {
+  const name = `${label}\u0000${toBase64Url(secret)}`;
+  let key = keys.get(name);
+  if (!key) {
+    key = crypto.subtle
+      .importKey("raw", secret, "HKDF", false, ["deriveKey"])
+      .then((master) => crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode(label) }, master, algorithm, false, usages));
+    key.catch(() => keys.delete(name));
+    keys.set(name, key);
+  }
+  return key;
+}
