@@ -4,17 +4,13 @@ import type {
   ErrorCode,
   errorSchema as ErrorSchema,
   factorsSchema,
-  loginMfaSchema,
-  loginSchema,
   meWithFactorsSchema,
   messageSchema,
   mfaChallengeSchema,
   passkeySchema,
   passkeysSchema,
-  passwordChangeSchema,
   protectedSchema,
   recoveryCodesSchema,
-  registerSchema,
   resetDoneSchema,
   revokedCountSchema,
   revokedWayInSchema,
@@ -23,7 +19,8 @@ import type {
   signedInSchema,
   tokensSchema,
   totpSetupSchema,
-} from "../src/schemas";
+} from "../src/response-schemas";
+import type { loginMfaSchema, loginSchema, passwordChangeSchema, registerSchema } from "../src/schemas";
 
 /**
  * A small client for this API: browsers (cookie mode), Workers and Node 22. Types come from the

@@ -5,7 +5,7 @@ import { Refusal, RevocationIncomplete, TooManyAttempts } from "./auth/errors";
 import { ConfigError } from "./config";
 import { overloaded } from "./db/client";
 import type { AppEnv } from "./env";
-import type { ErrorCode } from "./schemas";
+import type { ErrorCode } from "./response-schemas";
 import { log } from "./log";
 
 export type { ErrorCode };

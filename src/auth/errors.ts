@@ -1,4 +1,4 @@
-import type { ErrorCode } from "../schemas";
+import type { ErrorCode } from "../response-schemas";
 
 /**
  * The failures of the auth flows. They know nothing of HTTP: a contract code (and what goes with it),

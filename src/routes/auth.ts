@@ -13,7 +13,8 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { completeMfaLogin } from "../auth/mfa";
-import { loginMfaSchema, loginSchema, meSchema, mfaChallengeSchema, messageSchema, refreshSchema, registerSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../schemas";
+import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
+import { meSchema, mfaChallengeSchema, messageSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 

@@ -5,7 +5,7 @@ import { getConfig } from "../config";
 import { stores } from "./deps";
 import { ApiError } from "../errors";
 import { log } from "../log";
-import { healthSchema, jwksSchema, messageSchema } from "../schemas";
+import { healthSchema, jwksSchema, messageSchema } from "../response-schemas";
 import { errors, json, openApiApp } from "./openapi";
 
 const tags = ["Service"];

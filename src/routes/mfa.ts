@@ -3,7 +3,8 @@ import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
 import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { messageSchema, recoveryCodesSchema, totpDisableSchema, totpEnableSchema, totpSetupRequestSchema, totpSetupSchema } from "../schemas";
+import { totpDisableSchema, totpEnableSchema, totpSetupRequestSchema } from "../schemas";
+import { messageSchema, recoveryCodesSchema, totpSetupSchema } from "../response-schemas";
 import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
 
 /** TOTP for the signed-in user: set up, enable (recovery codes), disable. The login step is in routes/auth.ts. */

@@ -3,7 +3,7 @@ import type { ZodType } from "zod";
 import type { AppEnv } from "../env";
 import { validationHook } from "../middleware/validate";
 import { STATUS } from "../errors";
-import { errorSchema, type ErrorCode } from "../schemas";
+import { errorSchema, type ErrorCode } from "../response-schemas";
 
 /**
  * What every route file uses to declare its routes for the OpenAPI document (GET /openapi.json):

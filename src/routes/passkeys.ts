@@ -7,7 +7,8 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
-import { freshCheckSchema, messageSchema, passkeyIdSchema, passkeyLoginSchema, passkeyOptionsSchema, passkeyRegisterSchema, passkeySchema, passkeysSchema, signedInSchema } from "../schemas";
+import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterSchema } from "../schemas";
+import { messageSchema, passkeyOptionsSchema, passkeySchema, passkeysSchema, signedInSchema } from "../response-schemas";
 import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 

@@ -10,7 +10,8 @@ import { jsonOnly } from "../middleware/json-only";
 import { clientIp, ipKey } from "../middleware/client-ip";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
-import { emailChangeSchema, forgotSchema, linkTokenSchema, messageSchema, resetDoneSchema, resetSchema, revokedWayInSchema, verifyRequestSchema } from "../schemas";
+import { emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
+import { messageSchema, resetDoneSchema, revokedWayInSchema } from "../response-schemas";
 import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
 
 /**
