@@ -1,11 +1,16 @@
-import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from "@simplewebauthn/server";
 import type { z } from "zod";
 import type {
   ErrorCode,
   errorSchema as ErrorSchema,
   factorsSchema,
-  meWithFactorsSchema,
   messageSchema,
+  meWithFactorsSchema,
   mfaChallengeSchema,
   passkeySchema,
   passkeysSchema,
@@ -268,7 +273,9 @@ export function createAuthClient(options: ClientOptions) {
     /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
     async login(input: LoginInput): Promise<LoginResult> {
       const res = await signIn<SignedInBody | MfaChallenge>("/login", input);
-      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+      return "mfa_required" in res
+        ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in }
+        : signedIn(res);
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input: { challenge: string } & SecondFactor) => signIn<SignedInBody>("/login/mfa", input).then(signedIn),
@@ -308,10 +315,12 @@ export function createAuthClient(options: ClientOptions) {
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
     verifyEmail: (token: string) => send<Reply>("POST", "/email/verify", { token }),
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
-    requestEmailVerification: (email?: string) => (email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email })),
+    requestEmailVerification: (email?: string) =>
+      email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email }),
     forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
-    resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) => send<z.infer<typeof resetDoneSchema>>("POST", "/password/reset", { token, new_password, ...factor }),
+    resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) =>
+      send<z.infer<typeof resetDoneSchema>>("POST", "/password/reset", { token, new_password, ...factor }),
     changeEmail: (new_email: string, check: FreshCheck) => authed<Reply>("POST", "/email", { new_email, ...check }),
     confirmEmail: (token: string) => send<Reply>("POST", "/email/confirm", { token }),
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
@@ -328,7 +337,8 @@ export function createAuthClient(options: ClientOptions) {
     totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
-    passkeyRegistrationOptions: (check: FreshCheck) => authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options", check).then((r) => r.options),
+    passkeyRegistrationOptions: (check: FreshCheck) =>
+      authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options", check).then((r) => r.options),
     passkeyRegister: (response: RegistrationResponseJSON, name?: string) => authed<Passkey>("POST", "/passkeys/register/verify", { response, name }),
     passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),

@@ -1,5 +1,5 @@
 import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
-import { AuthError, createAuthClient, type AuthClient } from "../client";
+import { type AuthClient, AuthError, createAuthClient } from "../client";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -28,7 +28,7 @@ function notice(text: string) {
 function clearErrors(form?: HTMLFormElement) {
   errorBox.hidden = true;
   $("#notice").hidden = true;
-  form?.querySelectorAll<HTMLElement>("[data-field]").forEach((el) => (el.textContent = ""));
+  for (const slot of form?.querySelectorAll<HTMLElement>("[data-field]") ?? []) slot.textContent = "";
 }
 
 /** Runs a form's action with its fields; field errors go under their inputs, the rest above. */
@@ -100,7 +100,13 @@ async function render() {
   else return hideSecrets();
   try {
     const [{ user, factors }, { sessions }, passkeys, security] = await Promise.all([client.me(), client.sessions(), client.listPasskeys(), client.security()]);
-    describe($("#profile"), "profile", { username: user.username, email: user.email ?? "-", roles: user.roles.join(", "), id: user.id, since: new Date(user.created_at).toLocaleString() });
+    describe($("#profile"), "profile", {
+      username: user.username,
+      email: user.email ?? "-",
+      roles: user.roles.join(", "),
+      id: user.id,
+      since: new Date(user.created_at).toLocaleString(),
+    });
     describe(
       $("#factors"),
       "factor",
@@ -117,7 +123,12 @@ async function render() {
     for (const w of security.ways_in) {
       const item = document.createElement("li");
       item.dataset.testid = "way-in";
-      const what = { password: "Password", email: `Email ${w.address} (${w.verified ? "verified" : "not verified"})`, totp: "Authenticator app", passkey: `Passkey "${w.name}"` }[w.kind];
+      const what = {
+        password: "Password",
+        email: `Email ${w.address} (${w.verified ? "verified" : "not verified"})`,
+        totp: "Authenticator app",
+        passkey: `Passkey "${w.name}"`,
+      }[w.kind];
       const when = w.added_at ? `, added ${new Date(w.added_at).toLocaleString()}` : "";
       const by = w.by_this_session ? " by this browser" : w.added_by_session ? " by another session" : w.added_at ? " by a mailed link or at sign-up" : "";
       item.textContent = `${what}${when}${by}`;
@@ -222,7 +233,11 @@ onSubmit("passkey-remove", async (f) => {
   notice("Passkey removed");
 });
 onSubmit("password", async (f) => {
-  const { sessions_revoked } = await client.changePassword({ current_password: f.current_password!, new_password: f.new_password!, ...(f.code ? proofOf(f.code) : {}) });
+  const { sessions_revoked } = await client.changePassword({
+    current_password: f.current_password!,
+    new_password: f.new_password!,
+    ...(f.code ? proofOf(f.code) : {}),
+  });
   await render();
   notice(`Password changed; ${sessions_revoked} other session(s) signed out`);
 });

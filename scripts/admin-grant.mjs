@@ -40,7 +40,9 @@ if (!user) {
 }
 console.log(`${user.username} now has roles ${user.roles}. New tokens (next login or refresh) carry the role.`);
 if (user.disabled_at !== null) {
-  console.log(`Note: ${user.username} is disabled, and stays disabled: it cannot sign in, and does not count as an active admin. Run again with --enable to enable it.`);
+  console.log(
+    `Note: ${user.username} is disabled, and stays disabled: it cannot sign in, and does not count as an active admin. Run again with --enable to enable it.`,
+  );
 } else if (enable) {
   console.log(`${user.username} is enabled.`);
 }

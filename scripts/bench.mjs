@@ -10,13 +10,14 @@
 // concurrency, and divides the worker's CPU by their count.
 //   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
 //   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" for their group).
-import { build } from "esbuild";
+
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 
@@ -119,9 +120,11 @@ async function measure(pid, fn) {
   const drive = async (ms) => {
     let count = 0;
     const end = Date.now() + ms;
-    await Promise.all(Array.from({ length: CONCURRENCY }, async (_, loop) => {
-      while (Date.now() < end) await fn(loop, count++);
-    }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, loop) => {
+        while (Date.now() < end) await fn(loop, count++);
+      }),
+    );
     return count;
   };
   await drive(500);
@@ -136,9 +139,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** `fn` on every item of `items`, from CONCURRENCY loops. */
 async function inParallel(items, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
   return items;
 }
 /**
@@ -160,11 +165,31 @@ async function measureEach(pid, items, fn) {
 
 async function main() {
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", path.join(state, "api")], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", path.join(state, "api")], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    shell: process.platform === "win32",
+  });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // Secrets (the signing key, pepper and MFA_ENCRYPTION_KEY) come from .dev.vars, which dev-setup completes.
   const webauthn = ["--var", `WEBAUTHN_ORIGINS:${WEBAUTHN_ORIGIN}`, "--var", `WEBAUTHN_RP_ID:${WEBAUTHN_RP_ID}`];
-  const apiServer = start("wrangler", ["dev", "--port", String(API_PORT), "--persist-to", path.join(state, "api"), "--var", `ISSUER:http://localhost:${API_PORT}`, "--var", "LOG_REQUESTS:off", ...webauthn], { quiet: true });
+  const apiServer = start(
+    "wrangler",
+    [
+      "dev",
+      "--port",
+      String(API_PORT),
+      "--persist-to",
+      path.join(state, "api"),
+      "--var",
+      `ISSUER:http://localhost:${API_PORT}`,
+      "--var",
+      "LOG_REQUESTS:off",
+      ...webauthn,
+    ],
+    { quiet: true },
+  );
   await waitFor(`http://localhost:${API_PORT}/health`, "the API");
   const jwks = await send(API_PORT, "GET", "/.well-known/jwks.json");
   // The API's answer to GET /, for the floors' ?same variants (the transport's own headers left out).
@@ -172,7 +197,25 @@ async function main() {
   const transport = new Set(["content-type", "content-length", "date", "connection", "keep-alive", "transfer-encoding"]);
   const answer = { headers: Object.entries(rootAnswer[HEADERS]).filter(([name]) => !transport.has(name)), body: { ...rootAnswer } };
   const iterations = /PASSWORD_ITERATIONS\s*=\s*"(\d+)"/.exec(readFileSync(path.join(root, "wrangler.toml"), "utf8"))[1];
-  const floorServer = start("wrangler", ["dev", "-c", "test/bench/floors/wrangler.toml", "--port", String(FLOOR_PORT), "--persist-to", path.join(state, "floors"), "--var", `JWKS:${JSON.stringify(jwks)}`, "--var", `PASSWORD_ITERATIONS:${iterations}`, "--var", `ANSWER:${JSON.stringify(answer)}`], { quiet: true });
+  const floorServer = start(
+    "wrangler",
+    [
+      "dev",
+      "-c",
+      "test/bench/floors/wrangler.toml",
+      "--port",
+      String(FLOOR_PORT),
+      "--persist-to",
+      path.join(state, "floors"),
+      "--var",
+      `JWKS:${JSON.stringify(jwks)}`,
+      "--var",
+      `PASSWORD_ITERATIONS:${iterations}`,
+      "--var",
+      `ANSWER:${JSON.stringify(answer)}`,
+    ],
+    { quiet: true },
+  );
   await waitFor(`http://localhost:${FLOOR_PORT}/bare`, "the floor worker");
   const apiPid = workerPid(apiServer.pid, API_PORT);
   const floorPid = workerPid(floorServer.pid, FLOOR_PORT);
@@ -278,7 +321,9 @@ async function main() {
   startups.sort((a, b) => a - b);
   console.log(`\nbundle: ${fmt(size.raw / 1024, 0)} KiB, ${fmt(size.gzip / 1024, 0)} KiB gzipped (budget ${size.budget})`);
   console.log(`startup: ${fmt(startups[Math.floor(startups.length / 2)], 1)} ms CPU, median of ${startups.length} (wrangler check startup)`);
-  console.log(`machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}; median of ${ROUNDS} rounds of ${SECONDS} s (single-use rows: ${COUNT} requests) at concurrency ${CONCURRENCY}`);
+  console.log(
+    `machine: ${os.cpus()[0]?.model ?? "?"}, ${os.cpus().length} cores, Node ${process.version}; median of ${ROUNDS} rounds of ${SECONDS} s (single-use rows: ${COUNT} requests) at concurrency ${CONCURRENCY}`,
+  );
 }
 
 /**
@@ -318,7 +363,11 @@ async function secondFactors({ apiPid, floorPid, floor, summarize, renew }) {
     renew(access_token);
     return { username, token: access_token };
   };
-  const fresh = (count, make) => inParallel(Array.from({ length: count }, () => ({})), async (item) => Object.assign(item, await make()));
+  const fresh = (count, make) =>
+    inParallel(
+      Array.from({ length: count }, () => ({})),
+      async (item) => Object.assign(item, await make()),
+    );
   const signedIn = (what) => (answer) => {
     if (!answer?.access_token) throw new Error(`${what} answered without tokens: ${JSON.stringify(answer).slice(0, 200)}`);
   };
@@ -347,11 +396,15 @@ async function secondFactors({ apiPid, floorPid, floor, summarize, renew }) {
         // The next step's code: later than the step enable used up, and good (±1 step) for 60 s more.
         const at = new Date(Date.now() + 30_000);
         for (const u of users) u.code = await totpCode(u.key, at);
-        await step("mfa-code", users, async (u) => signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, code: u.code } })));
+        await step("mfa-code", users, async (u) =>
+          signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, code: u.code } })),
+        );
         await inParallel(users, signIn);
       }
       if (runs["mfa-recovery"]) {
-        await step("mfa-recovery", users, async (u) => signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, recovery_code: u.recovery[0] } })));
+        await step("mfa-recovery", users, async (u) =>
+          signedIn("POST /login/mfa")(await send(API_PORT, "POST", "/login/mfa", { body: { challenge: u.challenge, recovery_code: u.recovery[0] } })),
+        );
       }
     }
 
@@ -362,13 +415,17 @@ async function secondFactors({ apiPid, floorPid, floor, summarize, renew }) {
         const authenticator = new SoftAuthenticator(WEBAUTHN_ORIGIN, WEBAUTHN_RP_ID);
         return { ...user, authenticator, credential: await authenticator.register(options) };
       });
-      await step("passkey-register", owners, (o) => send(API_PORT, "POST", "/passkeys/register/verify", { token: o.token, body: { response: o.credential, name: "bench" } }));
+      await step("passkey-register", owners, (o) =>
+        send(API_PORT, "POST", "/passkeys/register/verify", { token: o.token, body: { response: o.credential, name: "bench" } }),
+      );
       if (runs["passkey-login"]) {
         await inParallel(owners, async (o) => {
           const { options } = await send(API_PORT, "POST", "/passkeys/login/options");
           o.assertion = await o.authenticator.assert(options);
         });
-        await step("passkey-login", owners, async (o) => signedIn("POST /passkeys/login/verify")(await send(API_PORT, "POST", "/passkeys/login/verify", { body: { response: o.assertion } })));
+        await step("passkey-login", owners, async (o) =>
+          signedIn("POST /passkeys/login/verify")(await send(API_PORT, "POST", "/passkeys/login/verify", { body: { response: o.assertion } })),
+        );
       }
     }
   }

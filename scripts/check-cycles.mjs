@@ -1,9 +1,11 @@
 // Fails when modules under src/ import each other in a cycle (type-only imports count too: a
 // cycle of types is a cycle of ownership). Relative imports only; packages cannot form one with us.
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-const files = readdirSync("src", { recursive: true }).filter((f) => f.endsWith(".ts")).map((f) => path.join("src", f));
+const files = readdirSync("src", { recursive: true })
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => path.join("src", f));
 const imports = new Map(
   files.map((file) => {
     const text = readFileSync(file, "utf8");

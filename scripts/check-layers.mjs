@@ -6,10 +6,12 @@
 //   clients, is the one exception);
 // - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder.
 // Type-only imports are erased at build time and do not count.
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
-const files = readdirSync("src", { recursive: true }).filter((f) => f.endsWith(".ts")).map((f) => path.join("src", f));
+const files = readdirSync("src", { recursive: true })
+  .filter((f) => f.endsWith(".ts"))
+  .map((f) => path.join("src", f));
 
 /** The modules a file imports at run time: relative paths as files, packages by name. */
 function runtimeImports(file) {
@@ -20,7 +22,14 @@ function runtimeImports(file) {
     if (typeOnly) continue;
     const names = /^\{([^}]*)\}$/.exec(clause.trim())?.[1];
     // `import { type A, type B } from` brings nothing at run time either.
-    if (names !== undefined && names.split(",").map((n) => n.trim()).filter(Boolean).every((n) => n.startsWith("type "))) continue;
+    if (
+      names
+        ?.split(",")
+        .map((n) => n.trim())
+        .filter(Boolean)
+        .every((n) => n.startsWith("type "))
+    )
+      continue;
     found.push(target.startsWith(".") ? path.join(path.dirname(file), `${target}.ts`) : target);
   }
   for (const m of text.matchAll(/^import\s+"([^"]+)"/gm)) found.push(m[1].startsWith(".") ? path.join(path.dirname(file), `${m[1]}.ts`) : m[1]);

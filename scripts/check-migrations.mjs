@@ -1,8 +1,9 @@
 // Fails when src/db/schema.ts and the committed migrations in drizzle/ disagree:
 // runs drizzle-kit generate against a scratch copy and requires "nothing to migrate".
 // (drizzle-kit can exit 0 after an error, so its output is checked, not only its exit code.)
-import { cpSync, mkdirSync, rmSync } from "node:fs";
+
 import { spawnSync } from "node:child_process";
+import { cpSync, mkdirSync, rmSync } from "node:fs";
 
 // drizzle-kit wants a path relative to the project.
 const scratch = "node_modules/.cache/drizzle-check";

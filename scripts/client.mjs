@@ -2,14 +2,25 @@
 // Workers and Node 22 alike; Node does not strip types under node_modules, so installs need JS).
 //   node scripts/client.mjs build   writes client/dist/index.js and prints the size
 //   node scripts/client.mjs check   fails if client/dist/index.js is stale, or over the size budget
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
 const OUT = "client/dist/index.js";
 const BUDGET = 6 * 1024; // minified and gzipped, as an app would ship it
 const bundle = async (minify) =>
-  (await build({ entryPoints: ["client/index.ts"], bundle: true, minify, format: "esm", platform: "neutral", target: "es2022", write: false, legalComments: "none" })).outputFiles[0].text;
+  (
+    await build({
+      entryPoints: ["client/index.ts"],
+      bundle: true,
+      minify,
+      format: "esm",
+      platform: "neutral",
+      target: "es2022",
+      write: false,
+      legalComments: "none",
+    })
+  ).outputFiles[0].text;
 
 const [code, minified] = await Promise.all([bundle(false), bundle(true)]);
 const gzipped = gzipSync(minified, { level: 9 }).length;

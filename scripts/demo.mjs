@@ -3,7 +3,10 @@
 import { spawnSync } from "node:child_process";
 import { portFree, root, start, waitFor } from "./servers.mjs";
 
-for (const [port, what] of [[8787, "the API (`npm run dev`?)"], [5173, "the demo app"]]) {
+for (const [port, what] of [
+  [8787, "the API (`npm run dev`?)"],
+  [5173, "the demo app"],
+]) {
   if (!(await portFree(port))) {
     console.error(`demo: port ${port} is in use by something else, maybe ${what}. Stop it first.`);
     process.exit(1);

@@ -32,11 +32,17 @@ try {
 
 const problems = preflight(unstable_readConfig({ config: configPath, env: envName }), checkVars);
 if (problems.length) {
-  console.error(`deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  console.error(
+    `deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+  );
   process.exit(1);
 }
 const run = (wranglerArgs) => {
-  const r = spawnSync("wrangler", wranglerArgs, { stdio: "inherit", shell: process.platform === "win32", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  const r = spawnSync("wrangler", wranglerArgs, {
+    stdio: "inherit",
+    shell: process.platform === "win32",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
 run(["d1", "migrations", "apply", "DB", "--remote", ...scoped]);

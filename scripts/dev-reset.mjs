@@ -1,7 +1,8 @@
 // `npm run dev:reset`: a clean local state. Deletes the local D1 and KV (.wrangler/state) and
 // .dev.vars, then writes a new .dev.vars and applies the migrations, as a first `npm run dev` does.
-import { rmSync } from "node:fs";
+
 import { spawnSync } from "node:child_process";
+import { rmSync } from "node:fs";
 import { portFree } from "./servers.mjs";
 
 // Deleting the local database under a running server breaks it (and it keeps answering /health).

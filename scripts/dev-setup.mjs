@@ -2,8 +2,9 @@
 // 1. writes a dev signing key, a pepper, an MFA encryption key and localhost ISSUER / CORS_ORIGINS into .dev.vars
 //    (gitignored; it overrides wrangler.toml [vars]) unless each is already there;
 // 2. applies pending migrations to the local D1 database.
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+
 import { spawnSync } from "node:child_process";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { newMfaKey, newPepper, newSigningJwk } from "./keys.mjs";
 
 const file = new URL("../.dev.vars", import.meta.url);

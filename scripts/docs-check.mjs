@@ -21,11 +21,20 @@ const env = { ...process.env, PATH: path.join(root, "node_modules", ".bin") + pa
 let status = 1;
 try {
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    shell: process.platform === "win32",
+  });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   start("wrangler", ["dev", "--port", "8792", "--persist-to", state, "--var", `ISSUER:${API}`], { quiet: true });
   await waitFor(`${API}/health`, "the API");
-  const run = spawnSync("bash", ["-euo", "pipefail", "-c", script], { cwd: root, stdio: "inherit", env: { ...env, API, EDGE_AUTH_PERSIST_TO: state, npm_config_prefix: undefined } });
+  const run = spawnSync("bash", ["-euo", "pipefail", "-c", script], {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...env, API, EDGE_AUTH_PERSIST_TO: state, npm_config_prefix: undefined },
+  });
   status = run.status ?? 1;
   console.log(status === 0 ? "docs:check: the README's walkthrough ran top to bottom" : `docs:check: the walkthrough failed (exit ${status})`);
 } finally {

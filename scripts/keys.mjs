@@ -21,5 +21,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   if (what === "jwk") process.stdout.write(JSON.stringify(await newSigningJwk()));
   else if (what === "pepper") process.stdout.write(newPepper());
   else if (what === "mfa") process.stdout.write(newMfaKey());
-  else process.stdout.write(JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2) + "\n");
+  else
+    process.stdout.write(
+      `${JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2)}\n`,
+    );
 }

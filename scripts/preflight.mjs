@@ -17,26 +17,45 @@ export function preflight(config, checkVars) {
     problems.push(`ISSUER must be the Worker's https origin, like https://auth.example.com (it is "${issuer}").`);
   }
   const db = (config.d1_databases ?? []).find((d) => d.binding === "DB");
-  if (!db?.database_id) problems.push("The D1 database has no database_id. Run `npx wrangler d1 create edge-auth` and put the printed id under [[d1_databases]] in wrangler.toml.");
+  if (!db?.database_id)
+    problems.push("The D1 database has no database_id. Run `npx wrangler d1 create edge-auth` and put the printed id under [[d1_databases]] in wrangler.toml.");
   const kv = (config.kv_namespaces ?? []).find((k) => k.binding === "REVOKED");
-  if (!kv?.id) problems.push("The REVOKED KV namespace has no id. Run `npx wrangler kv namespace create REVOKED` and put the printed id under [[kv_namespaces]] in wrangler.toml.");
+  if (!kv?.id)
+    problems.push(
+      "The REVOKED KV namespace has no id. Run `npx wrangler kv namespace create REVOKED` and put the printed id under [[kv_namespaces]] in wrangler.toml.",
+    );
   const appUrl = String(vars.APP_URL ?? "");
-  if (!/^https:\/\//.test(appUrl)) problems.push("APP_URL must be the https page of your app that completes mailed links (verification, reset, email change), like https://app.example.com/account.");
-  const origins = String(vars.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  if (!/^https:\/\//.test(appUrl))
+    problems.push(
+      "APP_URL must be the https page of your app that completes mailed links (verification, reset, email change), like https://app.example.com/account.",
+    );
+  const origins = String(vars.CORS_ORIGINS ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
   const plain = origins.filter((o) => !o.startsWith("https://"));
-  if (plain.length) problems.push(`CORS_ORIGINS must list https origins in production (browsers send cookies to the API over https only): ${plain.join(", ")}.`);
+  if (plain.length)
+    problems.push(`CORS_ORIGINS must list https origins in production (browsers send cookies to the API over https only): ${plain.join(", ")}.`);
   // Passkeys: the pages that use them (WEBAUTHN_ORIGINS, else CORS_ORIGINS) must be https and each
   // on the relying-party id's domain (WEBAUTHN_RP_ID, else the first origin's host), or browsers refuse.
-  const passkeyOrigins = String(vars.WEBAUTHN_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean);
+  const passkeyOrigins = String(vars.WEBAUTHN_ORIGINS ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
   const pageOrigins = passkeyOrigins.length ? passkeyOrigins : origins;
   const plainPages = passkeyOrigins.filter((o) => !o.startsWith("https://"));
-  if (plainPages.length) problems.push(`WEBAUTHN_ORIGINS must list https origins in production (browsers allow passkeys on https pages only): ${plainPages.join(", ")}.`);
+  if (plainPages.length)
+    problems.push(`WEBAUTHN_ORIGINS must list https origins in production (browsers allow passkeys on https pages only): ${plainPages.join(", ")}.`);
   const hostOf = (o) => (URL.canParse(o) ? new URL(o).hostname : "");
   const rpId = String(vars.WEBAUTHN_RP_ID ?? "") || hostOf(pageOrigins[0] ?? "");
   // (An http origin is reported above already.)
   const offDomain = pageOrigins.filter((o) => o.startsWith("https://") && hostOf(o) !== rpId && !hostOf(o).endsWith(`.${rpId}`));
-  if (offDomain.length) problems.push(`Passkeys: ${offDomain.join(", ")} is not on the relying-party domain "${rpId}". Set WEBAUTHN_RP_ID to a domain every app origin shares (like example.com), or list only those origins in WEBAUTHN_ORIGINS.`);
-  if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS) problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
+  if (offDomain.length)
+    problems.push(
+      `Passkeys: ${offDomain.join(", ")} is not on the relying-party domain "${rpId}". Set WEBAUTHN_RP_ID to a domain every app origin shares (like example.com), or list only those origins in WEBAUTHN_ORIGINS.`,
+    );
+  if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS)
+    problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
   // Everything else the Worker checks at run time; vars already reported above are not repeated.
   const named = new Set(["ISSUER", "CORS_ORIGINS", "WEBAUTHN_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL"].filter((v) => problems.some((p) => p.includes(v))));
   for (const problem of checkVars(vars)) {

@@ -15,7 +15,13 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Starts a server; `log` (a file) keeps its output, `quiet` drops it. */
 export function start(command, args, { quiet = false, log, extraEnv = {} } = {}) {
   const stdio = log ? ["ignore", openSync(log, "a"), openSync(log, "a")] : quiet ? "ignore" : "inherit";
-  const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, detached: process.platform !== "win32", shell: process.platform === "win32", stdio });
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...env, ...extraEnv },
+    detached: process.platform !== "win32",
+    shell: process.platform === "win32",
+    stdio,
+  });
   children.add(child);
   child.on("exit", () => children.delete(child));
   return child;

@@ -127,7 +127,12 @@ async function call(client, method, path, { route = `${method} ${path}`, token, 
   const t0 = performance.now();
   let res;
   try {
-    res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body), signal: AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]) });
+    res = await fetch(base + path, {
+      method,
+      headers,
+      body: body && JSON.stringify(body),
+      signal: AbortSignal.any([stop.signal, AbortSignal.timeout(30_000)]),
+    });
   } catch (err) {
     if (!stop.signal.aborted) bump(s.status, "network_error");
     throw err;
@@ -202,13 +207,14 @@ async function rounds(c, i) {
     const s1 = session(expect(await login(c, user.username, user.password), 200, "login by username"));
     const byEmail = await Promise.all([login(c, user.email, user.password), login(c, user.email, user.password)]);
     const [s2, s3] = byEmail.map((a) => session(expect(a, 200, "login by email")));
-    [s1, s2, s3].forEach((s) => live.add(s));
+    for (const s of [s1, s2, s3]) live.add(s);
     for (const a of await Promise.all([...live].map((s) => call(c, "GET", "/protected", { token: last(s.access) })))) expect(a, 200, "GET /protected");
     await refreshed(c, s1, "refresh");
     await race(c, s1);
 
     const listed = new Set(expect(await call(c, "GET", "/sessions", { token: last(s1.access) }), 200, "GET /sessions").sessions.map((x) => x.id));
-    if ([...live].some((s) => !listed.has(s.sid)) || revoked.some((s) => listed.has(s.sid))) fail("GET /sessions does not list exactly the live sessions", c.where);
+    if ([...live].some((s) => !listed.has(s.sid)) || revoked.some((s) => listed.has(s.sid)))
+      fail("GET /sessions does not list exactly the live sessions", c.where);
     expect(await call(c, "DELETE", `/sessions/${s2.sid}`, { route: "DELETE /sessions/:id", token: last(s1.access) }), 200, "DELETE /sessions/:id");
     await mustBeDead(c, [s2], "DELETE /sessions/:id", live);
     expect(await call(c, "POST", "/logout", { token: last(s3.access) }), 200, "logout");
@@ -235,7 +241,7 @@ async function burst(b) {
   const answers = await Promise.all(logins);
   count.bursts++;
   const key = (a) => (a.status === 429 ? `429 Retry-After ${a.retryAfter}` : String(a.status));
-  answers.forEach((a) => bump(count.burstAnswers, key(a)));
+  for (const a of answers) bump(count.burstAnswers, key(a));
   // A lock can read as Retry-After: 1 when a concurrent success clears it first: the message tells them apart.
   const inFlight = (a) => a.status === 429 && a.retryAfter === "1" && /in progress/.test(a.json?.message ?? "");
   const bad = answers.filter((a) => !(a.status === 200 || inFlight(a)));
@@ -270,7 +276,10 @@ async function finalCheck() {
 
 // ---- report ---------------------------------------------------------------------------------------
 const pct = (sorted, p) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0);
-const list = (o) => Object.entries(o).map(([k, v]) => `${k}:${v}`).join(" ");
+const list = (o) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(" ");
 let t0 = performance.now();
 let finishing = false;
 async function finish(code, reason) {
@@ -295,14 +304,23 @@ async function finish(code, reason) {
   const nFailures = [...failures.values()].reduce((a, f) => a + f.n, 0);
   const ok = nFailures === 0 && code === 0;
   const rps = +(total / secs).toFixed(1);
-  console.log(`\nsoak ${ok ? "PASS" : "FAIL"}: ${base ?? "(no server)"}${server ? " (own wrangler dev)" : ""}, ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts of ${BURST}`);
+  console.log(
+    `\nsoak ${ok ? "PASS" : "FAIL"}: ${base ?? "(no server)"}${server ? " (own wrangler dev)" : ""}, ${CLIENTS} clients x ${ROUNDS} rounds, ${BURSTS} login bursts of ${BURST}`,
+  );
   console.log(`duration ${secs.toFixed(1)} s, ${total} requests, ${rps} req/s`);
   console.log(`${"route".padEnd(22)}${["count", "p50", "p95", "p99"].map((h) => h.padStart(7)).join("")}  statuses (latency in ms)`);
-  for (const [route, r] of Object.entries(routes)) console.log(`${route.padEnd(22)}${[r.n, r.p50, r.p95, r.p99].map((v) => String(v).padStart(7)).join("")}  ${list(r.status)}`);
+  for (const [route, r] of Object.entries(routes))
+    console.log(`${route.padEnd(22)}${[r.n, r.p50, r.p95, r.p99].map((v) => String(v).padStart(7)).join("")}  ${list(r.status)}`);
   console.log(`statuses: ${list(statuses)}`);
   console.log(`refresh races: ${count.races}, exactly one winner: ${count.winners} (races by number of 200 answers: ${list(count.racePasses)})`);
-  console.log(`revoked sessions: ${revoked.length}; tokens refused right after revocation: ${count.revokedNow}; at the end: ${count.finalAccess} access, ${count.finalRefresh} refresh`);
-  console.log(`login bursts: ${count.bursts} x ${BURST}: ${Object.entries(count.burstAnswers).map(([k, v]) => `${k} x${v}`).join(", ")}`);
+  console.log(
+    `revoked sessions: ${revoked.length}; tokens refused right after revocation: ${count.revokedNow}; at the end: ${count.finalAccess} access, ${count.finalRefresh} refresh`,
+  );
+  console.log(
+    `login bursts: ${count.bursts} x ${BURST}: ${Object.entries(count.burstAnswers)
+      .map(([k, v]) => `${k} x${v}`)
+      .join(", ")}`,
+  );
   for (const [what, f] of failures) console.log(`  FAIL x${f.n} ${what}${f.where ? ` (first: ${f.where})` : ""}`);
   const revokedChecked = count.revokedNow + count.finalAccess + count.finalRefresh;
   const summary = { result: ok ? "PASS" : "FAIL", duration_s: +secs.toFixed(1), requests: total, rps, clients: CLIENTS, rounds: ROUNDS, statuses, routes };

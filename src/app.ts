@@ -8,8 +8,8 @@ import { getConfig } from "./config";
 import type { AppEnv } from "./env";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { everyAnswer } from "./middleware/every-answer";
-import { account } from "./routes/account";
 import { validationHook } from "./middleware/validate";
+import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
 import { auth } from "./routes/auth";
 import { docsHeaders, mountDocs } from "./routes/docs";
@@ -62,7 +62,16 @@ app.use(async function corsForBrowsers(c, next) {
   c.header("Vary", "Origin", { append: true });
 });
 // Only methods that carry a body: a GET skips the layer.
-app.on(["POST", "PUT", "PATCH", "DELETE"], "*", bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new ApiError("payload_too_large"); } }));
+app.on(
+  ["POST", "PUT", "PATCH", "DELETE"],
+  "*",
+  bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new ApiError("payload_too_large");
+    },
+  }),
+);
 
 app.route("/", meta);
 app.route("/", auth);
@@ -75,4 +84,3 @@ mountDocs(app);
 
 app.onError(onError);
 app.notFound(notFoundHandler(app.routes));
-

@@ -1,6 +1,6 @@
-import type { Db } from "./db/client";
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import { and, eq, type SQL, sql } from "drizzle-orm";
 import { insertAuditEvent } from "./db/audit";
+import type { Db } from "./db/client";
 import { auditEvents, sessions, users } from "./db/schema";
 import { log } from "./log";
 
@@ -112,7 +112,12 @@ function rowValues(ctx: AuditContext, event: SecurityEvent, fields: AuditFields)
 
 /** The same row, written only if the session `sessionId` exists by then (in the same batch). */
 export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) {
-  return ctx.db.insert(auditEvents).select(ctx.db.select(rowValues(ctx, event, fields)).from(sessions).where(eq(sessions.id, fields.session_id)));
+  return ctx.db.insert(auditEvents).select(
+    ctx.db
+      .select(rowValues(ctx, event, fields))
+      .from(sessions)
+      .where(eq(sessions.id, fields.session_id)),
+  );
 }
 
 /**
@@ -120,7 +125,12 @@ export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, field
  * a change and its record commit together, or neither does.
  */
 export function auditRowIf(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { user_id: string }, condition: SQL) {
-  return ctx.db.insert(auditEvents).select(ctx.db.select(rowValues(ctx, event, fields)).from(users).where(and(eq(users.id, fields.user_id), condition)));
+  return ctx.db.insert(auditEvents).select(
+    ctx.db
+      .select(rowValues(ctx, event, fields))
+      .from(users)
+      .where(and(eq(users.id, fields.user_id), condition)),
+  );
 }
 
 /** Logs the event and, unless `store` is false, keeps it in D1. */

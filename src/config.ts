@@ -12,8 +12,7 @@ const isJson = (s: string) => {
   }
 };
 
-const seconds = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+const seconds = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 // An unset or empty secret is "absent", not a short string.
 const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
@@ -29,7 +28,12 @@ const aesKey = z.preprocess(
 const origins = z
   .string()
   .default("")
-  .transform((s) => s.split(",").map((o) => o.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(",")
+      .map((o) => o.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.url().refine((o) => new URL(o).origin === o, "must be a bare origin like https://app.example.com")));
 
 const ConfigSchema = z.object({
@@ -73,7 +77,7 @@ const ConfigSchema = z.object({
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.
   PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
-  JWT_PRIVATE_KEY: z.string().min(1, "is required").refine(isJson, "is not JSON (a private JWK, or a JWK set {\"keys\": [...]})"),
+  JWT_PRIVATE_KEY: z.string().min(1, "is required").refine(isJson, 'is not JSON (a private JWK, or a JWK set {"keys": [...]})'),
   PASSWORD_PEPPER: optionalSecret,
   // Seals TOTP secrets at rest (auth/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey,

@@ -1,7 +1,7 @@
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
-import { getDb } from "./db/client";
 import { deleteAuditEventsBefore } from "./db/audit";
+import { getDb } from "./db/client";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
@@ -24,6 +24,12 @@ export async function housekeeping(env: Env, now = new Date()) {
   const challenges = await deleteExpiredChallenges(db, new Date(now.getTime() - DAY_MS));
   // Mailed links, used or expired over a day ago (with the former addresses they were sent to).
   const links = await deleteOldLinks(db, new Date(now.getTime() - DAY_MS));
-  log("housekeeping", { sessions_deleted: sessions, audit_events_deleted: auditEvents, password_checks_deleted: checks, challenges_deleted: challenges, links_deleted: links });
+  log("housekeeping", {
+    sessions_deleted: sessions,
+    audit_events_deleted: auditEvents,
+    password_checks_deleted: checks,
+    challenges_deleted: challenges,
+    links_deleted: links,
+  });
   return { sessions, auditEvents, checks, challenges, links };
 }

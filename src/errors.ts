@@ -5,8 +5,8 @@ import { Refusal, RevocationIncomplete, TooManyAttempts } from "./auth/errors";
 import { ConfigError } from "./config";
 import { overloaded } from "./db/client";
 import type { AppEnv } from "./env";
-import type { ErrorCode } from "./response-schemas";
 import { log } from "./log";
+import type { ErrorCode } from "./response-schemas";
 
 export type { ErrorCode };
 

@@ -1,5 +1,5 @@
 import { audit } from "./audit";
-import { ConfigError, type Config } from "./config";
+import { type Config, ConfigError } from "./config";
 import type { Deps } from "./deps";
 import { log } from "./log";
 
@@ -26,13 +26,13 @@ export function appLink(config: Config, action: LinkAction, token: string): stri
   return `${config.APP_URL}#${action}=${token}`;
 }
 
-const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 /** A plain-text and a simple HTML body: a few lines, and the link as the one button. */
 export function compose(to: string, subject: string, lines: string[], link?: { url: string; label: string }): Mail {
   const text = [...lines, ...(link ? ["", `${link.label}: ${link.url}`] : [])].join("\n");
-  const html = `<!doctype html><html><body style="font-family:system-ui,sans-serif">${lines.map((l) => `<p>${escape(l)}</p>`).join("")}${
-    link ? `<p><a href="${escape(link.url)}">${escape(link.label)}</a></p>` : ""
+  const html = `<!doctype html><html><body style="font-family:system-ui,sans-serif">${lines.map((l) => `<p>${escapeHtml(l)}</p>`).join("")}${
+    link ? `<p><a href="${escapeHtml(link.url)}">${escapeHtml(link.label)}</a></p>` : ""
   }</body></html>`;
   return { to, subject, text, html };
 }
@@ -68,5 +68,8 @@ export function securityNotice(deps: Deps, user: { id: string; email: string | n
     ? "If this was you, nothing more is needed. If not, open the link below: it removes this and signs out every session. Then reset your password: whoever did this knows it."
     : "If this was you, nothing more is needed. If not, reset your password now (it signs out every session).";
   const link = notMe ? { url: appLink(deps.config, "revoke-way-in", notMe), label: "This was not me" } : undefined;
-  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", [`${change}.`, advice], link), { user_id: user.id, purpose: "security_notice" });
+  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", [`${change}.`, advice], link), {
+    user_id: user.id,
+    purpose: "security_notice",
+  });
 }

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { STEP_UP, type Action } from "./auth/ways-in";
+import { type Action, STEP_UP } from "./auth/ways-in";
 
 /**
  * Response schemas: the shapes of every answer (GET /openapi.json documents them; the tests check
@@ -52,7 +52,16 @@ export const userSchema = z
     roles: z.array(z.string()),
     created_at: z.iso.datetime(),
   })
-  .openapi("User", { example: { id: "0b6f2a4e-8c1d-4f5e-9a7b-2c3d4e5f6a7b", username: "alice", email: "alice@example.com", email_verified: true, roles: ["user"], created_at: "2026-11-23T10:00:00.000Z" } });
+  .openapi("User", {
+    example: {
+      id: "0b6f2a4e-8c1d-4f5e-9a7b-2c3d4e5f6a7b",
+      username: "alice",
+      email: "alice@example.com",
+      email_verified: true,
+      roles: ["user"],
+      created_at: "2026-11-23T10:00:00.000Z",
+    },
+  });
 
 const accessToken = z.string().openapi({ description: "ES256 JWT (typ at+jwt); send as Authorization: Bearer" });
 const tokenFields = {

@@ -12,9 +12,7 @@ const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
 // spaces) or line and paragraph separators, which make one name pass for another.
 const plainText = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
 
-export const usernameSchema = z
-  .string({ error: "is required" })
-  .regex(/^[A-Za-z0-9_]{3,32}$/, "3-32 characters: letters, digits or underscore");
+export const usernameSchema = z.string({ error: "is required" }).regex(/^[A-Za-z0-9_]{3,32}$/, "3-32 characters: letters, digits or underscore");
 
 export const emailSchema = z.email("must be a valid email address").max(254, "at most 254 characters");
 
@@ -41,7 +39,12 @@ export const registerSchema = z
 // Login bounds lengths but applies no policy: an old password that predates a policy must still work.
 export const loginSchema = z
   .object({
-    username: z.string({ error: "is required" }).min(1, "is required").max(254, "at most 254 characters").refine(noControlChars, "must not contain control characters").openapi({ description: "username, or email when it contains @" }),
+    username: z
+      .string({ error: "is required" })
+      .min(1, "is required")
+      .max(254, "at most 254 characters")
+      .refine(noControlChars, "must not contain control characters")
+      .openapi({ description: "username, or email when it contains @" }),
     password: z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters"),
     use_cookie: useCookie,
   })
@@ -59,7 +62,10 @@ const currentPassword = z.string({ error: "is required" }).min(1, "is required")
 
 // ---- Step-up and second factors (auth/ways-in.ts, auth/step-up.ts, auth/mfa.ts, auth/passkeys.ts) ----
 
-const totpCode = z.string({ error: "must be a string" }).regex(/^\d{6}$/, "6 digits").openapi({ description: "the 6-digit code the authenticator app shows", example: "123456" });
+const totpCode = z
+  .string({ error: "must be a string" })
+  .regex(/^\d{6}$/, "6 digits")
+  .openapi({ description: "the 6-digit code the authenticator app shows", example: "123456" });
 const recoveryCode = z
   .string({ error: "must be a string" })
   .max(40, "is not a recovery code")
@@ -89,7 +95,11 @@ export const passwordChangeSchema = z
   .refine(...notBoth)
   .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
-const linkToken = z.string({ error: "is required" }).min(1, "is required").max(100, "is not a valid link token").openapi({ description: "the token from the mailed link (the URL fragment)" });
+const linkToken = z
+  .string({ error: "is required" })
+  .min(1, "is required")
+  .max(100, "is not a valid link token")
+  .openapi({ description: "the token from the mailed link (the URL fragment)" });
 
 export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
 export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
@@ -104,9 +114,14 @@ export const emailChangeSchema = z
   .object({ new_email: emailSchema, ...stepUpFields })
   .refine(...notBoth)
   .openapi("EmailChange", { example: { new_email: "alice@example.org", current_password: "correct horse 42" } });
-export const deleteMeSchema = z.object(stepUpFields).refine(...notBoth).openapi("DeleteAccount", { example: { current_password: "correct horse 42" } });
+export const deleteMeSchema = z
+  .object(stepUpFields)
+  .refine(...notBoth)
+  .openapi("DeleteAccount", { example: { current_password: "correct horse 42" } });
 
-export const totpSetupRequestSchema = z.object({ current_password: currentPassword }).openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
+export const totpSetupRequestSchema = z
+  .object({ current_password: currentPassword })
+  .openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
 export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
 export const totpDisableSchema = z
   .object(stepUpFields)
@@ -114,7 +129,11 @@ export const totpDisableSchema = z
   .openapi("TotpDisable", { example: { current_password: "correct horse 42", code: "123456" } });
 export const loginMfaSchema = z
   .object({
-    challenge: z.string({ error: "is required" }).min(1, "is required").max(100, "is not a challenge").openapi({ description: "from the answer of POST /login" }),
+    challenge: z
+      .string({ error: "is required" })
+      .min(1, "is required")
+      .max(100, "is not a challenge")
+      .openapi({ description: "from the answer of POST /login" }),
     ...proofFields,
     use_cookie: useCookie,
   })
@@ -123,7 +142,11 @@ export const loginMfaSchema = z
 
 // WebAuthn JSON from the browser (navigator.credentials, e.g. through @simplewebauthn/browser). The
 // library checks the inside; this only bounds the size and the outline.
-const b64url = (max: number) => z.string({ error: "must be a string" }).max(max, "is too long").regex(/^[A-Za-z0-9_-]*$/, "must be base64url");
+const b64url = (max: number) =>
+  z
+    .string({ error: "must be a string" })
+    .max(max, "is too long")
+    .regex(/^[A-Za-z0-9_-]*$/, "must be base64url");
 const credentialOutline = {
   id: b64url(1400),
   rawId: b64url(1400),
@@ -154,14 +177,19 @@ export const passkeyLoginSchema = z
     response: z
       .object({
         ...credentialOutline,
-        response: z.object({ clientDataJSON: b64url(4000), authenticatorData: b64url(4000), signature: b64url(1000), userHandle: b64url(200).optional() }).passthrough(),
+        response: z
+          .object({ clientDataJSON: b64url(4000), authenticatorData: b64url(4000), signature: b64url(1000), userHandle: b64url(200).optional() })
+          .passthrough(),
       })
       .openapi({ description: "the AuthenticationResponseJSON navigator.credentials.get() produced" }),
     use_cookie: useCookie,
   })
   .openapi("PasskeySignIn");
 export const passkeyIdSchema = z.object({
-  id: z.string().max(1400, "is not a passkey id").openapi({ param: { name: "id", in: "path" } }),
+  id: z
+    .string()
+    .max(1400, "is not a passkey id")
+    .openapi({ param: { name: "id", in: "path" } }),
 });
 
 const role = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "roles are 1-32 lower-case letters, digits or underscores");
@@ -174,11 +202,17 @@ export const adminUserPatchSchema = z
   .openapi("AdminUserChange", { example: { roles: ["user", "admin"], disabled: false } });
 
 export const userIdSchema = z.object({
-  id: z.string().max(64, "is not a user id").openapi({ param: { name: "id", in: "path" } }),
+  id: z
+    .string()
+    .max(64, "is not a user id")
+    .openapi({ param: { name: "id", in: "path" } }),
 });
 
 export const sessionIdSchema = z.object({
-  id: z.string().max(64, "is not a session id").openapi({ param: { name: "id", in: "path" }, example: "6f1c0c9e-6d0a-4a57-9d52-0b3f5c3f1f2e" }),
+  id: z
+    .string()
+    .max(64, "is not a session id")
+    .openapi({ param: { name: "id", in: "path" }, example: "6f1c0c9e-6d0a-4a57-9d52-0b3f5c3f1f2e" }),
 });
 
 const cursor = z.string().max(200, "is not a valid cursor").optional();

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ipKey } from "../src/middleware/client-ip";
-import { PASSWORD, adminToken, call, expectError, inOneLimiterWindow, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import { adminToken, call, expectError, inOneLimiterWindow, PASSWORD, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 /** Limits from wrangler.toml [[ratelimits]]: login 20/IP, 10/username, register 10/IP, refresh 60/IP per minute. */
 const loginAs = (username: string, password: string, ip = randomIp()) =>
@@ -94,7 +94,10 @@ describe("account lock after repeated failed logins", () => {
     // The lock stops guessing; it does not log the user out.
     expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
     expect((await refreshWith(reg.refresh_token)).status).toBe(200);
-    expect((await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'account_locked' AND user_id = ?").bind(reg.user.id).first<{ n: number }>())!.n).toBe(1);
+    expect(
+      (await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'account_locked' AND user_id = ?").bind(reg.user.id).first<{ n: number }>())!
+        .n,
+    ).toBe(1);
   });
 
   it("grows the lock exponentially, capped, and never locks for good", async () => {
@@ -105,7 +108,9 @@ describe("account lock after repeated failed logins", () => {
     expect(first.locked_until! - Date.now()).toBeLessThanOrEqual(30_000);
 
     // The lock runs out; one more failure locks for twice as long.
-    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     await loginAs(reg.input.username, "wrong password 1");
     const second = (await userRow(reg.user.id))!;
     expect(second.failed_logins).toBe(6);
@@ -113,12 +118,16 @@ describe("account lock after repeated failed logins", () => {
     expect(second.locked_until! - Date.now()).toBeLessThanOrEqual(60_000);
 
     // However many failures, no lock exceeds LOGIN_LOCK_MAX (900 s).
-    await env.DB.prepare("UPDATE users SET failed_logins = 40, locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET failed_logins = 40, locked_until = ? WHERE id = ?")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     await loginAs(reg.input.username, "wrong password 1");
     expect((await userRow(reg.user.id))!.locked_until! - Date.now()).toBeLessThanOrEqual(900_000);
 
     // Once it runs out, the right password gets in and resets the count.
-    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     expect((await loginAs(reg.input.username, PASSWORD)).status).toBe(200);
     expect(await userRow(reg.user.id)).toEqual({ failed_logins: 0, locked_until: null });
   });
@@ -149,7 +158,9 @@ describe("account lock after repeated failed logins", () => {
   it("starts the count again when the previous failure is over a day old", async () => {
     const reg = await registerUser();
     for (let i = 0; i < 4; i++) await loginAs(reg.input.username, "wrong password 1");
-    await env.DB.prepare("UPDATE users SET last_failed_login_at = ? WHERE id = ?").bind(Date.now() - 25 * 3600_000, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET last_failed_login_at = ? WHERE id = ?")
+      .bind(Date.now() - 25 * 3600_000, reg.user.id)
+      .run();
     await loginAs(reg.input.username, "wrong password 1");
     expect(await userRow(reg.user.id)).toEqual({ failed_logins: 1, locked_until: null });
   });
@@ -162,10 +173,14 @@ describe("account lock after repeated failed logins", () => {
     expect(res.body.events[0]).toMatchObject({ event: "rate_limited", detail: { reason: "account_locked" } });
     expect(res.body.events.filter((e: { event: string }) => e.event === "rate_limited")).toHaveLength(1);
     // The next lock gets its own row.
-    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     expectError(await loginAs(reg.input.username, "wrong password 1"), 401, "invalid_credentials");
     expectRateLimited(await loginAs(reg.input.username, PASSWORD), 60);
-    const again = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'rate_limited' AND user_id = ?").bind(reg.user.id).first<{ n: number }>();
+    const again = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'rate_limited' AND user_id = ?")
+      .bind(reg.user.id)
+      .first<{ n: number }>();
     expect(again!.n).toBe(2);
   });
 
@@ -198,13 +213,18 @@ describe("account lock after repeated failed logins", () => {
     const reg = await registerUser();
     // As if five checks had started and their workers died before finishing: one of them long ago.
     const started = [Date.now() - 11_000, Date.now(), Date.now(), Date.now(), Date.now()];
-    for (const t of started) await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)").bind(crypto.randomUUID(), `user:${reg.user.id}`, t).run();
+    for (const t of started)
+      await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)").bind(crypto.randomUUID(), `user:${reg.user.id}`, t).run();
     // Four still count: one more check fits under the threshold of five.
     expect((await loginAs(reg.input.username, PASSWORD)).status).toBe(200);
-    await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)").bind(crypto.randomUUID(), `user:${reg.user.id}`, Date.now()).run();
+    await env.DB.prepare("INSERT INTO password_checks (id, subject, started_at) VALUES (?, ?, ?)")
+      .bind(crypto.randomUUID(), `user:${reg.user.id}`, Date.now())
+      .run();
     expectRateLimited(await loginAs(reg.input.username, PASSWORD), 1);
     // New checks do not keep old ones alive: once they are 10 s old, the account is free again.
-    await env.DB.prepare("UPDATE password_checks SET started_at = ? WHERE subject = ?").bind(Date.now() - 10_001, `user:${reg.user.id}`).run();
+    await env.DB.prepare("UPDATE password_checks SET started_at = ? WHERE subject = ?")
+      .bind(Date.now() - 10_001, `user:${reg.user.id}`)
+      .run();
     expect((await loginAs(reg.input.username, PASSWORD)).status).toBe(200);
     expect(await userRow(reg.user.id)).toEqual({ failed_logins: 0, locked_until: null });
   });

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, call, expectError, login, randomIp, refreshWith, registerUser, sidOf } from "./helpers";
+import { call, expectError, login, PASSWORD, randomIp, refreshWith, registerUser, sidOf } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -58,7 +58,8 @@ describe("POST /password has its own budget, apart from the login lock", () => {
   it("is never refused for someone else's failed logins: not by the account lock, not by the login limiter", async () => {
     const reg = await registerUser();
     // Somebody else locks the account and spends its per-account login budget.
-    for (let i = 0; i < 11; i++) await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, headers: { "cf-connecting-ip": randomIp() } });
+    for (let i = 0; i < 11; i++)
+      await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, headers: { "cf-connecting-ip": randomIp() } });
     expectError(await login(reg.input.username), 429, "rate_limited");
     const res = await change(reg.access_token, PASSWORD);
     expect(res.status, res.text).toBe(200);
@@ -79,7 +80,9 @@ describe("POST /password has its own budget, apart from the login lock", () => {
     const reg = await registerUser();
     for (let i = 0; i < 4; i++) await change(reg.access_token, "wrong password 1");
     expect((await change(reg.access_token, PASSWORD)).status).toBe(200);
-    const { password_failures } = (await env.DB.prepare("SELECT password_failures FROM sessions WHERE id = ?").bind(sidOf(reg.access_token)).first<{ password_failures: number }>())!;
+    const { password_failures } = (await env.DB.prepare("SELECT password_failures FROM sessions WHERE id = ?")
+      .bind(sidOf(reg.access_token))
+      .first<{ password_failures: number }>())!;
     expect(password_failures).toBe(0);
   });
 
@@ -122,7 +125,9 @@ describe("GET /sessions and DELETE /sessions/:id", () => {
     const sid = sidOf(other.body.access_token);
     expect((await call("DELETE", `/sessions/${sid}`, { token: reg.access_token })).status).toBe(200);
     // Once none can: not a session there is anything left to revoke.
-    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(Date.now() - 1000, sid).run();
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, sid)
+      .run();
     expectError(await call("DELETE", `/sessions/${sid}`, { token: reg.access_token }), 404, "not_found");
   });
 

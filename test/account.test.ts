@@ -18,7 +18,7 @@ describe("GET /protected", () => {
 
   it("answers 401 invalid_token with error=invalid_token for a bad or tampered token", async () => {
     const reg = await registerUser();
-    for (const token of ["not.a.jwt", reg.access_token.slice(0, -4) + "AAAA", reg.refresh_token, "x".repeat(5000)]) {
+    for (const token of ["not.a.jwt", `${reg.access_token.slice(0, -4)}AAAA`, reg.refresh_token, "x".repeat(5000)]) {
       const res = await call("GET", "/protected", { token });
       expectError(res, 401, "invalid_token");
       expect(res.headers.get("www-authenticate")).toMatch(/^Bearer realm="edge-auth-api", error="invalid_token"/);

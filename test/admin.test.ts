@@ -1,10 +1,10 @@
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
+import { describe, expect, it } from "vitest";
 import type { AppEnv } from "../src/env";
 import { onError } from "../src/errors";
 import { requireRole } from "../src/middleware/require-auth";
-import { describe, expect, it } from "vitest";
-import { PASSWORD, adminToken, call, expectError, registerUser } from "./helpers";
+import { adminToken, call, expectError, registerUser } from "./helpers";
 
 describe("the admin area", () => {
   it("guards every route under /admin with authentication and the admin role", async () => {

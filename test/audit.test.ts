@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, ageRotations, call, expectError, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import { adminToken, ageRotations, call, expectError, PASSWORD, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -44,16 +44,20 @@ describe("logs", () => {
       await call("POST", "/password", { token: other.body.access_token, body: { current_password: PASSWORD, new_password: newPassword } });
       await call("POST", "/logout", { token: other.body.access_token });
       const ip = randomIp();
-      for (let i = 0; i < 21; i++) await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, headers: { "cf-connecting-ip": ip } });
+      for (let i = 0; i < 21; i++)
+        await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" }, headers: { "cf-connecting-ip": ip } });
       secrets.push(reg.access_token, reg.refresh_token, other.body.access_token, other.body.refresh_token, next.body.access_token, next.body.refresh_token);
       const hashes = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(reg.user.id).all<{ password_hash: string }>();
       secrets.push(...hashes.results.map((r) => r.password_hash));
-      const refreshHashes = await env.DB.prepare("SELECT refresh_token_hash AS h FROM sessions UNION SELECT token_hash FROM rotated_refresh_tokens").all<{ h: string }>();
+      const refreshHashes = await env.DB.prepare("SELECT refresh_token_hash AS h FROM sessions UNION SELECT token_hash FROM rotated_refresh_tokens").all<{
+        h: string;
+      }>();
       secrets.push(...refreshHashes.results.map((r) => r.h));
     });
     const audit = JSON.stringify((await env.DB.prepare("SELECT * FROM audit_events").all()).results);
     const events = new Set(lines.map((l) => JSON.parse(l).event));
-    for (const e of ["register", "login_succeeded", "login_failed", "refresh_reuse_detected", "password_changed", "logout", "rate_limited"]) expect(events).toContain(e);
+    for (const e of ["register", "login_succeeded", "login_failed", "refresh_reuse_detected", "password_changed", "logout", "rate_limited"])
+      expect(events).toContain(e);
     for (const secret of secrets) {
       expect(secret.length).toBeGreaterThan(8);
       for (const line of lines) expect(line).not.toContain(secret);
@@ -81,7 +85,13 @@ describe("GET /admin/audit", () => {
     expect(res.status, res.text).toBe(200);
     const names = res.body.events.map((e: { event: string }) => e.event);
     expect(names).toEqual(["logout_all", "password_changed", "account_locked", ...Array(5).fill("login_failed"), "login_succeeded", "register"]);
-    expect(res.body.events[0]).toMatchObject({ user_id: reg.user.id, request_id: expect.any(String), ip: expect.stringMatching(/^10\./), created_at: expect.any(String), detail: { sessions_revoked: 1 } }); // the password change already ended the other one
+    expect(res.body.events[0]).toMatchObject({
+      user_id: reg.user.id,
+      request_id: expect.any(String),
+      ip: expect.stringMatching(/^10\./),
+      created_at: expect.any(String),
+      detail: { sessions_revoked: 1 },
+    }); // the password change already ended the other one
     const ids = res.body.events.map((e: { id: number }) => e.id);
     expect([...ids].sort((a, b) => b - a)).toEqual(ids);
   });

@@ -22,7 +22,7 @@ const sha256 = async (data: Uint8Array) => new Uint8Array(await crypto.subtle.di
 const concat = (...parts: Uint8Array[]) => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
-  for (const p of parts) (out.set(p, at), (at += p.length));
+  for (const p of parts) out.set(p, at), (at += p.length);
   return out;
 };
 const u32 = (n: number) => new Uint8Array([(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
@@ -82,11 +82,19 @@ export class SoftAuthenticator {
         [-3, b64(jwk.y!)],
       ]),
     );
-    const id = Uint8Array.from(atob(this.credentialId.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (this.credentialId.length % 4)) % 4)), (c) => c.charCodeAt(0));
+    const id = Uint8Array.from(atob(this.credentialId.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (this.credentialId.length % 4)) % 4)), (c) =>
+      c.charCodeAt(0),
+    );
     const attested = concat(new Uint8Array(16), new Uint8Array([id.length >> 8, id.length & 255]), id, cose);
     const flags = UP | AT | (t.userVerified === false ? 0 : UV);
     const authData = await this.authData(t.rpId ?? this.rpId, flags, t.counter ?? this.counter, attested);
-    const attestationObject = isoCBOR.encode(new Map<string, unknown>([["fmt", "none"], ["attStmt", new Map()], ["authData", authData]]) as never);
+    const attestationObject = isoCBOR.encode(
+      new Map<string, unknown>([
+        ["fmt", "none"],
+        ["attStmt", new Map()],
+        ["authData", authData],
+      ]) as never,
+    );
     this.userHandle = options.user.id;
     return {
       id: this.credentialId,

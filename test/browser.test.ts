@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { PASSWORD, call, decodeJwtPart, expectError, forgeToken, nowSeconds, registerUser, uniqueName } from "./helpers";
+import { call, decodeJwtPart, expectError, forgeToken, nowSeconds, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 const APP = "http://localhost:5173"; // CORS_ORIGINS in wrangler.toml
 const EVIL = "https://evil.example";
@@ -13,13 +13,19 @@ const cookieValue = (setCookie: string) => setCookie.split(";")[0]!.slice("refre
 
 async function cookieLogin(origin = APP, base?: string) {
   const reg = await registerUser();
-  const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD, use_cookie: true }, headers: { origin }, ...(base ? { base } : {}) });
+  const res = await call("POST", "/login", {
+    body: { username: reg.input.username, password: PASSWORD, use_cookie: true },
+    headers: { origin },
+    ...(base ? { base } : {}),
+  });
   return { reg, res };
 }
 
 describe("CORS", () => {
   it("answers a preflight from an allowed origin with an exact echo, credentials and a cache time", async () => {
-    const res = await call("OPTIONS", "/login", { headers: { origin: APP, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
+    const res = await call("OPTIONS", "/login", {
+      headers: { origin: APP, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
     expect(res.status).toBe(204);
     expect(res.headers.get("access-control-allow-origin")).toBe(APP);
     expect(res.headers.get("access-control-allow-credentials")).toBe("true");
@@ -105,7 +111,9 @@ describe("cookie mode", () => {
   it("refreshes by cookie when the body is empty JSON, as many HTTP clients send it", async () => {
     const { res } = await cookieLogin();
     const token = cookieValue(refreshCookies(res)[0]!);
-    const refreshed = await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}`, "content-type": "application/json", "content-length": "0" } });
+    const refreshed = await call("POST", "/refresh", {
+      headers: { origin: APP, cookie: `refresh_token=${token}`, "content-type": "application/json", "content-length": "0" },
+    });
     expect(refreshed.status, refreshed.text).toBe(200);
   });
 
@@ -197,7 +205,13 @@ describe("cookie mode", () => {
       );
     const set = refreshCookies(await send("/login", { username: reg.input.username, password: PASSWORD, use_cookie: true }));
     const cleared = refreshCookies(await send("/logout", undefined, `refresh_token=${cookieValue(set[0]!)}`));
-    const attrs = (c: string) => c.split(";").slice(1).map((a) => a.trim().split("=")[0]!.toLowerCase()).filter((a) => a !== "max-age").sort();
+    const attrs = (c: string) =>
+      c
+        .split(";")
+        .slice(1)
+        .map((a) => a.trim().split("=")[0]!.toLowerCase())
+        .filter((a) => a !== "max-age")
+        .sort();
     expect(cleared.map(attrs)).toEqual(set.map(attrs));
     for (const c of cleared) {
       expect(c).toMatch(/SameSite=None/i);
@@ -224,7 +238,10 @@ describe("cookie mode", () => {
     const mine = cookieValue(refreshCookies(res)[0]!);
     const attacker = await cookieLogin();
     const theirs = cookieValue(refreshCookies(attacker.res)[0]!);
-    const out = await call("POST", "/logout", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${theirs}; refresh_token=${mine}` } });
+    const out = await call("POST", "/logout", {
+      token: res.body.access_token,
+      headers: { origin: APP, cookie: `refresh_token=${theirs}; refresh_token=${mine}` },
+    });
     expect(out.status, out.text).toBe(200);
     for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");

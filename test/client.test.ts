@@ -1,8 +1,8 @@
 import { env, exports } from "cloudflare:workers";
-import worker from "../src/index";
 import { describe, expect, it } from "vitest";
-import { AuthError, createAuthClient, type AuthState } from "../client";
-import { PASSWORD, decodeJwtPart, expectDocumented, forgeToken, inOneLimiterWindow, nowSeconds, randomIp, uniqueName } from "./helpers";
+import { AuthError, type AuthState, createAuthClient } from "../client";
+import worker from "../src/index";
+import { decodeJwtPart, expectDocumented, forgeToken, inOneLimiterWindow, nowSeconds, PASSWORD, randomIp, uniqueName } from "./helpers";
 
 /**
  * The typed client (client/index.ts) against the real worker, in token mode (no browser here; the
@@ -140,7 +140,11 @@ describe("the typed client", () => {
     }
     expect(client.state.signedIn).toBe(true);
     expect(errors).toHaveLength(1);
-    const odd = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ user: {}, access_token: 42 })) as typeof fetch });
+    const odd = createAuthClient({
+      baseUrl: "http://localhost",
+      cookie: false,
+      fetch: (async () => Response.json({ user: {}, access_token: 42 })) as typeof fetch,
+    });
     await expect(odd.login(newUser())).rejects.toMatchObject({ code: "bad_response" });
   });
 
@@ -150,22 +154,47 @@ describe("the typed client", () => {
     const invalid = await client.register({ username: "x", password: "short" }).catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(AuthError);
     expect(invalid).toMatchObject({ code: "validation_failed", status: 400, fields: { username: expect.any(String), password: expect.any(String) } });
-    await expect(client.login({ username: uniqueName("ghost"), password: "wrong password 1" })).rejects.toMatchObject({ code: "invalid_credentials", status: 401 });
+    await expect(client.login({ username: uniqueName("ghost"), password: "wrong password 1" })).rejects.toMatchObject({
+      code: "invalid_credentials",
+      status: 401,
+    });
     // Registrations from one address are limited to 10 a minute (counted within one limiter window).
     await inOneLimiterWindow();
     let limited: unknown;
-    for (let i = 0; i < 11 && !limited; i++) limited = await client.register(newUser()).then(() => undefined, (e: unknown) => e);
+    for (let i = 0; i < 11 && !limited; i++)
+      limited = await client.register(newUser()).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(limited).toMatchObject({ code: "rate_limited", status: 429, retryAfter: 60 });
   }, 20_000);
 
   it("turns network failures, non-JSON and 5xx answers into AuthError, never undefined", async () => {
-    const down = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => { throw new TypeError("Failed to fetch"); }) as typeof fetch });
+    const down = createAuthClient({
+      baseUrl: "http://localhost",
+      cookie: false,
+      fetch: (async () => {
+        throw new TypeError("Failed to fetch");
+      }) as typeof fetch,
+    });
     await expect(down.login(newUser())).rejects.toMatchObject({ code: "network_error", status: 0 });
-    const proxy = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => new Response("<html>Bad gateway</html>", { status: 502 })) as typeof fetch });
+    const proxy = createAuthClient({
+      baseUrl: "http://localhost",
+      cookie: false,
+      fetch: (async () => new Response("<html>Bad gateway</html>", { status: 502 })) as typeof fetch,
+    });
     await expect(proxy.login(newUser())).rejects.toMatchObject({ code: "bad_response", status: 502 });
-    const broken = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ error: "internal_error", message: "Something went wrong" }, { status: 500 })) as typeof fetch });
+    const broken = createAuthClient({
+      baseUrl: "http://localhost",
+      cookie: false,
+      fetch: (async () => Response.json({ error: "internal_error", message: "Something went wrong" }, { status: 500 })) as typeof fetch,
+    });
     await expect(broken.login(newUser())).rejects.toMatchObject({ code: "internal_error", status: 500 });
-    const odd = createAuthClient({ baseUrl: "http://localhost", cookie: false, fetch: (async () => Response.json({ nope: 1 }, { status: 503 })) as typeof fetch });
+    const odd = createAuthClient({
+      baseUrl: "http://localhost",
+      cookie: false,
+      fetch: (async () => Response.json({ nope: 1 }, { status: 503 })) as typeof fetch,
+    });
     await expect(odd.login(newUser())).rejects.toMatchObject({ code: "bad_response", status: 503 });
   });
 

@@ -4,7 +4,10 @@ import { housekeeping } from "../src/cron";
 import { call, login, refreshWith, registerUser, sidOf } from "./helpers";
 
 const DAY = 24 * 60 * 60 * 1000;
-const count = async (sql: string, ...args: unknown[]) => (await env.DB.prepare(sql).bind(...args).first<{ n: number }>())!.n;
+const count = async (sql: string, ...args: unknown[]) =>
+  (await env.DB.prepare(sql)
+    .bind(...args)
+    .first<{ n: number }>())!.n;
 
 describe("daily housekeeping", () => {
   it("drops sessions expired or revoked over a day ago, with their rotation history; keeps the rest", async () => {
@@ -17,7 +20,9 @@ describe("daily housekeeping", () => {
     // Nothing is a day dead yet.
     expect((await housekeeping(env)).sessions).toBe(0);
 
-    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?").bind(Date.now() - 2 * DAY, sidOf(reg.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 2 * DAY, sidOf(reg.access_token))
+      .run();
     const { sessions: deleted } = await housekeeping(env, new Date(Date.now() + DAY + 1000));
     expect(deleted).toBe(2); // the expired one and the logged-out one
     expect(await count("SELECT count(*) AS n FROM sessions WHERE id = ?", sidOf(live.body.access_token))).toBe(1);
@@ -39,7 +44,9 @@ describe("daily housekeeping", () => {
     const reg = await registerUser({ email: `cron_${Date.now()}@example.com` });
     const links = () => count("SELECT count(*) AS n FROM account_tokens WHERE user_id = ?", reg.user.id);
     expect(await links()).toBe(1); // the verification link
-    await env.DB.prepare("INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, 'change_email', 'former@example.com', ?, ?)")
+    await env.DB.prepare(
+      "INSERT INTO account_tokens (token_hash, user_id, purpose, email, created_at, expires_at) VALUES (?, ?, 'change_email', 'former@example.com', ?, ?)",
+    )
       .bind(`h${Date.now()}`, reg.user.id, Date.now(), Date.now() + DAY)
       .run();
     expect((await housekeeping(env)).links).toBe(0);

@@ -1,9 +1,9 @@
-import { Validator, type Schema } from "@cfworker/json-schema";
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { SignJWT, importJWK, type JWK } from "jose";
+import { type Schema, Validator } from "@cfworker/json-schema";
+import { importJWK, type JWK, SignJWT } from "jose";
 import { expect } from "vitest";
-import { STEP_SECONDS, fromBase32, totpCode } from "../src/auth/totp";
+import { fromBase32, STEP_SECONDS, totpCode } from "../src/auth/totp";
 import worker from "../src/index";
 import { SoftAuthenticator } from "./authenticator";
 
@@ -37,7 +37,7 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   const req = new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body });
   const res = opts.bindings ? await worker.fetch(req, { ...env, ...opts.bindings }, opts.ctx) : await exports.default.fetch(req);
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
@@ -56,7 +56,10 @@ function strict<T>(schema: T): T {
   return out as T;
 }
 
-type OpenApiDoc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>; components: object };
+type OpenApiDoc = {
+  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>;
+  components: object;
+};
 let openApi: Promise<OpenApiDoc> | undefined;
 
 /**
@@ -153,7 +156,9 @@ export async function revokedEntries(prefix: "sid:" | "usr:") {
 
 /** Moves a session's rotation history into the past, beyond the reuse grace window. */
 export async function ageRotations(seconds: number) {
-  await env.DB.prepare("UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - ?").bind(seconds * 1000).run();
+  await env.DB.prepare("UPDATE rotated_refresh_tokens SET rotated_at = rotated_at - ?")
+    .bind(seconds * 1000)
+    .run();
 }
 
 export const sidOf = (accessToken: string) => decodeJwtPart(accessToken, 1).sid as string;
@@ -203,7 +208,12 @@ export function unsignedToken(claims: Record<string, unknown>) {
  * Wraps a binding so that the first call of `method` whose arguments match `when` runs `fault`
  * (which may call the real method) instead; every other call goes through unchanged.
  */
-export function once<T extends object>(binding: T, method: string, fault: (real: (...args: unknown[]) => unknown, args: unknown[]) => unknown, when = (_args: unknown[]) => true): T {
+export function once<T extends object>(
+  binding: T,
+  method: string,
+  fault: (real: (...args: unknown[]) => unknown, args: unknown[]) => unknown,
+  when = (_args: unknown[]) => true,
+): T {
   let armed = true;
   return new Proxy(binding, {
     get(target, prop) {
@@ -221,37 +231,57 @@ export function once<T extends object>(binding: T, method: string, fault: (real:
 }
 
 /** KV whose next put fails: nothing is written. */
-export const kvPutFailsOnce = () => once(env.REVOKED, "put", async () => { throw new Error("injected: KV put failed"); });
+export const kvPutFailsOnce = () =>
+  once(env.REVOKED, "put", async () => {
+    throw new Error("injected: KV put failed");
+  });
 
 /** D1 whose `n`th batch (counting from 1) is applied, but its answer is lost: the worker sees an error. */
 export function d1BatchAnswerLostAt(n: number) {
   let calls = 0;
-  return once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); }, () => ++calls === n);
+  return once(
+    env.DB,
+    "batch",
+    async (real, args) => {
+      await real(...args);
+      throw new Error("injected: D1 answer lost");
+    },
+    () => ++calls === n,
+  );
 }
 
 /** D1 whose next batch is applied, but its answer is lost: the worker sees an error. */
-export const d1BatchAnswerLostOnce = () => once(env.DB, "batch", async (real, args) => { await real(...args); throw new Error("injected: D1 answer lost"); });
+export const d1BatchAnswerLostOnce = () =>
+  once(env.DB, "batch", async (real, args) => {
+    await real(...args);
+    throw new Error("injected: D1 answer lost");
+  });
 
 /**
  * D1 that runs the first single statement whose SQL matches, then loses its answer: the write is
  * applied, the worker sees an error.
  */
 export const d1StatementAnswerLostOnce = (sql: RegExp) =>
-  once(env.DB, "prepare", (real, args) => {
-    const lose = (stmt: D1PreparedStatement): D1PreparedStatement =>
-      new Proxy(stmt, {
-        get(target, prop) {
-          const value = Reflect.get(target, prop);
-          if (typeof value !== "function") return value;
-          if (prop === "bind") return (...params: unknown[]) => lose(value.apply(target, params));
-          return async (...a: unknown[]) => {
-            await value.apply(target, a);
-            throw new Error("injected: D1 answer lost");
-          };
-        },
-      });
-    return lose(real(...args) as D1PreparedStatement);
-  }, ([query]) => sql.test(String(query)));
+  once(
+    env.DB,
+    "prepare",
+    (real, args) => {
+      const lose = (stmt: D1PreparedStatement): D1PreparedStatement =>
+        new Proxy(stmt, {
+          get(target, prop) {
+            const value = Reflect.get(target, prop);
+            if (typeof value !== "function") return value;
+            if (prop === "bind") return (...params: unknown[]) => lose(value.apply(target, params));
+            return async (...a: unknown[]) => {
+              await value.apply(target, a);
+              throw new Error("injected: D1 answer lost");
+            };
+          },
+        });
+      return lose(real(...args) as D1PreparedStatement);
+    },
+    ([query]) => sql.test(String(query)),
+  );
 
 /** D1 that holds every statement and batch until `release()`: what must not wait for the database, does not. */
 export function d1Held() {
@@ -283,7 +313,11 @@ export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[])
       const value = Reflect.get(target, prop);
       if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
       return async (stmts: D1PreparedStatement[]) => {
-        if (++calls === n) await target.prepare(sql).bind(...params).run();
+        if (++calls === n)
+          await target
+            .prepare(sql)
+            .bind(...params)
+            .run();
         return target.batch(stmts);
       };
     },
@@ -419,10 +453,19 @@ export async function userWithTotp(email?: string) {
 
 export const ORIGIN = "http://localhost:5173"; // CORS_ORIGINS in the tests: WEBAUTHN_ORIGINS falls back to it
 
-export async function registerOptions(token: string, check: { current_password: string; code?: string; recovery_code?: string } = { current_password: PASSWORD }) {
+export async function registerOptions(
+  token: string,
+  check: { current_password: string; code?: string; recovery_code?: string } = { current_password: PASSWORD },
+) {
   const res = await call("POST", "/passkeys/register/options", { token, body: check });
   expect(res.status, res.text).toBe(200);
-  return res.body.options as { challenge: string; user: { id: string; name: string }; rp: { id: string; name: string }; excludeCredentials: { id: string }[]; authenticatorSelection: Record<string, unknown> };
+  return res.body.options as {
+    challenge: string;
+    user: { id: string; name: string };
+    rp: { id: string; name: string };
+    excludeCredentials: { id: string }[];
+    authenticatorSelection: Record<string, unknown>;
+  };
 }
 
 /** A user with one registered passkey. */
@@ -430,7 +473,10 @@ export async function userWithPasskey(overrides: Record<string, unknown> = {}) {
   const reg = await registerUser(overrides);
   const authenticator = new SoftAuthenticator(ORIGIN);
   const options = await registerOptions(reg.access_token);
-  const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
+  const res = await call("POST", "/passkeys/register/verify", {
+    token: reg.access_token,
+    body: { response: await authenticator.register(options), name: "Laptop" },
+  });
   expect(res.status, res.text).toBe(201);
   return { ...reg, authenticator, passkey: res.body as { id: string; name: string } };
 }

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, call, expectError, forgeToken, registerUser, uniqueName } from "./helpers";
+import { call, expectError, forgeToken, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -14,7 +14,9 @@ describe("request bodies", () => {
         controller.close();
       },
     });
-    const res = await exports.default.fetch(new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: chunks, duplex: "half" } as RequestInit));
+    const res = await exports.default.fetch(
+      new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: chunks, duplex: "half" } as RequestInit),
+    );
     expect(res.status).toBe(413);
     expect(await res.json()).toMatchObject({ error: "payload_too_large" });
   });
@@ -26,7 +28,10 @@ describe("request bodies", () => {
     const untyped = await exports.default.fetch(new Request("http://localhost/login", { method: "POST", body: new Blob(['{"username":"a","password":"b"}']) }));
     expect(untyped.status).toBe(415);
     // application/json with a charset, and +json types, are JSON.
-    const charset = await call("POST", "/login", { body: { username: uniqueName(), password: "wrong password 1" }, headers: { "content-type": "application/json; charset=utf-8" } });
+    const charset = await call("POST", "/login", {
+      body: { username: uniqueName(), password: "wrong password 1" },
+      headers: { "content-type": "application/json; charset=utf-8" },
+    });
     expect(charset.status).toBe(401);
   });
 
@@ -44,11 +49,15 @@ describe("request bodies", () => {
   });
 
   it("ignores unknown fields and never mass-assigns them, __proto__ included", async () => {
-    const body = JSON.parse(`{"username":"${uniqueName()}","password":"${PASSWORD}","roles":["admin"],"id":"mine","failed_logins":-100,"locked_until":0,"__proto__":{"roles":["admin"]}}`);
+    const body = JSON.parse(
+      `{"username":"${uniqueName()}","password":"${PASSWORD}","roles":["admin"],"id":"mine","failed_logins":-100,"locked_until":0,"__proto__":{"roles":["admin"]}}`,
+    );
     const res = await call("POST", "/register", { body });
     expect(res.status, res.text).toBe(201);
     expect(res.body.user.roles).toEqual(["user"]);
-    const row = await env.DB.prepare("SELECT roles, failed_logins FROM users WHERE id = ?").bind(res.body.user.id).first<{ roles: string; failed_logins: number }>();
+    const row = await env.DB.prepare("SELECT roles, failed_logins FROM users WHERE id = ?")
+      .bind(res.body.user.id)
+      .first<{ roles: string; failed_logins: number }>();
     expect(row).toEqual({ roles: '["user"]', failed_logins: 0 });
   });
 
@@ -67,7 +76,12 @@ describe("request bodies", () => {
   });
 
   it("rejects wrongly typed fields with 400 validation_failed", async () => {
-    for (const body of [{ username: ["a"], password: PASSWORD }, { username: "abc", password: 12345678 }, { username: null, password: null }, { username: "abc", password: PASSWORD, use_cookie: "yes" }]) {
+    for (const body of [
+      { username: ["a"], password: PASSWORD },
+      { username: "abc", password: 12345678 },
+      { username: null, password: null },
+      { username: "abc", password: PASSWORD, use_cookie: "yes" },
+    ]) {
       expectError(await call("POST", "/register", { body }), 400, "validation_failed");
     }
   });
@@ -76,7 +90,7 @@ describe("request bodies", () => {
 describe("headers", () => {
   it("handles junk and huge Authorization values without a 500", async () => {
     const cases: [string, number][] = [
-      ["Bearer " + "a".repeat(10_000), 401],
+      [`Bearer ${"a".repeat(10_000)}`, 401],
       ["Bearer \u00e9\u00e9\u00e9", 400],
       ["Bearer a b", 400],
       ["Bearer    ", 400],
@@ -109,11 +123,21 @@ describe("headers", () => {
 
   it("accepts JSON only on /password too", async () => {
     const reg = await registerUser();
-    expectError(await call("POST", "/password", { token: reg.access_token, body: "current_password=x", headers: { "content-type": "text/plain" } }), 415, "unsupported_media_type");
+    expectError(
+      await call("POST", "/password", { token: reg.access_token, body: "current_password=x", headers: { "content-type": "text/plain" } }),
+      415,
+      "unsupported_media_type",
+    );
   });
 
   it("answers methods not allowed in the error shape, with Allow", async () => {
-    for (const [method, path] of [["PUT", "/login"], ["PATCH", "/me"], ["POST", "/protected"], ["GET", "/logout"], ["POST", "/sessions"]] as const) {
+    for (const [method, path] of [
+      ["PUT", "/login"],
+      ["PATCH", "/me"],
+      ["POST", "/protected"],
+      ["GET", "/logout"],
+      ["POST", "/sessions"],
+    ] as const) {
       const res = await call(method, path);
       expectError(res, 405, "method_not_allowed");
       expect(res.headers.get("allow")).toBeTruthy();

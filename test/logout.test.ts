@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
-import { call, decodeJwtPart, expectError, forgeToken, login, nowSeconds, refreshWith, registerUser, revokedEntries, sidOf } from "./helpers";
+import { call, decodeJwtPart, expectError, login, nowSeconds, refreshWith, registerUser, revokedEntries, sidOf } from "./helpers";
 
 describe("POST /logout", () => {
   it("kills this access token and this session's refresh token; other sessions live on", async () => {
@@ -35,7 +35,9 @@ describe("POST /logout", () => {
 
   it("keeps KV's 60 s floor for a session whose tokens are about to expire (a shorter TTL would make KV refuse the write)", async () => {
     const reg = await registerUser();
-    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(Date.now() + 5000, sidOf(reg.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?")
+      .bind(Date.now() + 5000, sidOf(reg.access_token))
+      .run();
     const res = await call("POST", "/logout", { token: reg.access_token });
     expect(res.status, res.text).toBe(200);
     const ttl = (await revokedEntries("sid:")).get(sidOf(reg.access_token))! - nowSeconds();
@@ -88,12 +90,16 @@ describe("revocation lifetimes", () => {
     const reg = await registerUser();
     const other = await login(reg.input.username);
     // As if the other session's token had been issued under a 2-hour ACCESS_TOKEN_TTL, before a change to 900 s.
-    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(Date.now() + 7200_000, sidOf(other.body.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?")
+      .bind(Date.now() + 7200_000, sidOf(other.body.access_token))
+      .run();
     await call("POST", "/logout/all", { token: reg.access_token });
     expect((await revokedEntries("usr:")).get(reg.user.id)! - nowSeconds()).toBeGreaterThan(7100);
     // The same for one session.
     const third = await login(reg.input.username);
-    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?").bind(Date.now() + 7200_000, sidOf(third.body.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?")
+      .bind(Date.now() + 7200_000, sidOf(third.body.access_token))
+      .run();
     await call("POST", "/logout", { token: third.body.access_token });
     expect((await revokedEntries("sid:")).get(sidOf(third.body.access_token))! - nowSeconds()).toBeGreaterThan(7100);
   });
@@ -104,7 +110,14 @@ describe("the token-verifying path", () => {
 
   it("never touches D1", async () => {
     const reg = await registerUser();
-    const noD1 = new Proxy({}, { get: () => { throw new Error("D1 touched on the verify path"); } }) as D1Database;
+    const noD1 = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error("D1 touched on the verify path");
+        },
+      },
+    ) as D1Database;
     const res = await worker.fetch(protectedRequest(reg.access_token), { ...env, DB: noD1 });
     expect(res.status).toBe(200);
   });

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
-import { PASSWORD, adminToken, call, expectError, registerUser } from "./helpers";
+import { adminToken, call, expectError, PASSWORD, registerUser } from "./helpers";
 
 describe("service routes", () => {
   it("GET / names the service and points at the docs", async () => {
@@ -54,7 +54,11 @@ describe("errors", () => {
   it("answers 500 internal_error without a stack and logs the config problem when a secret is missing", async () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const res = await worker.fetch(
-      new Request("http://localhost/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "someone", password: "x1234567" }) }),
+      new Request("http://localhost/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username: "someone", password: "x1234567" }),
+      }),
       { ...env, JWT_PRIVATE_KEY: "" },
     );
     expect(res.status).toBe(500);
@@ -94,7 +98,11 @@ describe("errors", () => {
     for (const m of ["all", "raw", "first", "run"]) failing.statement[m] = () => Promise.reject(new Error("D1_ERROR: no such table: users"));
     failing.batch = () => Promise.reject(new Error("D1_ERROR: no such table: users"));
     // Registration's first query is a single statement that binds the username.
-    const req = new Request("http://localhost/register", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ username: "Secret_Victim", password: "pw 12345678" }) });
+    const req = new Request("http://localhost/register", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "Secret_Victim", password: "pw 12345678" }),
+    });
     const res = await worker.fetch(req, { ...env, DB: failing });
     expect(res.status).toBe(500);
     const lines = logged.mock.calls.map((call) => String(call[0]));
@@ -128,8 +136,11 @@ describe("API reference", () => {
     const csp = res.headers.get("content-security-policy")!;
     const nonce = /'nonce-([^']+)'/.exec(csp)![1]!;
     expect(csp).toContain("default-src 'none'");
-    const bundle = /script-src 'nonce-[^']+' (https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\/dist\/browser\/standalone\.js)(;|$)/.exec(csp)![1]!;
-    expect(res.text).toMatch(new RegExp(`<script[^>]* src="${bundle.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" integrity="sha384-[A-Za-z0-9+/=]{64}" crossorigin="anonymous"`));
+    const bundle =
+      /script-src 'nonce-[^']+' (https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\/dist\/browser\/standalone\.js)(;|$)/.exec(csp)![1]!;
+    expect(res.text).toMatch(
+      new RegExp(`<script[^>]* src="${bundle.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" integrity="sha384-[A-Za-z0-9+/=]{64}" crossorigin="anonymous"`),
+    );
     expect(csp).toContain("connect-src 'self'");
     expect(csp).toContain("frame-ancestors 'none'");
     // Every script on the page carries the nonce, and the page reads this API's document.

@@ -2,7 +2,22 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../src/auth/secrets";
 import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
-import { PASSWORD, awayFromStepEdge, codeAt, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, login, mailbox, registerUser, stepUpFailures, type CallOptions } from "./helpers";
+import {
+  awayFromStepEdge,
+  type CallOptions,
+  call,
+  codeAt,
+  d1BatchAnswerLostAt,
+  d1WriteBeforeBatch,
+  expectError,
+  login,
+  mailbox,
+  PASSWORD,
+  registerUser,
+  stepUpFailures,
+  userWithTotp,
+  wrongCode,
+} from "./helpers";
 
 /**
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
@@ -18,8 +33,12 @@ async function challengeFor(username: string, opts: CallOptions = {}) {
   expect(res.body.access_token).toBeUndefined();
   return res.body.challenge as string;
 }
-const secondStep = (challenge: string, proof: { code?: string; recovery_code?: string }, opts: CallOptions = {}) => call("POST", "/login/mfa", { ...opts, body: { challenge, ...proof } });
-const userRow = (id: string) => env.DB.prepare("SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes, failed_logins FROM users WHERE id = ?").bind(id).first<Record<string, string | number | null>>();
+const secondStep = (challenge: string, proof: { code?: string; recovery_code?: string }, opts: CallOptions = {}) =>
+  call("POST", "/login/mfa", { ...opts, body: { challenge, ...proof } });
+const userRow = (id: string) =>
+  env.DB.prepare("SELECT totp_secret, totp_enabled_at, totp_last_step, recovery_codes, failed_logins FROM users WHERE id = ?")
+    .bind(id)
+    .first<Record<string, string | number | null>>();
 
 describe("TOTP codes (RFC 6238)", () => {
   // RFC 6238 appendix B, SHA-1, the secret "12345678901234567890", truncated to 6 digits.
@@ -124,8 +143,14 @@ describe("setting TOTP up", () => {
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: "12345" } }), 400, "validation_failed");
     expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } })).status).toBe(200);
     expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } }), 409, "mfa_already_enabled");
-    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?").bind(Date.now() - 11_000, reg.user.id).run(); // past the retry grace
-    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } }), 409, "mfa_already_enabled");
+    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?")
+      .bind(Date.now() - 11_000, reg.user.id)
+      .run(); // past the retry grace
+    expectError(
+      await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(second.body.secret) } }),
+      409,
+      "mfa_already_enabled",
+    );
     expectError(await call("POST", "/mfa/totp/setup"), 401, "invalid_token");
   });
 
@@ -154,13 +179,19 @@ describe("setting TOTP up", () => {
     const retry = await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } });
     expect(retry.status, retry.text).toBe(200);
     // Within the grace a wrong code is a guess: it counts against the session's budget.
-    expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await wrongCode(setup.body.secret) } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await wrongCode(setup.body.secret) } }),
+      401,
+      "invalid_mfa_code",
+    );
     expect(await stepUpFailures(reg.access_token)).toBe(1);
     expect((await userRow(reg.user.id))!.failed_logins).toBe(0);
     const challenge = await challengeFor(reg.input.username);
     expect((await secondStep(challenge, { recovery_code: retry.body.recovery_codes[9] })).status).toBe(200);
     // Too late: the grace is over.
-    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?").bind(Date.now() - 11_000, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET totp_enabled_at = ? WHERE id = ?")
+      .bind(Date.now() - 11_000, reg.user.id)
+      .run();
     expectError(await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code } }), 409, "mfa_already_enabled");
   });
 
@@ -205,11 +236,16 @@ describe("signing in with TOTP on", () => {
     expectError(await secondStep(challenge, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
 
     const expired = await challengeFor(u.input.username);
-    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE user_id = ? AND used_at IS NULL").bind(Date.now() - 1, u.user.id).run();
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE user_id = ? AND used_at IS NULL")
+      .bind(Date.now() - 1, u.user.id)
+      .run();
     expectError(await secondStep(expired, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
 
     const stale = await challengeFor(u.input.username);
-    const change = await call("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] } });
+    const change = await call("POST", "/password", {
+      token: u.access_token,
+      body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] },
+    });
     expect(change.status, change.text).toBe(200);
     expectError(await secondStep(stale, { code: await codeAt(u.secret, 1) }), 401, "invalid_challenge");
     expectError(await secondStep("not-a-challenge", { code: "123456" }), 401, "invalid_challenge");
@@ -228,13 +264,16 @@ describe("signing in with TOTP on", () => {
     const typed = second!.replace(/-/g, "").toUpperCase();
     expect((await secondStep(await challengeFor(u.input.username), { recovery_code: typed })).status).toBe(200);
     expect((await call("GET", "/me", { token: done.body.access_token })).body.factors.recovery_codes_left).toBe(8);
-    const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'recovery_code_used'").bind(u.user.id).first<{ n: number }>();
+    const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'recovery_code_used'")
+      .bind(u.user.id)
+      .first<{ n: number }>();
     expect(audit!.n).toBe(2);
   });
 
   // Each race with its own user: the per-account limit (10 a minute) covers the second step too.
   const exactlyOne = (results: { status: number }[]) => expect(results.map((r) => r.status).sort()).toEqual([200, 401]);
-  const sessionsOf = async (userId: string) => (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
+  const sessionsOf = async (userId: string) =>
+    (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(userId).first<{ n: number }>())!.n;
 
   it("two challenges sent with one code at once: exactly one signs in", async () => {
     const u = await userWithTotp();
@@ -294,7 +333,11 @@ describe("signing in with TOTP on", () => {
     // Batch 1 starts the check, batch 2 opens the session: its answer is lost.
     const lost = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { ...client, bindings: { DB: d1BatchAnswerLostAt(2) } });
     expectError(lost, 500, "internal_error");
-    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { headers: { ...client.headers, "cf-connecting-ip": "10.77.0.2" } }), 401, "invalid_challenge");
+    expectError(
+      await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, { headers: { ...client.headers, "cf-connecting-ip": "10.77.0.2" } }),
+      401,
+      "invalid_challenge",
+    );
     const retry = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, client);
     expect(retry.status, retry.text).toBe(200);
     expect(retry.body.user.id).toBe(u.user.id);
@@ -310,8 +353,14 @@ describe("signing in with TOTP on", () => {
     const u = await userWithTotp();
     const client = { headers: { "cf-connecting-ip": "10.77.0.3", "user-agent": "Retrying/1.0" } };
     const challenge = await challengeFor(u.input.username);
-    expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[1] }, { ...client, bindings: { DB: d1BatchAnswerLostAt(2) } }), 500, "internal_error");
-    await env.DB.prepare("UPDATE challenges SET used_at = ? WHERE user_id = ? AND used_at IS NOT NULL").bind(Date.now() - 11_000, u.user.id).run();
+    expectError(
+      await secondStep(challenge, { recovery_code: u.recoveryCodes[1] }, { ...client, bindings: { DB: d1BatchAnswerLostAt(2) } }),
+      500,
+      "internal_error",
+    );
+    await env.DB.prepare("UPDATE challenges SET used_at = ? WHERE user_id = ? AND used_at IS NOT NULL")
+      .bind(Date.now() - 11_000, u.user.id)
+      .run();
     expectError(await secondStep(challenge, { recovery_code: u.recoveryCodes[1] }, client), 401, "invalid_challenge");
   });
 
@@ -328,7 +377,9 @@ describe("signing in with TOTP on", () => {
     expectError(locked, 429, "rate_limited");
     expect(Number(locked.headers.get("retry-after"))).toBeGreaterThan(0);
     expectError(await login(u.input.username), 429, "rate_limited");
-    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('mfa_failed', 'account_locked')").bind(u.user.id).all<{ event: string }>();
+    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('mfa_failed', 'account_locked')")
+      .bind(u.user.id)
+      .all<{ event: string }>();
     expect(events.results.filter((e) => e.event === "mfa_failed")).toHaveLength(5);
     expect(events.results.some((e) => e.event === "account_locked")).toBe(true);
   });
@@ -358,9 +409,15 @@ describe("signing in with TOTP on", () => {
   it("cookie mode at the second step needs an allowed Origin", async () => {
     const u = await userWithTotp();
     const challenge = await challengeFor(u.input.username);
-    const foreign = await call("POST", "/login/mfa", { body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true }, headers: { origin: "https://evil.example" } });
+    const foreign = await call("POST", "/login/mfa", {
+      body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true },
+      headers: { origin: "https://evil.example" },
+    });
     expectError(foreign, 403, "forbidden");
-    const res = await call("POST", "/login/mfa", { body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true }, headers: { origin: "http://localhost:5173" } });
+    const res = await call("POST", "/login/mfa", {
+      body: { challenge, recovery_code: u.recoveryCodes[0], use_cookie: true },
+      headers: { origin: "http://localhost:5173" },
+    });
     expect(res.status, res.text).toBe(200);
     expect(res.headers.get("set-cookie")).toMatch(/^refresh_token=.*HttpOnly/);
     expect(res.body.refresh_token).toBeUndefined();
@@ -383,9 +440,19 @@ describe("signing in with TOTP on", () => {
     const u = await userWithTotp();
     const challenge = await challengeFor(u.input.username);
     for (let i = 0; i < 2; i++) expectError(await secondStep(challenge, { code: await wrongCode(u.secret) }), 401, "invalid_mfa_code");
-    const change = await call("POST", "/email", { token: u.access_token, body: { new_email: `moved_${Date.now()}@example.com`, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } });
+    const change = await call("POST", "/email", {
+      token: u.access_token,
+      body: { new_email: `moved_${Date.now()}@example.com`, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] },
+    });
     expect(change.status, change.text).toBe(202);
-    expectError(await call("POST", "/email", { token: u.access_token, body: { new_email: `moved2_${Date.now()}@example.com`, current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/email", {
+        token: u.access_token,
+        body: { new_email: `moved2_${Date.now()}@example.com`, current_password: PASSWORD, code: await wrongCode(u.secret) },
+      }),
+      401,
+      "invalid_mfa_code",
+    );
     expect((await userRow(u.user.id))!.failed_logins).toBe(2);
     expect(await stepUpFailures(u.access_token)).toBe(1);
   });
@@ -408,7 +475,11 @@ describe("a replaced MFA_ENCRYPTION_KEY", () => {
     expect(res.text).not.toMatch(/MFA_ENCRYPTION_KEY|secret/);
     const done = await secondStep(challenge, { recovery_code: u.recoveryCodes[0] }, other);
     expect(done.status, done.text).toBe(200);
-    const off = await call("POST", "/mfa/totp/disable", { ...other, token: done.body.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[1] } });
+    const off = await call("POST", "/mfa/totp/disable", {
+      ...other,
+      token: done.body.access_token,
+      body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[1] },
+    });
     expect(off.status, off.text).toBe(200);
   });
 });
@@ -420,13 +491,23 @@ describe("turning TOTP off", () => {
     const u = await userWithTotp(email);
     await awayFromStepEdge();
     const code = await codeAt(u.secret);
-    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: "wrong password 1", code } }), 401, "invalid_credentials");
-    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: "wrong password 1", code } }),
+      401,
+      "invalid_credentials",
+    );
+    expectError(
+      await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }),
+      401,
+      "invalid_mfa_code",
+    );
     expect(await stepUpFailures(u.access_token)).toBe(2);
     expect((await userRow(u.user.id))!.failed_logins).toBe(0);
     const off = await box.send("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } });
     expect(off.status, off.text).toBe(200);
-    const audited = await env.DB.prepare("SELECT event, detail FROM audit_events WHERE user_id = ? AND event = 'totp_disabled'").bind(u.user.id).first<{ detail: string }>();
+    const audited = await env.DB.prepare("SELECT event, detail FROM audit_events WHERE user_id = ? AND event = 'totp_disabled'")
+      .bind(u.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(audited!.detail)).toMatchObject({ method: "totp" });
     expect(box.sent.at(-1)!.text).toMatch(/turned off/);
     const row = (await userRow(u.user.id))!;
@@ -445,7 +526,9 @@ describe("turning TOTP off", () => {
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body, bindings: { DB: d1BatchAnswerLostAt(3) } }), 500, "internal_error");
     expect((await userRow(u.user.id))!).toMatchObject({ totp_enabled_at: null, recovery_codes: null });
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body }), 409, "mfa_not_enabled");
-    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('totp_enabled', 'totp_disabled') ORDER BY id").bind(u.user.id).all<{ event: string }>();
+    const events = await env.DB.prepare("SELECT event FROM audit_events WHERE user_id = ? AND event IN ('totp_enabled', 'totp_disabled') ORDER BY id")
+      .bind(u.user.id)
+      .all<{ event: string }>();
     // The audit rows commit with their changes, so a lost answer loses neither.
     expect(events.results.map((e) => e.event)).toEqual(["totp_enabled", "totp_disabled"]);
   });
@@ -458,7 +541,11 @@ describe("turning TOTP off", () => {
     expect((await secondStep(await challengeFor(u.input.username), { code })).status).toBe(200);
     expect((await secondStep(await challengeFor(u.input.username), { recovery_code: u.recoveryCodes[8] })).status).toBe(200);
     expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code } }), 401, "invalid_mfa_code");
-    expectError(await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[8] } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[8] } }),
+      401,
+      "invalid_mfa_code",
+    );
     const body = { current_password: PASSWORD, recovery_code: u.recoveryCodes[9] };
     expect((await call("POST", "/mfa/totp/disable", { token: u.access_token, body })).status).toBe(200);
     expect((await call("GET", "/me", { token: u.access_token })).body.factors).toEqual({ totp: false, recovery_codes_left: 0, passkeys: 0 });

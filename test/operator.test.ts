@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, call, expectError, forgeToken, login, nowSeconds, registerUser, uniqueName } from "./helpers";
+import { call, expectError, forgeToken, login, nowSeconds, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 /** Switches and signals for whoever runs the service. */
 
@@ -21,7 +21,11 @@ describe("REGISTRATION", () => {
 describe("why a token was refused", () => {
   const reasons = () => {
     const debug = vi.spyOn(console, "debug").mockImplementation(() => {});
-    return () => debug.mock.calls.map(([line]) => JSON.parse(String(line))).filter((l) => l.event === "token_refused").map((l) => l.reason);
+    return () =>
+      debug.mock.calls
+        .map(([line]) => JSON.parse(String(line)))
+        .filter((l) => l.event === "token_refused")
+        .map((l) => l.reason);
   };
 
   it("goes to the log at debug level, never into the answer", async () => {
@@ -29,7 +33,7 @@ describe("why a token was refused", () => {
     const logged = reasons();
     const expired = await forgeToken({ claims: { iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
     const otherAudience = await forgeToken({ claims: { aud: "another-api" } });
-    const tampered = reg.access_token.slice(0, -6) + "AAAAAA";
+    const tampered = `${reg.access_token.slice(0, -6)}AAAAAA`;
     const answers = [];
     for (const token of [expired, otherAudience, tampered, "x".repeat(5000)]) answers.push(await call("GET", "/protected", { token }));
     const again = await login(reg.input.username);

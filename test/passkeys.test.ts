@@ -1,7 +1,24 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { SoftAuthenticator, type Tweaks } from "./authenticator";
-import { ORIGIN, PASSWORD, awayFromStepEdge, codeAt, registerOptions, userWithPasskey, userWithTotp, wrongCode, call, d1BatchAnswerLostAt, d1WriteBeforeBatch, expectError, mailbox, registerUser, stepUpFailures, type CallOptions } from "./helpers";
+import {
+  awayFromStepEdge,
+  type CallOptions,
+  call,
+  codeAt,
+  d1BatchAnswerLostAt,
+  d1WriteBeforeBatch,
+  expectError,
+  mailbox,
+  ORIGIN,
+  PASSWORD,
+  registerOptions,
+  registerUser,
+  stepUpFailures,
+  userWithPasskey,
+  userWithTotp,
+  wrongCode,
+} from "./helpers";
 
 /**
  * Passkeys through the worker's own fetch, with a software authenticator standing in for the browser
@@ -21,7 +38,10 @@ async function signIn(authenticator: SoftAuthenticator, tweaks: Tweaks = {}, opt
   return call("POST", "/passkeys/login/verify", { ...opts, body: { response: await authenticator.assert(options, tweaks) } });
 }
 
-const challengeRow = (id: string) => env.DB.prepare("SELECT purpose, user_id, used_at FROM challenges WHERE id = ?").bind(id).first<{ purpose: string; user_id: string | null; used_at: number | null }>();
+const challengeRow = (id: string) =>
+  env.DB.prepare("SELECT purpose, user_id, used_at FROM challenges WHERE id = ?")
+    .bind(id)
+    .first<{ purpose: string; user_id: string | null; used_at: number | null }>();
 
 describe("registering a passkey", () => {
   it("offers a discoverable credential with user verification for this rp, and stores the public key only", async () => {
@@ -35,10 +55,15 @@ describe("registering a passkey", () => {
     expect(await challengeRow(options.challenge)).toMatchObject({ purpose: "passkey_register", user_id: reg.user.id, used_at: null });
 
     const authenticator = new SoftAuthenticator(ORIGIN);
-    const res = await box.send("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await authenticator.register(options), name: "Laptop" } });
+    const res = await box.send("POST", "/passkeys/register/verify", {
+      token: reg.access_token,
+      body: { response: await authenticator.register(options), name: "Laptop" },
+    });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ id: authenticator.credentialId, name: "Laptop", last_used_at: null, backed_up: false });
-    const row = await env.DB.prepare("SELECT user_id, public_key, counter FROM passkeys WHERE id = ?").bind(authenticator.credentialId).first<Record<string, unknown>>();
+    const row = await env.DB.prepare("SELECT user_id, public_key, counter FROM passkeys WHERE id = ?")
+      .bind(authenticator.credentialId)
+      .first<Record<string, unknown>>();
     expect(row).toMatchObject({ user_id: reg.user.id, counter: 0 });
     expect(String(row!.public_key)).toMatch(/^[A-Za-z0-9_-]{40,}$/);
     expect(box.sent.at(-1)).toMatchObject({ to: email });
@@ -66,7 +91,11 @@ describe("registering a passkey", () => {
     expectError(noCode, 401, "invalid_mfa_code");
     expect(noCode.body.message).toMatch(/send code or recovery_code/);
     expect(await stepUpFailures(u.access_token)).toBe(0); // not a guess
-    expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } }),
+      401,
+      "invalid_mfa_code",
+    );
     expect(await stepUpFailures(u.access_token)).toBe(1);
     await awayFromStepEdge();
     const code = await codeAt(u.secret);
@@ -75,8 +104,15 @@ describe("registering a passkey", () => {
     expect(await stepUpFailures(u.access_token)).toBe(0);
     expect(await lockFailures(u.user.id)).toBe(0);
     // The code is spent: it does not open a second ceremony, nor a sign-in.
-    expectError(await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code } }), 401, "invalid_mfa_code");
-    expect((await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } })).status).toBe(200);
+    expectError(
+      await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, code } }),
+      401,
+      "invalid_mfa_code",
+    );
+    expect(
+      (await call("POST", "/passkeys/register/options", { token: u.access_token, body: { current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } }))
+        .status,
+    ).toBe(200);
   });
 
   it("refuses a used challenge, an expired one, and another user's", async () => {
@@ -92,8 +128,14 @@ describe("registering a passkey", () => {
     expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: again } }), 401, "invalid_challenge");
     // Expired.
     const late = await registerOptions(alice.access_token);
-    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?").bind(Date.now() - 1, late.challenge).run();
-    expectError(await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(late) } }), 401, "invalid_challenge");
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1, late.challenge)
+      .run();
+    expectError(
+      await call("POST", "/passkeys/register/verify", { token: alice.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(late) } }),
+      401,
+      "invalid_challenge",
+    );
     // A login challenge is no registration challenge.
     const loginChallenge = await loginOptions();
     const mixed = await new SoftAuthenticator(ORIGIN).register({ ...late, challenge: loginChallenge.challenge });
@@ -110,12 +152,16 @@ describe("registering a passkey", () => {
     expect(retry.status, retry.text).toBe(201);
     expect(retry.body).toMatchObject({ id: body.response.id, name: "Phone" });
     expect((await call("GET", "/passkeys", { token: reg.access_token })).body.passkeys).toHaveLength(1);
-    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_added'").bind(reg.user.id).first<{ n: number }>();
+    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_added'")
+      .bind(reg.user.id)
+      .first<{ n: number }>();
     expect(audited!.n).toBe(1); // committed with the passkey, once
     // Another user sending it is refused, and so is a retry after the grace.
     const other = await registerUser();
     expectError(await call("POST", "/passkeys/register/verify", { token: other.access_token, body }), 401, "invalid_challenge");
-    await env.DB.prepare("UPDATE passkeys SET created_at = ? WHERE id = ?").bind(Date.now() - 11_000, body.response.id).run();
+    await env.DB.prepare("UPDATE passkeys SET created_at = ? WHERE id = ?")
+      .bind(Date.now() - 11_000, body.response.id)
+      .run();
     expectError(await call("POST", "/passkeys/register/verify", { token: reg.access_token, body }), 401, "invalid_challenge");
   });
 
@@ -123,7 +169,10 @@ describe("registering a passkey", () => {
     const reg = await registerUser();
     for (const tweaks of [{ origin: "https://evil.example" }, { rpId: "evil.example" }, { userVerified: false }] satisfies Tweaks[]) {
       const options = await registerOptions(reg.access_token);
-      const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options, tweaks) } });
+      const res = await call("POST", "/passkeys/register/verify", {
+        token: reg.access_token,
+        body: { response: await new SoftAuthenticator(ORIGIN).register(options, tweaks) },
+      });
       expectError(res, 400, "passkey_rejected");
     }
     expect((await call("GET", "/passkeys", { token: reg.access_token })).body.passkeys).toEqual([]);
@@ -160,9 +209,13 @@ describe("signing in with a passkey", () => {
     expect(res.body).toMatchObject({ user: { id: u.user.id }, token_type: "Bearer", refresh_token: expect.any(String) });
     expect((await call("GET", "/protected", { token: res.body.access_token })).status).toBe(200);
     expect((await call("POST", "/refresh", { body: { refresh_token: res.body.refresh_token } })).status).toBe(200);
-    const row = await env.DB.prepare("SELECT counter, last_used_at FROM passkeys WHERE id = ?").bind(u.passkey.id).first<{ counter: number; last_used_at: number | null }>();
+    const row = await env.DB.prepare("SELECT counter, last_used_at FROM passkeys WHERE id = ?")
+      .bind(u.passkey.id)
+      .first<{ counter: number; last_used_at: number | null }>();
     expect(row).toMatchObject({ counter: 1, last_used_at: expect.any(Number) });
-    const audit = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'login_succeeded'").bind(u.user.id).first<{ detail: string }>();
+    const audit = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'login_succeeded'")
+      .bind(u.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(audit!.detail)).toMatchObject({ method: "passkey" });
   });
 
@@ -173,10 +226,16 @@ describe("signing in with a passkey", () => {
     expect((await call("POST", "/passkeys/login/verify", { body: { response } })).status).toBe(200);
     expectError(await call("POST", "/passkeys/login/verify", { body: { response } }), 401, "invalid_challenge");
     const late = await loginOptions();
-    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?").bind(Date.now() - 1, late.challenge).run();
+    await env.DB.prepare("UPDATE challenges SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1, late.challenge)
+      .run();
     expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert(late) } }), 401, "invalid_challenge");
     // A challenge the server never issued.
-    expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: "bm90LWlzc3VlZA" }) } }), 401, "invalid_challenge");
+    expectError(
+      await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: "bm90LWlzc3VlZA" }) } }),
+      401,
+      "invalid_challenge",
+    );
   });
 
   it("refuses a wrong origin, a wrong rp id and an assertion without user verification, each for its reason", async () => {
@@ -199,7 +258,11 @@ describe("signing in with a passkey", () => {
   it("refuses a registration challenge at sign-in", async () => {
     const u = await userWithPasskey();
     const creation = await registerOptions(u.access_token);
-    expectError(await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: creation.challenge }) } }), 401, "invalid_challenge");
+    expectError(
+      await call("POST", "/passkeys/login/verify", { body: { response: await u.authenticator.assert({ challenge: creation.challenge }) } }),
+      401,
+      "invalid_challenge",
+    );
   });
 
   it("refuses a counter that goes backwards (a cloned authenticator) and audits it", async () => {
@@ -209,7 +272,9 @@ describe("signing in with a passkey", () => {
     expectError(await signIn(u.authenticator, { counter: 3 }), 401, "invalid_credentials"); // backwards
     expectError(await signIn(u.authenticator, { counter: 0 }), 401, "invalid_credentials"); // stopped counting
     expect((await signIn(u.authenticator, { counter: 6 })).status).toBe(200);
-    const events = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_counter_regressed'").bind(u.user.id).first<{ n: number }>();
+    const events = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'passkey_counter_regressed'")
+      .bind(u.user.id)
+      .first<{ n: number }>();
     expect(events!.n).toBe(3);
   });
 
@@ -223,7 +288,9 @@ describe("signing in with a passkey", () => {
       const response = change(await u.authenticator.assert(await loginOptions()));
       expectError(await call("POST", "/passkeys/login/verify", { body: { response } }), 401, "invalid_credentials");
     }
-    const reasons = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'passkey_login_failed'").bind(u.user.id).all<{ detail: string }>();
+    const reasons = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'passkey_login_failed'")
+      .bind(u.user.id)
+      .all<{ detail: string }>();
     expect(reasons.results.map((r) => JSON.parse(r.detail).reason)).toEqual(["verification_failed", "verification_failed", "verification_failed"]);
   });
 
@@ -260,12 +327,18 @@ describe("signing in with a passkey", () => {
     const reg = await registerUser();
     for (const name of ["Laptop\u202Egnp.exe", "Lap\u200Btop", "Lap\u2028top", "Lap\u0007top"]) {
       const options = await registerOptions(reg.access_token);
-      const res = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options), name } });
+      const res = await call("POST", "/passkeys/register/verify", {
+        token: reg.access_token,
+        body: { response: await new SoftAuthenticator(ORIGIN).register(options), name },
+      });
       expectError(res, 400, "validation_failed");
       expect(res.body.fields.name).toMatch(/must not contain/);
     }
     const options = await registerOptions(reg.access_token);
-    const ok = await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response: await new SoftAuthenticator(ORIGIN).register(options), name: "Zoë's phone" } });
+    const ok = await call("POST", "/passkeys/register/verify", {
+      token: reg.access_token,
+      body: { response: await new SoftAuthenticator(ORIGIN).register(options), name: "Zoë's phone" },
+    });
     expect(ok.status, ok.text).toBe(201);
   });
 
@@ -296,7 +369,11 @@ describe("the passkey list", () => {
     const check = { current_password: PASSWORD };
     expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: bob.access_token, body: check }), 404, "not_found");
     // A step-up first: a stolen access token alone cannot remove a way in.
-    expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(
+      await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: { current_password: "wrong password 1" } }),
+      401,
+      "invalid_credentials",
+    );
     expectError(await call("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token }), 400, "validation_failed");
     expect((await box.send("DELETE", `/passkeys/${alice.passkey.id}`, { token: alice.access_token, body: check })).status).toBe(200);
     expect(box.sent.at(-1)!.text).toMatch(/A passkey was removed/);

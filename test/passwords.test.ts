@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { MAX_ITERATIONS, dummyVerify, hashPassword, needsRehash, verifyPassword } from "../src/auth/passwords";
+import { dummyVerify, hashPassword, MAX_ITERATIONS, needsRehash, verifyPassword } from "../src/auth/passwords";
 import { ConfigError, getConfig } from "../src/config";
 
 const opts = { iterations: 100_000, pepper: "pepper-for-tests-000000" };
@@ -48,7 +48,7 @@ describe("passwords", () => {
   });
 
   it("rejects malformed stored strings instead of throwing", async () => {
-    for (const bad of ["", "$pbkdf2-sha256$i=100000,p=1$!!$!!", "$pbkdf2-sha256$i=900000,p=0$AAAAAAAAAAAAAAAAAAAAAA$" + "A".repeat(43), "$argon2id$v=19$x"]) {
+    for (const bad of ["", "$pbkdf2-sha256$i=100000,p=1$!!$!!", `$pbkdf2-sha256$i=900000,p=0$AAAAAAAAAAAAAAAAAAAAAA$${"A".repeat(43)}`, "$argon2id$v=19$x"]) {
       expect(await verifyPassword("whatever 1", bad, opts)).toBe(false);
     }
   });

@@ -72,8 +72,11 @@ const headersArb = fc.record(
 const requestArb = fc.record({
   route: fc.constantFrom(...ROUTES),
   // Mostly the route's own method, so requests get past routing into validation and handlers.
-  method: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD") }),
-  suffix: fc.option(fc.constantFrom("/", "/x", "?limit=-1", "?cursor=%00", "?user_id=" + "a".repeat(100), "?limit=1e9&cursor=WzFd"), { nil: undefined }),
+  method: fc.oneof(
+    { weight: 5, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD") },
+  ),
+  suffix: fc.option(fc.constantFrom("/", "/x", "?limit=-1", "?cursor=%00", `?user_id=${"a".repeat(100)}`, "?limit=1e9&cursor=WzFd"), { nil: undefined }),
   headers: headersArb,
   body: fc.option(bodyArb, { nil: undefined, freq: 4 }),
 });

@@ -1,7 +1,22 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, adminToken, call, d1Held, d1WriteBeforeBatch, expectError, kvPutFailsOnce, login, once, randomIp, refreshWith, registerUser, uniqueName, mailbox } from "./helpers";
+import {
+  adminToken,
+  call,
+  d1Held,
+  d1WriteBeforeBatch,
+  expectError,
+  kvPutFailsOnce,
+  login,
+  mailbox,
+  once,
+  PASSWORD,
+  randomIp,
+  refreshWith,
+  registerUser,
+  uniqueName,
+} from "./helpers";
 
 /**
  * Mailed links (email verification, password reset, email change), account deletion and admin user
@@ -21,7 +36,7 @@ describe("email verification", () => {
     expect(reg.body.user.email_verified).toBe(false);
     expect(box.sent).toHaveLength(1);
     expect(box.sent[0]).toMatchObject({ from: env.MAIL_FROM, to: email, subject: expect.stringMatching(/confirm/i) });
-    expect(box.sent[0]!.html).toContain("<a href=\"http://localhost:5173/#verify-email=");
+    expect(box.sent[0]!.html).toContain('<a href="http://localhost:5173/#verify-email=');
     const token = box.link(email, "verify-email");
     expect((await call("POST", "/email/verify", { body: { token } })).status).toBe(200);
     const me = await call("GET", "/me", { token: reg.body.access_token });
@@ -56,7 +71,9 @@ describe("email verification", () => {
     const other = address();
     await box.send("POST", "/register", { body: { username: uniqueName(), email: other, password: PASSWORD } });
     const expiring = box.link(other, "verify-email");
-    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE email = ?").bind(Date.now() - 1, other).run();
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE email = ?")
+      .bind(Date.now() - 1, other)
+      .run();
     expectError(await call("POST", "/email/verify", { body: { token: expiring } }), 400, "invalid_link");
     expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
   });
@@ -152,7 +169,9 @@ describe("password reset", () => {
     const reg = await registerUser({ email });
     await box.send("POST", "/password/forgot", { body: { email } });
     const token = box.link(email, "reset-password");
-    const results = await Promise.all(["first new secret 1", "second new secret 2"].map((new_password) => call("POST", "/password/reset", { body: { token, new_password } })));
+    const results = await Promise.all(
+      ["first new secret 1", "second new secret 2"].map((new_password) => call("POST", "/password/reset", { body: { token, new_password } })),
+    );
     expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
     const winner = results[0]!.status === 200 ? "first new secret 1" : "second new secret 2";
     expect((await login(reg.input.username, winner)).status).toBe(200);
@@ -175,7 +194,9 @@ describe("password reset", () => {
     expectError(await call("POST", "/password/reset", { body: { token: second, new_password: "other secret 77" } }), 400, "invalid_link");
     await box.send("POST", "/password/forgot", { body: { email } });
     const third = box.link(email, "reset-password");
-    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE purpose = 'reset_password'").bind(Date.now() - 1).run();
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE purpose = 'reset_password'")
+      .bind(Date.now() - 1)
+      .run();
     expectError(await call("POST", "/password/reset", { body: { token: third, new_password: NEW_PASSWORD } }), 400, "invalid_link");
   });
 
@@ -185,7 +206,9 @@ describe("password reset", () => {
     const reg = await registerUser({ email });
     const res = await box.send("POST", "/password/forgot", { body: { email } });
     expect(res.status).toBe(202);
-    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'mail_failed' AND user_id = ?").bind(reg.user.id).first<{ detail: string }>();
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'mail_failed' AND user_id = ?")
+      .bind(reg.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(row!.detail)).toMatchObject({ purpose: "reset_password" });
   });
 
@@ -197,7 +220,8 @@ describe("password reset", () => {
     const owners = box.link(email, "reset-password");
     // Requests from anywhere: each answered alike, two more mails, then nothing.
     const statuses = [];
-    for (let i = 0; i < 8; i++) statuses.push((await box.send("POST", "/password/forgot", { body: { email }, headers: { "cf-connecting-ip": randomIp() } })).status);
+    for (let i = 0; i < 8; i++)
+      statuses.push((await box.send("POST", "/password/forgot", { body: { email }, headers: { "cf-connecting-ip": randomIp() } })).status);
     expect(statuses).toEqual(Array(8).fill(202));
     expect(box.sent).toHaveLength(3);
     // The owner's link still works (and so would the ones the stranger triggered: they went to the owner).
@@ -223,7 +247,8 @@ describe("password reset", () => {
 
   it("never puts a token or a link in a log line", async () => {
     const lines: string[] = [];
-    for (const level of ["log", "info", "warn", "error", "debug"] as const) vi.spyOn(console, level).mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
+    for (const level of ["log", "info", "warn", "error", "debug"] as const)
+      vi.spyOn(console, level).mockImplementation((...a: unknown[]) => void lines.push(a.map(String).join(" ")));
     const box = mailbox();
     const email = address();
     await registerUser({ email });
@@ -259,8 +284,16 @@ describe("email change", () => {
     const box = mailbox();
     const reg = await registerUser({ email: address() });
     const other = await registerUser({ email: address() });
-    expectError(await box.send("POST", "/email", { token: reg.access_token, body: { new_email: address(), current_password: "wrong password 1" } }), 401, "invalid_credentials");
-    expectError(await box.send("POST", "/email", { token: reg.access_token, body: { new_email: other.user.email!, current_password: PASSWORD } }), 409, "email_taken");
+    expectError(
+      await box.send("POST", "/email", { token: reg.access_token, body: { new_email: address(), current_password: "wrong password 1" } }),
+      401,
+      "invalid_credentials",
+    );
+    expectError(
+      await box.send("POST", "/email", { token: reg.access_token, body: { new_email: other.user.email!, current_password: PASSWORD } }),
+      409,
+      "email_taken",
+    );
     const wanted = address();
     await box.send("POST", "/email", { token: reg.access_token, body: { new_email: wanted, current_password: PASSWORD } });
     const token = box.link(wanted, "confirm-email");
@@ -270,7 +303,10 @@ describe("email change", () => {
 });
 
 describe("a link whose batch fails stays usable", () => {
-  const failingBatch = () => once(env.DB, "batch", async () => { throw new Error("injected: D1 batch failed"); });
+  const failingBatch = () =>
+    once(env.DB, "batch", async () => {
+      throw new Error("injected: D1 batch failed");
+    });
 
   it("email verification", async () => {
     const box = mailbox();
@@ -302,7 +338,11 @@ describe("a link whose batch fails stays usable", () => {
     const reg = await registerUser({ email });
     await box.send("POST", "/password/forgot", { body: { email } });
     const token = box.link(email, "reset-password");
-    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    expectError(
+      await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { DB: failingBatch() } }),
+      500,
+      "internal_error",
+    );
     expect((await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } })).status).toBe(200);
     expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
   });
@@ -319,7 +359,9 @@ describe("links end with what they were for", () => {
     await box.send("POST", "/email", { token: reg.access_token, body: { new_email: second, current_password: PASSWORD } });
     expectError(await call("POST", "/email/confirm", { body: { token: first } }), 400, "invalid_link");
     const token = box.link(second, "confirm-email");
-    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE token_hash != '' AND purpose = 'change_email' AND used_at IS NULL").bind(Date.now() - 1).run();
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE token_hash != '' AND purpose = 'change_email' AND used_at IS NULL")
+      .bind(Date.now() - 1)
+      .run();
     expectError(await call("POST", "/email/confirm", { body: { token } }), 400, "invalid_link");
   });
 
@@ -355,7 +397,9 @@ describe("DELETE /me", () => {
     expectError(await login(reg.input.username), 401, "invalid_credentials");
     const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>())!;
     expect(n).toBe(0);
-    const row = await env.DB.prepare("SELECT * FROM audit_events WHERE event = 'account_deleted' AND user_id = ?").bind(reg.user.id).first<Record<string, unknown>>();
+    const row = await env.DB.prepare("SELECT * FROM audit_events WHERE event = 'account_deleted' AND user_id = ?")
+      .bind(reg.user.id)
+      .first<Record<string, unknown>>();
     expect(row).toMatchObject({ ip: null, detail: null });
     expect(JSON.stringify(row)).not.toContain(reg.input.username);
   });
@@ -367,15 +411,22 @@ describe("DELETE /me", () => {
     for (let i = 0; i < 5; i++) await login(reg.input.username, "wrong password 1");
     expectError(await login(reg.input.username), 429, "rate_limited");
     // Wrong passwords count against the guessing session only: the fifth signs it out.
-    for (let i = 0; i < 4; i++) expectError(await call("DELETE", "/me", { token: guesser.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    for (let i = 0; i < 4; i++)
+      expectError(await call("DELETE", "/me", { token: guesser.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
     expectError(await call("DELETE", "/me", { token: guesser.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: guesser.access_token }), 401, "invalid_token");
     // Sessions of every epoch: one kept across a password change, one from after it.
     expect((await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } })).status).toBe(200);
-    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET locked_until = ? WHERE id = ?")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     const later = await login(reg.input.username, NEW_PASSWORD);
     const REVOKED = kvPutFailsOnce();
-    expectError(await call("DELETE", "/me", { token: reg.access_token, body: { current_password: NEW_PASSWORD }, bindings: { REVOKED } }), 503, "service_unavailable");
+    expectError(
+      await call("DELETE", "/me", { token: reg.access_token, body: { current_password: NEW_PASSWORD }, bindings: { REVOKED } }),
+      503,
+      "service_unavailable",
+    );
     expect((await call("DELETE", "/me", { token: reg.access_token, body: { current_password: NEW_PASSWORD }, bindings: { REVOKED } })).status).toBe(200);
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: later.body.access_token }), 401, "invalid_token");
@@ -394,7 +445,9 @@ describe("admin user management", () => {
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
     expectError(await login(reg.input.username), 403, "account_disabled");
-    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?").bind(reg.user.id).first<{ detail: string }>();
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?")
+      .bind(reg.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(row!.detail)).toMatchObject({ by: expect.any(String), disabled: true });
     // And back.
     await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: false } });
@@ -419,7 +472,9 @@ describe("admin user management", () => {
     const again = await login(reg.input.username);
     expect(again.body.user.roles).toEqual(["user", "admin"]);
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
-    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?").bind(reg.user.id).first<{ detail: string }>();
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?")
+      .bind(reg.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(row!.detail)).toMatchObject({ roles: "user,admin", by: expect.any(String) });
   });
 
@@ -427,8 +482,16 @@ describe("admin user management", () => {
     const admin = await adminToken();
     const reg = await registerUser();
     const REVOKED = kvPutFailsOnce();
-    expectError(await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: true }, bindings: { REVOKED } }), 503, "service_unavailable");
-    expect((await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?").bind(reg.user.id).first<{ n: number }>())!.n).toBe(1);
+    expectError(
+      await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: true }, bindings: { REVOKED } }),
+      503,
+      "service_unavailable",
+    );
+    expect(
+      (await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'admin_user_updated' AND user_id = ?")
+        .bind(reg.user.id)
+        .first<{ n: number }>())!.n,
+    ).toBe(1);
     expect((await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { disabled: true }, bindings: { REVOKED } })).status).toBe(200);
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
   });
@@ -489,7 +552,9 @@ describe("at least one active admin always remains", () => {
     await env.DB.prepare(`UPDATE users SET roles = '["user"]' WHERE id = ?`).bind(a.id).run();
     const res = await call("PATCH", `/admin/users/${plain.user.id}`, { token: a.token, body: { disabled: true } });
     expectError(res, 403, "forbidden");
-    const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_refused' AND user_id = ?").bind(plain.user.id).first<{ detail: string }>();
+    const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'admin_refused' AND user_id = ?")
+      .bind(plain.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(audited!.detail)).toMatchObject({ by: a.id, reason: "forbidden" });
     expect((await call("PATCH", `/admin/users/${plain.user.id}`, { token: b.token, body: { disabled: true } })).status).toBe(200);
   });

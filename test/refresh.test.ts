@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, ageRotations, call, decodeJwtPart, expectError, login, makeAdmin, refreshWith, registerUser, sidOf } from "./helpers";
+import { ageRotations, call, decodeJwtPart, expectError, login, makeAdmin, PASSWORD, refreshWith, registerUser, sidOf } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -94,13 +94,17 @@ describe("POST /refresh", () => {
     const successors = new Set(results.map((r) => r.body.refresh_token));
     expect(successors.size).toBe(1);
     expect((await refreshWith([...successors][0]!)).status).toBe(200);
-    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM rotated_refresh_tokens WHERE session_id = ?").bind(sidOf(reg.access_token)).first<{ n: number }>())!;
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM rotated_refresh_tokens WHERE session_id = ?")
+      .bind(sidOf(reg.access_token))
+      .first<{ n: number }>())!;
     expect(n).toBe(2);
   });
 
   it("answers 401 for an expired session", async () => {
     const reg = await registerUser();
-    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?").bind(Date.now() - 1000, sidOf(reg.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, sidOf(reg.access_token))
+      .run();
     expectError(await refreshWith(reg.refresh_token), 401, "invalid_token");
   });
 

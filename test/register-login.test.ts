@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashPassword } from "../src/auth/passwords";
-import { PASSWORD, call, decodeJwtPart, expectError, registerUser, uniqueName } from "./helpers";
+import { call, decodeJwtPart, expectError, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -11,13 +11,22 @@ describe("POST /register", () => {
     const res = await call("POST", "/register", { body: { username, email: `${username}@Example.COM`, password: PASSWORD } });
     expect(res.status, res.text).toBe(201);
     expect(res.body).toMatchObject({ token_type: "Bearer", expires_in: 900, access_token: expect.any(String), refresh_token: expect.any(String) });
-    expect(res.body.user).toEqual({ id: expect.any(String), username, email: `${username.toLowerCase()}@example.com`, email_verified: false, roles: ["user"], created_at: expect.any(String) });
+    expect(res.body.user).toEqual({
+      id: expect.any(String),
+      username,
+      email: `${username.toLowerCase()}@example.com`,
+      email_verified: false,
+      roles: ["user"],
+      created_at: expect.any(String),
+    });
     expect(new Date(res.body.user.created_at).toISOString()).toBe(res.body.user.created_at);
     expect(res.text).not.toMatch(/pbkdf2|password/i);
     expect(res.headers.get("cache-control")).toBe("no-store");
     // The refresh token is 256 random bits and only its hash is stored.
     expect(res.body.refresh_token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    const row = await env.DB.prepare("SELECT refresh_token_hash FROM sessions WHERE user_id = ?").bind(res.body.user.id).first<{ refresh_token_hash: string }>();
+    const row = await env.DB.prepare("SELECT refresh_token_hash FROM sessions WHERE user_id = ?")
+      .bind(res.body.user.id)
+      .first<{ refresh_token_hash: string }>();
     expect(row!.refresh_token_hash).not.toBe(res.body.refresh_token);
     expect(decodeJwtPart(res.body.access_token, 1)).toMatchObject({ sub: res.body.user.id, roles: ["user"] });
   });
@@ -84,7 +93,11 @@ describe("POST /register", () => {
 
   it("answers 400 invalid_request for malformed JSON, 415 for a non-JSON body, 413 for a huge one", async () => {
     expectError(await call("POST", "/register", { body: '{"username": "abc", ' }), 400, "invalid_request");
-    expectError(await call("POST", "/register", { body: "username=abc", headers: { "content-type": "application/x-www-form-urlencoded" } }), 415, "unsupported_media_type");
+    expectError(
+      await call("POST", "/register", { body: "username=abc", headers: { "content-type": "application/x-www-form-urlencoded" } }),
+      415,
+      "unsupported_media_type",
+    );
     expectError(await call("POST", "/register", { body: JSON.stringify({ username: "a".repeat(20_000) }) }), 413, "payload_too_large");
     expectError(await call("POST", "/register", { body: "[1,2]" }), 400, "validation_failed");
     expectError(await call("POST", "/register", { body: "null" }), 400, "validation_failed");

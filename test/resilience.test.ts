@@ -3,21 +3,21 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashPassword } from "../src/auth/passwords";
 import {
-  PASSWORD,
+  type ApiResponse,
   ageRotations,
   call,
   d1BatchAnswerLostAt,
   d1BatchAnswerLostOnce,
   d1StatementAnswerLostOnce,
+  d1WriteBeforeBatch,
   expectError,
   kvPutFailsOnce,
   login,
   once,
+  PASSWORD,
   refreshWith,
   registerUser,
   sidOf,
-  type ApiResponse,
-  d1WriteBeforeBatch,
 } from "./helpers";
 
 /**
@@ -46,7 +46,12 @@ async function userWithSessions() {
   const reg = await registerUser();
   const rotated = await refreshWith(reg.refresh_token);
   const other = await login(reg.input.username);
-  return { reg, older: reg.access_token, current: rotated.body as { access_token: string; refresh_token: string }, other: other.body as { access_token: string; refresh_token: string } };
+  return {
+    reg,
+    older: reg.access_token,
+    current: rotated.body as { access_token: string; refresh_token: string },
+    other: other.body as { access_token: string; refresh_token: string },
+  };
 }
 
 describe("a KV put fails once: 503 with Retry-After, and the retry completes the revocation", () => {
@@ -84,7 +89,8 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
   it("POST /password", async () => {
     const { reg, current, other } = await userWithSessions();
     const REVOKED = kvPutFailsOnce();
-    const change = () => call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { REVOKED } });
+    const change = () =>
+      call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { REVOKED } });
     expectRetryLater(await change());
     // The password did change; the retry (same body, old password as current) finishes the job.
     const retry = await change();
@@ -109,7 +115,8 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
     const victim = await refreshWith(reg.refresh_token);
     await ageRotations(60);
     const REVOKED = kvPutFailsOnce();
-    const replay = () => call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { REVOKED } });
+    const replay = () =>
+      call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { REVOKED } });
     expectRetryLater(await replay());
     expectError(await replay(), 401, "invalid_token");
     await expectDead(victim.body.access_token, victim.body.refresh_token);
@@ -120,7 +127,12 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
     const victim = await refreshWith(reg.refresh_token);
     await ageRotations(60);
     const ctx = createExecutionContext();
-    const res = await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { REVOKED: kvPutFailsOnce() }, ctx });
+    const res = await call("POST", "/refresh", {
+      body: { refresh_token: reg.refresh_token },
+      headers: { "cf-connecting-ip": "10.66.6.6" },
+      bindings: { REVOKED: kvPutFailsOnce() },
+      ctx,
+    });
     expectRetryLater(res);
     await waitOnExecutionContext(ctx);
     await expectDead(victim.body.access_token, victim.body.refresh_token);
@@ -140,7 +152,9 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
   it("POST /password retried with a refreshed access token still completes the revocation", async () => {
     const { reg, current, other } = await userWithSessions();
     const REVOKED = kvPutFailsOnce();
-    expectRetryLater(await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { REVOKED } }));
+    expectRetryLater(
+      await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { REVOKED } }),
+    );
     const refreshed = await refreshWith(current.refresh_token);
     expect(refreshed.status).toBe(200);
     // The retry with the new token: the change is done already, so the old password is wrong now,
@@ -153,7 +167,12 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
 
   it("POST /password: the session signed out by its spent budget stays out even if that KV write failed", async () => {
     const reg = await registerUser();
-    const guess = (bindings?: Partial<Env>) => call("POST", "/password", { token: reg.access_token, body: { current_password: "wrong password 1", new_password: NEW_PASSWORD }, ...(bindings ? { bindings } : {}) });
+    const guess = (bindings?: Partial<Env>) =>
+      call("POST", "/password", {
+        token: reg.access_token,
+        body: { current_password: "wrong password 1", new_password: NEW_PASSWORD },
+        ...(bindings ? { bindings } : {}),
+      });
     for (let i = 0; i < 4; i++) expectError(await guess(), 401, "invalid_credentials");
     expectRetryLater(await guess({ REVOKED: kvPutFailsOnce() }));
     expectError(await guess(), 401, "invalid_token");
@@ -183,7 +202,8 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
   it("POST /password: the batch is applied but its answer is lost", async () => {
     const { reg, current, other } = await userWithSessions();
     const DB = d1BatchAnswerLostAt(3); // after the step-up's two: the change itself
-    const change = () => call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } });
+    const change = () =>
+      call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } });
     expectError(await change(), 500, "internal_error");
     const retry = await change();
     expect(retry.status, retry.text).toBe(200);
@@ -194,7 +214,11 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
   it("POST /password: a retry with a different new password is not taken for a repeat", async () => {
     const { current } = await userWithSessions();
     const DB = d1BatchAnswerLostAt(3); // after the step-up's two: the change itself
-    expectError(await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } }), 500, "internal_error");
+    expectError(
+      await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } }),
+      500,
+      "internal_error",
+    );
     const other = await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: "yet another secret 9" } });
     expectError(other, 401, "invalid_credentials");
   });
@@ -213,7 +237,8 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
     const victim = await refreshWith(reg.refresh_token);
     await ageRotations(60);
     const DB = d1StatementAnswerLostOnce(/^update "sessions" set "revoked_at"/i);
-    const replay = () => call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { DB } });
+    const replay = () =>
+      call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" }, bindings: { DB } });
     expectError(await replay(), 500, "internal_error");
     expectError(await replay(), 401, "invalid_token");
     await expectDead(victim.body.access_token, victim.body.refresh_token);
@@ -224,7 +249,9 @@ describe("D1 at its capacity (the database's queue is full)", () => {
   // What D1 answers when more is queued than it can run: the query did not run, so a retry is safe.
   it("a login answers 503 with Retry-After, not 500, and the retry signs in", async () => {
     const reg = await registerUser();
-    const DB = once(env.DB, "batch", async () => { throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."); });
+    const DB = once(env.DB, "batch", async () => {
+      throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued.");
+    });
     const busy = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } });
     expectRetryLater(busy);
     expect((await login(reg.input.username)).status).toBe(200);
@@ -233,7 +260,14 @@ describe("D1 at its capacity (the database's queue is full)", () => {
   it("a login refused at its second step (the session batch) answers 503, and the retry signs in", async () => {
     const reg = await registerUser();
     let batches = 0;
-    const DB = once(env.DB, "batch", async () => { throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued."); }, () => ++batches === 2);
+    const DB = once(
+      env.DB,
+      "batch",
+      async () => {
+        throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued.");
+      },
+      () => ++batches === 2,
+    );
     expectRetryLater(await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } }));
     expect(batches).toBe(2);
     expect((await login(reg.input.username)).status).toBe(200);
@@ -241,7 +275,9 @@ describe("D1 at its capacity (the database's queue is full)", () => {
 
   it("a refresh answers 503 with Retry-After, and the same refresh token still works", async () => {
     const reg = await registerUser();
-    const DB = once(env.DB, "batch", async () => { throw new Error("D1 DB is overloaded. Requests queued for too long."); });
+    const DB = once(env.DB, "batch", async () => {
+      throw new Error("D1 DB is overloaded. Requests queued for too long.");
+    });
     expectRetryLater(await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, bindings: { DB } }));
     expect((await refreshWith(reg.refresh_token)).status).toBe(200);
   });
@@ -251,7 +287,12 @@ describe("a lost answer", () => {
   it("to POST /refresh: the retry gets the same refresh token, so the client is not signed out", async () => {
     const reg = await registerUser();
     const DB = d1BatchAnswerLostOnce();
-    const send = () => call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.200.0.1", "user-agent": "TestBrowser/1.0" }, bindings: { DB } });
+    const send = () =>
+      call("POST", "/refresh", {
+        body: { refresh_token: reg.refresh_token },
+        headers: { "cf-connecting-ip": "10.200.0.1", "user-agent": "TestBrowser/1.0" },
+        bindings: { DB },
+      });
     expectError(await send(), 500, "internal_error"); // rotated in D1; the answer never arrived
     const retry = await send();
     expect(retry.status, retry.text).toBe(200);
@@ -278,7 +319,9 @@ describe("races on credentials", () => {
     expect((await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { DB } })).status).toBe(200);
     // And for real: after the cost changes, concurrent correct logins all rehash and all succeed.
     const bindings = { PASSWORD_ITERATIONS: "60000" } as Partial<Env>;
-    const results = await Promise.all(Array.from({ length: 4 }, () => call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings })));
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings })),
+    );
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });
 
@@ -286,11 +329,20 @@ describe("races on credentials", () => {
     const { current, other } = await userWithSessions();
     const sid = sidOf(current.access_token);
     // Another session's logout-all lands between this change's check and its write.
-    const DB = once(env.DB, "batch", async (real, args) => {
-      expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
-      return real(...args);
-    }, () => true);
-    const change = await call("POST", "/password", { token: current.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD }, bindings: { DB } });
+    const DB = once(
+      env.DB,
+      "batch",
+      async (real, args) => {
+        expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
+        return real(...args);
+      },
+      () => true,
+    );
+    const change = await call("POST", "/password", {
+      token: current.access_token,
+      body: { current_password: PASSWORD, new_password: NEW_PASSWORD },
+      bindings: { DB },
+    });
     expectError(change, 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: current.access_token }), 401, "invalid_token");
     const row = await env.DB.prepare("SELECT revoked_at FROM sessions WHERE id = ?").bind(sid).first<{ revoked_at: number | null }>();

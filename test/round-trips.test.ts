@@ -1,6 +1,17 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { PASSWORD, adminToken, awayFromStepEdge, call, codeAt, d1Usage as tripsOf, randomIp, registerUser, uniqueName, userWithPasskey, userWithTotp } from "./helpers";
+import {
+  adminToken,
+  awayFromStepEdge,
+  call,
+  codeAt,
+  PASSWORD,
+  randomIp,
+  registerUser,
+  d1Usage as tripsOf,
+  uniqueName,
+  userWithPasskey,
+  userWithTotp,
+} from "./helpers";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -92,7 +103,10 @@ describe("D1 round trips of step-ups and the ways-in view", () => {
     expect(plain.res.status, plain.res.text).toBe(200);
     expect(plain.n).toBe(5);
     const u = await userWithTotp();
-    const coded = await tripsOf("POST", "/password", { token: u.access_token, body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] } });
+    const coded = await tripsOf("POST", "/password", {
+      token: u.access_token,
+      body: { current_password: PASSWORD, new_password: "battery staple 43", recovery_code: u.recoveryCodes[0] },
+    });
     expect(coded.res.status, coded.res.text).toBe(200);
     expect(coded.n).toBe(5);
   });
@@ -104,7 +118,12 @@ describe("reads that may come from a read replica", () => {
   it("GET /sessions, GET /passkeys, GET /admin/users and GET /admin/audit: one round trip, through a first-unconstrained session", async () => {
     const reg = await registerUser();
     const admin = await adminToken();
-    for (const [path, token] of [["/sessions", reg.access_token], ["/passkeys", reg.access_token], ["/admin/users", admin], ["/admin/audit", admin]] as const) {
+    for (const [path, token] of [
+      ["/sessions", reg.access_token],
+      ["/passkeys", reg.access_token],
+      ["/admin/users", admin],
+      ["/admin/audit", admin],
+    ] as const) {
       const { res, n, replica, sessions } = await tripsOf("GET", path, { token });
       expect(res.status, res.text).toBe(200);
       expect({ path, n, replica, sessions }).toEqual({ path, n: 1, replica: 1, sessions: ["first-unconstrained"] });

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PASSWORD, call, type ApiResponse, decodeJwtPart, expectError, forgeToken, login, nowSeconds, refreshWith, registerUser, sidOf } from "./helpers";
+import { type ApiResponse, call, decodeJwtPart, expectError, forgeToken, login, nowSeconds, PASSWORD, refreshWith, registerUser, sidOf } from "./helpers";
 
 /**
  * Platform limits and session lifetimes: any number of sessions within Workers' 1,000 KV operations
@@ -41,7 +41,8 @@ describe("any number of sessions", () => {
   it("logout-all ends 1,000 sessions with one KV write, and every access token of them is refused", async () => {
     const reg = await registerUser();
     await addSessions(reg.user.id, 1000);
-    const [first] = (await env.DB.prepare("SELECT id FROM sessions WHERE user_id = ? AND user_agent = 'bulk' LIMIT 1").bind(reg.user.id).all<{ id: string }>()).results;
+    const [first] = (await env.DB.prepare("SELECT id FROM sessions WHERE user_id = ? AND user_agent = 'bulk' LIMIT 1").bind(reg.user.id).all<{ id: string }>())
+      .results;
     const bulkToken = await forgeToken({ claims: { sub: reg.user.id, sid: first!.id, epoch: 0 } });
     expect((await call("GET", "/protected", { token: bulkToken })).status).toBe(200);
 
@@ -61,7 +62,11 @@ describe("any number of sessions", () => {
     const reg = await registerUser();
     await addSessions(reg.user.id, 1000);
     const { kv, ops } = countingKv();
-    const res = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: "brand new secret 7" }, bindings: { REVOKED: kv } });
+    const res = await call("POST", "/password", {
+      token: reg.access_token,
+      body: { current_password: PASSWORD, new_password: "brand new secret 7" },
+      bindings: { REVOKED: kv },
+    });
     expect(res.status, res.text).toBe(200);
     expect(res.body.sessions_revoked).toBe(1000);
     expect(ops.n).toBe(2);
@@ -89,10 +94,15 @@ describe("any number of sessions", () => {
     const reg = await registerUser();
     await addSessions(reg.user.id, 60);
     const { kv, ops } = countingKv();
-    const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD }, bindings: { REVOKED: kv, MAX_SESSIONS_PER_USER: "10" } as Partial<Env> });
+    const res = await call("POST", "/login", {
+      body: { username: reg.input.username, password: PASSWORD },
+      bindings: { REVOKED: kv, MAX_SESSIONS_PER_USER: "10" } as Partial<Env>,
+    });
     expect(res.status, res.text).toBe(200);
     expect(ops.n).toBe(20);
-    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL").bind(reg.user.id).first<{ n: number }>())!;
+    const { n } = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+      .bind(reg.user.id)
+      .first<{ n: number }>())!;
     expect(n).toBe(62 - 20);
   });
 
@@ -146,7 +156,7 @@ describe("access tokens and their session's end", () => {
         return later();
       }
     } as DateConstructor;
-    let res;
+    let res: Awaited<ReturnType<typeof login>>;
     try {
       res = await login(reg.input.username);
     } finally {
@@ -154,7 +164,9 @@ describe("access tokens and their session's end", () => {
     }
     expect(res.status, res.text).toBe(200);
     const { iat, exp, sid } = decodeJwtPart(res.body.access_token, 1) as { iat: number; exp: number; sid: string };
-    const row = (await env.DB.prepare("SELECT created_at, access_expires_at FROM sessions WHERE id = ?").bind(sid).first<{ created_at: number; access_expires_at: number }>())!;
+    const row = (await env.DB.prepare("SELECT created_at, access_expires_at FROM sessions WHERE id = ?")
+      .bind(sid)
+      .first<{ created_at: number; access_expires_at: number }>())!;
     expect(iat).toBe(Math.floor(row.created_at / 1000));
     expect(exp).toBe(Math.floor(row.access_expires_at / 1000));
   });
@@ -164,14 +176,18 @@ describe("access tokens and their session's end", () => {
     const other = await login(reg.input.username);
     const sid = sidOf(other.body.access_token);
     // Refresh lifetime over, last access token still valid (a row from before exp was capped).
-    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?").bind(Date.now() - 1000, sid).run();
+    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, sid)
+      .run();
     const listed = await call("GET", "/sessions", { token: reg.access_token });
     expect(listed.body.sessions.map((s: { id: string }) => s.id)).toContain(sid);
     expect((await call("DELETE", `/sessions/${sid}`, { token: reg.access_token })).status).toBe(200);
     expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
     // And by the session's own logout.
     const third = await login(reg.input.username);
-    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?").bind(Date.now() - 1000, sidOf(third.body.access_token)).run();
+    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, sidOf(third.body.access_token))
+      .run();
     expect((await call("POST", "/logout", { token: third.body.access_token })).status).toBe(200);
     expectError(await call("GET", "/protected", { token: third.body.access_token }), 401, "invalid_token");
   });
@@ -184,7 +200,9 @@ describe("access tokens and their session's end", () => {
     await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": "10.66.6.6" } });
     const events = warn.mock.calls.map(([line]) => JSON.parse(String(line)));
     expect(events).toContainEqual(expect.objectContaining({ event: "refresh_reuse_detected", user_id: reg.user.id }));
-    const row = await env.DB.prepare("SELECT user_id FROM audit_events WHERE event = 'refresh_reuse_detected' AND session_id = ?").bind(sidOf(reg.access_token)).first<{ user_id: string }>();
+    const row = await env.DB.prepare("SELECT user_id FROM audit_events WHERE event = 'refresh_reuse_detected' AND session_id = ?")
+      .bind(sidOf(reg.access_token))
+      .first<{ user_id: string }>();
     expect(row!.user_id).toBe(reg.user.id);
   });
 
@@ -192,8 +210,14 @@ describe("access tokens and their session's end", () => {
     const reg = await registerUser();
     await env.REVOKED.put(`usr:${reg.user.id}`, JSON.stringify({ epoch: 1, kept: "kept-session" }), { expirationTtl: 60 });
     const exp = nowSeconds() + 300;
-    expectError(await call("GET", "/protected", { token: await forgeToken({ claims: { sub: reg.user.id, sid: "s-x", epoch: 0, exp } }) }), 401, "invalid_token");
-    expect((await call("GET", "/protected", { token: await forgeToken({ claims: { sub: reg.user.id, sid: "kept-session", epoch: 0, exp } }) })).status).toBe(200);
+    expectError(
+      await call("GET", "/protected", { token: await forgeToken({ claims: { sub: reg.user.id, sid: "s-x", epoch: 0, exp } }) }),
+      401,
+      "invalid_token",
+    );
+    expect((await call("GET", "/protected", { token: await forgeToken({ claims: { sub: reg.user.id, sid: "kept-session", epoch: 0, exp } }) })).status).toBe(
+      200,
+    );
     expect((await call("GET", "/protected", { token: await forgeToken({ claims: { sub: reg.user.id, sid: "s-x", epoch: 1, exp } }) })).status).toBe(200);
   });
 });

@@ -15,7 +15,19 @@ describe("token attacks (RFC 8725) against GET /protected", () => {
   });
 
   it("alg none", async () => {
-    await expectRejected(unsignedToken({ iss: "http://localhost:8787", aud: "edge-auth-api", sub: "u-1", jti: "j", iat: nowSeconds(), exp: nowSeconds() + 60, sid: "s", username: "a", roles: ["admin"] }));
+    await expectRejected(
+      unsignedToken({
+        iss: "http://localhost:8787",
+        aud: "edge-auth-api",
+        sub: "u-1",
+        jti: "j",
+        iat: nowSeconds(),
+        exp: nowSeconds() + 60,
+        sid: "s",
+        username: "a",
+        roles: ["admin"],
+      }),
+    );
   });
 
   it("HS256 keyed with the public key (algorithm confusion)", async () => {
@@ -46,7 +58,10 @@ describe("token attacks (RFC 8725) against GET /protected", () => {
     const token = await forgeToken();
     const [h, p, s] = token.split(".");
     const claims = JSON.parse(atob(p!.replace(/-/g, "+").replace(/_/g, "/")));
-    const raised = btoa(JSON.stringify({ ...claims, roles: ["admin"] })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const raised = btoa(JSON.stringify({ ...claims, roles: ["admin"] }))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
     await expectRejected(`${h}.${raised}.${s}`);
   });
 

@@ -7,7 +7,18 @@ import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";
 
 const config = getConfig(env);
 const privateJwk = testJwk();
-const input = () => ({ userId: "u-1", username: "alice", roles: ["user"], sessionId: "s-1", epoch: 0, emailVerified: false, authTime: new Date(Date.now() - 60_000), amr: ["pwd"], now: new Date(), expiresAt: new Date(Date.now() + 900_000) });
+const input = () => ({
+  userId: "u-1",
+  username: "alice",
+  roles: ["user"],
+  sessionId: "s-1",
+  epoch: 0,
+  emailVerified: false,
+  authTime: new Date(Date.now() - 60_000),
+  amr: ["pwd"],
+  now: new Date(),
+  expiresAt: new Date(Date.now() + 900_000),
+});
 const now = nowSeconds;
 const forge = forgeToken;
 
@@ -18,7 +29,10 @@ describe("access tokens", () => {
     expect(claims).toMatchObject({ sub: "u-1", username: "alice", roles: ["user"], sid: "s-1", jti, amr: ["pwd"] });
     expect(claims!.iat - claims!.auth_time!).toBeGreaterThanOrEqual(59); // when the session's sign-in was proved
     expect(claims!.exp - claims!.iat).toBe(expiresIn);
-    const [header, payload] = token.split(".").slice(0, 2).map((p) => JSON.parse(atob(p.replace(/-/g, "+").replace(/_/g, "/"))));
+    const [header, payload] = token
+      .split(".")
+      .slice(0, 2)
+      .map((p) => JSON.parse(atob(p.replace(/-/g, "+").replace(/_/g, "/"))));
     expect(header).toEqual({ alg: "ES256", kid: "test-key-1", typ: "at+jwt" });
     expect(payload).toMatchObject({ iss: config.ISSUER, aud: config.AUDIENCE });
   });
@@ -50,12 +64,25 @@ describe("access tokens", () => {
     const { token } = await signAccessToken(config, input());
     const [h, p, s] = token.split(".");
     const claims = JSON.parse(atob(p!.replace(/-/g, "+").replace(/_/g, "/")));
-    const evil = btoa(JSON.stringify({ ...claims, roles: ["admin"] })).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const evil = btoa(JSON.stringify({ ...claims, roles: ["admin"] }))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
     expect(await verifyAccessToken(config, `${h}.${evil}.${s}`)).toBeNull();
   });
 
   it("rejects alg none and an HMAC token keyed with the public key", async () => {
-    const unsigned = unsignedToken({ iss: config.ISSUER, aud: config.AUDIENCE, sub: "u-1", jti: "j", iat: now(), exp: now() + 60, sid: "s", username: "a", roles: ["admin"] });
+    const unsigned = unsignedToken({
+      iss: config.ISSUER,
+      aud: config.AUDIENCE,
+      sub: "u-1",
+      jti: "j",
+      iat: now(),
+      exp: now() + 60,
+      sid: "s",
+      username: "a",
+      roles: ["admin"],
+    });
     expect(await verifyAccessToken(config, unsigned)).toBeNull();
     const publicJson = JSON.stringify((await publicJwks(config)).keys[0]);
     const hs = await forge({ header: { alg: "HS256" }, key: new TextEncoder().encode(publicJson) });

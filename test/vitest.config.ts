@@ -11,7 +11,11 @@ export default defineConfig(async () => {
   process.env.WRANGLER_SEND_METRICS ??= "false";
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
-  const secrets = { JWT_PRIVATE_KEY: JSON.stringify(jwk), PASSWORD_PEPPER: "test-pepper-0123456789abcdef", MFA_ENCRYPTION_KEY: "dGVzdC1tZmEta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI" };
+  const secrets = {
+    JWT_PRIVATE_KEY: JSON.stringify(jwk),
+    PASSWORD_PEPPER: "test-pepper-0123456789abcdef",
+    MFA_ENCRYPTION_KEY: "dGVzdC1tZmEta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI",
+  };
   // The environment copy only quiets wrangler's "missing required secrets" check.
   Object.assign(process.env, secrets);
   // Every var is passed explicitly, so a developer's .dev.vars can never change what tests see:

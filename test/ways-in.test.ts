@@ -2,8 +2,6 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SoftAuthenticator } from "./authenticator";
 import {
-  ORIGIN,
-  PASSWORD,
   awayFromStepEdge,
   call,
   codeAt,
@@ -12,6 +10,8 @@ import {
   expectError,
   login,
   mailbox,
+  ORIGIN,
+  PASSWORD,
   refreshWith,
   registerOptions,
   registerUser,
@@ -40,7 +40,11 @@ async function passkeySignIn(authenticator: SoftAuthenticator) {
 }
 
 /** Adds a passkey to the account of `token` (after the step-up), with its notice mailed to `box`. */
-async function addPasskey(box: ReturnType<typeof mailbox>, token: string, check: { current_password: string; code?: string; recovery_code?: string } = { current_password: PASSWORD }) {
+async function addPasskey(
+  box: ReturnType<typeof mailbox>,
+  token: string,
+  check: { current_password: string; code?: string; recovery_code?: string } = { current_password: PASSWORD },
+) {
   const authenticator = new SoftAuthenticator(ORIGIN);
   const options = await registerOptions(token, check);
   const res = await box.send("POST", "/passkeys/register/verify", { token, body: { response: await authenticator.register(options), name: "Planted" } });
@@ -48,7 +52,8 @@ async function addPasskey(box: ReturnType<typeof mailbox>, token: string, check:
   return authenticator;
 }
 
-const userRow = (id: string) => env.DB.prepare("SELECT email_verified_at, totp_enabled_at, failed_logins FROM users WHERE id = ?").bind(id).first<Record<string, number | null>>();
+const userRow = (id: string) =>
+  env.DB.prepare("SELECT email_verified_at, totp_enabled_at, failed_logins FROM users WHERE id = ?").bind(id).first<Record<string, number | null>>();
 
 describe("assurance carried in every access token", () => {
   it("a password sign-in: amr pwd, auth_time the sign-in; a refresh keeps both", async () => {
@@ -119,9 +124,14 @@ describe("with TOTP on, the password alone moves nothing", () => {
     expectError(await call("DELETE", "/me", { token: u.access_token, body: noCode }), 401, "invalid_mfa_code");
     expect(await stepUpFailures(u.access_token)).toBe(0); // asking is not guessing
     expect((await call("GET", "/protected", { token: u.access_token })).status).toBe(200);
-    const changed = await call("POST", "/password", { token: u.access_token, body: { ...noCode, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] } });
+    const changed = await call("POST", "/password", {
+      token: u.access_token,
+      body: { ...noCode, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] },
+    });
     expect(changed.status, changed.text).toBe(200);
-    expect((await call("DELETE", "/me", { token: u.access_token, body: { current_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[1] } })).status).toBe(200);
+    expect((await call("DELETE", "/me", { token: u.access_token, body: { current_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[1] } })).status).toBe(
+      200,
+    );
   });
 });
 
@@ -141,7 +151,9 @@ describe("a stranger's failed logins never block the signed-in owner", () => {
     const codes: string[] = enabled.body.recovery_codes;
     await addPasskey(box, token, { current_password: PASSWORD, recovery_code: codes[0] });
     expect((await box.send("POST", "/email", { token, body: { new_email: address(), current_password: PASSWORD, recovery_code: codes[1] } })).status).toBe(202);
-    expect((await call("POST", "/password", { token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD, recovery_code: codes[2] } })).status).toBe(200);
+    expect((await call("POST", "/password", { token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD, recovery_code: codes[2] } })).status).toBe(
+      200,
+    );
     expect((await call("POST", "/mfa/totp/disable", { token, body: { current_password: NEW_PASSWORD, recovery_code: codes[3] } })).status).toBe(200);
     expect((await call("DELETE", "/me", { token, body: { current_password: NEW_PASSWORD } })).status).toBe(200);
   });
@@ -149,13 +161,16 @@ describe("a stranger's failed logins never block the signed-in owner", () => {
   it("a session that keeps guessing is signed out by its own budget, and only that session", async () => {
     const u = await userWithTotp();
     const other = await call("POST", "/login/mfa", { body: { challenge: (await login(u.input.username)).body.challenge, recovery_code: u.recoveryCodes[0] } });
-    const guess = async () => call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } });
+    const guess = async () =>
+      call("POST", "/mfa/totp/disable", { token: u.access_token, body: { current_password: PASSWORD, code: await wrongCode(u.secret) } });
     for (let i = 0; i < 4; i++) expectError(await guess(), 401, "invalid_mfa_code");
     expectError(await guess(), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: u.access_token }), 401, "invalid_token");
     expect((await call("GET", "/protected", { token: other.body.access_token })).status).toBe(200);
     expect((await userRow(u.user.id))!.failed_logins).toBe(0);
-    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'step_up_failed'").bind(u.user.id).first<{ n: number }>();
+    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'step_up_failed'")
+      .bind(u.user.id)
+      .first<{ n: number }>();
     expect(audited!.n).toBe(5);
   });
 
@@ -216,16 +231,23 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const reg = await registerUser({ email });
     // A stranger's wrong logins lock the account: the reset is not blocked by that.
     for (let i = 0; i < 5; i++) await login(reg.input.username, "wrong password 1");
-    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 60_000, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?")
+      .bind(Date.now() - 60_000, reg.user.id)
+      .run();
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
-    const codes = (await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } })).body.recovery_codes as string[];
+    const codes = (await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } })).body
+      .recovery_codes as string[];
     await box.send("POST", "/password/forgot", { body: { email } });
     const token = box.link(email, "reset-password");
     const noCode = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } });
     expectError(noCode, 401, "invalid_mfa_code");
     expect(noCode.body.message).toMatch(/send code or recovery_code/);
-    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: await wrongCode(setup.body.secret) } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: await wrongCode(setup.body.secret) } }),
+      401,
+      "invalid_mfa_code",
+    );
     const attempts = await env.DB.prepare("SELECT sum(attempts) AS n FROM account_tokens WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>();
     expect(attempts!.n).toBe(1);
     const done = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: codes[0] } });
@@ -235,20 +257,30 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     // The recovery code is spent, and sign-in still takes a second step.
     expect((await login(reg.input.username, NEW_PASSWORD)).body.mfa_required).toBe(true);
     await box.send("POST", "/password/forgot", { body: { email } });
-    expectError(await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "again secret 5", recovery_code: codes[0] } }), 401, "invalid_mfa_code");
+    expectError(
+      await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "again secret 5", recovery_code: codes[0] } }),
+      401,
+      "invalid_mfa_code",
+    );
   });
 
   it("a reset's codes: ten tries a day per account, across its links, then 429", async () => {
     const box = mailbox();
     const email = address();
     const u = await userWithTotp(email);
-    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?")
+      .bind(Date.now() - 3_600_000, u.user.id)
+      .run();
     const tokens: string[] = [];
     for (let i = 0; i < 2; i++) {
       await box.send("POST", "/password/forgot", { body: { email } });
       tokens.push(box.link(email, "reset-password"));
     }
-    const tries = await Promise.all(Array.from({ length: 10 }, async (_, i) => call("POST", "/password/reset", { body: { token: tokens[i % 2], new_password: NEW_PASSWORD, code: await wrongCode(u.secret) } })));
+    const tries = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) =>
+        call("POST", "/password/reset", { body: { token: tokens[i % 2], new_password: NEW_PASSWORD, code: await wrongCode(u.secret) } }),
+      ),
+    );
     expect(tries.map((r) => r.status)).toEqual(Array(10).fill(401));
     const over = await call("POST", "/password/reset", { body: { token: tokens[0], new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] } });
     expectError(over, 429, "rate_limited");
@@ -259,14 +291,21 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const box = mailbox();
     const old = address();
     const u = await userWithTotp(old);
-    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?")
+      .bind(Date.now() - 3_600_000, u.user.id)
+      .run();
     const moved = address();
-    expect((await box.send("POST", "/email", { token: u.access_token, body: { new_email: moved, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } })).status).toBe(202);
+    expect(
+      (await box.send("POST", "/email", { token: u.access_token, body: { new_email: moved, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } }))
+        .status,
+    ).toBe(202);
     expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
     await box.send("POST", "/password/forgot", { body: { email: moved } });
     const token = box.link(moved, "reset-password");
     expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } }), 401, "invalid_mfa_code");
-    expect((await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[1] } })).body.totp_removed).toBe(false);
+    expect((await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[1] } })).body.totp_removed).toBe(
+      false,
+    );
   });
 
   it("an address moved while TOTP was off outranks a TOTP turned on before the move was confirmed", async () => {
@@ -292,7 +331,13 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const token = box.link(email, "reset-password");
     // Batch 1 reads the link and the account (no TOTP: no code needed); TOTP is turned on, after the
     // address was proved, just before batch 2.
-    const DB = d1WriteBeforeBatch(2, "UPDATE users SET email_verified_at = ?, totp_enabled_at = ?, totp_secret = 'x' WHERE id = ?", Date.now() - 1000, Date.now(), reg.user.id);
+    const DB = d1WriteBeforeBatch(
+      2,
+      "UPDATE users SET email_verified_at = ?, totp_enabled_at = ?, totp_secret = 'x' WHERE id = ?",
+      Date.now() - 1000,
+      Date.now(),
+      reg.user.id,
+    );
     expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD }, bindings: { DB } }), 400, "invalid_link");
     expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(401);
     expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull();
@@ -304,13 +349,21 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const box = mailbox();
     const email = address();
     const u = await userWithTotp(email);
-    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now() - 3_600_000, u.user.id).run();
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?")
+      .bind(Date.now() - 3_600_000, u.user.id)
+      .run();
     await box.send("POST", "/password/forgot", { body: { email } });
     const token = box.link(email, "reset-password");
     // Batch 1 reads the link; the recovery code is spent (a sign-in elsewhere) just before batch 2.
-    const spent = JSON.stringify(JSON.parse(String((await env.DB.prepare("SELECT recovery_codes AS c FROM users WHERE id = ?").bind(u.user.id).first<{ c: string }>())!.c)).slice(1));
+    const spent = JSON.stringify(
+      JSON.parse(String((await env.DB.prepare("SELECT recovery_codes AS c FROM users WHERE id = ?").bind(u.user.id).first<{ c: string }>())!.c)).slice(1),
+    );
     const DB = d1WriteBeforeBatch(2, "UPDATE users SET recovery_codes = ? WHERE id = ?", spent, u.user.id);
-    expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] }, bindings: { DB } }), 400, "invalid_link");
+    expectError(
+      await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: u.recoveryCodes[0] }, bindings: { DB } }),
+      400,
+      "invalid_link",
+    );
     expectError(await login(u.input.username, NEW_PASSWORD), 401, "invalid_credentials");
   });
 
@@ -322,7 +375,11 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const options = await registerOptions(reg.access_token);
     const response = await new SoftAuthenticator(ORIGIN).register(options);
     const revoke = d1WriteBeforeBatch(1, "UPDATE sessions SET revoked_at = ? WHERE id = ?", Date.now(), sidOf(reg.access_token));
-    expectError(await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response }, bindings: { DB: revoke } }), 401, "invalid_token");
+    expectError(
+      await call("POST", "/passkeys/register/verify", { token: reg.access_token, body: { response }, bindings: { DB: revoke } }),
+      401,
+      "invalid_token",
+    );
     const stored = await env.DB.prepare("SELECT count(*) AS n FROM passkeys WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>();
     expect(stored!.n).toBe(0);
     // A TOTP setup left pending before a reset cannot be turned on after it.
@@ -344,12 +401,15 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const response = await authenticator.register(options);
     await box.send("POST", "/password/forgot", { body: { email } });
     expect((await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: NEW_PASSWORD } })).status).toBe(200);
-    const late = await call("POST", "/passkeys/register/verify", { token: (await login(reg.input.username, NEW_PASSWORD)).body.access_token, body: { response } });
+    const late = await call("POST", "/passkeys/register/verify", {
+      token: (await login(reg.input.username, NEW_PASSWORD)).body.access_token,
+      body: { response },
+    });
     expectError(late, 401, "invalid_challenge");
   });
 });
 
-describe("\"this was not me\": every notice of a new way in carries a link that removes it", () => {
+describe('"this was not me": every notice of a new way in carries a link that removes it', () => {
   it("a planted passkey: the link removes it and ends every session; single use", async () => {
     const box = mailbox();
     const email = address();
@@ -367,7 +427,9 @@ describe("\"this was not me\": every notice of a new way in carries a link that 
     for (const t of [owner.access_token, attacker.access_token]) expectError(await call("GET", "/protected", { token: t }), 401, "invalid_token");
     expectError(await refreshWith(attacker.refresh_token), 401, "invalid_token");
     expectError(await call("POST", "/ways-in/revoke", { body: { token } }), 400, "invalid_link");
-    const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'way_in_revoked'").bind(owner.user.id).first<{ detail: string }>();
+    const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'way_in_revoked'")
+      .bind(owner.user.id)
+      .first<{ detail: string }>();
     expect(JSON.parse(audited!.detail)).toEqual({ way: "passkey", removed: true });
   });
 
@@ -413,7 +475,9 @@ describe("\"this was not me\": every notice of a new way in carries a link that 
     const email = address();
     const reg = await registerUser({ email });
     await addPasskey(box, reg.access_token);
-    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE user_id = ? AND purpose = 'revoke_way_in'").bind(Date.now() - 1, reg.user.id).run();
+    await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE user_id = ? AND purpose = 'revoke_way_in'")
+      .bind(Date.now() - 1, reg.user.id)
+      .run();
     expectError(await call("POST", "/ways-in/revoke", { body: { token: box.link(email, "revoke-way-in") } }), 400, "invalid_link");
     expectError(await call("POST", "/ways-in/revoke", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
     expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
@@ -454,7 +518,9 @@ describe("REQUIRE_VERIFIED_EMAIL on: no account is stuck", () => {
     const email = address();
     const fresh = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD }, bindings: on });
     await box.send("POST", "/password/forgot", { body: { email }, bindings: on });
-    expect((await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: NEW_PASSWORD }, bindings: on })).status).toBe(200);
+    expect(
+      (await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: NEW_PASSWORD }, bindings: on })).status,
+    ).toBe(200);
     const signedIn = await call("POST", "/login", { body: { username: fresh.body.user.username, password: NEW_PASSWORD }, bindings: on });
     expect(signedIn.status, signedIn.text).toBe(200);
     expect(signedIn.body.user.email_verified).toBe(true);
@@ -492,14 +558,20 @@ describe("mail that strangers cannot turn against the owner", () => {
     const mine = address();
     await box.send("POST", "/email", { token: owner.access_token, body: { new_email: mine, current_password: PASSWORD } });
     const busy = address();
-    for (let i = 0; i < 3; i++) await box.send("POST", "/email", { token: (await registerUser()).access_token, body: { new_email: busy, current_password: PASSWORD } });
+    for (let i = 0; i < 3; i++)
+      await box.send("POST", "/email", { token: (await registerUser()).access_token, body: { new_email: busy, current_password: PASSWORD } });
     expectError(await box.send("POST", "/email", { token: owner.access_token, body: { new_email: busy, current_password: PASSWORD } }), 429, "rate_limited");
     expect((await call("POST", "/email/confirm", { body: { token: box.link(mine, "confirm-email") } })).status).toBe(200);
   });
 
   it("an invalid body spends no mail budget", async () => {
     const reg = await registerUser({ email: address() });
-    for (let i = 0; i < 6; i++) expectError(await call("POST", "/email", { token: reg.access_token, body: { new_email: "not an address", current_password: PASSWORD } }), 400, "validation_failed");
+    for (let i = 0; i < 6; i++)
+      expectError(
+        await call("POST", "/email", { token: reg.access_token, body: { new_email: "not an address", current_password: PASSWORD } }),
+        400,
+        "validation_failed",
+      );
     expect((await call("POST", "/email", { token: reg.access_token, body: { new_email: address(), current_password: PASSWORD } })).status).toBe(202);
   });
 
@@ -507,7 +579,10 @@ describe("mail that strangers cannot turn against the owner", () => {
     const known = address();
     await registerUser({ email: known });
     const box = mailbox();
-    const answers = [await box.send("POST", "/email/verify/request", { body: { email: known } }), await box.send("POST", "/email/verify/request", { body: { email: address() } })];
+    const answers = [
+      await box.send("POST", "/email/verify/request", { body: { email: known } }),
+      await box.send("POST", "/email/verify/request", { body: { email: address() } }),
+    ];
     expect(answers.map((a) => a.status)).toEqual([202, 202]);
     expect(answers[0]!.text).toBe(answers[1]!.text);
     expect(box.sent.map((m) => m.to)).toEqual([known]);

@@ -1,19 +1,19 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
 import { endLinks, endLinksOf, insertLink, issueLink, linkStored } from "../db/account-tokens";
+import { deleteUser } from "../db/admins";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
 import { userWithPasskeyCount, userWithPasskeys } from "../db/passkeys";
 import type { User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
-import { deleteUser } from "../db/admins";
 import { accountWithAddress, accountWithId, changeEmail, emailTaken, findUserById, markEmailVerified, unverified } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
-import { Refusal, TooManyAttempts, sessionEnded, userGone } from "./errors";
-import { LIFETIME, LIMITS, invalidLink, newLink, notMeLink, openLink, requireAppUrl } from "./links";
+import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
+import { invalidLink, LIFETIME, LIMITS, newLink, notMeLink, openLink, requireAppUrl } from "./links";
 import { revokeEpoch } from "./revocations";
-import { beginStepUp, proveStepUp, stepUp, type StepUpInput } from "./step-up";
+import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
 import { stepUpFor, waysIn } from "./ways-in";
 
@@ -50,7 +50,10 @@ async function mailVerification(deps: Deps, who: SQL, sessionId: string | null) 
   const issued = await issueLink(deps.db, unverified(who), row, LIMITS.verify_email);
   if (!issued) return undefined; // no unverified address, or three links are live already
   const lines = [`Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`];
-  return { mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }), userId: issued.userId };
+  return {
+    mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }),
+    userId: issued.userId,
+  };
 }
 
 /**
@@ -127,10 +130,15 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
   // Links already live to that address from other accounts: nothing is mailed to it for now.
   if (!inserted[0]) throw new TooManyAttempts(3600, "Too many pending links to that address; try again later");
   // No text of the requester's choosing (not even the username) in a mail to an address not yet proved.
-  const confirm = compose(email, "Confirm your new email address", ["Someone asked to use this address for their account. If it was you, open the link below within 24 hours. If not, ignore this mail."], {
-    url: appLink(deps.config, "confirm-email", link.token),
-    label: "Use this address",
-  });
+  const confirm = compose(
+    email,
+    "Confirm your new email address",
+    ["Someone asked to use this address for their account. If it was you, open the link below within 24 hours. If not, ignore this mail."],
+    {
+      url: appLink(deps.config, "confirm-email", link.token),
+      label: "Use this address",
+    },
+  );
   sendAfterAnswer(deps, confirm, { user_id: user.id, purpose: "change_email" });
   securityNotice(deps, user, "Someone signed in to your account asked to move it to another email address", notMe.token);
   await audit(deps, "email_change_requested", { user_id: user.id, session_id: claims.sid });
@@ -141,19 +149,16 @@ export async function confirmEmailChange(deps: Deps, token: string): Promise<voi
   const { db } = deps;
   const now = new Date();
   const link = await openLink(db, token, "change_email", now);
-  let used;
-  try {
-    // One batch: the use, the new address, and the end of links sent to the old one. If the address
-    // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
-    ({ used } = await batch(db, {
-      used: link.consume(),
-      changed: changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId, link.way?.startsWith("totp:") ? Number(link.way.slice(5)) : null),
-      oldLinksEnded: endLinks(db, link.userId, ["reset_password", "verify_email"], now, link.consumed),
-    }));
-  } catch (err) {
+  // One batch: the use, the new address, and the end of links sent to the old one. If the address
+  // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
+  const { used } = await batch(db, {
+    used: link.consume(),
+    changed: changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId, link.way?.startsWith("totp:") ? Number(link.way.slice(5)) : null),
+    oldLinksEnded: endLinks(db, link.userId, ["reset_password", "verify_email"], now, link.consumed),
+  }).catch((err) => {
     if (uniqueViolation(err)?.includes("email")) throw new Refusal("email_taken", "That address was taken in the meantime");
     throw err;
-  }
+  });
   if (!used[0]) throw invalidLink(); // another request used it first
   await audit(deps, "email_changed", { user_id: link.userId });
 }

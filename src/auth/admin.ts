@@ -1,11 +1,11 @@
 import { audit } from "../audit";
-import { listAuditEvents } from "../db/audit";
 import { endLinks } from "../db/account-tokens";
+import { adminRefusal, listUsers, type UserCursor, updateByAdmin } from "../db/admins";
+import { listAuditEvents } from "../db/audit";
 import { batch } from "../db/batch";
 import { userWithPasskeyCount } from "../db/passkeys";
 import type { User } from "../db/schema";
 import { revokeUserSessions } from "../db/sessions";
-import { adminRefusal, listUsers, updateByAdmin, type UserCursor } from "../db/admins";
 import { epochState, updatedAt } from "../db/users";
 import type { Deps } from "../deps";
 import { publishEpoch } from "./epochs";

@@ -1,5 +1,5 @@
-import type { Deps } from "../deps";
 import { epochState } from "../db/users";
+import type { Deps } from "../deps";
 import { log } from "../log";
 import { revokeEpoch } from "./revocations";
 
@@ -45,4 +45,3 @@ export function retryAfterAnswer(deps: Deps, write: () => Promise<void>) {
     })(),
   );
 }
-

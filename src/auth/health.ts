@@ -1,4 +1,4 @@
-import { pingDb, type Db } from "../db/client";
+import { type Db, pingDb } from "../db/client";
 import { pingKv } from "./revocations";
 
 /** GET /health: D1 and KV both answer (a failure is thrown as it came). */

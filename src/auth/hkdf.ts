@@ -7,13 +7,26 @@ import { toBase64Url } from "../encoding";
 
 const keys = new Map<string, Promise<CryptoKey>>();
 
-export function derivedKey(secret: Uint8Array, label: string, algorithm: SubtleCryptoImportKeyAlgorithm, usages: ("sign" | "encrypt" | "decrypt")[]): Promise<CryptoKey> {
+export function derivedKey(
+  secret: Uint8Array,
+  label: string,
+  algorithm: SubtleCryptoImportKeyAlgorithm,
+  usages: ("sign" | "encrypt" | "decrypt")[],
+): Promise<CryptoKey> {
   const name = `${label}\u0000${toBase64Url(secret)}`;
   let key = keys.get(name);
   if (!key) {
     key = crypto.subtle
       .importKey("raw", secret, "HKDF", false, ["deriveKey"])
-      .then((master) => crypto.subtle.deriveKey({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode(label) }, master, algorithm, false, usages));
+      .then((master) =>
+        crypto.subtle.deriveKey(
+          { name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new TextEncoder().encode(label) },
+          master,
+          algorithm,
+          false,
+          usages,
+        ),
+      );
     key.catch(() => keys.delete(name));
     keys.set(name, key);
   }

@@ -1,6 +1,6 @@
 import type { SQL } from "drizzle-orm";
-import { ConfigError, type Config } from "../config";
-import { consumeAccountToken, consumedBy, insertLink, usableFor, type LinkLimits, type NewLink, type TokenPurpose } from "../db/account-tokens";
+import { type Config, ConfigError } from "../config";
+import { consumeAccountToken, consumedBy, insertLink, type LinkLimits, type NewLink, type TokenPurpose, usableFor } from "../db/account-tokens";
 import type { Db } from "../db/client";
 import { accountWithId } from "../db/users";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
@@ -38,7 +38,10 @@ export function requireAppUrl(config: Config) {
 /** A new link's token, and its row (the hash only). */
 export async function newLink(purpose: TokenPurpose, now: Date, row: Omit<NewLink, "tokenHash" | "purpose" | "now" | "expiresAt"> = {}) {
   const token = toBase64Url(randomBytes(32));
-  return { token, row: { ...row, tokenHash: await sha256Base64Url(token), purpose, now, expiresAt: new Date(now.getTime() + LIFETIME[purpose]) } satisfies NewLink };
+  return {
+    token,
+    row: { ...row, tokenHash: await sha256Base64Url(token), purpose, now, expiresAt: new Date(now.getTime() + LIFETIME[purpose]) } satisfies NewLink,
+  };
 }
 
 /**

@@ -1,10 +1,10 @@
+import type { SQL } from "drizzle-orm";
 import { audit, auditRow, logEvent } from "../audit";
-import type { User } from "../db/schema";
 import type { Config } from "../config";
 import { batch } from "../db/batch";
+import { beginLoginCheck, type LockPolicy, readLock, recordLoginResult } from "../db/login-checks";
 import { endCheck } from "../db/password-checks";
-import type { SQL } from "drizzle-orm";
-import { beginLoginCheck, readLock, recordLoginResult, type LockPolicy } from "../db/login-checks";
+import type { User } from "../db/schema";
 import { accountWithId, loginIs } from "../db/users";
 import type { Deps } from "../deps";
 import { TooManyAttempts } from "./errors";
@@ -67,14 +67,24 @@ async function refuse(deps: Deps, userId: string, now: Date): Promise<never> {
   }
   // Only the first refusal of each lock is kept in D1; every refusal still writes its log line.
   await audit(deps, "rate_limited", { user_id: userId, reason: "account_locked" }, { store: firstRefusal });
-  throw new TooManyAttempts(Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000)), "Too many failed attempts for this account, try again later");
+  throw new TooManyAttempts(
+    Math.max(1, Math.ceil((lockedUntil.getTime() - now.getTime()) / 1000)),
+    "Too many failed attempts for this account, try again later",
+  );
 }
 
 /**
  * Records a wrong password (or an unknown user, on no row) with its audit row, in one round trip;
  * returns the lock this failure set, if any.
  */
-export async function failPasswordCheck(deps: Deps, userId: string | undefined, check: string | undefined, now: Date, event: "login_failed" | "mfa_failed" = "login_failed", reason?: string) {
+export async function failPasswordCheck(
+  deps: Deps,
+  userId: string | undefined,
+  check: string | undefined,
+  now: Date,
+  event: "login_failed" | "mfa_failed" = "login_failed",
+  reason?: string,
+) {
   const fields = { user_id: userId ?? null, ...(reason ? { reason } : {}) };
   const { counted } = await batch(deps.db, {
     counted: recordLoginResult(deps.db, userId ?? "", now, lockPolicy(deps.config), false),

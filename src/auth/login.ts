@@ -10,7 +10,7 @@ import { requestEmailVerification } from "./account";
 import { Refusal } from "./errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, passwordOptions, verifyPassword } from "./passwords";
-import { openSession, refusedSignIn, type Issued } from "./sign-in";
+import { type Issued, openSession, refusedSignIn } from "./sign-in";
 import { amrOf } from "./ways-in";
 
 /** Sign-in with a username (or address) and password. Knows nothing of HTTP. */
@@ -55,7 +55,9 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
     throw new Refusal("email_unverified", "Verify your email address first: a new link is on its way to it");
   }
 
-  const rehash = needsRehash(user.passwordHash, options) ? rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now) : undefined;
+  const rehash = needsRehash(user.passwordHash, options)
+    ? rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)
+    : undefined;
   // TOTP on: half a login. The failure count stays (only the second step clears it), so knowing the
   // password does not buy unlimited guesses at the code.
   if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, check, now, { rehash }) };
@@ -78,7 +80,14 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
 async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Date, also: Statements): Promise<MfaChallenge> {
   const token = toBase64Url(randomBytes(32));
   const ttl = deps.config.CHALLENGE_TTL;
-  const row = { id: await sha256Base64Url(token), purpose: "mfa_login" as const, userId: user.id, passwordVersion: user.passwordVersion, createdAt: now, expiresAt: new Date(now.getTime() + ttl * 1000) };
+  const row = {
+    id: await sha256Base64Url(token),
+    purpose: "mfa_login" as const,
+    userId: user.id,
+    passwordVersion: user.passwordVersion,
+    createdAt: now,
+    expiresAt: new Date(now.getTime() + ttl * 1000),
+  };
   await batch(deps.db, {
     challenge: insertChallenge(deps.db, row),
     checkEnded: endCheck(deps.db, check),

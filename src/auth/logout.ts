@@ -6,7 +6,7 @@ import { endSessionEpoch, epochState } from "../db/users";
 import type { Deps } from "../deps";
 import { publishEpoch } from "./epochs";
 import { Refusal, userGone } from "./errors";
-import { REFRESH_TOKEN_FORMAT, hashRefreshToken } from "./refresh-tokens";
+import { hashRefreshToken, REFRESH_TOKEN_FORMAT } from "./refresh-tokens";
 import { revokeSessions } from "./revocations";
 import type { AccessClaims } from "./tokens";
 
@@ -23,7 +23,10 @@ import type { AccessClaims } from "./tokens";
 export async function logout(deps: Deps, claims: AccessClaims): Promise<void> {
   const event = { user_id: claims.sub, session_id: claims.sid };
   // The revocation and its audit row: one round trip.
-  const { revoked } = await batch(deps.db, { revoked: revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date()), audited: auditRow(deps, "logout", event) });
+  const { revoked } = await batch(deps.db, {
+    revoked: revokeSession(deps.db, { id: claims.sid, userId: claims.sub }, new Date()),
+    audited: auditRow(deps, "logout", event),
+  });
   logEvent(deps, "logout", event);
   // No row (the user was deleted): this token still must stop working.
   await revokeSessions(deps.kv, revoked.length ? revoked : [{ id: claims.sid, accessExpiresAt: new Date(claims.exp * 1000) }]);

@@ -1,6 +1,17 @@
 import { audit, auditRowIf, logEvent } from "../audit";
 import { batch } from "../db/batch";
-import { countChallengeFailure, consumeChallenge, consumedBy, totpTurnedAt, disableTotp as disableTotpRow, enableTotp as enableTotpRow, findChallenge, findUsedChallenge, spendProof, storePendingTotp } from "../db/mfa";
+import {
+  consumeChallenge,
+  consumedBy,
+  countChallengeFailure,
+  disableTotp as disableTotpRow,
+  enableTotp as enableTotpRow,
+  findChallenge,
+  findUsedChallenge,
+  spendProof,
+  storePendingTotp,
+  totpTurnedAt,
+} from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { resetStepUpFailures, sessionExists, sessionLive } from "../db/sessions";
@@ -9,17 +20,17 @@ import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { log } from "../log";
 import { securityNotice } from "../mail";
+import { Refusal } from "./errors";
 import { notMeLink } from "./links";
-import { seal } from "./secrets";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { successorOf } from "./refresh-tokens";
-import { RECOVERY_CODES, methodOf, openSecret, proofOf, recoveryCodesFor, recoveryHash, type SecondFactor } from "./second-factor";
-import { clientFingerprint, openSession, refusedSignIn, reissueSignIn, type Issued } from "./sign-in";
+import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, type SecondFactor } from "./second-factor";
+import { seal } from "./secrets";
+import { clientFingerprint, type Issued, openSession, refusedSignIn, reissueSignIn } from "./sign-in";
 import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "./step-up";
 import type { AccessClaims } from "./tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "./totp";
 import { amrOf } from "./ways-in";
-import { Refusal } from "./errors";
 
 /**
  * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
@@ -86,7 +97,16 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
     const notMe = await notMeLink(deps.db, user.id, `totp:${now.getTime()}`, claims.sid, now, turnedOn);
     const { enabled } = await batch(deps.db, {
       // Only while this session is live: a reset that ended it meanwhile wins.
-      enabled: enableTotpRow(deps.db, user.id, sealed, step, await Promise.all(codes.map(recoveryHash)), now, claims.sid, sessionLive(deps.db, claims.sid, now)),
+      enabled: enableTotpRow(
+        deps.db,
+        user.id,
+        sealed,
+        step,
+        await Promise.all(codes.map(recoveryHash)),
+        now,
+        claims.sid,
+        sessionLive(deps.db, claims.sid, now),
+      ),
       audited: auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
       notMeLink: notMe.statement,
       budgetWhole: resetStepUpFailures(deps.db, claims.sid),

@@ -1,22 +1,38 @@
-import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
+import type {
+  AuthenticationResponseJSON,
+  RegistrationResponseJSON,
+  VerifiedAuthenticationResponse,
+  VerifiedRegistrationResponse,
+} from "@simplewebauthn/server";
 import { audit, auditRowIf, logEvent } from "../audit";
-import { ConfigError, type Config } from "../config";
-import { consumeChallenge, insertChallenge } from "../db/mfa";
-import { counterAdvances, counterMayAdvance, deletePasskey, findOwnPasskey, findPasskeyAndUser, insertPasskey, passkeyStoredAt, listPasskeys as listPasskeyRows, passkeyIdsOf, recordPasskeyUse } from "../db/passkeys";
+import { type Config, ConfigError } from "../config";
 import { batch } from "../db/batch";
+import { consumeChallenge, insertChallenge } from "../db/mfa";
+import {
+  counterAdvances,
+  counterMayAdvance,
+  deletePasskey,
+  findOwnPasskey,
+  findPasskeyAndUser,
+  insertPasskey,
+  listPasskeys as listPasskeyRows,
+  passkeyIdsOf,
+  passkeyStoredAt,
+  recordPasskeyUse,
+} from "../db/passkeys";
 import type { Passkey, User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
-import { findUserById, selectUser } from "../db/users";
+import { selectUser } from "../db/users";
 import type { Deps } from "../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../encoding";
 import { log } from "../log";
 import { securityNotice } from "../mail";
-import { notMeLink } from "./links";
-import { stepUp, type StepUpInput } from "./step-up";
-import { amrOf } from "./ways-in";
-import { openSession, refusedSignIn, type Issued } from "./sign-in";
-import type { AccessClaims } from "./tokens";
 import { Refusal, sessionEnded } from "./errors";
+import { notMeLink } from "./links";
+import { type Issued, openSession, refusedSignIn } from "./sign-in";
+import { type StepUpInput, stepUp } from "./step-up";
+import type { AccessClaims } from "./tokens";
+import { amrOf } from "./ways-in";
 
 /**
  * Passkeys (WebAuthn) through @simplewebauthn/server: registration by a signed-in user, and sign-in
@@ -113,9 +129,15 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
     throw new Refusal("invalid_challenge");
   }
   const { verifyRegistrationResponse } = await webauthn();
-  let verified;
+  let verified: VerifiedRegistrationResponse;
   try {
-    verified = await verifyRegistrationResponse({ response, expectedChallenge: challenge!, expectedOrigin: rp.origins, expectedRPID: rp.id, requireUserVerification: true });
+    verified = await verifyRegistrationResponse({
+      response,
+      expectedChallenge: challenge!,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: true,
+    });
   } catch (err) {
     log("passkey_rejected", { request_id: deps.requestId, user_id: claims.sub, message: (err as Error).message }, "warn");
     throw new Refusal("passkey_rejected");
@@ -163,7 +185,12 @@ export async function authenticationOptions(deps: Deps) {
   const rp = relyingParty(deps.config);
   const challenge = newChallenge();
   const { generateAuthenticationOptions } = await webauthn();
-  const options = await generateAuthenticationOptions({ rpID: rp.id, challenge: fromBase64Url(challenge)!, timeout: deps.config.CHALLENGE_TTL * 1000, userVerification: "required" });
+  const options = await generateAuthenticationOptions({
+    rpID: rp.id,
+    challenge: fromBase64Url(challenge)!,
+    timeout: deps.config.CHALLENGE_TTL * 1000,
+    userVerification: "required",
+  });
   await storeChallenge(deps, options.challenge, "passkey_login", null, new Date());
   return options;
 }
@@ -182,7 +209,10 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   const now = new Date();
   const challenge = challengeOf(response.response.clientDataJSON);
   if (!challenge) throw new Refusal("invalid_challenge");
-  const found = await batch(db, { challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()), ...findPasskeyAndUser(db, response.id) });
+  const found = await batch(db, {
+    challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()),
+    ...findPasskeyAndUser(db, response.id),
+  });
   if (!found.challengeUsed[0]) throw new Refusal("invalid_challenge");
   const passkey = found.passkey[0];
   const user = found.owner[0];
@@ -201,7 +231,7 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   if (!counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
 
   const { verifyAuthenticationResponse } = await webauthn();
-  let verified;
+  let verified: VerifiedAuthenticationResponse;
   try {
     verified = await verifyAuthenticationResponse({
       response,

@@ -2,17 +2,17 @@ import { audit } from "../audit";
 import { ALL_PURPOSES, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
-import { endUserChallenges, removeTotpEnabledAt, spendProof, usable as proofUsable, type Proof } from "../db/mfa";
+import { endUserChallenges, type Proof, usable as proofUsable, removeTotpEnabledAt, spendProof } from "../db/mfa";
 import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
 import { revokeUserSessions } from "../db/sessions";
 import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, resetPassword, restoreEmail } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, sendMail } from "../mail";
-import { LIMITS, invalidLink, newLink, openLink, requireAppUrl } from "./links";
+import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
+import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
 import { hashPassword, passwordOptions } from "./passwords";
 import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
-import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { needs, resetRemovesTotp } from "./ways-in";
 
 /**
@@ -52,7 +52,12 @@ export async function forgotPassword(deps: Deps, email: string): Promise<void> {
  * session, pending challenge and other link ended; every passkey removed; TOTP removed unless it was
  * turned on after the address was proved, in which case the reset needs a code (auth/ways-in.ts).
  */
-export async function completePasswordReset(deps: Deps, token: string, newPassword: string, offered: SecondFactor = {}): Promise<{ passkeysRemoved: number; totpRemoved: boolean }> {
+export async function completePasswordReset(
+  deps: Deps,
+  token: string,
+  newPassword: string,
+  offered: SecondFactor = {},
+): Promise<{ passkeysRemoved: number; totpRemoved: boolean }> {
   const { db, config } = deps;
   const now = new Date();
   const link = await openLink(db, token, "reset_password", now);
@@ -90,9 +95,17 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const state = done.epoch[0];
   const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: removeTotp };
   await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: proof !== null });
-  const what = [removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "", removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : ""].filter(Boolean);
-  const lines = ["The password of your account was reset with a link mailed to this address, and every session was signed out.", ...(what.length ? [`Removed: ${what.join(" and ")}. You can add them again once signed in.`] : [])];
-  await afterAnswer(deps, "reset_notice", () => sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined));
+  const what = [
+    removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "",
+    removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : "",
+  ].filter(Boolean);
+  const lines = [
+    "The password of your account was reset with a link mailed to this address, and every session was signed out.",
+    ...(what.length ? [`Removed: ${what.join(" and ")}. You can add them again once signed in.`] : []),
+  ];
+  await afterAnswer(deps, "reset_notice", () =>
+    sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined),
+  );
   if (state) {
     try {
       await publishEpoch(deps, user.id, state, now);
@@ -144,14 +157,11 @@ export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed:
       removed: remove,
     });
   };
-  let results;
-  try {
-    results = await run(true);
-  } catch (err) {
+  const results = await run(true).catch((err) => {
     // The former address was taken by another account meanwhile: everything else still happens.
     if (!uniqueViolation(err)) throw err;
-    results = await run(false);
-  }
+    return run(false);
+  });
   if (!results.used[0]) throw invalidLink();
   const state = results.epoch[0];
   const removed = (results.removed?.length ?? 0) > 0;

@@ -20,7 +20,8 @@ export const hashRefreshToken = sha256Base64Url;
 // The successor key is derived (HKDF, its own label) from the signing-key secret, so there is no
 // extra secret to deploy; rotating JWT_PRIVATE_KEY only breaks a retry that straddles the rotation.
 const encoder = new TextEncoder();
-const successorKey = (secret: string) => derivedKey(encoder.encode(secret), "edge-auth-api refresh successor v1", { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);
+const successorKey = (secret: string) =>
+  derivedKey(encoder.encode(secret), "edge-auth-api refresh successor v1", { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);
 
 /** The refresh token that replaces `token` at rotation: the same every time it is asked for. */
 export async function successorOf(secret: string, token: string): Promise<string> {

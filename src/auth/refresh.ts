@@ -4,9 +4,9 @@ import type { Deps } from "../deps";
 import { log } from "../log";
 import { retryAfterAnswer } from "./epochs";
 import { Refusal } from "./errors";
-import { REFRESH_TOKEN_FORMAT, hashRefreshToken, successorOf } from "./refresh-tokens";
+import { hashRefreshToken, REFRESH_TOKEN_FORMAT, successorOf } from "./refresh-tokens";
 import { revokeSessions } from "./revocations";
-import { accessUntil, clientFingerprint, issue, type Issued } from "./sign-in";
+import { accessUntil, clientFingerprint, type Issued, issue } from "./sign-in";
 
 /** Refresh-token rotation with reuse detection. Knows nothing of HTTP. */
 

@@ -9,7 +9,7 @@ import { log } from "../log";
 import { requestEmailVerification } from "./account";
 import { Refusal } from "./errors";
 import { hashPassword, passwordOptions } from "./passwords";
-import { issue, newSession, type Issued } from "./sign-in";
+import { type Issued, issue, newSession } from "./sign-in";
 import { amrOf } from "./ways-in";
 
 /** Sign-up. Knows nothing of HTTP. */

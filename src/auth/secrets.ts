@@ -16,7 +16,12 @@ function subkey(secret: string | undefined, label: string): Promise<CryptoKey> {
   if (!secret) return Promise.reject(new ConfigError(["MFA_ENCRYPTION_KEY: is required for second factors (npm run -s keygen mfa)"]));
   const seals = label === SEAL;
   // Its format (32 bytes of base64url) is checked by config.ts.
-  return derivedKey(fromBase64Url(secret)!, label, seals ? { name: "AES-GCM", length: 256 } : { name: "HMAC", hash: "SHA-256", length: 256 }, seals ? ["encrypt", "decrypt"] : ["sign"]);
+  return derivedKey(
+    fromBase64Url(secret)!,
+    label,
+    seals ? { name: "AES-GCM", length: 256 } : { name: "HMAC", hash: "SHA-256", length: 256 },
+    seals ? ["encrypt", "decrypt"] : ["sign"],
+  );
 }
 
 export async function seal(secret: string | undefined, userId: string, plain: Uint8Array): Promise<string> {

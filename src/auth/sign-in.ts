@@ -1,7 +1,7 @@
 import type { SQL } from "drizzle-orm";
 import { audit, auditRowIfSession, logEvent } from "../audit";
 import type { Config } from "../config";
-import { batch, type BatchResults, type Statements } from "../db/batch";
+import { type BatchResults, batch, type Statements } from "../db/batch";
 import type { User } from "../db/schema";
 import { insertSessionIf, reissueAccess, revokeBeyondCap } from "../db/sessions";
 import { findUserById, sessionEpochOf } from "../db/users";
@@ -108,7 +108,12 @@ export interface OpenSession<B extends Statements, A extends Statements> {
  * statements. `issued` is absent when the session was not written; `results` holds every
  * statement's result by name (the caller's under the names it gave).
  */
-export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(deps: Deps, user: User, now: Date, opts: OpenSession<B, A>) {
+export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(
+  deps: Deps,
+  user: User,
+  now: Date,
+  opts: OpenSession<B, A>,
+) {
   const { db, config } = deps;
   const { row, refreshToken } = await newSession(deps, user.id, now, opts.amr, opts.session);
   const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
@@ -136,9 +141,17 @@ export async function openSession<B extends Statements = Record<never, never>, A
  * unverified where that is required) by the time its batch ran, or else the caller's own condition
  * failed (`otherwise`). The refusal is audited either way.
  */
-export async function refusedSignIn<C extends string>(deps: Deps, userId: string, otherwise: { code: C; reason: string }): Promise<C | "account_disabled" | "email_unverified"> {
+export async function refusedSignIn<C extends string>(
+  deps: Deps,
+  userId: string,
+  otherwise: { code: C; reason: string },
+): Promise<C | "account_disabled" | "email_unverified"> {
   const user = await findUserById(deps.db, userId);
-  const code = user?.disabledAt ? "account_disabled" : deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user?.emailVerifiedAt ? "email_unverified" : otherwise.code;
+  const code = user?.disabledAt
+    ? "account_disabled"
+    : deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user?.emailVerifiedAt
+      ? "email_unverified"
+      : otherwise.code;
   await audit(deps, "login_failed", { user_id: userId, reason: code === otherwise.code ? otherwise.reason : code });
   return code;
 }
@@ -151,7 +164,13 @@ export async function refusedSignIn<C extends string>(deps: Deps, userId: string
 export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken: string): Promise<Issued | null> {
   const now = new Date();
   const currentHash = await hashRefreshToken(refreshToken);
-  const again = await reissueAccess(deps.db, { sessionId, currentHash, now, accessExpiresAt: accessUntil(deps.config, now), requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on" });
+  const again = await reissueAccess(deps.db, {
+    sessionId,
+    currentHash,
+    now,
+    accessExpiresAt: accessUntil(deps.config, now),
+    requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on",
+  });
   return again ? issue(deps.config, again.user, again.session, now, refreshToken) : null;
 }
 

@@ -1,17 +1,17 @@
 import { audit, auditRow, logEvent } from "../audit";
 import { batch } from "../db/batch";
-import { spendProof, type Proof } from "../db/mfa";
+import { type Proof, spendProof } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
 import { beginStepUpCheck, countStepUpFailure, isSessionLive, resetStepUpFailures, revokeSession } from "../db/sessions";
 import type { Deps } from "../deps";
-import { Refusal, TooManyAttempts, sessionEnded, userGone } from "./errors";
+import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
 import { CHECK_STALE_MS } from "./lockout";
 import { passwordOptions, verifyPassword } from "./passwords";
 import { revokeSessions } from "./revocations";
 import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
 import type { AccessClaims } from "./tokens";
-import { needs, type Action } from "./ways-in";
+import { type Action, needs } from "./ways-in";
 
 /**
  * Step-up: the fresh proof a signed-in session sends before an action that adds or removes a way
@@ -58,7 +58,14 @@ export async function beginStepUp(deps: Deps, claims: AccessClaims, now: Date): 
  * whole again and a second factor is spent (one batch; a code used meanwhile is refused); the proof
  * is returned. On failure the check counts against the session's budget.
  */
-export async function proveStepUp(deps: Deps, claims: AccessClaims, action: Action, started: StartedStepUp, input: StepUpInput, now: Date): Promise<Proof | null> {
+export async function proveStepUp(
+  deps: Deps,
+  claims: AccessClaims,
+  action: Action,
+  started: StartedStepUp,
+  input: StepUpInput,
+  now: Date,
+): Promise<Proof | null> {
   const { user, check } = started;
   const needed = needs(action, user);
   if (needed.includes("password")) {
@@ -97,10 +104,20 @@ export async function passStepUp(deps: Deps, claims: AccessClaims, user: User, c
 }
 
 /** Counts a failed check; the one that spends the budget signs the session out. */
-export async function failStepUp(deps: Deps, claims: AccessClaims, action: Action, check: string, reason: "wrong_password" | "wrong_code" | "wrong_recovery_code"): Promise<never> {
+export async function failStepUp(
+  deps: Deps,
+  claims: AccessClaims,
+  action: Action,
+  check: string,
+  reason: "wrong_password" | "wrong_code" | "wrong_recovery_code",
+): Promise<never> {
   const { db, config } = deps;
   const fields = { user_id: claims.sub, session_id: claims.sid, action, reason };
-  const { counted } = await batch(db, { counted: countStepUpFailure(db, claims.sid), checkEnded: endCheck(db, check), audited: auditRow(deps, "step_up_failed", fields) });
+  const { counted } = await batch(db, {
+    counted: countStepUpFailure(db, claims.sid),
+    checkEnded: endCheck(db, check),
+    audited: auditRow(deps, "step_up_failed", fields),
+  });
   const failures = counted[0]?.failures ?? config.STEP_UP_MAX_FAILURES;
   logEvent(deps, "step_up_failed", { ...fields, failures });
   if (failures >= config.STEP_UP_MAX_FAILURES) {
@@ -112,4 +129,3 @@ export async function failStepUp(deps: Deps, claims: AccessClaims, action: Actio
   if (reason === "wrong_password") throw new Refusal("invalid_credentials", "The current password is wrong");
   throw new Refusal("invalid_mfa_code");
 }
-

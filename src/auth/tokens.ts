@@ -1,5 +1,5 @@
-import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JSONWebKeySet, type JWK } from "jose";
-import { ConfigError, type Config } from "../config";
+import { createLocalJWKSet, importJWK, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
+import { type Config, ConfigError } from "../config";
 
 /**
  * Access tokens: ES256 JWTs (RFC 9068 profile). The only module that imports jose.
@@ -165,11 +165,29 @@ export async function verifyAccessToken(config: Config, token: string, onRefused
     const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr } = payload;
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
-    if (typeof sid !== "string" || typeof username !== "string" || !isStringArray(roles) || !Number.isSafeInteger(epoch) || (epoch as number) < 0 || badAssurance) {
+    if (
+      typeof sid !== "string" ||
+      typeof username !== "string" ||
+      !isStringArray(roles) ||
+      !Number.isSafeInteger(epoch) ||
+      (epoch as number) < 0 ||
+      badAssurance
+    ) {
       onRefused?.("claim_types");
       return null;
     }
-    return { sub: sub!, jti: jti!, iat: iat!, exp: exp!, sid, username, roles, epoch: epoch as number, auth_time: auth_time as number | undefined, amr: amr as string[] | undefined };
+    return {
+      sub: sub!,
+      jti: jti!,
+      iat: iat!,
+      exp: exp!,
+      sid,
+      username,
+      roles,
+      epoch: epoch as number,
+      auth_time: auth_time as number | undefined,
+      amr: amr as string[] | undefined,
+    };
   } catch (err) {
     onRefused?.(refusal(err));
     return null;

@@ -46,12 +46,22 @@ export interface StepUpRule {
  */
 export const STEP_UP: Record<Action, StepUpRule> = {
   change_password: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
-  change_email: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request; then the link mailed to the new address" },
+  change_email: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request; then the link mailed to the new address",
+  },
   delete_account: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   setup_totp: { by: "session", proof: ["password"], fresh: "in the request (TOTP is off: setup is refused while it is on)" },
   enable_totp: { by: "session", proof: ["new_totp_code"], fresh: "in the request; the setup before it took the password" },
   disable_totp: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
-  add_passkey: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request for the options; the passkey must follow within CHALLENGE_TTL" },
+  add_passkey: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request for the options; the passkey must follow within CHALLENGE_TTL",
+  },
   remove_passkey: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   reset_password: { by: "link", proof: ["mailbox", "second_factor"], secondFactor: "if_totp_after_mailbox", fresh: "the link lives 30 minutes" },
   revoke_way_in: { by: "link", proof: ["mailbox"], fresh: `the link lives ${3 * 24} hours` },
@@ -85,8 +95,10 @@ export type WayIn =
 /** The account's ways in, oldest first within each kind: what GET /me/security shows. */
 export function waysIn(user: User, passkeys: Passkey[]): WayIn[] {
   const ways: WayIn[] = [{ kind: "password", addedAt: user.passwordSetAt, addedBy: user.passwordSetBy }];
-  if (user.email) ways.push({ kind: "email", address: user.email, verified: user.emailVerifiedAt !== null, addedAt: user.emailSetAt, addedBy: user.emailSetBy });
-  if (user.totpEnabledAt) ways.push({ kind: "totp", addedAt: user.totpEnabledAt, addedBy: user.totpEnabledBy, recoveryCodesLeft: user.recoveryCodes?.length ?? 0 });
+  if (user.email)
+    ways.push({ kind: "email", address: user.email, verified: user.emailVerifiedAt !== null, addedAt: user.emailSetAt, addedBy: user.emailSetBy });
+  if (user.totpEnabledAt)
+    ways.push({ kind: "totp", addedAt: user.totpEnabledAt, addedBy: user.totpEnabledBy, recoveryCodesLeft: user.recoveryCodes?.length ?? 0 });
   for (const p of [...passkeys].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())) {
     ways.push({ kind: "passkey", id: p.id, name: p.name, addedAt: p.createdAt, addedBy: p.addedBy, lastUsedAt: p.lastUsedAt, backedUp: p.backedUp });
   }

@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, inArray, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
@@ -63,8 +63,12 @@ export function insertLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}
             who,
             isNull(users.disabledAt),
             sql`${to} IS NOT NULL`,
-            limits.perAccount === undefined ? undefined : sql`${countLive(and(sql`${accountTokens.userId} = ${users.id}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perAccount}`,
-            limits.perRecipient === undefined ? undefined : sql`${countLive(and(sql`${accountTokens.email} = ${to}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perRecipient}`,
+            limits.perAccount === undefined
+              ? undefined
+              : sql`${countLive(and(sql`${accountTokens.userId} = ${users.id}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perAccount}`,
+            limits.perRecipient === undefined
+              ? undefined
+              : sql`${countLive(and(sql`${accountTokens.email} = ${to}`, eq(accountTokens.purpose, t.purpose))!, t.now)} < ${limits.perRecipient}`,
             condition,
           ),
         ),
@@ -81,19 +85,29 @@ export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date, {
     .update(accountTokens)
     .set({ usedAt: now })
     .where(
-      and(sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`, eq(accountTokens.purpose, purpose), isNull(accountTokens.usedAt), ne(accountTokens.tokenHash, except), onlyIf),
+      and(
+        sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${who})`,
+        eq(accountTokens.purpose, purpose),
+        isNull(accountTokens.usedAt),
+        ne(accountTokens.tokenHash, except),
+        onlyIf,
+      ),
     );
 
 /** Issues a link (one round trip); returns the account and address it went to, or nothing. */
 export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
   const insert = insertLink(db, who, t, limits);
   if (!limits.replace) return (await insert)[0];
-  const { inserted } = await batch(db, { inserted: insert, olderEnded: endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) }) });
+  const { inserted } = await batch(db, {
+    inserted: insert,
+    olderEnded: endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) }),
+  });
   return inserted[0];
 }
 
 /** True in a batch once the link with this hash is stored. */
-export const linkStored = (db: Db, tokenHash: string) => exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(eq(accountTokens.tokenHash, tokenHash)));
+export const linkStored = (db: Db, tokenHash: string) =>
+  exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(eq(accountTokens.tokenHash, tokenHash)));
 
 /** A link works for a live, unused, unexpired token of an account that is not disabled. */
 const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
@@ -107,8 +121,22 @@ const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
 /** The link and its account as they are now (a cheap read before the batch that uses it). */
 export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {
   const found = await batch(db, {
-    link: db.select({ userId: accountTokens.userId, email: accountTokens.email, sessionId: accountTokens.sessionId, way: accountTokens.way }).from(accountTokens).where(usable(tokenHash, purpose, now)),
-    user: db.select().from(users).where(inArray(users.id, db.select({ id: accountTokens.userId }).from(accountTokens).where(usable(tokenHash, purpose, now)))),
+    link: db
+      .select({ userId: accountTokens.userId, email: accountTokens.email, sessionId: accountTokens.sessionId, way: accountTokens.way })
+      .from(accountTokens)
+      .where(usable(tokenHash, purpose, now)),
+    user: db
+      .select()
+      .from(users)
+      .where(
+        inArray(
+          users.id,
+          db
+            .select({ id: accountTokens.userId })
+            .from(accountTokens)
+            .where(usable(tokenHash, purpose, now)),
+        ),
+      ),
   });
   const link = found.link[0];
   const user = found.user[0];
@@ -141,7 +169,12 @@ export function consumeAccountToken(db: Db, tokenHash: string, purpose: TokenPur
  * two requests can share a clock reading, never this): later statements depend on it.
  */
 export const consumedBy = (db: Db, tokenHash: string, usedBy: string) =>
-  exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedBy, usedBy))));
+  exists(
+    db
+      .select({ h: accountTokens.tokenHash })
+      .from(accountTokens)
+      .where(and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.usedBy, usedBy))),
+  );
 
 /**
  * Takes one of the codes a reset may try (a reset that needs a second factor): counted on the links,

@@ -1,7 +1,7 @@
-import { and, desc, eq, lt, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, lt, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
-import { users, type User } from "./schema";
+import { type User, users } from "./schema";
 
 /** Queries of the admin area (auth/admin.ts), and the rule that at least one active admin remains. */
 
@@ -17,7 +17,10 @@ const notLastAdmin = (id: string) =>
 
 /** Deletes the account, unless it is the last active admin, or `onlyIf` fails (no row then). */
 export function deleteUser(db: Db, id: string, onlyIf?: SQL) {
-  return db.delete(users).where(and(eq(users.id, id), notLastAdmin(id), onlyIf)).returning({ id: users.id });
+  return db
+    .delete(users)
+    .where(and(eq(users.id, id), notLastAdmin(id), onlyIf))
+    .returning({ id: users.id });
 }
 
 /**
@@ -36,7 +39,13 @@ export function updateByAdmin(db: Db, id: string, actorId: string, change: { rol
       epochKeptSession: null,
       updatedAt: now,
     })
-    .where(and(eq(users.id, id), sql`EXISTS (SELECT 1 FROM users AS actor WHERE actor.id = ${actorId} AND ${activeAdmin("actor")})`, removesAdmin ? notLastAdmin(id) : undefined))
+    .where(
+      and(
+        eq(users.id, id),
+        sql`EXISTS (SELECT 1 FROM users AS actor WHERE actor.id = ${actorId} AND ${activeAdmin("actor")})`,
+        removesAdmin ? notLastAdmin(id) : undefined,
+      ),
+    )
     .returning();
 }
 
@@ -44,12 +53,14 @@ export function updateByAdmin(db: Db, id: string, actorId: string, change: { rol
 export async function adminRefusal(db: Db, id: string, actorId: string): Promise<"not_found" | "forbidden" | "last_admin"> {
   const found = await batch(db, {
     target: db.select({ id: users.id }).from(users).where(eq(users.id, id)),
-    actor: db.select({ active: sql<number>`${activeAdmin("users")}` }).from(users).where(eq(users.id, actorId)),
+    actor: db
+      .select({ active: sql<number>`${activeAdmin("users")}` })
+      .from(users)
+      .where(eq(users.id, actorId)),
   });
   if (!found.target[0]) return "not_found";
   return found.actor[0]?.active ? "last_admin" : "forbidden";
 }
-
 
 export interface UserCursor {
   createdAt: number;

@@ -13,7 +13,9 @@ export async function listAuditEvents(db: Db, limit: number, filter: { userId?: 
   return db
     .select()
     .from(auditEvents)
-    .where(and(filter.userId ? eq(auditEvents.userId, filter.userId) : undefined, filter.beforeId !== undefined ? lt(auditEvents.id, filter.beforeId) : undefined))
+    .where(
+      and(filter.userId ? eq(auditEvents.userId, filter.userId) : undefined, filter.beforeId !== undefined ? lt(auditEvents.id, filter.beforeId) : undefined),
+    )
     .orderBy(desc(auditEvents.id))
     .limit(limit)
     .all();

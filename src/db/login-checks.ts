@@ -1,7 +1,7 @@
-import { and, eq, gt, isNotNull, isNull, lte, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, isNotNull, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
-import { passwordChecks, users, type User } from "./schema";
+import { passwordChecks, type User, users } from "./schema";
 
 /** The account lock's queries (auth/lockout.ts): checks in flight, failures in a row, the lock. */
 
@@ -35,7 +35,13 @@ export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy
         db
           .select({ id: sql`${id}`.as("id"), subject: subject.as("subject"), startedAt: sql`${now.getTime()}`.as("started_at") })
           .from(users)
-          .where(and(who, or(isNull(users.lockedUntil), lte(users.lockedUntil, now)), sql`${inFlight} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`)),
+          .where(
+            and(
+              who,
+              or(isNull(users.lockedUntil), lte(users.lockedUntil, now)),
+              sql`${inFlight} < max(${p.threshold} - ${failuresSoFar(now.getTime(), p)}, 1)`,
+            ),
+          ),
       )
       .returning({ id: passwordChecks.id }),
     found: db.select().from(users).where(who),
@@ -53,7 +59,11 @@ export function recordLoginResult(db: Db, id: string, now: Date, p: LockPolicy, 
   if (ok) {
     // Only a row with something to clear is written: most logins follow no failure.
     const dirty = or(gt(users.failedLogins, 0), isNotNull(users.lastFailedLoginAt), isNotNull(users.lockedUntil));
-    return db.update(users).set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null }).where(and(eq(users.id, id), dirty, condition)).returning(result);
+    return db
+      .update(users)
+      .set({ failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null })
+      .where(and(eq(users.id, id), dirty, condition))
+      .returning(result);
   }
   const t = now.getTime();
   const failures = sql`(${failuresSoFar(t, p)} + 1)`;
@@ -85,4 +95,3 @@ export async function readLock(db: Db, id: string, now: Date) {
   const lockedUntil = row?.lockedUntil && row.lockedUntil > now ? row.lockedUntil : null;
   return { lockedUntil, firstRefusal: first.length > 0 };
 }
-

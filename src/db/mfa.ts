@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, isNotNull, isNull, lt, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, isNotNull, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { challenges, users } from "./schema";
 
@@ -14,9 +14,20 @@ const totpOn = isNotNull(users.totpEnabledAt);
 /** True while `proof` can still be spent for the user `userId` (an SQL value, for conditions). */
 export function usable(db: Db, userId: SQL | string, proof: Proof) {
   const same = typeof userId === "string" ? eq(users.id, userId) : sql`${users.id} = ${userId}`;
-  if ("step" in proof) return exists(db.select({ id: users.id }).from(users).where(and(same, totpOn, lt(users.totpLastStep, proof.step))));
+  if ("step" in proof)
+    return exists(
+      db
+        .select({ id: users.id })
+        .from(users)
+        .where(and(same, totpOn, lt(users.totpLastStep, proof.step))),
+    );
   const code = sql`EXISTS (SELECT 1 FROM json_each(${users.recoveryCodes}) WHERE value = ${proof.recoveryHash})`;
-  return exists(db.select({ id: users.id }).from(users).where(and(same, totpOn, code)));
+  return exists(
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(same, totpOn, code)),
+  );
 }
 
 /**
@@ -38,7 +49,11 @@ export function spendProof(db: Db, userId: string, proof: Proof, now: Date, cond
 
 /** A new secret awaiting its first code; refused (no row) while TOTP is on: disable it first. */
 export function storePendingTotp(db: Db, userId: string, sealed: string, now: Date) {
-  return db.update(users).set({ totpSecret: sealed, updatedAt: now }).where(and(eq(users.id, userId), isNull(users.totpEnabledAt))).returning({ id: users.id });
+  return db
+    .update(users)
+    .set({ totpSecret: sealed, updatedAt: now })
+    .where(and(eq(users.id, userId), isNull(users.totpEnabledAt)))
+    .returning({ id: users.id });
 }
 
 /**
@@ -86,16 +101,27 @@ export function endUserChallenges(db: Db, userId: string, now: Date, onlyIf: SQL
 export const totpTurnedAt = (on: boolean, now: Date) => and(eq(users.updatedAt, now), on ? isNotNull(users.totpEnabledAt) : isNull(users.totpEnabledAt))!;
 
 /** True in a batch while TOTP is off for the user. */
-export const totpIsOff = (db: Db, userId: string) => exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, userId), isNull(users.totpEnabledAt))));
+export const totpIsOff = (db: Db, userId: string) =>
+  exists(
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, userId), isNull(users.totpEnabledAt))),
+  );
 
 export function insertChallenge(db: Db, row: typeof challenges.$inferInsert) {
   return db.insert(challenges).values(row);
 }
 
-const open = (id: string, purpose: ChallengePurpose, now: Date) => and(eq(challenges.id, id), eq(challenges.purpose, purpose), isNull(challenges.usedAt), gt(challenges.expiresAt, now));
+const open = (id: string, purpose: ChallengePurpose, now: Date) =>
+  and(eq(challenges.id, id), eq(challenges.purpose, purpose), isNull(challenges.usedAt), gt(challenges.expiresAt, now));
 
 export async function findChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date) {
-  return db.select().from(challenges).where(open(id, purpose, now)).get();
+  return db
+    .select()
+    .from(challenges)
+    .where(open(id, purpose, now))
+    .get();
 }
 
 /** A challenge that was used (for a retry of the request that used it). */
@@ -112,23 +138,45 @@ export async function findUsedChallenge(db: Db, id: string, purpose: ChallengePu
  * one of two requests wins. `only.userId`: the challenge must be that user's (a passkey registration);
  * `only.proof`: a login's second step also needs its proof still usable.
  */
-export function consumeChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date, usedBy: string, only: { proof?: Proof; userId?: string } = {}, client?: string) {
+export function consumeChallenge(
+  db: Db,
+  id: string,
+  purpose: ChallengePurpose,
+  now: Date,
+  usedBy: string,
+  only: { proof?: Proof; userId?: string } = {},
+  client?: string,
+) {
   return db
     .update(challenges)
     .set({ usedAt: now, usedBy, usedByClient: client })
-    .where(and(open(id, purpose, now), only.userId ? eq(challenges.userId, only.userId) : undefined, only.proof ? usable(db, sql`${challenges.userId}`, only.proof) : undefined))
+    .where(
+      and(
+        open(id, purpose, now),
+        only.userId ? eq(challenges.userId, only.userId) : undefined,
+        only.proof ? usable(db, sql`${challenges.userId}`, only.proof) : undefined,
+      ),
+    )
     .returning({ userId: challenges.userId });
 }
 
 /** True in a batch after consumeChallenge took this challenge for this request. */
 export const consumedBy = (db: Db, id: string, usedBy: string) =>
-  exists(db.select({ id: challenges.id }).from(challenges).where(and(eq(challenges.id, id), eq(challenges.usedBy, usedBy))));
+  exists(
+    db
+      .select({ id: challenges.id })
+      .from(challenges)
+      .where(and(eq(challenges.id, id), eq(challenges.usedBy, usedBy))),
+  );
 
 /** Counts a wrong code against a login's second step; the `max`-th ends it (the password is asked again). */
 export function countChallengeFailure(db: Db, id: string, now: Date, max: number) {
   return db
     .update(challenges)
-    .set({ failures: sql`${challenges.failures} + 1`, usedAt: sql`CASE WHEN ${challenges.failures} + 1 >= ${max} THEN ${now.getTime()} ELSE ${challenges.usedAt} END` })
+    .set({
+      failures: sql`${challenges.failures} + 1`,
+      usedAt: sql`CASE WHEN ${challenges.failures} + 1 >= ${max} THEN ${now.getTime()} ELSE ${challenges.usedAt} END`,
+    })
     .where(eq(challenges.id, id))
     .returning({ failures: challenges.failures });
 }

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, exists, inArray, lt, sql, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, exists, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { passkeys, users } from "./schema";
@@ -41,12 +41,19 @@ export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL) {
 export function findPasskeyAndUser(db: Db, id: string) {
   return {
     passkey: db.select().from(passkeys).where(eq(passkeys.id, id)),
-    owner: db.select().from(users).where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
+    owner: db
+      .select()
+      .from(users)
+      .where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
   };
 }
 
 export function findOwnPasskey(db: Db, id: string, userId: string) {
-  return db.select().from(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.userId, userId))).get();
+  return db
+    .select()
+    .from(passkeys)
+    .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId)))
+    .get();
 }
 
 /** The user's credential ids, for excludeCredentials (one authenticator registers once). */
@@ -60,14 +67,20 @@ export function listPasskeys(db: Db, userId: string) {
 
 /** A user and how many passkeys they have: one round trip (GET /me, the admin's view of a user). */
 export async function userWithPasskeyCount(db: Db, userId: string) {
-  const found = await batch(db, { user: db.select().from(users).where(eq(users.id, userId)), passkeys: db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId)) });
+  const found = await batch(db, {
+    user: db.select().from(users).where(eq(users.id, userId)),
+    passkeys: db.select({ n: count() }).from(passkeys).where(eq(passkeys.userId, userId)),
+  });
   const user = found.user[0];
   return user ? { user, passkeys: found.passkeys[0]?.n ?? 0 } : undefined;
 }
 
 /** A user and their passkeys: one round trip (GET /me/security). */
 export async function userWithPasskeys(db: Db, userId: string) {
-  const found = await batch(db, { user: db.select().from(users).where(eq(users.id, userId)), passkeys: db.select().from(passkeys).where(eq(passkeys.userId, userId)) });
+  const found = await batch(db, {
+    user: db.select().from(users).where(eq(users.id, userId)),
+    passkeys: db.select().from(passkeys).where(eq(passkeys.userId, userId)),
+  });
   const user = found.user[0];
   return user ? { user, passkeys: found.passkeys } : undefined;
 }
@@ -83,7 +96,13 @@ const advancesInSql = (counter: number) => (counter === 0 ? eq(passkeys.counter,
  * True in a batch while `counter` is acceptable for the credential (counterAdvances, checked again in
  * D1: of two sign-ins that raced past the first check with one counter value, one opens a session).
  */
-export const counterMayAdvance = (db: Db, id: string, counter: number) => exists(db.select({ id: passkeys.id }).from(passkeys).where(and(eq(passkeys.id, id), advancesInSql(counter))));
+export const counterMayAdvance = (db: Db, id: string, counter: number) =>
+  exists(
+    db
+      .select({ id: passkeys.id })
+      .from(passkeys)
+      .where(and(eq(passkeys.id, id), advancesInSql(counter))),
+  );
 
 /** Records a sign-in: the new counter and when (after the session insert that checked the counter, in one batch). */
 export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date) {
@@ -94,7 +113,13 @@ export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date)
 }
 
 /** True in a batch once this request stored the passkey (stamped `now`). */
-export const passkeyStoredAt = (db: Db, id: string, now: Date) => exists(db.select({ id: passkeys.id }).from(passkeys).where(and(eq(passkeys.id, id), eq(passkeys.createdAt, now))));
+export const passkeyStoredAt = (db: Db, id: string, now: Date) =>
+  exists(
+    db
+      .select({ id: passkeys.id })
+      .from(passkeys)
+      .where(and(eq(passkeys.id, id), eq(passkeys.createdAt, now))),
+  );
 
 /** Removes one of the user's passkeys (only if `onlyIf` holds, in a batch). */
 export function deletePasskey(db: Db, id: string, userId: string, onlyIf?: SQL) {

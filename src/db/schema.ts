@@ -140,7 +140,11 @@ export const accountTokens = sqliteTable(
     usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded
     usedBy: text("used_by"), // a random id of the request that used it: what later writes of that request check
   },
-  (t) => [index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose), index("account_tokens_email_purpose_idx").on(t.email, t.purpose), index("account_tokens_expires_at_idx").on(t.expiresAt)],
+  (t) => [
+    index("account_tokens_user_id_purpose_idx").on(t.userId, t.purpose),
+    index("account_tokens_email_purpose_idx").on(t.email, t.purpose),
+    index("account_tokens_expires_at_idx").on(t.expiresAt),
+  ],
 );
 
 /**

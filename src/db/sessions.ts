@@ -1,8 +1,8 @@
-import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { checksInFlight, newCheck } from "./password-checks";
-import { passwordChecks, rotatedRefreshTokens, sessions, users, type User } from "./schema";
+import { passwordChecks, rotatedRefreshTokens, sessions, type User, users } from "./schema";
 
 export type NewSession = typeof sessions.$inferInsert;
 
@@ -35,7 +35,9 @@ export function insertSession(db: Db, row: NewSession) {
  */
 export function insertSessionIf(
   db: Db,
-  row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt" | "amr" | "authTime">> & { userAgent: string | null },
+  row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt" | "amr" | "authTime">> & {
+    userAgent: string | null;
+  },
   { passwordVersion, requireVerified, condition }: { passwordVersion?: number; requireVerified: boolean; condition?: SQL },
 ) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
@@ -115,19 +117,21 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
-    remembered: db.insert(rotatedRefreshTokens).select(
-      db
-        .select({
-          tokenHash: sql`${oldHash}`.as("token_hash"),
-          sessionId: sessions.id,
-          rotatedAt: sql`${now.getTime()}`.as("rotated_at"),
-          rotatedBy: sql`${rotatedBy}`.as("rotated_by"),
-        })
-        .from(sessions)
-        .where(eq(sessions.refreshTokenHash, newHash)),
-    )
-    // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
-    .onConflictDoNothing(),
+    remembered: db
+      .insert(rotatedRefreshTokens)
+      .select(
+        db
+          .select({
+            tokenHash: sql`${oldHash}`.as("token_hash"),
+            sessionId: sessions.id,
+            rotatedAt: sql`${now.getTime()}`.as("rotated_at"),
+            rotatedBy: sql`${rotatedBy}`.as("rotated_by"),
+          })
+          .from(sessions)
+          .where(eq(sessions.refreshTokenHash, newHash)),
+      )
+      // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
+      .onConflictDoNothing(),
     user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
   });
   const session = updated[0];
@@ -139,14 +143,27 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
  * A new access token for a live session whose current refresh token hash is `currentHash`, without
  * rotating: the answer to a client that retries a refresh whose answer it lost. Same shape as a rotation.
  */
-export async function reissueAccess(db: Db, { sessionId, currentHash, now, accessExpiresAt, requireVerified }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean }) {
+export async function reissueAccess(
+  db: Db,
+  {
+    sessionId,
+    currentHash,
+    now,
+    accessExpiresAt,
+    requireVerified,
+  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean },
+) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), mayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
-    user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(and(eq(sessions.id, sessionId), live(now))),
+    user: db
+      .select(claimColumns)
+      .from(users)
+      .innerJoin(sessions, eq(sessions.userId, users.id))
+      .where(and(eq(sessions.id, sessionId), live(now))),
   });
   const session = updated[0];
   const owner = user[0];
@@ -156,7 +173,12 @@ export async function reissueAccess(db: Db, { sessionId, currentHash, now, acces
 /** The session a rotated (already used) refresh token belonged to, its owner, and who rotated it when. */
 export async function findRotated(db: Db, tokenHash: string) {
   return db
-    .select({ sessionId: rotatedRefreshTokens.sessionId, userId: sessions.userId, rotatedAt: rotatedRefreshTokens.rotatedAt, rotatedBy: rotatedRefreshTokens.rotatedBy })
+    .select({
+      sessionId: rotatedRefreshTokens.sessionId,
+      userId: sessions.userId,
+      rotatedAt: rotatedRefreshTokens.rotatedAt,
+      rotatedBy: rotatedRefreshTokens.rotatedBy,
+    })
     .from(rotatedRefreshTokens)
     .innerJoin(sessions, eq(sessions.id, rotatedRefreshTokens.sessionId))
     .where(eq(rotatedRefreshTokens.tokenHash, tokenHash))
@@ -197,13 +219,25 @@ export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?:
  * True in a batch while the session is live: a way in added by a session is written only if that
  * session was not ended meanwhile (by a reset, say).
  */
-export const sessionLive = (db: Db, id: string, now: Date) => exists(db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, id), live(now))));
+export const sessionLive = (db: Db, id: string, now: Date) =>
+  exists(
+    db
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(and(eq(sessions.id, id), live(now))),
+  );
 
 /** True in a batch once the session `id` is stored (a sign-in's later statements depend on it). */
 export const sessionExists = (db: Db, id: string) => exists(db.select({ id: sessions.id }).from(sessions).where(eq(sessions.id, id)));
 
 export async function isSessionLive(db: Db, id: string, now: Date): Promise<boolean> {
-  return (await db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, id), live(now))).get()) !== undefined;
+  return (
+    (await db
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(and(eq(sessions.id, id), live(now)))
+      .get()) !== undefined
+  );
 }
 
 /**
@@ -211,7 +245,14 @@ export async function isSessionLive(db: Db, id: string, now: Date): Promise<bool
  * in one round trip: a row in password_checks, added only while the session is the user's, live,
  * and its failures plus checks in flight stay under `max`, so concurrent guesses cannot exceed it.
  */
-export async function beginStepUpCheck(db: Db, sessionId: string, userId: string, now: Date, max: number, staleMs: number): Promise<{ check?: string; user?: User }> {
+export async function beginStepUpCheck(
+  db: Db,
+  sessionId: string,
+  userId: string,
+  now: Date,
+  max: number,
+  staleMs: number,
+): Promise<{ check?: string; user?: User }> {
   const id = crypto.randomUUID();
   const subject = `session:${sessionId}`;
   const { started, found } = await batch(db, {
@@ -221,7 +262,14 @@ export async function beginStepUpCheck(db: Db, sessionId: string, userId: string
         db
           .select(newCheck(id, subject, now))
           .from(sessions)
-          .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), live(now), sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`)),
+          .where(
+            and(
+              eq(sessions.id, sessionId),
+              eq(sessions.userId, userId),
+              live(now),
+              sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`,
+            ),
+          ),
       )
       .returning({ id: passwordChecks.id }),
     found: db.select().from(users).where(eq(users.id, userId)),
@@ -240,7 +288,10 @@ export function countStepUpFailure(db: Db, sessionId: string) {
 
 /** A step-up check passed: the session's budget is whole again. */
 export function resetStepUpFailures(db: Db, sessionId: string) {
-  return db.update(sessions).set({ passwordFailures: 0 }).where(and(eq(sessions.id, sessionId), sql`${sessions.passwordFailures} > 0`));
+  return db
+    .update(sessions)
+    .set({ passwordFailures: 0 })
+    .where(and(eq(sessions.id, sessionId), sql`${sessions.passwordFailures} > 0`));
 }
 
 export interface SessionCursor {

@@ -1,7 +1,6 @@
-import { and, desc, eq, exists, gt, isNotNull, isNull, lt, lte, ne, or, sql, type SQL } from "drizzle-orm";
+import { and, eq, exists, gt, isNull, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { checksInFlight, newCheck } from "./password-checks";
-import { passwordChecks, sessions, users, type User } from "./schema";
+import { sessions, type User, users } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
 
@@ -48,7 +47,10 @@ export async function findTaken(db: Db, username: string, email: string | undefi
 
 /** A new hash for the same password (cost or pepper changed), only if the checked hash is still current. */
 export function rehashPassword(db: Db, id: string, checkedHash: string, passwordHash: string, now: Date) {
-  return db.update(users).set({ passwordHash, updatedAt: now }).where(and(eq(users.id, id), eq(users.passwordHash, checkedHash)));
+  return db
+    .update(users)
+    .set({ passwordHash, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.passwordHash, checkedHash)));
 }
 
 /**
@@ -59,17 +61,35 @@ export function rehashPassword(db: Db, id: string, checkedHash: string, password
  */
 export function replacePassword(db: Db, id: string, checkedVersion: number, passwordHash: string, now: Date, keptSession: string) {
   // The kept session must still be live: a logout-all that landed meanwhile must not be undone.
-  const keptLive = exists(db.select({ id: sessions.id }).from(sessions).where(and(eq(sessions.id, keptSession), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))));
+  const keptLive = exists(
+    db
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(and(eq(sessions.id, keptSession), isNull(sessions.revokedAt), gt(sessions.expiresAt, now))),
+  );
   return db
     .update(users)
-    .set({ passwordHash, passwordVersion: sql`${users.passwordVersion} + 1`, passwordSetAt: now, passwordSetBy: keptSession, updatedAt: now, sessionEpoch: sql`${users.sessionEpoch} + 1`, epochKeptSession: keptSession })
+    .set({
+      passwordHash,
+      passwordVersion: sql`${users.passwordVersion} + 1`,
+      passwordSetAt: now,
+      passwordSetBy: keptSession,
+      updatedAt: now,
+      sessionEpoch: sql`${users.sessionEpoch} + 1`,
+      epochKeptSession: keptSession,
+    })
     .where(and(eq(users.id, id), eq(users.passwordVersion, checkedVersion), keptLive))
     .returning({ epoch: users.sessionEpoch });
 }
 
 /** In a batch after a conditional password write: true only if the user now has this hash. */
 export const passwordIs = (db: Db, id: string, passwordHash: string) =>
-  exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))));
+  exists(
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, id), eq(users.passwordHash, passwordHash))),
+  );
 
 /**
  * The account exactly as a link's user checked it (its second factor and address): in a batch, the
@@ -95,7 +115,14 @@ export const accountAsChecked = (db: Db, u: Pick<User, "id" | "totpEnabledAt" | 
  * epoch, no lock, the address the link went to verified (the link proved the mailbox), and TOTP
  * removed when `removeTotp` (auth/ways-in.ts resetRemovesTotp).
  */
-export function resetPassword(db: Db, id: string, passwordHash: string, now: Date, consumed: SQL, { removeTotp, mailbox }: { removeTotp: boolean; mailbox: string }) {
+export function resetPassword(
+  db: Db,
+  id: string,
+  passwordHash: string,
+  now: Date,
+  consumed: SQL,
+  { removeTotp, mailbox }: { removeTotp: boolean; mailbox: string },
+) {
   return db
     .update(users)
     .set({
@@ -120,7 +147,11 @@ export function resetPassword(db: Db, id: string, passwordHash: string, now: Dat
 
 /** The address a verification link was sent to is verified, if it is still the user's address. */
 export function markEmailVerified(db: Db, id: string, email: string, now: Date, consumed: SQL) {
-  return db.update(users).set({ emailVerifiedAt: now, updatedAt: now }).where(and(eq(users.id, id), eq(users.email, email), consumed)).returning({ id: users.id });
+  return db
+    .update(users)
+    .set({ emailVerifiedAt: now, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.email, email), consumed))
+    .returning({ id: users.id });
 }
 
 /**
@@ -151,7 +182,13 @@ export function restoreEmail(db: Db, id: string, changedTo: string, restored: st
 }
 
 /** True in a batch once the user row was written by the statement stamped `now`. */
-export const updatedAt = (db: Db, id: string, now: Date) => exists(db.select({ id: users.id }).from(users).where(and(eq(users.id, id), eq(users.updatedAt, now))));
+export const updatedAt = (db: Db, id: string, now: Date) =>
+  exists(
+    db
+      .select({ id: users.id })
+      .from(users)
+      .where(and(eq(users.id, id), eq(users.updatedAt, now))),
+  );
 
 /** Starts a new session epoch that keeps no session (logout-all, a "this was not me" link), only if `onlyIf` holds. */
 export function endSessionEpoch(db: Db, id: string, onlyIf?: SQL) {
@@ -181,4 +218,3 @@ export function epochState(db: Db, id: string) {
     .from(users)
     .where(eq(users.id, id));
 }
-

@@ -42,8 +42,7 @@ export function clearRefreshCookie(c: Context<AppEnv>): void {
 /** Whether the request carries the cookie at all (even twice, or empty). */
 export const sentRefreshCookie = (c: Context) => cookieCount(c) > 0;
 
-const cookieCount = (c: Context) =>
-  (c.req.header("cookie") ?? "").split(";").filter((part) => part.split("=", 1)[0]!.trim() === REFRESH_COOKIE).length;
+const cookieCount = (c: Context) => (c.req.header("cookie") ?? "").split(";").filter((part) => part.split("=", 1)[0]!.trim() === REFRESH_COOKIE).length;
 
 /**
  * The refresh cookie's value. Two of them means a sibling subdomain planted one (cookie tossing) and

@@ -1,9 +1,9 @@
+import type { Context } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
 import { every } from "hono/combine";
 import { createMiddleware } from "hono/factory";
 import { isRevoked } from "../auth/revocations";
-import type { Context } from "hono";
-import { verifyAccessToken, type AccessClaims } from "../auth/tokens";
+import { type AccessClaims, verifyAccessToken } from "../auth/tokens";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
@@ -12,8 +12,7 @@ import { log } from "../log";
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;
 const REALM = "edge-auth-api";
-const challenge = (error?: string, description?: string) =>
-  `Bearer realm="${REALM}"` + (error ? `, error="${error}", error_description="${description}"` : "");
+const challenge = (error?: string, description?: string) => `Bearer realm="${REALM}"${error ? `, error="${error}", error_description="${description}"` : ""}`;
 
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
@@ -37,10 +36,16 @@ export function requireAuth() {
     verifyToken: async (token, c) => {
       // Why a token was refused goes to the log at debug level, never into the answer.
       const refused = (reason: string) => log("token_refused", { request_id: c.get("requestId"), reason }, "debug");
-      if (token.length > MAX_TOKEN_LENGTH) return refused("too_long"), false;
+      if (token.length > MAX_TOKEN_LENGTH) {
+        refused("too_long");
+        return false;
+      }
       const claims = await verifyAccessToken(getConfig(c.env), token, refused);
       if (!claims) return false;
-      if (await isRevoked(c.env.REVOKED, claims)) return refused("revoked"), false;
+      if (await isRevoked(c.env.REVOKED, claims)) {
+        refused("revoked");
+        return false;
+      }
       c.set("auth", claims);
       return true;
     },

@@ -2,12 +2,12 @@ import { createRoute } from "@hono/zod-openapi";
 import { deleteAccount, profile, securityView } from "../auth/account";
 import { listSessions, revokeOwnSession } from "../auth/logout";
 import { changePassword } from "../auth/password-change";
-import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
+import { messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
 import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, sessionIdSchema } from "../schemas";
-import { meWithFactorsSchema, messageSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser, sessionShape, wayInShape } from "./shapes";
 
@@ -50,7 +50,10 @@ const deleteMeRoute = createRoute({
   description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(deleteMeSchema),
-  responses: { 200: json(messageSchema, "Deleted"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "last_admin", "rate_limited") },
+  responses: {
+    200: json(messageSchema, "Deleted"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "last_admin", "rate_limited"),
+  },
 });
 
 const passwordRoute = createRoute({
@@ -61,7 +64,10 @@ const passwordRoute = createRoute({
   description: `${STEP_UP_TEXT} A 503 means: send it again.`,
   middleware: [authed, jsonOnly],
   request: body(passwordChangeSchema),
-  responses: { 200: json(revokedCountSchema, "Changed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited") },
+  responses: {
+    200: json(revokedCountSchema, "Changed"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited"),
+  },
 });
 
 const sessionsRoute = createRoute({
@@ -79,7 +85,10 @@ const deleteSessionRoute = createRoute({
   path: "/sessions/{id}",
   summary: "End one of the user's sessions",
   request: { params: sessionIdSchema },
-  responses: { 200: json(messageSchema, "Ended (again 200 while its tokens could still live)"), ...errors("invalid_request", "validation_failed", "invalid_token", "not_found", "payload_too_large") },
+  responses: {
+    200: json(messageSchema, "Ended (again 200 while its tokens could still live)"),
+    ...errors("invalid_request", "validation_failed", "invalid_token", "not_found", "payload_too_large"),
+  },
 });
 
 export const account = openApiApp()

@@ -2,11 +2,11 @@ import { createRoute } from "@hono/zod-openapi";
 import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
-import { deps } from "./deps";
 import { requireRole } from "../middleware/require-auth";
-import { adminUserPatchSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
 import { adminUserSchema, auditPageSchema, usersPageSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
+import { adminUserPatchSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser } from "./shapes";
 

@@ -2,20 +2,20 @@ import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { login } from "../auth/login";
 import { logout, logoutAll, logoutByRefreshToken } from "../auth/logout";
+import { completeMfaLogin } from "../auth/mfa";
 import { refresh } from "../auth/refresh";
 import { register } from "../auth/register";
 import { getConfig } from "../config";
-import { deps } from "./deps";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
-import { completeMfaLogin } from "../auth/mfa";
+import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
-import { meSchema, mfaChallengeSchema, messageSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
 const authed = requireAuth();
@@ -33,7 +33,10 @@ const registerRoute = createRoute({
   summary: "Create an account and sign in",
   middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
   request: body(registerSchema),
-  responses: { 201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie), ...errors(...BODY_ERRORS, "registration_closed", "forbidden", "username_taken", "email_taken", "rate_limited") },
+  responses: {
+    201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie),
+    ...errors(...BODY_ERRORS, "registration_closed", "forbidden", "username_taken", "email_taken", "rate_limited"),
+  },
   description:
     'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed".',
 });
@@ -45,7 +48,10 @@ const loginRoute = createRoute({
   summary: "Sign in with a username (or email) and password",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(loginSchema),
-  responses: { 200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie), ...errors(...BODY_ERRORS, "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
+  responses: {
+    200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie),
+    ...errors(...BODY_ERRORS, "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
+  },
   description:
     'With TOTP on, a right password answers `{"mfa_required": true, "challenge", ...}` instead of tokens: send the challenge with a code to POST /login/mfa. The failure count of the account lock is cleared only when that step succeeds.',
 });
@@ -59,7 +65,10 @@ const loginMfaRoute = createRoute({
     "The challenge comes from POST /login, single use, valid for CHALLENGE_TTL seconds. A code is accepted once, within ±30 s of clock skew. A wrong code counts toward the account lock like a wrong password (429 while locked); five wrong codes end the challenge (sign in again).",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(loginMfaSchema),
-  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(...BODY_ERRORS, "invalid_mfa_code", "invalid_challenge", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
+  responses: {
+    200: json(signedInSchema, "Signed in", setCookie),
+    ...errors(...BODY_ERRORS, "invalid_mfa_code", "invalid_challenge", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
+  },
 });
 
 const refreshRoute = createRoute({

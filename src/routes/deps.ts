@@ -33,4 +33,3 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   mailer: c.env.EMAIL,
   defer: waitUntil(c),
 });
-

@@ -1,4 +1,4 @@
-import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { NONCE, secureHeaders } from "hono/secure-headers";
 import { getConfig } from "../config";
@@ -33,7 +33,10 @@ const docsRoute = createRoute({
   path: "/docs",
   tags,
   summary: "Interactive API reference (HTML), unless API_DOCS is off",
-  responses: { 200: { description: "The reference page", content: { "text/html": { schema: z.string() } } }, 404: json(z.object({ error: z.string(), message: z.string() }), "API_DOCS is off") },
+  responses: {
+    200: { description: "The reference page", content: { "text/html": { schema: z.string() } } },
+    404: json(z.object({ error: z.string(), message: z.string() }), "API_DOCS is off"),
+  },
 });
 
 /**
@@ -71,8 +74,18 @@ function document(app: OpenAPIHono<AppEnv>) {
 }
 
 export function mountDocs(app: OpenAPIHono<AppEnv>) {
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT", description: "The access token" });
-  app.openAPIRegistry.registerComponent("securitySchemes", "refreshCookie", { type: "apiKey", in: "cookie", name: "refresh_token", description: "Cookie mode: the HttpOnly refresh cookie, sent by the browser to /refresh and /logout only" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "The access token",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "refreshCookie", {
+    type: "apiKey",
+    in: "cookie",
+    name: "refresh_token",
+    description: "Cookie mode: the HttpOnly refresh cookie, sent by the browser to /refresh and /logout only",
+  });
   // The configured issuer, never the Host header a client sent.
   app.openapi(documentRoute, (c) => c.json({ ...document(app), servers: [{ url: getConfig(c.env).ISSUER }] } as Record<string, unknown>, 200));
   app.openapi(docsRoute, async (c) => {

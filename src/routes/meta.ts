@@ -1,16 +1,22 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute, type z } from "@hono/zod-openapi";
 import { checkStores } from "../auth/health";
 import { publicJwks } from "../auth/tokens";
 import { getConfig } from "../config";
-import { stores } from "./deps";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { healthSchema, jwksSchema, messageSchema } from "../response-schemas";
+import { stores } from "./deps";
 import { errors, json, openApiApp } from "./openapi";
 
 const tags = ["Service"];
 
-const rootRoute = createRoute({ method: "get", path: "/", tags, summary: "What this is", responses: { 200: json(messageSchema, "The service's name and where its docs are") } });
+const rootRoute = createRoute({
+  method: "get",
+  path: "/",
+  tags,
+  summary: "What this is",
+  responses: { 200: json(messageSchema, "The service's name and where its docs are") },
+});
 
 const healthRoute = createRoute({
   method: "get",
@@ -30,7 +36,13 @@ const jwksRoute = createRoute({
 
 export const meta = openApiApp()
   .openapi(rootRoute, (c) =>
-    c.json({ message: "edge-auth-api: JWT authentication on Cloudflare Workers. API reference at /docs, OpenAPI at /openapi.json, public keys at /.well-known/jwks.json" }, 200),
+    c.json(
+      {
+        message:
+          "edge-auth-api: JWT authentication on Cloudflare Workers. API reference at /docs, OpenAPI at /openapi.json, public keys at /.well-known/jwks.json",
+      },
+      200,
+    ),
   )
   .openapi(healthRoute, async (c) => {
     try {

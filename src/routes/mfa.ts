@@ -1,11 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
-import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { totpDisableSchema, totpEnableSchema, totpSetupRequestSchema } from "../schemas";
 import { messageSchema, recoveryCodesSchema, totpSetupSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
+import { totpDisableSchema, totpEnableSchema, totpSetupRequestSchema } from "../schemas";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 
 /** TOTP for the signed-in user: set up, enable (recovery codes), disable. The login step is in routes/auth.ts. */
 
@@ -21,7 +21,10 @@ const setupRoute = createRoute({
     "Nothing changes at login until POST /mfa/totp/enable confirms a code. Calling it again replaces the pending secret. 409 mfa_already_enabled while TOTP is on. The password check goes through the account lock.",
   middleware: [authed, jsonOnly] as const,
   request: body(totpSetupRequestSchema),
-  responses: { 200: json(totpSetupSchema, "The pending secret"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "mfa_already_enabled", "rate_limited") },
+  responses: {
+    200: json(totpSetupSchema, "The pending secret"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "mfa_already_enabled", "rate_limited"),
+  },
 });
 
 const enableRoute = createRoute({
@@ -29,10 +32,14 @@ const enableRoute = createRoute({
   method: "post",
   path: "/mfa/totp/enable",
   summary: "Turn TOTP on with a code from the new secret; returns ten single-use recovery codes, shown once",
-  description: "The same request again within RETRY_GRACE seconds (its answer lost) gets the same codes, while none has been used; its code then counts against the session's step-up budget.",
+  description:
+    "The same request again within RETRY_GRACE seconds (its answer lost) gets the same codes, while none has been used; its code then counts against the session's step-up budget.",
   middleware: [authed, jsonOnly] as const,
   request: body(totpEnableSchema),
-  responses: { 200: json(recoveryCodesSchema, "TOTP is on"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_mfa_code", "mfa_not_enabled", "mfa_already_enabled", "rate_limited") },
+  responses: {
+    200: json(recoveryCodesSchema, "TOTP is on"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_mfa_code", "mfa_not_enabled", "mfa_already_enabled", "rate_limited"),
+  },
 });
 
 const disableRoute = createRoute({
@@ -43,7 +50,10 @@ const disableRoute = createRoute({
   description: "Both are checked through the account lock: a wrong one counts like a failed login (429 while locked).",
   middleware: [authed, jsonOnly] as const,
   request: body(totpDisableSchema),
-  responses: { 200: json(messageSchema, "TOTP is off; the recovery codes are void"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "mfa_not_enabled", "rate_limited") },
+  responses: {
+    200: json(messageSchema, "TOTP is off; the recovery codes are void"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "mfa_not_enabled", "rate_limited"),
+  },
 });
 
 export const mfa = openApiApp()

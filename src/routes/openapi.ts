@@ -1,9 +1,9 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { ZodType } from "zod";
 import type { AppEnv } from "../env";
-import { validationHook } from "../middleware/validate";
 import { STATUS } from "../errors";
-import { errorSchema, type ErrorCode } from "../response-schemas";
+import { validationHook } from "../middleware/validate";
+import { type ErrorCode, errorSchema } from "../response-schemas";
 
 /**
  * What every route file uses to declare its routes for the OpenAPI document (GET /openapi.json):
@@ -17,9 +17,17 @@ export const BEARER = [{ bearerAuth: [] }];
 export const REFRESH_COOKIE_AUTH = [{ refreshCookie: [] }];
 
 const retryAfter = { "Retry-After": { schema: { type: "integer" as const }, description: "seconds to wait before trying again" } };
-const challenge = { "WWW-Authenticate": { schema: { type: "string" as const }, description: 'on invalid_token: the RFC 6750 challenge, e.g. Bearer realm="edge-auth-api", error="invalid_token"' } };
+const challenge = {
+  "WWW-Authenticate": {
+    schema: { type: "string" as const },
+    description: 'on invalid_token: the RFC 6750 challenge, e.g. Bearer realm="edge-auth-api", error="invalid_token"',
+  },
+};
 export const setCookie = {
-  "Set-Cookie": { schema: { type: "string" as const }, description: "cookie mode: refresh_token=...; HttpOnly; Secure; SameSite; Path=/refresh (and again for /logout)" },
+  "Set-Cookie": {
+    schema: { type: "string" as const },
+    description: "cookie mode: refresh_token=...; HttpOnly; Secure; SameSite; Path=/refresh (and again for /logout)",
+  },
 };
 
 /** A few words beside a code where its answer carries more than the error shape. */
@@ -56,7 +64,11 @@ export function errors(...codes: ErrorCode[]) {
 }
 
 /** A JSON answer. */
-export const json = <T extends ZodType>(schema: T, description: string, headers?: Record<string, { schema: { type: "string" | "integer" }; description: string }>) => ({
+export const json = <T extends ZodType>(
+  schema: T,
+  description: string,
+  headers?: Record<string, { schema: { type: "string" | "integer" }; description: string }>,
+) => ({
   description,
   content: { "application/json": { schema } },
   ...(headers ? { headers } : {}),

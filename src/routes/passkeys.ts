@@ -2,14 +2,14 @@ import { createRoute } from "@hono/zod-openapi";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
 import { authenticationOptions, listPasskeys, passkeyLogin, registrationOptions, removePasskey, verifyRegistration } from "../auth/passkeys";
 import type { Passkey } from "../db/schema";
-import { deps } from "./deps";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
-import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterSchema } from "../schemas";
 import { messageSchema, passkeyOptionsSchema, passkeySchema, passkeysSchema, signedInSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp, setCookie } from "./openapi";
+import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterSchema } from "../schemas";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
 /** Passkeys: registration and the list for the signed-in user, and sign-in without a password. */
@@ -18,7 +18,13 @@ const authed = requireAuth();
 const tags = ["Passkeys"];
 const bearer = { security: BEARER, tags };
 
-const passkeyShape = (p: Passkey) => ({ id: p.id, name: p.name, created_at: p.createdAt.toISOString(), last_used_at: p.lastUsedAt?.toISOString() ?? null, backed_up: p.backedUp });
+const passkeyShape = (p: Passkey) => ({
+  id: p.id,
+  name: p.name,
+  created_at: p.createdAt.toISOString(),
+  last_used_at: p.lastUsedAt?.toISOString() ?? null,
+  backed_up: p.backedUp,
+});
 
 const registerOptionsRoute = createRoute({
   ...bearer,
@@ -26,10 +32,13 @@ const registerOptionsRoute = createRoute({
   path: "/passkeys/register/options",
   summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
   description:
-    "A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session's own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a \"this was not me\" link.",
+    'A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session\'s own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a "this was not me" link.',
   middleware: [authed, jsonOnly] as const,
   request: body(freshCheckSchema),
-  responses: { 200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited") },
+  responses: {
+    200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited"),
+  },
 });
 
 const registerVerifyRoute = createRoute({
@@ -62,7 +71,10 @@ const loginVerifyRoute = createRoute({
     "401 invalid_challenge for an unknown, used or expired challenge; 401 invalid_credentials for an unknown passkey, a bad signature, a wrong origin or relying-party id, a user handle of another user, or a signature counter that did not move forward. No TOTP step follows: a passkey with user verification is two factors already.",
   middleware: [limitByIp("LOGIN_IP_LIMITER"), jsonOnly] as const,
   request: body(passkeyLoginSchema),
-  responses: { 200: json(signedInSchema, "Signed in", setCookie), ...errors(...BODY_ERRORS, "invalid_challenge", "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited") },
+  responses: {
+    200: json(signedInSchema, "Signed in", setCookie),
+    ...errors(...BODY_ERRORS, "invalid_challenge", "invalid_credentials", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
+  },
 });
 
 const listRoute = createRoute({
@@ -81,7 +93,10 @@ const deleteRoute = createRoute({
   summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
   middleware: [authed, jsonOnly] as const,
   request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
-  responses: { 200: json(messageSchema, "Removed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "not_found", "rate_limited") },
+  responses: {
+    200: json(messageSchema, "Removed"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "not_found", "rate_limited"),
+  },
 });
 
 export const passkeys = openApiApp()

@@ -3,16 +3,16 @@ import { createMiddleware } from "hono/factory";
 import { confirmEmailChange, requestEmailChange, requestEmailVerification, requestEmailVerificationByAddress, verifyEmail } from "../auth/account";
 import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/reclaim";
 import type { AccessClaims } from "../auth/tokens";
-import { deps } from "./deps";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { jsonOnly } from "../middleware/json-only";
 import { clientIp, ipKey } from "../middleware/client-ip";
+import { jsonOnly } from "../middleware/json-only";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
-import { emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
 import { messageSchema, resetDoneSchema, revokedWayInSchema } from "../response-schemas";
-import { BEARER, body, BODY_ERRORS, errors, json, openApiApp } from "./openapi";
+import { emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 
 /**
  * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
@@ -57,7 +57,8 @@ const forgotRoute = createRoute({
   path: "/password/forgot",
   tags,
   summary: "Mail a password reset link (the same answer, work and time whether or not the address has an account)",
-  description: "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works.",
+  description:
+    "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works.",
   middleware: [jsonOnly],
   request: body(forgotSchema),
   responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited") },
@@ -81,11 +82,14 @@ const emailChangeRoute = createRoute({
   tags,
   summary: "Change (or add) the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
   description:
-    "A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a \"this was not me\" link that undoes the change. 429 when three links to that address are pending already.",
+    'A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a "this was not me" link that undoes the change. 429 when three links to that address are pending already.',
   security: BEARER,
   middleware: [authed, jsonOnly],
   request: body(emailChangeSchema),
-  responses: { 202: json(messageSchema, "Mailed"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "email_taken", "rate_limited") },
+  responses: {
+    202: json(messageSchema, "Mailed"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "email_taken", "rate_limited"),
+  },
 });
 
 const emailConfirmRoute = createRoute({
@@ -102,7 +106,7 @@ const revokeRoute = createRoute({
   method: "post",
   path: "/ways-in/revoke",
   tags,
-  summary: "\"This was not me\": remove the way in a notice announced, and end every session",
+  summary: '"This was not me": remove the way in a notice announced, and end every session',
   description:
     "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use). The passkey or TOTP setup is removed, or the former address comes back; every session, pending challenge and pending address change ends. Then reset the password: whoever did it knows it.",
   middleware: [jsonOnly],
@@ -138,7 +142,14 @@ export const recovery = openApiApp()
   .openapi(resetRoute, async (c) => {
     const { token, new_password, ...offered } = c.req.valid("json");
     const removed = await completePasswordReset(deps(c), token, new_password, offered);
-    return c.json({ message: "Your password is reset and every session is signed out; sign in with the new one", passkeys_removed: removed.passkeysRemoved, totp_removed: removed.totpRemoved }, 200);
+    return c.json(
+      {
+        message: "Your password is reset and every session is signed out; sign in with the new one",
+        passkeys_removed: removed.passkeysRemoved,
+        totp_removed: removed.totpRemoved,
+      },
+      200,
+    );
   })
   .openapi(emailChangeRoute, async (c) => {
     const { new_email, ...check } = c.req.valid("json");

@@ -58,7 +58,12 @@ export const sessionShape = (s: { id: string; createdAt: Date; lastUsedAt: Date;
 
 /** One way in (GET /me/security): never a secret, a key or a hash. */
 export function wayInShape(w: WayIn, currentSession: string) {
-  const common = { kind: w.kind, added_at: w.addedAt?.toISOString() ?? null, added_by_session: w.addedBy, by_this_session: w.addedBy !== null && w.addedBy === currentSession };
+  const common = {
+    kind: w.kind,
+    added_at: w.addedAt?.toISOString() ?? null,
+    added_by_session: w.addedBy,
+    by_this_session: w.addedBy !== null && w.addedBy === currentSession,
+  };
   switch (w.kind) {
     case "password":
       return common;

@@ -2,5 +2,6 @@
 // Node's type stripping cannot load test/authenticator.ts, whose constructor has parameter
 // properties and whose imports have no extensions). The same authenticator the tests use, and the
 // API's own TOTP code generator.
-export { SoftAuthenticator } from "../authenticator";
+
 export { fromBase32, totpCode } from "../../src/auth/totp";
+export { SoftAuthenticator } from "../authenticator";

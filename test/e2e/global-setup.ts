@@ -16,12 +16,35 @@ export default async function setup() {
   const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
   // A dev signing key in .dev.vars (kept if there), and a fresh database for this run.
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8", shell: process.platform === "win32" });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+    shell: process.platform === "win32",
+  });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
   // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
   rmSync(API_LOG, { force: true });
-  start("wrangler", ["dev", "--port", "8790", "--persist-to", state, "--var", `ISSUER:${API}`, "--var", `CORS_ORIGINS:${APP}`, "--var", `APP_URL:${APP}/`, "--var", "REFRESH_REUSE_GRACE:0"], { log: API_LOG });
+  start(
+    "wrangler",
+    [
+      "dev",
+      "--port",
+      "8790",
+      "--persist-to",
+      state,
+      "--var",
+      `ISSUER:${API}`,
+      "--var",
+      `CORS_ORIGINS:${APP}`,
+      "--var",
+      `APP_URL:${APP}/`,
+      "--var",
+      "REFRESH_REUSE_GRACE:0",
+    ],
+    { log: API_LOG },
+  );
   // On 127.0.0.1: the browser reaches it as localhost (the app) and as 127.0.0.1 (a foreign site).
   start("vite", ["--config", "demo/vite.config.ts", "--port", "5180", "--host", "127.0.0.1"], { quiet: true, extraEnv: { VITE_API_URL: API } });
   await waitFor(`${API}/health`, "the API");

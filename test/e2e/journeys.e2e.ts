@@ -1,6 +1,6 @@
 import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { API, API_LOG, APP } from "./global-setup";
 
@@ -70,7 +70,15 @@ async function virtualAuthenticator(ctx: BrowserContext, page: Page) {
   const cdp = await ctx.newCDPSession(page);
   await cdp.send("WebAuthn.enable", { enableUI: false });
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: { protocol: "ctap2", ctap2Version: "ctap2_1", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    options: {
+      protocol: "ctap2",
+      ctap2Version: "ctap2_1",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
   });
   return { cdp, authenticatorId };
 }
@@ -392,7 +400,12 @@ describe("ways in, in Chromium", () => {
     await register(page, name);
     await signedIn(page, name);
     const ways = () => page.getByTestId("way-in").allTextContents();
-    await expect.poll(ways).toEqual([expect.stringMatching(/^Password, added .+ by this browser$/), expect.stringMatching(new RegExp(`^Email ${name}@example\\.com \\(not verified\\), added .+ by this browser$`))]);
+    await expect
+      .poll(ways)
+      .toEqual([
+        expect.stringMatching(/^Password, added .+ by this browser$/),
+        expect.stringMatching(new RegExp(`^Email ${name}@example\\.com \\(not verified\\), added .+ by this browser$`)),
+      ]);
 
     // Someone who knows the password adds a passkey from another browser.
     const elsewhere = await browser.newContext();

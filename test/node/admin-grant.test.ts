@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const state = mkdtempSync(path.join(tmpdir(), "admin-grant-"));
-const env = { ...process.env, EDGE_AUTH_PERSIST_TO: state, WRANGLER_SEND_METRICS: "false", CI: "true", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
+const env = {
+  ...process.env,
+  EDGE_AUTH_PERSIST_TO: state,
+  WRANGLER_SEND_METRICS: "false",
+  CI: "true",
+  PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH,
+};
 const wrangler = (...args: string[]) => execFileSync("wrangler", args, { cwd: root, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const sql = (command: string) => JSON.parse(wrangler("d1", "execute", "DB", "--local", "--persist-to", state, "--json", "--command", command))[0].results;
 const grant = (...args: string[]) => spawnSync(process.execPath, ["scripts/admin-grant.mjs", ...args], { cwd: root, env, encoding: "utf8" });

@@ -26,7 +26,12 @@ describe("npm run deploy's preflight", () => {
 
   it("refuses the committed wrangler.toml as it is: empty ISSUER, no database or namespace id, no APP_URL", () => {
     const problems: string[] = preflight(unstable_readConfig({ config: "wrangler.toml" }));
-    expect(problems).toEqual([expect.stringMatching(/^ISSUER is empty.*workers\.dev/), expect.stringMatching(/wrangler d1 create/), expect.stringMatching(/wrangler kv namespace create/), expect.stringMatching(/^APP_URL/)]);
+    expect(problems).toEqual([
+      expect.stringMatching(/^ISSUER is empty.*workers\.dev/),
+      expect.stringMatching(/wrangler d1 create/),
+      expect.stringMatching(/wrangler kv namespace create/),
+      expect.stringMatching(/^APP_URL/),
+    ]);
   });
 
   it("names the fix for each mistake", () => {
@@ -35,16 +40,24 @@ describe("npm run deploy's preflight", () => {
     expect(check((c) => (c.vars.ISSUER = "https://auth.example.com/"))).toEqual([expect.stringMatching(/https origin/)]);
     expect(check((c) => delete c.d1_databases[0].database_id)).toEqual([expect.stringMatching(/database_id.*wrangler d1 create edge-auth/)]);
     expect(check((c) => (c.kv_namespaces = []))).toEqual([expect.stringMatching(/kv namespace create REVOKED/)]);
-    expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com, http://localhost:5173"))).toEqual([expect.stringMatching(/https origins.*http:\/\/localhost:5173/)]);
+    expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com, http://localhost:5173"))).toEqual([
+      expect.stringMatching(/https origins.*http:\/\/localhost:5173/),
+    ]);
     expect(check((c) => (c.vars.PASSWORD_ITERATIONS = "600000"))).toEqual([expect.stringMatching(/at most 100000/)]);
     expect(check((c) => (c.vars.WEBAUTHN_ORIGINS = "http://app.example.com"))).toEqual([expect.stringMatching(/WEBAUTHN_ORIGINS must list https/)]);
   });
 
   it("checks that every passkey origin is on the relying-party domain", () => {
-    expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com,https://admin.example.com"))).toEqual([expect.stringMatching(/admin\.example\.com is not on the relying-party domain "app\.example\.com".*WEBAUTHN_RP_ID/)]);
+    expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com,https://admin.example.com"))).toEqual([
+      expect.stringMatching(/admin\.example\.com is not on the relying-party domain "app\.example\.com".*WEBAUTHN_RP_ID/),
+    ]);
     expect(check((c) => ((c.vars.CORS_ORIGINS = "https://app.example.com,https://admin.example.com"), (c.vars.WEBAUTHN_RP_ID = "example.com")))).toEqual([]);
-    expect(check((c) => (c.vars.WEBAUTHN_RP_ID = "other.com"))).toEqual([expect.stringMatching(/app\.example\.com is not on the relying-party domain "other\.com"/)]);
-    expect(check((c) => ((c.vars.WEBAUTHN_ORIGINS = "https://app.example.com"), (c.vars.CORS_ORIGINS = "https://app.example.com,https://x.other.net")))).toEqual([]);
+    expect(check((c) => (c.vars.WEBAUTHN_RP_ID = "other.com"))).toEqual([
+      expect.stringMatching(/app\.example\.com is not on the relying-party domain "other\.com"/),
+    ]);
+    expect(
+      check((c) => ((c.vars.WEBAUTHN_ORIGINS = "https://app.example.com"), (c.vars.CORS_ORIGINS = "https://app.example.com,https://x.other.net"))),
+    ).toEqual([]);
   });
 
   it("refuses whatever else the Worker itself would refuse at run time, by the Worker's own check", () => {

@@ -11,7 +11,11 @@ const env = { ...vars, ISSUER: "http://localhost:8787", JWT_PRIVATE_KEY: "{}" };
 async function served() {
   const res = await app.request("/openapi.json", {}, env);
   expect(res.status).toBe(200);
-  return res.json<{ openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>; components: { securitySchemes: object; schemas: Record<string, { properties?: Record<string, { enum?: string[] }> }> } }>();
+  return res.json<{
+    openapi: string;
+    paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown[] }>>;
+    components: { securitySchemes: object; schemas: Record<string, { properties?: Record<string, { enum?: string[] }> }> };
+  }>();
 }
 
 describe("GET /openapi.json", () => {
@@ -34,7 +38,9 @@ describe("GET /openapi.json", () => {
 
   it("documents the error shape with its codes, both security schemes, and the headers that matter", async () => {
     const doc = await served();
-    expect(doc.components.schemas.Error!.properties!.error!.enum).toEqual(expect.arrayContaining(["invalid_token", "validation_failed", "rate_limited", "service_unavailable"]));
+    expect(doc.components.schemas.Error!.properties!.error!.enum).toEqual(
+      expect.arrayContaining(["invalid_token", "validation_failed", "rate_limited", "service_unavailable"]),
+    );
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["bearerAuth", "refreshCookie"]);
     const login = doc.paths["/login"]!.post!.responses as Record<string, { headers?: Record<string, unknown> }>;
     expect(Object.keys(login["429"]!.headers!)).toContain("Retry-After");

@@ -6,7 +6,8 @@ import { STEP_UP, type StepUpRule } from "../../src/auth/ways-in";
 
 const PROOF: Record<string, (rule: StepUpRule) => string> = {
   password: () => "the password",
-  second_factor: (rule) => (rule.secondFactor === "if_totp_after_mailbox" ? "a second factor if TOTP was turned on after the address was proved" : "a second factor while TOTP is on"),
+  second_factor: (rule) =>
+    rule.secondFactor === "if_totp_after_mailbox" ? "a second factor if TOTP was turned on after the address was proved" : "a second factor while TOTP is on",
   new_totp_code: () => "a code from the new authenticator",
   mailbox: () => "the mailed link",
 };
@@ -15,7 +16,10 @@ const render = () =>
   [
     "| action | asked by | proof | how fresh |",
     "|---|---|---|---|",
-    ...Object.entries(STEP_UP).map(([action, rule]) => `| \`${action}\` | ${rule.by === "session" ? "a signed-in session" : "the holder of a mailed link"} | ${rule.proof.map((p) => PROOF[p]!(rule)).join("; ")} | ${rule.fresh} |`),
+    ...Object.entries(STEP_UP).map(
+      ([action, rule]) =>
+        `| \`${action}\` | ${rule.by === "session" ? "a signed-in session" : "the holder of a mailed link"} | ${rule.proof.map((p) => PROOF[p]!(rule)).join("; ")} | ${rule.fresh} |`,
+    ),
   ].join("\n");
 
 describe("docs/security.md", () => {

@@ -1,5 +1,5 @@
-import { Hono, type Context } from "hono";
-import { SignJWT, createLocalJWKSet, generateKeyPair, jwtVerify, type JSONWebKeySet } from "jose";
+import { type Context, Hono } from "hono";
+import { createLocalJWKSet, generateKeyPair, type JSONWebKeySet, jwtVerify, SignJWT } from "jose";
 
 /**
  * Floors for `npm run bench`: each route does only the work its API counterpart cannot avoid, with
