@@ -1,35 +1,39 @@
 import type {
+  ErrorBody,
+  ErrorCode,
+  Factors,
+  LoginMfaRequest,
+  LoginRequest,
+  Me,
+  Message,
+  MfaChallengeBody,
+  Passkey,
+  Passkeys,
+  PasswordChangeRequest,
+  Protected,
+  RecoveryCodes,
+  RegisterRequest,
+  ResetDone,
+  Security,
+  SessionsPage,
+  SessionsRevoked,
+  SignedInBody,
+  Tokens,
+  TotpSetup,
+  User,
+  WayInRevoked,
+} from "./types.js";
+import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
-} from "@simplewebauthn/server";
-import type { z } from "zod";
-import type {
-  ErrorCode,
-  errorSchema as ErrorSchema,
-  factorsSchema,
-  messageSchema,
-  meWithFactorsSchema,
-  mfaChallengeSchema,
-  passkeySchema,
-  passkeysSchema,
-  protectedSchema,
-  recoveryCodesSchema,
-  resetDoneSchema,
-  revokedCountSchema,
-  revokedWayInSchema,
-  securitySchema,
-  sessionsPageSchema,
-  signedInSchema,
-  tokensSchema,
-  totpSetupSchema,
-} from "../src/response-schemas";
-import type { loginMfaSchema, loginSchema, passwordChangeSchema, registerSchema } from "../src/schemas";
+} from "./webauthn.js";
 
 /**
- * A small client for this API: browsers (cookie mode), Workers and Node 22. Types come from the
- * server's own zod schemas (type-only imports: no zod in the bundle).
+ * A small client for this API: browsers (cookie mode), Workers and Node 22; a package of its own
+ * with no dependency. Its types (types.ts) are printed from the server's own zod schemas by
+ * `npm run client:build`, so they cannot drift from what the API validates and answers.
  *
  * - The access token lives in memory only and goes out as `Authorization: Bearer`.
  * - In a browser the refresh token is the HttpOnly cookie (`cookie: true`, the default there);
@@ -47,26 +51,18 @@ import type { loginMfaSchema, loginSchema, passwordChangeSchema, registerSchema 
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
  */
 
-export type User = z.infer<typeof signedInSchema>["user"];
-export type Session = z.infer<typeof sessionsPageSchema>["sessions"][number];
-export type RegisterInput = Omit<z.input<typeof registerSchema>, "use_cookie">;
-export type LoginInput = Omit<z.input<typeof loginSchema>, "use_cookie">;
-export type PasswordChange = z.input<typeof passwordChangeSchema>;
-export type Factors = z.infer<typeof factorsSchema>;
-export type Passkey = z.infer<typeof passkeySchema>;
-export type Me = z.infer<typeof meWithFactorsSchema>;
-export type TotpSetup = z.infer<typeof totpSetupSchema>;
-/** GET /me/security: the ways in, this session's assurance, and what each sensitive action needs now. */
-export type Security = z.infer<typeof securitySchema>;
+export type * from "./webauthn.js";
+export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
+export type Session = SessionsPage["sessions"][number];
 export type WayIn = Security["ways_in"][number];
-type Reply = z.infer<typeof messageSchema>;
-type ErrorBody = z.infer<typeof ErrorSchema>;
-type Tokens = z.infer<typeof tokensSchema>;
-type SignedInBody = z.infer<typeof signedInSchema>;
-type MfaChallenge = z.infer<typeof mfaChallengeSchema>;
+export type RegisterInput = Omit<RegisterRequest, "use_cookie">;
+export type LoginInput = Omit<LoginRequest, "use_cookie">;
+export type PasswordChange = PasswordChangeRequest;
+type Reply = Message;
+type MfaChallenge = MfaChallengeBody;
 type OneOf<T> = { [K in keyof T]-?: Required<Pick<T, K>> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
 /** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
-export type SecondFactor = OneOf<Pick<z.input<typeof loginMfaSchema>, "code" | "recovery_code">>;
+export type SecondFactor = OneOf<Pick<LoginMfaRequest, "code" | "recovery_code">>;
 /**
  * A step-up (the server's table, Security["step_up"]): the password, and while TOTP is on a code or a
  * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
@@ -74,7 +70,12 @@ export type SecondFactor = OneOf<Pick<z.input<typeof loginMfaSchema>, "code" | "
 export type FreshCheck = { current_password: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
 /** What a reset may need besides the token: a code, where TOTP was turned on after the address was confirmed. */
 export type ResetFactor = SecondFactor | { code?: undefined; recovery_code?: undefined };
-export type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON };
+
+/** What the client asks of fetch: the platform's fits (browsers, Workers, Node 18+), with no DOM types needed. */
+export type FetchLike = (
+  input: string,
+  init: { method: string; headers: Record<string, string>; body?: string; credentials: "include" | "same-origin" },
+) => Promise<{ ok: boolean; status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
 
 /** What went wrong: `code` is the API's error code, or network_error / bad_response. */
 export class AuthError extends Error {
@@ -99,8 +100,8 @@ export interface ClientOptions {
   baseUrl: string;
   /** The refresh token as an HttpOnly cookie (browsers); default true where `document` exists. */
   cookie?: boolean;
-  /** Another fetch (tests, a Worker's service binding). */
-  fetch?: typeof fetch;
+  /** Another fetch (tests, a Worker's service binding, a fetch polyfill). */
+  fetch?: FetchLike;
   /** Refresh when the access token has less than this many seconds left; default 30. */
   refreshLeeway?: number;
 }
@@ -115,13 +116,17 @@ export type LoginResult = SignedIn | MfaRequired;
 const CHANNEL = "edge-auth-api";
 
 // Browser APIs, looked up at run time: the same code runs in Workers and Node, which lack some.
-interface Message {
+interface TabMessage {
   token: string | null;
   expiresAt?: number; // ms, by this machine's clock
 }
 interface Channel {
-  postMessage(message: Message): void;
-  addEventListener(type: "message", listener: (e: { data: Message }) => void): void;
+  postMessage(message: TabMessage): void;
+  addEventListener(type: "message", listener: (e: { data: TabMessage }) => void): void;
+}
+interface Platform {
+  atob(data: string): string;
+  console: { error(...data: unknown[]): void };
 }
 interface Browser {
   document?: unknown;
@@ -133,7 +138,8 @@ const browser = globalThis as Browser;
 export function createAuthClient(options: ClientOptions) {
   const base = options.baseUrl.replace(/\/$/, "");
   const cookie = options.cookie ?? browser.document !== undefined;
-  const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
+  // Looked up at call time: a page may swap fetch (a test, a polyfill) after the client is made.
+  const doFetch: FetchLike = options.fetch ?? ((input, init) => (globalThis as unknown as { fetch: FetchLike }).fetch(input, init));
   const leeway = options.refreshLeeway ?? 30;
   const listeners = new Set<(state: AuthState) => void>();
   // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
@@ -152,14 +158,14 @@ export function createAuthClient(options: ClientOptions) {
         listener(state());
       } catch (err) {
         // A listener's own failure is not the API's: it must not fail the call that signed in or out.
-        console.error(err);
+        (globalThis as unknown as Platform).console.error(err);
       }
     }
   };
 
   function claimsOf(token: unknown): { sub: string; username: string } {
     try {
-      const claims = JSON.parse(atob(String(token).split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+      const claims = JSON.parse((globalThis as unknown as Platform).atob(String(token).split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
       if (typeof claims.sub === "string" && typeof claims.username === "string") return claims;
     } catch {
       // fall through
@@ -196,10 +202,10 @@ export function createAuthClient(options: ClientOptions) {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (auth && access) headers.authorization = `Bearer ${access.token}`;
-    let res: Response;
+    let res: Awaited<ReturnType<FetchLike>>;
     try {
-      const init = { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: cookie ? "include" : "same-origin" };
-      res = await doFetch(`${base}${path}`, init as RequestInit);
+      const credentials = cookie ? ("include" as const) : ("same-origin" as const);
+      res = await doFetch(`${base}${path}`, { method, headers, credentials, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
       throw new AuthError("network_error", (err as Error).message || "The network request failed", 0);
     }
@@ -290,10 +296,10 @@ export function createAuthClient(options: ClientOptions) {
     },
     /** The user, and which second factors the account has. */
     me: () => authed<Me>("GET", "/me"),
-    protected: () => authed<z.infer<typeof protectedSchema>>("GET", "/protected"),
-    sessions: (cursor?: string) => authed<z.infer<typeof sessionsPageSchema>>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
+    protected: () => authed<Protected>("GET", "/protected"),
+    sessions: (cursor?: string) => authed<SessionsPage>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id: string) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`),
-    changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<z.infer<typeof revokedCountSchema>>("POST", "/password", input),
+    changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<SessionsRevoked>("POST", "/password", input),
     /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
     security: () => authed<Security>("GET", "/me/security"),
     /**
@@ -308,7 +314,7 @@ export function createAuthClient(options: ClientOptions) {
       }
     },
     async logoutEverywhere() {
-      const res = await authed<z.infer<typeof revokedCountSchema>>("POST", "/logout/all");
+      const res = await authed<SessionsRevoked>("POST", "/logout/all");
       adopt(null);
       return res;
     },
@@ -320,11 +326,11 @@ export function createAuthClient(options: ClientOptions) {
     forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
     resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) =>
-      send<z.infer<typeof resetDoneSchema>>("POST", "/password/reset", { token, new_password, ...factor }),
+      send<ResetDone>("POST", "/password/reset", { token, new_password, ...factor }),
     changeEmail: (new_email: string, check: FreshCheck) => authed<Reply>("POST", "/email", { new_email, ...check }),
     confirmEmail: (token: string) => send<Reply>("POST", "/email/confirm", { token }),
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
-    revokeWayIn: (token: string) => send<z.infer<typeof revokedWayInSchema>>("POST", "/ways-in/revoke", { token }),
+    revokeWayIn: (token: string) => send<WayInRevoked>("POST", "/ways-in/revoke", { token }),
     async deleteAccount(check: FreshCheck) {
       const res = await authed<Reply>("DELETE", "/me", check);
       adopt(null);
@@ -333,7 +339,7 @@ export function createAuthClient(options: ClientOptions) {
     // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
     // TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
-    totpEnable: (code: string) => authed<z.infer<typeof recoveryCodesSchema>>("POST", "/mfa/totp/enable", { code }),
+    totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }),
     totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
@@ -342,7 +348,7 @@ export function createAuthClient(options: ClientOptions) {
     passkeyRegister: (response: RegistrationResponseJSON, name?: string) => authed<Passkey>("POST", "/passkeys/register/verify", { response, name }),
     passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),
-    listPasskeys: () => authed<z.infer<typeof passkeysSchema>>("GET", "/passkeys").then((r) => r.passkeys),
+    listPasskeys: () => authed<Passkeys>("GET", "/passkeys").then((r) => r.passkeys),
     deletePasskey: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/passkeys/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),

@@ -22,7 +22,7 @@ var browser = globalThis;
 function createAuthClient(options) {
   const base = options.baseUrl.replace(/\/$/, "");
   const cookie = options.cookie ?? browser.document !== void 0;
-  const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
+  const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const leeway = options.refreshLeeway ?? 30;
   const listeners = /* @__PURE__ */ new Set();
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : void 0;
@@ -35,13 +35,13 @@ function createAuthClient(options) {
       try {
         listener(state());
       } catch (err) {
-        console.error(err);
+        globalThis.console.error(err);
       }
     }
   };
   function claimsOf(token) {
     try {
-      const claims = JSON.parse(atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      const claims = JSON.parse(globalThis.atob(String(token).split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
       if (typeof claims.sub === "string" && typeof claims.username === "string") return claims;
     } catch {
     }
@@ -72,8 +72,8 @@ function createAuthClient(options) {
     if (auth && access) headers.authorization = `Bearer ${access.token}`;
     let res;
     try {
-      const init = { method, headers, body: body === void 0 ? void 0 : JSON.stringify(body), credentials: cookie ? "include" : "same-origin" };
-      res = await doFetch(`${base}${path}`, init);
+      const credentials = cookie ? "include" : "same-origin";
+      res = await doFetch(`${base}${path}`, { method, headers, credentials, ...body === void 0 ? {} : { body: JSON.stringify(body) } });
     } catch (err) {
       throw new AuthError("network_error", err.message || "The network request failed", 0);
     }

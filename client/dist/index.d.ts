@@ -1,0 +1,166 @@
+import type { ErrorCode, Factors, LoginMfaRequest, LoginRequest, Me, Message, MfaChallengeBody, Passkey, PasswordChangeRequest, Protected, RecoveryCodes, RegisterRequest, ResetDone, Security, SessionsPage, SessionsRevoked, TotpSetup, User, WayInRevoked } from "./types.js";
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "./webauthn.js";
+/**
+ * A small client for this API: browsers (cookie mode), Workers and Node 22; a package of its own
+ * with no dependency. Its types (types.ts) are printed from the server's own zod schemas by
+ * `npm run client:build`, so they cannot drift from what the API validates and answers.
+ *
+ * - The access token lives in memory only and goes out as `Authorization: Bearer`.
+ * - In a browser the refresh token is the HttpOnly cookie (`cookie: true`, the default there);
+ *   elsewhere it is kept in memory.
+ * - Refresh is single-flight: any number of calls that meet 401 invalid_token cause one /refresh,
+ *   then each retries once. A token about to expire is refreshed before the call.
+ * - Tabs of one browser take a Web Lock around /refresh and share the result over a
+ *   BroadcastChannel, so they never race one refresh token; a logout in one tab signs out the others.
+ * - Every failure is an AuthError: API errors with their code, fields and Retry-After; network
+ *   failures, non-JSON and 5xx answers too. Never undefined.
+ * - Second factors: login() resolves `{ signedIn: true, ... }`, or `{ signedIn: false, mfaRequired:
+ *   true, challenge }` when the account has TOTP on; then loginMfa({ challenge, code }) (or
+ *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
+ *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
+ *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
+ */
+export type * from "./webauthn.js";
+export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
+export type Session = SessionsPage["sessions"][number];
+export type WayIn = Security["ways_in"][number];
+export type RegisterInput = Omit<RegisterRequest, "use_cookie">;
+export type LoginInput = Omit<LoginRequest, "use_cookie">;
+export type PasswordChange = PasswordChangeRequest;
+type MfaChallenge = MfaChallengeBody;
+type OneOf<T> = {
+    [K in keyof T]-?: Required<Pick<T, K>> & {
+        [O in Exclude<keyof T, K>]?: undefined;
+    };
+}[keyof T];
+/** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
+export type SecondFactor = OneOf<Pick<LoginMfaRequest, "code" | "recovery_code">>;
+/**
+ * A step-up (the server's table, Security["step_up"]): the password, and while TOTP is on a code or a
+ * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
+ */
+export type FreshCheck = {
+    current_password: string;
+} & (SecondFactor | {
+    code?: undefined;
+    recovery_code?: undefined;
+});
+/** What a reset may need besides the token: a code, where TOTP was turned on after the address was confirmed. */
+export type ResetFactor = SecondFactor | {
+    code?: undefined;
+    recovery_code?: undefined;
+};
+/** What the client asks of fetch: the platform's fits (browsers, Workers, Node 18+), with no DOM types needed. */
+export type FetchLike = (input: string, init: {
+    method: string;
+    headers: Record<string, string>;
+    body?: string;
+    credentials: "include" | "same-origin";
+}) => Promise<{
+    ok: boolean;
+    status: number;
+    headers: {
+        get(name: string): string | null;
+    };
+    json(): Promise<unknown>;
+}>;
+/** What went wrong: `code` is the API's error code, or network_error / bad_response. */
+export declare class AuthError extends Error {
+    readonly code: ErrorCode | "network_error" | "bad_response";
+    readonly status: number;
+    readonly fields?: Record<string, string>;
+    readonly retryAfter?: number;
+    constructor(code: AuthError["code"], message: string, status: number, fields?: Record<string, string>, retryAfter?: number);
+}
+export interface ClientOptions {
+    /** The API's origin, e.g. https://auth.example.com */
+    baseUrl: string;
+    /** The refresh token as an HttpOnly cookie (browsers); default true where `document` exists. */
+    cookie?: boolean;
+    /** Another fetch (tests, a Worker's service binding, a fetch polyfill). */
+    fetch?: FetchLike;
+    /** Refresh when the access token has less than this many seconds left; default 30. */
+    refreshLeeway?: number;
+}
+export type AuthState = {
+    signedIn: true;
+    userId: string;
+    username: string;
+} | {
+    signedIn: false;
+};
+/** Signed in (login, loginMfa, passkeyLogin): the new state, and the user. */
+export type SignedIn = Extract<AuthState, {
+    signedIn: true;
+}> & {
+    user: User;
+};
+/** login() when the account has TOTP on: nothing signed in yet; send the challenge to loginMfa() with a code. */
+export type MfaRequired = {
+    signedIn: false;
+    mfaRequired: true;
+    challenge: string;
+    methods: MfaChallenge["methods"];
+    expiresIn: number;
+};
+export type LoginResult = SignedIn | MfaRequired;
+export declare function createAuthClient(options: ClientOptions): {
+    /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
+    readonly state: AuthState;
+    onChange(listener: (state: AuthState) => void): () => boolean;
+    /** The new user; signed in too unless the service wants the address verified first. */
+    register: (input: RegisterInput) => Promise<User>;
+    /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
+    login(input: LoginInput): Promise<LoginResult>;
+    /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
+    loginMfa: (input: {
+        challenge: string;
+    } & SecondFactor) => Promise<SignedIn>;
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    resume(): Promise<AuthState>;
+    /** The user, and which second factors the account has. */
+    me: () => Promise<Me>;
+    protected: () => Promise<Protected>;
+    sessions: (cursor?: string) => Promise<SessionsPage>;
+    revokeSession: (id: string) => Promise<Message>;
+    changePassword: (input: PasswordChange & Partial<SecondFactor>) => Promise<SessionsRevoked>;
+    /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
+    security: () => Promise<Security>;
+    /**
+     * Ends this session. Cookie mode: by the cookie, which works with an expired access token too,
+     * under the tabs' lock so no refresh lands after it. Token mode: refreshed first if need be.
+     */
+    logout(): Promise<void>;
+    logoutEverywhere(): Promise<SessionsRevoked>;
+    verifyEmail: (token: string) => Promise<Message>;
+    /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
+    requestEmailVerification: (email?: string) => Promise<Message>;
+    forgotPassword: (email: string) => Promise<Message>;
+    /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
+    resetPassword: (token: string, new_password: string, factor?: ResetFactor) => Promise<ResetDone>;
+    changeEmail: (new_email: string, check: FreshCheck) => Promise<Message>;
+    confirmEmail: (token: string) => Promise<Message>;
+    /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
+    revokeWayIn: (token: string) => Promise<WayInRevoked>;
+    deleteAccount(check: FreshCheck): Promise<Message>;
+    totpSetup: (current_password: string) => Promise<TotpSetup>;
+    totpEnable: (code: string) => Promise<RecoveryCodes>;
+    totpDisable: (input: {
+        current_password: string;
+    } & SecondFactor) => Promise<Message>;
+    passkeyRegistrationOptions: (check: FreshCheck) => Promise<PublicKeyCredentialCreationOptionsJSON>;
+    passkeyRegister: (response: RegistrationResponseJSON, name?: string) => Promise<Passkey>;
+    passkeyLoginOptions: () => Promise<PublicKeyCredentialRequestOptionsJSON>;
+    passkeyLogin: (response: AuthenticationResponseJSON) => Promise<SignedIn>;
+    listPasskeys: () => Promise<{
+        id: string;
+        name: string;
+        created_at: string;
+        last_used_at: string | null;
+        backed_up: boolean;
+    }[]>;
+    deletePasskey: (id: string, check: FreshCheck) => Promise<Message>;
+    /** A Bearer request to any other route of this API, with the same refresh and retry. */
+    request: <T = unknown>(method: string, path: string, body?: unknown) => Promise<T>;
+};
+export type AuthClient = ReturnType<typeof createAuthClient>;

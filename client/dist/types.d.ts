@@ -1,0 +1,161 @@
+export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+export type ErrorBody = {
+    error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+    message: string;
+    fields?: Record<string, string> | undefined;
+};
+export type User = {
+    id: string;
+    username: string;
+    email: string | null;
+    email_verified: boolean;
+    roles: string[];
+    created_at: string;
+};
+export type Tokens = {
+    access_token: string;
+    refresh_token?: string | undefined;
+    token_type: "Bearer";
+    expires_in: number;
+};
+export type SignedInBody = {
+    user: {
+        id: string;
+        username: string;
+        email: string | null;
+        email_verified: boolean;
+        roles: string[];
+        created_at: string;
+    };
+    access_token: string;
+    refresh_token?: string | undefined;
+    token_type: "Bearer";
+    expires_in: number;
+};
+export type MfaChallengeBody = {
+    mfa_required: true;
+    challenge: string;
+    expires_in: number;
+    methods: ("totp" | "recovery_code")[];
+};
+export type Me = {
+    user: {
+        id: string;
+        username: string;
+        email: string | null;
+        email_verified: boolean;
+        roles: string[];
+        created_at: string;
+    };
+    factors: {
+        totp: boolean;
+        recovery_codes_left: number;
+        passkeys: number;
+    };
+};
+export type Factors = {
+    totp: boolean;
+    recovery_codes_left: number;
+    passkeys: number;
+};
+export type Security = {
+    ways_in: {
+        kind: "password" | "email" | "totp" | "passkey";
+        added_at: string | null;
+        added_by_session: string | null;
+        by_this_session: boolean;
+        address?: string | undefined;
+        verified?: boolean | undefined;
+        recovery_codes_left?: number | undefined;
+        id?: string | undefined;
+        name?: string | undefined;
+        last_used_at?: string | null | undefined;
+        backed_up?: boolean | undefined;
+    }[];
+    session: {
+        id: string;
+        auth_time: string;
+        amr: string[];
+    };
+    step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "reset_password" | "revoke_way_in", ("password" | "second_factor" | "new_totp_code" | "mailbox")[]>;
+};
+export type Message = {
+    message: string;
+};
+export type Protected = {
+    message: string;
+    user_id: string;
+    username: string;
+};
+export type SessionsPage = {
+    sessions: {
+        id: string;
+        created_at: string;
+        last_used_at: string;
+        expires_at: string;
+        user_agent: string | null;
+        current: boolean;
+    }[];
+    next_cursor: string | null;
+};
+export type SessionsRevoked = {
+    message: string;
+    sessions_revoked: number;
+};
+export type TotpSetup = {
+    secret: string;
+    otpauth_uri: string;
+};
+export type RecoveryCodes = {
+    message: string;
+    recovery_codes: string[];
+};
+export type Passkey = {
+    id: string;
+    name: string;
+    created_at: string;
+    last_used_at: string | null;
+    backed_up: boolean;
+};
+export type Passkeys = {
+    passkeys: {
+        id: string;
+        name: string;
+        created_at: string;
+        last_used_at: string | null;
+        backed_up: boolean;
+    }[];
+};
+export type ResetDone = {
+    message: string;
+    passkeys_removed: number;
+    totp_removed: boolean;
+};
+export type WayInRevoked = {
+    message: string;
+    removed: boolean;
+    way: string;
+};
+export type RegisterRequest = {
+    username: string;
+    email?: string | undefined;
+    password: string;
+    use_cookie?: boolean | undefined;
+};
+export type LoginRequest = {
+    username: string;
+    password: string;
+    use_cookie?: boolean | undefined;
+};
+export type LoginMfaRequest = {
+    challenge: string;
+    code?: string | undefined;
+    recovery_code?: string | undefined;
+    use_cookie?: boolean | undefined;
+};
+export type PasswordChangeRequest = {
+    current_password: string;
+    code?: string | undefined;
+    recovery_code?: string | undefined;
+    new_password: string;
+};
