@@ -14,7 +14,8 @@ import {
 } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
-import { resetStepUpFailures, sessionExists, sessionLive } from "../db/sessions";
+import { sessionExists, sessionLive } from "../db/sessions";
+import { resetStepUpFailures } from "../db/step-up-checks";
 import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";

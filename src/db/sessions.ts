@@ -1,13 +1,12 @@
 import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
-import { checksInFlight, newCheck } from "./password-checks";
-import { passwordChecks, rotatedRefreshTokens, sessions, type User, users } from "./schema";
+import { rotatedRefreshTokens, sessions, users } from "./schema";
 
 export type NewSession = typeof sessions.$inferInsert;
 
 /** Refreshable: not revoked and within its absolute lifetime. */
-const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
+export const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
 /**
  * The session's user may hold one: not disabled (and verified, where REQUIRE_VERIFIED_EMAIL is on).
  * Checked in the same statement as every token issue, so a disable that lands meanwhile wins.
@@ -238,60 +237,6 @@ export async function isSessionLive(db: Db, id: string, now: Date): Promise<bool
       .where(and(eq(sessions.id, id), live(now)))
       .get()) !== undefined
   );
-}
-
-/**
- * Starts a step-up check (auth/step-up.ts) against this session's own budget, and reads the user,
- * in one round trip: a row in password_checks, added only while the session is the user's, live,
- * and its failures plus checks in flight stay under `max`, so concurrent guesses cannot exceed it.
- */
-export async function beginStepUpCheck(
-  db: Db,
-  sessionId: string,
-  userId: string,
-  now: Date,
-  max: number,
-  staleMs: number,
-): Promise<{ check?: string; user?: User }> {
-  const id = crypto.randomUUID();
-  const subject = `session:${sessionId}`;
-  const { started, found } = await batch(db, {
-    started: db
-      .insert(passwordChecks)
-      .select(
-        db
-          .select(newCheck(id, subject, now))
-          .from(sessions)
-          .where(
-            and(
-              eq(sessions.id, sessionId),
-              eq(sessions.userId, userId),
-              live(now),
-              sql`${sessions.passwordFailures} + ${checksInFlight(subject, now, staleMs)} < ${max}`,
-            ),
-          ),
-      )
-      .returning({ id: passwordChecks.id }),
-    found: db.select().from(users).where(eq(users.id, userId)),
-  });
-  return { check: started[0]?.id, user: found[0] };
-}
-
-/** A wrong password or code in a step-up check: counts against the session's budget. Returns the count. */
-export function countStepUpFailure(db: Db, sessionId: string) {
-  return db
-    .update(sessions)
-    .set({ passwordFailures: sql`${sessions.passwordFailures} + 1` })
-    .where(eq(sessions.id, sessionId))
-    .returning({ failures: sessions.passwordFailures });
-}
-
-/** A step-up check passed: the session's budget is whole again. */
-export function resetStepUpFailures(db: Db, sessionId: string) {
-  return db
-    .update(sessions)
-    .set({ passwordFailures: 0 })
-    .where(and(eq(sessions.id, sessionId), sql`${sessions.passwordFailures} > 0`));
 }
 
 export interface SessionCursor {
