@@ -1,20 +1,16 @@
+import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Issued } from "../auth/sign-in";
 import type { WayIn } from "../auth/ways-in";
 import type { User } from "../db/schema";
 import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";
+import type { userSchema } from "../response-schemas";
 
 /** The JSON shapes of the contract (the README's API section, and /openapi.json), built from domain values. */
 
-export interface PublicUser {
-  id: string;
-  username: string;
-  email: string | null;
-  email_verified: boolean;
-  roles: string[];
-  created_at: string;
-}
+/** The user as the contract shows it: the response schema's own type. */
+export type PublicUser = z.output<typeof userSchema>;
 
 /** Never a hash or a secret: only these fields leave the server. */
 export const publicUser = (u: User): PublicUser => ({
