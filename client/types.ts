@@ -70,7 +70,7 @@ export type Factors = {
 };
 
 export type Security = {
-  ways_in: {
+  ways_in: ({
     kind: "password" | "email" | "totp" | "passkey";
     added_at: string | null;
     added_by_session: string | null;
@@ -82,7 +82,7 @@ export type Security = {
     name?: string | undefined;
     last_used_at?: string | null | undefined;
     backed_up?: boolean | undefined;
-  }[];
+  })[];
   session: {
     id: string;
     auth_time: string;
@@ -102,14 +102,14 @@ export type Protected = {
 };
 
 export type SessionsPage = {
-  sessions: {
+  sessions: ({
     id: string;
     created_at: string;
     last_used_at: string;
     expires_at: string;
     user_agent: string | null;
     current: boolean;
-  }[];
+  })[];
   next_cursor: string | null;
 };
 
@@ -137,13 +137,13 @@ export type Passkey = {
 };
 
 export type Passkeys = {
-  passkeys: {
+  passkeys: ({
     id: string;
     name: string;
     created_at: string;
     last_used_at: string | null;
     backed_up: boolean;
-  }[];
+  })[];
 };
 
 export type ResetDone = {

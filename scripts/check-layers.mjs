@@ -3,7 +3,7 @@
 //   the HTTP error type and renderer (src/errors.ts), routes, middleware or the app, directly or
 //   through any module it imports;
 // - a route queries src/db/ itself instead of asking src/auth/ (src/routes/deps.ts, which makes the
-//   clients, is the one exception);
+//   clients, is the one exception), or src/auth/ (or the audit and mail modules) builds SQL;
 // - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder.
 // Type-only imports are erased at build time and do not count.
 import { readdirSync, readFileSync } from "node:fs";
@@ -32,7 +32,11 @@ function runtimeImports(file) {
       continue;
     found.push(target.startsWith(".") ? path.join(path.dirname(file), `${target}.ts`) : target);
   }
-  for (const m of text.matchAll(/^import\s+"([^"]+)"/gm)) found.push(m[1].startsWith(".") ? path.join(path.dirname(file), `${m[1]}.ts`) : m[1]);
+  // Side-effect imports, and dynamic ones (a lazily loaded library is loaded all the same).
+  for (const m of text.matchAll(/^import\s+"([^"]+)"|\bimport\(\s*"([^"]+)"\s*\)/gm)) {
+    const target = m[1] ?? m[2];
+    found.push(target.startsWith(".") ? path.join(path.dirname(file), `${target}.ts`) : target);
+  }
   return found;
 }
 
@@ -59,6 +63,10 @@ for (const start of files.filter((f) => /^src\/(auth|db)\//.test(f))) {
   }
 }
 
+// SQL is built in src/db/ only: the flows (and the audit and mail modules they use) name queries, never write them.
+for (const file of files.filter((f) => /^src\/(auth\/|audit\.ts|mail\.ts)/.test(f))) {
+  if (graph.get(file).includes("drizzle-orm")) problems.push(`${file} -> drizzle-orm (SQL belongs in src/db/)`);
+}
 for (const file of files.filter((f) => f.startsWith("src/routes/") && f !== "src/routes/deps.ts")) {
   for (const target of graph.get(file)) if (target.startsWith("src/db/")) problems.push(`${file} -> ${target} (a route asks src/auth/, never src/db/)`);
 }

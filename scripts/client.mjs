@@ -85,7 +85,7 @@ function print(schema, side, indent = "") {
         .join(" | ");
     case "array": {
       const element = inner(def.element);
-      return /[ |]/.test(element) && !element.startsWith("{") ? `(${element})[]` : `${element}[]`;
+      return element.includes("|") ? `(${element})[]` : `${element}[]`; // a union (or a field of one) needs its parentheses
     }
     case "nullable":
       return `${inner(def.innerType)} | null`;

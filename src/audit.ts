@@ -1,7 +1,6 @@
-import { and, eq, type SQL, sql } from "drizzle-orm";
-import { insertAuditEvent } from "./db/audit";
+import type { SQL } from "drizzle-orm";
+import { insertAuditEvent, insertAuditEventIfSession, insertAuditEventIfUser, type NewAuditEvent } from "./db/audit";
 import type { Db } from "./db/client";
-import { auditEvents, sessions, users } from "./db/schema";
 import { log } from "./log";
 
 /**
@@ -11,10 +10,11 @@ import { log } from "./log";
  * Where the row is written (the one rule):
  * - In the batch of the write it records (auditRow, auditRowIf, auditRowIfSession), conditional on
  *   that write happening, when the two must stand or fall together because a request can be lost and
- *   repeated: a sign-in or sign-up, a logout, a TOTP or passkey change, a failed check with the count
- *   it adds. Then logEvent once the batch succeeded.
+ *   repeated: a sign-in or sign-up, a logout by access token, turning TOTP on or off, adding a
+ *   passkey, a failed check with the count it adds. Then logEvent once the batch succeeded.
  * - After the write (audit()), when the record follows a write that stands on its own and later steps
- *   (KV, mail) may still fail: revocations and resets, password and address changes, deletions, an
+ *   (KV, mail) may still fail: revocations (a logout by cookie, reuse detection, the session cap,
+ *   logout everywhere) and resets, password and address changes, removing a passkey, deletions, an
  *   admin's change, and refusals that change nothing (rate limits, mail failures). A failed audit
  *   write is then logged and never fails the request: the log line holds the event already.
  */
@@ -77,13 +77,10 @@ export function logEvent(ctx: AuditContext, event: SecurityEvent, fields: AuditF
   log(event, { request_id: ctx.requestId, ip: ctx.ip, user_id, session_id, ...detail }, WARN.has(event) ? "warn" : "info");
 }
 
-/**
- * The event's audit row as a statement, for the caller's batch: one D1 round trip for a write and
- * its record (a failing audit insert then fails the batch with it). Call logEvent once it succeeded.
- */
-export function auditRow(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}) {
+/** The event's row as the audit_events table takes it. */
+function rowOf(ctx: AuditContext, event: SecurityEvent, fields: AuditFields): NewAuditEvent {
   const { user_id, session_id, detail } = split(fields);
-  return insertAuditEvent(ctx.db, {
+  return {
     createdAt: new Date(),
     event,
     userId: user_id,
@@ -91,47 +88,25 @@ export function auditRow(ctx: AuditContext, event: SecurityEvent, fields: AuditF
     requestId: ctx.requestId ?? null,
     ip: ctx.ip ?? null,
     detail: Object.keys(detail).length ? detail : null,
-  });
-}
-
-/** The row's values as a SELECT list, for an insert that happens only on a condition. */
-function rowValues(ctx: AuditContext, event: SecurityEvent, fields: AuditFields) {
-  const { user_id, session_id, detail } = split(fields);
-  const value = (v: unknown, name: string) => sql`${v}`.as(name);
-  return {
-    id: sql`NULL`.as("id"),
-    createdAt: value(Date.now(), "created_at"),
-    event: value(event, "event"),
-    userId: value(user_id, "user_id"),
-    sessionId: value(session_id, "session_id"),
-    requestId: value(ctx.requestId ?? null, "request_id"),
-    ip: value(ctx.ip ?? null, "ip"),
-    detail: value(Object.keys(detail).length ? JSON.stringify(detail) : null, "detail"),
   };
 }
 
-/** The same row, written only if the session `sessionId` exists by then (in the same batch). */
-export function auditRowIfSession(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) {
-  return ctx.db.insert(auditEvents).select(
-    ctx.db
-      .select(rowValues(ctx, event, fields))
-      .from(sessions)
-      .where(eq(sessions.id, fields.session_id)),
-  );
-}
+/**
+ * The event's audit row as a statement, for the caller's batch: one D1 round trip for a write and
+ * its record (a failing audit insert then fails the batch with it). Call logEvent once it succeeded.
+ */
+export const auditRow = (ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}) => insertAuditEvent(ctx.db, rowOf(ctx, event, fields));
+
+/** The same row, written only if the session `session_id` exists by then (in the same batch). */
+export const auditRowIfSession = (ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) =>
+  insertAuditEventIfSession(ctx.db, rowOf(ctx, event, fields), fields.session_id);
 
 /**
  * The same row, written only if `condition` holds for the user `user_id` by then (in the same batch):
  * a change and its record commit together, or neither does.
  */
-export function auditRowIf(ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { user_id: string }, condition: SQL) {
-  return ctx.db.insert(auditEvents).select(
-    ctx.db
-      .select(rowValues(ctx, event, fields))
-      .from(users)
-      .where(and(eq(users.id, fields.user_id), condition)),
-  );
-}
+export const auditRowIf = (ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { user_id: string }, condition: SQL) =>
+  insertAuditEventIfUser(ctx.db, rowOf(ctx, event, fields), fields.user_id, condition);
 
 /** Logs the event and, unless `store` is false, keeps it in D1. */
 export async function audit(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}, { store = true } = {}): Promise<void> {

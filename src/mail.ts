@@ -64,10 +64,12 @@ export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string
  */
 export function securityNotice(deps: Deps, user: { id: string; email: string | null }, change: string, notMe?: string): void {
   if (!user.email) return;
-  const advice = notMe
+  // Without APP_URL the link cannot be made: the notice still goes out, and the fault is logged as any other.
+  if (notMe && !deps.config.APP_URL) log("config_invalid", { request_id: deps.requestId, problems: ["APP_URL: is required for mailed links"] }, "error");
+  const link = notMe && deps.config.APP_URL ? { url: appLink(deps.config, "revoke-way-in", notMe), label: "This was not me" } : undefined;
+  const advice = link
     ? "If this was you, nothing more is needed. If not, open the link below: it removes this and signs out every session. Then reset your password: whoever did this knows it."
     : "If this was you, nothing more is needed. If not, reset your password now (it signs out every session).";
-  const link = notMe ? { url: appLink(deps.config, "revoke-way-in", notMe), label: "This was not me" } : undefined;
   sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", [`${change}.`, advice], link), {
     user_id: user.id,
     purpose: "security_notice",

@@ -5,11 +5,12 @@ import type * as Req from "../src/schemas";
 
 /**
  * A compile-time proof (npm run typecheck) that the client's types, printed from the schemas by
- * scripts/client.mjs, are the types the schemas themselves infer: each pair must be assignable both
- * ways, or tsc fails here.
+ * scripts/client.mjs, are the types the schemas themselves infer: each pair must be identical, or
+ * tsc fails here.
  */
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** True only for identical types (not merely assignable: an extra optional field, or `?: T` against `?: T | undefined`, differ). */
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 type Out<S extends z.ZodType> = z.output<S>;
 type In<S extends z.ZodType> = z.input<S>;
 

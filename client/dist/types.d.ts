@@ -59,7 +59,7 @@ export type Factors = {
     passkeys: number;
 };
 export type Security = {
-    ways_in: {
+    ways_in: ({
         kind: "password" | "email" | "totp" | "passkey";
         added_at: string | null;
         added_by_session: string | null;
@@ -71,7 +71,7 @@ export type Security = {
         name?: string | undefined;
         last_used_at?: string | null | undefined;
         backed_up?: boolean | undefined;
-    }[];
+    })[];
     session: {
         id: string;
         auth_time: string;
@@ -88,14 +88,14 @@ export type Protected = {
     username: string;
 };
 export type SessionsPage = {
-    sessions: {
+    sessions: ({
         id: string;
         created_at: string;
         last_used_at: string;
         expires_at: string;
         user_agent: string | null;
         current: boolean;
-    }[];
+    })[];
     next_cursor: string | null;
 };
 export type SessionsRevoked = {
@@ -118,13 +118,13 @@ export type Passkey = {
     backed_up: boolean;
 };
 export type Passkeys = {
-    passkeys: {
+    passkeys: ({
         id: string;
         name: string;
         created_at: string;
         last_used_at: string | null;
         backed_up: boolean;
-    }[];
+    })[];
 };
 export type ResetDone = {
     message: string;

@@ -1,5 +1,5 @@
 import { auditRow, logEvent } from "../audit";
-import { batch, type Statements } from "../db/batch";
+import { batch, joined, type Statements } from "../db/batch";
 import { insertChallenge, totpIsOff } from "../db/mfa";
 import { endCheck } from "../db/password-checks";
 import type { User } from "../db/schema";
@@ -46,7 +46,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
   // Told only to someone who knows the password.
   if (user.disabledAt || (config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt)) {
     const refused = { user_id: user.id, reason: user.disabledAt ? "account_disabled" : "email_unverified" };
-    await batch(db, { ...passPasswordCheck(deps, user.id, check, now), audited: auditRow(deps, "login_failed", refused) });
+    await batch(db, joined(passPasswordCheck(deps, user.id, check, now), { audited: auditRow(deps, "login_failed", refused) }));
     logEvent(deps, "login_failed", refused);
     if (user.disabledAt) throw new Refusal("account_disabled");
     // They know the password: a fresh link goes to the address (within the link limits), so an
@@ -66,7 +66,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
     amr: amrOf({ method: "password" }),
     passwordVersion: user.passwordVersion,
     condition: totpIsOff(db, user.id), // TOTP turned on meanwhile: this password alone no longer signs in
-    after: { ...passPasswordCheck(deps, user.id, check, now), rehash },
+    after: joined(passPasswordCheck(deps, user.id, check, now), { rehash }),
   });
   // The password changed, TOTP was turned on, or the account was disabled, while it was being checked.
   if (!opened.issued) throw new Refusal(await refusedSignIn(deps, user.id, { code: "invalid_credentials", reason: "changed_during_login" }));
@@ -88,12 +88,17 @@ async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Dat
     createdAt: now,
     expiresAt: new Date(now.getTime() + ttl * 1000),
   };
-  await batch(deps.db, {
-    challenge: insertChallenge(deps.db, row),
-    checkEnded: endCheck(deps.db, check),
-    audited: auditRow(deps, "mfa_challenge_issued", { user_id: user.id }),
-    ...also,
-  });
+  await batch(
+    deps.db,
+    joined(
+      {
+        challenge: insertChallenge(deps.db, row),
+        checkEnded: endCheck(deps.db, check),
+        audited: auditRow(deps, "mfa_challenge_issued", { user_id: user.id }),
+      },
+      also,
+    ),
+  );
   logEvent(deps, "mfa_challenge_issued", { user_id: user.id });
   return { token, expiresIn: ttl };
 }

@@ -1,5 +1,5 @@
 import { audit, auditRowIf, logEvent } from "../audit";
-import { batch } from "../db/batch";
+import { batch, joined } from "../db/batch";
 import {
   consumeChallenge,
   consumedBy,
@@ -208,7 +208,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
     passwordVersion: challenge.passwordVersion ?? -1,
     before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
     condition: consumedBy(db, id, session.id),
-    after: { proofSpent: spendProof(db, user.id, proof, now, written), ...passPasswordCheck(deps, user.id, check, now, written) },
+    after: joined({ proofSpent: spendProof(db, user.id, proof, now, written) }, passPasswordCheck(deps, user.id, check, now, written)),
     detail: { method: methodOf(proof) },
   });
   if (!opened.issued) {

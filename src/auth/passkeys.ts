@@ -255,7 +255,7 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
     detail: { method: "passkey" },
   });
   if (!opened.issued) {
-    const why = await refusedSignIn(deps, user.id, { code: "counter_regressed", reason: "counter_regressed" });
+    const why = await refusedSignIn(deps, user.id, { code: "counter_regressed", reason: "counter_regressed", checkVerified: true, audit: false });
     throw why === "counter_regressed" ? await refuse(why) : new Refusal(why);
   }
   return { user, issued: opened.issued };

@@ -1,4 +1,5 @@
 import { auditRow, logEvent } from "../audit";
+import { ConfigError } from "../config";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
 import type { User } from "../db/schema";
@@ -83,9 +84,10 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   logEvent(deps, "register", registered);
   // The account exists now: a problem with the verification mail must not turn that into an error.
   if (email) {
-    await requestEmailVerification(deps, user.id, verifyFirst ? null : row.id).catch((err: Error) =>
-      log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, error: err.name }, "error"),
-    );
+    await requestEmailVerification(deps, user.id).catch((err: Error) => {
+      if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");
+      else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
+    });
   }
   return { user, issued: verifyFirst ? undefined : await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) };
 }

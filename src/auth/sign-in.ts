@@ -1,7 +1,7 @@
 import type { SQL } from "drizzle-orm";
 import { audit, auditRowIfSession, logEvent } from "../audit";
 import type { Config } from "../config";
-import { type BatchResults, batch, type Statements } from "../db/batch";
+import { type BatchResults, batch, joined, type Statements } from "../db/batch";
 import type { User } from "../db/schema";
 import { insertSessionIf, reissueAccess, revokeBeyondCap } from "../db/sessions";
 import { findUserById, sessionEpochOf } from "../db/users";
@@ -124,8 +124,7 @@ export async function openSession<B extends Statements = Record<never, never>, A
     userEpoch: sessionEpochOf(db, user.id),
     loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
   };
-  // The caller's names never collide with these (theirs describe their own statements).
-  const results = await batch(db, { ...opts.before, ...core, ...opts.after } as B & typeof core & A);
+  const results = await batch(db, joined(opts.before ?? ({} as B), core, opts.after ?? ({} as A))); // a name given twice throws
   const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
   const opened: { issued?: Issued; results: BatchResults<B & A> } = { results: results as unknown as BatchResults<B & A> };
   const epoch = mine.userEpoch[0]?.epoch;
@@ -137,22 +136,20 @@ export async function openSession<B extends Statements = Record<never, never>, A
 }
 
 /**
- * Why a sign-in whose password or proof was right got no session: the account was disabled (or is
- * unverified where that is required) by the time its batch ran, or else the caller's own condition
- * failed (`otherwise`). The refusal is audited either way.
+ * Why a sign-in whose password or proof was right got no session, read once the batch refused it:
+ * the account was disabled meanwhile (`account_disabled`), or is unverified where that is required
+ * and the caller asks (`checkVerified`), or else the caller's own condition failed (`otherwise`: a
+ * deleted account too). With `audit`, the refusal is recorded as login_failed.
  */
 export async function refusedSignIn<C extends string>(
   deps: Deps,
   userId: string,
-  otherwise: { code: C; reason: string },
+  otherwise: { code: C; reason: string; checkVerified?: boolean; audit?: boolean },
 ): Promise<C | "account_disabled" | "email_unverified"> {
   const user = await findUserById(deps.db, userId);
-  const code = user?.disabledAt
-    ? "account_disabled"
-    : deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user?.emailVerifiedAt
-      ? "email_unverified"
-      : otherwise.code;
-  await audit(deps, "login_failed", { user_id: userId, reason: code === otherwise.code ? otherwise.reason : code });
+  const unverified = otherwise.checkVerified && user && deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt;
+  const code = user?.disabledAt ? "account_disabled" : unverified ? "email_unverified" : otherwise.code;
+  if (otherwise.audit !== false) await audit(deps, "login_failed", { user_id: userId, reason: code === otherwise.code ? otherwise.reason : code });
   return code;
 }
 

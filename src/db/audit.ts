@@ -1,11 +1,41 @@
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { auditEvents } from "./schema";
+import { auditEvents, sessions, users } from "./schema";
 
 export type NewAuditEvent = typeof auditEvents.$inferInsert;
 
 export function insertAuditEvent(db: Db, row: NewAuditEvent) {
   return db.insert(auditEvents).values(row);
+}
+
+/** The row's values as a SELECT list, for an insert that happens only on a condition. */
+function selected(row: NewAuditEvent) {
+  const value = (v: unknown, name: string) => sql`${v}`.as(name);
+  return {
+    id: sql`NULL`.as("id"),
+    createdAt: value(row.createdAt.getTime(), "created_at"),
+    event: value(row.event, "event"),
+    userId: value(row.userId ?? null, "user_id"),
+    sessionId: value(row.sessionId ?? null, "session_id"),
+    requestId: value(row.requestId ?? null, "request_id"),
+    ip: value(row.ip ?? null, "ip"),
+    detail: value(row.detail ? JSON.stringify(row.detail) : null, "detail"),
+  };
+}
+
+/** The row, written only if the session `sessionId` exists by then (in the same batch). */
+export function insertAuditEventIfSession(db: Db, row: NewAuditEvent, sessionId: string) {
+  return db.insert(auditEvents).select(db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)));
+}
+
+/** The row, written only if `condition` holds for the user `userId` by then (in the same batch). */
+export function insertAuditEventIfUser(db: Db, row: NewAuditEvent, userId: string, condition: SQL) {
+  return db.insert(auditEvents).select(
+    db
+      .select(selected(row))
+      .from(users)
+      .where(and(eq(users.id, userId), condition)),
+  );
 }
 
 /** Newest first, keyset-paginated on id; optionally one user's events only. */

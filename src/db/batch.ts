@@ -20,3 +20,20 @@ export async function batch<T extends Statements>(db: Db, statements: T): Promis
   const results = await db.batch(names.map((name) => statements[name]!) as [Statement, ...Statement[]]);
   return Object.fromEntries(names.map((name, i) => [name, results[i]])) as BatchResults<T>;
 }
+
+type Joined<P extends Statements[]> = P extends [infer H extends Statements, ...infer R extends Statements[]] ? H & Joined<R> : unknown;
+
+/**
+ * Named parts from several places (a flow's own statements, a helper's) as one batch, in order. A
+ * name given twice would drop a statement silently, so it is refused at once.
+ */
+export function joined<P extends Statements[]>(...parts: P): Joined<P> {
+  const all: Statements = {};
+  for (const part of parts) {
+    for (const [name, statement] of Object.entries(part)) {
+      if (name in all) throw new Error(`batch: two statements named ${name}`);
+      all[name] = statement;
+    }
+  }
+  return all as Joined<P>;
+}
