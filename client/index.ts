@@ -51,6 +51,7 @@ import type {
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
  */
 
+export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
 export type Session = SessionsPage["sessions"][number];
@@ -130,6 +131,7 @@ interface Platform {
 }
 interface Browser {
   document?: unknown;
+  localStorage?: { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void };
   BroadcastChannel?: new (name: string) => Channel;
   navigator?: { locks?: { request<T>(name: string, callback: () => Promise<T>): Promise<T> } };
 }
@@ -144,6 +146,27 @@ export function createAuthClient(options: ClientOptions) {
   const listeners = new Set<(state: AuthState) => void>();
   // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : undefined;
+  // Cookie mode: a non-secret "this browser signed in" hint, so resume() on a signed-out page load
+  // does not call /refresh only to get a 401 (the browser logs each one to the console). The cookie
+  // stays the only proof; storage that throws (private modes) or is missing means "ask the API".
+  const hintKey = `${CHANNEL}:signed-in:${base}`;
+  const hint = {
+    get: (): boolean => {
+      try {
+        return !cookie || !browser.localStorage || browser.localStorage.getItem(hintKey) !== null;
+      } catch {
+        return true;
+      }
+    },
+    set(on: boolean) {
+      try {
+        if (cookie && on) browser.localStorage?.setItem(hintKey, "1");
+        else if (cookie) browser.localStorage?.removeItem(hintKey);
+      } catch {
+        // no storage: resume() asks the API every time
+      }
+    },
+  };
 
   // expiresAt is this machine's clock plus the answer's expires_in: a skewed clock cannot make
   // every call refresh (the token's own exp is by the server's clock).
@@ -185,6 +208,7 @@ export function createAuthClient(options: ClientOptions) {
       access = undefined;
       refreshToken = undefined;
     }
+    hint.set(access !== undefined);
     if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
     if (before !== access?.sub) emit(); // signed in, signed out, or another user
   }
@@ -229,6 +253,11 @@ export function createAuthClient(options: ClientOptions) {
       const run = async () => {
         // Another tab may have refreshed while this one waited for the lock: use its token.
         if (access && access.token !== seen) return;
+        // Token mode without a refresh token (never signed in, or signed out): nothing to send.
+        if (!cookie && !refreshToken) {
+          adopt(null);
+          throw new AuthError("invalid_token", "Signed out: sign in again", 401);
+        }
         try {
           adopt(await send<Tokens>("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
         } catch (err) {
@@ -285,8 +314,12 @@ export function createAuthClient(options: ClientOptions) {
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input: { challenge: string } & SecondFactor) => signIn<SignedInBody>("/login/mfa", input).then(signedIn),
-    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    /**
+     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
+     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
+     */
     async resume(): Promise<AuthState> {
+      if (!hint.get()) return state();
       try {
         await refresh();
       } catch (err) {

@@ -1,5 +1,5 @@
 import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
-import { type AuthClient, AuthError, createAuthClient } from "../client";
+import { type AuthClient, AuthError, createAuthClient, deviceName } from "../client";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -29,7 +29,11 @@ function clearErrors(form?: HTMLFormElement) {
   errorBox.hidden = true;
   $("#notice").hidden = true;
   for (const slot of form?.querySelectorAll<HTMLElement>("[data-field]") ?? []) slot.textContent = "";
+  $("#security-password-error").textContent = "";
 }
+
+/** The Security card asks for the password once, in one field its forms share. */
+const securityPassword = () => $<HTMLInputElement>("#security-password").value;
 
 /** Runs a form's action with its fields; field errors go under their inputs, the rest above. */
 function onSubmit(id: string, action: (fields: Record<string, string>) => Promise<unknown>) {
@@ -44,7 +48,8 @@ function onSubmit(id: string, action: (fields: Record<string, string>) => Promis
     } catch (err) {
       const e = showError(err);
       for (const [field, message] of Object.entries(e.fields ?? {})) {
-        const slot = form.querySelector(`[data-field="${field}"]`);
+        // A field the form shares with its card (the Security card's password) has its slot there.
+        const slot = form.querySelector(`[data-field="${field}"]`) ?? form.closest("section")?.querySelector(`:scope > [data-field="${field}"]`);
         if (slot) slot.textContent = message;
       }
     }
@@ -89,6 +94,7 @@ function hideSecrets() {
   for (const id of ["totp-enable", "recovery-codes"]) $(`#${id}`).hidden = true;
   for (const id of ["totp-secret", "totp-uri", "recovery-list"]) $(`#${id}`).textContent = "";
   $("#totp-uri").removeAttribute("href");
+  $<HTMLInputElement>("#security-password").value = "";
 }
 
 async function render() {
@@ -102,7 +108,7 @@ async function render() {
     const [{ user, factors }, { sessions }, passkeys, security] = await Promise.all([client.me(), client.sessions(), client.listPasskeys(), client.security()]);
     describe($("#profile"), "profile", {
       username: user.username,
-      email: user.email ?? "-",
+      email: user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "-",
       roles: user.roles.join(", "),
       id: user.id,
       since: new Date(user.created_at).toLocaleString(),
@@ -155,7 +161,8 @@ async function render() {
     for (const s of sessions) {
       const item = document.createElement("li");
       item.dataset.testid = "session";
-      item.textContent = `${s.current ? "This browser" : (s.user_agent ?? "unknown client").slice(0, 40)}, last used ${new Date(s.last_used_at).toLocaleTimeString()} `;
+      item.textContent = `${s.current ? `This browser (${deviceName(s.user_agent)})` : deviceName(s.user_agent)}, last used ${new Date(s.last_used_at).toLocaleTimeString()} `;
+      item.title = s.user_agent ?? ""; // the raw string, for the curious
       if (!s.current) {
         const revoke = Object.assign(document.createElement("button"), { textContent: "Revoke" });
         revoke.addEventListener("click", () => client.revokeSession(s.id).then(render, showError));
@@ -192,8 +199,8 @@ onClick("passkey-login", async () => {
   await client.passkeyLogin(await startAuthentication({ optionsJSON: options }));
 });
 
-onSubmit("totp-setup", async (f) => {
-  const { secret, otpauth_uri } = await client.totpSetup(f.current_password!);
+onSubmit("totp-setup", async () => {
+  const { secret, otpauth_uri } = await client.totpSetup(securityPassword());
   $("#totp-secret").textContent = secret;
   Object.assign($<HTMLAnchorElement>("#totp-uri"), { href: otpauth_uri, textContent: otpauth_uri });
   $("#totp-enable").hidden = false;
@@ -215,31 +222,31 @@ $("#recovery-done").addEventListener("click", hideSecrets);
 const proofOf = (code: string) => (/^\d{6}$/.test(code) ? { code } : { recovery_code: code });
 onSubmit("totp-disable", async (f) => {
   const proof = proofOf(f.code!);
-  await client.totpDisable({ current_password: f.current_password!, ...proof });
+  await client.totpDisable({ current_password: securityPassword(), ...proof });
   hideSecrets();
   await render();
   notice("Two-step sign-in is off");
 });
 onSubmit("passkey-add", async (f) => {
-  const options = await client.passkeyRegistrationOptions({ current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
+  const options = await client.passkeyRegistrationOptions({ current_password: securityPassword(), ...(f.code ? proofOf(f.code) : {}) });
   await client.passkeyRegister(await startRegistration({ optionsJSON: options }), f.name);
   await render();
   notice("Passkey added");
 });
 onSubmit("passkey-remove", async (f) => {
-  await client.deletePasskey(f.id!, { current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
+  await client.deletePasskey(f.id!, { current_password: securityPassword(), ...(f.code ? proofOf(f.code) : {}) });
   $("#passkey-remove").hidden = true;
   await render();
   notice("Passkey removed");
 });
 onSubmit("password", async (f) => {
-  const { sessions_revoked } = await client.changePassword({
+  const { message } = await client.changePassword({
     current_password: f.current_password!,
     new_password: f.new_password!,
     ...(f.code ? proofOf(f.code) : {}),
   });
   await render();
-  notice(`Password changed; ${sessions_revoked} other session(s) signed out`);
+  notice(message);
 });
 onSubmit("forgot", async (f) => {
   await client.forgotPassword(f.email!);

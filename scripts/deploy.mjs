@@ -1,7 +1,7 @@
 // `npm run deploy`: checks the configuration first (scripts/preflight.mjs) and refuses to upload one
 // that would fail at run time; then applies the migrations to the remote D1 and deploys. Extra
 // flags go to wrangler (e.g. --secrets-file on the first deploy; -c/--config and -e/--env are
-// honoured by the check and by the migrations too).
+// honoured by the check and by the migrations too). With --check it only checks.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,6 +36,11 @@ if (problems.length) {
     `deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
   );
   process.exit(1);
+}
+// `npm run deploy:check`: the check alone (CI runs it before the tests, so a bad config fails fast).
+if (args.includes("--check")) {
+  console.log(`deploy: ${configPath} passes the check`);
+  process.exit(0);
 }
 const run = (wranglerArgs) => {
   const r = spawnSync("wrangler", wranglerArgs, {

@@ -26,12 +26,20 @@ if (lines.length) {
 }
 
 // CI=true makes wrangler take "yes" for its confirmation prompt instead of waiting at a terminal.
+// Its tables of migrations are kept for a failure; otherwise one line says what happened.
 const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], {
-  stdio: "inherit",
+  encoding: "utf8",
   shell: process.platform === "win32",
   env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
 });
-if (migrate.status !== 0) process.exit(migrate.status ?? 1);
+if (migrate.status !== 0) {
+  process.stdout.write(migrate.stdout ?? "");
+  process.stderr.write(migrate.stderr ?? "");
+  console.error(`dev: migrations failed (wrangler exited ${migrate.status ?? migrate.error}); its output is above`);
+  process.exit(migrate.status ?? 1);
+}
+const applied = /About to apply (\d+) migration/.exec(migrate.stdout)?.[1];
+console.log(applied ? `dev: migrations: applied ${applied} to the local database` : "dev: migrations: the local database is up to date");
 
 // A new signing key and pepper with users already in the local database: their passwords can no
 // longer be checked (the pepper is gone), and their names are taken. Say so, and how to start over.

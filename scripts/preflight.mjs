@@ -4,6 +4,24 @@
 // refuse gets through.
 const MAX_ITERATIONS = 100_000; // production Workers refuse PBKDF2 above this
 
+// A host's site (what SameSite compares) is its registrable domain: the last two labels, or three
+// under a public suffix of two labels. These are the common ones (the full list is the Public
+// Suffix List); each *.workers.dev and *.pages.dev subdomain is a site of its own.
+const TWO_LABEL_SUFFIXES = new Set(
+  (
+    "workers.dev pages.dev github.io vercel.app netlify.app herokuapp.com fly.dev onrender.com web.app firebaseapp.com " +
+    "azurewebsites.net co.uk org.uk ac.uk gov.uk com.au net.au org.au co.nz co.jp ne.jp or.jp com.br com.cn co.in co.za " +
+    "com.mx co.kr com.tr com.sg com.hk"
+  ).split(" "),
+);
+export function siteOf(host) {
+  const labels = host.toLowerCase().replace(/\.$/, "").split(".");
+  return labels.slice(TWO_LABEL_SUFFIXES.has(labels.slice(-2).join(".")) ? -3 : -2).join(".");
+}
+
+// Domains reserved for examples (RFC 2606, RFC 6761): no mail is ever sent from them.
+const SAMPLE_DOMAIN = /(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$/i;
+
 export function preflight(config, checkVars) {
   const problems = [];
   const vars = config.vars ?? {};
@@ -54,10 +72,36 @@ export function preflight(config, checkVars) {
     problems.push(
       `Passkeys: ${offDomain.join(", ")} is not on the relying-party domain "${rpId}". Set WEBAUTHN_RP_ID to a domain every app origin shares (like example.com), or list only those origins in WEBAUTHN_ORIGINS.`,
     );
+  // Cookie mode: the refresh cookie is SameSite=Strict (or Lax), which a browser sends on the app's
+  // fetch only when the API is on the app's own site. Across sites it is never sent: every refresh
+  // fails, and each reload signs the user out.
+  const sameSite = String(vars.COOKIE_SAMESITE ?? "Strict");
+  const issuerHost = /^https:\/\/[^/]+$/.test(issuer) ? hostOf(issuer) : "";
+  if (issuerHost && sameSite !== "None") {
+    const crossSite = origins.filter((o) => o.startsWith("https://") && hostOf(o) && siteOf(hostOf(o)) !== siteOf(issuerHost));
+    if (crossSite.length) {
+      const site = siteOf(hostOf(crossSite[0]));
+      problems.push(
+        `Cookie mode cannot work: ISSUER is on the site ${siteOf(issuerHost)}, and ${crossSite.join(", ")} on another, so the ` +
+          `SameSite=${sameSite} refresh cookie is never sent. Put the API on a custom domain on the app's site: ` +
+          `routes = [{ pattern = "auth.${site}", custom_domain = true }] in wrangler.toml and ISSUER = "https://auth.${site}". ` +
+          `(Apps that use token mode only may set COOKIE_SAMESITE = "None" instead.)`,
+      );
+    }
+  }
+  const mailFrom = String(vars.MAIL_FROM ?? "");
+  const mailDomain = mailFrom.split("@").pop() ?? "";
+  if (!mailFrom || SAMPLE_DOMAIN.test(mailDomain))
+    problems.push(
+      `MAIL_FROM is "${mailFrom}", a sample address: no mail can be sent from ${mailDomain || "it"}. Set it to an address on a domain ` +
+        "you onboarded for sending (Cloudflare dashboard: Email, then Email Sending), like no-reply@yourdomain.com.",
+    );
   if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS)
     problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
   // Everything else the Worker checks at run time; vars already reported above are not repeated.
-  const named = new Set(["ISSUER", "CORS_ORIGINS", "WEBAUTHN_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL"].filter((v) => problems.some((p) => p.includes(v))));
+  const named = new Set(
+    ["ISSUER", "CORS_ORIGINS", "WEBAUTHN_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL", "MAIL_FROM"].filter((v) => problems.some((p) => p.includes(v))),
+  );
   for (const problem of checkVars(vars)) {
     if (!named.has(problem.split(/[.:]/)[0])) problems.push(`In [vars], ${problem} (the Worker would refuse to start).`);
   }

@@ -10,7 +10,7 @@ import type { ErrorCode } from "./response-schemas";
 
 export type { ErrorCode };
 
-/** The one code -> status table. Codes are part of the public contract (the README's API section, and /openapi.json). */
+/** The one code -> status table. Codes are part of the public contract (docs/api.md, and /openapi.json). */
 export const STATUS = {
   invalid_request: 400,
   validation_failed: 400,
@@ -135,7 +135,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     return render(c, new ApiError("service_unavailable", "The revocation could not be completed; retry the request", undefined, { "Retry-After": "1" }));
   }
   if (overloaded(err)) {
-    // The database's queue is full (its capacity, see the README): the query did not run; retry soon.
+    // The database's queue is full (its capacity, see docs/performance.md): the query did not run; retry soon.
     log("d1_overloaded", { request_id: requestId }, "error");
     return render(c, new ApiError("service_unavailable", "The service is busy; retry the request", undefined, { "Retry-After": "1" }));
   }

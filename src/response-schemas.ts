@@ -6,7 +6,7 @@ import { type Action, STEP_UP } from "./auth/ways-in";
  * each answer against them; client/ takes its types from them). Requests are in schemas.ts.
  */
 
-/** The contract's error codes (the README's API section, and /openapi.json); errors.ts maps each to its HTTP status. */
+/** The contract's error codes (docs/api.md, and /openapi.json); errors.ts maps each to its HTTP status. */
 export const ERROR_CODES = [
   "invalid_request",
   "validation_failed",

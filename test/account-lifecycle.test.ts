@@ -15,6 +15,7 @@ describe("POST /password", () => {
     const res = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } });
     expect(res.status, res.text).toBe(200);
     expect(res.body.sessions_revoked).toBe(1);
+    expect(res.body.message).toBe("Password changed; 1 other session was signed out, this one stays");
 
     expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
     expectError(await refreshWith(other.body.refresh_token), 401, "invalid_token");
@@ -25,6 +26,13 @@ describe("POST /password", () => {
     expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
     const after = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(reg.user.id).first<{ password_hash: string }>();
     expect(after!.password_hash).not.toBe(before!.password_hash);
+  });
+
+  it("says so plainly when no other session was signed in (0 is not a failure)", async () => {
+    const reg = await registerUser();
+    const res = await call("POST", "/password", { token: reg.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toEqual({ message: "Password changed; no other session was signed in, this one stays", sessions_revoked: 0 });
   });
 
   it("answers 401 invalid_credentials for a wrong current password and changes nothing", async () => {

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { AuthError, type AuthState, createAuthClient } from "../client";
+import { AuthError, type AuthState, createAuthClient, deviceName } from "../client";
 import worker from "../src/index";
 import { decodeJwtPart, expectDocumented, forgeToken, inOneLimiterWindow, nowSeconds, PASSWORD, randomIp, uniqueName } from "./helpers";
 
@@ -48,6 +48,20 @@ describe("the typed client", () => {
     expect(client.state).toEqual({ signedIn: false });
     expect(states.map((s) => s.signedIn)).toEqual([true, false]);
     await expect(client.me()).rejects.toMatchObject({ code: "invalid_token", status: 401 });
+  });
+
+  it("in token mode with no refresh token, says signed out without calling /refresh", async () => {
+    const traffic: Traffic = { calls: [] };
+    const client = createAuthClient({ baseUrl: "http://localhost", fetch: viaWorker(traffic).fetch, cookie: false });
+    // Never signed in: nothing to refresh with, so nothing is sent.
+    await expect(client.me()).rejects.toMatchObject({ code: "invalid_token", status: 401 });
+    await expect(client.me()).rejects.toThrow("Signed out: sign in again");
+    await client.register(newUser());
+    await client.logout();
+    traffic.calls.length = 0;
+    // Signed out: the same, and the logout forgot the refresh token too.
+    await expect(client.protected()).rejects.toThrow("Signed out: sign in again");
+    expect(traffic.calls).toEqual([]);
   });
 
   it("meets 401 with one refresh for ten parallel calls, then each retries once", async () => {
@@ -210,5 +224,34 @@ describe("the typed client", () => {
     expect(other.state.signedIn).toBe(false); // its refresh failed too: signed out
     expect((await client.logoutEverywhere()).sessions_revoked).toBe(1);
     expect(client.state.signedIn).toBe(false);
+  });
+});
+
+describe("deviceName", () => {
+  it("names the common browsers and systems from real User-Agent strings, and falls back readably", () => {
+    const cases: [string | null, string][] = [
+      ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "Chrome on Linux"],
+      ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "Edge on Windows"],
+      ["Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15", "Safari on macOS"],
+      [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+        "Safari on iOS",
+      ],
+      [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1",
+        "Chrome on iOS",
+      ],
+      ["Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.81 Mobile Safari/537.36", "Chrome on Android"],
+      ["Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox on Linux"],
+      ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 OPR/115.0.0.0", "Opera on Windows"],
+      ["Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "Chrome on ChromeOS"],
+      ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", "Chrome on Linux"],
+      ["curl/8.5.0", "curl"],
+      ["PhoneBrowser/1.0", "PhoneBrowser"],
+      ["SomeApp/2 (Linux)", "A browser on Linux"],
+      ["", "Unknown device"],
+      [null, "Unknown device"],
+    ];
+    for (const [ua, name] of cases) expect(deviceName(ua), String(ua)).toBe(name);
   });
 });

@@ -34,6 +34,15 @@ describe("service routes", () => {
 
 afterEach(() => vi.restoreAllMocks());
 
+describe("the tests' own configuration", () => {
+  it("comes from wrangler.toml and test/vitest.config.ts, never a developer's .dev.vars", () => {
+    // `npm run dev` writes API_DOCS='on', a signing key and a pepper of its own into .dev.vars.
+    expect(env.API_DOCS).toBe("off");
+    expect(env.PASSWORD_PEPPER).toBe("test-pepper-0123456789abcdef");
+    expect(JSON.parse(env.JWT_PRIVATE_KEY).kid).toBe("test-key-1");
+  });
+});
+
 describe("errors", () => {
   it("answers 404 not_found in the error shape for an unknown path", async () => {
     expectError(await call("GET", "/nope"), 404, "not_found");

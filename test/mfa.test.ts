@@ -228,6 +228,38 @@ describe("signing in with TOTP on", () => {
     expect((await secondStep(await challengeFor(u.input.username), { code: await codeAt(u.secret, 1) })).status).toBe(200);
   });
 
+  it("the code that just turned TOTP on is 'just used' at sign-in and step-up: told so, no attempt counted; the next code signs in", async () => {
+    const reg = await registerUser();
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
+    await awayFromStepEdge();
+    const enabling = await codeAt(setup.body.secret);
+    expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: enabling } })).status).toBe(200);
+    const challenge = await challengeFor(reg.input.username);
+    // Six times: past the challenge's five wrong codes and the lock's threshold, and each releases its
+    // check (unreleased checks in flight would be refused with 429 from the sixth on).
+    for (let i = 0; i < 6; i++) {
+      const again = await secondStep(challenge, { code: enabling });
+      expectError(again, 401, "invalid_mfa_code");
+      expect(again.body.message).toBe("That code was just used: wait for the next code from your app");
+    }
+    const stepUp = await call("POST", "/password", {
+      token: reg.access_token,
+      body: { current_password: PASSWORD, new_password: "brand new secret 7", code: enabling },
+    });
+    expectError(stepUp, 401, "invalid_mfa_code");
+    expect(stepUp.body.message).toMatch(/just used/);
+    expect(await stepUpFailures(reg.access_token)).toBe(0);
+    expect((await userRow(reg.user.id))!.failed_logins).toBe(0);
+    const failed = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event IN ('mfa_failed', 'step_up_failed')")
+      .bind(reg.user.id)
+      .first<{ n: number }>();
+    expect(failed!.n).toBe(0);
+    // The same challenge takes the next step's code; a wrong code still counts.
+    expect((await secondStep(challenge, { code: await codeAt(setup.body.secret, 1) })).status).toBe(200);
+    expectError(await secondStep(await challengeFor(reg.input.username), { code: await wrongCode(setup.body.secret) }), 401, "invalid_mfa_code");
+    expect((await userRow(reg.user.id))!.failed_logins).toBe(1);
+  });
+
   it("a challenge is good once, is refused once expired, and dies with a password change", async () => {
     const u = await userWithTotp();
     await awayFromStepEdge();

@@ -111,8 +111,11 @@ describe("POST /refresh", () => {
   it("answers 401 for unknown, malformed or missing tokens, and for an access token", async () => {
     const reg = await registerUser();
     for (const token of ["A".repeat(43), "short", reg.access_token.slice(0, 200)]) expectError(await refreshWith(token), 401, "invalid_token");
-    expectError(await call("POST", "/refresh", { body: {} }), 401, "invalid_token");
-    expectError(await call("POST", "/refresh"), 401, "invalid_token");
+    for (const missing of [await call("POST", "/refresh", { body: {} }), await call("POST", "/refresh")]) {
+      expectError(missing, 401, "invalid_token");
+      // Says what was missing, not that something sent was wrong.
+      expect(missing.body.message).toMatch(/^No refresh token was sent/);
+    }
     expectError(await call("POST", "/refresh", { body: { refresh_token: 12 } }), 400, "validation_failed");
   });
 

@@ -149,9 +149,9 @@ describe("reads that may come from a read replica", () => {
   });
 });
 
-describe("D1 statements per endpoint (the README's capacity model)", () => {
+describe("D1 statements per endpoint (docs/performance.md's capacity model)", () => {
   // D1 runs one statement at a time per database, so statements, and writes among them, are what a
-  // database's throughput is spent on. Pinned so the README's numbers stay true.
+  // database's throughput is spent on. Pinned so docs/performance.md's numbers stay true.
   it("counts statements and writes on the success path of each endpoint", async () => {
     const reg = await registerUser();
     const other = await registerUser();

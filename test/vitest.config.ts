@@ -7,8 +7,11 @@ import { unstable_readConfig } from "wrangler";
 const root = path.resolve(import.meta.dirname, "..");
 
 export default defineConfig(async () => {
-  // Tests sign with their own throwaway key; .dev.vars is never read.
+  // Tests sign with their own throwaway key. Wrangler still opens .dev.vars beside wrangler.toml,
+  // but takes from it only names that are set explicitly below, so nothing in it reaches a test;
+  // its log level quiets the "Using secrets defined in ..." line it would print once per test file.
   process.env.WRANGLER_SEND_METRICS ??= "false";
+  process.env.WRANGLER_LOG ??= "warn";
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = {

@@ -236,20 +236,24 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
       .run();
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
-    const codes = (await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret, -1) } })).body
-      .recovery_codes as string[];
+    const enabling = await codeAt(setup.body.secret, -1);
+    const codes = (await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: enabling } })).body.recovery_codes as string[];
     await box.send("POST", "/password/forgot", { body: { email } });
     const token = box.link(email, "reset-password");
     const noCode = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } });
     expectError(noCode, 401, "invalid_mfa_code");
     expect(noCode.body.message).toMatch(/send code or recovery_code/);
+    // The code that turned TOTP on: told it was just used (it still takes one of the day's attempts).
+    const reused = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: enabling } });
+    expectError(reused, 401, "invalid_mfa_code");
+    expect(reused.body.message).toMatch(/just used: wait for the next code/);
     expectError(
       await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: await wrongCode(setup.body.secret) } }),
       401,
       "invalid_mfa_code",
     );
     const attempts = await env.DB.prepare("SELECT sum(attempts) AS n FROM account_tokens WHERE user_id = ?").bind(reg.user.id).first<{ n: number }>();
-    expect(attempts!.n).toBe(1);
+    expect(attempts!.n).toBe(2);
     const done = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, recovery_code: codes[0] } });
     expect(done.status, done.text).toBe(200);
     expect(done.body).toMatchObject({ totp_removed: false });

@@ -20,6 +20,7 @@ import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON
  *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
  */
+export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
 export type Session = SessionsPage["sessions"][number];
@@ -116,7 +117,10 @@ export declare function createAuthClient(options: ClientOptions): {
     loginMfa: (input: {
         challenge: string;
     } & SecondFactor) => Promise<SignedIn>;
-    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    /**
+     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
+     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
+     */
     resume(): Promise<AuthState>;
     /** The user, and which second factors the account has. */
     me: () => Promise<Me>;

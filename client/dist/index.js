@@ -1,4 +1,31 @@
 // Generated from client/index.ts by `npm run client:build`. Do not edit.
+// client/device.ts
+var BROWSERS = [
+  [/\bEdg(e|A|iOS)?\//, "Edge"],
+  [/\bOPR\/|\bOpera\b/, "Opera"],
+  [/\bSamsungBrowser\//, "Samsung Internet"],
+  [/\bFirefox\/|\bFxiOS\//, "Firefox"],
+  [/\bChrom(e|ium)\/|\bCriOS\//, "Chrome"],
+  [/\bVersion\/[\d.]+.*\bSafari\//, "Safari"],
+  [/^curl\//, "curl"]
+];
+var SYSTEMS = [
+  [/\biPhone\b|\biPad\b|\biPod\b/, "iOS"],
+  [/\bAndroid\b/, "Android"],
+  [/\bCrOS\b/, "ChromeOS"],
+  [/\bWindows\b/, "Windows"],
+  [/\bMac OS X\b|\bMacintosh\b/, "macOS"],
+  [/\bLinux\b/, "Linux"]
+];
+function deviceName(userAgent) {
+  const ua = (userAgent ?? "").trim();
+  if (!ua) return "Unknown device";
+  const browser2 = BROWSERS.find(([pattern]) => pattern.test(ua))?.[1];
+  const system = SYSTEMS.find(([pattern]) => pattern.test(ua))?.[1];
+  const name = browser2 ?? (system ? "A browser" : ua.split(/[\s/;(]/)[0].slice(0, 32) || "Unknown device");
+  return system ? `${name} on ${system}` : name;
+}
+
 // client/index.ts
 var AuthError = class extends Error {
   code;
@@ -26,6 +53,23 @@ function createAuthClient(options) {
   const leeway = options.refreshLeeway ?? 30;
   const listeners = /* @__PURE__ */ new Set();
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : void 0;
+  const hintKey = `${CHANNEL}:signed-in:${base}`;
+  const hint = {
+    get: () => {
+      try {
+        return !cookie || !browser.localStorage || browser.localStorage.getItem(hintKey) !== null;
+      } catch {
+        return true;
+      }
+    },
+    set(on) {
+      try {
+        if (cookie && on) browser.localStorage?.setItem(hintKey, "1");
+        else if (cookie) browser.localStorage?.removeItem(hintKey);
+      } catch {
+      }
+    }
+  };
   let access;
   let refreshToken;
   let refreshing;
@@ -58,6 +102,7 @@ function createAuthClient(options) {
       access = void 0;
       refreshToken = void 0;
     }
+    hint.set(access !== void 0);
     if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
     if (before !== access?.sub) emit();
   }
@@ -94,6 +139,10 @@ function createAuthClient(options) {
       const seen = access?.token;
       const run = async () => {
         if (access && access.token !== seen) return;
+        if (!cookie && !refreshToken) {
+          adopt(null);
+          throw new AuthError("invalid_token", "Signed out: sign in again", 401);
+        }
         try {
           adopt(await send("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
         } catch (err) {
@@ -140,8 +189,12 @@ function createAuthClient(options) {
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input) => signIn("/login/mfa", input).then(signedIn),
-    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out. */
+    /**
+     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
+     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
+     */
     async resume() {
+      if (!hint.get()) return state();
       try {
         await refresh();
       } catch (err) {
@@ -208,5 +261,6 @@ function createAuthClient(options) {
 }
 export {
   AuthError,
-  createAuthClient
+  createAuthClient,
+  deviceName
 };

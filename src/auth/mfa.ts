@@ -25,7 +25,7 @@ import { Refusal } from "./errors";
 import { notMeLink } from "./links";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
 import { successorOf } from "./refresh-tokens";
-import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, type SecondFactor } from "./second-factor";
+import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "./second-factor";
 import { seal } from "./secrets";
 import { clientFingerprint, type Issued, openSession, refusedSignIn, reissueSignIn } from "./sign-in";
 import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "./step-up";
@@ -191,6 +191,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 
   const proof = await proofOf(deps, user, offered, now);
   if (!proof) {
+    await refuseJustUsed(deps, user, offered, now, () => endCheck(db, check));
     await failSecondStep(deps, user, check, now, offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
     await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
     throw new Refusal("invalid_mfa_code");

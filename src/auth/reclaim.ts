@@ -12,7 +12,7 @@ import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
 import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
 import { hashPassword, passwordOptions } from "./passwords";
-import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
+import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
 import { needs, resetRemovesTotp } from "./ways-in";
 
 /**
@@ -72,6 +72,7 @@ export async function completePasswordReset(
     if (!taken) throw new TooManyAttempts(3600, "Too many codes tried at password resets of this account today; try again later");
     proof = await proofOf(deps, user, offered, now);
     if (!proof) {
+      await refuseJustUsed(deps, user, offered, now, async () => {}); // told so; the day's attempt stays taken
       await audit(deps, "mfa_failed", { user_id: user.id, reason: offered.code !== undefined ? "wrong_code" : "wrong_recovery_code", at: "password_reset" });
       throw new Refusal("invalid_mfa_code");
     }

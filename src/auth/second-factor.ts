@@ -3,6 +3,7 @@ import type { Proof } from "../db/mfa";
 import type { User } from "../db/schema";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
+import { Refusal } from "./errors";
 import { derive, open } from "./secrets";
 import { toBase32, verifyTotp } from "./totp";
 
@@ -58,6 +59,19 @@ export async function proofOf(deps: Deps, user: User, offered: SecondFactor, now
   }
   const hash = await recoveryHash(offered.recovery_code ?? "");
   return user.recoveryCodes?.includes(hash) ? { recoveryHash: hash } : null;
+}
+
+/**
+ * A right code of a step already accepted (the code that just turned TOTP on, or one just used to
+ * sign in): a person retyping what the app still shows, not a guess. So it costs no attempt: the
+ * caller's check is released (`release`) and the person is told to wait for the next code.
+ */
+export async function refuseJustUsed(deps: Deps, user: User, offered: SecondFactor, now: Date, release: () => Promise<unknown>): Promise<void> {
+  if (offered.code === undefined || !user.totpEnabledAt || !user.totpSecret) return;
+  const secret = await openSecret(deps, user.id, user.totpSecret);
+  if ((await verifyTotp(secret, offered.code, now)) === null) return;
+  await release();
+  throw new Refusal("invalid_mfa_code", "That code was just used: wait for the next code from your app");
 }
 
 export const methodOf = (proof: Proof) => ("step" in proof ? ("totp" as const) : ("recovery_code" as const));

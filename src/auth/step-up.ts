@@ -10,7 +10,7 @@ import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
 import { CHECK_STALE_MS } from "./lockout";
 import { passwordOptions, verifyPassword } from "./passwords";
 import { revokeSessions } from "./revocations";
-import { offersSecondFactor, proofOf, type SecondFactor } from "./second-factor";
+import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
 import type { AccessClaims } from "./tokens";
 import { type Action, needs } from "./ways-in";
 
@@ -80,7 +80,10 @@ export async function proveStepUp(
       throw new Refusal("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the password");
     }
     proof = await proofOf(deps, user, input, now);
-    if (!proof) return failStepUp(deps, claims, action, check, input.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+    if (!proof) {
+      await refuseJustUsed(deps, user, input, now, () => endCheck(deps.db, check));
+      return failStepUp(deps, claims, action, check, input.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+    }
   }
   await passStepUp(deps, claims, user, check, proof, now);
   return proof;

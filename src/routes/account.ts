@@ -112,7 +112,12 @@ export const account = openApiApp()
   })
   .openapi(passwordRoute, async (c) => {
     const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
-    return c.json({ message: "Password changed; every other session is logged out", sessions_revoked: revoked }, 200);
+    // Says what happened: 0 reads as a failure to a person unless the message explains it.
+    const message =
+      revoked === 0
+        ? "Password changed; no other session was signed in, this one stays"
+        : `Password changed; ${revoked} other session${revoked === 1 ? " was" : "s were"} signed out, this one stays`;
+    return c.json({ message, sessions_revoked: revoked }, 200);
   })
   .openapi(sessionsRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");

@@ -155,7 +155,11 @@ export const auth = openApiApp()
   .openapi(refreshRoute, async (c) => {
     const fromBody = c.req.valid("json").refresh_token;
     const token = fromBody ?? readRefreshCookie(c);
-    if (!token) throw new ApiError("invalid_token", "Send refresh_token in the body, or the refresh cookie");
+    if (!token)
+      throw new ApiError(
+        "invalid_token",
+        "No refresh token was sent: neither refresh_token in the JSON body nor the refresh cookie. Sign in again (a signed-out browser has no cookie)",
+      );
     if (!fromBody) assertAllowedOrigin(c);
     return c.json(tokenBody(c, await refresh(deps(c), token), !fromBody), 200);
   })

@@ -7,7 +7,7 @@ import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";
 import type { userSchema } from "../response-schemas";
 
-/** The JSON shapes of the contract (the README's API section, and /openapi.json), built from domain values. */
+/** The JSON shapes of the contract (docs/api.md, and /openapi.json), built from domain values. */
 
 /** The user as the contract shows it: the response schema's own type. */
 export type PublicUser = z.output<typeof userSchema>;

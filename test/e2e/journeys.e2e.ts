@@ -37,11 +37,23 @@ async function signedOut(page: Page) {
   expect(await page.getByTestId("profile").isVisible()).toBe(false);
 }
 
+/** What the page logged as an error (a failed request is one too: the browser logs each). */
+const consoleErrors = new WeakMap<Page, string[]>();
 async function open(ctx = context, url = APP) {
   const page = await ctx.newPage();
+  const errors: string[] = [];
+  consoleErrors.set(page, errors);
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(`${m.text()} (${m.location().url})`);
+  });
+  page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(url);
   return page;
 }
+const errorsOf = (page: Page) => consoleErrors.get(page) ?? [];
+
+/** The Security card's one password field, shared by its forms. */
+const securityPassword = (page: Page, password = PASSWORD) => page.getByTestId("security").getByLabel("Current password").fill(password);
 
 async function register(page: Page, username: string) {
   const form = page.getByTestId("register");
@@ -86,7 +98,7 @@ async function virtualAuthenticator(ctx: BrowserContext, page: Page) {
 async function addPasskey(page: Page, name: string) {
   const add = page.getByTestId("passkey-add");
   await add.getByLabel("Name (optional)").fill(name);
-  await add.getByLabel("Current password").fill(PASSWORD);
+  await securityPassword(page);
   await add.getByRole("button", { name: "Add a passkey" }).click();
 }
 
@@ -107,11 +119,15 @@ describe("the demo app in Chromium", () => {
   it("registers, then shows the profile and this browser's session", async () => {
     page = await open();
     await signedOut(page);
+    // Nobody signed in on this browser: no start-up /refresh to fail, no favicon to miss.
+    expect(errorsOf(page)).toEqual([]);
     await page.screenshot({ path: `${SHOTS}/signed-out.png`, fullPage: true });
     await register(page, username);
     await signedIn(page, username);
     await expect.poll(() => page.getByTestId("profile-username").textContent()).toBe(username);
     await expect.poll(() => page.getByTestId("session").count()).toBe(1);
+    expect(await page.getByTestId("session").textContent()).toMatch(/^This browser \(Chrome on Linux\), last used /);
+    expect(await page.getByTestId("profile-email").textContent()).toBe(`${username}@example.com (not verified)`);
     await page.screenshot({ path: `${SHOTS}/profile.png`, fullPage: true });
     // The refresh token is an HttpOnly cookie that script cannot read.
     const cookies = await context.cookies(API);
@@ -155,8 +171,13 @@ describe("the demo app in Chromium", () => {
     await signedOut(page);
     await signedOut(other);
     expect((await context.cookies(API)).filter((c) => c.name === "refresh_token" && c.value)).toEqual([]);
+    // Signed out, a reload asks the API nothing, and logs no error.
+    const refreshes = countRefreshes(other);
+    errorsOf(other).length = 0;
     await other.reload();
     await signedOut(other);
+    expect(refreshes.n).toBe(0);
+    expect(errorsOf(other)).toEqual([]);
     await other.close();
   });
 
@@ -190,6 +211,7 @@ describe("the demo app in Chromium", () => {
     await signedIn(other, username);
     await page.getByTestId("reload").click();
     await expect.poll(() => page.getByTestId("session").count()).toBe(2);
+    expect(await page.getByTestId("session").allTextContents()).toContainEqual(expect.stringMatching(/^Chrome on Linux, last used .+Revoke$/));
     await page.getByTestId("session").getByRole("button", { name: "Revoke" }).click();
     await expect.poll(() => page.getByTestId("session").count()).toBe(1);
     // The revoked browser finds out at its next call.
@@ -199,7 +221,7 @@ describe("the demo app in Chromium", () => {
     await form.getByLabel("Current password").fill(PASSWORD);
     await form.getByLabel("New password").fill("battery staple 43");
     await form.getByRole("button", { name: "Change password" }).click();
-    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/Password changed; 0 other session\(s\) signed out/);
+    await expect.poll(() => page.getByTestId("notice").textContent()).toBe("Password changed; no other session was signed in, this one stays");
     await elsewhere.close();
     await page.reload();
     await signedIn(page, username);
@@ -274,7 +296,7 @@ describe("second factors in Chromium", () => {
     await expect.poll(() => factor(page, "totp")).toBe("off");
 
     const setup = page.getByTestId("totp-setup");
-    await setup.getByLabel("Current password").fill(PASSWORD);
+    await securityPassword(page);
     await setup.getByRole("button", { name: "Set up authenticator app" }).click();
     await expect.poll(() => page.getByTestId("totp-secret").textContent()).toMatch(/^[A-Z2-7]{32}$/);
     const secret = (await page.getByTestId("totp-secret").textContent())!;
@@ -332,7 +354,7 @@ describe("second factors in Chromium", () => {
 
     // Turning it off takes the password and a code (here a recovery code).
     const off = page.getByTestId("totp-disable");
-    await off.getByLabel("Current password").fill(PASSWORD);
+    await securityPassword(page);
     await off.getByLabel("Code from the app, or a recovery code").fill(codes[1]!);
     await off.getByRole("button", { name: "Turn off" }).click();
     await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/Two-step sign-in is off/);
@@ -374,7 +396,7 @@ describe("second factors in Chromium", () => {
     // authenticator still holds it.
     await page.getByTestId("passkey").getByRole("button", { name: "Remove" }).click();
     const remove = page.getByTestId("passkey-remove");
-    await remove.getByLabel("Current password").fill(PASSWORD);
+    await securityPassword(page);
     await remove.getByRole("button", { name: "Remove passkey" }).click();
     await expect.poll(() => page.getByTestId("passkey").count()).toBe(0);
     await expect.poll(() => factor(page, "passkeys")).toBe("0");

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
-import { preflight as check0 } from "../../scripts/preflight.mjs";
+import { preflight as check0, siteOf } from "../../scripts/preflight.mjs";
 import { checkVars } from "../../src/config";
 
 const preflight = (config: unknown) => check0(config, checkVars) as string[];
@@ -14,7 +14,13 @@ const check = (change: (c: any) => void) => {
 // The committed vars, with what production must add.
 const committed = unstable_readConfig({ config: "wrangler.toml" });
 const good = {
-  vars: { ...committed.vars, ISSUER: "https://auth.example.com", CORS_ORIGINS: "https://app.example.com", APP_URL: "https://app.example.com/account" },
+  vars: {
+    ...committed.vars,
+    ISSUER: "https://auth.example.com",
+    CORS_ORIGINS: "https://app.example.com",
+    APP_URL: "https://app.example.com/account",
+    MAIL_FROM: "no-reply@acme-mail.io",
+  },
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
 };
@@ -24,14 +30,60 @@ describe("npm run deploy's preflight", () => {
     expect(preflight(good)).toEqual([]);
   });
 
-  it("refuses the committed wrangler.toml as it is: empty ISSUER, no database or namespace id, no APP_URL", () => {
+  it("refuses the committed wrangler.toml as it is: empty ISSUER, no database or namespace id, no APP_URL, the sample MAIL_FROM", () => {
     const problems: string[] = preflight(unstable_readConfig({ config: "wrangler.toml" }));
     expect(problems).toEqual([
       expect.stringMatching(/^ISSUER is empty.*workers\.dev/),
       expect.stringMatching(/wrangler d1 create/),
       expect.stringMatching(/wrangler kv namespace create/),
       expect.stringMatching(/^APP_URL/),
+      expect.stringMatching(/^MAIL_FROM is "no-reply@example\.com", a sample address/),
     ]);
+  });
+
+  it("refuses the API on another site than the app while the refresh cookie is SameSite=Strict or Lax", () => {
+    // The usual first try: the Worker on workers.dev, the app on its own domain.
+    const onWorkersDev = check((c) => (c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"));
+    expect(onWorkersDev).toEqual([
+      expect.stringMatching(
+        /^Cookie mode cannot work: ISSUER is on the site alice\.workers\.dev, and https:\/\/app\.example\.com on another.*SameSite=Strict.*pattern = "auth\.example\.com", custom_domain = true.*ISSUER = "https:\/\/auth\.example\.com"/,
+      ),
+    ]);
+    expect(check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "Lax")))).toEqual([
+      expect.stringMatching(/SameSite=Lax refresh cookie is never sent/),
+    ]);
+    // Each workers.dev and pages.dev subdomain is a site of its own; so is each name under co.uk.
+    expect(check((c) => ((c.vars.ISSUER = "https://api.alice.workers.dev"), (c.vars.CORS_ORIGINS = "https://app.pages.dev")))).toHaveLength(1);
+    expect(check((c) => ((c.vars.ISSUER = "https://auth.shop.co.uk"), (c.vars.CORS_ORIGINS = "https://www.other.co.uk")))).toHaveLength(1);
+    // Only the origins on another site are named; one on the API's site is fine.
+    expect(
+      check((c) => ((c.vars.CORS_ORIGINS = "https://app.example.com,https://app.other.net"), (c.vars.WEBAUTHN_ORIGINS = "https://app.example.com"))),
+    ).toEqual([expect.stringMatching(/ISSUER is on the site example\.com, and https:\/\/app\.other\.net on another/)]);
+    // Same site: sibling hosts, and the site's own apex.
+    expect(check((c) => (c.vars.CORS_ORIGINS = "https://example.com,https://www.app.example.com"))).toEqual([]);
+    expect(check((c) => ((c.vars.ISSUER = "https://auth.shop.co.uk"), (c.vars.CORS_ORIGINS = "https://shop.co.uk")))).toEqual([]);
+    // SameSite=None: the operator chose a cross-site cookie (or token mode only).
+    expect(check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "None")))).toEqual([]);
+  });
+
+  it("approximates a host's site by its registrable domain", () => {
+    expect(siteOf("auth.example.com")).toBe("example.com");
+    expect(siteOf("example.com")).toBe("example.com");
+    expect(siteOf("edge-auth-api.alice.workers.dev")).toBe("alice.workers.dev");
+    expect(siteOf("my-app.pages.dev")).toBe("my-app.pages.dev");
+    expect(siteOf("a.b.shop.co.uk")).toBe("shop.co.uk");
+    expect(siteOf("App.Example.COM.")).toBe("example.com");
+  });
+
+  it("refuses a sample MAIL_FROM: no mail is sent from a domain reserved for examples", () => {
+    for (const from of ["no-reply@example.com", "auth@mail.example.org", "me@example.net", "x@shop.test", "x@foo.example", "x@localhost"]) {
+      expect(
+        check((c) => (c.vars.MAIL_FROM = from)),
+        from,
+      ).toEqual([expect.stringMatching(/^MAIL_FROM is ".+", a sample address.*Email Sending/)]);
+    }
+    expect(check((c) => (c.vars.MAIL_FROM = "no-reply@example.company.com"))).toEqual([]);
+    expect(check((c) => (c.vars.MAIL_FROM = "no-reply@myexample.com"))).toEqual([]);
   });
 
   it("names the fix for each mistake", () => {
@@ -55,9 +107,10 @@ describe("npm run deploy's preflight", () => {
     expect(check((c) => (c.vars.WEBAUTHN_RP_ID = "other.com"))).toEqual([
       expect.stringMatching(/app\.example\.com is not on the relying-party domain "other\.com"/),
     ]);
+    // Passkeys only on the listed page: their rule holds (the cookie's does not, for the other site).
     expect(
       check((c) => ((c.vars.WEBAUTHN_ORIGINS = "https://app.example.com"), (c.vars.CORS_ORIGINS = "https://app.example.com,https://x.other.net"))),
-    ).toEqual([]);
+    ).toEqual([expect.stringMatching(/^Cookie mode cannot work.*x\.other\.net on another/)]);
   });
 
   it("refuses whatever else the Worker itself would refuse at run time, by the Worker's own check", () => {
