@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
@@ -117,5 +118,24 @@ describe("npm run deploy's preflight", () => {
     expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com/"))).toEqual([expect.stringMatching(/CORS_ORIGINS.*bare origin/)]);
     expect(check((c) => (c.vars.REGISTRATION = "Closed"))).toEqual([expect.stringMatching(/^In \[vars\], REGISTRATION/)]);
     expect(check((c) => (c.vars.ACCESS_TOKEN_TTL = "30"))).toEqual([expect.stringMatching(/^In \[vars\], ACCESS_TOKEN_TTL/)]);
+  });
+});
+
+describe("the GitHub Actions deploy workflow", () => {
+  const workflow = readFileSync(".github/workflows/deploy.yml", "utf8");
+  const scripts = JSON.parse(readFileSync("package.json", "utf8")).scripts as Record<string, string>;
+
+  it("checks, tests, then deploys, with scripts that exist", () => {
+    const runs = [...workflow.matchAll(/^\s+(?:- )?run: (.+)$/gm)].map((m) => m[1]!.trim());
+    expect(runs).toEqual(["npm ci", "npm run deploy:check", "npm test", "npm run deploy"]);
+    expect(scripts["deploy:check"]).toBe("node scripts/deploy.mjs --check");
+    expect(scripts.deploy).toBe("node scripts/deploy.mjs");
+  });
+
+  it("authenticates wrangler with the token and account id, and is skipped where they are not set up", () => {
+    expect(workflow).toContain("CLOUDFLARE_API_TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}");
+    expect(workflow).toContain("CLOUDFLARE_ACCOUNT_ID: ${{ vars.CLOUDFLARE_ACCOUNT_ID }}");
+    expect(workflow).toMatch(/^ {4}if: \$\{\{ vars\.CLOUDFLARE_ACCOUNT_ID != '' \}\}$/m);
+    expect(workflow).toMatch(/cancel-in-progress: false/); // a deploy is never cut off halfway through its migrations
   });
 });
