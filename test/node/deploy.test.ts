@@ -133,8 +133,8 @@ describe("the GitHub Actions deploy workflow", () => {
   });
 
   it("authenticates wrangler with the token and account id, and is skipped where they are not set up", () => {
-    expect(workflow).toContain("CLOUDFLARE_API_TOKEN: ${{ secrets.CLOUDFLARE_API_TOKEN }}");
-    expect(workflow).toContain("CLOUDFLARE_ACCOUNT_ID: ${{ vars.CLOUDFLARE_ACCOUNT_ID }}");
+    expect(workflow).toMatch(/^ +CLOUDFLARE_API_TOKEN: \$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}$/m);
+    expect(workflow).toMatch(/^ +CLOUDFLARE_ACCOUNT_ID: \$\{\{ vars\.CLOUDFLARE_ACCOUNT_ID \}\}$/m);
     expect(workflow).toMatch(/^ {4}if: \$\{\{ vars\.CLOUDFLARE_ACCOUNT_ID != '' \}\}$/m);
     expect(workflow).toMatch(/cancel-in-progress: false/); // a deploy is never cut off halfway through its migrations
   });
