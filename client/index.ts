@@ -131,7 +131,6 @@ interface Platform {
 }
 interface Browser {
   document?: unknown;
-  localStorage?: { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void };
   BroadcastChannel?: new (name: string) => Channel;
   navigator?: { locks?: { request<T>(name: string, callback: () => Promise<T>): Promise<T> } };
 }
@@ -146,27 +145,6 @@ export function createAuthClient(options: ClientOptions) {
   const listeners = new Set<(state: AuthState) => void>();
   // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : undefined;
-  // Cookie mode: a non-secret "this browser signed in" hint, so resume() on a signed-out page load
-  // does not call /refresh only to get a 401 (the browser logs each one to the console). The cookie
-  // stays the only proof; storage that throws (private modes) or is missing means "ask the API".
-  const hintKey = `${CHANNEL}:signed-in:${base}`;
-  const hint = {
-    get: (): boolean => {
-      try {
-        return !cookie || !browser.localStorage || browser.localStorage.getItem(hintKey) !== null;
-      } catch {
-        return true;
-      }
-    },
-    set(on: boolean) {
-      try {
-        if (cookie && on) browser.localStorage?.setItem(hintKey, "1");
-        else if (cookie) browser.localStorage?.removeItem(hintKey);
-      } catch {
-        // no storage: resume() asks the API every time
-      }
-    },
-  };
 
   // expiresAt is this machine's clock plus the answer's expires_in: a skewed clock cannot make
   // every call refresh (the token's own exp is by the server's clock).
@@ -208,7 +186,6 @@ export function createAuthClient(options: ClientOptions) {
       access = undefined;
       refreshToken = undefined;
     }
-    hint.set(access !== undefined);
     if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
     if (before !== access?.sub) emit(); // signed in, signed out, or another user
   }
@@ -233,6 +210,7 @@ export function createAuthClient(options: ClientOptions) {
     } catch (err) {
       throw new AuthError("network_error", (err as Error).message || "The network request failed", 0);
     }
+    if (res.status === 204) return undefined as T; // /refresh with if_signed_in, and no cookie: nobody signed in
     let json: unknown;
     try {
       json = await res.json();
@@ -246,8 +224,11 @@ export function createAuthClient(options: ClientOptions) {
     throw new AuthError(e.error, e.message ?? e.error, res.status, e.fields, Number.isFinite(retry) && retry > 0 ? retry : undefined);
   }
 
-  /** One /refresh at a time per page, and per browser under a Web Lock. */
-  function refresh(): Promise<void> {
+  /**
+   * One /refresh at a time per page, and per browser under a Web Lock. `probe` (a page load): with no
+   * cookie the API answers 204, not a 401 the browser would log as an error.
+   */
+  function refresh(probe = false): Promise<void> {
     refreshing ??= (async () => {
       const seen = access?.token;
       const run = async () => {
@@ -259,7 +240,7 @@ export function createAuthClient(options: ClientOptions) {
           throw new AuthError("invalid_token", "Signed out: sign in again", 401);
         }
         try {
-          adopt(await send<Tokens>("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
+          adopt((await send<Tokens | undefined>("POST", "/refresh", cookie ? (probe ? { if_signed_in: true } : {}) : { refresh_token: refreshToken })) ?? null);
         } catch (err) {
           if (err instanceof AuthError && err.code === "invalid_token") adopt(null);
           throw err;
@@ -314,14 +295,10 @@ export function createAuthClient(options: ClientOptions) {
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input: { challenge: string } & SecondFactor) => signIn<SignedInBody>("/login/mfa", input).then(signedIn),
-    /**
-     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
-     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
-     */
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out (no error logged). */
     async resume(): Promise<AuthState> {
-      if (!hint.get()) return state();
       try {
-        await refresh();
+        await refresh(true);
       } catch (err) {
         if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
       }

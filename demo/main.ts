@@ -45,6 +45,8 @@ function onSubmit(id: string, action: (fields: Record<string, string>) => Promis
     try {
       await action(fields);
       form.reset();
+      // The Security card's shared password goes once it has served (it stays while a change fails).
+      if (form.closest("#security")) $<HTMLInputElement>("#security-password").value = "";
     } catch (err) {
       const e = showError(err);
       for (const [field, message] of Object.entries(e.fields ?? {})) {

@@ -26,11 +26,12 @@ if (lines.length) {
 }
 
 // CI=true makes wrangler take "yes" for its confirmation prompt instead of waiting at a terminal.
-// Its tables of migrations are kept for a failure; otherwise one line says what happened.
+// Its tables of migrations are kept for a failure; otherwise one line says what happened (read from
+// its "About to apply N" line, so its log level is set here whatever the developer's is).
 const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local"], {
   encoding: "utf8",
   shell: process.platform === "win32",
-  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },
+  env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", WRANGLER_LOG: "log" },
 });
 if (migrate.status !== 0) {
   process.stdout.write(migrate.stdout ?? "");

@@ -74,15 +74,17 @@ export function preflight(config, checkVars) {
     );
   // Cookie mode: the refresh cookie is SameSite=Strict (or Lax), which a browser sends on the app's
   // fetch only when the API is on the app's own site. Across sites it is never sent: every refresh
-  // fails, and each reload signs the user out.
+  // fails, and each reload signs the user out. Refused when no app origin shares the API's site (with
+  // one that does, the others may be apps in token mode).
   const sameSite = String(vars.COOKIE_SAMESITE ?? "Strict");
   const issuerHost = /^https:\/\/[^/]+$/.test(issuer) ? hostOf(issuer) : "";
   if (issuerHost && sameSite !== "None") {
-    const crossSite = origins.filter((o) => o.startsWith("https://") && hostOf(o) && siteOf(hostOf(o)) !== siteOf(issuerHost));
-    if (crossSite.length) {
+    const apps = origins.filter((o) => o.startsWith("https://") && hostOf(o));
+    const crossSite = apps.filter((o) => siteOf(hostOf(o)) !== siteOf(issuerHost));
+    if (crossSite.length && crossSite.length === apps.length) {
       const site = siteOf(hostOf(crossSite[0]));
       problems.push(
-        `Cookie mode cannot work: ISSUER is on the site ${siteOf(issuerHost)}, and ${crossSite.join(", ")} on another, so the ` +
+        `Cookie mode cannot work: ISSUER is on the site ${siteOf(issuerHost)}, while CORS_ORIGINS has only other sites (${crossSite.join(", ")}), so the ` +
           `SameSite=${sameSite} refresh cookie is never sent. Put the API on a custom domain on the app's site: ` +
           `routes = [{ pattern = "auth.${site}", custom_domain = true }] in wrangler.toml and ISSUER = "https://auth.${site}". ` +
           `(Apps that use token mode only may set COOKIE_SAMESITE = "None" instead.)`,

@@ -41,6 +41,7 @@ export type SecurityEvent =
   | "admin_user_updated"
   | "mfa_challenge_issued"
   | "mfa_failed"
+  | "mfa_code_reused"
   | "totp_enabled"
   | "totp_disabled"
   | "recovery_code_used"

@@ -52,11 +52,17 @@ export const loginSchema = z
 
 // Absent (or an empty body) means: use the refresh cookie. Any string goes through to a 401
 // invalid_token (an access token sent here is a wrong token, not a malformed request).
+// if_signed_in: a page load asking "is anyone signed in here?" gets 204 when no cookie came, not a
+// 401 the browser would log as an error.
 export const refreshSchema = z
   .object({
     refresh_token: z.string({ error: "must be a string" }).min(1, "is required").max(4096, "at most 4096 characters").optional(),
+    if_signed_in: z.boolean({ error: "must be true or false" }).optional(),
   })
-  .openapi("RefreshRequest", { description: "Empty (or no body) in cookie mode: the refresh cookie is used." });
+  .openapi("RefreshRequest", {
+    description:
+      "Empty (or no body) in cookie mode: the refresh cookie is used. With if_signed_in true and no refresh token at all, the answer is 204 (nobody is signed in on this browser) instead of 401.",
+  });
 
 const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
 

@@ -117,6 +117,24 @@ describe("cookie mode", () => {
     expect(refreshed.status, refreshed.text).toBe(200);
   });
 
+  it("answers a page load's if_signed_in refresh with 204 when no cookie came, and refreshes as usual when one did", async () => {
+    const none = await call("POST", "/refresh", { headers: { origin: APP }, body: { if_signed_in: true } });
+    expect(none.status, none.text).toBe(204);
+    expect(none.text).toBe("");
+    expect(none.headers.get("access-control-allow-origin")).toBe(APP);
+    const { res } = await cookieLogin();
+    const token = cookieValue(refreshCookies(res)[0]!);
+    const live = await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` }, body: { if_signed_in: true } });
+    expect(live.status, live.text).toBe(200);
+    // A cookie that came but is dead is a real sign-out: 401 as ever. So is a wrong token in the body.
+    const dead = { origin: APP, cookie: `refresh_token=${"A".repeat(43)}` };
+    expectError(await call("POST", "/refresh", { headers: dead, body: { if_signed_in: true } }), 401, "invalid_token");
+    expectError(await call("POST", "/refresh", { body: { refresh_token: "A".repeat(43), if_signed_in: true } }), 401, "invalid_token");
+    // Without the flag, no cookie is still 401; a flag that is not a boolean is a 400.
+    expectError(await call("POST", "/refresh", { headers: { origin: APP } }), 401, "invalid_token");
+    expectError(await call("POST", "/refresh", { headers: { origin: APP }, body: { if_signed_in: "yes" } }), 400, "validation_failed");
+  });
+
   it("marks the cookie Secure everywhere but http://localhost", async () => {
     const { res } = await cookieLogin("https://auth.example.com", "https://auth.example.com");
     for (const c of refreshCookies(res)) expect(c).toContain("Secure");

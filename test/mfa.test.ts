@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { open, seal } from "../src/auth/secrets";
 import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
 import {
@@ -23,6 +23,8 @@ import {
  * TOTP (RFC 6238) with recovery codes: the code module against the RFC's vectors, then the HTTP
  * flows: setup, enable, the login's second step, replayed and used codes, the lock, disable.
  */
+
+afterEach(() => vi.restoreAllMocks());
 
 const KEY = env.MFA_ENCRYPTION_KEY;
 
@@ -240,14 +242,22 @@ describe("signing in with TOTP on", () => {
     for (let i = 0; i < 6; i++) {
       const again = await secondStep(challenge, { code: enabling });
       expectError(again, 401, "invalid_mfa_code");
-      expect(again.body.message).toBe("That code was just used: wait for the next code from your app");
+      expect(again.body.message).toBe("That code can't be used again: wait for the next code from your app");
     }
+    const lines: string[] = [];
+    for (const level of ["log", "info", "warn"] as const) vi.spyOn(console, level).mockImplementation((line: string) => void lines.push(line));
     const stepUp = await call("POST", "/password", {
       token: reg.access_token,
       body: { current_password: PASSWORD, new_password: "brand new secret 7", code: enabling },
     });
+    vi.restoreAllMocks();
+    // Logged (a replayed code shows), without the code.
+    expect(lines.map((l) => JSON.parse(l)).filter((l) => l.event === "mfa_code_reused")).toEqual([
+      expect.objectContaining({ user_id: reg.user.id, at: "step_up" }),
+    ]);
+    expect(lines.join("\n")).not.toContain(`"${enabling}"`);
     expectError(stepUp, 401, "invalid_mfa_code");
-    expect(stepUp.body.message).toMatch(/just used/);
+    expect(stepUp.body.message).toMatch(/can't be used again/);
     expect(await stepUpFailures(reg.access_token)).toBe(0);
     expect((await userRow(reg.user.id))!.failed_logins).toBe(0);
     const failed = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event IN ('mfa_failed', 'step_up_failed')")

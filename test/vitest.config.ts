@@ -22,9 +22,24 @@ export default defineConfig(async () => {
   // The environment copy only quiets wrangler's "missing required secrets" check.
   Object.assign(process.env, secrets);
   // Every var is passed explicitly, so a developer's .dev.vars can never change what tests see:
-  // wrangler.toml's production values, plus the issuer and origin that production leaves empty.
+  // wrangler.toml's values, with the settings a deployment edits (and commits, for CI to deploy) put
+  // back to what this repository ships, plus the local issuer, origin and app page.
   const { vars } = unstable_readConfig({ config: path.join(root, "wrangler.toml") });
-  const testVars = { ...vars, ISSUER: "http://localhost:8787", CORS_ORIGINS: "http://localhost:5173", APP_URL: "http://localhost:5173/" };
+  const testVars = {
+    ...vars,
+    ISSUER: "http://localhost:8787",
+    CORS_ORIGINS: "http://localhost:5173",
+    APP_URL: "http://localhost:5173/",
+    MAIL_FROM: "no-reply@example.com",
+    WEBAUTHN_RP_ID: "",
+    WEBAUTHN_ORIGINS: "",
+    COOKIE_SAMESITE: "Strict",
+    APP_NAME: "Edge Auth",
+    REGISTRATION: "open",
+    REQUIRE_VERIFIED_EMAIL: "off",
+    API_DOCS: "off",
+    LOG_REQUESTS: "off",
+  };
 
   return {
     root,

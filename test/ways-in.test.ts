@@ -246,7 +246,7 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     // The code that turned TOTP on: told it was just used (it still takes one of the day's attempts).
     const reused = await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: enabling } });
     expectError(reused, 401, "invalid_mfa_code");
-    expect(reused.body.message).toMatch(/just used: wait for the next code/);
+    expect(reused.body.message).toMatch(/can't be used again: wait for the next code/);
     expectError(
       await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD, code: await wrongCode(setup.body.secret) } }),
       401,

@@ -117,10 +117,7 @@ export declare function createAuthClient(options: ClientOptions): {
     loginMfa: (input: {
         challenge: string;
     } & SecondFactor) => Promise<SignedIn>;
-    /**
-     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
-     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
-     */
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out (no error logged). */
     resume(): Promise<AuthState>;
     /** The user, and which second factors the account has. */
     me: () => Promise<Me>;

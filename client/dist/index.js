@@ -53,23 +53,6 @@ function createAuthClient(options) {
   const leeway = options.refreshLeeway ?? 30;
   const listeners = /* @__PURE__ */ new Set();
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : void 0;
-  const hintKey = `${CHANNEL}:signed-in:${base}`;
-  const hint = {
-    get: () => {
-      try {
-        return !cookie || !browser.localStorage || browser.localStorage.getItem(hintKey) !== null;
-      } catch {
-        return true;
-      }
-    },
-    set(on) {
-      try {
-        if (cookie && on) browser.localStorage?.setItem(hintKey, "1");
-        else if (cookie) browser.localStorage?.removeItem(hintKey);
-      } catch {
-      }
-    }
-  };
   let access;
   let refreshToken;
   let refreshing;
@@ -102,7 +85,6 @@ function createAuthClient(options) {
       access = void 0;
       refreshToken = void 0;
     }
-    hint.set(access !== void 0);
     if (announce) channel?.postMessage({ token: access?.token ?? null, expiresAt: access?.expiresAt });
     if (before !== access?.sub) emit();
   }
@@ -122,6 +104,7 @@ function createAuthClient(options) {
     } catch (err) {
       throw new AuthError("network_error", err.message || "The network request failed", 0);
     }
+    if (res.status === 204) return void 0;
     let json;
     try {
       json = await res.json();
@@ -134,7 +117,7 @@ function createAuthClient(options) {
     if (typeof e?.error !== "string") throw new AuthError("bad_response", `The API answered ${res.status}`, res.status);
     throw new AuthError(e.error, e.message ?? e.error, res.status, e.fields, Number.isFinite(retry) && retry > 0 ? retry : void 0);
   }
-  function refresh() {
+  function refresh(probe = false) {
     refreshing ??= (async () => {
       const seen = access?.token;
       const run = async () => {
@@ -144,7 +127,7 @@ function createAuthClient(options) {
           throw new AuthError("invalid_token", "Signed out: sign in again", 401);
         }
         try {
-          adopt(await send("POST", "/refresh", cookie ? {} : { refresh_token: refreshToken }));
+          adopt(await send("POST", "/refresh", cookie ? probe ? { if_signed_in: true } : {} : { refresh_token: refreshToken }) ?? null);
         } catch (err) {
           if (err instanceof AuthError && err.code === "invalid_token") adopt(null);
           throw err;
@@ -189,14 +172,10 @@ function createAuthClient(options) {
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input) => signIn("/login/mfa", input).then(signedIn),
-    /**
-     * After a page load in cookie mode: signs in silently from the cookie, or resolves signed out.
-     * Without this browser's signed-in hint (never signed in here, or signed out) it does not ask.
-     */
+    /** After a page load in cookie mode: signs in silently from the cookie, or resolves signed out (no error logged). */
     async resume() {
-      if (!hint.get()) return state();
       try {
-        await refresh();
+        await refresh(true);
       } catch (err) {
         if (!(err instanceof AuthError) || err.code !== "invalid_token") throw err;
       }

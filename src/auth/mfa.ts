@@ -191,7 +191,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 
   const proof = await proofOf(deps, user, offered, now);
   if (!proof) {
-    await refuseJustUsed(deps, user, offered, now, () => endCheck(db, check));
+    await refuseJustUsed(deps, user, offered, now, "login", () => endCheck(db, check));
     await failSecondStep(deps, user, check, now, offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
     await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
     throw new Refusal("invalid_mfa_code");

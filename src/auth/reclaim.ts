@@ -72,7 +72,7 @@ export async function completePasswordReset(
     if (!taken) throw new TooManyAttempts(3600, "Too many codes tried at password resets of this account today; try again later");
     proof = await proofOf(deps, user, offered, now);
     if (!proof) {
-      await refuseJustUsed(deps, user, offered, now, async () => {}); // told so; the day's attempt stays taken
+      await refuseJustUsed(deps, user, offered, now, "password_reset", async () => {}); // told so; the day's attempt stays taken
       await audit(deps, "mfa_failed", { user_id: user.id, reason: offered.code !== undefined ? "wrong_code" : "wrong_recovery_code", at: "password_reset" });
       throw new Refusal("invalid_mfa_code");
     }

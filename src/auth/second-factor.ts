@@ -1,3 +1,4 @@
+import { logEvent } from "../audit";
 import { ConfigError } from "../config";
 import type { Proof } from "../db/mfa";
 import type { User } from "../db/schema";
@@ -62,16 +63,25 @@ export async function proofOf(deps: Deps, user: User, offered: SecondFactor, now
 }
 
 /**
- * A right code of a step already accepted (the code that just turned TOTP on, or one just used to
- * sign in): a person retyping what the app still shows, not a guess. So it costs no attempt: the
- * caller's check is released (`release`) and the person is told to wait for the next code.
+ * A right code of a step at or before the last one accepted (the code that just turned TOTP on, or
+ * one just used to sign in): a person retyping what the app still shows, not a guess. So it costs no
+ * attempt: the caller's check is released (`release`), the person is told to wait for the next
+ * code, and the log keeps a line (a replayed code someone watched being typed shows there).
  */
-export async function refuseJustUsed(deps: Deps, user: User, offered: SecondFactor, now: Date, release: () => Promise<unknown>): Promise<void> {
+export async function refuseJustUsed(
+  deps: Deps,
+  user: User,
+  offered: SecondFactor,
+  now: Date,
+  at: "login" | "step_up" | "password_reset",
+  release: () => Promise<unknown>,
+): Promise<void> {
   if (offered.code === undefined || !user.totpEnabledAt || !user.totpSecret) return;
   const secret = await openSecret(deps, user.id, user.totpSecret);
   if ((await verifyTotp(secret, offered.code, now)) === null) return;
   await release();
-  throw new Refusal("invalid_mfa_code", "That code was just used: wait for the next code from your app");
+  logEvent(deps, "mfa_code_reused", { user_id: user.id, at });
+  throw new Refusal("invalid_mfa_code", "That code can't be used again: wait for the next code from your app");
 }
 
 export const methodOf = (proof: Proof) => ("step" in proof ? ("totp" as const) : ("recovery_code" as const));

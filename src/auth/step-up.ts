@@ -81,7 +81,7 @@ export async function proveStepUp(
     }
     proof = await proofOf(deps, user, input, now);
     if (!proof) {
-      await refuseJustUsed(deps, user, input, now, () => endCheck(deps.db, check));
+      await refuseJustUsed(deps, user, input, now, "step_up", () => endCheck(deps.db, check));
       return failStepUp(deps, claims, action, check, input.code !== undefined ? "wrong_code" : "wrong_recovery_code");
     }
   }

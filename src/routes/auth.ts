@@ -77,11 +77,15 @@ const refreshRoute = createRoute({
   tags,
   summary: "Swap a refresh token for new tokens",
   description:
-    "The old refresh token is dead afterwards. The same client sending it again within 10 s (a lost answer, a second tab) gets the same new one. Any other replay ends the session. Cookie mode: send no body; the request needs an allowed Origin.",
+    "The old refresh token is dead afterwards. The same client sending it again within 10 s (a lost answer, a second tab) gets the same new one. Any other replay ends the session. Cookie mode: send no body, or {if_signed_in: true} after a page load (204 when there is no cookie); the request needs an allowed Origin.",
   security: [...REFRESH_COOKIE_AUTH, {}],
   middleware: [limitByIp("REFRESH_IP_LIMITER"), jsonOnly] as const,
   request: body(refreshSchema, false),
-  responses: { 200: json(tokensSchema, "New tokens", setCookie), ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "rate_limited") },
+  responses: {
+    200: json(tokensSchema, "New tokens", setCookie),
+    204: { description: "No refresh token came, and the body asked if_signed_in: nobody is signed in on this browser" },
+    ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "rate_limited"),
+  },
 });
 
 /** Cookie mode: the cookie names the session, whether or not a (maybe expired) access token came too. */
@@ -153,8 +157,9 @@ export const auth = openApiApp()
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
   .openapi(refreshRoute, async (c) => {
-    const fromBody = c.req.valid("json").refresh_token;
+    const { refresh_token: fromBody, if_signed_in } = c.req.valid("json");
     const token = fromBody ?? readRefreshCookie(c);
+    if (!token && if_signed_in) return c.body(null, 204);
     if (!token)
       throw new ApiError(
         "invalid_token",
