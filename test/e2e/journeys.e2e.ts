@@ -102,11 +102,15 @@ async function addPasskey(page: Page, name: string) {
   await add.getByRole("button", { name: "Add a passkey" }).click();
 }
 
-/** Counts the page's calls to the API's /refresh. */
+/** Counts the page's calls to the API's /refresh, and keeps the status of each answer. */
 function countRefreshes(page: Page) {
-  const seen = { n: 0 };
+  const seen = { n: 0, answers: [] as number[] };
+  const isRefresh = (r: { url(): string; method(): string }) => r.url() === `${API}/refresh` && r.method() === "POST";
   page.on("request", (r) => {
-    if (r.url() === `${API}/refresh` && r.method() === "POST") seen.n++;
+    if (isRefresh(r)) seen.n++;
+  });
+  page.on("response", (r) => {
+    if (isRefresh(r.request())) seen.answers.push(r.status());
   });
   return seen;
 }
@@ -172,14 +176,11 @@ describe("the demo app in Chromium", () => {
     await signedOut(other);
     expect((await context.cookies(API)).filter((c) => c.name === "refresh_token" && c.value)).toEqual([]);
     // Signed out, a reload's "anyone signed in?" refresh gets 204 (no cookie), and nothing is logged.
-    const answers: number[] = [];
-    other.on("response", (r) => {
-      if (r.url() === `${API}/refresh` && r.request().method() === "POST") answers.push(r.status());
-    });
+    const refreshes = countRefreshes(other);
     errorsOf(other).length = 0;
     await other.reload();
     await signedOut(other);
-    expect(answers).toEqual([204]);
+    expect(refreshes.answers).toEqual([204]);
     expect(errorsOf(other)).toEqual([]);
     await other.close();
   });
