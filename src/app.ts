@@ -15,6 +15,7 @@ import { auth } from "./routes/auth";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
+import { oauth } from "./routes/oauth";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
@@ -79,6 +80,7 @@ app.route("/", account);
 app.route("/", recovery);
 app.route("/", mfa);
 app.route("/", passkeys);
+app.route("/", oauth);
 app.route("/admin", adminApp);
 mountDocs(app);
 

@@ -50,6 +50,9 @@ export type SecurityEvent =
   | "passkey_login_failed"
   | "passkey_counter_regressed"
   | "way_in_revoked"
+  | "identity_linked"
+  | "identity_unlinked"
+  | "social_sign_in_failed"
   | "admin_refused";
 
 export interface AuditContext {
@@ -64,7 +67,14 @@ export interface AuditFields {
   [detail: string]: string | number | boolean | null | undefined;
 }
 
-const WARN: ReadonlySet<SecurityEvent> = new Set(["login_failed", "account_locked", "refresh_reuse_detected", "step_up_failed", "rate_limited"]);
+const WARN: ReadonlySet<SecurityEvent> = new Set([
+  "login_failed",
+  "account_locked",
+  "refresh_reuse_detected",
+  "step_up_failed",
+  "rate_limited",
+  "social_sign_in_failed",
+]);
 
 function split(fields: AuditFields) {
   const { user_id = null, session_id = null, ...rest } = fields;

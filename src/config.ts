@@ -36,7 +36,68 @@ const origins = z
   )
   .pipe(z.array(z.url().refine((o) => new URL(o).origin === o, "must be a bare origin like https://app.example.com")));
 
-const ConfigSchema = z.object({
+/** http is for a local identity provider only (the test IdP); production cannot reach private addresses anyway. */
+const providerUrl = z.url().refine((u) => {
+  const url = new URL(u);
+  return url.protocol === "https:" || (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
+}, "must be https (http only for localhost)");
+
+// One social sign-in provider (auth/providers.ts). `id` names it in the routes (/oauth/<id>/...) and
+// in OAUTH_CLIENT_SECRETS; `name` is the button label.
+const providerCommon = {
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "lower-case letters, digits, - and _ (at most 32)"),
+  name: z.string().min(1).max(64).optional(),
+  client_id: z.string().min(1),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).optional(),
+};
+export const ProviderSchema = z.discriminatedUnion("kind", [
+  z.object({ ...providerCommon, kind: z.literal("oidc"), issuer: providerUrl }).strict(),
+  z.object({ ...providerCommon, kind: z.literal("google") }).strict(),
+  // tenant: "common" (work, school and personal accounts), "organizations", "consumers", or a tenant id.
+  z
+    .object({
+      ...providerCommon,
+      kind: z.literal("microsoft"),
+      tenant: z
+        .string()
+        .regex(/^[A-Za-z0-9.-]+$/)
+        .default("common"),
+    })
+    .strict(),
+  // Apple's client secret is a JWT signed with the team's key: its .p8 (PKCS#8 PEM) is the secret.
+  z.object({ ...providerCommon, kind: z.literal("apple"), team_id: z.string().min(1), key_id: z.string().min(1) }).strict(),
+  // server/api: GitHub Enterprise Server (https://HOST and https://HOST/api/v3), or a local stand-in.
+  z
+    .object({
+      ...providerCommon,
+      kind: z.literal("github"),
+      server: providerUrl.default("https://github.com"),
+      api: providerUrl.default("https://api.github.com"),
+    })
+    .strict(),
+]);
+export type ProviderConfig = z.infer<typeof ProviderSchema>;
+
+const jsonOf = <T extends z.ZodType>(schema: T, fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s === "" ? fallback : s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "is not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
+const providerList = jsonOf(
+  z.array(ProviderSchema).refine((list) => new Set(list.map((p) => p.id)).size === list.length, "two providers share an id"),
+  "[]",
+);
+
+const ConfigFields = z.object({
   ISSUER: z.url(),
   AUDIENCE: z.string().min(1),
   ACCESS_TOKEN_TTL: seconds(900, 60, 86_400),
@@ -89,6 +150,18 @@ const ConfigSchema = z.object({
   WEBAUTHN_ORIGINS: origins,
   // How long a login's second step and a WebAuthn challenge stay usable.
   CHALLENGE_TTL: seconds(300, 30, 900),
+  // Social sign-in (docs/social-sign-in.md): the providers, a JSON list; their client secrets are the
+  // secret OAUTH_CLIENT_SECRETS, a JSON object from provider id to secret.
+  OAUTH_PROVIDERS: providerList,
+  OAUTH_CLIENT_SECRETS: jsonOf(z.record(z.string(), z.string().min(1)), "{}"),
+  // An account without a password proves a step-up by a sign-in this recent (seconds).
+  STEP_UP_MAX_AGE: seconds(300, 60, 3_600),
+});
+
+const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
+  for (const p of c.OAUTH_PROVIDERS) {
+    if (!c.OAUTH_CLIENT_SECRETS[p.id]) ctx.addIssue({ code: "custom", path: ["OAUTH_CLIENT_SECRETS", p.id], message: `is required for provider ${p.id}` });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -98,7 +171,7 @@ export type Config = z.infer<typeof ConfigSchema>;
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
 export function checkVars(vars: Record<string, unknown>): string[] {
-  const parsed = ConfigSchema.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true, MFA_ENCRYPTION_KEY: true }).safeParse(vars);
+  const parsed = ConfigFields.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true, MFA_ENCRYPTION_KEY: true, OAUTH_CLIENT_SECRETS: true }).safeParse(vars);
   return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
 }
 

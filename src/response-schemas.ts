@@ -27,6 +27,13 @@ export const ERROR_CODES = [
   "mfa_already_enabled",
   "mfa_not_enabled",
   "last_admin",
+  "last_way_in",
+  "account_exists",
+  "identity_in_use",
+  "password_not_set",
+  "reauthentication_required",
+  "invalid_grant",
+  "unknown_provider",
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",
@@ -117,26 +124,31 @@ export const factorsSchema = z
 
 const wayInSchema = z
   .object({
-    kind: z.enum(["password", "email", "totp", "passkey"]),
+    kind: z.enum(["password", "email", "totp", "passkey", "identity"]),
     added_at: z.iso.datetime().nullable().openapi({ description: "null: before this was recorded" }),
     added_by_session: z.string().nullable().openapi({ description: "the session that added it (null: a mailed link, or sign-up without a session)" }),
     by_this_session: z.boolean(),
-    address: z.string().optional().openapi({ description: "email: the address" }),
+    address: z.string().optional().openapi({ description: "email: the address; identity: the address the provider gave, if any" }),
     verified: z.boolean().optional().openapi({ description: "email: proved by a mailed link" }),
     recovery_codes_left: z.number().int().optional().openapi({ description: "totp" }),
-    id: z.string().optional().openapi({ description: "passkey: its id (DELETE /passkeys/{id})" }),
+    id: z.string().optional().openapi({ description: "passkey: its id (DELETE /passkeys/{id}); identity: its id (DELETE /me/identities/{id})" }),
+    provider: z.string().optional().openapi({ description: "identity: the provider's id (GET /oauth/providers)" }),
     name: z.string().optional().openapi({ description: "passkey" }),
-    last_used_at: z.iso.datetime().nullable().optional().openapi({ description: "passkey" }),
+    last_used_at: z.iso.datetime().nullable().optional().openapi({ description: "passkey, identity" }),
     backed_up: z.boolean().optional().openapi({ description: "passkey: synced by a passkey provider" }),
   })
   .openapi("WayIn");
 
-const proofKind = z.enum(["password", "second_factor", "new_totp_code", "mailbox"]);
+const proofKind = z.enum(["password", "second_factor", "new_totp_code", "mailbox", "recent_sign_in"]);
 export const securitySchema = z
   .object({
     ways_in: z.array(wayInSchema),
     session: z
-      .object({ id: z.string(), auth_time: z.iso.datetime(), amr: z.array(z.string()).openapi({ description: "RFC 8176: pwd, otp, hwk, swk, mfa" }) })
+      .object({
+        id: z.string(),
+        auth_time: z.iso.datetime(),
+        amr: z.array(z.string()).openapi({ description: "RFC 8176: pwd, otp, hwk, swk, mfa; fed for a social sign-in" }),
+      })
       .openapi({ description: "this session: when and how its sign-in was proved (the access token's auth_time and amr)" }),
     step_up: z
       .record(z.enum(Object.keys(STEP_UP) as [Action, ...Action[]]), z.array(proofKind))
@@ -149,8 +161,11 @@ export const revokedWayInSchema = z
   .openapi("WayInRevoked");
 
 export const resetDoneSchema = z
-  .object({ message: z.string(), passkeys_removed: z.number().int(), totp_removed: z.boolean() })
-  .openapi("PasswordReset", { description: "every session ended; the passkeys removed (and TOTP, where it was set up before the address was confirmed)" });
+  .object({ message: z.string(), passkeys_removed: z.number().int(), identities_removed: z.number().int(), totp_removed: z.boolean() })
+  .openapi("PasswordReset", {
+    description:
+      "every session ended; the passkeys removed, the linked identities that do not vouch for this address, and TOTP where it was set up before the address was confirmed",
+  });
 
 export const adminUserSchema = z
   .object({ user: userSchema, disabled: z.boolean(), factors: factorsSchema.optional().openapi({ description: "on GET /admin/users/{id}" }) })
@@ -195,3 +210,23 @@ export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Healt
 export const jwksSchema = z
   .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })
   .openapi("JWKS");
+
+export const providersSchema = z
+  .object({
+    providers: z.array(
+      z.object({
+        id: z.string().openapi({ description: "GET /oauth/{id}/start" }),
+        name: z.string().openapi({ description: "the button label" }),
+        kind: z.enum(["oidc", "google", "microsoft", "apple", "github"]),
+      }),
+    ),
+  })
+  .openapi("Providers");
+
+export const linkStartSchema = z
+  .object({ url: z.string().openapi({ description: "open it in the browser (a top-level navigation): it goes on to the provider" }) })
+  .openapi("IdentityLinkStart");
+
+export const linkedSchema = z
+  .object({ linked: z.object({ id: z.string(), provider: z.string() }) })
+  .openapi("IdentityLinked", { description: "the identity now linked to the account" });

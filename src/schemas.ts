@@ -87,8 +87,12 @@ const notBoth: [(v: { code?: string; recovery_code?: string }) => boolean, { mes
   (v) => v.code === undefined || v.recovery_code === undefined,
   { message: "send code or recovery_code, not both", path: ["code"] },
 ];
-/** A step-up's fields: the password, and while TOTP is on a code or a recovery code. */
-const stepUpFields = { current_password: currentPassword, ...proofFields };
+/**
+ * A step-up's fields: the password, and while TOTP is on a code or a recovery code. The password is
+ * optional here only for accounts without one (social sign-ups: a recent sign-in instead); an account
+ * with a password that sends none gets 400 from the step-up itself (auth/step-up.ts).
+ */
+const stepUpFields = { current_password: currentPassword.optional(), ...proofFields };
 const stepUpExample = { current_password: "correct horse 42", code: "123456" };
 
 export const freshCheckSchema = z
@@ -97,7 +101,7 @@ export const freshCheckSchema = z
   .openapi("FreshCheck", { description: "the step-up: the password, and (while TOTP is on) a code or a recovery code", example: stepUpExample });
 
 export const passwordChangeSchema = z
-  .object({ ...stepUpFields, new_password: passwordSchema })
+  .object({ ...stepUpFields, current_password: currentPassword, new_password: passwordSchema })
   .refine(...notBoth)
   .openapi("PasswordChangeRequest", { example: { current_password: "correct horse 42", new_password: "battery staple 43" } });
 
@@ -126,7 +130,7 @@ export const deleteMeSchema = z
   .openapi("DeleteAccount", { example: { current_password: "correct horse 42" } });
 
 export const totpSetupRequestSchema = z
-  .object({ current_password: currentPassword })
+  .object({ current_password: currentPassword.optional() })
   .openapi("TotpSetupRequest", { example: { current_password: "correct horse 42" } });
 export const totpEnableSchema = z.object({ code: totpCode }).openapi("TotpEnable", { example: { code: "123456" } });
 export const totpDisableSchema = z
@@ -233,4 +237,46 @@ export const listAuditQuerySchema = z.object({
   user_id: z.string().max(64, "is not a user id").optional(),
   cursor,
   limit: limit(50),
+});
+
+// ---- Social sign-in (auth/social.ts, routes/oauth.ts) ----
+
+const providerParam = z
+  .string()
+  .max(32, "is not a provider id")
+  .openapi({ param: { name: "provider", in: "path" }, example: "google" });
+export const providerParamSchema = z.object({ provider: providerParam });
+
+const returnTo = z
+  .string()
+  .max(2000, "at most 2000 characters")
+  .optional()
+  .openapi({ description: "the app page to come back to: on APP_URL's origin or one of CORS_ORIGINS (default APP_URL)" });
+
+export const oauthStartQuerySchema = z.object({
+  use_cookie: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "true: the session ends up in the refresh cookie (cookie mode); else the app exchanges a one-time code for tokens" }),
+  return_to: returnTo,
+  link: z.string().max(200, "is not a link request").optional().openapi({ description: "the URL POST /me/identities/{provider}/link answered carries it" }),
+});
+
+export const oauthExchangeSchema = z
+  .object({
+    code: z.string({ error: "is required" }).min(1, "is required").max(200, "is not a sign-in code"),
+    use_cookie: useCookie,
+  })
+  .openapi("OAuthExchange", { description: "the one-time code the callback put in the app URL's fragment (oauth_code), within a minute" });
+
+export const identityLinkSchema = z
+  .object({ ...stepUpFields, return_to: returnTo })
+  .refine(...notBoth)
+  .openapi("IdentityLink", { description: "the step-up (add_identity), and where the browser comes back to", example: stepUpExample });
+
+export const identityIdSchema = z.object({
+  id: z
+    .string()
+    .max(64, "is not an identity id")
+    .openapi({ param: { name: "id", in: "path" } }),
 });

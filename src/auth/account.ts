@@ -4,7 +4,7 @@ import { endLinks, endLinksOf, insertLink, issueLink, linkStored } from "../db/a
 import { deleteUser } from "../db/admins";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
-import { userWithPasskeyCount, userWithPasskeys } from "../db/passkeys";
+import { userWithPasskeyCount, userWithWaysIn } from "../db/passkeys";
 import type { User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
 import { accountWithAddress, accountWithId, changeEmail, emailTaken, findUserById, markEmailVerified, unverified } from "../db/users";
@@ -39,9 +39,9 @@ export async function profile(deps: Deps, claims: AccessClaims) {
 
 /** GET /me/security: the ways in, and the step-up table as it applies to this account now (one round trip). */
 export async function securityView(deps: Deps, claims: AccessClaims) {
-  const found = await userWithPasskeys(deps.db, claims.sub);
+  const found = await userWithWaysIn(deps.db, claims.sub);
   if (!found) throw userGone();
-  return { waysIn: waysIn(found.user, found.passkeys), stepUp: stepUpFor(found.user) };
+  return { waysIn: waysIn(found.user, found.passkeys, found.identities), stepUp: stepUpFor(found.user) };
 }
 
 /** Mails a verification link (within LIMITS) to an account's unverified address, selected by `who`. */

@@ -11,7 +11,7 @@ import { Refusal } from "./errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "./lockout";
 import { dummyVerify, hashPassword, needsRehash, passwordOptions, verifyPassword } from "./passwords";
 import { type Issued, openSession, refusedSignIn } from "./sign-in";
-import { amrOf } from "./ways-in";
+import { amrOf, hasPassword } from "./ways-in";
 
 /** Sign-in with a username (or address) and password. Knows nothing of HTTP. */
 
@@ -36,8 +36,8 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
   // The account and the start of its password check: one round trip (and the per-account limit).
   const { user, check } = await startLogin(deps, input.username, now, deps.limitAccount);
 
-  // Same work and the same error whether the user is unknown or the password wrong.
-  const ok = user ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
+  // Same work and the same error whether the user is unknown, has no password (social only) or the password is wrong.
+  const ok = user && hasPassword(user) ? await verifyPassword(input.password, user.passwordHash, options) : await dummyVerify(input.password, options);
   if (!user || !ok || !check) {
     const lock = await failPasswordCheck(deps, user?.id, check, now); // with its login_failed row
     if (user) await auditLock(deps, user.id, lock);
@@ -60,7 +60,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
     : undefined;
   // TOTP on: half a login. The failure count stays (only the second step clears it), so knowing the
   // password does not buy unlimited guesses at the code.
-  if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, check, now, { rehash }) };
+  if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, now, { checkEnded: endCheck(db, check), rehash }) };
 
   const opened = await openSession(deps, user, now, {
     amr: amrOf({ method: "password" }),
@@ -74,10 +74,11 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
 }
 
 /**
- * Stores the challenge (its SHA-256; bound to the password version checked) and ends the password
- * check, with its audit row and the caller's own statements: one round trip.
+ * Stores the challenge (its SHA-256; bound to the password version as read, and to how the first
+ * step was proved: "pwd", or "fed" for a social sign-in) with its audit row and the caller's own
+ * statements (the password check's end): one round trip.
  */
-async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Date, also: Statements): Promise<MfaChallenge> {
+export async function issueMfaChallenge(deps: Deps, user: User, now: Date, also: Statements, firstFactor = "pwd"): Promise<MfaChallenge> {
   const token = toBase64Url(randomBytes(32));
   const ttl = deps.config.CHALLENGE_TTL;
   const row = {
@@ -85,6 +86,7 @@ async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Dat
     purpose: "mfa_login" as const,
     userId: user.id,
     passwordVersion: user.passwordVersion,
+    firstFactor,
     createdAt: now,
     expiresAt: new Date(now.getTime() + ttl * 1000),
   };
@@ -93,7 +95,6 @@ async function issueMfaChallenge(deps: Deps, user: User, check: string, now: Dat
     joined(
       {
         challenge: insertChallenge(deps.db, row),
-        checkEnded: endCheck(deps.db, check),
         audited: auditRow(deps, "mfa_challenge_issued", { user_id: user.id }),
       },
       also,

@@ -62,7 +62,7 @@ async function failSecondStep(deps: Deps, user: User, check: string, now: Date, 
  * Starts (or restarts) TOTP setup after the step-up (the password): a new secret, pending until a
  * code from it arrives at enable. A stolen access token alone cannot put an authenticator on the account.
  */
-export async function setupTotp(deps: Deps, claims: AccessClaims, currentPassword: string): Promise<{ secret: string; uri: string }> {
+export async function setupTotp(deps: Deps, claims: AccessClaims, currentPassword: string | undefined): Promise<{ secret: string; uri: string }> {
   const now = new Date();
   const started = await beginStepUp(deps, claims, now);
   if (started.user.totpEnabledAt) {
@@ -205,7 +205,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
   const written = sessionExists(db, session.id);
   const opened = await openSession(deps, user, now, {
     session,
-    amr: amrOf({ method: methodOf(proof) }),
+    amr: amrOf({ method: methodOf(proof), first: challenge.firstFactor }),
     passwordVersion: challenge.passwordVersion ?? -1,
     before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
     condition: consumedBy(db, id, session.id),

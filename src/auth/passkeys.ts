@@ -7,6 +7,7 @@ import type {
 import { audit, auditRowIf, logEvent } from "../audit";
 import { type Config, ConfigError } from "../config";
 import { batch } from "../db/batch";
+import { anotherWayIn } from "../db/identities";
 import { consumeChallenge, insertChallenge } from "../db/mfa";
 import {
   counterAdvances,
@@ -267,13 +268,13 @@ export async function listPasskeys(deps: Deps, claims: AccessClaims) {
 
 /**
  * Removes one of the caller's passkeys after the step-up remove_passkey (another user's id, or an
- * unknown one: not_found). Every account keeps a password, so a passkey is never the last way in.
+ * unknown one: not_found); never the last way in (last_way_in: an account without a password keeps one).
  */
 export async function removePasskey(deps: Deps, claims: AccessClaims, id: string, check: StepUpInput): Promise<void> {
   if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
   const { user } = await stepUp(deps, claims, "remove_passkey", check);
-  const [removed] = await deletePasskey(deps.db, id, claims.sub);
-  if (!removed) throw new Refusal("not_found", "No such passkey");
+  const [removed] = await deletePasskey(deps.db, id, claims.sub, anotherWayIn(claims.sub, { passkey: id }));
+  if (!removed) throw (await findOwnPasskey(deps.db, id, claims.sub)) ? new Refusal("last_way_in") : new Refusal("not_found", "No such passkey");
   await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });
   securityNotice(deps, user, "A passkey was removed from your account");
 }

@@ -11,6 +11,7 @@ import { Refusal, sessionEnded } from "./errors";
 import { hashPassword, passwordOptions, verifyPassword } from "./passwords";
 import { beginStepUp, proveStepUp, type StepUpInput } from "./step-up";
 import type { AccessClaims } from "./tokens";
+import { hasPassword } from "./ways-in";
 
 /** Changing the password from a signed-in session. Knows nothing of HTTP. */
 
@@ -33,6 +34,10 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
   const now = new Date();
   const started = await beginStepUp(deps, claims, now);
   const { user, check } = started;
+  if (!hasPassword(user)) {
+    await endCheck(db, check);
+    throw new Refusal("password_not_set"); // a social sign-up sets its first password by a mailed link
+  }
   // This session made the latest change: mirror it into KV again (a retry after a failed KV write
   // completes the revocation, whatever this request turns out to be). If this token predates that
   // change and the new password is the one stored, this is that request again, its answer lost:

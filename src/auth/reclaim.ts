@@ -2,6 +2,7 @@ import { audit } from "../audit";
 import { ALL_PURPOSES, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
+import { deleteIdentitiesOnReset } from "../db/identities";
 import { endUserChallenges, type Proof, usable as proofUsable, removeTotpEnabledAt, spendProof } from "../db/mfa";
 import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
 import { revokeUserSessions } from "../db/sessions";
@@ -49,7 +50,8 @@ export async function forgotPassword(deps: Deps, email: string): Promise<void> {
  * Sets a new password from a reset link, and with it hands the account to the mailbox's owner. One
  * batch, every write conditional on this request using the link (and on the account being as it
  * was checked): the new password; the address verified (the link proved the mailbox); every
- * session, pending challenge and other link ended; every passkey removed; TOTP removed unless it was
+ * session, pending challenge and other link ended; every passkey removed, and every social identity
+ * except those whose provider vouches for this very address; TOTP removed unless it was
  * turned on after the address was proved, in which case the reset needs a code (auth/ways-in.ts).
  */
 export async function completePasswordReset(
@@ -57,7 +59,7 @@ export async function completePasswordReset(
   token: string,
   newPassword: string,
   offered: SecondFactor = {},
-): Promise<{ passkeysRemoved: number; totpRemoved: boolean }> {
+): Promise<{ passkeysRemoved: number; totpRemoved: boolean; identitiesRemoved: number }> {
   const { db, config } = deps;
   const now = new Date();
   const link = await openLink(db, token, "reset_password", now);
@@ -86,6 +88,7 @@ export async function completePasswordReset(
     used: link.consume(accountAsChecked(db, user), proof ? proofUsable(db, user.id, proof) : undefined),
     reset: resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
     passkeysRemoved: deleteUserPasskeys(db, user.id, consumed),
+    identitiesRemoved: deleteIdentitiesOnReset(db, user.id, link.email, consumed),
     challengesEnded: endUserChallenges(db, user.id, now, consumed),
     sessionsEnded: revokeUserSessions(db, user.id, now, undefined, consumed),
     linksEnded: endLinks(db, user.id, ALL_PURPOSES, now, consumed),
@@ -94,10 +97,17 @@ export async function completePasswordReset(
   });
   if (!done.used[0]) throw invalidLink(); // another request used it, the account changed, or the code was used meanwhile
   const state = done.epoch[0];
-  const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: removeTotp };
-  await audit(deps, "password_reset", { user_id: user.id, passkeys_removed: removed.passkeysRemoved, totp_removed: removeTotp, with_code: proof !== null });
+  const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: removeTotp, identitiesRemoved: done.identitiesRemoved.length };
+  await audit(deps, "password_reset", {
+    user_id: user.id,
+    passkeys_removed: removed.passkeysRemoved,
+    identities_removed: removed.identitiesRemoved,
+    totp_removed: removeTotp,
+    with_code: proof !== null,
+  });
   const what = [
     removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "",
+    removed.identitiesRemoved ? `${removed.identitiesRemoved} linked sign-in provider(s) that do not vouch for this address` : "",
     removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : "",
   ].filter(Boolean);
   const lines = [

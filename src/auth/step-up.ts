@@ -69,7 +69,19 @@ export async function proveStepUp(
 ): Promise<Proof | null> {
   const { user, check } = started;
   const needed = needs(action, user);
+  if (needed.includes("recent_sign_in")) {
+    // No password to ask: the session's sign-in must be recent (a new sign-in with the provider renews it).
+    const signedInAt = (claims.auth_time ?? 0) * 1000;
+    if (now.getTime() - signedInAt > deps.config.STEP_UP_MAX_AGE * 1000) {
+      await endCheck(deps.db, check);
+      throw new Refusal("reauthentication_required", `Sign in again, then retry within ${Math.round(deps.config.STEP_UP_MAX_AGE / 60)} minutes`);
+    }
+  }
   if (needed.includes("password")) {
+    if (input.current_password === undefined) {
+      await endCheck(deps.db, check); // not a guess: the field is missing
+      throw new Refusal("validation_failed", undefined, { current_password: "is required" });
+    }
     const ok = input.current_password !== undefined && (await verifyPassword(input.current_password, user.passwordHash, passwordOptions(deps.config)));
     if (!ok) return failStepUp(deps, claims, action, check, "wrong_password");
   }

@@ -1,8 +1,9 @@
-import { createLocalJWKSet, importJWK, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
+import { createLocalJWKSet, importJWK, importPKCS8, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
 import { type Config, ConfigError } from "../config";
 
 /**
- * Access tokens: ES256 JWTs (RFC 9068 profile). The only module that imports jose.
+ * Access tokens: ES256 JWTs (RFC 9068 profile), and the one JWT this API signs for a provider (Apple
+ * client secret). The only module that imports jose.
  *
  * JWT_PRIVATE_KEY holds either one private JWK or a JWK set {"keys": [...]}. The first key signs;
  * every key verifies and is published in the JWKS, so a previous key can stay during rotation.
@@ -192,4 +193,21 @@ export async function verifyAccessToken(config: Config, token: string, onRefused
     onRefused?.(refusal(err));
     return null;
   }
+}
+
+/**
+ * Sign in with Apple's client secret: a short ES256 JWT signed with the team's key (its .p8, the
+ * provider's entry in OAUTH_CLIENT_SECRETS), minted per code exchange so no long-lived one is kept.
+ */
+export async function appleClientSecret(p: { teamId: string; keyId: string; clientId: string; pkcs8: string }, now: Date): Promise<string> {
+  const key = await importPKCS8(p.pkcs8, ALG);
+  const iat = Math.floor(now.getTime() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: ALG, kid: p.keyId })
+    .setIssuer(p.teamId)
+    .setSubject(p.clientId)
+    .setAudience("https://appleid.apple.com")
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + 300)
+    .sign(key);
 }

@@ -1,19 +1,26 @@
-import type { Passkey, User } from "../db/schema";
+import type { Identity, Passkey, User } from "../db/schema";
 
 /**
  * An account's ways in, and the proof each sensitive action needs (step-up): the one place these
  * rules live. Flows ask `needs()`; none decides on its own. Knows nothing of HTTP.
  *
- * The ways in: the password; TOTP with its recovery codes; passkeys; and the mailbox, the recovery
- * channel (a mailed link resets the password, and so takes the account back: auth/reclaim.ts).
+ * The ways in: the password; TOTP with its recovery codes; passkeys; social identities (a provider
+ * vouches for a person: auth/social.ts); and the mailbox, the recovery channel (a mailed link resets
+ * the password, and so takes the account back: auth/reclaim.ts). An account may have no password (a
+ * social sign-up): then a recent sign-in stands in for it in step-ups, and a reset link sets one.
  */
+
+/** The stored hash of an account without a password (NOT NULL stays: no rebuild of the users table). */
+export const NO_PASSWORD = "";
+export const hasPassword = (u: Pick<User, "passwordHash">) => u.passwordHash !== NO_PASSWORD;
 
 /** What a request can offer as proof. */
 export type ProofKind =
   | "password" // the current password
   | "second_factor" // a TOTP code or a recovery code (asked only while TOTP is on: see `when`)
   | "new_totp_code" // a code from the pending TOTP secret: the new authenticator is in hand
-  | "mailbox"; // a single-use link mailed to the account's address
+  | "mailbox" // a single-use link mailed to the account's address
+  | "recent_sign_in"; // instead of a password the account does not have: a sign-in within STEP_UP_MAX_AGE
 
 export type Action =
   | "change_password"
@@ -24,6 +31,8 @@ export type Action =
   | "disable_totp"
   | "add_passkey"
   | "remove_passkey"
+  | "add_identity"
+  | "remove_identity"
   | "reset_password"
   | "revoke_way_in";
 
@@ -63,6 +72,13 @@ export const STEP_UP: Record<Action, StepUpRule> = {
     fresh: "in the request for the options; the passkey must follow within CHALLENGE_TTL",
   },
   remove_passkey: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
+  add_identity: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request for the link; the provider's answer must follow within 10 minutes",
+  },
+  remove_identity: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   reset_password: { by: "link", proof: ["mailbox", "second_factor"], secondFactor: "if_totp_after_mailbox", fresh: "the link lives 30 minutes" },
   revoke_way_in: { by: "link", proof: ["mailbox"], fresh: `the link lives ${3 * 24} hours` },
 };
@@ -71,13 +87,17 @@ export const STEP_UP: Record<Action, StepUpRule> = {
 export const totpAfterMailbox = (u: Pick<User, "totpEnabledAt" | "emailVerifiedAt">) =>
   u.totpEnabledAt !== null && u.emailVerifiedAt !== null && u.emailVerifiedAt.getTime() <= u.totpEnabledAt.getTime();
 
-/** The proofs `action` needs from this user now. */
-export function needs(action: Action, user: Pick<User, "totpEnabledAt" | "emailVerifiedAt">): ProofKind[] {
+type StepUpSubject = Pick<User, "totpEnabledAt" | "emailVerifiedAt" | "passwordHash">;
+
+/** The proofs `action` needs from this user now; an account without a password offers a recent sign-in instead. */
+export function needs(action: Action, user: StepUpSubject): ProofKind[] {
   const rule = STEP_UP[action];
-  return rule.proof.filter((p) => {
-    if (p !== "second_factor") return true;
-    return rule.secondFactor === "if_totp_after_mailbox" ? totpAfterMailbox(user) : user.totpEnabledAt !== null;
-  });
+  return rule.proof
+    .filter((p) => {
+      if (p !== "second_factor") return true;
+      return rule.secondFactor === "if_totp_after_mailbox" ? totpAfterMailbox(user) : user.totpEnabledAt !== null;
+    })
+    .map((p) => (p === "password" && !hasPassword(user) ? "recent_sign_in" : p));
 }
 
 /**
@@ -90,11 +110,12 @@ export type WayIn =
   | { kind: "password"; addedAt: Date | null; addedBy: string | null }
   | { kind: "email"; address: string; verified: boolean; addedAt: Date | null; addedBy: string | null }
   | { kind: "totp"; addedAt: Date; addedBy: string | null; recoveryCodesLeft: number }
-  | { kind: "passkey"; id: string; name: string; addedAt: Date; addedBy: string | null; lastUsedAt: Date | null; backedUp: boolean };
+  | { kind: "passkey"; id: string; name: string; addedAt: Date; addedBy: string | null; lastUsedAt: Date | null; backedUp: boolean }
+  | { kind: "identity"; id: string; provider: string; email: string | null; addedAt: Date; addedBy: string | null; lastUsedAt: Date | null };
 
 /** The account's ways in, oldest first within each kind: what GET /me/security shows. */
-export function waysIn(user: User, passkeys: Passkey[]): WayIn[] {
-  const ways: WayIn[] = [{ kind: "password", addedAt: user.passwordSetAt, addedBy: user.passwordSetBy }];
+export function waysIn(user: User, passkeys: Passkey[], identities: Identity[]): WayIn[] {
+  const ways: WayIn[] = hasPassword(user) ? [{ kind: "password", addedAt: user.passwordSetAt, addedBy: user.passwordSetBy }] : [];
   if (user.email)
     ways.push({ kind: "email", address: user.email, verified: user.emailVerifiedAt !== null, addedAt: user.emailSetAt, addedBy: user.emailSetBy });
   if (user.totpEnabledAt)
@@ -102,11 +123,14 @@ export function waysIn(user: User, passkeys: Passkey[]): WayIn[] {
   for (const p of [...passkeys].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())) {
     ways.push({ kind: "passkey", id: p.id, name: p.name, addedAt: p.createdAt, addedBy: p.addedBy, lastUsedAt: p.lastUsedAt, backedUp: p.backedUp });
   }
+  for (const i of [...identities].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())) {
+    ways.push({ kind: "identity", id: i.id, provider: i.provider, email: i.email, addedAt: i.createdAt, addedBy: i.addedBy, lastUsedAt: i.lastUsedAt });
+  }
   return ways;
 }
 
 /** The step-up table as it applies to this account now: each action and the proofs to send with it. */
-export function stepUpFor(user: Pick<User, "totpEnabledAt" | "emailVerifiedAt">): Record<Action, ProofKind[]> {
+export function stepUpFor(user: StepUpSubject): Record<Action, ProofKind[]> {
   return Object.fromEntries((Object.keys(STEP_UP) as Action[]).map((a) => [a, needs(a, user)])) as Record<Action, ProofKind[]>;
 }
 
@@ -114,14 +138,19 @@ export function stepUpFor(user: Pick<User, "totpEnabledAt" | "emailVerifiedAt">)
  * How a sign-in was proved, as RFC 8176 `amr` values: sessions record them, and every access token
  * of the session carries them (with `auth_time`) so a resource server can ask for more. A passkey
  * with user verification is two factors: "hwk" for a device-bound key, "swk" for a synced (multi-device) one.
+ * A social sign-in is one factor, "fed" (federated: RFC 8176 has no value for it; Entra ID uses this one).
  */
-export function amrOf(signIn: { method: "password" } | { method: "totp" | "recovery_code" } | { method: "passkey"; synced: boolean }): string[] {
+export function amrOf(
+  signIn: { method: "password" | "social" } | { method: "totp" | "recovery_code"; first?: string | null } | { method: "passkey"; synced: boolean },
+): string[] {
   switch (signIn.method) {
     case "password":
       return ["pwd"];
+    case "social":
+      return ["fed"];
     case "totp":
     case "recovery_code":
-      return ["pwd", "otp", "mfa"];
+      return [signIn.first === "fed" ? "fed" : "pwd", "otp", "mfa"];
     case "passkey":
       return [signIn.synced ? "swk" : "hwk", "mfa"];
   }

@@ -1,7 +1,7 @@
 import { and, count, desc, eq, exists, inArray, lt, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
-import { passkeys, users } from "./schema";
+import { identities, passkeys, users } from "./schema";
 
 /** Queries for WebAuthn credentials (auth/passkeys.ts). */
 
@@ -75,14 +75,15 @@ export async function userWithPasskeyCount(db: Db, userId: string) {
   return user ? { user, passkeys: found.passkeys[0]?.n ?? 0 } : undefined;
 }
 
-/** A user and their passkeys: one round trip (GET /me/security). */
-export async function userWithPasskeys(db: Db, userId: string) {
+/** A user, their passkeys and social identities: one round trip (GET /me/security). */
+export async function userWithWaysIn(db: Db, userId: string) {
   const found = await batch(db, {
     user: db.select().from(users).where(eq(users.id, userId)),
     passkeys: db.select().from(passkeys).where(eq(passkeys.userId, userId)),
+    identities: db.select().from(identities).where(eq(identities.userId, userId)),
   });
   const user = found.user[0];
-  return user ? { user, passkeys: found.passkeys } : undefined;
+  return user ? { user, passkeys: found.passkeys, identities: found.identities } : undefined;
 }
 
 /**

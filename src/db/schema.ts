@@ -159,6 +159,8 @@ export const challenges = sqliteTable(
     purpose: text({ enum: ["mfa_login", "passkey_register", "passkey_login"] }).notNull(),
     userId: text("user_id").references(() => users.id, { onDelete: "cascade" }), // none for a passkey login
     passwordVersion: integer("password_version"), // mfa_login: the password the first step checked
+    // mfa_login: how the first step was proved, as an amr value: "pwd" (null: before this was recorded), or "fed" (social sign-in)
+    firstFactor: text("first_factor"),
     failures: integer().notNull().default(0), // mfa_login: wrong codes sent with it
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
@@ -192,6 +194,61 @@ export const passkeys = sqliteTable(
   (t) => [index("passkeys_user_id_created_at_idx").on(t.userId, t.createdAt)],
 );
 
+/**
+ * Social sign-in identities (auth/social.ts): an account at a provider, keyed by (issuer, subject),
+ * never by address. `email` is the address the provider last asserted, and whether it vouched for it.
+ */
+export const identities = sqliteTable(
+  "identities",
+  {
+    id: text().primaryKey(), // random: what the API names it by
+    userId: text("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    provider: text().notNull(), // the configured provider id (OAUTH_PROVIDERS)
+    issuer: text().notNull(),
+    subject: text().notNull(),
+    email: text(),
+    emailVerified: integer("email_verified", { mode: "boolean" }).notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    addedBy: text("added_by"), // the session that linked it (null: it created the account, or signed in by address)
+    lastUsedAt: integer("last_used_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [uniqueIndex("identities_issuer_subject_unique").on(t.issuer, t.subject), index("identities_user_id_idx").on(t.userId)],
+);
+
+/**
+ * A social sign-in or link in flight (auth/social.ts). Started: the row holds what the callback
+ * checks (the state's SHA-256 is the id; the browser that started it, as the SHA-256 of its flow
+ * cookie; PKCE verifier; nonce). Called back: used once (`usedAt`). Where the app must finish it
+ * (bearer mode, a second step, a link), the callback leaves a one-time code for POST /oauth/exchange:
+ * its SHA-256 in `grant`, the account in `grantUserId`, a pending link's identity in `linked`.
+ */
+export const oauthFlows = sqliteTable(
+  "oauth_flows",
+  {
+    id: text().primaryKey(),
+    provider: text().notNull(),
+    purpose: text({ enum: ["sign_in", "link"] }).notNull(),
+    userId: text("user_id").references(() => users.id, { onDelete: "cascade" }), // link: the account
+    sessionId: text("session_id"), // link: the session that asked (the exchange must come from it)
+    browser: text().notNull(), // "" for a link not yet claimed by the browser that will carry it (auth/social.ts)
+    codeVerifier: text("code_verifier").notNull(),
+    nonce: text().notNull(),
+    useCookie: integer("use_cookie", { mode: "boolean" }).notNull(),
+    returnTo: text("return_to").notNull(), // where the browser goes back to (allow-listed at start)
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
+    usedAt: integer("used_at", { mode: "timestamp_ms" }),
+    grant: text(),
+    grantUserId: text("grant_user_id").references(() => users.id, { onDelete: "cascade" }),
+    linked: text({ mode: "json" }).$type<{ issuer: string; subject: string; email: string | null; emailVerified: boolean }>(),
+    grantExpiresAt: integer("grant_expires_at", { mode: "timestamp_ms" }),
+    exchangedAt: integer("exchanged_at", { mode: "timestamp_ms" }),
+  },
+  (t) => [uniqueIndex("oauth_flows_grant_unique").on(t.grant), index("oauth_flows_expires_at_idx").on(t.expiresAt)],
+);
+
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
 export const auditEvents = sqliteTable(
   "audit_events",
@@ -211,3 +268,5 @@ export const auditEvents = sqliteTable(
 export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type Passkey = typeof passkeys.$inferSelect;
+export type Identity = typeof identities.$inferSelect;
+export type OAuthFlow = typeof oauthFlows.$inferSelect;

@@ -52,7 +52,7 @@ const deleteMeRoute = createRoute({
   request: body(deleteMeSchema),
   responses: {
     200: json(messageSchema, "Deleted"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "last_admin", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "last_admin", "rate_limited"),
   },
 });
 
@@ -66,7 +66,7 @@ const passwordRoute = createRoute({
   request: body(passwordChangeSchema),
   responses: {
     200: json(revokedCountSchema, "Changed"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "password_not_set", "rate_limited"),
   },
 });
 

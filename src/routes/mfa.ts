@@ -23,7 +23,7 @@ const setupRoute = createRoute({
   request: body(totpSetupRequestSchema),
   responses: {
     200: json(totpSetupSchema, "The pending secret"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "mfa_already_enabled", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "reauthentication_required", "mfa_already_enabled", "rate_limited"),
   },
 });
 
@@ -52,7 +52,7 @@ const disableRoute = createRoute({
   request: body(totpDisableSchema),
   responses: {
     200: json(messageSchema, "TOTP is off; the recovery codes are void"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "mfa_not_enabled", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "mfa_not_enabled", "rate_limited"),
   },
 });
 

@@ -37,7 +37,7 @@ const registerOptionsRoute = createRoute({
   request: body(freshCheckSchema),
   responses: {
     200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
   },
 });
 
@@ -95,7 +95,16 @@ const deleteRoute = createRoute({
   request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
   responses: {
     200: json(messageSchema, "Removed"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "not_found", "rate_limited"),
+    ...errors(
+      ...BODY_ERRORS,
+      "invalid_token",
+      "invalid_credentials",
+      "invalid_mfa_code",
+      "reauthentication_required",
+      "not_found",
+      "last_way_in",
+      "rate_limited",
+    ),
   },
 });
 

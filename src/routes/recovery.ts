@@ -88,7 +88,7 @@ const emailChangeRoute = createRoute({
   request: body(emailChangeSchema),
   responses: {
     202: json(messageSchema, "Mailed"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "email_taken", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "email_taken", "rate_limited"),
   },
 });
 
@@ -146,6 +146,7 @@ export const recovery = openApiApp()
       {
         message: "Your password is reset and every session is signed out; sign in with the new one",
         passkeys_removed: removed.passkeysRemoved,
+        identities_removed: removed.identitiesRemoved,
         totp_removed: removed.totpRemoved,
       },
       200,

@@ -69,5 +69,7 @@ export function wayInShape(w: WayIn, currentSession: string) {
       return { ...common, recovery_codes_left: w.recoveryCodesLeft };
     case "passkey":
       return { ...common, id: w.id, name: w.name, last_used_at: w.lastUsedAt?.toISOString() ?? null, backed_up: w.backedUp };
+    case "identity":
+      return { ...common, id: w.id, provider: w.provider, address: w.email ?? undefined, last_used_at: w.lastUsedAt?.toISOString() ?? null };
   }
 }

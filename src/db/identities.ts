@@ -1,0 +1,130 @@
+import { and, eq, gt, isNull, ne, or, type SQL, sql } from "drizzle-orm";
+import { batch } from "./batch";
+import type { Db } from "./client";
+import { identities, oauthFlows, passkeys, users } from "./schema";
+
+/** Queries for social sign-in: identities and the flows in flight (auth/social.ts). */
+
+export type NewIdentity = typeof identities.$inferInsert;
+export type NewFlow = typeof oauthFlows.$inferInsert;
+
+/**
+ * What a provider's answer meets, in one round trip: the identity (issuer, subject) with its account,
+ * and the account that has the address the provider gave, if any.
+ */
+export async function findForProfile(db: Db, issuer: string, subject: string, email: string | null) {
+  const found = await batch(db, {
+    identity: db
+      .select({ identity: identities, user: users })
+      .from(identities)
+      .innerJoin(users, eq(users.id, identities.userId))
+      .where(and(eq(identities.issuer, issuer), eq(identities.subject, subject))),
+    byAddress: email ? db.select().from(users).where(eq(users.email, email)) : undefined,
+  });
+  return { linked: found.identity[0], byAddress: found.byAddress?.[0] };
+}
+
+/** Whether these usernames are taken (regardless of case): which one a new social account can have. */
+export async function takenUsernames(db: Db, candidates: string[]): Promise<Set<string>> {
+  const lower = candidates.map((c) => c.toLowerCase());
+  const rows = await db
+    .select({ name: sql<string>`lower(${users.username})` })
+    .from(users)
+    .where(
+      sql`lower(${users.username}) IN (${sql.join(
+        lower.map((l) => sql`${l}`),
+        sql`, `,
+      )})`,
+    );
+  return new Set(rows.map((r) => r.name));
+}
+
+export function insertIdentity(db: Db, row: NewIdentity) {
+  return db.insert(identities).values(row).returning({ id: identities.id });
+}
+
+/** A sign-in with the identity: when it was used, and the address the provider gives now. */
+export function touchIdentity(db: Db, id: string, email: string | null, emailVerified: boolean, now: Date) {
+  return db.update(identities).set({ lastUsedAt: now, email, emailVerified }).where(eq(identities.id, id));
+}
+
+export function listIdentities(db: Db, userId: string) {
+  return db.select().from(identities).where(eq(identities.userId, userId));
+}
+
+/**
+ * True while the account keeps a way to sign in besides the passkey or identity named: a password,
+ * another passkey, another identity. A condition of the removal itself: of two removals at once, the
+ * second finds the first done and refuses.
+ */
+export function anotherWayIn(userId: string, except: { passkey?: string; identity?: string }): SQL {
+  return or(
+    sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${userId} AND ${users.passwordHash} <> '')`,
+    sql`EXISTS (SELECT 1 FROM ${passkeys} WHERE ${passkeys.userId} = ${userId} AND ${passkeys.id} <> ${except.passkey ?? ""})`,
+    sql`EXISTS (SELECT 1 FROM ${identities} WHERE ${identities.userId} = ${userId} AND ${identities.id} <> ${except.identity ?? ""})`,
+  )!;
+}
+
+/** Unlinks an identity of the user, only if another way in remains (and `onlyIf`). */
+export function deleteIdentity(db: Db, id: string, userId: string, onlyIf?: SQL) {
+  return db
+    .delete(identities)
+    .where(and(eq(identities.id, id), eq(identities.userId, userId), anotherWayIn(userId, { identity: id }), onlyIf))
+    .returning({ id: identities.id, provider: identities.provider });
+}
+
+/**
+ * A password reset: every identity goes except those whose provider vouches for the very address
+ * the reset was mailed to (the same mailbox speaks for both). Only if `onlyIf` holds.
+ */
+export function deleteIdentitiesOnReset(db: Db, userId: string, address: string, onlyIf: SQL) {
+  return db
+    .delete(identities)
+    .where(and(eq(identities.userId, userId), or(ne(identities.email, address), isNull(identities.email), eq(identities.emailVerified, false)), onlyIf))
+    .returning({ id: identities.id });
+}
+
+export function insertFlow(db: Db, row: NewFlow) {
+  return db.insert(oauthFlows).values(row);
+}
+
+/** A link flow made by a signed-in request, claimed by the browser that will carry it (once, while fresh). */
+export function claimLinkFlow(db: Db, id: string, provider: string, browser: string, now: Date) {
+  return db
+    .update(oauthFlows)
+    .set({ browser })
+    .where(
+      and(eq(oauthFlows.id, id), eq(oauthFlows.provider, provider), eq(oauthFlows.purpose, "link"), eq(oauthFlows.browser, ""), gt(oauthFlows.expiresAt, now)),
+    )
+    .returning();
+}
+
+/** The callback: the flow its state names, started by this browser, unused and fresh, used now (of two callbacks, one wins). */
+export function useFlow(db: Db, id: string, provider: string, browser: string, now: Date) {
+  return db
+    .update(oauthFlows)
+    .set({ usedAt: now })
+    .where(
+      and(eq(oauthFlows.id, id), eq(oauthFlows.provider, provider), eq(oauthFlows.browser, browser), isNull(oauthFlows.usedAt), gt(oauthFlows.expiresAt, now)),
+    )
+    .returning()
+    .get();
+}
+
+/** Leaves the one-time code the app exchanges (POST /oauth/exchange). */
+export function setGrant(db: Db, id: string, grant: { hash: string; userId: string; linked?: NewFlow["linked"]; expiresAt: Date }) {
+  return db
+    .update(oauthFlows)
+    .set({ grant: grant.hash, grantUserId: grant.userId, linked: grant.linked ?? null, grantExpiresAt: grant.expiresAt })
+    .where(eq(oauthFlows.id, id));
+}
+
+/** Exchanges the one-time code: once, while fresh (of two exchanges, one wins). Returns the flow. */
+export function exchangeGrant(db: Db, hash: string, now: Date) {
+  return db
+    .update(oauthFlows)
+    .set({ exchangedAt: now })
+    .where(and(eq(oauthFlows.grant, hash), isNull(oauthFlows.exchangedAt), gt(oauthFlows.grantExpiresAt, now)))
+    .returning()
+    .get();
+}

@@ -1,0 +1,218 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { getCookie, setCookie as setCookieHeader } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { ProviderFailure, providerList } from "../auth/providers";
+import { beginLink, claimLink, completeCallback, exchange, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social";
+import { getConfig } from "../config";
+import type { AppEnv } from "../env";
+import { jsonOnly } from "../middleware/json-only";
+import { limitByIp } from "../middleware/rate-limit";
+import { assertAllowedOrigin, setRefreshCookie } from "../middleware/refresh-cookie";
+import { requireAuth } from "../middleware/require-auth";
+import { linkedSchema, linkStartSchema, messageSchema, mfaChallengeSchema, providersSchema, signedInSchema } from "../response-schemas";
+import { freshCheckSchema, identityIdSchema, identityLinkSchema, oauthExchangeSchema, oauthStartQuerySchema, providerParamSchema } from "../schemas";
+import { deps } from "./deps";
+import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { publicUser, tokenBody } from "./shapes";
+
+/**
+ * Social sign-in (docs/social-sign-in.md): the browser's trip to a provider and back, the app's code
+ * exchange, and linking identities to a signed-in account. The flow's rules live in auth/social.ts.
+ */
+
+const tags = ["Social sign-in"];
+const authed = requireAuth();
+
+/** Binds a flow to the browser that started it: HttpOnly, only for /oauth, ten minutes. */
+const FLOW_COOKIE = "oauth_flow";
+const local = (c: Context) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(c.req.url).hostname);
+
+function setFlowCookie(c: Context<AppEnv>, started: Started) {
+  // Lax comes along on the provider's redirect back (a top-level GET); a provider that posts back
+  // (Apple's form_post, a cross-site POST) needs None, which browsers accept only with Secure.
+  const sameSite = started.postsBack ? "None" : "Lax";
+  setCookieHeader(c, FLOW_COOKIE, started.browser, { path: "/oauth", httpOnly: true, secure: sameSite === "None" || !local(c), sameSite, maxAge: 600 });
+}
+
+const redirectTo = (c: Context<AppEnv>, url: string) => {
+  c.header("Referrer-Policy", "no-referrer"); // the fragment never leaves the browser; the rest of the URL need not either
+  return c.redirect(url, 303);
+};
+
+/** Back to the app, with what happened in the URL's fragment (never sent to a server, nor in a Referer). */
+function land(c: Context<AppEnv>, landing: Landing) {
+  const fragment = new URLSearchParams();
+  if (landing.error) fragment.set("oauth_error", landing.error);
+  else if (landing.code) {
+    fragment.set("oauth", landing.code.purpose === "link" ? "link" : "sign_in");
+    fragment.set("oauth_code", landing.code.value);
+  } else fragment.set("oauth", "signed_in");
+  if (landing.signedIn) setRefreshCookie(c, landing.signedIn.issued.refreshToken, landing.signedIn.issued.sessionExpiresAt);
+  return redirectTo(c, `${landing.returnTo}#${fragment}`);
+}
+
+const redirect = {
+  description: "to the provider, or back to the app",
+  headers: { Location: { schema: { type: "string" as const }, description: "where the browser goes next" } },
+};
+
+const providersRoute = createRoute({
+  method: "get",
+  path: "/oauth/providers",
+  tags,
+  summary: "The configured sign-in providers, for the app's buttons",
+  responses: { 200: json(providersSchema, "Possibly empty") },
+});
+
+const startRoute = createRoute({
+  method: "get",
+  path: "/oauth/{provider}/start",
+  tags,
+  summary: "Open in the browser: goes on to the provider",
+  description:
+    "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
+  middleware: [limitByIp("OAUTH_IP_LIMITER")] as const,
+  request: { params: providerParamSchema, query: oauthStartQuerySchema },
+  responses: { 302: redirect, ...errors("validation_failed", "unknown_provider", "rate_limited") },
+});
+
+const callbackDescription =
+  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, account_exists, registration_closed, email_unverified, account_disabled).";
+
+const callbackGetRoute = createRoute({
+  method: "get",
+  path: "/oauth/{provider}/callback",
+  tags,
+  summary: "The provider's redirect back",
+  description: callbackDescription,
+  request: { params: providerParamSchema },
+  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } } },
+});
+
+const callbackPostRoute = createRoute({
+  method: "post",
+  path: "/oauth/{provider}/callback",
+  tags,
+  summary: "The provider's answer posted back (response_mode=form_post: Apple)",
+  description: callbackDescription,
+  request: { params: providerParamSchema },
+  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } } },
+});
+
+/** A link's exchange carries the access token of the session that asked; a sign-in's carries none. */
+const authIfBearer = createMiddleware<AppEnv>(async function authIfBearer(c, next) {
+  if (c.req.header("authorization") === undefined) return next();
+  return authed(c, next);
+});
+
+const exchangeRoute = createRoute({
+  method: "post",
+  path: "/oauth/exchange",
+  tags,
+  summary: "Swap the callback's one-time code for a sign-in (or a finished link)",
+  description:
+    "Single use, within a minute. A sign-in answers as POST /login does: tokens (with use_cookie, the refresh token in the cookie), or while TOTP is on the challenge for POST /login/mfa (a social sign-in is one factor). A link (oauth=link) needs the Bearer token of the session that asked for it, and answers the identity.",
+  security: [...BEARER, {}],
+  middleware: [limitByIp("OAUTH_IP_LIMITER"), authIfBearer, jsonOnly] as const,
+  request: body(oauthExchangeSchema),
+  responses: {
+    200: json(signedInSchema.or(mfaChallengeSchema).or(linkedSchema), "Signed in, the second step's challenge, or the linked identity", setCookie),
+    ...errors(...BODY_ERRORS, "invalid_grant", "invalid_token", "identity_in_use", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
+  },
+});
+
+const linkRoute = createRoute({
+  method: "post",
+  path: "/me/identities/{provider}/link",
+  tags,
+  security: BEARER,
+  summary: "Start linking a provider to this account, after a step-up",
+  description:
+    "The step-up add_identity (the password, and a code while TOTP is on; an account without a password: a sign-in within STEP_UP_MAX_AGE). Answers a URL to open in the browser; the callback comes back with oauth=link and a code this session exchanges at POST /oauth/exchange. An identity linked to another account: 409 identity_in_use there.",
+  middleware: [authed, jsonOnly] as const,
+  request: { params: providerParamSchema, ...body(identityLinkSchema) },
+  responses: {
+    200: json(linkStartSchema, "Open url in the browser"),
+    ...errors(...BODY_ERRORS, "unknown_provider", "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+  },
+});
+
+const unlinkRoute = createRoute({
+  method: "delete",
+  path: "/me/identities/{id}",
+  tags,
+  security: BEARER,
+  summary: "Unlink a provider from this account, after a step-up",
+  description: "The step-up remove_identity. Refused with 409 last_way_in when nothing else would sign in (no password, passkey or other identity).",
+  middleware: [authed, jsonOnly] as const,
+  request: { params: identityIdSchema, ...body(freshCheckSchema) },
+  responses: {
+    200: json(messageSchema, "Unlinked"),
+    ...errors(
+      ...BODY_ERRORS,
+      "not_found",
+      "last_way_in",
+      "invalid_token",
+      "invalid_credentials",
+      "invalid_mfa_code",
+      "reauthentication_required",
+      "rate_limited",
+    ),
+  },
+});
+
+export const oauth = openApiApp()
+  .openapi(providersRoute, (c) => c.json({ providers: providerList(getConfig(c.env)) }, 200))
+  .openapi(startRoute, async (c) => {
+    const { provider } = c.req.valid("param");
+    const { use_cookie, return_to, link } = c.req.valid("query");
+    try {
+      const started = link
+        ? await claimLink(deps(c), provider, link)
+        : await startSignIn(deps(c), provider, { useCookie: use_cookie === "true", returnTo: return_to });
+      setFlowCookie(c, started);
+      return c.redirect(started.url.href, 302);
+    } catch (err) {
+      // The browser is on its way: where it can be sent back, a code the app can show beats a JSON page.
+      const app = getConfig(c.env).APP_URL;
+      if (err instanceof ProviderFailure && app) return redirectTo(c, `${app}#oauth_error=${err.code}`);
+      throw err;
+    }
+  })
+  .openapi(callbackGetRoute, async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    return land(c, await callback(c, c.req.valid("param").provider, params));
+  })
+  .openapi(callbackPostRoute, async (c) => {
+    let params = new URLSearchParams();
+    if (c.req.header("content-type")?.startsWith("application/x-www-form-urlencoded")) params = new URLSearchParams(await c.req.text());
+    return land(c, await callback(c, c.req.valid("param").provider, params));
+  })
+  .openapi(exchangeRoute, async (c) => {
+    const { code, use_cookie = false } = c.req.valid("json");
+    if (use_cookie) assertAllowedOrigin(c);
+    const result = await exchange(deps(c), code, c.get("auth"));
+    if ("linked" in result) return c.json({ linked: result.linked }, 200);
+    if ("challenge" in result) {
+      const { token, expiresIn } = result.challenge;
+      return c.json({ mfa_required: true as const, challenge: token, expires_in: expiresIn, methods: ["totp" as const, "recovery_code" as const] }, 200);
+    }
+    return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
+  })
+  .openapi(linkRoute, async (c) => {
+    const { return_to, ...check } = c.req.valid("json");
+    const url = await beginLink(deps(c), c.get("auth"), c.req.valid("param").provider, { ...check, returnTo: return_to });
+    return c.json({ url }, 200);
+  })
+  .openapi(unlinkRoute, async (c) => {
+    await unlinkIdentity(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
+    return c.json({ message: "Unlinked" }, 200);
+  });
+
+/** The callback proper: the flow cookie is cleared whatever happens (single use). */
+async function callback(c: Context<AppEnv>, provider: string, params: URLSearchParams) {
+  const browser = getCookie(c, FLOW_COOKIE);
+  setCookieHeader(c, FLOW_COOKIE, "", { path: "/oauth", httpOnly: true, secure: !local(c), sameSite: "Lax", maxAge: 0 });
+  return completeCallback(deps(c), provider, params, browser);
+}
