@@ -11,6 +11,7 @@ import type {
   Passkeys,
   PasswordChangeRequest,
   Protected,
+  Providers,
   RecoveryCodes,
   RegisterRequest,
   ResetDone,
@@ -49,6 +50,10 @@ import type {
  *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
  *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
+ * - Social sign-in: signInWith(provider) sends the browser to the provider (a top-level navigation);
+ *   back on the app page, completeSignIn() reads the result from the URL's fragment, clears it, and
+ *   signs in (or answers the second step's challenge, or the linked identity). Errors: AuthError
+ *   with the code the API put there (account_exists, access_denied, ...).
  */
 
 export { deviceName } from "./device.js";
@@ -68,7 +73,11 @@ export type SecondFactor = OneOf<Pick<LoginMfaRequest, "code" | "recovery_code">
  * A step-up (the server's table, Security["step_up"]): the password, and while TOTP is on a code or a
  * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
  */
-export type FreshCheck = { current_password: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
+export type FreshCheck = { current_password?: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
+/** A configured social sign-in provider: GET /oauth/providers. */
+export type Provider = Providers["providers"][number];
+/** What completeSignIn() found in the page's URL after a provider sent the browser back. */
+export type SocialLanding = LoginResult | { linked: { id: string; provider: string } } | null;
 /** What a reset may need besides the token: a code, where TOTP was turned on after the address was confirmed. */
 export type ResetFactor = SecondFactor | { code?: undefined; recovery_code?: undefined };
 
@@ -127,6 +136,9 @@ interface Channel {
 }
 interface Platform {
   atob(data: string): string;
+  URLSearchParams: new (init?: string | Record<string, string>) => { get(name: string): string | null; toString(): string };
+  location?: { href: string; hash: string; assign(url: string): void };
+  history?: { replaceState(data: unknown, unused: string, url: string): void };
   console: { error(...data: unknown[]): void };
 }
 interface Browser {
@@ -348,7 +360,7 @@ export function createAuthClient(options: ClientOptions) {
     },
     // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
     // TOTP on and brings the ten recovery codes, shown once.
-    totpSetup: (current_password: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
+    totpSetup: (current_password?: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }),
     totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
@@ -360,6 +372,54 @@ export function createAuthClient(options: ClientOptions) {
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),
     listPasskeys: () => authed<Passkeys>("GET", "/passkeys").then((r) => r.passkeys),
     deletePasskey: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/passkeys/${encodeURIComponent(id)}`, check),
+    // Social sign-in (docs/social-sign-in.md).
+    /** The configured providers, for the app's buttons. */
+    providers: () => send<Providers>("GET", "/oauth/providers").then((r) => r.providers),
+    /**
+     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
+     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     */
+    signInWith(provider: string, opts: { returnTo?: string; navigate?: boolean } = {}): string {
+      const query = new (globalThis as unknown as Platform).URLSearchParams({ use_cookie: String(cookie), ...(opts.returnTo ? { return_to: opts.returnTo } : {}) });
+      const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
+      const location = (globalThis as unknown as Platform).location;
+      if (opts.navigate !== false && location) location.assign(url);
+      return url;
+    },
+    /**
+     * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
+     * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     */
+    async completeSignIn(url?: string): Promise<SocialLanding> {
+      const platform = globalThis as unknown as Platform;
+      const here = url ?? platform.location?.href ?? "";
+      const fragment = new platform.URLSearchParams(here.split("#")[1] ?? "");
+      const outcome = fragment.get("oauth");
+      const error = fragment.get("oauth_error");
+      if (!outcome && !error) return null;
+      if (!url && platform.history) platform.history.replaceState(null, "", here.split("#")[0]!); // the code is single use; keep it out of history
+      if (error) throw new AuthError(error as ErrorCode, `Sign-in with the provider did not complete: ${error}`, 0);
+      if (outcome === "signed_in") {
+        await refresh();
+        return { ...state(), user: (await authed<Me>("GET", "/me")).user } as SignedIn;
+      }
+      const code = fragment.get("oauth_code") ?? "";
+      if (outcome === "link") return authed<{ linked: { id: string; provider: string } }>("POST", "/oauth/exchange", { code });
+      const res = await signIn<SignedInBody | MfaChallenge>("/oauth/exchange", { code });
+      return "mfa_required" in res
+        ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in }
+        : signedIn(res);
+    },
+    /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
+    async linkIdentity(provider: string, check: FreshCheck, opts: { returnTo?: string; navigate?: boolean } = {}) {
+      const { url } = await authed<{ url: string }>("POST", `/me/identities/${encodeURIComponent(provider)}/link`, { ...check, return_to: opts.returnTo });
+      const location = (globalThis as unknown as Platform).location;
+      if (opts.navigate !== false && location) location.assign(url);
+      return url;
+    },
+    /** 409 last_way_in when nothing else would sign in to the account. */
+    unlinkIdentity: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/me/identities/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
   };

@@ -37,6 +37,8 @@ const EXPORTS = [
   ["Passkeys", "passkeysSchema", "output"],
   ["ResetDone", "resetDoneSchema", "output"],
   ["WayInRevoked", "revokedWayInSchema", "output"],
+  ["Providers", "providersSchema", "output"],
+  ["IdentityLinked", "linkedSchema", "output"],
   ["RegisterRequest", "registerSchema", "input"],
   ["LoginRequest", "loginSchema", "input"],
   ["LoginMfaRequest", "loginMfaSchema", "input"],

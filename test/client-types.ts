@@ -34,8 +34,10 @@ export const sameTypes: [
   Same<Client.Passkeys, Out<typeof Res.passkeysSchema>>,
   Same<Client.ResetDone, Out<typeof Res.resetDoneSchema>>,
   Same<Client.WayInRevoked, Out<typeof Res.revokedWayInSchema>>,
+  Same<Client.Providers, Out<typeof Res.providersSchema>>,
+  Same<Client.IdentityLinked, Out<typeof Res.linkedSchema>>,
   Same<Client.RegisterRequest, In<typeof Req.registerSchema>>,
   Same<Client.LoginRequest, In<typeof Req.loginSchema>>,
   Same<Client.LoginMfaRequest, In<typeof Req.loginMfaSchema>>,
   Same<Client.PasswordChangeRequest, In<typeof Req.passwordChangeSchema>>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];

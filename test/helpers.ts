@@ -34,7 +34,8 @@ export async function call<T = any>(method: string, path: string, opts: CallOpti
   if (opts.token) headers.set("authorization", `Bearer ${opts.token}`);
   // Each call looks like a new client to the per-IP rate limits, unless a test pins an address.
   if (!headers.has("cf-connecting-ip")) headers.set("cf-connecting-ip", randomIp());
-  const req = new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body });
+  // A redirect is an answer to look at (social sign-in), never followed.
+  const req = new Request(`${opts.base ?? "http://localhost"}${path}`, { method, headers, body, redirect: "manual" });
   const res = opts.bindings ? await worker.fetch(req, { ...env, ...opts.bindings }, opts.ctx) : await exports.default.fetch(req);
   const text = await res.text();
   let parsed: unknown;

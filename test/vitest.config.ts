@@ -3,6 +3,7 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { unstable_readConfig } from "wrangler";
+import { startLocalIdp } from "../scripts/identity-providers.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -25,9 +26,19 @@ export default defineConfig(async () => {
   // wrangler.toml's values, with the settings a deployment edits (and commits, for CI to deploy) put
   // back to what this repository ships, plus the local issuer, origin and app page.
   const { vars } = unstable_readConfig({ config: path.join(root, "wrangler.toml") });
+  // Real identity providers on loopback for the social sign-in tests (test/social.test.ts): the
+  // local oidc-provider, a crafted OpenID issuer, a GitHub stand-in. The server does not keep the
+  // test run alive (unref); it ends with this process.
+  const issuer = "http://localhost:8787";
+  const idp = await startLocalIdp({ redirectUris: ["local", "crafted", "github"].map((id) => `${issuer}/oauth/${id}/callback`), unref: true });
+  const oauthProviders = [
+    { id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId },
+    { id: "crafted", kind: "oidc", issuer: idp.crafted, client_id: idp.clientId },
+    { id: "github", kind: "github", client_id: idp.clientId, server: idp.github, api: `${idp.github}/api` },
+  ];
   const testVars = {
     ...vars,
-    ISSUER: "http://localhost:8787",
+    ISSUER: issuer,
     CORS_ORIGINS: "http://localhost:5173",
     APP_URL: "http://localhost:5173/",
     MAIL_FROM: "no-reply@example.com",
@@ -39,6 +50,8 @@ export default defineConfig(async () => {
     REQUIRE_VERIFIED_EMAIL: "off",
     API_DOCS: "off",
     LOG_REQUESTS: "off",
+    OAUTH_PROVIDERS: JSON.stringify(oauthProviders),
+    STEP_UP_MAX_AGE: "300",
   };
 
   return {
@@ -50,6 +63,7 @@ export default defineConfig(async () => {
           bindings: {
             ...testVars,
             ...secrets,
+            OAUTH_CLIENT_SECRETS: JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret]))),
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
           },
         },

@@ -1,4 +1,4 @@
-import type { ErrorCode, Factors, LoginMfaRequest, LoginRequest, Me, Message, MfaChallengeBody, Passkey, PasswordChangeRequest, Protected, RecoveryCodes, RegisterRequest, ResetDone, Security, SessionsPage, SessionsRevoked, TotpSetup, User, WayInRevoked } from "./types.js";
+import type { ErrorCode, Factors, LoginMfaRequest, LoginRequest, Me, Message, MfaChallengeBody, Passkey, PasswordChangeRequest, Protected, Providers, RecoveryCodes, RegisterRequest, ResetDone, Security, SessionsPage, SessionsRevoked, TotpSetup, User, WayInRevoked } from "./types.js";
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "./webauthn.js";
 /**
  * A small client for this API: browsers (cookie mode), Workers and Node 22; a package of its own
@@ -19,6 +19,10 @@ import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON
  *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
  *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
+ * - Social sign-in: signInWith(provider) sends the browser to the provider (a top-level navigation);
+ *   back on the app page, completeSignIn() reads the result from the URL's fragment, clears it, and
+ *   signs in (or answers the second step's challenge, or the linked identity). Errors: AuthError
+ *   with the code the API put there (account_exists, access_denied, ...).
  */
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
@@ -41,11 +45,20 @@ export type SecondFactor = OneOf<Pick<LoginMfaRequest, "code" | "recovery_code">
  * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
  */
 export type FreshCheck = {
-    current_password: string;
+    current_password?: string;
 } & (SecondFactor | {
     code?: undefined;
     recovery_code?: undefined;
 });
+/** A configured social sign-in provider: GET /oauth/providers. */
+export type Provider = Providers["providers"][number];
+/** What completeSignIn() found in the page's URL after a provider sent the browser back. */
+export type SocialLanding = LoginResult | {
+    linked: {
+        id: string;
+        provider: string;
+    };
+} | null;
 /** What a reset may need besides the token: a code, where TOTP was turned on after the address was confirmed. */
 export type ResetFactor = SecondFactor | {
     code?: undefined;
@@ -144,7 +157,7 @@ export declare function createAuthClient(options: ClientOptions): {
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
     revokeWayIn: (token: string) => Promise<WayInRevoked>;
     deleteAccount(check: FreshCheck): Promise<Message>;
-    totpSetup: (current_password: string) => Promise<TotpSetup>;
+    totpSetup: (current_password?: string) => Promise<TotpSetup>;
     totpEnable: (code: string) => Promise<RecoveryCodes>;
     totpDisable: (input: {
         current_password: string;
@@ -161,6 +174,33 @@ export declare function createAuthClient(options: ClientOptions): {
         backed_up: boolean;
     }[]>;
     deletePasskey: (id: string, check: FreshCheck) => Promise<Message>;
+    /** The configured providers, for the app's buttons. */
+    providers: () => Promise<{
+        id: string;
+        name: string;
+        kind: "oidc" | "google" | "microsoft" | "apple" | "github";
+    }[]>;
+    /**
+     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
+     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     */
+    signInWith(provider: string, opts?: {
+        returnTo?: string;
+        navigate?: boolean;
+    }): string;
+    /**
+     * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
+     * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     */
+    completeSignIn(url?: string): Promise<SocialLanding>;
+    /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
+    linkIdentity(provider: string, check: FreshCheck, opts?: {
+        returnTo?: string;
+        navigate?: boolean;
+    }): Promise<string>;
+    /** 409 last_way_in when nothing else would sign in to the account. */
+    unlinkIdentity: (id: string, check: FreshCheck) => Promise<Message>;
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => Promise<T>;
 };

@@ -234,6 +234,52 @@ function createAuthClient(options) {
     passkeyLogin: (response) => signIn("/passkeys/login/verify", { response }).then(signedIn),
     listPasskeys: () => authed("GET", "/passkeys").then((r) => r.passkeys),
     deletePasskey: (id, check) => authed("DELETE", `/passkeys/${encodeURIComponent(id)}`, check),
+    // Social sign-in (docs/social-sign-in.md).
+    /** The configured providers, for the app's buttons. */
+    providers: () => send("GET", "/oauth/providers").then((r) => r.providers),
+    /**
+     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
+     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     */
+    signInWith(provider, opts = {}) {
+      const query = new globalThis.URLSearchParams({ use_cookie: String(cookie), ...opts.returnTo ? { return_to: opts.returnTo } : {} });
+      const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
+      const location = globalThis.location;
+      if (opts.navigate !== false && location) location.assign(url);
+      return url;
+    },
+    /**
+     * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
+     * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     */
+    async completeSignIn(url) {
+      const platform = globalThis;
+      const here = url ?? platform.location?.href ?? "";
+      const fragment = new platform.URLSearchParams(here.split("#")[1] ?? "");
+      const outcome = fragment.get("oauth");
+      const error = fragment.get("oauth_error");
+      if (!outcome && !error) return null;
+      if (!url && platform.history) platform.history.replaceState(null, "", here.split("#")[0]);
+      if (error) throw new AuthError(error, `Sign-in with the provider did not complete: ${error}`, 0);
+      if (outcome === "signed_in") {
+        await refresh();
+        return { ...state(), user: (await authed("GET", "/me")).user };
+      }
+      const code = fragment.get("oauth_code") ?? "";
+      if (outcome === "link") return authed("POST", "/oauth/exchange", { code });
+      const res = await signIn("/oauth/exchange", { code });
+      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+    },
+    /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
+    async linkIdentity(provider, check, opts = {}) {
+      const { url } = await authed("POST", `/me/identities/${encodeURIComponent(provider)}/link`, { ...check, return_to: opts.returnTo });
+      const location = globalThis.location;
+      if (opts.navigate !== false && location) location.assign(url);
+      return url;
+    },
+    /** 409 last_way_in when nothing else would sign in to the account. */
+    unlinkIdentity: (id, check) => authed("DELETE", `/me/identities/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: (method, path, body) => authed(method, path, body)
   };

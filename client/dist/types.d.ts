@@ -1,6 +1,6 @@
-export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
 export type ErrorBody = {
-    error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+    error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
     message: string;
     fields?: Record<string, string> | undefined;
 };
@@ -60,7 +60,7 @@ export type Factors = {
 };
 export type Security = {
     ways_in: ({
-        kind: "password" | "email" | "totp" | "passkey";
+        kind: "password" | "email" | "totp" | "passkey" | "identity";
         added_at: string | null;
         added_by_session: string | null;
         by_this_session: boolean;
@@ -68,6 +68,7 @@ export type Security = {
         verified?: boolean | undefined;
         recovery_codes_left?: number | undefined;
         id?: string | undefined;
+        provider?: string | undefined;
         name?: string | undefined;
         last_used_at?: string | null | undefined;
         backed_up?: boolean | undefined;
@@ -77,7 +78,7 @@ export type Security = {
         auth_time: string;
         amr: string[];
     };
-    step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "reset_password" | "revoke_way_in", ("password" | "second_factor" | "new_totp_code" | "mailbox")[]>;
+    step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
 };
 export type Message = {
     message: string;
@@ -129,12 +130,26 @@ export type Passkeys = {
 export type ResetDone = {
     message: string;
     passkeys_removed: number;
+    identities_removed: number;
     totp_removed: boolean;
 };
 export type WayInRevoked = {
     message: string;
     removed: boolean;
     way: string;
+};
+export type Providers = {
+    providers: ({
+        id: string;
+        name: string;
+        kind: "oidc" | "google" | "microsoft" | "apple" | "github";
+    })[];
+};
+export type IdentityLinked = {
+    linked: {
+        id: string;
+        provider: string;
+    };
 };
 export type RegisterRequest = {
     username: string;

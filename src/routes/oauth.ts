@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getCookie, setCookie as setCookieHeader } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
+import { Refusal } from "../auth/errors";
 import { ProviderFailure, providerList } from "../auth/providers";
 import { beginLink, claimLink, completeCallback, exchange, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social";
 import { getConfig } from "../config";
@@ -74,7 +75,7 @@ const startRoute = createRoute({
     "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
   middleware: [limitByIp("OAUTH_IP_LIMITER")] as const,
   request: { params: providerParamSchema, query: oauthStartQuerySchema },
-  responses: { 302: redirect, ...errors("validation_failed", "unknown_provider", "rate_limited") },
+  responses: { 302: redirect, 303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" }, ...errors("validation_failed", "unknown_provider", "rate_limited") },
 });
 
 const callbackDescription =
@@ -176,7 +177,8 @@ export const oauth = openApiApp()
     } catch (err) {
       // The browser is on its way: where it can be sent back, a code the app can show beats a JSON page.
       const app = getConfig(c.env).APP_URL;
-      if (err instanceof ProviderFailure && app) return redirectTo(c, `${app}#oauth_error=${err.code}`);
+      const code = err instanceof ProviderFailure ? err.code : err instanceof Refusal && err.code === "invalid_grant" ? err.code : undefined;
+      if (code && app) return redirectTo(c, `${app}#oauth_error=${code}`);
       throw err;
     }
   })

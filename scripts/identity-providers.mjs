@@ -1,0 +1,209 @@
+// Identity providers on loopback, for trying social sign-in and for the tests (no internet needed):
+// - a real OpenID provider: oidc-provider (panva, OpenID-certified) with its built-in login and
+//   consent pages; any login name is an account, names starting with "unverified" have an
+//   address the provider does not vouch for;
+// - a crafted OpenID issuer whose token endpoint answers ID tokens broken in one way each (the
+//   code names the way: "<scenario>.<nonce>"), to prove a relying party's checks;
+// - a GitHub stand-in (OAuth 2 and its /user and /user/emails REST endpoints).
+// `node scripts/identity-providers.mjs` runs them for `npm run dev` (see docs/social-sign-in.md).
+import { createServer } from "node:http";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import Provider from "oidc-provider";
+
+const listen = (server, port, host) =>
+  new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(`http://${host}:${server.address().port}`));
+  });
+
+const json = (res, status, body) => {
+  res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify(body));
+};
+
+const readForm = (req) =>
+  new Promise((resolve) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => resolve(new URLSearchParams(body)));
+  });
+
+async function signingJwk(alg, kid) {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid, alg, use: "sig" };
+}
+
+/** The real OpenID provider, on a server of its own (so its pages' links need no path prefix). */
+async function oidc({ port, host, redirectUris, clientId, clientSecret }) {
+  const server = createServer();
+  const origin = await listen(server, port, host);
+  const provider = new Provider(origin, {
+    clients: [
+      {
+        client_id: clientId,
+        client_secret: clientSecret,
+        redirect_uris: redirectUris,
+        response_types: ["code"],
+        grant_types: ["authorization_code"],
+        token_endpoint_auth_method: "client_secret_basic",
+      },
+    ],
+    claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name", "preferred_username"] },
+    findAccount: (_ctx, id) => ({
+      accountId: id,
+      claims: () => ({ sub: id, email: `${id}@example.test`, email_verified: !id.startsWith("unverified"), name: id, preferred_username: id }),
+    }),
+    pkce: { required: () => true },
+    jwks: { keys: [await signingJwk("RS256", "local-rs"), await signingJwk("ES256", "local-es")] },
+    cookies: { keys: [crypto.randomUUID()] },
+    features: { devInteractions: { enabled: true } },
+  });
+  // A test tool: its expected development warnings would only be noise.
+  provider.on("server_error", (_ctx, err) => console.error("local IdP:", err));
+  server.on("request", provider.callback());
+  return { origin, server };
+}
+
+/** The crafted issuer and the GitHub stand-in: one small router. */
+async function standIns({ port, host, clientId, clientSecret }) {
+  const keyA = await generateKeyPair("ES256", { extractable: true });
+  const keyB = await generateKeyPair("ES256", { extractable: true });
+  const publicA = { ...(await exportJWK(keyA.publicKey)), kid: "crafted-a", alg: "ES256", use: "sig" };
+  const server = createServer();
+  const origin = await listen(server, port, host);
+  const crafted = `${origin}/crafted`;
+  const github = `${origin}/github`;
+  const basicOk = (req, form) => {
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    const [id, secret] = basic ? Buffer.from(basic, "base64").toString().split(":").map(decodeURIComponent) : [form.get("client_id"), form.get("client_secret")];
+    return id === clientId && secret === clientSecret;
+  };
+
+  async function idToken(scenario, nonce) {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: "crafted-user", email: "crafted@example.test", email_verified: true, nonce, iat: now, exp: now + 300 };
+    let iss = crafted;
+    let aud = clientId;
+    let key = keyA.privateKey;
+    let kid = "crafted-a";
+    if (scenario === "other_key") key = keyB.privateKey;
+    if (scenario === "unknown_kid") [key, kid] = [keyB.privateKey, "crafted-b"];
+    if (scenario === "wrong_iss") iss = `${origin}/elsewhere`;
+    if (scenario === "wrong_aud") aud = "someone-else";
+    if (scenario === "extra_aud") Object.assign(claims, { azp: "someone-else" }), (aud = [clientId, "someone-else"]);
+    if (scenario === "expired") Object.assign(claims, { iat: now - 3600, exp: now - 1800 });
+    if (scenario === "wrong_nonce") claims.nonce = "not-the-nonce";
+    if (scenario === "no_nonce") delete claims.nonce;
+    if (scenario === "unverified") Object.assign(claims, { sub: "crafted-unverified", email_verified: false });
+    if (scenario === "no_email") (delete claims.email, delete claims.email_verified);
+    return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid }).setIssuer(iss).setAudience(aud).sign(key);
+  }
+
+  // GitHub's users per scenario: the numeric id and the addresses /user/emails lists.
+  const octo = {
+    verified: [4242, [{ email: "octo@example.test", primary: true, verified: true, visibility: "private" }]],
+    unverified: [4243, [{ email: "octo-unverified@example.test", primary: true, verified: false, visibility: null }]],
+    secondary: [
+      4244,
+      [
+        { email: "octo-secondary@example.test", primary: true, verified: false, visibility: null },
+        { email: "other@example.test", primary: false, verified: true, visibility: null },
+      ],
+    ],
+    none: [4245, []],
+  };
+
+  server.on("request", async (req, res) => {
+    const url = new URL(req.url ?? "/", origin);
+    const path = url.pathname;
+    if (path === "/crafted/.well-known/openid-configuration") {
+      return json(res, 200, {
+        issuer: crafted,
+        authorization_endpoint: `${crafted}/authorize`,
+        token_endpoint: `${crafted}/token`,
+        jwks_uri: `${crafted}/jwks`,
+        userinfo_endpoint: `${crafted}/userinfo`,
+        response_types_supported: ["code"],
+        subject_types_supported: ["public"],
+        id_token_signing_alg_values_supported: ["ES256"],
+        code_challenge_methods_supported: ["S256"],
+      });
+    }
+    if (path === "/crafted/jwks") return json(res, 200, { keys: [publicA] });
+    if (path === "/crafted/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri") ?? "");
+      back.searchParams.set("code", `good.${url.searchParams.get("nonce")}`);
+      back.searchParams.set("state", url.searchParams.get("state") ?? "");
+      res.writeHead(302, { location: back.href });
+      return res.end();
+    }
+    if (path === "/crafted/token" && req.method === "POST") {
+      const form = await readForm(req);
+      if (!basicOk(req, form)) return json(res, 401, { error: "invalid_client" });
+      if (form.get("grant_type") !== "authorization_code" || !form.get("code_verifier") || !form.get("redirect_uri")) {
+        return json(res, 400, { error: "invalid_request" });
+      }
+      const [scenario, nonce] = (form.get("code") ?? "").split(".");
+      return json(res, 200, { access_token: "crafted-at", token_type: "Bearer", expires_in: 300, id_token: await idToken(scenario, nonce) });
+    }
+    if (path === "/crafted/userinfo") {
+      if (req.headers.authorization !== "Bearer crafted-at") return json(res, 401, { error: "invalid_token" });
+      return json(res, 200, { sub: "crafted-user", email: "crafted@example.test", email_verified: true });
+    }
+    if (path === "/github/login/oauth/authorize") {
+      const back = new URL(url.searchParams.get("redirect_uri") ?? "");
+      back.searchParams.set("code", url.searchParams.get("scenario") ?? "verified");
+      back.searchParams.set("state", url.searchParams.get("state") ?? "");
+      res.writeHead(302, { location: back.href });
+      return res.end();
+    }
+    if (path === "/github/login/oauth/access_token" && req.method === "POST") {
+      const form = await readForm(req);
+      // GitHub answers its errors with 200 and an error field.
+      if (!basicOk(req, form)) return json(res, 200, { error: "incorrect_client_credentials" });
+      const scenario = form.get("code") ?? "";
+      if (!(scenario in octo) || !form.get("code_verifier")) return json(res, 200, { error: "bad_verification_code" });
+      return json(res, 200, { access_token: `gho_${scenario}`, token_type: "bearer", scope: "read:user,user:email" });
+    }
+    if (path === "/github/api/user" || path === "/github/api/user/emails") {
+      const scenario = /^Bearer gho_(\w+)$/.exec(req.headers.authorization ?? "")?.[1];
+      const user = scenario && octo[scenario];
+      if (!user) return json(res, 401, { message: "Bad credentials" });
+      return path.endsWith("/emails") ? json(res, 200, user[1]) : json(res, 200, { id: user[0], login: `octo-${scenario}`, name: "Octo Cat", email: null });
+    }
+    json(res, 404, { error: "not_found" });
+  });
+  return { origin, server, crafted, github };
+}
+
+/**
+ * Starts the three on `host` (port 0: any free ports; else `port` and `port + 1`). `unref`: the
+ * servers do not keep the process alive (a test run ends without closing them).
+ */
+export async function startLocalIdp({
+  port = 0,
+  host = "127.0.0.1",
+  redirectUris,
+  clientId = "edge-auth-local",
+  clientSecret = "local-idp-secret-0123456789",
+  unref = false,
+} = {}) {
+  const real = await oidc({ port, host, redirectUris, clientId, clientSecret });
+  const others = await standIns({ port: port && port + 1, host, clientId, clientSecret });
+  if (unref) for (const s of [real.server, others.server]) s.unref();
+  const close = () => Promise.all([real.server, others.server].map((s) => new Promise((r) => s.close(r))));
+  return { oidc: real.origin, crafted: others.crafted, github: others.github, clientId, clientSecret, close };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const port = Number(process.env.IDP_PORT ?? 9100);
+  const api = process.env.API_ORIGIN ?? "http://localhost:8787";
+  const idp = await startLocalIdp({ port, redirectUris: [`${api}/oauth/local/callback`] });
+  console.log(`local IdP: ${idp.oidc} (sign in with any name; "unverified..." names have an unproved address)`);
+  console.log(`Put these in .dev.vars, then restart npm run dev:`);
+  console.log(`OAUTH_PROVIDERS='${JSON.stringify([{ id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId }])}'`);
+  console.log(`OAUTH_CLIENT_SECRETS='${JSON.stringify({ local: idp.clientSecret })}'`);
+  const stop = () => idp.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
