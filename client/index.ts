@@ -380,7 +380,10 @@ export function createAuthClient(options: ClientOptions) {
      * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
      */
     signInWith(provider: string, opts: { returnTo?: string; navigate?: boolean } = {}): string {
-      const query = new (globalThis as unknown as Platform).URLSearchParams({ use_cookie: String(cookie), ...(opts.returnTo ? { return_to: opts.returnTo } : {}) });
+      const query = new (globalThis as unknown as Platform).URLSearchParams({
+        use_cookie: String(cookie),
+        ...(opts.returnTo ? { return_to: opts.returnTo } : {}),
+      });
       const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
       const location = (globalThis as unknown as Platform).location;
       if (opts.navigate !== false && location) location.assign(url);

@@ -75,7 +75,9 @@ async function standIns({ port, host, clientId, clientSecret }) {
   const github = `${origin}/github`;
   const basicOk = (req, form) => {
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
-    const [id, secret] = basic ? Buffer.from(basic, "base64").toString().split(":").map(decodeURIComponent) : [form.get("client_id"), form.get("client_secret")];
+    const [id, secret] = basic
+      ? Buffer.from(basic, "base64").toString().split(":").map(decodeURIComponent)
+      : [form.get("client_id"), form.get("client_secret")];
     return id === clientId && secret === clientSecret;
   };
 
@@ -95,7 +97,7 @@ async function standIns({ port, host, clientId, clientSecret }) {
     if (scenario === "wrong_nonce") claims.nonce = "not-the-nonce";
     if (scenario === "no_nonce") delete claims.nonce;
     if (scenario === "unverified") Object.assign(claims, { sub: "crafted-unverified", email_verified: false });
-    if (scenario === "no_email") (delete claims.email, delete claims.email_verified);
+    if (scenario === "no_email") delete claims.email, delete claims.email_verified;
     return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid }).setIssuer(iss).setAudience(aud).sign(key);
   }
 

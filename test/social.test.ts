@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
+  awayFromStepEdge,
   call,
   codeAt,
-  awayFromStepEdge,
   decodeJwtPart,
   expectError,
   forgeToken,
@@ -22,7 +22,8 @@ import { atLocalIdp, callback, craftedCallback, exchange, issuerOf, signInLocall
 // oidc-provider, a crafted issuer for token attacks, and a GitHub stand-in. docs/social-sign-in.md.
 
 const userCount = async () => (await env.DB.prepare("SELECT count(*) AS n FROM users").first<{ n: number }>())!.n;
-const identitiesOf = (userId: string) => env.DB.prepare("SELECT * FROM identities WHERE user_id = ?").bind(userId).all<{ id: string; issuer: string; subject: string }>();
+const identitiesOf = (userId: string) =>
+  env.DB.prepare("SELECT * FROM identities WHERE user_id = ?").bind(userId).all<{ id: string; issuer: string; subject: string }>();
 
 describe("the flow", () => {
   it("start sends the browser to the provider with PKCE S256, state and nonce, and binds the flow to the browser", async () => {
@@ -131,7 +132,9 @@ describe("attacks on the callback", () => {
   it("a flow older than ten minutes is refused", async () => {
     const trip = await start("local");
     const back = await atLocalIdp(trip.to, uniqueName("gina"));
-    await env.DB.prepare("UPDATE oauth_flows SET expires_at = ? WHERE used_at IS NULL AND expires_at > ?").bind(Date.now() - 1, Date.now()).run();
+    await env.DB.prepare("UPDATE oauth_flows SET expires_at = ? WHERE used_at IS NULL AND expires_at > ?")
+      .bind(Date.now() - 1, Date.now())
+      .run();
     expect((await callback("local", back, trip.cookie)).fragment.get("oauth_error")).toBe("invalid_state");
   });
 
@@ -179,7 +182,9 @@ describe("attacks on the callback", () => {
   it("the failure is logged with its reason, never a token", async () => {
     const back = await craftedCallback("wrong_iss");
     expect(back.fragment.get("oauth_error")).toBe("invalid_response");
-    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'social_sign_in_failed' ORDER BY id DESC LIMIT 1").first<{ detail: string }>();
+    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'social_sign_in_failed' ORDER BY id DESC LIMIT 1").first<{
+      detail: string;
+    }>();
     expect(JSON.parse(row!.detail)).toMatchObject({ provider: "crafted", reason: "invalid_response" });
     expect(row!.detail).not.toMatch(/eyJ/); // no JWT
   });
@@ -286,7 +291,11 @@ describe("linking and unlinking", () => {
 
   it("a signed-in account links a provider after a step-up, and only its own session can finish it", async () => {
     const reg = await registerUser();
-    expectError(await call("POST", "/me/identities/local/link", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");
+    expectError(
+      await call("POST", "/me/identities/local/link", { token: reg.access_token, body: { current_password: "wrong password 1" } }),
+      401,
+      "invalid_credentials",
+    );
     const url = await linkUrl(reg.access_token);
     expect(url.pathname).toBe("/oauth/local/start");
     // The URL is claimed once, by the browser that opens it.
@@ -331,7 +340,11 @@ describe("linking and unlinking", () => {
     const res = await call("DELETE", `/me/identities/${linked.body.linked.id}`, { token: reg.access_token, body: { current_password: PASSWORD } });
     expect(res.status, res.text).toBe(200);
     expect((await identitiesOf(reg.user.id)).results).toHaveLength(0);
-    expectError(await call("DELETE", `/me/identities/${linked.body.linked.id}`, { token: reg.access_token, body: { current_password: PASSWORD } }), 404, "not_found");
+    expectError(
+      await call("DELETE", `/me/identities/${linked.body.linked.id}`, { token: reg.access_token, body: { current_password: PASSWORD } }),
+      404,
+      "not_found",
+    );
   });
 
   it("an account without a password proves a step-up by a recent sign-in", async () => {
@@ -354,7 +367,9 @@ describe("linking and unlinking", () => {
     );
     const mail = mailbox();
     await mail.send("POST", "/password/forgot", { body: { email: `${name}@example.test` } });
-    const reset = await call("POST", "/password/reset", { body: { token: mail.link(`${name}@example.test`, "reset-password"), new_password: "battery staple 43" } });
+    const reset = await call("POST", "/password/reset", {
+      body: { token: mail.link(`${name}@example.test`, "reset-password"), new_password: "battery staple 43" },
+    });
     expect(reset.status, reset.text).toBe(200);
     // The identity vouches for this very address: it stays.
     expect(reset.body).toMatchObject({ identities_removed: 0 });
@@ -376,7 +391,7 @@ describe("GitHub (OAuth 2, a local stand-in for its REST API)", () => {
     const back = await github("verified");
     const res = await exchange(back.fragment.get("oauth_code")!);
     expect(res.status, res.text).toBe(200);
-    expect(res.body.user).toMatchObject({ username: "octo-verified", email: "octo@example.test" });
+    expect(res.body.user).toMatchObject({ username: "octo_verified", email: "octo@example.test" });
   });
 
   it("an unverified primary is not used, nor a verified secondary", async () => {

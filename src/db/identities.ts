@@ -13,15 +13,15 @@ export type NewFlow = typeof oauthFlows.$inferInsert;
  * and the account that has the address the provider gave, if any.
  */
 export async function findForProfile(db: Db, issuer: string, subject: string, email: string | null) {
+  const theIdentity = and(eq(identities.issuer, issuer), eq(identities.subject, subject));
   const found = await batch(db, {
-    identity: db
-      .select({ identity: identities, user: users })
-      .from(identities)
-      .innerJoin(users, eq(users.id, identities.userId))
-      .where(and(eq(identities.issuer, issuer), eq(identities.subject, subject))),
+    identity: db.select().from(identities).where(theIdentity),
+    owner: db.select().from(users).where(sql`${users.id} = (SELECT ${identities.userId} FROM ${identities} WHERE ${theIdentity})`),
     byAddress: email ? db.select().from(users).where(eq(users.email, email)) : undefined,
   });
-  return { linked: found.identity[0], byAddress: found.byAddress?.[0] };
+  const [identity] = found.identity;
+  const [user] = found.owner;
+  return { linked: identity && user ? { identity, user } : undefined, byAddress: found.byAddress?.[0] };
 }
 
 /** Whether these usernames are taken (regardless of case): which one a new social account can have. */

@@ -75,7 +75,11 @@ const startRoute = createRoute({
     "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
   middleware: [limitByIp("OAUTH_IP_LIMITER")] as const,
   request: { params: providerParamSchema, query: oauthStartQuerySchema },
-  responses: { 302: redirect, 303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" }, ...errors("validation_failed", "unknown_provider", "rate_limited") },
+  responses: {
+    302: redirect,
+    303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" },
+    ...errors("validation_failed", "unknown_provider", "rate_limited"),
+  },
 });
 
 const callbackDescription =
