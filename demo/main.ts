@@ -136,10 +136,19 @@ async function render() {
         email: `Email ${w.address} (${w.verified ? "verified" : "not verified"})`,
         totp: "Authenticator app",
         passkey: `Passkey "${w.name}"`,
+        identity: `Sign-in with ${providerNames.get(w.provider ?? "") ?? w.provider}${w.address ? ` (${w.address})` : ""}`,
       }[w.kind];
       const when = w.added_at ? `, added ${new Date(w.added_at).toLocaleString()}` : "";
       const by = w.by_this_session ? " by this browser" : w.added_by_session ? " by another session" : w.added_at ? " by a mailed link or at sign-up" : "";
       item.textContent = `${what}${when}${by}`;
+      if (w.kind === "identity" && w.id) {
+        // Unlinking is a step-up too: the Security password above (and a code while TOTP is on).
+        const id = w.id;
+        const unlink = Object.assign(document.createElement("button"), { textContent: "Unlink" });
+        item.append(" ");
+        unlink.addEventListener("click", () => client.unlinkIdentity(id, { current_password: securityPassword() || undefined }).then(render, showError));
+        item.append(unlink);
+      }
       ways.append(item);
     }
     const keys = $("#passkeys");
@@ -274,7 +283,42 @@ onSubmit("reset", async (f) => {
     throw err;
   }
 });
+// Social sign-in: a button per configured provider; back from the provider, the client reads the
+// fragment (a sign-in, the second step's challenge, or a finished link).
+const providerNames = new Map<string, string>();
+const here = () => location.origin + location.pathname;
+async function showProviders() {
+  const providers = await client.providers();
+  for (const [box, verb] of [
+    ["#social", "Sign in with"],
+    ["#link-providers", "Link"],
+  ] as const) {
+    $(box).innerHTML = "";
+    for (const p of providers) {
+      providerNames.set(p.id, p.name);
+      const button = Object.assign(document.createElement("button"), { type: "button", textContent: `${verb} ${p.name}` });
+      button.dataset.testid = `${box === "#social" ? "sign-in-with" : "link"}-${p.id}`;
+      button.addEventListener("click", () =>
+        box === "#social"
+          ? client.signInWith(p.id, { returnTo: here() })
+          : client.linkIdentity(p.id, { current_password: securityPassword() || undefined }, { returnTo: here() }).catch(showError),
+      );
+      $(box).append(button);
+    }
+  }
+}
+async function completeSocial() {
+  try {
+    const done = await client.completeSignIn();
+    if (done && "linked" in done) notice(`Sign-in with ${providerNames.get(done.linked.provider) ?? done.linked.provider} is linked to your account`);
+    else if (done && "mfaRequired" in done) showMfa(done.challenge);
+  } catch (err) {
+    showError(err);
+  }
+}
+
 async function followLink() {
+  if (/[#&]oauth(_error)?=/.test(location.hash)) return; // completeSocial's
   const [action, token] = location.hash.slice(1).split("=");
   if (!token) return;
   history.replaceState(null, "", location.pathname);
@@ -304,7 +348,11 @@ client.onChange(() => {
 });
 // A reload signs in silently from the refresh cookie when there is one.
 void followLink();
-client.resume().then(render, (err) => {
-  showError(err);
-  void render();
-});
+void showProviders().catch(showError);
+client
+  .resume()
+  .then(completeSocial)
+  .then(render, (err) => {
+    showError(err);
+    void render();
+  });

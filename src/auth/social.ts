@@ -157,7 +157,7 @@ export async function claimLink(deps: Deps, providerId: string, state: string): 
  * The provider's callback: the flow its state names, from this browser (used once); the provider's
  * answer checked in full; then the account, and where the browser goes with what.
  */
-export async function completeCallback(deps: Deps, providerId: string, params: URLSearchParams, browser: string | undefined): Promise<Landing> {
+export async function completeCallback(deps: Deps, providerId: string, params: URLSearchParams, browser: string | undefined, posted = false): Promise<Landing> {
   const { db, config } = deps;
   const fallback = config.APP_URL;
   const p = providerOf(config, providerId);
@@ -181,7 +181,10 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
   try {
     const { user, identityId } = await accountFor(deps, p.id, profile, now);
     const touched = touchIdentity(db, identityId, profile.email, profile.emailVerified, now);
-    if (user.totpEnabledAt || !flow.useCookie) return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
+    // A cookie set in the answer to a cross-site POST (Apple's form_post) is dropped by browsers
+    // (SameSite): then the app's exchange, a same-site request, sets it.
+    if (user.totpEnabledAt || !flow.useCookie || posted)
+      return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
     const opened = await openSession(deps, user, now, {
       amr: amrOf({ method: "social" }),
       condition: totpIsOff(db, user.id),

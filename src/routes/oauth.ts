@@ -193,7 +193,7 @@ export const oauth = openApiApp()
   .openapi(callbackPostRoute, async (c) => {
     let params = new URLSearchParams();
     if (c.req.header("content-type")?.startsWith("application/x-www-form-urlencoded")) params = new URLSearchParams(await c.req.text());
-    return land(c, await callback(c, c.req.valid("param").provider, params));
+    return land(c, await callback(c, c.req.valid("param").provider, params, true));
   })
   .openapi(exchangeRoute, async (c) => {
     const { code, use_cookie = false } = c.req.valid("json");
@@ -217,8 +217,8 @@ export const oauth = openApiApp()
   });
 
 /** The callback proper: the flow cookie is cleared whatever happens (single use). */
-async function callback(c: Context<AppEnv>, provider: string, params: URLSearchParams) {
+async function callback(c: Context<AppEnv>, provider: string, params: URLSearchParams, posted = false) {
   const browser = getCookie(c, FLOW_COOKIE);
   setCookieHeader(c, FLOW_COOKIE, "", { path: "/oauth", httpOnly: true, secure: !local(c), sameSite: "Lax", maxAge: 0 });
-  return completeCallback(deps(c), provider, params, browser);
+  return completeCallback(deps(c), provider, params, browser, posted);
 }

@@ -2,6 +2,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+// @ts-expect-error: a plain ES module shared with the workerd tests and `npm run idp`
+import { startLocalIdp } from "../../scripts/identity-providers.mjs";
 // @ts-expect-error: a plain ES module shared with `npm run demo`
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
 
@@ -26,6 +28,9 @@ export default async function setup() {
   // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
   // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
   rmSync(API_LOG, { force: true });
+  // A real identity provider on loopback for the social sign-in journey.
+  const idp = await startLocalIdp({ redirectUris: [`${API}/oauth/local/callback`] });
+  const providers = [{ id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId }];
   start(
     "wrangler",
     [
@@ -42,6 +47,10 @@ export default async function setup() {
       `APP_URL:${APP}/`,
       "--var",
       "REFRESH_REUSE_GRACE:0",
+      "--var",
+      `OAUTH_PROVIDERS:${JSON.stringify(providers)}`,
+      "--var",
+      `OAUTH_CLIENT_SECRETS:${JSON.stringify({ local: idp.clientSecret })}`,
     ],
     { log: API_LOG },
   );
@@ -49,8 +58,9 @@ export default async function setup() {
   start("vite", ["--config", "demo/vite.config.ts", "--port", "5180", "--host", "127.0.0.1"], { quiet: true, extraEnv: { VITE_API_URL: API } });
   await waitFor(`${API}/health`, "the API");
   await waitFor(`${APP}/`, "the demo app");
-  return () => {
+  return async () => {
     stop();
+    await idp.close();
     rmSync(state, { recursive: true, force: true });
   };
 }
