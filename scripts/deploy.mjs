@@ -9,7 +9,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { unstable_readConfig } from "wrangler";
-import { preflight } from "./preflight.mjs";
+import { callbackUrls, preflight } from "./preflight.mjs";
 
 const args = process.argv.slice(2);
 const flag = (...names) => {
@@ -30,7 +30,8 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const problems = preflight(unstable_readConfig({ config: configPath, env: envName }), checkVars);
+const config = unstable_readConfig({ config: configPath, env: envName });
+const problems = preflight(config, checkVars);
 if (problems.length) {
   console.error(
     `deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
@@ -38,6 +39,8 @@ if (problems.length) {
   process.exit(1);
 }
 // `npm run deploy:check`: the check alone (CI runs it before the tests, so a bad config fails fast).
+// Social sign-in: the URL each provider must have registered, and the secret the Worker needs.
+for (const line of callbackUrls(config)) console.log(`deploy: sign-in provider ${line} (register it at the provider; its secret in OAUTH_CLIENT_SECRETS)`);
 if (args.includes("--check")) {
   console.log(`deploy: ${configPath} passes the check`);
   process.exit(0);

@@ -22,6 +22,23 @@ export function siteOf(host) {
 // Domains reserved for examples (RFC 2606, RFC 6761): no mail is ever sent from them.
 const SAMPLE_DOMAIN = /(^|\.)(example\.(com|net|org)|example|test|invalid|localhost)$/i;
 
+/** The social sign-in providers in [vars] (an unreadable list is the Worker's check to report). */
+function providersOf(vars) {
+  try {
+    const list = JSON.parse(String(vars.OAUTH_PROVIDERS || "[]"));
+    return Array.isArray(list) ? list.filter((p) => p && typeof p.id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Each provider's callback URL, to register at the provider (printed by the deploy). */
+export function callbackUrls(config) {
+  const vars = config.vars ?? {};
+  const issuer = String(vars.ISSUER ?? "").replace(/\/$/, "");
+  return providersOf(vars).map((p) => `${p.id}: ${issuer}/oauth/${p.id}/callback`);
+}
+
 export function preflight(config, checkVars) {
   const problems = [];
   const vars = config.vars ?? {};
@@ -98,6 +115,13 @@ export function preflight(config, checkVars) {
       `MAIL_FROM is "${mailFrom}", a sample address: no mail can be sent from ${mailDomain || "it"}. Set it to an address on a domain ` +
         "you onboarded for sending (Cloudflare dashboard: Email, then Email Sending), like no-reply@yourdomain.com.",
     );
+  // Social sign-in: a production Worker cannot reach a provider on a private address (the local IdP).
+  for (const p of providersOf(vars)) {
+    for (const key of ["issuer", "server", "api"]) {
+      if (typeof p[key] === "string" && p[key].startsWith("http:"))
+        problems.push(`OAUTH_PROVIDERS: provider ${p.id} has ${key} ${p[key]}, a local address a deployed Worker cannot reach. Use the provider's https URL.`);
+    }
+  }
   if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS)
     problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
   // Everything else the Worker checks at run time; vars already reported above are not repeated.

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
-import { preflight as check0, siteOf } from "../../scripts/preflight.mjs";
+import { callbackUrls, preflight as check0, siteOf } from "../../scripts/preflight.mjs";
 import { checkVars } from "../../src/config";
 
 const preflight = (config: unknown) => check0(config, checkVars) as string[];
@@ -140,6 +140,21 @@ describe("npm run deploy's preflight", () => {
     expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com/"))).toEqual([expect.stringMatching(/CORS_ORIGINS.*bare origin/)]);
     expect(check((c) => (c.vars.REGISTRATION = "Closed"))).toEqual([expect.stringMatching(/^In \[vars\], REGISTRATION/)]);
     expect(check((c) => (c.vars.ACCESS_TOKEN_TTL = "30"))).toEqual([expect.stringMatching(/^In \[vars\], ACCESS_TOKEN_TTL/)]);
+  });
+
+  it("checks the social sign-in providers: a valid list, no local address, and prints each callback URL", () => {
+    const google = { id: "google", kind: "google", client_id: "123.apps.googleusercontent.com" };
+    const github = { id: "github", kind: "github", client_id: "Iv1.abc" };
+    expect(check((c) => (c.vars.OAUTH_PROVIDERS = JSON.stringify([google, github])))).toEqual([]);
+    const local = { id: "local", kind: "oidc", issuer: "http://127.0.0.1:9100", client_id: "edge-auth-local" };
+    expect(check((c) => (c.vars.OAUTH_PROVIDERS = JSON.stringify([local])))).toEqual([expect.stringMatching(/provider local has issuer .* cannot reach/)]);
+    expect(check((c) => (c.vars.OAUTH_PROVIDERS = JSON.stringify([{ id: "x", kind: "facebook", client_id: "1" }])))).toEqual([
+      expect.stringMatching(/^In \[vars\], OAUTH_PROVIDERS/),
+    ]);
+    expect(check((c) => (c.vars.OAUTH_PROVIDERS = "not json"))).toEqual([expect.stringMatching(/OAUTH_PROVIDERS.*not JSON/)]);
+    const config = structuredClone(good);
+    config.vars.OAUTH_PROVIDERS = JSON.stringify([google, github]);
+    expect(callbackUrls(config)).toEqual([`google: ${good.vars.ISSUER}/oauth/google/callback`, `github: ${good.vars.ISSUER}/oauth/github/callback`]);
   });
 });
 

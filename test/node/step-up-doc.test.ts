@@ -5,11 +5,12 @@ import { STEP_UP, type StepUpRule } from "../../src/auth/ways-in";
 /** docs/security.md renders the step-up table of src/auth/ways-in.ts: the code is the one place the rules live. */
 
 const PROOF: Record<string, (rule: StepUpRule) => string> = {
-  password: () => "the password",
+  password: () => "the password (an account without one: a sign-in within STEP_UP_MAX_AGE)",
   second_factor: (rule) =>
     rule.secondFactor === "if_totp_after_mailbox" ? "a second factor if TOTP was turned on after the address was proved" : "a second factor while TOTP is on",
   new_totp_code: () => "a code from the new authenticator",
   mailbox: () => "the mailed link",
+  recent_sign_in: () => "a sign-in within STEP_UP_MAX_AGE",
 };
 
 const render = () =>
