@@ -56,6 +56,7 @@ async function openIdProvider({ issuer, prefix, redirectUris, clientId, clientSe
     ],
     claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name", "preferred_username"] },
     scopes: ["openid", "email", "profile"],
+    responseTypes: ["code"],
     findAccount: (_ctx, id) => ({
       accountId: id,
       claims: () => ({ sub: id, email: `${id}@example.test`, email_verified: !id.startsWith("unverified"), name: id, preferred_username: id }),

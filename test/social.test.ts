@@ -406,3 +406,41 @@ describe("GitHub (OAuth 2, a local stand-in for its REST API)", () => {
     expect(back.fragment.get("oauth_error")).toMatch(/^(provider_error|invalid_response)$/);
   });
 });
+
+describe("cost", () => {
+  it("D1 round trips of a social sign-in are pinned: start 1; callback 3 (cookie mode, known identity); exchange 3 (bearer mode)", async () => {
+    const name = uniqueName("cost");
+    await socialSignIn(name); // the account and identity exist: the common case
+    const { d1Usage } = await import("./helpers");
+    const started = await d1Usage("GET", "/oauth/local/start?use_cookie=true");
+    expect(started.res.status).toBe(302);
+    expect(started.n).toBe(1); // the flow row
+    const cookie = /oauth_flow=([^;]+)/.exec(started.res.headers.get("set-cookie") ?? "")![1]!;
+    const back = await atLocalIdp(new URL(started.res.headers.get("location")!), name);
+    const landed = await d1Usage("GET", `/oauth/local/callback?${back}`, { headers: { cookie: `oauth_flow=${cookie}` } });
+    expect(landed.res.headers.get("location")).toMatch(/#oauth=signed_in$/);
+    expect(landed.n).toBe(3); // use the flow; the identity and its account; the session (with the identity's use)
+    const bearer = await signInLocally(name);
+    const exchanged = await d1Usage("POST", "/oauth/exchange", { body: { code: bearer.fragment.get("oauth_code") } });
+    expect(exchanged.res.status).toBe(200);
+    expect(exchanged.n).toBe(3); // the code; the account; the session
+  });
+});
+
+describe("a provider that posts back (form_post, as Apple does)", () => {
+  it("the posted callback works, and even in cookie mode finishes by the app's exchange (browsers drop a cookie set by a cross-site POST)", async () => {
+    const trip = await start("crafted", { use_cookie: "true" });
+    const form = new URLSearchParams({ code: `good.${trip.nonce}`, state: trip.state });
+    const res = await call("POST", "/oauth/crafted/callback", {
+      body: form.toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie: `oauth_flow=${trip.cookie}` },
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toMatch(/#oauth=sign_in&oauth_code=/);
+    expect(res.headers.get("set-cookie") ?? "").not.toMatch(/refresh_token=[^;]/);
+    const code = new URLSearchParams(new URL(res.headers.get("location")!).hash.slice(1)).get("oauth_code")!;
+    const done = await exchange(code, { use_cookie: true });
+    expect(done.status, done.text).toBe(200);
+    expect(done.headers.get("set-cookie")).toMatch(/refresh_token=[^;]+/);
+  });
+});
