@@ -242,7 +242,10 @@ function createAuthClient(options) {
      * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
      */
     signInWith(provider, opts = {}) {
-      const query = new globalThis.URLSearchParams({ use_cookie: String(cookie), ...opts.returnTo ? { return_to: opts.returnTo } : {} });
+      const query = new globalThis.URLSearchParams({
+        use_cookie: String(cookie),
+        ...opts.returnTo ? { return_to: opts.returnTo } : {}
+      });
       const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
       const location = globalThis.location;
       if (opts.navigate !== false && location) location.assign(url);
