@@ -39,7 +39,7 @@ export async function signIn(username: string, password: string): Promise<User |
 export async function security(): Promise<string[]> {
   const view: Security = await client.security();
   const ways: WayIn[] = view.ways_in;
-  const needs: ("password" | "second_factor" | "new_totp_code" | "mailbox")[] | undefined = view.step_up.add_passkey;
+  const needs: ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[] | undefined = view.step_up.add_passkey;
   return [...ways.map((w) => w.kind), ...(needs ?? [])];
 }
 export async function remove(passkey: Passkey, check: FreshCheck) {
