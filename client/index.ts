@@ -286,6 +286,9 @@ export function createAuthClient(options: ClientOptions) {
     return res;
   }
   const signedIn = (res: SignedInBody) => ({ ...state(), user: res.user }) as SignedIn;
+  /** A first step's answer (a password, a provider): signed in, or the second step to come. */
+  const firstStep = (res: SignedInBody | MfaChallenge): LoginResult =>
+    "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
 
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
@@ -300,10 +303,7 @@ export function createAuthClient(options: ClientOptions) {
     register: (input: RegisterInput) => signIn<{ user: User }>("/register", input).then((r) => r.user),
     /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
     async login(input: LoginInput): Promise<LoginResult> {
-      const res = await signIn<SignedInBody | MfaChallenge>("/login", input);
-      return "mfa_required" in res
-        ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in }
-        : signedIn(res);
+      return firstStep(await signIn<SignedInBody | MfaChallenge>("/login", input));
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input: { challenge: string } & SecondFactor) => signIn<SignedInBody>("/login/mfa", input).then(signedIn),
@@ -409,10 +409,7 @@ export function createAuthClient(options: ClientOptions) {
       }
       const code = fragment.get("oauth_code") ?? "";
       if (outcome === "link") return authed<{ linked: { id: string; provider: string } }>("POST", "/oauth/exchange", { code });
-      const res = await signIn<SignedInBody | MfaChallenge>("/oauth/exchange", { code });
-      return "mfa_required" in res
-        ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in }
-        : signedIn(res);
+      return firstStep(await signIn<SignedInBody | MfaChallenge>("/oauth/exchange", { code }));
     },
     /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
     async linkIdentity(provider: string, check: FreshCheck, opts: { returnTo?: string; navigate?: boolean } = {}) {

@@ -444,3 +444,25 @@ describe("a provider that posts back (form_post, as Apple does)", () => {
     expect(done.headers.get("set-cookie")).toMatch(/refresh_token=[^;]+/);
   });
 });
+
+describe("a write that fails halfway", () => {
+  it("the session write of an exchange fails once: 500, no session is left open, and the spent code says sign in again", async () => {
+    const { once } = await import("./helpers");
+    const name = uniqueName("yan");
+    const first = await socialSignIn(name);
+    const landing = await signInLocally(name);
+    const code = landing.fragment.get("oauth_code")!;
+    const sessionsBefore = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(first.user.id).first<{ n: number }>())!.n;
+    const DB = once(env.DB, "batch", async () => {
+      throw new Error("injected: D1 batch failed");
+    });
+    const failed = await call("POST", "/oauth/exchange", { body: { code }, bindings: { DB } });
+    expectError(failed, 500, "internal_error");
+    expect(failed.text).not.toMatch(/injected/);
+    const sessionsAfter = (await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE user_id = ?").bind(first.user.id).first<{ n: number }>())!.n;
+    expect(sessionsAfter).toBe(sessionsBefore);
+    // The code was used before the failed batch: single use wins over a retry (documented), and a new sign-in works.
+    expectError(await exchange(code), 400, "invalid_grant");
+    expect((await socialSignIn(name)).user.id).toBe(first.user.id);
+  });
+});

@@ -154,6 +154,7 @@ function createAuthClient(options) {
     return res;
   }
   const signedIn = (res) => ({ ...state(), user: res.user });
+  const firstStep = (res) => "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
     get state() {
@@ -167,8 +168,7 @@ function createAuthClient(options) {
     register: (input) => signIn("/register", input).then((r) => r.user),
     /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
     async login(input) {
-      const res = await signIn("/login", input);
-      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+      return firstStep(await signIn("/login", input));
     },
     /** The login's second step. A wrong code: 401 invalid_mfa_code (try again); a dead challenge: 401 invalid_challenge (log in again). */
     loginMfa: (input) => signIn("/login/mfa", input).then(signedIn),
@@ -271,8 +271,7 @@ function createAuthClient(options) {
       }
       const code = fragment.get("oauth_code") ?? "";
       if (outcome === "link") return authed("POST", "/oauth/exchange", { code });
-      const res = await signIn("/oauth/exchange", { code });
-      return "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+      return firstStep(await signIn("/oauth/exchange", { code }));
     },
     /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
     async linkIdentity(provider, check, opts = {}) {

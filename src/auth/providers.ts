@@ -1,5 +1,6 @@
 import * as oauth from "oauth4webapi";
 import type { Config, ProviderConfig } from "../config";
+import { fromBase64Url } from "../encoding";
 import { appleClientSecret } from "./tokens";
 
 /**
@@ -210,7 +211,8 @@ function appleName(user: string | null): string | null {
 async function microsoftIssuer(p: Extract<ProviderConfig, { kind: "microsoft" }>, response: Response): Promise<oauth.AuthorizationServer> {
   const body = (await response.clone().json()) as { id_token?: string };
   const payload = body.id_token?.split(".")[1];
-  const tid = payload ? text((JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))) as { tid?: unknown }).tid) : null;
+  const bytes = payload ? fromBase64Url(payload) : null;
+  const tid = bytes ? text((JSON.parse(new TextDecoder().decode(bytes)) as { tid?: unknown }).tid) : null;
   if (!tid || !/^[0-9a-f-]{36}$/.test(tid)) throw new ProviderFailure("invalid_response", "no tenant id");
   if (/^[0-9a-f-]{36}$/.test(p.tenant) && tid !== p.tenant) throw new ProviderFailure("invalid_response", "another tenant");
   const as = await serverOf(p);

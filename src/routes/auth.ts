@@ -16,7 +16,7 @@ import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signed
 import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
-import { publicUser, tokenBody } from "./shapes";
+import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 
 const authed = requireAuth();
 const tags = ["Sign-in"];
@@ -144,10 +144,7 @@ export const auth = openApiApp()
     if (use_cookie) assertAllowedOrigin(c);
     // The per-account limit runs inside login(), once the account is known: username and email share it.
     const result = await login(deps(c), input);
-    if ("challenge" in result) {
-      const { token, expiresIn } = result.challenge;
-      return c.json({ mfa_required: true as const, challenge: token, expires_in: expiresIn, methods: ["totp" as const, "recovery_code" as const] }, 200);
-    }
+    if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   })
   .openapi(loginMfaRoute, async (c) => {

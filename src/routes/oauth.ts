@@ -15,7 +15,7 @@ import { linkedSchema, linkStartSchema, messageSchema, mfaChallengeSchema, provi
 import { freshCheckSchema, identityIdSchema, identityLinkSchema, oauthExchangeSchema, oauthStartQuerySchema, providerParamSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
-import { publicUser, tokenBody } from "./shapes";
+import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 
 /**
  * Social sign-in (docs/social-sign-in.md): the browser's trip to a provider and back, the app's code
@@ -200,10 +200,7 @@ export const oauth = openApiApp()
     if (use_cookie) assertAllowedOrigin(c);
     const result = await exchange(deps(c), code, c.get("auth"));
     if ("linked" in result) return c.json({ linked: result.linked }, 200);
-    if ("challenge" in result) {
-      const { token, expiresIn } = result.challenge;
-      return c.json({ mfa_required: true as const, challenge: token, expires_in: expiresIn, methods: ["totp" as const, "recovery_code" as const] }, 200);
-    }
+    if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   })
   .openapi(linkRoute, async (c) => {

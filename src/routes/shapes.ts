@@ -73,3 +73,11 @@ export function wayInShape(w: WayIn, currentSession: string) {
       return { ...common, id: w.id, provider: w.provider, address: w.email ?? undefined, last_used_at: w.lastUsedAt?.toISOString() ?? null };
   }
 }
+
+/** The answer of a first step when TOTP is on (POST /login, POST /oauth/exchange): the challenge for POST /login/mfa. */
+export const mfaChallengeBody = (challenge: { token: string; expiresIn: number }) => ({
+  mfa_required: true as const,
+  challenge: challenge.token,
+  expires_in: challenge.expiresIn,
+  methods: ["totp" as const, "recovery_code" as const],
+});
