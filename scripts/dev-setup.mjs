@@ -1,18 +1,20 @@
 // First-run setup for `npm run dev`, safe to run every time:
-// 1. writes a dev signing key, a pepper, an MFA encryption key and localhost ISSUER / CORS_ORIGINS into .dev.vars
+// 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key and localhost ISSUER / CORS_ORIGINS into .dev.vars
 //    (gitignored; it overrides wrangler.toml [vars]) unless each is already there;
 // 2. applies pending migrations to the local D1 database.
 
 import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { newMfaKey, newPepper, newSigningJwk } from "./keys.mjs";
+import { newMfaKey, newPepper, newWrappingKey } from "./keys.mjs";
 
 const file = new URL("../.dev.vars", import.meta.url);
 const current = existsSync(file) ? readFileSync(file, "utf8") : "";
 const has = (name) => new RegExp(`^${name}\\s*=`, "m").test(current);
 
 const lines = [];
-if (!has("JWT_PRIVATE_KEY")) lines.push(`JWT_PRIVATE_KEY='${JSON.stringify(await newSigningJwk())}'`);
+// The ring (SIGNING_KEYS = "rotating") makes its own signing keys; a JWT_PRIVATE_KEY an older setup
+// wrote stays, and the ring starts from it.
+if (!has("JWT_WRAPPING_KEY")) lines.push(`JWT_WRAPPING_KEY='${newWrappingKey()}'`);
 if (!has("PASSWORD_PEPPER")) lines.push(`PASSWORD_PEPPER='${newPepper()}'`);
 if (!has("MFA_ENCRYPTION_KEY")) lines.push(`MFA_ENCRYPTION_KEY='${newMfaKey()}'`);
 if (!has("ISSUER")) lines.push("ISSUER='http://localhost:8787'");

@@ -1,6 +1,7 @@
 // Production secrets.
-//   npm run -s keygen         {"JWT_PRIVATE_KEY": ..., "PASSWORD_PEPPER": ..., "MFA_ENCRYPTION_KEY": ...} for `wrangler deploy --secrets-file`
-//   npm run -s keygen jwk     one new signing key (a private JWK with a kid), e.g. for rotation
+//   npm run -s keygen         {"JWT_WRAPPING_KEY": ..., "PASSWORD_PEPPER": ..., "MFA_ENCRYPTION_KEY": ...} for `wrangler deploy --secrets-file`
+//   npm run -s keygen wrap    one new JWT_WRAPPING_KEY (seals the signing key ring; SIGNING_KEYS = "rotating")
+//   npm run -s keygen jwk     one new signing key (a private JWK with a kid) for JWT_PRIVATE_KEY (SIGNING_KEYS = "secret")
 //   npm run -s keygen pepper  one new pepper
 //   npm run -s keygen mfa     one new MFA_ENCRYPTION_KEY (seals TOTP secrets; replacing it voids every TOTP setup)
 import { webcrypto } from "node:crypto";
@@ -15,14 +16,14 @@ export async function newSigningJwk() {
 
 export const newPepper = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(32))).toString("base64url");
 export const newMfaKey = newPepper; // 32 random bytes, base64url: an AES-256 key
+export const newWrappingKey = newPepper; // the same: the key the ring's private keys are sealed with
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const what = process.argv[2];
   if (what === "jwk") process.stdout.write(JSON.stringify(await newSigningJwk()));
   else if (what === "pepper") process.stdout.write(newPepper());
   else if (what === "mfa") process.stdout.write(newMfaKey());
+  else if (what === "wrap") process.stdout.write(newWrappingKey());
   else
-    process.stdout.write(
-      `${JSON.stringify({ JWT_PRIVATE_KEY: JSON.stringify(await newSigningJwk()), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2)}\n`,
-    );
+    process.stdout.write(`${JSON.stringify({ JWT_WRAPPING_KEY: newWrappingKey(), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2)}\n`);
 }

@@ -122,11 +122,23 @@ export function preflight(config, checkVars) {
         problems.push(`OAUTH_PROVIDERS: provider ${p.id} has ${key} ${p[key]}, a local address a deployed Worker cannot reach. Use the provider's https URL.`);
     }
   }
+  // Signing keys: KV takes up to 60 s to show the ring everywhere and each isolate re-reads it every
+  // minute, so a shorter propagation window would let a location sign with a key verifiers lack.
+  if (String(vars.SIGNING_KEYS ?? "secret") === "rotating" && Number(vars.KEY_PROPAGATION ?? 120) < 120)
+    problems.push("KEY_PROPAGATION must be at least 120 seconds in production (KV's propagation plus each isolate's re-read of the key ring).");
+  const required = config.secrets?.required ?? [];
+  const neededKey = String(vars.SIGNING_KEYS ?? "secret") === "rotating" ? "JWT_WRAPPING_KEY" : "JWT_PRIVATE_KEY";
+  if (config.secrets && !required.includes(neededKey))
+    problems.push(
+      `SIGNING_KEYS is "${vars.SIGNING_KEYS ?? "secret"}": add ${neededKey} to [secrets] required in wrangler.toml, so wrangler refuses to deploy without it.`,
+    );
   if (Number(vars.PASSWORD_ITERATIONS ?? MAX_ITERATIONS) > MAX_ITERATIONS)
     problems.push(`PASSWORD_ITERATIONS must be at most ${MAX_ITERATIONS}: production Workers refuse more.`);
   // Everything else the Worker checks at run time; vars already reported above are not repeated.
   const named = new Set(
-    ["ISSUER", "CORS_ORIGINS", "WEBAUTHN_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL", "MAIL_FROM"].filter((v) => problems.some((p) => p.includes(v))),
+    ["ISSUER", "CORS_ORIGINS", "WEBAUTHN_ORIGINS", "PASSWORD_ITERATIONS", "APP_URL", "MAIL_FROM", "KEY_PROPAGATION"].filter((v) =>
+      problems.some((p) => p.includes(v)),
+    ),
   );
   for (const problem of checkVars(vars)) {
     if (!named.has(problem.split(/[.:]/)[0])) problems.push(`In [vars], ${problem} (the Worker would refuse to start).`);

@@ -53,7 +53,10 @@ export type SecurityEvent =
   | "identity_linked"
   | "identity_unlinked"
   | "social_sign_in_failed"
-  | "admin_refused";
+  | "admin_refused"
+  | "signing_key_created"
+  | "signing_key_rotated"
+  | "signing_key_retired";
 
 export interface AuditContext {
   db: Db;

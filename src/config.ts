@@ -17,13 +17,14 @@ const seconds = (fallback: number, min: number, max: number) => z.coerce.number(
 // An unset or empty secret is "absent", not a short string.
 const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
 
-const aesKey = z.preprocess(
-  (v) => (v === "" ? undefined : v),
-  z
-    .string()
-    .refine((s) => fromBase64Url(s)?.length === 32, "must be 32 random bytes, base64url (npm run -s keygen mfa)")
-    .optional(),
-);
+const aesKey = (keygen: string) =>
+  z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .refine((s) => fromBase64Url(s)?.length === 32, `must be 32 random bytes, base64url (npm run -s keygen ${keygen})`)
+      .optional(),
+  );
 
 const origins = z
   .string()
@@ -138,10 +139,26 @@ const ConfigFields = z.object({
   COOKIE_SAMESITE: z.enum(["Strict", "Lax", "None"]).default("Strict"),
   // Production Workers refuse PBKDF2 above 100,000 iterations; local workerd does not.
   PASSWORD_ITERATIONS: z.coerce.number().int().min(10_000).max(MAX_ITERATIONS).default(MAX_ITERATIONS),
-  JWT_PRIVATE_KEY: z.string().min(1, "is required").refine(isJson, 'is not JSON (a private JWK, or a JWK set {"keys": [...]})'),
+  // Signing keys (docs/design.md "Signing keys"): "rotating" keeps a key ring in D1, sealed with the
+  // secret JWT_WRAPPING_KEY and rotated by the cron every KEY_ROTATION_DAYS; "secret" signs with the
+  // secret JWT_PRIVATE_KEY, rotated by hand. A ring started while JWT_PRIVATE_KEY is set takes that
+  // key as its first, so moving from one to the other signs nobody out.
+  SIGNING_KEYS: z.enum(["rotating", "secret"]).default("secret"),
+  JWT_PRIVATE_KEY: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z.string().refine(isJson, 'is not JSON (a private JWK, or a JWK set {"keys": [...]})').optional(),
+  ),
+  JWT_WRAPPING_KEY: aesKey("wrap"),
+  KEY_ROTATION_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  // How long verifiers may cache GET /.well-known/jwks.json (its Cache-Control max-age): a new key
+  // is published at least this long (plus KEY_PROPAGATION) before it signs.
+  JWKS_MAX_AGE: seconds(600, 1, 86_400),
+  // How long a change of the ring takes to reach every location: KV's propagation (up to 60 s) plus
+  // each isolate's re-read (half of this, at most 60 s). Lower than 120 only for a local test.
+  KEY_PROPAGATION: seconds(120, 0, 3_600),
   PASSWORD_PEPPER: optionalSecret,
   // Seals TOTP secrets at rest (auth/secrets.ts). Without it, everything but second factors works.
-  MFA_ENCRYPTION_KEY: aesKey,
+  MFA_ENCRYPTION_KEY: aesKey("mfa"),
   // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
   // party id (a domain; empty: the host of the first allowed origin) and the page origins allowed to
   // use passkeys (empty: CORS_ORIGINS).
@@ -159,6 +176,11 @@ const ConfigFields = z.object({
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
+  if (c.SIGNING_KEYS === "secret" && !c.JWT_PRIVATE_KEY)
+    ctx.addIssue({ code: "custom", path: ["JWT_PRIVATE_KEY"], message: "is required (SIGNING_KEYS is secret)" });
+  if (c.SIGNING_KEYS === "rotating" && !c.JWT_WRAPPING_KEY) {
+    ctx.addIssue({ code: "custom", path: ["JWT_WRAPPING_KEY"], message: "is required (SIGNING_KEYS is rotating; npm run -s keygen wrap)" });
+  }
   for (const p of c.OAUTH_PROVIDERS) {
     if (!c.OAUTH_CLIENT_SECRETS[p.id]) ctx.addIssue({ code: "custom", path: ["OAUTH_CLIENT_SECRETS", p.id], message: `is required for provider ${p.id}` });
   }
@@ -171,7 +193,13 @@ export type Config = z.infer<typeof ConfigSchema>;
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
 export function checkVars(vars: Record<string, unknown>): string[] {
-  const parsed = ConfigFields.omit({ JWT_PRIVATE_KEY: true, PASSWORD_PEPPER: true, MFA_ENCRYPTION_KEY: true, OAUTH_CLIENT_SECRETS: true }).safeParse(vars);
+  const parsed = ConfigFields.omit({
+    JWT_PRIVATE_KEY: true,
+    JWT_WRAPPING_KEY: true,
+    PASSWORD_PEPPER: true,
+    MFA_ENCRYPTION_KEY: true,
+    OAUTH_CLIENT_SECRETS: true,
+  }).safeParse(vars);
   return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
 }
 

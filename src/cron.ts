@@ -1,3 +1,4 @@
+import { maintainRing } from "./auth/signing-keys";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
 import { deleteAuditEventsBefore } from "./db/audit";
@@ -8,6 +9,9 @@ import { deleteDeadSessions } from "./db/sessions";
 import { log } from "./log";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The daily trigger in wrangler.toml [triggers]; every other one only looks after the signing key ring. */
+export const DAILY = "23 3 * * *";
 
 /**
  * The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh, one audit row
@@ -32,4 +36,21 @@ export async function housekeeping(env: Env, now = new Date()) {
     links_deleted: links,
   });
   return { sessions, auditEvents, checks, challenges, links };
+}
+
+/**
+ * Every cron run, when SIGNING_KEYS is rotating: turns the ring when the current key is due, retires
+ * what has been kept long enough, and repairs a mirror a failed run left behind (auth/signing-keys.ts).
+ * Runs often (every 10 minutes by default) so the windows it waits out are not stretched by a day.
+ */
+export async function turnSigningKeys(env: Env, now = new Date()) {
+  const config = getConfig(env);
+  if (config.SIGNING_KEYS !== "rotating") return undefined;
+  try {
+    return await maintainRing({ config, db: getDb(env.DB), kv: env.REVOKED }, { scheduled: true }, now);
+  } catch (err) {
+    // The next run tries again; tokens keep being signed and verified with the ring as it stands.
+    log("key_rotation_failed", { error: (err as Error).name, message: (err as Error).message }, "error");
+    return undefined;
+  }
 }

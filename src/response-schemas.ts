@@ -34,6 +34,8 @@ export const ERROR_CODES = [
   "reauthentication_required",
   "invalid_grant",
   "unknown_provider",
+  "key_not_ready",
+  "keys_not_rotating",
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",
@@ -210,6 +212,53 @@ export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Healt
 export const jwksSchema = z
   .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })
   .openapi("JWKS");
+
+const time = z.iso.datetime().nullable();
+
+export const signingKeySchema = z
+  .object({
+    kid: z.string(),
+    state: z.enum(["next", "current", "previous", "retired"]),
+    origin: z.enum(["generated", "imported"]).openapi({ description: "imported: the JWT_PRIVATE_KEY the ring started from" }),
+    created_at: z.iso.datetime(),
+    published_at: time.openapi({ description: "when the mirror every location reads first showed it" }),
+    activated_at: time.openapi({ description: "when it began to sign" }),
+    deactivated_at: time.openapi({ description: "when it stopped signing" }),
+    retire_after: time.openapi({ description: "a previous key leaves the JWKS after this" }),
+    retired_at: time,
+    retired_reason: z.enum(["scheduled", "emergency"]).nullable(),
+  })
+  .openapi("SigningKey");
+
+export const keyRingSchema = z
+  .object({
+    keys: z.array(signingKeySchema),
+    windows: z
+      .object({
+        publish_for: z.number().int().openapi({ description: "seconds a next key is published before it may sign" }),
+        keep_for: z.number().int().openapi({ description: "seconds a previous key keeps verifying after it stopped signing" }),
+        rotate_every: z.number().int().openapi({ description: "seconds a key signs before the cron turns the ring" }),
+      })
+      .openapi({ description: "docs/design.md, Signing keys" }),
+    rotated: z.object({ from: z.string(), to: z.string() }).optional(),
+    retired: z.array(z.string()).optional(),
+    message: z.string().optional(),
+  })
+  .openapi("KeyRing");
+
+export const discoverySchema = z
+  .object({
+    issuer: z.url(),
+    jwks_uri: z.url(),
+    subject_types_supported: z.array(z.string()),
+    claims_supported: z.array(z.string()),
+    access_token_signing_alg_values_supported: z.array(z.string()),
+    login_endpoint: z.url(),
+    refresh_endpoint: z.url(),
+    logout_endpoint: z.url(),
+    service_documentation: z.url(),
+  })
+  .openapi("IssuerMetadata");
 
 export const providersSchema = z
   .object({

@@ -211,6 +211,13 @@ export const adminUserPatchSchema = z
   .refine((v) => v.roles !== undefined || v.disabled !== undefined, { message: "send roles, disabled, or both", path: ["_"] })
   .openapi("AdminUserChange", { example: { roles: ["user", "admin"], disabled: false } });
 
+export const kidSchema = z.object({
+  kid: z
+    .string()
+    .max(64, "is not a key id")
+    .openapi({ param: { name: "kid", in: "path" } }),
+});
+
 export const userIdSchema = z.object({
   id: z
     .string()

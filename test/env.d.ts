@@ -5,8 +5,9 @@ declare global {
     // Test-only binding added in test/vitest.config.ts.
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
-      // An optional secret (social sign-in), set in test/vitest.config.ts.
+      // Optional secrets (social sign-in; SIGNING_KEYS = "secret"), set in test/vitest.config.ts.
       OAUTH_CLIENT_SECRETS: string;
+      JWT_PRIVATE_KEY: string;
     }
     // Types `exports.default` from "cloudflare:workers" as our worker.
     interface GlobalProps {

@@ -28,7 +28,7 @@ describe("service routes", () => {
     expect(res.status).toBe(200);
     expect(res.body.keys[0]).toMatchObject({ kid: "test-key-1", alg: "ES256", use: "sig", kty: "EC" });
     expect(res.text).not.toContain('"d"');
-    expect(res.headers.get("cache-control")).toBe("public, max-age=300");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=600");
   });
 });
 

@@ -19,6 +19,7 @@ export default defineConfig(async () => {
     JWT_PRIVATE_KEY: JSON.stringify(jwk),
     PASSWORD_PEPPER: "test-pepper-0123456789abcdef",
     MFA_ENCRYPTION_KEY: "dGVzdC1tZmEta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI",
+    JWT_WRAPPING_KEY: "dGVzdC13cmFwLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE",
   };
   // The environment copy only quiets wrangler's "missing required secrets" check.
   Object.assign(process.env, secrets);
@@ -52,6 +53,10 @@ export default defineConfig(async () => {
     LOG_REQUESTS: "off",
     OAUTH_PROVIDERS: JSON.stringify(oauthProviders),
     STEP_UP_MAX_AGE: "300",
+    // The bulk of the suite signs with JWT_PRIVATE_KEY: the ring's own re-reads of KV and D1 would
+    // land inside the tests that count round trips or make a binding fail once. The ring is tested
+    // on its own (test/signing-keys.test.ts), with SIGNING_KEYS = "rotating" per request.
+    SIGNING_KEYS: "secret",
   };
 
   return {

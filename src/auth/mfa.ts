@@ -199,7 +199,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
 
   // The session's id is what the challenge records as its user; its refresh token is derived from the
   // challenge: a retry after a lost answer can be answered again (answerAgain).
-  const session = { id: crypto.randomUUID(), refreshToken: await successorOf(deps.config.JWT_PRIVATE_KEY, `mfa:${token}`) };
+  const session = { id: crypto.randomUUID(), refreshToken: await successorOf(deps.config, `mfa:${token}`) };
   // The code is spent, and the lock's count cleared, only if the session was written: a second step
   // refused at the last moment (the account disabled meanwhile) leaves a recovery code unspent.
   const written = sessionExists(db, session.id);
@@ -234,7 +234,7 @@ async function answerAgain(deps: Deps, id: string, token: string, now: Date): Pr
   const used = await findUsedChallenge(deps.db, id, "mfa_login");
   if (!used?.usedAt || !used.usedBy || !used.userId) return null;
   if (now.getTime() - used.usedAt.getTime() > deps.config.RETRY_GRACE * 1000 || used.usedByClient !== (await clientFingerprint(deps))) return null;
-  const issued = await reissueSignIn(deps, used.usedBy, await successorOf(deps.config.JWT_PRIVATE_KEY, `mfa:${token}`));
+  const issued = await reissueSignIn(deps, used.usedBy, await successorOf(deps.config, `mfa:${token}`));
   const user = issued ? await findUserById(deps.db, used.userId) : undefined;
   if (!issued || !user) return null;
   log("mfa_login_retried", { request_id: deps.requestId, user_id: user.id, session_id: used.usedBy });

@@ -1,3 +1,4 @@
+import type { Config } from "../config";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
 import { derivedKey } from "./hkdf";
 
@@ -17,14 +18,20 @@ export function newRefreshToken(): string {
 
 export const hashRefreshToken = sha256Base64Url;
 
-// The successor key is derived (HKDF, its own label) from the signing-key secret, so there is no
-// extra secret to deploy; rotating JWT_PRIVATE_KEY only breaks a retry that straddles the rotation.
+// The successor key is derived (HKDF, its own label) from the signing keys' secret (JWT_WRAPPING_KEY
+// for a rotating ring, else JWT_PRIVATE_KEY), so there is no extra secret to deploy; replacing that
+// secret only breaks a retry that straddles the change.
 const encoder = new TextEncoder();
-const successorKey = (secret: string) =>
-  derivedKey(encoder.encode(secret), "edge-auth-api refresh successor v1", { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);
+const successorKey = (config: Config) =>
+  derivedKey(
+    encoder.encode(config.SIGNING_KEYS === "rotating" ? config.JWT_WRAPPING_KEY! : config.JWT_PRIVATE_KEY!),
+    "edge-auth-api refresh successor v1",
+    { name: "HMAC", hash: "SHA-256", length: 256 },
+    ["sign"],
+  );
 
 /** The refresh token that replaces `token` at rotation: the same every time it is asked for. */
-export async function successorOf(secret: string, token: string): Promise<string> {
-  const mac = await crypto.subtle.sign("HMAC", await successorKey(secret), encoder.encode(token));
+export async function successorOf(config: Config, token: string): Promise<string> {
+  const mac = await crypto.subtle.sign("HMAC", await successorKey(config), encoder.encode(token));
   return toBase64Url(new Uint8Array(mac));
 }

@@ -24,13 +24,13 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const now = new Date();
   const oldHash = await hashRefreshToken(refreshToken);
-  const successor = await successorOf(config.JWT_PRIVATE_KEY, refreshToken);
+  const successor = await successorOf(config, refreshToken);
   const successorHash = await hashRefreshToken(successor);
   const fingerprint = await clientFingerprint(deps);
   const accessExpiresAt = accessUntil(config, now);
   const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
   const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified });
-  if (rotated) return issue(config, rotated.user, rotated.session, now, successor);
+  if (rotated) return issue(deps, rotated.user, rotated.session, now, successor);
 
   const used = await findRotated(db, oldHash);
   if (!used) throw deadRefreshToken();
@@ -51,7 +51,7 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
   const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified });
   if (again) {
     log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
-    return issue(config, again.user, again.session, now, successor);
+    return issue(deps, again.user, again.session, now, successor);
   }
   // The successor was rotated on already: this client holds a newer token than the one it sent.
   await audit(deps, "refresh_race", { session_id: used.sessionId, user_id: used.userId });

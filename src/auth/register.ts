@@ -89,5 +89,5 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
       else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
     });
   }
-  return { user, issued: verifyFirst ? undefined : await issue(config, { ...user, epoch: 0 }, row, now, refreshToken) };
+  return { user, issued: verifyFirst ? undefined : await issue(deps, { ...user, epoch: 0 }, row, now, refreshToken) };
 }

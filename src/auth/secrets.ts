@@ -24,22 +24,27 @@ function subkey(secret: string | undefined, label: string): Promise<CryptoKey> {
   );
 }
 
-export async function seal(secret: string | undefined, userId: string, plain: Uint8Array): Promise<string> {
+/** AES-GCM under `key`, bound to `owner` (associated data): "v1.<iv>.<ciphertext>". */
+export async function sealWith(key: CryptoKey, owner: string, plain: Uint8Array): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
-  const data = new TextEncoder().encode(userId);
-  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: data }, await subkey(secret, SEAL), plain);
+  const data = new TextEncoder().encode(owner);
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: data }, key, plain);
   return `v1.${toBase64Url(iv)}.${toBase64Url(new Uint8Array(sealed))}`;
 }
 
-/** Throws when the value was not sealed for this user under this key. */
-export async function open(secret: string | undefined, userId: string, sealed: string): Promise<Uint8Array> {
+/** Throws when the value was not sealed for `owner` under `key`. */
+export async function openWith(key: CryptoKey, owner: string, sealed: string): Promise<Uint8Array> {
   const [version, iv, body] = sealed.split(".");
   const ivBytes = iv ? fromBase64Url(iv) : null;
   const bodyBytes = body ? fromBase64Url(body) : null;
   if (version !== "v1" || !ivBytes || !bodyBytes) throw new Error("not a sealed value");
-  const data = new TextEncoder().encode(userId);
-  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: ivBytes, additionalData: data }, await subkey(secret, SEAL), bodyBytes));
+  const data = new TextEncoder().encode(owner);
+  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv: ivBytes, additionalData: data }, key, bodyBytes));
 }
+
+export const seal = async (secret: string | undefined, userId: string, plain: Uint8Array) => sealWith(await subkey(secret, SEAL), userId, plain);
+
+export const open = async (secret: string | undefined, userId: string, sealed: string) => openWith(await subkey(secret, SEAL), userId, sealed);
 
 /**
  * HMAC-SHA256 of `data` under a key derived with `label`: values that must come out the same again

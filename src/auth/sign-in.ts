@@ -10,6 +10,7 @@ import { sha256Base64Url } from "../encoding";
 import { retryAfterAnswer } from "./epochs";
 import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
 import { revokeSessions } from "./revocations";
+import { activeKeys, type KeyStores } from "./signing-keys";
 import { signAccessToken } from "./tokens";
 
 /**
@@ -49,8 +50,9 @@ interface IssuingSession {
 }
 
 /** Signs the access token for a session; its `exp` never passes the session's end. */
-export async function issue(config: Config, owner: TokenOwner, session: IssuingSession, now: Date, refreshToken: string): Promise<Issued> {
-  const access = await signAccessToken(config, {
+export async function issue(keys: KeyStores, owner: TokenOwner, session: IssuingSession, now: Date, refreshToken: string): Promise<Issued> {
+  const { config } = keys;
+  const access = await signAccessToken(config, await activeKeys(keys), {
     userId: owner.id,
     username: owner.username,
     roles: owner.roles,
@@ -131,7 +133,7 @@ export async function openSession<B extends Statements = Record<never, never>, A
   if (!mine.openedSession[0] || epoch === undefined) return opened;
   logEvent(deps, "login_succeeded", succeeded);
   await endEvicted(deps, mine.evictedSessions);
-  opened.issued = await issue(config, { ...user, epoch }, row, now, refreshToken);
+  opened.issued = await issue(deps, { ...user, epoch }, row, now, refreshToken);
   return opened;
 }
 
@@ -168,7 +170,7 @@ export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken:
     accessExpiresAt: accessUntil(deps.config, now),
     requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on",
   });
-  return again ? issue(deps.config, again.user, again.session, now, refreshToken) : null;
+  return again ? issue(deps, again.user, again.session, now, refreshToken) : null;
 }
 
 /**

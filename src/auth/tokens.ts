@@ -1,12 +1,10 @@
-import { createLocalJWKSet, importJWK, importPKCS8, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
+import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, importPKCS8, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
 import { type Config, ConfigError } from "../config";
 
 /**
  * Access tokens: ES256 JWTs (RFC 9068 profile), and the one JWT this API signs for a provider (Apple
- * client secret). The only module that imports jose.
- *
- * JWT_PRIVATE_KEY holds either one private JWK or a JWK set {"keys": [...]}. The first key signs;
- * every key verifies and is published in the JWKS, so a previous key can stay during rotation.
+ * client secret). The only module that imports jose. Which keys sign and verify is decided by
+ * auth/signing-keys.ts (the rotating ring, or JWT_PRIVATE_KEY); this module only uses them.
  */
 
 export const ALG = "ES256";
@@ -25,14 +23,15 @@ export interface AccessClaims {
   exp: number;
 }
 
-interface KeyRing {
+/** The keys in use: one signs, every published one verifies. */
+export interface KeyRing {
   kid: string;
   signingKey: CryptoKey;
   jwks: JSONWebKeySet;
   resolve: ReturnType<typeof createLocalJWKSet>;
 }
 
-// Importing keys is comparatively expensive; do it once per isolate and secret value.
+// Importing keys is comparatively expensive; do it once per isolate and set of keys.
 const rings = new Map<string, Promise<KeyRing>>();
 
 function publicHalf(jwk: JWK): JWK {
@@ -40,10 +39,39 @@ function publicHalf(jwk: JWK): JWK {
   return { kty, crv, x, y, kid, alg: ALG, use: "sig" };
 }
 
-// A broken key is a deployment mistake: report it as the config error that names the secret.
-const badKey = (problem: string) => new ConfigError([`JWT_PRIVATE_KEY: ${problem}`]);
+export const isP256 = (k: unknown): k is JWK => {
+  const j = k as JWK | null;
+  return typeof j === "object" && j !== null && j.kty === "EC" && j.crv === "P-256" && !!j.kid && !!j.x && !!j.y;
+};
 
-async function buildRing(secret: string): Promise<KeyRing> {
+/**
+ * The ring for a private signing JWK and the public JWKs that verify (the signing key's own among
+ * them), cached under `id`. `problem` turns a key that does not import into the caller's error.
+ */
+export function keyRing(id: string, signing: JWK, verifying: JWK[], problem: (what: string) => Error): Promise<KeyRing> {
+  let ring = rings.get(id);
+  if (!ring) {
+    ring = (async () => {
+      try {
+        const signingKey = (await importJWK({ ...signing, alg: ALG }, ALG)) as CryptoKey;
+        const jwks = { keys: verifying.map(publicHalf) };
+        // Every public half must import too, or verification would fail on the first token it signed.
+        await Promise.all(jwks.keys.map((k) => importJWK(k, ALG)));
+        return { kid: signing.kid!, signingKey, jwks, resolve: createLocalJWKSet(jwks) };
+      } catch {
+        throw problem("holds a key that does not import as P-256");
+      }
+    })();
+    ring.catch(() => rings.delete(id));
+    // A rotating ring makes a new set now and then; an isolate keeps the few latest.
+    if (rings.size >= 16) rings.delete(rings.keys().next().value!);
+    rings.set(id, ring);
+  }
+  return ring;
+}
+
+/** The private JWKs in JWT_PRIVATE_KEY (one JWK, or a set whose first key signs), checked. */
+export function privateKeysOf(secret: string): JWK[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(secret);
@@ -52,38 +80,24 @@ async function buildRing(secret: string): Promise<KeyRing> {
   }
   const set = parsed as JSONWebKeySet | null;
   const keys: unknown[] = Array.isArray(set?.keys) ? set.keys : [parsed];
-  const isP256 = (k: unknown): k is JWK => {
-    const j = k as JWK | null;
-    return typeof j === "object" && j !== null && j.kty === "EC" && j.crv === "P-256" && !!j.kid && !!j.x && !!j.y;
-  };
   const first = keys[0];
   if (!isP256(first) || !first.d) throw badKey("must start with a private P-256 JWK that has a kid");
   if (!keys.every(isP256)) throw badKey("holds a key that is not a P-256 JWK with a kid");
-  let signingKey: CryptoKey;
-  let jwks: JSONWebKeySet;
+  return keys as JWK[];
+}
+
+// A broken key is a deployment mistake: report it as the config error that names the secret.
+const badKey = (problem: string) => new ConfigError([`JWT_PRIVATE_KEY: ${problem}`]);
+
+/** SIGNING_KEYS=secret: JWT_PRIVATE_KEY's first key signs; every key in it verifies and is published. */
+export function secretKeyRing(secret: string): Promise<KeyRing> {
+  let keys: JWK[];
   try {
-    signingKey = (await importJWK({ ...first, alg: ALG }, ALG)) as CryptoKey;
-    jwks = { keys: keys.map(publicHalf) };
-    // Every public half must import too, or verification would fail on the first token it signed.
-    await Promise.all(jwks.keys.map((k) => importJWK(k, ALG)));
-  } catch {
-    throw badKey("holds a key that does not import as P-256");
+    keys = privateKeysOf(secret);
+  } catch (err) {
+    return Promise.reject(err);
   }
-  return { kid: first.kid!, signingKey, jwks, resolve: createLocalJWKSet(jwks) };
-}
-
-function keyRing(secret: string): Promise<KeyRing> {
-  let ring = rings.get(secret);
-  if (!ring) {
-    ring = buildRing(secret);
-    ring.catch(() => rings.delete(secret));
-    rings.set(secret, ring);
-  }
-  return ring;
-}
-
-export async function publicJwks(config: Config): Promise<JSONWebKeySet> {
-  return (await keyRing(config.JWT_PRIVATE_KEY)).jwks;
+  return keyRing(`secret:${secret}`, keys[0]!, keys, badKey);
 }
 
 export interface SignInput {
@@ -99,8 +113,7 @@ export interface SignInput {
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
 
-export async function signAccessToken(config: Config, input: SignInput): Promise<{ token: string; jti: string; expiresIn: number }> {
-  const ring = await keyRing(config.JWT_PRIVATE_KEY);
+export async function signAccessToken(config: Config, ring: KeyRing, input: SignInput): Promise<{ token: string; jti: string; expiresIn: number }> {
   const jti = crypto.randomUUID();
   const now = Math.floor(input.now.getTime() / 1000);
   const exp = Math.floor(input.expiresAt.getTime() / 1000);
@@ -153,8 +166,7 @@ function refusal(err: unknown): string {
  * Verifies signature, algorithm, typ, issuer, audience and times. Returns null for any token
  * that is not a valid access token from us; the reason goes to `onRefused` only (for the log).
  */
-export async function verifyAccessToken(config: Config, token: string, onRefused?: (reason: string) => void): Promise<AccessClaims | null> {
-  const ring = await keyRing(config.JWT_PRIVATE_KEY);
+export async function verifyAccessToken(config: Config, ring: KeyRing, token: string, onRefused?: (reason: string) => void): Promise<AccessClaims | null> {
   try {
     const { payload } = await jwtVerify(token, ring.resolve, {
       algorithms: [ALG],
@@ -211,3 +223,13 @@ export async function appleClientSecret(p: { teamId: string; keyId: string; clie
     .setExpirationTime(iat + 300)
     .sign(key);
 }
+
+/** A new private signing JWK (for the rotating ring), named `kid`. */
+export async function newSigningJwk(kid: string): Promise<JWK> {
+  const { privateKey } = await generateKeyPair(ALG, { extractable: true });
+  const { kty, crv, x, y, d } = await exportJWK(privateKey);
+  return { kty, crv, x, y, d, kid, alg: ALG };
+}
+
+/** The public half of a private JWK, as the JWKS publishes it. */
+export const publicJwkOf = publicHalf;

@@ -249,6 +249,37 @@ export const oauthFlows = sqliteTable(
   (t) => [uniqueIndex("oauth_flows_grant_unique").on(t.grant), index("oauth_flows_expires_at_idx").on(t.expiresAt)],
 );
 
+/**
+ * The signing key ring (auth/signing-keys.ts, docs/design.md "Signing keys"), with SIGNING_KEYS =
+ * "rotating". At most one key is `current` (signs) and one `next` (published, not yet signing): the
+ * partial unique indexes make two racing rotations leave one result. `previous` keys still verify
+ * until `retire_after`; `retired` ones are kept for the record with their private half erased.
+ * The private JWK is sealed with JWT_WRAPPING_KEY, never stored in the clear.
+ */
+export const signingKeys = sqliteTable(
+  "signing_keys",
+  {
+    kid: text().primaryKey(),
+    state: text({ enum: ["next", "current", "previous", "retired"] }).notNull(),
+    publicJwk: text("public_jwk", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    sealedPrivateJwk: text("sealed_private_jwk"), // null once retired
+    origin: text({ enum: ["generated", "imported"] }).notNull(), // imported: the JWT_PRIVATE_KEY a deployment moved from
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    // Set once the KV mirror that every location reads has shown the key (auth/signing-keys.ts):
+    // the windows count from what verifiers could really see, not from the D1 write.
+    publishedAt: integer("published_at", { mode: "timestamp_ms" }),
+    activatedAt: integer("activated_at", { mode: "timestamp_ms" }),
+    deactivatedAt: integer("deactivated_at", { mode: "timestamp_ms" }),
+    retireAfter: integer("retire_after", { mode: "timestamp_ms" }),
+    retiredAt: integer("retired_at", { mode: "timestamp_ms" }),
+    retiredReason: text("retired_reason", { enum: ["scheduled", "emergency"] }),
+  },
+  (t) => [
+    uniqueIndex("signing_keys_one_current").on(t.state).where(sql`state = 'current'`),
+    uniqueIndex("signing_keys_one_next").on(t.state).where(sql`state = 'next'`),
+  ],
+);
+
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
 export const auditEvents = sqliteTable(
   "audit_events",
@@ -270,3 +301,4 @@ export type Session = typeof sessions.$inferSelect;
 export type Passkey = typeof passkeys.$inferSelect;
 export type Identity = typeof identities.$inferSelect;
 export type OAuthFlow = typeof oauthFlows.$inferSelect;
+export type SigningKey = typeof signingKeys.$inferSelect;

@@ -3,8 +3,10 @@ import { bearerAuth } from "hono/bearer-auth";
 import { every } from "hono/combine";
 import { createMiddleware } from "hono/factory";
 import { isRevoked } from "../auth/revocations";
+import { activeKeys } from "../auth/signing-keys";
 import { type AccessClaims, verifyAccessToken } from "../auth/tokens";
 import { getConfig } from "../config";
+import { getDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { log } from "../log";
@@ -13,6 +15,8 @@ import { log } from "../log";
 const MAX_TOKEN_LENGTH = 4096;
 const REALM = "edge-auth-api";
 const challenge = (error?: string, description?: string) => `Bearer realm="${REALM}"${error ? `, error="${error}", error_description="${description}"` : ""}`;
+
+const keyStores = (c: Context<AppEnv>) => ({ config: getConfig(c.env), db: getDb(c.env.DB), kv: c.env.REVOKED });
 
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
@@ -40,7 +44,7 @@ export function requireAuth() {
         refused("too_long");
         return false;
       }
-      const claims = await verifyAccessToken(getConfig(c.env), token, refused);
+      const claims = await verifyAccessToken(getConfig(c.env), await activeKeys(keyStores(c)), token, refused);
       if (!claims) return false;
       if (await isRevoked(c.env.REVOKED, claims)) {
         refused("revoked");
@@ -59,7 +63,7 @@ export function requireAuth() {
 export async function bearerClaims(c: Context<AppEnv>): Promise<AccessClaims | null> {
   const token = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(c.req.header("authorization") ?? "")?.[1];
   if (!token || token.length > MAX_TOKEN_LENGTH) return null;
-  return verifyAccessToken(getConfig(c.env), token);
+  return verifyAccessToken(getConfig(c.env), await activeKeys(keyStores(c)), token);
 }
 
 /** requireAuth() and then 403 unless the verified token carries the role: it cannot run without authentication. */

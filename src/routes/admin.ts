@@ -1,10 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
+import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/signing-keys";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
 import { requireRole } from "../middleware/require-auth";
-import { adminUserSchema, auditPageSchema, usersPageSchema } from "../response-schemas";
-import { adminUserPatchSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
+import { adminUserSchema, auditPageSchema, keyRingSchema, usersPageSchema } from "../response-schemas";
+import { adminUserPatchSchema, kidSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
@@ -51,6 +52,54 @@ const patchUserRoute = createRoute({
   responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "not_found", "last_admin") },
 });
 
+const keysRoute = createRoute({
+  ...admin,
+  method: "get",
+  path: "/keys",
+  summary: "The signing key ring: every key's state and times, and the windows (role admin; SIGNING_KEYS rotating)",
+  responses: { 200: json(keyRingSchema, "The ring"), ...errors("invalid_token", "forbidden", "keys_not_rotating") },
+});
+
+const rotateRoute = createRoute({
+  ...admin,
+  method: "post",
+  path: "/keys/rotate",
+  summary: "Turn the ring now: the next key signs, the current one verifies until its tokens expire (role admin)",
+  description:
+    "The cron turns the ring every KEY_ROTATION_DAYS; this does it at once. Refused with 409 key_not_ready until the next key has been published for JWKS_MAX_AGE + KEY_PROPAGATION seconds (the answer says when), so no verifier meets a key it has not fetched. Live tokens keep working. Audited (signing_key_rotated).",
+  responses: { 200: json(keyRingSchema, "Turned"), ...errors("invalid_token", "forbidden", "keys_not_rotating", "key_not_ready") },
+});
+
+const retireRoute = createRoute({
+  ...admin,
+  method: "post",
+  path: "/keys/{kid}/retire",
+  summary: "Emergency: retire a key at once, e.g. a leaked one (role admin)",
+  description:
+    "The key leaves the JWKS and stops verifying now; every access token it signed is refused from now on by this API (everywhere within KEY_PROPAGATION seconds) and by resource servers once their JWKS cache (JWKS_MAX_AGE) runs out. Clients refresh to get a token from the new key: refresh tokens are not signed, so nobody is signed out. Retiring the current key makes the next one sign at once, before verifiers may have fetched it; they fetch it on the first unknown kid. Audited (signing_key_retired).",
+  request: { params: kidSchema },
+  responses: {
+    200: json(keyRingSchema, "Retired"),
+    ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "keys_not_rotating", "not_found"),
+  },
+});
+
+const ringView = (view: KeyView) => ({
+  ...view,
+  keys: view.keys.map((k) => ({
+    kid: k.kid,
+    state: k.state,
+    origin: k.origin,
+    created_at: k.createdAt.toISOString(),
+    published_at: k.publishedAt?.toISOString() ?? null,
+    activated_at: k.activatedAt?.toISOString() ?? null,
+    deactivated_at: k.deactivatedAt?.toISOString() ?? null,
+    retire_after: k.retireAfter?.toISOString() ?? null,
+    retired_at: k.retiredAt?.toISOString() ?? null,
+    retired_reason: k.retiredReason,
+  })),
+});
+
 const adminUser = (u: User) => ({ user: publicUser(u), disabled: u.disabledAt !== null });
 
 /** Mounted at /admin. The guard covers the whole sub-app, so no admin route can be public by accident. */
@@ -71,6 +120,9 @@ adminApp
     const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
     return c.json(adminUser(user), 200);
   })
+  .openapi(keysRoute, async (c) => c.json(ringView(await keyRingView(deps(c))), 200))
+  .openapi(rotateRoute, async (c) => c.json(ringView(await rotateKeys(deps(c), c.get("auth").sub)), 200))
+  .openapi(retireRoute, async (c) => c.json(ringView(await retireKey(deps(c), c.get("auth").sub, c.req.valid("param").kid)), 200))
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");
     const beforeId = cursor ? decodeCursor(cursor, ([id]) => (Number.isSafeInteger(id) ? (id as number) : undefined)) : undefined;

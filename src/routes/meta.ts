@@ -1,10 +1,10 @@
 import { createRoute, type z } from "@hono/zod-openapi";
 import { checkStores } from "../auth/health";
-import { publicJwks } from "../auth/tokens";
+import { activeKeys } from "../auth/signing-keys";
 import { getConfig } from "../config";
 import { ApiError } from "../errors";
 import { log } from "../log";
-import { healthSchema, jwksSchema, messageSchema } from "../response-schemas";
+import { discoverySchema, healthSchema, jwksSchema, messageSchema } from "../response-schemas";
 import { stores } from "./deps";
 import { errors, json, openApiApp } from "./openapi";
 
@@ -31,15 +31,29 @@ const jwksRoute = createRoute({
   path: "/.well-known/jwks.json",
   tags,
   summary: "The public keys that verify access tokens (RFC 7517)",
-  responses: { 200: json(jwksSchema, "Public JWKs, cacheable for 5 minutes") },
+  responses: { 200: json(jwksSchema, "Public JWKs, cacheable for JWKS_MAX_AGE seconds (10 minutes by default)") },
 });
+
+const discovery = (path: string) =>
+  createRoute({
+    method: "get",
+    path,
+    tags,
+    summary: "Issuer metadata: what a resource server configures itself from (RFC 8414 / OpenID Connect Discovery)",
+    description:
+      "Only what this API does: its issuer, its JWKS, the claims and algorithm of its access tokens, and its own JSON endpoints (login_endpoint, refresh_endpoint, logout_endpoint are extensions: it is not an OAuth authorization server, so there is no token_endpoint or response_types_supported). A resource server needs only the issuer URL (and its audience).",
+    responses: { 200: json(discoverySchema, "The metadata, cacheable for JWKS_MAX_AGE seconds") },
+  });
+
+/** The claims an access token carries (auth/tokens.ts signAccessToken). */
+const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified"];
 
 export const meta = openApiApp()
   .openapi(rootRoute, (c) =>
     c.json(
       {
         message:
-          "edge-auth-api: JWT authentication on Cloudflare Workers. API reference at /docs, OpenAPI at /openapi.json, public keys at /.well-known/jwks.json",
+          "edge-auth-api: JWT authentication on Cloudflare Workers. API reference at /docs, OpenAPI at /openapi.json, public keys at /.well-known/jwks.json, issuer metadata at /.well-known/openid-configuration",
       },
       200,
     ),
@@ -54,7 +68,28 @@ export const meta = openApiApp()
     return c.json({ status: "ok" as const }, 200);
   })
   .openapi(jwksRoute, async (c) => {
-    // Public keys change only with a deploy or secret rotation; let clients cache them briefly.
-    c.header("Cache-Control", "public, max-age=300");
-    return c.json((await publicJwks(getConfig(c.env))) as z.infer<typeof jwksSchema>, 200);
-  });
+    // Verifiers may keep them JWKS_MAX_AGE: the ring publishes a key that long before it signs (docs/design.md).
+    const config = getConfig(c.env);
+    c.header("Cache-Control", cacheFor(c.env));
+    return c.json((await activeKeys({ config, ...stores(c) })).jwks as z.infer<typeof jwksSchema>, 200);
+  })
+  .openapi(discovery("/.well-known/openid-configuration"), (c) => c.json(issuerMetadata(c.env), 200, { "Cache-Control": cacheFor(c.env) }))
+  .openapi(discovery("/.well-known/oauth-authorization-server"), (c) => c.json(issuerMetadata(c.env), 200, { "Cache-Control": cacheFor(c.env) }));
+
+const cacheFor = (env: Env) => `public, max-age=${getConfig(env).JWKS_MAX_AGE}`;
+
+function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
+  const { ISSUER } = getConfig(env);
+  const at = (path: string) => `${ISSUER.replace(/\/+$/, "")}${path}`;
+  return {
+    issuer: ISSUER, // exactly the tokens' iss: verifiers compare the two as strings
+    jwks_uri: at("/.well-known/jwks.json"),
+    subject_types_supported: ["public"],
+    claims_supported: CLAIMS,
+    access_token_signing_alg_values_supported: ["ES256"],
+    login_endpoint: at("/login"),
+    refresh_endpoint: at("/refresh"),
+    logout_endpoint: at("/logout"),
+    service_documentation: at("/docs"),
+  };
+}

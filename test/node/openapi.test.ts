@@ -5,7 +5,7 @@ import { app } from "../../src/app";
 
 // wrangler.toml's vars, as the app's config checks them; the document itself needs no binding.
 const { vars } = unstable_readConfig({ config: "wrangler.toml" });
-const env = { ...vars, ISSUER: "http://localhost:8787", JWT_PRIVATE_KEY: "{}" };
+const env = { ...vars, ISSUER: "http://localhost:8787", JWT_WRAPPING_KEY: "A".repeat(43) };
 
 /** GET /openapi.json, as the app serves it. */
 async function served() {

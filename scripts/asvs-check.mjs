@@ -1,0 +1,106 @@
+// Fails when docs/asvs.md claims what the tests do not name:
+// - a row's status is not exactly met, n/a or gap;
+// - a `met` row names no test: at least one `test/<path> › <title>` per row, several joined by <br>;
+// - a named test file does not exist, or does not contain the title as a string literal (in ", ' or `);
+// - a KEYS-TODO placeholder is left anywhere in the file.
+// One line per problem, naming the requirement. It checks that the named tests exist, not that they
+// prove their rows: that is review's job.
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const doc = "docs/asvs.md";
+const lines = readFileSync(path.join(root, doc), "utf8").split("\n");
+
+const STATUSES = new Set(["met", "n/a", "gap"]);
+const problems = [];
+const counts = { met: 0, "n/a": 0, gap: 0 };
+let rows = 0;
+let references = 0;
+
+/** The cells of a table row, without the outer pipes; `\|` stays inside its cell. */
+const cellsOf = (line) =>
+  line
+    .trim()
+    .replace(/^\|/, "")
+    .replace(/\|$/, "")
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim());
+
+/** Drops the backticks or bold around a cell or reference. */
+const bare = (s) =>
+  s
+    .replace(/^\*\*(.*)\*\*$/, "$1")
+    .replace(/^`(.*)`$/, "$1")
+    .trim();
+
+const sources = new Map();
+function source(file) {
+  if (!sources.has(file)) {
+    const full = path.join(root, file);
+    sources.set(file, existsSync(full) ? readFileSync(full, "utf8") : null);
+  }
+  return sources.get(file);
+}
+
+/** Whether `text` holds `title` as a string literal in any of the three quotes, escaped as JS would. */
+function hasLiteral(text, title) {
+  return ['"', "'", "`"].some((q) => {
+    const escaped = title.replaceAll("\\", "\\\\").replaceAll(q, `\\${q}`);
+    return text.includes(`${q}${title}${q}`) || text.includes(`${q}${escaped}${q}`);
+  });
+}
+
+lines.forEach((line, i) => {
+  const where = `${doc}:${i + 1}`;
+  if (!line.trim().startsWith("|")) {
+    if (line.includes("KEYS-TODO")) problems.push(`${where}: a KEYS-TODO placeholder outside the tables`);
+    return;
+  }
+  const cells = cellsOf(line);
+  const id = bare(cells[0] ?? "").replace(/^V/, "");
+  if (!/^\d+\.\d+\.\d+$/.test(id)) {
+    if (line.includes("KEYS-TODO")) problems.push(`${where}: a KEYS-TODO placeholder outside a requirement row`);
+    return;
+  }
+  rows++;
+  if (cells.length !== 5) {
+    problems.push(`${id}: ${cells.length} cells, expected 5 (# | Requirement | L | Status | Proved by / reason)`);
+    return;
+  }
+  const status = bare(cells[3]);
+  if (!STATUSES.has(status)) {
+    problems.push(`${id}: status "${status}" is not one of met, n/a, gap`);
+    return;
+  }
+  counts[status]++;
+  const todo = cells[4].includes("KEYS-TODO");
+  if (todo) problems.push(`${id}: KEYS-TODO placeholder still to be replaced by a test`);
+  if (status !== "met") return;
+
+  let named = 0;
+  for (const part of cells[4].split(/<br\s*\/?>/i).map(bare)) {
+    if (!part || part.startsWith("KEYS-TODO")) continue;
+    const m = /^(test\/\S+)\s+›\s+(.+)$/.exec(part);
+    if (!m) {
+      problems.push(`${id}: "${part.slice(0, 80)}" is not a reference of the form test/<path> › <title>`);
+      continue;
+    }
+    const [, file, title] = m;
+    named++;
+    const text = source(file);
+    if (text === null) problems.push(`${id}: ${file} does not exist`);
+    else if (!hasLiteral(text, title)) problems.push(`${id}: ${file} has no test titled "${title}"`);
+  }
+  references += named;
+  if (named === 0 && !todo) problems.push(`${id}: met, but no test is named`);
+});
+
+if (rows === 0) problems.push(`${doc}: no requirement rows found`);
+if (problems.length > 0) {
+  for (const p of problems) console.error(`asvs: ${p}`);
+  console.error(`asvs: ${problems.length} problem${problems.length === 1 ? "" : "s"} in ${doc}`);
+  process.exit(1);
+}
+console.log(`asvs: ${rows} requirements, ${counts.met} met (proved by ${references} test references), ${counts["n/a"]} n/a, ${counts.gap} gap`);

@@ -1,0 +1,313 @@
+import type { JWK } from "jose";
+import { type AuditContext, audit } from "../audit";
+import { type Config, ConfigError } from "../config";
+import type { Db } from "../db/client";
+import type { SigningKey } from "../db/schema";
+import { allKeys, insertKeys, liveKeys, markMirrored, type NewSigningKey, retireExpired, turnRing } from "../db/signing-keys";
+import { fromBase64Url } from "../encoding";
+import { log } from "../log";
+import { Refusal } from "./errors";
+import { derivedKey } from "./hkdf";
+import { openWith, sealWith } from "./secrets";
+import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicJwkOf, secretKeyRing } from "./tokens";
+
+/**
+ * Which keys sign and verify access tokens (docs/design.md "Signing keys").
+ *
+ * SIGNING_KEYS=secret: JWT_PRIVATE_KEY, rotated by hand.
+ * SIGNING_KEYS=rotating: a ring in D1 (the one truth: strongly consistent, conditional writes), each
+ * private key sealed with JWT_WRAPPING_KEY. Each key is `next` (published, not signing), `current`
+ * (signs), `previous` (verifies what it signed), then `retired` (gone from the JWKS, its private half
+ * erased). The cron turns the ring; an operator can force a turn or retire a key at once.
+ *
+ * The token path never reads D1: every change is mirrored into KV (the public keys and the sealed
+ * current key), which each isolate re-reads at most every KEY_PROPAGATION / 2 (60 s at most). The
+ * windows are counted from the moment a mirror showed a change (db markMirrored), so a location that
+ * still sees the ring as it was keeps signing with a key every verifier still has.
+ */
+
+export interface KeyStores {
+  config: Config;
+  db: Db;
+  kv: KVNamespace;
+}
+
+const MIRROR = "keyring"; // the KV entry (beside the revocations)
+const CLOCK_SKEW = 60; // seconds a verifier's clock may be off
+const DAY = 86_400_000;
+
+/** The lifecycle's windows, in milliseconds (docs/design.md "Signing keys"). */
+export function keyWindows(config: Config) {
+  const propagation = config.KEY_PROPAGATION * 1000;
+  return {
+    /** How often an isolate re-reads the mirror. */
+    refresh: Math.min(60_000, propagation / 2),
+    /** A next key is published this long before it may sign: every verifier's cached JWKS has it by then. */
+    publishFor: (config.JWKS_MAX_AGE + config.KEY_PROPAGATION) * 1000,
+    /** A previous key keeps verifying this long after the ring stopped signing with it. */
+    keepFor: (config.KEY_PROPAGATION + config.ACCESS_TOKEN_TTL + config.JWKS_MAX_AGE + CLOCK_SKEW) * 1000,
+    /** How long a key signs before the cron turns the ring. */
+    rotateEvery: config.KEY_ROTATION_DAYS * DAY,
+  };
+}
+
+type LiveState = "next" | "current" | "previous";
+
+/** What KV holds: the public keys verifiers accept, and the sealed key that signs. */
+interface Mirror {
+  keys: { kid: string; state: LiveState; jwk: JWK }[];
+  signing: { kid: string; sealed: string };
+}
+
+// ---- the token path: the ring as this isolate sees it ----
+
+const views = new Map<string, { at: number; ring: Promise<KeyRing> }>();
+
+/** The keys that sign and verify now. Reads KV at most once per refresh window; never D1 once the ring exists. */
+export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
+  const { config } = ks;
+  if (config.SIGNING_KEYS === "secret") return secretKeyRing(config.JWT_PRIVATE_KEY!);
+  const id = config.JWT_WRAPPING_KEY!;
+  const now = Date.now();
+  const seen = views.get(id);
+  if (seen && now - seen.at < keyWindows(config).refresh) return seen.ring;
+  const ring = loadRing(ks, new Date(now));
+  views.set(id, { at: now, ring });
+  try {
+    return await ring;
+  } catch (err) {
+    // KV or D1 did not answer: the ring this isolate had is still good for a while (it is the
+    // retention windows' margin); without one, the request fails.
+    if (!seen || err instanceof ConfigError) {
+      views.delete(id);
+      throw err;
+    }
+    log("key_ring_stale", { error: (err as Error).name }, "warn");
+    views.set(id, seen);
+    return seen.ring;
+  }
+}
+
+async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {
+  // No mirror yet (a new deployment's first requests): build the ring from D1, starting it if empty.
+  const mirror = (await ks.kv.get<Mirror>(MIRROR, "json")) ?? (await maintainRing(ks, {}, now)).mirror;
+  return ringOf(ks.config, mirror);
+}
+
+async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
+  const problem = (what: string) => new ConfigError([`JWT_WRAPPING_KEY: the signing key ring ${what}`]);
+  let signing: JWK;
+  try {
+    signing = JSON.parse(new TextDecoder().decode(await openWith(await wrapKey(config), mirror.signing.kid, mirror.signing.sealed))) as JWK;
+  } catch {
+    // A replaced wrapping key cannot open the ring it did not seal (docs/design.md: rotate it with the ring).
+    throw problem("does not open with this key");
+  }
+  return keyRing(`ring:${mirror.signing.sealed}:${mirror.keys.map((k) => k.kid).join(",")}`, signing, [...mirror.keys.map((k) => k.jwk)], problem);
+}
+
+const wrapKey = (config: Config) =>
+  derivedKey(fromBase64Url(config.JWT_WRAPPING_KEY!)!, "edge-auth-api signing key wrap v1", { name: "AES-GCM", length: 256 }, ["encrypt", "decrypt"]);
+
+// ---- the ring's lifecycle: the cron, an operator, a new deployment's first request ----
+
+const newKid = (now: Date) => `key-${now.toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`;
+
+async function sealedRow(config: Config, jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date): Promise<NewSigningKey> {
+  const sealed = await sealWith(await wrapKey(config), jwk.kid!, new TextEncoder().encode(JSON.stringify(jwk)));
+  return {
+    kid: jwk.kid!,
+    state,
+    publicJwk: publicJwkOf(jwk) as Record<string, string>,
+    sealedPrivateJwk: sealed,
+    origin,
+    createdAt: now,
+    // A ring's first key signs at once (no verifier can have cached a JWKS without it yet).
+    publishedAt: state === "current" ? now : null,
+    activatedAt: state === "current" ? now : null,
+    deactivatedAt: state === "previous" ? now : null,
+  };
+}
+
+const generated = async (config: Config, state: LiveState, now: Date) => sealedRow(config, await newSigningJwk(newKid(now)), state, "generated", now);
+
+/**
+ * A new ring: JWT_PRIVATE_KEY's keys when the deployment had them (its signing key stays current, so
+ * no token stops verifying and nobody is signed out), otherwise a new key; and a next key.
+ */
+async function firstKeys(config: Config, now: Date): Promise<NewSigningKey[]> {
+  if (config.JWT_PRIVATE_KEY) {
+    const [signing, ...older] = privateKeysOf(config.JWT_PRIVATE_KEY);
+    const rows = [await sealedRow(config, signing!, "current", "imported", now)];
+    // Older keys in the set only verify; a public-only one has nothing to seal and is left out.
+    for (const k of older) if (k.d) rows.push(await sealedRow(config, k, "previous", "imported", now));
+    return [...rows, await generated(config, "next", now)];
+  }
+  return [await generated(config, "current", now), await generated(config, "next", now)];
+}
+
+export interface RingChange {
+  /** The cron: turn the ring when the current key has signed KEY_ROTATION_DAYS, retire what is due. */
+  scheduled?: boolean;
+  /** An operator: turn the ring now (the next key must have been published for the full window). */
+  rotate?: boolean;
+  /** An operator, in an emergency: retire this key at once. */
+  retire?: string;
+  /** The operator's user id, for the audit rows. */
+  by?: string;
+}
+
+export interface RingReport {
+  mirror: Mirror;
+  rotated?: { from: string; to: string };
+  retired: string[];
+  created: string[];
+}
+
+/**
+ * Brings the ring to where it should be, then mirrors it to KV. Safe to run twice at once (every
+ * write is conditional) and to fail halfway: a failed mirror write leaves the windows unstarted, and
+ * the next run (the cron's, or the next isolate that misses the mirror) writes it again.
+ */
+export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change: RingChange, now = new Date()): Promise<RingReport> {
+  const { config, db } = ks;
+  const windows = keyWindows(config);
+  const report: RingReport = { mirror: undefined as unknown as Mirror, retired: [], created: [] };
+  let rows = await liveKeys(db);
+  const find = (state: LiveState) => rows.find((k) => k.state === state);
+  let current = find("current");
+  let next = find("next");
+  if (!current && next) {
+    // Only after an emergency that could not complete: the next key takes over.
+    const turned = await turnRing(db, { now, promote: next.kid, newNext: await generated(config, "next", now) });
+    report.created.push(...[turned.created].filter((k) => k !== undefined));
+  } else if (!current) {
+    report.created.push(...(await insertKeys(db, await firstKeys(config, now))).map((k) => k.kid));
+    // JWT_PRIVATE_KEY's key was in this ring before and is retired: it never signs again.
+    if (!(await liveKeys(db)).some((k) => k.state === "current")) {
+      report.created.push(...(await insertKeys(db, [await generated(config, "current", now)])).map((k) => k.kid));
+    }
+  } else if (!next) {
+    report.created.push(...(await insertKeys(db, [await generated(config, "next", now)])).map((k) => k.kid));
+  }
+  if (report.created.length) {
+    rows = await liveKeys(db);
+    current = find("current");
+    next = find("next");
+  }
+
+  if (change.retire) {
+    const turned = await turnRing(db, { now, retire: change.retire, newNext: await generated(config, "next", now) });
+    if (!turned.retired) throw new Refusal("not_found", "No live signing key has that kid");
+    report.retired.push(turned.retired);
+    if (turned.promoted && current) report.rotated = { from: current.kid, to: turned.promoted };
+    if (turned.created) report.created.push(turned.created);
+  } else if (
+    current &&
+    next &&
+    (change.rotate || (change.scheduled && current.activatedAt && now.getTime() - current.activatedAt.getTime() >= windows.rotateEvery))
+  ) {
+    const readyAt = next.publishedAt ? next.publishedAt.getTime() + windows.publishFor : undefined;
+    if (readyAt === undefined || readyAt > now.getTime()) {
+      const when = readyAt === undefined ? "once the ring is mirrored" : `at ${new Date(readyAt).toISOString()}`;
+      if (change.rotate)
+        throw new Refusal("key_not_ready", `The next key ${next.kid} may sign ${when}: verifiers must have had it for JWKS_MAX_AGE + KEY_PROPAGATION`);
+      log("key_rotation_waiting", { next: next.kid, ready_at: readyAt ?? null });
+    } else {
+      const turned = await turnRing(db, {
+        now,
+        demote: current.kid,
+        promote: next.kid,
+        readyBefore: new Date(now.getTime() - windows.publishFor),
+        newNext: await generated(config, "next", now),
+      });
+      if (turned.demoted && turned.promoted) report.rotated = { from: turned.demoted, to: turned.promoted };
+      if (turned.created) report.created.push(turned.created);
+    }
+  }
+  if (change.scheduled) report.retired.push(...(await retireExpired(db, now)).map((k) => k.kid));
+
+  rows = await liveKeys(db);
+  report.mirror = await mirrorOf(rows);
+  await writeMirror(ks, report.mirror);
+  // What every location will see within KEY_PROPAGATION: the windows start now.
+  await markMirrored(db, now, windows.keepFor);
+  views.delete(config.JWT_WRAPPING_KEY!); // this isolate sees the change at once
+
+  const ctx: AuditContext = { db, requestId: ks.requestId, ip: ks.ip };
+  const user_id = change.by ?? null;
+  for (const kid of report.created) await audit(ctx, "signing_key_created", { user_id, kid });
+  if (report.rotated) await audit(ctx, "signing_key_rotated", { user_id, from: report.rotated.from, to: report.rotated.to, forced: !change.scheduled });
+  for (const kid of report.retired) await audit(ctx, "signing_key_retired", { user_id, kid, reason: change.retire ? "emergency" : "scheduled" });
+  return report;
+}
+
+async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
+  const current = rows.find((k) => k.state === "current");
+  if (!current?.sealedPrivateJwk) throw new Error("the signing key ring has no current key");
+  const order: Record<string, number> = { current: 0, next: 1, previous: 2 };
+  const live = rows.filter((k) => k.state !== "retired").sort((a, b) => order[a.state]! - order[b.state]!);
+  return {
+    keys: live.map((k) => ({ kid: k.kid, state: k.state as LiveState, jwk: k.publicJwk as JWK })),
+    signing: { kid: current.kid, sealed: current.sealedPrivateJwk },
+  };
+}
+
+async function writeMirror(ks: KeyStores, mirror: Mirror) {
+  // Unchanged: no write (KV allows one write a second per key, and the cron runs often).
+  const before = await ks.kv.get(MIRROR);
+  const text = JSON.stringify(mirror);
+  if (before !== text) await ks.kv.put(MIRROR, text);
+}
+
+/** The operator's view of the ring: every key with its times (never a private half) and the windows in seconds. */
+export interface KeyView {
+  keys: SigningKey[];
+  windows: { publish_for: number; keep_for: number; rotate_every: number };
+  rotated?: { from: string; to: string };
+  retired?: string[];
+  message?: string;
+}
+
+async function viewOf(ks: KeyStores, extra: Omit<KeyView, "keys" | "windows"> = {}): Promise<KeyView> {
+  const w = keyWindows(ks.config);
+  return {
+    keys: await allKeys(ks.db),
+    windows: { publish_for: w.publishFor / 1000, keep_for: w.keepFor / 1000, rotate_every: w.rotateEvery / 1000 },
+    ...extra,
+  };
+}
+
+type OperatorStores = KeyStores & Partial<AuditContext>;
+
+/** GET /admin/keys. Starts the ring if this deployment has none yet, so the operator sees the keys that will sign. */
+export async function keyRingView(ks: OperatorStores): Promise<KeyView> {
+  manualRefused(ks.config);
+  if (!(await liveKeys(ks.db)).some((k) => k.state === "current")) await maintainRing(ks, {});
+  return viewOf(ks);
+}
+
+/** POST /admin/keys/rotate: the next key signs now (refused until it has been published for the full window). */
+export async function rotateKeys(ks: OperatorStores, by: string): Promise<KeyView> {
+  manualRefused(ks.config);
+  const report = await maintainRing(ks, { rotate: true, by });
+  return viewOf(ks, { rotated: report.rotated, retired: report.retired });
+}
+
+/** POST /admin/keys/{kid}/retire: an emergency; the key stops verifying at once. */
+export async function retireKey(ks: OperatorStores, by: string, kid: string): Promise<KeyView> {
+  manualRefused(ks.config);
+  const report = await maintainRing(ks, { retire: kid, by });
+  const w = keyWindows(ks.config);
+  const message =
+    `Key ${kid} is retired: access tokens it signed are refused by this API within ${w.refresh / 1000} s everywhere ` +
+    `(KEY_PROPAGATION ${ks.config.KEY_PROPAGATION} s at most) and by resource servers once their cached JWKS expires (JWKS_MAX_AGE ${ks.config.JWKS_MAX_AGE} s). ` +
+    "Clients refresh to get a token from the new key; refresh tokens are not signed with it, so nobody is signed out." +
+    (report.rotated ? ` ${report.rotated.to} signs from now on, before every verifier may have fetched it; they fetch the JWKS again on its unknown kid.` : "");
+  return viewOf(ks, { rotated: report.rotated, retired: report.retired, message });
+}
+
+/** Refuses ring operations while JWT_PRIVATE_KEY signs: that key is rotated by hand. */
+export function manualRefused(config: Config) {
+  if (config.SIGNING_KEYS !== "rotating") throw new Refusal("keys_not_rotating");
+}
