@@ -67,7 +67,16 @@ describe("the key ring starts", () => {
     const ringLogin = await call("POST", "/login", { body: { username: before.input.username, password: PASSWORD }, bindings: RING });
     expect(kidOf(ringLogin.body.access_token)).toBe(testJwk().kid);
     expect((await protectedWith(after.body.access_token)).status).toBe(200);
-    expect((await refreshWith(before.refresh_token)).status).toBe(200);
+    // A refresh whose answer was lost just before the switch, retried just after: the same successor.
+    const lost = await refreshWith(before.refresh_token);
+    expect(lost.status).toBe(200);
+    const retried = await call("POST", "/refresh", {
+      body: { refresh_token: before.refresh_token },
+      headers: { "cf-connecting-ip": "10.200.0.1", "user-agent": "TestBrowser/1.0" },
+      bindings: RING,
+    });
+    expect(retried.status, retried.text).toBe(200);
+    expect(retried.body.refresh_token).toBe(lost.body.refresh_token);
 
     const keys = await rows();
     expect(keys.map((k) => [k.state, k.origin])).toEqual([
@@ -106,6 +115,19 @@ describe("the key ring starts", () => {
     expectError(other, 500, "internal_error");
     expect(logged.mock.calls.map((c) => String(c[0])).join("\n")).toMatch(/config_invalid.*JWT_WRAPPING_KEY: the signing key ring does not open/);
     logged.mockRestore();
+  });
+
+  it("makes every key a fresh P-256 key for ES256 alone, whatever turns the ring", async () => {
+    await maintainRing(stores(FRESH), {});
+    await publishedAgo(600_000);
+    await maintainRing(stores(FRESH), { rotate: true });
+    const keys = (await rows()).map((k) => JSON.parse(k.public_jwk) as Record<string, string>);
+    expect(keys).toHaveLength(3);
+    for (const k of keys)
+      expect(k).toEqual({ kty: "EC", crv: "P-256", x: expect.any(String), y: expect.any(String), kid: expect.any(String), alg: "ES256", use: "sig" });
+    expect(new Set(keys.map((k) => k.x)).size).toBe(3); // no key made twice
+    const jwks = await call("GET", "/.well-known/jwks.json", { bindings: FRESH });
+    expect(jwks.body.keys.map((k: { alg: string }) => k.alg)).toEqual(["ES256", "ES256", "ES256"]);
   });
 
   it("once, when two requests start it at the same time", async () => {

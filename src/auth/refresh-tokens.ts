@@ -18,13 +18,14 @@ export function newRefreshToken(): string {
 
 export const hashRefreshToken = sha256Base64Url;
 
-// The successor key is derived (HKDF, its own label) from the signing keys' secret (JWT_WRAPPING_KEY
-// for a rotating ring, else JWT_PRIVATE_KEY), so there is no extra secret to deploy; replacing that
-// secret only breaks a retry that straddles the change.
+// The successor key is derived (HKDF, its own label) from the signing keys' secret, so there is no
+// extra secret to deploy: JWT_PRIVATE_KEY while it is set (also once SIGNING_KEYS is rotating, so the
+// move to the ring changes nothing here), else JWT_WRAPPING_KEY. Replacing that secret only breaks a
+// retry that straddles the change (a 401; the session stays).
 const encoder = new TextEncoder();
 const successorKey = (config: Config) =>
   derivedKey(
-    encoder.encode(config.SIGNING_KEYS === "rotating" ? config.JWT_WRAPPING_KEY! : config.JWT_PRIVATE_KEY!),
+    encoder.encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!),
     "edge-auth-api refresh successor v1",
     { name: "HMAC", hash: "SHA-256", length: 256 },
     ["sign"],

@@ -41,6 +41,7 @@ const good = {
   },
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
+  secrets: committed.secrets,
 };
 
 describe("npm run deploy's preflight", () => {
@@ -121,6 +122,18 @@ describe("npm run deploy's preflight", () => {
     ]);
     expect(check((c) => (c.vars.PASSWORD_ITERATIONS = "600000"))).toEqual([expect.stringMatching(/at most 100000/)]);
     expect(check((c) => (c.vars.WEBAUTHN_ORIGINS = "http://app.example.com"))).toEqual([expect.stringMatching(/WEBAUTHN_ORIGINS must list https/)]);
+  });
+
+  it("refuses a key ring that could sign with a key verifiers lack, and a signing secret wrangler would not require", () => {
+    expect(good.vars.SIGNING_KEYS).toBe("rotating");
+    expect(check((c) => (c.vars.KEY_PROPAGATION = "119"))).toEqual([expect.stringMatching(/^KEY_PROPAGATION must be at least 120 seconds/)]);
+    expect(check((c) => (c.vars.KEY_PROPAGATION = "120"))).toEqual([]);
+    // The manual path does not use the ring's windows, but needs its own secret required.
+    expect(check((c) => ((c.vars.SIGNING_KEYS = "secret"), (c.vars.KEY_PROPAGATION = "0")))).toEqual([
+      expect.stringMatching(/SIGNING_KEYS is "secret": add JWT_PRIVATE_KEY to \[secrets\] required/),
+    ]);
+    expect(check((c) => ((c.vars.SIGNING_KEYS = "secret"), (c.secrets = { required: ["JWT_PRIVATE_KEY", "PASSWORD_PEPPER"] })))).toEqual([]);
+    expect(check((c) => (c.secrets = { required: ["PASSWORD_PEPPER"] }))).toEqual([expect.stringMatching(/add JWT_WRAPPING_KEY to \[secrets\] required/)]);
   });
 
   it("checks that every passkey origin is on the relying-party domain", () => {
