@@ -289,9 +289,22 @@ describe("the mirror in KV", () => {
     expect((await rows()).find((k) => k.state === "next")!.published_at).toBeNull(); // no verifier has seen it
     expect(await env.REVOKED.get("keyring")).toBeNull();
 
-    const reg = await call("POST", "/register", { body: { username: `mir_${Date.now().toString(36)}`, password: PASSWORD }, bindings: FRESH });
+    // A request whose own mirror write fails too (another isolate took KV's one write a second) signs with D1's ring.
+    const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
+    const failingAgain = once(env.REVOKED, "put", async () => {
+      throw new Error("injected: KV put failed");
+    });
+    const first = await call("POST", "/register", { body: { username: `mir_${Date.now().toString(36)}`, password: PASSWORD }, bindings: { ...FRESH, REVOKED: failingAgain } });
+    expect(first.status, first.text).toBe(201);
+    expect(kidOf(first.body.access_token)).toBe((await kidIn("current"))[0]);
+    expect(warned.mock.calls.map((c) => String(c[0])).join("\n")).toMatch(/key_ring_mirror_failed/);
+    warned.mockRestore();
+    expect(await env.REVOKED.get("keyring")).toBeNull();
+
+    const reg = await call("POST", "/register", { body: { username: `mir2_${Date.now().toString(36)}`, password: PASSWORD }, bindings: FRESH });
     expect(reg.status, reg.text).toBe(201);
     expect(await env.REVOKED.get("keyring")).not.toBeNull();
+    expect((await protectedWith(first.body.access_token, FRESH)).status).toBe(200);
     expect((await rows()).every((k) => k.published_at !== null)).toBe(true);
   });
 

@@ -89,8 +89,20 @@ export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
 }
 
 async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {
-  // No mirror yet (a new deployment's first requests): build the ring from D1, starting it if empty.
-  const mirror = (await ks.kv.get<Mirror>(MIRROR, "json")) ?? (await maintainRing(ks, {}, now)).mirror;
+  let mirror = await ks.kv.get<Mirror>(MIRROR, "json");
+  if (!mirror) {
+    // No mirror yet (a new deployment's first requests): build the ring from D1, starting it if empty.
+    try {
+      mirror = (await maintainRing(ks, {}, now)).mirror;
+    } catch (err) {
+      // Isolates starting the ring at once race for one KV key (one write a second): a loser signs
+      // with the ring D1 holds, and a later request or the cron writes the mirror.
+      const rows = await liveKeys(ks.db);
+      if (err instanceof ConfigError || !rows.some((k) => k.state === "current")) throw err;
+      log("key_ring_mirror_failed", { error: (err as Error).message }, "warn");
+      mirror = await mirrorOf(rows);
+    }
+  }
   return ringOf(ks.config, mirror);
 }
 
