@@ -1,7 +1,7 @@
 // Fails when docs/asvs.md claims what the tests do not name:
 // - a row's status is not exactly met, n/a or gap;
 // - a `met` row names no test: at least one `test/<path> › <title>` per row, several joined by <br>;
-// - a named test file does not exist, or does not contain the title as a string literal (in ", ' or `);
+// - a named test file does not exist, or has no test (`it(`/`test(`, not skipped) with that title (in ", ' or `);
 // - a KEYS-TODO placeholder is left anywhere in the file.
 // One line per problem, naming the requirement. It checks that the named tests exist, not that they
 // prove their rows: that is review's job.
@@ -44,11 +44,18 @@ function source(file) {
   return sources.get(file);
 }
 
-/** Whether `text` holds `title` as a string literal in any of the three quotes, escaped as JS would. */
-function hasLiteral(text, title) {
+const regexEscape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/**
+ * Whether `text` has a test (`it(` or `test(`, not `.skip` or `.todo`) titled `title`, in any of the
+ * three quotes, escaped as JS would. A title in a comment or a `describe` does not count.
+ */
+function hasTest(text, title) {
   return ['"', "'", "`"].some((q) => {
     const escaped = title.replaceAll("\\", "\\\\").replaceAll(q, `\\${q}`);
-    return text.includes(`${q}${title}${q}`) || text.includes(`${q}${escaped}${q}`);
+    // it("title", ...), it.concurrent("title", ...), it.each([...])("title", ...)
+    const call = String.raw`\b(?:it|test)(?:\.(?:only|concurrent|sequential))?(?:\.each\([\s\S]*?\))?\(\s*`;
+    return [title, escaped].some((t) => new RegExp(call + regexEscape(q + t + q)).test(text));
   });
 }
 
@@ -91,7 +98,7 @@ lines.forEach((line, i) => {
     named++;
     const text = source(file);
     if (text === null) problems.push(`${id}: ${file} does not exist`);
-    else if (!hasLiteral(text, title)) problems.push(`${id}: ${file} has no test titled "${title}"`);
+    else if (!hasTest(text, title)) problems.push(`${id}: ${file} has no test titled "${title}"`);
   }
   references += named;
   if (named === 0 && !todo) problems.push(`${id}: met, but no test is named`);

@@ -124,7 +124,7 @@ export function preflight(config, checkVars) {
   }
   // Signing keys: KV takes up to 60 s to show the ring everywhere and each isolate re-reads it every
   // minute, so a shorter propagation window would let a location sign with a key verifiers lack.
-  if (String(vars.SIGNING_KEYS ?? "secret") === "rotating" && Number(vars.KEY_PROPAGATION ?? 120) < 120)
+  if (String(vars.SIGNING_KEYS ?? "secret") === "rotating" && Number(vars.KEY_PROPAGATION ?? 180) < 120)
     problems.push("KEY_PROPAGATION must be at least 120 seconds in production (KV's propagation plus each isolate's re-read of the key ring).");
   const required = config.secrets?.required ?? [];
   const neededKey = String(vars.SIGNING_KEYS ?? "secret") === "rotating" ? "JWT_WRAPPING_KEY" : "JWT_PRIVATE_KEY";

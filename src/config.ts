@@ -153,9 +153,10 @@ const ConfigFields = z.object({
   // How long verifiers may cache GET /.well-known/jwks.json (its Cache-Control max-age): a new key
   // is published at least this long (plus KEY_PROPAGATION) before it signs.
   JWKS_MAX_AGE: seconds(600, 1, 86_400),
-  // How long a change of the ring takes to reach every location: KV's propagation (up to 60 s) plus
-  // each isolate's re-read (half of this, at most 60 s). Lower than 120 only for a local test.
-  KEY_PROPAGATION: seconds(120, 0, 3_600),
+  // How long a change of the ring takes to reach every location: KV's propagation (60 s or more) plus
+  // each isolate's re-read (half of this, at most 60 s), with a minute's margin. Lower than 120 only
+  // for a local test (the deploy check refuses it).
+  KEY_PROPAGATION: seconds(180, 0, 3_600),
   PASSWORD_PEPPER: optionalSecret,
   // Seals TOTP secrets at rest (auth/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey("mfa"),

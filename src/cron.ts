@@ -10,8 +10,8 @@ import { log } from "./log";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** The daily trigger in wrangler.toml [triggers]; every other one only looks after the signing key ring. */
-export const DAILY = "23 3 * * *";
+/** The frequent trigger in wrangler.toml [triggers]: the signing key ring only (every other trigger does housekeeping too). */
+export const FREQUENT = "*/10 * * * *";
 
 /**
  * The daily cron ([triggers] in wrangler.toml): one rotated-hash row per refresh, one audit row

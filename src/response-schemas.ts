@@ -256,7 +256,7 @@ export const discoverySchema = z
     login_endpoint: z.url(),
     refresh_endpoint: z.url(),
     logout_endpoint: z.url(),
-    service_documentation: z.url(),
+    service_documentation: z.url().optional(),
   })
   .openapi("IssuerMetadata");
 

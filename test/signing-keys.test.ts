@@ -2,9 +2,9 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { keyWindows, maintainRing } from "../src/auth/signing-keys";
+import { activeKeys, keyWindows, maintainRing, retireKey } from "../src/auth/signing-keys";
 import { getConfig } from "../src/config";
-import { DAILY } from "../src/cron";
+import { FREQUENT } from "../src/cron";
 import { getDb } from "../src/db/client";
 import worker from "../src/index";
 import { call, d1Usage, decodeJwtPart, expectError, login, makeAdmin, once, PASSWORD, refreshWith, registerUser, testJwk } from "./helpers";
@@ -183,7 +183,7 @@ describe("the cron turns the ring", () => {
     expect((await maintainRing(stores(), { scheduled: true }, new Date(t0 + publishFor))).rotated).toBeDefined();
   });
 
-  it("through the Worker's scheduled handler, on the frequent trigger as on the daily one", async () => {
+  it("through the Worker's scheduled handler: every trigger turns the ring, only the others do housekeeping", async () => {
     await maintainRing(stores(), {});
     const [before] = await kidIn("current");
     const run = async (cron: string, at: number) => {
@@ -191,13 +191,22 @@ describe("the cron turns the ring", () => {
       await worker.scheduled(createScheduledController({ cron, scheduledTime: at }), ringEnv(), ctx);
       await waitOnExecutionContext(ctx);
     };
-    await run("*/10 * * * *", Date.now() + MINUTE);
+    // An audit row past AUDIT_RETENTION_DAYS: housekeeping drops it.
+    const old = crypto.randomUUID();
+    await env.DB.prepare("INSERT INTO audit_events (created_at, event, request_id) VALUES (?, 'logout', ?)")
+      .bind(Date.now() - 100 * DAY, old)
+      .run();
+    const oldRows = async () => (await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE request_id = ?").bind(old).first<{ n: number }>())!.n;
+
+    await run(FREQUENT, Date.now() + MINUTE);
     expect(await kidIn("current")).toEqual([before]);
-    await run("*/10 * * * *", Date.now() + 31 * DAY);
+    await run(FREQUENT, Date.now() + 31 * DAY);
     expect(await kidIn("previous")).toEqual([before]);
-    await run(DAILY, Date.now() + 62 * DAY);
+    expect(await oldRows()).toBe(1);
+    await run("23 3 * * *", Date.now() + 62 * DAY);
     expect(await kidIn("previous")).toHaveLength(1);
     expect(await kidIn("previous")).not.toEqual([before]);
+    expect(await oldRows()).toBe(0);
   });
 });
 
@@ -241,7 +250,9 @@ describe("an operator", () => {
     const res = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, bindings: RING });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ retired: [leaked], rotated: { from: leaked, to: next } });
-    expect(res.body.message).toMatch(/refused by this API.*resource servers once their cached JWKS expires.*nobody is signed out/s);
+    expect(res.body.message).toMatch(
+      /refuses the access tokens it signed within KEY_PROPAGATION.*Resource servers refuse them once their cached JWKS expires.*nobody is signed out/s,
+    );
     expect(await jwksKids()).not.toContain(leaked);
     expect((await rows()).find((k) => k.kid === leaked)).toMatchObject({ state: "retired", sealed_private_jwk: null, retired_reason: "emergency" });
 
@@ -252,9 +263,12 @@ describe("an operator", () => {
     expect((await protectedWith(refreshed.body.access_token)).status).toBe(200);
     expect(await kidIn("next")).toHaveLength(1); // a new next key took its place
 
-    // Unknown or already retired: 404, nothing changes.
+    // Retired already (a retry): 200, nothing more changes. Unknown: 404.
     const again = await ringAdmin();
-    expectError(await call("POST", `/admin/keys/${leaked}/retire`, { token: again, bindings: RING }), 404, "not_found");
+    const repeated = await call("POST", `/admin/keys/${leaked}/retire`, { token: again, bindings: RING });
+    expect(repeated.status, repeated.text).toBe(200);
+    expect(repeated.body.retired).toEqual([]);
+    expect(await kidIn("next")).toHaveLength(1);
     expectError(await call("POST", "/admin/keys/no-such-key/retire", { token: again, bindings: RING }), 404, "not_found");
   });
 
@@ -294,7 +308,10 @@ describe("the mirror in KV", () => {
     const failingAgain = once(env.REVOKED, "put", async () => {
       throw new Error("injected: KV put failed");
     });
-    const first = await call("POST", "/register", { body: { username: `mir_${Date.now().toString(36)}`, password: PASSWORD }, bindings: { ...FRESH, REVOKED: failingAgain } });
+    const first = await call("POST", "/register", {
+      body: { username: `mir_${Date.now().toString(36)}`, password: PASSWORD },
+      bindings: { ...FRESH, REVOKED: failingAgain },
+    });
     expect(first.status, first.text).toBe(201);
     expect(kidOf(first.body.access_token)).toBe((await kidIn("current"))[0]);
     expect(warned.mock.calls.map((c) => String(c[0])).join("\n")).toMatch(/key_ring_mirror_failed/);
@@ -314,15 +331,125 @@ describe("the mirror in KV", () => {
     const first = await d1Usage("GET", "/protected", { token: reg.body.access_token, bindings: steady });
     expect(first.res.status).toBe(200);
     expect(first.n).toBe(0);
-    // A second request in this isolate, with KV failing: the ring it read a moment ago answers.
-    const gets = { n: 0 };
+    // A second request in this isolate reads KV for the revocation check only, not for the ring.
+    const gets: unknown[] = [];
     const counted = new Proxy(env.REVOKED, {
-      get: (t, p) => (p === "get" ? (...a: unknown[]) => (gets.n++, (t.get as (...x: unknown[]) => unknown)(...a)) : Reflect.get(t, p)),
+      get: (t, p) => (p === "get" ? (...a: unknown[]) => (gets.push(a[0]), (t.get as (...x: unknown[]) => unknown)(...a)) : Reflect.get(t, p)),
     });
     const second = await d1Usage("GET", "/protected", { token: reg.body.access_token, bindings: { ...steady, REVOKED: counted } });
     expect(second.res.status).toBe(200);
     expect(second.n).toBe(0);
-    expect(gets.n).toBe(1); // the revocation check only, not the ring
+    expect(gets).toHaveLength(1);
+    expect(gets[0]).not.toBe("keyring");
+  });
+
+  it("a run that read D1 before another run's change does not leave its older copy in KV", async () => {
+    await maintainRing(stores(FRESH), {});
+    const [leaked] = await kidIn("current");
+    // The cron builds its mirror, then its write waits while an operator retires the signing key.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = once(env.REVOKED, "put", async (real, args) => {
+      await gate;
+      return real(...args);
+    });
+    const cron = maintainRing(stores(FRESH, slow), { scheduled: true });
+    await vi.waitFor(async () => expect(await env.DB.prepare("SELECT 1 FROM signing_keys").first()).not.toBeNull());
+    await new Promise((r) => setTimeout(r, 50));
+    await retireKey(stores(FRESH), "operator", leaked!);
+    release();
+    await cron;
+    const mirror = JSON.parse((await env.REVOKED.get("keyring"))!);
+    expect(mirror.signing.kid).not.toBe(leaked);
+    expect(mirror.keys.map((k: { kid: string }) => k.kid)).not.toContain(leaked);
+    const reg = await call("POST", "/register", { body: { username: `race_${Date.now().toString(36)}`, password: PASSWORD }, bindings: FRESH });
+    expect(kidOf(reg.body.access_token)).not.toBe(leaked);
+  });
+
+  it("starts the windows only of keys its mirror showed", async () => {
+    await maintainRing(stores(FRESH), {});
+    const [next] = await kidIn("next");
+    // An operator retires the next key; the mirror write fails, so its replacement is unpublished.
+    const failing = once(env.REVOKED, "put", async () => {
+      throw new Error("injected: KV put failed");
+    });
+    await expect(retireKey(stores(FRESH, failing), "operator", next!)).rejects.toThrow(/injected/);
+    const replacement = (await rows()).find((k) => k.state === "next")!;
+    expect(replacement.published_at).toBeNull();
+    // A mirror that does not show it (the one in KV, as a slow run wrote it) starts nothing for it.
+    const { markMirrored } = await import("../src/db/signing-keys");
+    await markMirrored(getDb(env.DB), new Date(), 1000, { published: [next!], stopped: [] });
+    expect((await rows()).find((k) => k.kid === replacement.kid)!.published_at).toBeNull();
+    // The next run mirrors it, and its window starts then.
+    await maintainRing(stores(FRESH), { scheduled: true });
+    expect((await rows()).find((k) => k.kid === replacement.kid)!.published_at).not.toBeNull();
+  });
+
+  it("a retried emergency retirement after a failed mirror write answers 200, repairs KV and was audited once", async () => {
+    const admin = await ringAdmin(FRESH);
+    const [leaked] = await kidIn("current");
+    const failing = once(env.REVOKED, "put", async () => {
+      throw new Error("injected: KV put failed");
+    });
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const first = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, bindings: { ...FRESH, REVOKED: failing } });
+    logged.mockRestore();
+    expectError(first, 500, "internal_error");
+    expect(JSON.parse((await env.REVOKED.get("keyring"))!).signing.kid).toBe(leaked); // KV still has it
+
+    const admin2 = await ringAdmin(FRESH); // the first admin token was signed by the retired key
+    const retry = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin2, bindings: FRESH });
+    expect(retry.status, retry.text).toBe(200);
+    const mirror = JSON.parse((await env.REVOKED.get("keyring"))!);
+    expect(mirror.keys.map((k: { kid: string }) => k.kid)).not.toContain(leaked);
+    const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'signing_key_retired' AND detail LIKE ?")
+      .bind(`%${leaked}%`)
+      .first<{ n: number }>();
+    expect(audit!.n).toBe(1);
+  });
+
+  it("KV down: a new view comes from D1; with D1 down too, the isolate's ring serves for JWKS_MAX_AGE past its refresh, then fails", async () => {
+    const steady = { SIGNING_KEYS: "rotating", KEY_PROPAGATION: "120", JWT_PRIVATE_KEY: "" } as const;
+    await maintainRing(stores(steady), {});
+    const kvDown = new Proxy(env.REVOKED, {
+      get: (t, p) =>
+        p === "get"
+          ? async () => {
+              throw new Error("injected: KV down");
+            }
+          : Reflect.get(t, p),
+    });
+    const dbDown = getDb(
+      new Proxy(env.DB, {
+        get: (t, p) =>
+          p === "prepare" || p === "batch"
+            ? () => {
+                throw new Error("injected: D1 down");
+              }
+            : Reflect.get(t, p),
+      }),
+    );
+    const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
+    // No view in this isolate for this wrapping key yet: KV fails, D1 answers.
+    const wrap = "ZnJlc2gtd3JhcC1rZXktZm9yLXRoaXMtdGVzdC0wMTI";
+    await env.DB.prepare("DELETE FROM signing_keys").run();
+    await env.REVOKED.delete("keyring");
+    const own = { ...steady, JWT_WRAPPING_KEY: wrap };
+    await maintainRing(stores(own), {});
+    const [current] = await kidIn("current");
+    expect((await activeKeys(stores(own, kvDown))).kid).toBe(current);
+    // Both down, a minute later: every request waiting on the re-read gets the isolate's ring.
+    const real = Date.now;
+    const later = (ms: number) => vi.spyOn(Date, "now").mockImplementation(() => real() + ms);
+    later(61_000);
+    const both = { ...stores(own, kvDown), db: dbDown };
+    const joined = await Promise.allSettled([1, 2, 3].map(() => activeKeys(both)));
+    expect(joined.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    // Past the refresh plus JWKS_MAX_AGE (60 + 600 s) since the last good read: refused.
+    later(61_000 + 600_000 + 1000);
+    await expect(activeKeys(both)).rejects.toThrow(/D1 down|KV down/);
+    vi.restoreAllMocks();
+    warned.mockRestore();
   });
 });
 
@@ -340,6 +467,10 @@ describe("discovery", () => {
       login_endpoint: `${env.ISSUER}/login`,
       refresh_endpoint: `${env.ISSUER}/refresh`,
     });
+    // /docs only while it is served.
+    expect(oidc.body).not.toHaveProperty("service_documentation");
+    const withDocs = await call("GET", "/.well-known/openid-configuration", { bindings: { ...RING, API_DOCS: "on" } });
+    expect(withDocs.body.service_documentation).toBe(`${env.ISSUER}/docs`);
     // No OAuth flows it does not run.
     for (const absent of ["token_endpoint", "authorization_endpoint", "response_types_supported", "grant_types_supported", "userinfo_endpoint"]) {
       expect(oidc.body).not.toHaveProperty(absent);

@@ -61,9 +61,10 @@ interface Mirror {
 
 // ---- the token path: the ring as this isolate sees it ----
 
-const views = new Map<string, { at: number; ring: Promise<KeyRing> }>();
+/** Per isolate: the ring as last read (`loaded`: when a read last succeeded) and when to read again. */
+const views = new Map<string, { at: number; loaded: number; ring: Promise<KeyRing> }>();
 
-/** The keys that sign and verify now. Reads KV at most once per refresh window; never D1 once the ring exists. */
+/** The keys that sign and verify now. Reads KV at most once per refresh window; D1 only without a usable mirror. */
 export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
   const { config } = ks;
   if (config.SIGNING_KEYS === "secret") return secretKeyRing(config.JWT_PRIVATE_KEY!);
@@ -71,36 +72,43 @@ export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
   const now = Date.now();
   const seen = views.get(id);
   if (seen && now - seen.at < keyWindows(config).refresh) return seen.ring;
-  const ring = loadRing(ks, new Date(now));
-  views.set(id, { at: now, ring });
-  try {
-    return await ring;
-  } catch (err) {
-    // KV or D1 did not answer: the ring this isolate had is still good for a while (it is the
-    // retention windows' margin); without one, the request fails.
-    if (!seen || err instanceof ConfigError) {
-      views.delete(id);
+  const view = { at: now, loaded: now, ring: loadRing(ks, new Date(now)) };
+  // Requests arriving while this read runs share it, fallback included.
+  view.ring = view.ring.catch((err) => {
+    // Neither KV nor D1 answered: the ring this isolate had stays usable for JWKS_MAX_AGE past its
+    // refresh (the margin the previous key's retention holds for it), then the request fails.
+    const usable = seen && !(err instanceof ConfigError) && now - seen.loaded < keyWindows(config).refresh + config.JWKS_MAX_AGE * 1000;
+    if (!usable) {
+      if (views.get(id) === view) views.delete(id);
       throw err;
     }
-    log("key_ring_stale", { error: (err as Error).name }, "warn");
-    views.set(id, seen);
+    log("key_ring_stale", { error: (err as Error).name, age_ms: now - seen.loaded }, "warn");
+    view.loaded = seen.loaded;
     return seen.ring;
-  }
+  });
+  views.set(id, view);
+  return view.ring;
 }
 
 async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {
-  let mirror = await ks.kv.get<Mirror>(MIRROR, "json");
+  let mirror: Mirror | null;
+  try {
+    mirror = await ks.kv.get<Mirror>(MIRROR, "json");
+  } catch (err) {
+    // KV did not answer: D1 holds the ring (it is the truth the mirror copies).
+    log("key_ring_kv_failed", { error: (err as Error).name }, "warn");
+    return ringOf(ks.config, await mirrorOf(await liveKeys(ks.db)));
+  }
   if (!mirror) {
     // No mirror yet (a new deployment's first requests): build the ring from D1, starting it if empty.
     try {
       mirror = (await maintainRing(ks, {}, now)).mirror;
     } catch (err) {
+      if (err instanceof ConfigError) throw err;
       // Isolates starting the ring at once race for one KV key (one write a second): a loser signs
       // with the ring D1 holds, and a later request or the cron writes the mirror.
-      const rows = await liveKeys(ks.db);
-      if (err instanceof ConfigError || !rows.some((k) => k.state === "current")) throw err;
       log("key_ring_mirror_failed", { error: (err as Error).message }, "warn");
-      mirror = await mirrorOf(rows);
+      mirror = await mirrorOf(await liveKeys(ks.db));
     }
   }
   return ringOf(ks.config, mirror);
@@ -141,6 +149,16 @@ async function sealedRow(config: Config, jwk: JWK, state: LiveState, origin: New
   };
 }
 
+const publicRow = (jwk: JWK, now: Date): NewSigningKey => ({
+  kid: jwk.kid!,
+  state: "previous",
+  publicJwk: publicJwkOf(jwk) as Record<string, string>,
+  sealedPrivateJwk: null,
+  origin: "imported",
+  createdAt: now,
+  deactivatedAt: now,
+});
+
 const generated = async (config: Config, state: LiveState, now: Date) => sealedRow(config, await newSigningJwk(newKid(now)), state, "generated", now);
 
 /**
@@ -151,8 +169,9 @@ async function firstKeys(config: Config, now: Date): Promise<NewSigningKey[]> {
   if (config.JWT_PRIVATE_KEY) {
     const [signing, ...older] = privateKeysOf(config.JWT_PRIVATE_KEY);
     const rows = [await sealedRow(config, signing!, "current", "imported", now)];
-    // Older keys in the set only verify; a public-only one has nothing to seal and is left out.
-    for (const k of older) if (k.d) rows.push(await sealedRow(config, k, "previous", "imported", now));
+    // Older keys in the set only verify: previous keys, retired on the usual schedule. A public-only
+    // one has nothing to seal and is kept as its public half.
+    for (const k of older) rows.push(k.d ? await sealedRow(config, k, "previous", "imported", now) : publicRow(k, now));
     return [...rows, await generated(config, "next", now)];
   }
   return [await generated(config, "current", now), await generated(config, "next", now)];
@@ -208,12 +227,17 @@ export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change
     next = find("next");
   }
 
+  let refusal: Refusal | undefined;
   if (change.retire) {
     const turned = await turnRing(db, { now, retire: change.retire, newNext: await generated(config, "next", now) });
-    if (!turned.retired) throw new Refusal("not_found", "No live signing key has that kid");
-    report.retired.push(turned.retired);
-    if (turned.promoted && current) report.rotated = { from: current.kid, to: turned.promoted };
-    if (turned.created) report.created.push(turned.created);
+    if (turned.retired) {
+      report.retired.push(turned.retired);
+      if (turned.promoted && current) report.rotated = { from: current.kid, to: turned.promoted };
+      if (turned.created) report.created.push(turned.created);
+    } else if (!(await allKeys(db)).some((k) => k.kid === change.retire && k.state === "retired")) {
+      refusal = new Refusal("not_found", "No signing key has that kid");
+    }
+    // Already retired (a retry after a failed mirror write): the mirror is written again below.
   } else if (
     current &&
     next &&
@@ -222,9 +246,10 @@ export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change
     const readyAt = next.publishedAt ? next.publishedAt.getTime() + windows.publishFor : undefined;
     if (readyAt === undefined || readyAt > now.getTime()) {
       const when = readyAt === undefined ? "once the ring is mirrored" : `at ${new Date(readyAt).toISOString()}`;
-      if (change.rotate)
-        throw new Refusal("key_not_ready", `The next key ${next.kid} may sign ${when}: verifiers must have had it for JWKS_MAX_AGE + KEY_PROPAGATION`);
       log("key_rotation_waiting", { next: next.kid, ready_at: readyAt ?? null });
+      // Refused after the mirror is written below: a retry after a failed write repairs it.
+      if (change.rotate)
+        refusal = new Refusal("key_not_ready", `The next key ${next.kid} may sign ${when}: verifiers must have had it for JWKS_MAX_AGE + KEY_PROPAGATION`);
     } else {
       const turned = await turnRing(db, {
         now,
@@ -239,19 +264,39 @@ export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change
   }
   if (change.scheduled) report.retired.push(...(await retireExpired(db, now)).map((k) => k.kid));
 
-  rows = await liveKeys(db);
-  report.mirror = await mirrorOf(rows);
-  await writeMirror(ks, report.mirror);
-  // What every location will see within KEY_PROPAGATION: the windows start now.
-  await markMirrored(db, now, windows.keepFor);
-  views.delete(config.JWT_WRAPPING_KEY!); // this isolate sees the change at once
-
+  // The record first: D1 has changed, whatever happens to the mirror below.
   const ctx: AuditContext = { db, requestId: ks.requestId, ip: ks.ip };
   const user_id = change.by ?? null;
   for (const kid of report.created) await audit(ctx, "signing_key_created", { user_id, kid });
   if (report.rotated) await audit(ctx, "signing_key_rotated", { user_id, from: report.rotated.from, to: report.rotated.to, forced: !change.scheduled });
   for (const kid of report.retired) await audit(ctx, "signing_key_retired", { user_id, kid, reason: change.retire ? "emergency" : "scheduled" });
+
+  report.mirror = await publish(ks, now);
+  // This isolate sees an operator's or the cron's change at once (a request starting the ring keeps its view).
+  if (change.rotate || change.retire || change.scheduled) views.delete(config.JWT_WRAPPING_KEY!);
+  if (refusal) throw refusal;
   return report;
+}
+
+/**
+ * Writes the mirror until it shows what D1 holds, then starts the windows of the keys it shows. KV
+ * keeps the last write, so a run that read D1 before another run's change could leave its older copy
+ * behind; reading D1 again after the write catches that, and the later run's own write comes after.
+ */
+async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
+  let mirror = await mirrorOf(await liveKeys(ks.db));
+  for (let attempt = 1; ; attempt++) {
+    await ks.kv.put(MIRROR, JSON.stringify(mirror));
+    const after = await mirrorOf(await liveKeys(ks.db));
+    if (JSON.stringify(after) === JSON.stringify(mirror)) break;
+    if (attempt === 3) throw new Error("the signing key ring kept changing while it was mirrored");
+    mirror = after;
+  }
+  // Counted from the write, not from the run's start: every location shows this within KEY_PROPAGATION.
+  const shown = new Date(Math.max(now.getTime(), Date.now()));
+  const kids = (...states: LiveState[]) => mirror.keys.filter((k) => states.includes(k.state)).map((k) => k.kid);
+  await markMirrored(ks.db, shown, keyWindows(ks.config).keepFor, { published: kids("next", "current"), stopped: kids("previous") });
+  return mirror;
 }
 
 async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
@@ -263,13 +308,6 @@ async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
     keys: live.map((k) => ({ kid: k.kid, state: k.state as LiveState, jwk: k.publicJwk as JWK })),
     signing: { kid: current.kid, sealed: current.sealedPrivateJwk },
   };
-}
-
-async function writeMirror(ks: KeyStores, mirror: Mirror) {
-  // Unchanged: no write (KV allows one write a second per key, and the cron runs often).
-  const before = await ks.kv.get(MIRROR);
-  const text = JSON.stringify(mirror);
-  if (before !== text) await ks.kv.put(MIRROR, text);
 }
 
 /** The operator's view of the ring: every key with its times (never a private half) and the windows in seconds. */
@@ -310,11 +348,10 @@ export async function rotateKeys(ks: OperatorStores, by: string): Promise<KeyVie
 export async function retireKey(ks: OperatorStores, by: string, kid: string): Promise<KeyView> {
   manualRefused(ks.config);
   const report = await maintainRing(ks, { retire: kid, by });
-  const w = keyWindows(ks.config);
   const message =
-    `Key ${kid} is retired: access tokens it signed are refused by this API within ${w.refresh / 1000} s everywhere ` +
-    `(KEY_PROPAGATION ${ks.config.KEY_PROPAGATION} s at most) and by resource servers once their cached JWKS expires (JWKS_MAX_AGE ${ks.config.JWKS_MAX_AGE} s). ` +
-    "Clients refresh to get a token from the new key; refresh tokens are not signed with it, so nobody is signed out." +
+    `Key ${kid} is retired. This API refuses the access tokens it signed within KEY_PROPAGATION (${ks.config.KEY_PROPAGATION} s) everywhere; ` +
+    "until then other locations may still sign with it, and those tokens fail too. Resource servers refuse them once their cached JWKS expires " +
+    `(JWKS_MAX_AGE, ${ks.config.JWKS_MAX_AGE} s). Clients refresh to get a token from the new key; refresh tokens are not signed with it, so nobody is signed out.` +
     (report.rotated ? ` ${report.rotated.to} signs from now on, before every verifier may have fetched it; they fetch the JWKS again on its unknown kid.` : "");
   return viewOf(ks, { rotated: report.rotated, retired: report.retired, message });
 }

@@ -57,7 +57,7 @@ export async function turnRing(db: Db, p: { now: Date; demote?: string; retire?:
     promoted: db
       .update(signingKeys)
       .set({ state: "current", activatedAt: now })
-      .where(and(eq(signingKeys.state, "next"), p.promote ? eq(signingKeys.kid, p.promote) : sql`1`, noCurrent))
+      .where(and(eq(signingKeys.state, "next"), p.promote ? eq(signingKeys.kid, p.promote) : sql`1`, noCurrent, nextReady))
       .returning({ kid: signingKeys.kid }),
     created: insertKeys(db, [p.newNext]),
   });
@@ -65,19 +65,20 @@ export async function turnRing(db: Db, p: { now: Date; demote?: string; retire?:
 }
 
 /**
- * After a mirror that verifiers read showed the ring: the windows start. A next key counts as
- * published from now; a previous key's retention starts now.
+ * After a mirror showed these keys: the windows start. A `published` key (next or current) counts as
+ * published from `shown`; a `stopped` (previous) key's retention starts then. Only the keys that
+ * mirror showed, and only once.
  */
-export async function markMirrored(db: Db, now: Date, keepPrevious: number) {
+export async function markMirrored(db: Db, shown: Date, keepPrevious: number, kids: { published: string[]; stopped: string[] }) {
   await batch(db, {
     published: db
       .update(signingKeys)
-      .set({ publishedAt: now })
-      .where(and(inArray(signingKeys.state, ["next", "current"]), isNull(signingKeys.publishedAt))),
+      .set({ publishedAt: shown })
+      .where(and(inArray(signingKeys.kid, kids.published), inArray(signingKeys.state, ["next", "current"]), isNull(signingKeys.publishedAt))),
     retention: db
       .update(signingKeys)
-      .set({ retireAfter: new Date(now.getTime() + keepPrevious) })
-      .where(and(eq(signingKeys.state, "previous"), isNull(signingKeys.retireAfter))),
+      .set({ retireAfter: new Date(shown.getTime() + keepPrevious) })
+      .where(and(inArray(signingKeys.kid, kids.stopped), eq(signingKeys.state, "previous"), isNull(signingKeys.retireAfter))),
   });
 }
 

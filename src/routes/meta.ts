@@ -79,7 +79,7 @@ export const meta = openApiApp()
 const cacheFor = (env: Env) => `public, max-age=${getConfig(env).JWKS_MAX_AGE}`;
 
 function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
-  const { ISSUER } = getConfig(env);
+  const { ISSUER, API_DOCS } = getConfig(env);
   const at = (path: string) => `${ISSUER.replace(/\/+$/, "")}${path}`;
   return {
     issuer: ISSUER, // exactly the tokens' iss: verifiers compare the two as strings
@@ -90,6 +90,7 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     login_endpoint: at("/login"),
     refresh_endpoint: at("/refresh"),
     logout_endpoint: at("/logout"),
-    service_documentation: at("/docs"),
+    // Only while /docs is served (API_DOCS): the metadata names nothing that answers 404.
+    ...(API_DOCS === "on" ? { service_documentation: at("/docs") } : {}),
   };
 }

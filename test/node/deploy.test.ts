@@ -4,6 +4,7 @@ import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
 import { callbackUrls, preflight as check0, siteOf } from "../../scripts/preflight.mjs";
 import { checkVars } from "../../src/config";
+import { FREQUENT } from "../../src/cron";
 
 const preflight = (config: unknown) => check0(config, checkVars) as string[];
 
@@ -122,6 +123,11 @@ describe("npm run deploy's preflight", () => {
     ]);
     expect(check((c) => (c.vars.PASSWORD_ITERATIONS = "600000"))).toEqual([expect.stringMatching(/at most 100000/)]);
     expect(check((c) => (c.vars.WEBAUTHN_ORIGINS = "http://app.example.com"))).toEqual([expect.stringMatching(/WEBAUTHN_ORIGINS must list https/)]);
+  });
+
+  it("ships the frequent trigger the key ring runs on, and a daily one for housekeeping", () => {
+    expect(committed.triggers.crons).toContain(FREQUENT);
+    expect(committed.triggers.crons.filter((c: string) => c !== FREQUENT)).toHaveLength(1);
   });
 
   it("refuses a key ring that could sign with a key verifiers lack, and a signing secret wrangler would not require", () => {

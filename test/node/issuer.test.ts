@@ -7,7 +7,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import express from "express";
 import { auth } from "express-oauth2-jwt-bearer";
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
@@ -15,11 +15,12 @@ import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
 /**
  * The API as an issuer, seen from resource servers that know only its URL (docs/design.md "Signing
  * keys"). A real `wrangler dev` with the key ring and short windows (JWKS_MAX_AGE 2 s, nothing to wait
- * for propagation), three real verifiers configured from the discovery document alone: jose's remote
- * JWKS set, express-oauth2-jwt-bearer (discovery by issuerBaseURL), and PyJWT's PyJWKClient when the
- * system Python has it (.ci/run installs Debian's python3-jwt). Tokens are issued and verified by all
- * of them while the ring turns twice: once forced by an operator, once by the cron (run through
- * wrangler dev --test-scheduled). Not one valid token may fail; a retired key's tokens must.
+ * for propagation), and verifiers configured from the discovery document alone: one that honours the
+ * JWKS's Cache-Control strictly and never refetches, jose's remote JWKS set, express-oauth2-jwt-bearer
+ * (discovery by issuerBaseURL), and PyJWT's PyJWKClient (Debian's python3-jwt; .ci/run installs it).
+ * Tokens are issued and verified by all of them while the ring turns three times: twice forced by an
+ * operator back to back, once by the cron (run through wrangler dev --test-scheduled). Not one valid
+ * token may fail; a retired key's tokens must.
  */
 const PORT = 8794;
 const ISSUER = `http://localhost:${PORT}`;
@@ -27,6 +28,8 @@ const AUDIENCE = "edge-auth-api"; // wrangler.toml
 const CACHE_MS = 2000; // each verifier keeps the JWKS as long as its Cache-Control says
 const PYTHON = "/usr/bin/python3";
 const hasPyJwt = spawnSync(PYTHON, ["-c", "import jwt, jwt.algorithms as a; assert a.has_crypto"]).status === 0;
+// .ci/run installs PyJWT and sets this: there, a missing PyJWT fails the test instead of skipping it.
+const needPyJwt = process.env.EDGE_AUTH_REQUIRE_PYJWT === "1";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
@@ -45,7 +48,7 @@ async function api(method: string, p: string, body?: unknown, token?: string) {
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
 }
 
-// ---- three resource servers, each given only ISSUER ----
+// ---- resource servers, each given only ISSUER ----
 
 type Verifier = (token: string) => Promise<boolean>;
 
@@ -59,6 +62,30 @@ async function joseVerifier(): Promise<Verifier> {
   return async (token) => {
     try {
       await jwtVerify(token, jwks, { issuer: meta.issuer, audience: AUDIENCE, algorithms: meta.access_token_signing_alg_values_supported });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+}
+
+/**
+ * The strictest verifier a rotation must satisfy: it keeps the JWKS exactly as long as its
+ * Cache-Control says (counted from the request, as HTTP caches do) and never refetches on an unknown
+ * kid. Only a key published a full cache window before it signs reaches it in time.
+ */
+async function cacheControlVerifier(): Promise<Verifier> {
+  const meta = (await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json()) as { issuer: string; jwks_uri: string };
+  let cached: { until: number; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+  return async (token) => {
+    if (!cached || Date.now() >= cached.until) {
+      const asked = Date.now();
+      const res = await fetch(meta.jwks_uri);
+      const maxAge = Number(/max-age=(\d+)/.exec(res.headers.get("cache-control") ?? "")?.[1] ?? 0);
+      cached = { until: asked + maxAge * 1000, keys: createLocalJWKSet((await res.json()) as JSONWebKeySet) };
+    }
+    try {
+      await jwtVerify(token, cached.keys, { issuer: meta.issuer, audience: AUDIENCE, algorithms: ["ES256"] });
       return true;
     } catch {
       return false;
@@ -143,7 +170,7 @@ afterAll(async () => {
 });
 
 describe("resource servers configured with the issuer URL alone", () => {
-  it("verify every token through two rotations (one forced, one by the cron), and refuse a retired key's tokens", async () => {
+  it("verify every token through three rotations (two forced back to back, one by the cron), and refuse a retired key's tokens", async () => {
     // An operator and a user.
     const name = `op_${Date.now().toString(36)}`;
     expect((await api("POST", "/register", { username: name, password: "correct horse 42" })).status).toBe(201);
@@ -158,9 +185,10 @@ describe("resource servers configured with the issuer URL alone", () => {
     expect(ring.body.keys.every((k: { origin: string }) => k.origin === "generated")).toBe(true);
     const [first] = ring.body.keys.filter((k: { state: string }) => k.state === "current").map((k: { kid: string }) => k.kid);
 
-    const verifiers: Record<string, Verifier> = { jose: await joseVerifier(), express: await expressVerifier() };
+    const verifiers: Record<string, Verifier> = { strict: await cacheControlVerifier(), jose: await joseVerifier(), express: await expressVerifier() };
+    expect(hasPyJwt || !needPyJwt, "PyJWT is missing from /usr/bin/python3 (apt-get install python3-jwt)").toBe(true);
     if (hasPyJwt) verifiers.pyjwt = await pyJwtVerifier();
-    else console.warn("issuer.test: no PyJWT in /usr/bin/python3 (apt-get install python3-jwt); verifying with jose and express only");
+    else console.warn("issuer.test: no PyJWT in /usr/bin/python3 (apt-get install python3-jwt); verifying without it");
 
     const tokens: string[] = [user.access_token];
     const failures: string[] = [];
@@ -190,29 +218,40 @@ describe("resource servers configured with the issuer URL alone", () => {
 
     await ticksFor(1500);
 
-    // Rotation 1, forced: refused until the next key has been published for the window, then done.
-    let forced = await api("POST", "/admin/keys/rotate", undefined, admin);
-    while (forced.status === 409) {
-      expect(forced.body.error).toBe("key_not_ready");
-      await tick();
-      forced = await api("POST", "/admin/keys/rotate", undefined, admin);
-    }
-    expect(forced.status, JSON.stringify(forced.body)).toBe(200);
-    expect(forced.body.rotated.from).toBe(first);
-    const second = forced.body.rotated.to as string;
-    await scheduled();
-    await ticksFor(3000);
+    /** Forces a rotation as soon as the API allows it, verifying all along; returns the refusals met first. */
+    const forceRotation = async () => {
+      let refused = 0;
+      for (;;) {
+        const res = await api("POST", "/admin/keys/rotate", undefined, admin);
+        if (res.status === 200) return { refused, rotated: res.body.rotated as { from: string; to: string } };
+        expect(res.body.error, JSON.stringify(res.body)).toBe("key_not_ready");
+        refused++;
+        await tick();
+      }
+    };
 
-    // Rotation 2, by the cron: the current key has signed for KEY_ROTATION_DAYS (its start moved back).
+    // Rotations 1 and 2, forced back to back: the second must wait until the key made by the first
+    // has been published for the whole cache window.
+    const one = await forceRotation();
+    expect(one.rotated.from).toBe(first);
+    const second = one.rotated.to;
+    const two = await forceRotation();
+    expect(two.rotated.from).toBe(second);
+    expect(two.refused).toBeGreaterThan(0);
+    const third = two.rotated.to;
+    await scheduled();
+    await ticksFor(2500);
+
+    // Rotation 3, by the cron: the current key has signed for KEY_ROTATION_DAYS (its start moved back).
     d1(`UPDATE signing_keys SET activated_at = activated_at - ${31 * 86_400_000} WHERE state = 'current'`);
     await scheduled();
-    for (let i = 0; (await current()) === second && i < 40; i++) await sleep(250);
-    const third = await current();
-    expect(third).not.toBe(second);
-    await ticksFor(3000);
+    for (let i = 0; (await current()) === third && i < 40; i++) await sleep(250);
+    const fourth = await current();
+    expect(fourth).not.toBe(third);
+    await ticksFor(2500);
 
     const kids = new Set(tokens.map((t) => decodeProtectedHeader(t).kid));
-    expect([...kids]).toEqual([first, second, third]);
+    expect([...kids]).toEqual([first, second, third, fourth]);
     expect(failures).toEqual([]);
     expect(checks).toBeGreaterThan(100);
     console.log(`issuer.test: ${tokens.length} tokens from ${kids.size} keys, ${checks} verifications by ${Object.keys(verifiers).join(", ")}, 0 failed`);
@@ -229,6 +268,6 @@ describe("resource servers configured with the issuer URL alone", () => {
     }
     // The API serves the retired key's holders a new token on refresh: nobody is signed out.
     admin = (await api("POST", "/login", { username: name, password: "correct horse 42" })).body.access_token;
-    expect(decodeProtectedHeader(admin).kid).toBe(third);
+    expect(decodeProtectedHeader(admin).kid).toBe(fourth);
   }, 180_000);
 });
