@@ -20,10 +20,10 @@ import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicJwkOf, secre
  * (signs), `previous` (verifies what it signed), then `retired` (gone from the JWKS, its private half
  * erased). The cron turns the ring; an operator can force a turn or retire a key at once.
  *
- * The token path never reads D1: every change is mirrored into KV (the public keys and the sealed
- * current key), which each isolate re-reads at most every KEY_PROPAGATION / 2 (60 s at most). The
- * windows are counted from the moment a mirror showed a change (db markMirrored), so a location that
- * still sees the ring as it was keeps signing with a key every verifier still has.
+ * The token path reads D1 only without a usable mirror: every change is mirrored into KV (the public
+ * keys and the sealed current key), which each isolate re-reads at most every KEY_PROPAGATION / 2
+ * (60 s at most). The windows are counted from the moment a mirror showed a change (publish), so a
+ * location that still sees the ring as it was keeps signing with a key every verifier still has.
  */
 
 export interface KeyStores {
