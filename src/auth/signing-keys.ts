@@ -9,7 +9,7 @@ import { log } from "../log";
 import { Refusal } from "./errors";
 import { derivedKey } from "./hkdf";
 import { openWith, sealWith } from "./secrets";
-import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicJwkOf, secretKeyRing } from "./tokens";
+import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicHalf, secretKeyRing } from "./tokens";
 
 /**
  * Which keys sign and verify access tokens (docs/design.md "Signing keys").
@@ -133,31 +133,23 @@ const wrapKey = (config: Config) =>
 
 const newKid = (now: Date) => `key-${now.toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`;
 
-async function sealedRow(config: Config, jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date): Promise<NewSigningKey> {
-  const sealed = await sealWith(await wrapKey(config), jwk.kid!, new TextEncoder().encode(JSON.stringify(jwk)));
+function keyRow(jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date, sealed: string | null): NewSigningKey {
   return {
     kid: jwk.kid!,
     state,
-    publicJwk: publicJwkOf(jwk) as Record<string, string>,
+    publicJwk: publicHalf(jwk) as Record<string, string>,
     sealedPrivateJwk: sealed,
     origin,
     createdAt: now,
-    // A ring's first key signs at once (no verifier can have cached a JWKS without it yet).
+    // A ring's first key signs at once (docs/design.md: "A ring's first key signs at once").
     publishedAt: state === "current" ? now : null,
     activatedAt: state === "current" ? now : null,
     deactivatedAt: state === "previous" ? now : null,
   };
 }
 
-const publicRow = (jwk: JWK, now: Date): NewSigningKey => ({
-  kid: jwk.kid!,
-  state: "previous",
-  publicJwk: publicJwkOf(jwk) as Record<string, string>,
-  sealedPrivateJwk: null,
-  origin: "imported",
-  createdAt: now,
-  deactivatedAt: now,
-});
+const sealedRow = async (config: Config, jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date) =>
+  keyRow(jwk, state, origin, now, await sealWith(await wrapKey(config), jwk.kid!, new TextEncoder().encode(JSON.stringify(jwk))));
 
 const generated = async (config: Config, state: LiveState, now: Date) => sealedRow(config, await newSigningJwk(newKid(now)), state, "generated", now);
 
@@ -171,7 +163,7 @@ async function firstKeys(config: Config, now: Date): Promise<NewSigningKey[]> {
     const rows = [await sealedRow(config, signing!, "current", "imported", now)];
     // Older keys in the set only verify: previous keys, retired on the usual schedule. A public-only
     // one has nothing to seal and is kept as its public half.
-    for (const k of older) rows.push(k.d ? await sealedRow(config, k, "previous", "imported", now) : publicRow(k, now));
+    for (const k of older) rows.push(k.d ? await sealedRow(config, k, "previous", "imported", now) : keyRow(k, "previous", "imported", now, null));
     return [...rows, await generated(config, "next", now)];
   }
   return [await generated(config, "current", now), await generated(config, "next", now)];

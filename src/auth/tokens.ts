@@ -34,12 +34,13 @@ export interface KeyRing {
 // Importing keys is comparatively expensive; do it once per isolate and set of keys.
 const rings = new Map<string, Promise<KeyRing>>();
 
-function publicHalf(jwk: JWK): JWK {
+/** The public half of a JWK, as the JWKS publishes it. */
+export function publicHalf(jwk: JWK): JWK {
   const { kty, crv, x, y, kid } = jwk;
   return { kty, crv, x, y, kid, alg: ALG, use: "sig" };
 }
 
-export const isP256 = (k: unknown): k is JWK => {
+const isP256 = (k: unknown): k is JWK => {
   const j = k as JWK | null;
   return typeof j === "object" && j !== null && j.kty === "EC" && j.crv === "P-256" && !!j.kid && !!j.x && !!j.y;
 };
@@ -91,6 +92,9 @@ const badKey = (problem: string) => new ConfigError([`JWT_PRIVATE_KEY: ${problem
 
 /** SIGNING_KEYS=secret: JWT_PRIVATE_KEY's first key signs; every key in it verifies and is published. */
 export function secretKeyRing(secret: string): Promise<KeyRing> {
+  // Every request asks: parse and check the secret only when this isolate has no ring for it yet.
+  const cached = rings.get(`secret:${secret}`);
+  if (cached) return cached;
   let keys: JWK[];
   try {
     keys = privateKeysOf(secret);
@@ -230,6 +234,3 @@ export async function newSigningJwk(kid: string): Promise<JWK> {
   const { kty, crv, x, y, d } = await exportJWK(privateKey);
   return { kty, crv, x, y, d, kid, alg: ALG };
 }
-
-/** The public half of a private JWK, as the JWKS publishes it. */
-export const publicJwkOf = publicHalf;

@@ -6,17 +6,15 @@ import { isRevoked } from "../auth/revocations";
 import { activeKeys } from "../auth/signing-keys";
 import { type AccessClaims, verifyAccessToken } from "../auth/tokens";
 import { getConfig } from "../config";
-import { getDb } from "../db/client";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { log } from "../log";
+import { keyStores } from "../routes/deps";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;
 const REALM = "edge-auth-api";
 const challenge = (error?: string, description?: string) => `Bearer realm="${REALM}"${error ? `, error="${error}", error_description="${description}"` : ""}`;
-
-const keyStores = (c: Context<AppEnv>) => ({ config: getConfig(c.env), db: getDb(c.env.DB), kv: c.env.REVOKED });
 
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).

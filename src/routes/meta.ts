@@ -5,7 +5,7 @@ import { getConfig } from "../config";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { discoverySchema, healthSchema, jwksSchema, messageSchema } from "../response-schemas";
-import { stores } from "./deps";
+import { keyStores, stores } from "./deps";
 import { errors, json, openApiApp } from "./openapi";
 
 const tags = ["Service"];
@@ -69,9 +69,8 @@ export const meta = openApiApp()
   })
   .openapi(jwksRoute, async (c) => {
     // Verifiers may keep them JWKS_MAX_AGE: the ring publishes a key that long before it signs (docs/design.md).
-    const config = getConfig(c.env);
     c.header("Cache-Control", cacheFor(c.env));
-    return c.json((await activeKeys({ config, ...stores(c) })).jwks as z.infer<typeof jwksSchema>, 200);
+    return c.json((await activeKeys(keyStores(c))).jwks as z.infer<typeof jwksSchema>, 200);
   })
   .openapi(discovery("/.well-known/openid-configuration"), (c) => c.json(issuerMetadata(c.env), 200, { "Cache-Control": cacheFor(c.env) }))
   .openapi(discovery("/.well-known/oauth-authorization-server"), (c) => c.json(issuerMetadata(c.env), 200, { "Cache-Control": cacheFor(c.env) }));
