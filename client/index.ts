@@ -285,6 +285,9 @@ export function createAuthClient(options: ClientOptions) {
     if ((res as Partial<Tokens>).access_token) adopt(res as Tokens);
     return res;
   }
+  /** A link that proves an address: with the password when given, else as the signed-in account when there is one. */
+  const holder = <T>(path: string, token: string, password?: string) =>
+    password === undefined && access ? authed<T>("POST", path, { token }) : send<T>("POST", path, password === undefined ? { token } : { token, password });
   const signedIn = (res: SignedInBody) => ({ ...state(), user: res.user }) as SignedIn;
   /** A first step's answer (a password, a provider): signed in, or the second step to come. */
   const firstStep = (res: SignedInBody | MfaChallenge): LoginResult =>
@@ -341,7 +344,12 @@ export function createAuthClient(options: ClientOptions) {
       return res;
     },
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
-    verifyEmail: (token: string) => send<Reply>("POST", "/email/verify", { token }),
+    /**
+     * A link that proves an address (verification, an address change) takes proof that you hold the
+     * account: signed in to it (the Bearer token goes along), or its `password`. Without either: 401
+     * account_proof_required (ask for the password and send again).
+     */
+    verifyEmail: (token: string, password?: string) => holder<Reply>("/email/verify", token, password),
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
     requestEmailVerification: (email?: string) =>
       email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email }),
@@ -350,7 +358,7 @@ export function createAuthClient(options: ClientOptions) {
     resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) =>
       send<ResetDone>("POST", "/password/reset", { token, new_password, ...factor }),
     changeEmail: (new_email: string, check: FreshCheck) => authed<Reply>("POST", "/email", { new_email, ...check }),
-    confirmEmail: (token: string) => send<Reply>("POST", "/email/confirm", { token }),
+    confirmEmail: (token: string, password?: string) => holder<Reply>("/email/confirm", token, password),
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
     revokeWayIn: (token: string) => send<WayInRevoked>("POST", "/ways-in/revoke", { token }),
     async deleteAccount(check: FreshCheck) {

@@ -1,10 +1,10 @@
 // Generated from src/schemas.ts and src/response-schemas.ts by `npm run client:build`. Do not edit.
 // Each type is what the server's zod schema validates (a request's input, a response's output).
 
-export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
 
 export type ErrorBody = {
-  error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+  error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
   message: string;
   fields?: Record<string, string> | undefined;
 };
@@ -89,7 +89,7 @@ export type Security = {
     auth_time: string;
     amr: string[];
   };
-  step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
+  step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in" | "change_roles" | "rotate_signing_keys" | "retire_signing_key", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
 };
 
 export type Message = {
@@ -152,12 +152,14 @@ export type ResetDone = {
   passkeys_removed: number;
   identities_removed: number;
   totp_removed: boolean;
+  takes_effect_at?: string | undefined;
 };
 
 export type WayInRevoked = {
   message: string;
   removed: boolean;
   way: string;
+  takes_effect_at?: string | undefined;
 };
 
 export type Providers = {

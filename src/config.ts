@@ -174,6 +174,10 @@ const ConfigFields = z.object({
   OAUTH_CLIENT_SECRETS: jsonOf(z.record(z.string(), z.string().min(1)), "{}"),
   // An account without a password proves a step-up by a sign-in this recent (seconds).
   STEP_UP_MAX_AGE: seconds(300, 60, 3_600),
+  // While TOTP is on, what a mailbox alone asks to lower (a "this was not me" link removing TOTP, a
+  // reset that would remove it) waits this long, announced, and a sign-in with a second factor
+  // cancels it (auth/recovery-holds.ts). Seven days by default; one day at the least.
+  RECOVERY_DELAY: seconds(604_800, 86_400, 2_592_000),
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {

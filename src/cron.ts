@@ -1,8 +1,9 @@
+import { applyDueHolds } from "./auth/recovery-holds";
 import { maintainRing } from "./auth/signing-keys";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
 import { deleteAuditEventsBefore } from "./db/audit";
-import { getDb } from "./db/client";
+import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
@@ -51,6 +52,21 @@ export async function turnSigningKeys(env: Env, now = new Date()) {
   } catch (err) {
     // The next run tries again; tokens keep being signed and verified with the ring as it stands.
     log("key_rotation_failed", { error: (err as Error).name, message: (err as Error).message }, "error");
+    return undefined;
+  }
+}
+
+/**
+ * Every cron run: applies held recoveries whose wait is over (auth/recovery-holds.ts), so one takes
+ * effect within the frequent trigger's period (10 minutes) of its announced time.
+ */
+export async function applyRecoveries(env: Env, now = new Date()) {
+  const deps = { db: getDb(env.DB), replica: () => getReplicaDb(env.DB), kv: env.REVOKED, config: getConfig(env), mailer: env.EMAIL };
+  try {
+    return await applyDueHolds(deps, now);
+  } catch (err) {
+    // The next run tries again: a due hold stays until it is applied or cancelled.
+    log("recovery_apply_failed", { error: (err as Error).name, message: (err as Error).message }, "error");
     return undefined;
   }
 }

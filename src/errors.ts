@@ -33,6 +33,7 @@ export const STATUS = {
   last_admin: 409,
   last_way_in: 409,
   account_exists: 409,
+  account_proof_required: 401,
   identity_in_use: 409,
   password_not_set: 409,
   reauthentication_required: 401,
@@ -69,6 +70,8 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   last_admin: "At least one active admin must remain",
   last_way_in: "This is the account's last way to sign in: add another first",
   account_exists: "An account with this address exists: sign in to it, then link this provider under your security settings",
+  account_proof_required:
+    "This link confirms an address for an account: send that account's password with it, or open it where you are signed in to the account. Not your account? Reset its password by mail instead: that hands it to you and ends everything its creator set up",
   identity_in_use: "That provider account is linked to another account here",
   password_not_set: "This account has no password: POST /password/forgot mails a link that sets one",
   reauthentication_required: "Sign in again, then retry: this account proves changes by a recent sign-in",

@@ -1,11 +1,12 @@
 import { app } from "./app";
-import { FREQUENT, housekeeping, turnSigningKeys } from "./cron";
+import { applyRecoveries, FREQUENT, housekeeping, turnSigningKeys } from "./cron";
 
-/** The Worker: the Hono app (src/app.ts) for requests; on each cron, the key ring, and housekeeping once a day. */
+/** The Worker: the Hono app (src/app.ts) for requests; on each cron, the key ring and held recoveries, and housekeeping once a day. */
 export default {
   fetch: app.fetch,
   scheduled(controller, env, ctx) {
     ctx.waitUntil(turnSigningKeys(env, new Date(controller.scheduledTime)));
+    ctx.waitUntil(applyRecoveries(env, new Date(controller.scheduledTime)));
     // Every trigger but the frequent one (the daily one, a manual run) also does housekeeping: a
     // renamed daily trigger still keeps the tables small.
     if (controller.cron !== FREQUENT) ctx.waitUntil(housekeeping(env));

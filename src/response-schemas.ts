@@ -29,6 +29,7 @@ export const ERROR_CODES = [
   "last_admin",
   "last_way_in",
   "account_exists",
+  "account_proof_required",
   "identity_in_use",
   "password_not_set",
   "reauthentication_required",
@@ -158,15 +159,31 @@ export const securitySchema = z
   })
   .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });
 
+const takesEffectAt = z.iso.datetime().optional().openapi({
+  description:
+    "Held: while TOTP is on, a mailbox alone lowers nothing at once. At this time TOTP goes (and, for a reset, the new password takes effect), unless a sign-in with a second factor cancels it first",
+});
+
 export const revokedWayInSchema = z
-  .object({ message: z.string(), removed: z.boolean().openapi({ description: "false: it was gone already; every session ended either way" }), way: z.string() })
+  .object({
+    message: z.string(),
+    removed: z.boolean().openapi({ description: "false: it was gone already, or (TOTP) it is held; every session ended either way" }),
+    way: z.string(),
+    takes_effect_at: takesEffectAt,
+  })
   .openapi("WayInRevoked");
 
 export const resetDoneSchema = z
-  .object({ message: z.string(), passkeys_removed: z.number().int(), identities_removed: z.number().int(), totp_removed: z.boolean() })
+  .object({
+    message: z.string(),
+    passkeys_removed: z.number().int(),
+    identities_removed: z.number().int(),
+    totp_removed: z.boolean(),
+    takes_effect_at: takesEffectAt,
+  })
   .openapi("PasswordReset", {
     description:
-      "every session ended; the passkeys removed, the linked identities that do not vouch for this address, and TOTP where it was set up before the address was confirmed",
+      "every session ended; the passkeys removed, and the linked identities that do not vouch for this address. Where TOTP was set up before the address was confirmed, the whole reset is held (takes_effect_at) and nothing is removed yet",
   });
 
 export const adminUserSchema = z

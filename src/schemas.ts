@@ -112,6 +112,13 @@ const linkToken = z
   .openapi({ description: "the token from the mailed link (the URL fragment)" });
 
 export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
+/** A link that proves an address for an account (verification, address change): with the account's Bearer token, or its password. */
+export const addressProofSchema = z
+  .object({
+    token: linkToken,
+    password: currentPassword.optional().openapi({ description: "the account's password, unless the request carries a Bearer token of that account" }),
+  })
+  .openapi("AddressProof", { example: { token: "the-token-from-the-link", password: "correct horse 42" } });
 export const forgotSchema = z.object({ email: emailSchema }).openapi("ForgotPassword", { example: { email: "alice@example.com" } });
 export const verifyRequestSchema = z
   .object({ email: emailSchema.optional().openapi({ description: "without a Bearer token: the address to mail a new link to" }) })
@@ -207,9 +214,14 @@ export const adminUserPatchSchema = z
   .object({
     roles: z.array(role).min(1, "at least one role").max(20, "at most 20 roles").optional(),
     disabled: z.boolean({ error: "must be true or false" }).optional(),
+    ...stepUpFields,
   })
   .refine((v) => v.roles !== undefined || v.disabled !== undefined, { message: "send roles, disabled, or both", path: ["_"] })
-  .openapi("AdminUserChange", { example: { roles: ["user", "admin"], disabled: false } });
+  .refine(...notBoth)
+  .openapi("AdminUserChange", {
+    description: "a change of roles takes the acting admin's step-up (change_roles): the password, and a code while TOTP is on",
+    example: { roles: ["user", "admin"], current_password: "correct horse 42" },
+  });
 
 export const kidSchema = z.object({
   kid: z

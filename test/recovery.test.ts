@@ -38,13 +38,13 @@ describe("email verification", () => {
     expect(box.sent[0]).toMatchObject({ from: env.MAIL_FROM, to: email, subject: expect.stringMatching(/confirm/i) });
     expect(box.sent[0]!.html).toContain('<a href="http://localhost:5173/#verify-email=');
     const token = box.link(email, "verify-email");
-    expect((await call("POST", "/email/verify", { body: { token } })).status).toBe(200);
+    expect((await call("POST", "/email/verify", { body: { token, password: PASSWORD } })).status).toBe(200);
     const me = await call("GET", "/me", { token: reg.body.access_token });
     expect(me.body.user.email_verified).toBe(true);
     const again = await login(reg.body.user.username);
     expect(JSON.parse(atob(again.body.access_token.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/"))).email_verified).toBe(true);
     // Single use.
-    expectError(await call("POST", "/email/verify", { body: { token } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/verify", { body: { token, password: PASSWORD } }), 400, "invalid_link");
   });
 
   it("three links may be live at once (a fourth request mails nothing); using one ends the others; an expired or unknown one is refused the same way", async () => {
@@ -62,8 +62,8 @@ describe("email verification", () => {
     // Only hashes at rest.
     const dump = JSON.stringify((await env.DB.prepare("SELECT * FROM account_tokens").all()).results);
     for (const t of tokens) expect(dump).not.toContain(t);
-    expect((await call("POST", "/email/verify", { body: { token: tokens[0] } })).status).toBe(200);
-    for (const t of tokens.slice(1)) expectError(await call("POST", "/email/verify", { body: { token: t } }), 400, "invalid_link");
+    expect((await call("POST", "/email/verify", { body: { token: tokens[0], password: PASSWORD } })).status).toBe(200);
+    for (const t of tokens.slice(1)) expectError(await call("POST", "/email/verify", { body: { token: t, password: PASSWORD } }), 400, "invalid_link");
     // A verified address gets no more links.
     expect((await box.send("POST", "/email/verify/request", { token: reg.body.access_token })).status).toBe(202);
     expect(box.sent).toHaveLength(3);
@@ -74,8 +74,8 @@ describe("email verification", () => {
     await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE email = ?")
       .bind(Date.now() - 1, other)
       .run();
-    expectError(await call("POST", "/email/verify", { body: { token: expiring } }), 400, "invalid_link");
-    expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43) } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/verify", { body: { token: expiring, password: PASSWORD } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/verify", { body: { token: "A".repeat(43), password: PASSWORD } }), 400, "invalid_link");
   });
 
   it("two verifications with one link: exactly one wins", async () => {
@@ -83,7 +83,7 @@ describe("email verification", () => {
     const email = address();
     await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
     const token = box.link(email, "verify-email");
-    const results = await Promise.all([0, 1, 2].map(() => call("POST", "/email/verify", { body: { token } })));
+    const results = await Promise.all([0, 1, 2].map(() => call("POST", "/email/verify", { body: { token, password: PASSWORD } })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400]);
   });
 
@@ -276,7 +276,7 @@ describe("email change", () => {
     expect(box.sent.map((m) => m.to).sort()).toEqual([next, old].sort());
     expect((await call("GET", "/me", { token: reg.access_token })).body.user.email).toBe(old);
     const token = box.link(next, "confirm-email");
-    expect((await call("POST", "/email/confirm", { body: { token } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token, password: PASSWORD } })).status).toBe(200);
     expect((await call("GET", "/me", { token: reg.access_token })).body.user).toMatchObject({ email: next, email_verified: true });
   });
 
@@ -298,7 +298,7 @@ describe("email change", () => {
     await box.send("POST", "/email", { token: reg.access_token, body: { new_email: wanted, current_password: PASSWORD } });
     const token = box.link(wanted, "confirm-email");
     await call("POST", "/register", { body: { username: uniqueName(), email: wanted, password: PASSWORD } });
-    expectError(await call("POST", "/email/confirm", { body: { token } }), 409, "email_taken");
+    expectError(await call("POST", "/email/confirm", { body: { token, password: PASSWORD } }), 409, "email_taken");
   });
 });
 
@@ -313,8 +313,8 @@ describe("a link whose batch fails stays usable", () => {
     const email = address();
     const reg = await box.send("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD } });
     const token = box.link(email, "verify-email");
-    expectError(await call("POST", "/email/verify", { body: { token }, bindings: { DB: failingBatch() } }), 500, "internal_error");
-    expect((await call("POST", "/email/verify", { body: { token } })).status).toBe(200);
+    expectError(await call("POST", "/email/verify", { body: { token, password: PASSWORD }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    expect((await call("POST", "/email/verify", { body: { token, password: PASSWORD } })).status).toBe(200);
     expect((await call("GET", "/me", { token: reg.body.access_token })).body.user.email_verified).toBe(true);
   });
 
@@ -324,11 +324,11 @@ describe("a link whose batch fails stays usable", () => {
     const wanted = address();
     await box.send("POST", "/email", { token: reg.access_token, body: { new_email: wanted, current_password: PASSWORD } });
     const token = box.link(wanted, "confirm-email");
-    expectError(await call("POST", "/email/confirm", { body: { token }, bindings: { DB: failingBatch() } }), 500, "internal_error");
+    expectError(await call("POST", "/email/confirm", { body: { token, password: PASSWORD }, bindings: { DB: failingBatch() } }), 500, "internal_error");
     const squatter = await registerUser({ email: wanted });
-    expectError(await call("POST", "/email/confirm", { body: { token } }), 409, "email_taken");
+    expectError(await call("POST", "/email/confirm", { body: { token, password: PASSWORD } }), 409, "email_taken");
     await env.DB.prepare("DELETE FROM users WHERE id = ?").bind(squatter.user.id).run();
-    expect((await call("POST", "/email/confirm", { body: { token } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token, password: PASSWORD } })).status).toBe(200);
     expect((await call("GET", "/me", { token: reg.access_token })).body.user.email).toBe(wanted);
   });
 
@@ -357,12 +357,12 @@ describe("links end with what they were for", () => {
     const first = box.link(target, "confirm-email");
     const second = address();
     await box.send("POST", "/email", { token: reg.access_token, body: { new_email: second, current_password: PASSWORD } });
-    expectError(await call("POST", "/email/confirm", { body: { token: first } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/confirm", { body: { token: first, password: PASSWORD } }), 400, "invalid_link");
     const token = box.link(second, "confirm-email");
     await env.DB.prepare("UPDATE account_tokens SET expires_at = ? WHERE token_hash != '' AND purpose = 'change_email' AND used_at IS NULL")
       .bind(Date.now() - 1)
       .run();
-    expectError(await call("POST", "/email/confirm", { body: { token } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/confirm", { body: { token, password: PASSWORD } }), 400, "invalid_link");
   });
 
   it("a pending email change (say a hijacker's) dies with a password reset", async () => {
@@ -374,7 +374,7 @@ describe("links end with what they were for", () => {
     const change = box.link(hijacker, "confirm-email");
     await box.send("POST", "/password/forgot", { body: { email } });
     expect((await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: NEW_PASSWORD } })).status).toBe(200);
-    expectError(await call("POST", "/email/confirm", { body: { token: change } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/confirm", { body: { token: change, password: PASSWORD } }), 400, "invalid_link");
   });
 
   it("a link of a disabled account does not work", async () => {
@@ -466,7 +466,7 @@ describe("admin user management", () => {
   it("a role change ends the user's sessions, so it takes effect at once", async () => {
     const admin = await adminToken();
     const reg = await registerUser();
-    const res = await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { roles: ["user", "admin"] } });
+    const res = await call("PATCH", `/admin/users/${reg.user.id}`, { token: admin, body: { roles: ["user", "admin"], current_password: PASSWORD } });
     expect(res.body.user.roles).toEqual(["user", "admin"]);
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
     const again = await login(reg.input.username);
@@ -499,7 +499,7 @@ describe("admin user management", () => {
   it("refuses an admin removing their own admin role or disabling themselves; 404 for an unknown id; 403 for a plain user", async () => {
     const admin = await adminToken();
     const me = (await call("GET", "/me", { token: admin })).body.user.id;
-    expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: { roles: ["user"] } }), 400, "validation_failed");
+    expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: { roles: ["user"], current_password: PASSWORD } }), 400, "validation_failed");
     expectError(await call("PATCH", `/admin/users/${me}`, { token: admin, body: { disabled: true } }), 400, "validation_failed");
     expectError(await call("PATCH", "/admin/users/nobody", { token: admin, body: { disabled: true } }), 404, "not_found");
     expectError(await call("GET", "/admin/users/nobody", { token: admin }), 404, "not_found");
@@ -536,7 +536,7 @@ describe("at least one active admin always remains", () => {
 
   it("the last active admin cannot be demoted, disabled or deleted; with another admin they can", async () => {
     const { a, b } = await onlyAdmins();
-    expect((await call("PATCH", `/admin/users/${b.id}`, { token: a.token, body: { roles: ["user"] } })).status).toBe(200);
+    expect((await call("PATCH", `/admin/users/${b.id}`, { token: a.token, body: { roles: ["user"], current_password: PASSWORD } })).status).toBe(200);
     const freshA = (await login((await call("GET", "/me", { token: a.token })).body.user.username)).body.access_token;
     const refused = await call("DELETE", "/me", { token: freshA, body: { current_password: PASSWORD } });
     expectError(refused, 409, "last_admin");

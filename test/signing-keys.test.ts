@@ -18,6 +18,8 @@ import { call, d1Usage, decodeJwtPart, expectError, login, makeAdmin, once, PASS
 const RING = { SIGNING_KEYS: "rotating", KEY_PROPAGATION: "0" } as const;
 /** A deployment that never had JWT_PRIVATE_KEY: the ring makes its own keys. */
 const FRESH = { ...RING, JWT_PRIVATE_KEY: "" } as const;
+/** The operator's step-up (rotate_signing_keys, retire_signing_key): the password in the request. */
+const STEP = { current_password: PASSWORD };
 const ringEnv = (over: Partial<Env> = RING) => ({ ...env, ...over }) as Env;
 const stores = (over: Partial<Env> = RING, kv: KVNamespace = env.REVOKED) => ({ config: getConfig(ringEnv(over)), db: getDb(env.DB), kv });
 
@@ -222,7 +224,7 @@ describe("an operator", () => {
 
   it("forces a rotation once the next key has been published for the window: 409 key_not_ready before, saying when", async () => {
     const admin = await ringAdmin();
-    const early = await call("POST", "/admin/keys/rotate", { token: admin, bindings: RING });
+    const early = await call("POST", "/admin/keys/rotate", { token: admin, body: STEP, bindings: RING });
     expectError(early, 409, "key_not_ready");
     expect(early.body.message).toMatch(/may sign at \d{4}-\d\d-\d\dT/);
     const [current] = await kidIn("current");
@@ -230,7 +232,7 @@ describe("an operator", () => {
     expect(current).toBe(testJwk().kid);
 
     await publishedAgo(600_000);
-    const res = await call("POST", "/admin/keys/rotate", { token: admin, bindings: RING });
+    const res = await call("POST", "/admin/keys/rotate", { token: admin, body: STEP, bindings: RING });
     expect(res.status, res.text).toBe(200);
     expect(res.body.rotated).toEqual({ from: current, to: next });
     // The admin's own token (from the old key) still works.
@@ -247,7 +249,7 @@ describe("an operator", () => {
     const leaked = kidOf(user.body.access_token)!;
     const [next] = await kidIn("next");
 
-    const res = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, bindings: RING });
+    const res = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, body: STEP, bindings: RING });
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({ retired: [leaked], rotated: { from: leaked, to: next } });
     expect(res.body.message).toMatch(
@@ -265,11 +267,11 @@ describe("an operator", () => {
 
     // Retired already (a retry): 200, nothing more changes. Unknown: 404.
     const again = await ringAdmin();
-    const repeated = await call("POST", `/admin/keys/${leaked}/retire`, { token: again, bindings: RING });
+    const repeated = await call("POST", `/admin/keys/${leaked}/retire`, { token: again, body: STEP, bindings: RING });
     expect(repeated.status, repeated.text).toBe(200);
     expect(repeated.body.retired).toEqual([]);
     expect(await kidIn("next")).toHaveLength(1);
-    expectError(await call("POST", "/admin/keys/no-such-key/retire", { token: again, bindings: RING }), 404, "not_found");
+    expectError(await call("POST", "/admin/keys/no-such-key/retire", { token: again, body: STEP, bindings: RING }), 404, "not_found");
   });
 
   it("is refused while JWT_PRIVATE_KEY signs (409 keys_not_rotating), and without the admin role (403)", async () => {
@@ -279,7 +281,7 @@ describe("an operator", () => {
       ["POST", "/admin/keys/rotate"],
       ["POST", "/admin/keys/any/retire"],
     ] as const) {
-      expectError(await call(method, path, { token: admin }), 409, "keys_not_rotating");
+      expectError(await call(method, path, { token: admin, ...(method === "POST" ? { body: STEP } : {}) }), 409, "keys_not_rotating");
       expectError(await call(method, path, { token: (await registerUser()).access_token, bindings: RING }), 403, "forbidden");
     }
   });
@@ -392,13 +394,13 @@ describe("the mirror in KV", () => {
       throw new Error("injected: KV put failed");
     });
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
-    const first = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, bindings: { ...FRESH, REVOKED: failing } });
+    const first = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, body: STEP, bindings: { ...FRESH, REVOKED: failing } });
     logged.mockRestore();
     expectError(first, 500, "internal_error");
     expect(JSON.parse((await env.REVOKED.get("keyring"))!).signing.kid).toBe(leaked); // KV still has it
 
     const admin2 = await ringAdmin(FRESH); // the first admin token was signed by the retired key
-    const retry = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin2, bindings: FRESH });
+    const retry = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin2, body: STEP, bindings: FRESH });
     expect(retry.status, retry.text).toBe(200);
     const mirror = JSON.parse((await env.REVOKED.get("keyring"))!);
     expect(mirror.keys.map((k: { kid: string }) => k.kid)).not.toContain(leaked);

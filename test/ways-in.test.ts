@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { applyRecoveries } from "../src/cron";
 import { SoftAuthenticator } from "./authenticator";
 import {
   awayFromStepEdge,
@@ -31,6 +32,10 @@ import {
  */
 
 const NEW_PASSWORD = "battery staple 43";
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+/** The cron's run at `at` (ms): applies held recoveries that are due then, mailing through `EMAIL`. */
+const applyHoldsAt = (at: number, EMAIL?: SendEmail) => applyRecoveries(EMAIL ? { ...env, EMAIL } : env, new Date(at));
 const address = () => `${uniqueName("way")}@example.com`;
 const claimsOf = (token: string) => decodeJwtPart(token, 1);
 
@@ -206,18 +211,27 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     expect((await login(owner.input.username, "reclaimed secret 8")).status).toBe(200);
   });
 
-  it("a squatter who registered the owner's address first loses the password, the passkey and the TOTP they set up", async () => {
+  it("a squatter who registered the owner's address first loses the password, the passkey and the TOTP they set up, once the reset's wait is over", async () => {
     const box = mailbox();
     const email = address();
     const squatter = await userWithTotp(email); // no verification needed by default
     const planted = await addPasskey(box, squatter.access_token, { current_password: PASSWORD, recovery_code: squatter.recoveryCodes[0] });
-    // The real owner of the address resets by mail: no code is asked (TOTP predates the proof of the mailbox).
+    // The real owner of the address resets by mail: no code is asked (TOTP predates the proof of the
+    // mailbox), but a mailbox alone never removes TOTP at once: the reset is held, every session ends.
     await box.send("POST", "/password/forgot", { body: { email } });
     const reset = await box.send("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "the real owner 9" } });
     expect(reset.status, reset.text).toBe(200);
-    expect(reset.body).toMatchObject({ passkeys_removed: 1, totp_removed: true });
-    expect(box.sent.at(-1)!.text).toMatch(/two-step sign-in \(it was set up before this address was confirmed\)/);
+    expect(reset.body).toMatchObject({ passkeys_removed: 0, totp_removed: false, takes_effect_at: expect.any(String) });
+    expect(Date.parse(reset.body.takes_effect_at) - Date.now()).toBeGreaterThan(7 * DAY - MINUTE);
+    expect(box.sent.at(-1)).toMatchObject({ to: email, subject: "Two-step sign-in will be removed from your account" });
+    expectError(await call("GET", "/protected", { token: squatter.access_token }), 401, "invalid_token");
+    expectError(await login(squatter.input.username, "the real owner 9"), 401, "invalid_credentials"); // not yet
+    expect(await userRow(squatter.user.id)).toMatchObject({ totp_enabled_at: expect.any(Number) });
+
+    // A week later (the cron applies it): TOTP, the passkey and the squatter's password are gone.
+    expect(await applyHoldsAt(Date.parse(reset.body.takes_effect_at) + 1000, box.binding)).toBe(1);
     expect(await userRow(squatter.user.id)).toMatchObject({ totp_enabled_at: null, email_verified_at: expect.any(Number) });
+    expect(box.sent.at(-1)).toMatchObject({ to: email, subject: "Two-step sign-in was removed from your account" });
     expectError(await passkeySignIn(planted), 401, "invalid_credentials");
     expectError(await login(squatter.input.username), 401, "invalid_credentials");
     const owner = await login(squatter.input.username, "the real owner 9");
@@ -303,7 +317,7 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
       (await box.send("POST", "/email", { token: u.access_token, body: { new_email: moved, current_password: PASSWORD, recovery_code: u.recoveryCodes[0] } }))
         .status,
     ).toBe(202);
-    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email"), password: PASSWORD } })).status).toBe(200);
     await box.send("POST", "/password/forgot", { body: { email: moved } });
     const token = box.link(moved, "reset-password");
     expectError(await call("POST", "/password/reset", { body: { token, new_password: NEW_PASSWORD } }), 401, "invalid_mfa_code");
@@ -320,11 +334,14 @@ describe("recovery that reclaims: a reset by mail takes the account back", () =>
     const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
     await awayFromStepEdge();
     expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret) } })).status).toBe(200);
-    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email"), password: PASSWORD } })).status).toBe(200);
     await box.send("POST", "/password/forgot", { body: { email: moved } });
     const done = await call("POST", "/password/reset", { body: { token: box.link(moved, "reset-password"), new_password: NEW_PASSWORD } });
     expect(done.status, done.text).toBe(200);
-    expect(done.body.totp_removed).toBe(true);
+    // No code asked (the mailbox outranks that TOTP), but TOTP goes only after the wait.
+    expect(done.body).toMatchObject({ totp_removed: false, takes_effect_at: expect.any(String) });
+    expect(await applyHoldsAt(Date.parse(done.body.takes_effect_at) + 1000)).toBe(1);
+    expect((await userRow(reg.user.id))!.totp_enabled_at).toBeNull();
   });
 
   it("a reset decided on a state that changed before its batch (TOTP turned on meanwhile) uses nothing and changes nothing", async () => {
@@ -434,10 +451,10 @@ describe('"this was not me": every notice of a new way in carries a link that re
     const audited = await env.DB.prepare("SELECT detail FROM audit_events WHERE user_id = ? AND event = 'way_in_revoked'")
       .bind(owner.user.id)
       .first<{ detail: string }>();
-    expect(JSON.parse(audited!.detail)).toEqual({ way: "passkey", removed: true });
+    expect(JSON.parse(audited!.detail)).toEqual({ way: "passkey", removed: true, held: false });
   });
 
-  it("a TOTP setup: the link turns it off (the password alone signs in again) and ends every session", async () => {
+  it("a TOTP setup: the link ends every session at once, and turns TOTP off only after RECOVERY_DELAY", async () => {
     const box = mailbox();
     const email = address();
     const reg = await registerUser({ email });
@@ -445,10 +462,15 @@ describe('"this was not me": every notice of a new way in carries a link that re
     await awayFromStepEdge();
     expect((await box.send("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret) } })).status).toBe(200);
     expect(box.sent.at(-1)!.text).toMatch(/turned on[\s\S]*This was not me: http:\/\/localhost:5173\/#revoke-way-in=/);
-    const res = await call("POST", "/ways-in/revoke", { body: { token: box.link(email, "revoke-way-in") } });
-    expect(res.body).toMatchObject({ removed: true, way: "totp" });
-    expect((await userRow(reg.user.id))!.totp_enabled_at).toBeNull();
+    const res = await box.send("POST", "/ways-in/revoke", { body: { token: box.link(email, "revoke-way-in") } });
+    expect(res.body).toMatchObject({ removed: false, way: "totp", takes_effect_at: expect.any(String) });
+    expect(res.body.message).toMatch(/removed at .* unless someone signs in with it/);
+    expect((await userRow(reg.user.id))!.totp_enabled_at).not.toBeNull();
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
+    expect((await login(reg.input.username)).body.mfa_required).toBe(true); // the password alone: not yet
+    expect(await applyHoldsAt(Date.parse(res.body.takes_effect_at) - 1000)).toBe(0); // a second early: nothing
+    expect(await applyHoldsAt(Date.parse(res.body.takes_effect_at) + 1000)).toBe(1);
+    expect((await userRow(reg.user.id))!.totp_enabled_at).toBeNull();
     expect((await login(reg.input.username)).body.access_token).toEqual(expect.any(String));
   });
 
@@ -459,7 +481,7 @@ describe('"this was not me": every notice of a new way in carries a link that re
     const moved = address();
     expect((await box.send("POST", "/email", { token: reg.access_token, body: { new_email: moved, current_password: PASSWORD } })).status).toBe(202);
     const undo = box.link(old, "revoke-way-in");
-    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(moved, "confirm-email"), password: PASSWORD } })).status).toBe(200);
     const res = await call("POST", "/ways-in/revoke", { body: { token: undo } });
     expect(res.body).toMatchObject({ removed: true, way: "email" });
     const me = (await login(reg.input.username)).body;
@@ -470,7 +492,7 @@ describe('"this was not me": every notice of a new way in carries a link that re
     await box.send("POST", "/email", { token: me.access_token, body: { new_email: other, current_password: PASSWORD } });
     const pending = box.link(other, "confirm-email");
     expect((await call("POST", "/ways-in/revoke", { body: { token: box.link(old, "revoke-way-in") } })).body.removed).toBe(false);
-    expectError(await call("POST", "/email/confirm", { body: { token: pending } }), 400, "invalid_link");
+    expectError(await call("POST", "/email/confirm", { body: { token: pending, password: PASSWORD } }), 400, "invalid_link");
     expectError(await call("GET", "/protected", { token: me.access_token }), 401, "invalid_token");
   });
 
@@ -513,7 +535,7 @@ describe("REQUIRE_VERIFIED_EMAIL on: no account is stuck", () => {
     const unknown = await box.send("POST", "/email/verify/request", { body: { email: address() }, bindings: on });
     expect(unknown.text).toBe(asked.text);
     expectError(await call("POST", "/email/verify/request", { body: {} }), 400, "validation_failed");
-    expect((await call("POST", "/email/verify", { body: { token: fromLogin } })).status).toBe(200);
+    expect((await call("POST", "/email/verify", { body: { token: fromLogin, password: PASSWORD } })).status).toBe(200);
     expect((await call("POST", "/login", { body: { username: fresh.body.user.username, password: PASSWORD }, bindings: on })).status).toBe(200);
   });
 
@@ -537,7 +559,7 @@ describe("mail that strangers cannot turn against the owner", () => {
     const reg = await registerUser();
     const email = address();
     expect((await box.send("POST", "/email", { token: reg.access_token, body: { new_email: email, current_password: PASSWORD } })).status).toBe(202);
-    expect((await call("POST", "/email/confirm", { body: { token: box.link(email, "confirm-email") } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(email, "confirm-email"), password: PASSWORD } })).status).toBe(200);
     expect((await call("GET", "/me", { token: reg.access_token })).body.user).toMatchObject({ email, email_verified: true });
   });
 
@@ -565,7 +587,7 @@ describe("mail that strangers cannot turn against the owner", () => {
     for (let i = 0; i < 3; i++)
       await box.send("POST", "/email", { token: (await registerUser()).access_token, body: { new_email: busy, current_password: PASSWORD } });
     expectError(await box.send("POST", "/email", { token: owner.access_token, body: { new_email: busy, current_password: PASSWORD } }), 429, "rate_limited");
-    expect((await call("POST", "/email/confirm", { body: { token: box.link(mine, "confirm-email") } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { body: { token: box.link(mine, "confirm-email"), password: PASSWORD } })).status).toBe(200);
   });
 
   it("an invalid body spends no mail budget", async () => {

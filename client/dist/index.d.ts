@@ -146,14 +146,19 @@ export declare function createAuthClient(options: ClientOptions): {
      */
     logout(): Promise<void>;
     logoutEverywhere(): Promise<SessionsRevoked>;
-    verifyEmail: (token: string) => Promise<Message>;
+    /**
+     * A link that proves an address (verification, an address change) takes proof that you hold the
+     * account: signed in to it (the Bearer token goes along), or its `password`. Without either: 401
+     * account_proof_required (ask for the password and send again).
+     */
+    verifyEmail: (token: string, password?: string) => Promise<Message>;
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
     requestEmailVerification: (email?: string) => Promise<Message>;
     forgotPassword: (email: string) => Promise<Message>;
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
     resetPassword: (token: string, new_password: string, factor?: ResetFactor) => Promise<ResetDone>;
     changeEmail: (new_email: string, check: FreshCheck) => Promise<Message>;
-    confirmEmail: (token: string) => Promise<Message>;
+    confirmEmail: (token: string, password?: string) => Promise<Message>;
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
     revokeWayIn: (token: string) => Promise<WayInRevoked>;
     deleteAccount(check: FreshCheck): Promise<Message>;

@@ -153,6 +153,7 @@ function createAuthClient(options) {
     if (res.access_token) adopt(res);
     return res;
   }
+  const holder = (path, token, password) => password === void 0 && access ? authed("POST", path, { token }) : send("POST", path, password === void 0 ? { token } : { token, password });
   const signedIn = (res) => ({ ...state(), user: res.user });
   const firstStep = (res) => "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
   return {
@@ -206,14 +207,19 @@ function createAuthClient(options) {
       return res;
     },
     // Mailed links: the app page at APP_URL reads the token from its URL fragment and posts it here.
-    verifyEmail: (token) => send("POST", "/email/verify", { token }),
+    /**
+     * A link that proves an address (verification, an address change) takes proof that you hold the
+     * account: signed in to it (the Bearer token goes along), or its `password`. Without either: 401
+     * account_proof_required (ask for the password and send again).
+     */
+    verifyEmail: (token, password) => holder("/email/verify", token, password),
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
     requestEmailVerification: (email) => email === void 0 ? authed("POST", "/email/verify/request") : send("POST", "/email/verify/request", { email }),
     forgotPassword: (email) => send("POST", "/password/forgot", { email }),
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
     resetPassword: (token, new_password, factor = {}) => send("POST", "/password/reset", { token, new_password, ...factor }),
     changeEmail: (new_email, check) => authed("POST", "/email", { new_email, ...check }),
-    confirmEmail: (token) => send("POST", "/email/confirm", { token }),
+    confirmEmail: (token, password) => holder("/email/confirm", token, password),
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */
     revokeWayIn: (token) => send("POST", "/ways-in/revoke", { token }),
     async deleteAccount(check) {

@@ -12,10 +12,12 @@ import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
 import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
 import { invalidLink, LIFETIME, LIMITS, newLink, notMeLink, openLink, requireAppUrl } from "./links";
+import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { passwordOptions, verifyPassword } from "./passwords";
 import { revokeEpoch } from "./revocations";
 import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
-import { stepUpFor, waysIn } from "./ways-in";
+import { hasPassword, stepUpFor, waysIn } from "./ways-in";
 
 /**
  * The account as its owner manages it: the profile and the security view, the address
@@ -49,7 +51,10 @@ async function mailVerification(deps: Deps, who: SQL, sessionId: string | null) 
   const { token, row } = await newLink("verify_email", new Date(), { sessionId });
   const issued = await issueLink(deps.db, unverified(who), row, LIMITS.verify_email);
   if (!issued) return undefined; // no unverified address, or three links are live already
-  const lines = [`Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`];
+  const lines = [
+    `Confirm that this is your address by opening the link below, where you are signed in or with your password. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`,
+    "If you did not make an account with this address, do not confirm it. To take the address back, reset that account's password by mail: that hands the account to you and ends everything its creator set up.",
+  ];
   return {
     mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }),
     userId: issued.userId,
@@ -79,16 +84,47 @@ export async function requestEmailVerificationByAddress(deps: Deps, email: strin
   });
 }
 
-/** Uses a verification link: the address is verified (if it is still the account's), and its other verification links end. */
-export async function verifyEmail(deps: Deps, token: string): Promise<void> {
+/** Who follows a link that proves an address for an account: signed in to it (its claims), or knowing its password. */
+export interface AccountProof {
+  claims?: AccessClaims;
+  password?: string;
+}
+
+/**
+ * A link that proves an address (verification, an address change) proves the mailbox, not who made
+ * the account: a stranger whose address a squatter registered must not end up sharing that account.
+ * So the one following it shows they hold the account: a Bearer token of it, or its password
+ * (through the login lock: wrong ones count as failed logins). Returns the statements that record a
+ * right password, for the batch that uses the link; throws account_proof_required without either.
+ */
+async function proveHolder(deps: Deps, user: User, proof: AccountProof, now: Date) {
+  if (proof.claims) {
+    if (proof.claims.sub !== user.id) throw new Refusal("account_proof_required", "You are signed in to another account: sign in to the one this link is for");
+    return {};
+  }
+  if (proof.password === undefined) throw new Refusal("account_proof_required");
+  const { check } = await startPasswordCheck(deps, user.id, now);
+  const ok = hasPassword(user) && (await verifyPassword(proof.password, user.passwordHash, passwordOptions(deps.config)));
+  if (!ok) {
+    const lock = await failPasswordCheck(deps, user.id, check, now, "login_failed", "wrong_password_at_link");
+    await auditLock(deps, user.id, lock);
+    throw new Refusal("invalid_credentials", "The password is wrong");
+  }
+  return passPasswordCheck(deps, user.id, check, now);
+}
+
+/** Uses a verification link, from the account's holder: the address is verified (if it is still the account's), and its other verification links end. */
+export async function verifyEmail(deps: Deps, token: string, proof: AccountProof): Promise<void> {
   const { db } = deps;
   const now = new Date();
   const link = await openLink(db, token, "verify_email", now);
+  const passed = await proveHolder(deps, link.user, proof, now);
   // The use and its effect in one batch: a failure leaves the link usable.
   const { used, verified } = await batch(db, {
     used: link.consume(),
     verified: markEmailVerified(db, link.userId, link.email, now, link.consumed),
     othersEnded: endLinks(db, link.userId, ["verify_email"], now, link.consumed),
+    ...passed,
   });
   if (!used[0] || !verified[0]) throw invalidLink();
   await audit(deps, "email_verified", { user_id: link.userId });
@@ -133,7 +169,9 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
   const confirm = compose(
     email,
     "Confirm your new email address",
-    ["Someone asked to use this address for their account. If it was you, open the link below within 24 hours. If not, ignore this mail."],
+    [
+      "Someone asked to use this address for their account. If it was you, open the link below within 24 hours, where you are signed in to that account or with its password. If not, ignore this mail.",
+    ],
     {
       url: appLink(deps.config, "confirm-email", link.token),
       label: "Use this address",
@@ -144,17 +182,19 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
   await audit(deps, "email_change_requested", { user_id: user.id, session_id: claims.sid });
 }
 
-/** Moves the account to the address a change link was sent to, if that address is still free. */
-export async function confirmEmailChange(deps: Deps, token: string): Promise<void> {
+/** Moves the account to the address a change link was sent to, if that address is still free; from the account's holder (proveHolder). */
+export async function confirmEmailChange(deps: Deps, token: string, proof: AccountProof): Promise<void> {
   const { db } = deps;
   const now = new Date();
   const link = await openLink(db, token, "change_email", now);
+  const passed = await proveHolder(deps, link.user, proof, now);
   // One batch: the use, the new address, and the end of links sent to the old one. If the address
   // was taken meanwhile the unique index fails the whole batch, and the link stays usable.
   const { used } = await batch(db, {
     used: link.consume(),
     changed: changeEmail(db, link.userId, link.email, now, link.consumed, link.sessionId, link.way?.startsWith("totp:") ? Number(link.way.slice(5)) : null),
     oldLinksEnded: endLinks(db, link.userId, ["reset_password", "verify_email"], now, link.consumed),
+    ...passed,
   }).catch((err) => {
     if (uniqueViolation(err)?.includes("email")) throw new Refusal("email_taken", "That address was taken in the meantime");
     throw err;

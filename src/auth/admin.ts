@@ -10,6 +10,7 @@ import { epochState, updatedAt } from "../db/users";
 import type { Deps } from "../deps";
 import { publishEpoch } from "./epochs";
 import { Refusal } from "./errors";
+import { type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
 
 /** What admins do (routes/admin.ts guards the whole area): the lists, one user, a change to a user. Knows nothing of HTTP. */
@@ -28,16 +29,24 @@ export async function userForAdmin(deps: Deps, userId: string) {
 }
 
 /**
- * An admin changes a user's roles or disables them: every session of the user ends at once. The
+ * An admin changes a user's roles (after the step-up change_roles) or disables them: every session of the user ends at once. The
  * statement itself refuses when the acting admin is no longer an active admin, or when the change
  * would leave no active admin (two admins disabling each other at once: one of them wins).
  */
-export async function updateUserByAdmin(deps: Deps, admin: AccessClaims, userId: string, change: { roles?: string[]; disabled?: boolean }): Promise<User> {
+export async function updateUserByAdmin(
+  deps: Deps,
+  admin: AccessClaims,
+  userId: string,
+  change: { roles?: string[]; disabled?: boolean },
+  check: StepUpInput,
+): Promise<User> {
   const { db } = deps;
   if (userId === admin.sub) {
     if (change.disabled) throw new Refusal("validation_failed", undefined, { disabled: "you cannot disable your own account" });
     if (change.roles && !change.roles.includes("admin")) throw new Refusal("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
   }
+  // Granting or removing roles takes the acting admin's step-up; disabling alone only takes access away.
+  if (change.roles) await stepUp(deps, admin, "change_roles", check);
   const now = new Date();
   const changed = updatedAt(db, userId, now);
   const done = await batch(db, {

@@ -50,7 +50,9 @@ export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<numbe
   const { revoked, epoch } = await batch(db, {
     epochEnded: endSessionEpoch(db, claims.sub),
     revoked: revokeUserSessions(db, claims.sub, now),
-    changesEnded: endLinks(db, claims.sub, ["change_email"], now), // "sign me out everywhere" also stops a pending address change
+    // "Sign me out everywhere" also stops a pending address change, and the reset and "this was not
+    // me" links out there: a mailbox alone cannot act on the account after it.
+    linksEnded: endLinks(db, claims.sub, ["change_email", "reset_password", "revoke_way_in"], now),
     epoch: epochState(db, claims.sub),
   });
   const state = epoch[0];

@@ -57,8 +57,9 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
     // session is still live (a logout-all that landed meanwhile stands).
     replaced: replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
     revoked: revokeUserSessions(db, user.id, now, claims.sid, changed),
-    // A pending email change (maybe a hijacker's) or reset link does not outlive the new password.
-    linksEnded: endLinks(db, user.id, ["change_email", "reset_password"], now, changed),
+    // A pending email change (maybe a hijacker's), a reset link or a "this was not me" link does not
+    // outlive the new password: none of them can then act on the account the owner just secured.
+    linksEnded: endLinks(db, user.id, ["change_email", "reset_password", "revoke_way_in"], now, changed),
     epoch: epochState(db, user.id),
   });
   const state = epoch[0];

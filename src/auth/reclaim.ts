@@ -1,26 +1,30 @@
+import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
-import { ALL_PURPOSES, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
+import { endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
-import { deleteIdentitiesOnReset } from "../db/identities";
-import { endUserChallenges, type Proof, usable as proofUsable, removeTotpEnabledAt, spendProof } from "../db/mfa";
-import { deletePasskey, deleteUserPasskeys } from "../db/passkeys";
+import { endUserChallenges, type Proof, usable as proofUsable, spendProof } from "../db/mfa";
+import { deletePasskey } from "../db/passkeys";
 import { revokeUserSessions } from "../db/sessions";
-import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, resetPassword, restoreEmail } from "../db/users";
+import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, restoreEmail } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, sendMail } from "../mail";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
 import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
 import { hashPassword, passwordOptions } from "./passwords";
+import { announceHold, holdStatement, reclaimStatements } from "./recovery-holds";
 import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
 import { needs, resetRemovesTotp } from "./ways-in";
+
+type OpenedLink = Awaited<ReturnType<typeof openLink>>;
 
 /**
  * Recovery that reclaims: what the mailbox's owner can do with a mailed link. A password reset hands
  * the account back to them (every session and pending challenge ends, the passkeys go, and so does
- * anything set up before the address was proved); a "this was not me" link removes one way in that
- * a notice announced, and ends every session. Knows nothing of HTTP.
+ * anything set up before the address was proved); a "this was not me" link takes back one way in
+ * that a notice announced, and ends every session. While TOTP is on, neither lowers what the account
+ * requires at once (auth/recovery-holds.ts). Knows nothing of HTTP.
  */
 
 /** Codes a password reset may try per account and day (when it needs one): only link holders spend them. */
@@ -46,20 +50,25 @@ export async function forgotPassword(deps: Deps, email: string): Promise<void> {
   });
 }
 
+/** What a reset did: removed at once, or held until `heldUntil` (auth/recovery-holds.ts). */
+export interface ResetDone {
+  passkeysRemoved: number;
+  totpRemoved: boolean;
+  identitiesRemoved: number;
+  heldUntil?: Date;
+}
+
 /**
  * Sets a new password from a reset link, and with it hands the account to the mailbox's owner. One
  * batch, every write conditional on this request using the link (and on the account being as it
  * was checked): the new password; the address verified (the link proved the mailbox); every
  * session, pending challenge and other link ended; every passkey removed, and every social identity
- * except those whose provider vouches for this very address; TOTP removed unless it was
- * turned on after the address was proved, in which case the reset needs a code (auth/ways-in.ts).
+ * except those whose provider vouches for this very address. TOTP turned on after the address was
+ * proved stays, and the reset needs a code (auth/ways-in.ts). TOTP set up before: a mailbox alone
+ * never removes it at once, so the reset is held (auth/recovery-holds.ts): every session ends now,
+ * and the rest happens after RECOVERY_DELAY unless a sign-in with a second factor cancels it.
  */
-export async function completePasswordReset(
-  deps: Deps,
-  token: string,
-  newPassword: string,
-  offered: SecondFactor = {},
-): Promise<{ passkeysRemoved: number; totpRemoved: boolean; identitiesRemoved: number }> {
+export async function completePasswordReset(deps: Deps, token: string, newPassword: string, offered: SecondFactor = {}): Promise<ResetDone> {
   const { db, config } = deps;
   const now = new Date();
   const link = await openLink(db, token, "reset_password", now);
@@ -80,35 +89,27 @@ export async function completePasswordReset(
     }
   }
   const passwordHash = await hashPassword(newPassword, passwordOptions(config));
-  const removeTotp = resetRemovesTotp(user);
+  if (resetRemovesTotp(user)) return holdReset(deps, link, passwordHash, now);
   const { consumed } = link;
   // The link is used only if the account is as checked and the code (if any) is still unspent (a
   // code used meanwhile elsewhere fails the whole reset); every later write depends on that use.
   const done = await batch(db, {
     used: link.consume(accountAsChecked(db, user), proof ? proofUsable(db, user.id, proof) : undefined),
-    reset: resetPassword(db, user.id, passwordHash, now, consumed, { removeTotp, mailbox: link.email }),
-    passkeysRemoved: deleteUserPasskeys(db, user.id, consumed),
-    identitiesRemoved: deleteIdentitiesOnReset(db, user.id, link.email, consumed),
-    challengesEnded: endUserChallenges(db, user.id, now, consumed),
-    sessionsEnded: revokeUserSessions(db, user.id, now, undefined, consumed),
-    linksEnded: endLinks(db, user.id, ALL_PURPOSES, now, consumed),
-    epoch: epochState(db, user.id),
+    ...reclaimStatements(deps, user.id, passwordHash, now, consumed, { removeTotp: false, mailbox: link.email }),
     proofSpent: proof ? spendProof(db, user.id, proof, now, consumed) : undefined,
   });
   if (!done.used[0]) throw invalidLink(); // another request used it, the account changed, or the code was used meanwhile
-  const state = done.epoch[0];
-  const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: removeTotp, identitiesRemoved: done.identitiesRemoved.length };
+  const removed = { passkeysRemoved: done.passkeysRemoved.length, totpRemoved: false, identitiesRemoved: done.identitiesRemoved.length };
   await audit(deps, "password_reset", {
     user_id: user.id,
     passkeys_removed: removed.passkeysRemoved,
     identities_removed: removed.identitiesRemoved,
-    totp_removed: removeTotp,
+    totp_removed: false,
     with_code: proof !== null,
   });
   const what = [
     removed.passkeysRemoved ? `${removed.passkeysRemoved} passkey(s)` : "",
     removed.identitiesRemoved ? `${removed.identitiesRemoved} linked sign-in provider(s) that do not vouch for this address` : "",
-    removeTotp ? "two-step sign-in (it was set up before this address was confirmed)" : "",
   ].filter(Boolean);
   const lines = [
     "The password of your account was reset with a link mailed to this address, and every session was signed out.",
@@ -117,16 +118,47 @@ export async function completePasswordReset(
   await afterAnswer(deps, "reset_notice", () =>
     sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined),
   );
-  if (state) {
-    try {
-      await publishEpoch(deps, user.id, state, now);
-    } catch {
-      // The link is used up, so a retry could not repeat this: the answer stays 200 and KV is
-      // written after it (the refresh tokens are dead in D1 already).
-      retryAfterAnswer(deps, () => publishEpoch(deps, user.id, state, now));
-    }
-  }
+  await mirrorEpoch(deps, user.id, done.epoch[0], now);
   return removed;
+}
+
+/**
+ * A reset that would remove TOTP, held: the link is used and every session, challenge and other
+ * link ends now; the new password, and what a reset removes, wait for RECOVERY_DELAY.
+ */
+async function holdReset(deps: Deps, link: OpenedLink, passwordHash: string, now: Date): Promise<ResetDone> {
+  const { db } = deps;
+  const { user, consumed } = link;
+  const totpEnabledAt = user.totpEnabledAt ?? now; // resetRemovesTotp: TOTP is on
+  const done = await batch(db, {
+    used: link.consume(accountAsChecked(db, user)),
+    held: holdStatement(deps, { userId: user.id, kind: "reset", totpEnabledAt, passwordHash, mailbox: link.email, now }, consumed),
+    ...freeze(deps, user.id, now, consumed),
+  });
+  const held = done.held[0];
+  if (!done.used[0] || !held) throw invalidLink();
+  await mirrorEpoch(deps, user.id, done.epoch[0], now);
+  await announceHold(deps, user.id, held.kind, held.dueAt);
+  return { passkeysRemoved: 0, totpRemoved: false, identitiesRemoved: 0, heldUntil: held.dueAt };
+}
+
+/** Stops everything at once: every session, pending challenge and pending change or reset, with a new epoch for KV. */
+const freeze = (deps: Deps, userId: string, now: Date, onlyIf: SQL) => ({
+  epochEnded: endSessionEpoch(deps.db, userId, onlyIf),
+  sessionsEnded: revokeUserSessions(deps.db, userId, now, undefined, onlyIf),
+  challengesEnded: endUserChallenges(deps.db, userId, now, onlyIf),
+  linksEnded: endLinks(deps.db, userId, ["change_email", "reset_password", "verify_email"], now, onlyIf),
+  epoch: epochState(deps.db, userId),
+});
+
+/** KV learns of the ended sessions; the link is used up, so a failed write is retried after the answer. */
+async function mirrorEpoch(deps: Deps, userId: string, state: Parameters<typeof publishEpoch>[2] | undefined, now: Date) {
+  if (!state) return;
+  try {
+    await publishEpoch(deps, userId, state, now);
+  } catch {
+    retryAfterAnswer(deps, () => publishEpoch(deps, userId, state, now));
+  }
 }
 
 /** The way in a "this was not me" link names ("passkey:<id>", "totp:<ms>", "email:<address>"). */
@@ -136,53 +168,37 @@ function wayOf(way: string | null) {
 }
 
 /**
- * Uses a "this was not me" link: removes the way in its notice announced (a passkey, a TOTP setup,
- * an address change: the former address comes back), if it is still there, and ends every session,
- * pending challenge and pending address change. Repeatable in effect: the link is used up, and the
- * KV write is retried after the answer if it fails.
+ * Uses a "this was not me" link: ends every session, pending challenge and pending address change
+ * at once, and takes back the way in its notice announced, if it is still there: a passkey goes; the
+ * former address comes back, ranked with TOTP while that is on (never above it); a TOTP setup is
+ * held for removal (auth/recovery-holds.ts), since a mailbox alone never removes TOTP at once.
+ * Repeatable in effect: the link is used up, and the KV write is retried after the answer if it fails.
  */
-export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed: boolean; kind: string }> {
+export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed: boolean; kind: string; heldUntil?: Date }> {
   const { db } = deps;
   const now = new Date();
   const link = await openLink(db, token, "revoke_way_in", now);
   const { kind, value } = wayOf(link.way);
-  const userId = link.userId;
-  const { consumed } = link;
+  const { userId, consumed } = link;
   const removal = (restore: boolean) =>
     kind === "passkey"
-      ? deletePasskey(db, value, userId, consumed)
+      ? { removed: deletePasskey(db, value, userId, consumed) }
       : kind === "totp"
-        ? removeTotpEnabledAt(db, userId, new Date(Number(value)), now, consumed)
+        ? { held: holdStatement(deps, { userId, kind: "not_me", totpEnabledAt: new Date(Number(value)), now }, consumed) }
         : kind === "email" && restore
-          ? restoreEmail(db, userId, value, link.email, now, consumed)
-          : undefined;
-  const run = (restore: boolean) => {
-    const remove = removal(restore);
-    return batch(db, {
-      used: link.consume(),
-      epochEnded: endSessionEpoch(db, userId, consumed),
-      sessionsEnded: revokeUserSessions(db, userId, now, undefined, consumed),
-      challengesEnded: endUserChallenges(db, userId, now, consumed),
-      linksEnded: endLinks(db, userId, ["change_email", "reset_password"], now, consumed),
-      epoch: epochState(db, userId),
-      removed: remove,
-    });
-  };
+          ? { removed: restoreEmail(db, userId, value, link.email, now, consumed) }
+          : {};
+  const run = (restore: boolean) => batch(db, { used: link.consume(), ...freeze(deps, userId, now, consumed), ...removal(restore) });
   const results = await run(true).catch((err) => {
     // The former address was taken by another account meanwhile: everything else still happens.
     if (!uniqueViolation(err)) throw err;
     return run(false);
   });
   if (!results.used[0]) throw invalidLink();
-  const state = results.epoch[0];
-  const removed = (results.removed?.length ?? 0) > 0;
-  await audit(deps, "way_in_revoked", { user_id: userId, way: kind, removed });
-  if (state) {
-    try {
-      await publishEpoch(deps, userId, state, now);
-    } catch {
-      retryAfterAnswer(deps, () => publishEpoch(deps, userId, state, now));
-    }
-  }
-  return { removed, kind };
+  const held = "held" in results ? results.held?.[0] : undefined;
+  const removed = "removed" in results && (results.removed?.length ?? 0) > 0;
+  await audit(deps, "way_in_revoked", { user_id: userId, way: kind, removed, held: held !== undefined });
+  await mirrorEpoch(deps, userId, results.epoch[0], now);
+  if (held) await announceHold(deps, userId, held.kind, held.dueAt);
+  return { removed, kind, heldUntil: held?.dueAt };
 }

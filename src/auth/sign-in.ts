@@ -2,12 +2,14 @@ import type { SQL } from "drizzle-orm";
 import { audit, auditRowIfSession, logEvent } from "../audit";
 import type { Config } from "../config";
 import { type BatchResults, batch, joined, type Statements } from "../db/batch";
+import { cancelHold } from "../db/recovery-holds";
 import type { User } from "../db/schema";
-import { insertSessionIf, reissueAccess, revokeBeyondCap } from "../db/sessions";
+import { insertSessionIf, reissueAccess, revokeBeyondCap, sessionExists } from "../db/sessions";
 import { findUserById, sessionEpochOf } from "../db/users";
 import type { Deps } from "../deps";
 import { sha256Base64Url } from "../encoding";
 import { retryAfterAnswer } from "./epochs";
+import { announceCancel } from "./recovery-holds";
 import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
 import { revokeSessions } from "./revocations";
 import { activeKeys, type KeyStores } from "./signing-keys";
@@ -106,8 +108,8 @@ export interface OpenSession<B extends Statements, A extends Statements> {
 /**
  * Opens the session a sign-in ends with, in one round trip: the caller's first statements, the
  * session (only if the user may still hold one and the caller's conditions hold), the per-user cap,
- * the epoch for the token, the audit row (only if the session was written), and the caller's last
- * statements. `issued` is absent when the session was not written; `results` holds every
+ * the epoch for the token, the audit row (only if the session was written), with a second factor
+ * the end of a held recovery, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
  * statement's result by name (the caller's under the names it gave).
  */
 export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(
@@ -125,6 +127,8 @@ export async function openSession<B extends Statements = Record<never, never>, A
     evictedSessions: revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
     userEpoch: sessionEpochOf(db, user.id),
     loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
+    // A sign-in with a second factor cancels what a mailbox alone asked to lower (auth/recovery-holds.ts).
+    holdCancelled: opts.amr.includes("mfa") ? cancelHold(db, user.id, sessionExists(db, row.id)) : undefined,
   };
   const results = await batch(db, joined(opts.before ?? ({} as B), core, opts.after ?? ({} as A))); // a name given twice throws
   const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
@@ -132,6 +136,8 @@ export async function openSession<B extends Statements = Record<never, never>, A
   const epoch = mine.userEpoch[0]?.epoch;
   if (!mine.openedSession[0] || epoch === undefined) return opened;
   logEvent(deps, "login_succeeded", succeeded);
+  const cancelled = mine.holdCancelled?.[0];
+  if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
   await endEvicted(deps, mine.evictedSessions);
   opened.issued = await issue(deps, { ...user, epoch }, row, now, refreshToken);
   return opened;

@@ -34,7 +34,10 @@ export type Action =
   | "add_identity"
   | "remove_identity"
   | "reset_password"
-  | "revoke_way_in";
+  | "revoke_way_in"
+  | "change_roles"
+  | "rotate_signing_keys"
+  | "retire_signing_key";
 
 export interface StepUpRule {
   /** Who asks: a signed-in session (its own budget of wrong tries), or the holder of a mailed link. */
@@ -79,8 +82,27 @@ export const STEP_UP: Record<Action, StepUpRule> = {
     fresh: "in the request for the link; the provider's answer must follow within 10 minutes",
   },
   remove_identity: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
-  reset_password: { by: "link", proof: ["mailbox", "second_factor"], secondFactor: "if_totp_after_mailbox", fresh: "the link lives 30 minutes" },
-  revoke_way_in: { by: "link", proof: ["mailbox"], fresh: `the link lives ${3 * 24} hours` },
+  reset_password: {
+    by: "link",
+    proof: ["mailbox", "second_factor"],
+    secondFactor: "if_totp_after_mailbox",
+    fresh: "the link lives 30 minutes; with TOTP set up before the address was proved, the reset waits RECOVERY_DELAY",
+  },
+  revoke_way_in: {
+    by: "link",
+    proof: ["mailbox"],
+    fresh: `the link lives ${3 * 24} hours (a password change or sign-out everywhere ends it); removing TOTP waits RECOVERY_DELAY`,
+  },
+  // An admin's actions that change who can do what, or what every token is signed with: a stolen
+  // admin access token alone does not do them.
+  change_roles: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request (PATCH /admin/users/{id} with roles)",
+  },
+  rotate_signing_keys: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
+  retire_signing_key: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
 };
 
 /** The address was proved before TOTP was turned on: then the mailbox alone does not outrank TOTP. */

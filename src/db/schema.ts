@@ -280,6 +280,29 @@ export const signingKeys = sqliteTable(
   ],
 );
 
+/**
+ * A lowering of what the account requires that a mailbox alone asked for while TOTP was on
+ * (auth/recovery-holds.ts): the TOTP goes, and for a held reset the new password takes effect, only
+ * at `dueAt` (RECOVERY_DELAY later), unless a sign-in with a second factor cancels it first (the row
+ * goes). One row per account; the cron applies due rows and deletes them.
+ */
+export const recoveryHolds = sqliteTable(
+  "recovery_holds",
+  {
+    userId: text("user_id")
+      .primaryKey()
+      .references(() => users.id, { onDelete: "cascade" }),
+    kind: text({ enum: ["not_me", "reset"] }).notNull(), // a "this was not me" link, or a reset by mail
+    totpEnabledAt: integer("totp_enabled_at", { mode: "timestamp_ms" }).notNull(), // the TOTP it removes, only while that one is on
+    passwordHash: text("password_hash"), // a held reset's new password (null: TOTP removal only)
+    mailbox: text(), // the address the reset link went to: verified when the reset applies
+    requestedAt: integer("requested_at", { mode: "timestamp_ms" }).notNull(),
+    dueAt: integer("due_at", { mode: "timestamp_ms" }).notNull(),
+    appliedBy: text("applied_by"), // a random id of the cron run applying it: what that batch's later writes check
+  },
+  (t) => [index("recovery_holds_due_at_idx").on(t.dueAt)],
+);
+
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
 export const auditEvents = sqliteTable(
   "audit_events",

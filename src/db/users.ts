@@ -171,12 +171,15 @@ export function changeEmail(db: Db, id: string, email: string, now: Date, consum
 
 /**
  * A "this was not me" link from the former address undoes a change to `changedTo`: the account gets
- * `restored` back, verified (its mailbox just proved itself). Only while `changedTo` is still the address.
+ * `restored` back, verified (its mailbox just proved itself), but while TOTP is on ranked with that
+ * TOTP, never above it: a mailbox alone does not outrank a second factor (auth/ways-in.ts). Only
+ * while `changedTo` is still the address.
  */
 export function restoreEmail(db: Db, id: string, changedTo: string, restored: string, now: Date, consumed: SQL) {
+  const rank = sql`CASE WHEN ${users.totpEnabledAt} IS NOT NULL AND ${users.totpEnabledAt} < ${now.getTime()} THEN ${users.totpEnabledAt} ELSE ${now.getTime()} END`;
   return db
     .update(users)
-    .set({ email: restored, emailVerifiedAt: now, emailSetAt: now, emailSetBy: null, updatedAt: now })
+    .set({ email: restored, emailVerifiedAt: rank, emailSetAt: now, emailSetBy: null, updatedAt: now })
     .where(and(eq(users.id, id), eq(users.email, changedTo), consumed))
     .returning({ id: users.id });
 }

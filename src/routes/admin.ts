@@ -1,17 +1,20 @@
 import { createRoute } from "@hono/zod-openapi";
 import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
 import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/signing-keys";
+import { stepUp } from "../auth/step-up";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
 import { requireRole } from "../middleware/require-auth";
 import { adminUserSchema, auditPageSchema, keyRingSchema, usersPageSchema } from "../response-schemas";
-import { adminUserPatchSchema, kidSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
+import { adminUserPatchSchema, freshCheckSchema, kidSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser } from "./shapes";
 
 const admin = { security: BEARER, tags: ["Admin"] };
+/** What a step-up can answer (auth/step-up.ts), besides the guard's own 401 and 403. */
+const STEP_UP_ERRORS = ["invalid_token", "forbidden", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"] as const;
 
 const usersRoute = createRoute({
   ...admin,
@@ -46,10 +49,10 @@ const patchUserRoute = createRoute({
   path: "/users/{id}",
   summary: "Change a user's roles or disable them (role admin); every session of the user ends at once",
   description:
-    "An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
+    "A change of roles takes the acting admin's step-up (change_roles: `current_password`, and a code while TOTP is on); disabling alone does not, so taking access away stays quick. An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
   middleware: [jsonOnly],
   request: { params: userIdSchema, ...body(adminUserPatchSchema) },
-  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "not_found", "last_admin") },
+  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "not_found", "last_admin") },
 });
 
 const keysRoute = createRoute({
@@ -66,8 +69,10 @@ const rotateRoute = createRoute({
   path: "/keys/rotate",
   summary: "Turn the ring now: the next key signs, the current one verifies until its tokens expire (role admin)",
   description:
-    "The cron turns the ring every KEY_ROTATION_DAYS; this does it at once. Refused with 409 key_not_ready until the next key has been published for JWKS_MAX_AGE + KEY_PROPAGATION seconds (the answer says when), so no verifier meets a key it has not fetched. Live tokens keep working. Audited (signing_key_rotated).",
-  responses: { 200: json(keyRingSchema, "Turned"), ...errors("invalid_token", "forbidden", "keys_not_rotating", "key_not_ready") },
+    "The step-up rotate_signing_keys: `current_password`, and a code while TOTP is on. The cron turns the ring every KEY_ROTATION_DAYS; this does it at once. Refused with 409 key_not_ready until the next key has been published for JWKS_MAX_AGE + KEY_PROPAGATION seconds (the answer says when), so no verifier meets a key it has not fetched. Live tokens keep working. Audited (signing_key_rotated).",
+  middleware: [jsonOnly],
+  request: body(freshCheckSchema),
+  responses: { 200: json(keyRingSchema, "Turned"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "key_not_ready") },
 });
 
 const retireRoute = createRoute({
@@ -76,11 +81,12 @@ const retireRoute = createRoute({
   path: "/keys/{kid}/retire",
   summary: "Emergency: retire a key at once, e.g. a leaked one (role admin)",
   description:
-    "The key leaves the JWKS and stops verifying now; every access token it signed is refused from now on by this API (everywhere within KEY_PROPAGATION seconds) and by resource servers once their JWKS cache (JWKS_MAX_AGE) runs out. Clients refresh to get a token from the new key: refresh tokens are not signed, so nobody is signed out. Retiring the current key makes the next one sign at once, before verifiers may have fetched it; they fetch it on the first unknown kid. Audited (signing_key_retired).",
-  request: { params: kidSchema },
+    "The step-up retire_signing_key: `current_password`, and a code while TOTP is on. The key leaves the JWKS and stops verifying now; every access token it signed is refused from now on by this API (everywhere within KEY_PROPAGATION seconds) and by resource servers once their JWKS cache (JWKS_MAX_AGE) runs out. Clients refresh to get a token from the new key: refresh tokens are not signed, so nobody is signed out. Retiring the current key makes the next one sign at once, before verifiers may have fetched it; they fetch it on the first unknown kid. Audited (signing_key_retired).",
+  middleware: [jsonOnly],
+  request: { params: kidSchema, ...body(freshCheckSchema) },
   responses: {
     200: json(keyRingSchema, "Retired"),
-    ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "keys_not_rotating", "not_found"),
+    ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "not_found"),
   },
 });
 
@@ -117,12 +123,19 @@ adminApp
     return c.json({ ...adminUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
   })
   .openapi(patchUserRoute, async (c) => {
-    const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
+    const { roles, disabled, ...check } = c.req.valid("json");
+    const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, { roles, disabled }, check);
     return c.json(adminUser(user), 200);
   })
   .openapi(keysRoute, async (c) => c.json(ringView(await keyRingView(deps(c))), 200))
-  .openapi(rotateRoute, async (c) => c.json(ringView(await rotateKeys(deps(c), c.get("auth").sub)), 200))
-  .openapi(retireRoute, async (c) => c.json(ringView(await retireKey(deps(c), c.get("auth").sub, c.req.valid("param").kid)), 200))
+  .openapi(rotateRoute, async (c) => {
+    await stepUp(deps(c), c.get("auth"), "rotate_signing_keys", c.req.valid("json"));
+    return c.json(ringView(await rotateKeys(deps(c), c.get("auth").sub)), 200);
+  })
+  .openapi(retireRoute, async (c) => {
+    await stepUp(deps(c), c.get("auth"), "retire_signing_key", c.req.valid("json"));
+    return c.json(ringView(await retireKey(deps(c), c.get("auth").sub, c.req.valid("param").kid)), 200);
+  })
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");
     const beforeId = cursor ? decodeCursor(cursor, ([id]) => (Number.isSafeInteger(id) ? (id as number) : undefined)) : undefined;

@@ -10,7 +10,7 @@ import { jsonOnly } from "../middleware/json-only";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, resetDoneSchema, revokedWayInSchema } from "../response-schemas";
-import { emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
+import { addressProofSchema, emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 
@@ -42,14 +42,23 @@ const verifyRequestRoute = createRoute({
   responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(...BODY_ERRORS, "invalid_token", "rate_limited") },
 });
 
+/** Links that prove an address for an account take a proof that the one following them holds it (auth/account.ts). */
+const HOLDER =
+  "With a Bearer token of the account the link is for, or the account's `password` (wrong ones count toward the account lock, like a login's): the link proves the mailbox, not who made the account. Without either, 401 account_proof_required: someone whose address another person registered should reset that account's password instead, which hands it over and ends everything its creator set up.";
+
 const verifyRoute = createRoute({
   method: "post",
   path: "/email/verify",
   tags,
-  summary: "Complete email verification with the mailed token",
-  middleware: [jsonOnly],
-  request: body(linkTokenSchema),
-  responses: { 200: json(messageSchema, "The address is verified"), ...errors(...BODY_ERRORS, "invalid_link") },
+  summary: "Complete email verification with the mailed token, as the account's holder",
+  description: HOLDER,
+  security: [...BEARER, {}],
+  middleware: [authIfSent, jsonOnly],
+  request: body(addressProofSchema),
+  responses: {
+    200: json(messageSchema, "The address is verified"),
+    ...errors(...BODY_ERRORS, "invalid_link", "account_proof_required", "invalid_credentials", "invalid_token", "rate_limited"),
+  },
 });
 
 const forgotRoute = createRoute({
@@ -70,7 +79,7 @@ const resetRoute = createRoute({
   tags,
   summary: "Set a new password with the mailed token: the mailbox's owner takes the account back",
   description:
-    "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP set up before the address was confirmed is removed too; TOTP turned on after it stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; wrong ones count toward the account lock).",
+    "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP turned on after the address was confirmed stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; ten tries a day). TOTP set up before the address was confirmed: a mailbox alone never removes it at once, so every session ends now and the rest of the reset (the new password, TOTP and passkeys removed) is held until `takes_effect_at` (RECOVERY_DELAY), announced by mail; a sign-in with a second factor before then cancels it.",
   middleware: [jsonOnly],
   request: body(resetSchema),
   responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "rate_limited") },
@@ -96,10 +105,15 @@ const emailConfirmRoute = createRoute({
   method: "post",
   path: "/email/confirm",
   tags,
-  summary: "Complete an email change with the mailed token",
-  middleware: [jsonOnly],
-  request: body(linkTokenSchema),
-  responses: { 200: json(messageSchema, "The address is changed (and verified)"), ...errors(...BODY_ERRORS, "invalid_link", "email_taken") },
+  summary: "Complete an email change with the mailed token, as the account's holder",
+  description: HOLDER,
+  security: [...BEARER, {}],
+  middleware: [authIfSent, jsonOnly],
+  request: body(addressProofSchema),
+  responses: {
+    200: json(messageSchema, "The address is changed (and verified)"),
+    ...errors(...BODY_ERRORS, "invalid_link", "email_taken", "account_proof_required", "invalid_credentials", "invalid_token", "rate_limited"),
+  },
 });
 
 const revokeRoute = createRoute({
@@ -108,7 +122,7 @@ const revokeRoute = createRoute({
   tags,
   summary: '"This was not me": remove the way in a notice announced, and end every session',
   description:
-    "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use). The passkey or TOTP setup is removed, or the former address comes back; every session, pending challenge and pending address change ends. Then reset the password: whoever did it knows it.",
+    "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use; a password change or sign-out everywhere ends it). Every session, pending challenge and pending address change ends at once. The passkey is removed, or the former address comes back (ranked with TOTP while that is on, never above it). A TOTP setup is held for removal until `takes_effect_at` (RECOVERY_DELAY), announced by mail: a sign-in with a second factor before then cancels it. Then reset the password: whoever did it knows it.",
   middleware: [jsonOnly],
   request: body(linkTokenSchema),
   responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(...BODY_ERRORS, "invalid_link") },
@@ -129,7 +143,8 @@ export const recovery = openApiApp()
     return c.json({ message: "If there is an unverified address, a verification link is on its way" }, 202);
   })
   .openapi(verifyRoute, async (c) => {
-    await verifyEmail(deps(c), c.req.valid("json").token);
+    const { token, password } = c.req.valid("json");
+    await verifyEmail(deps(c), token, { claims: c.get("auth") as AccessClaims | undefined, password });
     return c.json({ message: "Your email address is verified" }, 200);
   })
   .openapi(forgotRoute, async (c) => {
@@ -141,13 +156,17 @@ export const recovery = openApiApp()
   })
   .openapi(resetRoute, async (c) => {
     const { token, new_password, ...offered } = c.req.valid("json");
-    const removed = await completePasswordReset(deps(c), token, new_password, offered);
+    const done = await completePasswordReset(deps(c), token, new_password, offered);
+    const message = done.heldUntil
+      ? `Every session is signed out. Two-step sign-in on this account was set up before this address was confirmed, so the reset takes effect at ${done.heldUntil.toISOString()}: the new password works from then, unless someone signs in with a second factor before it`
+      : "Your password is reset and every session is signed out; sign in with the new one";
     return c.json(
       {
-        message: "Your password is reset and every session is signed out; sign in with the new one",
-        passkeys_removed: removed.passkeysRemoved,
-        identities_removed: removed.identitiesRemoved,
-        totp_removed: removed.totpRemoved,
+        message,
+        passkeys_removed: done.passkeysRemoved,
+        identities_removed: done.identitiesRemoved,
+        totp_removed: done.totpRemoved,
+        ...(done.heldUntil ? { takes_effect_at: done.heldUntil.toISOString() } : {}),
       },
       200,
     );
@@ -158,11 +177,14 @@ export const recovery = openApiApp()
     return c.json({ message: "A confirmation link is on its way to the new address" }, 202);
   })
   .openapi(emailConfirmRoute, async (c) => {
-    await confirmEmailChange(deps(c), c.req.valid("json").token);
+    const { token, password } = c.req.valid("json");
+    await confirmEmailChange(deps(c), token, { claims: c.get("auth") as AccessClaims | undefined, password });
     return c.json({ message: "Your email address is changed" }, 200);
   })
   .openapi(revokeRoute, async (c) => {
-    const { removed, kind } = await revokeWayIn(deps(c), c.req.valid("json").token);
-    const message = `${removed ? "Removed" : "It was gone already"}, and every session is signed out. Now reset your password: whoever did this knows it.`;
-    return c.json({ message, removed, way: kind }, 200);
+    const { removed, kind, heldUntil } = await revokeWayIn(deps(c), c.req.valid("json").token);
+    const message = heldUntil
+      ? `Every session is signed out. Two-step sign-in will be removed at ${heldUntil.toISOString()}, unless someone signs in with it before then; after that, reset your password.`
+      : `${removed ? "Removed" : "It was gone already"}, and every session is signed out. Now reset your password: whoever did this knows it.`;
+    return c.json({ message, removed, way: kind, ...(heldUntil ? { takes_effect_at: heldUntil.toISOString() } : {}) }, 200);
   });

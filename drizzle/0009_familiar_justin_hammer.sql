@@ -1,0 +1,13 @@
+CREATE TABLE `recovery_holds` (
+	`user_id` text PRIMARY KEY NOT NULL,
+	`kind` text NOT NULL,
+	`totp_enabled_at` integer NOT NULL,
+	`password_hash` text,
+	`mailbox` text,
+	`requested_at` integer NOT NULL,
+	`due_at` integer NOT NULL,
+	`applied_by` text,
+	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade
+);
+--> statement-breakpoint
+CREATE INDEX `recovery_holds_due_at_idx` ON `recovery_holds` (`due_at`);
