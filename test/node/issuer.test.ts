@@ -222,7 +222,7 @@ describe("resource servers configured with the issuer URL alone", () => {
     const forceRotation = async () => {
       let refused = 0;
       for (;;) {
-        const res = await api("POST", "/admin/keys/rotate", undefined, admin);
+        const res = await api("POST", "/admin/keys/rotate", { current_password: "correct horse 42" }, admin);
         if (res.status === 200) return { refused, rotated: res.body.rotated as { from: string; to: string } };
         expect(res.body.error, JSON.stringify(res.body)).toBe("key_not_ready");
         refused++;
@@ -257,7 +257,7 @@ describe("resource servers configured with the issuer URL alone", () => {
     console.log(`issuer.test: ${tokens.length} tokens from ${kids.size} keys, ${checks} verifications by ${Object.keys(verifiers).join(", ")}, 0 failed`);
 
     // An emergency: the first key is retired. Its tokens fail everywhere; the others still verify.
-    expect((await api("POST", `/admin/keys/${first}/retire`, undefined, admin)).status).toBe(200);
+    expect((await api("POST", `/admin/keys/${first}/retire`, { current_password: "correct horse 42" }, admin)).status).toBe(200);
     const old = tokens.find((t) => decodeProtectedHeader(t).kid === first)!;
     const recent = tokens.at(-1)!;
     expect((await api("GET", "/protected", undefined, old)).status).toBe(401);
