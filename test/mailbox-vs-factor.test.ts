@@ -188,6 +188,25 @@ describe("a mailbox alone never gets past an enabled TOTP sooner than RECOVERY_D
   });
 });
 
+describe("one hold per account", () => {
+  it("a later request joins it: the wait neither restarts nor shortens, and a held reset takes the newest password", async () => {
+    const box = mailbox();
+    const email = address();
+    const squatter = await userWithTotp(email); // TOTP set up before the address was proved: resets are held
+    const resetWith = async (password: string) => {
+      await box.send("POST", "/password/forgot", { body: { email } });
+      return (await box.send("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: password } })).body;
+    };
+    const first = await resetWith("first choice 111");
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await resetWith("second choice 222");
+    expect(second.takes_effect_at).toBe(first.takes_effect_at);
+    await applyHoldsAt(Date.parse(first.takes_effect_at) + 1000);
+    expectError(await login(squatter.input.username, "first choice 111"), 401, "invalid_credentials");
+    expect((await login(squatter.input.username, "second choice 222")).body.access_token).toEqual(expect.any(String));
+  });
+});
+
 describe("both people at once (ARCHITECTURE: judged against two people)", () => {
   it("someone with the password turned TOTP on: the owner's mailbox link ends their sessions; away for the wait, TOTP goes and the owner resets", async () => {
     const box = mailbox();

@@ -47,6 +47,10 @@ export function holdRecovery(db: Db, h: NewHold, onlyIf: SQL) {
         kind: sql`CASE WHEN excluded.password_hash IS NULL THEN ${recoveryHolds.kind} ELSE excluded.kind END`,
         passwordHash: sql`coalesce(excluded.password_hash, ${recoveryHolds.passwordHash})`,
         mailbox: sql`coalesce(excluded.mailbox, ${recoveryHolds.mailbox})`,
+        // A hold left for another TOTP (moot: the cron would drop it) starts over for this one.
+        requestedAt: sql`CASE WHEN ${recoveryHolds.totpEnabledAt} = excluded.totp_enabled_at THEN ${recoveryHolds.requestedAt} ELSE excluded.requested_at END`,
+        dueAt: sql`CASE WHEN ${recoveryHolds.totpEnabledAt} = excluded.totp_enabled_at THEN ${recoveryHolds.dueAt} ELSE excluded.due_at END`,
+        totpEnabledAt: sql`excluded.totp_enabled_at`,
       },
     })
     .returning({ kind: recoveryHolds.kind, dueAt: recoveryHolds.dueAt });
