@@ -35,13 +35,26 @@ export async function start(provider: string, query: Record<string, string> = {}
   return { res, to, state: to.searchParams.get("state") ?? "", nonce: to.searchParams.get("nonce"), cookie: cookie! };
 }
 
-/** The provider's redirect back to the API, as the browser sends it (with the flow cookie, unless another browser). */
-export async function callback(provider: string, params: Record<string, string> | URLSearchParams, cookie?: string) {
-  const query = new URLSearchParams(params);
-  const res = await call("GET", `/oauth/${provider}/callback?${query}`, cookie ? { headers: { cookie: `oauth_flow=${cookie}` } } : {});
+/** The cookie a callback left for the exchange of each sign-in code (oauth_grant): what that browser will send. */
+const grants = new Map<string, string>();
+export const grantCookieOf = (res: { headers: Headers }) => /oauth_grant=([^;]+)/.exec(res.headers.get("set-cookie") ?? "")?.[1];
+
+/** Where a callback answer sends the browser; the exchange cookie it set is kept for exchange(). */
+export function landingOf(res: ApiResponse) {
   expect(res.status, res.text).toBe(303);
   const to = new URL(res.headers.get("location") ?? "");
-  return { res, to, fragment: new URLSearchParams(to.hash.slice(1)) };
+  const fragment = new URLSearchParams(to.hash.slice(1));
+  const code = fragment.get("oauth_code");
+  const grant = grantCookieOf(res);
+  if (code && grant) grants.set(code, grant);
+  return { res, to, fragment, grant };
+}
+
+/** The provider's redirect back to the API, as the browser sends it (with the flow cookie, unless another browser). */
+export async function callback(provider: string, params: Record<string, string> | URLSearchParams, cookie?: string, bindings?: Partial<Env>) {
+  const query = new URLSearchParams(params);
+  const res = await call("GET", `/oauth/${provider}/callback?${query}`, { ...(cookie ? { headers: { cookie: `oauth_flow=${cookie}` } } : {}), bindings });
+  return landingOf(res);
 }
 
 /**
@@ -96,13 +109,20 @@ export async function signInLocally(login: string, query: Record<string, string>
   return { trip, ...(await callback("local", back, trip.cookie)) };
 }
 
-/** POST /oauth/exchange with the code the landing carried. */
-export const exchange = (code: string, opts: { token?: string; use_cookie?: boolean } = {}) =>
-  call("POST", "/oauth/exchange", {
-    body: { code, ...(opts.use_cookie ? { use_cookie: true } : {}) },
+/**
+ * POST /oauth/exchange with the code the landing carried, from the browser that started the flow:
+ * with the oauth_grant cookie its callback set, unless `browser` names another cookie (null: none).
+ */
+export const exchange = (code: string, opts: { token?: string; use_cookie?: boolean; browser?: string | null; code_verifier?: string } = {}) => {
+  const browser = opts.browser === undefined ? grants.get(code) : opts.browser;
+  const headers: Record<string, string> = opts.use_cookie ? { origin: "http://localhost:5173" } : {};
+  if (browser) headers.cookie = `oauth_grant=${browser}`;
+  return call("POST", "/oauth/exchange", {
+    body: { code, ...(opts.code_verifier ? { code_verifier: opts.code_verifier } : {}), ...(opts.use_cookie ? { use_cookie: true } : {}) },
     token: opts.token,
-    headers: opts.use_cookie ? { origin: "http://localhost:5173" } : {},
+    headers,
   });
+};
 
 /** A social sign-in in bearer mode, finished: the exchange's answer. */
 export async function socialSignIn(login: string) {

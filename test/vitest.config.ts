@@ -36,6 +36,9 @@ export default defineConfig(async () => {
     { id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId },
     { id: "crafted", kind: "oidc", issuer: idp.crafted, client_id: idp.clientId },
     { id: "github", kind: "github", client_id: idp.clientId, server: idp.github, api: `${idp.github}/api` },
+    // Unreachable: nothing listens at the issuer; the issuer's discovery works but its token endpoint does not answer.
+    { id: "down", kind: "oidc", issuer: idp.down, client_id: idp.clientId },
+    { id: "deaf", kind: "oidc", issuer: idp.deaf, client_id: idp.clientId },
   ];
   const testVars = {
     ...vars,
