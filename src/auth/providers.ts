@@ -32,7 +32,10 @@ const MICROSOFT = "https://login.microsoftonline.com";
 
 export const providerOf = (config: Config, id: string) => config.OAUTH_PROVIDERS.find((p) => p.id === id);
 
-/** The configured providers as the app's buttons show them. */
+/** A provider listed but turned off by a fault in its configuration (config-providers.ts): provider_unavailable, not unknown. */
+export const providerOff = (config: Config, id: string) => config.OAUTH_UNAVAILABLE.all || config.OAUTH_UNAVAILABLE.ids.includes(id);
+
+/** The providers that work, as the app's buttons show them (one turned off by a configuration fault is not listed). */
 export const providerList = (config: Config) => config.OAUTH_PROVIDERS.map((p) => ({ id: p.id, name: p.name ?? LABELS[p.kind], kind: p.kind }));
 
 /** Apple posts its answer (form_post, a cross-site POST): the flow's cookie must be SameSite=None to come along. */

@@ -11,7 +11,17 @@ import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
 import { securityNotice } from "../mail";
 import { Refusal } from "./errors";
 import { issueMfaChallenge, type LoginResult } from "./login";
-import { authorizationUrl, type FlowSecrets, finishSignIn, newFlowSecrets, type Profile, ProviderFailure, postsBack, providerOf } from "./providers";
+import {
+  authorizationUrl,
+  type FlowSecrets,
+  finishSignIn,
+  newFlowSecrets,
+  type Profile,
+  ProviderFailure,
+  postsBack,
+  providerOf,
+  providerOff,
+} from "./providers";
 import { type Issued, openSession, refusedSignIn } from "./sign-in";
 import { accountFor } from "./social-accounts";
 import { type StepUpInput, stepUp } from "./step-up";
@@ -64,7 +74,7 @@ export const callbackUrl = (config: Config, provider: string) => `${base(config)
 
 function provider(config: Config, id: string) {
   const p = providerOf(config, id);
-  if (!p) throw new Refusal("unknown_provider");
+  if (!p) throw new Refusal(providerOff(config, id) ? "provider_unavailable" : "unknown_provider");
   return p;
 }
 
@@ -160,6 +170,10 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
   const { db, config } = deps;
   const fallback = config.APP_URL;
   const p = providerOf(config, providerId);
+  if (!p && providerOff(config, providerId)) {
+    logEvent(deps, "social_sign_in_failed", { provider: providerId, reason: "provider_unavailable" });
+    return { returnTo: fallback, error: "provider_unavailable" };
+  }
   const state = params.get("state");
   const now = new Date();
   const flow = p && state && browser ? await useFlow(db, await sha256Base64Url(state), p.id, await sha256Base64Url(browser), now) : undefined;

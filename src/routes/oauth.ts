@@ -72,6 +72,7 @@ const providersRoute = createRoute({
   path: "/oauth/providers",
   tags,
   summary: "The configured sign-in providers, for the app's buttons",
+  description: "Only providers that work: one turned off by a fault in its configuration (logged as config_invalid) is left out.",
   responses: { 200: json(providersSchema, "Possibly empty") },
 });
 
@@ -87,12 +88,12 @@ const startRoute = createRoute({
   responses: {
     302: redirect,
     303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" },
-    ...errors("validation_failed", "unknown_provider", "rate_limited"),
+    ...errors("validation_failed", "unknown_provider", "provider_unavailable", "rate_limited"),
   },
 });
 
 const callbackDescription =
-  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, account_exists, registration_closed, email_unverified, account_disabled).";
+  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, provider_unavailable, account_exists, registration_closed, email_unverified, account_disabled).";
 
 const callbackGetRoute = createRoute({
   method: "get",
@@ -148,7 +149,16 @@ const linkRoute = createRoute({
   request: { params: providerParamSchema, ...body(identityLinkSchema) },
   responses: {
     200: json(linkStartSchema, "Open url in the browser"),
-    ...errors(...BODY_ERRORS, "unknown_provider", "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+    ...errors(
+      ...BODY_ERRORS,
+      "unknown_provider",
+      "provider_unavailable",
+      "invalid_token",
+      "invalid_credentials",
+      "invalid_mfa_code",
+      "reauthentication_required",
+      "rate_limited",
+    ),
   },
 });
 
