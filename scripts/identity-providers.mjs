@@ -231,7 +231,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const api = process.env.API_ORIGIN ?? "http://localhost:8787";
   const idp = await startLocalIdp({ port, redirectUris: [`${api}/oauth/local/callback`] });
   console.log(`local IdP: ${idp.oidc} (sign in with any name; "unverified..." names have an unproved address)`);
-  console.log(`Put these in .dev.vars, then restart npm run dev:`);
+  console.log("In .dev.vars, replace the OAUTH_CLIENT_SECRETS line (npm run dev wrote '{}') and add OAUTH_PROVIDERS with these two,");
+  console.log("then restart npm run dev (or npm run demo):");
   console.log(`OAUTH_PROVIDERS='${JSON.stringify([{ id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId }])}'`);
   console.log(`OAUTH_CLIENT_SECRETS='${JSON.stringify({ local: idp.clientSecret })}'`);
   const stop = () => idp.close().then(() => process.exit(0));

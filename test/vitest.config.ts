@@ -40,6 +40,8 @@ export default defineConfig(async () => {
     { id: "down", kind: "oidc", issuer: idp.down, client_id: idp.clientId },
     { id: "deaf", kind: "oidc", issuer: idp.deaf, client_id: idp.clientId },
   ];
+  const oauthSecrets = JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret])));
+  process.env.OAUTH_CLIENT_SECRETS = oauthSecrets;
   const testVars = {
     ...vars,
     ISSUER: issuer,
@@ -71,7 +73,7 @@ export default defineConfig(async () => {
           bindings: {
             ...testVars,
             ...secrets,
-            OAUTH_CLIENT_SECRETS: JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret]))),
+            OAUTH_CLIENT_SECRETS: oauthSecrets,
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
           },
         },
