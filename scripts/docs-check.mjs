@@ -58,7 +58,8 @@ async function socialSignIn() {
   };
   const listed = await fetch(`${API}/oauth/providers`);
   const { providers = [] } = await listed.json();
-  if (!providers.some((p) => p.id === "local")) fail("GET /oauth/providers (no local provider: were npm run idp's lines loaded?)", listed, JSON.stringify(providers));
+  if (!providers.some((p) => p.id === "local"))
+    fail("GET /oauth/providers (no local provider: were npm run idp's lines loaded?)", listed, JSON.stringify(providers));
   // The client's signInWith(): a secret kept by the tab, its S256 in the start URL.
   const verifier = randomBytes(32).toString("base64url");
   const challenge = createHash("sha256").update(verifier).digest("base64url");

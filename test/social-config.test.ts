@@ -98,7 +98,10 @@ describe("a fault in a provider's configuration turns off that provider, not the
   it("a flow whose provider was turned off meanwhile lands back in the app with provider_unavailable", async () => {
     const trip = await start("local");
     const back = await atLocalIdp(trip.to, uniqueName("late"));
-    const res = await call("GET", `/oauth/local/callback?${back}`, { headers: { cookie: `oauth_flow=${trip.cookie}` }, bindings: { OAUTH_CLIENT_SECRETS: "{}" } });
+    const res = await call("GET", `/oauth/local/callback?${back}`, {
+      headers: { cookie: `oauth_flow=${trip.cookie}` },
+      bindings: { OAUTH_CLIENT_SECRETS: "{}" },
+    });
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("http://localhost:5173/#oauth_error=provider_unavailable");
   });

@@ -176,7 +176,9 @@ describe("npm run deploy's preflight", () => {
       c.vars.OAUTH_PROVIDERS = JSON.stringify([google, github]);
       c.secrets = { required: c.secrets.required.filter((s: string) => s !== "OAUTH_CLIENT_SECRETS") };
     };
-    expect(check(undeclared)).toEqual([expect.stringMatching(/^OAUTH_PROVIDERS lists google, github, but OAUTH_CLIENT_SECRETS is not in \[secrets\] required/)]);
+    expect(check(undeclared)).toEqual([
+      expect.stringMatching(/^OAUTH_PROVIDERS lists google, github, but OAUTH_CLIENT_SECRETS is not in \[secrets\] required/),
+    ]);
     // Without providers a deployment may leave it out.
     expect(check((c) => (c.secrets = { required: c.secrets.required.filter((s: string) => s !== "OAUTH_CLIENT_SECRETS") }))).toEqual([]);
     const config = structuredClone(good);
