@@ -65,6 +65,7 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
     "An account with this address exists. If it is yours, sign in to it and link this provider from your security settings; if it is not, reset its password by mail",
   access_denied: "Sign-in was cancelled at the provider",
   provider_unreachable: "The provider cannot be reached right now: try again in a moment",
+  provider_unavailable: "Sign-in with this provider is unavailable on this service right now",
   invalid_state: "This sign-in expired or was started in another browser: sign in again",
 };
 
