@@ -53,8 +53,21 @@ import type {
  * - Social sign-in: signInWith(provider) sends the browser to the provider (a top-level navigation);
  *   back on the app page, completeSignIn() reads the result from the URL's fragment, clears it, and
  *   signs in (or answers the second step's challenge, or the linked identity). Errors: AuthError
- *   with the code the API put there (account_exists, access_denied, ...).
+ *   with the code the API put there (account_exists, access_denied, ...). A sign-in finishes only
+ *   in the tab that started it: signInWith() keeps a secret in the tab's sessionStorage and sends
+ *   its SHA-256 (PKCE's S256); completeSignIn() sends the secret, and refuses a code it has none for
+ *   (a link to the app carrying someone else's code).
  */
+
+/** What the app can tell the person when a provider's trip ends in an error (the fragment's oauth_error). */
+const SOCIAL_ERRORS: Partial<Record<string, string>> = {
+  account_exists:
+    "An account with this address exists. If it is yours, sign in to it and link this provider from your security settings; if it is not, reset its password by mail",
+  access_denied: "Sign-in was cancelled at the provider",
+  provider_unreachable: "The provider cannot be reached right now: try again in a moment",
+  provider_unavailable: "Sign-in with this provider is unavailable on this service right now",
+  invalid_state: "This sign-in expired or was started in another browser: sign in again",
+};
 
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
@@ -136,6 +149,10 @@ interface Channel {
 }
 interface Platform {
   atob(data: string): string;
+  btoa(data: string): string;
+  crypto: { getRandomValues(array: Uint8Array): Uint8Array; subtle: { digest(algorithm: "SHA-256", data: Uint8Array): Promise<ArrayBuffer> } };
+  TextEncoder: new () => { encode(input: string): Uint8Array };
+  sessionStorage?: { getItem(key: string): string | null; setItem(key: string, value: string): void; removeItem(key: string): void };
   URLSearchParams: new (init?: string | Record<string, string>) => { get(name: string): string | null; toString(): string };
   location?: { href: string; hash: string; assign(url: string): void };
   history?: { replaceState(data: unknown, unused: string, url: string): void };
@@ -157,6 +174,10 @@ export function createAuthClient(options: ClientOptions) {
   const listeners = new Set<(state: AuthState) => void>();
   // Only between tabs of a browser (cookie mode): elsewhere one process may hold many users' clients.
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : undefined;
+  // A social sign-in's secret, from signInWith() to completeSignIn(): in the tab's sessionStorage
+  // (it survives the trip to the provider; other tabs never see it), else in this client.
+  const pendingKey = `${CHANNEL}:sign-in:${base}`;
+  let pendingHere: string | undefined;
 
   // expiresAt is this machine's clock plus the answer's expires_in: a skewed clock cannot make
   // every call refresh (the token's own exp is by the server's clock).
@@ -289,6 +310,45 @@ export function createAuthClient(options: ClientOptions) {
   const holder = <T>(path: string, token: string, password?: string) =>
     password === undefined && access ? authed<T>("POST", path, { token }) : send<T>("POST", path, password === undefined ? { token } : { token, password });
   const signedIn = (res: SignedInBody) => ({ ...state(), user: res.user }) as SignedIn;
+  const platform = () => globalThis as unknown as Platform;
+  const tabStorage = () => {
+    try {
+      return platform().sessionStorage; // a sandboxed frame throws on access
+    } catch {
+      return undefined;
+    }
+  };
+  const base64url = (bytes: Uint8Array) =>
+    platform()
+      .btoa(String.fromCharCode(...bytes))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
+  /** A new secret for this tab's sign-in, kept until it comes back; answers its S256. */
+  async function newSignInSecret(): Promise<string> {
+    const { crypto, TextEncoder } = platform();
+    const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    pendingHere = secret;
+    try {
+      tabStorage()?.setItem(pendingKey, secret);
+    } catch {
+      // storage full or refused: this client keeps it (enough when the page is not reloaded on the way)
+    }
+    return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret))));
+  }
+  /** This tab's pending sign-in secret, if any, forgotten as it is read: a trip came back, the sign-in is over. */
+  function takeSignInSecret(): string | undefined {
+    let secret = pendingHere;
+    try {
+      const storage = tabStorage();
+      secret = storage?.getItem(pendingKey) ?? secret;
+      storage?.removeItem(pendingKey);
+    } catch {
+      // as above
+    }
+    pendingHere = undefined;
+    return secret;
+  }
   /** A first step's answer (a password, a provider): signed in, or the second step to come. */
   const firstStep = (res: SignedInBody | MfaChallenge): LoginResult =>
     "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
@@ -384,40 +444,48 @@ export function createAuthClient(options: ClientOptions) {
     /** The configured providers, for the app's buttons. */
     providers: () => send<Providers>("GET", "/oauth/providers").then((r) => r.providers),
     /**
-     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
-     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     * Starts a sign-in with `provider` in this tab: keeps a secret for it (sessionStorage), and in a
+     * browser goes to the provider; resolves the start URL (`navigate: false`: open it in this tab
+     * yourself). `returnTo`: the app page to come back to, on this page's origin (default: the API's
+     * APP_URL). Then call completeSignIn() on that page.
      */
-    signInWith(provider: string, opts: { returnTo?: string; navigate?: boolean } = {}): string {
-      const query = new (globalThis as unknown as Platform).URLSearchParams({
+    async signInWith(provider: string, opts: { returnTo?: string; navigate?: boolean } = {}): Promise<string> {
+      const query = new (platform().URLSearchParams)({
         use_cookie: String(cookie),
         ...(opts.returnTo ? { return_to: opts.returnTo } : {}),
+        code_challenge: await newSignInSecret(),
       });
       const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
-      const location = (globalThis as unknown as Platform).location;
+      const location = platform().location;
       if (opts.navigate !== false && location) location.assign(url);
       return url;
     },
     /**
      * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
      * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
-     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws, and
+     * so does a sign-in code this tab did not start (AuthError invalid_grant, status 0, nothing sent).
      */
     async completeSignIn(url?: string): Promise<SocialLanding> {
-      const platform = globalThis as unknown as Platform;
-      const here = url ?? platform.location?.href ?? "";
-      const fragment = new platform.URLSearchParams(here.split("#")[1] ?? "");
+      const { location, history, URLSearchParams } = platform();
+      const here = url ?? location?.href ?? "";
+      const fragment = new URLSearchParams(here.split("#")[1] ?? "");
       const outcome = fragment.get("oauth");
       const error = fragment.get("oauth_error");
       if (!outcome && !error) return null;
-      if (!url && platform.history) platform.history.replaceState(null, "", here.split("#")[0]!); // the code is single use; keep it out of history
-      if (error) throw new AuthError(error as ErrorCode, `Sign-in with the provider did not complete: ${error}`, 0);
+      if (!url && history) history.replaceState(null, "", here.split("#")[0]!); // the code is single use; keep it out of history
+      const secret = takeSignInSecret();
+      if (error) throw new AuthError(error as ErrorCode, SOCIAL_ERRORS[error] ?? `Sign-in with the provider did not complete: ${error}`, 0);
       if (outcome === "signed_in") {
         await refresh();
         return { ...state(), user: (await authed<Me>("GET", "/me")).user } as SignedIn;
       }
       const code = fragment.get("oauth_code") ?? "";
       if (outcome === "link") return authed<{ linked: { id: string; provider: string } }>("POST", "/oauth/exchange", { code });
-      return firstStep(await signIn<SignedInBody | MfaChallenge>("/oauth/exchange", { code }));
+      // A code this tab did not start: a link to the app with someone else's code would sign the
+      // person in to that someone's account.
+      if (!secret) throw new AuthError("invalid_grant", "This sign-in was not started in this tab: sign in again from here", 0);
+      return firstStep(await signIn<SignedInBody | MfaChallenge>("/oauth/exchange", { code, code_verifier: secret }));
     },
     /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
     async linkIdentity(provider: string, check: FreshCheck, opts: { returnTo?: string; navigate?: boolean } = {}) {

@@ -300,7 +300,7 @@ async function showProviders() {
       button.dataset.testid = `${box === "#social" ? "sign-in-with" : "link"}-${p.id}`;
       button.addEventListener("click", () =>
         box === "#social"
-          ? client.signInWith(p.id, { returnTo: here() })
+          ? client.signInWith(p.id, { returnTo: here() }).catch(showError)
           : client.linkIdentity(p.id, { current_password: securityPassword() || undefined }, { returnTo: here() }).catch(showError),
       );
       $(box).append(button);

@@ -1,6 +1,7 @@
 // First-run setup for `npm run dev`, safe to run every time:
-// 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key and localhost ISSUER / CORS_ORIGINS into .dev.vars
-//    (gitignored; it overrides wrangler.toml [vars]) unless each is already there;
+// 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key, an empty
+//    OAUTH_CLIENT_SECRETS and localhost ISSUER / CORS_ORIGINS into .dev.vars (gitignored; it
+//    overrides wrangler.toml [vars]) unless each is already there;
 // 2. applies pending migrations to the local D1 database.
 
 import { spawnSync } from "node:child_process";
@@ -21,6 +22,8 @@ if (!has("ISSUER")) lines.push("ISSUER='http://localhost:8787'");
 if (!has("CORS_ORIGINS")) lines.push("CORS_ORIGINS='http://localhost:5173'");
 if (!has("API_DOCS")) lines.push("API_DOCS='on'");
 if (!has("APP_URL")) lines.push("APP_URL='http://localhost:5173/'");
+// Social sign-in's secrets (none until `npm run idp` or a real provider: replace this line then).
+if (!has("OAUTH_CLIENT_SECRETS")) lines.push("OAUTH_CLIENT_SECRETS='{}'");
 if (lines.length) {
   const prefix = current && !current.endsWith("\n") ? "\n" : "";
   appendFileSync(file, `${prefix}# Local development settings, written by scripts/dev-setup.mjs. Never commit.\n${lines.join("\n")}\n`);

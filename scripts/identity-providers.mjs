@@ -4,6 +4,8 @@
 //   address the provider does not vouch for;
 // - a crafted OpenID issuer whose token endpoint answers ID tokens broken in one way each (the
 //   code names the way: "<scenario>.<nonce>"), to prove a relying party's checks;
+// - two unreachable issuers: one where nothing listens at all, and one ("deaf") whose discovery
+//   works but whose token endpoint is a port where nothing listens;
 // - a GitHub stand-in (OAuth 2 and its /user and /user/emails REST endpoints).
 // `node scripts/identity-providers.mjs` runs them for `npm run dev` (see docs/social-sign-in.md).
 import { createServer } from "node:http";
@@ -64,7 +66,15 @@ async function oidc({ port, host, redirectUris, clientId, clientSecret }) {
   return { origin, server };
 }
 
-/** The crafted issuer and the GitHub stand-in: one small router. */
+/** A port where nothing listens (taken, then let go): a provider there cannot be reached. */
+async function closedPort(host) {
+  const server = createServer();
+  const origin = await listen(server, 0, host);
+  await new Promise((resolve) => server.close(resolve));
+  return origin;
+}
+
+/** The crafted issuer, the GitHub stand-in and the deaf issuer: one small router. */
 async function standIns({ port, host, clientId, clientSecret }) {
   const keyA = await generateKeyPair("ES256", { extractable: true });
   const keyB = await generateKeyPair("ES256", { extractable: true });
@@ -73,6 +83,8 @@ async function standIns({ port, host, clientId, clientSecret }) {
   const origin = await listen(server, port, host);
   const crafted = `${origin}/crafted`;
   const github = `${origin}/github`;
+  const deaf = `${origin}/deaf`;
+  const nowhere = await closedPort(host);
   const basicOk = (req, form) => {
     const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     const [id, secret] = basic
@@ -93,7 +105,13 @@ async function standIns({ port, host, clientId, clientSecret }) {
     if (scenario === "wrong_iss") iss = `${origin}/elsewhere`;
     if (scenario === "wrong_aud") aud = "someone-else";
     if (scenario === "extra_aud") Object.assign(claims, { azp: "someone-else" }), (aud = [clientId, "someone-else"]);
+    if (scenario === "azp_other") claims.azp = "someone-else"; // one audience, but authorized for another party
+    if (scenario === "azp_self") claims.azp = clientId;
     if (scenario === "expired") Object.assign(claims, { iat: now - 3600, exp: now - 1800 });
+    if (scenario === "future_iat") Object.assign(claims, { iat: now + 600, exp: now + 900 });
+    if (scenario === "skewed_iat") Object.assign(claims, { iat: now + 20, exp: now + 320 }); // a provider's clock a little ahead
+    if (scenario === "long_lived") claims.exp = now + 2 * 86_400;
+    if (scenario === "string_verified") Object.assign(claims, { sub: "crafted-string", email: "crafted-string@example.test", email_verified: "true" });
     if (scenario === "wrong_nonce") claims.nonce = "not-the-nonce";
     if (scenario === "no_nonce") delete claims.nonce;
     if (scenario === "unverified") Object.assign(claims, { sub: "crafted-unverified", email_verified: false });
@@ -132,6 +150,17 @@ async function standIns({ port, host, clientId, clientSecret }) {
       });
     }
     if (path === "/crafted/jwks") return json(res, 200, { keys: [publicA] });
+    if (path === "/deaf/.well-known/openid-configuration") {
+      return json(res, 200, {
+        issuer: deaf,
+        authorization_endpoint: `${crafted}/authorize`,
+        token_endpoint: `${nowhere}/token`,
+        jwks_uri: `${nowhere}/jwks`,
+        response_types_supported: ["code"],
+        subject_types_supported: ["public"],
+        id_token_signing_alg_values_supported: ["ES256"],
+      });
+    }
     if (path === "/crafted/authorize") {
       const back = new URL(url.searchParams.get("redirect_uri") ?? "");
       back.searchParams.set("code", `good.${url.searchParams.get("nonce")}`);
@@ -175,7 +204,7 @@ async function standIns({ port, host, clientId, clientSecret }) {
     }
     json(res, 404, { error: "not_found" });
   });
-  return { origin, server, crafted, github };
+  return { origin, server, crafted, github, deaf, nowhere };
 }
 
 /**
@@ -194,7 +223,7 @@ export async function startLocalIdp({
   const others = await standIns({ port: port && port + 1, host, clientId, clientSecret });
   if (unref) for (const s of [real.server, others.server]) s.unref();
   const close = () => Promise.all([real.server, others.server].map((s) => new Promise((r) => s.close(r))));
-  return { oidc: real.origin, crafted: others.crafted, github: others.github, clientId, clientSecret, close };
+  return { oidc: real.origin, crafted: others.crafted, github: others.github, deaf: others.deaf, down: others.nowhere, clientId, clientSecret, close };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -202,7 +231,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const api = process.env.API_ORIGIN ?? "http://localhost:8787";
   const idp = await startLocalIdp({ port, redirectUris: [`${api}/oauth/local/callback`] });
   console.log(`local IdP: ${idp.oidc} (sign in with any name; "unverified..." names have an unproved address)`);
-  console.log(`Put these in .dev.vars, then restart npm run dev:`);
+  console.log("In .dev.vars, replace the OAUTH_CLIENT_SECRETS line (npm run dev wrote '{}') and add OAUTH_PROVIDERS with these two,");
+  console.log("then restart npm run dev (or npm run demo):");
   console.log(`OAUTH_PROVIDERS='${JSON.stringify([{ id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId }])}'`);
   console.log(`OAUTH_CLIENT_SECRETS='${JSON.stringify({ local: idp.clientSecret })}'`);
   const stop = () => idp.close().then(() => process.exit(0));

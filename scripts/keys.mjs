@@ -1,5 +1,6 @@
 // Production secrets.
-//   npm run -s keygen         {"JWT_WRAPPING_KEY": ..., "PASSWORD_PEPPER": ..., "MFA_ENCRYPTION_KEY": ...} for `wrangler deploy --secrets-file`
+//   npm run -s keygen         {"JWT_WRAPPING_KEY": ..., "PASSWORD_PEPPER": ..., "MFA_ENCRYPTION_KEY": ..., "OAUTH_CLIENT_SECRETS": "{}"}
+//                             for `wrangler deploy --secrets-file` (put the providers' secrets in the last one)
 //   npm run -s keygen wrap    one new JWT_WRAPPING_KEY (seals the signing key ring; SIGNING_KEYS = "rotating")
 //   npm run -s keygen jwk     one new signing key (a private JWK with a kid) for JWT_PRIVATE_KEY (SIGNING_KEYS = "secret")
 //   npm run -s keygen pepper  one new pepper
@@ -25,5 +26,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   else if (what === "mfa") process.stdout.write(newMfaKey());
   else if (what === "wrap") process.stdout.write(newWrappingKey());
   else
-    process.stdout.write(`${JSON.stringify({ JWT_WRAPPING_KEY: newWrappingKey(), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey() }, null, 2)}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ JWT_WRAPPING_KEY: newWrappingKey(), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey(), OAUTH_CLIENT_SECRETS: "{}" }, null, 2)}\n`,
+    );
 }

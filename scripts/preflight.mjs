@@ -122,6 +122,14 @@ export function preflight(config, checkVars) {
         problems.push(`OAUTH_PROVIDERS: provider ${p.id} has ${key} ${p[key]}, a local address a deployed Worker cannot reach. Use the provider's https URL.`);
     }
   }
+  // Their secrets: a secret not declared in [secrets] required is neither checked by the deploy nor
+  // loaded by `wrangler dev`; the providers would then be off (provider_unavailable).
+  const listed = providersOf(vars).map((p) => p.id);
+  if (listed.length && config.secrets && !(config.secrets.required ?? []).includes("OAUTH_CLIENT_SECRETS"))
+    problems.push(
+      `OAUTH_PROVIDERS lists ${listed.join(", ")}, but OAUTH_CLIENT_SECRETS is not in [secrets] required in wrangler.toml: add it, ` +
+        "so wrangler refuses to deploy without the providers' secrets (set them with `npx wrangler secret put OAUTH_CLIENT_SECRETS`).",
+    );
   // Signing keys: KV takes up to 60 s to show the ring everywhere and each isolate re-reads it every
   // minute, so a shorter propagation window would let a location sign with a key verifiers lack.
   if (String(vars.SIGNING_KEYS ?? "secret") === "rotating" && Number(vars.KEY_PROPAGATION ?? 180) < 120)

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { MAX_ITERATIONS } from "./auth/passwords";
+import { providerListStrict, type SocialConfig, socialConfig } from "./config-providers";
 import { fromBase64Url } from "./encoding";
+import { log } from "./log";
 
 const isJson = (s: string) => {
   if (s === "") return true; // reported as "is required"
@@ -36,67 +38,6 @@ const origins = z
       .filter(Boolean),
   )
   .pipe(z.array(z.url().refine((o) => new URL(o).origin === o, "must be a bare origin like https://app.example.com")));
-
-/** http is for a local identity provider only (the test IdP); production cannot reach private addresses anyway. */
-const providerUrl = z.url().refine((u) => {
-  const url = new URL(u);
-  return url.protocol === "https:" || (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
-}, "must be https (http only for localhost)");
-
-// One social sign-in provider (auth/providers.ts). `id` names it in the routes (/oauth/<id>/...) and
-// in OAUTH_CLIENT_SECRETS; `name` is the button label.
-const providerCommon = {
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "lower-case letters, digits, - and _ (at most 32)"),
-  name: z.string().min(1).max(64).optional(),
-  client_id: z.string().min(1),
-  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).optional(),
-};
-export const ProviderSchema = z.discriminatedUnion("kind", [
-  z.object({ ...providerCommon, kind: z.literal("oidc"), issuer: providerUrl }).strict(),
-  z.object({ ...providerCommon, kind: z.literal("google") }).strict(),
-  // tenant: "common" (work, school and personal accounts), "organizations", "consumers", or a tenant id.
-  z
-    .object({
-      ...providerCommon,
-      kind: z.literal("microsoft"),
-      tenant: z
-        .string()
-        .regex(/^[A-Za-z0-9.-]+$/)
-        .default("common"),
-    })
-    .strict(),
-  // Apple's client secret is a JWT signed with the team's key: its .p8 (PKCS#8 PEM) is the secret.
-  z.object({ ...providerCommon, kind: z.literal("apple"), team_id: z.string().min(1), key_id: z.string().min(1) }).strict(),
-  // server/api: GitHub Enterprise Server (https://HOST and https://HOST/api/v3), or a local stand-in.
-  z
-    .object({
-      ...providerCommon,
-      kind: z.literal("github"),
-      server: providerUrl.default("https://github.com"),
-      api: providerUrl.default("https://api.github.com"),
-    })
-    .strict(),
-]);
-export type ProviderConfig = z.infer<typeof ProviderSchema>;
-
-const jsonOf = <T extends z.ZodType>(schema: T, fallback: string) =>
-  z
-    .string()
-    .default(fallback)
-    .transform((s, ctx) => {
-      try {
-        return JSON.parse(s === "" ? fallback : s) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "is not JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(schema);
-
-const providerList = jsonOf(
-  z.array(ProviderSchema).refine((list) => new Set(list.map((p) => p.id)).size === list.length, "two providers share an id"),
-  "[]",
-);
 
 const ConfigFields = z.object({
   ISSUER: z.url(),
@@ -168,10 +109,8 @@ const ConfigFields = z.object({
   WEBAUTHN_ORIGINS: origins,
   // How long a login's second step and a WebAuthn challenge stay usable.
   CHALLENGE_TTL: seconds(300, 30, 900),
-  // Social sign-in (docs/social-sign-in.md): the providers, a JSON list; their client secrets are the
-  // secret OAUTH_CLIENT_SECRETS, a JSON object from provider id to secret.
-  OAUTH_PROVIDERS: providerList,
-  OAUTH_CLIENT_SECRETS: jsonOf(z.record(z.string(), z.string().min(1)), "{}"),
+  // Social sign-in (OAUTH_PROVIDERS, OAUTH_CLIENT_SECRETS) is read apart (config-providers.ts): a
+  // fault there turns off that provider, not the API.
   // An account without a password proves a step-up by a sign-in this recent (seconds).
   STEP_UP_MAX_AGE: seconds(300, 60, 3_600),
   // While TOTP is on, what a mailbox alone asks to lower (a "this was not me" link removing TOTP, a
@@ -186,25 +125,25 @@ const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
   if (c.SIGNING_KEYS === "rotating" && !c.JWT_WRAPPING_KEY) {
     ctx.addIssue({ code: "custom", path: ["JWT_WRAPPING_KEY"], message: "is required (SIGNING_KEYS is rotating; npm run -s keygen wrap)" });
   }
-  for (const p of c.OAUTH_PROVIDERS) {
-    if (!c.OAUTH_CLIENT_SECRETS[p.id]) ctx.addIssue({ code: "custom", path: ["OAUTH_CLIENT_SECRETS", p.id], message: `is required for provider ${p.id}` });
-  }
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+export type Config = z.infer<typeof ConfigSchema> & SocialConfig;
+export type { ProviderConfig } from "./config-providers";
 
 /**
  * What is wrong with a set of non-secret vars, as the Worker would judge them: `npm run deploy`
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
 export function checkVars(vars: Record<string, unknown>): string[] {
+  // Strict on OAUTH_PROVIDERS: a deployment must not ship a provider the Worker would turn off.
   const parsed = ConfigFields.omit({
     JWT_PRIVATE_KEY: true,
     JWT_WRAPPING_KEY: true,
     PASSWORD_PEPPER: true,
     MFA_ENCRYPTION_KEY: true,
-    OAUTH_CLIENT_SECRETS: true,
-  }).safeParse(vars);
+  })
+    .extend({ OAUTH_PROVIDERS: providerListStrict })
+    .safeParse(vars);
   return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
 }
 
@@ -218,7 +157,11 @@ export class ConfigError extends Error {
 
 const cache = new WeakMap<object, Config>();
 
-/** Parses vars and secrets once per isolate (per env object) and fails loudly when they are wrong. */
+/**
+ * Parses vars and secrets once per isolate (per env object) and fails loudly when they are wrong.
+ * Social sign-in's faults fail only what they touch: they are logged here (config_invalid, once per
+ * isolate) and the providers they concern answer provider_unavailable.
+ */
 export function getConfig(env: Env): Config {
   let config = cache.get(env);
   if (!config) {
@@ -226,7 +169,9 @@ export function getConfig(env: Env): Config {
     if (!parsed.success) {
       throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
     }
-    config = parsed.data;
+    const { problems, ...social } = socialConfig(env);
+    if (problems.length) log("config_invalid", { problems, effect: "social sign-in: the providers named are off; everything else works" }, "error");
+    config = { ...parsed.data, ...social };
     cache.set(env, config);
   }
   return config;

@@ -39,6 +39,7 @@ export const STATUS = {
   reauthentication_required: 401,
   invalid_grant: 400,
   unknown_provider: 404,
+  provider_unavailable: 503,
   key_not_ready: 409,
   keys_not_rotating: 409,
   payload_too_large: 413,
@@ -69,7 +70,8 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   mfa_not_enabled: "Two-step sign-in is not on for this account",
   last_admin: "At least one active admin must remain",
   last_way_in: "This is the account's last way to sign in: add another first",
-  account_exists: "An account with this address exists: sign in to it, then link this provider under your security settings",
+  account_exists:
+    "An account with this address exists. If it is yours, sign in to it and link this provider from your security settings; if it is not, reset its password by mail",
   account_proof_required:
     "This link confirms an address for an account: send that account's password with it, or open it where you are signed in to the account. Not your account? Reset its password by mail instead: that hands it to you and ends everything its creator set up",
   identity_in_use: "That provider account is linked to another account here",
@@ -77,6 +79,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   reauthentication_required: "Sign in again, then retry: this account proves changes by a recent sign-in",
   invalid_grant: "This sign-in code is unknown, used or expired: sign in again",
   unknown_provider: "No sign-in provider by that id is configured",
+  provider_unavailable: "Sign-in with this provider is unavailable: its configuration on this service is incomplete or invalid (the operator's log says why)",
   key_not_ready: "The next signing key has not been published long enough to sign",
   keys_not_rotating: "This deployment signs with JWT_PRIVATE_KEY (SIGNING_KEYS=secret): rotate that secret by hand",
   payload_too_large: "The request body is too large",

@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   "reauthentication_required",
   "invalid_grant",
   "unknown_provider",
+  "provider_unavailable",
   "key_not_ready",
   "keys_not_rotating",
   "payload_too_large",

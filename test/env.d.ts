@@ -5,8 +5,7 @@ declare global {
     // Test-only binding added in test/vitest.config.ts.
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
-      // Optional secrets (social sign-in; SIGNING_KEYS = "secret"), set in test/vitest.config.ts.
-      OAUTH_CLIENT_SECRETS: string;
+      // An optional secret (SIGNING_KEYS = "secret"), set in test/vitest.config.ts.
       JWT_PRIVATE_KEY: string;
     }
     // Types `exports.default` from "cloudflare:workers" as our worker.

@@ -1,11 +1,13 @@
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
+// @ts-expect-error: a plain ES module shared with `npm run docs:check`
+import { signInAtLocalIdp } from "../scripts/idp-login.mjs";
 import { type ApiResponse, call } from "./helpers";
 
 /**
  * Social sign-in from a test's side: the browser's part (the flow cookie, the provider's pages, the
  * way back) done over plain HTTP. The providers are real servers on loopback, started by
- * test/vitest.config.ts from scripts/local-idp.mjs: oidc-provider ("local"), a crafted OpenID issuer
+ * test/vitest.config.ts from scripts/identity-providers.mjs: oidc-provider ("local"), a crafted OpenID issuer
  * ("crafted") and a GitHub stand-in ("github").
  */
 
@@ -35,13 +37,26 @@ export async function start(provider: string, query: Record<string, string> = {}
   return { res, to, state: to.searchParams.get("state") ?? "", nonce: to.searchParams.get("nonce"), cookie: cookie! };
 }
 
-/** The provider's redirect back to the API, as the browser sends it (with the flow cookie, unless another browser). */
-export async function callback(provider: string, params: Record<string, string> | URLSearchParams, cookie?: string) {
-  const query = new URLSearchParams(params);
-  const res = await call("GET", `/oauth/${provider}/callback?${query}`, cookie ? { headers: { cookie: `oauth_flow=${cookie}` } } : {});
+/** The cookie a callback left for the exchange of each sign-in code (oauth_grant): what that browser will send. */
+const grants = new Map<string, string>();
+export const grantCookieOf = (res: { headers: Headers }) => /oauth_grant=([^;]+)/.exec(res.headers.get("set-cookie") ?? "")?.[1];
+
+/** Where a callback answer sends the browser; the exchange cookie it set is kept for exchange(). */
+export function landingOf(res: ApiResponse) {
   expect(res.status, res.text).toBe(303);
   const to = new URL(res.headers.get("location") ?? "");
-  return { res, to, fragment: new URLSearchParams(to.hash.slice(1)) };
+  const fragment = new URLSearchParams(to.hash.slice(1));
+  const code = fragment.get("oauth_code");
+  const grant = grantCookieOf(res);
+  if (code && grant) grants.set(code, grant);
+  return { res, to, fragment, grant };
+}
+
+/** The provider's redirect back to the API, as the browser sends it (with the flow cookie, unless another browser). */
+export async function callback(provider: string, params: Record<string, string> | URLSearchParams, cookie?: string, bindings?: Partial<Env>) {
+  const query = new URLSearchParams(params);
+  const res = await call("GET", `/oauth/${provider}/callback?${query}`, { ...(cookie ? { headers: { cookie: `oauth_flow=${cookie}` } } : {}), bindings });
+  return landingOf(res);
 }
 
 /**
@@ -49,45 +64,7 @@ export async function callback(provider: string, params: Record<string, string> 
  * account; names starting with "unverified" have an unproved address), submitting its login and
  * consent forms with a cookie jar, and returns the redirect to our callback.
  */
-export async function atLocalIdp(authorizeUrl: URL, login: string): Promise<URLSearchParams> {
-  const jar = new Map<string, string>();
-  let url = authorizeUrl.href;
-  let init: RequestInit = {};
-  for (let hop = 0; hop < 20; hop++) {
-    const headers = new Headers(init.headers);
-    headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
-    const res = await fetch(url, { ...init, headers, redirect: "manual" });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair = ""] = c.split(";");
-      const at = pair.indexOf("=");
-      jar.set(pair.slice(0, at).trim(), pair.slice(at + 1));
-    }
-    const location = res.headers.get("location");
-    if (location) {
-      const next = new URL(location, url);
-      if (next.pathname.endsWith("/callback")) return next.searchParams;
-      url = next.href;
-      init = {};
-      continue;
-    }
-    const html = await res.text();
-    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
-    if (!action) throw new Error(`the IdP answered ${res.status} without a form: ${html.slice(0, 300)}`);
-    const form = new URLSearchParams();
-    for (const m of html.matchAll(/<input[^>]*>/g)) {
-      const name = /name="([^"]+)"/.exec(m[0])?.[1];
-      const value = /value="([^"]*)"/.exec(m[0])?.[1];
-      if (name && value !== undefined) form.set(name, value);
-    }
-    if (/name="login"/.test(html)) {
-      form.set("login", login);
-      form.set("password", "anything");
-    }
-    url = new URL(action.replace(/&amp;/g, "&"), url).href;
-    init = { method: "POST", body: form.toString(), headers: { "content-type": "application/x-www-form-urlencoded" } };
-  }
-  throw new Error("the IdP never redirected back");
-}
+export const atLocalIdp = (authorizeUrl: URL, login: string): Promise<URLSearchParams> => signInAtLocalIdp(authorizeUrl, login);
 
 /** The whole trip through the local IdP: start, sign in there, come back. */
 export async function signInLocally(login: string, query: Record<string, string> = {}) {
@@ -96,13 +73,20 @@ export async function signInLocally(login: string, query: Record<string, string>
   return { trip, ...(await callback("local", back, trip.cookie)) };
 }
 
-/** POST /oauth/exchange with the code the landing carried. */
-export const exchange = (code: string, opts: { token?: string; use_cookie?: boolean } = {}) =>
-  call("POST", "/oauth/exchange", {
-    body: { code, ...(opts.use_cookie ? { use_cookie: true } : {}) },
+/**
+ * POST /oauth/exchange with the code the landing carried, from the browser that started the flow:
+ * with the oauth_grant cookie its callback set, unless `browser` names another cookie (null: none).
+ */
+export const exchange = (code: string, opts: { token?: string; use_cookie?: boolean; browser?: string | null; code_verifier?: string } = {}) => {
+  const browser = opts.browser === undefined ? grants.get(code) : opts.browser;
+  const headers: Record<string, string> = opts.use_cookie ? { origin: "http://localhost:5173" } : {};
+  if (browser) headers.cookie = `oauth_grant=${browser}`;
+  return call("POST", "/oauth/exchange", {
+    body: { code, ...(opts.code_verifier ? { code_verifier: opts.code_verifier } : {}), ...(opts.use_cookie ? { use_cookie: true } : {}) },
     token: opts.token,
-    headers: opts.use_cookie ? { origin: "http://localhost:5173" } : {},
+    headers,
   });
+};
 
 /** A social sign-in in bearer mode, finished: the exchange's answer. */
 export async function socialSignIn(login: string) {
@@ -114,7 +98,7 @@ export async function socialSignIn(login: string) {
   return res.body as { user: { id: string; username: string; email: string | null }; access_token: string; refresh_token: string };
 }
 
-/** A crafted issuer's answer for `scenario` (scripts/local-idp.mjs), sent to our callback with the trip's state. */
+/** A crafted issuer's answer for `scenario` (scripts/identity-providers.mjs), sent to our callback with the trip's state. */
 export async function craftedCallback(scenario: string) {
   const trip = await start("crafted");
   return callback("crafted", { code: `${scenario}.${trip.nonce}`, state: trip.state }, trip.cookie);

@@ -36,7 +36,12 @@ export default defineConfig(async () => {
     { id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId },
     { id: "crafted", kind: "oidc", issuer: idp.crafted, client_id: idp.clientId },
     { id: "github", kind: "github", client_id: idp.clientId, server: idp.github, api: `${idp.github}/api` },
+    // Unreachable: nothing listens at the issuer; the issuer's discovery works but its token endpoint does not answer.
+    { id: "down", kind: "oidc", issuer: idp.down, client_id: idp.clientId },
+    { id: "deaf", kind: "oidc", issuer: idp.deaf, client_id: idp.clientId },
   ];
+  const oauthSecrets = JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret])));
+  process.env.OAUTH_CLIENT_SECRETS = oauthSecrets;
   const testVars = {
     ...vars,
     ISSUER: issuer,
@@ -68,7 +73,7 @@ export default defineConfig(async () => {
           bindings: {
             ...testVars,
             ...secrets,
-            OAUTH_CLIENT_SECRETS: JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret]))),
+            OAUTH_CLIENT_SECRETS: oauthSecrets,
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
           },
         },

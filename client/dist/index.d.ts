@@ -1,29 +1,5 @@
 import type { ErrorCode, Factors, LoginMfaRequest, LoginRequest, Me, Message, MfaChallengeBody, Passkey, PasswordChangeRequest, Protected, Providers, RecoveryCodes, RegisterRequest, ResetDone, Security, SessionsPage, SessionsRevoked, TotpSetup, User, WayInRevoked } from "./types.js";
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "./webauthn.js";
-/**
- * A small client for this API: browsers (cookie mode), Workers and Node 22; a package of its own
- * with no dependency. Its types (types.ts) are printed from the server's own zod schemas by
- * `npm run client:build`, so they cannot drift from what the API validates and answers.
- *
- * - The access token lives in memory only and goes out as `Authorization: Bearer`.
- * - In a browser the refresh token is the HttpOnly cookie (`cookie: true`, the default there);
- *   elsewhere it is kept in memory.
- * - Refresh is single-flight: any number of calls that meet 401 invalid_token cause one /refresh,
- *   then each retries once. A token about to expire is refreshed before the call.
- * - Tabs of one browser take a Web Lock around /refresh and share the result over a
- *   BroadcastChannel, so they never race one refresh token; a logout in one tab signs out the others.
- * - Every failure is an AuthError: API errors with their code, fields and Retry-After; network
- *   failures, non-JSON and 5xx answers too. Never undefined.
- * - Second factors: login() resolves `{ signedIn: true, ... }`, or `{ signedIn: false, mfaRequired:
- *   true, challenge }` when the account has TOTP on; then loginMfa({ challenge, code }) (or
- *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
- *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
- *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
- * - Social sign-in: signInWith(provider) sends the browser to the provider (a top-level navigation);
- *   back on the app page, completeSignIn() reads the result from the URL's fragment, clears it, and
- *   signs in (or answers the second step's challenge, or the linked identity). Errors: AuthError
- *   with the code the API put there (account_exists, access_denied, ...).
- */
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
@@ -186,17 +162,20 @@ export declare function createAuthClient(options: ClientOptions): {
         kind: "oidc" | "google" | "microsoft" | "apple" | "github";
     }[]>;
     /**
-     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
-     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     * Starts a sign-in with `provider` in this tab: keeps a secret for it (sessionStorage), and in a
+     * browser goes to the provider; resolves the start URL (`navigate: false`: open it in this tab
+     * yourself). `returnTo`: the app page to come back to, on this page's origin (default: the API's
+     * APP_URL). Then call completeSignIn() on that page.
      */
     signInWith(provider: string, opts?: {
         returnTo?: string;
         navigate?: boolean;
-    }): string;
+    }): Promise<string>;
     /**
      * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
      * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
-     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws, and
+     * so does a sign-in code this tab did not start (AuthError invalid_grant, status 0, nothing sent).
      */
     completeSignIn(url?: string): Promise<SocialLanding>;
     /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */

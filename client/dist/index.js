@@ -27,6 +27,13 @@ function deviceName(userAgent) {
 }
 
 // client/index.ts
+var SOCIAL_ERRORS = {
+  account_exists: "An account with this address exists. If it is yours, sign in to it and link this provider from your security settings; if it is not, reset its password by mail",
+  access_denied: "Sign-in was cancelled at the provider",
+  provider_unreachable: "The provider cannot be reached right now: try again in a moment",
+  provider_unavailable: "Sign-in with this provider is unavailable on this service right now",
+  invalid_state: "This sign-in expired or was started in another browser: sign in again"
+};
 var AuthError = class extends Error {
   code;
   status;
@@ -53,6 +60,8 @@ function createAuthClient(options) {
   const leeway = options.refreshLeeway ?? 30;
   const listeners = /* @__PURE__ */ new Set();
   const channel = cookie && browser.BroadcastChannel ? new browser.BroadcastChannel(`${CHANNEL}:${base}`) : void 0;
+  const pendingKey = `${CHANNEL}:sign-in:${base}`;
+  let pendingHere;
   let access;
   let refreshToken;
   let refreshing;
@@ -155,6 +164,36 @@ function createAuthClient(options) {
   }
   const holder = (path, token, password) => password === void 0 && access ? authed("POST", path, { token }) : send("POST", path, password === void 0 ? { token } : { token, password });
   const signedIn = (res) => ({ ...state(), user: res.user });
+  const platform = () => globalThis;
+  const tabStorage = () => {
+    try {
+      return platform().sessionStorage;
+    } catch {
+      return void 0;
+    }
+  };
+  const base64url = (bytes) => platform().btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  async function newSignInSecret() {
+    const { crypto, TextEncoder } = platform();
+    const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    pendingHere = secret;
+    try {
+      tabStorage()?.setItem(pendingKey, secret);
+    } catch {
+    }
+    return base64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(secret))));
+  }
+  function takeSignInSecret() {
+    let secret = pendingHere;
+    try {
+      const storage = tabStorage();
+      secret = storage?.getItem(pendingKey) ?? secret;
+      storage?.removeItem(pendingKey);
+    } catch {
+    }
+    pendingHere = void 0;
+    return secret;
+  }
   const firstStep = (res) => "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
@@ -244,40 +283,46 @@ function createAuthClient(options) {
     /** The configured providers, for the app's buttons. */
     providers: () => send("GET", "/oauth/providers").then((r) => r.providers),
     /**
-     * The URL that starts a sign-in with `provider`; in a browser, also goes there. `returnTo`: the
-     * app page to come back to (default: the API's APP_URL). Then call completeSignIn() on that page.
+     * Starts a sign-in with `provider` in this tab: keeps a secret for it (sessionStorage), and in a
+     * browser goes to the provider; resolves the start URL (`navigate: false`: open it in this tab
+     * yourself). `returnTo`: the app page to come back to, on this page's origin (default: the API's
+     * APP_URL). Then call completeSignIn() on that page.
      */
-    signInWith(provider, opts = {}) {
-      const query = new globalThis.URLSearchParams({
+    async signInWith(provider, opts = {}) {
+      const query = new (platform()).URLSearchParams({
         use_cookie: String(cookie),
-        ...opts.returnTo ? { return_to: opts.returnTo } : {}
+        ...opts.returnTo ? { return_to: opts.returnTo } : {},
+        code_challenge: await newSignInSecret()
       });
       const url = `${base}/oauth/${encodeURIComponent(provider)}/start?${query}`;
-      const location = globalThis.location;
+      const location = platform().location;
       if (opts.navigate !== false && location) location.assign(url);
       return url;
     },
     /**
      * On the page a provider sent the browser back to: reads the fragment (or `url`), removes it from
      * the address bar, and finishes: signed in, the second step's challenge (then loginMfa()), or a
-     * linked identity. Null when the page was not opened by a provider. The API's refusal throws.
+     * linked identity. Null when the page was not opened by a provider. The API's refusal throws, and
+     * so does a sign-in code this tab did not start (AuthError invalid_grant, status 0, nothing sent).
      */
     async completeSignIn(url) {
-      const platform = globalThis;
-      const here = url ?? platform.location?.href ?? "";
-      const fragment = new platform.URLSearchParams(here.split("#")[1] ?? "");
+      const { location, history, URLSearchParams } = platform();
+      const here = url ?? location?.href ?? "";
+      const fragment = new URLSearchParams(here.split("#")[1] ?? "");
       const outcome = fragment.get("oauth");
       const error = fragment.get("oauth_error");
       if (!outcome && !error) return null;
-      if (!url && platform.history) platform.history.replaceState(null, "", here.split("#")[0]);
-      if (error) throw new AuthError(error, `Sign-in with the provider did not complete: ${error}`, 0);
+      if (!url && history) history.replaceState(null, "", here.split("#")[0]);
+      const secret = takeSignInSecret();
+      if (error) throw new AuthError(error, SOCIAL_ERRORS[error] ?? `Sign-in with the provider did not complete: ${error}`, 0);
       if (outcome === "signed_in") {
         await refresh();
         return { ...state(), user: (await authed("GET", "/me")).user };
       }
       const code = fragment.get("oauth_code") ?? "";
       if (outcome === "link") return authed("POST", "/oauth/exchange", { code });
-      return firstStep(await signIn("/oauth/exchange", { code }));
+      if (!secret) throw new AuthError("invalid_grant", "This sign-in was not started in this tab: sign in again from here", 0);
+      return firstStep(await signIn("/oauth/exchange", { code, code_verifier: secret }));
     },
     /** Links `provider` to this account after the step-up: goes to the provider; completeSignIn() finishes it. */
     async linkIdentity(provider, check, opts = {}) {

@@ -1,7 +1,10 @@
 import * as oauth from "oauth4webapi";
 import type { Config, ProviderConfig } from "../config";
 import { fromBase64Url } from "../encoding";
+import { checkIdToken, openIdProfile, type Profile, ProviderFailure, text } from "./provider-claims";
 import { appleClientSecret } from "./tokens";
+
+export { type Profile, ProviderFailure } from "./provider-claims";
 
 /**
  * Social sign-in providers: the configured list (OAUTH_PROVIDERS), each kind's quirks, and the
@@ -10,33 +13,11 @@ import { appleClientSecret } from "./tokens";
  *
  * Always the authorization code flow with PKCE (S256) and `state`; OpenID providers also get a
  * `nonce`, and their ID token is checked in full: signature against the provider's JWKS (the
- * library leaves it to the caller on the code flow), `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`.
+ * library leaves it to the caller on the code flow), `iss`, `aud`, `exp`, `nonce`, and what the
+ * library leaves alone (auth/provider-claims.ts): `azp` whenever present, `iat`, the lifetime.
  */
 
 export type ProviderKind = ProviderConfig["kind"];
-
-/** Who signed in at the provider, as far as this API trusts it. */
-export interface Profile {
-  issuer: string;
-  subject: string;
-  /** An address, and whether the provider vouches that its owner controls it (only then is it compared with accounts). */
-  email: string | null;
-  emailVerified: boolean;
-  /** Hints for a new account's username. */
-  username: string | null;
-  name: string | null;
-}
-
-/** Why a callback did not yield a profile: a code the app can show (oauth_error), and what is logged. */
-export class ProviderFailure extends Error {
-  constructor(
-    readonly code: "access_denied" | "provider_error" | "invalid_response" | "provider_unreachable",
-    readonly detail: string,
-  ) {
-    super(`${code}: ${detail}`);
-    this.name = "ProviderFailure";
-  }
-}
 
 const LABELS: Record<ProviderKind, string> = { oidc: "OpenID Connect", google: "Google", microsoft: "Microsoft", apple: "Apple", github: "GitHub" };
 const SCOPES: Record<ProviderKind, string[]> = {
@@ -51,7 +32,10 @@ const MICROSOFT = "https://login.microsoftonline.com";
 
 export const providerOf = (config: Config, id: string) => config.OAUTH_PROVIDERS.find((p) => p.id === id);
 
-/** The configured providers as the app's buttons show them. */
+/** A provider listed but turned off by a fault in its configuration (config-providers.ts): provider_unavailable, not unknown. */
+export const providerOff = (config: Config, id: string) => config.OAUTH_UNAVAILABLE.all || config.OAUTH_UNAVAILABLE.ids.includes(id);
+
+/** The providers that work, as the app's buttons show them (one turned off by a configuration fault is not listed). */
 export const providerList = (config: Config) => config.OAUTH_PROVIDERS.map((p) => ({ id: p.id, name: p.name ?? LABELS[p.kind], kind: p.kind }));
 
 /** Apple posts its answer (form_post, a cross-site POST): the flow's cookie must be SameSite=None to come along. */
@@ -61,7 +45,23 @@ export const postsBack = (p: ProviderConfig) => p.kind === "apple";
 const isOpenId = (p: ProviderConfig) => p.kind !== "github";
 
 const local = (url: string) => new URL(url).protocol === "http:"; // config allows http for localhost only
-const options = (url: string) => ({ [oauth.allowInsecureRequests]: local(url), signal: AbortSignal.timeout(10_000) });
+const options = (url: string) => ({ [oauth.allowInsecureRequests]: local(url), [oauth.customFetch]: reach, signal: AbortSignal.timeout(10_000) });
+
+/**
+ * fetch, where any failure to get an answer is provider_unreachable: refused, reset, unknown host,
+ * timed out. Each runtime names these its own way (workerd: a plain Error "Network connection
+ * lost." with `retryable`; browsers and Node: TypeError; a timeout: DOMException), so the one place
+ * that knows a request was in flight decides, not the error's name.
+ */
+async function reach(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    const e = err as Error | undefined;
+    const { host, pathname } = new URL(url);
+    throw new ProviderFailure("provider_unreachable", `${host}${pathname}: ${e?.name ?? "Error"} ${e?.message ?? ""}`.trim());
+  }
+}
 
 // Per isolate: discovered metadata (an hour) and each issuer's JWKS (oauth4webapi refreshes it on an unknown kid).
 const discovered = new Map<string, { as: oauth.AuthorizationServer; until: number }>();
@@ -166,6 +166,7 @@ export async function finishSignIn(config: Config, p: ProviderConfig, params: UR
     await oauth.validateApplicationLevelSignature(checkedBy, response, { ...opts, [oauth.jwksCache]: jwksCacheOf(checkedBy.jwks_uri ?? "") });
     const claims = oauth.getValidatedIdTokenClaims(result);
     if (!claims) throw new ProviderFailure("invalid_response", "no ID token");
+    checkIdToken(claims, p.client_id, now);
     let info: Record<string, unknown> = claims;
     // Providers that follow OpenID's default put address claims in userinfo, not the ID token.
     if (claims.email === undefined && as.userinfo_endpoint) {
@@ -175,35 +176,6 @@ export async function finishSignIn(config: Config, p: ProviderConfig, params: UR
     return openIdProfile(p, claims.iss, claims.sub, info, params);
   } catch (err) {
     throw failure(err, "token");
-  }
-}
-
-const truthy = (v: unknown) => v === true || v === "true" || v === 1 || v === "1";
-const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : null);
-
-function openIdProfile(p: ProviderConfig, issuer: string, subject: string, claims: Record<string, unknown>, params: URLSearchParams): Profile {
-  const email = text(claims.email)?.toLowerCase() ?? null;
-  // Microsoft sends no email_verified: an address counts only when the tenant owns its domain (xms_edov).
-  const verified = p.kind === "microsoft" ? truthy(claims.xms_edov) : truthy(claims.email_verified);
-  let name = text(claims.name);
-  if (p.kind === "apple") name ??= appleName(params.get("user")); // Apple sends the name once, in the form
-  return {
-    // Microsoft: one person is (tid, oid); `sub` differs per application.
-    issuer,
-    subject: p.kind === "microsoft" ? `${text(claims.tid)}:${text(claims.oid)}` : subject,
-    email,
-    emailVerified: email !== null && verified,
-    username: p.kind === "microsoft" ? null : text(claims.preferred_username),
-    name,
-  };
-}
-
-function appleName(user: string | null): string | null {
-  try {
-    const n = user ? (JSON.parse(user) as { name?: { firstName?: string; lastName?: string } }).name : undefined;
-    return text([n?.firstName, n?.lastName].filter(Boolean).join(" "));
-  } catch {
-    return null;
   }
 }
 
@@ -228,7 +200,7 @@ function jwksCacheOf(uri: string): oauth.JWKSCacheInput {
 /** GitHub (OAuth 2 only): the user, and an address only if it is the primary one and verified. */
 async function githubProfile(p: Extract<ProviderConfig, { kind: "github" }>, tokens: oauth.TokenEndpointResponse): Promise<Profile> {
   const get = async <T>(path: string) => {
-    const res = await fetch(`${p.api}${path}`, {
+    const res = await reach(`${p.api}${path}`, {
       headers: { authorization: `Bearer ${tokens.access_token}`, accept: "application/vnd.github+json", "user-agent": "edge-auth" },
       signal: AbortSignal.timeout(10_000),
     });
@@ -255,9 +227,7 @@ function failure(err: unknown, step: string): ProviderFailure {
   if (err instanceof oauth.ResponseBodyError) return new ProviderFailure("provider_error", `${step}: ${err.error}`);
   if (err instanceof oauth.OperationProcessingError) return new ProviderFailure("invalid_response", `${step}: ${err.code ?? ""} ${err.message}`);
   if (err instanceof oauth.UnsupportedOperationError) return new ProviderFailure("invalid_response", `${step}: ${err.message}`);
+  // A request that got no answer is provider_unreachable already (reach); what is left is the answer's fault.
   const e = err as Error;
-  // fetch's own failures (refused, timed out) surface as TypeError/DOMException.
-  if (e?.name === "TypeError" || e?.name === "TimeoutError" || e?.name === "AbortError")
-    return new ProviderFailure("provider_unreachable", `${step}: ${e.name}`);
   return new ProviderFailure("invalid_response", `${step}: ${e?.name ?? "error"} ${e?.message ?? ""}`);
 }

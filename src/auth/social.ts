@@ -2,56 +2,61 @@ import { audit, auditRow, logEvent } from "../audit";
 import type { Config } from "../config";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
-import {
-  claimLinkFlow,
-  deleteIdentity,
-  exchangeGrant,
-  findForProfile,
-  insertFlow,
-  insertIdentity,
-  listIdentities,
-  setGrant,
-  takenUsernames,
-  touchIdentity,
-  useFlow,
-} from "../db/identities";
+import { claimLinkFlow, deleteIdentity, exchangeGrant, insertFlow, insertIdentity, listIdentities, setGrant, touchIdentity, useFlow } from "../db/identities";
 import { totpIsOff } from "../db/mfa";
 import type { OAuthFlow, User } from "../db/schema";
-import { findUserById, insertUser } from "../db/users";
+import { findUserById } from "../db/users";
 import type { Deps } from "../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
 import { securityNotice } from "../mail";
 import { Refusal } from "./errors";
 import { issueMfaChallenge, type LoginResult } from "./login";
-import { authorizationUrl, type FlowSecrets, finishSignIn, newFlowSecrets, type Profile, ProviderFailure, postsBack, providerOf } from "./providers";
+import {
+  authorizationUrl,
+  type FlowSecrets,
+  finishSignIn,
+  newFlowSecrets,
+  type Profile,
+  ProviderFailure,
+  postsBack,
+  providerOf,
+  providerOff,
+} from "./providers";
 import { type Issued, openSession, refusedSignIn } from "./sign-in";
+import { accountFor } from "./social-accounts";
 import { type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
-import { amrOf, NO_PASSWORD } from "./ways-in";
+import { amrOf } from "./ways-in";
 
 /**
  * Social sign-in and linking (docs/social-sign-in.md). Knows nothing of HTTP; the protocol is
  * auth/providers.ts. A flow is a D1 row from start to callback (single use, 10 minutes), bound to
  * the browser that started it by a random HttpOnly cookie whose SHA-256 the row keeps: a callback
- * from another browser (login CSRF) finds no flow.
+ * from another browser (login CSRF) finds no flow. The code the callback leaves for the app is
+ * bound the same way: its exchange needs the secret whose S256 the app gave at the start (the
+ * client keeps it per tab), or else that cookie; a code carried into another browser is refused.
  *
- * Identities are keyed by (issuer, subject), never by address. A new identity joins the account
- * with the same address only when the provider vouches for the address and the account proved it
- * too; anything else with that address is `account_exists` (sign in, then link). A social sign-in is
- * one factor ("fed"): with TOTP on, the second step follows (POST /login/mfa).
+ * Identities are keyed by (issuer, subject), never by address: a new identity whose address an
+ * account has is `account_exists` (sign in to it, then link). A social sign-in is one factor
+ * ("fed"): with TOTP on, the second step follows (POST /login/mfa).
  */
 
 const FLOW_TTL_MS = 10 * 60_000;
+const NOT_HERE = "This sign-in code is unknown, used, expired, or was not started in this browser: sign in again";
 /** The one-time code the app exchanges right after the redirect. */
-const GRANT_TTL_MS = 60_000;
+export const GRANT_TTL_MS = 60_000;
 
 /** Where the browser lands after a callback, and what it carries there (in the URL's fragment). */
 export interface Landing {
   returnTo: string;
   /** Cookie mode, no second step: the session is open (the route sets the refresh cookie). */
   signedIn?: { user: User; issued: Issued };
-  /** The app finishes with POST /oauth/exchange: a sign-in (bearer mode, or a second step due) or a link. */
-  code?: { value: string; purpose: "sign_in" | "link" };
+  /**
+   * The app finishes with POST /oauth/exchange: a sign-in (bearer mode, or a second step due) or a
+   * link. `byCookie`: a sign-in started without a code_challenge, whose exchange must carry the
+   * flow's cookie (the route sets it, scoped to the exchange).
+   */
+  code?: { value: string; purpose: "sign_in" | "link"; byCookie: boolean };
   /** A code the app can show (oauth_error). */
   error?: string;
 }
@@ -69,7 +74,7 @@ export const callbackUrl = (config: Config, provider: string) => `${base(config)
 
 function provider(config: Config, id: string) {
   const p = providerOf(config, id);
-  if (!p) throw new Refusal("unknown_provider");
+  if (!p) throw new Refusal(providerOff(config, id) ? "provider_unavailable" : "unknown_provider");
   return p;
 }
 
@@ -92,8 +97,11 @@ export function returnTarget(config: Config, asked: string | undefined): string 
   return url.href;
 }
 
-/** GET /oauth/:provider/start: a sign-in flow from this browser. */
-export async function startSignIn(deps: Deps, providerId: string, input: { useCookie: boolean; returnTo?: string }): Promise<Started> {
+/**
+ * GET /oauth/:provider/start: a sign-in flow from this browser. `codeChallenge`: the S256 of a
+ * secret the app keeps (the client's signInWith, per tab); then only that secret exchanges the code.
+ */
+export async function startSignIn(deps: Deps, providerId: string, input: { useCookie: boolean; returnTo?: string; codeChallenge?: string }): Promise<Started> {
   const p = provider(deps.config, providerId);
   const returnTo = returnTarget(deps.config, input.returnTo);
   const secrets = newFlowSecrets(callbackUrl(deps.config, p.id));
@@ -107,6 +115,7 @@ export async function startSignIn(deps: Deps, providerId: string, input: { useCo
     purpose: "sign_in",
     browser: await sha256Base64Url(browser),
     useCookie: input.useCookie,
+    exchangeChallenge: input.codeChallenge ?? null,
     returnTo,
   });
   return { url, browser, postsBack: postsBack(p) };
@@ -161,6 +170,10 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
   const { db, config } = deps;
   const fallback = config.APP_URL;
   const p = providerOf(config, providerId);
+  if (!p && providerOff(config, providerId)) {
+    logEvent(deps, "social_sign_in_failed", { provider: providerId, reason: "provider_unavailable" });
+    return { returnTo: fallback, error: "provider_unavailable" };
+  }
   const state = params.get("state");
   const now = new Date();
   const flow = p && state && browser ? await useFlow(db, await sha256Base64Url(state), p.id, await sha256Base64Url(browser), now) : undefined;
@@ -207,127 +220,29 @@ async function leaveGrant(deps: Deps, flow: OAuthFlow, userId: string, now: Date
   const identity = linked && { issuer: linked.issuer, subject: linked.subject, email: linked.email, emailVerified: linked.emailVerified };
   const grant = { hash: await sha256Base64Url(value), userId, linked: identity, expiresAt: new Date(now.getTime() + GRANT_TTL_MS) };
   await batch(deps.db, { grant: setGrant(deps.db, flow.id, grant), touched: also });
-  return { value, purpose: flow.purpose };
+  return { value, purpose: flow.purpose, byCookie: flow.purpose === "sign_in" && !flow.exchangeChallenge };
 }
 
 /**
- * The account a provider's answer signs in to: the identity's own; else the account with the same
- * address, when both the provider and the account vouch for it (the identity is linked now); else a
- * new account, where sign-up is open. `account_exists` when an account has the address but cannot
- * be joined this way.
- */
-async function accountFor(deps: Deps, providerId: string, profile: Profile, now: Date): Promise<{ user: User; identityId: string }> {
-  const { db, config } = deps;
-  const found = await findForProfile(db, profile.issuer, profile.subject, profile.email);
-  if (found.linked) return disabledRefused({ user: found.linked.user, identityId: found.linked.identity.id });
-  const identity = {
-    id: crypto.randomUUID(),
-    provider: providerId,
-    issuer: profile.issuer,
-    subject: profile.subject,
-    email: profile.email,
-    emailVerified: profile.emailVerified,
-    createdAt: now,
-  };
-  const owner = found.byAddress;
-  if (owner) {
-    if (!profile.emailVerified || !owner.emailVerifiedAt) throw new Refusal("account_exists");
-    const linked = { user_id: owner.id, provider: providerId, by: "verified_address" };
-    await batch(db, { identity: insertIdentity(db, { ...identity, userId: owner.id }), audited: auditRow(deps, "identity_linked", linked) });
-    logEvent(deps, "identity_linked", linked);
-    securityNotice(deps, owner, `Sign-in with ${providerId} was linked to your account, because it vouches for this address`);
-    return disabledRefused({ user: owner, identityId: identity.id });
-  }
-  if (config.REGISTRATION === "closed") throw new Refusal("registration_closed");
-  const email = profile.emailVerified ? profile.email : null; // an address nobody vouches for is not copied
-  if (config.REQUIRE_VERIFIED_EMAIL === "on" && !email)
-    throw new Refusal("email_unverified", "The provider did not vouch for an address, and this service needs one");
-  const user = await newAccount(deps, profile, email, now);
-  const registered = { user_id: user.id, provider: providerId };
-  try {
-    await batch(db, {
-      user: insertUser(db, user),
-      identity: insertIdentity(db, { ...identity, userId: user.id }),
-      audited: auditRow(deps, "register", registered),
-    });
-  } catch (err) {
-    const index = uniqueViolation(err);
-    if (!index) throw err;
-    // Another callback for the same person won the race, or the address was taken meanwhile.
-    const again = await findForProfile(db, profile.issuer, profile.subject, profile.email);
-    if (again.linked) return disabledRefused({ user: again.linked.user, identityId: again.linked.identity.id });
-    if (again.byAddress) throw new Refusal("account_exists");
-    throw err;
-  }
-  logEvent(deps, "register", registered);
-  return { user, identityId: identity.id };
-}
-
-function disabledRefused(found: { user: User; identityId: string }) {
-  if (found.user.disabledAt) throw new Refusal("account_disabled");
-  return found;
-}
-
-/** A new account without a password: a username from the provider's hints, free regardless of case. */
-async function newAccount(deps: Deps, profile: Profile, email: string | null, now: Date): Promise<User> {
-  const hint = profile.username ?? profile.email?.split("@")[0] ?? profile.name ?? "user";
-  let stem = hint
-    .normalize("NFKD")
-    .replace(/[^A-Za-z0-9_]+/g, "_")
-    .replace(/^_+|_+$/g, "")
-    .slice(0, 24);
-  if (stem.length < 3) stem = `user${stem}`;
-  const tail = () =>
-    toBase64Url(randomBytes(4))
-      .replace(/[^A-Za-z0-9]/g, "")
-      .slice(0, 5)
-      .toLowerCase();
-  const candidates = [stem, `${stem}_${tail()}`, `${stem}_${tail()}`];
-  const taken = await takenUsernames(deps.db, candidates);
-  const username = candidates.find((c) => !taken.has(c.toLowerCase())) ?? `${stem}_${tail()}${tail()}`;
-  return {
-    id: crypto.randomUUID(),
-    username,
-    email,
-    emailVerifiedAt: email ? now : null,
-    disabledAt: null,
-    passwordHash: NO_PASSWORD,
-    roles: ["user"],
-    failedLogins: 0,
-    lastFailedLoginAt: null,
-    lockedUntil: null,
-    lockAuditedUntil: null,
-    passwordVersion: 0,
-    sessionEpoch: 0,
-    epochKeptSession: null,
-    totpSecret: null,
-    totpEnabledAt: null,
-    totpLastStep: 0,
-    recoveryCodes: null,
-    passwordSetAt: null,
-    passwordSetBy: null,
-    emailSetAt: email ? now : null,
-    emailSetBy: null,
-    totpEnabledBy: null,
-    createdAt: now,
-    updatedAt: now,
-  };
-}
-
-/**
- * POST /oauth/exchange: the callback's one-time code, once, within a minute. A sign-in answers as
- * POST /login does (tokens, or the second step's challenge while TOTP is on); a link needs the
- * access token of the session that asked for it, and answers the identity.
+ * POST /oauth/exchange: the callback's one-time code, once, within a minute. A sign-in is bound to
+ * the browser that started it: the secret whose S256 the start was given (code_verifier), or else
+ * the flow's cookie; a code carried into another browser (a link to the app with an attacker's
+ * code) finds nothing. It answers as POST /login does (tokens, or the second step's challenge while
+ * TOTP is on). A link needs the access token of the session that asked for it, and answers the identity.
  */
 export async function exchange(
   deps: Deps,
-  code: string,
+  input: { code: string; codeVerifier?: string; browser?: string },
   claims: AccessClaims | undefined,
 ): Promise<LoginResult | { linked: { id: string; provider: string } }> {
   const { db } = deps;
   const now = new Date();
-  const flow = await exchangeGrant(db, await sha256Base64Url(code), now);
-  if (!flow?.grantUserId) throw new Refusal("invalid_grant");
+  const proof = {
+    challenge: input.codeVerifier ? await sha256Base64Url(input.codeVerifier) : undefined, // S256, as PKCE's
+    browser: input.browser ? await sha256Base64Url(input.browser) : undefined,
+  };
+  const flow = await exchangeGrant(db, await sha256Base64Url(input.code), now, proof);
+  if (!flow?.grantUserId) throw new Refusal("invalid_grant", NOT_HERE);
   if (flow.purpose === "link") return { linked: await completeLink(deps, flow, claims, now) };
   const user = await findUserById(db, flow.grantUserId);
   if (!user) throw new Refusal("invalid_grant");

@@ -119,12 +119,28 @@ export function setGrant(db: Db, id: string, grant: { hash: string; userId: stri
     .where(eq(oauthFlows.id, id));
 }
 
-/** Exchanges the one-time code: once, while fresh (of two exchanges, one wins). Returns the flow. */
-export function exchangeGrant(db: Db, hash: string, now: Date) {
+/**
+ * What ties an exchange to the browser that started the flow: the verifier's S256 (a flow started
+ * with a code_challenge takes only that) or the flow cookie's SHA-256 (a flow started without one).
+ */
+export interface ExchangeProof {
+  challenge?: string;
+  browser?: string;
+}
+
+/**
+ * Exchanges the one-time code: once, while fresh (of two exchanges, one wins), and for a sign-in
+ * only with its proof (a link is checked against the session afterwards). Returns the flow. A
+ * refused proof leaves the code unspent: whoever holds the proof can still finish.
+ */
+export function exchangeGrant(db: Db, hash: string, now: Date, proof: ExchangeProof) {
+  const bound: (SQL | undefined)[] = [eq(oauthFlows.purpose, "link")];
+  if (proof.challenge) bound.push(eq(oauthFlows.exchangeChallenge, proof.challenge));
+  if (proof.browser) bound.push(and(isNull(oauthFlows.exchangeChallenge), eq(oauthFlows.browser, proof.browser)));
   return db
     .update(oauthFlows)
     .set({ exchangedAt: now })
-    .where(and(eq(oauthFlows.grant, hash), isNull(oauthFlows.exchangedAt), gt(oauthFlows.grantExpiresAt, now)))
+    .where(and(eq(oauthFlows.grant, hash), isNull(oauthFlows.exchangedAt), gt(oauthFlows.grantExpiresAt, now), or(...bound)))
     .returning()
     .get();
 }

@@ -236,6 +236,8 @@ export const oauthFlows = sqliteTable(
     codeVerifier: text("code_verifier").notNull(),
     nonce: text().notNull(),
     useCookie: integer("use_cookie", { mode: "boolean" }).notNull(),
+    // sign_in: the app's S256 code_challenge (auth/social.ts): then only its verifier exchanges the code, not the browser's cookie
+    exchangeChallenge: text("exchange_challenge"),
     returnTo: text("return_to").notNull(), // where the browser goes back to (allow-listed at start)
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),

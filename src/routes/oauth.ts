@@ -4,7 +4,7 @@ import { getCookie, setCookie as setCookieHeader } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import { Refusal } from "../auth/errors";
 import { ProviderFailure, providerList } from "../auth/providers";
-import { beginLink, claimLink, completeCallback, exchange, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social";
+import { beginLink, claimLink, completeCallback, exchange, GRANT_TTL_MS, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { jsonOnly } from "../middleware/json-only";
@@ -27,13 +27,22 @@ const authed = requireAuth();
 
 /** Binds a flow to the browser that started it: HttpOnly, only for /oauth, ten minutes. */
 const FLOW_COOKIE = "oauth_flow";
+/**
+ * After a callback that leaves a sign-in code for a flow started without a code_challenge: the same
+ * value, only for the exchange, for as long as the code lives. The exchange takes the code only
+ * with it, so a code carried into another browser (a link with an attacker's code) is refused.
+ */
+const GRANT_COOKIE = "oauth_grant";
 const local = (c: Context) => ["localhost", "127.0.0.1", "[::1]"].includes(new URL(c.req.url).hostname);
 
+// Lax comes along on the provider's redirect back (a top-level GET) and on the app's same-site
+// exchange; a provider that posts back (Apple's form_post, a cross-site POST) needs None, which
+// browsers accept only with Secure.
+const bindingCookie = (c: Context<AppEnv>, sameSite: "Lax" | "None", path: string, maxAge: number) =>
+  ({ path, httpOnly: true, secure: sameSite === "None" || !local(c), sameSite, maxAge }) as const;
+
 function setFlowCookie(c: Context<AppEnv>, started: Started) {
-  // Lax comes along on the provider's redirect back (a top-level GET); a provider that posts back
-  // (Apple's form_post, a cross-site POST) needs None, which browsers accept only with Secure.
-  const sameSite = started.postsBack ? "None" : "Lax";
-  setCookieHeader(c, FLOW_COOKIE, started.browser, { path: "/oauth", httpOnly: true, secure: sameSite === "None" || !local(c), sameSite, maxAge: 600 });
+  setCookieHeader(c, FLOW_COOKIE, started.browser, bindingCookie(c, started.postsBack ? "None" : "Lax", "/oauth", 600));
 }
 
 const redirectTo = (c: Context<AppEnv>, url: string) => {
@@ -63,6 +72,7 @@ const providersRoute = createRoute({
   path: "/oauth/providers",
   tags,
   summary: "The configured sign-in providers, for the app's buttons",
+  description: "Only providers that work: one turned off by a fault in its configuration (logged as config_invalid) is left out.",
   responses: { 200: json(providersSchema, "Possibly empty") },
 });
 
@@ -72,18 +82,18 @@ const startRoute = createRoute({
   tags,
   summary: "Open in the browser: goes on to the provider",
   description:
-    "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
+    "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. With code_challenge, the sign-in's exchange needs its code_verifier (the app's own PKCE with this API); without, the exchange needs the cookie the callback leaves (oauth_grant, Path=/oauth/exchange, a minute). When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
   middleware: [limitByIp("OAUTH_IP_LIMITER")] as const,
   request: { params: providerParamSchema, query: oauthStartQuerySchema },
   responses: {
     302: redirect,
     303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" },
-    ...errors("validation_failed", "unknown_provider", "rate_limited"),
+    ...errors("validation_failed", "unknown_provider", "provider_unavailable", "rate_limited"),
   },
 });
 
 const callbackDescription =
-  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, account_exists, registration_closed, email_unverified, account_disabled).";
+  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, provider_unavailable, account_exists, registration_closed, email_unverified, account_disabled).";
 
 const callbackGetRoute = createRoute({
   method: "get",
@@ -117,7 +127,7 @@ const exchangeRoute = createRoute({
   tags,
   summary: "Swap the callback's one-time code for a sign-in (or a finished link)",
   description:
-    "Single use, within a minute. A sign-in answers as POST /login does: tokens (with use_cookie, the refresh token in the cookie), or while TOTP is on the challenge for POST /login/mfa (a social sign-in is one factor). A link (oauth=link) needs the Bearer token of the session that asked for it, and answers the identity.",
+    "Single use, within a minute. A sign-in must come from the browser that started it: with the code_verifier whose S256 the start was given, or (a start without code_challenge) with the oauth_grant cookie the callback set; else 400 invalid_grant, and the code stays unspent for its own browser. It answers as POST /login does: tokens (with use_cookie, the refresh token in the cookie), or while TOTP is on the challenge for POST /login/mfa (a social sign-in is one factor). A link (oauth=link) needs the Bearer token of the session that asked for it, and answers the identity.",
   security: [...BEARER, {}],
   middleware: [limitByIp("OAUTH_IP_LIMITER"), authIfBearer, jsonOnly] as const,
   request: body(oauthExchangeSchema),
@@ -139,7 +149,16 @@ const linkRoute = createRoute({
   request: { params: providerParamSchema, ...body(identityLinkSchema) },
   responses: {
     200: json(linkStartSchema, "Open url in the browser"),
-    ...errors(...BODY_ERRORS, "unknown_provider", "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+    ...errors(
+      ...BODY_ERRORS,
+      "unknown_provider",
+      "provider_unavailable",
+      "invalid_token",
+      "invalid_credentials",
+      "invalid_mfa_code",
+      "reauthentication_required",
+      "rate_limited",
+    ),
   },
 });
 
@@ -171,11 +190,11 @@ export const oauth = openApiApp()
   .openapi(providersRoute, (c) => c.json({ providers: providerList(getConfig(c.env)) }, 200))
   .openapi(startRoute, async (c) => {
     const { provider } = c.req.valid("param");
-    const { use_cookie, return_to, link } = c.req.valid("query");
+    const { use_cookie, return_to, link, code_challenge } = c.req.valid("query");
     try {
       const started = link
         ? await claimLink(deps(c), provider, link)
-        : await startSignIn(deps(c), provider, { useCookie: use_cookie === "true", returnTo: return_to });
+        : await startSignIn(deps(c), provider, { useCookie: use_cookie === "true", returnTo: return_to, codeChallenge: code_challenge });
       setFlowCookie(c, started);
       return c.redirect(started.url.href, 302);
     } catch (err) {
@@ -196,9 +215,11 @@ export const oauth = openApiApp()
     return land(c, await callback(c, c.req.valid("param").provider, params, true));
   })
   .openapi(exchangeRoute, async (c) => {
-    const { code, use_cookie = false } = c.req.valid("json");
+    const { code, code_verifier, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const result = await exchange(deps(c), code, c.get("auth"));
+    const browser = getCookie(c, GRANT_COOKIE);
+    const result = await exchange(deps(c), { code, codeVerifier: code_verifier, browser }, c.get("auth"));
+    if (browser) setCookieHeader(c, GRANT_COOKIE, "", bindingCookie(c, "Lax", "/oauth/exchange", 0)); // spent
     if ("linked" in result) return c.json({ linked: result.linked }, 200);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
@@ -213,9 +234,15 @@ export const oauth = openApiApp()
     return c.json({ message: "Unlinked" }, 200);
   });
 
-/** The callback proper: the flow cookie is cleared whatever happens (single use). */
+/**
+ * The callback proper: the flow cookie is cleared whatever happens (single use). A sign-in code
+ * for a flow without a code_challenge leaves its value behind as the exchange's cookie.
+ */
 async function callback(c: Context<AppEnv>, provider: string, params: URLSearchParams, posted = false) {
   const browser = getCookie(c, FLOW_COOKIE);
-  setCookieHeader(c, FLOW_COOKIE, "", { path: "/oauth", httpOnly: true, secure: !local(c), sameSite: "Lax", maxAge: 0 });
-  return completeCallback(deps(c), provider, params, browser, posted);
+  setCookieHeader(c, FLOW_COOKIE, "", bindingCookie(c, "Lax", "/oauth", 0));
+  const landing = await completeCallback(deps(c), provider, params, browser, posted);
+  if (landing.code?.byCookie && browser)
+    setCookieHeader(c, GRANT_COOKIE, browser, bindingCookie(c, posted ? "None" : "Lax", "/oauth/exchange", GRANT_TTL_MS / 1000));
+  return landing;
 }

@@ -2,6 +2,8 @@ import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// @ts-expect-error: a plain ES module shared with the workerd tests and `npm run docs:check`
+import { signInAtLocalIdp } from "../../scripts/idp-login.mjs";
 import { API, API_LOG, APP } from "./global-setup";
 
 /**
@@ -490,5 +492,31 @@ describe("social sign-in, in Chromium", () => {
     await signedIn(page, name);
     expect(errorsOf(page)).toEqual([]);
     await ctx.close();
+  });
+
+  it("a link to the app carrying someone else's sign-in code signs nobody in, and leaves that code unspent", async () => {
+    // The attacker's own sign-in, done over HTTP in their own "browser", stopped before the exchange.
+    const started = await fetch(`${API}/oauth/local/start?use_cookie=false`, { redirect: "manual" });
+    const flow = /oauth_flow=([^;]+)/.exec(started.headers.get("set-cookie") ?? "")![1];
+    const back = await signInAtLocalIdp(new URL(started.headers.get("location")!), `mallory_${Date.now().toString(36)}`);
+    const landed = await fetch(`${API}/oauth/local/callback?${back}`, { headers: { cookie: `oauth_flow=${flow}` }, redirect: "manual" });
+    const code = new URLSearchParams(new URL(landed.headers.get("location")!).hash.slice(1)).get("oauth_code");
+    const grant = /oauth_grant=([^;]+)/.exec(landed.headers.get("set-cookie") ?? "")![1];
+    expect(code).toBeTruthy();
+    // The victim opens the link: the demo says so, and nobody is signed in.
+    const ctx = await browser.newContext();
+    const page = await open(ctx, `${APP}/#oauth=sign_in&oauth_code=${code}`);
+    await expect.poll(() => page.getByTestId("error").textContent()).toMatch(/not started in this tab/);
+    await signedOut(page);
+    expect(page.url()).toBe(`${APP}/`);
+    expect(errorsOf(page)).toEqual([]);
+    await ctx.close();
+    // The page sent nothing: the code still works for the browser that started the flow.
+    const own = await fetch(`${API}/oauth/exchange`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie: `oauth_grant=${grant}` },
+      body: JSON.stringify({ code }),
+    });
+    expect(own.status).toBe(200);
   });
 });

@@ -171,6 +171,16 @@ describe("npm run deploy's preflight", () => {
       expect.stringMatching(/^In \[vars\], OAUTH_PROVIDERS/),
     ]);
     expect(check((c) => (c.vars.OAUTH_PROVIDERS = "not json"))).toEqual([expect.stringMatching(/OAUTH_PROVIDERS.*not JSON/)]);
+    // Their secrets must be a required secret, or wrangler deploys without them and the providers are off.
+    const undeclared = (c: any) => {
+      c.vars.OAUTH_PROVIDERS = JSON.stringify([google, github]);
+      c.secrets = { required: c.secrets.required.filter((s: string) => s !== "OAUTH_CLIENT_SECRETS") };
+    };
+    expect(check(undeclared)).toEqual([
+      expect.stringMatching(/^OAUTH_PROVIDERS lists google, github, but OAUTH_CLIENT_SECRETS is not in \[secrets\] required/),
+    ]);
+    // Without providers a deployment may leave it out.
+    expect(check((c) => (c.secrets = { required: c.secrets.required.filter((s: string) => s !== "OAUTH_CLIENT_SECRETS") }))).toEqual([]);
     const config = structuredClone(good);
     config.vars.OAUTH_PROVIDERS = JSON.stringify([google, github]);
     expect(callbackUrls(config)).toEqual([`google: ${good.vars.ISSUER}/oauth/google/callback`, `github: ${good.vars.ISSUER}/oauth/github/callback`]);

@@ -10,4 +10,5 @@ CREATE TABLE `recovery_holds` (
 	FOREIGN KEY (`user_id`) REFERENCES `users`(`id`) ON UPDATE no action ON DELETE cascade
 );
 --> statement-breakpoint
-CREATE INDEX `recovery_holds_due_at_idx` ON `recovery_holds` (`due_at`);
+CREATE INDEX `recovery_holds_due_at_idx` ON `recovery_holds` (`due_at`);--> statement-breakpoint
+ALTER TABLE `oauth_flows` ADD `exchange_challenge` text;
