@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { call, expectError, login, mailbox, PASSWORD, registerUser, uniqueName } from "./helpers";
+import { signInLocally } from "./social";
 
 /**
  * A link that proves an address for an account (verification, an address change) proves the
@@ -89,5 +90,30 @@ describe("an address-change link takes the same proof", () => {
     // The one who asked, signed in: done.
     expect((await call("POST", "/email/confirm", { token: asker.access_token, body: { token } })).status).toBe(200);
     expect((await call("GET", "/me", { token: asker.access_token })).body.user).toMatchObject({ email: stranger, email_verified: true });
+  });
+});
+
+describe("the round's scenario, end to end: a squatter's account is never shared with the address's owner", () => {
+  it("social sign-in says account_exists, the squatter's verification mail confirms nothing, a second social sign-in still lands nowhere; a reset takes the account over", async () => {
+    const box = mailbox();
+    const victim = uniqueName("victim").toLowerCase();
+    const email = `${victim}@example.test`; // the address the local identity provider vouches for
+    const squatter = await box.send("POST", "/register", { body: { username: uniqueName("squat"), email, password: PASSWORD } });
+    expect(squatter.status, squatter.text).toBe(201);
+
+    expect((await signInLocally(victim)).fragment.get("oauth_error")).toBe("account_exists");
+    expectError(await call("POST", "/email/verify", { body: { token: box.link(email, "verify-email") } }), 401, "account_proof_required");
+    const again = await signInLocally(victim);
+    expect(again.fragment.get("oauth_error")).toBe("account_exists");
+    expect(again.fragment.get("oauth_code")).toBeNull();
+    const identities = await env.DB.prepare("SELECT count(*) AS n FROM identities WHERE user_id = ?").bind(squatter.body.user.id).first<{ n: number }>();
+    expect(identities!.n).toBe(0);
+
+    // The reset hands the account to the address's owner and ends the squatter's password and session.
+    await box.send("POST", "/password/forgot", { body: { email } });
+    expect((await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "mine after all 7" } })).status).toBe(200);
+    expectError(await login(squatter.body.user.username, PASSWORD), 401, "invalid_credentials");
+    expectError(await call("GET", "/protected", { token: squatter.body.access_token }), 401, "invalid_token");
+    expect((await login(squatter.body.user.username, "mine after all 7")).status).toBe(200);
   });
 });
