@@ -48,6 +48,8 @@ export default async function setup() {
       "--var",
       "REFRESH_REUSE_GRACE:0",
       "--var",
+      "API_DOCS:on", // test/e2e/docs.e2e.ts, whatever a developer's .dev.vars says
+      "--var",
       `OAUTH_PROVIDERS:${JSON.stringify(providers)}`,
       "--var",
       `OAUTH_CLIENT_SECRETS:${JSON.stringify({ local: idp.clientSecret })}`,
