@@ -49,7 +49,7 @@ describe("npm run demo with other ports", () => {
   });
 
   it("runs the API on --port with ISSUER there and the app's origin allowed, cookies included", async () => {
-    const discovery = await (await fetch(`${API}/.well-known/openid-configuration`)).json();
+    const discovery = (await (await fetch(`${API}/.well-known/openid-configuration`)).json()) as { issuer: string };
     expect(discovery.issuer).toBe(API);
     const preflight = await fetch(`${API}/refresh`, {
       method: "OPTIONS",
