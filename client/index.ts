@@ -395,11 +395,12 @@ export function createAuthClient(options: ClientOptions) {
       adopt(null);
       return res;
     },
-    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
-    // TOTP on and brings the ten recovery codes, shown once.
+    // TOTP: setup (after the password; an account without one sends none and needs a recent sign-in)
+    // gives a secret and its otpauth:// URI; a code from it turns TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password?: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }),
-    totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
+    totpDisable: (input: { current_password?: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
     passkeyRegistrationOptions: (check: FreshCheck) =>

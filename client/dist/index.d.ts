@@ -171,8 +171,9 @@ export declare function createAuthClient(options: ClientOptions): {
     deleteAccount(check: FreshCheck): Promise<Message>;
     totpSetup: (current_password?: string) => Promise<TotpSetup>;
     totpEnable: (code: string) => Promise<RecoveryCodes>;
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
     totpDisable: (input: {
-        current_password: string;
+        current_password?: string;
     } & SecondFactor) => Promise<Message>;
     passkeyRegistrationOptions: (check: FreshCheck) => Promise<PublicKeyCredentialCreationOptionsJSON>;
     passkeyRegister: (response: RegistrationResponseJSON, name?: string) => Promise<Passkey>;

@@ -273,10 +273,11 @@ function createAuthClient(options) {
       adopt(null);
       return res;
     },
-    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
-    // TOTP on and brings the ten recovery codes, shown once.
+    // TOTP: setup (after the password; an account without one sends none and needs a recent sign-in)
+    // gives a secret and its otpauth:// URI; a code from it turns TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password) => authed("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code) => authed("POST", "/mfa/totp/enable", { code }),
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
     totpDisable: (input) => authed("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
