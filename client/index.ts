@@ -1,3 +1,4 @@
+import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
 import type {
   ErrorBody,
   ErrorCode,
@@ -50,6 +51,9 @@ import type {
  *   `recovery_code`) signs in. Passkeys: the client moves WebAuthn JSON only; the app runs the
  *   ceremony (navigator.credentials, or @simplewebauthn/browser's startRegistration and
  *   startAuthentication) between passkey*Options() and passkeyRegister() / passkeyLogin().
+ * - Your own backends: fetch(url, init) is the platform's fetch with the access token as a Bearer, for
+ *   the origins in `backends` only (and the API's own); a 401 with WWW-Authenticate error="invalid_token"
+ *   gets one shared refresh and one retry. accessToken() hands the token over for anything else.
  * - Social sign-in: signInWith(provider) sends the browser to the provider (a top-level navigation);
  *   back on the app page, completeSignIn() reads the result from the URL's fragment, clears it, and
  *   signs in (or answers the second step's challenge, or the linked identity). Errors: AuthError
@@ -69,6 +73,7 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
   invalid_state: "This sign-in expired or was started in another browser: sign in again",
 };
 
+export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
@@ -100,9 +105,9 @@ export type FetchLike = (
   init: { method: string; headers: Record<string, string>; body?: string; credentials: "include" | "same-origin" },
 ) => Promise<{ ok: boolean; status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
 
-/** What went wrong: `code` is the API's error code, or network_error / bad_response. */
+/** What went wrong: `code` is the API's error code, or network_error / bad_response / origin_not_allowed (fetch() to an origin not in `backends`). */
 export class AuthError extends Error {
-  readonly code: ErrorCode | "network_error" | "bad_response";
+  readonly code: ErrorCode | "network_error" | "bad_response" | "origin_not_allowed";
   readonly status: number; // 0 when no answer arrived
   readonly fields?: Record<string, string>;
   readonly retryAfter?: number; // seconds, from Retry-After
@@ -127,6 +132,13 @@ export interface ClientOptions {
   fetch?: FetchLike;
   /** Refresh when the access token has less than this many seconds left; default 30. */
   refreshLeeway?: number;
+  /**
+   * The origins of your own services that fetch() sends the access token to, e.g.
+   * ["https://api.example.com"]; the API's own origin is always one. fetch() to any other origin
+   * throws AuthError origin_not_allowed and sends nothing. A page's relative URLs are its own origin:
+   * list it (location.origin) to call same-origin routes.
+   */
+  backends?: string[];
 }
 
 export type AuthState = { signedIn: true; userId: string; username: string } | { signedIn: false };
@@ -298,6 +310,31 @@ export function createAuthClient(options: ClientOptions) {
     }
   }
 
+  const signedOut = () => new AuthError("invalid_token", "Signed out: sign in again", 401);
+  /** The access token, refreshed first when missing or about to expire (`probe`: a 204, not a 401, when no cookie). */
+  async function fresh(probe = false): Promise<string> {
+    if (!access || access.expiresAt - Date.now() < leeway * 1000) await refresh(probe && !access);
+    if (!access) throw signedOut();
+    return access.token;
+  }
+  /** After a backend refused `stale`: one refresh for every call that met it, then the new token. */
+  async function renew(stale: string): Promise<string> {
+    if (access?.token === stale) await refresh();
+    if (!access) throw signedOut();
+    return access.token;
+  }
+  const toBackend = backendFetch(
+    originsOf([base, ...(options.backends ?? [])]),
+    { fresh, renew },
+    (input, init) => (options.fetch ?? (globalThis as unknown as { fetch: (i: unknown, o?: unknown) => Promise<never> }).fetch)(input as string, init as never),
+    (origin) =>
+      new AuthError(
+        "origin_not_allowed",
+        `fetch(): ${origin} is not one of this client's backends: add it to createAuthClient's backends to send it the access token`,
+        0,
+      ),
+  );
+
   /** Posts with use_cookie, and takes the tokens when the answer has them. */
   async function signIn<T extends object>(path: string, input: object): Promise<T> {
     const res = await send<T>("POST", path, { ...input, use_cookie: cookie });
@@ -426,11 +463,12 @@ export function createAuthClient(options: ClientOptions) {
       adopt(null);
       return res;
     },
-    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
-    // TOTP on and brings the ten recovery codes, shown once.
+    // TOTP: setup (after the password; an account without one sends none and needs a recent sign-in)
+    // gives a secret and its otpauth:// URI; a code from it turns TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password?: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }),
-    totpDisable: (input: { current_password: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
+    totpDisable: (input: { current_password?: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
     passkeyRegistrationOptions: (check: FreshCheck) =>
@@ -498,6 +536,28 @@ export function createAuthClient(options: ClientOptions) {
     unlinkIdentity: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/me/identities/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
+    /**
+     * Your own backend: the platform's fetch(), with `Authorization: Bearer <access token>` added, for
+     * the origins in `backends` (and the API's) only; any other throws origin_not_allowed before
+     * anything is sent. A token about to expire is refreshed first; a 401 with WWW-Authenticate
+     * `Bearer error="invalid_token"` gets one refresh (shared by every call that met it) and one
+     * retry, and that answer is returned whatever it is. Signed out: AuthError invalid_token. A body
+     * must be one that can be sent twice (a string, Blob, FormData...), or a Request (it is cloned).
+     */
+    fetch: (input: FetchInput, init?: FetchInit): Promise<FetchResponse> => toBackend(input, init),
+    /**
+     * The current access token for anything fetch() does not cover (a WebSocket, another HTTP
+     * library), refreshed first when it is about to expire; null when nobody is signed in. Send it
+     * only to your own services, and ask again for each call rather than keeping it.
+     */
+    async accessToken(): Promise<string | null> {
+      try {
+        return await fresh(true);
+      } catch (err) {
+        if (err instanceof AuthError && err.code === "invalid_token") return null;
+        throw err;
+      }
+    },
   };
 }
 

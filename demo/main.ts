@@ -1,5 +1,6 @@
 import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
-import { type AuthClient, AuthError, createAuthClient, deviceName } from "../client";
+import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshCheck, type Security, type WayIn } from "../client";
+import { renderAdmin } from "./admin";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -34,6 +35,33 @@ function clearErrors(form?: HTMLFormElement) {
 
 /** The Security card asks for the password once, in one field its forms share. */
 const securityPassword = () => $<HTMLInputElement>("#security-password").value;
+
+// What each change asks of this account now: GET /me/security's step_up table (the password, a code
+// while TOTP is on, or, for an account without a password, a recent sign-in and no field at all).
+type Action = keyof Security["step_up"];
+let stepUp: Security["step_up"] | undefined;
+const asks = (action: Action, proof: Security["step_up"][Action][number]) => stepUp?.[action].includes(proof) ?? proof === "password";
+/** The step-up to send for `action`: the password only where it is asked, the code where one was typed. */
+const check = (action: Action, code?: string, password = securityPassword()) =>
+  ({ ...(asks(action, "password") ? { current_password: password } : {}), ...(code ? proofOf(code) : {}) }) as FreshCheck;
+/** Shows or hides a field, and takes it out of its form (a disabled input is neither sent nor required). */
+function field(id: string, on: boolean) {
+  $(`#${id}`).hidden = !on;
+  for (const input of $(`#${id}`).querySelectorAll("input")) input.disabled = !on;
+}
+
+/** How a way in came to the account, from the session that added it (null: no session did, GET /me/security). */
+function addedHow(w: WayIn, createdAt: string) {
+  if (w.by_this_session) return " by this browser";
+  if (w.added_by_session) return " by another session";
+  if (!w.added_at) return "";
+  // No session added it: it came with the account (sign-up), or by a mailed link, or (an identity)
+  // it created the account at its first sign-in.
+  const withAccount = Math.abs(Date.parse(w.added_at) - Date.parse(createdAt)) < 60_000;
+  if (w.kind === "identity") return withAccount ? ", which created this account" : " at a sign-in with it";
+  if (withAccount) return " at sign-up";
+  return w.kind === "password" ? " by a reset link" : " by a mailed link";
+}
 
 /** Runs a form's action with its fields; field errors go under their inputs, the rest above. */
 function onSubmit(id: string, action: (fields: Record<string, string>) => Promise<unknown>) {
@@ -123,9 +151,32 @@ async function render() {
     );
     $("#totp-setup").hidden = factors.totp || !$("#totp-enable").hidden;
     $("#totp-disable").hidden = !factors.totp;
-    // While TOTP is on, every step-up takes a code too (the server's table, security.step_up).
-    const needsCode = security.step_up.add_passkey.includes("second_factor");
-    for (const id of ["passkey-code", "password-code", "delete-code", "passkey-remove-code"]) $(`#${id}`).hidden = !needsCode;
+    // Each form asks for what its action needs of this account (the server's table, security.step_up).
+    stepUp = security.step_up;
+    const codes: [string, Action][] = [
+      ["passkey-code", "add_passkey"],
+      ["password-code", "change_password"],
+      ["delete-code", "delete_account"],
+      ["passkey-remove-code", "remove_passkey"],
+    ];
+    for (const [id, action] of codes) field(id, asks(action, "second_factor"));
+    const cardActions: Action[] = ["setup_totp", "disable_totp", "add_passkey", "remove_passkey", "add_identity", "remove_identity"];
+    field(
+      "security-password-label",
+      cardActions.some((a) => asks(a, "password")),
+    );
+    field("delete-password", asks("delete_account", "password"));
+    const hasPassword = security.ways_in.some((w) => w.kind === "password");
+    $("#security-intro").textContent = hasPassword
+      ? "Every change here asks for your password again (and a code while the authenticator app is on)."
+      : `This account has no password: a change here takes a sign-in in the last few minutes instead (sign in again when asked)${factors.totp ? ", and a code from the authenticator app" : ""}.`;
+    // No password (a social sign-up): nothing to change; a reset link mailed to the address sets one.
+    $("#password").hidden = !hasPassword;
+    $("#set-password").hidden = hasPassword;
+    $("#set-password-text").textContent = user.email
+      ? `This account has no password: you sign in with your provider. To have one too, follow a link mailed to ${user.email}.`
+      : "This account has no password and no address to mail a link to: you sign in with your provider.";
+    $("#set-password-mail").hidden = !user.email;
     const ways = $("#ways-in");
     ways.innerHTML = "";
     for (const w of security.ways_in) {
@@ -139,14 +190,13 @@ async function render() {
         identity: `Sign-in with ${providerNames.get(w.provider ?? "") ?? w.provider}${w.address ? ` (${w.address})` : ""}`,
       }[w.kind];
       const when = w.added_at ? `, added ${new Date(w.added_at).toLocaleString()}` : "";
-      const by = w.by_this_session ? " by this browser" : w.added_by_session ? " by another session" : w.added_at ? " by a mailed link or at sign-up" : "";
-      item.textContent = `${what}${when}${by}`;
+      item.textContent = `${what}${when}${addedHow(w, user.created_at)}`;
       if (w.kind === "identity" && w.id) {
         // Unlinking is a step-up too: the Security password above (and a code while TOTP is on).
         const id = w.id;
         const unlink = Object.assign(document.createElement("button"), { textContent: "Unlink" });
         item.append(" ");
-        unlink.addEventListener("click", () => client.unlinkIdentity(id, { current_password: securityPassword() || undefined }).then(render, showError));
+        unlink.addEventListener("click", () => client.unlinkIdentity(id, check("remove_identity")).then(render, showError));
         item.append(unlink);
       }
       ways.append(item);
@@ -181,6 +231,7 @@ async function render() {
       }
       list.append(item);
     }
+    await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);
   }
@@ -211,7 +262,7 @@ onClick("passkey-login", async () => {
 });
 
 onSubmit("totp-setup", async () => {
-  const { secret, otpauth_uri } = await client.totpSetup(securityPassword());
+  const { secret, otpauth_uri } = await client.totpSetup(asks("setup_totp", "password") ? securityPassword() : undefined);
   $("#totp-secret").textContent = secret;
   Object.assign($<HTMLAnchorElement>("#totp-uri"), { href: otpauth_uri, textContent: otpauth_uri });
   $("#totp-enable").hidden = false;
@@ -232,20 +283,20 @@ $("#recovery-done").addEventListener("click", hideSecrets);
 /** A 6-digit code from the app, or else a recovery code. */
 const proofOf = (code: string) => (/^\d{6}$/.test(code) ? { code } : { recovery_code: code });
 onSubmit("totp-disable", async (f) => {
-  const proof = proofOf(f.code!);
-  await client.totpDisable({ current_password: securityPassword(), ...proof });
+  const { current_password } = check("disable_totp");
+  await client.totpDisable({ current_password, ...proofOf(f.code!) });
   hideSecrets();
   await render();
   notice("Two-step sign-in is off");
 });
 onSubmit("passkey-add", async (f) => {
-  const options = await client.passkeyRegistrationOptions({ current_password: securityPassword(), ...(f.code ? proofOf(f.code) : {}) });
+  const options = await client.passkeyRegistrationOptions(check("add_passkey", f.code));
   await client.passkeyRegister(await startRegistration({ optionsJSON: options }), f.name);
   await render();
   notice("Passkey added");
 });
 onSubmit("passkey-remove", async (f) => {
-  await client.deletePasskey(f.id!, { current_password: securityPassword(), ...(f.code ? proofOf(f.code) : {}) });
+  await client.deletePasskey(f.id!, check("remove_passkey", f.code));
   $("#passkey-remove").hidden = true;
   await render();
   notice("Passkey removed");
@@ -264,11 +315,24 @@ onSubmit("forgot", async (f) => {
   notice("If that address has an account, a reset link is on its way (under npm run dev: printed by wrangler)");
 });
 onSubmit("delete", async (f) => {
-  await client.deleteAccount({ current_password: f.current_password!, ...(f.code ? proofOf(f.code) : {}) });
+  await client.deleteAccount(check("delete_account", f.code, f.current_password));
   notice("Your account is deleted");
 });
 
 // A mailed link opens this page with its token in the URL fragment (never sent to any server).
+// A link that proves an address takes the account's session or password too.
+type AddressLink = { action: "verify-email" | "confirm-email"; token: string };
+let proving: AddressLink | undefined;
+async function proveAddress(link: AddressLink, password?: string) {
+  if (link.action === "verify-email") await client.verifyEmail(link.token, password);
+  else await client.confirmEmail(link.token, password);
+  notice(link.action === "verify-email" ? "Your email address is verified" : "Your email address is changed");
+}
+onSubmit("prove", async (f) => {
+  if (proving) await proveAddress(proving, f.password);
+  proving = undefined;
+  $("#prove").hidden = true;
+});
 let resetToken = "";
 onSubmit("reset", async (f) => {
   try {
@@ -276,7 +340,8 @@ onSubmit("reset", async (f) => {
     $("#reset").hidden = true;
     $("#reset-code").hidden = true;
     const removed = done.passkeys_removed ? ` ${done.passkeys_removed} passkey(s) were removed.` : "";
-    notice(`Your password is reset and every session is signed out: sign in with the new one.${removed}`);
+    // Held (TOTP set up before the address was confirmed): the server's message says until when.
+    notice(done.takes_effect_at ? done.message : `Your password is reset and every session is signed out: sign in with the new one.${removed}`);
   } catch (err) {
     // TOTP was turned on after this address was confirmed: the reset takes a code too.
     if (err instanceof AuthError && err.code === "invalid_mfa_code") $("#reset-code").hidden = false;
@@ -301,7 +366,7 @@ async function showProviders() {
       button.addEventListener("click", () =>
         box === "#social"
           ? client.signInWith(p.id, { returnTo: here() }).catch(showError)
-          : client.linkIdentity(p.id, { current_password: securityPassword() || undefined }, { returnTo: here() }).catch(showError),
+          : client.linkIdentity(p.id, check("add_identity"), { returnTo: here() }).catch(showError),
       );
       $(box).append(button);
     }
@@ -322,8 +387,17 @@ async function followLink() {
   const [action, token] = location.hash.slice(1).split("=");
   if (!token) return;
   history.replaceState(null, "", location.pathname);
-  if (action === "verify-email") await client.verifyEmail(token).then(() => notice("Your email address is verified"), showError);
-  if (action === "confirm-email") await client.confirmEmail(token).then(() => notice("Your email address is changed"), showError);
+  if (action === "verify-email" || action === "confirm-email") {
+    // Signed in on this page, the session proves the account; otherwise its password does (the form).
+    await resumed.catch(() => undefined);
+    try {
+      await proveAddress({ action, token });
+    } catch (err) {
+      if (!(err instanceof AuthError && err.code === "account_proof_required")) return void showError(err);
+      proving = { action, token };
+      $("#prove").hidden = false;
+    }
+  }
   // "This was not me", from a notice: the way in is removed and every session ends (this one too).
   if (action === "revoke-way-in") {
     await client.revokeWayIn(token).then(async (r) => {
@@ -339,6 +413,11 @@ async function followLink() {
 window.addEventListener("hashchange", () => void followLink());
 
 $("#reload").addEventListener("click", () => void render());
+onClick("set-password-mail", async () => {
+  const { user } = await client.me();
+  await client.forgotPassword(user.email!);
+  notice(`A link to set a password is on its way to ${user.email} (under npm run dev: printed by wrangler)`);
+});
 $("#logout").addEventListener("click", () => client.logout().catch(showError));
 $("#logout-all").addEventListener("click", () => client.logoutEverywhere().catch(showError));
 
@@ -347,12 +426,10 @@ client.onChange(() => {
   void render();
 });
 // A reload signs in silently from the refresh cookie when there is one.
+const resumed = client.resume();
 void followLink();
 void showProviders().catch(showError);
-client
-  .resume()
-  .then(completeSocial)
-  .then(render, (err) => {
-    showError(err);
-    void render();
-  });
+resumed.then(completeSocial).then(render, (err) => {
+  showError(err);
+  void render();
+});

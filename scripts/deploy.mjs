@@ -9,6 +9,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { unstable_readConfig } from "wrangler";
+import { buildAssets } from "./assets.mjs";
 import { callbackUrls, preflight } from "./preflight.mjs";
 
 const args = process.argv.slice(2);
@@ -53,5 +54,6 @@ const run = (wranglerArgs) => {
   });
   if (r.status !== 0) process.exit(r.status ?? 1);
 };
+buildAssets(); // wrangler uploads .assets/ with the Worker (the API reference's script)
 run(["d1", "migrations", "apply", "DB", "--remote", ...scoped]);
 run(["deploy", ...args]);

@@ -2,11 +2,15 @@
 // 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key, an empty
 //    OAUTH_CLIENT_SECRETS and localhost ISSUER / CORS_ORIGINS into .dev.vars (gitignored; it
 //    overrides wrangler.toml [vars]) unless each is already there;
-// 2. applies pending migrations to the local D1 database.
+// 2. applies pending migrations to the local D1 database;
+// 3. puts the Worker's static assets (the API reference's script) into .assets/ (scripts/assets.mjs).
 
 import { spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { buildAssets } from "./assets.mjs";
 import { newMfaKey, newPepper, newWrappingKey } from "./keys.mjs";
+
+buildAssets();
 
 const file = new URL("../.dev.vars", import.meta.url);
 const current = existsSync(file) ? readFileSync(file, "utf8") : "";

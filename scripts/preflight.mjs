@@ -108,6 +108,7 @@ export function preflight(config, checkVars) {
       );
     }
   }
+  problems.push(...routeProblems(config, issuer), ...browserOriginProblems(vars, origins));
   const mailFrom = String(vars.MAIL_FROM ?? "");
   const mailDomain = mailFrom.split("@").pop() ?? "";
   if (!mailFrom || SAMPLE_DOMAIN.test(mailDomain))
@@ -152,4 +153,68 @@ export function preflight(config, checkVars) {
     if (!named.has(problem.split(/[.:]/)[0])) problems.push(`In [vars], ${problem} (the Worker would refuse to start).`);
   }
   return problems;
+}
+
+/** A route's host and path: "auth.example.com/*" or { pattern: "auth.example.com", custom_domain: true }. */
+function routeOf(route) {
+  const pattern = String(typeof route === "string" ? route : (route?.pattern ?? "")).replace(/^https?:\/\//, "");
+  const slash = pattern.indexOf("/");
+  return { pattern, host: (slash < 0 ? pattern : pattern.slice(0, slash)).toLowerCase(), path: slash < 0 ? "" : pattern.slice(slash) };
+}
+
+/**
+ * Where the Worker is served must be ISSUER: tokens name it as their issuer, discovery and the JWKS
+ * are found under it, mailed links and the refresh cookie go to it. A custom-domain ISSUER needs a
+ * route or custom domain for its host (wrangler deploys happily without one, and the name then
+ * reaches nothing); a workers.dev ISSUER needs workers_dev left on.
+ */
+export function routeProblems(config, issuer) {
+  if (!/^https:\/\/[^/]+$/.test(issuer)) return []; // reported already
+  const issuerHost = new URL(issuer).hostname;
+  const routes = [...(config.route ? [config.route] : []), ...(config.routes ?? [])].map(routeOf);
+  const problems = [];
+  for (const r of routes.filter((r) => r.host !== issuerHost)) {
+    problems.push(
+      `routes: "${r.pattern}" serves this Worker on ${r.host}, but ISSUER is ${issuer}: tokens, discovery and the refresh cookie all name ` +
+        `ISSUER's host. Make the route's host ${issuerHost} (routes = [{ pattern = "${issuerHost}", custom_domain = true }]), or set ISSUER = "https://${r.host}".`,
+    );
+  }
+  for (const r of routes.filter((r) => r.host === issuerHost && !["", "/*"].includes(r.path))) {
+    problems.push(
+      `routes: "${r.pattern}" serves only ${r.path} of ${issuerHost}, while the API's routes are at the root: use "${issuerHost}/*" or a custom domain.`,
+    );
+  }
+  if (issuerHost.endsWith(".workers.dev")) {
+    if (config.workers_dev === false)
+      problems.push(
+        `ISSUER is on workers.dev (${issuer}), but workers_dev = false in wrangler.toml turns that URL off: remove the line, or use your custom domain as ISSUER.`,
+      );
+  } else if (!routes.some((r) => r.host === issuerHost)) {
+    problems.push(
+      `ISSUER is ${issuer}, but nothing in wrangler.toml serves this Worker there, so that name reaches nothing. Add ` +
+        `routes = [{ pattern = "${issuerHost}", custom_domain = true }] (its zone must be on Cloudflare), or use the workers.dev URL as ISSUER.`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * The browser side: the refresh cookie (cookie mode) and every call from the page at APP_URL need an
+ * Origin the API allows. An empty CORS_ORIGINS refuses them all; an APP_URL off the list opens mailed
+ * links on a page whose calls the browser blocks.
+ */
+export function browserOriginProblems(vars, origins) {
+  if (!origins.length)
+    return [
+      "CORS_ORIGINS is empty, so the API allows no browser origin: the refresh cookie (cookie mode) is refused, and so is every call " +
+        'from your app, the page at APP_URL included. List your app\'s https origins, like CORS_ORIGINS = "https://app.example.com".',
+    ];
+  const appUrl = String(vars.APP_URL ?? "");
+  if (!/^https:\/\//.test(appUrl) || !URL.canParse(appUrl)) return []; // reported already
+  const appOrigin = new URL(appUrl).origin;
+  if (origins.some((o) => URL.canParse(o) && new URL(o).origin === appOrigin)) return [];
+  return [
+    `APP_URL is on ${appOrigin}, which CORS_ORIGINS (${origins.join(", ")}) does not list: the page that completes mailed links could not ` +
+      `call the API. Add ${appOrigin} to CORS_ORIGINS, or set APP_URL to a page of an app it lists.`,
+  ];
 }

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../src/index";
+import { SCALAR_PATH, SCALAR_SRI, SCALAR_VERSION } from "../src/routes/docs";
 import { adminToken, call, expectError, PASSWORD, registerUser } from "./helpers";
 
 describe("service routes", () => {
@@ -138,18 +139,19 @@ describe("errors", () => {
 describe("API reference", () => {
   const on = { bindings: { API_DOCS: "on" } as Partial<Env> };
 
-  it("GET /docs serves the interactive reference with a CSP of its own: one pinned Scalar file, with SRI, and nonced script", async () => {
+  it("GET /docs serves the interactive reference with a CSP of its own: this origin's pinned Scalar file, with SRI, and nonced script", async () => {
     const res = await call("GET", "/docs", on);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/html/);
     const csp = res.headers.get("content-security-policy")!;
     const nonce = /'nonce-([^']+)'/.exec(csp)![1]!;
     expect(csp).toContain("default-src 'none'");
-    const bundle =
-      /script-src 'nonce-[^']+' (https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\/dist\/browser\/standalone\.js)(;|$)/.exec(csp)![1]!;
-    expect(res.text).toMatch(
-      new RegExp(`<script[^>]* src="${bundle.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" integrity="sha384-[A-Za-z0-9+/=]{64}" crossorigin="anonymous"`),
-    );
+    // Nothing from another origin: the script, styles, fonts and calls are this API's own.
+    expect(csp).toMatch(/script-src 'nonce-[^']+' 'self'(;|$)/);
+    expect(csp).not.toMatch(/https?:/);
+    expect(res.text).not.toMatch(/(src|href)="https?:/);
+    expect(res.text).toMatch(new RegExp(`<script[^>]* src="${SCALAR_PATH}" integrity="${SCALAR_SRI.replace(/[+/]/g, "\\$&")}"`));
+    expect(SCALAR_SRI).toMatch(/^sha384-[A-Za-z0-9+/=]{64}$/);
     expect(csp).toContain("connect-src 'self'");
     expect(csp).toContain("frame-ancestors 'none'");
     // Every script on the page carries the nonce, and the page reads this API's document.
@@ -157,8 +159,24 @@ describe("API reference", () => {
     expect(scripts.length).toBeGreaterThan(0);
     for (const tag of scripts) expect(tag).toContain(`nonce="${nonce}"`);
     expect(res.text).toContain("/openapi.json");
+    // Scalar's servers are asked for nothing: no web fonts, no telemetry, no toolbar.
+    expect(res.text).toMatch(/"withDefaultFonts": false/);
+    expect(res.text).toMatch(/"telemetry": false/);
     // A fresh nonce per answer.
     expect((await call("GET", "/docs", on)).headers.get("content-security-policy")).not.toContain(nonce);
+  });
+
+  it("serves the pinned script from the Worker's static assets, cacheable for good, only while the reference is on", async () => {
+    expect(SCALAR_PATH).toBe(`/docs/scalar-api-reference-${SCALAR_VERSION}.js`);
+    const res = await call("GET", SCALAR_PATH, on);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(res.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    expect(res.text.length).toBeGreaterThan(1_000_000); // the whole single-file build, not a stub
+    // The browser checks the same hash (SRI) before it runs it.
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-384", new TextEncoder().encode(res.text)));
+    expect(`sha384-${btoa(String.fromCharCode(...digest))}`).toBe(SCALAR_SRI);
+    expectError(await call("GET", SCALAR_PATH), 404, "not_found");
   });
 
   it("keeps default-src 'none' everywhere else, /openapi.json included", async () => {

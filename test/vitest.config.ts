@@ -3,6 +3,7 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { unstable_readConfig } from "wrangler";
+import { buildAssets } from "../scripts/assets.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -13,6 +14,8 @@ export default defineConfig(async () => {
   // its log level quiets the "Using secrets defined in ..." line it would print once per test file.
   process.env.WRANGLER_SEND_METRICS ??= "false";
   process.env.WRANGLER_LOG ??= "warn";
+  // wrangler.toml's [assets] directory must exist (the API reference's script; test/meta.test.ts serves it).
+  buildAssets();
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = {

@@ -1,5 +1,7 @@
+import { type FetchInit, type FetchInput, type FetchResponse } from "./backends.js";
 import type { ErrorCode, Factors, LoginMfaRequest, LoginRequest, Me, Message, MfaChallengeBody, Passkey, PasswordChangeRequest, Protected, Providers, RecoveryCodes, RegisterRequest, ResetDone, Security, SessionsPage, SessionsRevoked, TotpSetup, User, WayInRevoked } from "./types.js";
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from "./webauthn.js";
+export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
@@ -54,9 +56,9 @@ export type FetchLike = (input: string, init: {
     };
     json(): Promise<unknown>;
 }>;
-/** What went wrong: `code` is the API's error code, or network_error / bad_response. */
+/** What went wrong: `code` is the API's error code, or network_error / bad_response / origin_not_allowed (fetch() to an origin not in `backends`). */
 export declare class AuthError extends Error {
-    readonly code: ErrorCode | "network_error" | "bad_response";
+    readonly code: ErrorCode | "network_error" | "bad_response" | "origin_not_allowed";
     readonly status: number;
     readonly fields?: Record<string, string>;
     readonly retryAfter?: number;
@@ -71,6 +73,13 @@ export interface ClientOptions {
     fetch?: FetchLike;
     /** Refresh when the access token has less than this many seconds left; default 30. */
     refreshLeeway?: number;
+    /**
+     * The origins of your own services that fetch() sends the access token to, e.g.
+     * ["https://api.example.com"]; the API's own origin is always one. fetch() to any other origin
+     * throws AuthError origin_not_allowed and sends nothing. A page's relative URLs are its own origin:
+     * list it (location.origin) to call same-origin routes.
+     */
+    backends?: string[];
 }
 export type AuthState = {
     signedIn: true;
@@ -140,8 +149,9 @@ export declare function createAuthClient(options: ClientOptions): {
     deleteAccount(check: FreshCheck): Promise<Message>;
     totpSetup: (current_password?: string) => Promise<TotpSetup>;
     totpEnable: (code: string) => Promise<RecoveryCodes>;
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
     totpDisable: (input: {
-        current_password: string;
+        current_password?: string;
     } & SecondFactor) => Promise<Message>;
     passkeyRegistrationOptions: (check: FreshCheck) => Promise<PublicKeyCredentialCreationOptionsJSON>;
     passkeyRegister: (response: RegistrationResponseJSON, name?: string) => Promise<Passkey>;
@@ -187,5 +197,20 @@ export declare function createAuthClient(options: ClientOptions): {
     unlinkIdentity: (id: string, check: FreshCheck) => Promise<Message>;
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => Promise<T>;
+    /**
+     * Your own backend: the platform's fetch(), with `Authorization: Bearer <access token>` added, for
+     * the origins in `backends` (and the API's) only; any other throws origin_not_allowed before
+     * anything is sent. A token about to expire is refreshed first; a 401 with WWW-Authenticate
+     * `Bearer error="invalid_token"` gets one refresh (shared by every call that met it) and one
+     * retry, and that answer is returned whatever it is. Signed out: AuthError invalid_token. A body
+     * must be one that can be sent twice (a string, Blob, FormData...), or a Request (it is cloned).
+     */
+    fetch: (input: FetchInput, init?: FetchInit) => Promise<FetchResponse>;
+    /**
+     * The current access token for anything fetch() does not cover (a WebSocket, another HTTP
+     * library), refreshed first when it is about to expire; null when nobody is signed in. Send it
+     * only to your own services, and ask again for each call rather than keeping it.
+     */
+    accessToken(): Promise<string | null>;
 };
 export type AuthClient = ReturnType<typeof createAuthClient>;

@@ -1,4 +1,35 @@
 // Generated from client/index.ts by `npm run client:build`. Do not edit.
+// client/backends.ts
+function originsOf(urls) {
+  const { URL } = globalThis;
+  return new Set(urls.map((u) => new URL(u).origin));
+}
+var refusedToken = (status, challenge) => status === 401 && /^\s*Bearer\b/i.test(challenge ?? "") && /\berror\s*=\s*"?invalid_token"?/i.test(challenge ?? "");
+function backendFetch(allowed, tokens, doFetch, originError) {
+  const platform = globalThis;
+  return async function authFetch(input, init) {
+    const request = typeof input === "object" && input !== null && "clone" in input ? input : void 0;
+    const href = request ? request.url : typeof input === "string" ? input : input.href;
+    const origin = new platform.URL(href, platform.location?.href).origin;
+    if (!allowed.has(origin)) throw originError(origin);
+    const send = (token2) => {
+      if (request) {
+        const copy = request.clone();
+        const headers2 = new platform.Headers(copy.headers);
+        headers2.set("authorization", `Bearer ${token2}`);
+        return doFetch(new platform.Request(copy, { headers: headers2 }));
+      }
+      const headers = new platform.Headers(init?.headers);
+      headers.set("authorization", `Bearer ${token2}`);
+      return doFetch(input, { ...init, headers });
+    };
+    const token = await tokens.fresh();
+    const res = await send(token);
+    if (!refusedToken(res.status, res.headers.get("www-authenticate"))) return res;
+    return await send(await tokens.renew(token));
+  };
+}
+
 // client/device.ts
 var BROWSERS = [
   [/\bEdg(e|A|iOS)?\//, "Edge"],
@@ -157,6 +188,27 @@ function createAuthClient(options) {
       return send(method, path, body, true);
     }
   }
+  const signedOut = () => new AuthError("invalid_token", "Signed out: sign in again", 401);
+  async function fresh(probe = false) {
+    if (!access || access.expiresAt - Date.now() < leeway * 1e3) await refresh(probe && !access);
+    if (!access) throw signedOut();
+    return access.token;
+  }
+  async function renew(stale) {
+    if (access?.token === stale) await refresh();
+    if (!access) throw signedOut();
+    return access.token;
+  }
+  const toBackend = backendFetch(
+    originsOf([base, ...options.backends ?? []]),
+    { fresh, renew },
+    (input, init) => (options.fetch ?? globalThis.fetch)(input, init),
+    (origin) => new AuthError(
+      "origin_not_allowed",
+      `fetch(): ${origin} is not one of this client's backends: add it to createAuthClient's backends to send it the access token`,
+      0
+    )
+  );
   async function signIn(path, input) {
     const res = await send("POST", path, { ...input, use_cookie: cookie });
     if (res.access_token) adopt(res);
@@ -266,10 +318,11 @@ function createAuthClient(options) {
       adopt(null);
       return res;
     },
-    // TOTP: setup (after the password) gives a secret and its otpauth:// URI; a code from it turns
-    // TOTP on and brings the ten recovery codes, shown once.
+    // TOTP: setup (after the password; an account without one sends none and needs a recent sign-in)
+    // gives a secret and its otpauth:// URI; a code from it turns TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password) => authed("POST", "/mfa/totp/setup", { current_password }),
     totpEnable: (code) => authed("POST", "/mfa/totp/enable", { code }),
+    /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
     totpDisable: (input) => authed("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
@@ -334,7 +387,29 @@ function createAuthClient(options) {
     /** 409 last_way_in when nothing else would sign in to the account. */
     unlinkIdentity: (id, check) => authed("DELETE", `/me/identities/${encodeURIComponent(id)}`, check),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
-    request: (method, path, body) => authed(method, path, body)
+    request: (method, path, body) => authed(method, path, body),
+    /**
+     * Your own backend: the platform's fetch(), with `Authorization: Bearer <access token>` added, for
+     * the origins in `backends` (and the API's) only; any other throws origin_not_allowed before
+     * anything is sent. A token about to expire is refreshed first; a 401 with WWW-Authenticate
+     * `Bearer error="invalid_token"` gets one refresh (shared by every call that met it) and one
+     * retry, and that answer is returned whatever it is. Signed out: AuthError invalid_token. A body
+     * must be one that can be sent twice (a string, Blob, FormData...), or a Request (it is cloned).
+     */
+    fetch: (input, init) => toBackend(input, init),
+    /**
+     * The current access token for anything fetch() does not cover (a WebSocket, another HTTP
+     * library), refreshed first when it is about to expire; null when nobody is signed in. Send it
+     * only to your own services, and ask again for each call rather than keeping it.
+     */
+    async accessToken() {
+      try {
+        return await fresh(true);
+      } catch (err) {
+        if (err instanceof AuthError && err.code === "invalid_token") return null;
+        throw err;
+      }
+    }
   };
 }
 export {

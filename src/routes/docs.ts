@@ -4,21 +4,25 @@ import { NONCE, secureHeaders } from "hono/secure-headers";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { log } from "../log";
 import { json } from "./openapi";
 
 /**
  * GET /openapi.json: the OpenAPI 3.1 document, generated from the routes' zod schemas (never written
- * by hand). GET /docs: Scalar's interactive reference for it, when API_DOCS is "on" (off in production by default).
+ * by hand). GET /docs: Scalar's interactive reference for it, when API_DOCS is "on" (off in production by default),
+ * with its script from this origin (GET /docs/scalar-api-reference-<version>.js, a static asset).
  */
 
 const tags = ["Service"];
-// One pinned file, checked by Subresource Integrity, is the only script the page may run besides its
-// own nonced config: a new Scalar release cannot reach this origin (and its cookies) unreviewed.
-// To upgrade: take the new version's dist/browser/standalone.js from npm and hash it
-// (openssl dgst -sha384 -binary standalone.js | openssl base64 -A).
-const SCALAR_BUNDLE = "https://cdn.jsdelivr.net/npm/@scalar/api-reference@1.72.1/dist/browser/standalone.js";
-const SCALAR_SRI = "sha384-U11tb2XnKvmwt8RlTvnwUnYgrN+ur4Xyh9htLhjajWNR/Oyl5AX5DEz00qRmlrmK";
-const SCALAR_FONTS = "https://fonts.scalar.com";
+// The reference's script: @scalar/api-reference's single-file build, from npm at the exact version
+// package-lock.json records, copied into the Worker's static assets by scripts/assets.mjs (4 MiB: far
+// too big for the bundle) and served from this origin, so /docs works offline and runs no third
+// party's script. Subresource Integrity pins the file too: test/node/docs-assets.test.ts fails when
+// the installed package no longer matches. To upgrade: `npm install -E -D @scalar/api-reference@<v>`,
+// then set the version and the hash (openssl dgst -sha384 -binary <standalone.js> | openssl base64 -A).
+export const SCALAR_VERSION = "1.72.1";
+export const SCALAR_SRI = "sha384-U11tb2XnKvmwt8RlTvnwUnYgrN+ur4Xyh9htLhjajWNR/Oyl5AX5DEz00qRmlrmK";
+export const SCALAR_PATH = `/docs/scalar-api-reference-${SCALAR_VERSION}.js`;
 
 const documentRoute = createRoute({
   method: "get",
@@ -26,6 +30,17 @@ const documentRoute = createRoute({
   tags,
   summary: "This API's OpenAPI 3.1 document",
   responses: { 200: json(z.record(z.string(), z.unknown()).openapi("OpenAPIDocument"), "The document") },
+});
+
+const scriptRoute = createRoute({
+  method: "get",
+  path: SCALAR_PATH,
+  tags,
+  summary: "The reference page's script (Scalar, pinned), unless API_DOCS is off",
+  responses: {
+    200: { description: "The script, cacheable for a year (its path names its version)", content: { "text/javascript": { schema: z.string() } } },
+    404: json(z.object({ error: z.string(), message: z.string() }), "API_DOCS is off"),
+  },
 });
 
 const docsRoute = createRoute({
@@ -40,15 +55,16 @@ const docsRoute = createRoute({
 });
 
 /**
- * The security headers of the docs page, the only page with a script: its own CSP allows the Scalar
- * bundle (with a nonce), its styles and fonts, and calls to this API; the API keeps default-src 'none'.
+ * The security headers of the docs page, the only page with a script: its own CSP allows this origin's
+ * pinned script (SRI-checked) and its nonced config, inline styles, and calls to this API; nothing from
+ * another origin. The API keeps default-src 'none'.
  */
 export const docsHeaders = secureHeaders({
   contentSecurityPolicy: {
     defaultSrc: ["'none'"],
-    scriptSrc: [NONCE, SCALAR_BUNDLE],
-    styleSrc: ["'unsafe-inline'", SCALAR_FONTS],
-    fontSrc: [SCALAR_FONTS],
+    scriptSrc: [NONCE, "'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    fontSrc: ["'self'"],
     imgSrc: ["'self'", "data:"],
     connectSrc: ["'self'"],
     frameAncestors: ["'none'"],
@@ -90,9 +106,32 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
   app.openapi(documentRoute, (c) => c.json({ ...document(app), servers: [{ url: getConfig(c.env).ISSUER }] } as Record<string, unknown>, 200));
   app.openapi(docsRoute, async (c) => {
     if (getConfig(c.env).API_DOCS === "off") throw new ApiError("not_found", "No such route");
-    const page = Scalar<AppEnv>({ url: "/openapi.json", pageTitle: "edge-auth-api", cdn: SCALAR_BUNDLE, nonce: c.get("secureHeadersNonce") });
+    const page = Scalar<AppEnv>({
+      url: "/openapi.json",
+      pageTitle: "edge-auth-api",
+      cdn: SCALAR_PATH,
+      nonce: c.get("secureHeadersNonce"),
+      // Nothing to or from Scalar's servers: no web fonts, telemetry, developer toolbar, AI chat or MCP
+      // generator (the last two send the document to them).
+      withDefaultFonts: false,
+      telemetry: false,
+      showDeveloperTools: "never",
+      agent: { disabled: true },
+      mcp: { disabled: true },
+    });
     const html = await ((await page(c, async () => {})) as Response).text();
     // Scalar writes the script tag; the integrity check is added to it here.
-    return c.html(html.replace(`src="${SCALAR_BUNDLE}"`, `src="${SCALAR_BUNDLE}" integrity="${SCALAR_SRI}" crossorigin="anonymous"`), 200);
+    return c.html(html.replace(`src="${SCALAR_PATH}"`, `src="${SCALAR_PATH}" integrity="${SCALAR_SRI}"`), 200);
+  });
+  app.openapi(scriptRoute, async (c) => {
+    if (getConfig(c.env).API_DOCS === "off") throw new ApiError("not_found", "No such route");
+    const asset = await c.env.ASSETS.fetch(new URL(SCALAR_PATH, c.req.url));
+    // Missing only when .assets/ was not built (scripts/assets.mjs): say so in the log, answer 404.
+    if (!asset.ok) {
+      log("docs_script_missing", { path: SCALAR_PATH, status: asset.status, fix: "node scripts/assets.mjs, then restart" }, "error");
+      throw new ApiError("not_found", "No such route");
+    }
+    const headers = { "Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=31536000, immutable" };
+    return new Response(asset.body, { status: 200, headers });
   });
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 // @ts-expect-error: a plain ES module shared with the workerd tests and `npm run idp`
@@ -12,9 +12,13 @@ export const API = "http://localhost:8790";
 export const APP = "http://localhost:5180";
 /** The API's output, where wrangler prints the mail it would send (with the paths of its bodies). */
 export const API_LOG = path.join(tmpdir(), "edge-auth-e2e-api.log");
+/** The API's local D1 and KV for this run (the admin journey grants a role in it, as `npm run admin:grant` would). */
+export const STATE = path.join(tmpdir(), "edge-auth-e2e-state");
 
 export default async function setup() {
-  const state = mkdtempSync(path.join(tmpdir(), "e2e-"));
+  const state = STATE;
+  rmSync(state, { recursive: true, force: true });
+  mkdirSync(state);
   const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
   // A dev signing key in .dev.vars (kept if there), and a fresh database for this run.
   spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
@@ -47,6 +51,8 @@ export default async function setup() {
       `APP_URL:${APP}/`,
       "--var",
       "REFRESH_REUSE_GRACE:0",
+      "--var",
+      "API_DOCS:on", // test/e2e/docs.e2e.ts, whatever a developer's .dev.vars says
       "--var",
       `OAUTH_PROVIDERS:${JSON.stringify(providers)}`,
       "--var",

@@ -1,10 +1,11 @@
+import { spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with the workerd tests and `npm run docs:check`
 import { signInAtLocalIdp } from "../../scripts/idp-login.mjs";
-import { API, API_LOG, APP } from "./global-setup";
+import { API, API_LOG, APP, STATE } from "./global-setup";
 
 /**
  * The demo app in a real Chromium (Debian's package), typed into and clicked through as a user
@@ -134,6 +135,7 @@ describe("the demo app in Chromium", () => {
     await expect.poll(() => page.getByTestId("session").count()).toBe(1);
     expect(await page.getByTestId("session").textContent()).toMatch(/^This browser \(Chrome on Linux\), last used /);
     expect(await page.getByTestId("profile-email").textContent()).toBe(`${username}@example.com (not verified)`);
+    expect(await page.getByTestId("admin").isVisible()).toBe(false); // no admin role, no admin page
     await page.screenshot({ path: `${SHOTS}/profile.png`, fullPage: true });
     // The refresh token is an HttpOnly cookie that script cannot read.
     const cookies = await context.cookies(API);
@@ -461,13 +463,51 @@ describe("ways in, in Chromium", () => {
   });
 });
 
+describe("a link that proves an address, in Chromium", () => {
+  const verifyLink = async () => {
+    await expect.poll(lastMail, { timeout: 10_000 }).toMatch(/verify-email=/);
+    return /(http:\S+#verify-email=[A-Za-z0-9_-]+)/.exec(lastMail())![1]!;
+  };
+
+  it("opened where the account is signed in it needs nothing; opened in another browser it asks for the account's password", async () => {
+    const ctx = await browser.newContext();
+    const page = await open(ctx);
+    const name = `prove_${Date.now().toString(36)}`;
+    await register(page, name);
+    await signedIn(page, name);
+    await page.goto(await verifyLink());
+    await expect.poll(() => page.getByTestId("notice").textContent()).toBe("Your email address is verified");
+    expect(await page.getByTestId("prove").isVisible()).toBe(false);
+    await expect.poll(() => page.getByTestId("profile-email").textContent()).toBe(`${name}@example.com (verified)`);
+    await ctx.close();
+
+    // Registered on one browser, the link opened on another (a phone, say): the link alone proves only the mailbox.
+    const laptop = await browser.newContext();
+    const other = `prove2_${Date.now().toString(36)}`;
+    await register(await open(laptop), other);
+    const link = await verifyLink();
+    await laptop.close();
+    const elsewhere = await browser.newContext();
+    const phone = await open(elsewhere, link);
+    const prove = phone.getByTestId("prove");
+    await expect.poll(() => prove.isVisible()).toBe(true);
+    await prove.getByLabel("Password").fill("not the password 9");
+    await prove.getByRole("button", { name: "Confirm" }).click();
+    await expect.poll(() => phone.getByTestId("error").textContent()).toMatch(/password is wrong/);
+    await prove.getByLabel("Password").fill(PASSWORD);
+    await prove.getByRole("button", { name: "Confirm" }).click();
+    await expect.poll(() => phone.getByTestId("notice").textContent()).toBe("Your email address is verified");
+    await elsewhere.close();
+  });
+});
+
 /**
  * Social sign-in against a real identity provider (oidc-provider on loopback, started by
  * global-setup.ts): the demo's button, the provider's own login and consent pages, back in the app
  * signed in (cookie mode), and still signed in after a reload. No sign-in request from the IP budget.
  */
 describe("social sign-in, in Chromium", () => {
-  it("signs in with the local IdP through the demo's button, and stays signed in across a reload", async () => {
+  it("signs in with the local IdP through the demo's button, stays signed in across a reload, and asks such an account for no password", async () => {
     const ctx = await browser.newContext();
     const page = await open(ctx);
     await signedOut(page);
@@ -486,11 +526,97 @@ describe("social sign-in, in Chromium", () => {
     await signedIn(page, name);
     errorsOf(page).length = 0; // the provider's own pages ask for web fonts this machine cannot reach
     expect(page.url()).toBe(`${APP}/`); // the one-time result left the address bar
-    await expect.poll(() => page.getByTestId("way-in").allTextContents()).toContainEqual(expect.stringMatching(/^Sign-in with Local IdP \(.+@example\.test\)/));
+    // Described by how each came: the identity made the account, the address came with it; no password.
+    await expect
+      .poll(() => page.getByTestId("way-in").allTextContents())
+      .toEqual([
+        expect.stringMatching(/^Email .+@example\.test \(verified\), added .+ at sign-up$/),
+        expect.stringMatching(/^Sign-in with Local IdP \(.+@example\.test\), added .+, which created this account Unlink$/),
+      ]);
     await page.screenshot({ path: `${SHOTS}/social-sign-in.png`, fullPage: true });
     await page.reload();
     await signedIn(page, name);
     expect(errorsOf(page)).toEqual([]);
+
+    // No form asks for a password the account does not have: no password field anywhere, and the
+    // password card says how to get one instead.
+    const passwordFields = () => page.locator("input[type=password]:visible").count();
+    await expect.poll(() => page.getByTestId("set-password").isVisible()).toBe(true);
+    expect(await passwordFields()).toBe(0);
+    expect(await page.getByTestId("password").isVisible()).toBe(false);
+    expect(await page.getByTestId("security-intro").textContent()).toMatch(
+      /^This account has no password: a change here takes a sign-in in the last few minutes/,
+    );
+
+    // The authenticator app, set up and turned on with no password (the sign-in is recent).
+    await page.getByTestId("totp-setup").getByRole("button", { name: "Set up authenticator app" }).click();
+    await expect.poll(() => page.getByTestId("totp-secret").textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    const secret = (await page.getByTestId("totp-secret").textContent())!;
+    const enable = page.getByTestId("totp-enable");
+    await enable.getByLabel("Code from the app").fill(totp(secret, stepNow()));
+    await enable.getByRole("button", { name: "Turn on" }).click();
+    await expect.poll(() => page.getByTestId("recovery-code").count()).toBe(10);
+    const codes = await page.getByTestId("recovery-code").allTextContents();
+    await expect.poll(() => page.getByTestId("factor-totp").textContent()).toBe("on");
+    expect(await page.getByTestId("error").isHidden()).toBe(true);
+    // Now every change takes a code too, still no password.
+    await expect.poll(() => page.getByTestId("security-intro").textContent()).toMatch(/and a code from the authenticator app\.$/);
+    expect(await page.getByTestId("passkey-add").getByLabel("Code from the app, or a recovery code").isVisible()).toBe(true);
+    expect(await passwordFields()).toBe(0);
+    await page.screenshot({ path: `${SHOTS}/social-totp.png`, fullPage: true });
+
+    // And off again with a recovery code alone (plus the recent sign-in).
+    const off = page.getByTestId("totp-disable");
+    await off.getByLabel("Code from the app, or a recovery code").fill(codes[0]!);
+    await off.getByRole("button", { name: "Turn off" }).click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/Two-step sign-in is off/);
+    await expect.poll(() => page.getByTestId("factor-totp").textContent()).toBe("off");
+
+    // A password, if the person wants one too: a link to the provider's vouched address.
+    await page.getByTestId("set-password-mail").click();
+    await expect.poll(() => page.getByTestId("notice").textContent()).toMatch(/^A link to set a password is on its way to .+@example\.test/);
+    await expect.poll(lastMail, { timeout: 10_000 }).toMatch(/reset-password=/);
+    expect(errorsOf(page)).toEqual([]);
+    await ctx.close();
+  });
+});
+
+/**
+ * The admin page: an account given the admin role (by `npm run admin:grant`, as the README says) sees
+ * the newest users and security events through the admin API after its next refresh (a reload).
+ * With UPDATE_SCREENSHOT=1 this is also the README's picture, docs/demo.png.
+ */
+describe("the admin page, in Chromium", () => {
+  it("shows users and security events to an admin, from the admin API", async () => {
+    // Someone without the role: no admin page.
+    const elsewhere = await browser.newContext();
+    const other = await open(elsewhere);
+    const member = `member_${Date.now().toString(36)}`;
+    await register(other, member);
+    await signedIn(other, member);
+    expect(await other.getByTestId("admin").isVisible()).toBe(false);
+    await elsewhere.close();
+
+    const ctx = await browser.newContext();
+    const page = await open(ctx);
+    const name = `admin_${Date.now().toString(36)}`;
+    await register(page, name);
+    await signedIn(page, name);
+    expect(await page.getByTestId("admin").isVisible()).toBe(false);
+    const grant = spawnSync(process.execPath, ["scripts/admin-grant.mjs", name], { encoding: "utf8", env: { ...process.env, EDGE_AUTH_PERSIST_TO: STATE } });
+    expect(grant.status, grant.stderr).toBe(0);
+    await page.reload(); // a refresh: the new access token carries the role
+    await signedIn(page, name);
+    await expect.poll(() => page.getByTestId("admin").isVisible(), { timeout: 10_000 }).toBe(true);
+    expect(await page.getByTestId("profile-roles").textContent()).toBe("user, admin");
+    await expect.poll(() => page.getByTestId("admin-user").count()).toBeGreaterThan(1);
+    const users = await page.getByTestId("admin-user").allTextContents();
+    expect(users[0]).toMatch(new RegExp(`^${name} \\(admin\\), since `)); // newest first
+    expect(users[1]).toMatch(new RegExp(`^${member}, since `));
+    await expect.poll(() => page.getByTestId("admin-event").allTextContents()).toContainEqual(expect.stringMatching(new RegExp(`register \\(${name}\\)$`)));
+    expect(errorsOf(page)).toEqual([]);
+    await page.screenshot({ path: `${SHOTS}/admin.png`, fullPage: true });
+    if (process.env.UPDATE_SCREENSHOT === "1") await page.screenshot({ path: "docs/demo.png", fullPage: true });
     await ctx.close();
   });
 

@@ -45,6 +45,12 @@ export async function security(): Promise<string[]> {
 export async function remove(passkey: Passkey, check: FreshCheck) {
   await client.deletePasskey(passkey.id, check);
 }
+export async function backend(): Promise<number> {
+  const withToken = createAuthClient({ baseUrl: "https://auth.example.com", backends: ["https://api.example.com"] });
+  const token: string | null = await withToken.accessToken();
+  const res = await withToken.fetch("https://api.example.com/notes", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  return token ? res.status : 0;
+}
 export function explain(err: unknown): string {
   return err instanceof AuthError ? \`\${err.code} \${err.status} \${err.retryAfter ?? ""}\` : String(err);
 }
@@ -88,6 +94,32 @@ describe("the client as a package of its own", () => {
       expect(run.status).toBe(0);
     });
   }
+
+  it("gives client.fetch() the platform's own types where the app has them (DOM: Request in, Response out)", () => {
+    mkdirSync(path.join(app, "dom"), { recursive: true });
+    writeFileSync(
+      path.join(app, "dom", "app.ts"),
+      `import { createAuthClient } from "edge-auth-client";
+const client = createAuthClient({ baseUrl: "https://auth.example.com", backends: ["https://api.example.com"] });
+export async function call(): Promise<Response> {
+  const init: RequestInit = { method: "PUT", body: new Blob(["x"]), signal: AbortSignal.timeout(5000) };
+  await client.fetch(new Request("https://api.example.com/a"));
+  await client.fetch(new URL("https://api.example.com/b"), init);
+  return client.fetch("https://api.example.com/c");
+}
+`,
+    );
+    writeFileSync(
+      path.join(app, "tsconfig.dom.json"),
+      JSON.stringify({
+        compilerOptions: { ...strict, module: "esnext", moduleResolution: "bundler", target: "es2022", lib: ["es2022", "dom"] },
+        include: ["dom"],
+      }),
+    );
+    const run = spawnSync(tsc, ["-p", "tsconfig.dom.json"], { cwd: app, encoding: "utf8" });
+    expect(run.stdout + run.stderr).toBe("");
+    expect(run.status).toBe(0);
+  });
 
   it("runs on Node: a refused connection is an AuthError network_error, never undefined", () => {
     const script = `

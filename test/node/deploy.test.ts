@@ -40,9 +40,21 @@ const good = {
     APP_URL: "https://app.example.com/account",
     MAIL_FROM: "no-reply@acme-mail.io",
   },
+  routes: [{ pattern: "auth.example.com", custom_domain: true }],
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
   secrets: committed.secrets,
+};
+/** ISSUER moved, with what serves it: a custom domain for its host, or nothing on workers.dev. */
+const issuerAt = (c: any, issuer: string) => {
+  c.vars.ISSUER = issuer;
+  const host = new URL(issuer).hostname;
+  c.routes = host.endsWith(".workers.dev") ? [] : [{ pattern: host, custom_domain: true }];
+};
+/** The apps' origins, with mailed links landing on the first one's page. */
+const appsAt = (c: any, origins: string) => {
+  c.vars.CORS_ORIGINS = origins;
+  c.vars.APP_URL = `${origins.split(",")[0]}/account`;
 };
 
 describe("npm run deploy's preflight", () => {
@@ -50,33 +62,34 @@ describe("npm run deploy's preflight", () => {
     expect(preflight(good)).toEqual([]);
   });
 
-  it("refuses wrangler.toml as shipped: empty ISSUER, no database or namespace id, no APP_URL, the sample MAIL_FROM", () => {
+  it("refuses wrangler.toml as shipped: empty ISSUER, no database or namespace id, no APP_URL, no CORS_ORIGINS, the sample MAIL_FROM", () => {
     const problems: string[] = preflight(sample);
     expect(problems).toEqual([
       expect.stringMatching(/^ISSUER is empty.*workers\.dev/),
       expect.stringMatching(/wrangler d1 create/),
       expect.stringMatching(/wrangler kv namespace create/),
       expect.stringMatching(/^APP_URL/),
+      expect.stringMatching(/^CORS_ORIGINS is empty/),
       expect.stringMatching(/^MAIL_FROM is "no-reply@example\.com", a sample address/),
     ]);
   });
 
   it("refuses the API on another site than the app while the refresh cookie is SameSite=Strict or Lax", () => {
     // The usual first try: the Worker on workers.dev, the app on its own domain.
-    const onWorkersDev = check((c) => (c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"));
+    const onWorkersDev = check((c) => issuerAt(c, "https://edge-auth-api.alice.workers.dev"));
     expect(onWorkersDev).toEqual([
       expect.stringMatching(
         /^Cookie mode cannot work: ISSUER is on the site alice\.workers\.dev, while CORS_ORIGINS has only other sites \(https:\/\/app\.example\.com\).*SameSite=Strict.*pattern = "auth\.example\.com", custom_domain = true.*ISSUER = "https:\/\/auth\.example\.com"/,
       ),
     ]);
-    expect(check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "Lax")))).toEqual([
+    expect(check((c) => (issuerAt(c, "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "Lax")))).toEqual([
       expect.stringMatching(/SameSite=Lax refresh cookie is never sent/),
     ]);
     // Each workers.dev and pages.dev subdomain is a site of its own; so is each name under co.uk.
-    expect(check((c) => ((c.vars.ISSUER = "https://api.alice.workers.dev"), (c.vars.CORS_ORIGINS = "https://app.pages.dev")))).toHaveLength(1);
-    expect(check((c) => ((c.vars.ISSUER = "https://auth.shop.co.uk"), (c.vars.CORS_ORIGINS = "https://www.other.co.uk")))).toHaveLength(1);
+    expect(check((c) => (issuerAt(c, "https://api.alice.workers.dev"), appsAt(c, "https://app.pages.dev")))).toHaveLength(1);
+    expect(check((c) => (issuerAt(c, "https://auth.shop.co.uk"), appsAt(c, "https://www.other.co.uk")))).toHaveLength(1);
     // Every origin on another site is named; with one on the API's site, the others may use token mode.
-    expect(check((c) => ((c.vars.ISSUER = "https://api.acme.io"), (c.vars.CORS_ORIGINS = "https://app.example.com,https://app.other.net")))).toEqual([
+    expect(check((c) => (issuerAt(c, "https://api.acme.io"), (c.vars.CORS_ORIGINS = "https://app.example.com,https://app.other.net")))).toEqual([
       expect.stringMatching(/relying-party domain/), // passkeys' own rule: app.other.net is off app.example.com
       expect.stringMatching(
         /ISSUER is on the site acme\.io, while CORS_ORIGINS has only other sites \(https:\/\/app\.example\.com, https:\/\/app\.other\.net\)/,
@@ -86,10 +99,59 @@ describe("npm run deploy's preflight", () => {
       check((c) => ((c.vars.CORS_ORIGINS = "https://app.example.com,https://app.other.net"), (c.vars.WEBAUTHN_ORIGINS = "https://app.example.com"))),
     ).toEqual([]);
     // Same site: sibling hosts, and the site's own apex.
-    expect(check((c) => (c.vars.CORS_ORIGINS = "https://example.com,https://www.app.example.com"))).toEqual([]);
-    expect(check((c) => ((c.vars.ISSUER = "https://auth.shop.co.uk"), (c.vars.CORS_ORIGINS = "https://shop.co.uk")))).toEqual([]);
+    expect(check((c) => appsAt(c, "https://example.com,https://www.app.example.com"))).toEqual([]);
+    expect(check((c) => (issuerAt(c, "https://auth.shop.co.uk"), appsAt(c, "https://shop.co.uk")))).toEqual([]);
     // SameSite=None: the operator chose a cross-site cookie (or token mode only).
-    expect(check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "None")))).toEqual([]);
+    expect(check((c) => (issuerAt(c, "https://edge-auth-api.alice.workers.dev"), (c.vars.COOKIE_SAMESITE = "None")))).toEqual([]);
+  });
+
+  it("refuses a route on another host than ISSUER's, and a custom-domain ISSUER that nothing serves", () => {
+    // The Worker served on one host, tokens and links naming another.
+    expect(check((c) => c.routes.push({ pattern: "api.example.com", custom_domain: true }))).toEqual([
+      expect.stringMatching(
+        /^routes: "api\.example\.com" serves this Worker on api\.example\.com, but ISSUER is https:\/\/auth\.example\.com.*ISSUER = "https:\/\/api\.example\.com"/,
+      ),
+    ]);
+    expect(check((c) => (c.routes = ["www.example.com/*"]))).toEqual([
+      expect.stringMatching(/^routes: "www\.example\.com\/\*" serves this Worker on www\.example\.com/),
+      expect.stringMatching(/^ISSUER is https:\/\/auth\.example\.com, but nothing in wrangler\.toml serves this Worker there.*custom_domain = true/),
+    ]);
+    expect(check((c) => ((c.routes = []), (c.route = "*.example.com/*")))).toEqual([
+      expect.stringMatching(/^routes: "\*\.example\.com\/\*" serves this Worker on \*\.example\.com/),
+      expect.stringMatching(/nothing in wrangler\.toml serves this Worker there/),
+    ]);
+    // A custom-domain ISSUER with no route at all: wrangler deploys it to workers.dev only.
+    expect(check((c) => delete c.routes)).toEqual([
+      expect.stringMatching(
+        /^ISSUER is https:\/\/auth\.example\.com, but nothing in wrangler\.toml serves this Worker there.*pattern = "auth\.example\.com", custom_domain = true/,
+      ),
+    ]);
+    // Only part of the host: the API's routes are at the root.
+    expect(check((c) => (c.routes = [{ pattern: "auth.example.com/api/*", zone_name: "example.com" }]))).toEqual([
+      expect.stringMatching(/serves only \/api\/\* of auth\.example\.com/),
+    ]);
+    // What passes: a custom domain, a zone route for the whole host, the single `route` key, workers.dev without any.
+    expect(check((c) => (c.routes = [{ pattern: "auth.example.com/*", zone_name: "example.com" }]))).toEqual([]);
+    expect(check((c) => ((c.routes = []), (c.route = "auth.example.com/*")))).toEqual([]);
+    expect(check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.routes = []), (c.vars.COOKIE_SAMESITE = "None")))).toEqual([]);
+    expect(
+      check((c) => ((c.vars.ISSUER = "https://edge-auth-api.alice.workers.dev"), (c.routes = []), (c.vars.COOKIE_SAMESITE = "None"), (c.workers_dev = false))),
+    ).toEqual([expect.stringMatching(/workers_dev = false .* turns that URL off/)]);
+  });
+
+  it("refuses an empty CORS_ORIGINS (no origin for the refresh cookie) and an APP_URL whose origin it does not list", () => {
+    expect(check((c) => (c.vars.CORS_ORIGINS = ""))).toEqual([expect.stringMatching(/^CORS_ORIGINS is empty.*refresh cookie.*APP_URL/)]);
+    expect(check((c) => (c.vars.CORS_ORIGINS = " , "))).toEqual([expect.stringMatching(/^CORS_ORIGINS is empty/)]);
+    expect(check((c) => (c.vars.APP_URL = "https://www.example.com/account"))).toEqual([
+      expect.stringMatching(
+        /^APP_URL is on https:\/\/www\.example\.com, which CORS_ORIGINS \(https:\/\/app\.example\.com\) does not list.*Add https:\/\/www\.example\.com to CORS_ORIGINS/,
+      ),
+    ]);
+    // Another port is another origin.
+    expect(check((c) => (c.vars.APP_URL = "https://app.example.com:8443/"))).toHaveLength(1);
+    // Any listed origin will do, with any path, query or fragment on the page.
+    expect(check((c) => ((c.vars.CORS_ORIGINS = "https://admin.example.com,https://app.example.com"), (c.vars.WEBAUTHN_RP_ID = "example.com")))).toEqual([]);
+    expect(check((c) => (c.vars.APP_URL = "https://app.example.com/auth/complete?from=mail"))).toEqual([]);
   });
 
   it("approximates a host's site by its registrable domain", () => {
@@ -115,7 +177,7 @@ describe("npm run deploy's preflight", () => {
   it("names the fix for each mistake", () => {
     expect(check((c) => (c.vars.ISSUER = ""))).toEqual([expect.stringMatching(/ISSUER is empty/)]);
     expect(check((c) => (c.vars.ISSUER = "http://auth.example.com"))).toEqual([expect.stringMatching(/https origin/)]);
-    expect(check((c) => (c.vars.ISSUER = "https://auth.example.com/"))).toEqual([expect.stringMatching(/https origin/)]);
+    expect(check((c) => issuerAt(c, "https://auth.example.com/"))).toEqual([expect.stringMatching(/https origin/)]);
     expect(check((c) => delete c.d1_databases[0].database_id)).toEqual([expect.stringMatching(/database_id.*wrangler d1 create edge-auth/)]);
     expect(check((c) => (c.kv_namespaces = []))).toEqual([expect.stringMatching(/kv namespace create REVOKED/)]);
     expect(check((c) => (c.vars.CORS_ORIGINS = "https://app.example.com, http://localhost:5173"))).toEqual([
