@@ -327,6 +327,7 @@ async function proveAddress(link: AddressLink, password?: string) {
   if (link.action === "verify-email") await client.verifyEmail(link.token, password);
   else await client.confirmEmail(link.token, password);
   notice(link.action === "verify-email" ? "Your email address is verified" : "Your email address is changed");
+  if (client.state.signedIn) await render(); // the profile shows the address as it is now
 }
 onSubmit("prove", async (f) => {
   if (proving) await proveAddress(proving, f.password);
