@@ -38,6 +38,7 @@ export type SecurityEvent =
   | "email_change_requested"
   | "email_changed"
   | "account_deleted"
+  | "unverified_accounts_removed"
   | "admin_user_updated"
   | "mfa_challenge_issued"
   | "mfa_failed"

@@ -49,7 +49,16 @@ async function mailVerification(deps: Deps, who: SQL, sessionId: string | null) 
   const { token, row } = await newLink("verify_email", new Date(), { sessionId });
   const issued = await issueLink(deps.db, unverified(who), row, LIMITS.verify_email);
   if (!issued) return undefined; // no unverified address, or three links are live already
-  const lines = [`Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`];
+  const { config } = deps;
+  const lines = [
+    `Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`,
+    // The cron's rule (docs/storage.md): a verify-first account that never proves its address goes.
+    ...(config.REQUIRE_VERIFIED_EMAIL === "on"
+      ? [
+          `An account whose address is not confirmed within ${config.UNVERIFIED_ACCOUNT_DAYS} days of sign-up may be removed; the address can then sign up again.`,
+        ]
+      : []),
+  ];
   return {
     mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }),
     userId: issued.userId,

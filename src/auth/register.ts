@@ -51,6 +51,8 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
     lockedUntil: null,
     lockAuditedUntil: null,
     emailVerifiedAt: null,
+    // Verify first: an account that never proves its address is removed by the cron (src/cron.ts).
+    verifyBy: verifyFirst ? new Date(now.getTime() + config.UNVERIFIED_ACCOUNT_DAYS * 86_400_000) : null,
     disabledAt: null,
     sessionEpoch: 0,
     epochKeptSession: null,

@@ -13,6 +13,9 @@ export const users = sqliteTable(
     // mailbox's rank against TOTP (auth/ways-in.ts): an address confirmed after a change that a TOTP
     // code authorized takes that TOTP's time, so its mailbox alone never outranks that TOTP.
     emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }),
+    // Signed up while REQUIRE_VERIFIED_EMAIL is on (no session until the address is proved): unless
+    // it is proved by then, the daily cron removes the account and frees the address (docs/storage.md).
+    verifyBy: integer("verify_by", { mode: "timestamp_ms" }),
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),

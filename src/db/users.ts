@@ -1,6 +1,6 @@
-import { and, eq, exists, gt, isNull, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, exists, gt, isNull, lt, notExists, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { sessions, type User, users } from "./schema";
+import { identities, passkeys, sessions, type User, users } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
 
@@ -217,4 +217,31 @@ export function epochState(db: Db, id: string) {
     })
     .from(users)
     .where(eq(users.id, id));
+}
+
+/**
+ * Housekeeping, with REQUIRE_VERIFIED_EMAIL on: accounts that signed up verify-first and let their
+ * deadline pass without proving the address. Only those that never got further: no session, passkey,
+ * identity or TOTP, plain "user" role, not disabled by an admin (their decision stands). Their links
+ * and challenges go with them (cascade). Returns how many.
+ */
+export async function deleteUnverifiedAccounts(db: Db, now: Date): Promise<number> {
+  const none = (table: typeof sessions | typeof passkeys | typeof identities) =>
+    notExists(db.select({ one: sql`1` }).from(table).where(eq(table.userId, users.id)));
+  const gone = await db
+    .delete(users)
+    .where(
+      and(
+        lt(users.verifyBy, now),
+        isNull(users.emailVerifiedAt),
+        isNull(users.disabledAt),
+        isNull(users.totpEnabledAt),
+        sql`${users.roles} = '["user"]'`,
+        none(sessions),
+        none(passkeys),
+        none(identities),
+      ),
+    )
+    .returning({ id: users.id });
+  return gone.length;
 }
