@@ -33,6 +33,7 @@ export type SecurityEvent =
   | "session_revoked"
   | "rate_limited"
   | "mail_failed"
+  | "mail_refused"
   | "email_verified"
   | "password_reset"
   | "email_change_requested"
@@ -77,6 +78,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "refresh_reuse_detected",
   "step_up_failed",
   "rate_limited",
+  "mail_refused",
   "social_sign_in_failed",
 ]);
 

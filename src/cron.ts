@@ -5,6 +5,7 @@ import { deleteOldLinks } from "./db/account-tokens";
 import { deleteAuditEventsBefore } from "./db/audit";
 import { getDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
+import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
@@ -35,10 +36,12 @@ export async function housekeeping(env: Env, now = new Date()) {
   const links = await deleteOldLinks(db, dayAgo);
   // Social sign-in flows live 10 minutes (their one-time codes one more); kept a day past that.
   const flows = await deleteExpiredFlows(db, dayAgo);
+  // Mail counted against a recipient's budget stops counting after a day; kept a day more.
+  const mailSends = await deleteOldMailSends(db, new Date(now.getTime() - 2 * DAY_MS));
   // Accounts that signed up verify-first and never proved the address: the address is free again.
   const unverifiedAccounts = config.REQUIRE_VERIFIED_EMAIL === "on" ? await deleteUnverifiedAccounts(db, now) : 0;
   if (unverifiedAccounts) await audit({ db }, "unverified_accounts_removed", { count: unverifiedAccounts });
-  const removed = { sessions, auditEvents, checks, challenges, links, flows, unverifiedAccounts };
+  const removed = { sessions, auditEvents, checks, challenges, links, flows, mailSends, unverifiedAccounts };
   log("housekeeping", {
     sessions_deleted: sessions,
     audit_events_deleted: auditEvents,
@@ -46,6 +49,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     challenges_deleted: challenges,
     links_deleted: links,
     oauth_flows_deleted: flows,
+    mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
   });
   return removed;

@@ -1,5 +1,5 @@
 import { audit } from "../audit";
-import { ALL_PURPOSES, endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
+import { ALL_PURPOSES, endLinks, takeResetAttempt } from "../db/account-tokens";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
 import { deleteIdentitiesOnReset } from "../db/identities";
@@ -12,6 +12,7 @@ import { appLink, compose, sendMail } from "../mail";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
 import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
+import { issueWithinBudget, mailCount } from "./mail-budget";
 import { hashPassword, passwordOptions } from "./passwords";
 import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
 import { needs, resetRemovesTotp } from "./ways-in";
@@ -34,8 +35,10 @@ const RESET_CODES_PER_DAY = 10;
 export async function forgotPassword(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
   await afterAnswer(deps, "forgot_password", async () => {
-    const { token, row } = await newLink("reset_password", new Date());
-    const issued = await issueLink(deps.db, accountWithAddress(email), row, LIMITS.reset_password);
+    const now = new Date();
+    const { token, row } = await newLink("reset_password", now);
+    const count = await mailCount(deps.config, email, "reset_password", now);
+    const issued = await issueWithinBudget(deps, accountWithAddress(email), row, LIMITS.reset_password, count);
     if (!issued) return;
     const lines = [
       "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",

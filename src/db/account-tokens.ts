@@ -94,17 +94,6 @@ export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date, {
       ),
     );
 
-/** Issues a link (one round trip); returns the account and address it went to, or nothing. */
-export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
-  const insert = insertLink(db, who, t, limits);
-  if (!limits.replace) return (await insert)[0];
-  const { inserted } = await batch(db, {
-    inserted: insert,
-    olderEnded: endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) }),
-  });
-  return inserted[0];
-}
-
 /** True in a batch once the link with this hash is stored. */
 export const linkStored = (db: Db, tokenHash: string) =>
   exists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(eq(accountTokens.tokenHash, tokenHash)));

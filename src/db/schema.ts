@@ -283,6 +283,24 @@ export const signingKeys = sqliteTable(
   ],
 );
 
+/**
+ * Mail that a third party can cause, one row per mail let through (auth/mail-budget.ts): at most
+ * MAIL_RECIPIENT_DAILY per recipient and purpose in any 24 hours, counted by one conditional INSERT.
+ * The recipient is an HMAC of the lower-cased address under a key derived from a Worker secret, never
+ * the address. The id makes a retried mail count once (a queued request's key). The daily cron
+ * deletes rows older than two days.
+ */
+export const mailSends = sqliteTable(
+  "mail_sends",
+  {
+    id: text().primaryKey(),
+    recipient: text().notNull(),
+    purpose: text({ enum: ["verify_email", "reset_password", "change_email", "security_notice"] }).notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+  },
+  (t) => [index("mail_sends_recipient_purpose_created_at_idx").on(t.recipient, t.purpose, t.createdAt), index("mail_sends_created_at_idx").on(t.createdAt)],
+);
+
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */
 export const auditEvents = sqliteTable(
   "audit_events",
