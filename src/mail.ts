@@ -38,12 +38,17 @@ export function compose(to: string, subject: string, lines: string[], link?: { u
   return { to, subject, text, html };
 }
 
+/** Sends one mail, or throws (a queue's consumer retries it: src/mail-queue.ts). */
+export async function deliver(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<void> {
+  if (!deps.mailer) throw new ConfigError(["EMAIL: the send_email binding is missing (wrangler.toml [[send_email]])"]);
+  await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+  log("mail_sent", { request_id: deps.requestId, ...about });
+}
+
 /** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
 export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
   try {
-    if (!deps.mailer) throw new ConfigError(["EMAIL: the send_email binding is missing (wrangler.toml [[send_email]])"]);
-    await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
-    log("mail_sent", { request_id: deps.requestId, ...about });
+    await deliver(deps, mail, about);
     return true;
   } catch (err) {
     if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");

@@ -1,5 +1,6 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
+import type { Config } from "../config";
 import { endLinks, endLinksOf, insertLink, linkStored } from "../db/account-tokens";
 import { deleteUser } from "../db/admins";
 import { batch } from "../db/batch";
@@ -9,11 +10,12 @@ import { userWithPasskeyCount, userWithWaysIn } from "../db/passkeys";
 import type { User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
 import { accountWithAddress, accountWithId, changeEmail, emailTaken, findUserById, markEmailVerified, withUnverifiedAddress } from "../db/users";
-import { afterAnswer, type Deps } from "../deps";
-import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
+import type { Deps } from "../deps";
+import { appLink, compose, securityNotice, sendAfterAnswer } from "../mail";
 import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
 import { invalidLink, LIFETIME, LIMITS, newLink, notMeLink, openLink, requireAppUrl } from "./links";
 import { issueWithinBudget, mailCount, mailRefused } from "./mail-budget";
+import { type MailJob, queueMail, runLinkJob } from "./mail-jobs";
 import { revokeEpoch } from "./revocations";
 import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
@@ -46,6 +48,20 @@ export async function securityView(deps: Deps, claims: AccessClaims) {
   return { waysIn: waysIn(found.user, found.passkeys, found.identities), stepUp: stepUpFor(found.user) };
 }
 
+/** The verification mail for `to`, carrying `token`. */
+function verificationMail(config: Config, to: string, token: string) {
+  const lines = [
+    `Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`,
+    // The cron's rule (docs/storage.md): a verify-first account that never proves its address goes.
+    ...(config.REQUIRE_VERIFIED_EMAIL === "on"
+      ? [
+          `An account whose address is not confirmed within ${config.UNVERIFIED_ACCOUNT_DAYS} days of sign-up may be removed; the address can then sign up again.`,
+        ]
+      : []),
+  ];
+  return compose(to, "Confirm your email address", lines, { url: appLink(config, "verify-email", token), label: "Confirm my address" });
+}
+
 /**
  * Mails a verification link (within LIMITS and the address's mail budget) to `address`, if it is
  * still the unverified address of the account `who` selects.
@@ -56,20 +72,7 @@ async function mailVerification(deps: Deps, who: SQL, address: string, sessionId
   const count = await mailCount(deps.config, address, "verify_email", now);
   const issued = await issueWithinBudget(deps, withUnverifiedAddress(who, address), row, LIMITS.verify_email, count);
   if (!issued) return undefined; // no unverified address, three links live already, or the budget is spent
-  const { config } = deps;
-  const lines = [
-    `Confirm that this is your address by opening the link below. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`,
-    // The cron's rule (docs/storage.md): a verify-first account that never proves its address goes.
-    ...(config.REQUIRE_VERIFIED_EMAIL === "on"
-      ? [
-          `An account whose address is not confirmed within ${config.UNVERIFIED_ACCOUNT_DAYS} days of sign-up may be removed; the address can then sign up again.`,
-        ]
-      : []),
-  ];
-  return {
-    mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }),
-    userId: issued.userId,
-  };
+  return { mail: verificationMail(deps.config, issued.email, token), userId: issued.userId };
 }
 
 /**
@@ -91,16 +94,18 @@ export async function requestOwnVerification(deps: Deps, claims: AccessClaims): 
 }
 
 /**
- * Mails a verification link to an address, asked without signing in (an account that cannot sign in
- * before its address is verified). Like a reset: the same answer, work and time for every address,
- * the lookup and the mail after the answer.
+ * Asks for a verification link by address, without signing in (an account that cannot sign in
+ * before its address is verified). Like a reset: the request only queues the job, the same for every
+ * address; the lookup and the mail are the queue's (mailVerificationJob).
  */
 export async function requestEmailVerificationByAddress(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
-  await afterAnswer(deps, "verify_by_address", async () => {
-    const made = await mailVerification(deps, accountWithAddress(email), email, null);
-    if (made) await sendMail(deps, made.mail, { user_id: made.userId, purpose: "verify_email" });
-  });
+  await queueMail(deps, "verify_email", email);
+}
+
+/** The queued job of a verification asked by address: a link if the address is an account's, unverified. */
+export async function mailVerificationJob(deps: Deps, job: MailJob): Promise<void> {
+  await runLinkJob(deps, job, withUnverifiedAddress(accountWithAddress(job.email), job.email), (to, token) => verificationMail(deps.config, to, token));
 }
 
 /** Uses a verification link: the address is verified (if it is still the account's), and its other verification links end. */

@@ -1,9 +1,9 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
 import type { Config } from "../config";
-import { insertLink, type LinkLimits, linkStored, type NewLink } from "../db/account-tokens";
+import { insertLink, type LinkLimits, linkByHash, linkNotStored, linkStored, type NewLink } from "../db/account-tokens";
 import { batch } from "../db/batch";
-import { type BudgetedPurpose, countMail, type MailCount, mailsCounted, withinBudget } from "../db/mail-sends";
+import { type BudgetedPurpose, countMail, type MailCount, mailSentAt, mailsCounted, withinBudget } from "../db/mail-sends";
 import { accountIdOf } from "../db/users";
 import type { Deps } from "../deps";
 import { toBase64Url } from "../encoding";
@@ -54,19 +54,33 @@ export async function spendMailBudget(deps: Deps, address: string, purpose: Budg
 /**
  * Issues a link to the account `who` selects (within its LIMITS), whose address is `address`, and
  * counts its mail, in one batch: the link is stored only while the address's budget has room (a
- * refused request leaves everything as it was), and counted only once stored. Returns the account
- * and address, or nothing (no such account, LIMITS, or the budget: the last one recorded).
+ * refused request leaves everything as it was), and counted only once stored. A queued job's link
+ * (`job`: its token and count derive from the job's key) is stored once however often the job is
+ * delivered, and the batch also reads it back with whether its mail went already. Returns the link
+ * to mail, or nothing (no such account, LIMITS, or the budget: the last one recorded).
  */
-export async function issueWithinBudget(deps: Deps, who: SQL, row: NewLink, limits: LinkLimits, count: MailCount, also?: SQL) {
+export async function issueWithinBudget(deps: Deps, who: SQL, row: NewLink, limits: LinkLimits, count: MailCount, job = false) {
   const { db } = deps;
   const done = await batch(db, {
-    inserted: insertLink(db, who, row, limits, withinBudget(count, also)),
+    inserted: insertLink(db, who, row, limits, withinBudget(count, job ? linkNotStored(db, row.tokenHash) : undefined)),
     counted: countMail(db, count, linkStored(db, row.tokenHash)),
     account: accountIdOf(db, who),
     sent: mailsCounted(db, count),
+    earlier: job ? linkByHash(db, row.tokenHash) : undefined,
+    mailed: job ? mailSentAt(db, count.id) : undefined,
   });
-  const [issued] = done.inserted;
+  const [fresh] = done.inserted;
+  const earlier = done.earlier?.[0];
   const [account] = done.account;
-  if (!issued && account && (done.sent[0]?.n ?? 0) >= count.perDay) await mailRefused(deps, count.purpose, account.id);
-  return issued;
+  if (!fresh && !earlier && account && (done.sent[0]?.n ?? 0) >= count.perDay) await mailRefused(deps, count.purpose, account.id);
+  if (fresh) return { ...fresh, usable: true, mailedAt: null };
+  // A job delivered again: its link as it is now (used or expired meanwhile: nothing more to mail).
+  if (earlier)
+    return {
+      userId: earlier.userId,
+      email: earlier.email,
+      usable: !earlier.usedAt && earlier.expiresAt > count.now,
+      mailedAt: done.mailed?.[0]?.sentAt ?? null,
+    };
+  return undefined;
 }

@@ -11,8 +11,8 @@ import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, sendMail } from "../mail";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
-import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
-import { issueWithinBudget, mailCount } from "./mail-budget";
+import { invalidLink, openLink, requireAppUrl } from "./links";
+import { type MailJob, queueMail, runLinkJob } from "./mail-jobs";
 import { hashPassword, passwordOptions } from "./passwords";
 import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
 import { needs, resetRemovesTotp } from "./ways-in";
@@ -28,25 +28,27 @@ import { needs, resetRemovesTotp } from "./ways-in";
 const RESET_CODES_PER_DAY = 10;
 
 /**
- * Mails a reset link when the address has an account (within LIMITS: a stranger cannot end a link
- * the owner holds). Answered before any lookup: the same answer, work and time for every address,
- * known or not; the lookup and the mail happen after the answer.
+ * Asks for a reset link by address: the request only queues the job (auth/mail-jobs.ts), the same
+ * work, answer and time for every address, known or not. The lookup and the mail are the queue's
+ * (mailResetLink).
  */
 export async function forgotPassword(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
-  await afterAnswer(deps, "forgot_password", async () => {
-    const now = new Date();
-    const { token, row } = await newLink("reset_password", now);
-    const count = await mailCount(deps.config, email, "reset_password", now);
-    const issued = await issueWithinBudget(deps, accountWithAddress(email), row, LIMITS.reset_password, count);
-    if (!issued) return;
-    const lines = [
-      "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
-      "A reset signs out every session and removes the account's passkeys (you can add them again).",
-    ];
-    const mail = compose(issued.email, "Reset your password", lines, { url: appLink(deps.config, "reset-password", token), label: "Choose a new password" });
-    await sendMail(deps, mail, { user_id: issued.userId, purpose: "reset_password" });
-  });
+  await queueMail(deps, "reset_password", email);
+}
+
+/**
+ * The queued job of a reset asked by address: a reset link when the address has an account (within
+ * LIMITS, so a stranger cannot end a link the owner holds, and the address's mail budget).
+ */
+export async function mailResetLink(deps: Deps, job: MailJob): Promise<void> {
+  const lines = [
+    "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
+    "A reset signs out every session and removes the account's passkeys (you can add them again).",
+  ];
+  await runLinkJob(deps, job, accountWithAddress(job.email), (to, token) =>
+    compose(to, "Reset your password", lines, { url: appLink(deps.config, "reset-password", token), label: "Choose a new password" }),
+  );
 }
 
 /**

@@ -39,6 +39,7 @@ export function countMail(db: Db, m: MailCount, onlyIf?: SQL) {
           recipient: sql`${m.recipient}`.as("recipient"),
           purpose: sql`${m.purpose}`.as("purpose"),
           createdAt: sql`${m.now.getTime()}`.as("created_at"),
+          sentAt: sql`NULL`.as("sent_at"),
         })
         .from(sql`(SELECT 1)`)
         .where(and(sql`${counted(m)} < ${m.perDay}`, onlyIf)),
@@ -49,6 +50,12 @@ export function countMail(db: Db, m: MailCount, onlyIf?: SQL) {
 
 /** How many mails of the purpose went to the recipient in the last 24 hours (to tell a refusal by the budget). */
 export const mailsCounted = (db: Db, m: MailCount) => db.select({ n: counted(m) }).from(sql`(SELECT 1)`);
+
+/** Whether the counted mail `id` went out already (a queued job delivered again), as a read for a batch. */
+export const mailSentAt = (db: Db, id: string) => db.select({ sentAt: mailSends.sentAt }).from(mailSends).where(eq(mailSends.id, id));
+
+/** Records that the counted mail `id` went out. */
+export const markMailSent = (db: Db, id: string, now: Date) => db.update(mailSends).set({ sentAt: now }).where(eq(mailSends.id, id));
 
 /** Housekeeping: rows older than `before` (they stopped counting after a day); returns how many. */
 export async function deleteOldMailSends(db: Db, before: Date): Promise<number> {

@@ -287,7 +287,8 @@ export const signingKeys = sqliteTable(
  * Mail that a third party can cause, one row per mail let through (auth/mail-budget.ts): at most
  * MAIL_RECIPIENT_DAILY per recipient and purpose in any 24 hours, counted by one conditional INSERT.
  * The recipient is an HMAC of the lower-cased address under a key derived from a Worker secret, never
- * the address. The id makes a retried mail count once (a queued request's key). The daily cron
+ * the address. The id makes a retried mail count once (a queued job's key: auth/mail-jobs.ts), and a
+ * queued mail records when it went, so a job delivered again is not mailed twice. The daily cron
  * deletes rows older than two days.
  */
 export const mailSends = sqliteTable(
@@ -297,6 +298,7 @@ export const mailSends = sqliteTable(
     recipient: text().notNull(),
     purpose: text({ enum: ["verify_email", "reset_password", "change_email", "security_notice"] }).notNull(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    sentAt: integer("sent_at", { mode: "timestamp_ms" }), // a queued mail: when the Email Service took it
   },
   (t) => [index("mail_sends_recipient_purpose_created_at_idx").on(t.recipient, t.purpose, t.createdAt), index("mail_sends_created_at_idx").on(t.createdAt)],
 );

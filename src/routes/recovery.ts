@@ -39,7 +39,10 @@ const verifyRequestRoute = createRoute({
   security: [...BEARER, {}],
   middleware: [authIfSent, jsonOnly],
   request: body(verifyRequestSchema, false),
-  responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(...BODY_ERRORS, "invalid_token", "rate_limited") },
+  responses: {
+    202: json(messageSchema, "Mailed, if there is an unverified address"),
+    ...errors(...BODY_ERRORS, "invalid_token", "rate_limited", "service_unavailable"),
+  },
 });
 
 const verifyRoute = createRoute({
@@ -58,10 +61,10 @@ const forgotRoute = createRoute({
   tags,
   summary: "Mail a password reset link (the same answer, work and time whether or not the address has an account)",
   description:
-    "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY reset mails go to one address in 24 hours (the answer does not change).",
+    "Answered before any lookup: the request is queued, the same for every address, and the link is made and mailed by the queue's consumer (a mail the Email Service refuses is tried again for about 15 minutes). A 503 means: send it again. At most three reset links are live per account: a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY reset mails go to one address in 24 hours (the answer does not change).",
   middleware: [jsonOnly],
   request: body(forgotSchema),
-  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited") },
+  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited", "service_unavailable") },
 });
 
 const resetRoute = createRoute({

@@ -2,13 +2,14 @@ import { readFileSync } from "node:fs";
 import { is } from "drizzle-orm";
 import { getTableConfig, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
 import { KV_KEYS, KV_PREFIXES } from "../../src/auth/kv-keys";
 import * as schema from "../../src/db/schema";
 
 /**
  * docs/storage.md lists every D1 table and KV key: the tables as Drizzle declares them (not a regex on
  * the source), the KV keys as src/auth/kv-keys.ts declares them (every workerd test file checks that
- * the keys it left in KV are those: test/setup.ts).
+ * the keys it left in KV are those: test/setup.ts), and the queues as wrangler.toml declares them.
  */
 
 const doc = readFileSync("docs/storage.md", "utf8");
@@ -61,5 +62,15 @@ describe("docs/storage.md", () => {
     ).toEqual([]);
     // Prefixes are shown with what follows them, whole keys as they are.
     for (const cell of firstCells("KV keys")) expect(cell.includes("<"), cell).toBe(KV_PREFIXES.includes(cell.replace(/<.*$/, "")));
+  });
+
+  it("has one row for every queue in wrangler.toml", () => {
+    const { queues } = unstable_readConfig({ config: "wrangler.toml" });
+    const names: string[] = [...(queues.producers ?? []), ...(queues.consumers ?? [])].map((q: { queue: string }) => q.queue);
+    expect(names.length).toBeGreaterThan(0);
+    expect(
+      [...new Set(names)].filter((q) => !firstCells("Queue").includes(q)),
+      "queues missing from docs/storage.md",
+    ).toEqual([]);
   });
 });
