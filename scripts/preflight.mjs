@@ -3,6 +3,8 @@
 // `checkVars` is the Worker's own check of its vars (src/config.ts), so nothing the Worker would
 // refuse gets through.
 const MAX_ITERATIONS = 100_000; // production Workers refuse PBKDF2 above this
+const MAIL_QUEUE_BINDING = "MAIL_QUEUE";
+export const MAIL_ATTEMPTS = 6; // MAIL_ATTEMPTS in src/mail-queue.ts (test/node/deploy.test.ts holds them equal)
 
 // A host's site (what SameSite compares) is its registrable domain: the last two labels, or three
 // under a public suffix of two labels. These are the common ones (the full list is the Public
@@ -58,6 +60,18 @@ export function preflight(config, checkVars) {
   if (!kv?.id)
     problems.push(
       "The REVOKED KV namespace has no id. Run `npx wrangler kv namespace create REVOKED` and put the printed id under [[kv_namespaces]] in wrangler.toml.",
+    );
+  // Mail asked for by address goes through a queue this Worker both feeds and consumes (src/mail-queue.ts).
+  const producer = (config.queues?.producers ?? []).find((q) => q.binding === MAIL_QUEUE_BINDING);
+  const consumer = producer && (config.queues?.consumers ?? []).find((q) => q.queue === producer.queue);
+  if (!producer || !consumer)
+    problems.push(
+      `The mail queue is missing: wrangler.toml needs [[queues.producers]] with binding = "${MAIL_QUEUE_BINDING}" and a [[queues.consumers]] for the same queue ` +
+        "(as shipped: edge-auth-mail). Create the queue once with `npx wrangler queues create edge-auth-mail` (docs/deploy.md).",
+    );
+  else if (consumer.max_retries !== undefined && consumer.max_retries < MAIL_ATTEMPTS - 1)
+    problems.push(
+      `[[queues.consumers]] max_retries must be at least ${MAIL_ATTEMPTS - 1}: the consumer tries a mail ${MAIL_ATTEMPTS} times (src/mail-queue.ts).`,
     );
   const appUrl = String(vars.APP_URL ?? "");
   if (!/^https:\/\//.test(appUrl))

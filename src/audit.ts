@@ -33,11 +33,13 @@ export type SecurityEvent =
   | "session_revoked"
   | "rate_limited"
   | "mail_failed"
+  | "mail_refused"
   | "email_verified"
   | "password_reset"
   | "email_change_requested"
   | "email_changed"
   | "account_deleted"
+  | "unverified_accounts_removed"
   | "admin_user_updated"
   | "mfa_challenge_issued"
   | "mfa_failed"
@@ -79,6 +81,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "refresh_reuse_detected",
   "step_up_failed",
   "rate_limited",
+  "mail_refused",
   "social_sign_in_failed",
 ]);
 

@@ -72,6 +72,11 @@ const ConfigFields = z.object({
   MAIL_FROM: z.email().default("no-reply@example.com"),
   APP_URL: z.union([z.literal(""), z.url()]).default(""),
   REQUIRE_VERIFIED_EMAIL: z.enum(["on", "off"]).default("off"),
+  // With REQUIRE_VERIFIED_EMAIL on: days a new account has to prove its address before the cron
+  // removes it (it never had a session) and frees the address.
+  UNVERIFIED_ACCOUNT_DAYS: z.coerce.number().int().min(1).max(365).default(7),
+  // Mail a third party can cause, per recipient and purpose in any 24 hours (auth/mail-budget.ts).
+  MAIL_RECIPIENT_DAILY: z.coerce.number().int().min(1).max(100).default(5),
   // "on": one JSON log line per request (Workers Observability records every request anyway).
   LOG_REQUESTS: z.enum(["on", "off"]).default("off"),
   // GET /docs (the interactive API reference); GET /openapi.json is always served.

@@ -3,6 +3,18 @@ import type { Config } from "./config";
 import type { Db } from "./db/client";
 import { log } from "./log";
 
+/** A queued request for mail by address (auth/mail-jobs.ts makes it, src/mail-queue.ts does it). */
+export interface MailJob {
+  v: 1;
+  kind: "reset_password" | "verify_email";
+  /** Random: the job's identity across deliveries (its link's token and its mail count derive from it). */
+  key: string;
+  /** The address asked for, lower-cased. */
+  email: string;
+  /** The asking request's id, for the logs and the audit trail. */
+  request_id?: string;
+}
+
 /** What the auth flows need from a request. They know nothing of HTTP; routes/deps.ts builds this per request. */
 export interface Deps extends AuditContext {
   db: Db;
@@ -17,6 +29,8 @@ export interface Deps extends AuditContext {
   limitMail?: (key: string) => Promise<void>;
   /** Cloudflare Email Service (src/mail.ts is the only user). */
   mailer?: SendEmail;
+  /** The queue of mail asked for by address (auth/mail-jobs.ts; consumed by src/mail-queue.ts). */
+  mailQueue?: Queue<MailJob>;
   /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
   defer?: (task: Promise<unknown>) => void;
 }

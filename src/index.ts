@@ -1,9 +1,14 @@
 import { app } from "./app";
 import { applyRecoveries, FREQUENT, housekeeping, turnSigningKeys } from "./cron";
+import { consumeMail } from "./mail-queue";
 
-/** The Worker: the Hono app (src/app.ts) for requests; on each cron, the key ring and held recoveries, and housekeeping once a day. */
+/**
+ * The Worker: the Hono app (src/app.ts) for requests; the mail queue's consumer (src/mail-queue.ts);
+ * on each cron, the key ring and held recoveries, and housekeeping once a day.
+ */
 export default {
   fetch: app.fetch,
+  queue: (batch, env) => consumeMail(batch, env),
   scheduled(controller, env, ctx) {
     ctx.waitUntil(turnSigningKeys(env, new Date(controller.scheduledTime)));
     ctx.waitUntil(applyRecoveries(env, new Date(controller.scheduledTime)));

@@ -1,4 +1,5 @@
 import { audit } from "./audit";
+import { spendMailBudget } from "./auth/mail-budget";
 import { type Config, ConfigError } from "./config";
 import type { Deps } from "./deps";
 import { log } from "./log";
@@ -37,12 +38,17 @@ export function compose(to: string, subject: string, lines: string[], link?: { u
   return { to, subject, text, html };
 }
 
+/** Sends one mail, or throws (a queue's consumer retries it: src/mail-queue.ts). */
+export async function deliver(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<void> {
+  if (!deps.mailer) throw new ConfigError(["EMAIL: the send_email binding is missing (wrangler.toml [[send_email]])"]);
+  await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
+  log("mail_sent", { request_id: deps.requestId, ...about });
+}
+
 /** Sends one mail. A failure is logged and audited, never thrown: callers must not reveal it. */
 export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): Promise<boolean> {
   try {
-    if (!deps.mailer) throw new ConfigError(["EMAIL: the send_email binding is missing (wrangler.toml [[send_email]])"]);
-    await deps.mailer.send({ from: deps.config.MAIL_FROM, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html });
-    log("mail_sent", { request_id: deps.requestId, ...about });
+    await deliver(deps, mail, about);
     return true;
   } catch (err) {
     if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");
@@ -52,9 +58,14 @@ export async function sendMail(deps: Deps, mail: Mail, about: { user_id: string;
   }
 }
 
-/** Sends after the answer (waitUntil), so neither its time nor its failure shows in the answer. */
-export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }): void {
-  const task = sendMail(deps, mail, about);
+/**
+ * Sends after the answer (waitUntil), so neither its time nor its failure shows in the answer; with
+ * `gate`, only if it says so (the recipient's mail budget). A failing gate sends nothing, logged.
+ */
+export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string; purpose: MailPurpose }, gate?: () => Promise<boolean>): void {
+  const task = (gate ? gate() : Promise.resolve(true))
+    .then((go) => (go ? sendMail(deps, mail, about) : false))
+    .catch((err: Error) => log("mail_budget_failed", { request_id: deps.requestId, ...about, error: err.name }, "error"));
   if (deps.defer) deps.defer(task);
 }
 
@@ -62,16 +73,19 @@ export function sendAfterAnswer(deps: Deps, mail: Mail, about: { user_id: string
  * Tells the account's owner that its ways in changed, where it has an address. A new way in comes
  * with a single-use "this was not me" link (auth/reclaim.ts) that removes it and ends every session.
  */
-export function securityNotice(deps: Deps, user: { id: string; email: string | null }, change: string, notMe?: string): void {
-  if (!user.email) return;
+export function securityNotice(deps: Deps, user: { id: string; email: string | null; emailVerifiedAt: Date | null }, change: string, notMe?: string): void {
+  const to = user.email;
+  if (!to) return;
   // Without APP_URL the link cannot be made: the notice still goes out, and the fault is logged as any other.
   if (notMe && !deps.config.APP_URL) log("config_invalid", { request_id: deps.requestId, problems: ["APP_URL: is required for mailed links"] }, "error");
   const link = notMe && deps.config.APP_URL ? { url: appLink(deps.config, "revoke-way-in", notMe), label: "This was not me" } : undefined;
   const advice = link
     ? "If this was you, nothing more is needed. If not, open the link below: it removes this and signs out every session. Then reset your password: whoever did this knows it."
     : "If this was you, nothing more is needed. If not, reset your password now (it signs out every session).";
-  sendAfterAnswer(deps, compose(user.email, "A sign-in setting of your account changed", [`${change}.`, advice], link), {
-    user_id: user.id,
-    purpose: "security_notice",
-  });
+  // To an address its owner proved, a notice always goes: only the account can cause it, and a
+  // stranger must not be able to silence it. To one nobody proved (a squatter may have typed it), it
+  // is mail a stranger causes: it counts against that address's budget (auth/mail-budget.ts).
+  const gate = user.emailVerifiedAt ? undefined : () => spendMailBudget(deps, to, "security_notice", user.id);
+  const about = { user_id: user.id, purpose: "security_notice" as const };
+  sendAfterAnswer(deps, compose(to, "A sign-in setting of your account changed", [`${change}.`, advice], link), about, gate);
 }

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   "invalid_mfa_code",
   "invalid_challenge",
   "passkey_rejected",
+  "too_many_passkeys",
   "not_found",
   "method_not_allowed",
   "username_taken",

@@ -266,9 +266,11 @@ const providerParam = z
   .openapi({ param: { name: "provider", in: "path" }, example: "google" });
 export const providerParamSchema = z.object({ provider: providerParam });
 
+// Kept in the flow's row (oauth_flows) until the cron drops it: an app page needs no more.
+export const RETURN_TO_MAX = 512;
 const returnTo = z
   .string()
-  .max(2000, "at most 2000 characters")
+  .max(RETURN_TO_MAX, `at most ${RETURN_TO_MAX} characters`)
   .optional()
   .openapi({ description: "the app page to come back to: on APP_URL's origin or one of CORS_ORIGINS (default APP_URL)" });
 

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { housekeeping } from "../src/cron";
-import { call, login, refreshWith, registerUser, sidOf } from "./helpers";
+import { call, login, PASSWORD, refreshWith, registerUser, sidOf, uniqueName } from "./helpers";
+import { start } from "./social";
 
 const DAY = 24 * 60 * 60 * 1000;
 const count = async (sql: string, ...args: unknown[]) =>
@@ -53,5 +54,64 @@ describe("daily housekeeping", () => {
     const { links: deleted } = await housekeeping(env, new Date(Date.now() + 2 * DAY + 1000));
     expect(deleted).toBe(2);
     expect(await links()).toBe(0);
+  });
+});
+
+describe("housekeeping of what anonymous callers grow", () => {
+  it("drops social sign-in flows a day after they (and their one-time code) expired, used or not", async () => {
+    const flows = () => count("SELECT count(*) AS n FROM oauth_flows");
+    await start("local");
+    await start("local");
+    const all = await flows();
+    expect(all).toBeGreaterThanOrEqual(2);
+    // Expired (10 minutes) but not yet a day past that: kept for investigation.
+    expect((await housekeeping(env, new Date(Date.now() + 11 * 60_000))).flows).toBe(0);
+    const { flows: deleted } = await housekeeping(env, new Date(Date.now() + DAY + 11 * 60_000));
+    expect(deleted).toBe(all);
+    expect(await flows()).toBe(0);
+  });
+
+  describe("with REQUIRE_VERIFIED_EMAIL on: accounts that never proved their address", () => {
+    const verifyFirst = { ...env, REQUIRE_VERIFIED_EMAIL: "on" } as Env;
+    const signUp = async (bindings: Partial<Env> = { REQUIRE_VERIFIED_EMAIL: "on" }) => {
+      const email = `${uniqueName("squat")}@example.com`;
+      const res = await call("POST", "/register", { body: { username: uniqueName(), email, password: PASSWORD }, bindings });
+      expect(res.status, res.text).toBe(201);
+      return { id: res.body.user.id as string, email };
+    };
+    const exists = async (id: string) => (await count("SELECT count(*) AS n FROM users WHERE id = ?", id)) === 1;
+    const pastDeadline = () => new Date(Date.now() + 7 * DAY + 1000);
+
+    it("are removed once UNVERIFIED_ACCOUNT_DAYS (7) passed, with their links, and the address signs up again", async () => {
+      const squatter = await signUp();
+      expect(await count("SELECT count(*) AS n FROM account_tokens WHERE user_id = ?", squatter.id)).toBe(1);
+      expect((await housekeeping(verifyFirst, new Date(Date.now() + 6 * DAY))).unverifiedAccounts).toBe(0);
+      expect(await exists(squatter.id)).toBe(true);
+      await housekeeping(verifyFirst, pastDeadline());
+      expect(await exists(squatter.id)).toBe(false);
+      expect(await count("SELECT count(*) AS n FROM account_tokens WHERE user_id = ?", squatter.id)).toBe(0);
+      expect(await count("SELECT count(*) AS n FROM audit_events WHERE event = 'unverified_accounts_removed'")).toBeGreaterThanOrEqual(1);
+      const again = await call("POST", "/register", { body: { username: uniqueName(), email: squatter.email, password: PASSWORD } });
+      expect(again.status, again.text).toBe(201);
+    });
+
+    it("keep accounts that proved their address, went further, were disabled, or signed up without the rule", async () => {
+      const verified = await signUp();
+      await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?").bind(Date.now(), verified.id).run();
+      const disabled = await signUp();
+      await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), disabled.id).run();
+      const admin = await signUp();
+      await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(admin.id).run();
+      // An account made while the setting was off has a session and no deadline.
+      const before = await signUp({});
+      await housekeeping(verifyFirst, pastDeadline());
+      for (const kept of [verified, disabled, admin, before]) expect(await exists(kept.id), kept.email).toBe(true);
+    });
+
+    it("are kept while the setting is off (they can sign in then)", async () => {
+      const squatter = await signUp();
+      expect((await housekeeping(env, pastDeadline())).unverifiedAccounts).toBe(0);
+      expect(await exists(squatter.id)).toBe(true);
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { type Schema, Validator } from "@cfworker/json-schema";
 import { importJWK, type JWK, SignJWT } from "jose";
@@ -397,7 +397,39 @@ export interface SentMail {
   html: string;
 }
 
-/** A mail binding that keeps what it is given (or fails), and requests that wait for mail sent after the answer. */
+/** The mail queue (wrangler.toml [[queues.consumers]]). */
+export const MAIL_QUEUE_NAME = "edge-auth-mail";
+
+/** A producer binding for the mail queue that keeps the jobs it is given, for a test to deliver (deliverJobs). */
+export function capturingQueue() {
+  const jobs: unknown[] = [];
+  const MAIL_QUEUE = {
+    send: async (body: unknown) => void jobs.push(body),
+    sendBatch: async (messages: { body: unknown }[]) => void jobs.push(...messages.map((m) => m.body)),
+  } as unknown as Queue;
+  return { jobs, MAIL_QUEUE };
+}
+
+/**
+ * Delivers `jobs` to the Worker's queue handler as the queue does (one batch, at `attempts`), with
+ * these bindings; the ack and retry of each message (message ids in `ids`, in order).
+ */
+export async function deliverJobs(jobs: unknown[], bindings: Partial<Env> = {}, attempts = 1) {
+  const ids = jobs.map(() => crypto.randomUUID());
+  const batch = createMessageBatch(
+    MAIL_QUEUE_NAME,
+    jobs.map((body, i) => ({ id: ids[i]!, timestamp: new Date(), attempts, body })),
+  );
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...env, ...bindings });
+  return { ids, result: await getQueueResult(batch, ctx) };
+}
+
+/**
+ * A mail binding that keeps what it is given (or fails), and requests that wait for mail sent after
+ * the answer, or by the mail queue: the jobs a request queued are delivered once it answered, with
+ * the same mail binding (and the request's other bindings).
+ */
 export function mailbox(fail = false) {
   const sent: SentMail[] = [];
   const EMAIL = {
@@ -409,8 +441,10 @@ export function mailbox(fail = false) {
   } as unknown as SendEmail;
   const send = async (method: string, path: string, opts: CallOptions = {}) => {
     const ctx = createExecutionContext();
-    const res = await call(method, path, { ...opts, bindings: { EMAIL, ...opts.bindings }, ctx });
+    const queue = capturingQueue();
+    const res = await call(method, path, { ...opts, bindings: { EMAIL, MAIL_QUEUE: queue.MAIL_QUEUE, ...opts.bindings }, ctx });
     await waitOnExecutionContext(ctx);
+    if (queue.jobs.length) await deliverJobs(queue.jobs, { EMAIL, ...opts.bindings });
     return res;
   };
   /** The token of the last link mailed to `to` for `action`. */

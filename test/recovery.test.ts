@@ -4,8 +4,10 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   adminToken,
   call,
+  capturingQueue,
   d1Held,
   d1WriteBeforeBatch,
+  deliverJobs,
   expectError,
   kvPutFailsOnce,
   login,
@@ -122,7 +124,7 @@ describe("password reset", () => {
     expectError(await call("POST", "/password/reset", { body: { token, new_password: "third password 44" } }), 400, "invalid_link");
   });
 
-  it("answers an unknown address exactly as a known one: status, body, and the same D1 statements", async () => {
+  it("answers an unknown address exactly as a known one: status, body, no D1 statement, one queued job alike", async () => {
     const known = address();
     await registerUser({ email: known });
     const statements: string[][] = [];
@@ -139,16 +141,20 @@ describe("password reset", () => {
         },
       });
     const answers = [];
+    const queued: unknown[][] = [];
     for (const email of [known, address()]) {
       const list: string[] = [];
       statements.push(list);
-      const box = mailbox();
-      answers.push(await box.send("POST", "/password/forgot", { body: { email }, bindings: { DB: counting(list) } }));
+      const queue = capturingQueue();
+      queued.push(queue.jobs);
+      answers.push(await call("POST", "/password/forgot", { body: { email }, bindings: { DB: counting(list), MAIL_QUEUE: queue.MAIL_QUEUE } }));
     }
     expect(answers[0]!.status).toBe(202);
     expect(answers[1]!.status).toBe(202);
     expect(answers[0]!.text).toBe(answers[1]!.text);
-    expect(statements[0]).toEqual(statements[1]);
+    expect(statements).toEqual([[], []]); // the lookup is the queue consumer's
+    const shape = (job: unknown) => Object.keys(job as object).sort();
+    expect(queued.map((jobs) => jobs.map(shape))).toEqual([[shape(queued[1]![0])], [shape(queued[0]![0])]]);
   });
 
   it("a reset whose KV write fails still answers 200 (its link is used up) and finishes the revocation after the answer", async () => {
@@ -200,16 +206,20 @@ describe("password reset", () => {
     expectError(await call("POST", "/password/reset", { body: { token: third, new_password: NEW_PASSWORD } }), 400, "invalid_link");
   });
 
-  it("a failing mail service is logged and audited, never shown: the answer stays 202", async () => {
-    const box = mailbox(true);
+  it("a failing mail service is never shown: the answer stays 202, the queue tries again, and a last failure is audited", async () => {
     const email = address();
-    const reg = await registerUser({ email });
-    const res = await box.send("POST", "/password/forgot", { body: { email } });
+    await registerUser({ email });
+    const queue = capturingQueue();
+    const res = await call("POST", "/password/forgot", { body: { email }, bindings: { MAIL_QUEUE: queue.MAIL_QUEUE } });
     expect(res.status).toBe(202);
-    const row = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'mail_failed' AND user_id = ?")
-      .bind(reg.user.id)
-      .first<{ detail: string }>();
-    expect(JSON.parse(row!.detail)).toMatchObject({ purpose: "reset_password" });
+    const down = mailbox(true).binding;
+    const first = await deliverJobs(queue.jobs, { EMAIL: down });
+    expect(first.result.retryMessages.map((m) => m.msgId)).toEqual(first.ids); // (the pool does not record the delay)
+    const failed = () => env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'mail_failed'").all<{ detail: string }>();
+    expect((await failed()).results).toHaveLength(0);
+    const last = await deliverJobs(queue.jobs, { EMAIL: down }, 6);
+    expect(last.result.explicitAcks).toEqual(last.ids);
+    expect((await failed()).results.map((r) => JSON.parse(r.detail))).toEqual([{ purpose: "reset_password", attempts: 6, error: "Error" }]);
   });
 
   it("a stranger who knows the address can neither end the owner's link nor flood the mailbox", async () => {
@@ -229,19 +239,25 @@ describe("password reset", () => {
     expect((await login(reg.input.username, NEW_PASSWORD)).status).toBe(200);
   });
 
-  it("answers before any lookup: the answer does not wait for the database", async () => {
+  it("answers before any lookup: the answer does not wait for the database, and the queue mails the known address only", async () => {
     const email = address();
     await registerUser({ email });
     const { DB: held, release } = d1Held();
     const box = mailbox();
+    const queue = capturingQueue();
     const ctx = createExecutionContext();
     for (const to of [email, address()]) {
-      const res = await call("POST", "/password/forgot", { body: { email: to }, bindings: { DB: held, EMAIL: box.binding }, ctx });
+      const res = await call("POST", "/password/forgot", {
+        body: { email: to },
+        bindings: { DB: held, EMAIL: box.binding, MAIL_QUEUE: queue.MAIL_QUEUE },
+        ctx,
+      });
       expect(res.status).toBe(202);
     }
-    expect(box.sent).toHaveLength(0);
-    release();
     await waitOnExecutionContext(ctx);
+    expect(queue.jobs).toHaveLength(2);
+    release();
+    await deliverJobs(queue.jobs, { EMAIL: box.binding });
     expect(box.sent.map((m) => m.to)).toEqual([email]);
   });
 

@@ -1,18 +1,22 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
-import { endLinks, endLinksOf, insertLink, issueLink, linkStored } from "../db/account-tokens";
+import type { Config } from "../config";
+import { endLinks, endLinksOf, insertLink, linkStored } from "../db/account-tokens";
 import { deleteUser } from "../db/admins";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
+import { countMail, mailsCounted, withinBudget } from "../db/mail-sends";
 import { userWithPasskeyCount, userWithWaysIn } from "../db/passkeys";
 import type { User } from "../db/schema";
 import { isSessionLive, sessionLive } from "../db/sessions";
-import { accountWithAddress, accountWithId, changeEmail, emailTaken, findUserById, markEmailVerified, unverified } from "../db/users";
-import { afterAnswer, type Deps } from "../deps";
-import { appLink, compose, securityNotice, sendAfterAnswer, sendMail } from "../mail";
+import { accountWithAddress, accountWithId, changeEmail, emailTaken, findUserById, markEmailVerified, withUnverifiedAddress } from "../db/users";
+import type { Deps } from "../deps";
+import { appLink, compose, securityNotice, sendAfterAnswer } from "../mail";
 import { Refusal, sessionEnded, TooManyAttempts, userGone } from "./errors";
 import { invalidLink, LIFETIME, LIMITS, newLink, notMeLink, openLink, requireAppUrl } from "./links";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "./lockout";
+import { issueWithinBudget, mailCount, mailRefused } from "./mail-budget";
+import { type MailJob, queueMail, runLinkJob } from "./mail-jobs";
 import { passwordOptions, verifyPassword } from "./passwords";
 import { revokeEpoch } from "./revocations";
 import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "./step-up";
@@ -46,42 +50,65 @@ export async function securityView(deps: Deps, claims: AccessClaims) {
   return { waysIn: waysIn(found.user, found.passkeys, found.identities), stepUp: stepUpFor(found.user) };
 }
 
-/** Mails a verification link (within LIMITS) to an account's unverified address, selected by `who`. */
-async function mailVerification(deps: Deps, who: SQL, sessionId: string | null) {
-  const { token, row } = await newLink("verify_email", new Date(), { sessionId });
-  const issued = await issueLink(deps.db, unverified(who), row, LIMITS.verify_email);
-  if (!issued) return undefined; // no unverified address, or three links are live already
+/** The verification mail for `to`, carrying `token`. */
+function verificationMail(config: Config, to: string, token: string) {
   const lines = [
     `Confirm that this is your address by opening the link below, where you are signed in or with your password. It is valid for ${LIFETIME.verify_email / 3_600_000} hours.`,
     "If you did not make an account with this address, do not confirm it. To take the address back, reset that account's password by mail: that hands the account to you and ends everything its creator set up.",
+    // The cron's rule (docs/storage.md): a verify-first account that never proves its address goes.
+    ...(config.REQUIRE_VERIFIED_EMAIL === "on"
+      ? [
+          `An account whose address is not confirmed within ${config.UNVERIFIED_ACCOUNT_DAYS} days of sign-up may be removed; the address can then sign up again.`,
+        ]
+      : []),
   ];
-  return {
-    mail: compose(issued.email, "Confirm your email address", lines, { url: appLink(deps.config, "verify-email", token), label: "Confirm my address" }),
-    userId: issued.userId,
-  };
+  return compose(to, "Confirm your email address", lines, { url: appLink(config, "verify-email", token), label: "Confirm my address" });
+}
+
+/**
+ * Mails a verification link (within LIMITS and the address's mail budget) to `address`, if it is
+ * still the unverified address of the account `who` selects.
+ */
+async function mailVerification(deps: Deps, who: SQL, address: string, sessionId: string | null) {
+  const now = new Date();
+  const { token, row } = await newLink("verify_email", now, { sessionId });
+  const count = await mailCount(deps.config, address, "verify_email", now);
+  const issued = await issueWithinBudget(deps, withUnverifiedAddress(who, address), row, LIMITS.verify_email, count);
+  if (!issued) return undefined; // no unverified address, three links live already, or the budget is spent
+  return { mail: verificationMail(deps.config, issued.email, token), userId: issued.userId };
 }
 
 /**
  * Mails a verification link for the account's own address: after registering, when a sign-in is
- * refused for an unverified address, or on request by a signed-in session.
+ * refused for an unverified address, or on request by a signed-in session (requestOwnVerification).
  */
-export async function requestEmailVerification(deps: Deps, userId: string, sessionId: string | null = null): Promise<void> {
+export async function requestEmailVerification(deps: Deps, user: { id: string; email: string | null }, sessionId: string | null = null): Promise<void> {
   requireAppUrl(deps.config);
-  const made = await mailVerification(deps, accountWithId(userId), sessionId);
+  if (!user.email) return;
+  const made = await mailVerification(deps, accountWithId(user.id), user.email, sessionId);
   if (made) sendAfterAnswer(deps, made.mail, { user_id: made.userId, purpose: "verify_email" });
 }
 
+/** POST /email/verify/request with a Bearer token: the account's address is read first (its budget is the address's). */
+export async function requestOwnVerification(deps: Deps, claims: AccessClaims): Promise<void> {
+  requireAppUrl(deps.config);
+  const user = await findUserById(deps.db, claims.sub);
+  if (user && !user.emailVerifiedAt) await requestEmailVerification(deps, user, claims.sid);
+}
+
 /**
- * Mails a verification link to an address, asked without signing in (an account that cannot sign in
- * before its address is verified). Like a reset: the same answer, work and time for every address,
- * the lookup and the mail after the answer.
+ * Asks for a verification link by address, without signing in (an account that cannot sign in
+ * before its address is verified). Like a reset: the request only queues the job, the same for every
+ * address; the lookup and the mail are the queue's (mailVerificationJob).
  */
 export async function requestEmailVerificationByAddress(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
-  await afterAnswer(deps, "verify_by_address", async () => {
-    const made = await mailVerification(deps, accountWithAddress(email), null);
-    if (made) await sendMail(deps, made.mail, { user_id: made.userId, purpose: "verify_email" });
-  });
+  await queueMail(deps, "verify_email", email);
+}
+
+/** The queued job of a verification asked by address: a link if the address is an account's, unverified. */
+export async function mailVerificationJob(deps: Deps, job: MailJob): Promise<void> {
+  await runLinkJob(deps, job, withUnverifiedAddress(accountWithAddress(job.email), job.email), (to, token) => verificationMail(deps.config, to, token));
 }
 
 /** Who follows a link that proves an address for an account: signed in to it (its claims), or knowing its password. */
@@ -155,14 +182,25 @@ export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEm
   const link = await newLink("change_email", now, { email, sessionId: claims.sid, way: endorsed });
   const stored = linkStored(db, link.row.tokenHash);
   const notMe = await notMeLink(db, user.id, `email:${email}`, claims.sid, now, stored);
-  // The new link first (within the recipient's limit, and only while this session is live), then,
-  // only if it was stored, the end of the older one: a refused request leaves the pending change be.
-  const { inserted } = await batch(db, {
-    inserted: insertLink(db, accountWithId(user.id), link.row, LIMITS.change_email, sessionLive(db, claims.sid, now)),
+  // The address is a stranger's until its link is used: the confirmation counts against its budget.
+  const count = await mailCount(deps.config, email, "change_email", now);
+  // The new link first (within the recipient's limit and budget, and only while this session is
+  // live), then, only if it was stored, its count and the end of the older one: a refused request
+  // leaves the pending change be.
+  const { inserted, sent } = await batch(db, {
+    inserted: insertLink(db, accountWithId(user.id), link.row, LIMITS.change_email, withinBudget(count, sessionLive(db, claims.sid, now))),
+    counted: countMail(db, count, stored),
+    sent: mailsCounted(db, count),
     olderEnded: endLinksOf(db, accountWithId(user.id), "change_email", now, { except: link.row.tokenHash, onlyIf: stored }),
     notMeLink: notMe.statement,
   });
   if (!inserted[0] && !(await isSessionLive(db, claims.sid, now))) throw sessionEnded();
+  // The budget of that address is spent: nothing is mailed or changed, and the answer is the same
+  // as for a request that went through (it must not tell the requester anything about the address).
+  if (!inserted[0] && (sent[0]?.n ?? 0) >= count.perDay) {
+    await mailRefused(deps, "change_email", user.id);
+    return;
+  }
   // Links already live to that address from other accounts: nothing is mailed to it for now.
   if (!inserted[0]) throw new TooManyAttempts(3600, "Too many pending links to that address; try again later");
   // No text of the requester's choosing (not even the username) in a mail to an address not yet proved.

@@ -35,9 +35,13 @@ export function requireAppUrl(config: Config) {
   if (!config.APP_URL) throw new ConfigError(["APP_URL: is required for mailed links (the app page that completes them)"]);
 }
 
-/** A new link's token, and its row (the hash only). */
-export async function newLink(purpose: TokenPurpose, now: Date, row: Omit<NewLink, "tokenHash" | "purpose" | "now" | "expiresAt"> = {}) {
-  const token = toBase64Url(randomBytes(32));
+/** A new link's token (random, unless given: a queued job's, auth/mail-jobs.ts), and its row (the hash only). */
+export async function newLink(
+  purpose: TokenPurpose,
+  now: Date,
+  row: Omit<NewLink, "tokenHash" | "purpose" | "now" | "expiresAt"> = {},
+  token = toBase64Url(randomBytes(32)),
+) {
   return {
     token,
     row: { ...row, tokenHash: await sha256Base64Url(token), purpose, now, expiresAt: new Date(now.getTime() + LIFETIME[purpose]) } satisfies NewLink,

@@ -51,7 +51,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<LoginResult>
     if (user.disabledAt) throw new Refusal("account_disabled");
     // They know the password: a fresh link goes to the address (within the link limits), so an
     // account whose first link was lost is never stuck.
-    await afterAnswer(deps, "verification_on_login", () => requestEmailVerification(deps, user.id));
+    await afterAnswer(deps, "verification_on_login", () => requestEmailVerification(deps, user));
     throw new Refusal("email_unverified", "Verify your email address first: a new link is on its way to it");
   }
 

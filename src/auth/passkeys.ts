@@ -84,6 +84,10 @@ function challengeOf(clientDataJSON: string): string | null {
   }
 }
 
+/** Passkeys one account may hold: each is a way in, listed in every registration's options. */
+export const MAX_PASSKEYS = 20;
+const tooMany = () => new Refusal("too_many_passkeys", `An account has at most ${MAX_PASSKEYS} passkeys: remove one first`);
+
 async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register" | "passkey_login", userId: string | null, now: Date) {
   await insertChallenge(deps.db, { id, purpose, userId, createdAt: now, expiresAt: new Date(now.getTime() + deps.config.CHALLENGE_TTL * 1000) }).run();
 }
@@ -97,6 +101,7 @@ export async function registrationOptions(deps: Deps, claims: AccessClaims, chec
   const rp = relyingParty(deps.config);
   const { user } = await stepUp(deps, claims, "add_passkey", check);
   const existing = await passkeyIdsOf(deps.db, user.id);
+  if (existing.length >= MAX_PASSKEYS) throw tooMany();
   const challenge = newChallenge();
   const { generateRegistrationOptions } = await webauthn();
   const options = await generateRegistrationOptions({
@@ -164,14 +169,15 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   const stored = passkeyStoredAt(db, row.id, now);
   const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
   const { inserted, owner } = await batch(db, {
-    // Only while the registering session is live: a reset that ended it meanwhile wins.
-    inserted: insertPasskey(db, row, sessionLive(db, claims.sid, now)),
+    // Only while the registering session is live (a reset that ended it meanwhile wins), and within the cap.
+    inserted: insertPasskey(db, row, sessionLive(db, claims.sid, now), MAX_PASSKEYS),
     owner: selectUser(db, claims.sub),
     audited: auditRowIf(deps, "passkey_added", added, stored),
     notMeLink: notMe.statement,
   });
   if (!inserted[0]) {
     if (!(await isSessionLive(db, claims.sid, now))) throw sessionEnded();
+    if ((await passkeyIdsOf(db, claims.sub)).length >= MAX_PASSKEYS) throw tooMany();
     throw new Refusal("passkey_rejected", "This passkey is registered already");
   }
   logEvent(deps, "passkey_added", added);

@@ -1,6 +1,6 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../audit";
-import { endLinks, issueLink, takeResetAttempt } from "../db/account-tokens";
+import { endLinks, takeResetAttempt } from "../db/account-tokens";
 import { batch } from "../db/batch";
 import { uniqueViolation } from "../db/client";
 import { endUserChallenges, type Proof, usable as proofUsable, spendProof } from "../db/mfa";
@@ -11,7 +11,8 @@ import { afterAnswer, type Deps } from "../deps";
 import { appLink, compose, sendMail } from "../mail";
 import { publishEpoch, retryAfterAnswer } from "./epochs";
 import { Refusal, TooManyAttempts } from "./errors";
-import { invalidLink, LIMITS, newLink, openLink, requireAppUrl } from "./links";
+import { invalidLink, openLink, requireAppUrl } from "./links";
+import { type MailJob, queueMail, runLinkJob } from "./mail-jobs";
 import { hashPassword, passwordOptions } from "./passwords";
 import { announceHold, holdStatement, reclaimStatements } from "./recovery-holds";
 import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "./second-factor";
@@ -31,23 +32,27 @@ type OpenedLink = Awaited<ReturnType<typeof openLink>>;
 const RESET_CODES_PER_DAY = 10;
 
 /**
- * Mails a reset link when the address has an account (within LIMITS: a stranger cannot end a link
- * the owner holds). Answered before any lookup: the same answer, work and time for every address,
- * known or not; the lookup and the mail happen after the answer.
+ * Asks for a reset link by address: the request only queues the job (auth/mail-jobs.ts), the same
+ * work, answer and time for every address, known or not. The lookup and the mail are the queue's
+ * (mailResetLink).
  */
 export async function forgotPassword(deps: Deps, email: string): Promise<void> {
   requireAppUrl(deps.config);
-  await afterAnswer(deps, "forgot_password", async () => {
-    const { token, row } = await newLink("reset_password", new Date());
-    const issued = await issueLink(deps.db, accountWithAddress(email), row, LIMITS.reset_password);
-    if (!issued) return;
-    const lines = [
-      "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
-      "A reset signs out every session and removes the account's passkeys (you can add them again).",
-    ];
-    const mail = compose(issued.email, "Reset your password", lines, { url: appLink(deps.config, "reset-password", token), label: "Choose a new password" });
-    await sendMail(deps, mail, { user_id: issued.userId, purpose: "reset_password" });
-  });
+  await queueMail(deps, "reset_password", email);
+}
+
+/**
+ * The queued job of a reset asked by address: a reset link when the address has an account (within
+ * LIMITS, so a stranger cannot end a link the owner holds, and the address's mail budget).
+ */
+export async function mailResetLink(deps: Deps, job: MailJob): Promise<void> {
+  const lines = [
+    "Someone asked to reset the password of your account. If it was you, open the link below within 30 minutes. If not, ignore this mail: nothing changes.",
+    "A reset signs out every session and removes the account's passkeys (you can add them again).",
+  ];
+  await runLinkJob(deps, job, accountWithAddress(job.email), (to, token) =>
+    compose(to, "Reset your password", lines, { url: appLink(deps.config, "reset-password", token), label: "Choose a new password" }),
+  );
 }
 
 /** What a reset did: removed at once, or held until `heldUntil` (auth/recovery-holds.ts). */

@@ -51,6 +51,8 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
     lockedUntil: null,
     lockAuditedUntil: null,
     emailVerifiedAt: null,
+    // Verify first: an account that never proves its address is removed by the cron (src/cron.ts).
+    verifyBy: verifyFirst ? new Date(now.getTime() + config.UNVERIFIED_ACCOUNT_DAYS * 86_400_000) : null,
     disabledAt: null,
     sessionEpoch: 0,
     epochKeptSession: null,
@@ -84,7 +86,7 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   logEvent(deps, "register", registered);
   // The account exists now: a problem with the verification mail must not turn that into an error.
   if (email) {
-    await requestEmailVerification(deps, user.id).catch((err: Error) => {
+    await requestEmailVerification(deps, user).catch((err: Error) => {
       if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");
       else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
     });

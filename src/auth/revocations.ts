@@ -1,7 +1,8 @@
 import { RevocationIncomplete } from "./errors";
+import { KV_KEYS, sessionKey, userKey } from "./kv-keys";
 
 /**
- * Revocation list in KV: the only module that touches KV.
+ * Revocation list in KV (keys in auth/kv-keys.ts; the key ring's mirror is auth/signing-keys.ts's).
  *
  *   sid:<session id>  every access token of one session (logout, DELETE /sessions/:id, reuse
  *                     detection, the session cap)
@@ -32,7 +33,7 @@ async function put(kv: KVNamespace, key: string, value: string, until: Date): Pr
  * that time when it issues a token, so a later change of ACCESS_TOKEN_TTL cannot shorten a revocation.
  */
 export async function revokeSessions(kv: KVNamespace, sessions: { id: string; accessExpiresAt: Date }[]): Promise<void> {
-  await Promise.all(sessions.map((s) => put(kv, `sid:${s.id}`, "1", s.accessExpiresAt)));
+  await Promise.all(sessions.map((s) => put(kv, sessionKey(s.id), "1", s.accessExpiresAt)));
 }
 
 export interface EpochState {
@@ -43,7 +44,7 @@ export interface EpochState {
 
 /** Mirrors a user's epoch (db/users.ts epochState) into KV. */
 export async function revokeEpoch(kv: KVNamespace, userId: string, state: EpochState): Promise<void> {
-  await put(kv, `usr:${userId}`, JSON.stringify({ epoch: state.epoch, kept: state.kept }), state.until);
+  await put(kv, userKey(userId), JSON.stringify({ epoch: state.epoch, kept: state.kept }), state.until);
 }
 
 interface EpochEntry {
@@ -53,13 +54,14 @@ interface EpochEntry {
 
 /** One KV read (a bulk get) per verified request. */
 export async function isRevoked(kv: KVNamespace, claims: { sub: string; sid: string; epoch: number }): Promise<boolean> {
-  const found = await kv.get<EpochEntry | 1>([`sid:${claims.sid}`, `usr:${claims.sub}`], "json");
-  if (found.get(`sid:${claims.sid}`) != null) return true;
-  const user = found.get(`usr:${claims.sub}`);
+  const [sid, usr] = [sessionKey(claims.sid), userKey(claims.sub)];
+  const found = await kv.get<EpochEntry | 1>([sid, usr], "json");
+  if (found.get(sid) != null) return true;
+  const user = found.get(usr);
   return typeof user === "object" && user !== null && claims.epoch < user.epoch && claims.sid !== user.kept;
 }
 
 /** For /health: KV answers. */
 export async function pingKv(kv: KVNamespace): Promise<void> {
-  await kv.get("health:probe");
+  await kv.get(KV_KEYS.healthProbe);
 }

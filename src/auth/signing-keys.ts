@@ -8,6 +8,7 @@ import { fromBase64Url } from "../encoding";
 import { log } from "../log";
 import { Refusal } from "./errors";
 import { derivedKey } from "./hkdf";
+import { KV_KEYS } from "./kv-keys";
 import { openWith, sealWith } from "./secrets";
 import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicHalf, secretKeyRing } from "./tokens";
 
@@ -32,7 +33,7 @@ export interface KeyStores {
   kv: KVNamespace;
 }
 
-const MIRROR = "keyring"; // the KV entry (beside the revocations)
+const MIRROR = KV_KEYS.keyring; // the KV entry (beside the revocations)
 const CLOCK_SKEW = 60; // seconds a verifier's clock may be off
 const DAY = 86_400_000;
 

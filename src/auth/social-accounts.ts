@@ -84,6 +84,7 @@ async function newAccount(deps: Deps, profile: Profile, email: string | null, no
     username,
     email,
     emailVerifiedAt: email ? now : null,
+    verifyBy: null,
     disabledAt: null,
     passwordHash: NO_PASSWORD,
     roles: ["user"],

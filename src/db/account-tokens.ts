@@ -1,4 +1,4 @@
-import { and, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, exists, gt, inArray, isNull, lt, ne, notExists, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
@@ -94,16 +94,16 @@ export const endLinksOf = (db: Db, who: SQL, purpose: TokenPurpose, now: Date, {
       ),
     );
 
-/** Issues a link (one round trip); returns the account and address it went to, or nothing. */
-export async function issueLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}) {
-  const insert = insertLink(db, who, t, limits);
-  if (!limits.replace) return (await insert)[0];
-  const { inserted } = await batch(db, {
-    inserted: insert,
-    olderEnded: endLinksOf(db, who, t.purpose, t.now, { except: t.tokenHash, onlyIf: linkStored(db, t.tokenHash) }),
-  });
-  return inserted[0];
-}
+/** True in a batch while no link with this hash is stored (a queued job's link is made once). */
+export const linkNotStored = (db: Db, tokenHash: string) =>
+  notExists(db.select({ h: accountTokens.tokenHash }).from(accountTokens).where(eq(accountTokens.tokenHash, tokenHash)));
+
+/** The link with this hash as it is (a read for a batch): whom it went to, and whether it still works. */
+export const linkByHash = (db: Db, tokenHash: string) =>
+  db
+    .select({ userId: accountTokens.userId, email: accountTokens.email, usedAt: accountTokens.usedAt, expiresAt: accountTokens.expiresAt })
+    .from(accountTokens)
+    .where(eq(accountTokens.tokenHash, tokenHash));
 
 /** True in a batch once the link with this hash is stored. */
 export const linkStored = (db: Db, tokenHash: string) =>

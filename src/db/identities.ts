@@ -1,4 +1,4 @@
-import { and, eq, gt, isNull, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { identities, oauthFlows, passkeys, users } from "./schema";
@@ -143,4 +143,16 @@ export function exchangeGrant(db: Db, hash: string, now: Date, proof: ExchangePr
     .where(and(eq(oauthFlows.grant, hash), isNull(oauthFlows.exchangedAt), gt(oauthFlows.grantExpiresAt, now), or(...bound)))
     .returning()
     .get();
+}
+
+/**
+ * Housekeeping: flows whose start and one-time code both expired before `before` (used or not: a
+ * flow lives minutes; its row must not outlive that by much). Returns how many.
+ */
+export async function deleteExpiredFlows(db: Db, before: Date): Promise<number> {
+  const gone = await db
+    .delete(oauthFlows)
+    .where(and(lt(oauthFlows.expiresAt, before), or(isNull(oauthFlows.grantExpiresAt), lt(oauthFlows.grantExpiresAt, before))))
+    .returning({ id: oauthFlows.id });
+  return gone.length;
 }

@@ -7,8 +7,12 @@ import { identities, passkeys, users } from "./schema";
 
 export type NewPasskey = typeof passkeys.$inferInsert;
 
-/** Stores a credential only if `onlyIf` holds (the registering session is still live); no row for one registered already. */
-export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL) {
+/**
+ * Stores a credential only if `onlyIf` holds (the registering session is still live) and the user has
+ * fewer than `max` passkeys (the same statement: two registrations at once cannot both pass the cap);
+ * no row for one registered already.
+ */
+export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL, max: number) {
   const value = (v: unknown, name: string) => sql`${v}`.as(name);
   return db
     .insert(passkeys)
@@ -28,7 +32,7 @@ export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL) {
           lastUsedAt: value(null, "last_used_at"),
         })
         .from(users)
-        .where(and(eq(users.id, row.userId), onlyIf)),
+        .where(and(eq(users.id, row.userId), onlyIf, sql`(SELECT count(*) FROM ${passkeys} WHERE ${passkeys.userId} = ${row.userId}) < ${max}`)),
     )
     .onConflictDoNothing()
     .returning({ id: passkeys.id });

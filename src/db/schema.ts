@@ -13,6 +13,9 @@ export const users = sqliteTable(
     // mailbox's rank against TOTP (auth/ways-in.ts): an address confirmed after a change that a TOTP
     // code authorized takes that TOTP's time, so its mailbox alone never outranks that TOTP.
     emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }),
+    // Signed up while REQUIRE_VERIFIED_EMAIL is on (no session until the address is proved): unless
+    // it is proved by then, the daily cron removes the account and frees the address (docs/storage.md).
+    verifyBy: integer("verify_by", { mode: "timestamp_ms" }),
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
@@ -303,6 +306,26 @@ export const recoveryHolds = sqliteTable(
     appliedBy: text("applied_by"), // a random id of the cron run applying it: what that batch's later writes check
   },
   (t) => [index("recovery_holds_due_at_idx").on(t.dueAt)],
+);
+
+/**
+ * Mail that a third party can cause, one row per mail let through (auth/mail-budget.ts): at most
+ * MAIL_RECIPIENT_DAILY per recipient and purpose in any 24 hours, counted by one conditional INSERT.
+ * The recipient is an HMAC of the lower-cased address under a key derived from a Worker secret, never
+ * the address. The id makes a retried mail count once (a queued job's key: auth/mail-jobs.ts), and a
+ * queued mail records when it went, so a job delivered again is not mailed twice. The daily cron
+ * deletes rows older than two days.
+ */
+export const mailSends = sqliteTable(
+  "mail_sends",
+  {
+    id: text().primaryKey(),
+    recipient: text().notNull(),
+    purpose: text({ enum: ["verify_email", "reset_password", "change_email", "security_notice"] }).notNull(),
+    createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
+    sentAt: integer("sent_at", { mode: "timestamp_ms" }), // a queued mail: when the Email Service took it
+  },
+  (t) => [index("mail_sends_recipient_purpose_created_at_idx").on(t.recipient, t.purpose, t.createdAt), index("mail_sends_created_at_idx").on(t.createdAt)],
 );
 
 /** Security events (audit.ts), readable by admins at GET /admin/audit. Ids and names only, never secrets. */

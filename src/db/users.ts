@@ -1,6 +1,6 @@
-import { and, eq, exists, gt, isNull, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, exists, gt, isNull, lt, notExists, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { sessions, type User, users } from "./schema";
+import { identities, passkeys, sessions, type User, users } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
 
@@ -25,6 +25,12 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
 export const accountWithId = (id: string) => eq(users.id, id);
 export const accountWithAddress = (email: string) => eq(users.email, email.toLowerCase());
 /** ...that has an address not yet proved by a link. */
+/** The id of the account `who` selects (a read for a batch). */
+export const accountIdOf = (db: Db, who: SQL) => db.select({ id: users.id }).from(users).where(who);
+
+/** The account `who` selects, while `address` is its address and not yet verified. */
+export const withUnverifiedAddress = (who: SQL, address: string) => and(who, eq(users.email, address.toLowerCase()), isNull(users.emailVerifiedAt))!;
+
 export const unverified = (who: SQL) => and(who, isNull(users.emailVerifiedAt))!;
 
 /** Whether an account has this (lower-cased) address. */
@@ -220,4 +226,31 @@ export function epochState(db: Db, id: string) {
     })
     .from(users)
     .where(eq(users.id, id));
+}
+
+/**
+ * Housekeeping, with REQUIRE_VERIFIED_EMAIL on: accounts that signed up verify-first and let their
+ * deadline pass without proving the address. Only those that never got further: no session, passkey,
+ * identity or TOTP, plain "user" role, not disabled by an admin (their decision stands). Their links
+ * and challenges go with them (cascade). Returns how many.
+ */
+export async function deleteUnverifiedAccounts(db: Db, now: Date): Promise<number> {
+  const none = (table: typeof sessions | typeof passkeys | typeof identities) =>
+    notExists(db.select({ one: sql`1` }).from(table).where(eq(table.userId, users.id)));
+  const gone = await db
+    .delete(users)
+    .where(
+      and(
+        lt(users.verifyBy, now),
+        isNull(users.emailVerifiedAt),
+        isNull(users.disabledAt),
+        isNull(users.totpEnabledAt),
+        sql`${users.roles} = '["user"]'`,
+        none(sessions),
+        none(passkeys),
+        none(identities),
+      ),
+    )
+    .returning({ id: users.id });
+  return gone.length;
 }

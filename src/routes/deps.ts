@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { getConfig } from "../config";
 import { getDb, getReplicaDb } from "../db/client";
-import type { Deps } from "../deps";
+import type { Deps, MailJob } from "../deps";
 import type { AppEnv } from "../env";
 import { clientIp } from "../middleware/client-ip";
 import { enforceLimit } from "../middleware/rate-limit";
@@ -34,5 +34,6 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   limitAccount: (key) => enforceLimit(c, "LOGIN_USER_LIMITER", key),
   limitMail: (key) => enforceLimit(c, "MAIL_LIMITER", key),
   mailer: c.env.EMAIL,
+  mailQueue: c.env.MAIL_QUEUE as Queue<MailJob>,
   defer: waitUntil(c),
 });

@@ -37,7 +37,7 @@ const registerOptionsRoute = createRoute({
   request: body(freshCheckSchema),
   responses: {
     200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "too_many_passkeys", "rate_limited"),
   },
 });
 
@@ -50,7 +50,10 @@ const registerVerifyRoute = createRoute({
     "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
   middleware: [authed, jsonOnly] as const,
   request: body(passkeyRegisterSchema),
-  responses: { 201: json(passkeySchema, "Registered"), ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected") },
+  responses: {
+    201: json(passkeySchema, "Registered"),
+    ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected", "too_many_passkeys"),
+  },
 });
 
 const loginOptionsRoute = createRoute({

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { confirmEmailChange, requestEmailChange, requestEmailVerification, requestEmailVerificationByAddress, verifyEmail } from "../auth/account";
+import { confirmEmailChange, requestEmailChange, requestEmailVerificationByAddress, requestOwnVerification, verifyEmail } from "../auth/account";
 import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/reclaim";
 import type { AccessClaims } from "../auth/tokens";
 import type { AppEnv } from "../env";
@@ -17,7 +17,7 @@ import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 /**
  * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
  * Mail budgets are spent only after the body is valid: per account (Bearer) or per client, at the
- * edge; per recipient, by the link limits in D1 (auth/links.ts).
+ * edge; per recipient, by the link limits (auth/links.ts) and the daily count (auth/mail-budget.ts) in D1.
  */
 
 const authed = requireAuth();
@@ -35,11 +35,14 @@ const verifyRequestRoute = createRoute({
   tags,
   summary: "Mail a new verification link: for the signed-in account, or (without a token) to an address",
   description:
-    "With a Bearer token: the account's own address. Without one, send `email`: the same 202 whether or not an account has that address (an account that cannot sign in before verifying is never stuck). At most three links are live per account; a newer request then mails nothing, and any of the three works.",
+    "With a Bearer token: the account's own address. Without one, send `email`: the same 202 whether or not an account has that address (an account that cannot sign in before verifying is never stuck). At most three links are live per account; a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY verification mails go to one address in 24 hours (the answer does not change).",
   security: [...BEARER, {}],
   middleware: [authIfSent, jsonOnly],
   request: body(verifyRequestSchema, false),
-  responses: { 202: json(messageSchema, "Mailed, if there is an unverified address"), ...errors(...BODY_ERRORS, "invalid_token", "rate_limited") },
+  responses: {
+    202: json(messageSchema, "Mailed, if there is an unverified address"),
+    ...errors(...BODY_ERRORS, "invalid_token", "rate_limited", "service_unavailable"),
+  },
 });
 
 /** Links that prove an address for an account take a proof that the one following them holds it (auth/account.ts). */
@@ -67,10 +70,10 @@ const forgotRoute = createRoute({
   tags,
   summary: "Mail a password reset link (the same answer, work and time whether or not the address has an account)",
   description:
-    "Answered before any lookup; the link is made and mailed after the answer. At most three reset links are live per account: a newer request then mails nothing, and any of the three works.",
+    "Answered before any lookup: the request is queued, the same for every address, and the link is made and mailed by the queue's consumer (a mail the Email Service refuses is tried again for about 15 minutes). A 503 means: send it again. At most three reset links are live per account: a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY reset mails go to one address in 24 hours (the answer does not change).",
   middleware: [jsonOnly],
   request: body(forgotSchema),
-  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited") },
+  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited", "service_unavailable") },
 });
 
 const resetRoute = createRoute({
@@ -91,7 +94,7 @@ const emailChangeRoute = createRoute({
   tags,
   summary: "Change (or add) the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
   description:
-    'A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a "this was not me" link that undoes the change. 429 when three links to that address are pending already.',
+    'A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a "this was not me" link that undoes the change. 429 when three links to that address are pending already. Once MAIL_RECIPIENT_DAILY confirmations went to that address in 24 hours (whoever asked), the answer is still 202 but nothing is mailed or changed.',
   security: BEARER,
   middleware: [authed, jsonOnly],
   request: body(emailChangeSchema),
@@ -134,7 +137,7 @@ export const recovery = openApiApp()
     const { email } = c.req.valid("json");
     if (claims) {
       await enforceLimit(c, "MAIL_LIMITER", `user:${claims.sub}`);
-      await requestEmailVerification(deps(c), claims.sub, claims.sid);
+      await requestOwnVerification(deps(c), claims);
     } else {
       if (!email) throw new ApiError("validation_failed", undefined, { email: "is required without a Bearer token" });
       await enforceLimit(c, "MAIL_LIMITER", ipKey(clientIp(c)));

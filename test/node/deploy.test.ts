@@ -2,9 +2,10 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 // @ts-expect-error: a plain ES module (scripts/ are JavaScript)
-import { callbackUrls, preflight as check0, siteOf } from "../../scripts/preflight.mjs";
+import { callbackUrls, preflight as check0, MAIL_ATTEMPTS as PREFLIGHT_ATTEMPTS, siteOf } from "../../scripts/preflight.mjs";
 import { checkVars } from "../../src/config";
 import { FREQUENT } from "../../src/cron";
+import { MAIL_ATTEMPTS } from "../../src/mail-queue";
 
 const preflight = (config: unknown) => check0(config, checkVars) as string[];
 
@@ -43,6 +44,7 @@ const good = {
   routes: [{ pattern: "auth.example.com", custom_domain: true }],
   d1_databases: [{ binding: "DB", database_id: "0c5b3d2e-1111-2222-3333-444455556666" }],
   kv_namespaces: [{ binding: "REVOKED", id: "0123456789abcdef0123456789abcdef" }],
+  queues: committed.queues,
   secrets: committed.secrets,
 };
 /** ISSUER moved, with what serves it: a custom domain for its host, or nothing on workers.dev. */
@@ -190,6 +192,19 @@ describe("npm run deploy's preflight", () => {
   it("ships the frequent trigger the key ring runs on, and a daily one for housekeeping", () => {
     expect(committed.triggers.crons).toContain(FREQUENT);
     expect(committed.triggers.crons.filter((c: string) => c !== FREQUENT)).toHaveLength(1);
+  });
+
+  it("refuses a configuration without the mail queue the code sends to and consumes, or with fewer retries than the consumer makes", () => {
+    expect(committed.queues.producers).toEqual([expect.objectContaining({ binding: "MAIL_QUEUE", queue: "edge-auth-mail" })]);
+    expect(committed.queues.consumers).toEqual([expect.objectContaining({ queue: "edge-auth-mail" })]);
+    const missing = /^The mail queue is missing: .*wrangler queues create edge-auth-mail/;
+    expect(check((c) => delete c.queues)).toEqual([expect.stringMatching(missing)]);
+    expect(check((c) => (c.queues = { producers: c.queues.producers }))).toEqual([expect.stringMatching(missing)]);
+    expect(check((c) => (c.queues = { ...c.queues, consumers: [{ queue: "another-queue" }] }))).toEqual([expect.stringMatching(missing)]);
+    expect(check((c) => (c.queues = { ...c.queues, consumers: [{ queue: "edge-auth-mail", max_retries: 2 }] }))).toEqual([
+      expect.stringMatching(/max_retries must be at least 5/),
+    ]);
+    expect(PREFLIGHT_ATTEMPTS).toBe(MAIL_ATTEMPTS);
   });
 
   it("refuses a key ring that could sign with a key verifiers lack, and a signing secret wrangler would not require", () => {
