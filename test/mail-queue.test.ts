@@ -97,7 +97,7 @@ describe.each(ROUTES)("%s {email}", (path, kind, action) => {
     const used =
       kind === "reset_password"
         ? await call("POST", "/password/reset", { body: { token, new_password: `${PASSWORD} again` } })
-        : await call("POST", "/email/verify", { body: { token } });
+        : await call("POST", "/email/verify", { body: { token, password: PASSWORD } });
     expect(used.status, used.text).toBe(200);
   });
 });
