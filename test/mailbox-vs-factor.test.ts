@@ -1,11 +1,14 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { hashPassword, passwordOptions } from "../src/auth/passwords";
+import { getConfig } from "../src/config";
 import { applyRecoveries } from "../src/cron";
 import { SoftAuthenticator } from "./authenticator";
 import {
   awayFromStepEdge,
   call,
   codeAt,
+  d1WriteBeforeBatch,
   expectError,
   login,
   mailbox,
@@ -139,8 +142,11 @@ describe("a mailbox alone never gets past an enabled TOTP sooner than RECOVERY_D
 
     const other = await ownerWithTotp(box);
     const otherNotMe = box.link(other.email, "revoke-way-in");
+    await box.send("POST", "/password/forgot", { body: { email: other.email } });
+    const otherReset = box.link(other.email, "reset-password");
     expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
     expectError(await call("POST", "/ways-in/revoke", { body: { token: otherNotMe } }), 400, "invalid_link");
+    expectError(await call("POST", "/password/reset", { body: { token: otherReset, new_password: "x new one 77", code: "000000" } }), 400, "invalid_link");
     expect(await totpOf(other.user.id)).not.toBeNull();
   });
 
@@ -171,6 +177,31 @@ describe("a mailbox alone never gets past an enabled TOTP sooner than RECOVERY_D
       "invalid_mfa_code",
     );
     expect(await totpOf(owner.user.id)).not.toBeNull();
+  });
+
+  it("an undone move tells the address it moved away from; a reset held from that address is moot once it is no longer the account's", async () => {
+    const box = mailbox();
+    const old = address();
+    const reg = await registerUser({ email: old });
+    const moved = address();
+    // Asked while TOTP was off, confirmed after TOTP was turned on: the new address outranks TOTP.
+    await box.send("POST", "/email", { token: reg.access_token, body: { new_email: moved, current_password: PASSWORD } });
+    const undo = box.link(old, "revoke-way-in");
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
+    await awayFromStepEdge();
+    expect((await call("POST", "/mfa/totp/enable", { token: reg.access_token, body: { code: await codeAt(setup.body.secret) } })).status).toBe(200);
+    expect((await call("POST", "/email/confirm", { token: reg.access_token, body: { token: box.link(moved, "confirm-email") } })).status).toBe(200);
+    await box.send("POST", "/password/forgot", { body: { email: moved } });
+    const held = await box.send("POST", "/password/reset", { body: { token: box.link(moved, "reset-password"), new_password: NEW_PASSWORD } });
+    expect(held.body.takes_effect_at).toEqual(expect.any(String));
+    // The former address undoes the move: the address it left hears of it.
+    expect((await box.send("POST", "/ways-in/revoke", { body: { token: undo } })).body).toMatchObject({ way: "email", removed: true });
+    expect(box.sent.filter((m) => m.to === moved).at(-1)).toMatchObject({ subject: "The address of your account was changed back" });
+    // The reset held from the address the account no longer has does not apply.
+    await applyHoldsAt(Date.parse(held.body.takes_effect_at) + 1000);
+    expect(await holdOf(reg.user.id)).toBeNull();
+    expect(await totpOf(reg.user.id)).not.toBeNull();
+    expectError(await login(reg.input.username, NEW_PASSWORD), 401, "invalid_credentials");
   });
 
   it("announced to every address the account has: its own, and each one a linked provider vouches for", async () => {
@@ -264,6 +295,29 @@ describe("the cron that applies holds", () => {
       .bind(owner.user.id)
       .first<{ n: number }>();
     expect(applied!.n).toBe(1);
+  });
+
+  it("a request that joins a hold between the cron's read and its batch is applied by the next run, not lost", async () => {
+    const box = mailbox();
+    const owner = await ownerWithTotp(box);
+    const revoked = await box.send("POST", "/ways-in/revoke", { body: { token: box.link(owner.email, "revoke-way-in") } });
+    const at = Date.parse(revoked.body.takes_effect_at) + 1000;
+    // A held reset joins the TOTP removal just before the run's batch (its password: NEW_PASSWORD).
+    const newHash = await hashPassword(NEW_PASSWORD, passwordOptions(getConfig(env)));
+    const DB = d1WriteBeforeBatch(
+      1,
+      "UPDATE recovery_holds SET kind = 'reset', password_hash = ?, mailbox = ? WHERE user_id = ?",
+      newHash,
+      owner.email,
+      owner.user.id,
+    );
+    await applyRecoveries({ ...env, DB }, new Date(at));
+    expect(await holdOf(owner.user.id)).toMatchObject({ kind: "reset" }); // not applied as a TOTP removal alone, not dropped
+    expect(await totpOf(owner.user.id)).not.toBeNull();
+    await applyHoldsAt(at);
+    expect(await holdOf(owner.user.id)).toBeNull();
+    expect(await totpOf(owner.user.id)).toBeNull();
+    expect((await login(owner.input.username, NEW_PASSWORD)).body.access_token).toEqual(expect.any(String));
   });
 
   it("a hold whose TOTP the owner turned off and on again meanwhile is dropped, not applied to the new one", async () => {

@@ -205,5 +205,20 @@ export async function revokeWayIn(deps: Deps, token: string): Promise<{ removed:
   await audit(deps, "way_in_revoked", { user_id: userId, way: kind, removed, held: held !== undefined });
   await mirrorEpoch(deps, userId, results.epoch[0], now);
   if (held) await announceHold(deps, userId, held.kind, held.dueAt);
+  if (kind === "email" && removed) await tellDisplaced(deps, userId, value);
   return { removed, kind, heldUntil: held?.dueAt };
+}
+
+/**
+ * The address an undone change moved away from hears of it: it is the one the owner proved last,
+ * and from now on every notice goes to the restored one.
+ */
+async function tellDisplaced(deps: Deps, userId: string, displaced: string) {
+  const lines = [
+    'The address of your account was changed back from this one to the address it had before, with the "this was not me" link mailed there, and every session was signed out.',
+    "If that was not you: sign in (with your second factor if it is on), change the address again and change your password. While two-step sign-in is on, the former address cannot reset the password without a code, and any sign-in with a second factor cancels what it asks to remove.",
+  ];
+  await afterAnswer(deps, "displaced_notice", async () => {
+    await sendMail(deps, compose(displaced, "The address of your account was changed back", lines), { user_id: userId, purpose: "security_notice" });
+  });
 }

@@ -6,10 +6,11 @@ import { batch } from "../db/batch";
 import { deleteIdentitiesOnReset } from "../db/identities";
 import { endUserChallenges, removeTotpEnabledAt } from "../db/mfa";
 import { deleteUserPasskeys } from "../db/passkeys";
-import { channelsOf, claimedBy, claimHold, dropDueHold, dueHolds, type HoldKind, holdRecovery, type NewHold } from "../db/recovery-holds";
+import { channelsOf, claimedBy, claimHold, dropDueHold, dueHolds, type Hold, type HoldKind, holdRecovery, type NewHold } from "../db/recovery-holds";
 import { revokeUserSessions } from "../db/sessions";
 import { epochState, resetPassword } from "../db/users";
 import { afterAnswer, type Deps } from "../deps";
+import { log } from "../log";
 import { compose, sendMail } from "../mail";
 import { publishEpoch } from "./epochs";
 
@@ -78,29 +79,45 @@ export async function announceCancel(deps: Deps, userId: string, sessionId: stri
 }
 
 /**
- * The cron: applies holds whose wait is over. Each in one batch, only while the TOTP it names is
- * still on (and the hold not cancelled meanwhile): TOTP goes, and a held reset hands the account to
- * the mailbox as a reset does. A hold whose TOTP is gone already is dropped. Returns how many applied.
+ * The cron: applies holds whose wait is over. Each in one batch, only while it is still meant (the
+ * TOTP it names is on; a held reset's address is still the account's) and unchanged since it was
+ * read: TOTP goes and a held reset hands the account to the mailbox as a reset does. A moot hold is
+ * dropped. One hold's failure after its batch (KV, mail) does not stop the others. Returns how many applied.
  */
 export async function applyDueHolds(deps: Deps, now: Date, limit = 100): Promise<number> {
-  const { db } = deps;
   let applied = 0;
-  for (const hold of await dueHolds(db, now, limit)) {
-    const by = crypto.randomUUID();
-    const claimed = claimedBy(db, hold.userId, by);
-    const reset = hold.passwordHash
-      ? reclaimStatements(deps, hold.userId, hold.passwordHash, now, claimed, { removeTotp: true, mailbox: hold.mailbox ?? "" })
-      : { totpRemoved: removeTotpEnabledAt(db, hold.userId, hold.totpEnabledAt, now, claimed) };
-    const done = await batch(db, { claim: claimHold(db, hold.userId, hold.totpEnabledAt, now, by), ...reset, dropped: dropDueHold(db, hold.userId, now) });
-    if (!done.claim[0]) continue;
+  for (const hold of await dueHolds(deps.db, now, limit)) {
+    if (!(await applyHold(deps, hold, now))) continue;
     applied++;
-    await audit(deps, "recovery_applied", { user_id: hold.userId, kind: hold.kind });
-    const state = "epoch" in done ? done.epoch[0] : undefined;
-    if (state) await publishEpoch(deps, hold.userId, state, now);
-    await tellEveryChannel(deps, hold.userId, "Two-step sign-in was removed from your account", [
-      `As announced on ${when(hold.requestedAt)}, ${what(hold.kind)} took effect now.`,
-      hold.kind === "reset" ? "Sign in with the new password." : "Sign in with your password, or reset it by mail.",
-    ]);
+    try {
+      await tellEveryChannel(deps, hold.userId, "Two-step sign-in was removed from your account", [
+        `As announced on ${when(hold.requestedAt)}, ${what(hold.kind)} took effect now.`,
+        hold.kind === "reset" ? "Sign in with the new password." : "Sign in with your password, or reset it by mail.",
+      ]);
+    } catch (err) {
+      log("recovery_notice_failed", { user_id: hold.userId, error: (err as Error).name }, "error");
+    }
   }
   return applied;
+}
+
+/** One hold's batch, its audit row and KV; true when this run applied it. */
+async function applyHold(deps: Deps, hold: Hold, now: Date): Promise<boolean> {
+  const { db } = deps;
+  const by = crypto.randomUUID();
+  const claimed = claimedBy(db, hold.userId, by);
+  const reset = hold.passwordHash
+    ? reclaimStatements(deps, hold.userId, hold.passwordHash, now, claimed, { removeTotp: true, mailbox: hold.mailbox ?? "" })
+    : { totpRemoved: removeTotpEnabledAt(db, hold.userId, hold.totpEnabledAt, now, claimed) };
+  const done = await batch(db, { claim: claimHold(db, hold, now, by), ...reset, dropped: dropDueHold(db, hold.userId, now, by) });
+  if (!done.claim[0]) return false;
+  await audit(deps, "recovery_applied", { user_id: hold.userId, kind: hold.kind });
+  const state = "epoch" in done ? done.epoch[0] : undefined;
+  try {
+    if (state) await publishEpoch(deps, hold.userId, state, now);
+  } catch (err) {
+    // D1 ended the sessions already (no refresh); their last access tokens live out their minutes.
+    log("revocation_incomplete", { user_id: hold.userId, error: (err as Error).name }, "error");
+  }
+  return true;
 }

@@ -1,4 +1,4 @@
-import { and, eq, exists, isNull, lte, type SQL, sql } from "drizzle-orm";
+import { and, eq, exists, isNull, lte, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { identities, recoveryHolds, users } from "./schema";
 
@@ -69,26 +69,32 @@ export function dueHolds(db: Db, now: Date, limit: number) {
   return db.select().from(recoveryHolds).where(lte(recoveryHolds.dueAt, now)).orderBy(recoveryHolds.dueAt).limit(limit);
 }
 
+export type Hold = typeof recoveryHolds.$inferSelect;
+
 /**
- * Takes a due hold for this run (`by`, a random id), only while the TOTP it names is still on; the
- * batch's later writes depend on `claimedBy`. Nothing when it was cancelled or applied meanwhile.
+ * True while the hold still means what it did: the TOTP it names is still on and, for a held reset,
+ * the address the reset link went to is still the account's. A hold that is not is moot.
  */
-export function claimHold(db: Db, userId: string, totpEnabledAt: Date, now: Date, by: string) {
+const stillMeant = sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${recoveryHolds.userId} AND ${users.totpEnabledAt} = ${recoveryHolds.totpEnabledAt} AND (${recoveryHolds.passwordHash} IS NULL OR ${users.email} = ${recoveryHolds.mailbox}))`;
+
+/**
+ * Takes a due hold for this run (`by`, a random id), only if it is still the row `read` (a later
+ * request may have joined it meanwhile: then the next run applies what it became) and still meant;
+ * the batch's later writes depend on `claimedBy`. Nothing when it was cancelled or applied meanwhile.
+ */
+export function claimHold(db: Db, read: Hold, now: Date, by: string) {
   return db
     .update(recoveryHolds)
     .set({ appliedBy: by })
     .where(
       and(
-        eq(recoveryHolds.userId, userId),
+        eq(recoveryHolds.userId, read.userId),
         lte(recoveryHolds.dueAt, now),
         isNull(recoveryHolds.appliedBy),
-        eq(recoveryHolds.totpEnabledAt, totpEnabledAt),
-        exists(
-          db
-            .select({ id: users.id })
-            .from(users)
-            .where(and(eq(users.id, userId), eq(users.totpEnabledAt, totpEnabledAt))),
-        ),
+        eq(recoveryHolds.totpEnabledAt, read.totpEnabledAt),
+        eq(recoveryHolds.kind, read.kind),
+        sql`${recoveryHolds.passwordHash} IS ${read.passwordHash}`,
+        stillMeant,
       ),
     )
     .returning({ userId: recoveryHolds.userId });
@@ -103,9 +109,12 @@ export const claimedBy = (db: Db, userId: string, by: string) =>
       .where(and(eq(recoveryHolds.userId, userId), eq(recoveryHolds.appliedBy, by))),
   );
 
-/** Drops a due hold, applied or moot (the TOTP it named is gone). */
-export const dropDueHold = (db: Db, userId: string, now: Date) =>
-  db.delete(recoveryHolds).where(and(eq(recoveryHolds.userId, userId), lte(recoveryHolds.dueAt, now)));
+/** Drops a due hold this run applied, or one that is moot (its TOTP is gone, or its reset's address); returns it. */
+export const dropDueHold = (db: Db, userId: string, now: Date, by: string) =>
+  db
+    .delete(recoveryHolds)
+    .where(and(eq(recoveryHolds.userId, userId), lte(recoveryHolds.dueAt, now), or(eq(recoveryHolds.appliedBy, by), sql`NOT ${stillMeant}`)))
+    .returning({ userId: recoveryHolds.userId });
 
 /**
  * Every address the account can be reached at: its own, and each address a linked provider vouches
@@ -121,5 +130,3 @@ export async function channelsOf(db: Db, userId: string): Promise<string[]> {
   return [...new Set(all.map((a) => a.toLowerCase()))];
 }
 
-/** The account's hold, if any. */
-export const holdOf = (db: Db, userId: string) => db.select().from(recoveryHolds).where(eq(recoveryHolds.userId, userId));
