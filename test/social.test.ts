@@ -278,14 +278,21 @@ describe("linking and unlinking", () => {
     );
   });
 
-  it("an account without a password proves a step-up by a recent sign-in", async () => {
-    const social = await socialSignIn(uniqueName("wes"));
+  it("an account without a password proves a step-up by a recent sign-in, as the session's row records it (never a token's claim)", async () => {
+    const name = uniqueName("wes");
+    const social = await socialSignIn(name);
+    await env.DB.prepare("UPDATE sessions SET auth_time = ? WHERE id = ?")
+      .bind(Date.now() - 3_600_000, sidOf(social.access_token))
+      .run();
+    expectError(await call("POST", "/mfa/totp/setup", { token: social.access_token, body: {} }), 401, "reauthentication_required");
+    // A token of that session claiming a fresh sign-in (one signed with a leaked key, say) changes nothing.
     const claims = decodeJwtPart(social.access_token, 1);
-    const stale = await forgeToken({ claims: { ...claims, jti: crypto.randomUUID(), auth_time: nowSeconds() - 3600 } });
-    expectError(await call("POST", "/mfa/totp/setup", { token: stale, body: {} }), 401, "reauthentication_required");
-    const fresh = await call("POST", "/mfa/totp/setup", { token: social.access_token, body: {} });
+    const forged = await forgeToken({ claims: { ...claims, jti: crypto.randomUUID(), auth_time: nowSeconds() } });
+    expectError(await call("POST", "/mfa/totp/setup", { token: forged, body: {} }), 401, "reauthentication_required");
+    // A new sign-in with the provider renews it.
+    const again = await socialSignIn(name);
+    const fresh = await call("POST", "/mfa/totp/setup", { token: again.access_token, body: {} });
     expect(fresh.status, fresh.text).toBe(200);
-    expect(sidOf(stale)).toBe(sidOf(social.access_token));
   });
 
   it("such an account has no password to change, and sets one by a mailed link", async () => {

@@ -227,7 +227,9 @@ function failure(err: unknown, step: string): ProviderFailure {
   if (err instanceof oauth.ResponseBodyError) return new ProviderFailure("provider_error", `${step}: ${err.error}`);
   if (err instanceof oauth.OperationProcessingError) return new ProviderFailure("invalid_response", `${step}: ${err.code ?? ""} ${err.message}`);
   if (err instanceof oauth.UnsupportedOperationError) return new ProviderFailure("invalid_response", `${step}: ${err.message}`);
-  // A request that got no answer is provider_unreachable already (reach); what is left is the answer's fault.
+  // A request that got no answer is provider_unreachable already (reach); an answer whose body did
+  // not arrive in time is too. What is left is the answer's fault.
   const e = err as Error;
+  if (e?.name === "TimeoutError" || e?.name === "AbortError") return new ProviderFailure("provider_unreachable", `${step}: ${e.name}`);
   return new ProviderFailure("invalid_response", `${step}: ${e?.name ?? "error"} ${e?.message ?? ""}`);
 }

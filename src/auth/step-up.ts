@@ -30,16 +30,17 @@ export interface StepUpInput extends SecondFactor {
   current_password?: string;
 }
 
-/** A check that started: the user as read with it, and the check's id. */
+/** A check that started: the user as read with it, the check's id, and when the session signed in (D1's record). */
 export interface StartedStepUp {
   user: User;
   check: string;
+  authTime?: Date;
 }
 
 /** Starts the check against the session's budget, or throws: 429 while checks fill it, 401 once it is spent. */
 export async function beginStepUp(deps: Deps, claims: AccessClaims, now: Date): Promise<StartedStepUp> {
   const { db, config } = deps;
-  const { check, user } = await beginStepUpCheck(db, claims.sid, claims.sub, now, config.STEP_UP_MAX_FAILURES, CHECK_STALE_MS);
+  const { check, user, authTime } = await beginStepUpCheck(db, claims.sid, claims.sub, now, config.STEP_UP_MAX_FAILURES, CHECK_STALE_MS);
   if (!user) {
     if (check) await endCheck(db, check);
     throw userGone();
@@ -51,7 +52,7 @@ export async function beginStepUp(deps: Deps, claims: AccessClaims, now: Date): 
     await revokeSessions(deps.kv, await revokeSession(db, { id: claims.sid }, now));
     throw sessionEnded();
   }
-  return { user, check };
+  return { user, check, authTime };
 }
 
 /**
@@ -70,8 +71,9 @@ export async function proveStepUp(
   const { user, check } = started;
   const needed = needs(action, user);
   if (needed.includes("recent_sign_in")) {
-    // No password to ask: the session's sign-in must be recent (a new sign-in with the provider renews it).
-    const signedInAt = (claims.auth_time ?? 0) * 1000;
+    // No password to ask: the session's sign-in must be recent (a new sign-in with the provider renews
+    // it), as D1 recorded it: a token's own auth_time claim is not taken at its word.
+    const signedInAt = started.authTime?.getTime() ?? 0;
     if (now.getTime() - signedInAt > deps.config.STEP_UP_MAX_AGE * 1000) {
       await endCheck(deps.db, check);
       throw new Refusal("reauthentication_required", `Sign in again, then retry within ${Math.round(deps.config.STEP_UP_MAX_AGE / 60)} minutes`);

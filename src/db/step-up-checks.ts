@@ -9,7 +9,7 @@ import { live } from "./sessions";
 
 /**
  * Starts a step-up check (auth/step-up.ts) against this session's own budget, and reads the user,
- * in one round trip: a row in password_checks, added only while the session is the user's, live,
+ * and when the session signed in, in one round trip: a row in password_checks, added only while the session is the user's, live,
  * and its failures plus checks in flight stay under `max`, so concurrent guesses cannot exceed it.
  */
 export async function beginStepUpCheck(
@@ -19,10 +19,10 @@ export async function beginStepUpCheck(
   now: Date,
   max: number,
   staleMs: number,
-): Promise<{ check?: string; user?: User }> {
+): Promise<{ check?: string; user?: User; authTime?: Date }> {
   const id = crypto.randomUUID();
   const subject = `session:${sessionId}`;
-  const { started, found } = await batch(db, {
+  const { started, found, signedIn } = await batch(db, {
     started: db
       .insert(passwordChecks)
       .select(
@@ -40,8 +40,13 @@ export async function beginStepUpCheck(
       )
       .returning({ id: passwordChecks.id }),
     found: db.select().from(users).where(eq(users.id, userId)),
+    // When the session's sign-in happened, as D1 recorded it (not as a token claims it).
+    signedIn: db
+      .select({ authTime: sessions.authTime })
+      .from(sessions)
+      .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId))),
   });
-  return { check: started[0]?.id, user: found[0] };
+  return { check: started[0]?.id, user: found[0], authTime: signedIn[0]?.authTime };
 }
 
 /** A wrong password or code in a step-up check: counts against the session's budget. Returns the count. */
