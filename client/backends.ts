@@ -30,7 +30,7 @@ interface RequestLike {
 }
 interface Platform {
   Headers: new (init?: unknown) => HeadersLike;
-  Request: new (input: RequestLike, init: { headers: HeadersLike }) => RequestLike;
+  Request: new (input: RequestLike, init: object) => RequestLike;
   URL: new (url: string, base?: string) => { origin: string; href: string };
   location?: { href: string };
 }
@@ -57,7 +57,9 @@ type AnyFetch = (input: unknown, init?: unknown) => Promise<{ status: number; he
 export function backendFetch(allowed: Set<string>, tokens: TokenSource, doFetch: AnyFetch, originError: (origin: string) => Error) {
   const platform = globalThis as unknown as Platform;
   return async function authFetch(input: FetchInput, init?: FetchInit): Promise<FetchResponse> {
-    const request = typeof input === "object" && input !== null && "clone" in input ? (input as unknown as RequestLike) : undefined;
+    const given = typeof input === "object" && input !== null && "clone" in input ? (input as unknown as RequestLike) : undefined;
+    // fetch(request, init): init's method, body, headers and signal win over the request's, as in fetch itself.
+    const request = given && init ? new platform.Request(given, init as object) : given;
     const href = request ? request.url : typeof input === "string" ? input : (input as { href: string }).href;
     // A relative URL is the page's own origin: allowed only if the app lists it.
     const origin = new platform.URL(href, platform.location?.href).origin;

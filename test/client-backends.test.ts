@@ -144,6 +144,18 @@ describe("client.fetch() to the team's backend", () => {
     expect(seen.calls.filter((c) => c === `POST ${TEAM}/api/notes`)).toHaveLength(2);
   });
 
+  it("fetch(request, init): the init's method and body win over the request's, as fetch itself does", async () => {
+    const { client } = await clientWithExpiredToken();
+    const res = await client.fetch(new Request(`${TEAM}/api/notes`), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"text":"from init"}',
+    });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ saved: "from init" });
+    expect(seen.calls.filter((c) => c === `POST ${TEAM}/api/notes`)).toHaveLength(2);
+  });
+
   it("retries once, not again: a backend that keeps refusing gets its 401 back, after one refresh", async () => {
     const client = clientFor();
     await client.register(newUser());

@@ -8,7 +8,8 @@ var refusedToken = (status, challenge) => status === 401 && /^\s*Bearer\b/i.test
 function backendFetch(allowed, tokens, doFetch, originError) {
   const platform = globalThis;
   return async function authFetch(input, init) {
-    const request = typeof input === "object" && input !== null && "clone" in input ? input : void 0;
+    const given = typeof input === "object" && input !== null && "clone" in input ? input : void 0;
+    const request = given && init ? new platform.Request(given, init) : given;
     const href = request ? request.url : typeof input === "string" ? input : input.href;
     const origin = new platform.URL(href, platform.location?.href).origin;
     if (!allowed.has(origin)) throw originError(origin);

@@ -1,3 +1,4 @@
+import type { Config } from "../config";
 import { toBase64Url } from "../encoding";
 
 /**
@@ -32,3 +33,11 @@ export function derivedKey(
   }
   return key;
 }
+
+/**
+ * An HMAC key for `label` derived from the Worker's signing secret (JWT_PRIVATE_KEY, or the wrapping
+ * key where the ring has none): refresh successors, mail job tokens, mail budget recipients.
+ * Replacing that secret changes every value made with it.
+ */
+export const serverHmacKey = (config: Pick<Config, "JWT_PRIVATE_KEY" | "JWT_WRAPPING_KEY">, label: string) =>
+  derivedKey(new TextEncoder().encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!), label, { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);

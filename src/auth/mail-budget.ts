@@ -7,7 +7,7 @@ import { type BudgetedPurpose, countMail, type MailCount, mailSentAt, mailsCount
 import { accountIdOf } from "../db/users";
 import type { Deps } from "../deps";
 import { toBase64Url } from "../encoding";
-import { derivedKey } from "./hkdf";
+import { serverHmacKey } from "./hkdf";
 
 /**
  * The per-recipient mail budget (docs/security.md, "mail turned against the owner"): every mail that
@@ -23,13 +23,7 @@ import { derivedKey } from "./hkdf";
  */
 
 const encoder = new TextEncoder();
-const recipientKey = (config: Config) =>
-  derivedKey(
-    encoder.encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!),
-    "edge-auth-api mail recipient v1",
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    ["sign"],
-  );
+const recipientKey = (config: Config) => serverHmacKey(config, "edge-auth-api mail recipient v1");
 
 export type { BudgetedPurpose };
 

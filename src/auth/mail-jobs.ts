@@ -7,7 +7,7 @@ import { toBase64Url } from "../encoding";
 import { log } from "../log";
 import { deliver, type Mail } from "../mail";
 import { Refusal } from "./errors";
-import { derivedKey } from "./hkdf";
+import { serverHmacKey } from "./hkdf";
 import { LIMITS, newLink, requireAppUrl } from "./links";
 import { issueWithinBudget, mailCount } from "./mail-budget";
 
@@ -49,13 +49,7 @@ export async function queueMail(deps: Deps, kind: MailJobKind, email: string): P
 }
 
 const encoder = new TextEncoder();
-const jobKey = (config: Config) =>
-  derivedKey(
-    encoder.encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!),
-    "edge-auth-api mail job link v1",
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    ["sign"],
-  );
+const jobKey = (config: Config) => serverHmacKey(config, "edge-auth-api mail job link v1");
 
 /** The link token of a job: the same on every delivery, and nobody without the Worker's secret can make it. */
 export async function jobToken(config: Config, job: MailJob): Promise<string> {
@@ -85,7 +79,8 @@ export async function runLinkJob(deps: Deps, job: MailJob, who: SQL, mail: (to: 
   try {
     await markMailSent(deps.db, job.key, new Date());
   } catch (err) {
-    // Sent: the job must end here. Only a delivery of the same job again could mail it twice.
+    // Sent: the job must end here. A later delivery of the same job, or one running at the same
+    // time (at-least-once delivery), could then mail it twice.
     log("mail_sent_unrecorded", { request_id: deps.requestId, kind: job.kind, error: (err as Error).name }, "error");
   }
 }

@@ -1,6 +1,6 @@
 import type { Config } from "../config";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../encoding";
-import { derivedKey } from "./hkdf";
+import { serverHmacKey } from "./hkdf";
 
 /**
  * Refresh tokens: 256 random bits (base64url) at login; each rotation's successor is an HMAC of the
@@ -23,13 +23,7 @@ export const hashRefreshToken = sha256Base64Url;
 // move to the ring changes nothing here), else JWT_WRAPPING_KEY. Replacing that secret only breaks a
 // retry that straddles the change (a 401; the session stays).
 const encoder = new TextEncoder();
-const successorKey = (config: Config) =>
-  derivedKey(
-    encoder.encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!),
-    "edge-auth-api refresh successor v1",
-    { name: "HMAC", hash: "SHA-256", length: 256 },
-    ["sign"],
-  );
+const successorKey = (config: Config) => serverHmacKey(config, "edge-auth-api refresh successor v1");
 
 /** The refresh token that replaces `token` at rotation: the same every time it is asked for. */
 export async function successorOf(config: Config, token: string): Promise<string> {

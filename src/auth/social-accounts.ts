@@ -10,7 +10,8 @@ import { Refusal } from "./errors";
 import type { Profile } from "./providers";
 import { NO_PASSWORD } from "./ways-in";
 
-/** Which account a social sign-in lands in (auth/social.ts): the identity's own, or a new one. */
+// Which account a social sign-in lands in (auth/social.ts): the identity's own, or a new one.
+
 /**
  * The account a provider's answer signs in to: the identity's own; else a new account, where sign-up
  * is open. Never an existing account found by its address (verified or not): that is

@@ -129,4 +129,3 @@ export async function channelsOf(db: Db, userId: string): Promise<string[]> {
   const all = rows.flatMap((r) => [r.own, r.vouched]).filter((a): a is string => typeof a === "string" && a.length > 0);
   return [...new Set(all.map((a) => a.toLowerCase()))];
 }
-

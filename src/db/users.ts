@@ -24,14 +24,11 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
 /** Selectors of one account, for the queries that take one (mailed links, checks). */
 export const accountWithId = (id: string) => eq(users.id, id);
 export const accountWithAddress = (email: string) => eq(users.email, email.toLowerCase());
-/** ...that has an address not yet proved by a link. */
 /** The id of the account `who` selects (a read for a batch). */
 export const accountIdOf = (db: Db, who: SQL) => db.select({ id: users.id }).from(users).where(who);
 
 /** The account `who` selects, while `address` is its address and not yet verified. */
 export const withUnverifiedAddress = (who: SQL, address: string) => and(who, eq(users.email, address.toLowerCase()), isNull(users.emailVerifiedAt))!;
-
-export const unverified = (who: SQL) => and(who, isNull(users.emailVerifiedAt))!;
 
 /** Whether an account has this (lower-cased) address. */
 export async function emailTaken(db: Db, email: string): Promise<boolean> {
