@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { mailCount } from "../src/auth/mail-budget";
+import { mailboxOf, mailCount } from "../src/auth/mail-budget";
 import { getConfig } from "../src/config";
 import { housekeeping } from "../src/cron";
 import { getDb } from "../src/db/client";
@@ -47,6 +47,23 @@ describe("mail a stranger can cause", () => {
     for (const r of rows.results) expect(r.detail).not.toContain("@");
     // A refused request changes nothing: the last link that went out still works.
     expect((await call("POST", "/email/confirm", { token: requester.access_token, body: { token: box.link(stranger, "confirm-email") } })).status).toBe(200);
+  });
+
+  it("variants of one mailbox share its budget: +tags, and Gmail's dots and googlemail.com", async () => {
+    const box = mailbox();
+    const requester = await registerUser();
+    const name = uniqueName("victim").replace(/_/g, "");
+    const variants = Array.from({ length: 15 }, (_, i) =>
+      i % 3 === 0 ? `${name}+${i}@gmail.com` : i % 3 === 1 ? `${name.slice(0, 3)}.${name.slice(3)}+x${i}@gmail.com` : `${name}+y${i}@googlemail.com`,
+    );
+    for (const to of variants)
+      expect(
+        (await box.send("POST", "/email", { token: requester.access_token, body: { new_email: to, current_password: PASSWORD }, bindings: noEdgeLimit }))
+          .status,
+      ).toBe(202);
+    expect(box.sent.filter((m) => variants.includes(m.to))).toHaveLength(DAILY);
+    expect(mailboxOf("A.Lice+news@GoogleMail.com")).toBe("alice@gmail.com");
+    expect(mailboxOf("a.lice+news@example.com")).toBe("a.lice@example.com"); // dots matter elsewhere
   });
 
   it("the budget is the recipient's: a second account cannot mail the address once the first spent it", async () => {

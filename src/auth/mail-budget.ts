@@ -27,9 +27,23 @@ const recipientKey = (config: Config) => serverHmacKey(config, "edge-auth-api ma
 
 export type { BudgetedPurpose };
 
+/**
+ * The mailbox an address reaches, as the budget counts it: lower-cased, without a `+tag` (most mail
+ * services deliver a+anything@ to a@), and for Gmail without dots. So variants of one mailbox share
+ * its budget; the mail itself still goes to the address as written.
+ */
+export function mailboxOf(address: string): string {
+  const at = address.lastIndexOf("@");
+  let [local, domain] = [address.slice(0, at).toLowerCase(), address.slice(at + 1).toLowerCase()];
+  local = local.split("+")[0] || local;
+  if (domain === "googlemail.com") domain = "gmail.com";
+  if (domain === "gmail.com") local = local.replaceAll(".", "");
+  return `${local}@${domain}`;
+}
+
 /** The mail to `address` for `purpose`, as its budget counts it; `id` is the mail's key (a retry passes the same). */
 export async function mailCount(config: Config, address: string, purpose: BudgetedPurpose, now: Date, id: string = crypto.randomUUID()): Promise<MailCount> {
-  const mac = await crypto.subtle.sign("HMAC", await recipientKey(config), encoder.encode(address.toLowerCase()));
+  const mac = await crypto.subtle.sign("HMAC", await recipientKey(config), encoder.encode(mailboxOf(address)));
   return { id, recipient: toBase64Url(new Uint8Array(mac)), purpose, now, perDay: config.MAIL_RECIPIENT_DAILY };
 }
 
