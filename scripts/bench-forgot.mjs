@@ -7,18 +7,16 @@
 // ratio. Prints and records; asserts nothing (a loaded machine moves these numbers: docs/performance.md).
 //   BENCH_PAIRS (30), BENCH_PAUSE_MS (250), BENCH_PATH (/password/forgot, or /email/verify/request).
 
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { root, start, stop, waitFor } from "./servers.mjs";
+import { prepareState, start, stop, waitFor } from "./servers.mjs";
 
 const PORT = 8798;
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 30);
 const PAUSE_MS = Number(process.env.BENCH_PAUSE_MS ?? 250);
 const ROUTE = process.env.BENCH_PATH ?? "/password/forgot";
-const env = { ...process.env, PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH, WRANGLER_SEND_METRICS: "false" };
 const state = mkdtempSync(path.join(os.tmpdir(), "bench-forgot-"));
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -53,14 +51,7 @@ const quartiles = (xs) => {
 };
 
 async function main() {
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    shell: process.platform === "win32",
-  });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  prepareState(state);
   const vars = ["ISSUER:http://localhost:8798", "APP_URL:http://localhost:5173/", "LOG_REQUESTS:off", "REQUIRE_VERIFIED_EMAIL:off"];
   start("wrangler", ["dev", "--port", String(PORT), "--persist-to", state, ...vars.flatMap((v) => ["--var", v])], { quiet: true });
   await waitFor(`http://localhost:${PORT}/health`, "the API");

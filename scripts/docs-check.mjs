@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { signInAtLocalIdp } from "./idp-login.mjs";
-import { root, start, stop, waitFor } from "./servers.mjs";
+import { prepareState, root, start, stop, waitFor } from "./servers.mjs";
 
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(readme)?.[1];
@@ -87,14 +87,7 @@ async function socialSignIn() {
 
 let status = 1;
 try {
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    shell: process.platform === "win32",
-  });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  prepareState(state);
   const devVars = devVarsWith(await localIdp());
   start("wrangler", ["dev", "--port", "8792", "--persist-to", state, "--env-file", devVars, "--var", `ISSUER:${API}`], { quiet: true });
   await waitFor(`${API}/health`, "the API");

@@ -46,6 +46,22 @@ export async function waitFor(url, what, seconds = 60) {
   throw new Error(`${what} did not answer at ${url} within ${seconds} s`);
 }
 
+/**
+ * A local database for a run in `state`: the dev setup (.dev.vars kept if there, the static assets)
+ * and the migrations. Throws with wrangler's output when they fail.
+ */
+export function prepareState(state) {
+  const quiet = { ...env, CI: "true" }; // CI: wrangler takes "yes" for its confirmation prompt
+  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env: quiet });
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: root,
+    env: quiet,
+    encoding: "utf8",
+    shell: process.platform === "win32",
+  });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+}
+
 export function stop() {
   for (const child of children) {
     try {

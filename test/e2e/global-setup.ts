@@ -1,11 +1,10 @@
-import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 // @ts-expect-error: a plain ES module shared with the workerd tests and `npm run idp`
 import { startLocalIdp } from "../../scripts/identity-providers.mjs";
 // @ts-expect-error: a plain ES module shared with `npm run demo`
-import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
+import { prepareState, start, stop, waitFor } from "../../scripts/servers.mjs";
 
 /** Ports of their own, so a running `npm run dev` or `npm run demo` is no obstacle. */
 export const API = "http://localhost:8790";
@@ -19,16 +18,8 @@ export default async function setup() {
   const state = STATE;
   rmSync(state, { recursive: true, force: true });
   mkdirSync(state);
-  const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
   // A dev signing key in .dev.vars (kept if there), and a fresh database for this run.
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
-    cwd: root,
-    env,
-    encoding: "utf8",
-    shell: process.platform === "win32",
-  });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  prepareState(state);
   // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
   // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
   rmSync(API_LOG, { force: true });
