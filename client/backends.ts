@@ -4,7 +4,8 @@
  * gets an error, never the token. A 401 whose WWW-Authenticate says `error="invalid_token"` (RFC 6750:
  * expired, revoked, or signed by a key the backend has not fetched yet) costs one refresh, shared by
  * every call that met it, and one retry; any other answer is the caller's, as fetch returns it. A
- * redirect to another origin drops the header (the Fetch standard: browsers, Workers, Node).
+ * redirect to another origin drops the header in browsers and Node (the Fetch standard); a backend
+ * that redirects elsewhere should not be listed.
  */
 
 // The platform's own fetch types where the app has them (DOM, @cloudflare/workers-types, @types/node):
