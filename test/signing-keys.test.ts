@@ -2,7 +2,8 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { activeKeys, keyWindows, maintainRing, retireKey } from "../src/auth/signing-keys";
+import { retireKey } from "../src/auth/key-operations";
+import { activeKeys, keyWindows, maintainRing } from "../src/auth/signing-keys";
 import { getConfig } from "../src/config";
 import { FREQUENT } from "../src/cron";
 import { getDb } from "../src/db/client";

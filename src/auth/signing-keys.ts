@@ -3,14 +3,13 @@ import { type AuditContext, audit } from "../audit";
 import { type Config, ConfigError } from "../config";
 import type { Db } from "../db/client";
 import type { SigningKey } from "../db/schema";
-import { allKeys, insertKeys, liveKeys, markMirrored, type NewSigningKey, retireExpired, turnRing } from "../db/signing-keys";
-import { fromBase64Url } from "../encoding";
+import { allKeys, insertKeys, liveKeys, markMirrored, retireExpired, turnRing } from "../db/signing-keys";
 import { log } from "../log";
 import { Refusal } from "./errors";
-import { derivedKey } from "./hkdf";
 import { KV_KEYS } from "./kv-keys";
-import { openWith, sealWith } from "./secrets";
-import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicHalf, secretKeyRing } from "./tokens";
+import { openWith } from "./secrets";
+import { firstKeys, generated, type LiveState, wrapKey } from "./signing-key-rows";
+import { type KeyRing, keyRing, secretKeyRing } from "./tokens";
 
 /**
  * Which keys sign and verify access tokens (docs/design.md "Signing keys").
@@ -25,6 +24,7 @@ import { type KeyRing, keyRing, newSigningJwk, privateKeysOf, publicHalf, secret
  * keys and the sealed current key), which each isolate re-reads at most every KEY_PROPAGATION / 2
  * (60 s at most). The windows are counted from the moment a mirror showed a change (publish), so a
  * location that still sees the ring as it was keeps signing with a key every verifier still has.
+ * A key's row is made in auth/signing-key-rows.ts; an operator's view and commands are auth/key-operations.ts.
  */
 
 export interface KeyStores {
@@ -51,8 +51,6 @@ export function keyWindows(config: Config) {
     rotateEvery: config.KEY_ROTATION_DAYS * DAY,
   };
 }
-
-type LiveState = "next" | "current" | "previous";
 
 /** What KV holds: the public keys verifiers accept, and the sealed key that signs. */
 interface Mirror {
@@ -127,48 +125,7 @@ async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
   return keyRing(`ring:${mirror.signing.sealed}:${mirror.keys.map((k) => k.kid).join(",")}`, signing, [...mirror.keys.map((k) => k.jwk)], problem);
 }
 
-const wrapKey = (config: Config) =>
-  derivedKey(fromBase64Url(config.JWT_WRAPPING_KEY!)!, "edge-auth-api signing key wrap v1", { name: "AES-GCM", length: 256 }, ["encrypt", "decrypt"]);
-
 // ---- the ring's lifecycle: the cron, an operator, a new deployment's first request ----
-
-const newKid = (now: Date) => `key-${now.toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 8)}`;
-
-function keyRow(jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date, sealed: string | null): NewSigningKey {
-  return {
-    kid: jwk.kid!,
-    state,
-    publicJwk: publicHalf(jwk) as Record<string, string>,
-    sealedPrivateJwk: sealed,
-    origin,
-    createdAt: now,
-    // A ring's first key signs at once (docs/design.md: "A ring's first key signs at once").
-    publishedAt: state === "current" ? now : null,
-    activatedAt: state === "current" ? now : null,
-    deactivatedAt: state === "previous" ? now : null,
-  };
-}
-
-const sealedRow = async (config: Config, jwk: JWK, state: LiveState, origin: NewSigningKey["origin"], now: Date) =>
-  keyRow(jwk, state, origin, now, await sealWith(await wrapKey(config), jwk.kid!, new TextEncoder().encode(JSON.stringify(jwk))));
-
-const generated = async (config: Config, state: LiveState, now: Date) => sealedRow(config, await newSigningJwk(newKid(now)), state, "generated", now);
-
-/**
- * A new ring: JWT_PRIVATE_KEY's keys when the deployment had them (its signing key stays current, so
- * no token stops verifying and nobody is signed out), otherwise a new key; and a next key.
- */
-async function firstKeys(config: Config, now: Date): Promise<NewSigningKey[]> {
-  if (config.JWT_PRIVATE_KEY) {
-    const [signing, ...older] = privateKeysOf(config.JWT_PRIVATE_KEY);
-    const rows = [await sealedRow(config, signing!, "current", "imported", now)];
-    // Older keys in the set only verify: previous keys, retired on the usual schedule. A public-only
-    // one has nothing to seal and is kept as its public half.
-    for (const k of older) rows.push(k.d ? await sealedRow(config, k, "previous", "imported", now) : keyRow(k, "previous", "imported", now, null));
-    return [...rows, await generated(config, "next", now)];
-  }
-  return [await generated(config, "current", now), await generated(config, "next", now)];
-}
 
 export interface RingChange {
   /** The cron: turn the ring when the current key has signed KEY_ROTATION_DAYS, retire what is due. */
@@ -301,55 +258,4 @@ async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
     keys: live.map((k) => ({ kid: k.kid, state: k.state as LiveState, jwk: k.publicJwk as JWK })),
     signing: { kid: current.kid, sealed: current.sealedPrivateJwk },
   };
-}
-
-/** The operator's view of the ring: every key with its times (never a private half) and the windows in seconds. */
-export interface KeyView {
-  keys: SigningKey[];
-  windows: { publish_for: number; keep_for: number; rotate_every: number };
-  rotated?: { from: string; to: string };
-  retired?: string[];
-  message?: string;
-}
-
-async function viewOf(ks: KeyStores, extra: Omit<KeyView, "keys" | "windows"> = {}): Promise<KeyView> {
-  const w = keyWindows(ks.config);
-  return {
-    keys: await allKeys(ks.db),
-    windows: { publish_for: w.publishFor / 1000, keep_for: w.keepFor / 1000, rotate_every: w.rotateEvery / 1000 },
-    ...extra,
-  };
-}
-
-type OperatorStores = KeyStores & Partial<AuditContext>;
-
-/** GET /admin/keys. Starts the ring if this deployment has none yet, so the operator sees the keys that will sign. */
-export async function keyRingView(ks: OperatorStores): Promise<KeyView> {
-  manualRefused(ks.config);
-  if (!(await liveKeys(ks.db)).some((k) => k.state === "current")) await maintainRing(ks, {});
-  return viewOf(ks);
-}
-
-/** POST /admin/keys/rotate: the next key signs now (refused until it has been published for the full window). */
-export async function rotateKeys(ks: OperatorStores, by: string): Promise<KeyView> {
-  manualRefused(ks.config);
-  const report = await maintainRing(ks, { rotate: true, by });
-  return viewOf(ks, { rotated: report.rotated, retired: report.retired });
-}
-
-/** POST /admin/keys/{kid}/retire: an emergency; the key stops verifying at once. */
-export async function retireKey(ks: OperatorStores, by: string, kid: string): Promise<KeyView> {
-  manualRefused(ks.config);
-  const report = await maintainRing(ks, { retire: kid, by });
-  const message =
-    `Key ${kid} is retired. This API refuses the access tokens it signed within KEY_PROPAGATION (${ks.config.KEY_PROPAGATION} s) everywhere; ` +
-    "until then other locations may still sign with it, and those tokens fail too. Resource servers refuse them once their cached JWKS expires " +
-    `(JWKS_MAX_AGE, ${ks.config.JWKS_MAX_AGE} s). Clients refresh to get a token from the new key; refresh tokens are not signed with it, so nobody is signed out.` +
-    (report.rotated ? ` ${report.rotated.to} signs from now on, before every verifier may have fetched it; they fetch the JWKS again on its unknown kid.` : "");
-  return viewOf(ks, { rotated: report.rotated, retired: report.retired, message });
-}
-
-/** Refuses ring operations while JWT_PRIVATE_KEY signs: that key is rotated by hand. */
-export function manualRefused(config: Config) {
-  if (config.SIGNING_KEYS !== "rotating") throw new Refusal("keys_not_rotating");
 }

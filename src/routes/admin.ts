@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
-import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/signing-keys";
+import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/key-operations";
 import { stepUp } from "../auth/step-up";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
