@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 // Raised from 1400 / 256 for passkeys: @simplewebauthn/server brings ASN.1 and X.509 parsers
-// (@peculiar/*, asn1js, reflect-metadata, tsyringe), about 740 KiB unminified; src/auth/passkeys.ts
+// (@peculiar/*, asn1js, reflect-metadata, tsyringe), about 740 KiB unminified; src/auth/passkeys/passkeys.ts
 // loads it on the first passkey request, so other cold starts do not evaluate it. Gzip raised from 420
 // for the signing key ring, discovery and the admin key routes (our own code, +7 KiB gzipped), then
 // from 432 for issue 27 (held recoveries, the mail budget and queue, the providers' own config and

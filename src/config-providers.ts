@@ -14,7 +14,7 @@ const providerUrl = z.url().refine((u) => {
   return url.protocol === "https:" || (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
 }, "must be https (http only for localhost)");
 
-// One social sign-in provider (auth/providers.ts). `id` names it in the routes (/oauth/<id>/...) and
+// One social sign-in provider (auth/social/providers.ts). `id` names it in the routes (/oauth/<id>/...) and
 // in OAUTH_CLIENT_SECRETS; `name` is the button label.
 const providerCommon = {
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "lower-case letters, digits, - and _ (at most 32)"),

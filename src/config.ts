@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { MAX_ITERATIONS } from "./auth/passwords";
+import { MAX_ITERATIONS } from "./auth/core/passwords";
 import { providerListStrict, type SocialConfig, socialConfig } from "./config-providers";
 import { fromBase64Url } from "./encoding";
 import { log } from "./log";
@@ -57,7 +57,7 @@ const ConfigFields = z.object({
   LOGIN_LOCK_MAX: seconds(900, 1, 86_400),
   // Live sessions per user; a new login ends the oldest one beyond this.
   MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(1000).default(50),
-  // Wrong passwords or codes in a session's step-up checks (auth/step-up.ts: changing the password or
+  // Wrong passwords or codes in a session's step-up checks (auth/core/step-up.ts: changing the password or
   // the address, deleting the account, adding or removing a way in) before that session is signed
   // out: its own budget, apart from the login lock, so nobody else's failed logins can block the owner.
   STEP_UP_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5),
@@ -75,7 +75,7 @@ const ConfigFields = z.object({
   // With REQUIRE_VERIFIED_EMAIL on: days a new account has to prove its address before the cron
   // removes it (it never had a session) and frees the address.
   UNVERIFIED_ACCOUNT_DAYS: z.coerce.number().int().min(1).max(365).default(7),
-  // Mail a third party can cause, per recipient and purpose in any 24 hours (auth/mail-budget.ts).
+  // Mail a third party can cause, per recipient and purpose in any 24 hours (auth/mail/budget.ts).
   MAIL_RECIPIENT_DAILY: z.coerce.number().int().min(1).max(100).default(5),
   // "on": one JSON log line per request (Workers Observability records every request anyway).
   LOG_REQUESTS: z.enum(["on", "off"]).default("off"),
@@ -104,7 +104,7 @@ const ConfigFields = z.object({
   // for a local test (the deploy check refuses it).
   KEY_PROPAGATION: seconds(180, 0, 3_600),
   PASSWORD_PEPPER: optionalSecret,
-  // Seals TOTP secrets at rest (auth/secrets.ts). Without it, everything but second factors works.
+  // Seals TOTP secrets at rest (auth/core/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey("mfa"),
   // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
   // party id (a domain; empty: the host of the first allowed origin) and the page origins allowed to
@@ -120,7 +120,7 @@ const ConfigFields = z.object({
   STEP_UP_MAX_AGE: seconds(300, 60, 3_600),
   // While TOTP is on, what a mailbox alone asks to lower (a "this was not me" link removing TOTP, a
   // reset that would remove it) waits this long, announced, and a sign-in with a second factor
-  // cancels it (auth/recovery-holds.ts). Seven days by default; one day at the least.
+  // cancels it (auth/mail/recovery-holds.ts). Seven days by default; one day at the least.
   RECOVERY_DELAY: seconds(604_800, 86_400, 2_592_000),
 });
 

@@ -1,6 +1,6 @@
 import { audit } from "./audit";
-import { applyDueHolds } from "./auth/recovery-holds";
-import { maintainRing } from "./auth/signing-keys";
+import { maintainRing } from "./auth/core/signing-keys";
+import { applyDueHolds } from "./auth/mail/recovery-holds";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
 import { deleteAuditEventsBefore } from "./db/audit";
@@ -58,7 +58,7 @@ export async function housekeeping(env: Env, now = new Date()) {
 
 /**
  * Every cron run, when SIGNING_KEYS is rotating: turns the ring when the current key is due, retires
- * what has been kept long enough, and repairs a mirror a failed run left behind (auth/signing-keys.ts).
+ * what has been kept long enough, and repairs a mirror a failed run left behind (auth/core/signing-keys.ts).
  * Runs often (every 10 minutes by default) so the windows it waits out are not stretched by a day.
  */
 export async function turnSigningKeys(env: Env, now = new Date()) {
@@ -74,7 +74,7 @@ export async function turnSigningKeys(env: Env, now = new Date()) {
 }
 
 /**
- * Every cron run: applies held recoveries whose wait is over (auth/recovery-holds.ts), so one takes
+ * Every cron run: applies held recoveries whose wait is over (auth/mail/recovery-holds.ts), so one takes
  * effect within the frequent trigger's period (10 minutes) of its announced time.
  */
 export async function applyRecoveries(env: Env, now = new Date()) {

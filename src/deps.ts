@@ -3,7 +3,7 @@ import type { Config } from "./config";
 import type { Db } from "./db/client";
 import { log } from "./log";
 
-/** A queued request for mail by address (auth/mail-jobs.ts makes it, src/mail-queue.ts does it). */
+/** A queued request for mail by address (auth/mail/jobs.ts makes it, src/mail-queue.ts does it). */
 export interface MailJob {
   v: 1;
   kind: "reset_password" | "verify_email";
@@ -29,7 +29,7 @@ export interface Deps extends AuditContext {
   limitMail?: (key: string) => Promise<void>;
   /** Cloudflare Email Service (src/mail.ts is the only user). */
   mailer?: SendEmail;
-  /** The queue of mail asked for by address (auth/mail-jobs.ts; consumed by src/mail-queue.ts). */
+  /** The queue of mail asked for by address (auth/mail/jobs.ts; consumed by src/mail-queue.ts). */
   mailQueue?: Queue<MailJob>;
   /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
   defer?: (task: Promise<unknown>) => void;

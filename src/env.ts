@@ -1,4 +1,4 @@
-import type { AccessClaims } from "./auth/tokens";
+import type { AccessClaims } from "./auth/core/tokens";
 
 /** Hono's environment for this app: Workers bindings plus per-request variables. */
 export type AppEnv = {

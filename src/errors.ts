@@ -1,7 +1,7 @@
 import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { Refusal, RevocationIncomplete, TooManyAttempts } from "./auth/errors";
+import { Refusal, RevocationIncomplete, TooManyAttempts } from "./auth/core/errors";
 import { ConfigError } from "./config";
 import { overloaded } from "./db/client";
 import type { AppEnv } from "./env";
@@ -144,7 +144,7 @@ const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof ApiError) return render(c, err);
-  // The auth flows' failures (auth/errors.ts): their code's status, and Retry-After where they say when.
+  // The auth flows' failures (auth/core/errors.ts): their code's status, and Retry-After where they say when.
   if (err instanceof TooManyAttempts) return render(c, new ApiError("rate_limited", err.message, undefined, { "Retry-After": String(err.retryAfter) }));
   if (err instanceof Refusal) return render(c, new ApiError(err.code, err.explanation, err.fields));
   if (err instanceof HTTPException) {

@@ -1,7 +1,7 @@
 import { audit } from "./audit";
-import { mailVerificationJob } from "./auth/account";
-import { isMailJob, type MailJob } from "./auth/mail-jobs";
-import { mailResetLink } from "./auth/reclaim";
+import { isMailJob, type MailJob } from "./auth/mail/jobs";
+import { mailVerificationJob } from "./auth/mail/verification";
+import { mailResetLink } from "./auth/mailbox/reclaim";
 import { getConfig } from "./config";
 import { getDb, getReplicaDb } from "./db/client";
 import type { Deps } from "./deps";
@@ -9,12 +9,12 @@ import { log } from "./log";
 
 /**
  * The consumer of the mail queue (wrangler.toml [[queues.consumers]]; the producer is
- * auth/mail-jobs.ts): the lookup, link and mail of a request by address, away from its answer.
+ * auth/mail/jobs.ts): the lookup, link and mail of a request by address, away from its answer.
  *
  * A job whose work throws (the Email Service refused the mail, D1 did not answer, a configuration
  * fault) is retried after 30 s, then 60, 120, 240 and 480: six attempts over about 15 minutes, within
  * a reset link's 30. After the sixth it ends with `mail_failed` in the audit trail. Delivery is at
- * least once; a job delivered again makes no second link and sends no second mail (auth/mail-jobs.ts).
+ * least once; a job delivered again makes no second link and sends no second mail (auth/mail/jobs.ts).
  */
 
 export const MAIL_ATTEMPTS = 6;

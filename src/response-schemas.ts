@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { type Action, STEP_UP } from "./auth/ways-in";
+import { type Action, STEP_UP } from "./auth/core/ways-in";
 
 /**
  * Response schemas: the shapes of every answer (GET /openapi.json documents them; the tests check

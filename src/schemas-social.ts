@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { notBoth, stepUpExample, stepUpFields, useCookie } from "./schemas";
 
-/** Request schemas of social sign-in (auth/social.ts, routes/oauth.ts); the shared pieces come from schemas.ts. */
+/** Request schemas of social sign-in (auth/social/flow.ts, routes/oauth.ts); the shared pieces come from schemas.ts. */
 
 const providerParam = z
   .string()

@@ -66,7 +66,7 @@ export const refreshSchema = z
 
 const currentPassword = z.string({ error: "is required" }).min(1, "is required").max(128, "at most 128 characters");
 
-// ---- Step-up and second factors (auth/ways-in.ts, auth/step-up.ts, auth/mfa.ts, auth/passkeys.ts) ----
+// ---- Step-up and second factors (auth/core/ways-in.ts, auth/core/step-up.ts, auth/totp/mfa.ts, auth/passkeys/passkeys.ts) ----
 
 const totpCode = z
   .string({ error: "must be a string" })
@@ -90,7 +90,7 @@ export const notBoth: [(v: { code?: string; recovery_code?: string }) => boolean
 /**
  * A step-up's fields: the password, and while TOTP is on a code or a recovery code. The password is
  * optional here only for accounts without one (social sign-ups: a recent sign-in instead); an account
- * with a password that sends none gets 400 from the step-up itself (auth/step-up.ts).
+ * with a password that sends none gets 400 from the step-up itself (auth/core/step-up.ts).
  */
 export const stepUpFields = { current_password: currentPassword.optional(), ...proofFields };
 export const stepUpExample = { current_password: "correct horse 42", code: "123456" };

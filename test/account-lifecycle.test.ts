@@ -129,7 +129,7 @@ describe("GET /sessions and DELETE /sessions/:id", () => {
     expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
     expectError(await refreshWith(other.body.refresh_token), 401, "invalid_token");
     expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
-    // Again, while its access tokens could still live: 200 (a retry completes a revocation, auth/revocations.ts).
+    // Again, while its access tokens could still live: 200 (a retry completes a revocation, auth/core/revocations.ts).
     const sid = sidOf(other.body.access_token);
     expect((await call("DELETE", `/sessions/${sid}`, { token: reg.access_token })).status).toBe(200);
     // Once none can: not a session there is anything left to revoke.

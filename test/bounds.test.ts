@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { MAX_PASSKEYS } from "../src/auth/passkeys";
+import { MAX_PASSKEYS } from "../src/auth/passkeys/passkeys";
 import { SoftAuthenticator } from "./authenticator";
 import { call, expectError, ORIGIN, registerOptions, registerUser } from "./helpers";
 import { start } from "./social";

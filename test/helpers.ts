@@ -3,7 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { type Schema, Validator } from "@cfworker/json-schema";
 import { importJWK, type JWK, SignJWT } from "jose";
 import { expect } from "vitest";
-import { fromBase32, STEP_SECONDS, totpCode } from "../src/auth/totp";
+import { fromBase32, STEP_SECONDS, totpCode } from "../src/auth/core/totp";
 import worker from "../src/index";
 import { SoftAuthenticator } from "./authenticator";
 
@@ -164,7 +164,7 @@ export async function ageRotations(seconds: number) {
 
 export const sidOf = (accessToken: string) => decodeJwtPart(accessToken, 1).sid as string;
 
-/** Wrong passwords and codes a session has sent to step-up checks (its own budget, auth/step-up.ts). */
+/** Wrong passwords and codes a session has sent to step-up checks (its own budget, auth/core/step-up.ts). */
 export const stepUpFailures = async (accessToken: string) =>
   (await env.DB.prepare("SELECT password_failures AS n FROM sessions WHERE id = ?").bind(sidOf(accessToken)).first<{ n: number }>())!.n;
 

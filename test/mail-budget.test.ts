@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { mailboxOf, mailCount } from "../src/auth/mail-budget";
+import { mailboxOf, mailCount } from "../src/auth/mail/budget";
 import { getConfig } from "../src/config";
 import { housekeeping } from "../src/cron";
 import { getDb } from "../src/db/client";
@@ -9,7 +9,7 @@ import { sha256Base64Url } from "../src/encoding";
 import { call, d1Usage, mailbox, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 /**
- * The per-recipient mail budget (src/auth/mail-budget.ts, docs/security.md "mail turned against the
+ * The per-recipient mail budget (src/auth/mail/budget.ts, docs/security.md "mail turned against the
  * owner"): every mail a third party can cause counts against MAIL_RECIPIENT_DAILY (5 in the tests) for
  * its recipient and purpose in any 24 hours; beyond it nothing is mailed, the refusal is audited
  * without the address, and the answer is the one a mailed request gets.

@@ -4,7 +4,7 @@ import { MAIL_ATTEMPTS, retryDelay } from "../src/mail-queue";
 import { call, capturingQueue, d1Usage, deliverJobs, expectError, mailbox, PASSWORD, registerUser, type SentMail, uniqueName } from "./helpers";
 
 /**
- * Mail asked for by address goes through a Cloudflare Queue (src/auth/mail-jobs.ts, src/mail-queue.ts):
+ * Mail asked for by address goes through a Cloudflare Queue (src/auth/mail/jobs.ts, src/mail-queue.ts):
  * the route validates, spends the per-client limit and queues a job, the same for every address; the
  * consumer does the lookup, the link and the mail, retries a mail the Email Service refused, and mails
  * a job once however often it is delivered.

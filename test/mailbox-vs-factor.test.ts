@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { hashPassword, passwordOptions } from "../src/auth/passwords";
+import { hashPassword, passwordOptions } from "../src/auth/core/passwords";
 import { getConfig } from "../src/config";
 import { applyRecoveries } from "../src/cron";
 import { SoftAuthenticator } from "./authenticator";

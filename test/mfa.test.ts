@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { open, seal } from "../src/auth/secrets";
-import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/totp";
+import { open, seal } from "../src/auth/core/secrets";
+import { fromBase32, otpauthUri, toBase32, totpCode, verifyTotp } from "../src/auth/core/totp";
 import {
   awayFromStepEdge,
   type CallOptions,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type Action, STEP_UP } from "../src/auth/ways-in";
+import { type Action, STEP_UP } from "../src/auth/core/ways-in";
 import {
   awayFromStepEdge,
   call,

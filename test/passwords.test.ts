@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { dummyVerify, hashPassword, MAX_ITERATIONS, needsRehash, verifyPassword } from "../src/auth/passwords";
+import { dummyVerify, hashPassword, MAX_ITERATIONS, needsRehash, verifyPassword } from "../src/auth/core/passwords";
 import { ConfigError, getConfig } from "../src/config";
 
 const opts = { iterations: 100_000, pepper: "pepper-for-tests-000000" };

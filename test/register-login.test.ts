@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { hashPassword } from "../src/auth/passwords";
+import { hashPassword } from "../src/auth/core/passwords";
 import { call, decodeJwtPart, expectError, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());

@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { hashPassword } from "../src/auth/passwords";
+import { hashPassword } from "../src/auth/core/passwords";
 import {
   type ApiResponse,
   ageRotations,

@@ -1,12 +1,12 @@
 import { applyD1Migrations } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterAll, expect } from "vitest";
-import { isKnownKvKey } from "../src/auth/kv-keys";
+import { isKnownKvKey } from "../src/auth/core/kv-keys";
 
 // Setup files run before each test file; applyD1Migrations skips what is already applied.
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
 
-// Every key the file's tests left in KV is one the Worker declares (src/auth/kv-keys.ts), and so one
+// Every key the file's tests left in KV is one the Worker declares (src/auth/core/kv-keys.ts), and so one
 // docs/storage.md describes (test/node/storage-doc.test.ts): a key written any other way fails here.
 afterAll(async () => {
   const unknown: string[] = [];
@@ -16,5 +16,5 @@ afterAll(async () => {
     unknown.push(...page.keys.map((k) => k.name).filter((name) => !isKnownKvKey(name)));
     cursor = page.list_complete ? undefined : page.cursor;
   } while (cursor);
-  expect(unknown, "KV keys missing from src/auth/kv-keys.ts and docs/storage.md").toEqual([]);
+  expect(unknown, "KV keys missing from src/auth/core/kv-keys.ts and docs/storage.md").toEqual([]);
 });

@@ -2,8 +2,8 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { retireKey } from "../src/auth/key-operations";
-import { activeKeys, keyWindows, maintainRing } from "../src/auth/signing-keys";
+import { activeKeys, keyWindows, maintainRing } from "../src/auth/core/signing-keys";
+import { retireKey } from "../src/auth/keys/operations";
 import { getConfig } from "../src/config";
 import { FREQUENT } from "../src/cron";
 import { getDb } from "../src/db/client";
@@ -11,7 +11,7 @@ import worker from "../src/index";
 import { call, d1Usage, decodeJwtPart, expectError, login, makeAdmin, once, PASSWORD, refreshWith, registerUser, testJwk } from "./helpers";
 
 /**
- * The signing key ring (SIGNING_KEYS = "rotating", auth/signing-keys.ts). The rest of the suite signs
+ * The signing key ring (SIGNING_KEYS = "rotating", auth/core/signing-keys.ts). The rest of the suite signs
  * with JWT_PRIVATE_KEY; here each request gets the ring's settings. KEY_PROPAGATION 0 makes every
  * request read the mirror, so a test sees each change at once; the windows then are
  * publish 600 s (JWKS_MAX_AGE) and keep 900 + 600 + 60 s.

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
-import { type SignInput, secretKeyRing, signAccessToken, verifyAccessToken } from "../src/auth/tokens";
+import { type SignInput, secretKeyRing, signAccessToken, verifyAccessToken } from "../src/auth/core/tokens";
 import type { Config } from "../src/config";
 import { getConfig } from "../src/config";
 import { forgeToken, nowSeconds, testJwk, unsignedToken } from "./helpers";

@@ -24,7 +24,7 @@ import {
 } from "./helpers";
 
 /**
- * One model for every way into an account (auth/ways-in.ts): the ways in listed with when and by
+ * One model for every way into an account (auth/core/ways-in.ts): the ways in listed with when and by
  * which session each was added; how each session was proved (amr, auth_time); step-up in one table,
  * on the session's own budget; recovery by mail that takes the account back; and "this was not me"
  * links that remove what a notice announced. Each finding of issue 17 has its test here or beside

@@ -3,7 +3,7 @@ import { batch } from "./batch";
 import type { Db } from "./client";
 import { type User, users } from "./schema";
 
-/** Queries of the admin area (auth/admin.ts), and the rule that at least one active admin remains. */
+/** Queries of the admin area (auth/account/admin.ts), and the rule that at least one active admin remains. */
 
 /** Whether the row `alias` is an admin who is not disabled (raw SQL: it is used on other aliases of users too). */
 const activeAdmin = (alias: string) => sql.raw(`(${alias}.disabled_at IS NULL AND EXISTS (SELECT 1 FROM json_each(${alias}.roles) WHERE value = 'admin'))`);

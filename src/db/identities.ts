@@ -3,7 +3,7 @@ import { batch } from "./batch";
 import type { Db } from "./client";
 import { identities, oauthFlows, passkeys, users } from "./schema";
 
-/** Queries for social sign-in: identities and the flows in flight (auth/social.ts). */
+/** Queries for social sign-in: identities and the flows in flight (auth/social/flow.ts). */
 
 export type NewIdentity = typeof identities.$inferInsert;
 export type NewFlow = typeof oauthFlows.$inferInsert;

@@ -3,7 +3,7 @@ import { batch } from "./batch";
 import type { Db } from "./client";
 import { passwordChecks, type User, users } from "./schema";
 
-/** The account lock's queries (auth/lockout.ts): checks in flight, failures in a row, the lock. */
+/** The account lock's queries (auth/core/lockout.ts): checks in flight, failures in a row, the lock. */
 
 export interface LockPolicy {
   threshold: number; // failures in a row before the first lock

@@ -2,7 +2,7 @@ import { and, eq, gt, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { mailSends } from "./schema";
 
-/** Queries for the per-recipient mail budget (auth/mail-budget.ts). */
+/** Queries for the per-recipient mail budget (auth/mail/budget.ts). */
 
 export type BudgetedPurpose = (typeof mailSends.$inferSelect)["purpose"];
 

@@ -2,7 +2,7 @@ import { and, eq, exists, gt, isNotNull, isNull, lt, type SQL, sql } from "drizz
 import type { Db } from "./client";
 import { challenges, users } from "./schema";
 
-/** Queries for TOTP, recovery codes and challenges (auth/mfa.ts, auth/passkeys.ts). */
+/** Queries for TOTP, recovery codes and challenges (auth/totp/mfa.ts, auth/passkeys/passkeys.ts). */
 
 export type ChallengePurpose = (typeof challenges.$inferInsert)["purpose"];
 

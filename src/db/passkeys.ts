@@ -3,7 +3,7 @@ import { batch } from "./batch";
 import type { Db } from "./client";
 import { identities, passkeys, users } from "./schema";
 
-/** Queries for WebAuthn credentials (auth/passkeys.ts). */
+/** Queries for WebAuthn credentials (auth/passkeys/passkeys.ts). */
 
 export type NewPasskey = typeof passkeys.$inferInsert;
 

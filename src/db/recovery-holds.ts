@@ -2,7 +2,7 @@ import { and, eq, exists, isNull, lte, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { identities, recoveryHolds, users } from "./schema";
 
-/** Queries for held recoveries (auth/recovery-holds.ts): what a mailbox alone asked to lower while TOTP was on. */
+/** Queries for held recoveries (auth/mail/recovery-holds.ts): what a mailbox alone asked to lower while TOTP was on. */
 
 export type HoldKind = (typeof recoveryHolds.$inferSelect)["kind"];
 

@@ -12,14 +12,14 @@ export const users = sqliteTable(
     username: text().notNull(), // as the user typed it; unique regardless of case (index below)
     email: text(), // stored lower-cased, so the plain unique index is case-insensitive
     // When the address was proved by a mailed link (verification, reset, confirmed change). Also the
-    // mailbox's rank against TOTP (auth/ways-in.ts): an address confirmed after a change that a TOTP
+    // mailbox's rank against TOTP (auth/core/ways-in.ts): an address confirmed after a change that a TOTP
     // code authorized takes that TOTP's time, so its mailbox alone never outranks that TOTP.
     emailVerifiedAt: integer("email_verified_at", { mode: "timestamp_ms" }),
     // Signed up while REQUIRE_VERIFIED_EMAIL is on (no session until the address is proved): unless
     // it is proved by then, the daily cron removes the account and frees the address (docs/storage.md).
     verifyBy: integer("verify_by", { mode: "timestamp_ms" }),
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
-    passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/passwords.ts)
+    passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/core/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
     // Online-guessing protection (auth/sessions.ts login): failures in a row, and the lock they earned.
     failedLogins: integer("failed_logins").notNull().default(0),
@@ -31,18 +31,18 @@ export const users = sqliteTable(
     // write only if the version they checked is still current (auth/sessions.ts).
     passwordVersion: integer("password_version").notNull().default(0),
     // Bumped by every "end all sessions" (logout-all, password change). Each access token carries the
-    // epoch it was issued in; KV `usr:<id>` refuses tokens of older epochs (auth/revocations.ts), except
+    // epoch it was issued in; KV `usr:<id>` refuses tokens of older epochs (auth/core/revocations.ts), except
     // those of `epochKeptSession`, the caller's session that a password change keeps.
     sessionEpoch: integer("session_epoch").notNull().default(0),
     epochKeptSession: text("epoch_kept_session"),
-    // TOTP (auth/mfa.ts): the secret sealed with MFA_ENCRYPTION_KEY (auth/secrets.ts), pending until
+    // TOTP (auth/totp/mfa.ts): the secret sealed with MFA_ENCRYPTION_KEY (auth/core/secrets.ts), pending until
     // enabled; the last time step a code was accepted for (a code is good once); and the SHA-256 of
     // each unused recovery code (a JSON array, so enabling and using one are single statements).
     totpSecret: text("totp_secret"),
     totpEnabledAt: integer("totp_enabled_at", { mode: "timestamp_ms" }),
     totpLastStep: integer("totp_last_step").notNull().default(0),
     recoveryCodes: text("recovery_codes", { mode: "json" }).$type<string[]>(),
-    // Ways in (auth/ways-in.ts): when the password, the address and TOTP were set, and by which
+    // Ways in (auth/core/ways-in.ts): when the password, the address and TOTP were set, and by which
     // session (null: by a mailed link, or before this was recorded).
     passwordSetAt: integer("password_set_at", { mode: "timestamp_ms" }),
     passwordSetBy: text("password_set_by"),
@@ -74,7 +74,7 @@ export const sessions = sqliteTable(
     accessExpiresAt: integer("access_expires_at", { mode: "timestamp_ms" }).notNull().default(sql`0`),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     revokedAt: integer("revoked_at", { mode: "timestamp_ms" }), // null while the session is live
-    // Wrong passwords or codes in this session's step-up checks (auth/step-up.ts): its own budget,
+    // Wrong passwords or codes in this session's step-up checks (auth/core/step-up.ts): its own budget,
     // apart from the login lock, so a stranger's failed logins never block the signed-in owner.
     passwordFailures: integer("password_failures").notNull().default(0),
     // How the sign-in that opened the session was proved (RFC 8176 amr values) and when: carried by
@@ -108,7 +108,7 @@ export const rotatedRefreshTokens = sqliteTable(
 );
 
 /**
- * Password checks in flight (auth/lockout.ts): one row from the start of a check to its end, so
+ * Password checks in flight (auth/core/lockout.ts): one row from the start of a check to its end, so
  * concurrent checks count against a budget without being failures. A row whose worker died is
  * simply ignored once it is older than a few seconds; the daily cron deletes leftovers.
  */
@@ -123,7 +123,7 @@ export const passwordChecks = sqliteTable(
 );
 
 /**
- * Single-use links mailed to users (auth/links.ts): email verification, password reset, email
+ * Single-use links mailed to users (auth/mail/links.ts): email verification, password reset, email
  * change, and "this was not me" (revoke_way_in). Only the SHA-256 of the token is stored.
  */
 export const accountTokens = sqliteTable(
@@ -139,7 +139,7 @@ export const accountTokens = sqliteTable(
     // revoke_way_in: the way in it removes ("passkey:<id>", "totp:<enabled at, ms>", "email:<address>");
     // change_email: "totp:<enabled at, ms>" when the request's step-up included that TOTP's code.
     way: text(),
-    attempts: integer().notNull().default(0), // reset_password: codes tried with it (auth/reclaim.ts)
+    attempts: integer().notNull().default(0), // reset_password: codes tried with it (auth/mailbox/reclaim.ts)
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     expiresAt: integer("expires_at", { mode: "timestamp_ms" }).notNull(),
     usedAt: integer("used_at", { mode: "timestamp_ms" }), // used or superseded
@@ -178,7 +178,7 @@ export const challenges = sqliteTable(
   (t) => [index("challenges_expires_at_idx").on(t.expiresAt)],
 );
 
-/** WebAuthn credentials (auth/passkeys.ts). The public key only; the private key never leaves the authenticator. */
+/** WebAuthn credentials (auth/passkeys/passkeys.ts). The public key only; the private key never leaves the authenticator. */
 export const passkeys = sqliteTable(
   "passkeys",
   {
@@ -200,7 +200,7 @@ export const passkeys = sqliteTable(
 );
 
 /**
- * Social sign-in identities (auth/social.ts): an account at a provider, keyed by (issuer, subject),
+ * Social sign-in identities (auth/social/flow.ts): an account at a provider, keyed by (issuer, subject),
  * never by address. `email` is the address the provider last asserted, and whether it vouched for it.
  */
 export const identities = sqliteTable(
@@ -223,7 +223,7 @@ export const identities = sqliteTable(
 );
 
 /**
- * A social sign-in or link in flight (auth/social.ts). Started: the row holds what the callback
+ * A social sign-in or link in flight (auth/social/flow.ts). Started: the row holds what the callback
  * checks (the state's SHA-256 is the id; the browser that started it, as the SHA-256 of its flow
  * cookie; PKCE verifier; nonce). Called back: used once (`usedAt`). Where the app must finish it
  * (bearer mode, a second step, a link), the callback leaves a one-time code for POST /oauth/exchange:
@@ -237,11 +237,11 @@ export const oauthFlows = sqliteTable(
     purpose: text({ enum: ["sign_in", "link"] }).notNull(),
     userId: text("user_id").references(() => users.id, { onDelete: "cascade" }), // link: the account
     sessionId: text("session_id"), // link: the session that asked (the exchange must come from it)
-    browser: text().notNull(), // "" for a link not yet claimed by the browser that will carry it (auth/social.ts)
+    browser: text().notNull(), // "" for a link not yet claimed by the browser that will carry it (auth/social/flow.ts)
     codeVerifier: text("code_verifier").notNull(),
     nonce: text().notNull(),
     useCookie: integer("use_cookie", { mode: "boolean" }).notNull(),
-    // sign_in: the app's S256 code_challenge (auth/social.ts): then only its verifier exchanges the code, not the browser's cookie
+    // sign_in: the app's S256 code_challenge (auth/social/flow.ts): then only its verifier exchanges the code, not the browser's cookie
     exchangeChallenge: text("exchange_challenge"),
     returnTo: text("return_to").notNull(), // where the browser goes back to (allow-listed at start)
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
@@ -258,7 +258,7 @@ export const oauthFlows = sqliteTable(
 
 /**
  * A lowering of what the account requires that a mailbox alone asked for while TOTP was on
- * (auth/recovery-holds.ts): the TOTP goes, and for a held reset the new password takes effect, only
+ * (auth/mail/recovery-holds.ts): the TOTP goes, and for a held reset the new password takes effect, only
  * at `dueAt` (RECOVERY_DELAY later), unless a sign-in with a second factor cancels it first (the row
  * goes). One row per account; the cron applies due rows and deletes them.
  */

@@ -6,7 +6,7 @@ import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqli
 // Times are Unix milliseconds in INTEGER columns; Drizzle maps them to Date.
 
 /**
- * The signing key ring (auth/signing-keys.ts, docs/design.md "Signing keys"), with SIGNING_KEYS =
+ * The signing key ring (auth/core/signing-keys.ts, docs/design.md "Signing keys"), with SIGNING_KEYS =
  * "rotating". At most one key is `current` (signs) and one `next` (published, not yet signing): the
  * partial unique indexes make two racing rotations leave one result. `previous` keys still verify
  * until `retire_after`; `retired` ones are kept for the record with their private half erased.
@@ -21,7 +21,7 @@ export const signingKeys = sqliteTable(
     sealedPrivateJwk: text("sealed_private_jwk"), // null once retired
     origin: text({ enum: ["generated", "imported"] }).notNull(), // imported: the JWT_PRIVATE_KEY a deployment moved from
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
-    // Set once the KV mirror that every location reads has shown the key (auth/signing-keys.ts):
+    // Set once the KV mirror that every location reads has shown the key (auth/core/signing-keys.ts):
     // the windows count from what verifiers could really see, not from the D1 write.
     publishedAt: integer("published_at", { mode: "timestamp_ms" }),
     activatedAt: integer("activated_at", { mode: "timestamp_ms" }),
@@ -37,10 +37,10 @@ export const signingKeys = sqliteTable(
 );
 
 /**
- * Mail that a third party can cause, one row per mail let through (auth/mail-budget.ts): at most
+ * Mail that a third party can cause, one row per mail let through (auth/mail/budget.ts): at most
  * MAIL_RECIPIENT_DAILY per recipient and purpose in any 24 hours, counted by one conditional INSERT.
  * The recipient is an HMAC of the lower-cased address under a key derived from a Worker secret, never
- * the address. The id makes a retried mail count once (a queued job's key: auth/mail-jobs.ts), and a
+ * the address. The id makes a retried mail count once (a queued job's key: auth/mail/jobs.ts), and a
  * queued mail records when it went, so a job delivered again is not mailed twice. The daily cron
  * deletes rows older than two days.
  */

@@ -202,7 +202,7 @@ export function revokeSession(db: Db, where: { id: string; userId?: string } | {
 
 /**
  * Revokes every session of a user that is live or may hold a live access token, except one if given.
- * Their access tokens are revoked by the user's epoch (auth/revocations.ts), not one by one.
+ * Their access tokens are revoked by the user's epoch (auth/core/revocations.ts), not one by one.
  */
 export function revokeUserSessions(db: Db, userId: string, now: Date, exceptId?: string, onlyIf?: SQL) {
   // onlyIf: in a batch after a conditional write, only if that write happened.

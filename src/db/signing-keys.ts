@@ -4,7 +4,7 @@ import type { Db } from "./client";
 import { signingKeys } from "./schema";
 
 /**
- * Queries for the signing key ring (auth/signing-keys.ts). Every change is conditional on the states
+ * Queries for the signing key ring (auth/core/signing-keys.ts). Every change is conditional on the states
  * it read, and the partial unique indexes allow one current and one next key: two rotations racing
  * (the cron and an operator, two isolates starting the ring) leave the result of one.
  */

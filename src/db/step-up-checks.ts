@@ -5,10 +5,10 @@ import { checksInFlight, newCheck } from "./password-checks";
 import { passwordChecks, sessions, type User, users } from "./schema";
 import { live } from "./sessions";
 
-/** A session's own budget for step-up checks (auth/step-up.ts): checks in flight, failures, the reset after a pass. */
+/** A session's own budget for step-up checks (auth/core/step-up.ts): checks in flight, failures, the reset after a pass. */
 
 /**
- * Starts a step-up check (auth/step-up.ts) against this session's own budget, and reads the user,
+ * Starts a step-up check (auth/core/step-up.ts) against this session's own budget, and reads the user,
  * and when the session signed in, in one round trip: a row in password_checks, added only while the session is the user's, live,
  * and its failures plus checks in flight stay under `max`, so concurrent guesses cannot exceed it.
  */

@@ -60,7 +60,7 @@ export function rehashPassword(db: Db, id: string, checkedHash: string, password
  * Replaces the password only if its version is still the one that was checked (of two concurrent
  * changes at most one wins; a mere rehash does not count as a change), and starts a new session
  * epoch that keeps `keptSession` alive: every access token of the user's other sessions is revoked
- * (auth/revocations.ts). Returns the new epoch, or no row.
+ * (auth/core/revocations.ts). Returns the new epoch, or no row.
  */
 export function replacePassword(db: Db, id: string, checkedVersion: number, passwordHash: string, now: Date, keptSession: string) {
   // The kept session must still be live: a logout-all that landed meanwhile must not be undone.
@@ -116,7 +116,7 @@ export const accountAsChecked = (db: Db, u: Pick<User, "id" | "totpEnabledAt" | 
 /**
  * A new password from a reset link, only if `consumed` (the link was just used): a new version and
  * epoch, no lock, the address the link went to verified (the link proved the mailbox), and TOTP
- * removed when `removeTotp` (auth/ways-in.ts resetRemovesTotp).
+ * removed when `removeTotp` (auth/core/ways-in.ts resetRemovesTotp).
  */
 export function resetPassword(
   db: Db,
@@ -161,7 +161,7 @@ export function markEmailVerified(db: Db, id: string, email: string, now: Date, 
  * The new address from a confirmed change link, verified by that very link; `by` is the session that
  * asked for it. When the request's step-up included a code of the TOTP that is still on
  * (`endorsedBy`, its enabled time), the address ranks as proved no later than that TOTP: the new
- * mailbox alone does not outrank it (auth/ways-in.ts). The unique index settles a race for the address.
+ * mailbox alone does not outrank it (auth/core/ways-in.ts). The unique index settles a race for the address.
  */
 export function changeEmail(db: Db, id: string, email: string, now: Date, consumed: SQL, by: string | null, endorsedBy: number | null) {
   const proved = endorsedBy === null ? now : sql`CASE WHEN ${users.totpEnabledAt} = ${endorsedBy} THEN ${users.totpEnabledAt} ELSE ${now.getTime()} END`;
@@ -175,7 +175,7 @@ export function changeEmail(db: Db, id: string, email: string, now: Date, consum
 /**
  * A "this was not me" link from the former address undoes a change to `changedTo`: the account gets
  * `restored` back, verified (its mailbox just proved itself), but while TOTP is on ranked with that
- * TOTP, never above it: a mailbox alone does not outrank a second factor (auth/ways-in.ts). Only
+ * TOTP, never above it: a mailbox alone does not outrank a second factor (auth/core/ways-in.ts). Only
  * while `changedTo` is still the address.
  */
 export function restoreEmail(db: Db, id: string, changedTo: string, restored: string, now: Date, consumed: SQL) {
@@ -211,7 +211,7 @@ export function sessionEpochOf(db: Db, id: string) {
 }
 
 /**
- * What KV must hold for the user's epoch (auth/revocations.ts EpochState): the epoch, the kept
+ * What KV must hold for the user's epoch (auth/core/revocations.ts EpochState): the epoch, the kept
  * session, and until when: the newest access token of any of the user's sessions.
  */
 export function epochState(db: Db, id: string) {

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
-import { deleteAccount, profile, securityView } from "../auth/account";
-import { listSessions, revokeOwnSession } from "../auth/logout";
-import { changePassword } from "../auth/password-change";
+import { deleteAccount, profile, securityView } from "../auth/account/account";
+import { listSessions, revokeOwnSession } from "../auth/core/logout";
+import { changePassword } from "../auth/password/change";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";

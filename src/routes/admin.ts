@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
-import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/admin";
-import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/key-operations";
-import { stepUp } from "../auth/step-up";
+import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/account/admin";
+import { stepUp } from "../auth/core/step-up";
+import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/keys/operations";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
 import { requireRole } from "../middleware/require-auth";
@@ -13,7 +13,7 @@ import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser } from "./shapes";
 
 const admin = { security: BEARER, tags: ["Admin"] };
-/** What a step-up can answer (auth/step-up.ts), besides the guard's own 401 and 403. */
+/** What a step-up can answer (auth/core/step-up.ts), besides the guard's own 401 and 403. */
 const STEP_UP_ERRORS = ["invalid_token", "forbidden", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"] as const;
 
 const usersRoute = createRoute({

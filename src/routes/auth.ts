@@ -1,10 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { login } from "../auth/login";
-import { logout, logoutAll, logoutByRefreshToken } from "../auth/logout";
-import { completeMfaLogin } from "../auth/mfa";
-import { refresh } from "../auth/refresh";
-import { register } from "../auth/register";
+import { logout, logoutAll, logoutByRefreshToken } from "../auth/core/logout";
+import { refresh } from "../auth/core/refresh";
+import { login } from "../auth/password/login";
+import { register } from "../auth/password/register";
+import { completeMfaLogin } from "../auth/totp/mfa";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";

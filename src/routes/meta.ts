@@ -1,6 +1,6 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { checkStores } from "../auth/health";
-import { activeKeys } from "../auth/signing-keys";
+import { checkStores } from "../auth/core/health";
+import { activeKeys } from "../auth/core/signing-keys";
 import { getConfig } from "../config";
 import { ApiError } from "../errors";
 import { log } from "../log";
@@ -45,7 +45,7 @@ const discovery = (path: string) =>
     responses: { 200: json(discoverySchema, "The metadata, cacheable for JWKS_MAX_AGE seconds") },
   });
 
-/** The claims an access token carries (auth/tokens.ts signAccessToken). */
+/** The claims an access token carries (auth/core/tokens.ts signAccessToken). */
 const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified"];
 
 export const meta = openApiApp()

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { disableTotp, enableTotp, setupTotp } from "../auth/mfa";
+import { disableTotp, enableTotp, setupTotp } from "../auth/totp/mfa";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, recoveryCodesSchema, totpSetupSchema } from "../response-schemas";

@@ -2,9 +2,9 @@ import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { getCookie, setCookie as setCookieHeader } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
-import { Refusal } from "../auth/errors";
-import { ProviderFailure, providerList } from "../auth/providers";
-import { beginLink, claimLink, completeCallback, exchange, GRANT_TTL_MS, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social";
+import { Refusal } from "../auth/core/errors";
+import { beginLink, claimLink, completeCallback, exchange, GRANT_TTL_MS, type Landing, type Started, startSignIn, unlinkIdentity } from "../auth/social/flow";
+import { ProviderFailure, providerList } from "../auth/social/providers";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { jsonOnly } from "../middleware/json-only";
@@ -20,7 +20,7 @@ import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 
 /**
  * Social sign-in (docs/social-sign-in.md): the browser's trip to a provider and back, the app's code
- * exchange, and linking identities to a signed-in account. The flow's rules live in auth/social.ts.
+ * exchange, and linking identities to a signed-in account. The flow's rules live in auth/social/flow.ts.
  */
 
 const tags = ["Social sign-in"];

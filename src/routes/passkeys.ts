@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "@simplewebauthn/server";
-import { authenticationOptions, listPasskeys, passkeyLogin, registrationOptions, removePasskey, verifyRegistration } from "../auth/passkeys";
+import { authenticationOptions, listPasskeys, passkeyLogin, registrationOptions, removePasskey, verifyRegistration } from "../auth/passkeys/passkeys";
 import type { Passkey } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";

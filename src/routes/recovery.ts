@@ -1,8 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { confirmEmailChange, requestEmailChange, requestEmailVerificationByAddress, requestOwnVerification, verifyEmail } from "../auth/account";
-import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/reclaim";
-import type { AccessClaims } from "../auth/tokens";
+import { confirmEmailChange, requestEmailChange } from "../auth/account/account";
+import type { AccessClaims } from "../auth/core/tokens";
+import { requestEmailVerificationByAddress, requestOwnVerification, verifyEmail } from "../auth/mail/verification";
+import { completePasswordReset, forgotPassword, revokeWayIn } from "../auth/mailbox/reclaim";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { clientIp, ipKey } from "../middleware/client-ip";
@@ -17,7 +18,7 @@ import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 /**
  * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
  * Mail budgets are spent only after the body is valid: per account (Bearer) or per client, at the
- * edge; per recipient, by the link limits (auth/links.ts) and the daily count (auth/mail-budget.ts) in D1.
+ * edge; per recipient, by the link limits (auth/mail/links.ts) and the daily count (auth/mail/budget.ts) in D1.
  */
 
 const authed = requireAuth();
@@ -45,7 +46,7 @@ const verifyRequestRoute = createRoute({
   },
 });
 
-/** Links that prove an address for an account take a proof that the one following them holds it (auth/account.ts). */
+/** Links that prove an address for an account take a proof that the one following them holds it (auth/account/account.ts). */
 const HOLDER =
   "With a Bearer token of the account the link is for, or the account's `password` (wrong ones count toward the account lock, like a login's): the link proves the mailbox, not who made the account. Without either, 401 account_proof_required: someone whose address another person registered should reset that account's password instead, which hands it over and ends everything its creator set up.";
 

@@ -1,7 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { Issued } from "../auth/sign-in";
-import type { WayIn } from "../auth/ways-in";
+import type { Issued } from "../auth/core/sign-in";
+import type { WayIn } from "../auth/core/ways-in";
 import type { User } from "../db/schema";
 import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";

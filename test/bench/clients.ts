@@ -3,5 +3,5 @@
 // properties and whose imports have no extensions). The same authenticator the tests use, and the
 // API's own TOTP code generator.
 
-export { fromBase32, totpCode } from "../../src/auth/totp";
+export { fromBase32, totpCode } from "../../src/auth/core/totp";
 export { SoftAuthenticator } from "../authenticator";

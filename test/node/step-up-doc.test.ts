@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { STEP_UP, type StepUpRule } from "../../src/auth/ways-in";
+import { STEP_UP, type StepUpRule } from "../../src/auth/core/ways-in";
 
-/** docs/security.md renders the step-up table of src/auth/ways-in.ts: the code is the one place the rules live. */
+/** docs/security.md renders the step-up table of src/auth/core/ways-in.ts: the code is the one place the rules live. */
 
 const PROOF: Record<string, (rule: StepUpRule) => string> = {
   password: () => "the password (an account without one: a sign-in within STEP_UP_MAX_AGE)",

@@ -3,12 +3,12 @@ import { is } from "drizzle-orm";
 import { getTableConfig, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { KV_KEYS, KV_PREFIXES } from "../../src/auth/kv-keys";
+import { KV_KEYS, KV_PREFIXES } from "../../src/auth/core/kv-keys";
 import * as schema from "../../src/db/schema";
 
 /**
  * docs/storage.md lists every D1 table and KV key: the tables as Drizzle declares them (not a regex on
- * the source), the KV keys as src/auth/kv-keys.ts declares them (every workerd test file checks that
+ * the source), the KV keys as src/auth/core/kv-keys.ts declares them (every workerd test file checks that
  * the keys it left in KV are those: test/setup.ts), and the queues as wrangler.toml declares them.
  */
 
@@ -48,7 +48,7 @@ describe("docs/storage.md", () => {
     expect(new Set(rows).size, "a table listed twice").toBe(rows.length);
   });
 
-  it("has one row for every KV key in src/auth/kv-keys.ts, and none for a key that is gone", () => {
+  it("has one row for every KV key in src/auth/core/kv-keys.ts, and none for a key that is gone", () => {
     // A prefix is written `sid:<session id>`: the key up to the first `<`.
     const rows = firstCells("KV keys").map((cell) => cell.replace(/<.*$/, ""));
     const keys = Object.values(KV_KEYS) as string[];

@@ -1,0 +1,71 @@
+import { audit } from "../../audit";
+import { endLinks } from "../../db/account-tokens";
+import { adminRefusal, listUsers, type UserCursor, updateByAdmin } from "../../db/admins";
+import { listAuditEvents } from "../../db/audit";
+import { batch } from "../../db/batch";
+import { userWithPasskeyCount } from "../../db/passkeys";
+import type { User } from "../../db/schema";
+import { revokeUserSessions } from "../../db/sessions";
+import { epochState, updatedAt } from "../../db/users";
+import type { Deps } from "../../deps";
+import { publishEpoch } from "../core/epochs";
+import { Refusal } from "../core/errors";
+import { type StepUpInput, stepUp } from "../core/step-up";
+import type { AccessClaims } from "../core/tokens";
+
+/** What admins do (routes/admin.ts guards the whole area): the lists, one user, a change to a user. Knows nothing of HTTP. */
+
+/** Every user, newest first, a page at a time (from a read replica: a list to look at). */
+export const userPage = (deps: Deps, limit: number, after?: UserCursor) => listUsers(deps.replica(), limit, after);
+
+/** Security events, newest first, optionally one user's (from a read replica). */
+export const auditPage = (deps: Deps, limit: number, filter: { userId?: string; beforeId?: number }) => listAuditEvents(deps.replica(), limit, filter);
+
+/** One user and how many passkeys they have. */
+export async function userForAdmin(deps: Deps, userId: string) {
+  const found = await userWithPasskeyCount(deps.db, userId);
+  if (!found) throw new Refusal("not_found", "No such user");
+  return found;
+}
+
+/**
+ * An admin changes a user's roles (after the step-up change_roles) or disables them: every session of the user ends at once. The
+ * statement itself refuses when the acting admin is no longer an active admin, or when the change
+ * would leave no active admin (two admins disabling each other at once: one of them wins).
+ */
+export async function updateUserByAdmin(
+  deps: Deps,
+  admin: AccessClaims,
+  userId: string,
+  change: { roles?: string[]; disabled?: boolean },
+  check: StepUpInput,
+): Promise<User> {
+  const { db } = deps;
+  if (userId === admin.sub) {
+    if (change.disabled) throw new Refusal("validation_failed", undefined, { disabled: "you cannot disable your own account" });
+    if (change.roles && !change.roles.includes("admin")) throw new Refusal("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
+  }
+  // Granting or removing roles takes the acting admin's step-up; disabling alone only takes access away.
+  if (change.roles) await stepUp(deps, admin, "change_roles", check);
+  const now = new Date();
+  const changed = updatedAt(db, userId, now);
+  const done = await batch(db, {
+    updated: updateByAdmin(db, userId, admin.sub, change, now),
+    revoked: revokeUserSessions(db, userId, now, undefined, changed),
+    linksEnded: endLinks(db, userId, ["reset_password", "change_email", "verify_email"], now, changed),
+    epoch: epochState(db, userId),
+  });
+  const updated = done.updated[0];
+  const state = done.epoch[0];
+  if (!updated) {
+    const why = await adminRefusal(db, userId, admin.sub);
+    await audit(deps, "admin_refused", { user_id: userId, by: admin.sub, reason: why });
+    if (why === "not_found") throw new Refusal("not_found", "No such user");
+    if (why === "forbidden") throw new Refusal("forbidden", "Your admin role or account is no longer active");
+    throw new Refusal("last_admin");
+  }
+  // Audited before KV: a 503 below still leaves the record of what was done and by whom.
+  await audit(deps, "admin_user_updated", { user_id: userId, by: admin.sub, roles: change.roles?.join(","), disabled: change.disabled });
+  if (state) await publishEpoch(deps, userId, state, now); // a failure is a 503: the admin repeats the change
+  return updated;
+}

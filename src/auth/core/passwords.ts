@@ -1,0 +1,91 @@
+import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
+
+/**
+ * PBKDF2-HMAC-SHA256 password hashing through WebCrypto.
+ *
+ * Stored form (PHC-like, self-describing so the cost can change later):
+ *   $pbkdf2-sha256$i=<iterations>,p=<0|1>$<salt>$<hash>
+ * p=1 means the password was HMAC'd with PASSWORD_PEPPER before PBKDF2.
+ */
+
+/** Production Workers reject PBKDF2 above this count; local workerd does not, so we enforce it here. */
+export const MAX_ITERATIONS = 100_000;
+const ALGORITHM = "pbkdf2-sha256";
+const SALT_BYTES = 16;
+const HASH_BITS = 256;
+const encoder = new TextEncoder();
+
+export interface PasswordOptions {
+  iterations: number;
+  pepper?: string;
+}
+
+/** The options every hash and check uses, from the config (the one place they are built). */
+export const passwordOptions = (config: { PASSWORD_ITERATIONS: number; PASSWORD_PEPPER?: string }): PasswordOptions => ({
+  iterations: config.PASSWORD_ITERATIONS,
+  pepper: config.PASSWORD_PEPPER,
+});
+
+interface Parsed {
+  iterations: number;
+  peppered: boolean;
+  salt: Uint8Array;
+  hash: Uint8Array;
+}
+
+async function derive(password: string, salt: Uint8Array, iterations: number, pepper: string | undefined): Promise<Uint8Array> {
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
+    throw new RangeError(`PBKDF2 iterations must be 1..${MAX_ITERATIONS}`);
+  }
+  let material: Uint8Array = encoder.encode(password.normalize("NFC"));
+  if (pepper !== undefined) {
+    const key = await crypto.subtle.importKey("raw", encoder.encode(pepper), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    material = new Uint8Array(await crypto.subtle.sign("HMAC", key, material));
+  }
+  const key = await crypto.subtle.importKey("raw", material, "PBKDF2", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt, iterations }, key, HASH_BITS);
+  return new Uint8Array(bits);
+}
+
+function parse(stored: string): Parsed | null {
+  const m = /^\$pbkdf2-sha256\$i=(\d{1,7}),p=([01])\$([A-Za-z0-9_-]+)\$([A-Za-z0-9_-]+)$/.exec(stored);
+  if (!m) return null;
+  const iterations = Number(m[1]);
+  const salt = fromBase64Url(m[3]!);
+  const hash = fromBase64Url(m[4]!);
+  if (iterations < 1 || iterations > MAX_ITERATIONS || !salt || !hash || hash.length !== HASH_BITS / 8) return null;
+  return { iterations, peppered: m[2] === "1", salt, hash };
+}
+
+export async function hashPassword(password: string, options: PasswordOptions): Promise<string> {
+  const salt = randomBytes(SALT_BYTES);
+  const hash = await derive(password, salt, options.iterations, options.pepper);
+  const p = options.pepper !== undefined ? 1 : 0;
+  return `$${ALGORITHM}$i=${options.iterations},p=${p}$${toBase64Url(salt)}$${toBase64Url(hash)}`;
+}
+
+/** Constant-time check of a password against a stored string; false for malformed strings. */
+export async function verifyPassword(password: string, stored: string, options: PasswordOptions): Promise<boolean> {
+  const parsed = parse(stored);
+  if (!parsed) return false;
+  // A peppered hash cannot be checked without the pepper; an unpeppered one is checked as stored.
+  if (parsed.peppered && options.pepper === undefined) return false;
+  const candidate = await derive(password, parsed.salt, parsed.iterations, parsed.peppered ? options.pepper : undefined);
+  return crypto.subtle.timingSafeEqual(candidate, parsed.hash);
+}
+
+/** True when the stored string was made with other parameters than the current ones (or without the pepper). */
+export function needsRehash(stored: string, options: PasswordOptions): boolean {
+  const parsed = parse(stored);
+  if (!parsed) return true;
+  return parsed.iterations !== options.iterations || parsed.peppered !== (options.pepper !== undefined);
+}
+
+const DUMMY_SALT = new Uint8Array(SALT_BYTES);
+
+/** Spends the same work as a real verify, so an unknown username costs as long as a wrong password. */
+export async function dummyVerify(password: string, options: PasswordOptions): Promise<false> {
+  const candidate = await derive(password, DUMMY_SALT, options.iterations, options.pepper);
+  crypto.subtle.timingSafeEqual(candidate, new Uint8Array(candidate.length));
+  return false;
+}

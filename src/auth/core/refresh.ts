@@ -1,0 +1,59 @@
+import { audit } from "../../audit";
+import { findRotated, reissueAccess, revokeSession, rotateRefreshToken } from "../../db/sessions";
+import type { Deps } from "../../deps";
+import { log } from "../../log";
+import { retryAfterAnswer } from "./epochs";
+import { Refusal } from "./errors";
+import { hashRefreshToken, REFRESH_TOKEN_FORMAT, successorOf } from "./refresh-tokens";
+import { revokeSessions } from "./revocations";
+import { accessUntil, clientFingerprint, type Issued, issue } from "./sign-in";
+
+/** Refresh-token rotation with reuse detection. Knows nothing of HTTP. */
+
+const deadRefreshToken = () => new Refusal("invalid_token", "The refresh token is invalid, expired or already used");
+
+/**
+ * Single-use rotation. The successor of a token is derived from it (auth/core/refresh-tokens.ts), so:
+ * - the same client (IP and User-Agent) presenting a rotated token again within REFRESH_REUSE_GRACE
+ *   seconds (a retry whose answer was lost, or a second tab) gets the same successor and a fresh
+ *   access token, as long as that successor is still the session's current token;
+ * - any other replay of a rotated token is theft (RFC 9700 section 4.14.2): the whole session dies.
+ */
+export async function refresh(deps: Deps, refreshToken: string): Promise<Issued> {
+  const { db, kv, config } = deps;
+  if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
+  const now = new Date();
+  const oldHash = await hashRefreshToken(refreshToken);
+  const successor = await successorOf(config, refreshToken);
+  const successorHash = await hashRefreshToken(successor);
+  const fingerprint = await clientFingerprint(deps);
+  const accessExpiresAt = accessUntil(config, now);
+  const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
+  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified });
+  if (rotated) return issue(deps, rotated.user, rotated.session, now, successor);
+
+  const used = await findRotated(db, oldHash);
+  if (!used) throw deadRefreshToken();
+  const sameClient = used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
+  if (!sameClient) {
+    const revoked = await revokeSession(db, { id: used.sessionId }, now);
+    // Audited before KV is written, and the write retried after the answer if it fails: a thief does
+    // not retry, so neither may depend on that.
+    await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: used.userId });
+    try {
+      await revokeSessions(kv, revoked);
+    } catch (err) {
+      retryAfterAnswer(deps, () => revokeSessions(kv, revoked));
+      throw err;
+    }
+    throw deadRefreshToken();
+  }
+  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified });
+  if (again) {
+    log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
+    return issue(deps, again.user, again.session, now, successor);
+  }
+  // The successor was rotated on already: this client holds a newer token than the one it sent.
+  await audit(deps, "refresh_race", { session_id: used.sessionId, user_id: used.userId });
+  throw deadRefreshToken();
+}

@@ -1,0 +1,195 @@
+import type { SQL } from "drizzle-orm";
+import { audit, auditRowIfSession, logEvent } from "../../audit";
+import type { Config } from "../../config";
+import { type BatchResults, batch, joined, type Statements } from "../../db/batch";
+import { cancelHold } from "../../db/recovery-holds";
+import type { User } from "../../db/schema";
+import { insertSessionIf, reissueAccess, revokeBeyondCap, sessionExists } from "../../db/sessions";
+import { findUserById, sessionEpochOf } from "../../db/users";
+import type { Deps } from "../../deps";
+import { sha256Base64Url } from "../../encoding";
+import { announceCancel } from "../mail/recovery-holds";
+import { retryAfterAnswer } from "./epochs";
+import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
+import { revokeSessions } from "./revocations";
+import { activeKeys, type KeyStores } from "./signing-keys";
+import { signAccessToken } from "./tokens";
+
+/**
+ * The sign-in core that every way in ends with (a password, a second step, a passkey, sign-up, a
+ * refresh): the session row, and the access token signed for it. Knows nothing of HTTP. Each flow
+ * reads the clock once: the same `now` goes into the rows and the signed token.
+ */
+
+/** What register, login and refresh hand out. */
+export interface Issued {
+  accessToken: string;
+  refreshToken: string;
+  expiresIn: number;
+  sessionExpiresAt: Date; // when the session (and its cookie) ends
+}
+
+export const accessUntil = (config: Config, now: Date) => new Date(now.getTime() + config.ACCESS_TOKEN_TTL * 1000);
+const earlier = (a: Date, b: Date) => (a < b ? a : b);
+
+/** Who is asking, as far as a retry window needs to know (the same IP and User-Agent): never stored in the clear. */
+export const clientFingerprint = (deps: Deps) => sha256Base64Url(`${deps.ip ?? ""}|${deps.userAgent ?? ""}`);
+
+interface TokenOwner {
+  id: string;
+  username: string;
+  roles: string[];
+  epoch: number;
+  emailVerifiedAt: Date | null;
+}
+
+/** What a session carries into each of its access tokens. */
+interface IssuingSession {
+  id: string;
+  expiresAt: Date;
+  amr: string[];
+  authTime: Date;
+}
+
+/** Signs the access token for a session; its `exp` never passes the session's end. */
+export async function issue(keys: KeyStores, owner: TokenOwner, session: IssuingSession, now: Date, refreshToken: string): Promise<Issued> {
+  const { config } = keys;
+  const access = await signAccessToken(config, await activeKeys(keys), {
+    userId: owner.id,
+    username: owner.username,
+    roles: owner.roles,
+    sessionId: session.id,
+    epoch: owner.epoch,
+    emailVerified: owner.emailVerifiedAt !== null,
+    authTime: session.authTime,
+    amr: session.amr,
+    now,
+    expiresAt: earlier(accessUntil(config, now), session.expiresAt),
+  });
+  return { accessToken: access.token, refreshToken, expiresIn: access.expiresIn, sessionExpiresAt: session.expiresAt };
+}
+
+/** A new session row for a user (signed in as `amr` says, now), and the refresh token only its hash is stored for. */
+export async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken: string }) {
+  const { config } = deps;
+  const refreshToken = given?.refreshToken ?? newRefreshToken();
+  const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
+  const row = {
+    id: given?.id ?? crypto.randomUUID(),
+    userId,
+    refreshTokenHash: await hashRefreshToken(refreshToken),
+    userAgent: deps.userAgent?.slice(0, 256) ?? null,
+    createdAt: now,
+    lastUsedAt: now,
+    accessExpiresAt: earlier(accessUntil(config, now), expiresAt),
+    expiresAt,
+    amr,
+    authTime: now,
+  };
+  return { row, refreshToken };
+}
+
+export interface OpenSession<B extends Statements, A extends Statements> {
+  /** How the sign-in was proved (auth/core/ways-in.ts amrOf). */
+  amr: string[];
+  /** Written only while the password is still this version (a change that landed meanwhile wins). */
+  passwordVersion?: number;
+  /** The caller's statements that run before the session is written (`condition` may depend on them), and after. */
+  before?: B;
+  after?: A;
+  /** The session is written only if this holds as well. */
+  condition?: SQL;
+  /** Added to the login_succeeded audit row, e.g. how the user signed in. */
+  detail?: Record<string, string>;
+  /** The session's id and refresh token, where the caller must be able to answer a retry (auth/totp/mfa.ts). */
+  session?: { id: string; refreshToken: string };
+}
+
+/**
+ * Opens the session a sign-in ends with, in one round trip: the caller's first statements, the
+ * session (only if the user may still hold one and the caller's conditions hold), the per-user cap,
+ * the epoch for the token, the audit row (only if the session was written), with a second factor
+ * the end of a held recovery, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
+ * statement's result by name (the caller's under the names it gave).
+ */
+export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(
+  deps: Deps,
+  user: User,
+  now: Date,
+  opts: OpenSession<B, A>,
+) {
+  const { db, config } = deps;
+  const { row, refreshToken } = await newSession(deps, user.id, now, opts.amr, opts.session);
+  const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
+  const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
+  const core = {
+    openedSession: insertSessionIf(db, row, { passwordVersion: opts.passwordVersion, requireVerified, condition: opts.condition }),
+    evictedSessions: revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
+    userEpoch: sessionEpochOf(db, user.id),
+    loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
+    // A sign-in with a second factor cancels what a mailbox alone asked to lower (auth/mail/recovery-holds.ts).
+    holdCancelled: opts.amr.includes("mfa") ? cancelHold(db, user.id, sessionExists(db, row.id)) : undefined,
+  };
+  const results = await batch(db, joined(opts.before ?? ({} as B), core, opts.after ?? ({} as A))); // a name given twice throws
+  const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
+  const opened: { issued?: Issued; results: BatchResults<B & A> } = { results: results as unknown as BatchResults<B & A> };
+  const epoch = mine.userEpoch[0]?.epoch;
+  if (!mine.openedSession[0] || epoch === undefined) return opened;
+  logEvent(deps, "login_succeeded", succeeded);
+  const cancelled = mine.holdCancelled?.[0];
+  if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
+  await endEvicted(deps, mine.evictedSessions);
+  opened.issued = await issue(deps, { ...user, epoch }, row, now, refreshToken);
+  return opened;
+}
+
+/**
+ * Why a sign-in whose password or proof was right got no session, read once the batch refused it:
+ * the account was disabled meanwhile (`account_disabled`), or is unverified where that is required
+ * and the caller asks (`checkVerified`), or else the caller's own condition failed (`otherwise`: a
+ * deleted account too). With `audit`, the refusal is recorded as login_failed.
+ */
+export async function refusedSignIn<C extends string>(
+  deps: Deps,
+  userId: string,
+  otherwise: { code: C; reason: string; checkVerified?: boolean; audit?: boolean },
+): Promise<C | "account_disabled" | "email_unverified"> {
+  const user = await findUserById(deps.db, userId);
+  const unverified = otherwise.checkVerified && user && deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt;
+  const code = user?.disabledAt ? "account_disabled" : unverified ? "email_unverified" : otherwise.code;
+  if (otherwise.audit !== false) await audit(deps, "login_failed", { user_id: userId, reason: code === otherwise.code ? otherwise.reason : code });
+  return code;
+}
+
+/**
+ * A sign-in's answer again, for a client retrying after it was lost: a new access token for the
+ * session that sign-in opened, with the same refresh token, while that is still the session's
+ * current one (not refreshed since). Null otherwise.
+ */
+export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken: string): Promise<Issued | null> {
+  const now = new Date();
+  const currentHash = await hashRefreshToken(refreshToken);
+  const again = await reissueAccess(deps.db, {
+    sessionId,
+    currentHash,
+    now,
+    accessExpiresAt: accessUntil(deps.config, now),
+    requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on",
+  });
+  return again ? issue(deps, again.user, again.session, now, refreshToken) : null;
+}
+
+/**
+ * Sessions ended by the per-user cap: revoked in D1 already (no refresh), and in KV here. A failed KV
+ * write must not fail the login it came with; the evicted session's access token then lives out its
+ * remaining minutes, and the log says so.
+ */
+async function endEvicted(deps: Deps, evicted: { id: string; userId: string; accessExpiresAt: Date }[]) {
+  if (evicted.length === 0) return;
+  for (const s of evicted) await audit(deps, "session_revoked", { user_id: s.userId, session_id: s.id, reason: "session_cap" });
+  try {
+    await revokeSessions(deps.kv, evicted);
+  } catch {
+    retryAfterAnswer(deps, () => revokeSessions(deps.kv, evicted));
+  }
+}

@@ -1,0 +1,286 @@
+import type {
+  AuthenticationResponseJSON,
+  RegistrationResponseJSON,
+  VerifiedAuthenticationResponse,
+  VerifiedRegistrationResponse,
+} from "@simplewebauthn/server";
+import { audit, auditRowIf, logEvent } from "../../audit";
+import { type Config, ConfigError } from "../../config";
+import { batch } from "../../db/batch";
+import { anotherWayIn } from "../../db/identities";
+import { consumeChallenge, insertChallenge } from "../../db/mfa";
+import {
+  counterAdvances,
+  counterMayAdvance,
+  deletePasskey,
+  findOwnPasskey,
+  findPasskeyAndUser,
+  insertPasskey,
+  listPasskeys as listPasskeyRows,
+  passkeyIdsOf,
+  passkeyStoredAt,
+  recordPasskeyUse,
+} from "../../db/passkeys";
+import type { Passkey, User } from "../../db/schema";
+import { isSessionLive, sessionLive } from "../../db/sessions";
+import { selectUser } from "../../db/users";
+import type { Deps } from "../../deps";
+import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
+import { log } from "../../log";
+import { securityNotice } from "../../mail";
+import { Refusal, sessionEnded } from "../core/errors";
+import { type Issued, openSession, refusedSignIn } from "../core/sign-in";
+import { type StepUpInput, stepUp } from "../core/step-up";
+import type { AccessClaims } from "../core/tokens";
+import { amrOf } from "../core/ways-in";
+import { notMeLink } from "../mail/links";
+
+/**
+ * Passkeys (WebAuthn) through @simplewebauthn/server: registration by a signed-in user, and sign-in
+ * without a password (discoverable credentials, user verification required, so a passkey is a
+ * complete sign-in on its own: no TOTP step after it). Knows nothing of HTTP.
+ *
+ * Challenges are ours (random, stored in D1, single-use, CHALLENGE_TTL seconds); the challenge a
+ * response signed is read from its clientDataJSON and used up (one conditional statement) before
+ * the response is verified, so no response is verified twice. The relying-party id and the allowed
+ * page origins come from config and are checked by the library, as are signature counters.
+ */
+
+/** The relying party: its id (a domain), name, and the page origins allowed to use passkeys. */
+export function relyingParty(config: Config) {
+  const origins = config.WEBAUTHN_ORIGINS.length ? config.WEBAUTHN_ORIGINS : config.CORS_ORIGINS;
+  const first = origins[0];
+  if (!first) throw new ConfigError(["WEBAUTHN_ORIGINS: passkeys need the app's origin (or set CORS_ORIGINS)"]);
+  return { id: config.WEBAUTHN_RP_ID || new URL(first).hostname, name: config.APP_NAME, origins };
+}
+
+/** The WebAuthn user handle: the user id's bytes, as the authenticator keeps and returns them (base64url). */
+const userHandleOf = (userId: string) => toBase64Url(new TextEncoder().encode(userId));
+
+const newChallenge = () => toBase64Url(randomBytes(32));
+
+/** The signature counter in authenticator data (bytes 33 to 36, after the rp id hash and flags), or null. */
+function signCountOf(authenticatorData: string): number | null {
+  const bytes = fromBase64Url(authenticatorData);
+  return bytes && bytes.length >= 37 ? new DataView(bytes.buffer).getUint32(33) : null;
+}
+
+/**
+ * The library with its ASN.1 and X.509 parsers (most of the bundle's growth): loaded on the first
+ * passkey request, so a cold start for any other route does not evaluate it.
+ */
+const webauthn = () => import("@simplewebauthn/server");
+
+/**
+ * The challenge a browser response signed (clientDataJSON is base64url JSON; the library checks it
+ * in full later), or null when it cannot be read.
+ */
+function challengeOf(clientDataJSON: string): string | null {
+  try {
+    const { challenge } = JSON.parse(new TextDecoder().decode(fromBase64Url(clientDataJSON) ?? undefined)) as { challenge?: unknown };
+    return typeof challenge === "string" && challenge.length <= 100 ? challenge : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Passkeys one account may hold: each is a way in, listed in every registration's options. */
+export const MAX_PASSKEYS = 20;
+const tooMany = () => new Refusal("too_many_passkeys", `An account has at most ${MAX_PASSKEYS} passkeys: remove one first`);
+
+async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register" | "passkey_login", userId: string | null, now: Date) {
+  await insertChallenge(deps.db, { id, purpose, userId, createdAt: now, expiresAt: new Date(now.getTime() + deps.config.CHALLENGE_TTL * 1000) }).run();
+}
+
+/**
+ * Options for navigator.credentials.create(): a discoverable credential with user verification.
+ * A passkey signs in on its own, so adding one takes the step-up add_passkey (auth/core/ways-in.ts): the
+ * password and, while TOTP is on, a code. The challenge then carries that check for CHALLENGE_TTL.
+ */
+export async function registrationOptions(deps: Deps, claims: AccessClaims, check: StepUpInput) {
+  const rp = relyingParty(deps.config);
+  const { user } = await stepUp(deps, claims, "add_passkey", check);
+  const existing = await passkeyIdsOf(deps.db, user.id);
+  if (existing.length >= MAX_PASSKEYS) throw tooMany();
+  const challenge = newChallenge();
+  const { generateRegistrationOptions } = await webauthn();
+  const options = await generateRegistrationOptions({
+    rpName: rp.name,
+    rpID: rp.id,
+    userName: user.username,
+    userID: Uint8Array.from(new TextEncoder().encode(user.id)),
+    challenge: fromBase64Url(challenge)!,
+    timeout: deps.config.CHALLENGE_TTL * 1000,
+    // The same authenticator does not register twice for one account.
+    excludeCredentials: existing.map((p) => ({ id: p.id, transports: p.transports ?? undefined })),
+    // A fresh object each time: the library writes into it.
+    authenticatorSelection: { residentKey: "required", userVerification: "required" },
+  });
+  await storeChallenge(deps, options.challenge, "passkey_register", user.id, new Date());
+  return options;
+}
+
+/** Verifies a new credential against this user's challenge and stores its public key. */
+export async function verifyRegistration(deps: Deps, claims: AccessClaims, response: RegistrationResponseJSON, name?: string): Promise<Passkey> {
+  const { db } = deps;
+  const rp = relyingParty(deps.config);
+  const now = new Date();
+  const challenge = challengeOf(response.response.clientDataJSON);
+  // Another user's challenge, an expired or a used one: refused before any verification.
+  const [used] = challenge ? await consumeChallenge(db, challenge, "passkey_register", now, crypto.randomUUID(), { userId: claims.sub }) : [];
+  if (!used) {
+    // The same registration sent again (its answer lost): the passkey it stored is the answer.
+    const stored = await findOwnPasskey(db, response.id, claims.sub);
+    if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.RETRY_GRACE * 1000) return stored;
+    throw new Refusal("invalid_challenge");
+  }
+  const { verifyRegistrationResponse } = await webauthn();
+  let verified: VerifiedRegistrationResponse;
+  try {
+    verified = await verifyRegistrationResponse({
+      response,
+      expectedChallenge: challenge!,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      requireUserVerification: true,
+    });
+  } catch (err) {
+    log("passkey_rejected", { request_id: deps.requestId, user_id: claims.sub, message: (err as Error).message }, "warn");
+    throw new Refusal("passkey_rejected");
+  }
+  if (!verified.verified) throw new Refusal("passkey_rejected");
+  const info = verified.registrationInfo;
+  const row = {
+    id: info.credential.id,
+    userId: claims.sub,
+    publicKey: toBase64Url(info.credential.publicKey),
+    counter: info.credential.counter,
+    transports: info.credential.transports ?? null,
+    deviceType: info.credentialDeviceType,
+    backedUp: info.credentialBackedUp,
+    name: name?.trim() || "Passkey",
+    createdAt: now,
+    addedBy: claims.sid,
+    lastUsedAt: null,
+  };
+  // The passkey with its audit row and its "this was not me" link, and the owner's address for the
+  // notice: one round trip.
+  const added = { user_id: claims.sub, session_id: claims.sid, passkey: row.id.slice(0, 16) };
+  const stored = passkeyStoredAt(db, row.id, now);
+  const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
+  const { inserted, owner } = await batch(db, {
+    // Only while the registering session is live (a reset that ended it meanwhile wins), and within the cap.
+    inserted: insertPasskey(db, row, sessionLive(db, claims.sid, now), MAX_PASSKEYS),
+    owner: selectUser(db, claims.sub),
+    audited: auditRowIf(deps, "passkey_added", added, stored),
+    notMeLink: notMe.statement,
+  });
+  if (!inserted[0]) {
+    if (!(await isSessionLive(db, claims.sid, now))) throw sessionEnded();
+    if ((await passkeyIdsOf(db, claims.sub)).length >= MAX_PASSKEYS) throw tooMany();
+    throw new Refusal("passkey_rejected", "This passkey is registered already");
+  }
+  logEvent(deps, "passkey_added", added);
+  // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
+  const user = owner[0];
+  if (user) securityNotice(deps, user, "A passkey was added to your account", notMe.token);
+  return row;
+}
+
+/** Options for navigator.credentials.get(): no user named (the authenticator offers its passkeys). */
+export async function authenticationOptions(deps: Deps) {
+  const rp = relyingParty(deps.config);
+  const challenge = newChallenge();
+  const { generateAuthenticationOptions } = await webauthn();
+  const options = await generateAuthenticationOptions({
+    rpID: rp.id,
+    challenge: fromBase64Url(challenge)!,
+    timeout: deps.config.CHALLENGE_TTL * 1000,
+    userVerification: "required",
+  });
+  await storeChallenge(deps, options.challenge, "passkey_login", null, new Date());
+  return options;
+}
+
+const notRecognised = () => new Refusal("invalid_credentials", "This passkey was not recognised");
+
+/**
+ * Signs in with a passkey: the challenge is used up and the credential read (one round trip); the
+ * library checks origin, rp id, user verification, signature and counter; the session, the counter
+ * and the audit row are one more. Another user's passkey (a user handle that is not its owner's), an
+ * unknown one, a counter that went backwards: 401 invalid_credentials.
+ */
+export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJSON): Promise<{ user: User; issued: Issued }> {
+  const { db } = deps;
+  const rp = relyingParty(deps.config);
+  const now = new Date();
+  const challenge = challengeOf(response.response.clientDataJSON);
+  if (!challenge) throw new Refusal("invalid_challenge");
+  const found = await batch(db, {
+    challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()),
+    ...findPasskeyAndUser(db, response.id),
+  });
+  if (!found.challengeUsed[0]) throw new Refusal("invalid_challenge");
+  const passkey = found.passkey[0];
+  const user = found.owner[0];
+  const refuse = async (reason: string) => {
+    await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: user?.id ?? null, reason });
+    return notRecognised();
+  };
+  if (!passkey || !user) throw await refuse("unknown_passkey");
+  // The library does not compare the user handle with the credential's owner: a response that names
+  // another user than the one this credential belongs to is refused here.
+  if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");
+  // A counter that did not move forward: the credential may have been cloned. (The library checks
+  // it too; this names the reason in the audit trail.)
+  const counter = signCountOf(response.response.authenticatorData);
+  if (counter === null) throw await refuse("verification_failed");
+  if (!counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
+
+  const { verifyAuthenticationResponse } = await webauthn();
+  let verified: VerifiedAuthenticationResponse;
+  try {
+    verified = await verifyAuthenticationResponse({
+      response,
+      expectedChallenge: challenge,
+      expectedOrigin: rp.origins,
+      expectedRPID: rp.id,
+      credential: { id: passkey.id, publicKey: fromBase64Url(passkey.publicKey)!, counter: passkey.counter, transports: passkey.transports ?? undefined },
+      requireUserVerification: true,
+    });
+  } catch (err) {
+    log("passkey_rejected", { request_id: deps.requestId, user_id: user.id, message: (err as Error).message }, "warn");
+    throw await refuse("verification_failed");
+  }
+  if (!verified.verified) throw await refuse("verification_failed");
+
+  // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
+  const opened = await openSession(deps, user, now, {
+    amr: amrOf({ method: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }),
+    condition: counterMayAdvance(db, passkey.id, counter),
+    after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
+    detail: { method: "passkey" },
+  });
+  if (!opened.issued) {
+    const why = await refusedSignIn(deps, user.id, { code: "counter_regressed", reason: "counter_regressed", checkVerified: true, audit: false });
+    throw why === "counter_regressed" ? await refuse(why) : new Refusal(why);
+  }
+  return { user, issued: opened.issued };
+}
+
+export async function listPasskeys(deps: Deps, claims: AccessClaims) {
+  return listPasskeyRows(deps.replica(), claims.sub); // a list to look at: may lag a moment
+}
+
+/**
+ * Removes one of the caller's passkeys after the step-up remove_passkey (another user's id, or an
+ * unknown one: not_found); never the last way in (last_way_in: an account without a password keeps one).
+ */
+export async function removePasskey(deps: Deps, claims: AccessClaims, id: string, check: StepUpInput): Promise<void> {
+  if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
+  const { user } = await stepUp(deps, claims, "remove_passkey", check);
+  const [removed] = await deletePasskey(deps.db, id, claims.sub, anotherWayIn(claims.sub, { passkey: id }));
+  if (!removed) throw (await findOwnPasskey(deps.db, id, claims.sub)) ? new Refusal("last_way_in") : new Refusal("not_found", "No such passkey");
+  await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });
+  securityNotice(deps, user, "A passkey was removed from your account");
+}

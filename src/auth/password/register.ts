@@ -1,0 +1,95 @@
+import { auditRow, logEvent } from "../../audit";
+import { ConfigError } from "../../config";
+import { batch } from "../../db/batch";
+import { uniqueViolation } from "../../db/client";
+import type { User } from "../../db/schema";
+import { insertSession } from "../../db/sessions";
+import { findTaken, insertUser } from "../../db/users";
+import type { Deps } from "../../deps";
+import { log } from "../../log";
+import { Refusal } from "../core/errors";
+import { hashPassword, passwordOptions } from "../core/passwords";
+import { type Issued, issue, newSession } from "../core/sign-in";
+import { amrOf } from "../core/ways-in";
+import { requestEmailVerification } from "../mail/verification";
+
+/** Sign-up. Knows nothing of HTTP. */
+
+export interface RegisterInput {
+  username: string;
+  email?: string;
+  password: string;
+}
+
+/**
+ * Creates the user and, unless the service wants the address verified first (REQUIRE_VERIFIED_EMAIL:
+ * then no session until it is), its first session; mails a verification link to an address given.
+ */
+export async function register(deps: Deps, input: RegisterInput): Promise<{ user: User; issued?: Issued }> {
+  const { db, config } = deps;
+  const email = input.email?.toLowerCase();
+  const verifyFirst = config.REQUIRE_VERIFIED_EMAIL === "on";
+  // A service that confirms addresses cannot let an account without one in: it could never sign in.
+  if (verifyFirst && !email) throw new Refusal("validation_failed", undefined, { email: "is required: this service confirms every address before sign-in" });
+  // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
+  const taken = await findTaken(db, input.username, email);
+  if (taken.username) throw new Refusal("username_taken");
+  if (taken.email) throw new Refusal("email_taken");
+
+  const now = new Date();
+  const id = crypto.randomUUID();
+  const { row, refreshToken } = await newSession(deps, id, now, amrOf({ method: "password" }));
+  const user: User = {
+    id,
+    username: input.username,
+    email: email ?? null,
+    passwordHash: await hashPassword(input.password, passwordOptions(config)),
+    passwordVersion: 0,
+    roles: ["user"], // never from the client
+    failedLogins: 0,
+    lastFailedLoginAt: null,
+    lockedUntil: null,
+    lockAuditedUntil: null,
+    emailVerifiedAt: null,
+    // Verify first: an account that never proves its address is removed by the cron (src/cron.ts).
+    verifyBy: verifyFirst ? new Date(now.getTime() + config.UNVERIFIED_ACCOUNT_DAYS * 86_400_000) : null,
+    disabledAt: null,
+    sessionEpoch: 0,
+    epochKeptSession: null,
+    totpSecret: null,
+    totpEnabledAt: null,
+    totpLastStep: 0,
+    recoveryCodes: null,
+    totpEnabledBy: null,
+    // Set by the registration's own session, where it has one.
+    passwordSetAt: now,
+    passwordSetBy: verifyFirst ? null : row.id,
+    emailSetAt: email ? now : null,
+    emailSetBy: email && !verifyFirst ? row.id : null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const registered = { user_id: user.id, session_id: verifyFirst ? null : row.id };
+  try {
+    // One batch = one implicit transaction: no user without its first session (and its audit row).
+    await batch(db, {
+      user: insertUser(db, user),
+      session: verifyFirst ? undefined : insertSession(db, row),
+      audited: auditRow(deps, "register", registered),
+    });
+  } catch (err) {
+    const index = uniqueViolation(err);
+    if (index?.includes("username")) throw new Refusal("username_taken");
+    if (index?.includes("email")) throw new Refusal("email_taken");
+    throw err;
+  }
+  logEvent(deps, "register", registered);
+  // The account exists now: a problem with the verification mail must not turn that into an error.
+  if (email) {
+    await requestEmailVerification(deps, user).catch((err: Error) => {
+      if (err instanceof ConfigError) log("config_invalid", { request_id: deps.requestId, problems: err.problems }, "error");
+      else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
+    });
+  }
+  return { user, issued: verifyFirst ? undefined : await issue(deps, { ...user, epoch: 0 }, row, now, refreshToken) };
+}

@@ -1,0 +1,81 @@
+import type * as oauth from "oauth4webapi";
+import type { ProviderConfig } from "../../config";
+
+/**
+ * What a provider's answer says about the person, as far as this API trusts it: the checks on an
+ * ID token that oauth4webapi leaves to the caller, whether an address is vouched for, and the
+ * profile read from the claims (auth/social/providers.ts runs the protocol).
+ */
+
+/** How far a provider's clock may run ahead of ours (an ID token's `iat`). */
+const IAT_SKEW_S = 60;
+/** The longest ID token lifetime accepted: providers issue them for minutes to an hour; a day is far beyond any. */
+const MAX_ID_TOKEN_LIFETIME_S = 86_400;
+
+/** Who signed in at the provider, as far as this API trusts it. */
+export interface Profile {
+  issuer: string;
+  subject: string;
+  /** An address, and whether the provider vouches that its owner controls it (only then is it copied to a new account). */
+  email: string | null;
+  emailVerified: boolean;
+  /** Hints for a new account's username. */
+  username: string | null;
+  name: string | null;
+}
+
+/** Why a callback did not yield a profile: a code the app can show (oauth_error), and what is logged. */
+export class ProviderFailure extends Error {
+  constructor(
+    readonly code: "access_denied" | "provider_error" | "invalid_response" | "provider_unreachable",
+    readonly detail: string,
+  ) {
+    super(`${code}: ${detail}`);
+    this.name = "ProviderFailure";
+  }
+}
+
+/** What oauth4webapi leaves to the caller (module comment): `azp` with one audience too, `iat`, the lifetime. */
+export function checkIdToken(claims: oauth.IDToken, clientId: string, now: Date) {
+  if (claims.azp !== undefined && claims.azp !== clientId) throw new ProviderFailure("invalid_response", "ID token authorized for another party (azp)");
+  if (claims.iat > now.getTime() / 1000 + IAT_SKEW_S) throw new ProviderFailure("invalid_response", "ID token issued in the future (iat)");
+  if (claims.exp - claims.iat > MAX_ID_TOKEN_LIFETIME_S) throw new ProviderFailure("invalid_response", "ID token lifetime over a day (exp - iat)");
+}
+
+export const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : null);
+
+/**
+ * Whether the provider vouches for the address: only the boolean `true` (a string "true", 1 or
+ * "1" is not what OpenID defines). Apple documents the claim as a boolean or a string ("true" or
+ * "false"), so for Apple alone the string "true" counts too. Microsoft sends no email_verified: an
+ * address counts only with its optional claim xms_edov, documented as a boolean, and only `true`.
+ */
+function vouched(p: ProviderConfig, claims: Record<string, unknown>): boolean {
+  if (p.kind === "microsoft") return claims.xms_edov === true;
+  return claims.email_verified === true || (p.kind === "apple" && claims.email_verified === "true");
+}
+
+export function openIdProfile(p: ProviderConfig, issuer: string, subject: string, claims: Record<string, unknown>, params: URLSearchParams): Profile {
+  const email = text(claims.email)?.toLowerCase() ?? null;
+  const verified = vouched(p, claims);
+  let name = text(claims.name);
+  if (p.kind === "apple") name ??= appleName(params.get("user")); // Apple sends the name once, in the form
+  return {
+    // Microsoft: one person is (tid, oid); `sub` differs per application.
+    issuer,
+    subject: p.kind === "microsoft" ? `${text(claims.tid)}:${text(claims.oid)}` : subject,
+    email,
+    emailVerified: email !== null && verified,
+    username: p.kind === "microsoft" ? null : text(claims.preferred_username),
+    name,
+  };
+}
+
+function appleName(user: string | null): string | null {
+  try {
+    const n = user ? (JSON.parse(user) as { name?: { firstName?: string; lastName?: string } }).name : undefined;
+    return text([n?.firstName, n?.lastName].filter(Boolean).join(" "));
+  } catch {
+    return null;
+  }
+}

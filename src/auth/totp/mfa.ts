@@ -1,0 +1,242 @@
+import { audit, auditRowIf, logEvent } from "../../audit";
+import { batch, joined } from "../../db/batch";
+import {
+  consumeChallenge,
+  consumedBy,
+  countChallengeFailure,
+  disableTotp as disableTotpRow,
+  enableTotp as enableTotpRow,
+  findChallenge,
+  findUsedChallenge,
+  spendProof,
+  storePendingTotp,
+  totpTurnedAt,
+} from "../../db/mfa";
+import { endCheck } from "../../db/password-checks";
+import type { User } from "../../db/schema";
+import { sessionExists, sessionLive } from "../../db/sessions";
+import { resetStepUpFailures } from "../../db/step-up-checks";
+import { findUserById } from "../../db/users";
+import type { Deps } from "../../deps";
+import { sha256Base64Url } from "../../encoding";
+import { log } from "../../log";
+import { securityNotice } from "../../mail";
+import { Refusal } from "../core/errors";
+import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
+import { successorOf } from "../core/refresh-tokens";
+import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "../core/second-factor";
+import { seal } from "../core/secrets";
+import { clientFingerprint, type Issued, openSession, refusedSignIn, reissueSignIn } from "../core/sign-in";
+import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "../core/step-up";
+import type { AccessClaims } from "../core/tokens";
+import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "../core/totp";
+import { amrOf } from "../core/ways-in";
+import { notMeLink } from "../mail/links";
+
+/**
+ * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
+ *
+ * - The secret is sealed at rest (auth/core/secrets.ts); recovery codes are stored as SHA-256 only (80
+ *   random bits each, so a hash cannot be reversed by guessing): auth/core/second-factor.ts.
+ * - A code is good once: its time step must be later than the last one accepted, and accepting it
+ *   is the same conditional statement that uses it (db/mfa.ts), so of two requests one wins.
+ * - The login's second step goes through the login lock (a wrong code counts like a wrong password;
+ *   only a check that includes a right code clears the count). Setting up, enabling and disabling
+ *   are step-ups of a signed-in session (auth/core/step-up.ts): that session's own budget.
+ */
+
+/** Wrong codes one login challenge takes; then the password is asked again (the lock usually comes first). */
+const MAX_CODES_PER_CHALLENGE = 5;
+
+/**
+ * Records a failed second step of a login with its audit row; a failure that locks the account
+ * after a right password means someone knows the password, and the owner is told.
+ */
+async function failSecondStep(deps: Deps, user: User, check: string, now: Date, reason: "wrong_code" | "wrong_recovery_code") {
+  const lock = await failPasswordCheck(deps, user.id, check, now, "mfa_failed", reason);
+  await auditLock(deps, user.id, lock);
+  if (lock) securityNotice(deps, user, "Someone who knows your password entered wrong two-step codes, and your account is locked for a while");
+}
+
+/**
+ * Starts (or restarts) TOTP setup after the step-up (the password): a new secret, pending until a
+ * code from it arrives at enable. A stolen access token alone cannot put an authenticator on the account.
+ */
+export async function setupTotp(deps: Deps, claims: AccessClaims, currentPassword: string | undefined): Promise<{ secret: string; uri: string }> {
+  const now = new Date();
+  const started = await beginStepUp(deps, claims, now);
+  if (started.user.totpEnabledAt) {
+    await endCheck(deps.db, started.check);
+    throw new Refusal("mfa_already_enabled");
+  }
+  await proveStepUp(deps, claims, "setup_totp", started, { current_password: currentPassword }, now);
+  const secret = newTotpSecret();
+  const [stored] = await storePendingTotp(deps.db, started.user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, started.user.id, secret), now);
+  if (!stored) throw new Refusal("mfa_already_enabled"); // enabled meanwhile
+  return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, started.user.username, secret) };
+}
+
+/**
+ * Turns TOTP on with a code from the pending secret (the step-up enable_totp: the new authenticator
+ * is in hand); returns the recovery codes. A wrong code counts against the session's budget.
+ */
+export async function enableTotp(deps: Deps, claims: AccessClaims, code: string): Promise<string[]> {
+  const now = new Date();
+  let started = await beginStepUp(deps, claims, now);
+  let user = started.user;
+  if (!user.totpSecret) {
+    await endCheck(deps.db, started.check);
+    throw new Refusal("mfa_not_enabled", "Start with POST /mfa/totp/setup");
+  }
+  if (user.totpEnabledAt === null) {
+    const sealed = user.totpSecret;
+    const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
+    if (step === null) return failStepUp(deps, claims, "enable_totp", started.check, "wrong_code");
+    const codes = await recoveryCodesFor(deps, sealed);
+    // The change, its audit row and its "this was not me" link: one batch, so none stands without the others.
+    const turnedOn = totpTurnedAt(true, now);
+    const notMe = await notMeLink(deps.db, user.id, `totp:${now.getTime()}`, claims.sid, now, turnedOn);
+    const { enabled } = await batch(deps.db, {
+      // Only while this session is live: a reset that ended it meanwhile wins.
+      enabled: enableTotpRow(
+        deps.db,
+        user.id,
+        sealed,
+        step,
+        await Promise.all(codes.map(recoveryHash)),
+        now,
+        claims.sid,
+        sessionLive(deps.db, claims.sid, now),
+      ),
+      audited: auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
+      notMeLink: notMe.statement,
+      budgetWhole: resetStepUpFailures(deps.db, claims.sid),
+      checkEnded: endCheck(deps.db, started.check),
+    });
+    if (enabled[0]) {
+      logEvent(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid });
+      securityNotice(deps, user, "Two-step sign-in with an authenticator app was turned on for your account", notMe.token);
+      return codes;
+    }
+    // Another request enabled it meanwhile (maybe this one's twin), or a newer setup replaced the secret.
+    started = await beginStepUp(deps, claims, now);
+    user = started.user;
+    if (user.totpEnabledAt === null) {
+      await endCheck(deps.db, started.check);
+      throw new Refusal("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
+    }
+  }
+  return codesAgain(deps, claims, started, code, now);
+}
+
+/**
+ * TOTP is on already: the same enable again (its answer lost, or sent twice at once) within
+ * RETRY_GRACE seconds gets the same recovery codes, while none has been used. Its code (any
+ * of the window: the enable's own has been accepted already) counts against the session's budget.
+ */
+async function codesAgain(deps: Deps, claims: AccessClaims, started: StartedStepUp, code: string, now: Date): Promise<string[]> {
+  const { user, check } = started;
+  const sealed = user.totpSecret;
+  const recent = user.totpEnabledAt !== null && now.getTime() - user.totpEnabledAt.getTime() <= deps.config.RETRY_GRACE * 1000;
+  if (!recent || !sealed || user.recoveryCodes?.length !== RECOVERY_CODES) {
+    await endCheck(deps.db, check);
+    throw new Refusal("mfa_already_enabled");
+  }
+  if ((await verifyTotp(await openSecret(deps, user.id, sealed), code, now)) === null) return failStepUp(deps, claims, "enable_totp", check, "wrong_code");
+  await endCheck(deps.db, check);
+  const codes = await recoveryCodesFor(deps, sealed);
+  const hashes = await Promise.all(codes.map(recoveryHash));
+  if (!hashes.every((h) => user.recoveryCodes?.includes(h))) throw new Refusal("mfa_already_enabled");
+  return codes;
+}
+
+/** Turns TOTP off after the step-up (the password and a code, or a recovery code, spent by it). */
+export async function disableTotp(deps: Deps, claims: AccessClaims, input: StepUpInput): Promise<void> {
+  const now = new Date();
+  const started = await beginStepUp(deps, claims, now);
+  if (!started.user.totpEnabledAt) {
+    await endCheck(deps.db, started.check);
+    throw new Refusal("mfa_not_enabled");
+  }
+  const proof = await proveStepUp(deps, claims, "disable_totp", started, input, now);
+  const disabled = { user_id: started.user.id, session_id: claims.sid, method: proof ? methodOf(proof) : "none" };
+  const { turnedOff } = await batch(deps.db, {
+    turnedOff: disableTotpRow(deps.db, started.user.id, now),
+    audited: auditRowIf(deps, "totp_disabled", disabled, totpTurnedAt(false, now)),
+  });
+  if (!turnedOff[0]) throw new Refusal("mfa_not_enabled"); // turned off meanwhile
+  logEvent(deps, "totp_disabled", disabled);
+  securityNotice(deps, started.user, "Two-step sign-in with an authenticator app was turned off for your account");
+}
+
+/**
+ * The second step of a login with TOTP on. The challenge names the user and the password version the
+ * first step checked; the code goes through the login lock. On success one batch uses the challenge
+ * and the code (both conditional: a replay, or a second request with the same code, finds them used),
+ * and opens the session only if this request used them.
+ */
+export async function completeMfaLogin(deps: Deps, token: string, offered: SecondFactor): Promise<{ user: User; issued: Issued }> {
+  const { db } = deps;
+  const now = new Date();
+  const id = await sha256Base64Url(token);
+  const challenge = await findChallenge(db, id, "mfa_login", now);
+  if (!challenge?.userId) {
+    const again = await answerAgain(deps, id, token, now);
+    if (again) return again;
+    throw new Refusal("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
+  }
+  await deps.limitAccount?.(`user:${challenge.userId}`); // the same per-account budget as the password step
+  const { user, check } = await startPasswordCheck(deps, challenge.userId, now);
+  if (!user) throw new Refusal("invalid_challenge");
+
+  const proof = await proofOf(deps, user, offered, now);
+  if (!proof) {
+    await refuseJustUsed(deps, user, offered, now, "login", () => endCheck(db, check));
+    await failSecondStep(deps, user, check, now, offered.code !== undefined ? "wrong_code" : "wrong_recovery_code");
+    await countChallengeFailure(db, id, now, MAX_CODES_PER_CHALLENGE);
+    throw new Refusal("invalid_mfa_code");
+  }
+
+  // The session's id is what the challenge records as its user; its refresh token is derived from the
+  // challenge: a retry after a lost answer can be answered again (answerAgain).
+  const session = { id: crypto.randomUUID(), refreshToken: await successorOf(deps.config, `mfa:${token}`) };
+  // The code is spent, and the lock's count cleared, only if the session was written: a second step
+  // refused at the last moment (the account disabled meanwhile) leaves a recovery code unspent.
+  const written = sessionExists(db, session.id);
+  const opened = await openSession(deps, user, now, {
+    session,
+    amr: amrOf({ method: methodOf(proof), first: challenge.firstFactor }),
+    passwordVersion: challenge.passwordVersion ?? -1,
+    before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
+    condition: consumedBy(db, id, session.id),
+    after: joined({ proofSpent: spendProof(db, user.id, proof, now, written) }, passPasswordCheck(deps, user.id, check, now, written)),
+    detail: { method: methodOf(proof) },
+  });
+  if (!opened.issued) {
+    if (!opened.results.challengeUsed[0]) throw new Refusal("invalid_mfa_code"); // that code, or this challenge, was used meanwhile
+    throw new Refusal(await refusedSignIn(deps, user.id, { code: "invalid_challenge", reason: "changed_during_login" }));
+  }
+  if ("recoveryHash" in proof) {
+    const left = (user.recoveryCodes?.length ?? 1) - 1;
+    await audit(deps, "recovery_code_used", { user_id: user.id, left });
+    securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
+  }
+  return { user, issued: opened.issued };
+}
+
+/**
+ * The same client (IP and User-Agent) sending a used challenge again within RETRY_GRACE
+ * seconds: the answer to the request that used it was lost. It gets that sign-in's session again (a
+ * new access token, the same refresh token), unless the session has been refreshed or ended since.
+ * The challenge is a 256-bit secret only the password step handed out; the code is spent already.
+ */
+async function answerAgain(deps: Deps, id: string, token: string, now: Date): Promise<{ user: User; issued: Issued } | null> {
+  const used = await findUsedChallenge(deps.db, id, "mfa_login");
+  if (!used?.usedAt || !used.usedBy || !used.userId) return null;
+  if (now.getTime() - used.usedAt.getTime() > deps.config.RETRY_GRACE * 1000 || used.usedByClient !== (await clientFingerprint(deps))) return null;
+  const issued = await reissueSignIn(deps, used.usedBy, await successorOf(deps.config, `mfa:${token}`));
+  const user = issued ? await findUserById(deps.db, used.userId) : undefined;
+  if (!issued || !user) return null;
+  log("mfa_login_retried", { request_id: deps.requestId, user_id: user.id, session_id: used.usedBy });
+  return { user, issued };
+}
