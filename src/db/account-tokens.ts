@@ -2,6 +2,7 @@ import { and, eq, exists, gt, inArray, isNull, lt, ne, notExists, or, type SQL, 
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { accountTokens, users } from "./schema";
+import { accountsWhere, notDisabled } from "./standing";
 
 export type TokenPurpose = (typeof accountTokens.$inferSelect)["purpose"];
 export const ALL_PURPOSES: TokenPurpose[] = ["verify_email", "reset_password", "change_email", "revoke_way_in"];
@@ -61,7 +62,7 @@ export function insertLink(db: Db, who: SQL, t: NewLink, limits: LinkLimits = {}
         .where(
           and(
             who,
-            isNull(users.disabledAt),
+            notDisabled(),
             sql`${to} IS NOT NULL`,
             limits.perAccount === undefined
               ? undefined
@@ -111,12 +112,7 @@ export const linkStored = (db: Db, tokenHash: string) =>
 
 /** A link works for a live, unused, unexpired token of an account that is not disabled. */
 const usable = (tokenHash: string, purpose: TokenPurpose, now: Date) =>
-  and(
-    eq(accountTokens.tokenHash, tokenHash),
-    eq(accountTokens.purpose, purpose),
-    live(now),
-    sql`${accountTokens.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL)`,
-  );
+  and(eq(accountTokens.tokenHash, tokenHash), eq(accountTokens.purpose, purpose), live(now), sql`${accountTokens.userId} IN ${accountsWhere(notDisabled())}`);
 
 /** The link and its account as they are now (a cheap read before the batch that uses it). */
 export async function usableFor(db: Db, tokenHash: string, purpose: TokenPurpose, now: Date) {

@@ -100,15 +100,6 @@ export function endUserChallenges(db: Db, userId: string, now: Date, onlyIf: SQL
 /** For the user row's own conditions (an audit row's): TOTP was just turned on or off, by the write stamped `now`. */
 export const totpTurnedAt = (on: boolean, now: Date) => and(eq(users.updatedAt, now), on ? isNotNull(users.totpEnabledAt) : isNull(users.totpEnabledAt))!;
 
-/** True in a batch while TOTP is off for the user. */
-export const totpIsOff = (db: Db, userId: string) =>
-  exists(
-    db
-      .select({ id: users.id })
-      .from(users)
-      .where(and(eq(users.id, userId), isNull(users.totpEnabledAt))),
-  );
-
 export function insertChallenge(db: Db, row: typeof challenges.$inferInsert) {
   return db.insert(challenges).values(row);
 }

@@ -1,18 +1,18 @@
-import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { rotatedRefreshTokens, sessions, users } from "./schema";
+import { accountsWhere, mayHoldSession } from "./standing";
 
 export type NewSession = typeof sessions.$inferInsert;
 
 /** Refreshable: not revoked and within its absolute lifetime. */
 export const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.expiresAt, now));
 /**
- * The session's user may hold one: not disabled (and verified, where REQUIRE_VERIFIED_EMAIL is on).
- * Checked in the same statement as every token issue, so a disable that lands meanwhile wins.
+ * The session's user may hold one (db/standing.ts). Checked in the same statement as every token
+ * issue, so a disable that lands meanwhile wins.
  */
-export const mayHoldSession = (requireVerified: boolean) =>
-  sql`${sessions.userId} IN (SELECT ${users.id} FROM ${users} WHERE ${users.disabledAt} IS NULL${requireVerified ? sql` AND ${users.emailVerifiedAt} IS NOT NULL` : sql``})`;
+const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId} IN ${accountsWhere(mayHoldSession(requireVerified))}`;
 /**
  * What a revocation must reach: a live session, or any session one of whose access tokens may still
  * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
@@ -28,16 +28,16 @@ export function insertSession(db: Db, row: NewSession) {
 }
 
 /**
- * Inserts the session only if the user may hold one, the password is still the one the login checked
- * (its version: a login whose password was replaced while it was being checked gets no session), and
- * `condition` holds (in a batch: a challenge was used by this request, say). Returns no row otherwise.
+ * Inserts the session only if `condition` holds on the user's row: what the sign-in's decision rested
+ * on (db/standing.ts signInConditions: the user may hold a session, the password is still the version
+ * checked, a challenge was used by this request...). Returns no row otherwise.
  */
 export function insertSessionIf(
   db: Db,
   row: Required<Pick<NewSession, "id" | "userId" | "refreshTokenHash" | "createdAt" | "lastUsedAt" | "accessExpiresAt" | "expiresAt" | "amr" | "authTime">> & {
     userAgent: string | null;
   },
-  { passwordVersion, requireVerified, condition }: { passwordVersion?: number; requireVerified: boolean; condition?: SQL },
+  condition: SQL,
 ) {
   const value = (v: string | number | null, name: string) => sql`${v}`.as(name);
   return db
@@ -59,15 +59,7 @@ export function insertSessionIf(
           authTime: value(row.authTime.getTime(), "auth_time"),
         })
         .from(users)
-        .where(
-          and(
-            eq(users.id, row.userId),
-            passwordVersion === undefined ? undefined : eq(users.passwordVersion, passwordVersion),
-            isNull(users.disabledAt),
-            requireVerified ? isNotNull(users.emailVerifiedAt) : undefined,
-            condition,
-          ),
-        ),
+        .where(and(eq(users.id, row.userId), condition)),
     )
     .returning({ id: sessions.id });
 }
@@ -114,7 +106,7 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
     updated: db
       .update(sessions)
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), mayHoldSession(requireVerified)))
+      .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), ownerMayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
     remembered: db
       .insert(rotatedRefreshTokens)
@@ -156,7 +148,7 @@ export async function reissueAccess(
     updated: db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), mayHoldSession(requireVerified)))
+      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), ownerMayHoldSession(requireVerified)))
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
     user: db
       .select(claimColumns)

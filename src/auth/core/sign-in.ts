@@ -5,7 +5,7 @@ import { type BatchResults, batch, joined, type Statements } from "../../db/batc
 import { cancelHold } from "../../db/recovery-holds";
 import type { User } from "../../db/schema";
 import { insertSessionIf, reissueAccess, revokeBeyondCap, sessionExists } from "../../db/sessions";
-import { findUserById, sessionEpochOf } from "../../db/users";
+import { sessionEpochOf } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { announceCancel } from "../mail/recovery-holds";
@@ -17,7 +17,8 @@ import { signAccessToken } from "./tokens";
 
 /**
  * The sign-in core that every way in ends with (a password, a second step, a passkey, sign-up, a
- * refresh): the session row, and the access token signed for it. Knows nothing of HTTP. Each flow
+ * refresh): the session row, and the access token signed for it. Whether a sign-in gets one is
+ * auth/core/decision.ts's to say. Knows nothing of HTTP. Each flow
  * reads the clock once: the same `now` goes into the rows and the signed token.
  */
 
@@ -92,13 +93,11 @@ export async function newSession(deps: Deps, userId: string, now: Date, amr: str
 export interface OpenSession<B extends Statements, A extends Statements> {
   /** How the sign-in was proved (auth/core/ways-in.ts amrOf). */
   amr: string[];
-  /** Written only while the password is still this version (a change that landed meanwhile wins). */
-  passwordVersion?: number;
   /** The caller's statements that run before the session is written (`condition` may depend on them), and after. */
   before?: B;
   after?: A;
-  /** The session is written only if this holds as well. */
-  condition?: SQL;
+  /** The session is written only if this holds on the user's row: what the decision rested on (auth/core/decision.ts). */
+  condition: SQL;
   /** Added to the login_succeeded audit row, e.g. how the user signed in. */
   detail?: Record<string, string>;
   /** The session's id and refresh token, where the caller must be able to answer a retry (auth/totp/mfa.ts). */
@@ -106,8 +105,8 @@ export interface OpenSession<B extends Statements, A extends Statements> {
 }
 
 /**
- * Opens the session a sign-in ends with, in one round trip: the caller's first statements, the
- * session (only if the user may still hold one and the caller's conditions hold), the per-user cap,
+ * Opens the session a sign-in's decision (auth/core/decision.ts) ends with, in one round trip: the
+ * caller's first statements, the session (only if its conditions hold), the per-user cap,
  * the epoch for the token, the audit row (only if the session was written), with a second factor
  * the end of a held recovery, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
  * statement's result by name (the caller's under the names it gave).
@@ -121,9 +120,8 @@ export async function openSession<B extends Statements = Record<never, never>, A
   const { db, config } = deps;
   const { row, refreshToken } = await newSession(deps, user.id, now, opts.amr, opts.session);
   const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
-  const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
   const core = {
-    openedSession: insertSessionIf(db, row, { passwordVersion: opts.passwordVersion, requireVerified, condition: opts.condition }),
+    openedSession: insertSessionIf(db, row, opts.condition),
     evictedSessions: revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
     userEpoch: sessionEpochOf(db, user.id),
     loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
@@ -141,24 +139,6 @@ export async function openSession<B extends Statements = Record<never, never>, A
   await endEvicted(deps, mine.evictedSessions);
   opened.issued = await issue(deps, { ...user, epoch }, row, now, refreshToken);
   return opened;
-}
-
-/**
- * Why a sign-in whose password or proof was right got no session, read once the batch refused it:
- * the account was disabled meanwhile (`account_disabled`), or is unverified where that is required
- * and the caller asks (`checkVerified`), or else the caller's own condition failed (`otherwise`: a
- * deleted account too). With `audit`, the refusal is recorded as login_failed.
- */
-export async function refusedSignIn<C extends string>(
-  deps: Deps,
-  userId: string,
-  otherwise: { code: C; reason: string; checkVerified?: boolean; audit?: boolean },
-): Promise<C | "account_disabled" | "email_unverified"> {
-  const user = await findUserById(deps.db, userId);
-  const unverified = otherwise.checkVerified && user && deps.config.REQUIRE_VERIFIED_EMAIL === "on" && !user.emailVerifiedAt;
-  const code = user?.disabledAt ? "account_disabled" : unverified ? "email_unverified" : otherwise.code;
-  if (otherwise.audit !== false) await audit(deps, "login_failed", { user_id: userId, reason: code === otherwise.code ? otherwise.reason : code });
-  return code;
 }
 
 /**

@@ -157,23 +157,37 @@ export function stepUpFor(user: StepUpSubject): Record<Action, ProofKind[]> {
 }
 
 /**
+ * What a sign-in proved before the decision (auth/core/decision.ts): a first factor, or a first factor
+ * and then the second step. A way in that comes later (a mailed code, a guest, an API key, an OAuth
+ * grant) adds its kind here, with its `amr` and whether it signs in alone (`completeAlone`), and
+ * calls the decision with it: refusals, the second step and the session follow from the table.
+ */
+export type FirstFactor = { kind: "password" } | { kind: "social" } | { kind: "passkey"; synced: boolean };
+/** The second step (a TOTP code or a recovery code) after a first factor, as its challenge recorded it ("pwd" or "fed"). */
+export type SecondStep = { kind: "second_step"; method: "totp" | "recovery_code"; first: string | null };
+export type Proved = FirstFactor | SecondStep;
+
+/**
+ * Whether what was proved signs in without a second step while TOTP is on: a passkey (user
+ * verification makes it two factors) and a completed second step do; a password or a provider's word does not.
+ */
+export const completeAlone = (proved: Proved) => proved.kind === "passkey" || proved.kind === "second_step";
+
+/**
  * How a sign-in was proved, as RFC 8176 `amr` values: sessions record them, and every access token
  * of the session carries them (with `auth_time`) so a resource server can ask for more. A passkey
  * with user verification is two factors: "hwk" for a device-bound key, "swk" for a synced (multi-device) one.
  * A social sign-in is one factor, "fed" (federated: RFC 8176 has no value for it; Entra ID uses this one).
  */
-export function amrOf(
-  signIn: { method: "password" | "social" } | { method: "totp" | "recovery_code"; first?: string | null } | { method: "passkey"; synced: boolean },
-): string[] {
-  switch (signIn.method) {
+export function amrOf(proved: Proved): string[] {
+  switch (proved.kind) {
     case "password":
       return ["pwd"];
     case "social":
       return ["fed"];
-    case "totp":
-    case "recovery_code":
-      return [signIn.first === "fed" ? "fed" : "pwd", "otp", "mfa"];
+    case "second_step":
+      return [proved.first === "fed" ? "fed" : "pwd", "otp", "mfa"];
     case "passkey":
-      return [signIn.synced ? "swk" : "hwk", "mfa"];
+      return [proved.synced ? "swk" : "hwk", "mfa"];
   }
 }

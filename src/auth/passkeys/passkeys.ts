@@ -21,18 +21,17 @@ import {
   passkeyStoredAt,
   recordPasskeyUse,
 } from "../../db/passkeys";
-import type { Passkey, User } from "../../db/schema";
+import type { Passkey } from "../../db/schema";
 import { isSessionLive, sessionLive } from "../../db/sessions";
 import { selectUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
 import { log } from "../../log";
 import { securityNotice } from "../../mail";
+import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
-import { type Issued, openSession, refusedSignIn } from "../core/sign-in";
 import { type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
-import { amrOf } from "../core/ways-in";
 import { notMeLink } from "../mail/links";
 
 /**
@@ -210,7 +209,7 @@ const notRecognised = () => new Refusal("invalid_credentials", "This passkey was
  * and the audit row are one more. Another user's passkey (a user handle that is not its owner's), an
  * unknown one, a counter that went backwards: 401 invalid_credentials.
  */
-export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJSON): Promise<{ user: User; issued: Issued }> {
+export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJSON): Promise<SignedIn> {
   const { db } = deps;
   const rp = relyingParty(deps.config);
   const now = new Date();
@@ -255,17 +254,14 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   if (!verified.verified) throw await refuse("verification_failed");
 
   // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
-  const opened = await openSession(deps, user, now, {
-    amr: amrOf({ method: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }),
-    condition: counterMayAdvance(db, passkey.id, counter),
-    after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
-    detail: { method: "passkey" },
+  return decideSignIn(deps, user, { kind: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }, now, {
+    session: {
+      condition: counterMayAdvance(db, passkey.id, counter),
+      after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
+      detail: { method: "passkey" },
+    },
+    changed: () => refuse("counter_regressed"),
   });
-  if (!opened.issued) {
-    const why = await refusedSignIn(deps, user.id, { code: "counter_regressed", reason: "counter_regressed", checkVerified: true, audit: false });
-    throw why === "counter_regressed" ? await refuse(why) : new Refusal(why);
-  }
-  return { user, issued: opened.issued };
 }
 
 export async function listPasskeys(deps: Deps, claims: AccessClaims) {

@@ -7,10 +7,11 @@ import { insertSession } from "../../db/sessions";
 import { findTaken, insertUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
+import { firstSession } from "../core/decision";
 import { Refusal } from "../core/errors";
+import { newUserRow } from "../core/new-account";
 import { hashPassword, passwordOptions } from "../core/passwords";
-import { type Issued, issue, newSession } from "../core/sign-in";
-import { amrOf } from "../core/ways-in";
+import { type Issued, issue } from "../core/sign-in";
 import { requestEmailVerification } from "../mail/verification";
 
 /** Sign-up. Knows nothing of HTTP. */
@@ -38,43 +39,25 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
 
   const now = new Date();
   const id = crypto.randomUUID();
-  const { row, refreshToken } = await newSession(deps, id, now, amrOf({ method: "password" }));
-  const user: User = {
+  // Sign-up asks the sign-in decision: a first session now, or none until the address is verified.
+  const first = await firstSession(deps, id, { kind: "password" }, null, now);
+  const user = newUserRow({
     id,
     username: input.username,
     email: email ?? null,
     passwordHash: await hashPassword(input.password, passwordOptions(config)),
-    passwordVersion: 0,
-    roles: ["user"], // never from the client
-    failedLogins: 0,
-    lastFailedLoginAt: null,
-    lockedUntil: null,
-    lockAuditedUntil: null,
     emailVerifiedAt: null,
     // Verify first: an account that never proves its address is removed by the cron (src/cron.ts).
     verifyBy: verifyFirst ? new Date(now.getTime() + config.UNVERIFIED_ACCOUNT_DAYS * 86_400_000) : null,
-    disabledAt: null,
-    sessionEpoch: 0,
-    epochKeptSession: null,
-    totpSecret: null,
-    totpEnabledAt: null,
-    totpLastStep: 0,
-    recoveryCodes: null,
-    totpEnabledBy: null,
-    // Set by the registration's own session, where it has one.
-    passwordSetAt: now,
-    passwordSetBy: verifyFirst ? null : row.id,
-    emailSetAt: email ? now : null,
-    emailSetBy: email && !verifyFirst ? row.id : null,
-    createdAt: now,
-    updatedAt: now,
-  };
-  const registered = { user_id: user.id, session_id: verifyFirst ? null : row.id };
+    setBy: first?.row.id ?? null,
+    now,
+  });
+  const registered = { user_id: user.id, session_id: first?.row.id ?? null };
   try {
     // One batch = one implicit transaction: no user without its first session (and its audit row).
     await batch(db, {
       user: insertUser(db, user),
-      session: verifyFirst ? undefined : insertSession(db, row),
+      session: first && insertSession(db, first.row),
       audited: auditRow(deps, "register", registered),
     });
   } catch (err) {
@@ -91,5 +74,5 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
       else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
     });
   }
-  return { user, issued: verifyFirst ? undefined : await issue(deps, { ...user, epoch: 0 }, row, now, refreshToken) };
+  return { user, issued: first && (await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken)) };
 }

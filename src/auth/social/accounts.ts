@@ -6,15 +6,17 @@ import type { User } from "../../db/schema";
 import { insertUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { randomBytes, toBase64Url } from "../../encoding";
+import { signUpVerdict } from "../core/decision";
 import { Refusal } from "../core/errors";
+import { newUserRow } from "../core/new-account";
 import { NO_PASSWORD } from "../core/ways-in";
 import type { Profile } from "./providers";
 
 // Which account a social sign-in lands in (auth/social/flow.ts): the identity's own, or a new one.
 
 /**
- * The account a provider's answer signs in to: the identity's own; else a new account, where sign-up
- * is open. Never an existing account found by its address (verified or not): that is
+ * The account a provider's answer signs in to: the identity's own (whether it may sign in is the
+ * decision's to say: auth/core/decision.ts); else a new account, where sign-up is open. Never an existing account found by its address (verified or not): that is
  * `account_exists` (its owner signs in and links the provider; a person who does not own it resets
  * its password by mail). Joining by address would hand whoever controls that address at a provider
  * everything the account's creator set up (its password, sessions, factors).
@@ -22,7 +24,7 @@ import type { Profile } from "./providers";
 export async function accountFor(deps: Deps, providerId: string, profile: Profile, now: Date): Promise<{ user: User; identityId: string }> {
   const { db, config } = deps;
   const found = await findForProfile(db, profile.issuer, profile.subject, profile.email);
-  if (found.linked) return disabledRefused({ user: found.linked.user, identityId: found.linked.identity.id });
+  if (found.linked) return { user: found.linked.user, identityId: found.linked.identity.id };
   if (found.byAddress) throw new Refusal("account_exists");
   const identity = {
     id: crypto.randomUUID(),
@@ -35,8 +37,9 @@ export async function accountFor(deps: Deps, providerId: string, profile: Profil
   };
   if (config.REGISTRATION === "closed") throw new Refusal("registration_closed");
   const email = profile.emailVerified ? profile.email : null; // an address nobody vouches for is not copied
-  if (config.REQUIRE_VERIFIED_EMAIL === "on" && !email)
-    throw new Refusal("email_unverified", "The provider did not vouch for an address, and this service needs one");
+  // Sign-up asks the sign-in decision: an account it would refuse (no address where one is needed) is not made.
+  const decided = signUpVerdict(config, { kind: "social" }, email ? now : null);
+  if ("refuse" in decided) throw new Refusal(decided.refuse, "The provider did not vouch for an address, and this service needs one");
   const user = await newAccount(deps, profile, email, now);
   const registered = { user_id: user.id, provider: providerId };
   try {
@@ -50,17 +53,12 @@ export async function accountFor(deps: Deps, providerId: string, profile: Profil
     if (!index) throw err;
     // Another callback for the same person won the race, or the address was taken meanwhile.
     const again = await findForProfile(db, profile.issuer, profile.subject, profile.email);
-    if (again.linked) return disabledRefused({ user: again.linked.user, identityId: again.linked.identity.id });
+    if (again.linked) return { user: again.linked.user, identityId: again.linked.identity.id };
     if (again.byAddress) throw new Refusal("account_exists");
     throw err;
   }
   logEvent(deps, "register", registered);
   return { user, identityId: identity.id };
-}
-
-function disabledRefused(found: { user: User; identityId: string }) {
-  if (found.user.disabledAt) throw new Refusal("account_disabled");
-  return found;
 }
 
 /** A new account without a password: a username from the provider's hints, free regardless of case. */
@@ -80,32 +78,14 @@ async function newAccount(deps: Deps, profile: Profile, email: string | null, no
   const candidates = [stem, `${stem}_${tail()}`, `${stem}_${tail()}`];
   const taken = await takenUsernames(deps.db, candidates);
   const username = candidates.find((c) => !taken.has(c.toLowerCase())) ?? `${stem}_${tail()}${tail()}`;
-  return {
+  return newUserRow({
     id: crypto.randomUUID(),
     username,
     email,
+    passwordHash: NO_PASSWORD,
     emailVerifiedAt: email ? now : null,
     verifyBy: null,
-    disabledAt: null,
-    passwordHash: NO_PASSWORD,
-    roles: ["user"],
-    failedLogins: 0,
-    lastFailedLoginAt: null,
-    lockedUntil: null,
-    lockAuditedUntil: null,
-    passwordVersion: 0,
-    sessionEpoch: 0,
-    epochKeptSession: null,
-    totpSecret: null,
-    totpEnabledAt: null,
-    totpLastStep: 0,
-    recoveryCodes: null,
-    passwordSetAt: null,
-    passwordSetBy: null,
-    emailSetAt: email ? now : null,
-    emailSetBy: null,
-    totpEnabledBy: null,
-    createdAt: now,
-    updatedAt: now,
-  };
+    setBy: null,
+    now,
+  });
 }

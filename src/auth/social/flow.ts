@@ -13,18 +13,16 @@ import {
   touchIdentity,
   useFlow,
 } from "../../db/identities";
-import { totpIsOff } from "../../db/mfa";
 import type { OAuthFlow, User } from "../../db/schema";
 import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { securityNotice } from "../../mail";
+import { decideOrHandOff, decideSignIn, type SignInResult } from "../core/decision";
 import { Refusal } from "../core/errors";
-import { type Issued, openSession, refusedSignIn } from "../core/sign-in";
+import type { Issued } from "../core/sign-in";
 import { type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
-import { amrOf } from "../core/ways-in";
-import { issueMfaChallenge, type LoginResult } from "../password/login";
 import { accountFor } from "./accounts";
 import {
   authorizationUrl,
@@ -204,19 +202,15 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
   try {
     const { user, identityId } = await accountFor(deps, p.id, profile, now);
     const touched = touchIdentity(db, identityId, profile.email, profile.emailVerified, now);
-    // A cookie set in the answer to a cross-site POST (Apple's form_post) is dropped by browsers
-    // (SameSite): then the app's exchange, a same-site request, sets it.
-    if (user.totpEnabledAt || !flow.useCookie || posted)
-      return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
-    const opened = await openSession(deps, user, now, {
-      amr: amrOf({ method: "social" }),
-      condition: totpIsOff(db, user.id),
-      after: { touched },
-      detail: { method: p.id },
+    // Bearer mode, a second step due, or a cookie set in the answer to a cross-site POST (Apple's
+    // form_post), which browsers drop (SameSite): the app's exchange, a same-site request, finishes.
+    const decided = await decideOrHandOff(deps, user, { kind: "social" }, now, {
+      mayOpen: flow.useCookie && !posted,
+      session: { after: { touched }, detail: { method: p.id } },
+      changed: "invalid_grant",
     });
-    if (!opened.issued)
-      return { returnTo: flow.returnTo, error: await refusedSignIn(deps, user.id, { code: "invalid_grant", reason: "changed_during_login" }) };
-    return { returnTo: flow.returnTo, signedIn: { user, issued: opened.issued } };
+    if (decided === "hand_off") return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
+    return { returnTo: flow.returnTo, signedIn: decided };
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     await audit(deps, "social_sign_in_failed", { provider: p.id, reason: err.code });
@@ -244,7 +238,7 @@ export async function exchange(
   deps: Deps,
   input: { code: string; codeVerifier?: string; browser?: string },
   claims: AccessClaims | undefined,
-): Promise<LoginResult | { linked: { id: string; provider: string } }> {
+): Promise<SignInResult | { linked: { id: string; provider: string } }> {
   const { db } = deps;
   const now = new Date();
   const proof = {
@@ -256,11 +250,7 @@ export async function exchange(
   if (flow.purpose === "link") return { linked: await completeLink(deps, flow, claims, now) };
   const user = await findUserById(db, flow.grantUserId);
   if (!user) throw new Refusal("invalid_grant");
-  if (user.disabledAt) throw new Refusal("account_disabled");
-  if (user.totpEnabledAt) return { user, challenge: await issueMfaChallenge(deps, user, now, {}, "fed") };
-  const opened = await openSession(deps, user, now, { amr: amrOf({ method: "social" }), condition: totpIsOff(db, user.id), detail: { method: flow.provider } });
-  if (!opened.issued) throw new Refusal(await refusedSignIn(deps, user.id, { code: "invalid_grant", reason: "changed_during_login" }));
-  return { user, issued: opened.issued };
+  return decideSignIn(deps, user, { kind: "social" }, now, { session: { detail: { method: flow.provider } }, changed: "invalid_grant" });
 }
 
 async function completeLink(deps: Deps, flow: OAuthFlow, claims: AccessClaims | undefined, now: Date) {

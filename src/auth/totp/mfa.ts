@@ -21,16 +21,16 @@ import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { log } from "../../log";
 import { securityNotice } from "../../mail";
+import { decideSignIn } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
 import { successorOf } from "../core/refresh-tokens";
 import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "../core/second-factor";
 import { seal } from "../core/secrets";
-import { clientFingerprint, type Issued, openSession, refusedSignIn, reissueSignIn } from "../core/sign-in";
+import { clientFingerprint, type Issued, reissueSignIn } from "../core/sign-in";
 import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "../core/totp";
-import { amrOf } from "../core/ways-in";
 import { notMeLink } from "../mail/links";
 
 /**
@@ -203,25 +203,25 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
   // The code is spent, and the lock's count cleared, only if the session was written: a second step
   // refused at the last moment (the account disabled meanwhile) leaves a recovery code unspent.
   const written = sessionExists(db, session.id);
-  const opened = await openSession(deps, user, now, {
-    session,
-    amr: amrOf({ method: methodOf(proof), first: challenge.firstFactor }),
-    passwordVersion: challenge.passwordVersion ?? -1,
-    before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
-    condition: consumedBy(db, id, session.id),
-    after: joined({ proofSpent: spendProof(db, user.id, proof, now, written) }, passPasswordCheck(deps, user.id, check, now, written)),
-    detail: { method: methodOf(proof) },
+  const { issued } = await decideSignIn(deps, user, { kind: "second_step", method: methodOf(proof), first: challenge.firstFactor }, now, {
+    refused: { checkEnded: endCheck(db, check) },
+    session: {
+      session,
+      passwordVersion: challenge.passwordVersion ?? -1,
+      before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
+      condition: consumedBy(db, id, session.id),
+      after: joined({ proofSpent: spendProof(db, user.id, proof, now, written) }, passPasswordCheck(deps, user.id, check, now, written)),
+      detail: { method: methodOf(proof) },
+    },
+    // That code, or this challenge, was used meanwhile; else the password changed since the first step.
+    changed: async (results) => (results.challengeUsed[0] ? "invalid_challenge" : new Refusal("invalid_mfa_code")),
   });
-  if (!opened.issued) {
-    if (!opened.results.challengeUsed[0]) throw new Refusal("invalid_mfa_code"); // that code, or this challenge, was used meanwhile
-    throw new Refusal(await refusedSignIn(deps, user.id, { code: "invalid_challenge", reason: "changed_during_login" }));
-  }
   if ("recoveryHash" in proof) {
     const left = (user.recoveryCodes?.length ?? 1) - 1;
     await audit(deps, "recovery_code_used", { user_id: user.id, left });
     securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
   }
-  return { user, issued: opened.issued };
+  return { user, issued };
 }
 
 /**
