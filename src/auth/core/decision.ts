@@ -69,6 +69,7 @@ export interface SignInWay<B extends Statements, A extends Statements> {
   changed: Changed<BatchResults<B & A>>;
 }
 
+/** The kinds `completeAlone` signs in with: their decision never asks a second step. */
 type Complete = Extract<Proved, { kind: "passkey" | "second_step" }>;
 
 /** Decides the sign-in: throws the refusal, or answers the session's tokens or the second step's challenge. */
