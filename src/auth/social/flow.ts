@@ -18,12 +18,12 @@ import type { OAuthFlow, User } from "../../db/schema";
 import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
-import { securityNotice } from "../../mail";
 import { Refusal } from "../core/errors";
 import { type Issued, openSession, refusedSignIn } from "../core/sign-in";
 import { type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { amrOf } from "../core/ways-in";
+import { securityNotice } from "../mail/notices";
 import { issueMfaChallenge, type LoginResult } from "../password/login";
 import { accountFor } from "./accounts";
 import {

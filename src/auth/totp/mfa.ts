@@ -20,7 +20,6 @@ import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { log } from "../../log";
-import { securityNotice } from "../../mail";
 import { Refusal } from "../core/errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
 import { successorOf } from "../core/refresh-tokens";
@@ -32,6 +31,7 @@ import type { AccessClaims } from "../core/tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "../core/totp";
 import { amrOf } from "../core/ways-in";
 import { notMeLink } from "../mail/links";
+import { securityNotice } from "../mail/notices";
 
 /**
  * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
