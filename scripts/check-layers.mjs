@@ -4,8 +4,12 @@
 //   through any module it imports;
 // - a route queries src/db/ itself instead of asking src/auth/ (src/routes/deps.ts, which makes the
 //   clients, is the one exception), or src/auth/ (or the audit and mail modules) builds SQL;
-// - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder.
-// Type-only imports are erased at build time and do not count.
+// - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder;
+// - src/auth/'s folders import across the way they may not. The shared core/ and mail/ never import a
+//   way in (password/, totp/, passkeys/, social/, mailbox/), account/ or keys/; a way in imports core/,
+//   mail/ and its own folder, never another way in, account/ or keys/; account/ and keys/ never import
+//   a way in. Here type-only imports count too: a type is owned where it is declared.
+// Elsewhere type-only imports are erased at build time and do not count.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -13,13 +17,13 @@ const files = readdirSync("src", { recursive: true })
   .filter((f) => f.endsWith(".ts"))
   .map((f) => path.join("src", f));
 
-/** The modules a file imports at run time: relative paths as files, packages by name. */
-function runtimeImports(file) {
+/** The modules a file imports at run time (or at all, with `types`): relative paths as files, packages by name. */
+function runtimeImports(file, types = false) {
   const text = readFileSync(file, "utf8");
   const found = [];
   for (const m of text.matchAll(/^(import|export)\s+(type\s+)?([^;]*?)\s*from\s+"([^"]+)"/gms)) {
     const [, , typeOnly, clause, target] = m;
-    if (typeOnly) continue;
+    if (typeOnly && !types) continue;
     const names = /^\{([^}]*)\}$/.exec(clause.trim())?.[1];
     // `import { type A, type B } from` brings nothing at run time either.
     if (
@@ -27,7 +31,8 @@ function runtimeImports(file) {
         ?.split(",")
         .map((n) => n.trim())
         .filter(Boolean)
-        .every((n) => n.startsWith("type "))
+        .every((n) => n.startsWith("type ")) &&
+      !types
     )
       continue;
     found.push(target.startsWith(".") ? path.join(path.dirname(file), `${target}.ts`) : target);
@@ -74,8 +79,25 @@ for (const file of files.filter((f) => f !== "src/db/batch.ts")) {
   if (/\.batch\(/.test(readFileSync(file, "utf8"))) problems.push(`${file}: db.batch (build it with src/db/batch.ts, read by name)`);
 }
 
+// The folders of src/auth/ (ARCHITECTURE.md, Layout): a way in touches the rest through the core.
+const WAYS_IN = ["password", "totp", "passkeys", "social", "mailbox"];
+const SHARED = ["core", "mail"];
+const folderOf = (file) => /^src\/auth\/([^/]+)\//.exec(file)?.[1];
+/** What a folder of src/auth/ may import from the others (its own folder always). */
+function mayImport(from, to) {
+  if (SHARED.includes(from) || WAYS_IN.includes(from)) return SHARED.includes(to);
+  return !WAYS_IN.includes(to); // account/, keys/ (and a new folder that is no way in): never a way in
+}
+for (const file of files.filter(folderOf)) {
+  for (const target of runtimeImports(file, true)) {
+    const [from, to] = [folderOf(file), folderOf(target)];
+    if (!to || from === to || mayImport(from, to)) continue;
+    problems.push(`${file} -> ${target} (${from}/ may not import ${to}/: the rule for src/auth/'s folders is at the top of scripts/check-layers.mjs)`);
+  }
+}
+
 if (problems.length) {
   console.error(`the layers of src/ mix (scripts/check-layers.mjs says what is allowed):\n${[...new Set(problems)].join("\n")}`);
   process.exit(1);
 }
-console.log("layers: src/auth/ and src/db/ import nothing of HTTP, routes ask src/auth/, every batch is read by name");
+console.log("layers: src/auth/ and src/db/ import nothing of HTTP, routes ask src/auth/, every batch is read by name, a way in imports only the core and mail");

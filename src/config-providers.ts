@@ -14,7 +14,7 @@ const providerUrl = z.url().refine((u) => {
   return url.protocol === "https:" || (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname));
 }, "must be https (http only for localhost)");
 
-// One social sign-in provider (auth/social/providers.ts). `id` names it in the routes (/oauth/<id>/...) and
+// One social sign-in provider (auth/social/providers.ts; its kind's quirks in auth/social/kinds/). `id` names it in the routes (/oauth/<id>/...) and
 // in OAUTH_CLIENT_SECRETS; `name` is the button label.
 const providerCommon = {
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "lower-case letters, digits, - and _ (at most 32)"),
@@ -49,6 +49,14 @@ export const ProviderSchema = z.discriminatedUnion("kind", [
     .strict(),
 ]);
 export type ProviderConfig = z.infer<typeof ProviderSchema>;
+
+/** Every kind, as configured (GET /oauth/providers shows it); each kind's behaviour is its object in auth/social/kinds/. */
+export const PROVIDER_KINDS = ProviderSchema.options.map((o) => o.shape.kind.value);
+
+/** A kind whose secret has a form of its own: Apple's is the key that signs its client secret (the .p8 file). */
+const SECRET_FORMATS: Partial<Record<ProviderConfig["kind"], { ok: (secret: string) => boolean; problem: string }>> = {
+  apple: { ok: (secret) => secret.includes("-----BEGIN PRIVATE KEY-----"), problem: "is not a PKCS#8 PEM key (Apple's .p8 file)" },
+};
 
 const jsonOf = <T extends z.ZodType>(schema: T, fallback: string) =>
   z
@@ -131,6 +139,7 @@ function checkEntry(entry: unknown, name: string, listed: string[], secrets: Rec
   if (listed.filter((other) => other === p.id).length > 1) return `${name}: another provider has the id ${p.id}`;
   const secret = secrets[p.id];
   if (!secret) return `OAUTH_CLIENT_SECRETS.${p.id}: is missing`;
-  if (p.kind === "apple" && !secret.includes("-----BEGIN PRIVATE KEY-----")) return `OAUTH_CLIENT_SECRETS.${p.id}: is not a PKCS#8 PEM key (Apple's .p8 file)`;
+  const format = SECRET_FORMATS[p.kind];
+  if (format && !format.ok(secret)) return `OAUTH_CLIENT_SECRETS.${p.id}: ${format.problem}`;
   return p;
 }

@@ -1,5 +1,5 @@
 import { audit } from "./audit";
-import { maintainRing } from "./auth/core/signing-keys";
+import { maintainRing } from "./auth/keys/rotation";
 import { applyDueHolds } from "./auth/mail/recovery-holds";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { type Action, STEP_UP } from "./auth/core/ways-in";
+import { PROVIDER_KINDS } from "./config-providers";
+import { ACTIONS } from "./step-up-actions";
 
 /**
  * Response schemas: the shapes of every answer (GET /openapi.json documents them; the tests check
@@ -156,7 +157,7 @@ export const securitySchema = z
       })
       .openapi({ description: "this session: when and how its sign-in was proved (the access token's auth_time and amr)" }),
     step_up: z
-      .record(z.enum(Object.keys(STEP_UP) as [Action, ...Action[]]), z.array(proofKind))
+      .record(z.enum(ACTIONS), z.array(proofKind))
       .openapi({ description: "each sensitive action and the proofs to send with it, for this account now (second_factor: a code or a recovery code)" }),
   })
   .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });
@@ -279,17 +280,12 @@ export const discoverySchema = z
   })
   .openapi("IssuerMetadata");
 
-export const providersSchema = z
-  .object({
-    providers: z.array(
-      z.object({
-        id: z.string().openapi({ description: "GET /oauth/{id}/start" }),
-        name: z.string().openapi({ description: "the button label" }),
-        kind: z.enum(["oidc", "google", "microsoft", "apple", "github"]),
-      }),
-    ),
-  })
-  .openapi("Providers");
+const providerSchema = z.object({
+  id: z.string().openapi({ description: "GET /oauth/{id}/start" }),
+  name: z.string().openapi({ description: "the button label" }),
+  kind: z.enum(PROVIDER_KINDS),
+});
+export const providersSchema = z.object({ providers: z.array(providerSchema) }).openapi("Providers");
 
 export const linkStartSchema = z
   .object({ url: z.string().openapi({ description: "open it in the browser (a top-level navigation): it goes on to the provider" }) })

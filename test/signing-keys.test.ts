@@ -2,8 +2,9 @@ import { createExecutionContext, createScheduledController, waitOnExecutionConte
 import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { activeKeys, keyWindows, maintainRing } from "../src/auth/core/signing-keys";
+import { activeKeys, keyWindows } from "../src/auth/core/signing-keys";
 import { retireKey } from "../src/auth/keys/operations";
+import { maintainRing } from "../src/auth/keys/rotation";
 import { getConfig } from "../src/config";
 import { FREQUENT } from "../src/cron";
 import { getDb } from "../src/db/client";
@@ -172,6 +173,39 @@ describe("the cron turns the ring", () => {
     expect(await jwksKids()).not.toContain(oldKid);
     expectError(await protectedWith(first.body.access_token), 401, "invalid_token");
     expect((await protectedWith(relogin.body.access_token)).status).toBe(200);
+  });
+
+  it("never on a request: a key past its rotation age keeps signing, with no change in D1 or the audit, until the cron runs", async () => {
+    await maintainRing(stores(FRESH), {});
+    const [old] = await kidIn("current");
+    // Past its rotation age, its next key lost, and no mirror: the request reads D1.
+    await env.DB.prepare("DELETE FROM signing_keys WHERE state = 'next'").run();
+    await env.DB.prepare("UPDATE signing_keys SET activated_at = ? WHERE state = 'current'")
+      .bind(Date.now() - 31 * DAY)
+      .run();
+    await env.REVOKED.delete("keyring");
+    const ringAudits = async () => (await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event LIKE 'signing_key_%'").first<{ n: number }>())!.n;
+    // Two requests (a sign-up, a login): both sign with the old key, and neither changes the ring nor audits.
+    const signs = async () => {
+      const [before, audits] = [await rows(), await ringAudits()];
+      const reg = await call("POST", "/register", { body: { username: `age_${crypto.randomUUID().slice(0, 8)}`, password: PASSWORD }, bindings: FRESH });
+      expect(reg.status, reg.text).toBe(201);
+      const again = await call("POST", "/login", { body: { username: reg.body.user.username, password: PASSWORD }, bindings: FRESH });
+      expect(again.status, again.text).toBe(200);
+      expect(await rows()).toEqual(before);
+      expect(await ringAudits()).toBe(audits);
+      return [kidOf(reg.body.access_token), kidOf(again.body.access_token)];
+    };
+    expect(await signs()).toEqual([old, old]);
+
+    // The cron makes a next key; once it has been published for its window, requests still sign with the old one.
+    expect((await maintainRing(stores(FRESH), { scheduled: true })).rotated).toBeUndefined();
+    const [next] = await kidIn("next");
+    await publishedAgo(600_000);
+    await env.REVOKED.delete("keyring");
+    expect(await signs()).toEqual([old, old]);
+    // Only the cron turns it.
+    expect((await maintainRing(stores(FRESH), { scheduled: true })).rotated).toEqual({ from: old, to: next });
   });
 
   it("waits when the next key has not been published for the full window, and turns on a later run", async () => {

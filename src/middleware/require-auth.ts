@@ -9,7 +9,7 @@ import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { log } from "../log";
-import { keyStores } from "../routes/deps";
+import { keyStores } from "../stores";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;

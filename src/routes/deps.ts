@@ -17,11 +17,7 @@ function waitUntil(c: Context<AppEnv>): Deps["defer"] {
   }
 }
 
-/** The stores alone, for a route that needs no config (GET /health). */
-export const stores = (c: Context<AppEnv>) => ({ db: getDb(c.env.DB), kv: c.env.REVOKED });
-
-/** What the signing keys need (auth/core/signing-keys.ts activeKeys): the token check and the JWKS. */
-export const keyStores = (c: Context<AppEnv>) => ({ config: getConfig(c.env), ...stores(c) });
+export { keyStores, stores } from "../stores";
 
 export const deps = (c: Context<AppEnv>): Deps => ({
   db: getDb(c.env.DB),

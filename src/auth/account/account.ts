@@ -9,7 +9,7 @@ import type { User } from "../../db/schema";
 import { isSessionLive, sessionLive } from "../../db/sessions";
 import { accountWithId, changeEmail, emailTaken, findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
-import { appLink, compose, securityNotice, sendAfterAnswer } from "../../mail";
+import { appLink, compose, sendAfterAnswer } from "../../mail";
 import { Refusal, sessionEnded, TooManyAttempts, userGone } from "../core/errors";
 import { revokeEpoch } from "../core/revocations";
 import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "../core/step-up";
@@ -17,6 +17,7 @@ import type { AccessClaims } from "../core/tokens";
 import { stepUpFor, waysIn } from "../core/ways-in";
 import { mailCount, mailRefused } from "../mail/budget";
 import { invalidLink, LIMITS, newLink, notMeLink, openLink, requireAppUrl } from "../mail/links";
+import { securityNotice } from "../mail/notices";
 import { type AccountProof, proveHolder } from "../mail/verification";
 
 /**

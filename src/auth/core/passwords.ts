@@ -1,3 +1,4 @@
+import { MAX_PASSWORD_ITERATIONS } from "../../config";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
 
 /**
@@ -9,7 +10,7 @@ import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
  */
 
 /** Production Workers reject PBKDF2 above this count; local workerd does not, so we enforce it here. */
-export const MAX_ITERATIONS = 100_000;
+export const MAX_ITERATIONS = MAX_PASSWORD_ITERATIONS;
 const ALGORITHM = "pbkdf2-sha256";
 const SALT_BYTES = 16;
 const HASH_BITS = 256;

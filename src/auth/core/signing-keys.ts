@@ -3,9 +3,8 @@ import { type AuditContext, audit } from "../../audit";
 import { type Config, ConfigError } from "../../config";
 import type { Db } from "../../db/client";
 import type { SigningKey } from "../../db/schema";
-import { allKeys, insertKeys, liveKeys, markMirrored, retireExpired, turnRing } from "../../db/signing-keys";
+import { insertKeys, liveKeys, markMirrored } from "../../db/signing-keys";
 import { log } from "../../log";
-import { Refusal } from "./errors";
 import { KV_KEYS } from "./kv-keys";
 import { openWith } from "./secrets";
 import { firstKeys, generated, type LiveState, wrapKey } from "./signing-key-rows";
@@ -18,13 +17,14 @@ import { type KeyRing, keyRing, secretKeyRing } from "./tokens";
  * SIGNING_KEYS=rotating: a ring in D1 (the one truth: strongly consistent, conditional writes), each
  * private key sealed with JWT_WRAPPING_KEY. Each key is `next` (published, not signing), `current`
  * (signs), `previous` (verifies what it signed), then `retired` (gone from the JWKS, its private half
- * erased). The cron turns the ring; an operator can force a turn or retire a key at once.
+ * erased). Only the cron and an operator turn the ring (auth/keys/rotation.ts); signing on a
+ * request path reads it and never turns, retires or replaces a key.
  *
  * The token path reads D1 only without a usable mirror: every change is mirrored into KV (the public
  * keys and the sealed current key), which each isolate re-reads at most every KEY_PROPAGATION / 2
  * (60 s at most). The windows are counted from the moment a mirror showed a change (publish), so a
  * location that still sees the ring as it was keeps signing with a key every verifier still has.
- * A key's row is made in auth/core/signing-key-rows.ts; an operator's view and commands are auth/keys/operations.ts.
+ * A key's row is made in auth/core/signing-key-rows.ts; the lifecycle is auth/keys/rotation.ts.
  */
 
 export interface KeyStores {
@@ -53,7 +53,7 @@ export function keyWindows(config: Config) {
 }
 
 /** What KV holds: the public keys verifiers accept, and the sealed key that signs. */
-interface Mirror {
+export interface Mirror {
   keys: { kid: string; state: LiveState; jwk: JWK }[];
   signing: { kid: string; sealed: string };
 }
@@ -99,12 +99,14 @@ async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {
     return ringOf(ks.config, await mirrorOf(await liveKeys(ks.db)));
   }
   if (!mirror) {
-    // No mirror yet (a new deployment's first requests): build the ring from D1, starting it if empty.
+    // No mirror (a new deployment's first requests, or a failed write): D1's ring as it stands, never
+    // turned here. Only an empty ring gets its first keys; then the mirror is written.
+    await startRing(ks, now);
     try {
-      mirror = (await maintainRing(ks, {}, now)).mirror;
+      mirror = await publish(ks, now);
     } catch (err) {
       if (err instanceof ConfigError) throw err;
-      // Isolates starting the ring at once race for one KV key (one write a second): a loser signs
+      // Isolates writing the mirror at once race for one KV key (one write a second): a loser signs
       // with the ring D1 holds, and a later request or the cron writes the mirror.
       log("key_ring_mirror_failed", { error: (err as Error).message }, "warn");
       mirror = await mirrorOf(await liveKeys(ks.db));
@@ -112,6 +114,27 @@ async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {
   }
   return ringOf(ks.config, mirror);
 }
+
+/**
+ * A ring with neither a current nor a next key (a new deployment's) gets its first keys, audited:
+ * conditional inserts, so isolates racing leave one current and one next. Not a rotation: a ring
+ * that has either is left as it is, for the cron or an operator to repair (auth/keys/rotation.ts).
+ */
+export async function startRing(ks: KeyStores & Partial<AuditContext>, now: Date, by: string | null = null): Promise<string[]> {
+  const { config, db } = ks;
+  if ((await liveKeys(db)).some((k) => k.state === "current" || k.state === "next")) return [];
+  const created = (await insertKeys(db, await firstKeys(config, now))).map((k) => k.kid);
+  // JWT_PRIVATE_KEY's key was in this ring before and is retired: it never signs again.
+  if (!(await liveKeys(db)).some((k) => k.state === "current")) {
+    created.push(...(await insertKeys(db, [await generated(config, "current", now)])).map((k) => k.kid));
+  }
+  const ctx: AuditContext = { db, requestId: ks.requestId, ip: ks.ip };
+  for (const kid of created) await audit(ctx, "signing_key_created", { user_id: by, kid });
+  return created;
+}
+
+/** After the cron's or an operator's change, this isolate reads the ring again at once. */
+export const forgetView = (config: Config) => views.delete(config.JWT_WRAPPING_KEY!);
 
 async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
   const problem = (what: string) => new ConfigError([`JWT_WRAPPING_KEY: the signing key ring ${what}`]);
@@ -125,115 +148,12 @@ async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
   return keyRing(`ring:${mirror.signing.sealed}:${mirror.keys.map((k) => k.kid).join(",")}`, signing, [...mirror.keys.map((k) => k.jwk)], problem);
 }
 
-// ---- the ring's lifecycle: the cron, an operator, a new deployment's first request ----
-
-export interface RingChange {
-  /** The cron: turn the ring when the current key has signed KEY_ROTATION_DAYS, retire what is due. */
-  scheduled?: boolean;
-  /** An operator: turn the ring now (the next key must have been published for the full window). */
-  rotate?: boolean;
-  /** An operator, in an emergency: retire this key at once. */
-  retire?: string;
-  /** The operator's user id, for the audit rows. */
-  by?: string;
-}
-
-export interface RingReport {
-  mirror: Mirror;
-  rotated?: { from: string; to: string };
-  retired: string[];
-  created: string[];
-}
-
-/**
- * Brings the ring to where it should be, then mirrors it to KV. Safe to run twice at once (every
- * write is conditional) and to fail halfway: a failed mirror write leaves the windows unstarted, and
- * the next run (the cron's, or the next isolate that misses the mirror) writes it again.
- */
-export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change: RingChange, now = new Date()): Promise<RingReport> {
-  const { config, db } = ks;
-  const windows = keyWindows(config);
-  const report: RingReport = { mirror: undefined as unknown as Mirror, retired: [], created: [] };
-  let rows = await liveKeys(db);
-  const find = (state: LiveState) => rows.find((k) => k.state === state);
-  let current = find("current");
-  let next = find("next");
-  if (!current && next) {
-    // Only after an emergency that could not complete: the next key takes over.
-    const turned = await turnRing(db, { now, promote: next.kid, newNext: await generated(config, "next", now) });
-    report.created.push(...[turned.created].filter((k) => k !== undefined));
-  } else if (!current) {
-    report.created.push(...(await insertKeys(db, await firstKeys(config, now))).map((k) => k.kid));
-    // JWT_PRIVATE_KEY's key was in this ring before and is retired: it never signs again.
-    if (!(await liveKeys(db)).some((k) => k.state === "current")) {
-      report.created.push(...(await insertKeys(db, [await generated(config, "current", now)])).map((k) => k.kid));
-    }
-  } else if (!next) {
-    report.created.push(...(await insertKeys(db, [await generated(config, "next", now)])).map((k) => k.kid));
-  }
-  if (report.created.length) {
-    rows = await liveKeys(db);
-    current = find("current");
-    next = find("next");
-  }
-
-  let refusal: Refusal | undefined;
-  if (change.retire) {
-    const turned = await turnRing(db, { now, retire: change.retire, newNext: await generated(config, "next", now) });
-    if (turned.retired) {
-      report.retired.push(turned.retired);
-      if (turned.promoted && current) report.rotated = { from: current.kid, to: turned.promoted };
-      if (turned.created) report.created.push(turned.created);
-    } else if (!(await allKeys(db)).some((k) => k.kid === change.retire && k.state === "retired")) {
-      refusal = new Refusal("not_found", "No signing key has that kid");
-    }
-    // Already retired (a retry after a failed mirror write): the mirror is written again below.
-  } else if (
-    current &&
-    next &&
-    (change.rotate || (change.scheduled && current.activatedAt && now.getTime() - current.activatedAt.getTime() >= windows.rotateEvery))
-  ) {
-    const readyAt = next.publishedAt ? next.publishedAt.getTime() + windows.publishFor : undefined;
-    if (readyAt === undefined || readyAt > now.getTime()) {
-      const when = readyAt === undefined ? "once the ring is mirrored" : `at ${new Date(readyAt).toISOString()}`;
-      log("key_rotation_waiting", { next: next.kid, ready_at: readyAt ?? null });
-      // Refused after the mirror is written below: a retry after a failed write repairs it.
-      if (change.rotate)
-        refusal = new Refusal("key_not_ready", `The next key ${next.kid} may sign ${when}: verifiers must have had it for JWKS_MAX_AGE + KEY_PROPAGATION`);
-    } else {
-      const turned = await turnRing(db, {
-        now,
-        demote: current.kid,
-        promote: next.kid,
-        readyBefore: new Date(now.getTime() - windows.publishFor),
-        newNext: await generated(config, "next", now),
-      });
-      if (turned.demoted && turned.promoted) report.rotated = { from: turned.demoted, to: turned.promoted };
-      if (turned.created) report.created.push(turned.created);
-    }
-  }
-  if (change.scheduled) report.retired.push(...(await retireExpired(db, now)).map((k) => k.kid));
-
-  // The record first: D1 has changed, whatever happens to the mirror below.
-  const ctx: AuditContext = { db, requestId: ks.requestId, ip: ks.ip };
-  const user_id = change.by ?? null;
-  for (const kid of report.created) await audit(ctx, "signing_key_created", { user_id, kid });
-  if (report.rotated) await audit(ctx, "signing_key_rotated", { user_id, from: report.rotated.from, to: report.rotated.to, forced: !change.scheduled });
-  for (const kid of report.retired) await audit(ctx, "signing_key_retired", { user_id, kid, reason: change.retire ? "emergency" : "scheduled" });
-
-  report.mirror = await publish(ks, now);
-  // This isolate sees an operator's or the cron's change at once (a request starting the ring keeps its view).
-  if (change.rotate || change.retire || change.scheduled) views.delete(config.JWT_WRAPPING_KEY!);
-  if (refusal) throw refusal;
-  return report;
-}
-
 /**
  * Writes the mirror until it shows what D1 holds, then starts the windows of the keys it shows. KV
  * keeps the last write, so a run that read D1 before another run's change could leave its older copy
  * behind; reading D1 again after the write catches that, and the later run's own write comes after.
  */
-async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
+export async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
   let mirror = await mirrorOf(await liveKeys(ks.db));
   for (let attempt = 1; ; attempt++) {
     await ks.kv.put(MIRROR, JSON.stringify(mirror));
@@ -249,7 +169,7 @@ async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
   return mirror;
 }
 
-async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
+export async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
   const current = rows.find((k) => k.state === "current");
   if (!current?.sealedPrivateJwk) throw new Error("the signing key ring has no current key");
   const order: Record<string, number> = { current: 0, next: 1, previous: 2 };

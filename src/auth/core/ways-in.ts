@@ -1,4 +1,5 @@
 import type { Identity, Passkey, User } from "../../db/schema";
+import type { Action } from "../../step-up-actions";
 
 /**
  * An account's ways in, and the proof each sensitive action needs (step-up): the one place these
@@ -22,22 +23,7 @@ export type ProofKind =
   | "mailbox" // a single-use link mailed to the account's address
   | "recent_sign_in"; // instead of a password the account does not have: a sign-in within STEP_UP_MAX_AGE
 
-export type Action =
-  | "change_password"
-  | "change_email"
-  | "delete_account"
-  | "setup_totp"
-  | "enable_totp"
-  | "disable_totp"
-  | "add_passkey"
-  | "remove_passkey"
-  | "add_identity"
-  | "remove_identity"
-  | "reset_password"
-  | "revoke_way_in"
-  | "change_roles"
-  | "rotate_signing_keys"
-  | "retire_signing_key";
+export type { Action } from "../../step-up-actions";
 
 export interface StepUpRule {
   /** Who asks: a signed-in session (its own budget of wrong tries), or the holder of a mailed link. */

@@ -3,11 +3,12 @@ import type { Config } from "../../config";
 import type { SigningKey } from "../../db/schema";
 import { allKeys, liveKeys } from "../../db/signing-keys";
 import { Refusal } from "../core/errors";
-import { type KeyStores, keyWindows, maintainRing } from "../core/signing-keys";
+import { type KeyStores, keyWindows } from "../core/signing-keys";
+import { maintainRing } from "./rotation";
 
 /**
  * What an operator does to the signing key ring (routes/admin.ts; the routes take the step-up):
- * look at it, turn it now, retire a key in an emergency. The ring itself is auth/core/signing-keys.ts.
+ * look at it, turn it now, retire a key in an emergency. The ring is read in auth/core/signing-keys.ts and turned in auth/keys/rotation.ts.
  */
 
 /** The operator's view of the ring: every key with its times (never a private half) and the windows in seconds. */

@@ -27,12 +27,12 @@ import { selectUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
 import { log } from "../../log";
-import { securityNotice } from "../../mail";
 import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
 import { type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { notMeLink } from "../mail/links";
+import { securityNotice } from "../mail/notices";
 
 /**
  * Passkeys (WebAuthn) through @simplewebauthn/server: registration by a signed-in user, and sign-in

@@ -5,13 +5,13 @@ import { endCheck } from "../../db/password-checks";
 import { isSessionLive, revokeUserSessions } from "../../db/sessions";
 import { epochState, passwordIs, replacePassword } from "../../db/users";
 import type { Deps } from "../../deps";
-import { securityNotice } from "../../mail";
 import { publishEpoch } from "../core/epochs";
 import { Refusal, sessionEnded } from "../core/errors";
 import { hashPassword, passwordOptions, verifyPassword } from "../core/passwords";
 import { beginStepUp, proveStepUp, type StepUpInput } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { hasPassword } from "../core/ways-in";
+import { securityNotice } from "../mail/notices";
 
 /** Changing the password from a signed-in session. Knows nothing of HTTP. */
 

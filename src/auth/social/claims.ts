@@ -1,10 +1,10 @@
 import type * as oauth from "oauth4webapi";
-import type { ProviderConfig } from "../../config";
 
 /**
  * What a provider's answer says about the person, as far as this API trusts it: the checks on an
  * ID token that oauth4webapi leaves to the caller, whether an address is vouched for, and the
- * profile read from the claims (auth/social/providers.ts runs the protocol).
+ * profile read from the claims (auth/social/protocol.ts runs the protocol, auth/social/kinds/ hold
+ * each kind's quirks).
  */
 
 /** How far a provider's clock may run ahead of ours (an ID token's `iat`). */
@@ -45,37 +45,12 @@ export function checkIdToken(claims: oauth.IDToken, clientId: string, now: Date)
 export const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : null);
 
 /**
- * Whether the provider vouches for the address: only the boolean `true` (a string "true", 1 or
- * "1" is not what OpenID defines). Apple documents the claim as a boolean or a string ("true" or
- * "false"), so for Apple alone the string "true" counts too. Microsoft sends no email_verified: an
- * address counts only with its optional claim xms_edov, documented as a boolean, and only `true`.
+ * Who signed in, from OpenID claims. `vouched`: whether the provider vouches that the address's
+ * owner controls it; by default OpenID's email_verified, and only the boolean `true` (a string
+ * "true", 1 or "1" is not what OpenID defines). A kind whose provider says it otherwise passes its
+ * own (auth/social/kinds/).
  */
-function vouched(p: ProviderConfig, claims: Record<string, unknown>): boolean {
-  if (p.kind === "microsoft") return claims.xms_edov === true;
-  return claims.email_verified === true || (p.kind === "apple" && claims.email_verified === "true");
-}
-
-export function openIdProfile(p: ProviderConfig, issuer: string, subject: string, claims: Record<string, unknown>, params: URLSearchParams): Profile {
+export function openIdProfile(issuer: string, subject: string, claims: Record<string, unknown>, vouched = claims.email_verified === true): Profile {
   const email = text(claims.email)?.toLowerCase() ?? null;
-  const verified = vouched(p, claims);
-  let name = text(claims.name);
-  if (p.kind === "apple") name ??= appleName(params.get("user")); // Apple sends the name once, in the form
-  return {
-    // Microsoft: one person is (tid, oid); `sub` differs per application.
-    issuer,
-    subject: p.kind === "microsoft" ? `${text(claims.tid)}:${text(claims.oid)}` : subject,
-    email,
-    emailVerified: email !== null && verified,
-    username: p.kind === "microsoft" ? null : text(claims.preferred_username),
-    name,
-  };
-}
-
-function appleName(user: string | null): string | null {
-  try {
-    const n = user ? (JSON.parse(user) as { name?: { firstName?: string; lastName?: string } }).name : undefined;
-    return text([n?.firstName, n?.lastName].filter(Boolean).join(" "));
-  } catch {
-    return null;
-  }
+  return { issuer, subject, email, emailVerified: email !== null && vouched, username: text(claims.preferred_username), name: text(claims.name) };
 }

@@ -17,12 +17,12 @@ import type { OAuthFlow, User } from "../../db/schema";
 import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
-import { securityNotice } from "../../mail";
 import { decideOrHandOff, decideSignIn, type SignInResult } from "../core/decision";
 import { Refusal } from "../core/errors";
 import type { Issued } from "../core/sign-in";
 import { type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
+import { securityNotice } from "../mail/notices";
 import { accountFor } from "./accounts";
 import {
   authorizationUrl,

@@ -20,7 +20,6 @@ import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { log } from "../../log";
-import { securityNotice } from "../../mail";
 import { decideSignIn } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
@@ -32,6 +31,7 @@ import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpIn
 import type { AccessClaims } from "../core/tokens";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "../core/totp";
 import { notMeLink } from "../mail/links";
+import { securityNotice } from "../mail/notices";
 
 /**
  * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
