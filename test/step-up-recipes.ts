@@ -101,7 +101,9 @@ function single(opts: {
     async otherSession() {
       const u = await passwordless(opts.admin);
       if (needsTotp) await env.DB.prepare("UPDATE users SET totp_enabled_at = ?, totp_secret = 'x' WHERE id = ?").bind(Date.now(), u.userId).run();
-      return { res: await opts.send(u.stale, {}, await target(u.userId)), refused: [401, "reauthentication_required"] };
+      // No password to send; a code where TOTP is on (the recent sign-in is checked first).
+      const check = needsTotp ? { code: "000000" } : {};
+      return { res: await opts.send(u.stale, check, await target(u.userId)), refused: [401, "reauthentication_required"] };
     },
     async spent() {
       const u = await withPassword({ admin: opts.admin, totp: true });
@@ -244,14 +246,14 @@ export const RECIPES: Record<Action, Recipe> = {
       const reg = await registerUser();
       const { response } = await passkeyResponse(reg.access_token);
       const other = (await login(reg.input.username)).body.access_token;
-      return { res: await verifyPasskey(other, response), refused: [400, "invalid_challenge"] };
+      return { res: await verifyPasskey(other, response), refused: [401, "invalid_challenge"] };
     },
     async spent() {
       const reg = await registerUser();
       const { options, response } = await passkeyResponse(reg.access_token);
       expect((await verifyPasskey(reg.access_token, response)).status).toBe(201);
       const again = await new SoftAuthenticator(ORIGIN).register(options);
-      return { res: await verifyPasskey(reg.access_token, again), refused: [400, "invalid_challenge"] };
+      return { res: await verifyPasskey(reg.access_token, again), refused: [401, "invalid_challenge"] };
     },
     async legit() {
       const reg = await registerUser();
