@@ -60,7 +60,8 @@ describe("routes declare their step-up where they are defined", () => {
     }
     expect([...new Set(DECLARED.map((d) => d.action))].sort()).toEqual([...actions].sort());
     // A session's action is asked by a signed-in session's route; a link's, by the holder of the link.
-    for (const d of DECLARED) expect(STEP_UP[d.action].by, key(d.method, d.path)).toBe(d.path === "/password/reset" || d.path === "/ways-in/revoke" ? "link" : "session");
+    for (const d of DECLARED)
+      expect(STEP_UP[d.action].by, key(d.method, d.path)).toBe(d.path === "/password/reset" || d.path === "/ways-in/revoke" ? "link" : "session");
   });
 
   it("every route whose body takes the current password declares a step-up action", async () => {
