@@ -10,7 +10,8 @@ import type { AppEnv } from "../env";
  * for that action (`asked`); the flow's writes take the proof auth/core/step-up.ts mints for it. A
  * sensitive flow called from an undeclared route does not compile. The declaration is kept off the
  * OpenAPI document (a non-enumerable symbol): the document stays as it was; test/step-up.test.ts
- * checks the declared routes against the table.
+ * checks the declared routes against the table. A mailed link's routes (reset_password,
+ * revoke_way_in) declare theirs too; no session asks there: the link is opened by the flow.
  */
 
 const ACTION = Symbol("step-up action");
@@ -24,9 +25,6 @@ export function sensitive<A extends Action, R extends RouteConfig>(action: A, ro
   DECLARED.push({ action, method: route.method.toUpperCase(), path: route.path });
   return route as R & Sensitive<A>;
 }
-
-/** The action a route declared (for a mailed link's route: no session asks). */
-export const actionOf = <A extends Action>(route: Sensitive<A>): A => route[ACTION];
 
 /** The signed-in session's ask for the action its route declared. */
 export const asked = <A extends Action>(c: Context<AppEnv>, route: Sensitive<A>): StepUpAsk<A> => askStepUp(c.get("auth"), route[ACTION]);
