@@ -47,11 +47,14 @@ export function spendProof(db: Db, userId: string, proof: Proof, now: Date, cond
     .returning({ recoveryCodesLeft: sql<number>`json_array_length(${users.recoveryCodes})` });
 }
 
-/** A new secret awaiting its first code; refused (no row) while TOTP is on: disable it first. */
-export function storePendingTotp(db: Db, userId: string, sealed: string, now: Date) {
+/**
+ * A new secret awaiting its first code, and the session that set it up (totp_enabled_by: only that
+ * session enables it); refused (no row) while TOTP is on: disable it first.
+ */
+export function storePendingTotp(db: Db, userId: string, sealed: string, now: Date, by: string) {
   return db
     .update(users)
-    .set({ totpSecret: sealed, updatedAt: now })
+    .set({ totpSecret: sealed, totpEnabledBy: by, updatedAt: now })
     .where(and(eq(users.id, userId), isNull(users.totpEnabledAt)))
     .returning({ id: users.id });
 }

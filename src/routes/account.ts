@@ -10,6 +10,7 @@ import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser, sessionShape, wayInShape } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 const authed = requireAuth();
 const tags = ["Account"];
@@ -42,33 +43,39 @@ const securityRoute = createRoute({
 const STEP_UP_TEXT =
   "A step-up: the password, and while TOTP is on a code or a recovery code (401 invalid_mfa_code when missing). Wrong ones count against this session's own budget (STEP_UP_MAX_FAILURES, then 401 invalid_token: signed out), never the account lock.";
 
-const deleteMeRoute = createRoute({
-  ...bearer,
-  method: "delete",
-  path: "/me",
-  summary: "Delete the account: the user, their sessions and links; their access tokens stop working",
-  description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
-  middleware: [authed, jsonOnly],
-  request: body(deleteMeSchema),
-  responses: {
-    200: json(messageSchema, "Deleted"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "last_admin", "rate_limited"),
-  },
-});
+const deleteMeRoute = sensitive(
+  "delete_account",
+  createRoute({
+    ...bearer,
+    method: "delete",
+    path: "/me",
+    summary: "Delete the account: the user, their sessions and links; their access tokens stop working",
+    description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
+    middleware: [authed, jsonOnly],
+    request: body(deleteMeSchema),
+    responses: {
+      200: json(messageSchema, "Deleted"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "last_admin", "rate_limited"),
+    },
+  }),
+);
 
-const passwordRoute = createRoute({
-  ...bearer,
-  method: "post",
-  path: "/password",
-  summary: "Change the password; every other session ends",
-  description: `${STEP_UP_TEXT} A 503 means: send it again.`,
-  middleware: [authed, jsonOnly],
-  request: body(passwordChangeSchema),
-  responses: {
-    200: json(revokedCountSchema, "Changed"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "password_not_set", "rate_limited"),
-  },
-});
+const passwordRoute = sensitive(
+  "change_password",
+  createRoute({
+    ...bearer,
+    method: "post",
+    path: "/password",
+    summary: "Change the password; every other session ends",
+    description: `${STEP_UP_TEXT} A 503 means: send it again.`,
+    middleware: [authed, jsonOnly],
+    request: body(passwordChangeSchema),
+    responses: {
+      200: json(revokedCountSchema, "Changed"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "password_not_set", "rate_limited"),
+    },
+  }),
+);
 
 const sessionsRoute = createRoute({
   ...bearer,
@@ -107,11 +114,11 @@ export const account = openApiApp()
     return c.json({ ways_in: view.waysIn.map((w) => wayInShape(w, claims.sid)), session, step_up: view.stepUp }, 200);
   })
   .openapi(deleteMeRoute, async (c) => {
-    await deleteAccount(deps(c), c.get("auth"), c.req.valid("json"));
+    await deleteAccount(deps(c), asked(c, deleteMeRoute), c.req.valid("json"));
     return c.json({ message: "Your account is deleted" }, 200);
   })
   .openapi(passwordRoute, async (c) => {
-    const revoked = await changePassword(deps(c), c.get("auth"), c.req.valid("json"));
+    const revoked = await changePassword(deps(c), asked(c, passwordRoute), c.req.valid("json"));
     // Says what happened: 0 reads as a failure to a person unless the message explains it.
     const message =
       revoked === 0

@@ -11,6 +11,7 @@ import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
 import { decodeCursor, page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 const admin = { security: BEARER, tags: ["Admin"] };
 /** What a step-up can answer (auth/core/step-up.ts), besides the guard's own 401 and 403. */
@@ -43,17 +44,20 @@ const userRoute = createRoute({
   responses: { 200: json(adminUserSchema, "The user"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "not_found") },
 });
 
-const patchUserRoute = createRoute({
-  ...admin,
-  method: "patch",
-  path: "/users/{id}",
-  summary: "Change a user's roles or disable them (role admin); every session of the user ends at once",
-  description:
-    "A change of roles takes the acting admin's step-up (change_roles: `current_password`, and a code while TOTP is on); disabling alone does not, so taking access away stays quick. An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
-  middleware: [jsonOnly],
-  request: { params: userIdSchema, ...body(adminUserPatchSchema) },
-  responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "not_found", "last_admin") },
-});
+const patchUserRoute = sensitive(
+  "change_roles",
+  createRoute({
+    ...admin,
+    method: "patch",
+    path: "/users/{id}",
+    summary: "Change a user's roles or disable them (role admin); every session of the user ends at once",
+    description:
+      "A change of roles takes the acting admin's step-up (change_roles: `current_password`, and a code while TOTP is on); disabling alone does not, so taking access away stays quick. An admin cannot remove their own admin role or disable themselves, and at least one active admin always remains (409 last_admin; checked in the statement itself, so two admins disabling each other at once cannot both succeed). Every change, and every refusal, is audited with the acting admin.",
+    middleware: [jsonOnly],
+    request: { params: userIdSchema, ...body(adminUserPatchSchema) },
+    responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "not_found", "last_admin") },
+  }),
+);
 
 const keysRoute = createRoute({
   ...admin,
@@ -63,32 +67,38 @@ const keysRoute = createRoute({
   responses: { 200: json(keyRingSchema, "The ring"), ...errors("invalid_token", "forbidden", "keys_not_rotating") },
 });
 
-const rotateRoute = createRoute({
-  ...admin,
-  method: "post",
-  path: "/keys/rotate",
-  summary: "Turn the ring now: the next key signs, the current one verifies until its tokens expire (role admin)",
-  description:
-    "The step-up rotate_signing_keys: `current_password`, and a code while TOTP is on. The cron turns the ring every KEY_ROTATION_DAYS; this does it at once. Refused with 409 key_not_ready until the next key has been published for JWKS_MAX_AGE + KEY_PROPAGATION seconds (the answer says when), so no verifier meets a key it has not fetched. Live tokens keep working. Audited (signing_key_rotated).",
-  middleware: [jsonOnly],
-  request: body(freshCheckSchema),
-  responses: { 200: json(keyRingSchema, "Turned"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "key_not_ready") },
-});
+const rotateRoute = sensitive(
+  "rotate_signing_keys",
+  createRoute({
+    ...admin,
+    method: "post",
+    path: "/keys/rotate",
+    summary: "Turn the ring now: the next key signs, the current one verifies until its tokens expire (role admin)",
+    description:
+      "The step-up rotate_signing_keys: `current_password`, and a code while TOTP is on. The cron turns the ring every KEY_ROTATION_DAYS; this does it at once. Refused with 409 key_not_ready until the next key has been published for JWKS_MAX_AGE + KEY_PROPAGATION seconds (the answer says when), so no verifier meets a key it has not fetched. Live tokens keep working. Audited (signing_key_rotated).",
+    middleware: [jsonOnly],
+    request: body(freshCheckSchema),
+    responses: { 200: json(keyRingSchema, "Turned"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "key_not_ready") },
+  }),
+);
 
-const retireRoute = createRoute({
-  ...admin,
-  method: "post",
-  path: "/keys/{kid}/retire",
-  summary: "Emergency: retire a key at once, e.g. a leaked one (role admin)",
-  description:
-    "The step-up retire_signing_key: `current_password`, and a code while TOTP is on. The key leaves the JWKS and stops verifying now; every access token it signed is refused from now on by this API (everywhere within KEY_PROPAGATION seconds) and by resource servers once their JWKS cache (JWKS_MAX_AGE) runs out. Clients refresh to get a token from the new key: refresh tokens are not signed, so nobody is signed out. Retiring the current key makes the next one sign at once, before verifiers may have fetched it; they fetch it on the first unknown kid. Audited (signing_key_retired).",
-  middleware: [jsonOnly],
-  request: { params: kidSchema, ...body(freshCheckSchema) },
-  responses: {
-    200: json(keyRingSchema, "Retired"),
-    ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "not_found"),
-  },
-});
+const retireRoute = sensitive(
+  "retire_signing_key",
+  createRoute({
+    ...admin,
+    method: "post",
+    path: "/keys/{kid}/retire",
+    summary: "Emergency: retire a key at once, e.g. a leaked one (role admin)",
+    description:
+      "The step-up retire_signing_key: `current_password`, and a code while TOTP is on. The key leaves the JWKS and stops verifying now; every access token it signed is refused from now on by this API (everywhere within KEY_PROPAGATION seconds) and by resource servers once their JWKS cache (JWKS_MAX_AGE) runs out. Clients refresh to get a token from the new key: refresh tokens are not signed, so nobody is signed out. Retiring the current key makes the next one sign at once, before verifiers may have fetched it; they fetch it on the first unknown kid. Audited (signing_key_retired).",
+    middleware: [jsonOnly],
+    request: { params: kidSchema, ...body(freshCheckSchema) },
+    responses: {
+      200: json(keyRingSchema, "Retired"),
+      ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "keys_not_rotating", "not_found"),
+    },
+  }),
+);
 
 const ringView = (view: KeyView) => ({
   ...view,
@@ -124,16 +134,16 @@ adminApp
   })
   .openapi(patchUserRoute, async (c) => {
     const { roles, disabled, ...check } = c.req.valid("json");
-    const user = await updateUserByAdmin(deps(c), c.get("auth"), c.req.valid("param").id, { roles, disabled }, check);
+    const user = await updateUserByAdmin(deps(c), asked(c, patchUserRoute), c.req.valid("param").id, { roles, disabled }, check);
     return c.json(adminUser(user), 200);
   })
   .openapi(keysRoute, async (c) => c.json(ringView(await keyRingView(deps(c))), 200))
   .openapi(rotateRoute, async (c) => {
-    await stepUp(deps(c), c.get("auth"), "rotate_signing_keys", c.req.valid("json"));
-    return c.json(ringView(await rotateKeys(deps(c), c.get("auth").sub)), 200);
+    const proof = await stepUp(deps(c), asked(c, rotateRoute), c.req.valid("json"));
+    return c.json(ringView(await rotateKeys(deps(c), proof.userId)), 200);
   })
   .openapi(retireRoute, async (c) => {
-    await stepUp(deps(c), c.get("auth"), "retire_signing_key", c.req.valid("json"));
+    await stepUp(deps(c), asked(c, retireRoute), c.req.valid("json"));
     return c.json(ringView(await retireKey(deps(c), c.get("auth").sub, c.req.valid("param").kid)), 200);
   })
   .openapi(auditRoute, async (c) => {

@@ -17,6 +17,7 @@ import { identityIdSchema, identityLinkSchema, oauthExchangeSchema, oauthStartQu
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 /**
  * Social sign-in (docs/social-sign-in.md): the browser's trip to a provider and back, the app's code
@@ -138,54 +139,60 @@ const exchangeRoute = createRoute({
   },
 });
 
-const linkRoute = createRoute({
-  method: "post",
-  path: "/me/identities/{provider}/link",
-  tags,
-  security: BEARER,
-  summary: "Start linking a provider to this account, after a step-up",
-  description:
-    "The step-up add_identity (the password, and a code while TOTP is on; an account without a password: a sign-in within STEP_UP_MAX_AGE). Answers a URL to open in the browser; the callback comes back with oauth=link and a code this session exchanges at POST /oauth/exchange. An identity linked to another account: 409 identity_in_use there.",
-  middleware: [authed, jsonOnly] as const,
-  request: { params: providerParamSchema, ...body(identityLinkSchema) },
-  responses: {
-    200: json(linkStartSchema, "Open url in the browser"),
-    ...errors(
-      ...BODY_ERRORS,
-      "unknown_provider",
-      "provider_unavailable",
-      "invalid_token",
-      "invalid_credentials",
-      "invalid_mfa_code",
-      "reauthentication_required",
-      "rate_limited",
-    ),
-  },
-});
+const linkRoute = sensitive(
+  "add_identity",
+  createRoute({
+    method: "post",
+    path: "/me/identities/{provider}/link",
+    tags,
+    security: BEARER,
+    summary: "Start linking a provider to this account, after a step-up",
+    description:
+      "The step-up add_identity (the password, and a code while TOTP is on; an account without a password: a sign-in within STEP_UP_MAX_AGE). Answers a URL to open in the browser; the callback comes back with oauth=link and a code this session exchanges at POST /oauth/exchange. An identity linked to another account: 409 identity_in_use there.",
+    middleware: [authed, jsonOnly] as const,
+    request: { params: providerParamSchema, ...body(identityLinkSchema) },
+    responses: {
+      200: json(linkStartSchema, "Open url in the browser"),
+      ...errors(
+        ...BODY_ERRORS,
+        "unknown_provider",
+        "provider_unavailable",
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "reauthentication_required",
+        "rate_limited",
+      ),
+    },
+  }),
+);
 
-const unlinkRoute = createRoute({
-  method: "delete",
-  path: "/me/identities/{id}",
-  tags,
-  security: BEARER,
-  summary: "Unlink a provider from this account, after a step-up",
-  description: "The step-up remove_identity. Refused with 409 last_way_in when nothing else would sign in (no password, passkey or other identity).",
-  middleware: [authed, jsonOnly] as const,
-  request: { params: identityIdSchema, ...body(freshCheckSchema) },
-  responses: {
-    200: json(messageSchema, "Unlinked"),
-    ...errors(
-      ...BODY_ERRORS,
-      "not_found",
-      "last_way_in",
-      "invalid_token",
-      "invalid_credentials",
-      "invalid_mfa_code",
-      "reauthentication_required",
-      "rate_limited",
-    ),
-  },
-});
+const unlinkRoute = sensitive(
+  "remove_identity",
+  createRoute({
+    method: "delete",
+    path: "/me/identities/{id}",
+    tags,
+    security: BEARER,
+    summary: "Unlink a provider from this account, after a step-up",
+    description: "The step-up remove_identity. Refused with 409 last_way_in when nothing else would sign in (no password, passkey or other identity).",
+    middleware: [authed, jsonOnly] as const,
+    request: { params: identityIdSchema, ...body(freshCheckSchema) },
+    responses: {
+      200: json(messageSchema, "Unlinked"),
+      ...errors(
+        ...BODY_ERRORS,
+        "not_found",
+        "last_way_in",
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "reauthentication_required",
+        "rate_limited",
+      ),
+    },
+  }),
+);
 
 export const oauth = openApiApp()
   .openapi(providersRoute, (c) => c.json({ providers: providerList(getConfig(c.env)) }, 200))
@@ -227,11 +234,11 @@ export const oauth = openApiApp()
   })
   .openapi(linkRoute, async (c) => {
     const { return_to, ...check } = c.req.valid("json");
-    const url = await beginLink(deps(c), c.get("auth"), c.req.valid("param").provider, { ...check, returnTo: return_to });
+    const url = await beginLink(deps(c), asked(c, linkRoute), c.req.valid("param").provider, { ...check, returnTo: return_to });
     return c.json({ url }, 200);
   })
   .openapi(unlinkRoute, async (c) => {
-    await unlinkIdentity(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
+    await unlinkIdentity(deps(c), asked(c, unlinkRoute), c.req.valid("param").id, c.req.valid("json"));
     return c.json({ message: "Unlinked" }, 200);
   });
 

@@ -11,6 +11,7 @@ import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterS
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 /** Passkeys: registration and the list for the signed-in user, and sign-in without a password. */
 
@@ -26,35 +27,41 @@ const passkeyShape = (p: Passkey) => ({
   backed_up: p.backedUp,
 });
 
-const registerOptionsRoute = createRoute({
-  ...bearer,
-  method: "post",
-  path: "/passkeys/register/options",
-  summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
-  description:
-    'A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session\'s own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a "this was not me" link.',
-  middleware: [authed, jsonOnly] as const,
-  request: body(freshCheckSchema),
-  responses: {
-    200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "too_many_passkeys", "rate_limited"),
-  },
-});
+const registerOptionsRoute = sensitive(
+  "add_passkey",
+  createRoute({
+    ...bearer,
+    method: "post",
+    path: "/passkeys/register/options",
+    summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
+    description:
+      'A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session\'s own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a "this was not me" link.',
+    middleware: [authed, jsonOnly] as const,
+    request: body(freshCheckSchema),
+    responses: {
+      200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "too_many_passkeys", "rate_limited"),
+    },
+  }),
+);
 
-const registerVerifyRoute = createRoute({
-  ...bearer,
-  method: "post",
-  path: "/passkeys/register/verify",
-  summary: "Store the passkey the browser created",
-  description:
-    "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
-  middleware: [authed, jsonOnly] as const,
-  request: body(passkeyRegisterSchema),
-  responses: {
-    201: json(passkeySchema, "Registered"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected", "too_many_passkeys"),
-  },
-});
+const registerVerifyRoute = sensitive(
+  "add_passkey",
+  createRoute({
+    ...bearer,
+    method: "post",
+    path: "/passkeys/register/verify",
+    summary: "Store the passkey the browser created",
+    description:
+      "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
+    middleware: [authed, jsonOnly] as const,
+    request: body(passkeyRegisterSchema),
+    responses: {
+      201: json(passkeySchema, "Registered"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected", "too_many_passkeys"),
+    },
+  }),
+);
 
 const loginOptionsRoute = createRoute({
   method: "post",
@@ -89,33 +96,36 @@ const listRoute = createRoute({
   responses: { 200: json(passkeysSchema, "The passkeys"), ...errors("invalid_request", "invalid_token") },
 });
 
-const deleteRoute = createRoute({
-  ...bearer,
-  method: "delete",
-  path: "/passkeys/{id}",
-  summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
-  middleware: [authed, jsonOnly] as const,
-  request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
-  responses: {
-    200: json(messageSchema, "Removed"),
-    ...errors(
-      ...BODY_ERRORS,
-      "invalid_token",
-      "invalid_credentials",
-      "invalid_mfa_code",
-      "reauthentication_required",
-      "not_found",
-      "last_way_in",
-      "rate_limited",
-    ),
-  },
-});
+const deleteRoute = sensitive(
+  "remove_passkey",
+  createRoute({
+    ...bearer,
+    method: "delete",
+    path: "/passkeys/{id}",
+    summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
+    middleware: [authed, jsonOnly] as const,
+    request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
+    responses: {
+      200: json(messageSchema, "Removed"),
+      ...errors(
+        ...BODY_ERRORS,
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "reauthentication_required",
+        "not_found",
+        "last_way_in",
+        "rate_limited",
+      ),
+    },
+  }),
+);
 
 export const passkeys = openApiApp()
-  .openapi(registerOptionsRoute, async (c) => c.json({ options: await registrationOptions(deps(c), c.get("auth"), c.req.valid("json")) }, 200))
+  .openapi(registerOptionsRoute, async (c) => c.json({ options: await registrationOptions(deps(c), asked(c, registerOptionsRoute), c.req.valid("json")) }, 200))
   .openapi(registerVerifyRoute, async (c) => {
     const { response, name } = c.req.valid("json");
-    const passkey = await verifyRegistration(deps(c), c.get("auth"), response as unknown as RegistrationResponseJSON, name);
+    const passkey = await verifyRegistration(deps(c), asked(c, registerVerifyRoute), response as unknown as RegistrationResponseJSON, name);
     return c.json(passkeyShape(passkey), 201);
   })
   .openapi(loginOptionsRoute, async (c) => c.json({ options: await authenticationOptions(deps(c)) }, 200))
@@ -127,6 +137,6 @@ export const passkeys = openApiApp()
   })
   .openapi(listRoute, async (c) => c.json({ passkeys: (await listPasskeys(deps(c), c.get("auth"))).map(passkeyShape) }, 200))
   .openapi(deleteRoute, async (c) => {
-    await removePasskey(deps(c), c.get("auth"), c.req.valid("param").id, c.req.valid("json"));
+    await removePasskey(deps(c), asked(c, deleteRoute), c.req.valid("param").id, c.req.valid("json"));
     return c.json({ message: "Passkey removed" }, 200);
   });

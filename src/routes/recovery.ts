@@ -14,6 +14,7 @@ import { messageSchema, resetDoneSchema, revokedWayInSchema } from "../response-
 import { addressProofSchema, emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
+import { asked, sensitive } from "./step-up";
 
 /**
  * Flows that mail a single-use link, and the routes that complete them (the app posts the token).
@@ -77,33 +78,39 @@ const forgotRoute = createRoute({
   responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited", "service_unavailable") },
 });
 
-const resetRoute = createRoute({
-  method: "post",
-  path: "/password/reset",
-  tags,
-  summary: "Set a new password with the mailed token: the mailbox's owner takes the account back",
-  description:
-    "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP turned on after the address was confirmed stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; ten tries a day). TOTP set up before the address was confirmed: a mailbox alone never removes it at once, so every session ends now and the rest of the reset (the new password, TOTP and passkeys removed) is held until `takes_effect_at` (RECOVERY_DELAY), announced by mail; a sign-in with a second factor before then cancels it.",
-  middleware: [jsonOnly],
-  request: body(resetSchema),
-  responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "rate_limited") },
-});
+const resetRoute = sensitive(
+  "reset_password",
+  createRoute({
+    method: "post",
+    path: "/password/reset",
+    tags,
+    summary: "Set a new password with the mailed token: the mailbox's owner takes the account back",
+    description:
+      "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP turned on after the address was confirmed stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; ten tries a day). TOTP set up before the address was confirmed: a mailbox alone never removes it at once, so every session ends now and the rest of the reset (the new password, TOTP and passkeys removed) is held until `takes_effect_at` (RECOVERY_DELAY), announced by mail; a sign-in with a second factor before then cancels it.",
+    middleware: [jsonOnly],
+    request: body(resetSchema),
+    responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "rate_limited") },
+  }),
+);
 
-const emailChangeRoute = createRoute({
-  method: "post",
-  path: "/email",
-  tags,
-  summary: "Change (or add) the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
-  description:
-    'A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a "this was not me" link that undoes the change. 429 when three links to that address are pending already. Once MAIL_RECIPIENT_DAILY confirmations went to that address in 24 hours (whoever asked), the answer is still 202 but nothing is mailed or changed.',
-  security: BEARER,
-  middleware: [authed, jsonOnly],
-  request: body(emailChangeSchema),
-  responses: {
-    202: json(messageSchema, "Mailed"),
-    ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "email_taken", "rate_limited"),
-  },
-});
+const emailChangeRoute = sensitive(
+  "change_email",
+  createRoute({
+    method: "post",
+    path: "/email",
+    tags,
+    summary: "Change (or add) the address: a link goes to the new one, a notice to the old one; nothing changes until the link is used",
+    description:
+      'A step-up: the password, and while TOTP is on a code or a recovery code. The notice to the old address carries a "this was not me" link that undoes the change. 429 when three links to that address are pending already. Once MAIL_RECIPIENT_DAILY confirmations went to that address in 24 hours (whoever asked), the answer is still 202 but nothing is mailed or changed.',
+    security: BEARER,
+    middleware: [authed, jsonOnly],
+    request: body(emailChangeSchema),
+    responses: {
+      202: json(messageSchema, "Mailed"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "email_taken", "rate_limited"),
+    },
+  }),
+);
 
 const emailConfirmRoute = createRoute({
   method: "post",
@@ -120,17 +127,20 @@ const emailConfirmRoute = createRoute({
   },
 });
 
-const revokeRoute = createRoute({
-  method: "post",
-  path: "/ways-in/revoke",
-  tags,
-  summary: '"This was not me": remove the way in a notice announced, and end every session',
-  description:
-    "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use; a password change or sign-out everywhere ends it). Every session, pending challenge and pending address change ends at once. The passkey is removed, or the former address comes back (ranked with TOTP while that is on, never above it). A TOTP setup is held for removal until `takes_effect_at` (RECOVERY_DELAY), announced by mail: a sign-in with a second factor before then cancels it. Then reset the password: whoever did it knows it.",
-  middleware: [jsonOnly],
-  request: body(linkTokenSchema),
-  responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(...BODY_ERRORS, "invalid_link") },
-});
+const revokeRoute = sensitive(
+  "revoke_way_in",
+  createRoute({
+    method: "post",
+    path: "/ways-in/revoke",
+    tags,
+    summary: '"This was not me": remove the way in a notice announced, and end every session',
+    description:
+      "The token comes from the link in the mail that announced a new passkey, a TOTP setup or an address change (valid 72 hours, single use; a password change or sign-out everywhere ends it). Every session, pending challenge and pending address change ends at once. The passkey is removed, or the former address comes back (ranked with TOTP while that is on, never above it). A TOTP setup is held for removal until `takes_effect_at` (RECOVERY_DELAY), announced by mail: a sign-in with a second factor before then cancels it. Then reset the password: whoever did it knows it.",
+    middleware: [jsonOnly],
+    request: body(linkTokenSchema),
+    responses: { 200: json(revokedWayInSchema, "Removed, and signed out everywhere"), ...errors(...BODY_ERRORS, "invalid_link") },
+  }),
+);
 
 export const recovery = openApiApp()
   .openapi(verifyRequestRoute, async (c) => {
@@ -177,7 +187,7 @@ export const recovery = openApiApp()
   })
   .openapi(emailChangeRoute, async (c) => {
     const { new_email, ...check } = c.req.valid("json");
-    await requestEmailChange(deps(c), c.get("auth"), new_email, check);
+    await requestEmailChange(deps(c), asked(c, emailChangeRoute), new_email, check);
     return c.json({ message: "A confirmation link is on its way to the new address" }, 202);
   })
   .openapi(emailConfirmRoute, async (c) => {

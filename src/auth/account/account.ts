@@ -12,7 +12,7 @@ import type { Deps } from "../../deps";
 import { appLink, compose, sendAfterAnswer } from "../../mail";
 import { Refusal, sessionEnded, TooManyAttempts, userGone } from "../core/errors";
 import { revokeEpoch } from "../core/revocations";
-import { beginStepUp, proveStepUp, type StepUpInput, stepUp } from "../core/step-up";
+import { beginStepUp, proveStepUp, type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { stepUpFor, waysIn } from "../core/ways-in";
 import { mailCount, mailRefused } from "../mail/budget";
@@ -52,19 +52,19 @@ export async function securityView(deps: Deps, claims: AccessClaims) {
  * a notice to the old one, with a "this was not me" link that undoes the change; nothing changes
  * until the new address's link is used. An account without an address gets one this way too.
  */
-export async function requestEmailChange(deps: Deps, claims: AccessClaims, newEmail: string, check: StepUpInput): Promise<void> {
+export async function requestEmailChange(deps: Deps, ask: StepUpAsk<"change_email">, newEmail: string, check: StepUpInput): Promise<void> {
   const { db } = deps;
+  const { claims } = ask;
   requireAppUrl(deps.config);
   const email = newEmail.toLowerCase();
   const now = new Date();
   await deps.limitMail?.(`user:${claims.sub}`);
-  const started = await beginStepUp(deps, claims, now);
-  const { user } = started;
-  if (email === user.email) {
-    await proveStepUp(deps, claims, "change_email", started, check, now); // no free guesses by asking for your own address
+  const started = await beginStepUp(deps, ask, now);
+  if (email === started.user.email) {
+    await proveStepUp(deps, started, check, now); // no free guesses by asking for your own address
     throw new Refusal("validation_failed", undefined, { new_email: "is already your address" });
   }
-  const proof = await proveStepUp(deps, claims, "change_email", started, check, now);
+  const { user, factor: proof } = await proveStepUp(deps, started, check, now);
   // Whether an address is taken is told only to a signed-in owner who passed the step-up.
   if (await emailTaken(db, email)) throw new Refusal("email_taken");
   // A change a TOTP code authorized says so: the new address then ranks with that TOTP (db/users.ts changeEmail).
@@ -137,10 +137,11 @@ export async function confirmEmailChange(deps: Deps, token: string, proof: Accou
  * the KV entry names an epoch no token can reach, for as long as any token could live. Repeatable: a
  * retry after a failed KV write (the user is gone, the token still passes) writes it again.
  */
-export async function deleteAccount(deps: Deps, claims: AccessClaims, check: StepUpInput): Promise<void> {
+export async function deleteAccount(deps: Deps, ask: StepUpAsk<"delete_account">, check: StepUpInput): Promise<void> {
   const now = new Date();
+  const { claims } = ask;
   if (await findUserById(deps.db, claims.sub)) {
-    const { user } = await stepUp(deps, claims, "delete_account", check);
+    const { user } = await stepUp(deps, ask, check);
     // Only while this session is live (a reset that ended it meanwhile wins), and never the last admin.
     const [deleted] = await deleteUser(deps.db, user.id, sessionLive(deps.db, claims.sid, now));
     if (!deleted) {

@@ -10,8 +10,7 @@ import { epochState, updatedAt } from "../../db/users";
 import type { Deps } from "../../deps";
 import { publishEpoch } from "../core/epochs";
 import { Refusal } from "../core/errors";
-import { type StepUpInput, stepUp } from "../core/step-up";
-import type { AccessClaims } from "../core/tokens";
+import { type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 
 /** What admins do (routes/admin.ts guards the whole area): the lists, one user, a change to a user. Knows nothing of HTTP. */
 
@@ -35,18 +34,19 @@ export async function userForAdmin(deps: Deps, userId: string) {
  */
 export async function updateUserByAdmin(
   deps: Deps,
-  admin: AccessClaims,
+  ask: StepUpAsk<"change_roles">,
   userId: string,
   change: { roles?: string[]; disabled?: boolean },
   check: StepUpInput,
 ): Promise<User> {
   const { db } = deps;
+  const admin = ask.claims;
   if (userId === admin.sub) {
     if (change.disabled) throw new Refusal("validation_failed", undefined, { disabled: "you cannot disable your own account" });
     if (change.roles && !change.roles.includes("admin")) throw new Refusal("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
   }
   // Granting or removing roles takes the acting admin's step-up; disabling alone only takes access away.
-  if (change.roles) await stepUp(deps, admin, "change_roles", check);
+  if (change.roles) await stepUp(deps, ask, check);
   const now = new Date();
   const changed = updatedAt(db, userId, now);
   const done = await batch(db, {

@@ -52,20 +52,20 @@ export const STEP_UP: Record<Action, StepUpRule> = {
   },
   delete_account: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   setup_totp: { by: "session", proof: ["password"], fresh: "in the request (TOTP is off: setup is refused while it is on)" },
-  enable_totp: { by: "session", proof: ["new_totp_code"], fresh: "in the request; the setup before it took the password" },
+  enable_totp: { by: "session", proof: ["new_totp_code"], fresh: "in the request, from the session whose setup took the password" },
   disable_totp: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   add_passkey: {
     by: "session",
     proof: ["password", "second_factor"],
     secondFactor: "while_totp_on",
-    fresh: "in the request for the options; the passkey must follow within CHALLENGE_TTL",
+    fresh: "in the request for the options; the passkey must follow within CHALLENGE_TTL, from the same session",
   },
   remove_passkey: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   add_identity: {
     by: "session",
     proof: ["password", "second_factor"],
     secondFactor: "while_totp_on",
-    fresh: "in the request for the link; the provider's answer must follow within 10 minutes",
+    fresh: "in the request for the link; the provider's answer must follow within 10 minutes, exchanged by the same session",
   },
   remove_identity: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   reset_password: {

@@ -1,19 +1,19 @@
 import type { SQL } from "drizzle-orm";
 import { audit } from "../../audit";
-import { endLinks, takeResetAttempt } from "../../db/account-tokens";
+import { endLinks } from "../../db/account-tokens";
 import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
-import { endUserChallenges, type Proof, usable as proofUsable, spendProof } from "../../db/mfa";
+import { endUserChallenges, usable as proofUsable, spendProof } from "../../db/mfa";
 import { deletePasskey } from "../../db/passkeys";
 import { revokeUserSessions } from "../../db/sessions";
 import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, restoreEmail } from "../../db/users";
 import { afterAnswer, type Deps } from "../../deps";
 import { appLink, compose, sendMail } from "../../mail";
 import { publishEpoch, retryAfterAnswer } from "../core/epochs";
-import { Refusal, TooManyAttempts } from "../core/errors";
 import { hashPassword, passwordOptions } from "../core/passwords";
-import { offersSecondFactor, proofOf, refuseJustUsed, type SecondFactor } from "../core/second-factor";
-import { needs, resetRemovesTotp } from "../core/ways-in";
+import type { SecondFactor } from "../core/second-factor";
+import { proveByLink } from "../core/step-up";
+import { resetRemovesTotp } from "../core/ways-in";
 import { type MailJob, queueMail, runLinkJob } from "../mail/jobs";
 import { invalidLink, openLink, requireAppUrl } from "../mail/links";
 import { announceHold, holdStatement, reclaimStatements } from "../mail/recovery-holds";
@@ -27,9 +27,6 @@ type OpenedLink = Awaited<ReturnType<typeof openLink>>;
  * that a notice announced, and ends every session. While TOTP is on, neither lowers what the account
  * requires at once (auth/mail/recovery-holds.ts). Knows nothing of HTTP.
  */
-
-/** Codes a password reset may try per account and day (when it needs one): only link holders spend them. */
-const RESET_CODES_PER_DAY = 10;
 
 /**
  * Asks for a reset link by address: the request only queues the job (auth/mail/jobs.ts), the same
@@ -78,21 +75,8 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const now = new Date();
   const link = await openLink(db, token, "reset_password", now);
   const { user } = link;
-  // The code, where the table asks for one, has a budget of its own, counted on the account's reset
-  // links: only a link holder can spend it, so no stranger's failed logins can block the reset (the
-  // account lock is not involved), and a mailbox thief gets RESET_CODES_PER_DAY tries a day.
-  let proof: Proof | null = null;
-  if (needs("reset_password", user).includes("second_factor")) {
-    if (!offersSecondFactor(offered)) throw new Refusal("invalid_mfa_code", "Two-step sign-in is on: send code or recovery_code with the new password");
-    const [taken] = await takeResetAttempt(db, link.tokenHash, user.id, now, RESET_CODES_PER_DAY);
-    if (!taken) throw new TooManyAttempts(3600, "Too many codes tried at password resets of this account today; try again later");
-    proof = await proofOf(deps, user, offered, now);
-    if (!proof) {
-      await refuseJustUsed(deps, user, offered, now, "password_reset", async () => {}); // told so; the day's attempt stays taken
-      await audit(deps, "mfa_failed", { user_id: user.id, reason: offered.code !== undefined ? "wrong_code" : "wrong_recovery_code", at: "password_reset" });
-      throw new Refusal("invalid_mfa_code");
-    }
-  }
+  // The step-up reset_password: the link, and a code where the table asks for one (auth/core/step-up.ts).
+  const { factor: proof } = await proveByLink(deps, "reset_password", link, offered, now);
   const passwordHash = await hashPassword(newPassword, passwordOptions(config));
   if (resetRemovesTotp(user)) return holdReset(deps, link, passwordHash, now);
   const { consumed } = link;

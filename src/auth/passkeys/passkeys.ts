@@ -29,7 +29,7 @@ import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
 import { log } from "../../log";
 import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
-import { type StepUpInput, stepUp } from "../core/step-up";
+import { challengeSession, proveCeremony, type StepUpAsk, type StepUpInput, sessionChallenge, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { notMeLink } from "../mail/links";
 import { securityNotice } from "../mail/notices";
@@ -96,12 +96,13 @@ async function storeChallenge(deps: Deps, id: string, purpose: "passkey_register
  * A passkey signs in on its own, so adding one takes the step-up add_passkey (auth/core/ways-in.ts): the
  * password and, while TOTP is on, a code. The challenge then carries that check for CHALLENGE_TTL.
  */
-export async function registrationOptions(deps: Deps, claims: AccessClaims, check: StepUpInput) {
+export async function registrationOptions(deps: Deps, ask: StepUpAsk<"add_passkey">, check: StepUpInput) {
   const rp = relyingParty(deps.config);
-  const { user } = await stepUp(deps, claims, "add_passkey", check);
+  const { user, sessionId } = await stepUp(deps, ask, check);
   const existing = await passkeyIdsOf(deps.db, user.id);
   if (existing.length >= MAX_PASSKEYS) throw tooMany();
-  const challenge = newChallenge();
+  // The challenge names this session: only it verifies the passkey (auth/core/step-up.ts proveCeremony).
+  const challenge = await sessionChallenge(sessionId ?? "");
   const { generateRegistrationOptions } = await webauthn();
   const options = await generateRegistrationOptions({
     rpName: rp.name,
@@ -119,18 +120,21 @@ export async function registrationOptions(deps: Deps, claims: AccessClaims, chec
   return options;
 }
 
-/** Verifies a new credential against this user's challenge and stores its public key. */
-export async function verifyRegistration(deps: Deps, claims: AccessClaims, response: RegistrationResponseJSON, name?: string): Promise<Passkey> {
+/** Verifies a new credential against the challenge this session was given and stores its public key. */
+export async function verifyRegistration(deps: Deps, ask: StepUpAsk<"add_passkey">, response: RegistrationResponseJSON, name?: string): Promise<Passkey> {
   const { db } = deps;
+  const { claims } = ask;
   const rp = relyingParty(deps.config);
   const now = new Date();
   const challenge = challengeOf(response.response.clientDataJSON);
-  // Another user's challenge, an expired or a used one: refused before any verification.
-  const [used] = challenge ? await consumeChallenge(db, challenge, "passkey_register", now, crypto.randomUUID(), { userId: claims.sub }) : [];
-  if (!used) {
-    // The same registration sent again (its answer lost): the passkey it stored is the answer.
+  // The second half of add_passkey: only the session whose step-up the challenge carries.
+  const proof = challenge ? proveCeremony(ask, { userId: claims.sub, sessionId: await challengeSession(challenge, claims.sid) }) : null;
+  // Another user's or session's challenge, an expired or a used one: refused before any verification.
+  const [used] = proof && challenge ? await consumeChallenge(db, challenge, "passkey_register", now, crypto.randomUUID(), { userId: proof.userId }) : [];
+  if (!used || !proof) {
+    // The same registration sent again by this session (its answer lost): the passkey it stored is the answer.
     const stored = await findOwnPasskey(db, response.id, claims.sub);
-    if (stored && now.getTime() - stored.createdAt.getTime() <= deps.config.RETRY_GRACE * 1000) return stored;
+    if (stored?.addedBy === claims.sid && now.getTime() - stored.createdAt.getTime() <= deps.config.RETRY_GRACE * 1000) return stored;
     throw new Refusal("invalid_challenge");
   }
   const { verifyRegistrationResponse } = await webauthn();
@@ -151,7 +155,7 @@ export async function verifyRegistration(deps: Deps, claims: AccessClaims, respo
   const info = verified.registrationInfo;
   const row = {
     id: info.credential.id,
-    userId: claims.sub,
+    userId: proof.userId,
     publicKey: toBase64Url(info.credential.publicKey),
     counter: info.credential.counter,
     transports: info.credential.transports ?? null,
@@ -272,9 +276,10 @@ export async function listPasskeys(deps: Deps, claims: AccessClaims) {
  * Removes one of the caller's passkeys after the step-up remove_passkey (another user's id, or an
  * unknown one: not_found); never the last way in (last_way_in: an account without a password keeps one).
  */
-export async function removePasskey(deps: Deps, claims: AccessClaims, id: string, check: StepUpInput): Promise<void> {
+export async function removePasskey(deps: Deps, ask: StepUpAsk<"remove_passkey">, id: string, check: StepUpInput): Promise<void> {
+  const { claims } = ask;
   if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
-  const { user } = await stepUp(deps, claims, "remove_passkey", check);
+  const { user } = await stepUp(deps, ask, check);
   const [removed] = await deletePasskey(deps.db, id, claims.sub, anotherWayIn(claims.sub, { passkey: id }));
   if (!removed) throw (await findOwnPasskey(deps.db, id, claims.sub)) ? new Refusal("last_way_in") : new Refusal("not_found", "No such passkey");
   await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });

@@ -8,8 +8,7 @@ import type { Deps } from "../../deps";
 import { publishEpoch } from "../core/epochs";
 import { Refusal, sessionEnded } from "../core/errors";
 import { hashPassword, passwordOptions, verifyPassword } from "../core/passwords";
-import { beginStepUp, proveStepUp, type StepUpInput } from "../core/step-up";
-import type { AccessClaims } from "../core/tokens";
+import { beginStepUp, proveStepUp, type StepUpAsk, type StepUpInput } from "../core/step-up";
 import { hasPassword } from "../core/ways-in";
 import { securityNotice } from "../mail/notices";
 
@@ -25,14 +24,15 @@ export interface PasswordChange extends StepUpInput {
  * on; wrong ones count against this session's own budget, never the account lock), stores the new
  * hash and kills every other session of the user. Returns how many sessions it ended.
  */
-export async function changePassword(deps: Deps, claims: AccessClaims, input: PasswordChange): Promise<number> {
+export async function changePassword(deps: Deps, ask: StepUpAsk<"change_password">, input: PasswordChange): Promise<number> {
   const { db, config } = deps;
+  const { claims } = ask;
   const options = passwordOptions(config);
   if (input.new_password.normalize("NFC") === input.current_password.normalize("NFC")) {
     throw new Refusal("validation_failed", undefined, { new_password: "must differ from the current password" });
   }
   const now = new Date();
-  const started = await beginStepUp(deps, claims, now);
+  const started = await beginStepUp(deps, ask, now);
   const { user, check } = started;
   if (!hasPassword(user)) {
     await endCheck(db, check);
@@ -48,14 +48,14 @@ export async function changePassword(deps: Deps, claims: AccessClaims, input: Pa
     if (epoch[0]) await publishEpoch(deps, user.id, epoch[0], now);
     if (repeated) return 0;
   }
-  await proveStepUp(deps, claims, "change_password", started, input, now);
+  const proof = await proveStepUp(deps, started, input, now);
 
   const newHash = await hashPassword(input.new_password, options);
   const changed = passwordIs(db, user.id, newHash);
   const { replaced, revoked, epoch } = await batch(db, {
     // Only if the password is still the one checked (of two concurrent changes, one wins) and this
     // session is still live (a logout-all that landed meanwhile stands).
-    replaced: replacePassword(db, user.id, user.passwordVersion, newHash, now, claims.sid),
+    replaced: replacePassword(db, proof.userId, user.passwordVersion, newHash, now, claims.sid),
     revoked: revokeUserSessions(db, user.id, now, claims.sid, changed),
     // A pending email change (maybe a hijacker's), a reset link or a "this was not me" link does not
     // outlive the new password: none of them can then act on the account the owner just secured.

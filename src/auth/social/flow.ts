@@ -20,7 +20,7 @@ import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { decideOrHandOff, decideSignIn, type SignInResult } from "../core/decision";
 import { Refusal } from "../core/errors";
 import type { Issued } from "../core/sign-in";
-import { type StepUpInput, stepUp } from "../core/step-up";
+import { askStepUp, proveCeremony, type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { securityNotice } from "../mail/notices";
 import { accountFor } from "./accounts";
@@ -141,18 +141,18 @@ const flowRow = (s: FlowSecrets, now: Date) => ({
  * Answers the URL the browser opens (GET /oauth/:provider/start?link=...), which binds it to that
  * browser; the link completes only when this session exchanges the callback's code.
  */
-export async function beginLink(deps: Deps, claims: AccessClaims, providerId: string, input: StepUpInput & { returnTo?: string }): Promise<string> {
+export async function beginLink(deps: Deps, ask: StepUpAsk<"add_identity">, providerId: string, input: StepUpInput & { returnTo?: string }): Promise<string> {
   const p = provider(deps.config, providerId);
   const returnTo = returnTarget(deps.config, input.returnTo);
-  await stepUp(deps, claims, "add_identity", input);
+  const proof = await stepUp(deps, ask, input);
   const secrets = newFlowSecrets(callbackUrl(deps.config, p.id));
   await insertFlow(deps.db, {
     ...flowRow(secrets, new Date()),
     id: await sha256Base64Url(secrets.state),
     provider: p.id,
     purpose: "link",
-    userId: claims.sub,
-    sessionId: claims.sid,
+    userId: proof.userId,
+    sessionId: proof.sessionId, // the exchange must come from this session (completeLink)
     browser: "",
     useCookie: false,
     returnTo,
@@ -254,10 +254,11 @@ export async function exchange(
 }
 
 async function completeLink(deps: Deps, flow: OAuthFlow, claims: AccessClaims | undefined, now: Date) {
-  // Only the session that asked: a victim lured into finishing an attacker's link flow has no such token.
-  if (!claims || claims.sub !== flow.grantUserId || claims.sid !== flow.sessionId || !flow.linked)
-    throw new Refusal("invalid_grant", "Finish linking from the session that started it, with its access token");
-  const user = await findUserById(deps.db, claims.sub);
+  // Only the session that asked (add_identity's second half): a victim lured into finishing an
+  // attacker's link flow has no such token, nor has another session of the same user.
+  const proof = claims && proveCeremony(askStepUp(claims, "add_identity"), { userId: flow.grantUserId, sessionId: flow.sessionId });
+  if (!claims || !proof || !flow.linked) throw new Refusal("invalid_grant", "Finish linking from the session that started it, with its access token");
+  const user = await findUserById(deps.db, proof.userId);
   if (!user) throw new Refusal("invalid_grant");
   const id = crypto.randomUUID();
   const row = { id, userId: user.id, provider: flow.provider, ...flow.linked, createdAt: now, addedBy: claims.sid };
@@ -276,14 +277,14 @@ async function completeLink(deps: Deps, flow: OAuthFlow, claims: AccessClaims | 
 }
 
 /** DELETE /me/identities/:id: after the step-up (remove_identity), only while another way in remains. */
-export async function unlinkIdentity(deps: Deps, claims: AccessClaims, id: string, input: StepUpInput): Promise<void> {
-  if (!(await listIdentities(deps.db, claims.sub)).some((i) => i.id === id)) throw new Refusal("not_found", "No such identity");
-  const { user } = await stepUp(deps, claims, "remove_identity", input);
+export async function unlinkIdentity(deps: Deps, ask: StepUpAsk<"remove_identity">, id: string, input: StepUpInput): Promise<void> {
+  if (!(await listIdentities(deps.db, ask.claims.sub)).some((i) => i.id === id)) throw new Refusal("not_found", "No such identity");
+  const { user, sessionId } = await stepUp(deps, ask, input);
   const [removed] = await deleteIdentity(deps.db, id, user.id);
   if (!removed) {
     const still = (await listIdentities(deps.db, user.id)).some((i) => i.id === id);
     throw still ? new Refusal("last_way_in") : new Refusal("not_found", "No such identity");
   }
-  await audit(deps, "identity_unlinked", { user_id: user.id, session_id: claims.sid, provider: removed.provider });
+  await audit(deps, "identity_unlinked", { user_id: user.id, session_id: sessionId, provider: removed.provider });
   securityNotice(deps, user, `Sign-in with ${removed.provider} was unlinked from your account`);
 }

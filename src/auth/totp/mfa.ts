@@ -15,7 +15,6 @@ import {
 import { endCheck } from "../../db/password-checks";
 import type { User } from "../../db/schema";
 import { sessionExists, sessionLive } from "../../db/sessions";
-import { resetStepUpFailures } from "../../db/step-up-checks";
 import { findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
@@ -27,8 +26,7 @@ import { successorOf } from "../core/refresh-tokens";
 import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "../core/second-factor";
 import { seal } from "../core/secrets";
 import { clientFingerprint, type Issued, reissueSignIn } from "../core/sign-in";
-import { beginStepUp, failStepUp, proveStepUp, type StartedStepUp, type StepUpInput } from "../core/step-up";
-import type { AccessClaims } from "../core/tokens";
+import { beginStepUp, failStepUp, passed, proveNewTotpCode, proveStepUp, type StartedStepUp, type StepUpAsk, type StepUpInput } from "../core/step-up";
 import { newTotpSecret, otpauthUri, toBase32, verifyTotp } from "../core/totp";
 import { notMeLink } from "../mail/links";
 import { securityNotice } from "../mail/notices";
@@ -62,36 +60,36 @@ async function failSecondStep(deps: Deps, user: User, check: string, now: Date, 
  * Starts (or restarts) TOTP setup after the step-up (the password): a new secret, pending until a
  * code from it arrives at enable. A stolen access token alone cannot put an authenticator on the account.
  */
-export async function setupTotp(deps: Deps, claims: AccessClaims, currentPassword: string | undefined): Promise<{ secret: string; uri: string }> {
+export async function setupTotp(deps: Deps, ask: StepUpAsk<"setup_totp">, currentPassword: string | undefined): Promise<{ secret: string; uri: string }> {
   const now = new Date();
-  const started = await beginStepUp(deps, claims, now);
+  const started = await beginStepUp(deps, ask, now);
   if (started.user.totpEnabledAt) {
     await endCheck(deps.db, started.check);
     throw new Refusal("mfa_already_enabled");
   }
-  await proveStepUp(deps, claims, "setup_totp", started, { current_password: currentPassword }, now);
+  const { user, sessionId } = await proveStepUp(deps, started, { current_password: currentPassword }, now);
   const secret = newTotpSecret();
-  const [stored] = await storePendingTotp(deps.db, started.user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, started.user.id, secret), now);
+  const [stored] = await storePendingTotp(deps.db, user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, user.id, secret), now, sessionId ?? "");
   if (!stored) throw new Refusal("mfa_already_enabled"); // enabled meanwhile
-  return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, started.user.username, secret) };
+  return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, user.username, secret) };
 }
 
 /**
- * Turns TOTP on with a code from the pending secret (the step-up enable_totp: the new authenticator
- * is in hand); returns the recovery codes. A wrong code counts against the session's budget.
+ * Turns TOTP on with a code from the secret this session set up (the step-up enable_totp: the new
+ * authenticator is in hand); returns the recovery codes. A wrong code counts against the session's budget.
  */
-export async function enableTotp(deps: Deps, claims: AccessClaims, code: string): Promise<string[]> {
+export async function enableTotp(deps: Deps, ask: StepUpAsk<"enable_totp">, code: string): Promise<string[]> {
   const now = new Date();
-  let started = await beginStepUp(deps, claims, now);
+  const { claims } = ask;
+  let started = await beginStepUp(deps, ask, now);
   let user = started.user;
   if (!user.totpSecret) {
     await endCheck(deps.db, started.check);
     throw new Refusal("mfa_not_enabled", "Start with POST /mfa/totp/setup");
   }
   if (user.totpEnabledAt === null) {
-    const sealed = user.totpSecret;
-    const step = await verifyTotp(await openSecret(deps, user.id, sealed), code, now);
-    if (step === null) return failStepUp(deps, claims, "enable_totp", started.check, "wrong_code");
+    const proof = await proveNewTotpCode(deps, started, code, now);
+    const { sealed } = proof;
     const codes = await recoveryCodesFor(deps, sealed);
     // The change, its audit row and its "this was not me" link: one batch, so none stands without the others.
     const turnedOn = totpTurnedAt(true, now);
@@ -100,9 +98,9 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
       // Only while this session is live: a reset that ended it meanwhile wins.
       enabled: enableTotpRow(
         deps.db,
-        user.id,
+        proof.userId,
         sealed,
-        step,
+        proof.step,
         await Promise.all(codes.map(recoveryHash)),
         now,
         claims.sid,
@@ -110,8 +108,7 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
       ),
       audited: auditRowIf(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid }, turnedOn),
       notMeLink: notMe.statement,
-      budgetWhole: resetStepUpFailures(deps.db, claims.sid),
-      checkEnded: endCheck(deps.db, started.check),
+      ...passed(deps, started),
     });
     if (enabled[0]) {
       logEvent(deps, "totp_enabled", { user_id: user.id, session_id: claims.sid });
@@ -119,14 +116,14 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
       return codes;
     }
     // Another request enabled it meanwhile (maybe this one's twin), or a newer setup replaced the secret.
-    started = await beginStepUp(deps, claims, now);
+    started = await beginStepUp(deps, ask, now);
     user = started.user;
     if (user.totpEnabledAt === null) {
       await endCheck(deps.db, started.check);
       throw new Refusal("invalid_mfa_code", "A newer setup replaced this secret: use the code of the newest one");
     }
   }
-  return codesAgain(deps, claims, started, code, now);
+  return codesAgain(deps, started, code, now);
 }
 
 /**
@@ -134,15 +131,16 @@ export async function enableTotp(deps: Deps, claims: AccessClaims, code: string)
  * RETRY_GRACE seconds gets the same recovery codes, while none has been used. Its code (any
  * of the window: the enable's own has been accepted already) counts against the session's budget.
  */
-async function codesAgain(deps: Deps, claims: AccessClaims, started: StartedStepUp, code: string, now: Date): Promise<string[]> {
+async function codesAgain(deps: Deps, started: StartedStepUp<"enable_totp">, code: string, now: Date): Promise<string[]> {
   const { user, check } = started;
   const sealed = user.totpSecret;
   const recent = user.totpEnabledAt !== null && now.getTime() - user.totpEnabledAt.getTime() <= deps.config.RETRY_GRACE * 1000;
-  if (!recent || !sealed || user.recoveryCodes?.length !== RECOVERY_CODES) {
+  // Only to the session that enabled it: its answer was lost.
+  if (!recent || !sealed || user.recoveryCodes?.length !== RECOVERY_CODES || user.totpEnabledBy !== started.ask.claims.sid) {
     await endCheck(deps.db, check);
     throw new Refusal("mfa_already_enabled");
   }
-  if ((await verifyTotp(await openSecret(deps, user.id, sealed), code, now)) === null) return failStepUp(deps, claims, "enable_totp", check, "wrong_code");
+  if ((await verifyTotp(await openSecret(deps, user.id, sealed), code, now)) === null) return failStepUp(deps, started, "wrong_code");
   await endCheck(deps.db, check);
   const codes = await recoveryCodesFor(deps, sealed);
   const hashes = await Promise.all(codes.map(recoveryHash));
@@ -151,14 +149,15 @@ async function codesAgain(deps: Deps, claims: AccessClaims, started: StartedStep
 }
 
 /** Turns TOTP off after the step-up (the password and a code, or a recovery code, spent by it). */
-export async function disableTotp(deps: Deps, claims: AccessClaims, input: StepUpInput): Promise<void> {
+export async function disableTotp(deps: Deps, ask: StepUpAsk<"disable_totp">, input: StepUpInput): Promise<void> {
   const now = new Date();
-  const started = await beginStepUp(deps, claims, now);
+  const { claims } = ask;
+  const started = await beginStepUp(deps, ask, now);
   if (!started.user.totpEnabledAt) {
     await endCheck(deps.db, started.check);
     throw new Refusal("mfa_not_enabled");
   }
-  const proof = await proveStepUp(deps, claims, "disable_totp", started, input, now);
+  const { factor: proof } = await proveStepUp(deps, started, input, now);
   const disabled = { user_id: started.user.id, session_id: claims.sid, method: proof ? methodOf(proof) : "none" };
   const { turnedOff } = await batch(deps.db, {
     turnedOff: disableTotpRow(deps.db, started.user.id, now),
