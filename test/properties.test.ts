@@ -2,7 +2,7 @@ import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeEach, describe, expect, it } from "vitest";
 import { app } from "../src/app";
-import { adminToken, decodeJwtPart, expectDocumented, PASSWORD, randomIp, registerUser, sidOf } from "./helpers";
+import { adminToken, decodeJwtPart, expectDocumented, openApiDocument, PASSWORD, randomIp, registerUser, sidOf } from "./helpers";
 
 /**
  * Properties over arbitrary requests to every operation of GET /openapi.json (read from the document
@@ -36,7 +36,7 @@ type Doc = {
   components: { schemas: Record<string, Schema> };
 };
 
-const doc = await (await exports.default.fetch(new Request("http://localhost/openapi.json"))).json<Doc>();
+const doc = (await openApiDocument()) as unknown as Doc;
 const OPERATIONS: Operation[] = Object.entries(doc.paths).flatMap(([template, ops]) =>
   Object.entries(ops).map(([method, op]) => ({
     method: method.toUpperCase(),
