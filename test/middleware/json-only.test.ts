@@ -1,10 +1,11 @@
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import type { AppEnv } from "../../src/env";
 import { onError } from "../../src/errors";
 import { jsonOnly } from "../../src/middleware/json-only";
 
 // Behind the middleware, a route that answers the JSON body it reads.
-const app = new Hono().post("/", jsonOnly, async (c) => c.json({ read: await c.req.json() }));
+const app = new Hono<AppEnv>().post("/", jsonOnly, async (c) => c.json({ read: await c.req.json() }));
 app.onError(onError);
 const post = (body: BodyInit | undefined, headers: Record<string, string> = {}) => app.request("/", { method: "POST", body, headers });
 
