@@ -30,7 +30,8 @@ describe("ipKey", () => {
 
   it("counts IPv6 per /64, however the address is written (case, leading zeros, ::)", () => {
     const key = "ip6:2001:db8:a:b::/64";
-    for (const ip of ["2001:db8:a:b::1", "2001:DB8:A:B:ffff:ffff:ffff:ffff", "2001:0db8:000a:000b:0:0:0:2", "2001:db8:a:b:1::"]) expect(ipKey(ip), ip).toBe(key);
+    for (const ip of ["2001:db8:a:b::1", "2001:DB8:A:B:ffff:ffff:ffff:ffff", "2001:0db8:000a:000b:0:0:0:2", "2001:db8:a:b:1::"])
+      expect(ipKey(ip), ip).toBe(key);
     expect(ipKey("2001:db8:a:c::1")).toBe("ip6:2001:db8:a:c::/64");
     expect(ipKey("2001:db8::1")).toBe("ip6:2001:db8:0:0::/64");
     expect(ipKey("::1")).toBe("ip6:0:0:0:0::/64");

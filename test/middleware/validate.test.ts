@@ -6,7 +6,10 @@ import { validationHook } from "../../src/middleware/validate";
 
 // A route validated the way every route is (the app's defaultHook).
 const schema = z.object({
-  name: z.string().min(3, "too short").regex(/^[a-z]+$/, "lowercase letters only"),
+  name: z
+    .string()
+    .min(3, "too short")
+    .regex(/^[a-z]+$/, "lowercase letters only"),
   nested: z.object({ n: z.number("a number") }),
 });
 const route = createRoute({
