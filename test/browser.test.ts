@@ -9,6 +9,12 @@ const EVIL = "https://evil.example";
 function refreshCookies(res: Response | { headers: Headers }) {
   return res.headers.getSetCookie().filter((c) => c.startsWith("refresh_token="));
 }
+/** The refresh cookies of an answer, asserted to be there (one per path) before a test looks at each. */
+function bothRefreshCookies(res: Response | { headers: Headers }) {
+  const cookies = refreshCookies(res);
+  expect(cookies.map((c) => /Path=([^;]+)/.exec(c)?.[1]).sort()).toEqual(["/logout", "/refresh"]);
+  return cookies;
+}
 const cookieValue = (setCookie: string) => setCookie.split(";")[0]!.slice("refresh_token=".length);
 
 async function cookieLogin(origin = APP, base?: string) {
@@ -102,7 +108,7 @@ describe("cookie mode", () => {
     });
     const res = await worker.fetch(req, { ...env, COOKIE_SAMESITE: "None" });
     expect(res.status).toBe(200);
-    for (const c of refreshCookies(res)) {
+    for (const c of bothRefreshCookies(res)) {
       expect(c).toMatch(/SameSite=None/i);
       expect(c).toContain("Secure");
     }
@@ -137,7 +143,7 @@ describe("cookie mode", () => {
 
   it("marks the cookie Secure everywhere but http://localhost", async () => {
     const { res } = await cookieLogin("https://auth.example.com", "https://auth.example.com");
-    for (const c of refreshCookies(res)) expect(c).toContain("Secure");
+    for (const c of bothRefreshCookies(res)) expect(c).toContain("Secure");
   });
 
   it("round-trips: refresh by cookie rotates the cookie and leaves it out of JSON; the old cookie is dead", async () => {
@@ -175,7 +181,7 @@ describe("cookie mode", () => {
     expectError(await call("POST", "/logout", { headers: { origin: EVIL, cookie: `refresh_token=${token}` } }), 403, "forbidden");
     const out = await call("POST", "/logout", { headers: { origin: APP, cookie: `refresh_token=${token}` } });
     expect(out.status, out.text).toBe(200);
-    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
   });
@@ -185,7 +191,7 @@ describe("cookie mode", () => {
     const token = cookieValue(refreshCookies(res)[0]!);
     const out = await call("POST", "/logout/all", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
     expect(out.status).toBe(200);
-    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
   });
 
   it("Bearer logout also clears the cookie when the browser sent it", async () => {
@@ -206,7 +212,7 @@ describe("cookie mode", () => {
       const out = await call("POST", "/logout", { headers: { origin: APP, cookie: `refresh_token=${dead}` } });
       expect(out.status, out.text).toBe(200);
       expect(refreshCookies(out)).toHaveLength(2);
-      for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+      for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     }
   });
 
@@ -221,8 +227,8 @@ describe("cookie mode", () => {
         }),
         { ...env, COOKIE_SAMESITE: "None" },
       );
-    const set = refreshCookies(await send("/login", { username: reg.input.username, password: PASSWORD, use_cookie: true }));
-    const cleared = refreshCookies(await send("/logout", undefined, `refresh_token=${cookieValue(set[0]!)}`));
+    const set = bothRefreshCookies(await send("/login", { username: reg.input.username, password: PASSWORD, use_cookie: true }));
+    const cleared = bothRefreshCookies(await send("/logout", undefined, `refresh_token=${cookieValue(set[0]!)}`));
     const attrs = (c: string) =>
       c
         .split(";")
@@ -261,7 +267,7 @@ describe("cookie mode", () => {
       headers: { origin: APP, cookie: `refresh_token=${theirs}; refresh_token=${mine}` },
     });
     expect(out.status, out.text).toBe(200);
-    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${mine}` } }), 401, "invalid_token");
     // Which cookie was whose cannot be told: the other session is left alone.
@@ -275,7 +281,7 @@ describe("cookie mode", () => {
     const expired = await forgeToken({ claims: { sub: reg.user.id, sid: claims.sid, iat: nowSeconds() - 1000, exp: nowSeconds() - 10 } });
     const out = await call("POST", "/logout", { token: expired, headers: { origin: APP, cookie: `refresh_token=${token}` } });
     expect(out.status, out.text).toBe(200);
-    for (const c of refreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
+    for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
     expectError(await call("GET", "/protected", { token: res.body.access_token }), 401, "invalid_token");
   });

@@ -57,19 +57,29 @@ function strict<T>(schema: T): T {
   return out as T;
 }
 
-type OpenApiDoc = {
-  paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: Schema }> }> }>>;
-  components: object;
+export type OpenApiOperation = {
+  parameters?: { in: "path" | "query" | "header"; name: string; schema: Schema & Record<string, unknown> }[];
+  requestBody?: { content: Record<string, { schema: Schema }> };
+  responses: Record<string, { content?: Record<string, { schema: Schema }> }>;
 };
+export type OpenApiDoc = { paths: Record<string, Record<string, OpenApiOperation>>; components: { schemas: Record<string, Schema> } };
 let openApi: Promise<OpenApiDoc> | undefined;
+
+/** GET /openapi.json as the worker serves it, fetched once per test file. */
+export const openApiDocument = () => (openApi ??= exports.default.fetch(new Request("http://localhost/openapi.json")).then((r) => r.json<OpenApiDoc>()));
+
+/** Every operation of the document, as "METHOD /path/{param}" with its entry: what tests iterate over instead of a hand list. */
+export async function documentedOperations() {
+  const doc = await openApiDocument();
+  return Object.entries(doc.paths).flatMap(([template, ops]) => Object.entries(ops).map(([method, op]) => ({ method: method.toUpperCase(), template, ...op })));
+}
 
 /**
  * Every answer the tests receive from a documented route must be documented in GET /openapi.json:
  * its status, and its body against that status's schema. So the document cannot drift from the code.
  */
 export async function expectDocumented(method: string, path: string, res: Response, body: unknown) {
-  openApi ??= exports.default.fetch(new Request("http://localhost/openapi.json")).then((r) => r.json<OpenApiDoc>());
-  const doc = await openApi;
+  const doc = await openApiDocument();
   const bare = new URL(path, "http://localhost").pathname.replace(/(.)\/$/, "$1");
   const template = Object.keys(doc.paths).find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, "[^/]+")}$`).test(bare));
   const operation = template ? doc.paths[template]![method.toLowerCase()] : undefined;

@@ -1,6 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call, expectError, forgeToken, PASSWORD, registerUser, uniqueName } from "./helpers";
+import { adminToken, call, documentedOperations, expectError, forgeToken, ORIGIN, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -121,27 +121,38 @@ describe("headers", () => {
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it("accepts JSON only on /password too", async () => {
-    const reg = await registerUser();
-    expectError(
-      await call("POST", "/password", { token: reg.access_token, body: "current_password=x", headers: { "content-type": "text/plain" } }),
-      415,
-      "unsupported_media_type",
-    );
+  it("accepts JSON only on every operation /openapi.json gives a JSON body (/password too): 415 for a text body, with the credential it asks for", async () => {
+    const user = await registerUser();
+    const admin = await adminToken();
+    const withBody = (await documentedOperations()).filter((op) => op.requestBody?.content["application/json"]);
+    expect(withBody.length).toBeGreaterThan(20);
+    for (const op of withBody) {
+      const path = op.template.replace(/\{[^}]+\}/g, "x");
+      const token = op.template.startsWith("/admin") ? admin : user.access_token;
+      const res = await call(op.method, path, { token, body: '{"a":1}', headers: { "content-type": "text/plain", origin: ORIGIN } });
+      expect(res.status, `${op.method} ${op.template}: ${res.text}`).toBe(415);
+      expectError(res, 415, "unsupported_media_type");
+    }
   });
 
-  it("answers methods not allowed in the error shape, with Allow", async () => {
-    for (const [method, path] of [
-      ["PUT", "/login"],
-      ["PATCH", "/me"],
-      ["POST", "/protected"],
-      ["GET", "/logout"],
-      ["POST", "/sessions"],
-    ] as const) {
-      const res = await call(method, path);
-      expectError(res, 405, "method_not_allowed");
-      expect(res.headers.get("allow")).toBeTruthy();
+  it("answers methods not allowed in the error shape, with Allow naming exactly the documented ones: every path of /openapi.json, every method it lacks", async () => {
+    const operations = await documentedOperations();
+    const paths = [...new Set(operations.map((op) => op.template))];
+    const admin = await adminToken(); // all of /admin is behind its guard, whatever the method (admin.test.ts)
+    expect(paths.length).toBeGreaterThan(30);
+    let refused = 0;
+    for (const template of paths) {
+      const documented = operations.filter((op) => op.template === template).map((op) => op.method);
+      const allow = [...documented, ...(documented.includes("GET") ? ["HEAD"] : []), "OPTIONS"];
+      for (const method of ["GET", "POST", "PUT", "PATCH", "DELETE"].filter((m) => !documented.includes(m))) {
+        const res = await call(method, template.replace(/\{[^}]+\}/g, "x"), template.startsWith("/admin") ? { token: admin } : {});
+        expect(res.status, `${method} ${template}`).toBe(405);
+        expectError(res, 405, "method_not_allowed");
+        expect(res.headers.get("allow")!.split(", ").sort(), `${method} ${template}`).toEqual(allow.sort());
+        refused++;
+      }
     }
+    expect(refused).toBeGreaterThan(100);
   });
 
   it("puts Cache-Control: no-store on every answer that carries a token, and secure headers everywhere", async () => {

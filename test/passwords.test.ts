@@ -1,9 +1,11 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { dummyVerify, hashPassword, MAX_ITERATIONS, needsRehash, verifyPassword } from "../src/auth/core/passwords";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { dummyVerify, hashPassword, MAX_ITERATIONS, needsRehash, passwordOptions, verifyPassword } from "../src/auth/core/passwords";
 import { ConfigError, getConfig } from "../src/config";
 
 const opts = { iterations: 100_000, pepper: "pepper-for-tests-000000" };
+
+afterEach(() => vi.restoreAllMocks());
 
 describe("passwords", () => {
   it("round-trips: the right password verifies, a wrong one does not", async () => {
@@ -53,8 +55,26 @@ describe("passwords", () => {
     }
   });
 
-  it("dummyVerify always answers false", async () => {
-    expect(await dummyVerify("anything 1", opts)).toBe(false);
+  it("dummyVerify answers false after the work of a real verify: the pepper's HMAC and PBKDF2 at the configured iterations", async () => {
+    const configured = passwordOptions(getConfig(env));
+    const stored = await hashPassword("the real one 1", configured);
+    // What crypto.subtle is asked to do, recorded around the real calls (which still run).
+    const derive = vi.spyOn(crypto.subtle, "deriveBits");
+    const sign = vi.spyOn(crypto.subtle, "sign");
+    const work = () => ({
+      pbkdf2: derive.mock.calls.map(([alg, , bits]) => {
+        const { name, hash, iterations } = alg as { name: string; hash: string; iterations: number };
+        return { name, hash, iterations, bits };
+      }),
+      hmac: sign.mock.calls.map(([alg]) => alg),
+    });
+    expect(await verifyPassword("a wrong one 1", stored, configured)).toBe(false);
+    const real = work();
+    expect(real.pbkdf2).toEqual([{ name: "PBKDF2", hash: "SHA-256", iterations: configured.iterations, bits: 256 }]);
+    derive.mockClear();
+    sign.mockClear();
+    expect(await dummyVerify("anything 1", configured)).toBe(false);
+    expect(work()).toEqual(real);
   });
 });
 
