@@ -64,7 +64,7 @@ const keysRoute = createRoute({
   method: "get",
   path: "/keys",
   summary: "The signing key ring: every key's state and times, and the windows (role admin; SIGNING_KEYS rotating)",
-  responses: { 200: json(keyRingSchema, "The ring"), ...errors("invalid_token", "forbidden", "keys_not_rotating") },
+  responses: { 200: json(keyRingSchema, "The ring"), ...errors("invalid_request", "invalid_token", "forbidden", "keys_not_rotating") },
 });
 
 const rotateRoute = sensitive(

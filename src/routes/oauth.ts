@@ -104,7 +104,8 @@ const callbackGetRoute = createRoute({
   summary: "The provider's redirect back",
   description: callbackDescription,
   request: { params: providerParamSchema },
-  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } } },
+  // A provider id that cannot be one (over 32 characters): refused before any flow is looked up.
+  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } }, ...errors("validation_failed") },
 });
 
 const callbackPostRoute = createRoute({
@@ -114,7 +115,8 @@ const callbackPostRoute = createRoute({
   summary: "The provider's answer posted back (response_mode=form_post: Apple)",
   description: callbackDescription,
   request: { params: providerParamSchema },
-  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } } },
+  // A provider id that cannot be one (over 32 characters): refused before any flow is looked up.
+  responses: { 303: { ...redirect, headers: { ...redirect.headers, ...setCookie } }, ...errors("validation_failed") },
 });
 
 /** A link's exchange carries the access token of the session that asked; a sign-in's carries none. */
