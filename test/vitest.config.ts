@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { unstable_readConfig } from "wrangler";
 import { buildAssets } from "../scripts/assets.mjs";
+import { buildDist } from "../scripts/client.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -16,6 +17,8 @@ export default defineConfig(async () => {
   process.env.WRANGLER_LOG ??= "warn";
   // wrangler.toml's [assets] directory must exist (the API reference's script; test/meta.test.ts serves it).
   buildAssets();
+  // The client's tests import "../client", which resolves to its package's build, client/dist/ (not committed).
+  await buildDist();
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = {
