@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
@@ -90,6 +91,10 @@ export default defineConfig(async () => {
       // test/node/ runs under Node (its own config): the OpenAPI validator needs the file system and Ajv.
       exclude: ["test/node/**", "**/node_modules/**"],
       setupFiles: ["test/setup.ts"],
+      // Two files at a time at the least: each runs in a workerd of its own (its own D1, KV and rate
+      // limits), and while one computes in workerd the other's modules are transformed here. Vitest's
+      // default, one core fewer than the machine has, is one at a time on a 2-core machine (a quarter slower).
+      maxWorkers: Math.max(2, availableParallelism() - 1),
       // Request logs are one JSON line each; show them only for failing tests.
       silent: "passed-only",
     },

@@ -19,6 +19,6 @@ export default defineConfig({
     environment: "node",
     silent: "passed-only",
     globalSetup: ["test/node/global-setup.ts"],
-    maxWorkers: 4,
+    maxWorkers: 3,
   },
 });
