@@ -1,16 +1,23 @@
 // The client as it ships: a package of its own (client/package.json), with no runtime dependency.
 //   node scripts/client.mjs build   writes client/types.ts (the API's types, printed from the zod
-//                                   schemas), client/dist/index.js and the declarations beside it
-//   node scripts/client.mjs check   fails if any of them is stale, or the bundle is over its budget
+//                                   schemas, committed) and builds client/dist/
+//   node scripts/client.mjs dist    builds client/dist/ alone: index.js and its declarations, from
+//                                   client/index.ts and the committed types.ts. Not committed (gitignored):
+//                                   built where it is used, by `npm pack ./client` (prepack), the workerd
+//                                   tests' config, `npm run typecheck`, `npm run demo` and the e2e setup
+//   node scripts/client.mjs check   fails if client/types.ts is stale, or a fresh build is over its budget
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { build } from "esbuild";
 
-const DIST = "client/dist";
-const TYPES = "client/types.ts";
+// Paths from the repository's root: `npm pack` runs the prepack script in client/.
+const root = fileURLToPath(new URL("..", import.meta.url));
+const DIST = path.join(root, "client", "dist");
+const TYPES = path.join(root, "client", "types.ts");
 const BUDGET = 6 * 1024; // minified and gzipped, as an app would ship it
 const banner = "// Generated from client/index.ts by `npm run client:build`. Do not edit.\n";
 
@@ -48,7 +55,8 @@ const EXPORTS = [
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
 async function loadSchemas() {
   const out = await build({
-    stdin: { contents: 'export * from "./src/schemas"; export * from "./src/response-schemas";', resolveDir: process.cwd(), loader: "ts" },
+    stdin: { contents: 'export * from "./src/schemas"; export * from "./src/response-schemas";', resolveDir: root, loader: "ts" },
+    absWorkingDir: root,
     bundle: true,
     format: "esm",
     platform: "neutral",
@@ -134,6 +142,7 @@ const bundle = async (minify) =>
   (
     await build({
       entryPoints: ["client/index.ts"],
+      absWorkingDir: root,
       bundle: true,
       minify,
       format: "esm",
@@ -149,9 +158,9 @@ function declarations() {
   const out = mkdtempSync(path.join(tmpdir(), "client-dts-"));
   try {
     const run = spawnSync(
-      path.join("node_modules", ".bin", "tsc"),
+      path.join(root, "node_modules", ".bin", "tsc"),
       [
-        "client/index.ts",
+        path.join(root, "client", "index.ts"),
         "--ignoreConfig",
         "--declaration",
         "--emitDeclarationOnly",
@@ -170,7 +179,7 @@ function declarations() {
         "--lib",
         "es2022",
       ],
-      { encoding: "utf8", shell: process.platform === "win32" },
+      { cwd: root, encoding: "utf8", shell: process.platform === "win32" },
     );
     if (run.status !== 0) throw new Error(`client: declarations failed\n${run.error ?? ""}${run.stdout}${run.stderr}`);
     return Object.fromEntries(readdirSync(out).map((f) => [f, readFileSync(path.join(out, f), "utf8")]));
@@ -179,33 +188,51 @@ function declarations() {
   }
 }
 
-const mode = process.argv[2];
-const types = await typesFile();
-if (mode === "build") writeFileSync(TYPES, types);
-const [code, minified] = await Promise.all([bundle(false), bundle(true)]);
-const gzipped = gzipSync(minified, { level: 9 }).length;
-console.log(`client: ${minified.length} bytes minified, ${gzipped} bytes gzipped (budget ${BUDGET})`);
-if (gzipped > BUDGET) {
-  console.error("client: over the size budget");
-  process.exit(1);
+/** The package's files, fresh: the bundle (checked against the budget) and its declarations. */
+async function distFiles() {
+  const [code, minified] = await Promise.all([bundle(false), bundle(true)]);
+  const gzipped = gzipSync(minified, { level: 9 }).length;
+  if (gzipped > BUDGET) throw new Error(`client: ${gzipped} bytes gzipped, over the size budget (${BUDGET})`);
+  return { files: { "index.js": banner + code, ...declarations() }, size: `${minified.length} bytes minified, ${gzipped} bytes gzipped (budget ${BUDGET})` };
 }
-const files = { "index.js": banner + code, ...declarations() };
-if (mode === "build") {
-  rmSync(DIST, { recursive: true, force: true });
+
+/**
+ * Builds client/dist/. Each file is written beside its place and renamed into it, so a test run
+ * reading the client while another run (or `npm pack`) rebuilds it sees a whole file, never half of one.
+ */
+export async function buildDist() {
+  const { files, size } = await distFiles();
   mkdirSync(DIST, { recursive: true });
-  for (const [name, text] of Object.entries(files)) writeFileSync(path.join(DIST, name), text);
-  console.log(`client: wrote ${TYPES} and ${DIST}/ (${Object.keys(files).join(", ")})`);
-} else {
-  const stale = [];
-  if (readFileSync(TYPES, "utf8") !== types) stale.push(TYPES);
-  const shipped = new Set(readdirSync(DIST));
   for (const [name, text] of Object.entries(files)) {
-    if (!shipped.has(name) || readFileSync(path.join(DIST, name), "utf8") !== text) stale.push(`${DIST}/${name}`);
+    const part = path.join(DIST, `.${name}.${process.pid}.part`);
+    writeFileSync(part, text);
+    renameSync(part, path.join(DIST, name));
   }
-  for (const name of shipped) if (!(name in files)) stale.push(`${DIST}/${name} (no longer built)`);
-  if (stale.length) {
-    console.error(`client: stale: ${stale.join(", ")}. Run \`npm run client:build\` and commit them.`);
+  for (const name of readdirSync(DIST)) if (!name.startsWith(".") && !(name in files)) rmSync(path.join(DIST, name), { force: true });
+  return size;
+}
+
+async function main(mode) {
+  const relative = (p) => path.relative(root, p);
+  if (mode === "dist") return console.log(`client: ${await buildDist()}; wrote ${relative(DIST)}/`);
+  const types = await typesFile();
+  if (mode === "build") {
+    writeFileSync(TYPES, types);
+    return console.log(`client: ${await buildDist()}; wrote ${relative(TYPES)} and ${relative(DIST)}/`);
+  }
+  if (mode !== "check") throw new Error("usage: node scripts/client.mjs build|dist|check");
+  // Only types.ts is committed; the package's files are built fresh wherever they are used, so the
+  // check is that they build (bundle and declarations) within the budget.
+  if (readFileSync(TYPES, "utf8") !== types) throw new Error(`client: stale: ${relative(TYPES)}. Run \`npm run client:build\` and commit it.`);
+  const { size } = await distFiles();
+  console.log(`client: ${size}; ${relative(TYPES)} matches the schemas`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  try {
+    await main(process.argv[2]);
+  } catch (err) {
+    console.error(err.message);
     process.exit(1);
   }
-  console.log(`client: ${TYPES} and ${DIST}/ match the schemas and client/index.ts`);
 }

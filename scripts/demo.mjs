@@ -4,6 +4,7 @@
 // (over whatever .dev.vars says), and the app calls the API's port. `--persist-to <dir>`: the local
 // D1 and KV in that directory instead of .wrangler/state (migrated first), to keep the demo's data apart.
 import { spawnSync } from "node:child_process";
+import { buildDist } from "./client.mjs";
 import { portFree, root, start, waitFor } from "./servers.mjs";
 
 const args = process.argv.slice(2);
@@ -44,6 +45,8 @@ const api = `http://localhost:${apiPort}`;
 const app = `http://localhost:${appPort}`;
 const setup = spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "inherit" });
 if (setup.status !== 0) process.exit(setup.status ?? 1);
+// The app imports "../client", which resolves to the client package's build (client/dist/, not committed).
+await buildDist();
 const persist = persistTo ? ["--persist-to", persistTo] : [];
 if (persistTo) {
   const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", ...persist], {

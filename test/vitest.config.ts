@@ -1,9 +1,11 @@
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { unstable_readConfig } from "wrangler";
 import { buildAssets } from "../scripts/assets.mjs";
+import { buildDist } from "../scripts/client.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -16,6 +18,8 @@ export default defineConfig(async () => {
   process.env.WRANGLER_LOG ??= "warn";
   // wrangler.toml's [assets] directory must exist (the API reference's script; test/meta.test.ts serves it).
   buildAssets();
+  // The client's tests import "../client", which resolves to its package's build, client/dist/ (not committed).
+  await buildDist();
   const { privateKey } = await generateKeyPair("ES256", { extractable: true });
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = {
@@ -87,6 +91,10 @@ export default defineConfig(async () => {
       // test/node/ runs under Node (its own config): the OpenAPI validator needs the file system and Ajv.
       exclude: ["test/node/**", "**/node_modules/**"],
       setupFiles: ["test/setup.ts"],
+      // Two files at a time at the least: each runs in a workerd of its own (its own D1, KV and rate
+      // limits), and while one computes in workerd the other's modules are transformed here. Vitest's
+      // default, one core fewer than the machine has, is one at a time on a 2-core machine (a quarter slower).
+      maxWorkers: Math.max(2, availableParallelism() - 1),
       // Request logs are one JSON line each; show them only for failing tests.
       silent: "passed-only",
     },

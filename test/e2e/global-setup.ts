@@ -1,6 +1,8 @@
 import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+// @ts-expect-error: a plain ES module shared with the workerd tests, `npm run typecheck` and `npm run demo`
+import { buildDist } from "../../scripts/client.mjs";
 // @ts-expect-error: a plain ES module shared with the workerd tests and `npm run idp`
 import { startLocalIdp } from "../../scripts/identity-providers.mjs";
 // @ts-expect-error: a plain ES module shared with `npm run demo`
@@ -20,6 +22,8 @@ export default async function setup() {
   mkdirSync(state);
   // A dev signing key in .dev.vars (kept if there), and a fresh database for this run.
   prepareState(state);
+  // The demo app imports "../client": the client package's build, client/dist/ (not committed).
+  await buildDist();
   // No reuse grace: two tabs that raced one refresh token would be taken for a thief, so the
   // journeys prove that the client's tabs take turns (Web Locks), not that the server forgives.
   rmSync(API_LOG, { force: true });
