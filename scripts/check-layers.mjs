@@ -9,6 +9,7 @@
 //   way in (password/, totp/, passkeys/, social/, mailbox/), account/ or keys/; a way in imports core/,
 //   mail/ and its own folder, never another way in, account/ or keys/; account/ and keys/ never import
 //   a way in. Here type-only imports count too: a type is owned where it is declared.
+// - a step-up's ask is made anywhere but src/routes/step-up.ts, from a route that declared its action.
 // Elsewhere type-only imports are erased at build time and do not count.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -77,6 +78,12 @@ for (const file of files.filter((f) => f.startsWith("src/routes/") && f !== "src
 }
 for (const file of files.filter((f) => f !== "src/db/batch.ts")) {
   if (/\.batch\(/.test(readFileSync(file, "utf8"))) problems.push(`${file}: db.batch (build it with src/db/batch.ts, read by name)`);
+}
+// A step-up's ask is made only from a route that declared its action (src/routes/step-up.ts): a flow
+// that made its own could act without the route naming what it does.
+for (const file of files.filter((f) => !["src/routes/step-up.ts", "src/auth/core/step-up.ts"].includes(f))) {
+  if (/\baskStepUp\b/.test(readFileSync(file, "utf8")))
+    problems.push(`${file}: askStepUp (a route declares its action: sensitive() and asked() in src/routes/step-up.ts)`);
 }
 
 // The folders of src/auth/ (ARCHITECTURE.md, Layout): a way in touches the rest through the core.

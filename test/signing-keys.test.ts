@@ -3,7 +3,6 @@ import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { activeKeys, keyWindows } from "../src/auth/core/signing-keys";
-import { retireKey } from "../src/auth/keys/operations";
 import { maintainRing } from "../src/auth/keys/rotation";
 import { getConfig } from "../src/config";
 import { FREQUENT } from "../src/cron";
@@ -393,7 +392,7 @@ describe("the mirror in KV", () => {
     const cron = maintainRing(stores(FRESH, slow), { scheduled: true });
     await vi.waitFor(async () => expect(await env.DB.prepare("SELECT 1 FROM signing_keys").first()).not.toBeNull());
     await new Promise((r) => setTimeout(r, 50));
-    await retireKey(stores(FRESH), "operator", leaked!);
+    await maintainRing(stores(FRESH), { retire: leaked!, by: "operator" });
     release();
     await cron;
     const mirror = JSON.parse((await env.REVOKED.get("keyring"))!);
@@ -410,7 +409,7 @@ describe("the mirror in KV", () => {
     const failing = once(env.REVOKED, "put", async () => {
       throw new Error("injected: KV put failed");
     });
-    await expect(retireKey(stores(FRESH, failing), "operator", next!)).rejects.toThrow(/injected/);
+    await expect(maintainRing(stores(FRESH, failing), { retire: next!, by: "operator" })).rejects.toThrow(/injected/);
     const replacement = (await rows()).find((k) => k.state === "next")!;
     expect(replacement.published_at).toBeNull();
     // A mirror that does not show it (the one in KV, as a slow run wrote it) starts nothing for it.

@@ -21,14 +21,14 @@ export const users = sqliteTable(
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled the account
     passwordHash: text("password_hash").notNull(), // self-describing PBKDF2 string (auth/core/passwords.ts)
     roles: text({ mode: "json" }).$type<string[]>().notNull().default(["user"]),
-    // Online-guessing protection (auth/sessions.ts login): failures in a row, and the lock they earned.
+    // Online-guessing protection (auth/core/lockout.ts): failures in a row, and the lock they earned.
     failedLogins: integer("failed_logins").notNull().default(0),
     lastFailedLoginAt: integer("last_failed_login_at", { mode: "timestamp_ms" }),
     lockedUntil: integer("locked_until", { mode: "timestamp_ms" }),
     // The lock whose first refused attempt was audited: one audit row per lock period, not per attempt.
     lockAuditedUntil: integer("lock_audited_until", { mode: "timestamp_ms" }),
     // Bumped whenever the password is replaced (not when it is only rehashed): logins and changes
-    // write only if the version they checked is still current (auth/sessions.ts).
+    // write only if the version they checked is still current (db/standing.ts signInConditions).
     passwordVersion: integer("password_version").notNull().default(0),
     // Bumped by every "end all sessions" (logout-all, password change). Each access token carries the
     // epoch it was issued in; KV `usr:<id>` refuses tokens of older epochs (auth/core/revocations.ts), except

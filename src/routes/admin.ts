@@ -140,11 +140,11 @@ adminApp
   .openapi(keysRoute, async (c) => c.json(ringView(await keyRingView(deps(c))), 200))
   .openapi(rotateRoute, async (c) => {
     const proof = await stepUp(deps(c), asked(c, rotateRoute), c.req.valid("json"));
-    return c.json(ringView(await rotateKeys(deps(c), proof.userId)), 200);
+    return c.json(ringView(await rotateKeys(deps(c), proof)), 200);
   })
   .openapi(retireRoute, async (c) => {
-    await stepUp(deps(c), asked(c, retireRoute), c.req.valid("json"));
-    return c.json(ringView(await retireKey(deps(c), c.get("auth").sub, c.req.valid("param").kid)), 200);
+    const proof = await stepUp(deps(c), asked(c, retireRoute), c.req.valid("json"));
+    return c.json(ringView(await retireKey(deps(c), proof, c.req.valid("param").kid)), 200);
   })
   .openapi(auditRoute, async (c) => {
     const { user_id, cursor, limit } = c.req.valid("query");

@@ -125,21 +125,25 @@ const authIfBearer = createMiddleware<AppEnv>(async function authIfBearer(c, nex
   return authed(c, next);
 });
 
-const exchangeRoute = createRoute({
-  method: "post",
-  path: "/oauth/exchange",
-  tags,
-  summary: "Swap the callback's one-time code for a sign-in (or a finished link)",
-  description:
-    "Single use, within a minute. A sign-in must come from the browser that started it: with the code_verifier whose S256 the start was given, or (a start without code_challenge) with the oauth_grant cookie the callback set; else 400 invalid_grant, and the code stays unspent for its own browser. It answers as POST /login does: tokens (with use_cookie, the refresh token in the cookie), or while TOTP is on the challenge for POST /login/mfa (a social sign-in is one factor). A link (oauth=link) needs the Bearer token of the session that asked for it, and answers the identity.",
-  security: [...BEARER, {}],
-  middleware: [limitByIp("OAUTH_IP_LIMITER"), authIfBearer, jsonOnly] as const,
-  request: body(oauthExchangeSchema),
-  responses: {
-    200: json(signedInSchema.or(mfaChallengeSchema).or(linkedSchema), "Signed in, the second step's challenge, or the linked identity", setCookie),
-    ...errors(...BODY_ERRORS, "invalid_grant", "invalid_token", "identity_in_use", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
-  },
-});
+// A link's second half (add_identity): the session that began it finishes it here.
+const exchangeRoute = sensitive(
+  "add_identity",
+  createRoute({
+    method: "post",
+    path: "/oauth/exchange",
+    tags,
+    summary: "Swap the callback's one-time code for a sign-in (or a finished link)",
+    description:
+      "Single use, within a minute. A sign-in must come from the browser that started it: with the code_verifier whose S256 the start was given, or (a start without code_challenge) with the oauth_grant cookie the callback set; else 400 invalid_grant, and the code stays unspent for its own browser. It answers as POST /login does: tokens (with use_cookie, the refresh token in the cookie), or while TOTP is on the challenge for POST /login/mfa (a social sign-in is one factor). A link (oauth=link) needs the Bearer token of the session that asked for it, and answers the identity.",
+    security: [...BEARER, {}],
+    middleware: [limitByIp("OAUTH_IP_LIMITER"), authIfBearer, jsonOnly] as const,
+    request: body(oauthExchangeSchema),
+    responses: {
+      200: json(signedInSchema.or(mfaChallengeSchema).or(linkedSchema), "Signed in, the second step's challenge, or the linked identity", setCookie),
+      ...errors(...BODY_ERRORS, "invalid_grant", "invalid_token", "identity_in_use", "account_disabled", "email_unverified", "forbidden", "rate_limited"),
+    },
+  }),
+);
 
 const linkRoute = sensitive(
   "add_identity",
@@ -228,7 +232,7 @@ export const oauth = openApiApp()
     const { code, code_verifier, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     const browser = getCookie(c, GRANT_COOKIE);
-    const result = await exchange(deps(c), { code, codeVerifier: code_verifier, browser }, c.get("auth"));
+    const result = await exchange(deps(c), { code, codeVerifier: code_verifier, browser }, c.get("auth") && asked(c, exchangeRoute));
     if (browser) setCookieHeader(c, GRANT_COOKIE, "", bindingCookie(c, "Lax", "/oauth/exchange", 0)); // spent
     if ("linked" in result) return c.json({ linked: result.linked }, 200);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);

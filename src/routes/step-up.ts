@@ -8,7 +8,7 @@ import type { AppEnv } from "../env";
  * Step-up declared where the route is: `sensitive(action, createRoute(...))` names the action of the
  * step-up table (auth/core/ways-in.ts) the route takes, and its handler can hand the flow only an ask
  * for that action (`asked`); the flow's writes take the proof auth/core/step-up.ts mints for it. A
- * sensitive flow called from an undeclared route does not compile. The declaration is kept off the
+ * sensitive flow called from an undeclared route does not compile (and scripts/check-layers.mjs refuses an ask made anywhere else). The declaration is kept off the
  * OpenAPI document (a non-enumerable symbol): the document stays as it was; test/step-up.test.ts
  * checks the declared routes against the table. A mailed link's routes (reset_password,
  * revoke_way_in) declare theirs too; no session asks there: the link is opened by the flow.

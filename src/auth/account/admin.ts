@@ -46,11 +46,11 @@ export async function updateUserByAdmin(
     if (change.roles && !change.roles.includes("admin")) throw new Refusal("validation_failed", undefined, { roles: "you cannot remove your own admin role" });
   }
   // Granting or removing roles takes the acting admin's step-up; disabling alone only takes access away.
-  if (change.roles) await stepUp(deps, ask, check);
+  const proof = change.roles ? await stepUp(deps, ask, check) : undefined;
   const now = new Date();
   const changed = updatedAt(db, userId, now);
   const done = await batch(db, {
-    updated: updateByAdmin(db, userId, admin.sub, change, now),
+    updated: updateByAdmin(db, userId, proof?.userId ?? admin.sub, change, now),
     revoked: revokeUserSessions(db, userId, now, undefined, changed),
     linksEnded: endLinks(db, userId, ["reset_password", "change_email", "verify_email"], now, changed),
     epoch: epochState(db, userId),

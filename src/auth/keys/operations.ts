@@ -4,6 +4,7 @@ import type { SigningKey } from "../../db/schema";
 import { allKeys, liveKeys } from "../../db/signing-keys";
 import { Refusal } from "../core/errors";
 import { type KeyStores, keyWindows } from "../core/signing-keys";
+import type { StepUpProof } from "../core/step-up";
 import { maintainRing } from "./rotation";
 
 /**
@@ -39,16 +40,16 @@ export async function keyRingView(ks: OperatorStores): Promise<KeyView> {
 }
 
 /** POST /admin/keys/rotate: the next key signs now (refused until it has been published for the full window). */
-export async function rotateKeys(ks: OperatorStores, by: string): Promise<KeyView> {
+export async function rotateKeys(ks: OperatorStores, proof: StepUpProof<"rotate_signing_keys">): Promise<KeyView> {
   manualRefused(ks.config);
-  const report = await maintainRing(ks, { rotate: true, by });
+  const report = await maintainRing(ks, { rotate: true, by: proof.userId });
   return viewOf(ks, { rotated: report.rotated, retired: report.retired });
 }
 
 /** POST /admin/keys/{kid}/retire: an emergency; the key stops verifying at once. */
-export async function retireKey(ks: OperatorStores, by: string, kid: string): Promise<KeyView> {
+export async function retireKey(ks: OperatorStores, proof: StepUpProof<"retire_signing_key">, kid: string): Promise<KeyView> {
   manualRefused(ks.config);
-  const report = await maintainRing(ks, { retire: kid, by });
+  const report = await maintainRing(ks, { retire: kid, by: proof.userId });
   const message =
     `Key ${kid} is retired. This API refuses the access tokens it signed within KEY_PROPAGATION (${ks.config.KEY_PROPAGATION} s) everywhere; ` +
     "until then other locations may still sign with it, and those tokens fail too. Resource servers refuse them once their cached JWKS expires " +

@@ -20,8 +20,7 @@ import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { decideOrHandOff, decideSignIn, type SignInResult } from "../core/decision";
 import { Refusal } from "../core/errors";
 import type { Issued } from "../core/sign-in";
-import { askStepUp, proveCeremony, type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
-import type { AccessClaims } from "../core/tokens";
+import { proveCeremony, type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import { securityNotice } from "../mail/notices";
 import { accountFor } from "./accounts";
 import {
@@ -237,7 +236,7 @@ async function leaveGrant(deps: Deps, flow: OAuthFlow, userId: string, now: Date
 export async function exchange(
   deps: Deps,
   input: { code: string; codeVerifier?: string; browser?: string },
-  claims: AccessClaims | undefined,
+  ask: StepUpAsk<"add_identity"> | undefined,
 ): Promise<SignInResult | { linked: { id: string; provider: string } }> {
   const { db } = deps;
   const now = new Date();
@@ -247,22 +246,22 @@ export async function exchange(
   };
   const flow = await exchangeGrant(db, await sha256Base64Url(input.code), now, proof);
   if (!flow?.grantUserId) throw new Refusal("invalid_grant", NOT_HERE);
-  if (flow.purpose === "link") return { linked: await completeLink(deps, flow, claims, now) };
+  if (flow.purpose === "link") return { linked: await completeLink(deps, flow, ask, now) };
   const user = await findUserById(db, flow.grantUserId);
   if (!user) throw new Refusal("invalid_grant");
   return decideSignIn(deps, user, { kind: "social" }, now, { session: { detail: { method: flow.provider } }, changed: "invalid_grant" });
 }
 
-async function completeLink(deps: Deps, flow: OAuthFlow, claims: AccessClaims | undefined, now: Date) {
+async function completeLink(deps: Deps, flow: OAuthFlow, ask: StepUpAsk<"add_identity"> | undefined, now: Date) {
   // Only the session that asked (add_identity's second half): a victim lured into finishing an
   // attacker's link flow has no such token, nor has another session of the same user.
-  const proof = claims && proveCeremony(askStepUp(claims, "add_identity"), { userId: flow.grantUserId, sessionId: flow.sessionId });
-  if (!claims || !proof || !flow.linked) throw new Refusal("invalid_grant", "Finish linking from the session that started it, with its access token");
+  const proof = ask && proveCeremony(ask, { userId: flow.grantUserId, sessionId: flow.sessionId });
+  if (!proof?.sessionId || !flow.linked) throw new Refusal("invalid_grant", "Finish linking from the session that started it, with its access token");
   const user = await findUserById(deps.db, proof.userId);
   if (!user) throw new Refusal("invalid_grant");
   const id = crypto.randomUUID();
-  const row = { id, userId: user.id, provider: flow.provider, ...flow.linked, createdAt: now, addedBy: claims.sid };
-  const linked = { user_id: user.id, session_id: claims.sid, provider: flow.provider, by: "session" };
+  const row = { id, userId: user.id, provider: flow.provider, ...flow.linked, createdAt: now, addedBy: proof.sessionId };
+  const linked = { user_id: user.id, session_id: proof.sessionId, provider: flow.provider, by: "session" };
   try {
     await batch(deps.db, { identity: insertIdentity(deps.db, row), audited: auditRow(deps, "identity_linked", linked) });
   } catch (err) {
