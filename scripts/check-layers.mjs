@@ -9,7 +9,10 @@
 //   way in (password/, totp/, passkeys/, social/, mailbox/), account/ or keys/; a way in imports core/,
 //   mail/ and its own folder, never another way in, account/ or keys/; account/ and keys/ never import
 //   a way in. Here type-only imports count too: a type is owned where it is declared.
-// - a step-up's ask is made anywhere but src/routes/step-up.ts, from a route that declared its action.
+// - a step-up's ask is made anywhere but src/routes/step-up.ts, from a route that declared its action;
+// - an import runs up: middleware to a route, or config, schemas, encoding, log or mail to the domain or above;
+// - a provider's kind is branched on outside its object (src/auth/social/kinds/, config-providers.ts);
+// - a file in src/ is over 300 lines.
 // Elsewhere type-only imports are erased at build time and do not count.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -86,7 +89,27 @@ for (const file of files.filter((f) => !["src/routes/step-up.ts", "src/auth/core
     problems.push(`${file}: askStepUp (a route declares its action: sensitive() and asked() in src/routes/step-up.ts)`);
 }
 
-// The folders of src/auth/ (ARCHITECTURE.md, Layout): a way in touches the rest through the core.
+// Nothing imports up the layers (docs/development.md, Layout): middleware never imports a route, and
+// the modules below the domain (config, schemas, encoding, logging, mail) import nothing of it or above.
+const BELOW = /^src\/(config[\w-]*|schemas[\w-]*|response-schemas|step-up-actions|encoding|log|mail)\.ts$/;
+for (const file of files) {
+  for (const target of runtimeImports(file, true)) {
+    if (file.startsWith("src/middleware/") && target.startsWith("src/routes/")) problems.push(`${file} -> ${target} (middleware runs below the routes)`);
+    if (BELOW.test(file) && /^src\/(auth|routes|middleware)\//.test(target)) problems.push(`${file} -> ${target} (${file} is below the domain)`);
+  }
+}
+// A provider's kind is branched on only by its own object (src/auth/social/kinds/) and the secret formats of config-providers.ts.
+const KIND_BRANCH = /(\bkind\s*[!=]==?\s*|\bcase\s+)"(oidc|google|github|apple|microsoft)"/;
+for (const file of files.filter((f) => !f.startsWith("src/auth/social/kinds/") && f !== "src/config-providers.ts")) {
+  if (KIND_BRANCH.test(readFileSync(file, "utf8"))) problems.push(`${file}: branches on a provider's kind (give its object the quirk: src/auth/social/kinds/)`);
+}
+// Small files: a newcomer reads one whole.
+for (const file of files) {
+  const lines = readFileSync(file, "utf8").split("\n").length - 1;
+  if (lines > 300) problems.push(`${file}: ${lines} lines (at most 300: split it along its seams)`);
+}
+
+// The folders of src/auth/ (docs/development.md, Layout): a way in touches the rest through the core.
 const WAYS_IN = ["password", "totp", "passkeys", "social", "mailbox"];
 const SHARED = ["core", "mail"];
 const folderOf = (file) => /^src\/auth\/([^/]+)\//.exec(file)?.[1];

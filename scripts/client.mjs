@@ -197,18 +197,24 @@ async function distFiles() {
 }
 
 /**
- * Builds client/dist/. Each file is written beside its place and renamed into it, so a test run
- * reading the client while another run (or `npm pack`) rebuilds it sees a whole file, never half of one.
+ * Builds client/dist/. Each file is written in a directory of this build's own beside dist/ (same
+ * file system; gitignored, outside the package) and renamed into place, so a test run reading the
+ * client while another run (or `npm pack`) rebuilds it sees a whole file, never half of one, and a
+ * build killed midway leaves nothing in dist/.
  */
 export async function buildDist() {
   const { files, size } = await distFiles();
   mkdirSync(DIST, { recursive: true });
-  for (const [name, text] of Object.entries(files)) {
-    const part = path.join(DIST, `.${name}.${process.pid}.part`);
-    writeFileSync(part, text);
-    renameSync(part, path.join(DIST, name));
+  const parts = mkdtempSync(path.join(root, "client", ".dist-"));
+  try {
+    for (const [name, text] of Object.entries(files)) {
+      writeFileSync(path.join(parts, name), text);
+      renameSync(path.join(parts, name), path.join(DIST, name));
+    }
+  } finally {
+    rmSync(parts, { recursive: true, force: true });
   }
-  for (const name of readdirSync(DIST)) if (!name.startsWith(".") && !(name in files)) rmSync(path.join(DIST, name), { force: true });
+  for (const name of readdirSync(DIST)) if (!(name in files)) rmSync(path.join(DIST, name), { force: true });
   return size;
 }
 

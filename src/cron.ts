@@ -58,7 +58,7 @@ export async function housekeeping(env: Env, now = new Date()) {
 
 /**
  * Every cron run, when SIGNING_KEYS is rotating: turns the ring when the current key is due, retires
- * what has been kept long enough, and repairs a mirror a failed run left behind (auth/core/signing-keys.ts).
+ * what has been kept long enough, and repairs a mirror a failed run left behind (auth/keys/rotation.ts).
  * Runs often (every 10 minutes by default) so the windows it waits out are not stretched by a day.
  */
 export async function turnSigningKeys(env: Env, now = new Date()) {

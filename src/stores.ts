@@ -3,7 +3,7 @@ import { getConfig } from "./config";
 import { getDb } from "./db/client";
 import type { AppEnv } from "./env";
 
-/** A request's stores from its bindings, below the middleware and the routes that both use them (routes/deps.ts re-exports them). */
+/** A request's stores from its bindings, below the middleware and the routes that both use them. */
 
 /** The stores alone, for a route that needs no config (GET /health). */
 export const stores = (c: Context<AppEnv>) => ({ db: getDb(c.env.DB), kv: c.env.REVOKED });

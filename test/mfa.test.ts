@@ -126,6 +126,21 @@ describe("setting TOTP up", () => {
     expect(box.sent.at(-1)!.text).toMatch(/turned on/);
   });
 
+  it("a password reset ends a pending setup with the session it recorded: no later code enables it", async () => {
+    const box = mailbox();
+    const email = `pending_${Date.now()}@example.com`;
+    const reg = await registerUser({ email });
+    const setup = await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: PASSWORD } });
+    expect(setup.status).toBe(200);
+    const pending = await env.DB.prepare("SELECT totp_enabled_by FROM users WHERE id = ?").bind(reg.user.id).first();
+    expect(pending?.totp_enabled_by).toEqual(expect.any(String)); // the session that set it up
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const reset = await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "after the reset 9" } });
+    expect(reset.status).toBe(200);
+    const row = await env.DB.prepare("SELECT totp_secret, totp_enabled_at, totp_enabled_by FROM users WHERE id = ?").bind(reg.user.id).first();
+    expect(row).toEqual({ totp_secret: null, totp_enabled_at: null, totp_enabled_by: null });
+  });
+
   it("setup takes the password; a wrong one counts against the session's own budget, never the account lock", async () => {
     const reg = await registerUser();
     expectError(await call("POST", "/mfa/totp/setup", { token: reg.access_token, body: { current_password: "wrong password 1" } }), 401, "invalid_credentials");

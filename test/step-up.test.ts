@@ -1,4 +1,3 @@
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { type Action, STEP_UP } from "../src/auth/core/ways-in";
 import { DECLARED } from "../src/routes/step-up";
@@ -79,8 +78,15 @@ describe("routes declare their step-up where they are defined", () => {
     for (const route of asking) expect(declared, route).toContain(route);
   });
 
-  it("the declaration stays out of the OpenAPI document", async () => {
-    expect(JSON.stringify(await doc())).not.toMatch(/step-up action/);
-    expect(env).toBeDefined();
+  it("the declaration stays out of the OpenAPI document: a declared route's operation has OpenAPI's own fields only", async () => {
+    const { paths } = await doc();
+    const fields = ["tags", "summary", "description", "operationId", "parameters", "requestBody", "responses", "security", "deprecated"];
+    for (const d of DECLARED) {
+      const operation = paths[served(paths, d)!]![d.method.toLowerCase()] as object;
+      expect(
+        Object.keys(operation).filter((k) => !fields.includes(k)),
+        key(d.method, d.path),
+      ).toEqual([]);
+    }
   });
 });

@@ -19,7 +19,7 @@ export const mayHoldSession = (requireVerified: boolean) => and(notDisabled(), r
 export const accountsWhere = (condition: SQL) => sql`(SELECT ${users.id} FROM ${users} WHERE ${condition})`;
 
 /** What a sign-in's decision rested on, besides the account's standing (auth/core/decision.ts). */
-export interface SignInBasis {
+interface SignInBasis {
   requireVerified: boolean;
   /** The password version the sign-in checked: a password replaced meanwhile refuses it. */
   passwordVersion?: number;

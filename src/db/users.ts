@@ -141,7 +141,11 @@ export function resetPassword(
       emailVerifiedAt: sql`CASE WHEN ${users.email} = ${mailbox} THEN coalesce(${users.emailVerifiedAt}, ${now.getTime()}) ELSE ${users.emailVerifiedAt} END`,
       ...(removeTotp
         ? { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null }
-        : { totpSecret: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.totpSecret} END` }), // a pending setup goes too
+        : {
+            // A pending setup goes too, with the session it recorded (auth/core/step-up.ts proveNewTotpCode).
+            totpSecret: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.totpSecret} END`,
+            totpEnabledBy: sql`CASE WHEN ${users.totpEnabledAt} IS NULL THEN NULL ELSE ${users.totpEnabledBy} END`,
+          }),
       updatedAt: now,
     })
     .where(and(eq(users.id, id), consumed))

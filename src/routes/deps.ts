@@ -17,8 +17,6 @@ function waitUntil(c: Context<AppEnv>): Deps["defer"] {
   }
 }
 
-export { keyStores, stores } from "../stores";
-
 export const deps = (c: Context<AppEnv>): Deps => ({
   db: getDb(c.env.DB),
   replica: () => getReplicaDb(c.env.DB),

@@ -5,7 +5,7 @@ import { getConfig } from "../config";
 import { ApiError } from "../errors";
 import { log } from "../log";
 import { discoverySchema, healthSchema, jwksSchema, messageSchema } from "../response-schemas";
-import { keyStores, stores } from "./deps";
+import { keyStores, stores } from "../stores";
 import { errors, json, openApiApp } from "./openapi";
 
 const tags = ["Service"];

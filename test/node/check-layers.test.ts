@@ -62,3 +62,52 @@ describe("check-layers: the folders of src/auth/", () => {
     ]);
   });
 });
+
+/** Runs the check in a tree of these files (path under src/ -> its text). */
+function checkFiles(tree: Record<string, string>) {
+  dir = mkdtempSync(path.join(tmpdir(), "layers-"));
+  for (const [file, text] of Object.entries(tree)) {
+    mkdirSync(path.dirname(path.join(dir, "src", file)), { recursive: true });
+    writeFileSync(path.join(dir, "src", file), text);
+  }
+  const run = spawnSync("node", [script], { cwd: dir, encoding: "utf8" });
+  return { status: run.status, problems: run.stderr.split("\n").filter((l) => l.startsWith("src/")) };
+}
+
+describe("check-layers: the rest of src/", () => {
+  const x = "export const v = 1;\n";
+  it("passes a tree that keeps every rule", () => {
+    const run = checkFiles({
+      "routes/deps.ts": x,
+      "routes/step-up.ts": 'export { askStepUp } from "../auth/core/step-up";\n',
+      "auth/core/step-up.ts": "export const askStepUp = 1;\n",
+      "auth/social/kinds/github.ts": 'export const is = (kind: string) => kind === "github";\n',
+      "middleware/a.ts": 'import { v } from "../config";\nexport const w = v;\n',
+      "config.ts": x,
+      "big.ts": "\n".repeat(300),
+    });
+    expect(run.problems).toEqual([]);
+    expect(run.status).toBe(0);
+  });
+
+  it("refuses an import up the layers, a made-up step-up ask, a branch on a provider's kind, and a file over 300 lines", () => {
+    const run = checkFiles({
+      "routes/deps.ts": x,
+      "auth/core/ways-in.ts": x,
+      "middleware/require-auth.ts": 'import { v } from "../routes/deps";\nexport const w = v;\n',
+      "config.ts": 'import type { T } from "./auth/core/ways-in";\nexport type U = T;\n',
+      "response-schemas.ts": 'import { v } from "./auth/core/ways-in";\nexport const w = v;\n',
+      "auth/social/flow.ts": 'export const ask = () => askStepUp;\nexport const apple = (kind: string) => kind === "apple";\n',
+      "big.ts": "\n".repeat(301),
+    });
+    expect(run.status).toBe(1);
+    expect(run.problems.map((p) => p.split(" (")[0]!.split(":")[0]).sort()).toEqual([
+      "src/auth/social/flow.ts",
+      "src/auth/social/flow.ts",
+      "src/big.ts",
+      "src/config.ts -> src/auth/core/ways-in.ts",
+      "src/middleware/require-auth.ts -> src/routes/deps.ts",
+      "src/response-schemas.ts -> src/auth/core/ways-in.ts",
+    ]);
+  });
+});

@@ -5,7 +5,6 @@ import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
 import { countMail, mailsCounted, withinBudget } from "../../db/mail-sends";
 import { userWithPasskeyCount, userWithWaysIn } from "../../db/passkeys";
-import type { User } from "../../db/schema";
 import { isSessionLive, sessionLive } from "../../db/sessions";
 import { accountWithId, changeEmail, emailTaken, findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
@@ -25,13 +24,6 @@ import { type AccountProof, proveHolder } from "../mail/verification";
  * (verification, change), deletion. Knows nothing of HTTP. Resets and "this was not me" links are in
  * auth/mailbox/reclaim.ts, the links themselves in auth/mail/links.ts, an admin's changes in auth/account/admin.ts.
  */
-
-/** The user behind a valid access token; one deleted since is as good as an invalid token. */
-export async function userOf(deps: Deps, claims: AccessClaims): Promise<User> {
-  const user = await findUserById(deps.db, claims.sub);
-  if (!user) throw userGone();
-  return user;
-}
 
 /** GET /me: the user, and how many passkeys they have (one round trip). */
 export async function profile(deps: Deps, claims: AccessClaims) {

@@ -9,8 +9,6 @@ import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
  * p=1 means the password was HMAC'd with PASSWORD_PEPPER before PBKDF2.
  */
 
-/** Production Workers reject PBKDF2 above this count; local workerd does not, so we enforce it here. */
-export const MAX_ITERATIONS = MAX_PASSWORD_ITERATIONS;
 const ALGORITHM = "pbkdf2-sha256";
 const SALT_BYTES = 16;
 const HASH_BITS = 256;
@@ -35,8 +33,8 @@ interface Parsed {
 }
 
 async function derive(password: string, salt: Uint8Array, iterations: number, pepper: string | undefined): Promise<Uint8Array> {
-  if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
-    throw new RangeError(`PBKDF2 iterations must be 1..${MAX_ITERATIONS}`);
+  if (!Number.isInteger(iterations) || iterations < 1 || iterations > MAX_PASSWORD_ITERATIONS) {
+    throw new RangeError(`PBKDF2 iterations must be 1..${MAX_PASSWORD_ITERATIONS}`);
   }
   let material: Uint8Array = encoder.encode(password.normalize("NFC"));
   if (pepper !== undefined) {
@@ -54,7 +52,7 @@ function parse(stored: string): Parsed | null {
   const iterations = Number(m[1]);
   const salt = fromBase64Url(m[3]!);
   const hash = fromBase64Url(m[4]!);
-  if (iterations < 1 || iterations > MAX_ITERATIONS || !salt || !hash || hash.length !== HASH_BITS / 8) return null;
+  if (iterations < 1 || iterations > MAX_PASSWORD_ITERATIONS || !salt || !hash || hash.length !== HASH_BITS / 8) return null;
   return { iterations, peppered: m[2] === "1", salt, hash };
 }
 

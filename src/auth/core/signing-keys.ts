@@ -169,7 +169,7 @@ export async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
   return mirror;
 }
 
-export async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
+async function mirrorOf(rows: SigningKey[]): Promise<Mirror> {
   const current = rows.find((k) => k.state === "current");
   if (!current?.sealedPrivateJwk) throw new Error("the signing key ring has no current key");
   const order: Record<string, number> = { current: 0, next: 1, previous: 2 };

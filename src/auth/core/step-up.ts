@@ -179,12 +179,12 @@ export function proveCeremony<A extends Action>(ask: StepUpAsk<A>, began: { user
 
 /** WebAuthn challenge bytes that name the session they were issued to: random, then that session's tag. */
 export async function sessionChallenge(sid: string): Promise<string> {
-  const tag = fromBase64Url(await sha256Base64Url(`step-up ceremony|${sid}`))!.slice(0, 16);
-  return toBase64Url(new Uint8Array([...randomBytes(16), ...tag]));
+  return toBase64Url(new Uint8Array([...randomBytes(16), ...(await sessionTag(sid))]));
 }
+const sessionTag = async (sid: string) => fromBase64Url(await sha256Base64Url(`step-up ceremony|${sid}`))!.slice(0, 16);
 /** The session a challenge names, as a ceremony record for proveCeremony. */
 export async function challengeSession(challenge: string, sid: string): Promise<string | null> {
-  const mine = fromBase64Url(await sessionChallenge(sid))!.slice(16);
+  const mine = await sessionTag(sid);
   const tail = fromBase64Url(challenge)?.slice(16);
   return tail?.length === 16 && tail.every((b, i) => b === mine[i]) ? sid : null;
 }

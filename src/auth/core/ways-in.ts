@@ -150,7 +150,7 @@ export function stepUpFor(user: StepUpSubject): Record<Action, ProofKind[]> {
  */
 export type FirstFactor = { kind: "password" } | { kind: "social" } | { kind: "passkey"; synced: boolean };
 /** The second step (a TOTP code or a recovery code) after a first factor, as its challenge recorded it ("pwd" or "fed"). */
-export type SecondStep = { kind: "second_step"; method: "totp" | "recovery_code"; first: string | null };
+type SecondStep = { kind: "second_step"; method: "totp" | "recovery_code"; first: string | null };
 export type Proved = FirstFactor | SecondStep;
 
 /**

@@ -2,7 +2,7 @@ import { joined } from "../../db/batch";
 import { endCheck } from "../../db/password-checks";
 import { rehashPassword } from "../../db/users";
 import type { Deps } from "../../deps";
-import { decideSignIn, type SignInResult } from "../core/decision";
+import { decideSignIn, type SignInResult, verdict } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startLogin } from "../core/lockout";
 import { dummyVerify, hashPassword, needsRehash, passwordOptions, verifyPassword } from "../core/passwords";
@@ -30,9 +30,11 @@ export async function login(deps: Deps, input: LoginInput): Promise<SignInResult
     throw new Refusal("invalid_credentials");
   }
 
-  const rehash = needsRehash(user.passwordHash, options)
-    ? rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)
-    : undefined;
+  // Upgraded only by a login the decision lets through: a refused one pays for no second hash.
+  const rehash =
+    !("refuse" in verdict(config, user, { kind: "password" })) && needsRehash(user.passwordHash, options)
+      ? rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)
+      : undefined;
   return decideSignIn(deps, user, { kind: "password" }, now, {
     // Refused (told only to someone who knows the password): the check passes.
     refused: passPasswordCheck(deps, user.id, check, now),

@@ -83,10 +83,6 @@ export async function enableTotp(deps: Deps, ask: StepUpAsk<"enable_totp">, code
   const { claims } = ask;
   let started = await beginStepUp(deps, ask, now);
   let user = started.user;
-  if (!user.totpSecret) {
-    await endCheck(deps.db, started.check);
-    throw new Refusal("mfa_not_enabled", "Start with POST /mfa/totp/setup");
-  }
   if (user.totpEnabledAt === null) {
     const proof = await proveNewTotpCode(deps, started, code, now);
     const { sealed } = proof;
