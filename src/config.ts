@@ -41,6 +41,12 @@ const origins = z
   )
   .pipe(z.array(z.url().refine((o) => new URL(o).origin === o, "must be a bare origin like https://app.example.com")));
 
+// A list in a var: separated by commas or spaces.
+const words = z
+  .string()
+  .default("")
+  .transform((s) => s.split(/[\s,]+/).filter(Boolean));
+
 const ConfigFields = z.object({
   ISSUER: z.url(),
   AUDIENCE: z.string().min(1),
@@ -124,9 +130,20 @@ const ConfigFields = z.object({
   // reset that would remove it) waits this long, announced, and a sign-in with a second factor
   // cancels it (auth/mail/recovery-holds.ts). Seven days by default; one day at the least.
   RECOVERY_DELAY: seconds(604_800, 86_400, 2_592_000),
+  // The authorization server (docs/oauth-server.md): the scopes apps may ask for besides openid,
+  // profile, email and offline_access; the resources (RFC 8707) their tokens may be for, besides a
+  // client's own list; how long a request may wait for consent and a code for its exchange.
+  OAUTH_SCOPES: words.pipe(
+    z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,64}$/, "each scope must be 1-64 printable characters, no quote or backslash")),
+  ),
+  OAUTH_RESOURCES: words.pipe(z.array(z.url().refine((u) => !u.includes("#"), "must be an absolute URL without a fragment"))),
+  OAUTH_REQUEST_TTL: seconds(600, 60, 3_600),
+  OAUTH_CODE_TTL: seconds(60, 10, 600),
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
+  if (c.OAUTH_RESOURCES.includes(c.AUDIENCE))
+    ctx.addIssue({ code: "custom", path: ["OAUTH_RESOURCES"], message: "must not hold AUDIENCE: the API's own tokens are never an app's" });
   if (c.SIGNING_KEYS === "secret" && !c.JWT_PRIVATE_KEY)
     ctx.addIssue({ code: "custom", path: ["JWT_PRIVATE_KEY"], message: "is required (SIGNING_KEYS is secret)" });
   if (c.SIGNING_KEYS === "rotating" && !c.JWT_WRAPPING_KEY) {

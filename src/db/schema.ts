@@ -2,7 +2,8 @@ import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 // Times are Unix milliseconds in INTEGER columns; Drizzle maps them to Date. The service's own
-// tables (signing keys, mail counts, the audit trail) are in ./service-tables.ts, re-exported here.
+// tables (signing keys, mail counts, the audit trail) are in ./service-tables.ts, re-exported here;
+// the authorization server's in ./oauth-server-tables.ts (which imports this file, so is not re-exported).
 export * from "./service-tables";
 
 export const users = sqliteTable(
@@ -81,11 +82,16 @@ export const sessions = sqliteTable(
     // every access token of the session as `amr` and `auth_time`.
     amr: text({ mode: "json" }).$type<string[]>().notNull().default(["pwd"]),
     authTime: integer("auth_time", { mode: "timestamp_ms" }).notNull().default(sql`0`),
+    // A grant to an app (auth/oauth-server/): its client, the scopes and the resource (RFC 8707) granted. Null: the API's own sign-in.
+    clientId: text("client_id"),
+    scope: text(),
+    resource: text(),
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),
     index("sessions_user_id_created_at_idx").on(t.userId, t.createdAt, t.id),
     index("sessions_expires_at_idx").on(t.expiresAt),
+    index("sessions_client_id_idx").on(t.clientId),
   ],
 );
 
