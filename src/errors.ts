@@ -2,6 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { Refusal, RevocationIncomplete, TooManyAttempts } from "./auth/core/errors";
+import { OAuthRefusal } from "./auth/oauth-server/errors";
 import { ConfigError } from "./config";
 import { overloaded } from "./db/client";
 import type { AppEnv } from "./env";
@@ -144,6 +145,7 @@ const CODE_FOR_STATUS: Partial<Record<number, ErrorCode>> = {
 
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof ApiError) return render(c, err);
+  if (err instanceof OAuthRefusal) return protocolError(c, err);
   // The auth flows' failures (auth/core/errors.ts): their code's status, and Retry-After where they say when.
   if (err instanceof TooManyAttempts) return render(c, new ApiError("rate_limited", err.message, undefined, { "Retry-After": String(err.retryAfter) }));
   if (err instanceof Refusal) return render(c, new ApiError(err.code, err.explanation, err.fields));
@@ -190,4 +192,18 @@ export function notFoundHandler(routes: { method: string; path: string }[]): Not
     }
     return render(c, new ApiError("not_found", "No such route"));
   };
+}
+
+/**
+ * The authorization server's refusals in the protocol's words (RFC 6749 5.2): `error` and
+ * `error_description`, which OAuth clients read, and `message` (the same words) like every other error.
+ */
+function protocolError(c: Context, refusal: OAuthRefusal): Response {
+  const quoted = refusal.description.replace(/["\\]/g, "'");
+  // RFC 6750 3: a refused bearer token names the scheme and the error; RFC 6749 5.2: so does a refused Basic client.
+  if (refusal.error === "invalid_token" || refusal.error === "insufficient_scope")
+    c.header("WWW-Authenticate", `Bearer error="${refusal.error}", error_description="${quoted}"`);
+  else if (refusal.error === "invalid_client" && c.req.header("authorization")?.startsWith("Basic ")) c.header("WWW-Authenticate", 'Basic realm="oauth"');
+  if (refusal.status === 429) c.header("Retry-After", "60");
+  return c.json({ error: refusal.error, error_description: refusal.description, message: refusal.description }, refusal.status);
 }

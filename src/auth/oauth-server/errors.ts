@@ -1,25 +1,11 @@
+import type { OAUTH_ERROR_CODES } from "../../response-schemas-oauth";
+
 /**
  * The authorization server's refusals, in the protocol's own words (RFC 6749 5.2, RFC 7009, RFC 8707,
  * OpenID Connect): clients read `error` and `error_description`, not the API's envelope. Where the
  * request came through a browser with a verified redirect_uri, the refusal travels there instead.
  */
-export type OAuthErrorCode =
-  | "invalid_request"
-  | "invalid_client"
-  | "invalid_grant"
-  | "unauthorized_client"
-  | "unsupported_grant_type"
-  | "unsupported_response_type"
-  | "invalid_scope"
-  | "invalid_target"
-  | "access_denied"
-  | "login_required"
-  | "consent_required"
-  | "invalid_token"
-  | "insufficient_scope"
-  | "invalid_client_metadata"
-  | "invalid_redirect_uri"
-  | "temporarily_unavailable";
+export type OAuthErrorCode = (typeof OAUTH_ERROR_CODES)[number];
 
 export class OAuthRefusal extends Error {
   constructor(
