@@ -16,6 +16,7 @@ import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
+import { oauthServer } from "./routes/oauth-server";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
@@ -81,6 +82,7 @@ app.route("/", recovery);
 app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);
+app.route("/", oauthServer);
 app.route("/admin", adminApp);
 mountDocs(app);
 

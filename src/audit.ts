@@ -61,7 +61,10 @@ export type SecurityEvent =
   | "admin_refused"
   | "signing_key_created"
   | "signing_key_rotated"
-  | "signing_key_retired";
+  | "signing_key_retired"
+  | "oauth_grant_issued"
+  | "oauth_code_reused"
+  | "oauth_grant_revoked";
 
 export interface AuditContext {
   db: Db;
@@ -83,6 +86,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "rate_limited",
   "mail_refused",
   "social_sign_in_failed",
+  "oauth_code_reused",
 ]);
 
 function split(fields: AuditFields) {
