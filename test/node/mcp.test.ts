@@ -24,6 +24,8 @@ import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
  */
 const API_PORT = 8791; // none shared: issuer 8794, oauth-server 8795, demo-ports 8797/8798, e2e 8790, docs:check 8792
 const MCP_PORT = 8793;
+// Each wrangler dev its own devtools port (API_PORT + 1000, MCP_PORT + 1000): two started at once
+// would both take the default 9229.
 const ISSUER = `http://localhost:${API_PORT}`;
 const MCP_URL = `http://localhost:${MCP_PORT}/mcp`;
 const PRM_URL = `http://localhost:${MCP_PORT}/.well-known/oauth-protected-resource/mcp`;
@@ -84,7 +86,7 @@ async function consent(authorizationUrl: URL, who: { token: string }, expected: 
   const asked = await api("GET", `/oauth2/requests/${id}`, undefined, who.token);
   expect(asked.status, JSON.stringify(asked.body)).toBe(200);
   expect(asked.body.resource).toBe(expected.resource);
-  expect(asked.body.scopes).toEqual(expected.scopes);
+  expect(asked.body.scopes.map((s: { name: string }) => s.name)).toEqual(expected.scopes);
   const approved = await api("POST", `/oauth2/requests/${id}/approve`, undefined, who.token);
   expect(approved.status, JSON.stringify(approved.body)).toBe(200);
   const back = new URL(approved.body.redirect_to);
@@ -221,6 +223,8 @@ beforeAll(async () => {
       String(API_PORT),
       "--persist-to",
       state,
+      "--inspector-port",
+      String(API_PORT + 1000),
       ...vars({
         ISSUER,
         APP_URL,
@@ -232,9 +236,14 @@ beforeAll(async () => {
     ],
     { quiet: true },
   );
-  start("wrangler", ["dev", "-c", "examples/mcp-server/wrangler.toml", "--port", String(MCP_PORT), ...vars({ ISSUER, RESOURCE: MCP_URL, SCOPE })], {
-    quiet: true,
-  });
+  const inspector = ["--inspector-port", String(MCP_PORT + 1000)];
+  start(
+    "wrangler",
+    ["dev", "-c", "examples/mcp-server/wrangler.toml", "--port", String(MCP_PORT), ...inspector, ...vars({ ISSUER, RESOURCE: MCP_URL, SCOPE })],
+    {
+      quiet: true,
+    },
+  );
   await Promise.all([waitFor(`${ISSUER}/health`, "the API", 90), waitFor(PRM_URL, "the MCP server", 90)]);
 }, 120_000);
 
