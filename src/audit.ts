@@ -61,7 +61,11 @@ export type SecurityEvent =
   | "admin_refused"
   | "signing_key_created"
   | "signing_key_rotated"
-  | "signing_key_retired";
+  | "signing_key_retired"
+  | "oauth_client_created"
+  | "oauth_client_updated"
+  | "oauth_client_deleted"
+  | "oauth_app_disconnected";
 
 export interface AuditContext {
   db: Db;

@@ -19,6 +19,8 @@ const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId}
  * failed KV write completes the revocation instead of finding nothing to do.
  */
 const reachable = (now: Date) => or(live(now), gt(sessions.accessExpiresAt, now));
+/** A session of the API's own sign-in; a grant to an app (auth/oauth-server/) has a client_id. */
+const firstParty = isNull(sessions.clientId);
 const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
 /** The newest access token's expiry: as late as any before it, and never past the session's end. */
 const extendAccess = (until: Date) => sql`max(${sessions.accessExpiresAt}, min(${until.getTime()}, ${sessions.expiresAt}))`;
@@ -69,12 +71,12 @@ export function insertSessionIf(
 // logins end the rest.)
 const MAX_EVICTED_PER_LOGIN = 20;
 
-/** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). */
+/** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). Grants to apps are not sessions of the API: never counted, never ended here. */
 export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) {
   const oldest = db
     .select({ id: sessions.id })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), live(now)))
+    .where(and(eq(sessions.userId, userId), firstParty, live(now)))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(MAX_EVICTED_PER_LOGIN)
     .offset(cap);
@@ -193,6 +195,19 @@ export function revokeSession(db: Db, where: { id: string; userId?: string } | {
 }
 
 /**
+ * Revokes a client's grants (sessions with its client_id), optionally only one user's. Like
+ * revokeSession, matches grants revoked already while their access tokens may live, so a retry after
+ * a failed KV write finds them again.
+ */
+export function revokeGrants(db: Db, where: { clientId: string; userId?: string }, now: Date) {
+  return db
+    .update(sessions)
+    .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })
+    .where(and(eq(sessions.clientId, where.clientId), where.userId ? eq(sessions.userId, where.userId) : undefined, reachable(now)))
+    .returning(revokedColumns);
+}
+
+/**
  * Revokes every session of a user that is live or may hold a live access token, except one if given.
  * Their access tokens are revoked by the user's epoch (auth/core/revocations.ts), not one by one.
  */
@@ -236,7 +251,7 @@ export interface SessionCursor {
   id: string;
 }
 
-/** The user's sessions that are live or may hold a live access token: newest first, keyset-paginated. */
+/** The user's sessions (not grants to apps) that are live or may hold a live access token: newest first, keyset-paginated. */
 export async function listSessions(db: Db, userId: string, now: Date, limit: number, after?: SessionCursor) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
@@ -244,7 +259,7 @@ export async function listSessions(db: Db, userId: string, now: Date, limit: num
   return db
     .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, userAgent: sessions.userAgent, expiresAt: sessions.expiresAt })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), reachable(now), page))
+    .where(and(eq(sessions.userId, userId), firstParty, isNull(sessions.revokedAt), reachable(now), page))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit)
     .all();
