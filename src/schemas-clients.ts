@@ -106,24 +106,25 @@ export const listClientsQuerySchema = z.object({
 
 // ---- Answers ----
 
-export const oauthClientSchema = z
+const clientFields = {
+  client_id: z.string(),
+  name: z.string(),
+  uri: z.string().nullable(),
+  redirect_uris: z.array(z.string()),
+  type: z.enum(["public", "confidential"]),
+  grant_types: z.array(z.string()),
+  scope: z.string(),
+  resources: z.array(z.string()),
+  source: z.enum(["admin", "dynamic", "metadata"]).openapi({ description: "who registered it: an admin, dynamic registration, or a metadata document" }),
+  created_at: z.iso.datetime(),
+  disabled: z.boolean(),
+  disabled_at: z.iso.datetime().nullable(),
+};
+export const oauthClientSchema = z.object(clientFields).openapi("OAuthClient");
+// Its own object, not an extension of OAuthClient: the document lists every field of an answer in one place.
+export const createdClientSchema = z
   .object({
-    client_id: z.string(),
-    name: z.string(),
-    uri: z.string().nullable(),
-    redirect_uris: z.array(z.string()),
-    type: z.enum(["public", "confidential"]),
-    grant_types: z.array(z.string()),
-    scope: z.string(),
-    resources: z.array(z.string()),
-    source: z.enum(["admin", "dynamic", "metadata"]).openapi({ description: "who registered it: an admin, dynamic registration, or a metadata document" }),
-    created_at: z.iso.datetime(),
-    disabled: z.boolean(),
-    disabled_at: z.iso.datetime().nullable(),
-  })
-  .openapi("OAuthClient");
-export const createdClientSchema = oauthClientSchema
-  .extend({
+    ...clientFields,
     client_secret: z.string().optional().openapi({ description: "confidential clients: shown this once, stored only as its SHA-256; never shown again" }),
   })
   .openapi("OAuthClientCreated");
