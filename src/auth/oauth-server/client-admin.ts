@@ -64,7 +64,7 @@ function checkRedirectUris(uris: string[], needed: boolean): string[] {
 
 function checkUri(uri: string | null): string | null {
   if (uri === null) return null;
-  if (!URL.canParse(uri) || !/^https?:$/.test(new URL(uri).protocol) || uri.includes("#") || new URL(uri).username)
+  if (!URL.canParse(uri) || !/^https?:$/.test(new URL(uri).protocol) || uri.includes("#") || new URL(uri).username || new URL(uri).password)
     throw invalid("uri", "must be an http or https URL without credentials or fragment");
   return uri;
 }
