@@ -64,7 +64,8 @@ function checkRedirectUris(uris: string[], needed: boolean): string[] {
 
 function checkUri(uri: string | null): string | null {
   if (uri === null) return null;
-  if (!URL.canParse(uri) || !/^https?:$/.test(new URL(uri).protocol) || uri.includes("#") || new URL(uri).username || new URL(uri).password)
+  const url = URL.canParse(uri) && !uri.includes("#") ? new URL(uri) : null;
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password)
     throw invalid("uri", "must be an http or https URL without credentials or fragment");
   return uri;
 }
