@@ -292,3 +292,45 @@ describe("DELETE /admin/clients/{id}", () => {
     expect(await countFor("oauth_clients", client.client_id)).toBe(0);
   });
 });
+
+describe("a client with many grants", () => {
+  it("is disabled within Workers' KV budget: D1 at once, KV over repeated tries (503 until done), never over 1,000 KV operations a request", async () => {
+    const { token, client } = await adminAndClient();
+    const alice = await registerUser();
+    const now = Date.now();
+    const ids = Array.from({ length: 620 }, () => crypto.randomUUID());
+    const rows = ids.map((id) =>
+      env.DB.prepare(
+        "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, last_used_at, access_expires_at, expires_at, client_id, scope) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'openid')",
+      ).bind(id, alice.user.id, crypto.randomUUID(), now - 1000, now - 1000, now + 600_000, now + 86_400_000, client.client_id),
+    );
+    for (let i = 0; i < rows.length; i += 100) await env.DB.batch(rows.slice(i, i + 100));
+    const ops = { n: 0 };
+    const counted = new Proxy(env.REVOKED, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? (...args: unknown[]) => (ops.n++, value.apply(target, args)) : value;
+      },
+    });
+    const written = async () => {
+      const kv = await revokedEntries("sid:");
+      return ids.filter((id) => kv.has(id)).length;
+    };
+
+    const first = await call("PATCH", `/admin/clients/${client.client_id}`, { token, body: { disabled: true }, bindings: { REVOKED: counted } });
+    expectError(first, 503, "service_unavailable");
+    expect(first.headers.get("retry-after")).toBe("1");
+    expect(ops.n).toBeLessThanOrEqual(1000);
+    const live = await env.DB.prepare("SELECT count(*) AS n FROM sessions WHERE client_id = ? AND revoked_at IS NULL")
+      .bind(client.client_id)
+      .first<{ n: number }>();
+    expect(live!.n).toBe(0); // D1 is complete from the first try
+    expect(await written()).toBe(500);
+
+    ops.n = 0;
+    const again = await call("PATCH", `/admin/clients/${client.client_id}`, { token, body: { disabled: true }, bindings: { REVOKED: counted } });
+    expect(again.status, again.text).toBe(200);
+    expect(ops.n).toBeLessThanOrEqual(1000);
+    expect(await written()).toBe(620);
+  }, 30_000);
+});

@@ -7,9 +7,9 @@ import { revokeGrants } from "../../db/sessions";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { Refusal } from "../core/errors";
-import { revokeSessions } from "../core/revocations";
 import { type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
+import { revokeGrantsInKv } from "./grants-kv";
 import { normalizeResource, OIDC_SCOPES, scopesOf } from "./policy";
 
 /**
@@ -91,14 +91,6 @@ function checkResources(config: Config, resources: string[]): string[] {
   return [...new Set(out)];
 }
 
-/** Ends grants in KV: only those whose access tokens may still be valid need an entry. */
-async function revokeInKv(deps: Deps, revoked: { id: string; accessExpiresAt: Date }[], now: Date) {
-  await revokeSessions(
-    deps.kv,
-    revoked.filter((s) => s.accessExpiresAt > now),
-  );
-}
-
 const secretOf = () => toBase64Url(randomBytes(32)); // 256 random bits
 
 /** Registers a client (step-up manage_clients). A confidential one's secret is returned this once; only its SHA-256 is kept. */
@@ -177,7 +169,7 @@ export async function updateClientByAdmin(deps: Deps, ask: StepUpAsk<"manage_cli
     grants_revoked: done.revoked?.length,
     step_up: proof !== undefined,
   });
-  if (done.revoked) await revokeInKv(deps, done.revoked, now);
+  if (done.revoked) await revokeGrantsInKv(deps.kv, done.revoked, now);
   return client;
 }
 
@@ -193,7 +185,7 @@ export async function deleteClientByAdmin(deps: Deps, admin: AccessClaims, id: s
     revoked: revokeGrants(deps.db, { clientId: id }, now),
   });
   if (!disabled[0]) throw new Refusal("not_found", "No such client");
-  await revokeInKv(deps, revoked, now);
+  await revokeGrantsInKv(deps.kv, revoked, now);
   await deleteClient(deps.db, id);
   await audit(deps, "oauth_client_deleted", { user_id: admin.sub, session_id: admin.sid, client_id: id, grants_revoked: revoked.length });
   return revoked.length;

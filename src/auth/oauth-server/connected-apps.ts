@@ -4,8 +4,8 @@ import { consentsOf, deleteConsents, deleteUserRequests, grantsByClient } from "
 import { revokeGrants } from "../../db/sessions";
 import type { Deps } from "../../deps";
 import { Refusal } from "../core/errors";
-import { revokeSessions } from "../core/revocations";
 import type { AccessClaims } from "../core/tokens";
+import { revokeGrantsInKv } from "./grants-kv";
 import { scopesOf } from "./policy";
 
 /**
@@ -92,9 +92,6 @@ export async function disconnectApp(deps: Deps, claims: AccessClaims, clientId: 
     grants_revoked: revoked.length,
     consents_removed: consents.length,
   });
-  await revokeSessions(
-    deps.kv,
-    revoked.filter((s) => s.accessExpiresAt > now),
-  );
+  await revokeGrantsInKv(deps.kv, revoked, now);
   return { grantsRevoked: revoked.length, consentsRemoved: consents.length };
 }
