@@ -11,7 +11,9 @@ import { everyAnswer } from "./middleware/every-answer";
 import { validationHook } from "./middleware/validate";
 import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
+import { adminClients } from "./routes/admin-clients";
 import { auth } from "./routes/auth";
+import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
@@ -83,7 +85,9 @@ app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);
 app.route("/", oauthServer);
+app.route("/", connectedAppsRoutes);
 app.route("/admin", adminApp);
+app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 mountDocs(app);
 
 app.onError(onError);
