@@ -18,6 +18,7 @@ import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
+import { oauthRegister } from "./routes/oauth-register";
 import { oauthServer } from "./routes/oauth-server";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
@@ -85,6 +86,7 @@ app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);
 app.route("/", oauthServer);
+app.route("/", oauthRegister);
 app.route("/", connectedAppsRoutes);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path

@@ -68,7 +68,8 @@ export type SecurityEvent =
   | "oauth_client_created"
   | "oauth_client_updated"
   | "oauth_client_deleted"
-  | "oauth_app_disconnected";
+  | "oauth_app_disconnected"
+  | "oauth_client_registered";
 
 export interface AuditContext {
   db: Db;

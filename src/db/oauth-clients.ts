@@ -1,6 +1,6 @@
-import { and, desc, eq, isNotNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { oauthClients, oauthConsents, oauthRequests } from "./oauth-server-tables";
+import { type OAuthClient, oauthClients, oauthConsents, oauthRequests } from "./oauth-server-tables";
 import { sessions } from "./schema";
 import { live } from "./sessions";
 
@@ -103,4 +103,48 @@ export function deleteUserRequests(db: Db, userId: string, clientId: string) {
     .delete(oauthRequests)
     .where(and(eq(oauthRequests.userId, userId), eq(oauthRequests.clientId, clientId)))
     .returning({ id: oauthRequests.id });
+}
+
+/** At most this many self-registered clients may wait for their first token at once (auth/oauth-server/registration.ts). */
+export const PENDING_REGISTRATIONS_MAX = 10_000;
+
+/** Stores a self-registered client, unless PENDING_REGISTRATIONS_MAX are waiting already: no row back then. */
+export function insertDynamicClient(db: Db, row: OAuthClient) {
+  const v = (value: string | number | null, name: string) => sql`${value}`.as(name);
+  const pending = db
+    .select({ n: sql<number>`count(*)` })
+    .from(oauthClients)
+    .where(and(eq(oauthClients.source, "dynamic"), isNull(oauthClients.firstTokenAt)));
+  return db
+    .insert(oauthClients)
+    .select(
+      db
+        .select({
+          id: v(row.id, "id"),
+          name: v(row.name, "name"),
+          uri: v(row.uri, "uri"),
+          redirectUris: v(JSON.stringify(row.redirectUris), "redirect_uris"),
+          secretHash: v(row.secretHash, "secret_hash"),
+          grantTypes: v(JSON.stringify(row.grantTypes), "grant_types"),
+          scope: v(row.scope, "scope"),
+          resources: v(JSON.stringify(row.resources), "resources"),
+          source: v(row.source, "source"),
+          createdAt: v(row.createdAt.getTime(), "created_at"),
+          disabledAt: v(null, "disabled_at"),
+          expiresAt: v(row.expiresAt?.getTime() ?? null, "expires_at"),
+          firstTokenAt: v(null, "first_token_at"),
+        })
+        .from(sql`(SELECT 1)`)
+        .where(sql`(${pending}) < ${PENDING_REGISTRATIONS_MAX}`),
+    )
+    .returning({ id: oauthClients.id });
+}
+
+/** Housekeeping: self-registered clients that lapsed without ever getting a token. */
+export async function deleteLapsedRegistrations(db: Db, now: Date) {
+  const gone = await db
+    .delete(oauthClients)
+    .where(and(eq(oauthClients.source, "dynamic"), isNull(oauthClients.firstTokenAt), lt(oauthClients.expiresAt, now)))
+    .returning({ id: oauthClients.id });
+  return gone.length;
 }
