@@ -150,32 +150,83 @@ afterAll(async () => {
 const discover = (id: string, secret?: string) =>
   client.discovery(new URL(ISSUER), id, secret, secret ? client.ClientSecretBasic(secret) : client.None(), { execute: [client.allowInsecureRequests] });
 
+/** An authorization URL with a fresh PKCE pair (S256), state and nonce, as openid-client builds it. */
+async function authorization(config: client.Configuration, params: Record<string, string>) {
+  const verifier = client.randomPKCECodeVerifier();
+  const expectedState = client.randomState();
+  const expectedNonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    state: expectedState,
+    nonce: expectedNonce,
+    code_challenge: await client.calculatePKCECodeChallenge(verifier),
+    code_challenge_method: "S256",
+    ...params,
+  });
+  return { url, checks: { pkceCodeVerifier: verifier, expectedState, expectedNonce } };
+}
+
+/**
+ * A request the authorization endpoint refuses after it knows the client and its redirect_uri: the
+ * browser goes back to the app (never to the consent page) with the error, its state and iss (RFC
+ * 9207), which openid-client checks before reporting the error. Answers the error code.
+ */
+async function refusedAtAuthorization(config: client.Configuration, url: URL) {
+  const res = await fetch(url, { redirect: "manual" });
+  expect(res.status).toBe(302);
+  const back = new URL(res.headers.get("location")!);
+  expect(back.href.startsWith(url.searchParams.get("redirect_uri")!)).toBe(true);
+  expect(back.searchParams.get("iss")).toBe(ISSUER);
+  try {
+    await client.authorizationCodeGrant(config, back, { expectedState: url.searchParams.get("state") ?? undefined });
+  } catch (e) {
+    if (e instanceof client.AuthorizationResponseError) return e.error;
+    throw e;
+  }
+  throw new Error("the authorization endpoint answered a code");
+}
+
 describe("openid-client as a relying party, express-oauth2-jwt-bearer as the resource server", () => {
-  it("a confidential client: discovery, code + PKCE with state and nonce, the id_token, userinfo, refresh rotation and a replay that ends the grant", async () => {
-    const redirectUri = "https://notes.example/callback";
-    const rp = registerClient({ confidential: true, redirectUris: [redirectUri], scope: "openid profile email offline_access" });
+  it("discovery lists the code flow alone: S256 only, iss in responses, no implicit or password grant; other response types are refused", async () => {
+    const rp = registerClient({ confidential: true, redirectUris: ["https://notes.example/callback"], scope: "openid" });
     const config = await discover(rp.id, rp.secret);
     const meta = config.serverMetadata();
     expect(meta.issuer).toBe(ISSUER);
-    expect(meta.supportsPKCE()).toBe(true); // S256 listed
+    expect(meta.response_types_supported).toEqual(["code"]);
+    expect(meta.grant_types_supported).toEqual(expect.arrayContaining(["authorization_code", "refresh_token"]));
+    expect(meta.grant_types_supported).not.toContain("implicit");
+    expect(meta.grant_types_supported).not.toContain("password");
+    expect(meta.supportsPKCE()).toBe(true);
     expect(meta.code_challenge_methods_supported).toEqual(["S256"]);
     expect(meta.authorization_response_iss_parameter_supported).toBe(true);
-    expect(meta.revocation_endpoint).toBe(`${ISSUER}/oauth2/revoke`);
+    expect(meta.token_endpoint_auth_methods_supported).toEqual(expect.arrayContaining(["client_secret_basic", "client_secret_post", "none"]));
+    expect(meta.id_token_signing_alg_values_supported).toEqual(["ES256"]);
+    expect(meta.scopes_supported).toEqual(expect.arrayContaining(["openid", "profile", "email", "offline_access"]));
+    for (const endpoint of ["authorization_endpoint", "token_endpoint", "revocation_endpoint", "userinfo_endpoint", "jwks_uri"] as const)
+      expect(meta[endpoint], endpoint).toMatch(new RegExp(`^${ISSUER}/`));
+    // The RFC 8414 document says the same.
+    const oauthMeta = await client.discovery(new URL(ISSUER), rp.id, rp.secret, undefined, { algorithm: "oauth2", execute: [client.allowInsecureRequests] });
+    expect(oauthMeta.serverMetadata().token_endpoint).toBe(meta.token_endpoint);
 
-    const alice = await person("rp_alice");
-    const verifier = client.randomPKCECodeVerifier();
-    const expectedState = client.randomState();
-    const expectedNonce = client.randomNonce();
+    for (const responseType of ["token", "id_token", "code id_token"]) {
+      const { url } = await authorization(config, { redirect_uri: "https://notes.example/callback", scope: "openid", response_type: responseType });
+      expect(await refusedAtAuthorization(config, url), responseType).toBe("unsupported_response_type");
+    }
+  }, 60_000);
+
+  it("a confidential client: code + PKCE with state and nonce, the id_token and userinfo; a code used twice ends its grant; refresh rotates; revocation takes the client's secret and ends the grant", async () => {
+    const redirectUri = "https://notes.example/callback";
     const scope = "openid profile email offline_access";
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      scope,
-      state: expectedState,
-      nonce: expectedNonce,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: "S256",
-    });
-    const { asked, redirectTo } = await consent(url, alice);
+    const rp = registerClient({ confidential: true, redirectUris: [redirectUri], scope });
+    const config = await discover(rp.id, rp.secret);
+    const alice = await person("rp_alice");
+
+    // A scope beyond the client's registration is refused, never dropped.
+    expect(await refusedAtAuthorization(config, (await authorization(config, { redirect_uri: redirectUri, scope: `${scope} notes:read` })).url)).toBe(
+      "invalid_scope",
+    );
+
+    const first = await authorization(config, { redirect_uri: redirectUri, scope });
+    const { asked, redirectTo } = await consent(first.url, alice);
     expect(asked.client).toMatchObject({ id: rp.id, name: `Notes for ${rp.id}`, uri: "https://notes.example/" });
     expect(asked.scopes).toEqual(scope.split(" "));
     expect(asked.resource).toBeNull();
@@ -183,123 +234,133 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
     expect(asked.consent_remembered).toBe(false);
     expect(redirectTo.searchParams.get("iss")).toBe(ISSUER);
 
-    // A wrong state or PKCE verifier never reaches a token (the client refuses, then the server does).
-    await expect(
-      client.authorizationCodeGrant(config, redirectTo, { pkceCodeVerifier: verifier, expectedState: client.randomState(), expectedNonce }),
-    ).rejects.toThrow();
-    // openid-client checks iss, state, PKCE and the id_token (signature by the JWKS, iss, aud, nonce, exp).
-    const tokens = await client.authorizationCodeGrant(config, redirectTo, { pkceCodeVerifier: verifier, expectedState, expectedNonce, idTokenExpected: true });
+    // A state that is not this browser's is refused by the client before any exchange.
+    await expect(client.authorizationCodeGrant(config, redirectTo, { ...first.checks, expectedState: client.randomState() })).rejects.toThrow(/state/);
+    // openid-client checks iss, state, then the id_token: its signature (JWKS), iss, aud, exp and nonce.
+    const tokens = await client.authorizationCodeGrant(config, redirectTo, { ...first.checks, idTokenExpected: true });
     expect(tokens.token_type.toLowerCase()).toBe("bearer");
     expect(tokens.scope?.split(" ").sort()).toEqual(scope.split(" ").sort());
     expect(tokens.refresh_token).toBeTruthy();
     const idToken = tokens.claims()!;
-    expect(idToken).toMatchObject({ iss: ISSUER, sub: alice.id, aud: rp.id, nonce: expectedNonce, preferred_username: alice.username, email: alice.email });
-    expect(idToken.email_verified).toBe(false);
+    expect(idToken).toMatchObject({
+      iss: ISSUER,
+      sub: alice.id,
+      aud: rp.id,
+      nonce: first.checks.expectedNonce,
+      preferred_username: alice.username,
+      email: alice.email,
+      email_verified: false,
+      amr: ["pwd"],
+    });
     expect(typeof idToken.auth_time).toBe("number");
-    expect(idToken.amr).toEqual(["pwd"]);
     expect(idToken.at_hash).toBe(b64url(createHash("sha256").update(tokens.access_token).digest().subarray(0, 16)));
 
-    // The access token: RFC 9068, for this issuer (no resource asked), not for the API's own routes.
+    // The access token: RFC 9068, for this issuer (no resource asked); the API's own routes refuse it,
+    // and so does the resource server (its audience is another).
     expect(decodeProtectedHeader(tokens.access_token).typ).toBe("at+jwt");
     const access = decodeJwt(tokens.access_token);
-    expect(access).toMatchObject({ iss: ISSUER, sub: alice.id, aud: ISSUER, client_id: rp.id, scope });
+    expect(access).toMatchObject({ iss: ISSUER, sub: alice.id, aud: ISSUER, client_id: rp.id, scope, auth_time: idToken.auth_time, amr: ["pwd"] });
     expect(typeof access.jti).toBe("string");
     expect(typeof access.sid).toBe("string");
     expect((await api("GET", "/me", undefined, tokens.access_token)).status).toBe(401);
-    // Nor for the resource server: its audience is another.
     expect((await resourceServer("/api/whoami", tokens.access_token)).status).toBe(401);
 
     const info = await client.fetchUserInfo(config, tokens.access_token, idToken.sub);
     expect(info).toMatchObject({ sub: alice.id, preferred_username: alice.username, email: alice.email, email_verified: false });
-    // A subject that is not the id_token's is refused by the client.
     await expect(client.fetchUserInfo(config, tokens.access_token, "someone-else")).rejects.toThrow();
 
-    // The code is single use.
-    expect(await refusal(client.authorizationCodeGrant(config, redirectTo, { pkceCodeVerifier: verifier, expectedState, expectedNonce }))).toBe(
-      "invalid_grant",
-    );
-    // ...and its second use ended the grant it opened: start a new one.
-    const again = client.randomPKCECodeVerifier();
-    const second = await consent(
-      client.buildAuthorizationUrl(config, {
-        redirect_uri: redirectUri,
-        scope,
-        state: expectedState,
-        nonce: expectedNonce,
-        code_challenge: await client.calculatePKCECodeChallenge(again),
-        code_challenge_method: "S256",
-      }),
-      alice,
-    );
-    expect(second.asked.consent_remembered).toBe(true);
-    const grant = await client.authorizationCodeGrant(config, second.redirectTo, { pkceCodeVerifier: again, expectedState, expectedNonce });
-    expect(decodeJwt(tokens.access_token).sid).not.toBe(decodeJwt(grant.access_token).sid);
+    // The code again: refused, and the grant it opened ends (its refresh and access tokens with it).
+    expect(await refusal(client.authorizationCodeGrant(config, redirectTo, first.checks))).toBe("invalid_grant");
+    expect(await refusal(client.refreshTokenGrant(config, tokens.refresh_token!))).toBe("invalid_grant");
+    await expect(client.fetchUserInfo(config, tokens.access_token, alice.id)).rejects.toThrow();
 
-    // Refresh rotates: each answer has a new refresh token, an access token for the same grant.
+    // A new grant: the consent is remembered, the person still approves through the app.
+    const second = await authorization(config, { redirect_uri: redirectUri, scope });
+    const again = await consent(second.url, alice);
+    expect(again.asked.consent_remembered).toBe(true);
+    const grant = await client.authorizationCodeGrant(config, again.redirectTo, second.checks);
+    const sid = decodeJwt(grant.access_token).sid;
+    expect(sid).not.toBe(access.sid);
+
+    // Refresh rotates: a new refresh token each time, an access token of the same grant.
     const r0 = grant.refresh_token!;
     const one = await client.refreshTokenGrant(config, r0);
     const r1 = one.refresh_token!;
     expect(r1).toBeTruthy();
     expect(r1).not.toBe(r0);
-    expect(decodeJwt(one.access_token)).toMatchObject({ sub: alice.id, client_id: rp.id, sid: decodeJwt(grant.access_token).sid });
+    expect(decodeJwt(one.access_token)).toMatchObject({ sub: alice.id, client_id: rp.id, sid, scope });
+
+    // Without its secret the client gets nothing, and revokes nothing.
+    const impostor = await discover(rp.id, b64url(randomBytes(32)));
+    expect(await refusal(client.refreshTokenGrant(impostor, r1))).toBe("invalid_client");
+    expect(await refusal(client.tokenRevocation(impostor, r1))).toBe("invalid_client");
     const two = await client.refreshTokenGrant(config, r1);
     const r2 = two.refresh_token!;
     expect(r2).not.toBe(r1);
     expect((await client.fetchUserInfo(config, two.access_token, alice.id)).sub).toBe(alice.id);
 
-    // r0 again, its successor already rotated on (so no retry grace applies): theft. The grant ends,
-    // the newest refresh token with it, and its access tokens are refused.
-    expect(await refusal(client.refreshTokenGrant(config, r0))).toBe("invalid_grant");
+    // Revocation (RFC 7009) with the secret ends the grant: no refresh, and its access tokens are refused.
+    await client.tokenRevocation(config, r2);
     expect(await refusal(client.refreshTokenGrant(config, r2))).toBe("invalid_grant");
     await expect(client.fetchUserInfo(config, two.access_token, alice.id)).rejects.toThrow();
+    // Revoking what this server never issued is not an error (RFC 7009 2.2).
+    await client.tokenRevocation(config, "not-a-token-this-server-issued");
   }, 120_000);
 
-  it("a public client on a loopback redirect: a token for a resource, accepted there (strict RFC 9068) and nowhere else; scope and resource never widen; revocation ends the grant", async () => {
-    // A native app: its registered loopback redirect, any port (RFC 8252 7.3).
+  it("a public client on a loopback redirect: PKCE S256 required; a token for a resource, accepted there (strict RFC 9068) and nowhere else; scope and resource never widen; a replayed refresh token ends the grant", async () => {
+    // A native app: its registered loopback redirect, on any port (RFC 8252 7.3).
     const rp = registerClient({ confidential: false, redirectUris: ["http://127.0.0.1/callback"], scope: "openid offline_access notes:read notes:write" });
     const config = await discover(rp.id);
     const redirectUri = "http://127.0.0.1:49152/callback";
-    const bob = await person("rp_bob");
-    const verifier = client.randomPKCECodeVerifier();
-    const expectedState = client.randomState();
     const scope = "openid offline_access notes:read";
-    const url = client.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      scope,
-      resource: RESOURCE,
-      state: expectedState,
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: "S256",
-    });
+    const bob = await person("rp_bob");
+
+    // No PKCE, or PKCE plain: refused before anyone is asked.
+    const noPkce = await authorization(config, { redirect_uri: redirectUri, scope, resource: RESOURCE });
+    noPkce.url.searchParams.delete("code_challenge");
+    noPkce.url.searchParams.delete("code_challenge_method");
+    expect(await refusedAtAuthorization(config, noPkce.url)).toBe("invalid_request");
+    const plain = await authorization(config, { redirect_uri: redirectUri, scope, resource: RESOURCE });
+    plain.url.searchParams.set("code_challenge", plain.checks.pkceCodeVerifier);
+    plain.url.searchParams.set("code_challenge_method", "plain");
+    expect(await refusedAtAuthorization(config, plain.url)).toBe("invalid_request");
+
+    const { url, checks } = await authorization(config, { redirect_uri: redirectUri, scope, resource: RESOURCE });
     const { asked, redirectTo } = await consent(url, bob);
     expect(asked.resource).toBe(RESOURCE);
     expect(asked.scopes).toEqual(scope.split(" "));
     expect(`${redirectTo.origin}${redirectTo.pathname}`).toBe(redirectUri);
 
-    const tokens = await client.authorizationCodeGrant(config, redirectTo, { pkceCodeVerifier: verifier, expectedState, idTokenExpected: true });
-    expect(tokens.claims()).toMatchObject({ iss: ISSUER, sub: bob.id, aud: rp.id });
+    // The wrong verifier gets no token.
+    expect(await refusal(client.authorizationCodeGrant(config, redirectTo, { ...checks, pkceCodeVerifier: client.randomPKCECodeVerifier() }))).toBe(
+      "invalid_grant",
+    );
+    const tokens = await client.authorizationCodeGrant(config, redirectTo, checks);
+    expect(tokens.claims()).toMatchObject({ iss: ISSUER, sub: bob.id, aud: rp.id, nonce: checks.expectedNonce });
     expect(decodeJwt(tokens.access_token)).toMatchObject({ iss: ISSUER, sub: bob.id, aud: RESOURCE, client_id: rp.id, scope });
 
-    // The resource server (strict: typ at+jwt, client_id, jti, iat, sub required) accepts it, with its scope...
+    // The resource server (strict: typ at+jwt, client_id, jti, iat and sub required) accepts it, scope
+    // checked; a resource server of another audience refuses it, and so does the API itself.
     expect(await resourceServer("/api/notes", tokens.access_token)).toEqual({ status: 200, body: { sub: bob.id, client_id: rp.id } });
-    // ...another resource server refuses it, and so does the API itself.
     expect((await resourceServer("/other", tokens.access_token)).status).toBe(401);
     expect((await api("GET", "/me", undefined, tokens.access_token)).status).toBe(401);
 
     // A refresh cannot widen the scope or move to another resource; a refused one rotates nothing.
     const r0 = tokens.refresh_token!;
-    expect(await refusal(client.refreshTokenGrant(config, r0, { scope: "openid offline_access notes:read notes:write" }))).toBe("invalid_scope");
+    expect(await refusal(client.refreshTokenGrant(config, r0, { scope: `${scope} notes:write` }))).toBe("invalid_scope");
     expect(await refusal(client.refreshTokenGrant(config, r0, { resource: OTHER_RESOURCE }))).toBe("invalid_target");
-    // A narrower scope for one token is allowed: the resource server's scope check then refuses it.
+    // A narrower token is allowed: the resource server's scope check then refuses it.
     const narrow = await client.refreshTokenGrant(config, r0, { scope: "openid offline_access", resource: RESOURCE });
     expect(decodeJwt(narrow.access_token)).toMatchObject({ aud: RESOURCE, scope: "openid offline_access" });
     expect((await resourceServer("/api/whoami", narrow.access_token)).status).toBe(200);
     expect((await resourceServer("/api/notes", narrow.access_token)).status).toBe(403);
 
-    // Revocation (RFC 7009) of the refresh token ends the grant: no more refreshes. Revoking an unknown
-    // token is not an error (RFC 7009 2.2).
-    await client.tokenRevocation(config, narrow.refresh_token!);
-    expect(await refusal(client.refreshTokenGrant(config, narrow.refresh_token!))).toBe("invalid_grant");
-    await client.tokenRevocation(config, "not-a-token-this-server-issued");
+    // r0 again once its successor has itself been rotated (so no retry grace applies): a stolen token.
+    // The grant ends: the newest refresh token fails too.
+    const r1 = narrow.refresh_token!;
+    const r2 = (await client.refreshTokenGrant(config, r1)).refresh_token!;
+    expect(r2).not.toBe(r1);
+    expect(await refusal(client.refreshTokenGrant(config, r0))).toBe("invalid_grant");
+    expect(await refusal(client.refreshTokenGrant(config, r2))).toBe("invalid_grant");
   }, 120_000);
 });
