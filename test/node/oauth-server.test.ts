@@ -18,8 +18,9 @@ import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
  * real `wrangler dev`, openid-client as the relying party (discovery from the issuer URL, code + PKCE
  * S256 with state and nonce, the id_token, userinfo, refresh rotation and reuse, revocation) and
  * express-oauth2-jwt-bearer with `strict: true` (RFC 9068) as the resource server the tokens are for.
- * The person's part (signing in, seeing what is asked, approving) is done as an app's consent page
- * does it: through the API, with the request id the authorization endpoint put in the app's URL.
+ * The apps are registered by an admin through the admin API. The person's part (signing in, seeing
+ * what is asked, approving) is done as an app's consent page does it: through the API, with the
+ * request id the authorization endpoint put in the app's URL.
  */
 const PORT = 8795; // issuer 8794, demo-ports 8797/8798, e2e 8790: none shared
 const ISSUER = `http://localhost:${PORT}`;
@@ -29,10 +30,6 @@ const PASSWORD = "correct horse 42";
 
 const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
 const state = mkdtempSync(path.join(tmpdir(), "oauth-server-"));
-const d1 = (sql: string) => {
-  const run = spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--persist-to", state, "--command", sql], { cwd: root, env, encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`d1 execute failed: ${run.stderr}`);
-};
 const b64url = (b: Buffer) => b.toString("base64url");
 
 async function api(method: string, p: string, body?: unknown, token?: string) {
@@ -44,21 +41,35 @@ async function api(method: string, p: string, body?: unknown, token?: string) {
   return { status: res.status, body: (await res.json().catch(() => null)) as any };
 }
 
-/**
- * A registered client, written as an admin's registration is (the admin API is tested in
- * test/oauth-clients.test.ts): the secret, when confidential, stored only as its SHA-256.
- */
-function registerClient(opts: { confidential: boolean; redirectUris: string[]; scope: string; resources?: string[] }) {
-  const id = `rp_${b64url(randomBytes(9))}`;
-  const secret = opts.confidential ? b64url(randomBytes(32)) : undefined;
-  const hash = secret ? `'${b64url(createHash("sha256").update(secret).digest())}'` : "NULL";
-  const json = (v: unknown) => `'${JSON.stringify(v)}'`;
-  d1(
-    "INSERT INTO oauth_clients (id, name, uri, redirect_uris, secret_hash, grant_types, scope, resources, source, created_at) VALUES " +
-      `('${id}', 'Notes for ${id}', 'https://notes.example/', ${json(opts.redirectUris)}, ${hash}, ${json(["authorization_code", "refresh_token"])}, ` +
-      `'${opts.scope}', ${json(opts.resources ?? [])}, 'admin', ${Date.now()})`,
+/** An admin of this deployment (npm run admin:grant), signed in: registers the apps through the admin API. */
+let admin = "";
+async function makeAdmin() {
+  const username = `op_${Date.now().toString(36)}`;
+  expect((await api("POST", "/register", { username, password: PASSWORD })).status).toBe(201);
+  const grant = spawnSync(process.execPath, ["scripts/admin-grant.mjs", username], {
+    cwd: root,
+    env: { ...env, EDGE_AUTH_PERSIST_TO: state },
+    encoding: "utf8",
+  });
+  expect(grant.status, grant.stderr).toBe(0);
+  // Roles come with a sign-in: sign in again to act as an admin.
+  const login = await api("POST", "/login", { username, password: PASSWORD });
+  expect(login.status, JSON.stringify(login.body)).toBe(200);
+  admin = login.body.access_token;
+}
+
+/** An app registered by the admin (POST /admin/clients, with the admin's step-up): its id, name and, when confidential, its secret. */
+async function registerClient(opts: { type: "public" | "confidential"; redirectUris: string[]; scope: string }) {
+  const name = `Notes ${b64url(randomBytes(6))}`;
+  const res = await api(
+    "POST",
+    "/admin/clients",
+    { name, uri: "https://notes.example/", redirect_uris: opts.redirectUris, type: opts.type, scope: opts.scope, current_password: PASSWORD },
+    admin,
   );
-  return { id, secret };
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  expect(Boolean(res.body.client_secret)).toBe(opts.type === "confidential");
+  return { id: res.body.client_id as string, name, uri: res.body.uri as string, secret: res.body.client_secret as string | undefined };
 }
 
 /** A person who just signed up in the first-party app (a password sign-in): its access token and user id. */
@@ -139,6 +150,7 @@ beforeAll(async () => {
     quiet: true,
   });
   await waitFor(`${ISSUER}/health`, "the API", 90);
+  await makeAdmin();
 }, 120_000);
 
 afterAll(async () => {
@@ -187,7 +199,7 @@ async function refusedAtAuthorization(config: client.Configuration, url: URL) {
 
 describe("openid-client as a relying party, express-oauth2-jwt-bearer as the resource server", () => {
   it("discovery lists the code flow alone: S256 only, iss in responses, no implicit or password grant; other response types are refused", async () => {
-    const rp = registerClient({ confidential: true, redirectUris: ["https://notes.example/callback"], scope: "openid" });
+    const rp = await registerClient({ type: "confidential", redirectUris: ["https://notes.example/callback"], scope: "openid" });
     const config = await discover(rp.id, rp.secret);
     const meta = config.serverMetadata();
     expect(meta.issuer).toBe(ISSUER);
@@ -216,7 +228,7 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
   it("a confidential client: code + PKCE with state and nonce, the id_token and userinfo; a code used twice ends its grant; refresh rotates; revocation takes the client's secret and ends the grant", async () => {
     const redirectUri = "https://notes.example/callback";
     const scope = "openid profile email offline_access";
-    const rp = registerClient({ confidential: true, redirectUris: [redirectUri], scope });
+    const rp = await registerClient({ type: "confidential", redirectUris: [redirectUri], scope });
     const config = await discover(rp.id, rp.secret);
     const alice = await person("rp_alice");
 
@@ -227,7 +239,7 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
 
     const first = await authorization(config, { redirect_uri: redirectUri, scope });
     const { asked, redirectTo } = await consent(first.url, alice);
-    expect(asked.client).toMatchObject({ id: rp.id, name: `Notes for ${rp.id}`, uri: "https://notes.example/" });
+    expect(asked.client).toMatchObject({ id: rp.id, name: rp.name, uri: rp.uri });
     expect(asked.scopes).toEqual(scope.split(" "));
     expect(asked.resource).toBeNull();
     expect(asked.redirect_origin).toBe("https://notes.example");
@@ -309,7 +321,7 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
 
   it("a public client on a loopback redirect: PKCE S256 required; a token for a resource, accepted there (strict RFC 9068) and nowhere else; scope and resource never widen; a replayed refresh token ends the grant", async () => {
     // A native app: its registered loopback redirect, on any port (RFC 8252 7.3).
-    const rp = registerClient({ confidential: false, redirectUris: ["http://127.0.0.1/callback"], scope: "openid offline_access notes:read notes:write" });
+    const rp = await registerClient({ type: "public", redirectUris: ["http://127.0.0.1/callback"], scope: "openid offline_access notes:read notes:write" });
     const config = await discover(rp.id);
     const redirectUri = "http://127.0.0.1:49152/callback";
     const scope = "openid offline_access notes:read";
