@@ -108,6 +108,9 @@ async function refusal(call: Promise<unknown>): Promise<string> {
     await call;
   } catch (e) {
     if (e instanceof client.ResponseBodyError) return e.error;
+    // A 401 with a WWW-Authenticate challenge (invalid_client, invalid_token): the code is in the body.
+    if (e instanceof client.WWWAuthenticateChallengeError)
+      return ((await e.response.json().catch(() => null)) as { error?: string } | null)?.error ?? e.cause[0]?.parameters.error ?? "challenge";
     throw e;
   }
   throw new Error("the call succeeded; a refusal was expected");
