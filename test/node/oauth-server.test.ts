@@ -243,7 +243,8 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
     const first = await authorization(config, { redirect_uri: redirectUri, scope });
     const { asked, redirectTo } = await consent(first.url, alice);
     expect(asked.client).toMatchObject({ id: rp.id, name: rp.name, uri: rp.uri });
-    expect(asked.scopes).toEqual(scope.split(" "));
+    expect(asked.scopes.map((s: { name: string }) => s.name)).toEqual(scope.split(" "));
+    expect(asked.scopes.every((s: { description: string }) => s.description.length > 0)).toBe(true); // in words, for the person
     expect(asked.resource).toBeNull();
     expect(asked.redirect_origin).toBe("https://notes.example");
     expect(asked.consent_remembered).toBe(false);
@@ -343,7 +344,7 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
     const { url, checks } = await authorization(config, { redirect_uri: redirectUri, scope, resource: RESOURCE });
     const { asked, redirectTo } = await consent(url, bob);
     expect(asked.resource).toBe(RESOURCE);
-    expect(asked.scopes).toEqual(scope.split(" "));
+    expect(asked.scopes.map((s: { name: string }) => s.name)).toEqual(scope.split(" "));
     expect(`${redirectTo.origin}${redirectTo.pathname}`).toBe(redirectUri);
 
     // The wrong verifier gets no token.
