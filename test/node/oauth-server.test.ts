@@ -371,12 +371,15 @@ describe("openid-client as a relying party, express-oauth2-jwt-bearer as the res
     expect((await resourceServer("/api/whoami", narrow.access_token)).status).toBe(200);
     expect((await resourceServer("/api/notes", narrow.access_token)).status).toBe(403);
 
-    // r0 again once its successor has itself been rotated (so no retry grace applies): a stolen token.
-    // The grant ends: the newest refresh token fails too.
+    // r0 again, from another client (another User-Agent: the retry grace is only for the client that
+    // rotated it): a stolen token. The grant ends, and the app's newest refresh token with it.
     const r1 = narrow.refresh_token!;
     const r2 = (await client.refreshTokenGrant(config, r1)).refresh_token!;
     expect(r2).not.toBe(r1);
-    expect(await refusal(client.refreshTokenGrant(config, r0))).toBe("invalid_grant");
+    const thief = await discover(rp.id);
+    thief[client.customFetch] = (input, init) =>
+      fetch(input, { ...init, headers: { ...Object.fromEntries(new Headers(init.headers)), "user-agent": "thief/1.0" } });
+    expect(await refusal(client.refreshTokenGrant(thief, r0))).toBe("invalid_grant");
     expect(await refusal(client.refreshTokenGrant(config, r2))).toBe("invalid_grant");
   }, 120_000);
 });
