@@ -11,11 +11,14 @@ import { everyAnswer } from "./middleware/every-answer";
 import { validationHook } from "./middleware/validate";
 import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
+import { adminClients } from "./routes/admin-clients";
 import { auth } from "./routes/auth";
+import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
+import { oauthRegister } from "./routes/oauth-register";
 import { oauthServer } from "./routes/oauth-server";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
@@ -83,7 +86,10 @@ app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);
 app.route("/", oauthServer);
+app.route("/", oauthRegister);
+app.route("/", connectedAppsRoutes);
 app.route("/admin", adminApp);
+app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 mountDocs(app);
 
 app.onError(onError);
