@@ -17,7 +17,8 @@ import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
  * An MCP server protected by this API, reached by the official MCP TypeScript SDK's client that starts
  * from nothing but the server's URL (examples/mcp-server, docs/oauth-server.md). Two real `wrangler dev`:
  * the API (its own database) and the example MCP server, trusting the API as its issuer. The SDK meets
- * the 401, reads the protected resource metadata (RFC 9728), then the API's metadata (RFC 8414), sends
+ * the 401, reads the protected resource metadata (RFC 9728), then the API's metadata (RFC 8414),
+ * registers itself (RFC 7591) unless it was registered ahead of time, sends
  * the person to the authorization endpoint with PKCE and the resource (RFC 8707), exchanges the code,
  * calls the tool, and refreshes when the access token runs out. The person's part is done as an app's
  * consent page does it: signed in to the API, it reads the request and approves it.
@@ -100,9 +101,9 @@ async function consent(authorizationUrl: URL, who: { token: string }, expected: 
 
 /**
  * The MCP client's OAuth side, as the SDK asks for it (OAuthClientProvider): it keeps what the SDK
- * hands it, and its "browser" is `consent` above. How the client is known varies by variant: here a
- * pre-registered client_id; dynamic registration (saveClientInformation) and a client ID metadata
- * document (clientMetadataUrl) fit the same provider.
+ * hands it, and its "browser" is `consent` above. Given a client_id (pre-registered), clientInformation
+ * returns it; given none, the SDK registers the client with clientMetadata and saveClientInformation
+ * keeps the answer.
  */
 class TestProvider implements OAuthClientProvider {
   code: string | undefined;
@@ -111,6 +112,7 @@ class TestProvider implements OAuthClientProvider {
   constructor(
     private who: { token: string },
     private client: OAuthClientInformationMixed | undefined,
+    private authMethod: "none" | "client_secret_basic" = "none",
   ) {}
   get redirectUrl() {
     return REDIRECT_URI;
@@ -120,7 +122,7 @@ class TestProvider implements OAuthClientProvider {
       client_name: "MCP test client",
       redirect_uris: [REDIRECT_URI],
       grant_types: ["authorization_code", "refresh_token"],
-      token_endpoint_auth_method: "none",
+      token_endpoint_auth_method: this.authMethod,
     };
   }
   state() {
@@ -232,6 +234,7 @@ beforeAll(async () => {
         OAUTH_SCOPES: SCOPE,
         OAUTH_RESOURCES: `${MCP_URL},${OTHER_RESOURCE}`,
         ACCESS_TOKEN_TTL: String(TTL),
+        OAUTH_REGISTRATION: "open",
       }),
     ],
     { quiet: true },
@@ -273,63 +276,89 @@ describe("the example MCP server", () => {
 });
 
 /**
- * The SDK's whole journey, for one way the MCP client is known to the API. Only a pre-registered
- * client exists today; dynamic registration (RFC 7591) and client ID metadata documents get their own
- * variant here once the API serves them (a provider without clientInformation, with
- * saveClientInformation or clientMetadataUrl).
+ * How the MCP client is known to the API, as the SDK sees it: a client_id the provider already has
+ * (pre-registered by an operator), or none, so the SDK registers it (RFC 7591) with the provider's
+ * client metadata and hands the answer to saveClientInformation.
  */
-describe("the MCP SDK's client, from the MCP server's URL alone", () => {
-  it("as a pre-registered client: 401, discovery, consent, code exchange, whoami, and a refresh when the token runs out", async () => {
-    const user = await person("mcp");
-    const clientId = preRegister(SCOPE);
-    const provider = new TestProvider(user, { client_id: clientId });
-    const log: string[] = [];
-    const connect = async () => {
-      const transport = new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: recordingFetch(log) });
-      const client = new Client({ name: "edge-auth-mcp-test", version: "1.0.0" });
-      await client.connect(transport);
-      return { client, transport };
-    };
+interface Variant {
+  clientId?: string; // pre-registered
+  authMethod: "none" | "client_secret_basic";
+}
 
-    // First contact: no token. The SDK discovers everything from the 401 and sends the person to consent.
-    const first = new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: recordingFetch(log) });
-    await expect(new Client({ name: "edge-auth-mcp-test", version: "1.0.0" }).connect(first)).rejects.toThrow(UnauthorizedError);
-    expect(provider.code).toBeTruthy();
-    expect(log.slice(0, 3)).toEqual([`POST ${MCP_URL} 401`, `GET ${PRM_URL} 200`, `GET ${ISSUER}/.well-known/oauth-authorization-server 200`]);
+/**
+ * The SDK's whole journey from the MCP server's URL: the 401, discovery (RFC 9728, then RFC 8414),
+ * registration when the client has no id, consent, the code's exchange, listTools and whoami, then a
+ * refresh of its own when the access token ran out (ACCESS_TOKEN_TTL), with nobody asked to consent.
+ */
+async function journey(variant: Variant) {
+  const user = await person("mcp");
+  const provider = new TestProvider(user, variant.clientId ? { client_id: variant.clientId } : undefined, variant.authMethod);
+  const log: string[] = [];
+  const transport = () => new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: recordingFetch(log) });
+  const newClient = () => new Client({ name: "edge-auth-mcp-test", version: "1.0.0" });
 
-    // Back from consent: the code is exchanged (PKCE verifier, resource) at the API's token endpoint.
-    await first.finishAuth(provider.code!);
-    expect(log.at(-1)).toBe(`POST ${ISSUER}/oauth2/token 200`);
-    const tokens = provider.tokens()!;
-    expect(tokens.refresh_token).toBeTruthy();
-    const claims = decodeJwt(tokens.access_token);
-    expect(claims).toMatchObject({ iss: ISSUER, aud: MCP_URL, sub: user.id, client_id: clientId, scope: SCOPE });
+  // First contact: no token. The SDK discovers everything from the 401 and sends the person to consent.
+  const first = transport();
+  await expect(newClient().connect(first)).rejects.toThrow(UnauthorizedError);
+  expect(provider.code).toBeTruthy();
+  expect(log.slice(0, 3)).toEqual([`POST ${MCP_URL} 401`, `GET ${PRM_URL} 200`, `GET ${ISSUER}/.well-known/oauth-authorization-server 200`]);
+  const registered = log.includes(`POST ${ISSUER}/oauth2/register 201`);
+  expect(registered).toBe(!variant.clientId);
+  const clientId = provider.clientInformation()!.client_id;
+  if (variant.clientId) expect(clientId).toBe(variant.clientId);
+  else expect(Boolean(provider.clientInformation()!.client_secret)).toBe(variant.authMethod !== "none");
 
-    const { client } = await connect();
-    const tools = await client.listTools();
-    expect(tools.tools.map((t) => t.name)).toEqual(["whoami"]);
-    expect(await whoami(client)).toEqual({ user_id: user.id, client_id: clientId, scopes: [SCOPE] });
+  // Back from consent: the code is exchanged (PKCE verifier, resource) at the API's token endpoint.
+  await first.finishAuth(provider.code!);
+  expect(log.at(-1)).toBe(`POST ${ISSUER}/oauth2/token 200`);
+  const tokens = provider.tokens()!;
+  expect(tokens.refresh_token).toBeTruthy();
+  const claims = decodeJwt(tokens.access_token);
+  expect(claims).toMatchObject({ iss: ISSUER, aud: MCP_URL, sub: user.id, client_id: clientId, scope: SCOPE });
+  // The SDK binds what it keeps to the authorization server it came from.
+  expect(provider.clientInformation()!.issuer).toBe(ISSUER);
 
-    // The access token runs out (ACCESS_TOKEN_TTL): the MCP server refuses it, and the SDK refreshes
-    // (the refresh token rotates) and calls again, with nobody asked to consent.
-    await sleep(claims.exp! * 1000 - Date.now() + 1500);
-    const expired = await initialize(tokens.access_token);
-    expect(expired.status).toBe(401);
-    expect(expired.headers.get("www-authenticate")).toContain('error="invalid_token"');
-    const codeBefore = provider.code;
-    log.length = 0;
-    expect(await whoami(client)).toEqual({ user_id: user.id, client_id: clientId, scopes: [SCOPE] });
-    expect(log).toContain(`POST ${ISSUER}/oauth2/token 200`);
-    expect(provider.code).toBe(codeBefore);
-    const renewed = provider.tokens()!;
-    expect(renewed.access_token).not.toBe(tokens.access_token);
-    expect(renewed.refresh_token).toBeTruthy();
-    expect(renewed.refresh_token).not.toBe(tokens.refresh_token);
-    expect(decodeJwt(renewed.access_token)).toMatchObject({ aud: MCP_URL, sub: user.id, scope: SCOPE });
-    await client.close();
-  }, 150_000);
+  const client = newClient();
+  await client.connect(transport());
+  const tools = await client.listTools();
+  expect(tools.tools.map((t) => t.name)).toEqual(["whoami"]);
+  expect(await whoami(client)).toEqual({ user_id: user.id, client_id: clientId, scopes: [SCOPE] });
 
-  it.todo("as a client that registers itself (RFC 7591 dynamic client registration)");
+  // The access token runs out: the MCP server refuses it, and the SDK refreshes (the refresh token
+  // rotates) and calls again.
+  await sleep(claims.exp! * 1000 - Date.now() + 1500);
+  const expired = await initialize(tokens.access_token);
+  expect(expired.status).toBe(401);
+  expect(expired.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  const codeBefore = provider.code;
+  log.length = 0;
+  expect(await whoami(client)).toEqual({ user_id: user.id, client_id: clientId, scopes: [SCOPE] });
+  expect(log).toEqual([
+    `POST ${MCP_URL} 401`,
+    `GET ${PRM_URL} 200`,
+    `GET ${ISSUER}/.well-known/oauth-authorization-server 200`,
+    `POST ${ISSUER}/oauth2/token 200`,
+    `POST ${MCP_URL} 200`,
+  ]);
+  expect(provider.code).toBe(codeBefore);
+  const renewed = provider.tokens()!;
+  expect(renewed.access_token).not.toBe(tokens.access_token);
+  expect(renewed.refresh_token).toBeTruthy();
+  expect(renewed.refresh_token).not.toBe(tokens.refresh_token);
+  expect(decodeJwt(renewed.access_token)).toMatchObject({ aud: MCP_URL, sub: user.id, client_id: clientId, scope: SCOPE });
+  await client.close();
+}
+
+// Concurrent: each waits a minute for its access token to run out; they share nothing but the servers.
+describe.concurrent("the MCP SDK's client, from the MCP server's URL alone", () => {
+  it("as a pre-registered public client", () => journey({ clientId: preRegister(SCOPE), authMethod: "none" }), 150_000);
+  it("as a public client that registers itself (RFC 7591)", () => journey({ authMethod: "none" }), 150_000);
+  it(
+    "as a confidential client that registers itself (RFC 7591; client_secret_basic at the token endpoint)",
+    () => journey({ authMethod: "client_secret_basic" }),
+    150_000,
+  );
+  // The SDK accepts only an https clientMetadataUrl: a loopback document server cannot stand in.
   it.todo("as a client known by its client ID metadata document (an https client_id)");
 });
 
