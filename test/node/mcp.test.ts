@@ -157,12 +157,17 @@ class TestProvider implements OAuthClientProvider {
   }
 }
 
-/** Every request the SDK makes (the MCP server, the metadata, the token endpoint), in order. */
-function recordingFetch(log: string[]): typeof fetch {
+/** Every request the SDK makes (the MCP server, the metadata, the token endpoint), in order; and how it authenticated at the token endpoint. */
+function recordingFetch(log: string[], clientAuth: string[] = []): typeof fetch {
   return async (input, init) => {
     const res = await fetch(input, init);
     const url = new URL(input instanceof Request ? input.url : String(input));
     log.push(`${init?.method ?? (input instanceof Request ? input.method : "GET")} ${url.origin}${url.pathname} ${res.status}`);
+    if (url.pathname === "/oauth2/token") {
+      const basic = new Headers(init?.headers).get("authorization")?.startsWith("Basic ");
+      const form = new URLSearchParams(String(init?.body));
+      clientAuth.push(basic ? "client_secret_basic" : form.has("client_secret") ? "client_secret_post" : "none");
+    }
     return res;
   };
 }
@@ -294,7 +299,8 @@ async function journey(variant: Variant) {
   const user = await person("mcp");
   const provider = new TestProvider(user, variant.clientId ? { client_id: variant.clientId } : undefined, variant.authMethod);
   const log: string[] = [];
-  const transport = () => new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: recordingFetch(log) });
+  const clientAuth: string[] = [];
+  const transport = () => new StreamableHTTPClientTransport(new URL(MCP_URL), { authProvider: provider, fetch: recordingFetch(log, clientAuth) });
   const newClient = () => new Client({ name: "edge-auth-mcp-test", version: "1.0.0" });
 
   // First contact: no token. The SDK discovers everything from the 401 and sends the person to consent.
@@ -346,6 +352,8 @@ async function journey(variant: Variant) {
   expect(renewed.refresh_token).toBeTruthy();
   expect(renewed.refresh_token).not.toBe(tokens.refresh_token);
   expect(decodeJwt(renewed.access_token)).toMatchObject({ aud: MCP_URL, sub: user.id, client_id: clientId, scope: SCOPE });
+  // The code's exchange and the refresh, each authenticated as the client registered.
+  expect(clientAuth).toEqual([variant.authMethod, variant.authMethod]);
   await client.close();
 }
 
