@@ -16,6 +16,8 @@ import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
+import { oauthAuthorize } from "./routes/oauth-authorize";
+import { oauthRequests } from "./routes/oauth-requests";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
@@ -81,6 +83,8 @@ app.route("/", recovery);
 app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);
+app.route("/", oauthAuthorize);
+app.route("/", oauthRequests);
 app.route("/admin", adminApp);
 mountDocs(app);
 

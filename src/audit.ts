@@ -61,7 +61,9 @@ export type SecurityEvent =
   | "admin_refused"
   | "signing_key_created"
   | "signing_key_rotated"
-  | "signing_key_retired";
+  | "signing_key_retired"
+  | "oauth_request_approved"
+  | "oauth_request_denied";
 
 export interface AuditContext {
   db: Db;

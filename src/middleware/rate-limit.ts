@@ -6,7 +6,14 @@ import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { clientIp, ipKey } from "./client-ip";
 
-export type LimiterName = "LOGIN_IP_LIMITER" | "LOGIN_USER_LIMITER" | "REGISTER_IP_LIMITER" | "REFRESH_IP_LIMITER" | "MAIL_LIMITER" | "OAUTH_IP_LIMITER";
+export type LimiterName =
+  | "LOGIN_IP_LIMITER"
+  | "LOGIN_USER_LIMITER"
+  | "REGISTER_IP_LIMITER"
+  | "REFRESH_IP_LIMITER"
+  | "MAIL_LIMITER"
+  | "OAUTH_IP_LIMITER"
+  | "OAUTH_SERVER_IP_LIMITER";
 
 // Every limiter in wrangler.toml counts per 60 s; a blocked client may retry after that.
 const PERIOD_SECONDS = 60;
