@@ -57,6 +57,9 @@ export function insertSessionIf(
           passwordFailures: sql`0`.as("password_failures"),
           amr: value(JSON.stringify(row.amr), "amr"),
           authTime: value(row.authTime.getTime(), "auth_time"),
+          clientId: sql`NULL`.as("client_id"),
+          scope: sql`NULL`.as("scope"),
+          resource: sql`NULL`.as("resource"),
         })
         .from(users)
         .where(and(eq(users.id, row.userId), condition)),
