@@ -18,6 +18,7 @@ import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
 import { oauthAuthorize } from "./routes/oauth-authorize";
 import { oauthRequests } from "./routes/oauth-requests";
+import { oauthServer } from "./routes/oauth-server";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
@@ -85,6 +86,7 @@ app.route("/", passkeys);
 app.route("/", oauth);
 app.route("/", oauthAuthorize);
 app.route("/", oauthRequests);
+app.route("/", oauthServer);
 app.route("/admin", adminApp);
 mountDocs(app);
 

@@ -63,7 +63,10 @@ export type SecurityEvent =
   | "signing_key_rotated"
   | "signing_key_retired"
   | "oauth_request_approved"
-  | "oauth_request_denied";
+  | "oauth_request_denied"
+  | "oauth_grant_issued"
+  | "oauth_code_reused"
+  | "oauth_grant_revoked";
 
 export interface AuditContext {
   db: Db;
@@ -85,6 +88,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "rate_limited",
   "mail_refused",
   "social_sign_in_failed",
+  "oauth_code_reused",
 ]);
 
 function split(fields: AuditFields) {

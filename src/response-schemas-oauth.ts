@@ -47,3 +47,43 @@ export const tokenResponseSchema = z
     id_token: z.string().optional().openapi({ description: "with the openid scope, on the code's exchange (and on a refresh)" }),
   })
   .openapi("TokenResponse");
+
+export const userInfoSchema = z
+  .object({
+    sub: z.string(),
+    preferred_username: z.string().optional().openapi({ description: "with the profile scope" }),
+    email: z.string().optional().openapi({ description: "with the email scope, when the account has an address" }),
+    email_verified: z.boolean().optional(),
+  })
+  .openapi("UserInfo");
+
+const urls = z.array(z.string());
+
+/** GET /.well-known/openid-configuration and /.well-known/oauth-authorization-server (RFC 8414, OpenID Connect Discovery): exactly what is served. */
+export const discoverySchema = z
+  .object({
+    issuer: z.url(),
+    jwks_uri: z.url(),
+    authorization_endpoint: z.url(),
+    token_endpoint: z.url(),
+    revocation_endpoint: z.url(),
+    userinfo_endpoint: z.url(),
+    response_types_supported: urls,
+    response_modes_supported: urls,
+    grant_types_supported: urls,
+    code_challenge_methods_supported: urls,
+    token_endpoint_auth_methods_supported: urls,
+    revocation_endpoint_auth_methods_supported: urls,
+    scopes_supported: urls,
+    prompt_values_supported: urls,
+    authorization_response_iss_parameter_supported: z.boolean(),
+    subject_types_supported: urls,
+    id_token_signing_alg_values_supported: urls,
+    claims_supported: urls,
+    access_token_signing_alg_values_supported: urls,
+    login_endpoint: z.url(),
+    refresh_endpoint: z.url(),
+    logout_endpoint: z.url(),
+    service_documentation: z.url().optional(),
+  })
+  .openapi("IssuerMetadata");

@@ -266,20 +266,6 @@ export const keyRingSchema = z
   })
   .openapi("KeyRing");
 
-export const discoverySchema = z
-  .object({
-    issuer: z.url(),
-    jwks_uri: z.url(),
-    subject_types_supported: z.array(z.string()),
-    claims_supported: z.array(z.string()),
-    access_token_signing_alg_values_supported: z.array(z.string()),
-    login_endpoint: z.url(),
-    refresh_endpoint: z.url(),
-    logout_endpoint: z.url(),
-    service_documentation: z.url().optional(),
-  })
-  .openapi("IssuerMetadata");
-
 const providerSchema = z.object({
   id: z.string().openapi({ description: "GET /oauth/{id}/start" }),
   name: z.string().openapi({ description: "the button label" }),

@@ -85,9 +85,30 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
 }
 
 /** The user columns an access token needs, read in the same batch as the session write. */
-const claimColumns = { id: users.id, username: users.username, roles: users.roles, epoch: users.sessionEpoch, emailVerifiedAt: users.emailVerifiedAt };
+export const claimColumns = {
+  id: users.id,
+  username: users.username,
+  roles: users.roles,
+  epoch: users.sessionEpoch,
+  emailVerifiedAt: users.emailVerifiedAt,
+  email: users.email,
+};
+
+/** Whose refresh token it is: the API's own sign-in (null) or a grant to this client (auth/oauth-server/). */
+const heldBy = (clientId: string | null) => (clientId === null ? isNull(sessions.clientId) : eq(sessions.clientId, clientId));
+/** What a rotation or a reissue hands back of the session: what its next access token carries. */
+const issuingColumns = {
+  id: sessions.id,
+  expiresAt: sessions.expiresAt,
+  amr: sessions.amr,
+  authTime: sessions.authTime,
+  clientId: sessions.clientId,
+  scope: sessions.scope,
+  resource: sessions.resource,
+};
 
 export interface Rotation {
+  clientId: string | null;
   requireVerified: boolean;
   oldHash: string;
   newHash: string;
@@ -104,13 +125,13 @@ export interface Rotation {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified }: Rotation) {
+export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId }: Rotation) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
       .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.refreshTokenHash, oldHash), live(now), ownerMayHoldSession(requireVerified)))
-      .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
+      .where(and(eq(sessions.refreshTokenHash, oldHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
+      .returning(issuingColumns),
     remembered: db
       .insert(rotatedRefreshTokens)
       .select(
@@ -145,14 +166,15 @@ export async function reissueAccess(
     now,
     accessExpiresAt,
     requireVerified,
-  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean },
+    clientId,
+  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean; clientId: string | null },
 ) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), live(now), ownerMayHoldSession(requireVerified)))
-      .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
+      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
+      .returning(issuingColumns),
     user: db
       .select(claimColumns)
       .from(users)

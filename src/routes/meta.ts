@@ -1,10 +1,12 @@
 import { createRoute, type z } from "@hono/zod-openapi";
 import { checkStores } from "../auth/core/health";
 import { activeKeys } from "../auth/core/signing-keys";
+import { OIDC_SCOPES } from "../auth/oauth-server/policy";
 import { getConfig } from "../config";
 import { ApiError } from "../errors";
 import { log } from "../log";
-import { discoverySchema, healthSchema, jwksSchema, messageSchema } from "../response-schemas";
+import { healthSchema, jwksSchema, messageSchema } from "../response-schemas";
+import { discoverySchema } from "../response-schemas-oauth";
 import { keyStores, stores } from "../stores";
 import { errors, json, openApiApp } from "./openapi";
 
@@ -39,14 +41,16 @@ const discovery = (path: string) =>
     method: "get",
     path,
     tags,
-    summary: "Issuer metadata: what a resource server configures itself from (RFC 8414 / OpenID Connect Discovery)",
+    summary: "Issuer metadata: what resource servers and apps configure themselves from (RFC 8414 / OpenID Connect Discovery)",
     description:
-      "Only what this API does: its issuer, its JWKS, the claims and algorithm of its access tokens, and its own JSON endpoints (login_endpoint, refresh_endpoint, logout_endpoint are extensions: it is not an OAuth authorization server, so there is no token_endpoint or response_types_supported). A resource server needs only the issuer URL (and its audience).",
+      "Exactly what this API serves: its issuer and JWKS, the authorization server's endpoints (docs/oauth-server.md) and what they support, the claims and algorithm of its tokens, and its own JSON endpoints (login_endpoint, refresh_endpoint, logout_endpoint are extensions). A resource server needs only the issuer URL (and its audience).",
     responses: { 200: json(discoverySchema, "The metadata, cacheable for JWKS_MAX_AGE seconds") },
   });
 
-/** The claims an access token carries (auth/core/tokens.ts signAccessToken). */
+/** The claims this issuer's tokens carry: the API's own (auth/core/tokens.ts) and an app's (auth/oauth-server/tokens.ts, claims.ts). */
 const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified"];
+const APP_CLAIMS = ["client_id", "scope", "azp", "nonce", "at_hash", "preferred_username", "email"];
+const CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"];
 
 export const meta = openApiApp()
   .openapi(rootRoute, (c) =>
@@ -78,13 +82,27 @@ export const meta = openApiApp()
 const cacheFor = (env: Env) => `public, max-age=${getConfig(env).JWKS_MAX_AGE}`;
 
 function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
-  const { ISSUER, API_DOCS } = getConfig(env);
+  const { ISSUER, API_DOCS, OAUTH_SCOPES } = getConfig(env);
   const at = (path: string) => `${ISSUER.replace(/\/+$/, "")}${path}`;
   return {
     issuer: ISSUER, // exactly the tokens' iss: verifiers compare the two as strings
     jwks_uri: at("/.well-known/jwks.json"),
+    authorization_endpoint: at("/oauth2/authorize"),
+    token_endpoint: at("/oauth2/token"),
+    revocation_endpoint: at("/oauth2/revoke"),
+    userinfo_endpoint: at("/oauth2/userinfo"),
+    response_types_supported: ["code"],
+    response_modes_supported: ["query"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    code_challenge_methods_supported: ["S256"],
+    token_endpoint_auth_methods_supported: CLIENT_AUTH,
+    revocation_endpoint_auth_methods_supported: CLIENT_AUTH,
+    scopes_supported: [...OIDC_SCOPES, ...OAUTH_SCOPES],
+    prompt_values_supported: ["none", "login", "consent"],
+    authorization_response_iss_parameter_supported: true, // RFC 9207
     subject_types_supported: ["public"],
-    claims_supported: CLAIMS,
+    id_token_signing_alg_values_supported: ["ES256"],
+    claims_supported: [...CLAIMS, ...APP_CLAIMS],
     access_token_signing_alg_values_supported: ["ES256"],
     login_endpoint: at("/login"),
     refresh_endpoint: at("/refresh"),

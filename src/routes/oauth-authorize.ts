@@ -34,8 +34,5 @@ export const oauthAuthorize = openApiApp().openapi(
     c.header("Referrer-Policy", "no-referrer");
     return c.redirect(location, 302);
   },
-  // A validation failure is the protocol's invalid_request (the shared hook throws it).
-  (result, c) => {
-    protocolHook(result, c);
-  },
+  protocolHook,
 );

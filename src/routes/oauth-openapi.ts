@@ -1,7 +1,6 @@
-import { type Hook, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { ZodType } from "zod";
 import { OAuthRefusal } from "../auth/oauth-server/errors";
-import type { AppEnv } from "../env";
 import { type ErrorCode, errorSchema } from "../response-schemas";
 import { oauthErrorSchema } from "../response-schemas-oauth";
 import { errors } from "./openapi";
@@ -12,14 +11,14 @@ import { errors } from "./openapi";
  */
 
 /** A protocol route's validation failure is the protocol's invalid_request, naming the first field at fault. */
-export const protocolHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
-  if (result.success) return;
+export function protocolHook(result: { success: true } | { success: false; error: { issues: readonly z.core.$ZodIssue[] } }): undefined {
+  if (result.success) return undefined;
   const issue = result.error.issues[0];
   throw new OAuthRefusal("invalid_request", issue ? `${issue.path.join(".") || "request"}: ${issue.message}` : "The request is malformed");
-};
+}
 
 /** A form-encoded request body (RFC 6749's token and revocation requests). */
-export const form = <T extends ZodType>(schema: T) => ({ body: { content: { "application/x-www-form-urlencoded": { schema } }, required: true } });
+export const form = <T extends ZodType>(schema: T) => ({ body: { content: { "application/x-www-form-urlencoded": { schema } }, required: true as const } });
 
 const eitherShape = z.union([oauthErrorSchema, errorSchema]);
 

@@ -12,6 +12,9 @@ import { accessUntil, clientFingerprint, type Issued, issue } from "./sign-in";
 
 const deadRefreshToken = () => new Refusal("invalid_token", "The refresh token is invalid, expired or already used");
 
+/** A rotation's outcome: the session and owner its next access token is for, and the successor token. */
+export type Rotated = NonNullable<Awaited<ReturnType<typeof rotateRefreshToken>>> & { successor: string; now: Date };
+
 /**
  * Single-use rotation. The successor of a token is derived from it (auth/core/refresh-tokens.ts), so:
  * - the same client (IP and User-Agent) presenting a rotated token again within REFRESH_REUSE_GRACE
@@ -20,6 +23,15 @@ const deadRefreshToken = () => new Refusal("invalid_token", "The refresh token i
  * - any other replay of a rotated token is theft (RFC 9700 section 4.14.2): the whole session dies.
  */
 export async function refresh(deps: Deps, refreshToken: string): Promise<Issued> {
+  const r = await rotate(deps, refreshToken, null);
+  return issue(deps, r.user, r.session, r.now, r.successor);
+}
+
+/**
+ * The rotation itself, for the API's own sessions (`clientId` null) and for an app's grant
+ * (auth/oauth-server/refresh-grant.ts): a token is rotated only by the holder it was issued to.
+ */
+export async function rotate(deps: Deps, refreshToken: string, clientId: string | null): Promise<Rotated> {
   const { db, kv, config } = deps;
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const now = new Date();
@@ -29,8 +41,8 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
   const fingerprint = await clientFingerprint(deps);
   const accessExpiresAt = accessUntil(config, now);
   const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
-  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified });
-  if (rotated) return issue(deps, rotated.user, rotated.session, now, successor);
+  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified, clientId });
+  if (rotated) return { ...rotated, successor, now };
 
   const used = await findRotated(db, oldHash);
   if (!used) throw deadRefreshToken();
@@ -48,10 +60,10 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
     }
     throw deadRefreshToken();
   }
-  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified });
+  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified, clientId });
   if (again) {
     log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
-    return issue(deps, again.user, again.session, now, successor);
+    return { ...again, successor, now };
   }
   // The successor was rotated on already: this client holds a newer token than the one it sent.
   await audit(deps, "refresh_race", { session_id: used.sessionId, user_id: used.userId });

@@ -155,6 +155,7 @@ export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken:
     now,
     accessExpiresAt: accessUntil(deps.config, now),
     requireVerified: deps.config.REQUIRE_VERIFIED_EMAIL === "on",
+    clientId: null,
   });
   return again ? issue(deps, again.user, again.session, now, refreshToken) : null;
 }

@@ -179,6 +179,11 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       audience: config.AUDIENCE,
       requiredClaims: ["sub", "jti", "iat", "exp", "sid"],
     });
+    // An app's token (auth/oauth-server/tokens.ts) never acts on the account, whatever its audience.
+    if (payload.client_id !== undefined) {
+      onRefused?.("app_token");
+      return null;
+    }
     const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr } = payload;
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
