@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { housekeeping } from "../src/cron";
 import { sha256Base64Url } from "../src/encoding";
 import { call, expectError, login, registerUser, sidOf } from "./helpers";
-import { createTestClient, pkce } from "./oauth";
+import { createTestClient, pkce, tokenRequest } from "./oauth";
 
 /** The consent page's requests (docs/oauth-server.md): who may open and decide a request, once, and what goes back to the app. */
 
@@ -341,6 +341,25 @@ describe("denying", () => {
     expectError(await deny(id, "not.a.token"), 401, "invalid_token");
     expect((await rowOf(id))!.decided_at).toBeNull();
     expect(answerOf(await deny(id), client).get("error")).toBe("access_denied");
+  });
+});
+
+describe("the whole way, through the real endpoints", () => {
+  it("authorize, open, approve, then the app's exchange: tokens once, with the nonce; the same code again is refused", async () => {
+    const { user, client, token } = await setup();
+    const { verifier, challenge } = await pkce();
+    const id = await startRequest(client, { code_challenge: challenge, nonce: "nonce-29" });
+    expect((await open(id, token)).status).toBe(200);
+    const code = answerOf(await approve(id, token), client).get("code")!;
+    const form = { grant_type: "authorization_code", code, code_verifier: verifier, client_id: client.id, redirect_uri: client.redirectUri };
+    const exchanged = await tokenRequest(form);
+    expect(exchanged.status, exchanged.text).toBe(200);
+    expect(exchanged.body).toMatchObject({ token_type: "Bearer", scope: "openid profile" });
+    const idToken = JSON.parse(atob(exchanged.body.id_token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    expect(idToken).toMatchObject({ sub: user.user.id, aud: client.id, nonce: "nonce-29" });
+    const again = await tokenRequest(form);
+    expect(again.status).toBe(400);
+    expect(again.body).toMatchObject({ error: "invalid_grant" });
   });
 });
 
