@@ -360,6 +360,12 @@ describe("the whole way, through the real endpoints", () => {
     const again = await tokenRequest(form);
     expect(again.status).toBe(400);
     expect(again.body).toMatchObject({ error: "invalid_grant" });
+    // The app's access token opens nothing here: only the API's own sign-in decides for the user.
+    const next = await startRequest(client);
+    expectError(await open(next, exchanged.body.access_token), 401, "invalid_token");
+    expectError(await approve(next, exchanged.body.access_token), 401, "invalid_token");
+    expectError(await deny(next, exchanged.body.access_token), 401, "invalid_token");
+    expect((await rowOf(next))!.decided_at).toBeNull();
   });
 });
 
