@@ -248,6 +248,17 @@ describe("approving", () => {
     const res = await open(withResource, token);
     expect(res.body).toMatchObject({ resource: "https://api.example.com/", consent_remembered: false });
   });
+  it("keeps every scope when approvals of several requests land at once", async () => {
+    const { user, client, token } = await setup();
+    const scopes = ["openid", "profile", "email", "offline_access"];
+    const ids = await Promise.all(scopes.map((scope) => startRequest(client, { scope })));
+    const answers = await Promise.all(ids.map((id) => approve(id, token)));
+    for (const a of answers) answerOf(a, client);
+    const consent = await env.DB.prepare("SELECT scope FROM oauth_consents WHERE user_id = ? AND client_id = ?")
+      .bind(user.user.id, client.id)
+      .first<{ scope: string }>();
+    expect(consent!.scope.split(" ").sort()).toEqual([...scopes].sort());
+  });
 });
 
 describe("a newer sign-in asked for (prompt=login, max_age)", () => {

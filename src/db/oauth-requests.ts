@@ -100,15 +100,22 @@ export async function consentedScope(db: Db, userId: string, clientId: string, r
   return row?.scope;
 }
 
-/** Remembers a consent: the scopes given replace the row's (the caller passes the union). */
-export function rememberConsent(db: Db, row: { userId: string; clientId: string; resource: string; scope: string; now: Date }) {
+/**
+ * Remembers a consent: `scope` replaces the row's only while the row still holds `was` (what the
+ * caller read and merged into `scope`; undefined: no row). Returns no row when another approval
+ * changed it meanwhile: read again and retry, so a union of scopes never loses one.
+ */
+export function rememberConsent(db: Db, row: { userId: string; clientId: string; resource: string; scope: string; now: Date }, was: string | undefined) {
   return db
     .insert(oauthConsents)
     .values({ userId: row.userId, clientId: row.clientId, resource: row.resource, scope: row.scope, createdAt: row.now, updatedAt: row.now })
     .onConflictDoUpdate({
       target: [oauthConsents.userId, oauthConsents.clientId, oauthConsents.resource],
       set: { scope: row.scope, updatedAt: row.now },
-    });
+      setWhere: was === undefined ? sql`0` : eq(oauthConsents.scope, was),
+    })
+    .returning({ scope: oauthConsents.scope })
+    .get();
 }
 
 /** Housekeeping: requests (and their codes, which never outlive them by much) ended before `before`. */

@@ -12,6 +12,7 @@ import {
 import type { OAuthRequest } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
+import { log } from "../../log";
 import { Refusal, sessionEnded } from "../core/errors";
 import { usableClient } from "./clients";
 import { scopesOf } from "./policy";
@@ -67,6 +68,23 @@ function needsSignIn(request: OAuthRequest, authTime: Date, now: Date) {
 async function remembered(deps: Deps, request: OAuthRequest, userId: string) {
   const given = scopesOf(await consentedScope(deps.db, userId, request.clientId, request.resource ?? ""));
   return scopesOf(request.scope).every((s) => given.includes(s));
+}
+
+/**
+ * Adds the request's scopes to what the user agreed for this client and resource. Each write holds
+ * only if the row is still as read, so approvals at once all land: a try fails only when another
+ * approval's write landed, so n approvals at once need at most n tries each.
+ */
+const REMEMBER_TRIES = 5;
+async function remember(deps: Deps, userId: string, request: OAuthRequest, now: Date) {
+  const resource = request.resource ?? "";
+  for (let attempt = 0; attempt < REMEMBER_TRIES; attempt++) {
+    const was = await consentedScope(deps.db, userId, request.clientId, resource);
+    const scope = [...new Set([...scopesOf(was), ...scopesOf(request.scope)])].join(" ");
+    if (await rememberConsent(deps.db, { userId, clientId: request.clientId, resource, scope, now }, was)) return;
+  }
+  // Only remembering failed (the approval stands): the next request asks again.
+  log("oauth_consent_not_remembered", { request_id: deps.requestId, user_id: userId, client_id: request.clientId }, "warn");
 }
 
 function redirectOrigin(uri: string) {
@@ -133,10 +151,7 @@ export async function approveRequest(deps: Deps, caller: Caller, id: string, now
   };
   const decided = await decideRequest(deps.db, key, holder, now, decision);
   if (!decided) throw notFound(); // decided meanwhile (a replay, a race): no second code
-  const resource = decided.resource ?? "";
-  const given = scopesOf(await consentedScope(deps.db, holder.userId, decided.clientId, resource));
-  const scope = [...new Set([...given, ...scopesOf(decided.scope)])].join(" ");
-  await rememberConsent(deps.db, { userId: holder.userId, clientId: decided.clientId, resource, scope, now });
+  await remember(deps, holder.userId, decided, now);
   await audit(deps, "oauth_request_approved", { user_id: holder.userId, session_id: holder.sessionId, client_id: decided.clientId });
   return { redirect_to: back(deps, decided, { code }) };
 }
