@@ -11,12 +11,15 @@ import { everyAnswer } from "./middleware/every-answer";
 import { validationHook } from "./middleware/validate";
 import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
+import { adminClients } from "./routes/admin-clients";
 import { auth } from "./routes/auth";
+import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
 import { oauthAuthorize } from "./routes/oauth-authorize";
+import { oauthRegister } from "./routes/oauth-register";
 import { oauthRequests } from "./routes/oauth-requests";
 import { oauthServer } from "./routes/oauth-server";
 import { passkeys } from "./routes/passkeys";
@@ -87,7 +90,10 @@ app.route("/", oauth);
 app.route("/", oauthAuthorize);
 app.route("/", oauthRequests);
 app.route("/", oauthServer);
+app.route("/", oauthRegister);
+app.route("/", connectedAppsRoutes);
 app.route("/admin", adminApp);
+app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 mountDocs(app);
 
 app.onError(onError);

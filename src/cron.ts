@@ -8,6 +8,7 @@ import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
 import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
+import { deleteLapsedRegistrations } from "./db/oauth-clients";
 import { deleteExpiredRequests } from "./db/oauth-requests";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
@@ -45,7 +46,9 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Accounts that signed up verify-first and never proved the address: the address is free again.
   const unverifiedAccounts = config.REQUIRE_VERIFIED_EMAIL === "on" ? await deleteUnverifiedAccounts(db, now) : 0;
   if (unverifiedAccounts) await audit({ db }, "unverified_accounts_removed", { count: unverifiedAccounts });
-  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts };
+  // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
+  const lapsedClients = await deleteLapsedRegistrations(db, now);
+  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients };
   log("housekeeping", {
     sessions_deleted: sessions,
     audit_events_deleted: auditEvents,
@@ -56,6 +59,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     oauth_requests_deleted: oauthRequests,
     mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
+    lapsed_clients_deleted: lapsedClients,
   });
   return removed;
 }

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { sha256Base64Url } from "../src/encoding";
-import { call, decodeJwtPart } from "./helpers";
+import { call, decodeJwtPart, PASSWORD } from "./helpers";
 
 /** Test helpers for the authorization server (docs/oauth-server.md). */
 
@@ -111,3 +111,78 @@ export async function approvedCode(
     .run();
   return { code, verifier };
 }
+
+/** Registers a client through the admin API (POST /admin/clients), with the admin's step-up. */
+export async function registerClient(adminToken: string, body: Record<string, unknown> = {}, bindings?: Partial<Env>) {
+  return call("POST", "/admin/clients", {
+    token: adminToken,
+    body: { name: "Admin App", redirect_uris: ["https://app.example/callback"], type: "confidential", current_password: PASSWORD, ...body },
+    bindings,
+  });
+}
+
+export interface TestGrant {
+  userId: string;
+  clientId: string;
+  scope?: string;
+  resource?: string | null;
+  createdAt?: number;
+  lastUsedAt?: number;
+  /** When its newest access token expires: in the future, its revocation needs a KV entry. */
+  accessExpiresAt?: number;
+  revokedAt?: number | null;
+}
+
+/** A grant (a sessions row with a client_id), written straight into D1 as the token endpoint would. Returns its id. */
+export async function insertGrant(g: TestGrant): Promise<string> {
+  const id = crypto.randomUUID();
+  const now = Date.now();
+  await env.DB.prepare(
+    "INSERT INTO sessions (id, user_id, refresh_token_hash, user_agent, created_at, last_used_at, access_expires_at, expires_at, revoked_at, client_id, scope, resource) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+  )
+    .bind(
+      id,
+      g.userId,
+      random(32),
+      g.createdAt ?? now - 60_000,
+      g.lastUsedAt ?? now - 30_000,
+      g.accessExpiresAt ?? now + 600_000,
+      now + 86_400_000,
+      g.revokedAt ?? null,
+      g.clientId,
+      g.scope ?? "openid profile",
+      g.resource ?? null,
+    )
+    .run();
+  return id;
+}
+
+/** A remembered consent, as an approval writes it. */
+export async function insertConsent(userId: string, clientId: string, scope = "openid profile", resource = "") {
+  const now = Date.now();
+  await env.DB.prepare("INSERT INTO oauth_consents (user_id, client_id, resource, scope, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(userId, clientId, resource, scope, now, now)
+    .run();
+}
+
+/** An authorization request in flight, approved by `userId` when given. Returns its id. */
+export async function insertRequest(clientId: string, userId?: string): Promise<string> {
+  const id = random(32);
+  const now = Date.now();
+  await env.DB.prepare(
+    "INSERT INTO oauth_requests (id, client_id, redirect_uri, scope, code_challenge, created_at, expires_at, user_id, approved, code_hash, code_expires_at) VALUES (?, ?, 'https://app.example/callback', 'openid', ?, ?, ?, ?, ?, ?, ?)",
+  )
+    .bind(id, clientId, random(32), now, now + 600_000, userId ?? null, userId ? 1 : null, userId ? random(32) : null, userId ? now + 60_000 : null)
+    .run();
+  return id;
+}
+
+/** The grant's row as D1 has it. */
+export const grantRow = (id: string) =>
+  env.DB.prepare("SELECT id, revoked_at, client_id FROM sessions WHERE id = ?").bind(id).first<{ id: string; revoked_at: number | null; client_id: string }>();
+
+/** Counts rows of a table for one client. */
+export const countFor = async (table: "oauth_requests" | "oauth_consents" | "oauth_clients", clientId: string) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${table === "oauth_clients" ? "id" : "client_id"} = ?`)
+    .bind(clientId)
+    .first<{ n: number }>())!.n;
