@@ -112,7 +112,7 @@ describe("an accepted request", () => {
     expect(row).toEqual({ resource: "https://api.example.com/v1" });
   });
 
-  it("answers 500 config_invalid, never a redirect, when APP_URL is not set", async () => {
+  it("answers 500 internal_error (config_invalid in the log), never a redirect, when APP_URL is not set", async () => {
     const client = await createTestClient();
     const res = await authorizeCall(await valid(client), { bindings: { APP_URL: "" } });
     expect(res.status).toBe(500);
