@@ -31,8 +31,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const token = newPepper();
     const hash = Buffer.from(await webcrypto.subtle.digest("SHA-256", new TextEncoder().encode(token))).toString("base64url");
     process.stdout.write(`${JSON.stringify({ token, OAUTH_REGISTRATION_TOKENS: hash }, null, 2)}\n`);
-  }
-  else
+  } else
     process.stdout.write(
       `${JSON.stringify({ JWT_WRAPPING_KEY: newWrappingKey(), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey(), OAUTH_CLIENT_SECRETS: "{}" }, null, 2)}\n`,
     );

@@ -62,6 +62,8 @@ export type SecurityEvent =
   | "signing_key_created"
   | "signing_key_rotated"
   | "signing_key_retired"
+  | "oauth_request_approved"
+  | "oauth_request_denied"
   | "oauth_grant_issued"
   | "oauth_code_reused"
   | "oauth_grant_revoked"

@@ -79,11 +79,12 @@ describe("a self-registered app", () => {
 
   it("a registration that got no token is refused once lapsed, and the cron removes it", async () => {
     const res = await register(app);
-    await env.DB.prepare("UPDATE oauth_clients SET expires_at = ? WHERE id = ?")
-      .bind(Date.now() - 1000, res.body.client_id)
-      .run();
     const client = { id: res.body.client_id as string, redirectUri: app.redirect_uris[0]! };
     const code = await approvedCode(client, await registerUser());
+    await env.DB.prepare("UPDATE oauth_clients SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1000, client.id)
+      .run();
+    await expect(approvedCode(client, await registerUser())).rejects.toThrow(/authorize answered 400/);
     const tokens = await tokenRequest({
       grant_type: "authorization_code",
       code: code.code,

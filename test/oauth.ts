@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { sha256Base64Url } from "../src/encoding";
-import { call, decodeJwtPart, PASSWORD } from "./helpers";
+import { call, PASSWORD } from "./helpers";
 
 /** Test helpers for the authorization server (docs/oauth-server.md). */
 
@@ -77,8 +77,8 @@ export interface ApprovalOptions {
 }
 
 /**
- * A code for `client`, approved by `user` (signed in with `access_token`): the request as the
- * authorization endpoint stores it and the approval as the app's consent page makes it.
+ * A code for `client`, approved by `user` the way a person does it: the app sends the browser to
+ * GET /oauth2/authorize, the consent page (signed in as `user`) opens the request and approves it.
  */
 export async function approvedCode(
   client: { id: string; redirectUri: string },
@@ -86,30 +86,27 @@ export async function approvedCode(
   opts: ApprovalOptions = {},
 ) {
   const { verifier, challenge } = await pkce();
-  const code = random(32);
-  const sid = decodeJwtPart(user.access_token, 1).sid as string;
-  const now = Date.now();
-  await env.DB.prepare(
-    `INSERT INTO oauth_requests (id, client_id, redirect_uri, state, scope, resource, code_challenge, nonce, created_at, expires_at, session_id, user_id, decided_at, approved, auth_time, amr, code_hash, code_expires_at)
-     SELECT ?, ?, ?, 'st', ?, ?, ?, ?, ?, ?, s.id, s.user_id, ?, 1, s.auth_time, s.amr, ?, ? FROM sessions s WHERE s.id = ?`,
-  )
-    .bind(
-      random(16),
-      client.id,
-      client.redirectUri,
-      opts.scope ?? "openid profile",
-      opts.resource ?? null,
-      challenge,
-      opts.nonce ?? null,
-      now,
-      now + 600_000,
-      now,
-      await sha256Base64Url(code),
-      now + 60_000,
-      sid,
-    )
-    .run();
-  return { code, verifier };
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: client.id,
+    redirect_uri: client.redirectUri,
+    scope: opts.scope ?? "openid profile",
+    state: "st",
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    ...(opts.resource ? { resource: opts.resource } : {}),
+    ...(opts.nonce ? { nonce: opts.nonce } : {}),
+  });
+  const started = await call("GET", `/oauth2/authorize?${query}`);
+  if (started.status !== 302) throw new Error(`authorize answered ${started.status}: ${started.text}`);
+  const id = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
+  const opened = await call("GET", `/oauth2/requests/${id}`, { token: user.access_token });
+  if (opened.status !== 200) throw new Error(`the request answered ${opened.status}: ${opened.text}`);
+  const approved = await call("POST", `/oauth2/requests/${id}/approve`, { token: user.access_token });
+  const back = new URL(approved.body?.redirect_to ?? "http://invalid/");
+  const code = back.searchParams.get("code");
+  if (!code) throw new Error(`the approval answered ${approved.status}: ${approved.text}`);
+  return { code, verifier, requestId: id };
 }
 
 /** Registers a client through the admin API (POST /admin/clients), with the admin's step-up. */

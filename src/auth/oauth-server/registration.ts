@@ -43,7 +43,7 @@ function checked(deps: Deps, input: RegistrationInput) {
   const unknown = grantTypes.filter((g) => g !== "authorization_code" && g !== "refresh_token");
   if (unknown.length) throw metadata(`grant_types: only authorization_code and refresh_token can be registered here (${unknown.join(" ").slice(0, 100)})`);
   if (!grantTypes.includes("authorization_code")) throw metadata("grant_types: authorization_code is required");
-  if (input.response_types && input.response_types.some((r) => r !== "code")) throw metadata("response_types: only code");
+  if (input.response_types?.some((r) => r !== "code")) throw metadata("response_types: only code");
   try {
     return {
       name: input.client_name?.trim() || "Unnamed app",
