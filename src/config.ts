@@ -139,6 +139,10 @@ const ConfigFields = z.object({
   OAUTH_RESOURCES: words.pipe(z.array(z.url().refine((u) => !u.includes("#"), "must be an absolute URL without a fragment"))),
   OAUTH_REQUEST_TTL: seconds(600, 60, 3_600),
   OAUTH_CODE_TTL: seconds(60, 10, 600),
+  // "on": a client_id that is an https URL is a client ID metadata document's (auth/oauth-server/
+  // metadata-document.ts), fetched and cached; "off": such ids are unknown clients, and discovery
+  // does not advertise them.
+  OAUTH_CLIENT_METADATA_DOCUMENTS: z.enum(["on", "off"]).default("on"),
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
