@@ -12,6 +12,7 @@ import {
   userWithPasskey,
   userWithTotp,
 } from "./helpers";
+import { approvedCode, createTestClient } from "./oauth";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -197,5 +198,30 @@ describe("D1 statements per endpoint (docs/performance.md's capacity model)", ()
     expect([known.res.status, unknown.res.status]).toEqual([401, 401]);
     expect([known.n, known.statements, known.writes]).toEqual([2, 5, 4]);
     expect([unknown.n, unknown.statements, unknown.writes]).toEqual([2, 5, 4]);
+  });
+});
+
+describe("D1 round trips of the authorization server", () => {
+  const form = (fields: Record<string, string>) => ({
+    body: new URLSearchParams(fields).toString(),
+    headers: { "content-type": "application/x-www-form-urlencoded", "cf-connecting-ip": "10.91.0.1", "user-agent": "TestApp/1.0" },
+  });
+
+  it("a code's exchange: two (the client, then one batch: the code, the grant, its owner, the client's first use, the audit row); a refresh: two; userinfo: one", async () => {
+    const client = await createTestClient();
+    const code = await approvedCode(client, await registerUser(), { scope: "openid offline_access" });
+    const exchange = await tripsOf(
+      "POST",
+      "/oauth2/token",
+      form({ grant_type: "authorization_code", code: code.code, redirect_uri: client.redirectUri, code_verifier: code.verifier, client_id: client.id }),
+    );
+    expect(exchange.res.status, exchange.res.text).toBe(200);
+    expect([exchange.n, exchange.statements, exchange.writes]).toEqual([2, 6, 4]);
+    const refresh = await tripsOf("POST", "/oauth2/token", form({ grant_type: "refresh_token", refresh_token: exchange.res.body.refresh_token, client_id: client.id }));
+    expect(refresh.res.status, refresh.res.text).toBe(200);
+    expect([refresh.n, refresh.statements, refresh.writes]).toEqual([2, 4, 2]);
+    const info = await tripsOf("GET", "/oauth2/userinfo", { token: refresh.res.body.access_token });
+    expect(info.res.status, info.res.text).toBe(200);
+    expect(info.n).toBe(1);
   });
 });

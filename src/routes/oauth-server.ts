@@ -43,7 +43,7 @@ const tokenRoute = createRoute({
     "Client authentication: client_secret_basic, client_secret_post, or none (a public client; PKCE binds its codes). A code is used once: a second use ends the grant the first opened. A refresh rotates the refresh token (a replay outside the grace window ends the grant) and may narrow the scope, never widen it or change the resource.",
   middleware: [limitByIp("OAUTH_SERVER_IP_LIMITER")],
   request: form(tokenForm),
-  responses: { 200: json(tokenResponseSchema, "The tokens"), ...protocolErrors(["payload_too_large", "rate_limited"]) },
+  responses: { 200: json(tokenResponseSchema, "The tokens"), ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]) },
 });
 
 const revokeRoute = createRoute({
@@ -53,7 +53,7 @@ const revokeRoute = createRoute({
   summary: "Revoke an app's refresh or access token: the grant behind it ends (RFC 7009)",
   middleware: [limitByIp("OAUTH_SERVER_IP_LIMITER")],
   request: form(z.object({ token: text(4096), token_type_hint: text(64).optional(), ...clientFields })),
-  responses: { 200: { description: "Revoked, or nothing to revoke: the same answer either way" }, ...protocolErrors(["payload_too_large", "rate_limited"]) },
+  responses: { 200: { description: "Revoked, or nothing to revoke: the same answer either way" }, ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]) },
 });
 
 const userInfoRoute = (method: "get" | "post") =>

@@ -12,7 +12,7 @@ import { accessUntil } from "../core/sign-in";
 import { activeKeys } from "../core/signing-keys";
 import { type ClaimSource, claimsFor } from "./claims";
 import { OAuthRefusal } from "./errors";
-import { audienceOf, scopesOf } from "./policy";
+import { audienceOf, normalizeResource, scopesOf } from "./policy";
 import { signAppAccessToken, signIdToken } from "./tokens";
 
 /**
@@ -134,7 +134,7 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
   if (!grant || !user) throw badCode(); // the account was disabled, or the approving session ended, since the approval
   const scope = scopesOf(request.scope);
   // RFC 8707 2.2: a resource named here must be the one granted.
-  if (p.resource?.length && (p.resource.length > 1 || p.resource[0] !== request.resource)) {
+  if (p.resource?.length && (p.resource.length > 1 || normalizeResource(p.resource[0]!) !== request.resource)) {
     await endGrant(deps, grantId, "resource_mismatch");
     throw new OAuthRefusal("invalid_target", "The resource must be the one the authorization request named");
   }
