@@ -26,8 +26,8 @@ function goodDocument(id, name = "Document Client") {
   return {
     client_id: id,
     client_name: name,
-    client_uri: "https://client.example.com",
-    logo_uri: "https://client.example.com/logo.png",
+    client_uri: `${new URL(id).origin}/`,
+    logo_uri: `${new URL(id).origin}/logo.png`,
     redirect_uris: ["http://127.0.0.1:3000/callback", "https://client.example.com/callback"],
     grant_types: ["authorization_code", "refresh_token"],
     response_types: ["code"],

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { usableClient } from "../src/auth/oauth-server/clients";
 import { documentUrlProblem, loopbackDevelopment, specialUseHost } from "../src/auth/oauth-server/document-fetch";
 import { clientFromDocument } from "../src/auth/oauth-server/metadata-document";
+import { clientScopes } from "../src/auth/oauth-server/policy";
 import { getConfig } from "../src/config";
 import { getDb } from "../src/db/client";
 import type { Deps } from "../src/deps";
@@ -52,7 +53,7 @@ describe("a good document", () => {
     expect(client).toMatchObject({
       id,
       name: "Document Client",
-      uri: "https://client.example.com",
+      uri: `${DOCS}/`,
       redirectUris: ["http://127.0.0.1:3000/callback", "https://client.example.com/callback"],
       grantTypes: ["authorization_code", "refresh_token"],
       secretHash: null,
@@ -66,6 +67,12 @@ describe("a good document", () => {
     expect(expires).toBeGreaterThanOrEqual(before + 3_600_000);
     expect(expires).toBeLessThanOrEqual(Date.now() + 3_600_000);
     expect(await row(id)).toMatchObject({ source: "metadata", secret_hash: null });
+  });
+
+  it("names a site on the consent page only on the document's own origin; a scope it names bounds what it may ask", async () => {
+    const foreign = await usableClient(deps(), custom({ client_uri: "https://github.com", scope: "openid profile unknown:scope" }));
+    expect(foreign).toMatchObject({ uri: null, scope: "openid profile unknown:scope" });
+    expect(clientScopes(getConfig(env), foreign!)).toEqual(["openid", "profile"]);
   });
 
   it("is fetched once while its row is fresh", async () => {

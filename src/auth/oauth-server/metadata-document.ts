@@ -79,8 +79,9 @@ export function documentClient(config: Pick<Config, "OAUTH_SCOPES">, url: string
   const grantTypes = PUBLIC_GRANTS.filter((g) => (doc.grant_types ?? ["authorization_code"]).includes(g));
   if (!grantTypes.includes("authorization_code")) throw new DocumentRefusal("no_authorization_code_grant");
   if (!doc.redirect_uris.every(redirectUriAllowed)) throw new DocumentRefusal("redirect_uri_not_allowed");
-  // The site shown on the consent page: only an https URL; anything else is dropped, not refused.
-  const uri = doc.client_uri && URL.canParse(doc.client_uri) && new URL(doc.client_uri).protocol === "https:" ? doc.client_uri : null;
+  // The site shown on the consent page, only on the document's own origin: a document on evil.example
+  // naming https://github.com as its site would borrow a trust it has not earned. Else dropped, not refused.
+  const uri = doc.client_uri && URL.canParse(doc.client_uri) && new URL(doc.client_uri).origin === new URL(url).origin ? doc.client_uri : null;
   // Without a scope the client may ask for any the deployment knows; the user's consent decides.
   const scope = doc.scope !== undefined ? scopesOf(doc.scope).join(" ") : [...OIDC_SCOPES, ...config.OAUTH_SCOPES].join(" ");
   return { id: url, name: doc.client_name, uri, redirectUris: [...new Set(doc.redirect_uris)], grantTypes, scope };
