@@ -152,6 +152,32 @@ describe("a good document", () => {
     expect(await hits(id)).toBe(1); // the exchange used the cached row
   });
 
+  it("a refresh after the row lapsed fetches the document again; one that is gone ends the client's refreshes", async () => {
+    const id = docUrl("once"); // a good document once, a 500 after
+    expect(await usableClient(deps(), id)).not.toBeNull();
+    const code = await approvedCode({ id, redirectUri: "http://127.0.0.1:3000/callback" }, await registerUser(), { scope: "openid offline_access" });
+    const tokens = await tokenRequest({
+      grant_type: "authorization_code",
+      code: code.code,
+      redirect_uri: "http://127.0.0.1:3000/callback",
+      code_verifier: code.verifier,
+      client_id: id,
+    });
+    expect(tokens.status, tokens.text).toBe(200);
+    const refresh = (refresh_token: string) => tokenRequest({ grant_type: "refresh_token", refresh_token, client_id: id }, { ip: "10.91.0.1" });
+    const fresh = await refresh(tokens.body.refresh_token);
+    expect(fresh.status, fresh.text).toBe(200);
+    expect(await hits(id)).toBe(1);
+    await lapse(id);
+    const logged = await refusals(async () => {
+      const refused = await refresh(fresh.body.refresh_token);
+      expect(refused.status).toBe(401);
+      expect(refused.body.error).toBe("invalid_client");
+    });
+    expect(logged.map((l) => l.reason)).toEqual(["status_500"]);
+    expect(await hits(id)).toBe(2);
+  });
+
   it("an admin's disabling stands: no client, and no fetch, fresh or lapsed", async () => {
     const id = docUrl("doc");
     expect(await usableClient(deps(), id)).not.toBeNull();
