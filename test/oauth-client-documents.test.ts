@@ -7,6 +7,7 @@ import { clientFromDocument } from "../src/auth/oauth-server/metadata-document";
 import { clientScopes } from "../src/auth/oauth-server/policy";
 import { getConfig } from "../src/config";
 import { getDb } from "../src/db/client";
+import { upsertDocumentClient } from "../src/db/oauth-client-documents";
 import type { Deps } from "../src/deps";
 import { toBase64Url } from "../src/encoding";
 import { call, registerUser } from "./helpers";
@@ -199,6 +200,20 @@ describe("a good document", () => {
     expect(await clientFromDocument(deps(), id)).toBeNull();
     expect(await hits(id)).toBe(0);
     expect((await row(id))!.source).toBe("admin");
+    // Even a fetch that began before the admin's registration leaves it as it is.
+    const now = new Date();
+    const late = {
+      id,
+      name: "Document",
+      uri: null,
+      redirectUris: ["https://evil.example/cb"],
+      grantTypes: ["authorization_code"],
+      scope: "openid",
+      now,
+      expiresAt: now,
+    };
+    expect(await upsertDocumentClient(getDb(env.DB), late)).toBeUndefined();
+    expect(await row(id)).toMatchObject({ name: "Admin Named", redirect_uris: '["https://a.example/cb"]', source: "admin" });
   });
 
   it("with OAUTH_CLIENT_METADATA_DOCUMENTS off: no fetch, a cached row unused, and discovery does not advertise it", async () => {
