@@ -5,6 +5,8 @@
 //   npm run -s keygen jwk     one new signing key (a private JWK with a kid) for JWT_PRIVATE_KEY (SIGNING_KEYS = "secret")
 //   npm run -s keygen pepper  one new pepper
 //   npm run -s keygen mfa     one new MFA_ENCRYPTION_KEY (seals TOTP secrets; replacing it voids every TOTP setup)
+//   npm run -s keygen registration  one initial access token for dynamic client registration, and the
+//                             SHA-256 that goes in OAUTH_REGISTRATION_TOKENS (the token goes to the app's developer)
 import { webcrypto } from "node:crypto";
 import { pathToFileURL } from "node:url";
 
@@ -25,7 +27,11 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   else if (what === "pepper") process.stdout.write(newPepper());
   else if (what === "mfa") process.stdout.write(newMfaKey());
   else if (what === "wrap") process.stdout.write(newWrappingKey());
-  else
+  else if (what === "registration") {
+    const token = newPepper();
+    const hash = Buffer.from(await webcrypto.subtle.digest("SHA-256", new TextEncoder().encode(token))).toString("base64url");
+    process.stdout.write(`${JSON.stringify({ token, OAUTH_REGISTRATION_TOKENS: hash }, null, 2)}\n`);
+  } else
     process.stdout.write(
       `${JSON.stringify({ JWT_WRAPPING_KEY: newWrappingKey(), PASSWORD_PEPPER: newPepper(), MFA_ENCRYPTION_KEY: newMfaKey(), OAUTH_CLIENT_SECRETS: "{}" }, null, 2)}\n`,
     );

@@ -62,9 +62,16 @@ export type SecurityEvent =
   | "signing_key_created"
   | "signing_key_rotated"
   | "signing_key_retired"
+  | "oauth_request_approved"
+  | "oauth_request_denied"
   | "oauth_grant_issued"
   | "oauth_code_reused"
-  | "oauth_grant_revoked";
+  | "oauth_grant_revoked"
+  | "oauth_client_created"
+  | "oauth_client_updated"
+  | "oauth_client_deleted"
+  | "oauth_app_disconnected"
+  | "oauth_client_registered";
 
 export interface AuditContext {
   db: Db;

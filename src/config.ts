@@ -139,6 +139,15 @@ const ConfigFields = z.object({
   OAUTH_RESOURCES: words.pipe(z.array(z.url().refine((u) => !u.includes("#"), "must be an absolute URL without a fragment"))),
   OAUTH_REQUEST_TTL: seconds(600, 60, 3_600),
   OAUTH_CODE_TTL: seconds(60, 10, 600),
+  // Dynamic client registration (RFC 7591, POST /oauth2/register): "closed", "open" to anyone, or
+  // "token": with an initial access token whose SHA-256 (base64url) is in OAUTH_REGISTRATION_TOKENS
+  // (`npm run -s keygen registration` makes one). A registration that gets no token within
+  // OAUTH_UNUSED_CLIENT_TTL seconds lapses, and the daily cron removes it.
+  OAUTH_REGISTRATION: z.enum(["closed", "open", "token"]).default("closed"),
+  OAUTH_REGISTRATION_TOKENS: words.pipe(
+    z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/, "each must be a SHA-256 in base64url (npm run -s keygen registration)")),
+  ),
+  OAUTH_UNUSED_CLIENT_TTL: seconds(86_400, 600, 2_592_000),
   // "on": a client_id that is an https URL is a client ID metadata document's (auth/oauth-server/
   // metadata-document.ts), fetched and cached; "off": such ids are unknown clients, and discovery
   // does not advertise them.
@@ -146,6 +155,8 @@ const ConfigFields = z.object({
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
+  if (c.OAUTH_REGISTRATION === "token" && c.OAUTH_REGISTRATION_TOKENS.length === 0)
+    ctx.addIssue({ code: "custom", path: ["OAUTH_REGISTRATION_TOKENS"], message: 'is required (OAUTH_REGISTRATION is "token")' });
   if (c.OAUTH_RESOURCES.includes(c.AUDIENCE))
     ctx.addIssue({ code: "custom", path: ["OAUTH_RESOURCES"], message: "must not hold AUDIENCE: the API's own tokens are never an app's" });
   if (c.SIGNING_KEYS === "secret" && !c.JWT_PRIVATE_KEY)

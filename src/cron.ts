@@ -8,6 +8,8 @@ import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
 import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
+import { deleteLapsedRegistrations } from "./db/oauth-clients";
+import { deleteExpiredRequests } from "./db/oauth-requests";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
 import { deleteUnverifiedAccounts } from "./db/users";
@@ -37,12 +39,16 @@ export async function housekeeping(env: Env, now = new Date()) {
   const links = await deleteOldLinks(db, dayAgo);
   // Social sign-in flows live 10 minutes (their one-time codes one more); kept a day past that.
   const flows = await deleteExpiredFlows(db, dayAgo);
+  // Authorization requests live OAUTH_REQUEST_TTL (their codes a minute past the decision); kept a day past that.
+  const oauthRequests = await deleteExpiredRequests(db, dayAgo);
   // Mail counted against a recipient's budget stops counting after a day; kept a day more.
   const mailSends = await deleteOldMailSends(db, new Date(now.getTime() - 2 * DAY_MS));
   // Accounts that signed up verify-first and never proved the address: the address is free again.
   const unverifiedAccounts = config.REQUIRE_VERIFIED_EMAIL === "on" ? await deleteUnverifiedAccounts(db, now) : 0;
   if (unverifiedAccounts) await audit({ db }, "unverified_accounts_removed", { count: unverifiedAccounts });
-  const removed = { sessions, auditEvents, checks, challenges, links, flows, mailSends, unverifiedAccounts };
+  // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
+  const lapsedClients = await deleteLapsedRegistrations(db, now);
+  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients };
   log("housekeeping", {
     sessions_deleted: sessions,
     audit_events_deleted: auditEvents,
@@ -50,8 +56,10 @@ export async function housekeeping(env: Env, now = new Date()) {
     challenges_deleted: challenges,
     links_deleted: links,
     oauth_flows_deleted: flows,
+    oauth_requests_deleted: oauthRequests,
     mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
+    lapsed_clients_deleted: lapsedClients,
   });
   return removed;
 }

@@ -68,6 +68,7 @@ export const discoverySchema = z
     token_endpoint: z.url(),
     revocation_endpoint: z.url(),
     userinfo_endpoint: z.url(),
+    registration_endpoint: z.url().optional().openapi({ description: "only while OAUTH_REGISTRATION is open or token" }),
     response_types_supported: urls,
     response_modes_supported: urls,
     grant_types_supported: urls,
@@ -91,3 +92,20 @@ export const discoverySchema = z
     service_documentation: z.url().optional(),
   })
   .openapi("IssuerMetadata");
+
+/** POST /oauth2/register's answer (RFC 7591 3.2.1). */
+export const registrationSchema = z
+  .object({
+    client_id: z.string(),
+    client_id_issued_at: z.number().int(),
+    client_secret: z.string().optional().openapi({ description: "for client_secret_basic or client_secret_post: shown this once" }),
+    client_secret_expires_at: z.literal(0).optional().openapi({ description: "0: the secret does not expire" }),
+    client_name: z.string(),
+    client_uri: z.string().optional(),
+    redirect_uris: z.array(z.string()),
+    grant_types: z.array(z.string()),
+    response_types: z.array(z.literal("code")),
+    token_endpoint_auth_method: z.enum(["none", "client_secret_basic", "client_secret_post"]),
+    scope: z.string(),
+  })
+  .openapi("ClientRegistration");

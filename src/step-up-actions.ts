@@ -19,6 +19,7 @@ export const ACTIONS = [
   "change_roles",
   "rotate_signing_keys",
   "retire_signing_key",
+  "manage_clients",
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];

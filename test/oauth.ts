@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { sha256Base64Url } from "../src/encoding";
-import { call, decodeJwtPart } from "./helpers";
+import { call, PASSWORD } from "./helpers";
 
 /** Test helpers for the authorization server (docs/oauth-server.md). */
 
@@ -77,8 +77,8 @@ export interface ApprovalOptions {
 }
 
 /**
- * A code for `client`, approved by `user` (signed in with `access_token`): the request as the
- * authorization endpoint stores it and the approval as the app's consent page makes it.
+ * A code for `client`, approved by `user` the way a person does it: the app sends the browser to
+ * GET /oauth2/authorize, the consent page (signed in as `user`) opens the request and approves it.
  */
 export async function approvedCode(
   client: { id: string; redirectUri: string },
@@ -86,28 +86,100 @@ export async function approvedCode(
   opts: ApprovalOptions = {},
 ) {
   const { verifier, challenge } = await pkce();
-  const code = random(32);
-  const sid = decodeJwtPart(user.access_token, 1).sid as string;
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: client.id,
+    redirect_uri: client.redirectUri,
+    scope: opts.scope ?? "openid profile",
+    state: "st",
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+    ...(opts.resource ? { resource: opts.resource } : {}),
+    ...(opts.nonce ? { nonce: opts.nonce } : {}),
+  });
+  const started = await call("GET", `/oauth2/authorize?${query}`);
+  if (started.status !== 302) throw new Error(`authorize answered ${started.status}: ${started.text}`);
+  const id = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
+  const opened = await call("GET", `/oauth2/requests/${id}`, { token: user.access_token });
+  if (opened.status !== 200) throw new Error(`the request answered ${opened.status}: ${opened.text}`);
+  const approved = await call("POST", `/oauth2/requests/${id}/approve`, { token: user.access_token });
+  const back = new URL(approved.body?.redirect_to ?? "http://invalid/");
+  const code = back.searchParams.get("code");
+  if (!code) throw new Error(`the approval answered ${approved.status}: ${approved.text}`);
+  return { code, verifier, requestId: id };
+}
+
+/** Registers a client through the admin API (POST /admin/clients), with the admin's step-up. */
+export async function registerClient(adminToken: string, body: Record<string, unknown> = {}, bindings?: Partial<Env>) {
+  return call("POST", "/admin/clients", {
+    token: adminToken,
+    body: { name: "Admin App", redirect_uris: ["https://app.example/callback"], type: "confidential", current_password: PASSWORD, ...body },
+    bindings,
+  });
+}
+
+export interface TestGrant {
+  userId: string;
+  clientId: string;
+  scope?: string;
+  resource?: string | null;
+  createdAt?: number;
+  lastUsedAt?: number;
+  /** When its newest access token expires: in the future, its revocation needs a KV entry. */
+  accessExpiresAt?: number;
+  revokedAt?: number | null;
+}
+
+/** A grant (a sessions row with a client_id), written straight into D1 as the token endpoint would. Returns its id. */
+export async function insertGrant(g: TestGrant): Promise<string> {
+  const id = crypto.randomUUID();
   const now = Date.now();
   await env.DB.prepare(
-    `INSERT INTO oauth_requests (id, client_id, redirect_uri, state, scope, resource, code_challenge, nonce, created_at, expires_at, session_id, user_id, decided_at, approved, auth_time, amr, code_hash, code_expires_at)
-     SELECT ?, ?, ?, 'st', ?, ?, ?, ?, ?, ?, s.id, s.user_id, ?, 1, s.auth_time, s.amr, ?, ? FROM sessions s WHERE s.id = ?`,
+    "INSERT INTO sessions (id, user_id, refresh_token_hash, user_agent, created_at, last_used_at, access_expires_at, expires_at, revoked_at, client_id, scope, resource) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
   )
     .bind(
-      random(16),
-      client.id,
-      client.redirectUri,
-      opts.scope ?? "openid profile",
-      opts.resource ?? null,
-      challenge,
-      opts.nonce ?? null,
-      now,
-      now + 600_000,
-      now,
-      await sha256Base64Url(code),
-      now + 60_000,
-      sid,
+      id,
+      g.userId,
+      random(32),
+      g.createdAt ?? now - 60_000,
+      g.lastUsedAt ?? now - 30_000,
+      g.accessExpiresAt ?? now + 600_000,
+      now + 86_400_000,
+      g.revokedAt ?? null,
+      g.clientId,
+      g.scope ?? "openid profile",
+      g.resource ?? null,
     )
     .run();
-  return { code, verifier };
+  return id;
 }
+
+/** A remembered consent, as an approval writes it. */
+export async function insertConsent(userId: string, clientId: string, scope = "openid profile", resource = "") {
+  const now = Date.now();
+  await env.DB.prepare("INSERT INTO oauth_consents (user_id, client_id, resource, scope, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(userId, clientId, resource, scope, now, now)
+    .run();
+}
+
+/** An authorization request in flight, approved by `userId` when given. Returns its id. */
+export async function insertRequest(clientId: string, userId?: string): Promise<string> {
+  const id = random(32);
+  const now = Date.now();
+  await env.DB.prepare(
+    "INSERT INTO oauth_requests (id, client_id, redirect_uri, scope, code_challenge, created_at, expires_at, user_id, approved, code_hash, code_expires_at) VALUES (?, ?, 'https://app.example/callback', 'openid', ?, ?, ?, ?, ?, ?, ?)",
+  )
+    .bind(id, clientId, random(32), now, now + 600_000, userId ?? null, userId ? 1 : null, userId ? random(32) : null, userId ? now + 60_000 : null)
+    .run();
+  return id;
+}
+
+/** The grant's row as D1 has it. */
+export const grantRow = (id: string) =>
+  env.DB.prepare("SELECT id, revoked_at, client_id FROM sessions WHERE id = ?").bind(id).first<{ id: string; revoked_at: number | null; client_id: string }>();
+
+/** Counts rows of a table for one client. */
+export const countFor = async (table: "oauth_requests" | "oauth_consents" | "oauth_clients", clientId: string) =>
+  (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${table === "oauth_clients" ? "id" : "client_id"} = ?`)
+    .bind(clientId)
+    .first<{ n: number }>())!.n;

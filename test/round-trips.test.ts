@@ -217,7 +217,11 @@ describe("D1 round trips of the authorization server", () => {
     );
     expect(exchange.res.status, exchange.res.text).toBe(200);
     expect([exchange.n, exchange.statements, exchange.writes]).toEqual([2, 6, 4]);
-    const refresh = await tripsOf("POST", "/oauth2/token", form({ grant_type: "refresh_token", refresh_token: exchange.res.body.refresh_token, client_id: client.id }));
+    const refresh = await tripsOf(
+      "POST",
+      "/oauth2/token",
+      form({ grant_type: "refresh_token", refresh_token: exchange.res.body.refresh_token, client_id: client.id }),
+    );
     expect(refresh.res.status, refresh.res.text).toBe(200);
     expect([refresh.n, refresh.statements, refresh.writes]).toEqual([2, 4, 2]);
     const info = await tripsOf("GET", "/oauth2/userinfo", { token: refresh.res.body.access_token });

@@ -507,10 +507,13 @@ describe("discovery", () => {
     expect(oidc.body).not.toHaveProperty("service_documentation");
     const withDocs = await call("GET", "/.well-known/openid-configuration", { bindings: { ...RING, API_DOCS: "on" } });
     expect(withDocs.body.service_documentation).toBe(`${env.ISSUER}/docs`);
-    // No OAuth flows it does not run.
-    for (const absent of ["token_endpoint", "authorization_endpoint", "response_types_supported", "grant_types_supported", "userinfo_endpoint"]) {
-      expect(oidc.body).not.toHaveProperty(absent);
-    }
+    // Every endpoint it names is served (a POST-only one answers a GET 405, never 404), and only the code flow.
+    const endpoints = Object.entries(oidc.body).filter(([k]) => k.endsWith("_endpoint"));
+    expect(endpoints.length).toBeGreaterThanOrEqual(7);
+    for (const [, url] of endpoints) expect((await call("GET", new URL(url as string).pathname, { bindings: RING })).status).not.toBe(404);
+    expect(oidc.body).not.toHaveProperty("registration_endpoint"); // OAUTH_REGISTRATION is closed
+    expect(oidc.body.response_types_supported).toEqual(["code"]);
+    expect(oidc.body.grant_types_supported).not.toContain("implicit");
     // Every claim a token carries is listed; the issuer is the tokens' iss.
     const reg = await call("POST", "/register", { body: { username: `disc_${Date.now().toString(36)}`, password: PASSWORD }, bindings: RING });
     const claims = decodeJwtPart(reg.body.access_token, 1);

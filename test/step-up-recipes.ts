@@ -124,6 +124,12 @@ export const RECIPES: Record<Action, Recipe> = {
     admin: true,
     status: 404,
   }),
+  manage_clients: single({
+    send: (token, check) =>
+      call("POST", "/admin/clients", { token, body: { name: "Step-up App", redirect_uris: ["https://app.example/cb"], type: "confidential", ...check } }),
+    admin: true,
+    status: 201,
+  }),
   enable_totp: {
     means: { otherSession: "the setup of another session of the user", spent: "a setup already enabled (and turned off since)" },
     async without() {

@@ -2,7 +2,7 @@ import { and, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { oauthClients, oauthRequests } from "./oauth-server-tables";
 import { sessions, users } from "./schema";
-import { claimColumns, live } from "./sessions";
+import { claimColumns, live, reachable, revokedColumns } from "./sessions";
 import { mayHoldSession } from "./standing";
 
 /**
@@ -117,4 +117,17 @@ export function grantUser(db: Db, grantId: string, clientId: string, now: Date, 
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.id, grantId), eq(sessions.clientId, clientId), live(now), mayHoldSession(requireVerified)))
     .get();
+}
+
+/**
+ * Revokes a client's grants (sessions with its client_id), optionally only one user's. Like
+ * revokeSession, matches grants revoked already while their access tokens may live, so a retry after
+ * a failed KV write finds them again.
+ */
+export function revokeGrants(db: Db, where: { clientId: string; userId?: string }, now: Date) {
+  return db
+    .update(sessions)
+    .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })
+    .where(and(eq(sessions.clientId, where.clientId), where.userId ? eq(sessions.userId, where.userId) : undefined, reachable(now)))
+    .returning(revokedColumns);
 }

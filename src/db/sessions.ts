@@ -18,8 +18,10 @@ const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId}
  * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
  * failed KV write completes the revocation instead of finding nothing to do.
  */
-const reachable = (now: Date) => or(live(now), gt(sessions.accessExpiresAt, now));
-const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
+export const reachable = (now: Date) => or(live(now), gt(sessions.accessExpiresAt, now));
+/** A session of the API's own sign-in; a grant to an app (auth/oauth-server/) has a client_id. */
+const firstParty = isNull(sessions.clientId);
+export const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
 /** The newest access token's expiry: as late as any before it, and never past the session's end. */
 const extendAccess = (until: Date) => sql`max(${sessions.accessExpiresAt}, min(${until.getTime()}, ${sessions.expiresAt}))`;
 
@@ -72,12 +74,12 @@ export function insertSessionIf(
 // logins end the rest.)
 const MAX_EVICTED_PER_LOGIN = 20;
 
-/** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). */
+/** Ends the user's oldest live sessions beyond the newest `cap` (the per-user session cap). Grants to apps are not sessions of the API: never counted, never ended here. */
 export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) {
   const oldest = db
     .select({ id: sessions.id })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), live(now)))
+    .where(and(eq(sessions.userId, userId), firstParty, live(now)))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(MAX_EVICTED_PER_LOGIN)
     .offset(cap);
@@ -261,7 +263,7 @@ export interface SessionCursor {
   id: string;
 }
 
-/** The user's sessions that are live or may hold a live access token: newest first, keyset-paginated. */
+/** The user's sessions (not grants to apps) that are live or may hold a live access token: newest first, keyset-paginated. */
 export async function listSessions(db: Db, userId: string, now: Date, limit: number, after?: SessionCursor) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
@@ -269,7 +271,7 @@ export async function listSessions(db: Db, userId: string, now: Date, limit: num
   return db
     .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, userAgent: sessions.userAgent, expiresAt: sessions.expiresAt })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), reachable(now), page))
+    .where(and(eq(sessions.userId, userId), firstParty, isNull(sessions.revokedAt), reachable(now), page))
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit)
     .all();

@@ -13,7 +13,8 @@ export type LimiterName =
   | "REFRESH_IP_LIMITER"
   | "MAIL_LIMITER"
   | "OAUTH_IP_LIMITER"
-  | "OAUTH_SERVER_IP_LIMITER";
+  | "OAUTH_SERVER_IP_LIMITER"
+  | "OAUTH_REGISTER_IP_LIMITER";
 
 // Every limiter in wrangler.toml counts per 60 s; a blocked client may retry after that.
 const PERIOD_SECONDS = 60;

@@ -82,7 +82,7 @@ export const meta = openApiApp()
 const cacheFor = (env: Env) => `public, max-age=${getConfig(env).JWKS_MAX_AGE}`;
 
 function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
-  const { ISSUER, API_DOCS, OAUTH_SCOPES, OAUTH_CLIENT_METADATA_DOCUMENTS } = getConfig(env);
+  const { ISSUER, API_DOCS, OAUTH_SCOPES, OAUTH_REGISTRATION, OAUTH_CLIENT_METADATA_DOCUMENTS } = getConfig(env);
   const at = (path: string) => `${ISSUER.replace(/\/+$/, "")}${path}`;
   return {
     issuer: ISSUER, // exactly the tokens' iss: verifiers compare the two as strings
@@ -91,6 +91,7 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     token_endpoint: at("/oauth2/token"),
     revocation_endpoint: at("/oauth2/revoke"),
     userinfo_endpoint: at("/oauth2/userinfo"),
+    ...(OAUTH_REGISTRATION === "closed" ? {} : { registration_endpoint: at("/oauth2/register") }),
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
     grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],

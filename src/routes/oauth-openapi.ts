@@ -26,13 +26,14 @@ const eitherShape = z.union([oauthErrorSchema, errorSchema]);
  * The answers a protocol route refuses with: 400 and 401 in the protocol's shape (or the API's, for a
  * body that cannot be read), and the API's own codes (`also`: rate_limited, payload_too_large...).
  */
-export function protocolErrors(also: ErrorCode[], statuses: (400 | 401 | 403)[] = [400, 401]) {
+export function protocolErrors(also: ErrorCode[], statuses: (400 | 401 | 403 | 429)[] = [400, 401]) {
   const own = errors(...also) as Record<number, unknown>;
   for (const status of statuses) {
     own[status] = {
       description: "the protocol's error (RFC 6749 5.2): error, error_description",
       content: { "application/json": { schema: eitherShape } },
       ...(status === 401 ? { headers: { "WWW-Authenticate": { schema: { type: "string" as const }, description: "the scheme that failed" } } } : {}),
+      ...(status === 429 ? { headers: { "Retry-After": { schema: { type: "integer" as const }, description: "seconds to wait before trying again" } } } : {}),
     };
   }
   return own;

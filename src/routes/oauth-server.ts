@@ -53,7 +53,10 @@ const revokeRoute = createRoute({
   summary: "Revoke an app's refresh or access token: the grant behind it ends (RFC 7009)",
   middleware: [limitByIp("OAUTH_SERVER_IP_LIMITER")],
   request: form(z.object({ token: text(4096), token_type_hint: text(64).optional(), ...clientFields })),
-  responses: { 200: { description: "Revoked, or nothing to revoke: the same answer either way" }, ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]) },
+  responses: {
+    200: { description: "Revoked, or nothing to revoke: the same answer either way" },
+    ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]),
+  },
 });
 
 const userInfoRoute = (method: "get" | "post") =>

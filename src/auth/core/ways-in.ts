@@ -89,6 +89,14 @@ export const STEP_UP: Record<Action, StepUpRule> = {
   },
   rotate_signing_keys: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
   retire_signing_key: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
+  // Registering an app or changing where its codes go and what it may ask for: a client secret handed
+  // out, or a redirect URI an attacker names, would be worth a stolen admin token.
+  manage_clients: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request (POST /admin/clients; PATCH /admin/clients/{id} unless it only disables)",
+  },
 };
 
 /** The address was proved before TOTP was turned on: then the mailbox alone does not outrank TOTP. */

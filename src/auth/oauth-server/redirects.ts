@@ -4,7 +4,7 @@
  * (RFC 8252 7.3): http://127.0.0.1 or http://[::1] (and, as many CLIs register it, http://localhost).
  */
 
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
+export const LOOPBACK_HOSTS = new Set(["127.0.0.1", "[::1]", "localhost"]);
 
 function loopback(uri: string): URL | null {
   if (!URL.canParse(uri)) return null;

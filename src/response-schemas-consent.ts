@@ -1,0 +1,41 @@
+import { z } from "@hono/zod-openapi";
+
+/** The consent page's answers (routes/oauth-requests.ts, auth/oauth-server/consent.ts): the app-facing JSON of an authorization request. */
+
+export const requestIdParamSchema = z.object({
+  id: z
+    .string()
+    .max(64, "is not a request id")
+    .openapi({ param: { name: "id", in: "path" }, description: "the request id from the fragment of the app page (#authorize=...)" }),
+});
+
+export const authorizationRequestSchema = z
+  .object({
+    id: z.string(),
+    client: z.object({ id: z.string(), name: z.string(), uri: z.string().nullable() }),
+    scopes: z
+      .array(
+        z.object({
+          name: z.string(),
+          description: z.string().openapi({ description: "plain words for the consent page; a deployment's own scope by its name" }),
+        }),
+      )
+      .openapi({ description: "what the app asks for" }),
+    resource: z.string().nullable().openapi({ description: "the API the tokens are for (RFC 8707); null: only this service's userinfo" }),
+    redirect_origin: z.string().openapi({ description: "where the browser goes back to, to show the user" }),
+    prompt: z.string().nullable().openapi({ description: "none, login, consent (space separated), as the app asked" }),
+    login_required: z
+      .boolean()
+      .openapi({ description: "the app asks for a newer sign-in (prompt=login, max_age): sign in again first, then open the request with the new session" }),
+    consent_remembered: z
+      .boolean()
+      .openapi({ description: "the user already agreed to all of this for this app (and it did not ask to ask again): the page may approve at once" }),
+    expires_at: z.string().openapi({ format: "date-time" }),
+  })
+  .openapi("AuthorizationRequest");
+
+export const redirectToSchema = z
+  .object({
+    redirect_to: z.string().openapi({ description: "send the browser here: the app's redirect_uri with code (or error), state and iss" }),
+  })
+  .openapi("AuthorizationRedirect");
