@@ -11,7 +11,7 @@ import { upsertDocumentClient } from "../src/db/oauth-client-documents";
 import type { Deps } from "../src/deps";
 import { toBase64Url } from "../src/encoding";
 import { call, registerUser } from "./helpers";
-import { approvedCode, tokenRequest } from "./oauth";
+import { approvedCode, pkce, tokenRequest } from "./oauth";
 
 // Client ID metadata documents (draft-ietf-oauth-client-id-metadata-document; MCP 2025-11-25): a
 // client_id that is a URL names its client by the JSON there. Documents come from a real server on
@@ -389,5 +389,53 @@ describe("which URLs are fetched", () => {
     expect(await hits(http)).toBe(0);
     expect(await rows(http)).toBe(0);
     expect(await rows(https)).toBe(0);
+  });
+});
+
+describe("through the authorization endpoint", () => {
+  const CALLBACK = "http://127.0.0.1:3000/callback";
+  const authorize = async (client_id: string, redirect_uri = CALLBACK, opts: Parameters<typeof call>[2] = {}) => {
+    const q = new URLSearchParams({
+      response_type: "code",
+      client_id,
+      redirect_uri,
+      state: "st",
+      scope: "openid",
+      code_challenge: (await pkce()).challenge,
+      code_challenge_method: "S256",
+    });
+    return call("GET", `/oauth2/authorize?${q}`, opts);
+  };
+
+  it("a first request from a document client fetches it, and the app page shows its name and site", async () => {
+    const id = docUrl("doc");
+    const res = await authorize(id);
+    expect(res.status, res.text).toBe(302);
+    const requestId = new URL(res.headers.get("location")!).hash.slice("#authorize=".length);
+    const user = await registerUser();
+    const opened = await call("GET", `/oauth2/requests/${requestId}`, { token: user.access_token });
+    expect(opened.status, opened.text).toBe(200);
+    expect(opened.body.client).toEqual({ id, name: "Document Client", uri: `${DOCS}/` });
+    expect(await hits(id)).toBe(1);
+  });
+
+  it("a redirect_uri the document does not list, or a document refused, is answered in place, never redirected", async () => {
+    const good = docUrl("doc");
+    const production = { bindings: { ISSUER: "https://auth.example" } as Partial<Env> };
+    const cases: [string, string, Parameters<typeof call>[2]][] = [
+      [good, "http://127.0.0.1:3000/elsewhere", {}],
+      [docUrl("mismatch"), CALLBACK, {}],
+      [docUrl("redirect"), CALLBACK, {}],
+      [docUrl("oversized"), CALLBACK, {}],
+      [docUrl("doc").replace("http://", "https://"), CALLBACK, production], // loopback in a deployment
+    ];
+    await refusals(async () => {
+      for (const [id, redirectUri, opts] of cases) {
+        const res = await authorize(id, redirectUri, opts);
+        expect(res.status, id).toBe(400);
+        expect(res.headers.get("location"), id).toBeNull();
+        expect(res.body.error, id).toBe("invalid_request");
+      }
+    });
   });
 });
