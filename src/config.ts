@@ -148,6 +148,10 @@ const ConfigFields = z.object({
     z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/, "each must be a SHA-256 in base64url (npm run -s keygen registration)")),
   ),
   OAUTH_UNUSED_CLIENT_TTL: seconds(86_400, 600, 2_592_000),
+  // "on": a client_id that is an https URL is a client ID metadata document's (auth/oauth-server/
+  // metadata-document.ts), fetched and cached; "off": such ids are unknown clients, and discovery
+  // does not advertise them.
+  OAUTH_CLIENT_METADATA_DOCUMENTS: z.enum(["on", "off"]).default("on"),
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {

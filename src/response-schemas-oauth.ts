@@ -78,6 +78,10 @@ export const discoverySchema = z
     scopes_supported: urls,
     prompt_values_supported: urls,
     authorization_response_iss_parameter_supported: z.boolean(),
+    client_id_metadata_document_supported: z
+      .boolean()
+      .optional()
+      .openapi({ description: "present (true) while OAUTH_CLIENT_METADATA_DOCUMENTS is on: a client_id may be an https URL naming its metadata document" }),
     subject_types_supported: urls,
     id_token_signing_alg_values_supported: urls,
     claims_supported: urls,

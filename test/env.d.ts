@@ -5,6 +5,8 @@ declare global {
     // Test-only binding added in test/vitest.config.ts.
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+      // The origin of scripts/client-documents.mjs (client ID metadata documents), set in test/vitest.config.ts.
+      TEST_CLIENT_DOCUMENTS: string;
       // An optional secret (SIGNING_KEYS = "secret"), set in test/vitest.config.ts.
       JWT_PRIVATE_KEY: string;
     }

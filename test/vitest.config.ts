@@ -6,6 +6,7 @@ import { defineConfig } from "vitest/config";
 import { unstable_readConfig } from "wrangler";
 import { buildAssets } from "../scripts/assets.mjs";
 import { buildDist } from "../scripts/client.mjs";
+import { startClientDocuments } from "../scripts/client-documents.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -47,6 +48,8 @@ export default defineConfig(async () => {
     { id: "down", kind: "oidc", issuer: idp.down, client_id: idp.clientId },
     { id: "deaf", kind: "oidc", issuer: idp.deaf, client_id: idp.clientId },
   ];
+  // Client ID metadata documents on loopback (test/oauth-client-documents.test.ts): good ones and hostile ones.
+  const clientDocuments = await startClientDocuments({ unref: true });
   const oauthSecrets = JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret])));
   process.env.OAUTH_CLIENT_SECRETS = oauthSecrets;
   const testVars = {
@@ -82,6 +85,7 @@ export default defineConfig(async () => {
             ...secrets,
             OAUTH_CLIENT_SECRETS: oauthSecrets,
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
+            TEST_CLIENT_DOCUMENTS: clientDocuments.origin,
           },
         },
       }),

@@ -82,7 +82,7 @@ export const meta = openApiApp()
 const cacheFor = (env: Env) => `public, max-age=${getConfig(env).JWKS_MAX_AGE}`;
 
 function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
-  const { ISSUER, API_DOCS, OAUTH_SCOPES, OAUTH_REGISTRATION } = getConfig(env);
+  const { ISSUER, API_DOCS, OAUTH_SCOPES, OAUTH_REGISTRATION, OAUTH_CLIENT_METADATA_DOCUMENTS } = getConfig(env);
   const at = (path: string) => `${ISSUER.replace(/\/+$/, "")}${path}`;
   return {
     issuer: ISSUER, // exactly the tokens' iss: verifiers compare the two as strings
@@ -101,6 +101,8 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     scopes_supported: [...OIDC_SCOPES, ...OAUTH_SCOPES],
     prompt_values_supported: ["none", "login", "consent"],
     authorization_response_iss_parameter_supported: true, // RFC 9207
+    // A client_id may be the URL of its metadata document (draft-ietf-oauth-client-id-metadata-document), while on.
+    ...(OAUTH_CLIENT_METADATA_DOCUMENTS === "on" ? { client_id_metadata_document_supported: true } : {}),
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: ["ES256"],
     claims_supported: [...CLAIMS, ...APP_CLAIMS],

@@ -2,7 +2,9 @@ import { findClient } from "../../db/oauth-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
+import { looksLikeDocumentId } from "./document-fetch";
 import { OAuthRefusal } from "./errors";
+import { clientFromDocument } from "./metadata-document";
 
 /** How a client proves who it is at the token and revocation endpoints (RFC 6749 2.3). */
 export interface ClientCredentials {
@@ -71,6 +73,8 @@ export async function authenticateClient(deps: Deps, creds: ClientCredentials): 
 export async function usableClient(deps: Deps, clientId: string): Promise<OAuthClient | null> {
   if (clientId.length > 512) return null;
   const client = await findClient(deps.db, clientId);
+  // A URL id is a client ID metadata document's, unless an admin registered that URL (metadata-document.ts).
+  if (looksLikeDocumentId(deps.config, clientId) && (!client || client.source === "metadata")) return clientFromDocument(deps, clientId, client ?? null);
   if (!client || client.disabledAt !== null) return null;
   if (client.source === "dynamic" && client.firstTokenAt === null && client.expiresAt !== null && client.expiresAt <= new Date()) return null;
   return client;
