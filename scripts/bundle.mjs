@@ -12,9 +12,11 @@ import { gzipSync } from "node:zlib";
 // loads it on the first passkey request, so other cold starts do not evaluate it. Gzip raised from 420
 // for the signing key ring, discovery and the admin key routes (our own code, +7 KiB gzipped), then
 // from 432 for issue 27 (held recoveries, the mail budget and queue, the providers' own config and
-// the exchange's binding: our own code, +5 KiB gzipped). The next cut to make: zod's 64 locales,
-// about 258 KiB minified that nothing uses (the namespace `z` keeps them all).
-export const BUDGET_KIB = { raw: 2400, gzip: 440 };
+// the exchange's binding: our own code, +5 KiB gzipped). Raised from 2400 / 440 for issue 29's
+// authorization server (src/auth/oauth-server/ and its routes and schemas: our own code, about 150 KB
+// of TypeScript, +78 KiB raw and +28 KiB gzipped; no new runtime dependency). The next cut to make:
+// zod's 64 locales, about 258 KiB minified that nothing uses (the namespace `z` keeps them all).
+export const BUDGET_KIB = { raw: 2520, gzip: 475 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);
