@@ -110,6 +110,17 @@ describe("authorization_code", () => {
     expect((await tokenRequest(base, { basic: [client.id, client.secret!] })).status).toBe(200);
   });
 
+  it("redirect_uri may be left out only where the client has exactly one (OAuth 2.1 4.1.3)", async () => {
+    const single = await createTestClient();
+    const one = await approvedCode(single, await registerUser());
+    const ok = await tokenRequest({ grant_type: "authorization_code", code: one.code, code_verifier: one.verifier, client_id: single.id });
+    expect(ok.status, ok.text).toBe(200);
+    const several = await createTestClient({ redirectUris: ["https://app.example/callback", "https://app.example/other"] });
+    const two = await approvedCode(several, await registerUser());
+    const refused = await tokenRequest({ grant_type: "authorization_code", code: two.code, code_verifier: two.verifier, client_id: several.id });
+    expect([refused.status, refused.body.error]).toEqual([400, "invalid_request"]);
+  });
+
   it("an expired code gets nothing, even from its own client with its verifier", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser());
