@@ -1,7 +1,7 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { type OAuthClient, oauthClients, oauthConsents, oauthRequests } from "./oauth-server-tables";
-import { sessions } from "./schema";
+import { sessions, users } from "./schema";
 import { live } from "./sessions";
 
 export type NewOAuthClient = typeof oauthClients.$inferInsert;
@@ -83,7 +83,9 @@ export function consentsOf(db: Db, userId: string, limit: number) {
     })
     .from(oauthConsents)
     .innerJoin(oauthClients, eq(oauthClients.id, oauthConsents.clientId))
-    .where(eq(oauthConsents.userId, userId))
+    .innerJoin(users, eq(users.id, oauthConsents.userId))
+    // Only consents that still count: one from before the user's sessions last ended lapsed with them.
+    .where(and(eq(oauthConsents.userId, userId), eq(oauthConsents.sessionEpoch, users.sessionEpoch)))
     .orderBy(oauthConsents.createdAt)
     .limit(limit)
     .all();

@@ -1,6 +1,6 @@
 import { audit } from "../../audit";
 import {
-  consentedScope,
+  consentOf,
   type Decision,
   decideRequest,
   firstPartySession,
@@ -72,7 +72,8 @@ function needsSignIn(request: OAuthRequest, authTime: Date, now: Date) {
  */
 async function remembered(deps: Deps, request: OAuthRequest, userId: string, client: OAuthClient) {
   if (client.secretHash === null && !request.redirectUri.startsWith("https://")) return false;
-  const given = scopesOf(await consentedScope(deps.db, userId, request.clientId, request.resource ?? ""));
+  const consent = await consentOf(deps.db, userId, request.clientId, request.resource ?? "");
+  const given = consent?.current ? scopesOf(consent.scope) : [];
   return scopesOf(request.scope).every((s) => given.includes(s));
 }
 
@@ -85,9 +86,11 @@ const REMEMBER_TRIES = 5;
 async function remember(deps: Deps, userId: string, request: OAuthRequest, now: Date) {
   const resource = request.resource ?? "";
   for (let attempt = 0; attempt < REMEMBER_TRIES; attempt++) {
-    const was = await consentedScope(deps.db, userId, request.clientId, resource);
-    const scope = [...new Set([...scopesOf(was), ...scopesOf(request.scope)])].join(" ");
-    if (await rememberConsent(deps.db, { userId, clientId: request.clientId, resource, scope, now }, was)) return;
+    const was = await consentOf(deps.db, userId, request.clientId, resource);
+    // A consent from before the user's sessions last ended counts for nothing: start again from this one.
+    const kept = was?.current ? scopesOf(was.scope) : [];
+    const scope = [...new Set([...kept, ...scopesOf(request.scope)])].join(" ");
+    if (await rememberConsent(deps.db, { userId, clientId: request.clientId, resource, scope, now }, was?.scope)) return;
   }
   // Only remembering failed (the approval stands): the next request asks again.
   log("oauth_consent_not_remembered", { request_id: deps.requestId, user_id: userId, client_id: request.clientId }, "warn");
