@@ -113,7 +113,15 @@ export function rememberConsent(db: Db, row: { userId: string; clientId: string;
   const epoch = sql`(SELECT ${users.sessionEpoch} FROM ${users} WHERE ${users.id} = ${row.userId})`;
   return db
     .insert(oauthConsents)
-    .values({ userId: row.userId, clientId: row.clientId, resource: row.resource, scope: row.scope, sessionEpoch: epoch, createdAt: row.now, updatedAt: row.now })
+    .values({
+      userId: row.userId,
+      clientId: row.clientId,
+      resource: row.resource,
+      scope: row.scope,
+      sessionEpoch: epoch,
+      createdAt: row.now,
+      updatedAt: row.now,
+    })
     .onConflictDoUpdate({
       target: [oauthConsents.userId, oauthConsents.clientId, oauthConsents.resource],
       set: { scope: row.scope, sessionEpoch: epoch, updatedAt: row.now },

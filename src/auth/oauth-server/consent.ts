@@ -1,14 +1,5 @@
 import { audit } from "../../audit";
-import {
-  consentOf,
-  type Decision,
-  decideRequest,
-  firstPartySession,
-  type Holder,
-  holdRequest,
-  openRequest,
-  rememberConsent,
-} from "../../db/oauth-requests";
+import { consentOf, type Decision, decideRequest, firstPartySession, type Holder, holdRequest, openRequest, rememberConsent } from "../../db/oauth-requests";
 import type { OAuthClient, OAuthRequest } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
