@@ -63,7 +63,27 @@ const corsHeaders = cors({
   exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
   maxAge: 600,
 });
+// The authorization server's public protocol endpoints answer any origin, without credentials: a
+// browser-based OAuth or MCP client (an SPA, the MCP Inspector) discovers, registers and exchanges
+// from its own origin, and nothing there rides on a cookie (PKCE and client credentials carry it).
+const PUBLIC_PROTOCOL = new Set([
+  "/.well-known/openid-configuration",
+  "/.well-known/oauth-authorization-server",
+  "/.well-known/jwks.json",
+  "/oauth2/token",
+  "/oauth2/revoke",
+  "/oauth2/register",
+  "/oauth2/userinfo",
+]);
+const anyOrigin = cors({
+  origin: "*",
+  allowMethods: ["GET", "POST", "OPTIONS"],
+  allowHeaders: ["Content-Type", "Authorization"],
+  exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
+  maxAge: 600,
+});
 app.use(async function corsForBrowsers(c, next) {
+  if (PUBLIC_PROTOCOL.has(c.req.path)) return anyOrigin(c, next);
   if (c.req.header("origin") !== undefined || c.req.method === "OPTIONS") return corsHeaders(c, next);
   await next();
   c.header("Vary", "Origin", { append: true });

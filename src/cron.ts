@@ -8,7 +8,7 @@ import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
 import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
-import { deleteLapsedRegistrations } from "./db/oauth-clients";
+import { deleteLapsedDocumentClients, deleteLapsedRegistrations } from "./db/oauth-clients";
 import { deleteExpiredRequests } from "./db/oauth-requests";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
@@ -47,7 +47,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   const unverifiedAccounts = config.REQUIRE_VERIFIED_EMAIL === "on" ? await deleteUnverifiedAccounts(db, now) : 0;
   if (unverifiedAccounts) await audit({ db }, "unverified_accounts_removed", { count: unverifiedAccounts });
   // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
-  const lapsedClients = await deleteLapsedRegistrations(db, now);
+  // and clients known by a metadata document whose cache lapsed, that nothing refers to any more.
+  const lapsedClients = (await deleteLapsedRegistrations(db, now)) + (await deleteLapsedDocumentClients(db, dayAgo));
   const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients };
   log("housekeeping", {
     sessions_deleted: sessions,

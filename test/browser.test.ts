@@ -55,11 +55,28 @@ describe("CORS", () => {
   });
 
   it("answers a request without Origin (a server, curl) with no CORS grant but Vary: Origin, so a cache keeps it apart", async () => {
-    for (const res of [await call("GET", "/"), await call("GET", "/.well-known/jwks.json"), await call("GET", "/me")]) {
+    for (const res of [await call("GET", "/"), await call("GET", "/health"), await call("GET", "/me")]) {
       expect(res.headers.get("access-control-allow-origin")).toBeNull();
       expect(res.headers.get("access-control-allow-credentials")).toBeNull();
       expect(res.headers.get("vary")).toMatch(/origin/i);
     }
+  });
+
+  it("the authorization server's public endpoints answer any origin, never with credentials (browser-based OAuth and MCP clients)", async () => {
+    const origin = { origin: "https://inspector.example" };
+    for (const path of ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"]) {
+      const res = await call("GET", path, { headers: origin });
+      expect(res.headers.get("access-control-allow-origin")).toBe("*");
+      expect(res.headers.get("access-control-allow-credentials")).toBeNull();
+    }
+    const pre = await call("OPTIONS", "/oauth2/token", {
+      headers: { ...origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" },
+    });
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe("*");
+    // The API's own routes still answer only CORS_ORIGINS.
+    expect((await call("GET", "/me", { headers: origin })).headers.get("access-control-allow-origin")).toBeNull();
+    expect((await call("OPTIONS", "/oauth2/requests/x/approve", { headers: origin })).headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("answers OPTIONS without Origin with 204 too, not a 405 that names OPTIONS as allowed", async () => {

@@ -6,11 +6,12 @@ import { documentUrlProblem, loopbackDevelopment, specialUseHost } from "../src/
 import { clientFromDocument } from "../src/auth/oauth-server/metadata-document";
 import { clientScopes } from "../src/auth/oauth-server/policy";
 import { getConfig } from "../src/config";
+import { housekeeping } from "../src/cron";
 import { getDb } from "../src/db/client";
 import { upsertDocumentClient } from "../src/db/oauth-client-documents";
 import type { Deps } from "../src/deps";
 import { toBase64Url } from "../src/encoding";
-import { call, registerUser } from "./helpers";
+import { adminToken, call, registerUser } from "./helpers";
 import { approvedCode, pkce, tokenRequest } from "./oauth";
 
 // Client ID metadata documents (draft-ietf-oauth-client-id-metadata-document; MCP 2025-11-25): a
@@ -437,5 +438,36 @@ describe("through the authorization endpoint", () => {
         expect(res.body.error, id).toBe("invalid_request");
       }
     });
+  });
+});
+
+describe("what stays of a document client", () => {
+  it("the cron removes one whose cache lapsed over a day ago and that nothing refers to; a consent or a disabling keeps it", async () => {
+    const [loose, consented, disabled] = [docUrl("doc"), docUrl("doc"), docUrl("doc")];
+    for (const id of [loose, consented, disabled]) expect(await usableClient(deps(), id)).not.toBeNull();
+    const user = await registerUser();
+    const now = Date.now();
+    await env.DB.prepare(
+      "INSERT INTO oauth_consents (user_id, client_id, resource, scope, session_epoch, created_at, updated_at) VALUES (?, ?, '', 'openid', 0, ?, ?)",
+    )
+      .bind(user.user.id, consented, now, now)
+      .run();
+    await env.DB.prepare("UPDATE oauth_clients SET disabled_at = ? WHERE id = ?").bind(now, disabled).run();
+    await env.DB.prepare(`UPDATE oauth_clients SET expires_at = ? WHERE id IN (?, ?, ?)`)
+      .bind(now - 2 * 86_400_000, loose, consented, disabled)
+      .run();
+    await housekeeping(env);
+    expect([await rows(loose), await rows(consented), await rows(disabled)]).toEqual([0, 1, 1]);
+  });
+
+  it("an admin's delete leaves it disabled, so its document cannot bring it back", async () => {
+    const id = docUrl("doc");
+    expect(await usableClient(deps(), id)).not.toBeNull();
+    const admin = await adminToken();
+    const res = await call("DELETE", `/admin/clients/${encodeURIComponent(id)}`, { token: admin });
+    expect(res.status, res.text).toBe(200);
+    expect(await row(id)).toMatchObject({ source: "metadata" });
+    expect((await row(id))!.disabled_at).not.toBeNull();
+    expect(await usableClient(deps(), id)).toBeNull();
   });
 });

@@ -109,6 +109,13 @@ describe("a self-registered app", () => {
     expect((await tokenRequest(base, { basic: [client.id, res.body.client_secret] })).status).toBe(200);
   });
 
+  it("shows a site on the consent page only where its codes go (an https redirect's origin)", async () => {
+    const claimed = await register({ ...app, redirect_uris: ["https://tool.example/cb"], client_uri: "https://famous.example/" });
+    expect(claimed.body.client_uri).toBeUndefined();
+    const own = await register({ ...app, redirect_uris: ["https://tool.example/cb"], client_uri: "https://tool.example/about" });
+    expect(own.body.client_uri).toBe("https://tool.example/about");
+  });
+
   it.each([
     ["an http redirect on a public host", { redirect_uris: ["http://evil.example/cb"] }, "invalid_redirect_uri"],
     ["a redirect with a fragment", { redirect_uris: ["https://app.example/cb#x"] }, "invalid_redirect_uri"],
@@ -150,6 +157,11 @@ describe("bounds on what anonymous callers grow", () => {
       .run();
     const res = await register(app);
     expect([res.status, res.body.error]).toEqual([429, "temporarily_unavailable"]);
+    // Lapsed registrations count no more: a flood blocks registration only while it waits, not until the cron.
+    await env.DB.prepare("UPDATE oauth_clients SET expires_at = ? WHERE id LIKE 'flood-%'")
+      .bind(now - 1)
+      .run();
+    expect((await register(app)).status).toBe(201);
     await env.DB.prepare("DELETE FROM oauth_clients WHERE id LIKE 'flood-%'").run();
     expect((await register(app)).status).toBe(201);
   });

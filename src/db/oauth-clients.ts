@@ -1,4 +1,4 @@
-import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { type OAuthClient, oauthClients, oauthConsents, oauthRequests } from "./oauth-server-tables";
 import { sessions, users } from "./schema";
@@ -118,7 +118,7 @@ export function insertDynamicClient(db: Db, row: OAuthClient) {
   const pending = db
     .select({ n: sql<number>`count(*)` })
     .from(oauthClients)
-    .where(and(eq(oauthClients.source, "dynamic"), isNull(oauthClients.firstTokenAt)));
+    .where(and(eq(oauthClients.source, "dynamic"), isNull(oauthClients.firstTokenAt), gt(oauthClients.expiresAt, row.createdAt)));
   return db
     .insert(oauthClients)
     .select(
@@ -142,6 +142,26 @@ export function insertDynamicClient(db: Db, row: OAuthClient) {
         .where(sql`(${pending}) < ${PENDING_REGISTRATIONS_MAX}`),
     )
     .returning({ id: oauthClients.id });
+}
+
+/**
+ * Housekeeping: clients known by a metadata document whose cache lapsed over a day ago and that no
+ * consent and no grant still refers to (they are only a cache: the next use fetches the document).
+ */
+export async function deleteLapsedDocumentClients(db: Db, before: Date) {
+  const gone = await db
+    .delete(oauthClients)
+    .where(
+      and(
+        eq(oauthClients.source, "metadata"),
+        isNull(oauthClients.disabledAt), // a disabled one stays: deleting it would let its document bring it back
+        lt(oauthClients.expiresAt, before),
+        sql`NOT EXISTS (SELECT 1 FROM ${oauthConsents} WHERE ${oauthConsents.clientId} = ${oauthClients.id})`,
+        sql`NOT EXISTS (SELECT 1 FROM ${sessions} WHERE ${sessions.clientId} = ${oauthClients.id} AND ${sessions.revokedAt} IS NULL)`,
+      ),
+    )
+    .returning({ id: oauthClients.id });
+  return gone.length;
 }
 
 /** Housekeeping: self-registered clients that lapsed without ever getting a token. */

@@ -2,7 +2,8 @@ import { and, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { oauthClients, oauthRequests } from "./oauth-server-tables";
 import { sessions, users } from "./schema";
-import { claimColumns, live, reachable, revokedColumns } from "./sessions";
+import { claimColumns, clientEnabled } from "./session-rotation";
+import { live, reachable, revokedColumns } from "./sessions";
 import { mayHoldSession } from "./standing";
 
 /**
@@ -22,9 +23,14 @@ export interface CodeExchange {
   userAgent: string | null;
   now: Date;
   accessExpiresAt: Date;
-  expiresAt: Date;
+  // The grant's end when it comes with a refresh token (null: the client may not refresh); else it
+  // ends with its access token. Which, the statement decides from the scope the code was for.
+  refreshExpiresAt: Date | null;
   requireVerified: boolean;
 }
+
+/** OpenID Connect Core 11: an OpenID grant gets a refresh token only with offline_access (auth/oauth-server/token.ts refreshAllowed). */
+const refreshable = sql`((' ' || ${oauthRequests.scope} || ' ') LIKE '% offline_access %' OR (' ' || ${oauthRequests.scope} || ' ') NOT LIKE '% openid %')`;
 
 /** True in the batch once this exchange used the code. */
 const usedByThisExchange = (x: CodeExchange) => and(eq(oauthRequests.codeHash, x.codeHash), eq(oauthRequests.grantId, x.grantId));
@@ -45,6 +51,7 @@ export function exchangeCodeStatements(db: Db, x: CodeExchange) {
           eq(oauthRequests.redirectUri, x.redirectUri),
           eq(oauthRequests.codeChallenge, x.challenge),
           eq(oauthRequests.approved, true),
+          clientEnabled(x.clientId),
         ),
       )
       .returning({ scope: oauthRequests.scope, resource: oauthRequests.resource, nonce: oauthRequests.nonce }),
@@ -60,7 +67,10 @@ export function exchangeCodeStatements(db: Db, x: CodeExchange) {
             createdAt: value(x.now.getTime(), "created_at"),
             lastUsedAt: value(x.now.getTime(), "last_used_at"),
             accessExpiresAt: value(x.accessExpiresAt.getTime(), "access_expires_at"),
-            expiresAt: value(x.expiresAt.getTime(), "expires_at"),
+            expiresAt: (x.refreshExpiresAt
+              ? sql`CASE WHEN ${refreshable} THEN ${x.refreshExpiresAt.getTime()} ELSE ${x.accessExpiresAt.getTime()} END`
+              : sql`${x.accessExpiresAt.getTime()}`
+            ).as("expires_at"),
             revokedAt: sql`NULL`.as("revoked_at"),
             passwordFailures: sql`0`.as("password_failures"),
             amr: sql`${oauthRequests.amr}`.as("amr"),

@@ -1,7 +1,6 @@
 import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
-import { batch } from "./batch";
 import type { Db } from "./client";
-import { rotatedRefreshTokens, sessions, users } from "./schema";
+import { sessions, users } from "./schema";
 import { accountsWhere, mayHoldSession } from "./standing";
 
 export type NewSession = typeof sessions.$inferInsert;
@@ -12,7 +11,7 @@ export const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.e
  * The session's user may hold one (db/standing.ts). Checked in the same statement as every token
  * issue, so a disable that lands meanwhile wins.
  */
-const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId} IN ${accountsWhere(mayHoldSession(requireVerified))}`;
+export const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId} IN ${accountsWhere(mayHoldSession(requireVerified))}`;
 /**
  * What a revocation must reach: a live session, or any session one of whose access tokens may still
  * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
@@ -23,7 +22,7 @@ export const reachable = (now: Date) => or(live(now), gt(sessions.accessExpiresA
 const firstParty = isNull(sessions.clientId);
 export const revokedColumns = { id: sessions.id, userId: sessions.userId, accessExpiresAt: sessions.accessExpiresAt };
 /** The newest access token's expiry: as late as any before it, and never past the session's end. */
-const extendAccess = (until: Date) => sql`max(${sessions.accessExpiresAt}, min(${until.getTime()}, ${sessions.expiresAt}))`;
+export const extendAccess = (until: Date) => sql`max(${sessions.accessExpiresAt}, min(${until.getTime()}, ${sessions.expiresAt}))`;
 
 export function insertSession(db: Db, row: NewSession) {
   return db.insert(sessions).values(row);
@@ -85,123 +84,6 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
     .limit(MAX_EVICTED_PER_LOGIN)
     .offset(cap);
   return db.update(sessions).set({ revokedAt: now }).where(inArray(sessions.id, oldest)).returning(revokedColumns);
-}
-
-/** The user columns an access token needs, read in the same batch as the session write. */
-export const claimColumns = {
-  id: users.id,
-  username: users.username,
-  roles: users.roles,
-  epoch: users.sessionEpoch,
-  emailVerifiedAt: users.emailVerifiedAt,
-  email: users.email,
-};
-
-/** Whose refresh token it is: the API's own sign-in (null) or a grant to this client (auth/oauth-server/). */
-const heldBy = (clientId: string | null) => (clientId === null ? isNull(sessions.clientId) : eq(sessions.clientId, clientId));
-/** What a rotation or a reissue hands back of the session: what its next access token carries. */
-const issuingColumns = {
-  id: sessions.id,
-  expiresAt: sessions.expiresAt,
-  amr: sessions.amr,
-  authTime: sessions.authTime,
-  clientId: sessions.clientId,
-  scope: sessions.scope,
-  resource: sessions.resource,
-};
-
-export interface Rotation {
-  clientId: string | null;
-  requireVerified: boolean;
-  oldHash: string;
-  newHash: string;
-  now: Date;
-  accessExpiresAt: Date; // now + ACCESS_TOKEN_TTL; the row keeps it no later than the session's end
-  rotatedBy: string; // fingerprint of the rotating client
-}
-
-/**
- * Rotates a refresh token in one batch (one implicit transaction, no interactive transaction on D1):
- * 1. the conditional UPDATE swaps the hash only if the old one is current, live and unexpired:
- *    of two concurrent refreshes with one token, exactly one matches;
- * 2. the old hash is remembered as rotated, only if step 1 happened;
- * 3. the user is read back for the new access token's claims.
- * Returns the user and session, or null when the old hash was not a live session's current hash.
- */
-export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId }: Rotation) {
-  const { updated, user } = await batch(db, {
-    updated: db
-      .update(sessions)
-      .set({ refreshTokenHash: newHash, lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.refreshTokenHash, oldHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
-      .returning(issuingColumns),
-    remembered: db
-      .insert(rotatedRefreshTokens)
-      .select(
-        db
-          .select({
-            tokenHash: sql`${oldHash}`.as("token_hash"),
-            sessionId: sessions.id,
-            rotatedAt: sql`${now.getTime()}`.as("rotated_at"),
-            rotatedBy: sql`${rotatedBy}`.as("rotated_by"),
-          })
-          .from(sessions)
-          .where(eq(sessions.refreshTokenHash, newHash)),
-      )
-      // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
-      .onConflictDoNothing(),
-    user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
-  });
-  const session = updated[0];
-  const owner = user[0];
-  return session && owner ? { session, user: owner } : null;
-}
-
-/**
- * A new access token for a live session whose current refresh token hash is `currentHash`, without
- * rotating: the answer to a client that retries a refresh whose answer it lost. Same shape as a rotation.
- */
-export async function reissueAccess(
-  db: Db,
-  {
-    sessionId,
-    currentHash,
-    now,
-    accessExpiresAt,
-    requireVerified,
-    clientId,
-  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean; clientId: string | null },
-) {
-  const { updated, user } = await batch(db, {
-    updated: db
-      .update(sessions)
-      .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
-      .returning(issuingColumns),
-    user: db
-      .select(claimColumns)
-      .from(users)
-      .innerJoin(sessions, eq(sessions.userId, users.id))
-      .where(and(eq(sessions.id, sessionId), live(now))),
-  });
-  const session = updated[0];
-  const owner = user[0];
-  return session && owner ? { session, user: owner } : null;
-}
-
-/** The session a rotated (already used) refresh token belonged to, its owner, and who rotated it when. */
-export async function findRotated(db: Db, tokenHash: string) {
-  return db
-    .select({
-      sessionId: rotatedRefreshTokens.sessionId,
-      userId: sessions.userId,
-      rotatedAt: rotatedRefreshTokens.rotatedAt,
-      rotatedBy: rotatedRefreshTokens.rotatedBy,
-    })
-    .from(rotatedRefreshTokens)
-    .innerJoin(sessions, eq(sessions.id, rotatedRefreshTokens.sessionId))
-    .where(eq(rotatedRefreshTokens.tokenHash, tokenHash))
-    .get();
 }
 
 /**

@@ -14,7 +14,8 @@ export type LimiterName =
   | "MAIL_LIMITER"
   | "OAUTH_IP_LIMITER"
   | "OAUTH_SERVER_IP_LIMITER"
-  | "OAUTH_REGISTER_IP_LIMITER";
+  | "OAUTH_REGISTER_IP_LIMITER"
+  | "OAUTH_TOKEN_IP_LIMITER";
 
 // Every limiter in wrangler.toml counts per 60 s; a blocked client may retry after that.
 const PERIOD_SECONDS = 60;

@@ -41,7 +41,7 @@ const tokenRoute = createRoute({
   summary: "Tokens for an app: a code's exchange (PKCE), a refresh, or client_credentials (RFC 6749)",
   description:
     "Client authentication: client_secret_basic, client_secret_post, or none (a public client; PKCE binds its codes). A code is used once: a second use ends the grant the first opened. A refresh rotates the refresh token (a replay outside the grace window ends the grant) and may narrow the scope, never widen it or change the resource.",
-  middleware: [limitByIp("OAUTH_SERVER_IP_LIMITER")],
+  middleware: [limitByIp("OAUTH_TOKEN_IP_LIMITER")],
   request: form(tokenForm),
   responses: { 200: json(tokenResponseSchema, "The tokens"), ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]) },
 });
@@ -51,7 +51,7 @@ const revokeRoute = createRoute({
   path: "/oauth2/revoke",
   tags,
   summary: "Revoke an app's refresh or access token: the grant behind it ends (RFC 7009)",
-  middleware: [limitByIp("OAUTH_SERVER_IP_LIMITER")],
+  middleware: [limitByIp("OAUTH_TOKEN_IP_LIMITER")],
   request: form(z.object({ token: text(4096), token_type_hint: text(64).optional(), ...clientFields })),
   responses: {
     200: { description: "Revoked, or nothing to revoke: the same answer either way" },

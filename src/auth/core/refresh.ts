@@ -1,5 +1,6 @@
 import { audit } from "../../audit";
-import { findRotated, reissueAccess, revokeSession, rotateRefreshToken } from "../../db/sessions";
+import { findRotated, reissueAccess, rotateRefreshToken } from "../../db/session-rotation";
+import { revokeSession } from "../../db/sessions";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
 import { retryAfterAnswer } from "./epochs";
@@ -29,9 +30,10 @@ export async function refresh(deps: Deps, refreshToken: string): Promise<Issued>
 
 /**
  * The rotation itself, for the API's own sessions (`clientId` null) and for an app's grant
- * (auth/oauth-server/refresh-grant.ts): a token is rotated only by the holder it was issued to.
+ * (auth/oauth-server/refresh-grant.ts): a token is rotated only by the holder it was issued to (and,
+ * for a grant's refresh naming a resource, only if that is the grant's).
  */
-export async function rotate(deps: Deps, refreshToken: string, clientId: string | null): Promise<Rotated> {
+export async function rotate(deps: Deps, refreshToken: string, clientId: string | null, resource?: string): Promise<Rotated> {
   const { db, kv, config } = deps;
   if (!REFRESH_TOKEN_FORMAT.test(refreshToken)) throw deadRefreshToken();
   const now = new Date();
@@ -41,7 +43,16 @@ export async function rotate(deps: Deps, refreshToken: string, clientId: string 
   const fingerprint = await clientFingerprint(deps);
   const accessExpiresAt = accessUntil(config, now);
   const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
-  const rotated = await rotateRefreshToken(db, { oldHash, newHash: successorHash, now, accessExpiresAt, rotatedBy: fingerprint, requireVerified, clientId });
+  const rotated = await rotateRefreshToken(db, {
+    oldHash,
+    newHash: successorHash,
+    now,
+    accessExpiresAt,
+    rotatedBy: fingerprint,
+    requireVerified,
+    clientId,
+    resource,
+  });
   if (rotated) return { ...rotated, successor, now };
 
   const used = await findRotated(db, oldHash);

@@ -116,7 +116,8 @@ export async function updateClientByAdmin(deps: Deps, ask: StepUpAsk<"manage_cli
 /**
  * Deletes a client: first disabled with every grant ended (one batch) and KV written, then removed
  * (its requests in flight and consents go by cascade; the grants' rows stay, revoked, until the cron's
- * cleanup). A failed KV write leaves it disabled, not gone: repeating the delete completes it.
+ * cleanup). A failed KV write leaves it disabled, not gone: repeating the delete completes it. A client
+ * known by its metadata document stays, disabled: gone, its document would bring it back at its next use.
  */
 export async function deleteClientByAdmin(deps: Deps, admin: AccessClaims, id: string): Promise<number> {
   const now = new Date();
@@ -126,7 +127,7 @@ export async function deleteClientByAdmin(deps: Deps, admin: AccessClaims, id: s
   });
   if (!disabled[0]) throw new Refusal("not_found", "No such client");
   await revokeGrantsInKv(deps.kv, revoked, now);
-  await deleteClient(deps.db, id);
+  if (disabled[0].source !== "metadata") await deleteClient(deps.db, id);
   await audit(deps, "oauth_client_deleted", { user_id: admin.sub, session_id: admin.sid, client_id: id, grants_revoked: revoked.length });
   return revoked.length;
 }

@@ -61,7 +61,8 @@ export function documentUrlProblem(config: Pick<Config, "ISSUER">, id: string): 
   const loopback = LOOPBACK_NAMES.has(url.hostname);
   if (url.protocol !== "https:" && !(url.protocol === "http:" && local && loopback)) return "not_https";
   if (loopback ? !local : specialUseHost(url.hostname)) return "special_use_host";
-  if (url.origin === new URL(config.ISSUER).origin) return "own_origin"; // never a request to this Worker itself
+  // Never a request to this Worker itself, nor to its host spelled with a trailing dot.
+  if (url.hostname.endsWith(".") || url.origin === new URL(config.ISSUER).origin) return "own_origin";
   return null;
 }
 

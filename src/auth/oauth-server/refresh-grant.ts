@@ -5,8 +5,8 @@ import { Refusal } from "../core/errors";
 import { rotate } from "../core/refresh";
 import { hashRefreshToken, REFRESH_TOKEN_FORMAT } from "../core/refresh-tokens";
 import { OAuthRefusal } from "./errors";
-import { normalizeResource, scopesOf } from "./policy";
-import { grantTokens, type TokenAnswer } from "./token";
+import { clientScopes, grantableResource, normalizeResource, scopesOf } from "./policy";
+import { endGrant, grantTokens, type TokenAnswer } from "./token";
 
 /**
  * The refresh_token grant (RFC 6749 6): the API's own rotation (auth/core/refresh.ts rotate) on the
@@ -25,21 +25,44 @@ const deadToken = () => new OAuthRefusal("invalid_grant", "The refresh token is 
 
 export async function refreshGrant(deps: Deps, client: OAuthClient, p: RefreshParams): Promise<TokenAnswer> {
   if (!client.grantTypes.includes("refresh_token")) throw new OAuthRefusal("unauthorized_client", "This client may not use the refresh_token grant");
-  // Narrowing is judged before the rotation, so a refused one leaves the token usable. Only a
-  // request that names a scope or a resource pays this read.
-  if (p.scope !== undefined || p.resource?.length) await checkNarrowing(deps, client, p);
+  // A named scope is judged before the rotation, so a refused one leaves the token usable; only such
+  // a request pays this read. A named resource is a condition of the rotation itself (MCP clients name
+  // it on every refresh): when the rotation does not happen, the read below says why.
+  if (p.scope !== undefined) await checkNarrowing(deps, client, p);
+  const resource = p.resource?.length ? resourceOf(p.resource) : undefined;
   let rotated: Awaited<ReturnType<typeof rotate>>;
   try {
-    rotated = await rotate(deps, p.refresh_token, client.id);
+    rotated = await rotate(deps, p.refresh_token, client.id, resource);
   } catch (err) {
-    if (err instanceof Refusal && err.code === "invalid_token") throw deadToken();
-    throw err;
+    if (!(err instanceof Refusal) || err.code !== "invalid_token") throw err;
+    if (resource !== undefined) await checkNarrowing(deps, client, p);
+    throw deadToken();
   }
   const { session, user, successor, now } = rotated;
-  const granted = scopesOf(session.scope);
+  // The client as it is now: what an admin, the deployment or its document withdrew is not handed out again.
+  if (session.resource !== null && !stillAllowed(deps, client, session.resource)) {
+    await endGrant(deps, session.id, "resource_withdrawn");
+    throw new OAuthRefusal("invalid_grant", "The resource this grant was for is no longer one this client may ask for");
+  }
+  const allowed = clientScopes(deps.config, client);
+  const granted = scopesOf(session.scope).filter((s) => allowed.includes(s));
   const scope = p.scope === undefined ? granted : scopesOf(p.scope).filter((s) => granted.includes(s));
   const answer = await grantTokens(deps, { client, user, grant: session, scope, resource: session.resource, now, idToken: false });
   return { ...answer, refresh_token: successor };
+}
+
+function resourceOf(asked: string[]): string {
+  const resource = asked.length === 1 ? normalizeResource(asked[0]!) : null;
+  if (!resource) throw new OAuthRefusal("invalid_target", "A refresh keeps the resource that was granted");
+  return resource;
+}
+
+function stillAllowed(deps: Deps, client: OAuthClient, resource: string): boolean {
+  try {
+    return grantableResource(deps.config, client, [resource]) === resource;
+  } catch {
+    return false;
+  }
 }
 
 async function checkNarrowing(deps: Deps, client: OAuthClient, p: RefreshParams) {

@@ -37,6 +37,16 @@ export async function mayRegister(deps: Deps, bearer: string | undefined): Promi
   if (!OAUTH_REGISTRATION_TOKENS.includes(hash)) throw new OAuthRefusal("invalid_token", "A valid initial access token is required to register");
 }
 
+/**
+ * The site a self-registered app may show on the consent page: only one its codes go to (the origin
+ * of one of its https redirect URIs), so no app can claim to be a site it is not. Else none.
+ */
+function siteOf(uri: string | null, redirectUris: string[]): string | null {
+  if (!uri) return null;
+  const origin = new URL(uri).origin;
+  return redirectUris.some((r) => r.startsWith("https://") && new URL(r).origin === origin) ? uri : null;
+}
+
 /** The client's own words, checked as an admin's would be (client-metadata.ts), in the protocol's error codes. */
 function checked(deps: Deps, input: RegistrationInput) {
   const grantTypes = [...new Set(input.grant_types ?? ["authorization_code"])];
@@ -45,10 +55,11 @@ function checked(deps: Deps, input: RegistrationInput) {
   if (!grantTypes.includes("authorization_code")) throw metadata("grant_types: authorization_code is required");
   if (input.response_types?.some((r) => r !== "code")) throw metadata("response_types: only code");
   try {
+    const redirectUris = checkRedirectUris(input.redirect_uris, true);
     return {
       name: input.client_name?.trim() || "Unnamed app",
-      uri: checkUri(input.client_uri ?? null),
-      redirectUris: checkRedirectUris(input.redirect_uris, true),
+      uri: siteOf(checkUri(input.client_uri ?? null), redirectUris),
+      redirectUris,
       grantTypes,
       scope: checkScope(deps.config, input.scope ?? [...OIDC_SCOPES, ...deps.config.OAUTH_SCOPES].join(" ")),
     };

@@ -38,7 +38,8 @@ const earlier = (a: Date, b: Date) => (a < b ? a : b);
 
 /**
  * A refresh token only where one is wanted and allowed: the client may use the refresh_token grant,
- * and, for an OpenID request, the user granted offline_access (OpenID Connect Core 11).
+ * and, for an OpenID request, the user granted offline_access (OpenID Connect Core 11). The grant's
+ * row applies the same rule to its lifetime (db/oauth-grants.ts refreshable).
  */
 export const refreshAllowed = (client: Pick<OAuthClient, "grantTypes">, scope: string[]) =>
   client.grantTypes.includes("refresh_token") && (scope.includes("offline_access") || !scope.includes("openid"));
@@ -123,7 +124,7 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
     now,
     accessExpiresAt: accessUntil(config, now),
     // A grant without refresh ends with its access token; with one, it lives as a session does.
-    expiresAt: allowsRefresh ? new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000) : accessUntil(config, now),
+    refreshExpiresAt: allowsRefresh ? new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000) : null,
     requireVerified: config.REQUIRE_VERIFIED_EMAIL === "on",
   };
   const r = await batch(db, {
@@ -133,7 +134,7 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
   const request = r.code[0];
   const grant = r.grant[0];
   const user = r.owner[0];
-  if (!request) return codeNotUsable(deps, codeHash);
+  if (!request) return codeNotUsable(deps, codeHash, client.id);
   if (!grant || !user) throw badCode(); // the account was disabled, or the approving session ended, since the approval
   const scope = scopesOf(request.scope);
   // RFC 8707 2.2: a resource named here must be the one granted.
@@ -147,10 +148,13 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
   return answer;
 }
 
-/** Why a code could not be used; a code used before ends the grant its first use opened. */
-async function codeNotUsable(deps: Deps, codeHash: string): Promise<never> {
+/**
+ * Why a code could not be used; a code used before, presented again by its own client, ends the grant
+ * its first use opened (anyone else who saw the code could otherwise end that grant at will).
+ */
+async function codeNotUsable(deps: Deps, codeHash: string, clientId: string): Promise<never> {
   const used = await usedCode(deps.db, codeHash);
-  if (used?.usedAt && used.grantId) {
+  if (used?.usedAt && used.grantId && used.clientId === clientId) {
     await audit(deps, "oauth_code_reused", { user_id: used.userId, session_id: used.grantId, client_id: used.clientId });
     await endGrant(deps, used.grantId, "code_reused");
   }
