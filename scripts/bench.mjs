@@ -8,8 +8,9 @@
 // a WebAuthn challenge) cannot be repeated for seconds, so each round prepares BENCH_COUNT of them
 // (fresh users, challenges, signed assertions: none of it measured), fires them at the same
 // concurrency, and divides the worker's CPU by their count.
+// The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens.
 //   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
-//   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" for their group).
+//   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" / "oauth" for their group).
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -18,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { OAUTH, oauthRows } from "./bench-oauth.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 
@@ -60,20 +62,24 @@ const state = mkdtempSync(path.join(os.tmpdir(), "bench-"));
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
 let ipCounter = 0;
 const HEADERS = Symbol("headers"); // an answer's headers, beside its JSON
-/** One request; every call from its own address, so the per-IP rate limits never answer instead. */
-function send(port, method, pathname, { body, token } = {}) {
+/**
+ * One request; every call from its own address, so the per-IP rate limits never answer instead. A
+ * JSON `body` or a `form` (urlencoded); with `redirect`, a 3xx answers `{ location }` instead of failing.
+ */
+function send(port, method, pathname, { body, form, token, redirect } = {}) {
   const n = ipCounter++;
   const headers = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, "user-agent": "bench" };
   if (token) headers.authorization = `Bearer ${token}`;
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  if (payload) headers["content-type"] = "application/json";
+  const payload = form ? new URLSearchParams(form).toString() : body === undefined ? undefined : JSON.stringify(body);
+  if (payload) headers["content-type"] = form ? "application/x-www-form-urlencoded" : "application/json";
   return new Promise((resolve, reject) => {
     const req = request({ host: "127.0.0.1", port, method, path: pathname, headers, agent }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => {
         const text = Buffer.concat(chunks).toString();
-        if (res.statusCode >= 300) reject(new Error(`${method} ${pathname} answered ${res.statusCode}: ${text.slice(0, 200)}`));
+        if (redirect && res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) resolve({ location: res.headers.location });
+        else if (res.statusCode >= 300) reject(new Error(`${method} ${pathname} answered ${res.statusCode}: ${text.slice(0, 200)}`));
         else resolve(text ? Object.defineProperty(JSON.parse(text), HEADERS, { value: res.headers }) : null);
       });
     });
@@ -186,6 +192,11 @@ async function main() {
       `ISSUER:http://localhost:${API_PORT}`,
       "--var",
       "LOG_REQUESTS:off",
+      // The authorization server (bench-oauth.mjs): its consent page's address, and self-registered clients.
+      "--var",
+      "APP_URL:http://localhost:5173/",
+      "--var",
+      "OAUTH_REGISTRATION:open",
       ...webauthn,
     ],
     { quiet: true },
@@ -281,6 +292,8 @@ async function main() {
     rows[key] = summarize(runs);
   }
   Object.assign(rows, await secondFactors({ apiPid, floorPid, floor, summarize, renew: (t) => (token = t) }));
+  const kit = { send, measure, measureEach, inParallel, summarize, selected, floor, apiPid, floorPid, port: API_PORT };
+  Object.assign(rows, await oauthRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -288,7 +301,7 @@ async function main() {
     line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio", "CPU ratio, same answer"]),
     line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
-  for (const [key, , name, floorName] of [...PAIRS, ...SECOND].filter(([key]) => rows[key])) {
+  for (const [key, , name, floorName] of [...PAIRS, ...SECOND, ...OAUTH].filter(([key]) => rows[key])) {
     const { api: r, floor: f, cpuRatio, rpsRatio, sameRatio } = rows[key];
     const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));
