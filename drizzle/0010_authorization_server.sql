@@ -20,6 +20,7 @@ CREATE TABLE `oauth_consents` (
 	`client_id` text NOT NULL,
 	`resource` text NOT NULL,
 	`scope` text NOT NULL,
+	`session_epoch` integer DEFAULT 0 NOT NULL,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL,
 	PRIMARY KEY(`user_id`, `client_id`, `resource`),
@@ -60,4 +61,5 @@ CREATE INDEX `oauth_requests_expires_at_idx` ON `oauth_requests` (`expires_at`);
 ALTER TABLE `sessions` ADD `client_id` text;--> statement-breakpoint
 ALTER TABLE `sessions` ADD `scope` text;--> statement-breakpoint
 ALTER TABLE `sessions` ADD `resource` text;--> statement-breakpoint
+ALTER TABLE `sessions` ADD `approved_by` text;--> statement-breakpoint
 CREATE INDEX `sessions_client_id_idx` ON `sessions` (`client_id`);

@@ -316,6 +316,20 @@ describe("prompt=none", () => {
     expect(params.get("error")).toBeNull();
   });
 
+  it("a public client on a loopback redirect is asked every time (RFC 8252 8.6); a confidential one there is not", async () => {
+    const loopback = ["http://127.0.0.1/callback"];
+    for (const [confidential, remembered] of [
+      [false, false],
+      [true, true],
+    ] as const) {
+      const { client, token } = await setup({ redirectUris: loopback, confidential });
+      answerOf(await approve(await startRequest(client, { scope: "openid" }), token), client);
+      expect((await open(await startRequest(client, { scope: "openid" }), token)).body.consent_remembered).toBe(remembered);
+      const params = answerOf(await approve(await startRequest(client, { scope: "openid", prompt: "none" }), token), client);
+      expect(params.get("error")).toBe(remembered ? null : "consent_required");
+    }
+  });
+
   it("with a sign-in older than max_age: login_required back to the app, not a 401", async () => {
     const { client, token } = await setup();
     answerOf(await approve(await startRequest(client), token), client);

@@ -110,6 +110,33 @@ describe("authorization_code", () => {
     expect((await tokenRequest(base, { basic: [client.id, client.secret!] })).status).toBe(200);
   });
 
+  it("redirect_uri may be left out only where the client has exactly one (OAuth 2.1 4.1.3)", async () => {
+    const single = await createTestClient();
+    const one = await approvedCode(single, await registerUser());
+    const ok = await tokenRequest({ grant_type: "authorization_code", code: one.code, code_verifier: one.verifier, client_id: single.id });
+    expect(ok.status, ok.text).toBe(200);
+    const several = await createTestClient({ redirectUris: ["https://app.example/callback", "https://app.example/other"] });
+    const two = await approvedCode(several, await registerUser());
+    const refused = await tokenRequest({ grant_type: "authorization_code", code: two.code, code_verifier: two.verifier, client_id: several.id });
+    expect([refused.status, refused.body.error]).toEqual([400, "invalid_request"]);
+  });
+
+  it("an expired code gets nothing, even from its own client with its verifier", async () => {
+    const client = await createTestClient();
+    const code = await approvedCode(client, await registerUser());
+    await env.DB.prepare("UPDATE oauth_requests SET code_expires_at = ? WHERE code_hash = ?")
+      .bind(Date.now() - 1, await sha256Base64Url(code.code))
+      .run();
+    const res = await tokenRequest({
+      grant_type: "authorization_code",
+      code: code.code,
+      redirect_uri: client.redirectUri,
+      code_verifier: code.verifier,
+      client_id: client.id,
+    });
+    expect([res.status, res.body.error]).toEqual([400, "invalid_grant"]);
+  });
+
   it("no refresh token without offline_access for an OpenID request", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser(), { scope: "openid profile" });
@@ -176,6 +203,17 @@ describe("refresh_token", () => {
     expectError(await call("POST", "/refresh", { body: { refresh_token: tokens.refresh_token } }), 401, "invalid_token");
     expect((await refreshAt(client, user.refresh_token)).body.error).toBe("invalid_grant");
     expect((await refreshAt(client, tokens.refresh_token)).status).toBe(200);
+  });
+
+  it("a grant past its end refreshes no more, and its client's disabling or its user's ends it too", async () => {
+    const { client, tokens } = await grantWithRefresh();
+    await env.DB.prepare("UPDATE sessions SET expires_at = ? WHERE id = ?")
+      .bind(Date.now() - 1, sidOf(tokens.access_token))
+      .run();
+    expect((await refreshAt(client, tokens.refresh_token)).body.error).toBe("invalid_grant");
+    const disabledUser = await grantWithRefresh();
+    await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), disabledUser.user.user.id).run();
+    expect((await refreshAt(disabledUser.client, disabledUser.tokens.refresh_token)).body.error).toBe("invalid_grant");
   });
 
   it("a client not allowed the refresh_token grant is refused before anything rotates", async () => {

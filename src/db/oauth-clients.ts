@@ -1,7 +1,7 @@
 import { and, desc, eq, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { type OAuthClient, oauthClients, oauthConsents, oauthRequests } from "./oauth-server-tables";
-import { sessions } from "./schema";
+import { sessions, users } from "./schema";
 import { live } from "./sessions";
 
 export type NewOAuthClient = typeof oauthClients.$inferInsert;
@@ -72,21 +72,25 @@ export function grantsByClient(db: Db, userId: string, now: Date, limit: number)
 
 /** What a user agreed each app may have (one row per client and resource). */
 export function consentsOf(db: Db, userId: string, limit: number) {
-  return db
-    .select({
-      clientId: oauthClients.id,
-      name: oauthClients.name,
-      uri: oauthClients.uri,
-      resource: oauthConsents.resource,
-      scope: oauthConsents.scope,
-      createdAt: oauthConsents.createdAt,
-    })
-    .from(oauthConsents)
-    .innerJoin(oauthClients, eq(oauthClients.id, oauthConsents.clientId))
-    .where(eq(oauthConsents.userId, userId))
-    .orderBy(oauthConsents.createdAt)
-    .limit(limit)
-    .all();
+  return (
+    db
+      .select({
+        clientId: oauthClients.id,
+        name: oauthClients.name,
+        uri: oauthClients.uri,
+        resource: oauthConsents.resource,
+        scope: oauthConsents.scope,
+        createdAt: oauthConsents.createdAt,
+      })
+      .from(oauthConsents)
+      .innerJoin(oauthClients, eq(oauthClients.id, oauthConsents.clientId))
+      .innerJoin(users, eq(users.id, oauthConsents.userId))
+      // Only consents that still count: one from before the user's sessions last ended lapsed with them.
+      .where(and(eq(oauthConsents.userId, userId), eq(oauthConsents.sessionEpoch, users.sessionEpoch)))
+      .orderBy(oauthConsents.createdAt)
+      .limit(limit)
+      .all()
+  );
 }
 
 /** Forgets what the user agreed this app may have: its next request asks again. */

@@ -68,6 +68,7 @@ export function exchangeCodeStatements(db: Db, x: CodeExchange) {
             clientId: sql`${oauthRequests.clientId}`.as("client_id"),
             scope: sql`${oauthRequests.scope}`.as("scope"),
             resource: sql`${oauthRequests.resource}`.as("resource"),
+            approvedBy: sql`${oauthRequests.sessionId}`.as("approved_by"),
           })
           .from(oauthRequests)
           .innerJoin(users, eq(users.id, oauthRequests.userId))

@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { oauthConsents, oauthRequests } from "./oauth-server-tables";
-import { sessions } from "./schema";
+import { sessions, users } from "./schema";
 import { live } from "./sessions";
 
 /**
@@ -91,27 +91,40 @@ export function decideRequest(db: Db, id: string, h: Holder | null, now: Date, d
 }
 
 /** The scopes the user agreed this client may have for this resource ("" for none), or undefined. */
-export async function consentedScope(db: Db, userId: string, clientId: string, resource: string) {
-  const row = await db
-    .select({ scope: oauthConsents.scope })
+/**
+ * The user's remembered consent for a client and resource: its scope as stored (what a write must find
+ * to replace it), and whether it still counts (remembered in the user's current session epoch).
+ */
+export async function consentOf(db: Db, userId: string, clientId: string, resource: string) {
+  return db
+    .select({ scope: oauthConsents.scope, current: sql<number>`${oauthConsents.sessionEpoch} = ${users.sessionEpoch}` })
     .from(oauthConsents)
+    .innerJoin(users, eq(users.id, oauthConsents.userId))
     .where(and(eq(oauthConsents.userId, userId), eq(oauthConsents.clientId, clientId), eq(oauthConsents.resource, resource)))
     .get();
-  return row?.scope;
 }
 
 /**
- * Remembers a consent: `scope` replaces the row's only while the row still holds `was` (what the
- * caller read and merged into `scope`; undefined: no row). Returns no row when another approval
- * changed it meanwhile: read again and retry, so a union of scopes never loses one.
+ * Remembers a consent in the user's current session epoch: `scope` replaces the row's only while the
+ * row still holds `was` (what the caller read; undefined: no row). Returns no row when another
+ * approval changed it meanwhile: read again and retry, so a union of scopes never loses one.
  */
 export function rememberConsent(db: Db, row: { userId: string; clientId: string; resource: string; scope: string; now: Date }, was: string | undefined) {
+  const epoch = sql`(SELECT ${users.sessionEpoch} FROM ${users} WHERE ${users.id} = ${row.userId})`;
   return db
     .insert(oauthConsents)
-    .values({ userId: row.userId, clientId: row.clientId, resource: row.resource, scope: row.scope, createdAt: row.now, updatedAt: row.now })
+    .values({
+      userId: row.userId,
+      clientId: row.clientId,
+      resource: row.resource,
+      scope: row.scope,
+      sessionEpoch: epoch,
+      createdAt: row.now,
+      updatedAt: row.now,
+    })
     .onConflictDoUpdate({
       target: [oauthConsents.userId, oauthConsents.clientId, oauthConsents.resource],
-      set: { scope: row.scope, updatedAt: row.now },
+      set: { scope: row.scope, sessionEpoch: epoch, updatedAt: row.now },
       setWhere: was === undefined ? sql`0` : eq(oauthConsents.scope, was),
     })
     .returning({ scope: oauthConsents.scope })

@@ -68,7 +68,10 @@ export const oauthRequests = sqliteTable(
   (t) => [uniqueIndex("oauth_requests_code_hash_unique").on(t.codeHash), index("oauth_requests_expires_at_idx").on(t.expiresAt)],
 );
 
-/** What a user agreed an app may have: per resource ("" for none), the scopes, so a request within them asks again only with prompt=consent. */
+/**
+ * What a user agreed an app may have: per resource ("" for none), the scopes, so a request within
+ * them asks again only with prompt=consent; valid while the user's session epoch is the one stored.
+ */
 export const oauthConsents = sqliteTable(
   "oauth_consents",
   {
@@ -80,6 +83,9 @@ export const oauthConsents = sqliteTable(
       .references(() => oauthClients.id, { onDelete: "cascade" }),
     resource: text().notNull(),
     scope: text().notNull(),
+    // The user's session epoch when remembered: ending every session (a password change, a reset, a
+    // reclaim, "sign me out everywhere") raises it, and with it every remembered consent lapses.
+    sessionEpoch: integer("session_epoch").notNull().default(0),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },

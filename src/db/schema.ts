@@ -86,6 +86,7 @@ export const sessions = sqliteTable(
     clientId: text("client_id"),
     scope: text(),
     resource: text(),
+    approvedBy: text("approved_by"), // a grant: the first-party session whose approval opened it (ended with it if that one is stolen)
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),

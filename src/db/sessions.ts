@@ -62,6 +62,7 @@ export function insertSessionIf(
           clientId: sql`NULL`.as("client_id"),
           scope: sql`NULL`.as("scope"),
           resource: sql`NULL`.as("resource"),
+          approvedBy: sql`NULL`.as("approved_by"),
         })
         .from(users)
         .where(and(eq(users.id, row.userId), condition)),
@@ -204,14 +205,18 @@ export async function findRotated(db: Db, tokenHash: string) {
 }
 
 /**
- * Revokes one session, found by id (optionally only the user's own) or by its current refresh token
- * hash. Matches a session already revoked while its access tokens may live, so a retry can repair KV.
+ * Revokes one session, found by id (optionally only the user's own; `withGrants`: and the apps' grants
+ * its approvals opened, for a session taken to be stolen) or by its current refresh token hash.
+ * Matches a session already revoked while its access tokens may live, so a retry can repair KV.
  */
-export function revokeSession(db: Db, where: { id: string; userId?: string } | { refreshTokenHash: string }, now: Date) {
+export function revokeSession(db: Db, where: { id: string; userId?: string; withGrants?: boolean } | { refreshTokenHash: string }, now: Date) {
   const match =
     "refreshTokenHash" in where
       ? eq(sessions.refreshTokenHash, where.refreshTokenHash)
-      : and(eq(sessions.id, where.id), where.userId ? eq(sessions.userId, where.userId) : undefined);
+      : and(
+          where.withGrants ? or(eq(sessions.id, where.id), eq(sessions.approvedBy, where.id)) : eq(sessions.id, where.id),
+          where.userId ? eq(sessions.userId, where.userId) : undefined,
+        );
   return db
     .update(sessions)
     .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })

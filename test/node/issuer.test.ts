@@ -11,6 +11,7 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, type JSON
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
+import { jsonApi, localD1, wranglerEnv } from "./local-api";
 
 /**
  * The API as an issuer, seen from resource servers that know only its URL (docs/design.md "Signing
@@ -32,21 +33,11 @@ const hasPyJwt = spawnSync(PYTHON, ["-c", "import jwt, jwt.algorithms as a; asse
 const needPyJwt = process.env.EDGE_AUTH_REQUIRE_PYJWT === "1";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
+const env = wranglerEnv;
 const state = mkdtempSync(path.join(tmpdir(), "issuer-"));
-const d1 = (sql: string) => {
-  const run = spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--persist-to", state, "--command", sql], { cwd: root, env, encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`d1 execute failed: ${run.stderr}`);
-};
+const d1 = localD1(state);
 
-async function api(method: string, p: string, body?: unknown, token?: string) {
-  const res = await fetch(`${ISSUER}${p}`, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = jsonApi(ISSUER);
 
 // ---- resource servers, each given only ISSUER ----
 

@@ -12,6 +12,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
+import { jsonApi, localD1, wranglerEnv } from "./local-api";
 
 /**
  * An MCP server protected by this API, reached by the official MCP TypeScript SDK's client that starts
@@ -37,23 +38,13 @@ const SCOPE = "mcp:tools";
 const TTL = 60; // the API's ACCESS_TOKEN_TTL (its least): the refresh below waits for a token to run out
 const PASSWORD = "correct horse 42";
 
-const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
+const env = wranglerEnv;
 const state = mkdtempSync(path.join(tmpdir(), "mcp-"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const vars = (pairs: Record<string, string>) => Object.entries(pairs).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-const d1 = (sql: string) => {
-  const run = spawnSync("wrangler", ["d1", "execute", "DB", "--local", "--persist-to", state, "--command", sql], { cwd: root, env, encoding: "utf8" });
-  if (run.status !== 0) throw new Error(`d1 execute failed: ${run.stderr}`);
-};
+const d1 = localD1(state);
 
-async function api(method: string, p: string, body?: unknown, token?: string) {
-  const res = await fetch(`${ISSUER}${p}`, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = jsonApi(ISSUER);
 
 /** A person who signed up in the first-party app: the first-party access token the consent page uses, and the user id. */
 async function person(prefix: string) {

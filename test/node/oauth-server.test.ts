@@ -12,6 +12,7 @@ import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
+import { jsonApi, wranglerEnv } from "./local-api";
 
 /**
  * The authorization server (docs/oauth-server.md) seen by libraries that know only the standards: a
@@ -28,18 +29,11 @@ const APP_URL = "http://localhost:5199/"; // the app's page: never served, only 
 const OTHER_RESOURCE = "https://other.example/api"; // allowed by the deployment, never granted here
 const PASSWORD = "correct horse 42";
 
-const env = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", PATH: path.join(root, "node_modules", ".bin") + path.delimiter + process.env.PATH };
+const env = wranglerEnv;
 const state = mkdtempSync(path.join(tmpdir(), "oauth-server-"));
 const b64url = (b: Buffer) => b.toString("base64url");
 
-async function api(method: string, p: string, body?: unknown, token?: string) {
-  const res = await fetch(`${ISSUER}${p}`, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
-}
+const api = jsonApi(ISSUER);
 
 /** An admin of this deployment (npm run admin:grant), signed in: registers the apps through the admin API. */
 let admin = "";

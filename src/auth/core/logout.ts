@@ -66,9 +66,12 @@ export async function listSessions(deps: Deps, claims: AccessClaims, limit: numb
   return listSessionRows(deps.replica(), claims.sub, new Date(), limit, after); // a list to look at: may lag a moment
 }
 
-/** Revokes one of the caller's own sessions; another user's id or an unknown one is not_found. */
+/**
+ * Revokes one of the caller's own sessions, with the apps' grants its approvals opened (a session
+ * ended from elsewhere may be a stolen one); another user's id or an unknown one is not_found.
+ */
 export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string): Promise<void> {
-  const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub }, new Date());
+  const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub, withGrants: true }, new Date());
   if (!revoked[0]) throw new Refusal("not_found", "No such live session");
   await revokeSessions(deps.kv, revoked);
   await audit(deps, "session_revoked", { user_id: claims.sub, session_id: sessionId });

@@ -48,7 +48,8 @@ export async function rotate(deps: Deps, refreshToken: string, clientId: string 
   if (!used) throw deadRefreshToken();
   const sameClient = used.rotatedBy === fingerprint && now.getTime() - used.rotatedAt.getTime() <= config.REFRESH_REUSE_GRACE * 1000;
   if (!sameClient) {
-    const revoked = await revokeSession(db, { id: used.sessionId }, now);
+    // A thief may have approved apps with the stolen session: their grants end with it.
+    const revoked = await revokeSession(db, { id: used.sessionId, withGrants: true }, now);
     // Audited before KV is written, and the write retried after the answer if it fails: a thief does
     // not retry, so neither may depend on that.
     await audit(deps, "refresh_reuse_detected", { session_id: used.sessionId, user_id: used.userId });

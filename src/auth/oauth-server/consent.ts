@@ -1,15 +1,6 @@
 import { audit } from "../../audit";
-import {
-  consentedScope,
-  type Decision,
-  decideRequest,
-  firstPartySession,
-  type Holder,
-  holdRequest,
-  openRequest,
-  rememberConsent,
-} from "../../db/oauth-requests";
-import type { OAuthRequest } from "../../db/oauth-server-tables";
+import { consentOf, type Decision, decideRequest, firstPartySession, type Holder, holdRequest, openRequest, rememberConsent } from "../../db/oauth-requests";
+import type { OAuthClient, OAuthRequest } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { log } from "../../log";
@@ -64,9 +55,16 @@ function needsSignIn(request: OAuthRequest, authTime: Date, now: Date) {
   return request.maxAge !== null && now.getTime() - authTime.getTime() > request.maxAge * 1000;
 }
 
-/** Whether the user already agreed this client may have all that is asked, for this resource. */
-async function remembered(deps: Deps, request: OAuthRequest, userId: string) {
-  const given = scopesOf(await consentedScope(deps.db, userId, request.clientId, request.resource ?? ""));
+/**
+ * Whether the user already agreed this client may have all that is asked, for this resource. Only
+ * where the client's identity is assured (RFC 8252 8.6): a confidential client (its code is useless
+ * without its secret), or an https redirect (only that site receives the code). A public client on a
+ * loopback or private-use redirect is asked every time: any app on the device can claim its id.
+ */
+async function remembered(deps: Deps, request: OAuthRequest, userId: string, client: OAuthClient) {
+  if (client.secretHash === null && !request.redirectUri.startsWith("https://")) return false;
+  const consent = await consentOf(deps.db, userId, request.clientId, request.resource ?? "");
+  const given = consent?.current ? scopesOf(consent.scope) : [];
   return scopesOf(request.scope).every((s) => given.includes(s));
 }
 
@@ -79,9 +77,11 @@ const REMEMBER_TRIES = 5;
 async function remember(deps: Deps, userId: string, request: OAuthRequest, now: Date) {
   const resource = request.resource ?? "";
   for (let attempt = 0; attempt < REMEMBER_TRIES; attempt++) {
-    const was = await consentedScope(deps.db, userId, request.clientId, resource);
-    const scope = [...new Set([...scopesOf(was), ...scopesOf(request.scope)])].join(" ");
-    if (await rememberConsent(deps.db, { userId, clientId: request.clientId, resource, scope, now }, was)) return;
+    const was = await consentOf(deps.db, userId, request.clientId, resource);
+    // A consent from before the user's sessions last ended counts for nothing: start again from this one.
+    const kept = was?.current ? scopesOf(was.scope) : [];
+    const scope = [...new Set([...kept, ...scopesOf(request.scope)])].join(" ");
+    if (await rememberConsent(deps.db, { userId, clientId: request.clientId, resource, scope, now }, was?.scope)) return;
   }
   // Only remembering failed (the approval stands): the next request asks again.
   log("oauth_consent_not_remembered", { request_id: deps.requestId, user_id: userId, client_id: request.clientId }, "warn");
@@ -112,7 +112,7 @@ export async function describeRequest(deps: Deps, caller: Caller, id: string, no
     redirect_origin: redirectOrigin(request.redirectUri),
     prompt: request.prompt,
     login_required: needsSignIn(request, holder.authTime, now),
-    consent_remembered: !prompts.includes("consent") && (await remembered(deps, request, holder.userId)),
+    consent_remembered: !prompts.includes("consent") && (await remembered(deps, request, holder.userId, client)),
     expires_at: request.expiresAt.toISOString(),
   };
 }
@@ -134,13 +134,14 @@ export async function approveRequest(deps: Deps, caller: Caller, id: string, now
   const key = await requestKey(id);
   const holder = await holderOf(deps, caller, now);
   const request = await holdRequest(deps.db, key, holder);
-  if (!request || !(await usableClient(deps, request.clientId))) throw notFound();
+  const client = request && (await usableClient(deps, request.clientId));
+  if (!request || !client) throw notFound();
   const silent = request.prompt === "none";
   if (needsSignIn(request, holder.authTime, now)) {
     if (silent) return refuse(deps, key, holder, "login_required", now);
     throw new Refusal("reauthentication_required", "This app asks for a recent sign-in: sign in again, then approve");
   }
-  if (silent && !(await remembered(deps, request, holder.userId))) return refuse(deps, key, holder, "consent_required", now);
+  if (silent && !(await remembered(deps, request, holder.userId, client))) return refuse(deps, key, holder, "consent_required", now);
   const code = toBase64Url(randomBytes(32));
   const decision: Decision = {
     approved: true,

@@ -102,7 +102,10 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
   if (!client.grantTypes.includes("authorization_code")) throw new OAuthRefusal("unauthorized_client", "This client may not use the authorization_code grant");
   if (!p.code_verifier) throw new OAuthRefusal("invalid_request", "code_verifier is required (PKCE)");
   if (!VERIFIER_FORMAT.test(p.code_verifier)) throw new OAuthRefusal("invalid_grant", "code_verifier must be 43-128 unreserved characters");
-  if (!p.redirect_uri) throw new OAuthRefusal("invalid_request", "redirect_uri is required");
+  // OAuth 2.1 4.1.3: required when the authorization request had it, which it must have unless the
+  // client has exactly one (auth/oauth-server/authorize.ts): then that one is meant.
+  const redirectUri = p.redirect_uri ?? (client.redirectUris.length === 1 ? client.redirectUris[0] : undefined);
+  if (!redirectUri) throw new OAuthRefusal("invalid_request", "redirect_uri is required");
   if (!CODE_FORMAT.test(p.code)) throw badCode();
   const now = new Date();
   const codeHash = await sha256Base64Url(p.code);
@@ -112,7 +115,7 @@ export async function exchangeCode(deps: Deps, client: OAuthClient, p: CodeParam
   const x = {
     codeHash,
     clientId: client.id,
-    redirectUri: p.redirect_uri,
+    redirectUri,
     challenge: await sha256Base64Url(p.code_verifier),
     grantId,
     refreshTokenHash: await hashRefreshToken(refreshToken),
