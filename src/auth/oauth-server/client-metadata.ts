@@ -68,3 +68,33 @@ export function checkResources(config: Config, resources: string[]): string[] {
 }
 
 export const secretOf = () => toBase64Url(randomBytes(32)); // 256 random bits
+
+export type GrantType = "authorization_code" | "refresh_token" | "client_credentials";
+export const DEFAULT_GRANTS: GrantType[] = ["authorization_code", "refresh_token"];
+export const DEFAULT_SCOPE = "openid profile email offline_access";
+
+/** What a pre-registered client is declared with (an admin's POST /admin/clients, or OAUTH_CLIENTS). */
+export interface ClientDeclaration {
+  name: string;
+  uri?: string | null;
+  redirect_uris: string[];
+  type: "public" | "confidential";
+  grant_types?: GrantType[];
+  scope?: string;
+  resources?: string[];
+}
+
+/** A pre-registered client's fields as stored, each checked (validation_failed naming the field at fault). */
+export function checkedClient(config: Config, input: ClientDeclaration) {
+  const grantTypes = [...new Set(input.grant_types ?? DEFAULT_GRANTS)];
+  if (input.type === "public" && grantTypes.includes("client_credentials"))
+    throw invalid("grant_types", "client_credentials only for a confidential client (it authenticates with its secret)");
+  return {
+    name: input.name,
+    uri: checkUri(input.uri ?? null),
+    redirectUris: checkRedirectUris(input.redirect_uris, grantTypes.includes("authorization_code")),
+    grantTypes,
+    scope: checkScope(config, input.scope ?? DEFAULT_SCOPE),
+    resources: checkResources(config, input.resources ?? []),
+  };
+}
