@@ -71,7 +71,7 @@ export async function configuredClient(deps: Deps, want: ConfiguredClientRow): P
   const stale = !row || (row.source === "config" && !matches(row, want));
   // No row back from the write: a registration under this id won the race (the upsert leaves it alone).
   const current = stale ? await upsertConfiguredClient(deps.db, want, new Date()) : row;
-  if (!current || current.source !== "config") {
+  if (current?.source !== "config") {
     log(
       "config_invalid",
       {
