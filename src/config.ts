@@ -173,11 +173,14 @@ export type Config = z.infer<typeof ConfigSchema> & SocialConfig & { OAUTH_CLIEN
 export type { ConfiguredClient } from "./config-clients";
 export type { ProviderConfig } from "./config-providers";
 
+/** The domain's rules on vars that parsed (the deploy check passes auth/oauth-server/client-declarations.ts's): config never imports the domain. */
+export type VarRules = (vars: Pick<Config, "OAUTH_SCOPES" | "AUDIENCE" | "OAUTH_CLIENTS">) => string[];
+
 /**
  * What is wrong with a set of non-secret vars, as the Worker would judge them: `npm run deploy`
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
-export function checkVars(vars: Record<string, unknown>): string[] {
+export function checkVars(vars: Record<string, unknown>, rules?: VarRules): string[] {
   // Strict on OAUTH_PROVIDERS and OAUTH_CLIENTS' shape: a deployment must not ship a provider or client
   // the Worker would turn off.
   const parsed = ConfigFields.omit({
@@ -188,7 +191,8 @@ export function checkVars(vars: Record<string, unknown>): string[] {
   })
     .extend({ OAUTH_PROVIDERS: providerListStrict, OAUTH_CLIENTS: clientListStrict })
     .safeParse(vars);
-  return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  return rules ? rules(parsed.data) : [];
 }
 
 /** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { declarationProblems } from "../src/auth/oauth-server/client-declarations";
 import { checkVars } from "../src/config";
 import { sha256Base64Url } from "../src/encoding";
 import { adminToken, call, countingD1, expectError, registerUser } from "./helpers";
@@ -252,6 +253,13 @@ describe("a bad OAUTH_CLIENTS", () => {
     expect(short.join()).not.toContain("abc");
     expect(problems(JSON.stringify([client, client])).join()).toContain("two clients share a client_id");
     expect(problems("{").join()).toContain("is not JSON");
+    // With the domain's rules (what scripts/deploy.mjs passes): what the Worker would turn off.
+    const insecure = { ...client, redirect_uris: ["http://cfg.example/cb"] };
+    const ruled = checkVars({ ...env, OAUTH_CLIENTS: JSON.stringify([insecure]) }, declarationProblems);
+    expect(ruled).toEqual([
+      `OAUTH_CLIENTS (${client.client_id}).redirect_uris.0: http only on a loopback host (127.0.0.1, [::1], localhost); use https (client ${client.client_id} is off)`,
+    ]);
+    expect(checkVars({ ...env, OAUTH_CLIENTS: JSON.stringify([client]) }, declarationProblems)).toEqual([]);
   });
 });
 

@@ -46,7 +46,7 @@ export function checkUri(uri: string | null): string | null {
   return uri;
 }
 
-export function checkScope(config: Config, scope: string): string {
+export function checkScope(config: Pick<Config, "OAUTH_SCOPES">, scope: string): string {
   const known = new Set<string>([...OIDC_SCOPES, ...config.OAUTH_SCOPES]);
   const scopes = scopesOf(scope);
   if (scopes.length === 0) throw invalid("scope", "at least one scope");
@@ -56,7 +56,7 @@ export function checkScope(config: Config, scope: string): string {
 }
 
 /** Normalized as policy.ts compares them; never this API's own audience (its tokens manage accounts). */
-export function checkResources(config: Config, resources: string[]): string[] {
+export function checkResources(config: Pick<Config, "AUDIENCE">, resources: string[]): string[] {
   const own = normalizeResource(config.AUDIENCE);
   const out = resources.map((r, i) => {
     const resource = normalizeResource(r);
@@ -85,7 +85,7 @@ export interface ClientDeclaration {
 }
 
 /** A pre-registered client's fields as stored, each checked (validation_failed naming the field at fault). */
-export function checkedClient(config: Config, input: ClientDeclaration) {
+export function checkedClient(config: Pick<Config, "OAUTH_SCOPES" | "AUDIENCE">, input: ClientDeclaration) {
   const grantTypes = [...new Set(input.grant_types ?? DEFAULT_GRANTS)];
   if (input.type === "public" && grantTypes.includes("client_credentials"))
     throw invalid("grant_types", "client_credentials only for a confidential client (it authenticates with its secret)");

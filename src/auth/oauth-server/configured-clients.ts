@@ -1,16 +1,15 @@
-import type { Config, ConfiguredClient } from "../../config";
+import type { Config } from "../../config";
 import { findClient } from "../../db/oauth-clients";
 import { type ConfiguredClientRow, upsertConfiguredClient } from "../../db/oauth-config-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
-import { Refusal } from "../core/errors";
-import { checkedClient } from "./client-metadata";
+import { declaredClients } from "./client-declarations";
 
 /**
- * Clients declared in OAUTH_CLIENTS (config-clients.ts reads the shape): the rules any pre-registered
- * client meets (client-metadata.ts, as for an admin's registration) applied once per isolate. An entry
- * that breaks one is off, logged as config_invalid naming the entry and the field, never its hash.
+ * Clients declared in OAUTH_CLIENTS (config-clients.ts reads the shape, client-declarations.ts applies
+ * the rules of any pre-registered client, once per isolate). An entry that breaks one is off, logged
+ * as config_invalid naming the entry and the field, never its hash.
  * The row in oauth_clients (source "config") exists because requests, consents and grants reference
  * it; it is written on a client's use only when missing or unlike its declaration, so the steady state
  * costs the one read usableClient makes anyway.
@@ -18,27 +17,13 @@ import { checkedClient } from "./client-metadata";
 
 const checked = new WeakMap<Config, Map<string, ConfiguredClientRow>>();
 
-function rowOf(config: Config, c: ConfiguredClient): ConfiguredClientRow {
-  const fields = checkedClient(config, c);
-  return { id: c.client_id, ...fields, secretHash: c.secret_sha256 ?? null };
-}
-
-/** The declared clients whose entries meet the rules, by client_id. */
+/** The declared clients whose entries meet the rules, by client_id (checked, and any fault logged, once per isolate). */
 export function configuredClients(config: Config): Map<string, ConfiguredClientRow> {
   let clients = checked.get(config);
   if (clients) return clients;
-  clients = new Map();
-  const problems: string[] = [];
-  for (const entry of config.OAUTH_CLIENTS) {
-    try {
-      clients.set(entry.client_id, rowOf(config, entry));
-    } catch (err) {
-      if (!(err instanceof Refusal)) throw err;
-      const [field, problem] = Object.entries(err.fields ?? {})[0] ?? ["entry", err.message];
-      problems.push(`OAUTH_CLIENTS (${entry.client_id.slice(0, 64)}).${field}: ${problem} (client ${entry.client_id.slice(0, 64)} is off)`);
-    }
-  }
-  if (problems.length) log("config_invalid", { problems, effect: "the clients named are off; everything else works" }, "error");
+  const declared = declaredClients(config);
+  if (declared.problems.length) log("config_invalid", { problems: declared.problems, effect: "the clients named are off; everything else works" }, "error");
+  clients = declared.clients;
   checked.set(config, clients);
   return clients;
 }
