@@ -12,21 +12,35 @@ import { z } from "zod";
 
 const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials"] as const;
 
+// The admin API's bounds (schemas-clients.ts); redirect_uris may be empty for a client_credentials-only client.
+const plain = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
+const uriList = (max: number) =>
+  z.array(z.string("must be a string").max(2000, "at most 2000 characters"), "must be a list of URIs").max(max, `at most ${max}`);
+
 export const ConfiguredClientSchema = z
   .object({
     // Printable ASCII without spaces (a client_id travels in URLs and Basic auth).
-    client_id: z.string().regex(/^[\x21-\x7e]{1,255}$/, "must be 1-255 printable ASCII characters, no spaces"),
-    name: z.string().trim().min(1, "must not be empty").max(100, "at most 100 characters"),
-    uri: z.string().max(512, "at most 512 characters").optional(),
-    redirect_uris: z.array(z.string().max(512, "at most 512 characters"), "must be a list of URIs").max(20, "at most 20"),
+    client_id: z.string("must be a string").regex(/^[\x21-\x7e]{1,255}$/, "must be 1-255 printable ASCII characters, no spaces"),
+    name: z
+      .string("must be a string")
+      .trim()
+      .min(1, "must not be empty")
+      .max(100, "at most 100 characters")
+      .refine(plain, "no control or invisible characters"),
+    uri: z.string("must be a string").max(2000, "at most 2000 characters").optional(),
+    redirect_uris: uriList(10),
     type: z.enum(["public", "confidential"], 'must be "public" or "confidential"'),
     secret_sha256: z
-      .string()
+      .string("must be a string")
       .regex(/^[A-Za-z0-9_-]{43}$/, "must be a SHA-256 in base64url (npm run -s keygen client-secret)")
       .optional(),
-    grant_types: z.array(z.enum(GRANT_TYPES, `each must be one of ${GRANT_TYPES.join(", ")}`)).optional(),
-    scope: z.string().max(1024, "at most 1024 characters").optional(),
-    resources: z.array(z.string().max(512, "at most 512 characters"), "must be a list of URIs").max(20, "at most 20").optional(),
+    grant_types: z
+      .array(z.enum(GRANT_TYPES, `each must be one of ${GRANT_TYPES.join(", ")}`))
+      .min(1, "at least one")
+      .max(3, "at most 3")
+      .optional(),
+    scope: z.string("must be a string").max(1000, "at most 1000 characters").optional(),
+    resources: uriList(10).optional(),
   })
   // Unknown keys are refused: a misspelt field, or a `secret` put where only its hash belongs.
   .strict()

@@ -120,6 +120,18 @@ describe("a client declared in OAUTH_CLIENTS", () => {
     expect((await refresh(client, tokens.refresh_token, bindings, secret)).status).toBe(200);
   });
 
+  it("a machine client (client_credentials only) needs no redirect URI; one with the code grant does", async () => {
+    const { client: machine, secret } = await confidentialClient({ redirect_uris: [], grant_types: ["client_credentials"] });
+    const { client: noRedirect, secret: other } = await confidentialClient({ redirect_uris: [] });
+    const logged = errorLog();
+    const bindings = withClients(machine, noRedirect);
+    const ok = await tokenRequest({ grant_type: "client_credentials" }, { basic: [machine.client_id, secret], bindings });
+    expect(ok.status, ok.text).toBe(200);
+    const off = await tokenRequest({ grant_type: "client_credentials" }, { basic: [noRedirect.client_id, other], bindings });
+    expect(off.status).toBe(401);
+    expect(logged()).toContain(`OAUTH_CLIENTS (${noRedirect.client_id}).redirect_uris: at least one for the authorization_code grant`);
+  });
+
   it("is unknown without the configuration: the var is what makes it", async () => {
     const client = publicClient();
     const res = await authorize(client.client_id, withClients());
