@@ -21,18 +21,29 @@ const configPath = flag("-c", "--config") ?? "wrangler.toml";
 const envName = flag("-e", "--env");
 const scoped = [...(configPath !== "wrangler.toml" ? ["--config", configPath] : []), ...(envName ? ["--env", envName] : [])];
 
-// The Worker's own check of its vars (src/config.ts), bundled for Node on the spot.
+// The Worker's own check of its vars (src/config.ts), with the rules clients declared in OAUTH_CLIENTS
+// meet (src/auth/oauth-server/client-declarations.ts), bundled for Node on the spot.
 const dir = mkdtempSync(path.join(tmpdir(), "deploy-check-"));
 let checkVars;
+let declarationProblems;
 try {
-  await build({ entryPoints: ["src/config.ts"], bundle: true, format: "esm", platform: "node", outfile: path.join(dir, "config.mjs"), logLevel: "silent" });
+  await build({
+    entryPoints: { config: "src/config.ts", declarations: "src/auth/oauth-server/client-declarations.ts" },
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    outdir: dir,
+    outExtension: { ".js": ".mjs" },
+    logLevel: "silent",
+  });
   ({ checkVars } = await import(pathToFileURL(path.join(dir, "config.mjs")).href));
+  ({ declarationProblems } = await import(pathToFileURL(path.join(dir, "declarations.mjs")).href));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
 
 const config = unstable_readConfig({ config: configPath, env: envName });
-const problems = preflight(config, checkVars);
+const problems = preflight(config, (vars) => checkVars(vars, declarationProblems));
 if (problems.length) {
   console.error(
     `deploy: not deploying; ${configPath} needs ${problems.length === 1 ? "one fix" : `${problems.length} fixes`}:\n${problems.map((p) => `  - ${p}`).join("\n")}`,

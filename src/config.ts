@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type ConfiguredClient, clientListStrict, clientsConfig } from "./config-clients";
 import { providerListStrict, type SocialConfig, socialConfig } from "./config-providers";
 import { fromBase64Url } from "./encoding";
 import { log } from "./log";
@@ -166,24 +167,32 @@ const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
   }
 });
 
-export type Config = z.infer<typeof ConfigSchema> & SocialConfig;
+// OAUTH_CLIENTS (clients declared in configuration) is read apart too (config-clients.ts): a fault
+// there turns off the client it concerns.
+export type Config = z.infer<typeof ConfigSchema> & SocialConfig & { OAUTH_CLIENTS: ConfiguredClient[] };
+export type { ConfiguredClient } from "./config-clients";
 export type { ProviderConfig } from "./config-providers";
+
+/** The domain's rules on vars that parsed (the deploy check passes auth/oauth-server/client-declarations.ts's): config never imports the domain. */
+export type VarRules = (vars: Pick<Config, "OAUTH_SCOPES" | "AUDIENCE" | "OAUTH_CLIENTS">) => string[];
 
 /**
  * What is wrong with a set of non-secret vars, as the Worker would judge them: `npm run deploy`
  * refuses to upload them (scripts/preflight.mjs). One message per problem, naming the var.
  */
-export function checkVars(vars: Record<string, unknown>): string[] {
-  // Strict on OAUTH_PROVIDERS: a deployment must not ship a provider the Worker would turn off.
+export function checkVars(vars: Record<string, unknown>, rules?: VarRules): string[] {
+  // Strict on OAUTH_PROVIDERS and OAUTH_CLIENTS' shape: a deployment must not ship a provider or client
+  // the Worker would turn off.
   const parsed = ConfigFields.omit({
     JWT_PRIVATE_KEY: true,
     JWT_WRAPPING_KEY: true,
     PASSWORD_PEPPER: true,
     MFA_ENCRYPTION_KEY: true,
   })
-    .extend({ OAUTH_PROVIDERS: providerListStrict })
+    .extend({ OAUTH_PROVIDERS: providerListStrict, OAUTH_CLIENTS: clientListStrict })
     .safeParse(vars);
-  return parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+  return rules ? rules(parsed.data) : [];
 }
 
 /** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */
@@ -198,8 +207,9 @@ const cache = new WeakMap<object, Config>();
 
 /**
  * Parses vars and secrets once per isolate (per env object) and fails loudly when they are wrong.
- * Social sign-in's faults fail only what they touch: they are logged here (config_invalid, once per
- * isolate) and the providers they concern answer provider_unavailable.
+ * Social sign-in's and OAUTH_CLIENTS' faults fail only what they touch: they are logged here
+ * (config_invalid, once per isolate); the providers they concern answer provider_unavailable, the
+ * clients are unknown.
  */
 export function getConfig(env: Env): Config {
   let config = cache.get(env);
@@ -210,7 +220,9 @@ export function getConfig(env: Env): Config {
     }
     const { problems, ...social } = socialConfig(env);
     if (problems.length) log("config_invalid", { problems, effect: "social sign-in: the providers named are off; everything else works" }, "error");
-    config = { ...parsed.data, ...social };
+    const clients = clientsConfig(env);
+    if (clients.problems.length) log("config_invalid", { problems: clients.problems, effect: "the clients named are off; everything else works" }, "error");
+    config = { ...parsed.data, ...social, OAUTH_CLIENTS: clients.OAUTH_CLIENTS };
     cache.set(env, config);
   }
   return config;

@@ -115,7 +115,9 @@ const clientFields = {
   grant_types: z.array(z.string()),
   scope: z.string(),
   resources: z.array(z.string()),
-  source: z.enum(["admin", "dynamic", "metadata"]).openapi({ description: "who registered it: an admin, dynamic registration, or a metadata document" }),
+  source: z
+    .enum(["admin", "dynamic", "metadata", "config"])
+    .openapi({ description: "who registered it: an admin, dynamic registration, a metadata document, or the configuration (OAUTH_CLIENTS)" }),
   created_at: z.iso.datetime(),
   disabled: z.boolean(),
   disabled_at: z.iso.datetime().nullable(),

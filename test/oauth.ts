@@ -74,6 +74,7 @@ export interface ApprovalOptions {
   scope?: string;
   resource?: string;
   nonce?: string;
+  bindings?: Partial<Env>; // for every step (a configuration such as OAUTH_CLIENTS)
 }
 
 /**
@@ -97,12 +98,13 @@ export async function approvedCode(
     ...(opts.resource ? { resource: opts.resource } : {}),
     ...(opts.nonce ? { nonce: opts.nonce } : {}),
   });
-  const started = await call("GET", `/oauth2/authorize?${query}`);
+  const { bindings } = opts;
+  const started = await call("GET", `/oauth2/authorize?${query}`, { bindings });
   if (started.status !== 302) throw new Error(`authorize answered ${started.status}: ${started.text}`);
   const id = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
-  const opened = await call("GET", `/oauth2/requests/${id}`, { token: user.access_token });
+  const opened = await call("GET", `/oauth2/requests/${id}`, { token: user.access_token, bindings });
   if (opened.status !== 200) throw new Error(`the request answered ${opened.status}: ${opened.text}`);
-  const approved = await call("POST", `/oauth2/requests/${id}/approve`, { token: user.access_token });
+  const approved = await call("POST", `/oauth2/requests/${id}/approve`, { token: user.access_token, bindings });
   const back = new URL(approved.body?.redirect_to ?? "http://invalid/");
   const code = back.searchParams.get("code");
   if (!code) throw new Error(`the approval answered ${approved.status}: ${approved.text}`);

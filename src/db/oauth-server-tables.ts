@@ -7,8 +7,9 @@ import { users } from "./schema";
 // Times are Unix milliseconds in INTEGER columns; Drizzle maps them to Date.
 
 /**
- * Apps registered to ask for access: by an admin (POST /admin/clients), by dynamic registration
- * (RFC 7591), or known by a client ID metadata document (its https URL is the id; the row is a cache).
+ * Apps registered to ask for access: by an admin (POST /admin/clients), in configuration (OAUTH_CLIENTS:
+ * the row follows it), by dynamic registration (RFC 7591), or known by a client ID metadata document
+ * (its https URL is the id; the row is a cache).
  */
 export const oauthClients = sqliteTable(
   "oauth_clients",
@@ -21,7 +22,7 @@ export const oauthClients = sqliteTable(
     grantTypes: text("grant_types", { mode: "json" }).$type<string[]>().notNull(),
     scope: text().notNull(), // the scopes it may ask for, space separated
     resources: text({ mode: "json" }).$type<string[]>().notNull(), // resources it may ask for besides OAUTH_RESOURCES
-    source: text({ enum: ["admin", "dynamic", "metadata"] }).notNull(),
+    source: text({ enum: ["admin", "dynamic", "metadata", "config"] }).notNull(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     disabledAt: integer("disabled_at", { mode: "timestamp_ms" }), // an admin disabled it: no request, token or refresh
     // dynamic: removed by the cron at this time unless it got a token first; metadata: the cache's end

@@ -64,7 +64,7 @@ const patchRoute = sensitive(
     method: "patch",
     path: "/clients/{id}",
     summary: "Change, disable or enable an app (role admin); disabling ends every grant it holds at once",
-    description: `Disabling alone (\`{"disabled": true}\`) takes no step-up: taking access away stays quick. Any other change does. ${STEP_UP_TEXT} A disabled client gets no request, code, token or refresh; its grants end in D1 and KV (a 503 means: send it again). Enabling it again does not bring the grants back. Grants keep what they were granted; the type and grant types cannot change (register a new client).`,
+    description: `Disabling alone (\`{"disabled": true}\`) takes no step-up: taking access away stays quick. Any other change does. ${STEP_UP_TEXT} A disabled client gets no request, code, token or refresh; its grants end in D1 and KV (a 503 means: send it again). Enabling it again does not bring the grants back. Grants keep what they were granted; the type and grant types cannot change (register a new client). A client declared in the configuration (OAUTH_CLIENTS, source \`config\`) may only be disabled or enabled here: anything else answers 403 forbidden.`,
     middleware: [jsonOnly],
     request: { params: clientIdParamSchema, ...body(clientPatchSchema) },
     responses: { 200: json(oauthClientSchema, "The client, changed"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "not_found") },
@@ -76,7 +76,8 @@ const deleteRoute = createRoute({
   method: "delete",
   path: "/clients/{id}",
   summary: "Delete an app (role admin): every grant it holds ends, its requests and users' consents go",
-  description: "No step-up: it only takes access away. A 503 means the grants' revocation could not be completed: send it again.",
+  description:
+    "No step-up: it only takes access away. A 503 means the grants' revocation could not be completed: send it again. A client declared in the configuration (OAUTH_CLIENTS) answers 403 forbidden: remove it there (then its row may be deleted here, which ends its grants), or disable it.",
   request: { params: clientIdParamSchema },
   responses: { 200: json(clientDeletedSchema, "Deleted"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "not_found") },
 });

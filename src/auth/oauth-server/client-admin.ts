@@ -8,7 +8,8 @@ import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { Refusal } from "../core/errors";
 import { type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
-import { checkRedirectUris, checkResources, checkScope, checkUri, invalid, secretOf } from "./client-metadata";
+import { type ClientDeclaration, checkedClient, checkRedirectUris, checkResources, checkScope, checkUri, secretOf } from "./client-metadata";
+import { isDeclared } from "./configured-clients";
 import { revokeGrantsInKv } from "./grants-kv";
 
 /**
@@ -18,34 +19,13 @@ import { revokeGrantsInKv } from "./grants-kv";
  * deleting only take access away, and end every grant of the client (D1, then KV). Knows nothing of HTTP.
  */
 
-export type GrantType = "authorization_code" | "refresh_token" | "client_credentials";
-export interface ClientInput {
-  name: string;
-  uri?: string | null;
-  redirect_uris: string[];
-  type: "public" | "confidential";
-  grant_types?: GrantType[];
-  scope?: string;
-  resources?: string[];
-}
+export type { GrantType } from "./client-metadata";
+export type ClientInput = ClientDeclaration;
 export type ClientPatch = Partial<Pick<ClientInput, "name" | "uri" | "redirect_uris" | "scope" | "resources">> & { disabled?: boolean };
-
-const DEFAULT_GRANTS: GrantType[] = ["authorization_code", "refresh_token"];
-const DEFAULT_SCOPE = "openid profile email offline_access";
 
 /** Registers a client (step-up manage_clients). A confidential one's secret is returned this once; only its SHA-256 is kept. */
 export async function createClient(deps: Deps, ask: StepUpAsk<"manage_clients">, input: ClientInput, check: StepUpInput) {
-  const grantTypes = [...new Set(input.grant_types ?? DEFAULT_GRANTS)];
-  if (input.type === "public" && grantTypes.includes("client_credentials"))
-    throw invalid("grant_types", "client_credentials only for a confidential client (it authenticates with its secret)");
-  const row = {
-    name: input.name,
-    uri: checkUri(input.uri ?? null),
-    redirectUris: checkRedirectUris(input.redirect_uris, grantTypes.includes("authorization_code")),
-    grantTypes,
-    scope: checkScope(deps.config, input.scope ?? DEFAULT_SCOPE),
-    resources: checkResources(deps.config, input.resources ?? []),
-  };
+  const row = checkedClient(deps.config, input);
   const proof = await stepUp(deps, ask, check);
   const secret = input.type === "confidential" ? secretOf() : undefined;
   const client: OAuthClient = {
@@ -72,6 +52,16 @@ export async function clientForAdmin(deps: Deps, id: string): Promise<OAuthClien
   return client;
 }
 
+/** Only turns it off or on again: what the admin API may do to a client declared in OAUTH_CLIENTS. */
+const onlySwitches = (patch: ClientPatch) => Object.entries(patch).every(([k, v]) => k === "disabled" || v === undefined);
+
+/** The configuration is the one place a declared client is changed: the next use would undo an admin's edit. */
+const declaredElsewhere = () =>
+  new Refusal(
+    "forbidden",
+    "This client is declared in the configuration (OAUTH_CLIENTS): change or remove it there; the admin API may only disable or enable it",
+  );
+
 /** Only takes access away: no step-up. */
 const onlyDisables = (patch: ClientPatch) => patch.disabled === true && Object.values({ ...patch, disabled: undefined }).every((v) => v === undefined);
 
@@ -83,6 +73,8 @@ const onlyDisables = (patch: ClientPatch) => patch.disabled === true && Object.v
  */
 export async function updateClientByAdmin(deps: Deps, ask: StepUpAsk<"manage_clients">, id: string, patch: ClientPatch, check: StepUpInput) {
   const before = await clientForAdmin(deps, id);
+  // A "config" row whose client left the configuration is refused too: it is unusable, and deleting it ends its grants.
+  if ((before.source === "config" || isDeclared(deps.config, id)) && !onlySwitches(patch)) throw declaredElsewhere();
   const change: OAuthClientChange = {
     name: patch.name,
     uri: patch.uri === undefined ? undefined : checkUri(patch.uri),
@@ -118,8 +110,11 @@ export async function updateClientByAdmin(deps: Deps, ask: StepUpAsk<"manage_cli
  * (its requests in flight and consents go by cascade; the grants' rows stay, revoked, until the cron's
  * cleanup). A failed KV write leaves it disabled, not gone: repeating the delete completes it. A client
  * known by its metadata document stays, disabled: gone, its document would bring it back at its next use.
+ * A client declared in OAUTH_CLIENTS is refused (forbidden): disable it, or remove it from there.
  */
 export async function deleteClientByAdmin(deps: Deps, admin: AccessClaims, id: string): Promise<number> {
+  // Its row would be written again on its next use; once it has left OAUTH_CLIENTS, its row may go.
+  if (isDeclared(deps.config, id)) throw declaredElsewhere();
   const now = new Date();
   const { disabled, revoked } = await batch(deps.db, {
     disabled: updateClient(deps.db, id, { disabled: true }, now),

@@ -46,7 +46,7 @@ export function checkUri(uri: string | null): string | null {
   return uri;
 }
 
-export function checkScope(config: Config, scope: string): string {
+export function checkScope(config: Pick<Config, "OAUTH_SCOPES">, scope: string): string {
   const known = new Set<string>([...OIDC_SCOPES, ...config.OAUTH_SCOPES]);
   const scopes = scopesOf(scope);
   if (scopes.length === 0) throw invalid("scope", "at least one scope");
@@ -56,7 +56,7 @@ export function checkScope(config: Config, scope: string): string {
 }
 
 /** Normalized as policy.ts compares them; never this API's own audience (its tokens manage accounts). */
-export function checkResources(config: Config, resources: string[]): string[] {
+export function checkResources(config: Pick<Config, "AUDIENCE">, resources: string[]): string[] {
   const own = normalizeResource(config.AUDIENCE);
   const out = resources.map((r, i) => {
     const resource = normalizeResource(r);
@@ -68,3 +68,33 @@ export function checkResources(config: Config, resources: string[]): string[] {
 }
 
 export const secretOf = () => toBase64Url(randomBytes(32)); // 256 random bits
+
+export type GrantType = "authorization_code" | "refresh_token" | "client_credentials";
+export const DEFAULT_GRANTS: GrantType[] = ["authorization_code", "refresh_token"];
+export const DEFAULT_SCOPE = "openid profile email offline_access";
+
+/** What a pre-registered client is declared with (an admin's POST /admin/clients, or OAUTH_CLIENTS). */
+export interface ClientDeclaration {
+  name: string;
+  uri?: string | null;
+  redirect_uris: string[];
+  type: "public" | "confidential";
+  grant_types?: GrantType[];
+  scope?: string;
+  resources?: string[];
+}
+
+/** A pre-registered client's fields as stored, each checked (validation_failed naming the field at fault). */
+export function checkedClient(config: Pick<Config, "OAUTH_SCOPES" | "AUDIENCE">, input: ClientDeclaration) {
+  const grantTypes = [...new Set(input.grant_types ?? DEFAULT_GRANTS)];
+  if (input.type === "public" && grantTypes.includes("client_credentials"))
+    throw invalid("grant_types", "client_credentials only for a confidential client (it authenticates with its secret)");
+  return {
+    name: input.name,
+    uri: checkUri(input.uri ?? null),
+    redirectUris: checkRedirectUris(input.redirect_uris, grantTypes.includes("authorization_code")),
+    grantTypes,
+    scope: checkScope(config, input.scope ?? DEFAULT_SCOPE),
+    resources: checkResources(config, input.resources ?? []),
+  };
+}

@@ -2,6 +2,7 @@ import { findClient } from "../../db/oauth-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
+import { configuredClient, configuredClients } from "./configured-clients";
 import { looksLikeDocumentId } from "./document-fetch";
 import { OAuthRefusal } from "./errors";
 import { clientFromDocument } from "./metadata-document";
@@ -69,13 +70,16 @@ export async function authenticateClient(deps: Deps, creds: ClientCredentials): 
   return client;
 }
 
-/** The client if it exists and is not disabled (nor a lapsed registration), else null. */
+/** The client if it exists and is not disabled (nor a lapsed registration), else null. A client declared in OAUTH_CLIENTS comes first. */
 export async function usableClient(deps: Deps, clientId: string): Promise<OAuthClient | null> {
   if (clientId.length > 512) return null;
+  const declared = configuredClients(deps.config).get(clientId);
+  if (declared) return configuredClient(deps, declared);
   const client = await findClient(deps.db, clientId);
   // A URL id is a client ID metadata document's, unless an admin registered that URL (metadata-document.ts).
   if (looksLikeDocumentId(deps.config, clientId) && (!client || client.source === "metadata")) return clientFromDocument(deps, clientId, client ?? null);
-  if (!client || client.disabledAt !== null) return null;
+  // A "config" row whose client left OAUTH_CLIENTS (or whose entry is off): its requests, codes and refreshes fail.
+  if (!client || client.disabledAt !== null || client.source === "config") return null;
   if (client.source === "dynamic" && client.firstTokenAt === null && client.expiresAt !== null && client.expiresAt <= new Date()) return null;
   return client;
 }
