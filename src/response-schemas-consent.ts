@@ -12,7 +12,15 @@ export const requestIdParamSchema = z.object({
 export const authorizationRequestSchema = z
   .object({
     id: z.string(),
-    client: z.object({ id: z.string(), name: z.string(), uri: z.string().nullable() }),
+    client: z.object({
+      id: z.string(),
+      name: z.string(),
+      uri: z.string().nullable(),
+      verified: z.boolean().openapi({
+        description:
+          "registered by this deployment (an admin, OAUTH_CLIENTS); false: the app registered itself or is known by its own document, so its name and site are its own claims",
+      }),
+    }),
     scopes: z
       .array(
         z.object({

@@ -416,7 +416,7 @@ describe("through the authorization endpoint", () => {
     const user = await registerUser();
     const opened = await call("GET", `/oauth2/requests/${requestId}`, { token: user.access_token });
     expect(opened.status, opened.text).toBe(200);
-    expect(opened.body.client).toEqual({ id, name: "Document Client", uri: `${DOCS}/` });
+    expect(opened.body.client).toEqual({ id, name: "Document Client", uri: `${DOCS}/`, verified: false });
     expect(await hits(id)).toBe(1);
   });
 

@@ -66,7 +66,7 @@ describe("opening a request", () => {
     expect(res.status, res.text).toBe(200);
     expect(res.body).toMatchObject({
       id,
-      client: { id: client.id, name: "Test App", uri: "https://app.example/" },
+      client: { id: client.id, name: "Test App", uri: "https://app.example/", verified: true },
       resource: null,
       redirect_origin: "https://app.example",
       prompt: null,

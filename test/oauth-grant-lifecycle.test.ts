@@ -68,6 +68,23 @@ describe("a grant and the session that approved it", () => {
   });
 });
 
+describe("ending every session", () => {
+  it("sign-out everywhere and a password change end the apps' grants too: they are sessions of the account", async () => {
+    for (const end of ["logout-all", "password"] as const) {
+      const client = await createTestClient({ confidential: true });
+      const user = await registerUser();
+      const grant = await grantFor(client, user);
+      const res =
+        end === "logout-all"
+          ? await call("POST", "/logout/all", { token: user.access_token })
+          : await call("POST", "/password", { token: user.access_token, body: { current_password: user.input.password, new_password: "another horse 43" } });
+      expect(res.status, res.text).toBe(200);
+      expect(await grantRevoked(grant.access_token)).toBe(true);
+      expect(await refreshes(client, grant.refresh_token)).toBe(false);
+    }
+  });
+});
+
 describe("a remembered consent and the account's sessions", () => {
   it("lapses when every session ends (a password change, sign-out everywhere): prompt=none asks again", async () => {
     const client = await createTestClient({ confidential: true });

@@ -109,6 +109,20 @@ describe("a self-registered app", () => {
     expect((await tokenRequest(base, { basic: [client.id, res.body.client_secret] })).status).toBe(200);
   });
 
+  it("is shown to the person as unverified: its name and site are its own claims", async () => {
+    const res = await register(app);
+    const user = await registerUser();
+    const q = new URLSearchParams({
+      response_type: "code",
+      client_id: res.body.client_id,
+      redirect_uri: app.redirect_uris[0]!,
+      code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+      code_challenge_method: "S256",
+    });
+    const id = new URL((await call("GET", `/oauth2/authorize?${q}`)).headers.get("location")!).hash.slice("#authorize=".length);
+    expect((await call("GET", `/oauth2/requests/${id}`, { token: user.access_token })).body.client).toMatchObject({ name: "CLI Agent", verified: false });
+  });
+
   it("shows a site on the consent page only where its codes go (an https redirect's origin)", async () => {
     const claimed = await register({ ...app, redirect_uris: ["https://tool.example/cb"], client_uri: "https://famous.example/" });
     expect(claimed.body.client_uri).toBeUndefined();

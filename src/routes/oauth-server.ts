@@ -66,6 +66,7 @@ const userInfoRoute = (method: "get" | "post") =>
     tags,
     summary: "The user an app's access token stands for, with the claims its scope allows (OpenID Connect)",
     security: [{ bearerAuth: [] }],
+    middleware: [limitByIp("OAUTH_TOKEN_IP_LIMITER")],
     responses: { 200: json(userInfoSchema, "The claims"), ...protocolErrors(["rate_limited"], [400, 401, 403]) },
   });
 

@@ -106,7 +106,9 @@ export async function describeRequest(deps: Deps, caller: Caller, id: string, no
   const prompts = request.prompt?.split(" ") ?? [];
   return {
     id,
-    client: { id: client.id, name: client.name, uri: client.uri },
+    // Registered by this deployment (an admin, its configuration), or self-described (RFC 7591, a
+    // metadata document): the page should say that the latter's name and site are its own claims.
+    client: { id: client.id, name: client.name, uri: client.uri, verified: client.source === "admin" || client.source === "config" },
     scopes: scopesOf(request.scope).map(describeScope),
     resource: request.resource,
     redirect_origin: redirectOrigin(request.redirectUri),

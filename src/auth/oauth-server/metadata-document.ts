@@ -5,6 +5,7 @@ import { findClient } from "../../db/oauth-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
+import { redirectUriProblem } from "./client-metadata";
 import { DocumentRefusal, documentUrlProblem, fetchDocument } from "./document-fetch";
 import { OIDC_SCOPES, scopesOf } from "./policy";
 
@@ -45,19 +46,6 @@ const PUBLIC_GRANTS = ["authorization_code", "refresh_token"];
 const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k"];
 
 /**
- * Where an app's browser may be sent back to: https, http on a loopback host (RFC 8252 7.3), or a
- * native app's private-use scheme in reverse domain form (RFC 8252 7.1). Never a fragment, nor a
- * scheme like javascript: or data:.
- */
-function redirectUriAllowed(uri: string): boolean {
-  if (!URL.canParse(uri) || uri.includes("#")) return false;
-  const url = new URL(uri);
-  if (url.protocol === "https:") return true;
-  if (url.protocol === "http:") return ["127.0.0.1", "[::1]", "localhost"].includes(url.hostname);
-  return /^[a-z][a-z0-9+-]*\.[a-z0-9+.-]+:$/.test(url.protocol);
-}
-
-/**
  * The client a fetched document describes, or DocumentRefusal. The draft: its client_id is exactly the
  * URL it was fetched from; no client_secret, no shared-secret auth method, no private key material.
  * A document client is public (token_endpoint_auth_method "none", or absent: the RFC 7591 default
@@ -78,7 +66,7 @@ export function documentClient(config: Pick<Config, "OAUTH_SCOPES">, url: string
   // decide); without the code grant the client has no way in at all.
   const grantTypes = PUBLIC_GRANTS.filter((g) => (doc.grant_types ?? ["authorization_code"]).includes(g));
   if (!grantTypes.includes("authorization_code")) throw new DocumentRefusal("no_authorization_code_grant");
-  if (!doc.redirect_uris.every(redirectUriAllowed)) throw new DocumentRefusal("redirect_uri_not_allowed");
+  if (doc.redirect_uris.some((u) => redirectUriProblem(u) !== null)) throw new DocumentRefusal("redirect_uri_not_allowed");
   // The site shown on the consent page, only on the document's own origin: a document on evil.example
   // naming https://github.com as its site would borrow a trust it has not earned. Else dropped, not refused.
   const uri = doc.client_uri && URL.canParse(doc.client_uri) && new URL(doc.client_uri).origin === new URL(url).origin ? doc.client_uri : null;
