@@ -1,6 +1,8 @@
 import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
@@ -208,7 +210,32 @@ const initialize = (token?: string) =>
     }),
   });
 
+/**
+ * A client ID metadata document (the MCP spec's preferred registration), served on loopback: the API
+ * fetches a loopback document only while its own ISSUER is loopback (local development), as here.
+ */
+let documents: Server;
+let documentUrl = "";
+async function serveDocument() {
+  documents = createServer((req, res) => {
+    if (req.url !== "/mcp-client.json") return void res.writeHead(404).end();
+    res.writeHead(200, { "content-type": "application/json", "cache-control": "max-age=300" });
+    res.end(
+      JSON.stringify({
+        client_id: documentUrl,
+        client_name: "MCP test client (document)",
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ["authorization_code", "refresh_token"],
+        token_endpoint_auth_method: "none",
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => documents.listen(0, "127.0.0.1", resolve));
+  documentUrl = `http://localhost:${(documents.address() as AddressInfo).port}/mcp-client.json`;
+}
+
 beforeAll(async () => {
+  await serveDocument();
   const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8" });
   if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // Secrets from .dev.vars (dev-setup writes them if missing); the rest on the command line.
@@ -247,6 +274,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(() => {
+  documents?.close();
   stop();
   rmSync(state, { recursive: true, force: true });
 });
@@ -357,8 +385,10 @@ describe.concurrent("the MCP SDK's client, from the MCP server's URL alone", () 
     () => journey({ authMethod: "client_secret_basic" }),
     150_000,
   );
-  // The SDK accepts only an https clientMetadataUrl: a loopback document server cannot stand in.
-  it.todo("as a client known by its client ID metadata document (an https client_id)");
+  // The SDK itself offers a document's URL as client_id only when it is https (clientMetadataUrl); a
+  // loopback document cannot be https here, so the provider hands the URL over as its client_id, and
+  // the API fetches the document (loopback allowed: ISSUER is local).
+  it("as a client known by its client ID metadata document", () => journey({ clientId: documentUrl, authMethod: "none" }), 150_000);
 });
 
 describe("tokens the MCP server refuses", () => {
