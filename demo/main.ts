@@ -1,6 +1,8 @@
 import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
 import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshCheck, type Security, type WayIn } from "../client";
 import { renderAdmin } from "./admin";
+import { renderApps } from "./apps";
+import { createConsent } from "./consent";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -127,10 +129,17 @@ function hideSecrets() {
   $<HTMLInputElement>("#security-password").value = "";
 }
 
+// Another app's authorization request (#authorize=<id>): the consent page, in place of the profile.
+const consent = createConsent(client, showError);
+
 async function render() {
   const { signedIn } = client.state;
   $("#signed-out").hidden = signedIn;
   $("#signed-in").hidden = !signedIn;
+  if (await consent.render(signedIn)) {
+    $("#signed-in").hidden = true;
+    return;
+  }
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
   if (signedIn) showMfa(undefined);
   else return hideSecrets();
@@ -231,6 +240,7 @@ async function render() {
       }
       list.append(item);
     }
+    await renderApps(client, $("#apps"), render, showError);
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);
@@ -388,6 +398,12 @@ async function followLink() {
   const [action, token] = location.hash.slice(1).split("=");
   if (!token) return;
   history.replaceState(null, "", location.pathname);
+  if (action === "authorize") {
+    consent.take(token);
+    // Opened on a page already loaded: show it now (at start-up, the first render does).
+    if (started) await resumed.then(render, showError);
+    return;
+  }
   if (action === "verify-email" || action === "confirm-email") {
     // Signed in on this page, the session proves the account; otherwise its password does (the form).
     await resumed.catch(() => undefined);
@@ -428,7 +444,8 @@ client.onChange(() => {
 });
 // A reload signs in silently from the refresh cookie when there is one.
 const resumed = client.resume();
-void followLink();
+let started = false;
+void followLink().finally(() => (started = true));
 void showProviders().catch(showError);
 resumed.then(completeSocial).then(render, (err) => {
   showError(err);
