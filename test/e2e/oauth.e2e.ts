@@ -96,6 +96,13 @@ async function consentShown(page: Page, appName: string) {
   expect(await page.getByTestId("profile").isVisible()).toBe(false);
 }
 
+/** The browser's arrival at the app's redirect_uri: the loopback's landing, once the page shows it. */
+async function landed(page: Page, app: Awaited<ReturnType<typeof loopback>>) {
+  const back = await app.next();
+  await page.waitForURL((u) => u.href.startsWith(app.uri));
+  return back;
+}
+
 const authorizeUrl = (params: Record<string, string>) => `${API}/oauth2/authorize?${new URLSearchParams(params)}`;
 function pkce() {
   const verifier = randomBytes(32).toString("base64url");
@@ -144,8 +151,7 @@ describe("an app asks for consent on the demo's page", () => {
       await page.screenshot({ path: `${SHOTS}/consent.png`, fullPage: true });
 
       await page.getByTestId("consent-approve").click();
-      const back = await app.next();
-      await page.waitForURL((u) => u.href.startsWith(app.uri));
+      const back = await landed(page, app);
       expect(back.get("state")).toBe(state);
       expect(back.get("iss")).toBe(API);
       const tokens = await form("/oauth2/token", {
@@ -161,7 +167,7 @@ describe("an app asks for consent on the demo's page", () => {
       // prompt=none now that the consent is remembered: straight back with a code, no buttons.
       const silent = pkce();
       await page.goto(authorizeUrl({ ...ask, state: "quiet", prompt: "none", code_challenge: silent.challenge }));
-      const quiet = await app.next();
+      const quiet = await landed(page, app);
       expect(quiet.get("state")).toBe("quiet");
       expect(quiet.get("error")).toBeNull();
       expect(quiet.get("code")).toBeTruthy();
@@ -203,7 +209,7 @@ describe("an app asks for consent on the demo's page", () => {
       await page.goto(authorizeUrl({ ...ask, state: "cancelled", code_challenge: pkce().challenge }));
       await expect.poll(() => page.getByTestId("consent-signin").isVisible(), { timeout: 15_000 }).toBe(true);
       await page.getByTestId("consent-cancel").click();
-      const cancelled = await app.next();
+      const cancelled = await landed(page, app);
       expect([cancelled.get("error"), cancelled.get("state"), cancelled.get("code")]).toEqual(["access_denied", "cancelled", null]);
       // Signed in, the person reads the request and denies it.
       await page.goto(authorizeUrl({ ...ask, state: "denied", code_challenge: pkce().challenge }));
@@ -212,7 +218,7 @@ describe("an app asks for consent on the demo's page", () => {
       await consentShown(page, "Loopback Denied");
       expect(await page.getByTestId("consent-site").isVisible()).toBe(false); // no client_uri given
       await page.getByTestId("consent-deny").click();
-      const denied = await app.next();
+      const denied = await landed(page, app);
       expect([denied.get("error"), denied.get("state"), denied.get("iss"), denied.get("code")]).toEqual(["access_denied", "denied", API, null]);
       // Nothing connected.
       await page.goto(APP);
@@ -251,7 +257,7 @@ describe("an app asks for consent on the demo's page", () => {
       await consentShown(page, "Loopback Strict");
       expect(await page.getByTestId("consent-relogin").isVisible()).toBe(false);
       await page.getByTestId("consent-approve").click();
-      const back = await app.next();
+      const back = await landed(page, app);
       expect([back.get("state"), back.get("error")]).toEqual(["again", null]);
       expect(back.get("code")).toBeTruthy();
       await ctx.close();
