@@ -50,7 +50,7 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
   function describe(req: AuthorizationRequest) {
     $("#consent-client").textContent = req.client.name;
     const site = $<HTMLAnchorElement>("#consent-site");
-    site.hidden = !req.client.uri;
+    $("#consent-site-line").hidden = !req.client.uri;
     Object.assign(site, { href: req.client.uri ?? "", textContent: req.client.uri ?? "" });
     $("#consent-redirect").textContent = req.redirect_origin;
     $("#consent-scopes").replaceChildren(
@@ -78,8 +78,12 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
       if (leaving) return true; // on the way to the app: nothing more to show
       const id = pending();
       $("#consent-signin").hidden = !id || signedIn;
-      $("#consent").hidden = true;
-      if (!id || !signedIn) return false;
+      // Hidden only once it is decided, so that a second render in flight does not make it flicker.
+      const hide = () => {
+        $("#consent").hidden = true;
+        return false;
+      };
+      if (!id || !signedIn) return hide();
       let req: AuthorizationRequest;
       try {
         req = await client.authorizationRequest(id);
@@ -91,13 +95,14 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
             ? new AuthError("not_found", "This app's request has expired or was answered already: start again from the app", 404)
             : err,
         );
-        return false;
+        return hide();
       }
       shown = req;
       // prompt=none: no page at all, the API answers (a remembered consent: a code; else consent_required).
       // A remembered consent that the app did not ask to renew: yes at once.
       const silent = req.prompt?.split(" ").includes("none") || (req.consent_remembered && !req.login_required);
       if (silent) {
+        hide();
         try {
           go((await client.approve(id)).redirect_to);
         } catch (err) {

@@ -134,13 +134,13 @@ const consent = createConsent(client, showError);
 
 async function render() {
   const { signedIn } = client.state;
-  $("#signed-out").hidden = signedIn;
-  $("#signed-in").hidden = !signedIn;
-  if (await consent.render(signedIn)) {
-    $("#signed-in").hidden = true;
-    return;
-  }
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
+  // An app's request waiting for this person's answer takes the place of the profile.
+  const consenting = await consent.render(signedIn);
+  if (client.state.signedIn !== signedIn) return; // signed in or out meanwhile: that change's render draws
+  $("#signed-out").hidden = signedIn;
+  $("#signed-in").hidden = !signedIn || consenting;
+  if (consenting) return;
   if (signedIn) showMfa(undefined);
   else return hideSecrets();
   try {

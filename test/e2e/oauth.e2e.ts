@@ -89,10 +89,11 @@ async function signIn(page: Page, username: string) {
   await form.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
-/** The consent page, on screen for `appName`. */
-async function consentShown(page: Page, appName: string) {
+/** The consent page, on screen for `appName`, with the person it is for in the header. */
+async function consentShown(page: Page, appName: string, username?: string) {
   await expect.poll(() => page.getByTestId("consent").isVisible(), { timeout: 15_000 }).toBe(true);
   expect(await page.getByTestId("consent-client").textContent()).toBe(appName);
+  if (username) expect(await page.getByTestId("status").textContent()).toBe(`Signed in as ${username}`);
   expect(await page.getByTestId("profile").isVisible()).toBe(false);
 }
 
@@ -142,7 +143,7 @@ describe("an app asks for consent on the demo's page", () => {
       await expect.poll(() => page.getByTestId("consent-signin").isVisible(), { timeout: 15_000 }).toBe(true);
       expect(page.url()).toBe(`${APP}/`);
       await signIn(page, who.username);
-      await consentShown(page, "Loopback Notes");
+      await consentShown(page, "Loopback Notes", who.username);
       expect(await page.getByTestId("consent-site").textContent()).toBe("https://notes.example/");
       expect(await page.getByTestId("consent-redirect").textContent()).toBe(`http://127.0.0.1:${new URL(app.uri).port}`);
       const scopes = await page.getByTestId("consent-scope").allTextContents();
@@ -229,6 +230,43 @@ describe("an app asks for consent on the demo's page", () => {
     }
   });
 
+  it("a social sign-in leaves the page for the provider and comes back to the consent", async () => {
+    const app = await loopback();
+    try {
+      const reg = await api("POST", "/oauth2/register", {
+        client_name: "Loopback Social",
+        redirect_uris: [app.uri],
+        token_endpoint_auth_method: "none",
+        scope: "openid profile",
+      });
+      const ctx = await browser.newContext();
+      const page = await newPage(ctx);
+      const ask = { response_type: "code", client_id: reg.body.client_id, redirect_uri: app.uri, scope: "openid profile", code_challenge_method: "S256" };
+      await page.goto(authorizeUrl({ ...ask, state: "social", code_challenge: pkce().challenge }));
+      await expect.poll(() => page.getByTestId("consent-signin").isVisible(), { timeout: 15_000 }).toBe(true);
+      await page.getByTestId("sign-in-with-local").click();
+      // The provider's pages: its login form, then its consent form, until the demo is back.
+      const name = `social_${randomBytes(4).toString("hex")}`;
+      for (let step = 0; step < 6 && !page.url().startsWith(APP); step++) {
+        await page.waitForLoadState();
+        if (page.url().startsWith(APP)) break;
+        if (await page.locator("input[name=login]").count()) {
+          await page.fill("input[name=login]", name);
+          await page.fill("input[name=password]", "anything");
+        }
+        await Promise.all([page.waitForNavigation(), page.locator("button[type=submit]").first().click()]);
+      }
+      await consentShown(page, "Loopback Social", name);
+      await page.getByTestId("consent-approve").click();
+      const back = await landed(page, app);
+      expect([back.get("state"), back.get("error")]).toEqual(["social", null]);
+      expect(back.get("code")).toBeTruthy();
+      await ctx.close();
+    } finally {
+      await app.close();
+    }
+  });
+
   it("prompt=login: the page asks the signed-in person to sign in again, then approves", async () => {
     const app = await loopback();
     try {
@@ -247,7 +285,7 @@ describe("an app asks for consent on the demo's page", () => {
       await new Promise((r) => setTimeout(r, 1100)); // the sign-in is older than the request
       const ask = { response_type: "code", client_id: reg.body.client_id, redirect_uri: app.uri, scope: "openid", code_challenge_method: "S256" };
       await page.goto(authorizeUrl({ ...ask, state: "again", prompt: "login", code_challenge: pkce().challenge }));
-      await consentShown(page, "Loopback Strict");
+      await consentShown(page, "Loopback Strict", who.username);
       expect(await page.getByTestId("consent-relogin").isVisible()).toBe(true);
       await page.getByTestId("consent-approve").click();
       // Approval refused (401 reauthentication_required): the sign-in forms, saying why.
