@@ -1,11 +1,10 @@
-import type { AuthClient } from "../client";
+import type { AuthClient, ConnectedApp } from "../client";
 
-/** "Connected apps": the apps this account let in (GET /account/apps), each with a Disconnect button that ends its grants. */
+/** "Connected apps": the apps this account let in (GET /account/apps, fetched with the rest of the page), each with a Disconnect button that ends its grants. */
 
 const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : "never");
 
-export async function renderApps(client: AuthClient, list: HTMLElement, onChange: () => unknown, showError: (err: unknown) => unknown) {
-  const apps = await client.connectedApps();
+export function renderApps(client: AuthClient, list: HTMLElement, apps: ConnectedApp[], onChange: () => unknown, showError: (err: unknown) => unknown) {
   list.replaceChildren();
   if (!apps.length) list.append(Object.assign(document.createElement("li"), { textContent: "None" }));
   for (const app of apps) {

@@ -144,7 +144,13 @@ async function render() {
   if (signedIn) showMfa(undefined);
   else return hideSecrets();
   try {
-    const [{ user, factors }, { sessions }, passkeys, security] = await Promise.all([client.me(), client.sessions(), client.listPasskeys(), client.security()]);
+    const [{ user, factors }, { sessions }, passkeys, security, apps] = await Promise.all([
+      client.me(),
+      client.sessions(),
+      client.listPasskeys(),
+      client.security(),
+      client.connectedApps(),
+    ]);
     describe($("#profile"), "profile", {
       username: user.username,
       email: user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "-",
@@ -240,7 +246,7 @@ async function render() {
       }
       list.append(item);
     }
-    await renderApps(client, $("#apps"), render, showError);
+    renderApps(client, $("#apps"), apps, render, showError);
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);

@@ -54,13 +54,24 @@ async function loopback() {
   };
 }
 
-async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${API}${path}`, {
-    method,
-    headers: { ...(body ? { "content-type": "application/json" } : {}), ...headers },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as any };
+/**
+ * A setup call to the API. Sign-ups and registrations are rate limited per address, and every test
+ * here (and the browser journeys before them) comes from this machine's: a 429 waits its Retry-After.
+ */
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${API}${path}`, {
+      method,
+      headers: body ? { "content-type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const wait = Number(res.headers.get("retry-after") ?? 0);
+    if (res.status === 429 && attempt < 2 && wait <= 60) {
+      await new Promise((r) => setTimeout(r, (wait + 1) * 1000));
+      continue;
+    }
+    return { status: res.status, body: (await res.json().catch(() => null)) as any };
+  }
 }
 const form = (path: string, fields: Record<string, string>) =>
   fetch(`${API}${path}`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: new URLSearchParams(fields) }).then(
@@ -110,7 +121,10 @@ function pkce() {
   return { verifier, challenge: createHash("sha256").update(verifier).digest("base64url") };
 }
 
-describe("an app asks for consent on the demo's page", () => {
+// Long enough for a 429's wait in api() (the sign-up limit is 10 a minute per address).
+const SLOW = { timeout: 150_000 };
+
+describe("an app asks for consent on the demo's page", SLOW, () => {
   it("signs in, shows who asks, Approve lands on the redirect_uri with a code; Connected apps lists it; Disconnect ends the grant", async () => {
     const app = await loopback();
     try {
@@ -365,7 +379,7 @@ class ChromiumProvider implements OAuthClientProvider {
   }
 }
 
-describe("the MCP SDK's client, from the MCP server's URL alone", () => {
+describe("the MCP SDK's client, from the MCP server's URL alone", SLOW, () => {
   it("registers itself, gets the person's consent in Chromium on the demo, and calls whoami", async () => {
     const redirect = await loopback();
     try {
@@ -404,5 +418,5 @@ describe("the MCP SDK's client, from the MCP server's URL alone", () => {
     } finally {
       await redirect.close();
     }
-  }, 90_000);
+  });
 });
