@@ -206,7 +206,7 @@ describe("an app asks for consent on the demo's page", SLOW, () => {
     }
   });
 
-  it("Deny sends the browser back with access_denied; Cancel before signing in too", async () => {
+  it("Deny sends the browser back with access_denied; Cancel before signing in too; prompt=none without a consent: consent_required", async () => {
     const app = await loopback();
     try {
       const reg = await api("POST", "/oauth2/register", {
@@ -235,6 +235,10 @@ describe("an app asks for consent on the demo's page", SLOW, () => {
       await page.getByTestId("consent-deny").click();
       const denied = await landed(page, app);
       expect([denied.get("error"), denied.get("state"), denied.get("iss"), denied.get("code")]).toEqual(["access_denied", "denied", API, null]);
+      // prompt=none, signed in but never agreed: no page, straight back with consent_required.
+      await page.goto(authorizeUrl({ ...ask, state: "silent", prompt: "none", code_challenge: pkce().challenge }));
+      const silent = await landed(page, app);
+      expect([silent.get("error"), silent.get("state"), silent.get("code")]).toEqual(["consent_required", "silent", null]);
       // Nothing connected.
       await page.goto(APP);
       await expect.poll(() => page.getByTestId("connected-apps").textContent(), { timeout: 15_000 }).toBe("None");
