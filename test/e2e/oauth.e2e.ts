@@ -187,6 +187,12 @@ describe("an app asks for consent on the demo's page", SLOW, () => {
       expect(quiet.get("error")).toBeNull();
       expect(quiet.get("code")).toBeTruthy();
 
+      // Without prompt=none too: the page sees the remembered consent and approves without asking.
+      await page.goto(authorizeUrl({ ...ask, state: "remembered", code_challenge: pkce().challenge }));
+      const remembered = await landed(page, app);
+      expect([remembered.get("state"), remembered.get("error")]).toEqual(["remembered", null]);
+      expect(remembered.get("code")).toBeTruthy();
+
       // The account's page: the app is connected; Disconnect ends its grants.
       await page.goto(APP);
       await expect.poll(() => page.getByTestId("connected-app").count(), { timeout: 15_000 }).toBe(1);
