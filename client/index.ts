@@ -1,3 +1,4 @@
+import { appCalls } from "./apps.js";
 import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
 import type {
   ErrorBody,
@@ -73,6 +74,8 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
   invalid_state: "This sign-in expired or was started in another browser: sign in again",
 };
 
+export type { AuthorizationRequest, ConnectedApp } from "./apps.js";
+export { authorizeRequestId } from "./apps.js";
 export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
 export { deviceName } from "./device.js";
 export type * from "./webauthn.js";
@@ -534,6 +537,12 @@ export function createAuthClient(options: ClientOptions) {
     },
     /** 409 last_way_in when nothing else would sign in to the account. */
     unlinkIdentity: (id: string, check: FreshCheck) => authed<Reply>("DELETE", `/me/identities/${encodeURIComponent(id)}`, check),
+    // Consent for other apps, and the apps connected to the account (apps.ts).
+    ...appCalls(
+      authed,
+      (method, path, body) => send(method, path, body),
+      () => access !== undefined,
+    ),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
     /**

@@ -1,4 +1,4 @@
-// Generated from src/schemas.ts and src/response-schemas.ts by `npm run client:build`. Do not edit.
+// Generated from the server's zod schemas (src/schemas.ts, src/response-schemas*.ts, src/schemas-clients.ts) by `npm run client:build`. Do not edit.
 // Each type is what the server's zod schema validates (a request's input, a response's output).
 
 export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
@@ -202,4 +202,47 @@ export type PasswordChangeRequest = {
   code?: string | undefined;
   recovery_code?: string | undefined;
   new_password: string;
+};
+
+export type AuthorizationRequest = {
+  id: string;
+  client: {
+    id: string;
+    name: string;
+    uri: string | null;
+  };
+  scopes: {
+    name: string;
+    description: string;
+  }[];
+  resource: string | null;
+  redirect_origin: string;
+  prompt: string | null;
+  login_required: boolean;
+  consent_remembered: boolean;
+  expires_at: string;
+};
+
+export type AuthorizationRedirect = {
+  redirect_to: string;
+};
+
+export type ConnectedApps = {
+  apps: ({
+    client_id: string;
+    name: string;
+    uri: string | null;
+    scopes: string[];
+    resources: string[];
+    connected_at: string;
+    last_used_at: string | null;
+    grants: number;
+    consent_remembered: boolean;
+  })[];
+};
+
+export type AppDisconnected = {
+  message: string;
+  grants_revoked: number;
+  consents_removed: number;
 };

@@ -1,6 +1,8 @@
 import { startAuthentication, startRegistration } from "@simplewebauthn/browser";
 import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshCheck, type Security, type WayIn } from "../client";
 import { renderAdmin } from "./admin";
+import { renderApps } from "./apps";
+import { createConsent } from "./consent";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -127,15 +129,28 @@ function hideSecrets() {
   $<HTMLInputElement>("#security-password").value = "";
 }
 
+// Another app's authorization request (#authorize=<id>): the consent page, in place of the profile.
+const consent = createConsent(client, showError);
+
 async function render() {
   const { signedIn } = client.state;
-  $("#signed-out").hidden = signedIn;
-  $("#signed-in").hidden = !signedIn;
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
+  // An app's request waiting for this person's answer takes the place of the profile.
+  const consenting = await consent.render(signedIn);
+  if (client.state.signedIn !== signedIn) return; // signed in or out meanwhile: that change's render draws
+  $("#signed-out").hidden = signedIn;
+  $("#signed-in").hidden = !signedIn || consenting;
+  if (consenting) return;
   if (signedIn) showMfa(undefined);
   else return hideSecrets();
   try {
-    const [{ user, factors }, { sessions }, passkeys, security] = await Promise.all([client.me(), client.sessions(), client.listPasskeys(), client.security()]);
+    const [{ user, factors }, { sessions }, passkeys, security, apps] = await Promise.all([
+      client.me(),
+      client.sessions(),
+      client.listPasskeys(),
+      client.security(),
+      client.connectedApps(),
+    ]);
     describe($("#profile"), "profile", {
       username: user.username,
       email: user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "-",
@@ -231,6 +246,7 @@ async function render() {
       }
       list.append(item);
     }
+    renderApps(client, $("#apps"), apps, render, showError);
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);
@@ -388,6 +404,12 @@ async function followLink() {
   const [action, token] = location.hash.slice(1).split("=");
   if (!token) return;
   history.replaceState(null, "", location.pathname);
+  if (action === "authorize") {
+    consent.take(token);
+    // Opened on a page already loaded: show it now (at start-up, the first render does).
+    if (started) await resumed.then(render, showError);
+    return;
+  }
   if (action === "verify-email" || action === "confirm-email") {
     // Signed in on this page, the session proves the account; otherwise its password does (the form).
     await resumed.catch(() => undefined);
@@ -428,7 +450,8 @@ client.onChange(() => {
 });
 // A reload signs in silently from the refresh cookie when there is one.
 const resumed = client.resume();
-void followLink();
+let started = false;
+void followLink().finally(() => (started = true));
 void showProviders().catch(showError);
 resumed.then(completeSocial).then(render, (err) => {
   showError(err);

@@ -50,12 +50,21 @@ const EXPORTS = [
   ["LoginRequest", "loginSchema", "input"],
   ["LoginMfaRequest", "loginMfaSchema", "input"],
   ["PasswordChangeRequest", "passwordChangeSchema", "input"],
+  ["AuthorizationRequest", "authorizationRequestSchema", "output"],
+  ["AuthorizationRedirect", "redirectToSchema", "output"],
+  ["ConnectedApps", "connectedAppsSchema", "output"],
+  ["AppDisconnected", "appDisconnectedSchema", "output"],
 ];
 
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
 async function loadSchemas() {
   const out = await build({
-    stdin: { contents: 'export * from "./src/schemas"; export * from "./src/response-schemas";', resolveDir: root, loader: "ts" },
+    stdin: {
+      contents:
+        'export * from "./src/schemas"; export * from "./src/response-schemas"; export * from "./src/response-schemas-consent"; export * from "./src/schemas-clients";',
+      resolveDir: root,
+      loader: "ts",
+    },
     absWorkingDir: root,
     bundle: true,
     format: "esm",
@@ -126,7 +135,7 @@ function print(schema, side, indent = "") {
 async function typesFile() {
   const schemas = await loadSchemas();
   const lines = [
-    "// Generated from src/schemas.ts and src/response-schemas.ts by `npm run client:build`. Do not edit.",
+    "// Generated from the server's zod schemas (src/schemas.ts, src/response-schemas*.ts, src/schemas-clients.ts) by `npm run client:build`. Do not edit.",
     "// Each type is what the server's zod schema validates (a request's input, a response's output).",
     "",
     `export type ErrorCode = ${print(schemas.errorSchema.shape.error, "output")};`,

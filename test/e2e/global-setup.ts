@@ -11,6 +11,10 @@ import { prepareState, start, stop, waitFor } from "../../scripts/servers.mjs";
 /** Ports of their own, so a running `npm run dev` or `npm run demo` is no obstacle. */
 export const API = "http://localhost:8790";
 export const APP = "http://localhost:5180";
+/** The example MCP server (examples/mcp-server), trusting this API; its devtools port is MCP_PORT + 1000. */
+export const MCP_PORT = 8780;
+export const MCP_URL = `http://localhost:${MCP_PORT}/mcp`;
+export const MCP_SCOPE = "mcp:tools";
 /** The API's output, where wrangler prints the mail it would send (with the paths of its bodies). */
 export const API_LOG = path.join(tmpdir(), "edge-auth-e2e-api.log");
 /** The API's local D1 and KV for this run (the admin journey grants a role in it, as `npm run admin:grant` would). */
@@ -52,13 +56,40 @@ export default async function setup() {
       `OAUTH_PROVIDERS:${JSON.stringify(providers)}`,
       "--var",
       `OAUTH_CLIENT_SECRETS:${JSON.stringify({ local: idp.clientSecret })}`,
+      // The authorization server's journeys (oauth.e2e.ts): apps register themselves, the MCP server is a resource.
+      "--var",
+      "OAUTH_REGISTRATION:open",
+      "--var",
+      `OAUTH_SCOPES:${MCP_SCOPE}`,
+      "--var",
+      `OAUTH_RESOURCES:${MCP_URL}`,
     ],
     { log: API_LOG },
+  );
+  start(
+    "wrangler",
+    [
+      "dev",
+      "-c",
+      "examples/mcp-server/wrangler.toml",
+      "--port",
+      String(MCP_PORT),
+      "--inspector-port",
+      String(MCP_PORT + 1000),
+      "--var",
+      `ISSUER:${API}`,
+      "--var",
+      `RESOURCE:${MCP_URL}`,
+      "--var",
+      `SCOPE:${MCP_SCOPE}`,
+    ],
+    { quiet: true },
   );
   // On 127.0.0.1: the browser reaches it as localhost (the app) and as 127.0.0.1 (a foreign site).
   start("vite", ["--config", "demo/vite.config.ts", "--port", "5180", "--host", "127.0.0.1"], { quiet: true, extraEnv: { VITE_API_URL: API } });
   await waitFor(`${API}/health`, "the API");
   await waitFor(`${APP}/`, "the demo app");
+  await waitFor(`http://localhost:${MCP_PORT}/.well-known/oauth-protected-resource/mcp`, "the example MCP server", 90);
   return async () => {
     stop();
     await idp.close();
