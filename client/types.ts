@@ -210,6 +210,7 @@ export type AuthorizationRequest = {
     id: string;
     name: string;
     uri: string | null;
+    verified: boolean;
   };
   scopes: {
     name: string;

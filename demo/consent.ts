@@ -12,11 +12,14 @@ const KEY = "edge-auth-demo:authorize";
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 
 const pending = () => sessionStorage.getItem(KEY);
+/** The app asked prompt=none: nobody signed in here means login_required at once, never a sign-in form. */
+const silentAsked = () => sessionStorage.getItem(`${KEY}:none`) === "1";
 let leaving = false;
 /** The browser leaves for the app: the request is over here. */
 function go(url: string) {
   leaving = true;
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(`${KEY}:none`);
   location.assign(url);
 }
 
@@ -67,8 +70,10 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
 
   return {
     /** Keeps a request id from the page's fragment (`#authorize=<id>`) for this tab. */
-    take(id: string) {
+    take(id: string, promptNone = false) {
       sessionStorage.setItem(KEY, id);
+      if (promptNone) sessionStorage.setItem(`${KEY}:none`, "1");
+      else sessionStorage.removeItem(`${KEY}:none`);
     },
     /**
      * Shows the consent page when a request is pending: true when it is on screen (the caller hides
@@ -83,6 +88,10 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
         $("#consent").hidden = true;
         return false;
       };
+      if (id && !signedIn && silentAsked()) {
+        await client.deny(id).then((r) => go(r.redirect_to), showError);
+        return true;
+      }
       if (!id || !signedIn) return hide();
       let req: AuthorizationRequest;
       try {

@@ -405,7 +405,9 @@ async function followLink() {
   if (!token) return;
   history.replaceState(null, "", location.pathname);
   if (action === "authorize") {
-    consent.take(token);
+    // #authorize=<id>, and &prompt=none when the app asked to hear back at once, signed in or not.
+    const fragment = new URLSearchParams(`${action}=${location.hash.slice(1).slice(action.length + 1)}`);
+    consent.take(fragment.get("authorize")!, fragment.get("prompt") === "none");
     // Opened on a page already loaded: show it now (at start-up, the first render does).
     if (started) await resumed.then(render, showError);
     return;

@@ -70,7 +70,7 @@ describe("the typed client's consent calls", () => {
     expect(id).toMatch(/^[\w-]{20,}$/);
 
     const asked = await client.authorizationRequest(id);
-    expect(asked.client).toEqual({ id: app.id, name: "Notes App", uri: "https://app.example/" });
+    expect(asked.client).toEqual({ id: app.id, name: "Notes App", uri: "https://app.example/", verified: true });
     expect(asked.scopes.map((s) => s.name)).toEqual(["openid", "profile", "offline_access"]);
     for (const s of asked.scopes) expect(s.description.length).toBeGreaterThan(5); // plain words for the page
     expect(asked).toMatchObject({ resource: null, redirect_origin: "https://app.example", login_required: false, consent_remembered: false });

@@ -55,7 +55,7 @@ function requestIdOf(res: ApiResponse) {
   expect(res.status, res.text).toBe(302);
   const location = res.headers.get("location")!;
   expect(location.startsWith(`${env.APP_URL}#authorize=`), location).toBe(true);
-  const id = new URL(location).hash.slice("#authorize=".length);
+  const id = new URLSearchParams(new URL(location).hash.slice(1)).get("authorize")!;
   expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
   return id;
 }
@@ -91,6 +91,14 @@ describe("an accepted request", () => {
     });
     expect(row!.expires_at as number).toBeGreaterThanOrEqual(before + 600_000);
     expect(row!.expires_at as number).toBeLessThan(Date.now() + 600_000 + 1000);
+  });
+
+  it("tells the app page prompt=none in the fragment (nobody signed in there: login_required at once), and nothing else", async () => {
+    const client = await createTestClient();
+    const silent = new URL((await authorizeCall(await valid(client, { prompt: "none" }))).headers.get("location")!);
+    expect(new URLSearchParams(silent.hash.slice(1)).get("prompt")).toBe("none");
+    const asked = new URL((await authorizeCall(await valid(client, { prompt: "login", state: "secret-state" }))).headers.get("location")!);
+    expect([...new URLSearchParams(asked.hash.slice(1)).keys()]).toEqual(["authorize"]);
   });
 
   it("grants the client's registered scopes when none is asked, and takes the only redirect_uri when none is given", async () => {

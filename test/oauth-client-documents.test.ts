@@ -412,7 +412,7 @@ describe("through the authorization endpoint", () => {
     const id = docUrl("doc");
     const res = await authorize(id);
     expect(res.status, res.text).toBe(302);
-    const requestId = new URL(res.headers.get("location")!).hash.slice("#authorize=".length);
+    const requestId = new URLSearchParams(new URL(res.headers.get("location")!).hash.slice(1)).get("authorize")!;
     const user = await registerUser();
     const opened = await call("GET", `/oauth2/requests/${requestId}`, { token: user.access_token });
     expect(opened.status, opened.text).toBe(200);

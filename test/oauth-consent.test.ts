@@ -23,7 +23,7 @@ async function startRequest(client: Client, params: Record<string, string> = {})
   });
   const res = await call("GET", `/oauth2/authorize?${q}`);
   expect(res.status, res.text).toBe(302);
-  return new URL(res.headers.get("location")!).hash.slice("#authorize=".length);
+  return new URLSearchParams(new URL(res.headers.get("location")!).hash.slice(1)).get("authorize")!;
 }
 
 const open = (id: string, token?: string) => call("GET", `/oauth2/requests/${id}`, { token });
@@ -90,7 +90,7 @@ describe("opening a request", () => {
       code_challenge_method: "S256",
     });
     const started = await call("GET", `/oauth2/authorize?${q}`, { bindings });
-    const id = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
+    const id = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
     const res = await call("GET", `/oauth2/requests/${id}`, { token, bindings });
     expect(res.body.scopes).toEqual([{ name: "billing:read", description: "billing:read" }]);
   });
@@ -244,7 +244,7 @@ describe("approving", () => {
       code_challenge_method: "S256",
     });
     const started = await call("GET", `/oauth2/authorize?${q}`, { bindings });
-    const withResource = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
+    const withResource = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
     const res = await open(withResource, token);
     expect(res.body).toMatchObject({ resource: "https://api.example.com/", consent_remembered: false });
   });

@@ -34,7 +34,7 @@ async function silently(client: Client, token: string) {
     code_challenge_method: "S256",
     prompt: "none",
   });
-  const id = new URL((await call("GET", `/oauth2/authorize?${q}`)).headers.get("location")!).hash.slice("#authorize=".length);
+  const id = new URLSearchParams(new URL((await call("GET", `/oauth2/authorize?${q}`)).headers.get("location")!).hash.slice(1)).get("authorize")!;
   const res = await call("POST", `/oauth2/requests/${id}/approve`, { token });
   return new URL(res.body.redirect_to).searchParams.get("error");
 }

@@ -119,7 +119,7 @@ describe("a self-registered app", () => {
       code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
       code_challenge_method: "S256",
     });
-    const id = new URL((await call("GET", `/oauth2/authorize?${q}`)).headers.get("location")!).hash.slice("#authorize=".length);
+    const id = new URLSearchParams(new URL((await call("GET", `/oauth2/authorize?${q}`)).headers.get("location")!).hash.slice(1)).get("authorize")!;
     expect((await call("GET", `/oauth2/requests/${id}`, { token: user.access_token })).body.client).toMatchObject({ name: "CLI Agent", verified: false });
   });
 

@@ -101,7 +101,7 @@ export async function approvedCode(
   const { bindings } = opts;
   const started = await call("GET", `/oauth2/authorize?${query}`, { bindings });
   if (started.status !== 302) throw new Error(`authorize answered ${started.status}: ${started.text}`);
-  const id = new URL(started.headers.get("location")!).hash.slice("#authorize=".length);
+  const id = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
   const opened = await call("GET", `/oauth2/requests/${id}`, { token: user.access_token, bindings });
   if (opened.status !== 200) throw new Error(`the request answered ${opened.status}: ${opened.text}`);
   const approved = await call("POST", `/oauth2/requests/${id}/approve`, { token: user.access_token, bindings });

@@ -89,10 +89,14 @@ function checked(config: Config, client: OAuthClient, params: AuthorizeParams) {
   return { prompt, maxAge, scopes, resource, codeChallenge: params.code_challenge };
 }
 
-/** The app's consent page for a stored request: APP_URL with the request id in the fragment (never sent to a server). */
-function consentPage(config: Config, requestId: string) {
+/**
+ * The app's consent page for a stored request: APP_URL with the request id in the fragment (never
+ * sent to a server), and `prompt=none` when the app asked it, so a page with nobody signed in answers
+ * login_required at once instead of showing a sign-in form.
+ */
+function consentPage(config: Config, requestId: string, prompt: string | null) {
   const url = new URL(config.APP_URL);
-  url.hash = `authorize=${requestId}`;
+  url.hash = `authorize=${requestId}${prompt === "none" ? "&prompt=none" : ""}`;
   return url.href;
 }
 
@@ -128,5 +132,5 @@ export async function authorize(deps: Deps, params: AuthorizeParams, now = new D
     createdAt: now,
     expiresAt: new Date(now.getTime() + config.OAUTH_REQUEST_TTL * 1000),
   });
-  return { location: consentPage(config, requestId) };
+  return { location: consentPage(config, requestId, asked.prompt) };
 }
