@@ -66,6 +66,8 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
     );
     $("#consent-resource").textContent = req.resource ?? "this service's sign-in only (your profile)";
     $("#consent-relogin").hidden = !req.login_required;
+    // Not registered by this service: its name and site are its own words (ASVS 10.4.7).
+    $("#consent-unverified").hidden = req.client.verified;
   }
 
   return {

@@ -104,6 +104,8 @@ async function signIn(page: Page, username: string) {
 async function consentShown(page: Page, appName: string, username?: string) {
   await expect.poll(() => page.getByTestId("consent").isVisible(), { timeout: 15_000 }).toBe(true);
   expect(await page.getByTestId("consent-client").textContent()).toBe(appName);
+  // Every app here registered itself: the page says its name and site are its own claims.
+  expect(await page.getByTestId("consent-unverified").isVisible()).toBe(true);
   if (username) expect(await page.getByTestId("status").textContent()).toBe(`Signed in as ${username}`);
   expect(await page.getByTestId("profile").isVisible()).toBe(false);
 }
