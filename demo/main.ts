@@ -401,12 +401,13 @@ async function completeSocial() {
 
 async function followLink() {
   if (/[#&]oauth(_error)?=/.test(location.hash)) return; // completeSocial's
-  const [action, token] = location.hash.slice(1).split("=");
+  const hash = location.hash.slice(1);
+  const [action, token] = hash.split("=");
   if (!token) return;
   history.replaceState(null, "", location.pathname);
   if (action === "authorize") {
     // #authorize=<id>, and &prompt=none when the app asked to hear back at once, signed in or not.
-    const fragment = new URLSearchParams(`${action}=${location.hash.slice(1).slice(action.length + 1)}`);
+    const fragment = new URLSearchParams(hash);
     consent.take(fragment.get("authorize")!, fragment.get("prompt") === "none");
     // Opened on a page already loaded: show it now (at start-up, the first render does).
     if (started) await resumed.then(render, showError);
