@@ -203,9 +203,7 @@ describe("an app asks for consent on the demo's page", SLOW, () => {
       await page.goto(APP);
       await expect.poll(() => page.getByTestId("connected-app").count(), { timeout: 15_000 }).toBe(1);
       const entry = page.getByTestId("connected-app");
-      expect(await entry.textContent()).toMatch(
-        /^Loopback Notes: openid profile offline_access\. Connected .+, last used .+\. Disconnect$/,
-      );
+      expect(await entry.textContent()).toMatch(/^Loopback Notes: openid profile offline_access\. Connected .+, last used .+\. Disconnect$/);
       await page.screenshot({ path: `${SHOTS}/connected-apps.png`, fullPage: true });
       await entry.getByRole("button", { name: "Disconnect" }).click();
       await expect.poll(() => page.getByTestId("connected-apps").textContent()).toBe("None");
