@@ -17,7 +17,7 @@ const plain = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
 const uriList = (max: number) =>
   z.array(z.string("must be a string").max(2000, "at most 2000 characters"), "must be a list of URIs").max(max, `at most ${max}`);
 
-export const ConfiguredClientSchema = z
+const ConfiguredClientSchema = z
   .object({
     // Printable ASCII without spaces (a client_id travels in URLs and Basic auth).
     client_id: z.string("must be a string").regex(/^[\x21-\x7e]{1,255}$/, "must be 1-255 printable ASCII characters, no spaces"),

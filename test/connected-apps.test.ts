@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { ConnectedApp } from "../client";
 import { adminToken, call, expectError, kvPutFailsOnce, login, PASSWORD, registerUser, revokedEntries } from "./helpers";
 import { countFor, grantRow, insertConsent, insertGrant, insertRequest, registerClient } from "./oauth";
 
@@ -13,17 +14,7 @@ async function newClient(name: string) {
   return res.body.client_id as string;
 }
 
-type App = {
-  client_id: string;
-  name: string;
-  uri: string | null;
-  scopes: string[];
-  resources: string[];
-  connected_at: string;
-  last_used_at: string | null;
-  grants: number;
-  consent_remembered: boolean;
-};
+type App = ConnectedApp;
 const appsOf = async (token: string) => {
   const res = await call<{ apps: App[] }>("GET", "/account/apps", { token });
   expect(res.status, res.text).toBe(200);

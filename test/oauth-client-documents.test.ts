@@ -8,7 +8,7 @@ import { clientScopes } from "../src/auth/oauth-server/policy";
 import { getConfig } from "../src/config";
 import { housekeeping } from "../src/cron";
 import { getDb } from "../src/db/client";
-import { upsertDocumentClient } from "../src/db/oauth-client-documents";
+import { upsertSourcedClient } from "../src/db/oauth-clients";
 import type { Deps } from "../src/deps";
 import { toBase64Url } from "../src/encoding";
 import { adminToken, call, registerUser } from "./helpers";
@@ -208,12 +208,14 @@ describe("a good document", () => {
       name: "Document",
       uri: null,
       redirectUris: ["https://evil.example/cb"],
+      secretHash: null,
       grantTypes: ["authorization_code"],
       scope: "openid",
-      now,
+      resources: [],
+      source: "metadata" as const,
       expiresAt: now,
     };
-    expect(await upsertDocumentClient(getDb(env.DB), late)).toBeUndefined();
+    expect(await upsertSourcedClient(getDb(env.DB), late, now)).toBeUndefined();
     expect(await row(id)).toMatchObject({ name: "Admin Named", redirect_uris: '["https://a.example/cb"]', source: "admin" });
   });
 

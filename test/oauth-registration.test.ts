@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { housekeeping } from "../src/cron";
 import { sha256Base64Url } from "../src/encoding";
 import { call, inOneLimiterWindow, registerUser } from "./helpers";
-import { approvedCode, tokenRequest } from "./oauth";
+import { approvedCode, codeForm, tokenRequest } from "./oauth";
 
 // Dynamic client registration (RFC 7591, docs/oauth-server.md): the deployment's policy, what a
 // self-registered app may be, lapsing registrations, and the bounds on what anonymous callers grow.
@@ -62,13 +62,7 @@ describe("a self-registered app", () => {
 
     const client = { id: res.body.client_id as string, redirectUri: app.redirect_uris[0]! };
     const code = await approvedCode(client, await registerUser(), { scope: "openid offline_access" });
-    const tokens = await tokenRequest({
-      grant_type: "authorization_code",
-      code: code.code,
-      redirect_uri: client.redirectUri,
-      code_verifier: code.verifier,
-      client_id: client.id,
-    });
+    const tokens = await tokenRequest(codeForm(client, code));
     expect(tokens.status, tokens.text).toBe(200);
     expect((await clientRow(client.id))!.first_token_at).not.toBeNull();
     // Past the lapse time, the cron keeps it: it got a token.
@@ -85,13 +79,7 @@ describe("a self-registered app", () => {
       .bind(Date.now() - 1000, client.id)
       .run();
     await expect(approvedCode(client, await registerUser())).rejects.toThrow(/authorize answered 400/);
-    const tokens = await tokenRequest({
-      grant_type: "authorization_code",
-      code: code.code,
-      redirect_uri: client.redirectUri,
-      code_verifier: code.verifier,
-      client_id: client.id,
-    });
+    const tokens = await tokenRequest(codeForm(client, code));
     expect([tokens.status, tokens.body.error]).toEqual([401, "invalid_client"]);
     expect((await housekeeping(env)).lapsedClients).toBeGreaterThanOrEqual(1);
     expect(await clientRow(client.id)).toBeNull();

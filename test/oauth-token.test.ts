@@ -1,9 +1,10 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import { sha256Base64Url, toBase64Url } from "../src/encoding";
-import { call, decodeJwtPart, expectError, forgeToken, registerUser, revokedEntries, sidOf } from "./helpers";
-import { approvedCode, createTestClient, tokenRequest } from "./oauth";
+import { call, d1BatchAnswerLostOnce, decodeJwtPart, expectError, forgeToken, kvPutFailsOnce, registerUser, revokedEntries, sidOf } from "./helpers";
+import { approvedCode, codeForm, createTestClient, tokenRequest } from "./oauth";
 
 // The token endpoint (docs/oauth-server.md): a code's exchange with PKCE, refresh rotation on the
 // grant's session, client_credentials, and what each refuses. Codes come from a real approval
@@ -23,13 +24,7 @@ describe("authorization_code", () => {
     const client = await createTestClient();
     const user = await registerUser({ email: `${crypto.randomUUID()}@example.com` });
     const code = await approvedCode(client, user, { scope: "openid profile email offline_access", nonce: "n-123" });
-    const res = await tokenRequest({
-      grant_type: "authorization_code",
-      code: code.code,
-      redirect_uri: client.redirectUri,
-      code_verifier: code.verifier,
-      client_id: client.id,
-    });
+    const res = await tokenRequest(codeForm(client, code));
     expect(res.status, res.text).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.body).toMatchObject({ token_type: "Bearer", expires_in: 900, scope: "openid profile email offline_access", refresh_token: expect.any(String) });
@@ -53,7 +48,7 @@ describe("authorization_code", () => {
   it("a code used twice is refused, and the tokens its first use gave die with the grant", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser());
-    const form = { grant_type: "authorization_code", code: code.code, redirect_uri: client.redirectUri, code_verifier: code.verifier, client_id: client.id };
+    const form = codeForm(client, code);
     const first = await tokenRequest(form);
     expect(first.status).toBe(200);
     const again = await tokenRequest(form);
@@ -75,7 +70,7 @@ describe("authorization_code", () => {
   it("of two exchanges of one code at once, exactly one gets tokens", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser());
-    const form = { grant_type: "authorization_code", code: code.code, redirect_uri: client.redirectUri, code_verifier: code.verifier, client_id: client.id };
+    const form = codeForm(client, code);
     const answers = await Promise.all([tokenRequest(form), tokenRequest(form)]);
     expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
   });
@@ -128,32 +123,51 @@ describe("authorization_code", () => {
     expect([refused.status, refused.body.error]).toEqual([400, "invalid_request"]);
   });
 
+  it("an exchange whose answer was lost: the retry is refused and the grant it opened ends (nothing leaks); a new authorization works", async () => {
+    const client = await createTestClient();
+    const user = await registerUser();
+    const code = await approvedCode(client, user, { scope: "openid offline_access" });
+    const DB = d1BatchAnswerLostOnce();
+    expectError(await tokenRequest(codeForm(client, code), { bindings: { DB } }), 500, "internal_error");
+    const grant = await env.DB.prepare("SELECT grant_id FROM oauth_requests WHERE code_hash = ?")
+      .bind(await sha256Base64Url(code.code))
+      .first<{ grant_id: string }>();
+    expect((await grantRow(grant!.grant_id))!.revoked_at).toBeNull(); // written: only the answer was lost
+    const retry = await tokenRequest(codeForm(client, code), { bindings: { DB } });
+    expect([retry.status, retry.body.error]).toEqual([400, "invalid_grant"]);
+    expect((await grantRow(grant!.grant_id))!.revoked_at).not.toBeNull();
+    const again = await approvedCode(client, user, { scope: "openid offline_access" });
+    expect((await tokenRequest(codeForm(client, again))).status).toBe(200);
+  });
+
+  it("a reused code while KV fails: still invalid_grant, the grant ended in D1 at once and in KV after the answer", async () => {
+    const client = await createTestClient();
+    const code = await approvedCode(client, await registerUser());
+    const first = await tokenRequest(codeForm(client, code));
+    const grant = sidOf(first.body.access_token);
+    const ctx = createExecutionContext();
+    const reused = await tokenRequest(codeForm(client, code), { bindings: { REVOKED: kvPutFailsOnce() }, ctx });
+    expect([reused.status, reused.body.error]).toEqual([400, "invalid_grant"]);
+    expect((await grantRow(grant))!.revoked_at).not.toBeNull();
+    expect((await revokedEntries("sid:")).has(grant)).toBe(false);
+    await waitOnExecutionContext(ctx);
+    expect((await revokedEntries("sid:")).has(grant)).toBe(true);
+  });
+
   it("an expired code gets nothing, even from its own client with its verifier", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser());
     await env.DB.prepare("UPDATE oauth_requests SET code_expires_at = ? WHERE code_hash = ?")
       .bind(Date.now() - 1, await sha256Base64Url(code.code))
       .run();
-    const res = await tokenRequest({
-      grant_type: "authorization_code",
-      code: code.code,
-      redirect_uri: client.redirectUri,
-      code_verifier: code.verifier,
-      client_id: client.id,
-    });
+    const res = await tokenRequest(codeForm(client, code));
     expect([res.status, res.body.error]).toEqual([400, "invalid_grant"]);
   });
 
   it("no refresh token without offline_access for an OpenID request", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser(), { scope: "openid profile" });
-    const res = await tokenRequest({
-      grant_type: "authorization_code",
-      code: code.code,
-      redirect_uri: client.redirectUri,
-      code_verifier: code.verifier,
-      client_id: client.id,
-    });
+    const res = await tokenRequest(codeForm(client, code));
     expect(res.status).toBe(200);
     expect(res.body.refresh_token).toBeUndefined();
   });
@@ -163,13 +177,7 @@ async function grantWithRefresh(opts: Parameters<typeof approvedCode>[2] = {}, c
   const client = await createTestClient(clientOpts);
   const user = await registerUser();
   const code = await approvedCode(client, user, { scope: "openid profile offline_access", ...opts });
-  const res = await tokenRequest({
-    grant_type: "authorization_code",
-    code: code.code,
-    redirect_uri: client.redirectUri,
-    code_verifier: code.verifier,
-    client_id: client.id,
-  });
+  const res = await tokenRequest(codeForm(client, code));
   expect(res.status, res.text).toBe(200);
   return { client, user, tokens: res.body as { access_token: string; refresh_token: string } };
 }

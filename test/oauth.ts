@@ -55,6 +55,7 @@ export interface TokenRequestOptions {
   ip?: string;
   path?: string; // /oauth2/token unless said
   bindings?: Partial<Env>;
+  ctx?: ExecutionContext; // with bindings: to wait on what runs after the answer
 }
 
 /** A form POST to the token endpoint (or `path`), as an OAuth client sends it. */
@@ -67,7 +68,7 @@ export async function tokenRequest(form: Record<string, string | string[]>, opts
     headers["cf-connecting-ip"] = opts.ip;
     headers["user-agent"] = "TestApp/1.0";
   }
-  return call("POST", opts.path ?? "/oauth2/token", { body: body.toString(), headers, bindings: opts.bindings });
+  return call("POST", opts.path ?? "/oauth2/token", { body: body.toString(), headers, bindings: opts.bindings, ctx: opts.ctx });
 }
 
 export interface ApprovalOptions {
@@ -185,3 +186,12 @@ export const countFor = async (table: "oauth_requests" | "oauth_consents" | "oau
   (await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${table === "oauth_clients" ? "id" : "client_id"} = ?`)
     .bind(clientId)
     .first<{ n: number }>())!.n;
+
+/** The token request exchanging `code` for `client` (a public one: client_id in the form), as its app sends it. */
+export const codeForm = (client: { id: string; redirectUri: string }, code: { code: string; verifier: string }): Record<string, string> => ({
+  grant_type: "authorization_code",
+  code: code.code,
+  redirect_uri: client.redirectUri,
+  code_verifier: code.verifier,
+  client_id: client.id,
+});

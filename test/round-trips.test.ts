@@ -12,7 +12,7 @@ import {
   userWithPasskey,
   userWithTotp,
 } from "./helpers";
-import { approvedCode, createTestClient } from "./oauth";
+import { approvedCode, codeForm, createTestClient } from "./oauth";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -210,11 +210,7 @@ describe("D1 round trips of the authorization server", () => {
   it("a code's exchange: two (the client, then one batch: the code, the grant, its owner, the client's first use, the audit row); a refresh: two; userinfo: one", async () => {
     const client = await createTestClient();
     const code = await approvedCode(client, await registerUser(), { scope: "openid offline_access" });
-    const exchange = await tripsOf(
-      "POST",
-      "/oauth2/token",
-      form({ grant_type: "authorization_code", code: code.code, redirect_uri: client.redirectUri, code_verifier: code.verifier, client_id: client.id }),
-    );
+    const exchange = await tripsOf("POST", "/oauth2/token", form(codeForm(client, code)));
     expect(exchange.res.status, exchange.res.text).toBe(200);
     expect([exchange.n, exchange.statements, exchange.writes]).toEqual([2, 6, 4]);
     const refresh = await tripsOf(

@@ -172,3 +172,43 @@ export async function deleteLapsedRegistrations(db: Db, now: Date) {
     .returning({ id: oauthClients.id });
   return gone.length;
 }
+
+/** A client as its own source says it is: OAUTH_CLIENTS, or its client ID metadata document. */
+export interface ConfiguredClientRow {
+  id: string;
+  name: string;
+  uri: string | null;
+  redirectUris: string[];
+  secretHash: string | null;
+  grantTypes: string[];
+  scope: string;
+  resources: string[];
+}
+
+/**
+ * Stores a client whose row its source owns (the configuration, a metadata document's cache), or
+ * brings the row up to it, in one statement: two first uses at once make one row. Only a row of the
+ * same source is changed: one registered another way under the same id is left as it is (no row comes
+ * back). An admin's disabling (disabled_at) and created_at survive.
+ */
+export function upsertSourcedClient(db: Db, row: ConfiguredClientRow & { source: "config" | "metadata"; expiresAt: Date | null }, now: Date) {
+  return db
+    .insert(oauthClients)
+    .values({ ...row, createdAt: now })
+    .onConflictDoUpdate({
+      target: oauthClients.id,
+      set: {
+        name: sql`excluded.name`,
+        uri: sql`excluded.uri`,
+        redirectUris: sql`excluded.redirect_uris`,
+        secretHash: sql`excluded.secret_hash`,
+        grantTypes: sql`excluded.grant_types`,
+        scope: sql`excluded.scope`,
+        resources: sql`excluded.resources`,
+        expiresAt: sql`excluded.expires_at`,
+      },
+      setWhere: eq(oauthClients.source, row.source),
+    })
+    .returning()
+    .get();
+}

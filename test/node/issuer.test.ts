@@ -11,7 +11,7 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, type JSON
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
-import { jsonApi, localD1, wranglerEnv } from "./local-api";
+import { jsonApi, localD1, prepareLocalApi, wranglerEnv } from "./local-api";
 
 /**
  * The API as an issuer, seen from resource servers that know only its URL (docs/design.md "Signing
@@ -130,11 +130,9 @@ async function pyJwtVerifier(): Promise<Verifier> {
 // ---- the run ----
 
 beforeAll(async () => {
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8" });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // Secrets from .dev.vars (dev-setup writes them if missing); the ring's settings and a fresh ring
   // (no JWT_PRIVATE_KEY to start from) on the command line.
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
+  prepareLocalApi(state);
   start(
     "wrangler",
     [

@@ -22,6 +22,20 @@ export const localD1 = (state: string) => (sql: string) => {
   if (run.status !== 0) throw new Error(`d1 execute failed: ${run.stderr}`);
 };
 
+/**
+ * A fresh local D1 under `state` with every migration applied, and the secrets a `wrangler dev` of the
+ * API reads from .dev.vars (dev-setup writes them if missing): what each test's own API starts from.
+ */
+export function prepareLocalApi(state: string) {
+  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+    cwd: root,
+    env: wranglerEnv,
+    encoding: "utf8",
+  });
+  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env: wranglerEnv });
+}
+
 /** A JSON call to the API at `base`, with a bearer token if given; the body parsed (null when it is not JSON). */
 export const jsonApi =
   (base: string) =>

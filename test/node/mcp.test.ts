@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -13,8 +12,8 @@ import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } fr
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
-import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
-import { jsonApi, localD1, wranglerEnv } from "./local-api";
+import { start, stop, waitFor } from "../../scripts/servers.mjs";
+import { jsonApi, localD1, prepareLocalApi, wranglerEnv } from "./local-api";
 
 /**
  * An MCP server protected by this API, reached by the official MCP TypeScript SDK's client that starts
@@ -40,7 +39,7 @@ const SCOPE = "mcp:tools";
 const TTL = 60; // the API's ACCESS_TOKEN_TTL (its least): the refresh below waits for a token to run out
 const PASSWORD = "correct horse 42";
 
-const env = wranglerEnv;
+const _env = wranglerEnv;
 const state = mkdtempSync(path.join(tmpdir(), "mcp-"));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const vars = (pairs: Record<string, string>) => Object.entries(pairs).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
@@ -236,10 +235,8 @@ async function serveDocument() {
 
 beforeAll(async () => {
   await serveDocument();
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8" });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
   // Secrets from .dev.vars (dev-setup writes them if missing); the rest on the command line.
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
+  prepareLocalApi(state);
   start(
     "wrangler",
     [

@@ -12,7 +12,7 @@ import * as client from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run demo` and the e2e setup
 import { root, start, stop, waitFor } from "../../scripts/servers.mjs";
-import { jsonApi, wranglerEnv } from "./local-api";
+import { jsonApi, prepareLocalApi, wranglerEnv } from "./local-api";
 
 /**
  * The authorization server (docs/oauth-server.md) seen by libraries that know only the standards: a
@@ -139,9 +139,7 @@ const resourceServer = async (p: string, token: string) => {
 
 beforeAll(async () => {
   await startResourceServer();
-  const migrate = spawnSync("wrangler", ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { cwd: root, env, encoding: "utf8" });
-  if (migrate.status !== 0) throw new Error(`migrations failed:\n${migrate.stdout}${migrate.stderr}`);
-  spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { cwd: root, stdio: "ignore", env });
+  prepareLocalApi(state);
   const vars = { ISSUER, APP_URL, OAUTH_SCOPES: "notes:read notes:write", OAUTH_RESOURCES: `${RESOURCE} ${OTHER_RESOURCE}` };
   start("wrangler", ["dev", "--port", String(PORT), "--persist-to", state, ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])], {
     quiet: true,

@@ -1,5 +1,5 @@
 import type { Config, ConfiguredClient } from "../../config";
-import type { ConfiguredClientRow } from "../../db/oauth-config-clients";
+import type { ConfiguredClientRow } from "../../db/oauth-clients";
 import { Refusal } from "../core/errors";
 import { checkedClient } from "./client-metadata";
 

@@ -70,8 +70,8 @@ export function checkResources(config: Pick<Config, "AUDIENCE">, resources: stri
 export const secretOf = () => toBase64Url(randomBytes(32)); // 256 random bits
 
 export type GrantType = "authorization_code" | "refresh_token" | "client_credentials";
-export const DEFAULT_GRANTS: GrantType[] = ["authorization_code", "refresh_token"];
-export const DEFAULT_SCOPE = "openid profile email offline_access";
+const DEFAULT_GRANTS: GrantType[] = ["authorization_code", "refresh_token"];
+const DEFAULT_SCOPE = "openid profile email offline_access";
 
 /** What a pre-registered client is declared with (an admin's POST /admin/clients, or OAUTH_CLIENTS). */
 export interface ClientDeclaration {

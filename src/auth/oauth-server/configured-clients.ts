@@ -1,6 +1,5 @@
 import type { Config } from "../../config";
-import { findClient } from "../../db/oauth-clients";
-import { type ConfiguredClientRow, upsertConfiguredClient } from "../../db/oauth-config-clients";
+import { type ConfiguredClientRow, findClient, upsertSourcedClient } from "../../db/oauth-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
@@ -55,7 +54,7 @@ export async function configuredClient(deps: Deps, want: ConfiguredClientRow): P
   const row = await findClient(deps.db, want.id);
   const stale = !row || (row.source === "config" && !matches(row, want));
   // No row back from the write: a registration under this id won the race (the upsert leaves it alone).
-  const current = stale ? await upsertConfiguredClient(deps.db, want, new Date()) : row;
+  const current = stale ? await upsertSourcedClient(deps.db, { ...want, source: "config", expiresAt: null }, new Date()) : row;
   if (current?.source !== "config") {
     log(
       "config_invalid",

@@ -1,7 +1,6 @@
 import { z } from "zod";
 import type { Config } from "../../config";
-import { upsertDocumentClient } from "../../db/oauth-client-documents";
-import { findClient } from "../../db/oauth-clients";
+import { findClient, upsertSourcedClient } from "../../db/oauth-clients";
 import type { OAuthClient } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
@@ -51,7 +50,7 @@ const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k"];
  * A document client is public (token_endpoint_auth_method "none", or absent: the RFC 7591 default
  * client_secret_basic cannot apply without a secret); private_key_jwt is not offered (yet).
  */
-export function documentClient(config: Pick<Config, "OAUTH_SCOPES">, url: string, json: unknown) {
+function documentClient(config: Pick<Config, "OAUTH_SCOPES">, url: string, json: unknown) {
   const parsed = documentSchema.safeParse(json);
   if (!parsed.success) throw new DocumentRefusal(`invalid_document:${parsed.error.issues[0]?.path.join(".") ?? ""}`);
   const doc = parsed.data;
@@ -102,7 +101,9 @@ export async function clientFromDocument(deps: Deps, url: string, cached?: OAuth
   try {
     const { json, maxAge } = await fetchDocument(url);
     const client = documentClient(config, url, json);
-    const stored = await upsertDocumentClient(deps.db, { ...client, now, expiresAt: new Date(now.getTime() + cacheSeconds(maxAge) * 1000) });
+    const expiresAt = new Date(now.getTime() + cacheSeconds(maxAge) * 1000);
+    // A document client is public: no secret, no resources of its own.
+    const stored = await upsertSourcedClient(deps.db, { ...client, secretHash: null, resources: [], source: "metadata", expiresAt }, now);
     // Nothing back: an admin registered this URL meanwhile. Disabled meanwhile: refused like above.
     return stored && stored.disabledAt === null ? stored : null;
   } catch (err) {
