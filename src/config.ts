@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { type ConfiguredClient, clientListStrict, clientsConfig } from "./config-clients";
+import { orgRolesSchema } from "./config-orgs";
 import { providerListStrict, type SocialConfig, socialConfig } from "./config-providers";
 import { fromBase64Url } from "./encoding";
 import { log } from "./log";
@@ -153,6 +154,9 @@ const ConfigFields = z.object({
   // metadata-document.ts), fetched and cached; "off": such ids are unknown clients, and discovery
   // does not advertise them.
   OAUTH_CLIENT_METADATA_DOCUMENTS: z.enum(["on", "off"]).default("on"),
+  // Organizations (docs/organizations.md): roles beyond owner, admin and member, and how long an invitation waits.
+  ORG_ROLES: orgRolesSchema,
+  INVITATION_TTL: seconds(604_800, 3_600, 2_592_000),
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {

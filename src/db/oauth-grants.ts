@@ -2,7 +2,7 @@ import { and, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { oauthClients, oauthRequests } from "./oauth-server-tables";
 import { sessions, users } from "./schema";
-import { claimColumns, clientEnabled } from "./session-rotation";
+import { clientEnabled, ownerClaims } from "./session-rotation";
 import { live, reachable, revokedColumns } from "./sessions";
 import { mayHoldSession } from "./standing";
 
@@ -79,17 +79,14 @@ export function exchangeCodeStatements(db: Db, x: CodeExchange) {
             scope: sql`${oauthRequests.scope}`.as("scope"),
             resource: sql`${oauthRequests.resource}`.as("resource"),
             approvedBy: sql`${oauthRequests.sessionId}`.as("approved_by"),
+            orgId: sql`NULL`.as("org_id"), // an app's grant carries no organization
           })
           .from(oauthRequests)
           .innerJoin(users, eq(users.id, oauthRequests.userId))
           .where(and(usedByThisExchange(x), mayHoldSession(x.requireVerified), approverLive)),
       )
       .returning({ id: sessions.id, expiresAt: sessions.expiresAt, amr: sessions.amr, authTime: sessions.authTime }),
-    owner: db
-      .select(claimColumns)
-      .from(users)
-      .innerJoin(sessions, eq(sessions.userId, users.id))
-      .where(and(eq(sessions.id, x.grantId), live(x.now))),
+    owner: ownerClaims(db, and(eq(sessions.id, x.grantId), live(x.now))),
     clientUsed: markClientUsed(db, x.clientId, x.now, sql`EXISTS (SELECT 1 FROM ${sessions} WHERE ${sessions.id} = ${x.grantId})`),
   };
 }

@@ -87,6 +87,8 @@ export const sessions = sqliteTable(
     scope: text(),
     resource: text(),
     approvedBy: text("approved_by"), // a grant: the first-party session whose approval opened it (ended with it if that one is stolen)
+    // The session's active organization (db/organization-tables.ts): its tokens carry it while the user is a member.
+    orgId: text("org_id"),
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),

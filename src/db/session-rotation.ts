@@ -1,7 +1,8 @@
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { oauthClients } from "./oauth-server-tables";
+import { memberships, organizations } from "./organization-tables";
 import { rotatedRefreshTokens, sessions, users } from "./schema";
 import { extendAccess, live, ownerMayHoldSession } from "./sessions";
 
@@ -11,14 +12,30 @@ import { extendAccess, live, ownerMayHoldSession } from "./sessions";
  */
 
 /** The user columns an access token needs, read in the same batch as the session write. */
-export const claimColumns = {
+const claimColumns = {
   id: users.id,
   username: users.username,
   roles: users.roles,
   epoch: users.sessionEpoch,
   emailVerifiedAt: users.emailVerifiedAt,
   email: users.email,
+  // The session's active organization, only while the user is still its member (null otherwise):
+  // a removal, a role change or a deletion shows at the next refresh with no statement of its own.
+  // Aliased: D1 hands a batch's rows back as objects, where a second "id" column would overwrite the user's.
+  orgId: sql<string | null>`${organizations.id}`.as("org_id"),
+  orgSlug: sql<string | null>`${organizations.slug}`.as("org_slug"),
+  orgRole: sql<string | null>`${memberships.role}`.as("org_role"),
 };
+
+/** What a session's next access token says of its owner (and the active organization), for the session `where` matches. */
+export const ownerClaims = (db: Db, where: SQL | undefined) =>
+  db
+    .select(claimColumns)
+    .from(users)
+    .innerJoin(sessions, eq(sessions.userId, users.id))
+    .leftJoin(memberships, and(eq(memberships.orgId, sessions.orgId), eq(memberships.userId, users.id)))
+    .leftJoin(organizations, eq(organizations.id, memberships.orgId))
+    .where(where);
 
 /** Whose refresh token it is: the API's own sign-in (null) or a grant to this client (auth/oauth-server/). */
 const heldBy = (clientId: string | null) => (clientId === null ? isNull(sessions.clientId) : and(eq(sessions.clientId, clientId), clientEnabled(clientId)));
@@ -85,7 +102,7 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
       )
       // A hash is rotated once; already there means step 1 did not happen (the successor was current already).
       .onConflictDoNothing(),
-    user: db.select(claimColumns).from(users).innerJoin(sessions, eq(sessions.userId, users.id)).where(eq(sessions.refreshTokenHash, newHash)),
+    user: ownerClaims(db, eq(sessions.refreshTokenHash, newHash)),
   });
   const session = updated[0];
   const owner = user[0];
@@ -113,11 +130,7 @@ export async function reissueAccess(
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
       .returning(issuingColumns),
-    user: db
-      .select(claimColumns)
-      .from(users)
-      .innerJoin(sessions, eq(sessions.userId, users.id))
-      .where(and(eq(sessions.id, sessionId), live(now))),
+    user: ownerClaims(db, and(eq(sessions.id, sessionId), live(now))),
   });
   const session = updated[0];
   const owner = user[0];

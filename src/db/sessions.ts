@@ -62,6 +62,7 @@ export function insertSessionIf(
           scope: sql`NULL`.as("scope"),
           resource: sql`NULL`.as("resource"),
           approvedBy: sql`NULL`.as("approved_by"),
+          orgId: sql`NULL`.as("org_id"), // a sign-in starts with no active organization (POST /orgs/switch picks one)
         })
         .from(users)
         .where(and(eq(users.id, row.userId), condition)),

@@ -43,6 +43,10 @@ interface TokenOwner {
   roles: string[];
   epoch: number;
   emailVerifiedAt: Date | null;
+  // The session's active organization while the owner is its member (db/session-rotation.ts ownerClaims).
+  orgId?: string | null;
+  orgSlug?: string | null;
+  orgRole?: string | null;
 }
 
 /** What a session carries into each of its access tokens. */
@@ -65,6 +69,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
     emailVerified: owner.emailVerifiedAt !== null,
     authTime: session.authTime,
     amr: session.amr,
+    org: owner.orgId && owner.orgSlug && owner.orgRole ? { id: owner.orgId, slug: owner.orgSlug, role: owner.orgRole } : undefined,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),
   });

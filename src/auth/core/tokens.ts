@@ -1,5 +1,6 @@
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, importPKCS8, type JSONWebKeySet, type JWK, jwtVerify, SignJWT } from "jose";
 import { type Config, ConfigError } from "../../config";
+import { permissionsOf } from "../../config-orgs";
 
 /**
  * Access tokens: ES256 JWTs (RFC 9068 profile), and the one JWT this API signs for a provider (Apple
@@ -18,9 +19,18 @@ export interface AccessClaims {
   epoch: number; // the user's session epoch when issued (auth/core/revocations.ts usr: entries)
   auth_time?: number; // when the session's sign-in was proved (absent in tokens from before it was carried)
   amr?: string[]; // how (RFC 8176 values; auth/core/ways-in.ts amrOf)
+  org?: OrgClaims; // the session's active organization (docs/organizations.md)
   jti: string;
   iat: number;
   exp: number;
+}
+
+/** The active organization as a token carries it: `org_id`, `org_slug`, `org_role`, `org_permissions`. */
+export interface OrgClaims {
+  id: string;
+  slug: string;
+  role: string;
+  permissions: string[];
 }
 
 /** The keys in use: one signs, every published one verifies. */
@@ -113,6 +123,7 @@ export interface SignInput {
   emailVerified: boolean;
   authTime: Date; // the session's sign-in, and how it was proved
   amr: string[];
+  org?: { id: string; slug: string; role: string }; // its permissions come from ORG_ROLES when signed
   now: Date; // the request's one clock reading
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
@@ -129,6 +140,12 @@ export async function signAccessToken(config: Config, ring: KeyRing, input: Sign
     email_verified: input.emailVerified,
     auth_time: Math.floor(input.authTime.getTime() / 1000),
     amr: input.amr,
+    ...(input.org && {
+      org_id: input.org.id,
+      org_slug: input.org.slug,
+      org_role: input.org.role,
+      org_permissions: permissionsOf(config.ORG_ROLES, input.org.role),
+    }),
   };
   const token = await new SignJWT(claims)
     .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
@@ -143,6 +160,14 @@ export async function signAccessToken(config: Config, ring: KeyRing, input: Sign
 }
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** The organization claims: all four or none (undefined); false when they are malformed. */
+function orgOf(p: Record<string, unknown>): OrgClaims | undefined | false {
+  const { org_id: id, org_slug: slug, org_role: role, org_permissions: permissions } = p;
+  if (id === undefined && slug === undefined && role === undefined && permissions === undefined) return undefined;
+  if (typeof id !== "string" || typeof slug !== "string" || typeof role !== "string" || !isStringArray(permissions)) return false;
+  return { id, slug, role, permissions };
+}
 
 /** Why a token was refused, for the server's log only (never the answer: RFC 8725). */
 function refusal(err: unknown): string {
@@ -185,6 +210,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       return null;
     }
     const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr } = payload;
+    const org = orgOf(payload);
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
     if (
@@ -193,7 +219,8 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       !isStringArray(roles) ||
       !Number.isSafeInteger(epoch) ||
       (epoch as number) < 0 ||
-      badAssurance
+      badAssurance ||
+      org === false
     ) {
       onRefused?.("claim_types");
       return null;
@@ -209,6 +236,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       epoch: epoch as number,
       auth_time: auth_time as number | undefined,
       amr: amr as string[] | undefined,
+      ...(org && { org }),
     };
   } catch (err) {
     onRefused?.(refusal(err));
