@@ -15,6 +15,7 @@ import { adminClients } from "./routes/admin-clients";
 import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
+import { invitations } from "./routes/invitations";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
@@ -112,6 +113,7 @@ app.route("/", oauthRequests);
 app.route("/", oauthServer);
 app.route("/", oauthRegister);
 app.route("/", connectedAppsRoutes);
+app.route("/", invitations);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 mountDocs(app);

@@ -71,7 +71,10 @@ export type SecurityEvent =
   | "oauth_client_updated"
   | "oauth_client_deleted"
   | "oauth_app_disconnected"
-  | "oauth_client_registered";
+  | "oauth_client_registered"
+  | "invitation_created"
+  | "invitation_revoked"
+  | "invitation_accepted";
 
 export interface AuditContext {
   db: Db;

@@ -6,6 +6,7 @@ import { deleteOldLinks } from "./db/account-tokens";
 import { deleteAuditEventsBefore } from "./db/audit";
 import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
+import { deleteOldInvitations } from "./db/invitations";
 import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteLapsedDocumentClients, deleteLapsedRegistrations } from "./db/oauth-clients";
@@ -16,6 +17,8 @@ import { deleteUnverifiedAccounts } from "./db/users";
 import { log } from "./log";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long an invitation is kept once accepted, revoked or expired (docs/storage.md). */
+export const INVITATION_KEPT_DAYS = 7;
 
 /** The frequent trigger in wrangler.toml [triggers]: the signing key ring only (every other trigger does housekeeping too). */
 export const FREQUENT = "*/10 * * * *";
@@ -49,7 +52,10 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
   // and clients known by a metadata document whose cache lapsed, that nothing refers to any more.
   const lapsedClients = (await deleteLapsedRegistrations(db, now)) + (await deleteLapsedDocumentClients(db, dayAgo));
-  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients };
+  // Invitations accepted, revoked or expired: kept a week (what an inviter or an admin investigating
+  // may ask about), then dropped. Pending ones stay until they expire.
+  const invitations = await deleteOldInvitations(db, new Date(now.getTime() - INVITATION_KEPT_DAYS * DAY_MS));
+  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients, invitations };
   log("housekeeping", {
     sessions_deleted: sessions,
     audit_events_deleted: auditEvents,
@@ -61,6 +67,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
     lapsed_clients_deleted: lapsedClients,
+    invitations_deleted: invitations,
   });
   return removed;
 }
