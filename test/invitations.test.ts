@@ -250,27 +250,19 @@ describe("accepting", () => {
   });
 
   it("a use, a revocation or a membership landing between the read and the batch: the batch's own conditions refuse, nothing half done", async () => {
-    const race = async (sql: string, ...params: (id: { invitation: string; orgId: string; user: string }) => unknown[]) => {
+    const race = async (sql: string, params: (ids: { invitation: string; orgId: string; user: string }) => unknown[]) => {
       const { orgId, email, link, invitation } = await invited();
       const invitee = await accountWith(email);
       const ids = { invitation: invitation.id, orgId, user: invitee.id };
-      const DB = d1WriteBeforeBatch(1, sql, ...params.flatMap((p) => p(ids)));
+      const DB = d1WriteBeforeBatch(1, sql, ...params(ids));
       const res = await call("POST", "/invitations/accept", { token: invitee.token, body: { token: link }, bindings: { DB } });
       return { res, ...ids };
     };
-    const usedByOther = await race(
-      "UPDATE invitations SET accepted_at = ?, accepted_by = 'someone-else' WHERE id = ?",
-      () => [Date.now()],
-      (i) => [i.invitation],
-    );
+    const usedByOther = await race("UPDATE invitations SET accepted_at = ?, accepted_by = 'someone-else' WHERE id = ?", (i) => [Date.now(), i.invitation]);
     expectError(usedByOther.res, 400, "invalid_link");
     expect(await membershipsOf(usedByOther.orgId, usedByOther.user)).toBe(0);
 
-    const revoked = await race(
-      "UPDATE invitations SET revoked_at = ? WHERE id = ?",
-      () => [Date.now()],
-      (i) => [i.invitation],
-    );
+    const revoked = await race("UPDATE invitations SET revoked_at = ? WHERE id = ?", (i) => [Date.now(), i.invitation]);
     expectError(revoked.res, 400, "invalid_link");
     expect(await membershipsOf(revoked.orgId, revoked.user)).toBe(0);
 
