@@ -1,7 +1,8 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { housekeeping } from "../src/cron";
-import { call, d1WriteBeforeBatch, expectError, login, mailbox, PASSWORD, uniqueName } from "./helpers";
+import { call, countingD1, d1Usage, d1WriteBeforeBatch, expectError, login, mailbox, PASSWORD, uniqueName } from "./helpers";
 import {
   accountWith,
   addMember,
@@ -249,6 +250,26 @@ describe("accepting", () => {
     expect(events!.n).toBe(1);
   });
 
+  it("two accepts of one token by one user in the same millisecond: one membership, one audit row", async () => {
+    const { orgId, email, link } = await invited();
+    const invitee = await accountWith(email);
+    const second = await login(invitee.input.username);
+    // Both requests see one clock reading: nothing but the batch itself tells the winner.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now());
+      const answers = await Promise.all([accept(invitee.token, link), accept(second.body.access_token, link)]);
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await membershipsOf(orgId, invitee.id)).toBe(1);
+    const events = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'invitation_accepted' AND user_id = ?")
+      .bind(invitee.id)
+      .first<{ n: number }>();
+    expect(events!.n).toBe(1);
+  });
+
   it("a use, a revocation or a membership landing between the read and the batch: the batch's own conditions refuse, nothing half done", async () => {
     const race = async (sql: string, params: (ids: { invitation: string; orgId: string; user: string }) => unknown[]) => {
       const { orgId, email, link, invitation } = await invited();
@@ -348,5 +369,28 @@ describe("the organization answered", () => {
     const res = await accept(invitee.token, link);
     expect(Object.keys(res.body.organization).sort()).toEqual(["created_at", "id", "name", "role", "slug"]);
     expect(res.body.organization.role).toBe("member");
+  });
+});
+
+describe("D1 round trips", () => {
+  it("invite: the inviter's role, one batch, the audit row, then (after the answer) the mail's count; accept: the invitation, then one batch with its audit row", async () => {
+    const { orgId, actor } = await orgWith("owner");
+    const email = address();
+    const box = mailbox();
+    const { DB, trips } = countingD1();
+    const ctx = createExecutionContext();
+    const res = await call("POST", `/orgs/${orgId}/invitations`, {
+      token: actor.token,
+      body: { email, role: "member" },
+      bindings: { DB, EMAIL: box.binding },
+      ctx,
+    });
+    expect(res.status, res.text).toBe(201);
+    await waitOnExecutionContext(ctx);
+    expect(trips.n).toBe(4);
+    const invitee = await accountWith(email);
+    const accepted = await d1Usage("POST", "/invitations/accept", { token: invitee.token, body: { token: box.link(email, "accept-invitation") } });
+    expect(accepted.res.status, accepted.res.text).toBe(200);
+    expect(accepted.n).toBe(2);
   });
 });

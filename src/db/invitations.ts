@@ -138,17 +138,27 @@ export const invitationByHash = (db: Db, tokenHash: string) =>
 
 export const isPending = (i: Invitation, now: Date) => !i.acceptedAt && !i.revokedAt && i.expiresAt > now;
 
-/** True in a batch once this request accepted the invitation (its `accepted_at` is this request's time, by this user). */
-export const acceptedBy = (tokenHash: string, userId: string, now: Date): SQL =>
-  sql`EXISTS (SELECT 1 FROM ${invitations} WHERE ${invitations.tokenHash} = ${tokenHash} AND ${invitations.acceptedBy} = ${userId} AND ${invitations.acceptedAt} = ${now.getTime()})`;
+/**
+ * For the statement right after `joined` in the accepting batch: true only if that insert added the
+ * membership, so in this request. It reads SQLite's changes() (the rows the previous statement of the
+ * connection changed: a batch runs its statements in order, in one transaction), because two
+ * accepts of one token by one user within one millisecond leave nothing else to tell them apart:
+ * the loser's batch finds the invitation accepted by that user at that very time too.
+ */
+export const joinedJustNow = (tokenHash: string, userId: string, now: Date): SQL =>
+  and(
+    sql`EXISTS (SELECT 1 FROM ${invitations} WHERE ${invitations.tokenHash} = ${tokenHash} AND ${invitations.acceptedBy} = ${userId} AND ${invitations.acceptedAt} = ${now.getTime()})`,
+    sql`changes() > 0`,
+  )!;
 
 /**
- * Accepting, for one batch: the conditional UPDATE that uses the invitation (still pending, the
- * caller's verified address is the invited one, the caller is no member yet and under the
- * organizations cap: of two requests, one wins), the membership it grants (only if that update
- * happened), and what tells a refusal apart.
+ * Accepting, for one batch, in this order: the conditional UPDATE that uses the invitation (still
+ * pending, the caller's verified address is the invited one, the caller is no member yet and under
+ * the organizations cap: of two requests, one wins), then the membership it grants, only if that
+ * update happened (a second request in the same millisecond finds the membership there: its insert
+ * conflicts and is dropped).
  */
-export function acceptStatements(db: Db, tokenHash: string, orgId: string, userId: string, now: Date) {
+export function acceptStatements(db: Db, tokenHash: string, userId: string, now: Date) {
   const notMember = sql`NOT EXISTS (SELECT 1 FROM ${memberships} WHERE ${memberships.orgId} = ${invitations.orgId} AND ${memberships.userId} = ${userId})`;
   return {
     accepted: db
@@ -179,7 +189,12 @@ export function acceptStatements(db: Db, tokenHash: string, orgId: string, userI
       )
       .onConflictDoNothing()
       .returning({ role: memberships.role }),
-    // After the writes: why they did not happen, if they did not.
+  };
+}
+
+/** After the accepting writes: why they did not happen, if they did not. */
+export function acceptRefusalReads(db: Db, tokenHash: string, orgId: string, userId: string) {
+  return {
     invitation: db.select().from(invitations).where(eq(invitations.tokenHash, tokenHash)),
     caller: db
       .select({ email: users.email, verified: sql<number>`${users.emailVerifiedAt} IS NOT NULL` })

@@ -1,6 +1,6 @@
 import { auditRowIf, logEvent } from "../../audit";
 import { batch } from "../../db/batch";
-import { acceptedBy, acceptStatements, invitationByHash, isPending, MAX_ORGANIZATIONS_PER_USER } from "../../db/invitations";
+import { acceptRefusalReads, acceptStatements, invitationByHash, isPending, joinedJustNow, MAX_ORGANIZATIONS_PER_USER } from "../../db/invitations";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { Refusal } from "../core/errors";
@@ -39,9 +39,13 @@ export async function acceptInvitation(deps: Deps, claims: AccessClaims, token: 
   const { invitation, org } = found;
   const userId = claims.sub;
   const event = { user_id: userId, session_id: claims.sid, org_id: invitation.orgId, invitation_id: invitation.id, role: invitation.role };
+  const { accepted: use, joined } = acceptStatements(deps.db, tokenHash, userId, now);
   const done = await batch(deps.db, {
-    ...acceptStatements(deps.db, tokenHash, invitation.orgId, userId, now),
-    audited: auditRowIf(deps, "invitation_accepted", event, acceptedBy(tokenHash, userId, now)),
+    accepted: use,
+    joined,
+    // Right after `joined`: written only if this request's insert added the membership.
+    audited: auditRowIf(deps, "invitation_accepted", event, joinedJustNow(tokenHash, userId, now)),
+    ...acceptRefusalReads(deps.db, tokenHash, invitation.orgId, userId),
   });
   const [accepted] = done.accepted;
   if (accepted && done.joined[0]) {
