@@ -31,6 +31,11 @@ describe("the key format", () => {
     expect(parseKey(key)).toBe(key);
   });
 
+  it("accepts the example docs/api-keys.md shows, and refuses it with one character changed", () => {
+    expect(parseKey("eak_3kP9wQz2LmN8vB4xR7tY1uJ6hG5fD0sA2qW9eE4r4PwhKB")).not.toBeNull();
+    expect(parseKey("eak_3kP9wQz2LmN8vB4xR7tY1uJ6hG5fD0sA2qW9eE4r4PwhKC")).toBeNull();
+  });
+
   it("computes the CRC-32 that zlib does", () => {
     expect(crc32("123456789")).toBe(0xcbf43926);
     expect(crc32("")).toBe(0);
