@@ -71,7 +71,10 @@ export type SecurityEvent =
   | "oauth_client_updated"
   | "oauth_client_deleted"
   | "oauth_app_disconnected"
-  | "oauth_client_registered";
+  | "oauth_client_registered"
+  | "api_key_created"
+  | "api_key_revoked"
+  | "api_key_exchange_refused"; // logged only, never stored: a flood of wrong keys must not become D1 writes
 
 export interface AuditContext {
   db: Db;
@@ -94,6 +97,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "mail_refused",
   "social_sign_in_failed",
   "oauth_code_reused",
+  "api_key_exchange_refused",
 ]);
 
 function split(fields: AuditFields) {
