@@ -12,6 +12,7 @@ import { validationHook } from "./middleware/validate";
 import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
 import { adminClients } from "./routes/admin-clients";
+import { apiKeys } from "./routes/api-keys";
 import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
@@ -113,6 +114,7 @@ app.route("/", oauthRequests);
 app.route("/", oauthServer);
 app.route("/", oauthRegister);
 app.route("/", connectedAppsRoutes);
+app.route("/", apiKeys);
 app.route("/", invitations);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path

@@ -72,6 +72,9 @@ export type SecurityEvent =
   | "oauth_client_deleted"
   | "oauth_app_disconnected"
   | "oauth_client_registered"
+  | "api_key_created"
+  | "api_key_revoked"
+  | "api_key_exchange_refused" // logged only, never stored: a flood of wrong keys must not become D1 writes
   | "invitation_created"
   | "invitation_revoked"
   | "invitation_accepted";
@@ -97,6 +100,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "mail_refused",
   "social_sign_in_failed",
   "oauth_code_reused",
+  "api_key_exchange_refused",
 ]);
 
 function split(fields: AuditFields) {
