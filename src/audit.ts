@@ -71,7 +71,15 @@ export type SecurityEvent =
   | "oauth_client_updated"
   | "oauth_client_deleted"
   | "oauth_app_disconnected"
-  | "oauth_client_registered";
+  | "oauth_client_registered"
+  | "org_created"
+  | "org_updated"
+  | "org_deleted"
+  | "member_role_changed"
+  | "member_removed"
+  | "member_left"
+  | "org_transferred"
+  | "org_switched";
 
 export interface AuditContext {
   db: Db;
