@@ -34,7 +34,7 @@ export const switchedSchema = z
     access_token: z.string().openapi({ description: "carries org_id, org_slug, org_role and org_permissions while an organization is active" }),
     token_type: z.literal("Bearer"),
     expires_in: z.number().int(),
-    organization: organizationSchema.nullable(),
+    organization: z.union([organizationSchema, z.null()]).openapi({ description: "null: no organization is active" }),
   })
   .openapi("OrganizationSwitched");
 
