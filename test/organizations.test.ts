@@ -116,7 +116,7 @@ describe("members and roles", () => {
     expect(first.body.members.map((m: { user_id: string }) => m.user_id)).toEqual([member.user.id, admin.user.id]);
     expect(first.body.members[0]).toMatchObject({ username: member.user.username, role: "member" });
     const second = await call("GET", `/orgs/${orgId}/members?limit=2&cursor=${first.body.next_cursor}`, { token: member.access_token });
-    expect(second.body.members.map((m: { user_id: string }) => [m.user_id, m.role])).toEqual([[owner.user.id, "owner"]]);
+    expect(second.body.members.map((m: { user_id: string; role: string }) => [m.user_id, m.role])).toEqual([[owner.user.id, "owner"]]);
     expect(second.body.next_cursor).toBeNull();
     expectError(await call("GET", `/orgs/${orgId}/members?cursor=nonsense`, { token: member.access_token }), 400, "validation_failed");
   });
