@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { createLocalJWKSet, type JSONWebKeySet, type JWTPayload, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
-import { call, expectError, PASSWORD, refreshWith, registerUser } from "./helpers";
+import { call, expectError, kvPutFailsOnce, PASSWORD, refreshWith, registerUser } from "./helpers";
 import { addMember, createOrg, switchOrg } from "./orgs";
 
 /**
@@ -48,6 +48,16 @@ describe("the switch", () => {
     expect((await call("GET", "/protected", { token })).status).toBe(200);
     const { keys } = await env.REVOKED.list({ prefix: "jti:" });
     expect(keys.map((k) => k.name)).toContain(`jti:${(await asResourceServer(user.access_token)).jti}`);
+  });
+
+  it("a switch whose KV write fails answers 503, and sending it again completes it", async () => {
+    const { user, orgId } = await memberOf();
+    const failed = await call("POST", "/orgs/switch", { token: user.access_token, body: { org_id: orgId }, bindings: { REVOKED: kvPutFailsOnce() } });
+    expectError(failed, 503, "service_unavailable");
+    expect((await call("GET", "/protected", { token: user.access_token })).status).toBe(200); // not revoked yet
+    const again = await call("POST", "/orgs/switch", { token: user.access_token, body: { org_id: orgId } });
+    expect(again.status, again.text).toBe(200);
+    expectError(await call("GET", "/protected", { token: user.access_token }), 401, "invalid_token");
   });
 
   it("to an organization the caller is not in, or none that exists: 404, and the session keeps what it had", async () => {

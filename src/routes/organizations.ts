@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { changeMemberRole, membersOf, removeMember, transferOwnership } from "../auth/organizations/members";
 import { createOrganization, deleteOrganization, myOrganizations, organizationFor, updateOrganization } from "../auth/organizations/organizations";
 import { switchOrganization } from "../auth/organizations/switch";
+import { ApiError } from "../errors";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema } from "../response-schemas";
@@ -146,6 +147,11 @@ const orgView = (o: { id: string; name: string; slug: string; role: string; crea
 });
 
 export const organizationRoutes = openApiApp();
+// /orgs/switch sits where /orgs/{org_id} would match it: its other methods answer 405 as any path's do,
+// not a read of an organization named "switch" (registered first, so it is matched first).
+organizationRoutes.on(["GET", "PUT", "PATCH", "DELETE"], "/orgs/switch", function switchIsPostOnly() {
+  throw new ApiError("method_not_allowed", "Use POST, OPTIONS for this path", undefined, { Allow: "POST, OPTIONS" });
+});
 organizationRoutes
   .openapi(createOrgRoute, async (c) => c.json({ organization: orgView(await createOrganization(deps(c), c.get("auth").sub, c.req.valid("json"))) }, 201))
   .openapi(listOrgsRoute, async (c) => c.json({ organizations: (await myOrganizations(deps(c), c.get("auth").sub)).map(orgView) }, 200))
