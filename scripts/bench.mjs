@@ -251,7 +251,10 @@ async function main() {
   for (let i = 0; selected("refresh-org") && i < CONCURRENCY; i++) {
     const suffix = `${i}_${Math.random().toString(36).slice(2, 8)}`;
     const r = await send(API_PORT, "POST", "/register", { body: { username: `bench_org_${suffix}`, password: PASSWORD } });
-    const { organization } = await send(API_PORT, "POST", "/orgs", { token: r.access_token, body: { name: "Bench", slug: `bench-${suffix.replace("_", "-")}` } });
+    const { organization } = await send(API_PORT, "POST", "/orgs", {
+      token: r.access_token,
+      body: { name: "Bench", slug: `bench-${suffix.replace("_", "-")}` },
+    });
     await send(API_PORT, "POST", "/orgs/switch", { token: r.access_token, body: { org_id: organization.id } });
     orgChains.push(r.refresh_token);
   }

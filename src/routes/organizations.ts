@@ -148,9 +148,12 @@ const orgView = (o: { id: string; name: string; slug: string; role: string; crea
 
 export const organizationRoutes = openApiApp();
 // /orgs/switch sits where /orgs/{org_id} would match it: its other methods answer 405 as any path's do,
-// not a read of an organization named "switch" (registered first, so it is matched first).
-organizationRoutes.on(["GET", "PUT", "PATCH", "DELETE"], "/orgs/switch", function switchIsPostOnly() {
-  throw new ApiError("method_not_allowed", "Use POST, OPTIONS for this path", undefined, { Allow: "POST, OPTIONS" });
+// not a read of an organization named "switch" (middleware: it runs before the route that would match).
+organizationRoutes.use("/orgs/switch", async function switchIsPostOnly(c, next) {
+  if (c.req.method !== "POST" && c.req.method !== "OPTIONS") {
+    throw new ApiError("method_not_allowed", "Use POST, OPTIONS for this path", undefined, { Allow: "POST, OPTIONS" });
+  }
+  await next();
 });
 organizationRoutes
   .openapi(createOrgRoute, async (c) => c.json({ organization: orgView(await createOrganization(deps(c), c.get("auth").sub, c.req.valid("json"))) }, 201))
