@@ -251,6 +251,21 @@ describe("ownership and deletion (step-up manage_organization)", () => {
   });
 });
 
+describe("an owner's account deletion", () => {
+  it("the only owner of an organization with other members cannot delete their account (409 last_owner); with another owner, or alone in it, they can", async () => {
+    const { owner, admin, orgId } = await team();
+    const deleteMe = (token: string) => call("DELETE", "/me", { token, body: { current_password: PASSWORD } });
+    expectError(await deleteMe(owner.access_token), 409, "last_owner");
+    expect(await roleIn(orgId, owner.user.id)).toBe("owner");
+    expect((await setRole(owner.access_token, orgId, admin.user.id, "owner")).status).toBe(200);
+    expect((await deleteMe(owner.access_token)).status).toBe(200);
+    expect(await roleIn(orgId, admin.user.id)).toBe("owner");
+    const alone = await registerUser();
+    await createOrg(alone.access_token);
+    expect((await deleteMe(alone.access_token)).status).toBe(200);
+  });
+});
+
 describe("admins see organizations", () => {
   it("GET /admin/organizations lists them newest first with member counts, a page at a time; others get 403", async () => {
     const { owner, orgId } = await team();

@@ -161,3 +161,21 @@ export function transferStatements(db: Db, t: { orgId: string; actorId: string; 
       .returning(memberColumns),
   };
 }
+
+/**
+ * True unless the user is the only owner of an organization that has other members: checked in the
+ * statement that deletes an account (db/admins.ts deleteUser), so no organization is left without an
+ * owner by a departure either. An organization whose only member the user is goes unowned and empty.
+ */
+export const notSoleOwner = (userId: string) =>
+  sql`NOT EXISTS (SELECT 1 FROM ${memberships} AS "mine" WHERE "mine"."user_id" = ${userId} AND "mine"."role" = 'owner'
+    AND NOT EXISTS (SELECT 1 FROM ${memberships} AS "co" WHERE "co"."org_id" = "mine"."org_id" AND "co"."role" = 'owner' AND "co"."user_id" <> ${userId})
+    AND EXISTS (SELECT 1 FROM ${memberships} AS "peer" WHERE "peer"."org_id" = "mine"."org_id" AND "peer"."user_id" <> ${userId}))`;
+
+/** Whether notSoleOwner fails for the user (to say why an account deletion was refused). */
+export const isSoleOwner = async (db: Db, userId: string) =>
+  (await db
+    .select({ one: sql`1` })
+    .from(users)
+    .where(and(eq(users.id, userId), sql`NOT ${notSoleOwner(userId)}`))
+    .get()) !== undefined;
