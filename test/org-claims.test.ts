@@ -39,6 +39,8 @@ describe("the switch", () => {
     expect(claims.org_permissions).toEqual(expect.arrayContaining(["org:read", "members:read", "org:update", "members:manage"]));
     expect(claims.org_permissions).not.toContain("org:delete");
     expect(res.body.refresh_token).toBeUndefined(); // the session keeps its refresh token
+    const discovery = await call("GET", "/.well-known/openid-configuration");
+    expect(discovery.body.claims_supported).toEqual(expect.arrayContaining(ORG_CLAIMS));
   });
 
   it("the presented access token is refused by the API afterwards; the new one is accepted", async () => {
