@@ -8,7 +8,8 @@
 // a WebAuthn challenge) cannot be repeated for seconds, so each round prepares BENCH_COUNT of them
 // (fresh users, challenges, signed assertions: none of it measured), fires them at the same
 // concurrency, and divides the worker's CPU by their count.
-// The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens.
+// The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens;
+// and the API key exchange (scripts/bench-keys.mjs).
 //   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
 //   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" / "oauth" for their group).
 
@@ -19,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { KEYS, keyRows } from "./bench-keys.mjs";
 import { OAUTH, oauthRows } from "./bench-oauth.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
@@ -311,6 +313,7 @@ async function main() {
   Object.assign(rows, await secondFactors({ apiPid, floorPid, floor, summarize, renew: (t) => (token = t) }));
   const kit = { send, measure, measureEach, inParallel, summarize, selected, floor, apiPid, floorPid, port: API_PORT };
   Object.assign(rows, await oauthRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
+  Object.assign(rows, await keyRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -318,7 +321,7 @@ async function main() {
     line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio", "CPU ratio, same answer"]),
     line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
-  for (const [key, , name, floorName] of [...PAIRS, ...SECOND, ...OAUTH].filter(([key]) => rows[key])) {
+  for (const [key, , name, floorName] of [...PAIRS, ...SECOND, ...OAUTH, ...KEYS].filter(([key]) => rows[key])) {
     const { api: r, floor: f, cpuRatio, rpsRatio, sameRatio } = rows[key];
     const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));

@@ -13,6 +13,7 @@ import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
 import { adminClients } from "./routes/admin-clients";
 import { adminOrganizations } from "./routes/admin-orgs";
+import { apiKeys } from "./routes/api-keys";
 import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
@@ -115,6 +116,7 @@ app.route("/", oauthServer);
 app.route("/", oauthRegister);
 app.route("/", connectedAppsRoutes);
 app.route("/", organizationRoutes);
+app.route("/", apiKeys);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 app.route("/admin", adminOrganizations);

@@ -79,7 +79,10 @@ export type SecurityEvent =
   | "member_removed"
   | "member_left"
   | "org_transferred"
-  | "org_switched";
+  | "org_switched"
+  | "api_key_created"
+  | "api_key_revoked"
+  | "api_key_exchange_refused"; // logged only, never stored: a flood of wrong keys must not become D1 writes
 
 export interface AuditContext {
   db: Db;
@@ -102,6 +105,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "mail_refused",
   "social_sign_in_failed",
   "oauth_code_reused",
+  "api_key_exchange_refused",
 ]);
 
 function split(fields: AuditFields) {

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   "invalid_challenge",
   "passkey_rejected",
   "too_many_passkeys",
+  "scope_not_allowed",
+  "too_many_api_keys",
   "not_found",
   "method_not_allowed",
   "username_taken",

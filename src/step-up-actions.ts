@@ -21,6 +21,7 @@ export const ACTIONS = [
   "retire_signing_key",
   "manage_clients",
   "manage_organization",
+  "create_api_key",
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];

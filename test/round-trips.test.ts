@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { exchange, exchangeForm, userWithKey } from "./api-keys-setup";
 import {
   adminToken,
   awayFromStepEdge,
@@ -242,5 +243,17 @@ describe("D1 round trips of the authorization server", () => {
     const info = await tripsOf("GET", "/oauth2/userinfo", { token: refresh.res.body.access_token });
     expect(info.res.status, info.res.text).toBe(200);
     expect(info.n).toBe(1);
+  });
+});
+
+describe("D1 round trips of an API key's exchange (docs/api-keys.md)", () => {
+  it("one: the key with its owner's standing, one statement, no write (the last use, once a minute, is written after the answer)", async () => {
+    const { secret } = await userWithKey();
+    const form = { body: new URLSearchParams(exchangeForm(secret)).toString(), headers: { "content-type": "application/x-www-form-urlencoded" } };
+    // The first use records itself after the answer; within the minute nothing more is written.
+    expect((await exchange(secret)).status).toBe(200);
+    const { res, n, statements, writes } = await tripsOf("POST", "/oauth2/token", form);
+    expect(res.status, res.text).toBe(200);
+    expect([n, statements, writes]).toEqual([1, 1, 0]);
   });
 });

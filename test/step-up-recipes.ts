@@ -136,6 +136,10 @@ export const RECIPES: Record<Action, Recipe> = {
     target: orgOwnedBy,
     status: 200,
   }),
+  create_api_key: single({
+    send: (token, check) => call("POST", "/keys", { token, body: { name: "Step-up key", scopes: ["user"], ...check } }),
+    status: 201,
+  }),
   enable_totp: {
     means: { otherSession: "the setup of another session of the user", spent: "a setup already enabled (and turned off since)" },
     async without() {

@@ -96,7 +96,7 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     ...(OAUTH_REGISTRATION === "closed" ? {} : { registration_endpoint: at("/oauth2/register") }),
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
     code_challenge_methods_supported: ["S256"],
     token_endpoint_auth_methods_supported: CLIENT_AUTH,
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH,
