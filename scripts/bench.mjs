@@ -38,6 +38,7 @@ const PAIRS = [
   ["root", "bare", "GET /", "bare Hono route", "bareSame"],
   ["protected", "verify", "GET /protected", "ES256 verify + 1 KV read", "verifySame"],
   ["refresh", "sign", "POST /refresh", "ES256 sign + 1 D1 write"],
+  ["refresh-org", "sign", "POST /refresh (an active organization)", "ES256 sign + 1 D1 write"],
   ["login", "hash", "POST /login", "PBKDF2 %i"],
   ["register", "hash", "POST /register", "PBKDF2 %i"],
 ];
@@ -246,12 +247,28 @@ async function main() {
   while (users.length < (selected("login") ? Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8) : CONCURRENCY)) await register();
   let token = registered[0].access_token; // any live access token: the later rows renew it (15 minutes)
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
+  // Sessions acting for an organization (docs/organizations.md): users of their own, since a switch
+  // revokes the access token it was sent with; one refresh chain per loop.
+  const orgChains = [];
+  for (let i = 0; selected("refresh-org") && i < CONCURRENCY; i++) {
+    const suffix = `${i}_${Math.random().toString(36).slice(2, 8)}`;
+    const r = await send(API_PORT, "POST", "/register", { body: { username: `bench_org_${suffix}`, password: PASSWORD } });
+    const { organization } = await send(API_PORT, "POST", "/orgs", {
+      token: r.access_token,
+      body: { name: "Bench", slug: `bench-${suffix.replace("_", "-")}` },
+    });
+    await send(API_PORT, "POST", "/orgs/switch", { token: r.access_token, body: { org_id: organization.id } });
+    orgChains.push(r.refresh_token);
+  }
   let loginTurn = 0; // one count over every round, so no account gets more than its share
   const api = {
     root: () => send(API_PORT, "GET", "/"),
     protected: () => send(API_PORT, "GET", "/protected", { token }),
     refresh: async (loop) => {
       chains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: chains[loop] } })).refresh_token;
+    },
+    "refresh-org": async (loop) => {
+      orgChains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: orgChains[loop] } })).refresh_token;
     },
     login: () => send(API_PORT, "POST", "/login", { body: { username: users[loginTurn++ % users.length], password: PASSWORD } }),
     register,

@@ -5,6 +5,7 @@ import {
   awayFromStepEdge,
   call,
   codeAt,
+  decodeJwtPart,
   PASSWORD,
   randomIp,
   registerUser,
@@ -14,6 +15,7 @@ import {
   userWithTotp,
 } from "./helpers";
 import { approvedCode, codeForm, createTestClient } from "./oauth";
+import { createOrg } from "./orgs";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -199,6 +201,23 @@ describe("D1 statements per endpoint (docs/performance.md's capacity model)", ()
     expect([known.res.status, unknown.res.status]).toEqual([401, 401]);
     expect([known.n, known.statements, known.writes]).toEqual([2, 5, 4]);
     expect([unknown.n, unknown.statements, unknown.writes]).toEqual([2, 5, 4]);
+  });
+});
+
+describe("D1 round trips of organizations", () => {
+  it("a refresh with an active organization costs what one without does (the organization is joined into the rotation's own read); the switch is one batch", async () => {
+    const reg = await registerUser();
+    const orgId = await createOrg(reg.access_token);
+    const plain = await registerUser();
+    const without = await tripsOf("POST", "/refresh", { body: { refresh_token: plain.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
+    const switched = await tripsOf("POST", "/orgs/switch", { token: reg.access_token, body: { org_id: orgId } });
+    expect(switched.res.status, switched.res.text).toBe(200);
+    expect([switched.n, switched.statements, switched.writes]).toEqual([1, 3, 1]); // the session's update, the claims, the organization's name
+    const withOrg = await tripsOf("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
+    expect(withOrg.res.status, withOrg.res.text).toBe(200);
+    expect(decodeJwtPart(withOrg.res.body.access_token, 1).org_id).toBe(orgId);
+    expect([withOrg.n, withOrg.statements, withOrg.writes]).toEqual([without.n, without.statements, without.writes]);
+    expect([withOrg.n, withOrg.statements, withOrg.writes]).toEqual([1, 3, 2]);
   });
 });
 
