@@ -12,6 +12,7 @@ import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteLapsedDocumentClients, deleteLapsedRegistrations } from "./db/oauth-clients";
 import { deleteExpiredRequests } from "./db/oauth-requests";
+import { deleteEmptyOrganizations } from "./db/organizations";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
 import { deleteUnverifiedAccounts } from "./db/users";
@@ -60,6 +61,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Invitations accepted, revoked or expired: kept a week (what an inviter or an admin investigating
   // may ask about), then dropped. Pending ones stay until they expire.
   const invitations = await deleteOldInvitations(db, new Date(now.getTime() - INVITATION_KEPT_DAYS * DAY_MS));
+  // Organizations whose last member deleted their account: nobody can reach them any more.
+  const emptyOrganizations = await deleteEmptyOrganizations(db, dayAgo);
   const removed = {
     sessions,
     auditEvents,
@@ -73,6 +76,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     lapsedClients,
     apiKeys,
     invitations,
+    emptyOrganizations,
   };
   log("housekeeping", {
     sessions_deleted: sessions,
@@ -87,6 +91,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     lapsed_clients_deleted: lapsedClients,
     api_keys_deleted: apiKeys,
     invitations_deleted: invitations,
+    empty_organizations_deleted: emptyOrganizations,
   });
   return removed;
 }

@@ -123,6 +123,18 @@ export const deleteOrganization = (db: Db, orgId: string, actorId: string) =>
     .where(and(eq(organizations.id, orgId), actorHolds(orgId, actorId, ["owner"])))
     .returning({ id: organizations.id });
 
+/**
+ * Housekeeping: organizations left with no member (their only member deleted their account), created
+ * before `before`: nobody can reach them, and their slugs are freed. Their keys and invitations go by cascade.
+ */
+export async function deleteEmptyOrganizations(db: Db, before: Date) {
+  const gone = await db
+    .delete(organizations)
+    .where(and(lt(organizations.createdAt, before), sql`NOT EXISTS (SELECT 1 FROM ${memberships} WHERE ${memberships.orgId} = ${organizations.id})`))
+    .returning({ id: organizations.id });
+  return gone.length;
+}
+
 export interface TimeIdCursor {
   createdAt: number;
   id: string;
