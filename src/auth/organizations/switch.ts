@@ -53,7 +53,10 @@ export async function switchOrganization(deps: Deps, claims: AccessClaims, orgId
       : null;
   if (orgId !== null && !active) throw notMember();
   // The refresh token is not part of the answer: the session keeps its own.
-  const issued = await issue(deps, user, session, now, "");
+  // Never later than the token presented: a switch is no way to keep a stolen access token alive
+  // (a longer life is the refresh token's to give).
+  const presentedEnd = new Date(claims.exp * 1000);
+  const issued = await issue(deps, user, { ...session, expiresAt: session.expiresAt < presentedEnd ? session.expiresAt : presentedEnd }, now, "");
   await revokeAccessToken(deps.kv, claims);
   logEvent(deps, "org_switched", { user_id: claims.sub, session_id: claims.sid, org_id: orgId, from_org_id: claims.org?.id ?? null });
   return { accessToken: issued.accessToken, expiresIn: issued.expiresIn, organization: active };
