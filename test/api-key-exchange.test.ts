@@ -3,7 +3,7 @@ import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { describe, expect, it } from "vitest";
 import { generateKey } from "../src/auth/api-keys/format";
 import { createKeyAs, exchange, keyRow, orgWith, removeMember, userWithKey } from "./api-keys-setup";
-import { adminToken, call, countingD1, decodeJwtPart, expectError, inOneLimiterWindow, randomIp, registerUser } from "./helpers";
+import { adminToken, call, countingD1, decodeJwtPart, expectError, inOneLimiterWindow, mailbox, PASSWORD, randomIp, registerUser, uniqueName } from "./helpers";
 
 /**
  * An API key exchanged for an access token at POST /oauth2/token (RFC 8693; docs/api-keys.md): what
@@ -256,4 +256,25 @@ describe("the limits", () => {
     expect(trips.writes).toBe(trips.statements);
     expect((await exchange(generateKey(), {}, { ip: randomIp() })).status).toBe(400);
   }, 60_000);
+});
+
+describe("a password reset by mail", () => {
+  it("revokes the account's own keys (someone who had the password cannot keep one); the key's creation was mailed", async () => {
+    const box = mailbox();
+    const email = `${uniqueName("keys")}@example.com`;
+    const reg = await registerUser({ email });
+    await env.DB.prepare("UPDATE users SET email_verified_at = ? WHERE id = ?")
+      .bind(Date.now() - 60_000, reg.user.id)
+      .run();
+    const created = await box.send("POST", "/keys", { token: reg.access_token, body: { name: "ci", scopes: ["user"], current_password: PASSWORD } });
+    expect(created.status, created.text).toBe(201);
+    expect(box.sent.filter((m) => m.to === email && m.text.includes('API key "ci"'))).toHaveLength(1);
+    expect((await exchange(created.body.secret)).status).toBe(200);
+
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const reset = await call("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "a brand new pass 77" } });
+    expect(reset.status, reset.text).toBe(200);
+    refusedGrant(await exchange(created.body.secret));
+    expect((await keyRow(created.body.key.id))?.revoked_at).not.toBeNull();
+  });
 });

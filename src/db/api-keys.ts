@@ -72,6 +72,15 @@ export function revokeApiKey(db: Db, id: string, now: Date) {
     .get();
 }
 
+/** A password reset's statement (auth/mail/recovery-holds.ts reclaimStatements): every live key the user owns ends with the rest. */
+export function revokeUserApiKeys(db: Db, userId: string, now: Date, onlyIf: SQL) {
+  return db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt), onlyIf))
+    .returning({ id: apiKeys.id });
+}
+
 /**
  * The exchange's one read: the key by its hash, with its owner's standing, in one statement. A user's
  * row is joined only while the account may hold a session (its roles come with it, as they are now);

@@ -7,6 +7,7 @@ import { randomBytes, toBase64Url } from "../../encoding";
 import { Refusal } from "../core/errors";
 import { type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
+import { securityNotice } from "../mail/notices";
 import { generateKey, keyHash, keyStart } from "./format";
 
 /**
@@ -88,6 +89,12 @@ export async function createKey(deps: Deps, ask: StepUpAsk<"create_api_key">, in
     owner_id: owner.id,
     scopes: scopes.join(" "),
   });
+  // A key is a way in for scripts: its owner hears of it, as of any other (a password reset revokes a user's keys).
+  securityNotice(
+    deps,
+    proof.user,
+    input.org_id ? `An API key "${row.name}" was created for an organization, by this account` : `An API key "${row.name}" was created for this account`,
+  );
   return { key: row, secret };
 }
 

@@ -2,6 +2,7 @@ import type { SQL } from "drizzle-orm";
 import { audit } from "../../audit";
 import type { Config } from "../../config";
 import { ALL_PURPOSES, endLinks } from "../../db/account-tokens";
+import { revokeUserApiKeys } from "../../db/api-keys";
 import { batch } from "../../db/batch";
 import { deleteIdentitiesOnReset } from "../../db/identities";
 import { endUserChallenges, removeTotpEnabledAt } from "../../db/mfa";
@@ -32,6 +33,7 @@ export function reclaimStatements(deps: Deps, userId: string, passwordHash: stri
     identitiesRemoved: deleteIdentitiesOnReset(db, userId, o.mailbox, onlyIf),
     challengesEnded: endUserChallenges(db, userId, now, onlyIf),
     sessionsEnded: revokeUserSessions(db, userId, now, undefined, onlyIf),
+    keysRevoked: revokeUserApiKeys(db, userId, now, onlyIf), // the account's own; an organization's keys are its owners' to revoke
     linksEnded: endLinks(db, userId, ALL_PURPOSES, now, onlyIf),
     epoch: epochState(db, userId),
   };
