@@ -203,6 +203,34 @@ describe("accepting", () => {
     expect((await pendingOf(owner.token, orgId)).body.invitations).toHaveLength(1);
   });
 
+  it("an admin's re-invite of the address never ends an owner's invitation to owner", async () => {
+    const { orgId, email, link } = await invited("owner");
+    const admin = await accountWith();
+    await addMember(orgId, admin.id, "admin");
+    expect((await invite(mailbox(), admin.token, orgId, email, "member")).status).toBe(201);
+    const invitee = await accountWith(email);
+    const res = await accept(invitee.token, link);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.organization.role).toBe("owner");
+  });
+
+  it("never grants more than its inviter holds when accepted: an inviter demoted or removed, or no owner left, and it lapses", async () => {
+    const { orgId, owner } = await invited();
+    const admin = await accountWith();
+    await addMember(orgId, admin.id, "admin");
+    const box = mailbox();
+    const [toAdmin, toMember] = [address(), address()];
+    for (const email of [toAdmin, toMember]) expect((await invite(box, admin.token, orgId, email, email === toAdmin ? "admin" : "member")).status).toBe(201);
+    await env.DB.prepare("UPDATE memberships SET role = 'member' WHERE org_id = ? AND user_id = ?").bind(orgId, admin.id).run();
+    expectError(await accept((await accountWith(toAdmin)).token, box.link(toAdmin, "accept-invitation")), 400, "invalid_link");
+    await env.DB.prepare("UPDATE memberships SET role = 'admin' WHERE org_id = ? AND user_id = ?").bind(orgId, admin.id).run();
+    // The only owner's account goes: the organization has no owner, so nobody joins it.
+    await env.DB.prepare("DELETE FROM memberships WHERE org_id = ? AND user_id = ?").bind(orgId, owner.id).run();
+    const late = await accountWith(toMember);
+    expectError(await accept(late.token, box.link(toMember, "accept-invitation")), 400, "invalid_link");
+    expect(await membershipsOf(orgId, late.id)).toBe(0);
+  });
+
   it("another verified address is refused (403) and the invitation stays usable by the invited one", async () => {
     const { orgId, email, link } = await invited();
     const other = await accountWith();

@@ -81,6 +81,8 @@ export function inviteStatements(db: Db, row: NewInvitation, inviterRole: string
         eq(invitations.email, row.email),
         ne(invitations.id, row.id),
         pendingAt(now),
+        // Only an invitation the inviter could have made: an admin's re-invite never ends an owner's invitation to owner.
+        inviterRole === "owner" ? undefined : ne(invitations.role, "owner"),
         sql`EXISTS (SELECT 1 FROM ${invitations} AS fresh WHERE fresh.id = ${row.id})`,
       ),
     )
@@ -158,6 +160,13 @@ export const joinedJustNow = (tokenHash: string, userId: string, now: Date): SQL
  * update happened (a second request in the same millisecond finds the membership there: its insert
  * conflicts and is dropped).
  */
+/**
+ * The inviter still holds a rank that may give the invited role (src/config-orgs.ts mayGrant: an owner
+ * any role, an admin any but owner): an invitation never grants more than its inviter holds when it
+ * is accepted. A demoted or removed inviter's invitations lapse with their rank.
+ */
+const inviterStillMayGrant = sql`EXISTS (SELECT 1 FROM ${memberships} WHERE ${memberships.orgId} = ${invitations.orgId} AND ${memberships.userId} = ${invitations.invitedBy} AND (${memberships.role} = 'owner' OR (${memberships.role} = 'admin' AND ${invitations.role} <> 'owner')))`;
+
 export function acceptStatements(db: Db, tokenHash: string, userId: string, now: Date) {
   const notMember = sql`NOT EXISTS (SELECT 1 FROM ${memberships} WHERE ${memberships.orgId} = ${invitations.orgId} AND ${memberships.userId} = ${userId})`;
   return {
@@ -171,6 +180,8 @@ export function acceptStatements(db: Db, tokenHash: string, userId: string, now:
           sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${userId} AND ${users.email} = ${invitations.email} AND ${users.emailVerifiedAt} IS NOT NULL)`,
           notMember,
           sql`(SELECT count(*) FROM ${memberships} WHERE ${memberships.userId} = ${userId}) < ${MAX_ORGANIZATIONS_PER_USER}`,
+          inviterStillMayGrant,
+          sql`EXISTS (SELECT 1 FROM ${memberships} WHERE ${memberships.orgId} = ${invitations.orgId} AND ${memberships.role} = 'owner')`,
         ),
       )
       .returning({ id: invitations.id, role: invitations.role }),
