@@ -103,10 +103,15 @@ describe("housekeeping of what anonymous callers grow", () => {
       await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), disabled.id).run();
       const admin = await signUp();
       await env.DB.prepare(`UPDATE users SET roles = '["user","admin"]' WHERE id = ?`).bind(admin.id).run();
+      // A member of an organization (say its owner, with others in it): removing it could leave it without an owner.
+      const owner = await signUp();
+      const orgId = crypto.randomUUID();
+      await env.DB.prepare("INSERT INTO organizations (id, name, slug, created_at) VALUES (?, 'Org', ?, ?)").bind(orgId, orgId, Date.now()).run();
+      await env.DB.prepare("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)").bind(orgId, owner.id, Date.now()).run();
       // An account made while the setting was off has a session and no deadline.
       const before = await signUp({});
       await housekeeping(verifyFirst, pastDeadline());
-      for (const kept of [verified, disabled, admin, before]) expect(await exists(kept.id), kept.email).toBe(true);
+      for (const kept of [verified, disabled, admin, owner, before]) expect(await exists(kept.id), kept.email).toBe(true);
     });
 
     it("are kept while the setting is off (they can sign in then)", async () => {

@@ -1,5 +1,6 @@
 import { and, eq, exists, gt, isNull, lt, notExists, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
+import { memberships } from "./organization-tables";
 import { identities, passkeys, sessions, type User, users } from "./schema";
 
 export type NewUser = typeof users.$inferInsert;
@@ -236,7 +237,7 @@ export function epochState(db: Db, id: string) {
  * and challenges go with them (cascade). Returns how many.
  */
 export async function deleteUnverifiedAccounts(db: Db, now: Date): Promise<number> {
-  const none = (table: typeof sessions | typeof passkeys | typeof identities) =>
+  const none = (table: typeof sessions | typeof passkeys | typeof identities | typeof memberships) =>
     notExists(db.select({ one: sql`1` }).from(table).where(eq(table.userId, users.id)));
   const gone = await db
     .delete(users)
@@ -248,6 +249,7 @@ export async function deleteUnverifiedAccounts(db: Db, now: Date): Promise<numbe
         isNull(users.totpEnabledAt),
         sql`${users.roles} = '["user"]'`,
         none(sessions),
+        none(memberships), // an organization's member got further: never an owner-less organization by this job
         none(passkeys),
         none(identities),
       ),
