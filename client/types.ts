@@ -247,3 +247,38 @@ export type AppDisconnected = {
   grants_revoked: number;
   consents_removed: number;
 };
+
+// TEMPORARY (i30-client): hand-written from the issue 30 contract until the server's schemas are merged; `npm run client:build` replaces them.
+export type Organization = { id: string; name: string; slug: string; role: string; created_at: string };
+export type OrganizationBody = { organization: Organization };
+export type Organizations = { organizations: Organization[] };
+export type OrganizationCreateRequest = { name: string; slug: string };
+export type OrganizationUpdateRequest = { name?: string | undefined; slug?: string | undefined };
+export type Member = { user_id: string; username: string; email: string | null; role: string; joined_at: string };
+export type MembersPage = { members: Member[]; next_cursor: string | null };
+export type MemberBody = { member: Member };
+export type OrganizationSwitched = { access_token: string; token_type: "Bearer"; expires_in: number; organization: Organization | null };
+export type Invitation = { id: string; org_id: string; email: string; role: string; invited_by: string; created_at: string; expires_at: string };
+export type InvitationBody = { invitation: Invitation };
+export type Invitations = { invitations: Invitation[] };
+export type InvitationCreateRequest = { email: string; role: string };
+export type ApiKey = {
+  id: string;
+  name: string;
+  start: string;
+  scopes: string[];
+  owner: { type: "user" | "organization"; id: string };
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+};
+export type ApiKeyCreated = { key: ApiKey; secret: string };
+export type ApiKeys = { keys: ApiKey[] };
+export type ApiKeyCreateRequest = { name: string; scopes: string[]; expires_in_days?: number | undefined; org_id?: string | undefined };
+export type TokenExchanged = { access_token: string; issued_token_type: string; token_type: "Bearer"; expires_in: number; scope: string };
+export type AdminOrganizationsPage = {
+  organizations: { id: string; name: string; slug: string; created_at: string; members: number }[];
+  next_cursor: string | null;
+};
