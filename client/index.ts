@@ -1,8 +1,8 @@
 import { appCalls } from "./apps.js";
+import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
 import { AuthError, read, unreachable } from "./errors.js";
 import { keyCalls } from "./keys.js";
 import { orgCalls } from "./orgs.js";
-import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
 import type {
   ErrorCode,
   Factors,
@@ -79,12 +79,13 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
 export type { AuthorizationRequest, ConnectedApp } from "./apps.js";
 export { authorizeRequestId } from "./apps.js";
 export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
+export { deviceName } from "./device.js";
+export { AuthError } from "./errors.js";
 export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
 export { exchangeApiKey } from "./keys.js";
 export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
 export { invitationToken } from "./orgs.js";
-export { deviceName } from "./device.js";
-export { AuthError } from "./errors.js";
+export type { AdminOrganizationsPage } from "./types.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
 export type Session = SessionsPage["sessions"][number];

@@ -29,10 +29,7 @@ export function keyCalls(authed: Call) {
   };
 }
 
-type FormFetch = (
-  input: string,
-  init: { method: "POST"; headers: Record<string, string>; body: string },
-) => Promise<Answer>;
+type FormFetch = (input: string, init: { method: "POST"; headers: Record<string, string>; body: string }) => Promise<Answer>;
 
 /** RFC 8693's names for what goes in and what comes out. */
 const EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -44,11 +41,7 @@ const KEY_TYPE = "urn:edge-auth:params:oauth:token-type:api-key";
  * that token as a Bearer to your backends, and exchange again when it expires (`expires_in`). A wrong,
  * revoked or expired key: AuthError invalid_grant; too many exchanges: rate_limited with retryAfter.
  */
-export async function exchangeApiKey(
-  baseUrl: string,
-  key: string,
-  options: { scope?: string; fetch?: FormFetch } = {},
-): Promise<TokenExchanged> {
+export async function exchangeApiKey(baseUrl: string, key: string, options: { scope?: string; fetch?: FormFetch } = {}): Promise<TokenExchanged> {
   const form: Record<string, string> = { grant_type: EXCHANGE, subject_token: key, subject_token_type: KEY_TYPE };
   if (options.scope) form.scope = options.scope;
   const body = Object.entries(form)

@@ -1,3 +1,4 @@
+import type { FreshCheck } from "./index.js";
 import type {
   Invitation,
   InvitationBody,
@@ -10,11 +11,10 @@ import type {
   Organization,
   OrganizationBody,
   OrganizationCreateRequest,
-  Organizations,
   OrganizationSwitched,
+  Organizations,
   OrganizationUpdateRequest,
 } from "./types.js";
-import type { FreshCheck } from "./index.js";
 
 /**
  * Organizations, their members and invitations, and the session's active organization
@@ -102,7 +102,10 @@ export function orgCalls(authed: Call, session: Session) {
     deleteOrganization: async (id: string, check: FreshCheck) => settle(id, await authed<Message>("DELETE", org(id), check)),
     /** A page of members (keyset): pass `next_cursor` back as `cursor` while it is not null. */
     members: (orgId: string, { cursor, limit }: MembersQuery = {}) =>
-      authed<MembersPage>("GET", `${org(orgId)}/members${`${limit ? `&limit=${limit}` : ""}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`.replace("&", "?")}`),
+      authed<MembersPage>(
+        "GET",
+        `${org(orgId)}/members${`${limit ? `&limit=${limit}` : ""}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`.replace("&", "?")}`,
+      ),
     /** members:manage, never above the caller's own rank. 409 last_owner. The member's token changes at its next refresh. */
     changeMemberRole: (orgId: string, userId: string, role: string) => authed<MemberBody>("PATCH", member(orgId, userId), { role }).then((r) => r.member),
     /** members:manage with the same rank rule. The member's sessions lose the organization at their next refresh. */

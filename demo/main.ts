@@ -3,6 +3,9 @@ import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshChe
 import { renderAdmin } from "./admin";
 import { renderApps } from "./apps";
 import { createConsent } from "./consent";
+import { createInvitation } from "./invitation";
+import { createKeys } from "./keys";
+import { createOrgs, type Ui } from "./orgs";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -131,18 +134,35 @@ function hideSecrets() {
 
 // Another app's authorization request (#authorize=<id>): the consent page, in place of the profile.
 const consent = createConsent(client, showError);
+// Organizations, members and invitations, an invitation's link, API keys: pages of their own, on these helpers.
+const ui: Ui = {
+  onSubmit,
+  onClick,
+  showError,
+  notice,
+  check: (action, code, password) => check(action as Action, code, password),
+  asks: (action, proof) => asks(action as Action, proof),
+  render: () => render(),
+};
+const orgs = createOrgs(client, ui);
+const invitation = createInvitation(client, ui);
+const apiKeys = createKeys(client, ui);
 
 async function render() {
   const { signedIn } = client.state;
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
   // An app's request waiting for this person's answer takes the place of the profile.
+  invitation.render(signedIn);
   const consenting = await consent.render(signedIn);
   if (client.state.signedIn !== signedIn) return; // signed in or out meanwhile: that change's render draws
   $("#signed-out").hidden = signedIn;
   $("#signed-in").hidden = !signedIn || consenting;
   if (consenting) return;
   if (signedIn) showMfa(undefined);
-  else return hideSecrets();
+  else {
+    apiKeys.hideSecret();
+    return hideSecrets();
+  }
   try {
     const [{ user, factors }, { sessions }, passkeys, security, apps] = await Promise.all([
       client.me(),
@@ -247,6 +267,7 @@ async function render() {
       list.append(item);
     }
     renderApps(client, $("#apps"), apps, render, showError);
+    await apiKeys.render(await orgs.render());
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);
@@ -430,6 +451,11 @@ async function followLink() {
       await client.resume();
       notice(r.message);
     }, showError);
+  }
+  // An invitation's link: kept for this tab until the person, signed in, accepts or dismisses it.
+  if (action === "accept-invitation") {
+    invitation.take(token);
+    invitation.render(client.state.signedIn);
   }
   if (action === "reset-password") {
     resetToken = token;
