@@ -64,6 +64,9 @@ import type {
  *   in the tab that started it: signInWith() keeps a secret in the tab's sessionStorage and sends
  *   its SHA-256 (PKCE's S256); completeSignIn() sends the secret, and refuses a code it has none for
  *   (a link to the app carrying someone else's code).
+ * - Organizations (orgs.ts): switchOrganization() takes the new access token like a refresh does;
+ *   activeOrganization() reads the token's org claims, decoded and not verified (display only). API
+ *   keys (keys.ts): create, list, revoke; exchangeApiKey() is a plain function for scripts (docs/client.md).
  */
 
 /** What the app can tell the person when a provider's trip ends in an error (the fragment's oauth_error). */
