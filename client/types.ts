@@ -1,10 +1,10 @@
 // Generated from the server's zod schemas (src/schemas.ts, src/response-schemas*.ts, src/schemas-clients.ts) by `npm run client:build`. Do not edit.
 // Each type is what the server's zod schema validates (a request's input, a response's output).
 
-export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable" | "org_slug_taken" | "too_many_organizations" | "last_owner" | "already_member" | "too_many_invitations" | "invitation_wrong_account" | "scope_not_allowed";
+export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "scope_not_allowed" | "too_many_api_keys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "org_slug_taken" | "last_owner" | "too_many_organizations" | "already_member" | "too_many_invitations" | "invitation_wrong_account" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
 
 export type ErrorBody = {
-  error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
+  error: "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "scope_not_allowed" | "too_many_api_keys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "org_slug_taken" | "last_owner" | "too_many_organizations" | "already_member" | "too_many_invitations" | "invitation_wrong_account" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
   message: string;
   fields?: Record<string, string> | undefined;
 };
@@ -89,7 +89,7 @@ export type Security = {
     auth_time: string;
     amr: string[];
   };
-  step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in" | "change_roles" | "rotate_signing_keys" | "retire_signing_key" | "manage_clients", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
+  step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in" | "change_roles" | "rotate_signing_keys" | "retire_signing_key" | "manage_clients" | "manage_organization" | "create_api_key", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
 };
 
 export type Message = {
@@ -246,39 +246,4 @@ export type AppDisconnected = {
   message: string;
   grants_revoked: number;
   consents_removed: number;
-};
-
-// TEMPORARY (i30-client): hand-written from the issue 30 contract until the server's schemas are merged; `npm run client:build` replaces them.
-export type Organization = { id: string; name: string; slug: string; role: string; created_at: string };
-export type OrganizationBody = { organization: Organization };
-export type Organizations = { organizations: Organization[] };
-export type OrganizationCreateRequest = { name: string; slug: string };
-export type OrganizationUpdateRequest = { name?: string | undefined; slug?: string | undefined };
-export type Member = { user_id: string; username: string; email: string | null; role: string; joined_at: string };
-export type MembersPage = { members: Member[]; next_cursor: string | null };
-export type MemberBody = { member: Member };
-export type OrganizationSwitched = { access_token: string; token_type: "Bearer"; expires_in: number; organization: Organization | null };
-export type Invitation = { id: string; org_id: string; email: string; role: string; invited_by: string; created_at: string; expires_at: string };
-export type InvitationBody = { invitation: Invitation };
-export type Invitations = { invitations: Invitation[] };
-export type InvitationCreateRequest = { email: string; role: string };
-export type ApiKey = {
-  id: string;
-  name: string;
-  start: string;
-  scopes: string[];
-  owner: { type: "user" | "organization"; id: string };
-  created_by: string;
-  created_at: string;
-  expires_at: string | null;
-  last_used_at: string | null;
-  revoked_at: string | null;
-};
-export type ApiKeyCreated = { key: ApiKey; secret: string };
-export type ApiKeys = { keys: ApiKey[] };
-export type ApiKeyCreateRequest = { name: string; scopes: string[]; expires_in_days?: number | undefined; org_id?: string | undefined };
-export type TokenExchanged = { access_token: string; issued_token_type: string; token_type: "Bearer"; expires_in: number; scope: string };
-export type AdminOrganizationsPage = {
-  organizations: { id: string; name: string; slug: string; created_at: string; members: number }[];
-  next_cursor: string | null;
 };

@@ -8,7 +8,8 @@
 // a WebAuthn challenge) cannot be repeated for seconds, so each round prepares BENCH_COUNT of them
 // (fresh users, challenges, signed assertions: none of it measured), fires them at the same
 // concurrency, and divides the worker's CPU by their count.
-// The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens.
+// The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens;
+// and the API key exchange (scripts/bench-keys.mjs).
 //   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
 //   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" / "oauth" for their group).
 
@@ -19,6 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { KEYS, keyRows } from "./bench-keys.mjs";
 import { OAUTH, oauthRows } from "./bench-oauth.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
@@ -36,6 +38,7 @@ const PAIRS = [
   ["root", "bare", "GET /", "bare Hono route", "bareSame"],
   ["protected", "verify", "GET /protected", "ES256 verify + 1 KV read", "verifySame"],
   ["refresh", "sign", "POST /refresh", "ES256 sign + 1 D1 write"],
+  ["refresh-org", "sign", "POST /refresh (an active organization)", "ES256 sign + 1 D1 write"],
   ["login", "hash", "POST /login", "PBKDF2 %i"],
   ["register", "hash", "POST /register", "PBKDF2 %i"],
 ];
@@ -244,12 +247,28 @@ async function main() {
   while (users.length < (selected("login") ? Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8) : CONCURRENCY)) await register();
   let token = registered[0].access_token; // any live access token: the later rows renew it (15 minutes)
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
+  // Sessions acting for an organization (docs/organizations.md): users of their own, since a switch
+  // revokes the access token it was sent with; one refresh chain per loop.
+  const orgChains = [];
+  for (let i = 0; selected("refresh-org") && i < CONCURRENCY; i++) {
+    const suffix = `${i}_${Math.random().toString(36).slice(2, 8)}`;
+    const r = await send(API_PORT, "POST", "/register", { body: { username: `bench_org_${suffix}`, password: PASSWORD } });
+    const { organization } = await send(API_PORT, "POST", "/orgs", {
+      token: r.access_token,
+      body: { name: "Bench", slug: `bench-${suffix.replace("_", "-")}` },
+    });
+    await send(API_PORT, "POST", "/orgs/switch", { token: r.access_token, body: { org_id: organization.id } });
+    orgChains.push(r.refresh_token);
+  }
   let loginTurn = 0; // one count over every round, so no account gets more than its share
   const api = {
     root: () => send(API_PORT, "GET", "/"),
     protected: () => send(API_PORT, "GET", "/protected", { token }),
     refresh: async (loop) => {
       chains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: chains[loop] } })).refresh_token;
+    },
+    "refresh-org": async (loop) => {
+      orgChains[loop] = (await send(API_PORT, "POST", "/refresh", { body: { refresh_token: orgChains[loop] } })).refresh_token;
     },
     login: () => send(API_PORT, "POST", "/login", { body: { username: users[loginTurn++ % users.length], password: PASSWORD } }),
     register,
@@ -294,6 +313,7 @@ async function main() {
   Object.assign(rows, await secondFactors({ apiPid, floorPid, floor, summarize, renew: (t) => (token = t) }));
   const kit = { send, measure, measureEach, inParallel, summarize, selected, floor, apiPid, floorPid, port: API_PORT };
   Object.assign(rows, await oauthRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
+  Object.assign(rows, await keyRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -301,7 +321,7 @@ async function main() {
     line(["endpoint", "worker ms", "req/s", "floor", "floor ms", "floor req/s", "CPU ratio", "throughput ratio", "CPU ratio, same answer"]),
     line(["---", "---:", "---:", "---", "---:", "---:", "---:", "---:", "---:"]),
   ];
-  for (const [key, , name, floorName] of [...PAIRS, ...SECOND, ...OAUTH].filter(([key]) => rows[key])) {
+  for (const [key, , name, floorName] of [...PAIRS, ...SECOND, ...OAUTH, ...KEYS].filter(([key]) => rows[key])) {
     const { api: r, floor: f, cpuRatio, rpsRatio, sameRatio } = rows[key];
     const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));

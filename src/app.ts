@@ -12,9 +12,12 @@ import { validationHook } from "./middleware/validate";
 import { account } from "./routes/account";
 import { adminApp } from "./routes/admin";
 import { adminClients } from "./routes/admin-clients";
+import { adminOrganizations } from "./routes/admin-orgs";
+import { apiKeys } from "./routes/api-keys";
 import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
+import { invitations } from "./routes/invitations";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
@@ -22,6 +25,7 @@ import { oauthAuthorize } from "./routes/oauth-authorize";
 import { oauthRegister } from "./routes/oauth-register";
 import { oauthRequests } from "./routes/oauth-requests";
 import { oauthServer } from "./routes/oauth-server";
+import { organizationRoutes } from "./routes/organizations";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
 
@@ -112,8 +116,12 @@ app.route("/", oauthRequests);
 app.route("/", oauthServer);
 app.route("/", oauthRegister);
 app.route("/", connectedAppsRoutes);
+app.route("/", organizationRoutes);
+app.route("/", apiKeys);
+app.route("/", invitations);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
+app.route("/admin", adminOrganizations);
 mountDocs(app);
 
 app.onError(onError);

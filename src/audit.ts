@@ -71,7 +71,21 @@ export type SecurityEvent =
   | "oauth_client_updated"
   | "oauth_client_deleted"
   | "oauth_app_disconnected"
-  | "oauth_client_registered";
+  | "oauth_client_registered"
+  | "org_created"
+  | "org_updated"
+  | "org_deleted"
+  | "member_role_changed"
+  | "member_removed"
+  | "member_left"
+  | "org_transferred"
+  | "org_switched"
+  | "api_key_created"
+  | "api_key_revoked"
+  | "api_key_exchange_refused" // logged only, never stored: a flood of wrong keys must not become D1 writes
+  | "invitation_created"
+  | "invitation_revoked"
+  | "invitation_accepted";
 
 export interface AuditContext {
   db: Db;
@@ -94,6 +108,7 @@ const WARN: ReadonlySet<SecurityEvent> = new Set([
   "mail_refused",
   "social_sign_in_failed",
   "oauth_code_reused",
+  "api_key_exchange_refused",
 ]);
 
 function split(fields: AuditFields) {

@@ -3,19 +3,26 @@ import { maintainRing } from "./auth/keys/rotation";
 import { applyDueHolds } from "./auth/mail/recovery-holds";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
+import { deleteOldApiKeys } from "./db/api-keys";
 import { deleteAuditEventsBefore } from "./db/audit";
 import { getDb, getReplicaDb } from "./db/client";
 import { deleteExpiredFlows } from "./db/identities";
+import { deleteOldInvitations } from "./db/invitations";
 import { deleteOldMailSends } from "./db/mail-sends";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteLapsedDocumentClients, deleteLapsedRegistrations } from "./db/oauth-clients";
 import { deleteExpiredRequests } from "./db/oauth-requests";
+import { deleteEmptyOrganizations } from "./db/organizations";
 import { deleteStaleChecks } from "./db/password-checks";
 import { deleteDeadSessions } from "./db/sessions";
 import { deleteUnverifiedAccounts } from "./db/users";
 import { log } from "./log";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** API keys revoked or expired are kept this long (listed, for investigation), then removed. */
+export const DEAD_KEY_DAYS = 30;
+/** How long an invitation is kept once accepted, revoked or expired (docs/storage.md). */
+export const INVITATION_KEPT_DAYS = 7;
 
 /** The frequent trigger in wrangler.toml [triggers]: the signing key ring only (every other trigger does housekeeping too). */
 export const FREQUENT = "*/10 * * * *";
@@ -49,7 +56,28 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
   // and clients known by a metadata document whose cache lapsed, that nothing refers to any more.
   const lapsedClients = (await deleteLapsedRegistrations(db, now)) + (await deleteLapsedDocumentClients(db, dayAgo));
-  const removed = { sessions, auditEvents, checks, challenges, links, flows, oauthRequests, mailSends, unverifiedAccounts, lapsedClients };
+  // API keys revoked or expired DEAD_KEY_DAYS ago: shown in lists until then, refused at exchange from the start.
+  const apiKeys = await deleteOldApiKeys(db, new Date(now.getTime() - DEAD_KEY_DAYS * DAY_MS));
+  // Invitations accepted, revoked or expired: kept a week (what an inviter or an admin investigating
+  // may ask about), then dropped. Pending ones stay until they expire.
+  const invitations = await deleteOldInvitations(db, new Date(now.getTime() - INVITATION_KEPT_DAYS * DAY_MS));
+  // Organizations whose last member deleted their account: nobody can reach them any more.
+  const emptyOrganizations = await deleteEmptyOrganizations(db, dayAgo);
+  const removed = {
+    sessions,
+    auditEvents,
+    checks,
+    challenges,
+    links,
+    flows,
+    oauthRequests,
+    mailSends,
+    unverifiedAccounts,
+    lapsedClients,
+    apiKeys,
+    invitations,
+    emptyOrganizations,
+  };
   log("housekeeping", {
     sessions_deleted: sessions,
     audit_events_deleted: auditEvents,
@@ -61,6 +89,9 @@ export async function housekeeping(env: Env, now = new Date()) {
     mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
     lapsed_clients_deleted: lapsedClients,
+    api_keys_deleted: apiKeys,
+    invitations_deleted: invitations,
+    empty_organizations_deleted: emptyOrganizations,
   });
   return removed;
 }

@@ -45,6 +45,10 @@ export const tokenResponseSchema = z
       .optional()
       .openapi({ description: "with offline_access (or a client allowed refresh tokens): single use, rotated at each refresh" }),
     id_token: z.string().optional().openapi({ description: "with the openid scope, on the code's exchange (and on a refresh)" }),
+    issued_token_type: z
+      .literal("urn:ietf:params:oauth:token-type:access_token")
+      .optional()
+      .openapi({ description: "on an API key's exchange (RFC 8693): the token is an access token" }),
   })
   .openapi("TokenResponse");
 

@@ -20,6 +20,8 @@ export const ACTIONS = [
   "rotate_signing_keys",
   "retire_signing_key",
   "manage_clients",
+  "manage_organization",
+  "create_api_key",
 ] as const;
 
 export type Action = (typeof ACTIONS)[number];

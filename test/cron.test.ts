@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { housekeeping } from "../src/cron";
 import { call, login, PASSWORD, refreshWith, registerUser, sidOf, uniqueName } from "./helpers";
+import { createOrg } from "./orgs";
 import { start } from "./social";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -113,5 +114,27 @@ describe("housekeeping of what anonymous callers grow", () => {
       expect((await housekeeping(env, pastDeadline())).unverifiedAccounts).toBe(0);
       expect(await exists(squatter.id)).toBe(true);
     });
+  });
+});
+
+describe("empty organizations", () => {
+  it("are removed a day after their last member's account went, with their keys; an organization with a member stays", async () => {
+    const gone = await registerUser();
+    const stays = await registerUser();
+    const emptyOrg = await createOrg(gone.access_token);
+    const keptOrg = await createOrg(stays.access_token);
+    await env.DB.prepare("INSERT INTO api_keys (id, key_hash, start, name, org_id, created_by, scopes, created_at) VALUES (?, ?, 'eak_x', 'k', ?, ?, '[]', ?)")
+      .bind(crypto.randomUUID(), crypto.randomUUID(), emptyOrg, gone.user.id, Date.now())
+      .run();
+    // The account deletion's effect on the organization: its membership goes by cascade.
+    await env.DB.prepare("DELETE FROM users WHERE id = ?").bind(gone.user.id).run();
+
+    await housekeeping(env); // created less than a day ago: kept
+    expect(await count("SELECT count(*) AS n FROM organizations WHERE id = ?", emptyOrg)).toBe(1);
+    const { emptyOrganizations } = await housekeeping(env, new Date(Date.now() + DAY + 1000));
+    expect(emptyOrganizations).toBeGreaterThanOrEqual(1);
+    expect(await count("SELECT count(*) AS n FROM organizations WHERE id = ?", emptyOrg)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM api_keys WHERE org_id = ?", emptyOrg)).toBe(0);
+    expect(await count("SELECT count(*) AS n FROM organizations WHERE id = ?", keptOrg)).toBe(1);
   });
 });

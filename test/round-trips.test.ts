@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { exchange, exchangeForm, userWithKey } from "./api-keys-setup";
 import {
   adminToken,
   awayFromStepEdge,
   call,
   codeAt,
+  decodeJwtPart,
   PASSWORD,
   randomIp,
   registerUser,
@@ -13,6 +15,7 @@ import {
   userWithTotp,
 } from "./helpers";
 import { approvedCode, codeForm, createTestClient } from "./oauth";
+import { createOrg } from "./orgs";
 
 /**
  * D1 round trips per endpoint: at the edge each one goes to the database's primary, maybe on another
@@ -201,6 +204,23 @@ describe("D1 statements per endpoint (docs/performance.md's capacity model)", ()
   });
 });
 
+describe("D1 round trips of organizations", () => {
+  it("a refresh with an active organization costs what one without does (the organization is joined into the rotation's own read); the switch is one batch", async () => {
+    const reg = await registerUser();
+    const orgId = await createOrg(reg.access_token);
+    const plain = await registerUser();
+    const without = await tripsOf("POST", "/refresh", { body: { refresh_token: plain.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
+    const switched = await tripsOf("POST", "/orgs/switch", { token: reg.access_token, body: { org_id: orgId } });
+    expect(switched.res.status, switched.res.text).toBe(200);
+    expect([switched.n, switched.statements, switched.writes]).toEqual([1, 3, 1]); // the session's update, the claims, the organization's name
+    const withOrg = await tripsOf("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
+    expect(withOrg.res.status, withOrg.res.text).toBe(200);
+    expect(decodeJwtPart(withOrg.res.body.access_token, 1).org_id).toBe(orgId);
+    expect([withOrg.n, withOrg.statements, withOrg.writes]).toEqual([without.n, without.statements, without.writes]);
+    expect([withOrg.n, withOrg.statements, withOrg.writes]).toEqual([1, 3, 2]);
+  });
+});
+
 describe("D1 round trips of the authorization server", () => {
   const form = (fields: Record<string, string>) => ({
     body: new URLSearchParams(fields).toString(),
@@ -223,5 +243,17 @@ describe("D1 round trips of the authorization server", () => {
     const info = await tripsOf("GET", "/oauth2/userinfo", { token: refresh.res.body.access_token });
     expect(info.res.status, info.res.text).toBe(200);
     expect(info.n).toBe(1);
+  });
+});
+
+describe("D1 round trips of an API key's exchange (docs/api-keys.md)", () => {
+  it("one: the key with its owner's standing, one statement, no write (the last use, once a minute, is written after the answer)", async () => {
+    const { secret } = await userWithKey();
+    const form = { body: new URLSearchParams(exchangeForm(secret)).toString(), headers: { "content-type": "application/x-www-form-urlencoded" } };
+    // The first use records itself after the answer; within the minute nothing more is written.
+    expect((await exchange(secret)).status).toBe(200);
+    const { res, n, statements, writes } = await tripsOf("POST", "/oauth2/token", form);
+    expect(res.status, res.text).toBe(200);
+    expect([n, statements, writes]).toEqual([1, 1, 0]);
   });
 });

@@ -3,6 +3,7 @@ import { expect } from "vitest";
 import type { Action } from "../src/auth/core/ways-in";
 import { SoftAuthenticator } from "./authenticator";
 import { type ApiResponse, awayFromStepEdge, call, codeAt, login, ORIGIN, PASSWORD, registerUser, wrongCode } from "./helpers";
+import { orgOwnedBy } from "./orgs";
 import { exchange } from "./social";
 import {
   address,
@@ -128,6 +129,15 @@ export const RECIPES: Record<Action, Recipe> = {
     send: (token, check) =>
       call("POST", "/admin/clients", { token, body: { name: "Step-up App", redirect_uris: ["https://app.example/cb"], type: "confidential", ...check } }),
     admin: true,
+    status: 201,
+  }),
+  manage_organization: single({
+    send: (token, check, orgId) => call("DELETE", `/orgs/${orgId}`, { token, body: check }),
+    target: orgOwnedBy,
+    status: 200,
+  }),
+  create_api_key: single({
+    send: (token, check) => call("POST", "/keys", { token, body: { name: "Step-up key", scopes: ["user"], ...check } }),
     status: 201,
   }),
   enable_totp: {

@@ -1,6 +1,7 @@
 import { and, desc, eq, lt, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
+import { notSoleOwner } from "./memberships";
 import { type User, users } from "./schema";
 
 /** Queries of the admin area (auth/account/admin.ts), and the rule that at least one active admin remains. */
@@ -15,11 +16,11 @@ const activeAdmin = (alias: string) => sql.raw(`(${alias}.disabled_at IS NULL AN
 const notLastAdmin = (id: string) =>
   sql`(NOT ${activeAdmin("users")} OR (SELECT count(*) FROM users AS other WHERE other.id <> ${id} AND ${activeAdmin("other")}) > 0)`;
 
-/** Deletes the account, unless it is the last active admin, or `onlyIf` fails (no row then). */
+/** Deletes the account, unless it is the last active admin or an organization's only owner (db/memberships.ts), or `onlyIf` fails (no row then). */
 export function deleteUser(db: Db, id: string, onlyIf?: SQL) {
   return db
     .delete(users)
-    .where(and(eq(users.id, id), notLastAdmin(id), onlyIf))
+    .where(and(eq(users.id, id), notLastAdmin(id), notSoleOwner(id), onlyIf))
     .returning({ id: users.id });
 }
 

@@ -43,7 +43,7 @@ const heldBy = (clientId: string | null) => (clientId === null ? isNull(sessions
 export const clientEnabled = (clientId: string) =>
   sql`EXISTS (SELECT 1 FROM ${oauthClients} WHERE ${oauthClients.id} = ${clientId} AND ${oauthClients.disabledAt} IS NULL)`;
 /** What a rotation or a reissue hands back of the session: what its next access token carries. */
-const issuingColumns = {
+export const issuingColumns = {
   id: sessions.id,
   expiresAt: sessions.expiresAt,
   amr: sessions.amr,

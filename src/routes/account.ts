@@ -50,12 +50,21 @@ const deleteMeRoute = sensitive(
     method: "delete",
     path: "/me",
     summary: "Delete the account: the user, their sessions and links; their access tokens stop working",
-    description: `${STEP_UP_TEXT} 409 last_admin for the last active admin. A 503 means: send it again.`,
+    description: `${STEP_UP_TEXT} 409 last_admin for the last active admin; 409 last_owner for the only owner of an organization with other members (hand it over or delete it first). A 503 means: send it again.`,
     middleware: [authed, jsonOnly],
     request: body(deleteMeSchema),
     responses: {
       200: json(messageSchema, "Deleted"),
-      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "last_admin", "rate_limited"),
+      ...errors(
+        ...BODY_ERRORS,
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "reauthentication_required",
+        "last_admin",
+        "last_owner",
+        "rate_limited",
+      ),
     },
   }),
 );

@@ -49,6 +49,8 @@ const discovery = (path: string) =>
 
 /** The claims this issuer's tokens carry: the API's own (auth/core/tokens.ts) and an app's (auth/oauth-server/tokens.ts, claims.ts). */
 const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified"];
+/** An active organization's, while the session acts for one (docs/organizations.md). */
+const ORG_CLAIMS = ["org_id", "org_slug", "org_role", "org_permissions"];
 const APP_CLAIMS = ["client_id", "scope", "azp", "nonce", "at_hash", "preferred_username", "email"];
 const CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "none"];
 
@@ -94,7 +96,7 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     ...(OAUTH_REGISTRATION === "closed" ? {} : { registration_endpoint: at("/oauth2/register") }),
     response_types_supported: ["code"],
     response_modes_supported: ["query"],
-    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials"],
+    grant_types_supported: ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
     code_challenge_methods_supported: ["S256"],
     token_endpoint_auth_methods_supported: CLIENT_AUTH,
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH,
@@ -105,7 +107,7 @@ function issuerMetadata(env: Env): z.infer<typeof discoverySchema> {
     ...(OAUTH_CLIENT_METADATA_DOCUMENTS === "on" ? { client_id_metadata_document_supported: true } : {}),
     subject_types_supported: ["public"],
     id_token_signing_alg_values_supported: ["ES256"],
-    claims_supported: [...CLAIMS, ...APP_CLAIMS],
+    claims_supported: [...CLAIMS, ...ORG_CLAIMS, ...APP_CLAIMS],
     access_token_signing_alg_values_supported: ["ES256"],
     login_endpoint: at("/login"),
     refresh_endpoint: at("/refresh"),

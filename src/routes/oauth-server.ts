@@ -1,11 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ExchangeRefused, exchangeKey, TOKEN_EXCHANGE } from "../auth/api-keys/exchange";
 import { clientCredentials } from "../auth/oauth-server/client-credentials";
 import { authenticateClient, credentialsOf } from "../auth/oauth-server/clients";
 import { OAuthRefusal } from "../auth/oauth-server/errors";
 import { refreshGrant } from "../auth/oauth-server/refresh-grant";
 import { revokeToken, userInfo } from "../auth/oauth-server/revoke";
 import { exchangeCode } from "../auth/oauth-server/token";
-import { limitByIp } from "../middleware/rate-limit";
+import type { AppEnv } from "../env";
+import { clientIp, ipKey } from "../middleware/client-ip";
+import { enforceLimit, limitByIp } from "../middleware/rate-limit";
 import { tokenResponseSchema, userInfoSchema } from "../response-schemas-oauth";
 import { deps } from "./deps";
 import { form, protocolErrors, protocolHook } from "./oauth-openapi";
@@ -31,6 +35,9 @@ const tokenForm = z.object({
   refresh_token: text(512).optional(),
   scope: text(2048).optional(),
   resource: resources,
+  // Token exchange (RFC 8693): an API key for an access token (docs/api-keys.md).
+  subject_token: text(512).optional(),
+  subject_token_type: text(256).optional(),
   ...clientFields,
 });
 
@@ -38,9 +45,9 @@ const tokenRoute = createRoute({
   method: "post",
   path: "/oauth2/token",
   tags,
-  summary: "Tokens for an app: a code's exchange (PKCE), a refresh, or client_credentials (RFC 6749)",
+  summary: "Tokens for an app: a code's exchange (PKCE), a refresh, client_credentials (RFC 6749), or an API key's exchange (RFC 8693)",
   description:
-    "Client authentication: client_secret_basic, client_secret_post, or none (a public client; PKCE binds its codes). A code is used once: a second use ends the grant the first opened. A refresh rotates the refresh token (a replay outside the grace window ends the grant) and may narrow the scope, never widen it or change the resource.",
+    "Client authentication: client_secret_basic, client_secret_post, or none (a public client; PKCE binds its codes). A code is used once: a second use ends the grant the first opened. A refresh rotates the refresh token (a replay outside the grace window ends the grant) and may narrow the scope, never widen it or change the resource. An API key (grant_type urn:ietf:params:oauth:grant-type:token-exchange, subject_token the key, subject_token_type urn:edge-auth:params:oauth:token-type:api-key, optional scope) needs no client authentication: the key is the credential; the answer adds issued_token_type (docs/api-keys.md). A malformed key is refused without a lookup; exchanges are limited per client address and per key (429 rate_limited with Retry-After).",
   middleware: [limitByIp("OAUTH_TOKEN_IP_LIMITER")],
   request: form(tokenForm),
   responses: { 200: json(tokenResponseSchema, "The tokens"), ...protocolErrors(["payload_too_large", "unsupported_media_type", "rate_limited"]) },
@@ -70,6 +77,19 @@ const userInfoRoute = (method: "get" | "post") =>
     responses: { 200: json(userInfoSchema, "The claims"), ...protocolErrors(["rate_limited"], [400, 401, 403]) },
   });
 
+/** An API key's exchange (auth/api-keys/exchange.ts): its limits are the route's, its refusals the protocol's. */
+async function keyExchange(c: Context<AppEnv>, f: z.infer<typeof tokenForm>) {
+  try {
+    return await exchangeKey(deps(c), f, {
+      perClient: () => enforceLimit(c, "API_KEY_IP_LIMITER", ipKey(clientIp(c))),
+      perKey: (hash) => enforceLimit(c, "API_KEY_LIMITER", `key:${hash}`),
+    });
+  } catch (err) {
+    if (err instanceof ExchangeRefused) throw new OAuthRefusal(err.error, err.description);
+    throw err;
+  }
+}
+
 const bearerOf = (header: string | undefined) => /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(header ?? "")?.[1];
 
 export const oauthServer = openApiApp()
@@ -78,6 +98,7 @@ export const oauthServer = openApiApp()
     async (c) => {
       const f = c.req.valid("form");
       const d = deps(c);
+      if (f.grant_type === TOKEN_EXCHANGE) return c.json(await keyExchange(c, f), 200);
       const client = await authenticateClient(d, credentialsOf(c.req.header("authorization"), f));
       const resource = asList(f.resource);
       switch (f.grant_type) {
@@ -90,7 +111,7 @@ export const oauthServer = openApiApp()
         case "client_credentials":
           return c.json(await clientCredentials(d, client, { scope: f.scope, resource }), 200);
         default:
-          throw new OAuthRefusal("unsupported_grant_type", "grant_type must be authorization_code, refresh_token or client_credentials");
+          throw new OAuthRefusal("unsupported_grant_type", `grant_type must be authorization_code, refresh_token, client_credentials or ${TOKEN_EXCHANGE}`);
       }
     },
     protocolHook,

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { KV_KEYS, KV_PREFIXES } from "../../src/auth/core/kv-keys";
 import * as serverTables from "../../src/db/oauth-server-tables";
+import * as organizationTables from "../../src/db/organization-tables";
 import * as schema from "../../src/db/schema";
 
 /**
@@ -26,8 +27,8 @@ function firstCells(heading: string): string[] {
     .map((line) => /^\| `([^`]+)`/.exec(line)![1]!);
 }
 
-// schema.ts re-exports every table module but the authorization server's (it imports schema.ts).
-const tables = [...Object.values(schema), ...Object.values(serverTables)]
+// schema.ts re-exports every table module but the authorization server's and the organizations' (they import schema.ts).
+const tables = [...Object.values(schema), ...Object.values(serverTables), ...Object.values(organizationTables)]
   .filter((value) => is(value, SQLiteTable))
   .map((table) => getTableConfig(table as SQLiteTable).name);
 

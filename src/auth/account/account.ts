@@ -4,6 +4,7 @@ import { deleteUser } from "../../db/admins";
 import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
 import { countMail, mailsCounted, withinBudget } from "../../db/mail-sends";
+import { isSoleOwner } from "../../db/memberships";
 import { userWithPasskeyCount, userWithWaysIn } from "../../db/passkeys";
 import { isSessionLive, sessionLive } from "../../db/sessions";
 import { accountWithId, changeEmail, emailTaken, findUserById } from "../../db/users";
@@ -138,6 +139,9 @@ export async function deleteAccount(deps: Deps, ask: StepUpAsk<"delete_account">
     const [deleted] = await deleteUser(deps.db, user.id, sessionLive(deps.db, claims.sid, now));
     if (!deleted) {
       if (!(await isSessionLive(deps.db, claims.sid, now))) throw sessionEnded();
+      if (await isSoleOwner(deps.db, user.id)) {
+        throw new Refusal("last_owner", "You are the only owner of an organization with other members: hand it over or delete it first");
+      }
       if (await findUserById(deps.db, user.id)) throw new Refusal("last_admin", "You are the last active admin: make another account an admin first");
     } else {
       // Without personal data: no address, no name, no IP.

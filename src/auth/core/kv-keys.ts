@@ -5,21 +5,24 @@
  *
  *   sid:<session id>  a revoked session (auth/core/revocations.ts); expires with its last access token
  *   usr:<user id>     a user's session epoch (auth/core/revocations.ts); expires with their last access token
+ *   jti:<token id>    one revoked access token (an organization switch replaces it); expires with it
  *   keyring           the signing key ring's mirror (auth/core/signing-keys.ts); one entry, rewritten
  *   health:probe      read by GET /health, never written
  */
 export const KV_KEYS = {
   session: "sid:",
   user: "usr:",
+  token: "jti:",
   keyring: "keyring",
   healthProbe: "health:probe",
 } as const;
 
 /** Prefixes take an id after them; the other keys are used as they are. */
-export const KV_PREFIXES: readonly string[] = [KV_KEYS.session, KV_KEYS.user];
+export const KV_PREFIXES: readonly string[] = [KV_KEYS.session, KV_KEYS.user, KV_KEYS.token];
 
 export const sessionKey = (sessionId: string) => `${KV_KEYS.session}${sessionId}`;
 export const userKey = (userId: string) => `${KV_KEYS.user}${userId}`;
+export const tokenKey = (jti: string) => `${KV_KEYS.token}${jti}`;
 
 /** Whether `key` is one of the Worker's keys (a prefix with an id after it, or a whole key). */
 export const isKnownKvKey = (key: string) =>

@@ -1,5 +1,5 @@
 import { RevocationIncomplete } from "./errors";
-import { KV_KEYS, sessionKey, userKey } from "./kv-keys";
+import { KV_KEYS, sessionKey, tokenKey, userKey } from "./kv-keys";
 
 /**
  * Revocation list in KV (keys in auth/core/kv-keys.ts; the key ring's mirror is auth/core/signing-keys.ts's).
@@ -9,6 +9,7 @@ import { KV_KEYS, sessionKey, userKey } from "./kv-keys";
  *   usr:<user id>     {"epoch": n, "kept": sid | null}: every access token of the user issued in an
  *                     epoch before n, except those of session `kept` (logout-all, password change).
  *                     One write ends any number of sessions: Workers allow 1,000 KV operations a request.
+ *   jti:<token id>    one access token: the one an organization switch replaced (its session lives on).
  *
  * D1 is the record of what is revoked; these entries mirror it for the verify path, which never
  * touches D1. Writing them is idempotent, so a retry after a failed write repairs the mirror.
@@ -36,6 +37,11 @@ export async function revokeSessions(kv: KVNamespace, sessions: { id: string; ac
   await Promise.all(sessions.map((s) => put(kv, sessionKey(s.id), "1", s.accessExpiresAt)));
 }
 
+/** Revokes one access token (its `jti`) until it expires (`exp`, Unix seconds). */
+export async function revokeAccessToken(kv: KVNamespace, token: { jti: string; exp: number }): Promise<void> {
+  await put(kv, tokenKey(token.jti), "1", new Date(token.exp * 1000));
+}
+
 export interface EpochState {
   epoch: number; // tokens of earlier epochs are revoked...
   kept: string | null; // ...except this session's
@@ -53,10 +59,10 @@ interface EpochEntry {
 }
 
 /** One KV read (a bulk get) per verified request. */
-export async function isRevoked(kv: KVNamespace, claims: { sub: string; sid: string; epoch: number }): Promise<boolean> {
-  const [sid, usr] = [sessionKey(claims.sid), userKey(claims.sub)];
-  const found = await kv.get<EpochEntry | 1>([sid, usr], "json");
-  if (found.get(sid) != null) return true;
+export async function isRevoked(kv: KVNamespace, claims: { sub: string; sid: string; epoch: number; jti: string }): Promise<boolean> {
+  const [sid, usr, jti] = [sessionKey(claims.sid), userKey(claims.sub), tokenKey(claims.jti)];
+  const found = await kv.get<EpochEntry | 1>([sid, usr, jti], "json");
+  if (found.get(sid) != null || found.get(jti) != null) return true;
   const user = found.get(usr);
   return typeof user === "object" && user !== null && claims.epoch < user.epoch && claims.sid !== user.kept;
 }

@@ -97,6 +97,16 @@ export const STEP_UP: Record<Action, StepUpRule> = {
     secondFactor: "while_totp_on",
     fresh: "in the request (POST /admin/clients; PATCH /admin/clients/{id} unless it only disables)",
   },
+  // An owner deleting an organization or handing it over: a stolen access token alone does neither.
+  manage_organization: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request (DELETE /orgs/{org_id}; POST /orgs/{org_id}/transfer)",
+  },
+  // An API key acts for its owner until revoked, from anywhere, without a second factor: handing one
+  // out is worth a stolen access token's session.
+  create_api_key: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request (POST /keys)" },
 };
 
 /** The address was proved before TOTP was turned on: then the mailbox alone does not outrank TOTP. */

@@ -1,0 +1,125 @@
+import { and, desc, eq, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import type { Db } from "./client";
+import { apiKeys, memberships, organizations } from "./organization-tables";
+import { users } from "./schema";
+import { mayHoldSession, notDisabled } from "./standing";
+
+/** API keys (db/organization-tables.ts apiKeys; auth/api-keys/). Times are Dates; the key itself is never here, only its hash. */
+
+export type ApiKey = typeof apiKeys.$inferSelect;
+export type ApiKeyOwner = { type: "user"; id: string } | { type: "organization"; id: string };
+
+const ownedBy = (owner: ApiKeyOwner) => (owner.type === "user" ? eq(apiKeys.userId, owner.id) : eq(apiKeys.orgId, owner.id));
+const live = (now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
+
+/**
+ * Inserts the key only while its owner has fewer than `max` live keys (unrevoked, unexpired), its owner
+ * exists (a user who may hold a session, or the organization) and `onlyIf` holds (the creator's
+ * membership and role, for an organization's key): one statement, so concurrent creations cannot pass
+ * the bound. Returns the inserted id, or nothing.
+ */
+export function insertApiKey(db: Db, row: ApiKey, max: number, onlyIf?: SQL) {
+  const value = (v: unknown, name: string) => sql`${v}`.as(name);
+  const owner: ApiKeyOwner = row.userId ? { type: "user", id: row.userId } : { type: "organization", id: row.orgId! };
+  const below = sql`(SELECT count(*) FROM ${apiKeys} WHERE ${and(ownedBy(owner), live(row.createdAt))}) < ${max}`;
+  const fields = {
+    id: value(row.id, "id"),
+    keyHash: value(row.keyHash, "key_hash"),
+    start: value(row.start, "start"),
+    name: value(row.name, "name"),
+    userId: value(row.userId, "user_id"),
+    orgId: value(row.orgId, "org_id"),
+    createdBy: value(row.createdBy, "created_by"),
+    scopes: value(JSON.stringify(row.scopes), "scopes"),
+    createdAt: value(row.createdAt.getTime(), "created_at"),
+    expiresAt: value(row.expiresAt?.getTime() ?? null, "expires_at"),
+    revokedAt: value(null, "revoked_at"),
+    lastUsedAt: value(null, "last_used_at"),
+  };
+  const from =
+    owner.type === "user"
+      ? db
+          .select(fields)
+          .from(users)
+          .where(and(eq(users.id, owner.id), notDisabled(), below, onlyIf))
+      : db
+          .select(fields)
+          .from(organizations)
+          .where(and(eq(organizations.id, owner.id), below, onlyIf));
+  return db.insert(apiKeys).select(from).returning({ id: apiKeys.id });
+}
+
+/** The creator is still a member of `orgId` with `role` when the key is written. */
+export const stillMember = (orgId: string, userId: string, role: string) =>
+  sql`EXISTS (SELECT 1 FROM ${memberships} WHERE ${and(eq(memberships.orgId, orgId), eq(memberships.userId, userId), eq(memberships.role, role))})`;
+
+/** The owner's keys, newest first: live ones, and revoked or expired ones until the cron removes them. */
+export function listApiKeys(db: Db, owner: ApiKeyOwner, limit: number) {
+  return db.select().from(apiKeys).where(ownedBy(owner)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(limit).all();
+}
+
+export function findApiKey(db: Db, id: string) {
+  return db.select().from(apiKeys).where(eq(apiKeys.id, id)).get();
+}
+
+/** Revokes the key if it is not already; returns it when this call revoked it. */
+export function revokeApiKey(db: Db, id: string, now: Date) {
+  return db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+    .returning()
+    .get();
+}
+
+/**
+ * The exchange's one read: the key by its hash, with its owner's standing, in one statement. A user's
+ * row is joined only while the account may hold a session (its roles come with it, as they are now);
+ * an organization's only while it exists. An owner missing from the join is an owner gone.
+ */
+export function keyForExchange(db: Db, keyHash: string, requireVerified: boolean) {
+  return db
+    .select({
+      id: apiKeys.id,
+      userId: apiKeys.userId,
+      orgId: apiKeys.orgId,
+      scopes: apiKeys.scopes,
+      expiresAt: apiKeys.expiresAt,
+      revokedAt: apiKeys.revokedAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+      userRoles: users.roles,
+      orgSlug: organizations.slug,
+    })
+    .from(apiKeys)
+    .leftJoin(users, and(eq(users.id, apiKeys.userId), mayHoldSession(requireVerified)))
+    .leftJoin(organizations, eq(organizations.id, apiKeys.orgId))
+    .where(eq(apiKeys.keyHash, keyHash))
+    .get();
+}
+
+/** Records a use, unless one was recorded within `everyMs`: concurrent exchanges write it once. */
+export function touchApiKey(db: Db, id: string, now: Date, everyMs: number) {
+  return db
+    .update(apiKeys)
+    .set({ lastUsedAt: now })
+    .where(and(eq(apiKeys.id, id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, new Date(now.getTime() - everyMs)))));
+}
+
+/** The cron: keys revoked, or expired, before `before`. */
+export async function deleteOldApiKeys(db: Db, before: Date): Promise<number> {
+  const gone = await db
+    .delete(apiKeys)
+    .where(or(lt(apiKeys.revokedAt, before), lt(apiKeys.expiresAt, before)))
+    .returning({ id: apiKeys.id });
+  return gone.length;
+}
+
+/** How many live keys the owner holds (to say why an insert did not happen). */
+export async function countLiveKeys(db: Db, owner: ApiKeyOwner, now: Date): Promise<number> {
+  const row = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(apiKeys)
+    .where(and(ownedBy(owner), live(now)))
+    .get();
+  return row?.n ?? 0;
+}
