@@ -1,6 +1,6 @@
 import { type Answer, read, unreachable } from "./errors.js";
 import type { FreshCheck } from "./index.js";
-import type { ApiKey, ApiKeyCreated, ApiKeyCreateRequest, ApiKeys, Message, TokenExchanged } from "./types.js";
+import type { ApiKey, ApiKeyCreated, ApiKeyCreateRequest, ApiKeys, Message, TokenResponse } from "./types.js";
 
 /**
  * API keys (docs/api-keys.md): for the team's own scripts and services. A key belongs to a user or to
@@ -9,7 +9,11 @@ import type { ApiKey, ApiKeyCreated, ApiKeyCreateRequest, ApiKeys, Message, Toke
  * (RFC 8693) for a short-lived access token, which every backend verifies like any other (the JWKS).
  */
 
-export type { ApiKey, ApiKeyCreated, TokenExchanged };
+export type { ApiKey, ApiKeyCreated };
+/** The token endpoint's answer to an exchange (RFC 8693 2.2.1): an access token, never a refresh token. */
+export type TokenExchanged = Pick<TokenResponse, "access_token" | "token_type" | "expires_in" | "scope"> & {
+  issued_token_type: NonNullable<TokenResponse["issued_token_type"]>;
+};
 export type ApiKeyInput = ApiKeyCreateRequest & FreshCheck;
 
 type Call = <T>(method: string, path: string, body?: unknown) => Promise<T>;

@@ -75,9 +75,6 @@ export function createKeys(client: AuthClient, ui: Ui) {
         ...organizations.filter((o) => o.role === "owner" || o.role === "admin").map((o) => new Option(`${o.name} (${o.slug})`, o.id)),
       );
       owners.value = [...owners.options].some((o) => o.value === chosen) ? chosen : "";
-      const code = ui.asks("create_api_key", "second_factor");
-      $("#key-create-code").hidden = !code;
-      $<HTMLInputElement>("#key-create-code input").disabled = !code;
     },
   };
 }

@@ -140,8 +140,7 @@ const ui: Ui = {
   onClick,
   showError,
   notice,
-  check: (action, code, password) => check(action as Action, code, password),
-  asks: (action, proof) => asks(action as Action, proof),
+  check,
   render: () => render(),
 };
 const orgs = createOrgs(client, ui);
@@ -170,6 +169,7 @@ async function render() {
       client.listPasskeys(),
       client.security(),
       client.connectedApps(),
+      orgs.render().then(apiKeys.render), // drawn meanwhile: the page changes all at once, as before they were
     ]);
     describe($("#profile"), "profile", {
       username: user.username,
@@ -201,6 +201,10 @@ async function render() {
       cardActions.some((a) => asks(a, "password")),
     );
     field("delete-password", asks("delete_account", "password"));
+    field("key-create-password", asks("create_api_key", "password"));
+    field("key-create-code", asks("create_api_key", "second_factor"));
+    field("org-owner-password", asks("manage_organization", "password"));
+    field("org-owner-code", asks("manage_organization", "second_factor"));
     const hasPassword = security.ways_in.some((w) => w.kind === "password");
     $("#security-intro").textContent = hasPassword
       ? "Every change here asks for your password again (and a code while the authenticator app is on)."
@@ -267,7 +271,6 @@ async function render() {
       list.append(item);
     }
     renderApps(client, $("#apps"), apps, render, showError);
-    await apiKeys.render(await orgs.render());
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);

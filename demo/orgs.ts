@@ -14,8 +14,7 @@ export interface Ui {
   showError(err: unknown): unknown;
   notice(text: string): void;
   /** The step-up fields an action asks of this account (the password, a code while TOTP is on). */
-  check(action: string, code: string | undefined, password: string | undefined): FreshCheck;
-  asks(action: string, proof: "password" | "second_factor"): boolean;
+  check(action: "manage_organization" | "create_api_key", code: string | undefined, password: string | undefined): FreshCheck;
   render(): Promise<void>;
 }
 
@@ -37,7 +36,7 @@ export function createOrgs(client: AuthClient, ui: Ui) {
   const activeId = () => client.activeOrganization()?.id;
   /** The owner's step-up for deleting or handing over: this card's password (and code) fields. */
   const ownerCheck = () =>
-    ui.check("manage_organization", $<HTMLInputElement>("#org-owner-code").value || undefined, $<HTMLInputElement>("#org-owner-password").value);
+    ui.check("manage_organization", $<HTMLInputElement>("#org-owner-code input").value || undefined, $<HTMLInputElement>("#org-owner-password input").value);
 
   ui.onSubmit("org-create", async (f) => {
     const org = await client.createOrganization({ name: f.name!, slug: f.slug! });
@@ -190,7 +189,6 @@ export function createOrgs(client: AuthClient, ui: Ui) {
       $("#invite").hidden = !canInvite;
       $("#invitations").hidden = !canInvite;
       $("#org-owner").hidden = active.role !== "owner";
-      $("#org-owner-code-label").hidden = !ui.asks("manage_organization", "second_factor");
       if (!organizations.some((o) => o.id === active.id)) {
         // Removed, or the organization deleted, since this token was signed: it says so until its next refresh.
         $("#member-list").replaceChildren(

@@ -47,12 +47,18 @@ async function person(prefix = "orgs") {
 }
 type Person = Awaited<ReturnType<typeof person>>;
 
+/** The newest link for `action` mailed to `to`, e.g. http://localhost:5173/#accept-invitation=<token>. */
+function mailedLink(to: string, action: string) {
+  const links = sent.filter((m) => m.to === to).map((m) => new RegExp(`(http\\S+#${action}=[A-Za-z0-9_-]+)`).exec(m.text)?.[1]);
+  const link = links.filter(Boolean).at(-1);
+  expect(link, `a ${action} link mailed to ${to}`).toBeTruthy();
+  return link!;
+}
+
 /** Proves the address as following the mailed verification link does. */
 async function verified(p: Person) {
-  const mail = sent.filter((m) => m.to === p.email).at(-1);
-  const token = /#verify-email=([A-Za-z0-9_-]+)/.exec(mail?.text ?? "")?.[1];
-  expect(token, `a verification link to ${p.email}`).toBeTruthy();
-  await p.client.verifyEmail(token!);
+  const link = mailedLink(p.email, "verify-email");
+  await p.client.verifyEmail(link.slice(link.indexOf("#verify-email=") + "#verify-email=".length));
   return p;
 }
 
@@ -122,9 +128,10 @@ describe("the typed client's organizations", () => {
     const invitation = await owner.client.invite(org.id, { email: invitee.email, role: "admin" });
     expect(invitation).toMatchObject({ org_id: org.id, email: invitee.email, role: "admin" });
     expect(await owner.client.invitations(org.id)).toEqual([invitation]);
-    const link = /(http\S+#accept-invitation=[A-Za-z0-9_-]+)/.exec(sent.filter((m) => m.to === invitee.email).at(-1)?.text ?? "")?.[1];
-    const token = invitationToken(link ?? "")!;
-    expect(token).toBeTruthy();
+    const link = mailedLink(invitee.email, "accept-invitation");
+    expect(link.startsWith(env.APP_URL)).toBe(true);
+    const token = invitationToken(link)!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{20,}$/);
 
     // Not verified yet: refused, and the invitation waits.
     expect(await refused(invitee.client.acceptInvitation(token))).toMatchObject({ code: "invitation_wrong_account", status: 403 });
@@ -142,7 +149,7 @@ describe("the typed client's organizations", () => {
     // Revoked, a pending invitation's link is dead.
     const later = await person("later");
     const second = await owner.client.invite(org.id, { email: later.email, role: "member" });
-    const laterToken = invitationToken(/(http\S+#accept-invitation=[A-Za-z0-9_-]+)/.exec(sent.filter((m) => m.to === later.email).at(-1)!.text)![1]!)!;
+    const laterToken = invitationToken(mailedLink(later.email, "accept-invitation"))!;
     await owner.client.revokeInvitation(org.id, second.id);
     expect(await owner.client.invitations(org.id)).toEqual([]);
     await verified(later);
@@ -158,8 +165,7 @@ async function orgWithMembers(n: number) {
   for (let i = 0; i < n; i++) {
     const m = await verified(await person("member"));
     await owner.client.invite(org.id, { email: m.email, role: "member" });
-    const link = sent.filter((x) => x.to === m.email).at(-1)!.text;
-    await m.client.acceptInvitation(invitationToken(/(http\S+#accept-invitation=[A-Za-z0-9_-]+)/.exec(link)![1]!)!);
+    await m.client.acceptInvitation(invitationToken(mailedLink(m.email, "accept-invitation"))!);
     members.push(m);
   }
   return { owner, org, members };
@@ -197,6 +203,11 @@ describe("the typed client's members", () => {
     const [carol, dave] = members as [Person, Person];
     await carol.client.switchOrganization(org.id);
     await owner.client.removeMember(org.id, carol.user.id);
+    // Carol's token says she acts for it until its next refresh, which carries no organization.
+    expect(carol.client.activeOrganization()?.id).toBe(org.id);
+    await carol.client.resume();
+    expect(carol.client.activeOrganization()).toBeNull();
+    expect((await backendReads((await carol.client.accessToken())!)).org_id).toBeUndefined();
     expect(await refused(carol.client.getOrganization(org.id))).toMatchObject({ code: "not_found" });
     expect((await owner.client.members(org.id)).members.map((m) => m.user_id)).not.toContain(carol.user.id);
 
@@ -220,7 +231,11 @@ describe("the typed client's members", () => {
     expect(await refused(owner.client.deleteOrganization(org.id, { current_password: PASSWORD }))).toMatchObject({ code: "forbidden", status: 403 });
 
     await heir.client.switchOrganization(org.id);
-    expect(await refused(heir.client.deleteOrganization(org.id, {}))).toMatchObject({ status: 401 });
+    expect(await refused(heir.client.deleteOrganization(org.id, {}))).toMatchObject({ code: "validation_failed", status: 400 });
+    expect(await refused(heir.client.deleteOrganization(org.id, { current_password: "not it 12345" }))).toMatchObject({
+      code: "invalid_credentials",
+      status: 401,
+    });
     await heir.client.deleteOrganization(org.id, { current_password: PASSWORD });
     expect(heir.client.activeOrganization()).toBeNull();
     expect(await heir.client.organizations()).toEqual([]);
@@ -264,7 +279,8 @@ describe("the typed client's API keys", () => {
       code: "scope_not_allowed",
       status: 403,
     });
-    expect(await refused(client.createApiKey({ name: "no step-up", scopes: ["user"] }))).toMatchObject({ status: 401 });
+    expect(await refused(client.createApiKey({ name: "no step-up", scopes: ["user"] }))).toMatchObject({ code: "validation_failed", status: 400 });
+    expect(await refused(client.createApiKey({ name: "wrong", scopes: ["user"], current_password: "not it 12345" }))).toMatchObject({ status: 401 });
   });
 
   it("an unreachable token endpoint is a network_error; an answer without JSON is bad_response", async () => {
