@@ -1,7 +1,9 @@
 import { appCalls } from "./apps.js";
 import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
+import { AuthError, read, unreachable } from "./errors.js";
+import { keyCalls } from "./keys.js";
+import { orgCalls } from "./orgs.js";
 import type {
-  ErrorBody,
   ErrorCode,
   Factors,
   LoginMfaRequest,
@@ -62,6 +64,9 @@ import type {
  *   in the tab that started it: signInWith() keeps a secret in the tab's sessionStorage and sends
  *   its SHA-256 (PKCE's S256); completeSignIn() sends the secret, and refuses a code it has none for
  *   (a link to the app carrying someone else's code).
+ * - Organizations (orgs.ts): switchOrganization() takes the new access token like a refresh does;
+ *   activeOrganization() reads the token's org claims, decoded and not verified (display only). API
+ *   keys (keys.ts): create, list, revoke; exchangeApiKey() is a plain function for scripts (docs/client.md).
  */
 
 /** What the app can tell the person when a provider's trip ends in an error (the fragment's oauth_error). */
@@ -78,6 +83,12 @@ export type { AuthorizationRequest, ConnectedApp } from "./apps.js";
 export { authorizeRequestId } from "./apps.js";
 export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
 export { deviceName } from "./device.js";
+export { AuthError } from "./errors.js";
+export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
+export { exchangeApiKey } from "./keys.js";
+export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
+export { invitationToken } from "./orgs.js";
+export type { AdminOrganizationsPage } from "./types.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
 export type Session = SessionsPage["sessions"][number];
@@ -107,24 +118,6 @@ export type FetchLike = (
   input: string,
   init: { method: string; headers: Record<string, string>; body?: string; credentials: "include" | "same-origin" },
 ) => Promise<{ ok: boolean; status: number; headers: { get(name: string): string | null }; json(): Promise<unknown> }>;
-
-/** What went wrong: `code` is the API's error code, or network_error / bad_response / origin_not_allowed (fetch() to an origin not in `backends`). */
-export class AuthError extends Error {
-  readonly code: ErrorCode | "network_error" | "bad_response" | "origin_not_allowed";
-  readonly status: number; // 0 when no answer arrived
-  readonly fields?: Record<string, string>;
-  readonly retryAfter?: number; // seconds, from Retry-After
-
-  // Plain fields, no parameter properties: Node 22 runs this file as it is (type stripping only).
-  constructor(code: AuthError["code"], message: string, status: number, fields?: Record<string, string>, retryAfter?: number) {
-    super(message);
-    this.name = "AuthError";
-    this.code = code;
-    this.status = status;
-    this.fields = fields;
-    this.retryAfter = retryAfter;
-  }
-}
 
 export interface ClientOptions {
   /** The API's origin, e.g. https://auth.example.com */
@@ -212,13 +205,17 @@ export function createAuthClient(options: ClientOptions) {
     }
   };
 
-  function claimsOf(token: unknown): { sub: string; username: string } {
+  /** A token's payload, not verified (the client reads its own token; backends verify). */
+  function payload(token: unknown): Record<string, unknown> | undefined {
     try {
-      const claims = JSON.parse((globalThis as unknown as Platform).atob(String(token).split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
-      if (typeof claims.sub === "string" && typeof claims.username === "string") return claims;
+      return JSON.parse((globalThis as unknown as Platform).atob(String(token).split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
     } catch {
-      // fall through
+      return undefined;
     }
+  }
+  function claimsOf(token: unknown): { sub: string; username: string } {
+    const claims = payload(token);
+    if (typeof claims?.sub === "string" && typeof claims.username === "string") return claims as { sub: string; username: string };
     throw new AuthError("bad_response", "The API answered without a valid access token", 200);
   }
 
@@ -256,20 +253,10 @@ export function createAuthClient(options: ClientOptions) {
       const credentials = cookie ? ("include" as const) : ("same-origin" as const);
       res = await doFetch(`${base}${path}`, { method, headers, credentials, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
-      throw new AuthError("network_error", (err as Error).message || "The network request failed", 0);
+      throw unreachable(err);
     }
     if (res.status === 204) return undefined as T; // /refresh with if_signed_in, and no cookie: nobody signed in
-    let json: unknown;
-    try {
-      json = await res.json();
-    } catch {
-      throw new AuthError("bad_response", `The API answered ${res.status} without JSON`, res.status);
-    }
-    if (res.ok) return json as T;
-    const e = json as Partial<ErrorBody>;
-    const retry = Number(res.headers.get("retry-after"));
-    if (typeof e?.error !== "string") throw new AuthError("bad_response", `The API answered ${res.status}`, res.status);
-    throw new AuthError(e.error, e.message ?? e.error, res.status, e.fields, Number.isFinite(retry) && retry > 0 ? retry : undefined);
+    return read<T>(res);
   }
 
   /**
@@ -543,6 +530,9 @@ export function createAuthClient(options: ClientOptions) {
       (method, path, body) => send(method, path, body),
       () => access !== undefined,
     ),
+    // Organizations, members, invitations and the active organization (orgs.ts); API keys (keys.ts).
+    ...orgCalls(authed, { token: () => access?.token, adopt, refresh: () => refresh(), payload }),
+    ...keyCalls(authed),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
     /**

@@ -1,4 +1,4 @@
-// Generated from the server's zod schemas (src/schemas.ts, src/response-schemas*.ts, src/schemas-clients.ts) by `npm run client:build`. Do not edit.
+// Generated from the server's zod schemas (src/schemas*.ts, src/response-schemas*.ts) by `npm run client:build`. Do not edit.
 // Each type is what the server's zod schema validates (a request's input, a response's output).
 
 export type ErrorCode = "invalid_request" | "validation_failed" | "invalid_credentials" | "invalid_token" | "forbidden" | "registration_closed" | "account_disabled" | "email_unverified" | "invalid_link" | "invalid_mfa_code" | "invalid_challenge" | "passkey_rejected" | "too_many_passkeys" | "scope_not_allowed" | "too_many_api_keys" | "not_found" | "method_not_allowed" | "username_taken" | "email_taken" | "mfa_already_enabled" | "mfa_not_enabled" | "last_admin" | "last_way_in" | "account_exists" | "account_proof_required" | "identity_in_use" | "password_not_set" | "reauthentication_required" | "invalid_grant" | "unknown_provider" | "provider_unavailable" | "key_not_ready" | "keys_not_rotating" | "org_slug_taken" | "last_owner" | "too_many_organizations" | "already_member" | "too_many_invitations" | "invitation_wrong_account" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "internal_error" | "service_unavailable";
@@ -246,4 +246,205 @@ export type AppDisconnected = {
   message: string;
   grants_revoked: number;
   consents_removed: number;
+};
+
+export type Organization = {
+  id: string;
+  name: string;
+  slug: string;
+  role: string;
+  created_at: string;
+};
+
+export type OrganizationBody = {
+  organization: {
+    id: string;
+    name: string;
+    slug: string;
+    role: string;
+    created_at: string;
+  };
+};
+
+export type Organizations = {
+  organizations: {
+    id: string;
+    name: string;
+    slug: string;
+    role: string;
+    created_at: string;
+  }[];
+};
+
+export type OrganizationSwitched = {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  organization: {
+    id: string;
+    name: string;
+    slug: string;
+    role: string;
+    created_at: string;
+  } | null;
+};
+
+export type Member = {
+  user_id: string;
+  username: string;
+  email: string | null;
+  role: string;
+  joined_at: string;
+};
+
+export type MemberBody = {
+  member: {
+    user_id: string;
+    role: string;
+    joined_at: string;
+  };
+};
+
+export type MembersPage = {
+  members: ({
+    user_id: string;
+    username: string;
+    email: string | null;
+    role: string;
+    joined_at: string;
+  })[];
+  next_cursor: string | null;
+};
+
+export type AdminOrganizationsPage = {
+  organizations: {
+    id: string;
+    name: string;
+    slug: string;
+    created_at: string;
+    members: number;
+  }[];
+  next_cursor: string | null;
+};
+
+export type OrganizationCreateRequest = {
+  name: string;
+  slug: string;
+};
+
+export type OrganizationUpdateRequest = {
+  name?: string | undefined;
+  slug?: string | undefined;
+};
+
+export type Invitation = {
+  id: string;
+  org_id: string;
+  email: string;
+  role: string;
+  invited_by: string | null;
+  created_at: string;
+  expires_at: string;
+};
+
+export type InvitationBody = {
+  invitation: {
+    id: string;
+    org_id: string;
+    email: string;
+    role: string;
+    invited_by: string | null;
+    created_at: string;
+    expires_at: string;
+  };
+};
+
+export type Invitations = {
+  invitations: ({
+    id: string;
+    org_id: string;
+    email: string;
+    role: string;
+    invited_by: string | null;
+    created_at: string;
+    expires_at: string;
+  })[];
+};
+
+export type InvitationCreateRequest = {
+  email: string;
+  role: string;
+};
+
+export type ApiKey = {
+  id: string;
+  name: string;
+  start: string;
+  scopes: string[];
+  owner: {
+    type: "user" | "organization";
+    id: string;
+  };
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+};
+
+export type ApiKeyCreated = {
+  key: {
+    id: string;
+    name: string;
+    start: string;
+    scopes: string[];
+    owner: {
+      type: "user" | "organization";
+      id: string;
+    };
+    created_by: string;
+    created_at: string;
+    expires_at: string | null;
+    last_used_at: string | null;
+    revoked_at: string | null;
+  };
+  secret: string;
+};
+
+export type ApiKeys = {
+  keys: ({
+    id: string;
+    name: string;
+    start: string;
+    scopes: string[];
+    owner: {
+      type: "user" | "organization";
+      id: string;
+    };
+    created_by: string;
+    created_at: string;
+    expires_at: string | null;
+    last_used_at: string | null;
+    revoked_at: string | null;
+  })[];
+};
+
+export type ApiKeyCreateRequest = {
+  name: string;
+  scopes: string[];
+  expires_in_days?: number | undefined;
+  org_id?: string | undefined;
+  current_password?: string | undefined;
+  code?: string | undefined;
+  recovery_code?: string | undefined;
+};
+
+export type TokenResponse = {
+  access_token: string;
+  token_type: "Bearer";
+  expires_in: number;
+  scope: string;
+  refresh_token?: string | undefined;
+  id_token?: string | undefined;
+  issued_token_type?: "urn:ietf:params:oauth:token-type:access_token" | undefined;
 };

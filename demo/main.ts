@@ -3,6 +3,9 @@ import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshChe
 import { renderAdmin } from "./admin";
 import { renderApps } from "./apps";
 import { createConsent } from "./consent";
+import { createInvitation } from "./invitation";
+import { createKeys } from "./keys";
+import { createOrgs, type Ui } from "./orgs";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -131,18 +134,34 @@ function hideSecrets() {
 
 // Another app's authorization request (#authorize=<id>): the consent page, in place of the profile.
 const consent = createConsent(client, showError);
+// Organizations, members and invitations, an invitation's link, API keys: pages of their own, on these helpers.
+const ui: Ui = {
+  onSubmit,
+  onClick,
+  showError,
+  notice,
+  check,
+  render: () => render(),
+};
+const orgs = createOrgs(client, ui);
+const invitation = createInvitation(client, ui);
+const apiKeys = createKeys(client, ui);
 
 async function render() {
   const { signedIn } = client.state;
   status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
   // An app's request waiting for this person's answer takes the place of the profile.
+  invitation.render(signedIn);
   const consenting = await consent.render(signedIn);
   if (client.state.signedIn !== signedIn) return; // signed in or out meanwhile: that change's render draws
   $("#signed-out").hidden = signedIn;
   $("#signed-in").hidden = !signedIn || consenting;
   if (consenting) return;
   if (signedIn) showMfa(undefined);
-  else return hideSecrets();
+  else {
+    apiKeys.hideSecret();
+    return hideSecrets();
+  }
   try {
     const [{ user, factors }, { sessions }, passkeys, security, apps] = await Promise.all([
       client.me(),
@@ -150,6 +169,7 @@ async function render() {
       client.listPasskeys(),
       client.security(),
       client.connectedApps(),
+      orgs.render().then(apiKeys.render), // drawn meanwhile: the page changes all at once, as before they were
     ]);
     describe($("#profile"), "profile", {
       username: user.username,
@@ -181,6 +201,10 @@ async function render() {
       cardActions.some((a) => asks(a, "password")),
     );
     field("delete-password", asks("delete_account", "password"));
+    field("key-create-password", asks("create_api_key", "password"));
+    field("key-create-code", asks("create_api_key", "second_factor"));
+    field("org-owner-password", asks("manage_organization", "password"));
+    field("org-owner-code", asks("manage_organization", "second_factor"));
     const hasPassword = security.ways_in.some((w) => w.kind === "password");
     $("#security-intro").textContent = hasPassword
       ? "Every change here asks for your password again (and a code while the authenticator app is on)."
@@ -430,6 +454,11 @@ async function followLink() {
       await client.resume();
       notice(r.message);
     }, showError);
+  }
+  // An invitation's link: kept for this tab until the person, signed in, accepts or dismisses it.
+  if (action === "accept-invitation") {
+    invitation.take(token);
+    invitation.render(client.state.signedIn);
   }
   if (action === "reset-password") {
     resetToken = token;

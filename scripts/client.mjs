@@ -54,14 +54,46 @@ const EXPORTS = [
   ["AuthorizationRedirect", "redirectToSchema", "output"],
   ["ConnectedApps", "connectedAppsSchema", "output"],
   ["AppDisconnected", "appDisconnectedSchema", "output"],
+  ["Organization", "organizationSchema", "output"],
+  ["OrganizationBody", "organizationBodySchema", "output"],
+  ["Organizations", "organizationsSchema", "output"],
+  ["OrganizationSwitched", "switchedSchema", "output"],
+  ["Member", "memberSchema", "output"],
+  ["MemberBody", "memberBodySchema", "output"],
+  ["MembersPage", "membersPageSchema", "output"],
+  ["AdminOrganizationsPage", "adminOrganizationsPageSchema", "output"],
+  ["OrganizationCreateRequest", "orgCreateSchema", "input"],
+  ["OrganizationUpdateRequest", "orgPatchSchema", "input"],
+  ["Invitation", "invitationSchema", "output"],
+  ["InvitationBody", "invitationCreatedSchema", "output"],
+  ["Invitations", "invitationsSchema", "output"],
+  ["InvitationCreateRequest", "invitationCreateSchema", "input"],
+  ["ApiKey", "apiKeySchema", "output"],
+  ["ApiKeyCreated", "createdKeySchema", "output"],
+  ["ApiKeys", "keysSchema", "output"],
+  ["ApiKeyCreateRequest", "keyCreateSchema", "input"],
+  ["TokenResponse", "tokenResponseSchema", "output"],
 ];
 
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
 async function loadSchemas() {
   const out = await build({
     stdin: {
-      contents:
-        'export * from "./src/schemas"; export * from "./src/response-schemas"; export * from "./src/response-schemas-consent"; export * from "./src/schemas-clients";',
+      contents: [
+        "schemas",
+        "response-schemas",
+        "response-schemas-consent",
+        "schemas-clients",
+        "response-schemas-oauth",
+        "response-schemas-orgs",
+        "schemas-orgs",
+        "response-schemas-invitations",
+        "schemas-invitations",
+        "response-schemas-keys",
+        "schemas-keys",
+      ]
+        .map((file) => `export * from "./src/${file}";`)
+        .join(" "),
       resolveDir: root,
       loader: "ts",
     },
@@ -135,7 +167,7 @@ function print(schema, side, indent = "") {
 async function typesFile() {
   const schemas = await loadSchemas();
   const lines = [
-    "// Generated from the server's zod schemas (src/schemas.ts, src/response-schemas*.ts, src/schemas-clients.ts) by `npm run client:build`. Do not edit.",
+    "// Generated from the server's zod schemas (src/schemas*.ts, src/response-schemas*.ts) by `npm run client:build`. Do not edit.",
     "// Each type is what the server's zod schema validates (a request's input, a response's output).",
     "",
     `export type ErrorCode = ${print(schemas.errorSchema.shape.error, "output")};`,

@@ -1,7 +1,14 @@
 import type { z } from "zod";
 import type * as Client from "../client/types";
 import type * as Res from "../src/response-schemas";
+import type * as Invites from "../src/response-schemas-invitations";
+import type * as Keys from "../src/response-schemas-keys";
+import type * as OAuth from "../src/response-schemas-oauth";
+import type * as Orgs from "../src/response-schemas-orgs";
 import type * as Req from "../src/schemas";
+import type * as InvitesReq from "../src/schemas-invitations";
+import type * as KeysReq from "../src/schemas-keys";
+import type * as OrgsReq from "../src/schemas-orgs";
 
 /**
  * A compile-time proof (npm run typecheck) that the client's types, printed from the schemas by
@@ -40,4 +47,68 @@ export const sameTypes: [
   Same<Client.LoginRequest, In<typeof Req.loginSchema>>,
   Same<Client.LoginMfaRequest, In<typeof Req.loginMfaSchema>>,
   Same<Client.PasswordChangeRequest, In<typeof Req.passwordChangeSchema>>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<Client.Organization, Out<typeof Orgs.organizationSchema>>,
+  Same<Client.OrganizationBody, Out<typeof Orgs.organizationBodySchema>>,
+  Same<Client.Organizations, Out<typeof Orgs.organizationsSchema>>,
+  Same<Client.OrganizationSwitched, Out<typeof Orgs.switchedSchema>>,
+  Same<Client.Member, Out<typeof Orgs.memberSchema>>,
+  Same<Client.MemberBody, Out<typeof Orgs.memberBodySchema>>,
+  Same<Client.MembersPage, Out<typeof Orgs.membersPageSchema>>,
+  Same<Client.AdminOrganizationsPage, Out<typeof Orgs.adminOrganizationsPageSchema>>,
+  Same<Client.OrganizationCreateRequest, In<typeof OrgsReq.orgCreateSchema>>,
+  Same<Client.OrganizationUpdateRequest, In<typeof OrgsReq.orgPatchSchema>>,
+  Same<Client.Invitation, Out<typeof Invites.invitationSchema>>,
+  Same<Client.InvitationBody, Out<typeof Invites.invitationCreatedSchema>>,
+  Same<Client.Invitations, Out<typeof Invites.invitationsSchema>>,
+  Same<Client.InvitationCreateRequest, In<typeof InvitesReq.invitationCreateSchema>>,
+  Same<Client.ApiKey, Out<typeof Keys.apiKeySchema>>,
+  Same<Client.ApiKeyCreated, Out<typeof Keys.createdKeySchema>>,
+  Same<Client.ApiKeys, Out<typeof Keys.keysSchema>>,
+  Same<Client.ApiKeyCreateRequest, In<typeof KeysReq.keyCreateSchema>>,
+  Same<Client.TokenResponse, Out<typeof OAuth.tokenResponseSchema>>,
+] = [
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+  true,
+];
