@@ -234,11 +234,18 @@ describe("the last use", () => {
 describe("the limits", () => {
   it("per key: 60 exchanges a minute, then 429 rate_limited with Retry-After, from any address", async () => {
     await inOneLimiterWindow(25);
-    const { secret } = await userWithKey();
+    const { secret, key } = await userWithKey();
     for (let i = 0; i < 60; i++) expect((await exchange(secret)).status).toBe(200);
     const res = await exchange(secret);
     expectError(res, 429, "rate_limited");
     expect(Number(res.headers.get("retry-after"))).toBe(60);
+    // The limiter's audit row names the key by a digest, never by the hash D1 looks it up with.
+    const { key_hash } = (await keyRow(key.id))!;
+    const rows = await env.DB.prepare("SELECT detail FROM audit_events WHERE event = 'rate_limited' AND detail LIKE '%API_KEY_LIMITER%'").all<{
+      detail: string;
+    }>();
+    expect(rows.results.length).toBeGreaterThan(0);
+    for (const r of rows.results) expect(r.detail).not.toContain(key_hash as string);
     // Another key is not affected.
     expect((await exchange((await userWithKey()).secret)).status).toBe(200);
   }, 60_000);

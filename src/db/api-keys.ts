@@ -53,9 +53,18 @@ export function insertApiKey(db: Db, row: ApiKey, max: number, onlyIf?: SQL) {
 export const stillMember = (orgId: string, userId: string, role: string) =>
   sql`EXISTS (SELECT 1 FROM ${memberships} WHERE ${and(eq(memberships.orgId, orgId), eq(memberships.userId, userId), eq(memberships.role, role))})`;
 
-/** The owner's keys, newest first: live ones, and revoked or expired ones until the cron removes them. */
+/**
+ * The owner's keys: unrevoked ones first (at most 100 live, so never hidden by the limit), newest
+ * first; then revoked ones until the cron removes them.
+ */
 export function listApiKeys(db: Db, owner: ApiKeyOwner, limit: number) {
-  return db.select().from(apiKeys).where(ownedBy(owner)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(limit).all();
+  return db
+    .select()
+    .from(apiKeys)
+    .where(ownedBy(owner))
+    .orderBy(sql`${apiKeys.revokedAt} IS NOT NULL`, desc(apiKeys.createdAt), desc(apiKeys.id))
+    .limit(limit)
+    .all();
 }
 
 export function findApiKey(db: Db, id: string) {

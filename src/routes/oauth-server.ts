@@ -7,6 +7,7 @@ import { OAuthRefusal } from "../auth/oauth-server/errors";
 import { refreshGrant } from "../auth/oauth-server/refresh-grant";
 import { revokeToken, userInfo } from "../auth/oauth-server/revoke";
 import { exchangeCode } from "../auth/oauth-server/token";
+import { sha256Base64Url } from "../encoding";
 import type { AppEnv } from "../env";
 import { clientIp, ipKey } from "../middleware/client-ip";
 import { enforceLimit, limitByIp } from "../middleware/rate-limit";
@@ -82,7 +83,8 @@ async function keyExchange(c: Context<AppEnv>, f: z.infer<typeof tokenForm>) {
   try {
     return await exchangeKey(deps(c), f, {
       perClient: () => enforceLimit(c, "API_KEY_IP_LIMITER", ipKey(clientIp(c))),
-      perKey: (hash) => enforceLimit(c, "API_KEY_LIMITER", `key:${hash}`),
+      // Keyed by a digest of the lookup hash: the audit row of a refusal never holds api_keys.key_hash itself.
+      perKey: async (hash) => enforceLimit(c, "API_KEY_LIMITER", `key:${(await sha256Base64Url(hash)).slice(0, 22)}`),
     });
   } catch (err) {
     if (err instanceof ExchangeRefused) throw new OAuthRefusal(err.error, err.description);
