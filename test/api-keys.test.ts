@@ -189,6 +189,20 @@ describe("POST /keys", () => {
       .first<{ n: number }>();
     expect(live?.n).toBe(100);
   });
+
+  it("holds an owner to 300 rows with the revoked ones the cron has not removed yet: creating and revoking in a loop stops", async () => {
+    const reg = await registerUser();
+    const revoked = (i: number) =>
+      env.DB.prepare(
+        "INSERT INTO api_keys (id, key_hash, start, name, user_id, created_by, scopes, created_at, revoked_at) VALUES (?, ?, 'eak_x', 'old', ?, ?, '[\"user\"]', ?, ?)",
+      ).bind(`old-${reg.user.id}-${i}`, `old-hash-${reg.user.id}-${i}`, reg.user.id, reg.user.id, Date.now(), Date.now());
+    await env.DB.batch(Array.from({ length: 299 }, (_, i) => revoked(i)));
+    expect((await createKeyAs(reg.access_token)).status).toBe(201); // the 300th row
+    expectError(await createKeyAs(reg.access_token), 409, "too_many_api_keys");
+    // The listing shows the live key first, ahead of every revoked one.
+    const list = await call("GET", "/keys", { token: reg.access_token });
+    expect(list.body.keys[0].revoked_at).toBeNull();
+  });
 });
 
 describe("GET /keys and DELETE /keys/{id}", () => {

@@ -21,7 +21,12 @@ const live = (now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.exp
 export function insertApiKey(db: Db, row: ApiKey, max: number, onlyIf?: SQL) {
   const value = (v: unknown, name: string) => sql`${v}`.as(name);
   const owner: ApiKeyOwner = row.userId ? { type: "user", id: row.userId } : { type: "organization", id: row.orgId! };
-  const below = sql`(SELECT count(*) FROM ${apiKeys} WHERE ${and(ownedBy(owner), live(row.createdAt))}) < ${max}`;
+  // Live keys under `max`; and every row the owner has until the cron removes dead ones under
+  // KEPT_PER_LIVE times that, so creating and revoking in a loop cannot grow the table without bound.
+  const below = and(
+    sql`(SELECT count(*) FROM ${apiKeys} WHERE ${and(ownedBy(owner), live(row.createdAt))}) < ${max}`,
+    sql`(SELECT count(*) FROM ${apiKeys} WHERE ${ownedBy(owner)}) < ${max * KEPT_PER_LIVE}`,
+  );
   const fields = {
     id: value(row.id, "id"),
     keyHash: value(row.keyHash, "key_hash"),
@@ -132,12 +137,15 @@ export async function deleteOldApiKeys(db: Db, before: Date): Promise<number> {
   return gone.length;
 }
 
-/** How many live keys the owner holds (to say why an insert did not happen). */
-export async function countLiveKeys(db: Db, owner: ApiKeyOwner, now: Date): Promise<number> {
+/** Rows an owner may have, live or dead (until the cron removes them), per live key allowed. */
+export const KEPT_PER_LIVE = 3;
+
+/** Whether the owner is at either bound of insertApiKey (to say why an insert did not happen). */
+export async function atKeyBound(db: Db, owner: ApiKeyOwner, now: Date, max: number): Promise<boolean> {
   const row = await db
-    .select({ n: sql<number>`count(*)` })
+    .select({ live: sql<number>`count(*) FILTER (WHERE ${live(now)})`, all: sql<number>`count(*)` })
     .from(apiKeys)
-    .where(and(ownedBy(owner), live(now)))
+    .where(ownedBy(owner))
     .get();
-  return row?.n ?? 0;
+  return (row?.live ?? 0) >= max || (row?.all ?? 0) >= max * KEPT_PER_LIVE;
 }

@@ -1,6 +1,6 @@
 import { audit } from "../../audit";
 import { permissionsOf } from "../../config-orgs";
-import { type ApiKey, type ApiKeyOwner, countLiveKeys, findApiKey, insertApiKey, listApiKeys, revokeApiKey, stillMember } from "../../db/api-keys";
+import { type ApiKey, type ApiKeyOwner, atKeyBound, findApiKey, insertApiKey, KEPT_PER_LIVE, listApiKeys, revokeApiKey, stillMember } from "../../db/api-keys";
 import { roleOf } from "../../db/memberships";
 import type { Deps } from "../../deps";
 import { randomBytes, toBase64Url } from "../../encoding";
@@ -77,8 +77,11 @@ export async function createKey(deps: Deps, ask: StepUpAsk<"create_api_key">, in
   const owner = ownerOf(row);
   const inserted = await insertApiKey(deps.db, row, MAX_KEYS, input.org_id ? stillMember(input.org_id, claims.sub, role!) : undefined);
   if (!inserted.length) {
-    if ((await countLiveKeys(deps.db, owner, now)) >= MAX_KEYS)
-      throw new Refusal("too_many_api_keys", `At most ${MAX_KEYS} live keys per owner: revoke one first`);
+    if (await atKeyBound(deps.db, owner, now, MAX_KEYS))
+      throw new Refusal(
+        "too_many_api_keys",
+        `At most ${MAX_KEYS} live keys per owner, and ${MAX_KEYS * KEPT_PER_LIVE} kept with revoked ones: revoke one, or wait for revoked ones to be removed`,
+      );
     throw input.org_id ? notFound() : new Refusal("invalid_token", "This account may no longer hold keys");
   }
   await audit(deps, "api_key_created", {
