@@ -1,12 +1,12 @@
 import { appCalls } from "./apps.js";
 import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
+import type { FreshCheck, SecondFactor } from "./checks.js";
 import { AuthError, read, unreachable } from "./errors.js";
 import { keyCalls } from "./keys.js";
 import { orgCalls } from "./orgs.js";
 import type {
   ErrorCode,
   Factors,
-  LoginMfaRequest,
   LoginRequest,
   Me,
   Message,
@@ -82,6 +82,7 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
 export type { AuthorizationRequest, ConnectedApp } from "./apps.js";
 export { authorizeRequestId } from "./apps.js";
 export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
+export type { FreshCheck, SecondFactor } from "./checks.js";
 export { deviceName } from "./device.js";
 export { AuthError } from "./errors.js";
 export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
@@ -98,14 +99,6 @@ export type LoginInput = Omit<LoginRequest, "use_cookie">;
 export type PasswordChange = PasswordChangeRequest;
 type Reply = Message;
 type MfaChallenge = MfaChallengeBody;
-type OneOf<T> = { [K in keyof T]-?: Required<Pick<T, K>> & { [O in Exclude<keyof T, K>]?: undefined } }[keyof T];
-/** A TOTP code from the authenticator app, or one of the recovery codes: exactly one. */
-export type SecondFactor = OneOf<Pick<LoginMfaRequest, "code" | "recovery_code">>;
-/**
- * A step-up (the server's table, Security["step_up"]): the password, and while TOTP is on a code or a
- * recovery code. Without the code, the API answers 401 invalid_mfa_code: ask for one and send again.
- */
-export type FreshCheck = { current_password?: string } & (SecondFactor | { code?: undefined; recovery_code?: undefined });
 /** A configured social sign-in provider: GET /oauth/providers. */
 export type Provider = Providers["providers"][number];
 /** What completeSignIn() found in the page's URL after a provider sent the browser back. */

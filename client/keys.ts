@@ -1,5 +1,5 @@
+import type { FreshCheck } from "./checks.js";
 import { type Answer, read, unreachable } from "./errors.js";
-import type { FreshCheck } from "./index.js";
 import type { ApiKey, ApiKeyCreated, ApiKeyCreateRequest, ApiKeys, Message, TokenResponse } from "./types.js";
 
 /**

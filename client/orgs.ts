@@ -1,4 +1,4 @@
-import type { FreshCheck } from "./index.js";
+import type { FreshCheck } from "./checks.js";
 import type {
   Invitation,
   InvitationBody,
