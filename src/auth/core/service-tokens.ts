@@ -23,9 +23,30 @@ export interface ServiceTokenInput {
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
-export async function signServiceToken(config: Config, ring: KeyRing, input: ServiceTokenInput): Promise<{ token: string; expiresIn: number }> {
-  const now = seconds(input.now);
-  const exp = seconds(input.expiresAt);
+/**
+ * An RFC 9068 access token for a client (an app's, auth/oauth-server/tokens.ts; a key's, below):
+ * `claims` beside the registered ones, signed by the ring's current key. Its `exp` is `expiresAt`, rounded down.
+ */
+export async function signClientToken(
+  config: Config,
+  ring: KeyRing,
+  t: { sub: string; audience: string; claims: Record<string, unknown>; now: Date; expiresAt: Date },
+): Promise<{ token: string; expiresIn: number }> {
+  const now = seconds(t.now);
+  const exp = seconds(t.expiresAt);
+  const token = await new SignJWT(t.claims)
+    .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
+    .setIssuer(config.ISSUER)
+    .setAudience(t.audience)
+    .setSubject(t.sub)
+    .setJti(crypto.randomUUID())
+    .setIssuedAt(now)
+    .setExpirationTime(exp)
+    .sign(ring.signingKey);
+  return { token, expiresIn: exp - now };
+}
+
+export function signServiceToken(config: Config, ring: KeyRing, input: ServiceTokenInput): Promise<{ token: string; expiresIn: number }> {
   const claims = {
     client_id: input.keyId,
     key_id: input.keyId,
@@ -33,14 +54,5 @@ export async function signServiceToken(config: Config, ring: KeyRing, input: Ser
     scope: input.scope.join(" "),
     ...(input.org && { org_id: input.org.id, org_slug: input.org.slug }),
   };
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
-    .setIssuer(config.ISSUER)
-    .setAudience(config.AUDIENCE)
-    .setSubject(input.sub)
-    .setJti(crypto.randomUUID())
-    .setIssuedAt(now)
-    .setExpirationTime(exp)
-    .sign(ring.signingKey);
-  return { token, expiresIn: exp - now };
+  return signClientToken(config, ring, { sub: input.sub, audience: config.AUDIENCE, claims, now: input.now, expiresAt: input.expiresAt });
 }

@@ -1,6 +1,7 @@
 import { jwtVerify, SignJWT } from "jose";
 import type { Config } from "../../config";
 import { toBase64Url } from "../../encoding";
+import { signClientToken } from "../core/service-tokens";
 import { ACCESS_TOKEN_TYPE, ALG, type KeyRing } from "../core/tokens";
 
 /**
@@ -23,9 +24,7 @@ export interface AppTokenInput {
 
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
-export async function signAppAccessToken(config: Config, ring: KeyRing, input: AppTokenInput): Promise<{ token: string; expiresIn: number }> {
-  const now = seconds(input.now);
-  const exp = seconds(input.expiresAt);
+export function signAppAccessToken(config: Config, ring: KeyRing, input: AppTokenInput): Promise<{ token: string; expiresIn: number }> {
   const claims = {
     client_id: input.clientId,
     scope: input.scope.join(" "),
@@ -33,16 +32,7 @@ export async function signAppAccessToken(config: Config, ring: KeyRing, input: A
     ...(input.authTime ? { auth_time: seconds(input.authTime) } : {}),
     ...(input.amr ? { amr: input.amr } : {}),
   };
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: ALG, kid: ring.kid, typ: ACCESS_TOKEN_TYPE })
-    .setIssuer(config.ISSUER)
-    .setAudience(input.audience)
-    .setSubject(input.sub)
-    .setJti(crypto.randomUUID())
-    .setIssuedAt(now)
-    .setExpirationTime(exp)
-    .sign(ring.signingKey);
-  return { token, expiresIn: exp - now };
+  return signClientToken(config, ring, { sub: input.sub, audience: input.audience, claims, now: input.now, expiresAt: input.expiresAt });
 }
 
 export interface IdTokenInput {
