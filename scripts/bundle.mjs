@@ -16,7 +16,9 @@ import { gzipSync } from "node:zlib";
 // authorization server (src/auth/oauth-server/ and its routes and schemas: our own code, about 150 KB
 // of TypeScript, +78 KiB raw and +28 KiB gzipped; no new runtime dependency). The next cut to make:
 // zod's 64 locales, about 258 KiB minified that nothing uses (the namespace `z` keeps them all).
-export const BUDGET_KIB = { raw: 2520, gzip: 475 };
+// Raised from 2520 / 475 for issue 30 (organizations, invitations, API keys: our own code, +57 KiB raw,
+// +16 KiB gzipped; no new dependency). Issue 32 brings the bundle under 2 MiB and lowers this.
+export const BUDGET_KIB = { raw: 2600, gzip: 495 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);
