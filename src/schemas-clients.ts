@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { notBoth, stepUpExample, stepUpFields } from "./schemas";
+import { displayName, notBoth, stepUpExample, stepUpFields } from "./schemas";
 
 /**
  * Requests and answers of the clients' admin area (POST|GET|PATCH|DELETE /admin/clients) and of a
@@ -8,15 +8,7 @@ import { notBoth, stepUpExample, stepUpFields } from "./schemas";
  * resources) are auth/oauth-server/client-admin.ts's, which answers validation_failed with fields.
  */
 
-// No control, invisible format or line separator characters in a name people read on a consent page.
-const plain = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
-const name = z
-  .string({ error: "is required" })
-  .trim()
-  .min(1, "is required")
-  .max(100, "at most 100 characters")
-  .refine(plain, "no control or invisible characters")
-  .openapi({ description: "shown to users on the consent page", example: "Example Notes" });
+const name = displayName.openapi({ description: "shown to users on the consent page", example: "Example Notes" });
 const uri = z
   .string({ error: "must be a string" })
   .max(2000, "at most 2000 characters")

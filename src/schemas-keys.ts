@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { notBoth, stepUpExample, stepUpFields } from "./schemas";
+import { displayName, notBoth, stepUpExample, stepUpFields } from "./schemas";
 
 /** API keys' requests (routes/api-keys.ts, docs/api-keys.md). */
 
@@ -8,7 +8,7 @@ const orgId = z.string({ error: "must be a string" }).min(1, "is required").max(
 
 export const keyCreateSchema = z
   .object({
-    name: z.string({ error: "is required" }).trim().min(1, "is required").max(100, "at most 100 characters"),
+    name: displayName, // shown in lists and in the mail its creation sends
     scopes: z.array(scope, { error: "must be a list of scopes" }).min(1, "at least one scope").max(64, "at most 64 scopes").openapi({
       description:
         "what the key may do: for a user's key, some of the user's roles; for an organization's, some of the permissions of the creator's role there",

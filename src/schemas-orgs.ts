@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { notBoth, stepUpExample, stepUpFields } from "./schemas";
+import { displayName, notBoth, stepUpExample, stepUpFields } from "./schemas";
 
 /**
  * Requests of the organizations' routes (routes/organizations.ts, routes/admin-orgs.ts). The shape is
@@ -7,15 +7,7 @@ import { notBoth, stepUpExample, stepUpFields } from "./schemas";
  * validation_failed with fields.
  */
 
-// No control, invisible format or line separator characters in a name people read.
-const plain = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
-const name = z
-  .string({ error: "is required" })
-  .trim()
-  .min(1, "is required")
-  .max(100, "at most 100 characters")
-  .refine(plain, "no control or invisible characters")
-  .openapi({ example: "Acme Inc." });
+const name = displayName.openapi({ example: "Acme Inc." });
 /** Stored lower case, so unique regardless of case: the `org_slug` claim. */
 const slug = z
   .string({ error: "is required" })

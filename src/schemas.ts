@@ -12,6 +12,14 @@ const noControlChars = (s: string) => !/\p{Cc}/u.test(s);
 // spaces) or line and paragraph separators, which make one name pass for another.
 const plainText = (s: string) => !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(s);
 
+/** A name people read (an app on the consent page, an organization, an API key in a list and a mail): 1-100 plain characters. */
+export const displayName = z
+  .string({ error: "is required" })
+  .trim()
+  .min(1, "is required")
+  .max(100, "at most 100 characters")
+  .refine(plainText, "no control or invisible characters");
+
 export const usernameSchema = z.string({ error: "is required" }).regex(/^[A-Za-z0-9_]{3,32}$/, "3-32 characters: letters, digits or underscore");
 
 export const emailSchema = z.email("must be a valid email address").max(254, "at most 254 characters");

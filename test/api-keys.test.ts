@@ -197,11 +197,22 @@ describe("POST /keys", () => {
         "INSERT INTO api_keys (id, key_hash, start, name, user_id, created_by, scopes, created_at, revoked_at) VALUES (?, ?, 'eak_x', 'old', ?, ?, '[\"user\"]', ?, ?)",
       ).bind(`old-${reg.user.id}-${i}`, `old-hash-${reg.user.id}-${i}`, reg.user.id, reg.user.id, Date.now(), Date.now());
     await env.DB.batch(Array.from({ length: 299 }, (_, i) => revoked(i)));
-    expect((await createKeyAs(reg.access_token)).status).toBe(201); // the 300th row
+    const made = await createKeyAs(reg.access_token); // the 300th row
+    expect(made.status, made.text).toBe(201);
     expectError(await createKeyAs(reg.access_token), 409, "too_many_api_keys");
-    // The listing shows the live key first, ahead of every revoked one.
+    // Older than every revoked one, the live key still leads the list (which holds 200): never hidden behind them.
+    await env.DB.prepare("UPDATE api_keys SET created_at = created_at - 3600000 WHERE id = ?").bind(made.body.key.id).run();
     const list = await call("GET", "/keys", { token: reg.access_token });
-    expect(list.body.keys[0].revoked_at).toBeNull();
+    expect(list.body.keys[0].id).toBe(made.body.key.id);
+  });
+
+  it("refuses a name with control or invisible characters (it is shown in lists and mailed)", async () => {
+    const reg = await registerUser();
+    for (const name of ["line\nbreak", "zero\u200bwidth"]) {
+      const res = await createKeyAs(reg.access_token, { name });
+      expectError(res, 400, "validation_failed");
+      expect(res.body.fields).toHaveProperty("name");
+    }
   });
 });
 

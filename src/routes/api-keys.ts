@@ -25,7 +25,7 @@ const createRouteDef = sensitive(
     path: "/keys",
     summary: "Create an API key for yourself or for an organization; the key is in this answer only",
     description:
-      "Takes a step-up (create_api_key): `current_password`, and a code or recovery code while TOTP is on. A user's key: `scopes` among the caller's roles. An organization's key (`org_id`): the caller's role there needs keys:manage and `scopes` among its permissions; the key outlives the caller's membership. Wider: 403 scope_not_allowed. At most 100 live keys per owner (409 too_many_api_keys). Exchange it at POST /oauth2/token (grant_type urn:ietf:params:oauth:grant-type:token-exchange).",
+      "Takes a step-up (create_api_key): `current_password`, and a code or recovery code while TOTP is on. A user's key: `scopes` among the caller's roles. An organization's key (`org_id`): the caller's role there needs keys:manage and `scopes` among its permissions; the key outlives the caller's membership. Wider: 403 scope_not_allowed. At most 100 live keys per owner, and 300 with the revoked ones not yet removed (409 too_many_api_keys). Exchange it at POST /oauth2/token (grant_type urn:ietf:params:oauth:grant-type:token-exchange).",
     middleware: [authed, jsonOnly] as const,
     request: body(keyCreateSchema),
     responses: {
