@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ACCESS_SECRETS, accessFields } from "./config-access";
 import { type ConfiguredClient, clientListStrict, clientsConfig } from "./config-clients";
 import { orgRolesSchema } from "./config-orgs";
 import { providerListStrict, type SocialConfig, socialConfig } from "./config-providers";
@@ -157,6 +158,8 @@ const ConfigFields = z.object({
   // Organizations (docs/organizations.md): roles beyond owner, admin and member, and how long an invitation waits.
   ORG_ROLES: orgRolesSchema,
   INVITATION_TTL: seconds(604_800, 3_600, 2_592_000),
+  // Mail sign-in, guests, the password policy, Turnstile, idle timeout, mandatory second factor, key rotation.
+  ...accessFields,
 });
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
@@ -192,6 +195,7 @@ export function checkVars(vars: Record<string, unknown>, rules?: VarRules): stri
     JWT_WRAPPING_KEY: true,
     PASSWORD_PEPPER: true,
     MFA_ENCRYPTION_KEY: true,
+    ...ACCESS_SECRETS,
   })
     .extend({ OAUTH_PROVIDERS: providerListStrict, OAUTH_CLIENTS: clientListStrict })
     .safeParse(vars);

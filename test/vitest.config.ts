@@ -72,6 +72,9 @@ export default defineConfig(async () => {
     // land inside the tests that count round trips or make a binding fail once. The ring is tested
     // on its own (test/signing-keys.test.ts), with SIGNING_KEYS = "rotating" per request.
     SIGNING_KEYS: "secret",
+    // Nothing on the internet is reachable from a test.
+    PWNED_PASSWORDS: "off",
+    TURNSTILE_VERIFY_URL: "http://127.0.0.1:9/unreachable",
   };
 
   return {

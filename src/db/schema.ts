@@ -10,7 +10,9 @@ export const users = sqliteTable(
   "users",
   {
     id: text().primaryKey(), // random, opaque, non-sequential
-    username: text().notNull(), // as the user typed it; unique regardless of case (index below)
+    // As the user typed it; unique regardless of case (index below). Optional: NO_USERNAME ("") for an
+    // account that signed up without one (auth/core/ways-in.ts), shown as null.
+    username: text().notNull(),
     email: text(), // stored lower-cased, so the plain unique index is case-insensitive
     // When the address was proved by a mailed link (verification, reset, confirmed change). Also the
     // mailbox's rank against TOTP (auth/core/ways-in.ts): an address confirmed after a change that a TOTP
@@ -50,11 +52,14 @@ export const users = sqliteTable(
     emailSetAt: integer("email_set_at", { mode: "timestamp_ms" }),
     emailSetBy: text("email_set_by"),
     totpEnabledBy: text("totp_enabled_by"),
+    // A guest (auth/guests/): an anonymous account until a way in is added; the cron removes idle ones.
+    isGuest: integer("is_guest", { mode: "boolean" }).notNull().default(false),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     updatedAt: integer("updated_at", { mode: "timestamp_ms" }).notNull(),
   },
   (t) => [
-    uniqueIndex("users_username_lower_unique").on(sql`lower(${t.username})`),
+    uniqueIndex("users_username_lower_unique").on(sql`lower(${t.username})`).where(sql`${t.username} <> ''`),
+    index("users_is_guest_created_at_idx").on(t.isGuest, t.createdAt),
     uniqueIndex("users_email_unique").on(t.email),
     index("users_created_at_id_idx").on(t.createdAt, t.id),
   ],

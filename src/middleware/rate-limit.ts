@@ -17,7 +17,8 @@ export type LimiterName =
   | "OAUTH_REGISTER_IP_LIMITER"
   | "OAUTH_TOKEN_IP_LIMITER"
   | "API_KEY_IP_LIMITER"
-  | "API_KEY_LIMITER";
+  | "API_KEY_LIMITER"
+  | "GUEST_IP_LIMITER";
 
 // Every limiter in wrangler.toml counts per 60 s; a blocked client may retry after that.
 const PERIOD_SECONDS = 60;

@@ -15,6 +15,8 @@ export interface NewAccount {
   /** The sign-up's own session, where it opens one: it set the password and the address. */
   setBy: string | null;
   now: Date;
+  /** A guest (auth/guests/): no username, address or password yet. */
+  isGuest?: boolean;
 }
 
 /** A new user's row: plain "user" role (never from the client), no lock, no TOTP, epoch 0. */
@@ -41,6 +43,7 @@ export function newUserRow(a: NewAccount): User {
     totpLastStep: 0,
     recoveryCodes: null,
     totpEnabledBy: null,
+    isGuest: a.isGuest ?? false,
     passwordSetAt: withPassword ? a.now : null,
     passwordSetBy: withPassword ? a.setBy : null,
     emailSetAt: a.email ? a.now : null,

@@ -15,6 +15,10 @@ import type { Action } from "../../step-up-actions";
 export const NO_PASSWORD = "";
 export const hasPassword = (u: Pick<User, "passwordHash">) => u.passwordHash !== NO_PASSWORD;
 
+/** The stored username of an account that has none (signed up by mail, a provider or as a guest): shown as null. */
+export const NO_USERNAME = "";
+export const usernameOf = (u: Pick<User, "username">) => (u.username === NO_USERNAME ? null : u.username);
+
 /** What a request can offer as proof. */
 export type ProofKind =
   | "password" // the current password
@@ -166,8 +170,8 @@ export function stepUpFor(user: StepUpSubject): Record<Action, ProofKind[]> {
  * grant) adds its kind here, with its `amr` and whether it signs in alone (`completeAlone`), and
  * calls the decision with it: refusals, the second step and the session follow from the table.
  */
-export type FirstFactor = { kind: "password" } | { kind: "social" } | { kind: "passkey"; synced: boolean };
-/** The second step (a TOTP code or a recovery code) after a first factor, as its challenge recorded it ("pwd" or "fed"). */
+export type FirstFactor = { kind: "password" } | { kind: "social" } | { kind: "passkey"; synced: boolean } | { kind: "mail" } | { kind: "guest" };
+/** The second step (a TOTP code or a recovery code) after a first factor, as its challenge recorded it ("pwd", "fed" or "email"). */
 type SecondStep = { kind: "second_step"; method: "totp" | "recovery_code"; first: string | null };
 export type Proved = FirstFactor | SecondStep;
 
@@ -182,6 +186,8 @@ export const completeAlone = (proved: Proved) => proved.kind === "passkey" || pr
  * of the session carries them (with `auth_time`) so a resource server can ask for more. A passkey
  * with user verification is two factors: "hwk" for a device-bound key, "swk" for a synced (multi-device) one.
  * A social sign-in is one factor, "fed" (federated: RFC 8176 has no value for it; Entra ID uses this one).
+ * A mailed link or code is one factor, "email" (not in RFC 8176 either; Okta uses this one). A guest
+ * proved nothing: "guest".
  */
 export function amrOf(proved: Proved): string[] {
   switch (proved.kind) {
@@ -190,7 +196,11 @@ export function amrOf(proved: Proved): string[] {
     case "social":
       return ["fed"];
     case "second_step":
-      return [proved.first === "fed" ? "fed" : "pwd", "otp", "mfa"];
+      return [proved.first === "fed" || proved.first === "email" ? proved.first : "pwd", "otp", "mfa"];
+    case "mail":
+      return ["email"];
+    case "guest":
+      return ["guest"];
     case "passkey":
       return [proved.synced ? "swk" : "hwk", "mfa"];
   }
