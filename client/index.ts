@@ -130,7 +130,8 @@ export interface ClientOptions {
   backends?: string[];
 }
 
-export type AuthState = { signedIn: true; userId: string; username: string } | { signedIn: false };
+/** `username` is null for an account without one (signed up by mail, a provider, a passkey or as a guest). */
+export type AuthState = { signedIn: true; userId: string; username: string | null } | { signedIn: false };
 /** Signed in (login, loginMfa, passkeyLogin): the new state, and the user. */
 export type SignedIn = Extract<AuthState, { signedIn: true }> & { user: User };
 /** login() when the account has TOTP on: nothing signed in yet; send the challenge to loginMfa() with a code. */
@@ -182,7 +183,7 @@ export function createAuthClient(options: ClientOptions) {
 
   // expiresAt is this machine's clock plus the answer's expires_in: a skewed clock cannot make
   // every call refresh (the token's own exp is by the server's clock).
-  let access: { token: string; expiresAt: number; sub: string; username: string } | undefined;
+  let access: { token: string; expiresAt: number; sub: string; username: string | null } | undefined;
   let refreshToken: string | undefined; // token mode only
   let refreshing: Promise<void> | undefined;
 
@@ -206,9 +207,10 @@ export function createAuthClient(options: ClientOptions) {
       return undefined;
     }
   }
-  function claimsOf(token: unknown): { sub: string; username: string } {
+  function claimsOf(token: unknown): { sub: string; username: string | null } {
     const claims = payload(token);
-    if (typeof claims?.sub === "string" && typeof claims.username === "string") return claims as { sub: string; username: string };
+    const username = claims?.username ?? null;
+    if (typeof claims?.sub === "string" && (username === null || typeof username === "string")) return { sub: claims.sub, username };
     throw new AuthError("bad_response", "The API answered without a valid access token", 200);
   }
 

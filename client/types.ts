@@ -11,7 +11,7 @@ export type ErrorBody = {
 
 export type User = {
   id: string;
-  username: string;
+  username: string | null;
   email: string | null;
   email_verified: boolean;
   roles: string[];
@@ -28,7 +28,7 @@ export type Tokens = {
 export type SignedInBody = {
   user: {
     id: string;
-    username: string;
+    username: string | null;
     email: string | null;
     email_verified: boolean;
     roles: string[];
@@ -50,7 +50,7 @@ export type MfaChallengeBody = {
 export type Me = {
   user: {
     id: string;
-    username: string;
+    username: string | null;
     email: string | null;
     email_verified: boolean;
     roles: string[];
@@ -99,7 +99,7 @@ export type Message = {
 export type Protected = {
   message: string;
   user_id: string;
-  username: string;
+  username: string | null;
 };
 
 export type SessionsPage = {

@@ -149,7 +149,7 @@ const apiKeys = createKeys(client, ui);
 
 async function render() {
   const { signedIn } = client.state;
-  status.textContent = signedIn ? `Signed in as ${client.state.signedIn && client.state.username}` : "Signed out";
+  status.textContent = signedIn ? `Signed in as ${(client.state.signedIn && client.state.username) || "you"}` : "Signed out";
   // An app's request waiting for this person's answer takes the place of the profile.
   invitation.render(signedIn);
   const consenting = await consent.render(signedIn);
@@ -172,7 +172,7 @@ async function render() {
       orgs.render().then(apiKeys.render), // drawn meanwhile: the page changes all at once, as before they were
     ]);
     describe($("#profile"), "profile", {
-      username: user.username,
+      username: user.username ?? "-",
       email: user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "-",
       roles: user.roles.join(", "),
       id: user.id,

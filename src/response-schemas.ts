@@ -76,7 +76,7 @@ export const errorSchema = z
 export const userSchema = z
   .object({
     id: z.string().openapi({ description: "opaque, non-sequential" }),
-    username: z.string(),
+    username: z.string().nullable().openapi({ description: "null: the account signed up without one (by mail, a provider, a passkey or as a guest)" }),
     email: z.string().nullable(),
     email_verified: z.boolean(),
     roles: z.array(z.string()),
@@ -242,7 +242,7 @@ export const auditEventSchema = z
   .openapi("AuditEvent");
 export const auditPageSchema = z.object({ events: z.array(auditEventSchema), next_cursor: nextCursor }).openapi("AuditPage");
 
-export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string() }).openapi("Protected");
+export const protectedSchema = z.object({ message: z.string(), user_id: z.string(), username: z.string().nullable() }).openapi("Protected");
 export const meSchema = z.object({ user: userSchema }).openapi("Me");
 export const meWithFactorsSchema = z.object({ user: userSchema, factors: factorsSchema }).openapi("MeWithFactors");
 export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Health");

@@ -101,11 +101,20 @@ describe("access tokens", () => {
     expect(await verify(config, await forge({ key: privateKey, header: { kid: "attacker-key" } }))).toBeNull();
   });
 
-  it("rejects tokens missing any required claim, or with ill-typed roles", async () => {
-    for (const claim of ["sub", "jti", "iat", "exp", "sid", "username", "roles"]) {
+  it("rejects tokens missing any required claim, or with ill-typed roles or username", async () => {
+    for (const claim of ["sub", "jti", "iat", "exp", "sid", "roles"]) {
       expect(await verify(config, await forge({ claims: { [claim]: undefined } })), claim).toBeNull();
     }
     expect(await verify(config, await forge({ claims: { roles: "admin" } }))).toBeNull();
+    expect(await verify(config, await forge({ claims: { username: 42 } }))).toBeNull();
+  });
+
+  it("accepts a token without a username (an account that has none) as username null", async () => {
+    expect(await verify(config, await forge({ claims: { username: undefined } }))).toMatchObject({ username: null });
+    const unnamed = await sign(config, { ...input(), username: "" });
+    const [, body] = unnamed.token.split(".");
+    expect(JSON.parse(atob(body!.replace(/-/g, "+").replace(/_/g, "/")))).not.toHaveProperty("username");
+    expect(await verify(config, unnamed.token)).toMatchObject({ username: null });
   });
 
   it("rejects junk", async () => {

@@ -110,7 +110,7 @@ const deleteSessionRoute = createRoute({
 export const account = openApiApp()
   .openapi(protectedRoute, (c) => {
     const { sub, username } = c.get("auth");
-    return c.json({ message: `Hello, ${username}. Your access token is valid.`, user_id: sub, username }, 200);
+    return c.json({ message: `Hello, ${username ?? "there"}. Your access token is valid.`, user_id: sub, username }, 200);
   })
   .openapi(meRoute, async (c) => {
     const found = await profile(deps(c), c.get("auth"));

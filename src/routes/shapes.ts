@@ -1,7 +1,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Issued } from "../auth/core/sign-in";
-import type { WayIn } from "../auth/core/ways-in";
+import { usernameOf, type WayIn } from "../auth/core/ways-in";
 import type { User } from "../db/schema";
 import type { AppEnv } from "../env";
 import { setRefreshCookie } from "../middleware/refresh-cookie";
@@ -15,7 +15,7 @@ export type PublicUser = z.output<typeof userSchema>;
 /** Never a hash or a secret: only these fields leave the server. */
 export const publicUser = (u: User): PublicUser => ({
   id: u.id,
-  username: u.username,
+  username: usernameOf(u),
   email: u.email,
   email_verified: u.emailVerifiedAt !== null,
   roles: u.roles,

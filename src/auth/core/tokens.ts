@@ -13,7 +13,7 @@ export const ACCESS_TOKEN_TYPE = "at+jwt";
 
 export interface AccessClaims {
   sub: string;
-  username: string;
+  username: string | null; // null: the account has none (NO_USERNAME)
   roles: string[];
   sid: string;
   epoch: number; // the user's session epoch when issued (auth/core/revocations.ts usr: entries)
@@ -133,7 +133,8 @@ export async function signAccessToken(config: Config, ring: KeyRing, input: Sign
   const now = Math.floor(input.now.getTime() / 1000);
   const exp = Math.floor(input.expiresAt.getTime() / 1000);
   const claims = {
-    username: input.username,
+    // An account without a username (NO_USERNAME: auth/core/ways-in.ts) carries no such claim.
+    ...(input.username && { username: input.username }),
     roles: input.roles,
     sid: input.sessionId,
     epoch: input.epoch,
@@ -215,7 +216,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
     if (
       typeof sid !== "string" ||
-      typeof username !== "string" ||
+      (username !== undefined && typeof username !== "string") ||
       !isStringArray(roles) ||
       !Number.isSafeInteger(epoch) ||
       (epoch as number) < 0 ||
@@ -231,7 +232,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       iat: iat!,
       exp: exp!,
       sid,
-      username,
+      username: (username as string | undefined) ?? null,
       roles,
       epoch: epoch as number,
       auth_time: auth_time as number | undefined,

@@ -17,7 +17,7 @@ export type ScopedClaims = {
 
 export function claimsFor(scope: string[], user: ClaimSource): ScopedClaims {
   const claims: ScopedClaims = {};
-  if (scope.includes("profile")) claims.preferred_username = user.username;
+  if (scope.includes("profile") && user.username) claims.preferred_username = user.username; // NO_USERNAME: none to give
   if (scope.includes("email") && user.email) {
     claims.email = user.email;
     claims.email_verified = user.emailVerifiedAt !== null;
