@@ -57,6 +57,7 @@ export const ERROR_CODES = [
   "turnstile_unavailable",
   "guest_not_allowed",
   "mfa_enrolment_required",
+  "mfa_required",
   "payload_too_large",
   "unsupported_media_type",
   "rate_limited",

@@ -75,11 +75,11 @@ export function enableTotp(db: Db, userId: string, checkedSecret: string, step: 
 const totpOff = { totpSecret: null, totpEnabledAt: null, totpEnabledBy: null, totpLastStep: 0, recoveryCodes: null };
 
 /** Turns TOTP off (the step-up before it spent its proof). No row when it was off already. */
-export function disableTotp(db: Db, userId: string, now: Date) {
+export function disableTotp(db: Db, userId: string, now: Date, onlyIf?: SQL) {
   return db
     .update(users)
     .set({ ...totpOff, updatedAt: now })
-    .where(and(eq(users.id, userId), totpOn))
+    .where(and(eq(users.id, userId), totpOn, onlyIf))
     .returning({ id: users.id });
 }
 

@@ -126,11 +126,11 @@ export const passkeyStoredAt = (db: Db, id: string, now: Date) =>
       .where(and(eq(passkeys.id, id), eq(passkeys.createdAt, now))),
   );
 
-/** Removes one of the user's passkeys (only if `onlyIf` holds, in a batch). */
-export function deletePasskey(db: Db, id: string, userId: string, onlyIf?: SQL) {
+/** Removes one of the user's passkeys (only if `onlyIf` and `andIf` hold, in a batch). */
+export function deletePasskey(db: Db, id: string, userId: string, onlyIf?: SQL, andIf?: SQL) {
   return db
     .delete(passkeys)
-    .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId), onlyIf))
+    .where(and(eq(passkeys.id, id), eq(passkeys.userId, userId), onlyIf, andIf))
     .returning({ id: passkeys.id, name: passkeys.name });
 }
 

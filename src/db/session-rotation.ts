@@ -5,6 +5,7 @@ import { oauthClients } from "./oauth-server-tables";
 import { memberships, organizations } from "./organization-tables";
 import { rotatedRefreshTokens, sessions, users } from "./schema";
 import { extendAccess, live, ownerMayHoldSession } from "./sessions";
+import { holdsSecondFactor } from "./users";
 
 /**
  * Refresh-token rotation on a session row (auth/core/refresh.ts), for the API's own sessions and
@@ -19,6 +20,9 @@ const claimColumns = {
   epoch: users.sessionEpoch,
   emailVerifiedAt: users.emailVerifiedAt,
   email: users.email,
+  // What REQUIRE_MFA asks (auth/core/mfa-policy.ts): a guest is exempt; TOTP or a passkey enrolled shows here.
+  isGuest: users.isGuest,
+  secondFactor: holdsSecondFactor,
   // The session's active organization, only while the user is still its member (null otherwise):
   // a removal, a role change or a deletion shows at the next refresh with no statement of its own.
   // Aliased: D1 hands a batch's rows back as objects, where a second "id" column would overwrite the user's.

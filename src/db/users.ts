@@ -210,9 +210,38 @@ export function endSessionEpoch(db: Db, id: string, onlyIf?: SQL) {
     .returning({ epoch: users.sessionEpoch });
 }
 
-/** The user's current session epoch: what a new access token carries. */
+/**
+ * Whether the user holds a second factor (TOTP on, or a passkey): what REQUIRE_MFA asks of an account
+ * (auth/core/mfa-policy.ts). A column of the statements that read a token's owner, so no statement of its own.
+ */
+export const holdsSecondFactor = sql<boolean>`(${users.totpEnabledAt} IS NOT NULL OR EXISTS (SELECT 1 FROM ${passkeys} WHERE ${passkeys.userId} = ${users.id}))`
+  .mapWith(Boolean)
+  .as("second_factor");
+
+/**
+ * The user keeps a second factor besides the one going (`except`: TOTP, or one passkey): what removing
+ * a factor must leave while REQUIRE_MFA applies. In the removing statement, so a removal racing it cannot leave none.
+ */
+export function anotherSecondFactor(userId: string, except: { totp?: true; passkey?: string }): SQL {
+  return or(
+    except.totp ? undefined : sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${userId} AND ${users.totpEnabledAt} IS NOT NULL)`,
+    sql`EXISTS (SELECT 1 FROM ${passkeys} WHERE ${passkeys.userId} = ${userId} AND ${passkeys.id} <> ${except.passkey ?? ""})`,
+  )!;
+}
+
+/** Whether anotherSecondFactor holds now: why a removal was refused. */
+export async function keepsAnotherSecondFactor(db: Db, userId: string, except: { totp?: true; passkey?: string }): Promise<boolean> {
+  const row = await db
+    .select({ kept: sql<number>`${anotherSecondFactor(userId, except)}` })
+    .from(users)
+    .where(eq(users.id, userId))
+    .get();
+  return Boolean(row?.kept);
+}
+
+/** The user's current session epoch, and whether they hold a second factor: what a new access token carries. */
 export function sessionEpochOf(db: Db, id: string) {
-  return db.select({ epoch: users.sessionEpoch }).from(users).where(eq(users.id, id));
+  return db.select({ epoch: users.sessionEpoch, secondFactor: holdsSecondFactor }).from(users).where(eq(users.id, id));
 }
 
 /**

@@ -19,8 +19,23 @@ const challenge = (error?: string, description?: string) => `Bearer realm="${REA
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
  * Verifies the JWT locally, then one KV bulk read for revocation: no D1 on this path. Sets c.var.auth.
+ * Refuses an enrolment-only token (403 mfa_enrolment_required) unless `duringEnrolment`: the routes
+ * that enrol a second factor, GET /me and POST /logout.
  */
-export function requireAuth() {
+export function requireAuth(opts: { duringEnrolment?: boolean } = {}) {
+  const bearer = bearerToken();
+  if (opts.duringEnrolment) return bearer;
+  // REQUIRE_MFA's one gate (auth/core/mfa-policy.ts): a token that may only enrol a second factor is
+  // refused by every route that does not declare `duringEnrolment`, so a new route is closed to it.
+  return createMiddleware<AppEnv>(async function requireAuthEnrolled(c, next) {
+    return bearer(c, async () => {
+      if (c.get("auth")?.mfa_enrolment) throw new ApiError("mfa_enrolment_required");
+      await next();
+    });
+  });
+}
+
+function bearerToken() {
   return bearerAuth<AppEnv>({
     realm: REALM,
     noAuthenticationHeader: {

@@ -7,7 +7,7 @@ import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
 import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, sessionIdSchema } from "../schemas";
 import { deps } from "./deps";
-import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
+import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
 import { factorsShape, publicUser, sessionShape, wayInShape } from "./shapes";
 import { asked, sensitive } from "./step-up";
@@ -26,10 +26,12 @@ const protectedRoute = createRoute({
 
 const meRoute = createRoute({
   ...bearer,
+  // REQUIRE_MFA: a session that must enrol a second factor reads this too (the app shows what is enrolled).
+  middleware: [requireAuth({ duringEnrolment: true })],
   method: "get",
   path: "/me",
   summary: "The signed-in user, and which second factors and passkeys they have",
-  responses: { 200: json(meWithFactorsSchema, "The user"), ...errors("invalid_request", "invalid_token") },
+  responses: { 200: json(meWithFactorsSchema, "The user"), ...errorsDuringEnrolment("invalid_request", "invalid_token") },
 });
 
 const securityRoute = createRoute({

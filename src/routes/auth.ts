@@ -15,10 +15,12 @@ import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps } from "./deps";
-import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
+import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 
 const authed = requireAuth();
+// REQUIRE_MFA: a session that must enrol a second factor may still end itself.
+const enrolling = requireAuth({ duringEnrolment: true });
 const tags = ["Sign-in"];
 
 const registrationOpen = createMiddleware<AppEnv>(async function registrationOpen(c, next) {
@@ -84,7 +86,7 @@ const refreshRoute = createRoute({
   responses: {
     200: json(tokensSchema, "New tokens", setCookie),
     204: { description: "No refresh token came, and the body asked if_signed_in: nobody is signed in on this browser" },
-    ...errors(...BODY_ERRORS, "invalid_token", "forbidden", "rate_limited"),
+    ...errorsDuringEnrolment(...BODY_ERRORS, "invalid_token", "forbidden", "rate_limited"),
   },
 });
 
@@ -117,8 +119,11 @@ const logoutRoute = createRoute({
   description:
     "With a Bearer token, or in cookie mode with the refresh cookie alone (then the request needs an allowed Origin, and a dead cookie is simply cleared). A 503 means: send it again to complete the revocation.",
   security: [...BEARER, ...REFRESH_COOKIE_AUTH],
-  middleware: [logoutWithCookie, authed] as const,
-  responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors("invalid_request", "invalid_token", "forbidden", "payload_too_large") },
+  middleware: [logoutWithCookie, enrolling] as const,
+  responses: {
+    200: json(messageSchema, "Logged out", setCookie),
+    ...errorsDuringEnrolment("invalid_request", "invalid_token", "forbidden", "payload_too_large"),
+  },
 });
 
 const logoutAllRoute = createRoute({

@@ -44,9 +44,15 @@ export const BODY_ERRORS: ErrorCode[] = ["invalid_request", "validation_failed",
 /**
  * The error answers a route can give, named by code: each status comes from errors.ts's one table
  * and lists its codes, so the document cannot drift from the code (internal_error and
- * service_unavailable on every route). All in the contract's error shape.
+ * service_unavailable on every route). All in the contract's error shape. A route that takes an access
+ * token (it lists invalid_token) refuses an enrolment-only one too (REQUIRE_MFA: middleware/require-auth.ts).
  */
-export function errors(...codes: ErrorCode[]) {
+export const errors = (...codes: ErrorCode[]) => errorAnswers(codes.includes("invalid_token") ? [...codes, "mfa_enrolment_required"] : codes);
+
+/** errors() for a route open to an enrolment-only token (requireAuth({ duringEnrolment: true })), or one that takes none (a refresh). */
+export const errorsDuringEnrolment = (...codes: ErrorCode[]) => errorAnswers(codes);
+
+function errorAnswers(codes: ErrorCode[]) {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of new Set([...codes, "internal_error" as const, "service_unavailable" as const])) {
     byStatus.set(STATUS[code], [...(byStatus.get(STATUS[code]) ?? []), code]);

@@ -9,13 +9,15 @@ import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, passkeyOptionsSchema, passkeySchema, passkeysSchema, signedInSchema } from "../response-schemas";
 import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterSchema } from "../schemas";
 import { deps } from "./deps";
-import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
+import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 import { asked, sensitive } from "./step-up";
 
 /** Passkeys: registration and the list for the signed-in user, and sign-in without a password. */
 
 const authed = requireAuth();
+// REQUIRE_MFA: a session that must enrol a second factor may register a passkey.
+const enrolling = requireAuth({ duringEnrolment: true });
 const tags = ["Passkeys"];
 const bearer = { security: BEARER, tags };
 
@@ -36,11 +38,19 @@ const registerOptionsRoute = sensitive(
     summary: "Options for navigator.credentials.create(), after a fresh check: a discoverable passkey with user verification",
     description:
       'A passkey signs in on its own, so adding one takes a step-up: the password and, while TOTP is on, a code or a recovery code (wrong ones count against this session\'s own budget, never the account lock). The challenge is single use and lives CHALLENGE_TTL seconds. The mail that announces the passkey carries a "this was not me" link.',
-    middleware: [authed, jsonOnly] as const,
+    middleware: [enrolling, jsonOnly] as const,
     request: body(freshCheckSchema),
     responses: {
       200: json(passkeyOptionsSchema, "PublicKeyCredentialCreationOptionsJSON"),
-      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "too_many_passkeys", "rate_limited"),
+      ...errorsDuringEnrolment(
+        ...BODY_ERRORS,
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "reauthentication_required",
+        "too_many_passkeys",
+        "rate_limited",
+      ),
     },
   }),
 );
@@ -54,11 +64,11 @@ const registerVerifyRoute = sensitive(
     summary: "Store the passkey the browser created",
     description:
       "Checks the challenge (this user's, unused, unexpired: else 401 invalid_challenge), then the origin (WEBAUTHN_ORIGINS, else CORS_ORIGINS), the relying-party id (WEBAUTHN_RP_ID) and user verification (else 400 passkey_rejected). The same registration sent again by the same user within RETRY_GRACE seconds (its answer lost) gets the stored passkey.",
-    middleware: [authed, jsonOnly] as const,
+    middleware: [enrolling, jsonOnly] as const,
     request: body(passkeyRegisterSchema),
     responses: {
       201: json(passkeySchema, "Registered"),
-      ...errors(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected", "too_many_passkeys"),
+      ...errorsDuringEnrolment(...BODY_ERRORS, "invalid_token", "invalid_challenge", "passkey_rejected", "too_many_passkeys"),
     },
   }),
 );
@@ -103,6 +113,8 @@ const deleteRoute = sensitive(
     method: "delete",
     path: "/passkeys/{id}",
     summary: "Remove one of the user's passkeys, after a step-up (the password, and while TOTP is on a code)",
+    description:
+      "409 last_way_in when nothing else would sign in; 409 mfa_required while REQUIRE_MFA applies to the account and neither TOTP nor another passkey would remain.",
     middleware: [authed, jsonOnly] as const,
     request: { params: passkeyIdSchema, ...body(freshCheckSchema) },
     responses: {
@@ -115,6 +127,7 @@ const deleteRoute = sensitive(
         "reauthentication_required",
         "not_found",
         "last_way_in",
+        "mfa_required",
         "rate_limited",
       ),
     },

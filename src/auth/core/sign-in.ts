@@ -11,6 +11,7 @@ import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { announceCancel } from "../mail/recovery-holds";
 import { retryAfterAnswer } from "./epochs";
+import { enrolmentOnly } from "./mfa-policy";
 import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
 import { revokeSessions } from "./revocations";
 import { activeKeys, type KeyStores } from "./signing-keys";
@@ -43,6 +44,10 @@ interface TokenOwner {
   roles: string[];
   epoch: number;
   emailVerifiedAt: Date | null;
+  // REQUIRE_MFA (auth/core/mfa-policy.ts): a guest is exempt; an owner without a second factor gets an
+  // enrolment-only token. Absent: no second factor (a new account), so the policy fails closed.
+  isGuest?: boolean;
+  secondFactor?: boolean;
   // The session's active organization while the owner is its member (db/session-rotation.ts ownerClaims).
   orgId?: string | null;
   orgSlug?: string | null;
@@ -69,6 +74,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
     emailVerified: owner.emailVerifiedAt !== null,
     authTime: session.authTime,
     amr: session.amr,
+    mfaEnrolment: enrolmentOnly(config, owner),
     org: owner.orgId && owner.orgSlug && owner.orgRole ? { id: owner.orgId, slug: owner.orgSlug, role: owner.orgRole } : undefined,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),
@@ -138,12 +144,13 @@ export async function openSession<B extends Statements = Record<never, never>, A
   const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
   const opened: { issued?: Issued; results: BatchResults<B & A> } = { results: results as unknown as BatchResults<B & A> };
   const epoch = mine.userEpoch[0]?.epoch;
+  const secondFactor = mine.userEpoch[0]?.secondFactor;
   if (!mine.openedSession[0] || epoch === undefined) return opened;
   logEvent(deps, "login_succeeded", succeeded);
   const cancelled = mine.holdCancelled?.[0];
   if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
   await endEvicted(deps, mine.evictedSessions);
-  opened.issued = await issue(deps, { ...user, epoch }, row, now, refreshToken);
+  opened.issued = await issue(deps, { ...user, epoch, secondFactor }, row, now, refreshToken);
   return opened;
 }
 

@@ -23,12 +23,13 @@ import {
 } from "../../db/passkeys";
 import type { Passkey } from "../../db/schema";
 import { isSessionLive, sessionLive } from "../../db/sessions";
-import { selectUser } from "../../db/users";
+import { anotherSecondFactor, keepsAnotherSecondFactor, selectUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
 import { log } from "../../log";
 import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
+import { mfaRequiredFor } from "../core/mfa-policy";
 import { challengeSession, proveCeremony, type StepUpAsk, type StepUpInput, sessionChallenge, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { notMeLink } from "../mail/links";
@@ -274,14 +275,25 @@ export async function listPasskeys(deps: Deps, claims: AccessClaims) {
 
 /**
  * Removes one of the caller's passkeys after the step-up remove_passkey (another user's id, or an
- * unknown one: not_found); never the last way in (last_way_in: an account without a password keeps one).
+ * unknown one: not_found); never the last way in (last_way_in: an account without a password keeps one),
+ * nor, while REQUIRE_MFA applies, the last second factor (mfa_required: TOTP or another passkey stays).
  */
 export async function removePasskey(deps: Deps, ask: StepUpAsk<"remove_passkey">, id: string, check: StepUpInput): Promise<void> {
   const { claims } = ask;
   if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
   const { user } = await stepUp(deps, ask, check);
-  const [removed] = await deletePasskey(deps.db, id, claims.sub, anotherWayIn(claims.sub, { passkey: id }));
-  if (!removed) throw (await findOwnPasskey(deps.db, id, claims.sub)) ? new Refusal("last_way_in") : new Refusal("not_found", "No such passkey");
+  const required = mfaRequiredFor(deps.config, user.roles) && !user.isGuest;
+  const [removed] = await deletePasskey(
+    deps.db,
+    id,
+    claims.sub,
+    anotherWayIn(claims.sub, { passkey: id }),
+    required ? anotherSecondFactor(claims.sub, { passkey: id }) : undefined,
+  );
+  if (!removed) {
+    if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
+    throw required && !(await keepsAnotherSecondFactor(deps.db, claims.sub, { passkey: id })) ? new Refusal("mfa_required") : new Refusal("last_way_in");
+  }
   await audit(deps, "passkey_removed", { user_id: claims.sub, session_id: claims.sid, passkey: id.slice(0, 16) });
   securityNotice(deps, user, "A passkey was removed from your account");
 }

@@ -15,13 +15,14 @@ import {
 import { endCheck } from "../../db/password-checks";
 import type { User } from "../../db/schema";
 import { sessionExists, sessionLive } from "../../db/sessions";
-import { findUserById } from "../../db/users";
+import { anotherSecondFactor, findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { log } from "../../log";
 import { decideSignIn } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
+import { mfaRequiredFor } from "../core/mfa-policy";
 import { successorOf } from "../core/refresh-tokens";
 import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "../core/second-factor";
 import { seal } from "../core/secrets";
@@ -155,11 +156,17 @@ export async function disableTotp(deps: Deps, ask: StepUpAsk<"disable_totp">, in
   }
   const { factor: proof } = await proveStepUp(deps, started, input, now);
   const disabled = { user_id: started.user.id, session_id: claims.sid, method: proof ? methodOf(proof) : "none" };
+  // REQUIRE_MFA: TOTP goes only if a passkey stays (checked in the statement: a passkey removed meanwhile counts).
+  const required = mfaRequiredFor(deps.config, started.user.roles) && !started.user.isGuest;
   const { turnedOff } = await batch(deps.db, {
-    turnedOff: disableTotpRow(deps.db, started.user.id, now),
+    turnedOff: disableTotpRow(deps.db, started.user.id, now, required ? anotherSecondFactor(started.user.id, { totp: true }) : undefined),
     audited: auditRowIf(deps, "totp_disabled", disabled, totpTurnedAt(false, now)),
   });
-  if (!turnedOff[0]) throw new Refusal("mfa_not_enabled"); // turned off meanwhile
+  if (!turnedOff[0]) {
+    const after = await findUserById(deps.db, started.user.id);
+    // Turned off meanwhile, or still on because it is the account's last second factor.
+    throw after?.totpEnabledAt && required ? new Refusal("mfa_required") : new Refusal("mfa_not_enabled");
+  }
   logEvent(deps, "totp_disabled", disabled);
   securityNotice(deps, started.user, "Two-step sign-in with an authenticator app was turned off for your account");
 }
