@@ -214,9 +214,12 @@ export function endSessionEpoch(db: Db, id: string, onlyIf?: SQL) {
  * Whether the user holds a second factor (TOTP on, or a passkey): what REQUIRE_MFA asks of an account
  * (auth/core/mfa-policy.ts). A column of the statements that read a token's owner, so no statement of its own.
  */
-export const holdsSecondFactor = sql<boolean>`(${users.totpEnabledAt} IS NOT NULL OR EXISTS (SELECT 1 FROM ${passkeys} WHERE ${passkeys.userId} = ${users.id}))`
-  .mapWith(Boolean)
-  .as("second_factor");
+// Written out with its table: in a select from users alone, Drizzle leaves a column unqualified, and
+// inside the subquery "id" would name the passkey's.
+export const holdsSecondFactor =
+  sql<boolean>`(${sql.raw('"users"."totp_enabled_at"')} IS NOT NULL OR EXISTS (SELECT 1 FROM ${passkeys} WHERE ${passkeys.userId} = ${sql.raw('"users"."id"')}))`
+    .mapWith(Boolean)
+    .as("second_factor");
 
 /**
  * The user keeps a second factor besides the one going (`except`: TOTP, or one passkey): what removing
