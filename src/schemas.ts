@@ -83,7 +83,7 @@ const totpCode = z
 const recoveryCode = z
   .string({ error: "must be a string" })
   .max(40, "is not a recovery code")
-  .openapi({ description: "one of the recovery codes handed out when TOTP was enabled (single use)", example: "k7qp-2m4x-9hta-vw3e" });
+  .openapi({ description: "one of the recovery codes handed out when TOTP was enabled (single use)", example: "k7qp-2m4x-zhta-vw3e-r5dn-q6ua" });
 const proofFields = { code: totpCode.optional(), recovery_code: recoveryCode.optional() };
 /** A TOTP code or a recovery code: exactly one. */
 const oneProof: [(v: { code?: string; recovery_code?: string }) => boolean, { message: string; path: string[] }] = [

@@ -14,6 +14,8 @@ import { toBase32, verifyTotp } from "./totp";
  */
 
 export const RECOVERY_CODES = 10;
+/** 15 bytes: 120 bits, 24 base32 characters (ASVS 6.5.2 asks 112 or more of a code stored as a plain hash). */
+const RECOVERY_CODE_BYTES = 15;
 
 /** What a request offers as its second factor: a code, or a recovery code (schemas.ts checks). */
 export interface SecondFactor {
@@ -24,14 +26,16 @@ export interface SecondFactor {
 export const offersSecondFactor = (offered: SecondFactor) => offered.code !== undefined || offered.recovery_code !== undefined;
 
 /**
- * The recovery codes of a TOTP setup: 80 bits each, as four groups of four base32 characters
- * ("k7qp-2m4x-9hta-vw3e"). Derived from the sealed secret (random per setup) under the MFA key, so a
- * retried enable can be shown the same codes again; only their hashes are stored.
+ * The recovery codes of a TOTP setup: 120 bits each, as six groups of four base32 characters
+ * ("k7qp-2m4x-zhta-vw3e-r5dn-q6ua"). Derived from the sealed secret (random per setup: its secret and
+ * its IV come from crypto.getRandomValues) under the MFA key, so a retried enable can be shown the
+ * same codes again; only their hashes are stored. Codes of 80 bits (v1, before issue 31) already
+ * handed out still work until used, or until TOTP is set up again (docs/second-factors.md).
  */
 export async function recoveryCodesFor(deps: Deps, sealedSecret: string): Promise<string[]> {
   const codes = [];
   for (let i = 0; i < RECOVERY_CODES; i++) {
-    const bits = (await derive(deps.config.MFA_ENCRYPTION_KEY, "edge-auth-api recovery codes v1", `${sealedSecret}|${i}`)).slice(0, 10);
+    const bits = (await derive(deps.config.MFA_ENCRYPTION_KEY, "edge-auth-api recovery codes v2", `${sealedSecret}|${i}`)).slice(0, RECOVERY_CODE_BYTES);
     codes.push(toBase32(bits).toLowerCase().match(/.{4}/g)!.join("-"));
   }
   return codes;

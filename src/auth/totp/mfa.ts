@@ -35,8 +35,8 @@ import { securityNotice } from "../mail/notices";
 /**
  * TOTP as a second step of login, with single-use recovery codes. Knows nothing of HTTP.
  *
- * - The secret is sealed at rest (auth/core/secrets.ts); recovery codes are stored as SHA-256 only (80
- *   random bits each, so a hash cannot be reversed by guessing): auth/core/second-factor.ts.
+ * - The secret is sealed at rest (auth/core/secrets.ts); recovery codes are stored as SHA-256 only (120
+ *   bits each, so a hash cannot be reversed by guessing): auth/core/second-factor.ts.
  * - A code is good once: its time step must be later than the last one accepted, and accepting it
  *   is the same conditional statement that uses it (db/mfa.ts), so of two requests one wins.
  * - The login's second step goes through the login lock (a wrong code counts like a wrong password;
