@@ -61,6 +61,7 @@ export type OpenApiOperation = {
   parameters?: { in: "path" | "query" | "header"; name: string; schema: Schema & Record<string, unknown> }[];
   requestBody?: { content: Record<string, { schema: Schema }> };
   responses: Record<string, { content?: Record<string, { schema: Schema }> }>;
+  security?: Record<string, string[]>[];
 };
 export type OpenApiDoc = { paths: Record<string, Record<string, OpenApiOperation>>; components: { schemas: Record<string, Schema> } };
 let openApi: Promise<OpenApiDoc> | undefined;

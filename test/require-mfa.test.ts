@@ -73,7 +73,7 @@ describe("REQUIRE_MFA", () => {
 
   it("every route outside the enrolment path refuses the enrolment token with 403 mfa_enrolment_required", async () => {
     const u = await signedInWithout();
-    const operations = (await documentedOperations()).filter((op) => JSON.stringify(op.security ?? []).includes("bearerAuth"));
+    const operations = (await documentedOperations()).filter((op) => op.security?.some((s) => "bearerAuth" in s));
     // GET /oauth2/userinfo takes an app's token, never this API's own (401 for any of ours).
     const refused = operations.filter((op) => !ENROLMENT_PATH.has(`${op.method} ${op.template}`) && !op.template.startsWith("/oauth2/userinfo"));
     expect(refused.length).toBeGreaterThan(40); // every route group: account, sessions, orgs, keys, apps, consent, admin...
