@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { applyRecoveries } from "../src/cron";
 import { SoftAuthenticator } from "./authenticator";
 import {
   awayFromStepEdge,
@@ -9,6 +10,7 @@ import {
   decodeJwtPart,
   documentedOperations,
   expectError,
+  mailbox,
   makeAdmin,
   ORIGIN,
   PASSWORD,
@@ -17,6 +19,7 @@ import {
   userWithPasskey,
   userWithTotp,
 } from "./helpers";
+import { socialSignIn } from "./social";
 
 /**
  * REQUIRE_MFA (docs/second-factors.md): an account it applies to that holds no second factor gets
@@ -104,6 +107,18 @@ describe("REQUIRE_MFA", () => {
     // Signing in again asks the second step, then opens a full session.
     const again = await login(u.input.username, ALL);
     expect(again.body.mfa_required, again.text).toBe(true);
+  });
+
+  it("an account without a password (a social sign-up) enrols TOTP in its enrolment session on its recent sign-in alone", async () => {
+    const social = await socialSignIn(`enrol_${Date.now()}`);
+    const enrolling = await refresh(social.refresh_token, ALL); // the same sign-in, now under the policy
+    expect(enrolmentClaim(enrolling.body.access_token)).toBe(true);
+    const setup = await call("POST", "/mfa/totp/setup", as(ALL, { token: enrolling.body.access_token, body: {} }));
+    expect(setup.status, setup.text).toBe(200);
+    await awayFromStepEdge();
+    const enabled = await call("POST", "/mfa/totp/enable", as(ALL, { token: enrolling.body.access_token, body: { code: await codeAt(setup.body.secret) } }));
+    expect(enabled.status, enabled.text).toBe(200);
+    expect(enrolmentClaim((await refresh(enrolling.body.refresh_token, ALL)).body.access_token)).toBeUndefined();
   });
 
   it("the enrolment token registers a passkey; the next refresh is a full token", async () => {
@@ -219,5 +234,20 @@ describe("REQUIRE_MFA", () => {
     ] as const) {
       expectError(await call(method, path, as(ALL, { token: u.access_token })), 403, "mfa_enrolment_required");
     }
+  });
+
+  it("a held reset that removed TOTP set up before the address was proved gives the mailbox's owner an enrolment session, never a full one", async () => {
+    const box = mailbox();
+    const email = `held_${Date.now()}@example.com`;
+    const squatter = await userWithTotp(email); // TOTP set up before anyone proved the address
+    await box.send("POST", "/password/forgot", { body: { email } });
+    const held = await box.send("POST", "/password/reset", { body: { token: box.link(email, "reset-password"), new_password: "the address owner 1" } });
+    expect(held.body.takes_effect_at, held.text).toEqual(expect.any(String));
+    const withNew = () => call("POST", "/login", as(ALL, { body: { username: squatter.input.username, password: "the address owner 1" } }));
+    expectError(await withNew(), 401, "invalid_credentials"); // nothing changes before the wait
+    await applyRecoveries(env, new Date(Date.parse(held.body.takes_effect_at) + 1000));
+    const owner = await withNew();
+    expect(owner.status, owner.text).toBe(200);
+    expect(enrolmentClaim(owner.body.access_token)).toBe(true);
   });
 });
