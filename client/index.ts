@@ -3,6 +3,7 @@ import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, orig
 import type { FreshCheck, SecondFactor } from "./checks.js";
 import { AuthError, read, unreachable } from "./errors.js";
 import { keyCalls } from "./keys.js";
+import { mfaCalls } from "./mfa.js";
 import { orgCalls } from "./orgs.js";
 import type {
   ErrorCode,
@@ -374,6 +375,8 @@ export function createAuthClient(options: ClientOptions) {
   /** A first step's answer (a password, a provider): signed in, or the second step to come. */
   const firstStep = (res: SignedInBody | MfaChallenge): LoginResult =>
     "mfa_required" in res ? { signedIn: false, mfaRequired: true, challenge: res.challenge, methods: res.methods, expiresIn: res.expires_in } : signedIn(res);
+  // REQUIRE_MFA's enrolment-only sessions (mfa.ts).
+  const enrolment = mfaCalls({ token: () => access?.token, refresh: () => refresh(), payload });
 
   return {
     /** Current state, and a listener for signed in / signed out (returns an unsubscribe function). */
@@ -451,14 +454,18 @@ export function createAuthClient(options: ClientOptions) {
     // TOTP: setup (after the password; an account without one sends none and needs a recent sign-in)
     // gives a secret and its otpauth:// URI; a code from it turns TOTP on and brings the ten recovery codes, shown once.
     totpSetup: (current_password?: string) => authed<TotpSetup>("POST", "/mfa/totp/setup", { current_password }),
-    totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }),
+    /** Under REQUIRE_MFA, an enrolment-only session is refreshed afterwards: its token is then full. */
+    totpEnable: (code: string) => authed<RecoveryCodes>("POST", "/mfa/totp/enable", { code }).then(enrolment.afterEnrolment),
     /** The code (or a recovery code), and the password where the account has one (security().step_up.disable_totp says). */
     totpDisable: (input: { current_password?: string } & SecondFactor) => authed<Reply>("POST", "/mfa/totp/disable", input),
     // Passkeys: options for navigator.credentials.create() / .get(), and the browser's JSON back.
     // Adding a passkey takes the password, and a code (or recovery code) while TOTP is on.
     passkeyRegistrationOptions: (check: FreshCheck) =>
       authed<{ options: PublicKeyCredentialCreationOptionsJSON }>("POST", "/passkeys/register/options", check).then((r) => r.options),
-    passkeyRegister: (response: RegistrationResponseJSON, name?: string) => authed<Passkey>("POST", "/passkeys/register/verify", { response, name }),
+    passkeyRegister: (response: RegistrationResponseJSON, name?: string) =>
+      authed<Passkey>("POST", "/passkeys/register/verify", { response, name }).then(enrolment.afterEnrolment),
+    /** REQUIRE_MFA: this session may only enrol a second factor (every other call answers 403 mfa_enrolment_required). */
+    enrolmentRequired: () => enrolment.enrolmentRequired(),
     passkeyLoginOptions: () => send<{ options: PublicKeyCredentialRequestOptionsJSON }>("POST", "/passkeys/login/options").then((r) => r.options),
     passkeyLogin: (response: AuthenticationResponseJSON) => signIn<SignedInBody>("/passkeys/login/verify", { response }).then(signedIn),
     listPasskeys: () => authed<Passkeys>("GET", "/passkeys").then((r) => r.passkeys),
