@@ -3,6 +3,7 @@ import { type AuthClient, AuthError, createAuthClient, deviceName, type FreshChe
 import { renderAdmin } from "./admin";
 import { renderApps } from "./apps";
 import { createConsent } from "./consent";
+import { showEnrolment } from "./enrolment";
 import { createInvitation } from "./invitation";
 import { createKeys } from "./keys";
 import { createOrgs, type Ui } from "./orgs";
@@ -162,6 +163,7 @@ async function render() {
     apiKeys.hideSecret();
     return hideSecrets();
   }
+  if (showEnrolment(client)) return renderEnrolment();
   try {
     const [{ user, factors }, { sessions }, passkeys, security, apps] = await Promise.all([
       client.me(),
@@ -272,6 +274,20 @@ async function render() {
     }
     renderApps(client, $("#apps"), apps, render, showError);
     await renderAdmin(client, $("#admin"), user.roles);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+/** REQUIRE_MFA: an enrolment-only session (demo/enrolment.ts) draws the profile and the second-factor forms, nothing else. */
+async function renderEnrolment() {
+  try {
+    const [{ user, factors }, security] = await Promise.all([client.me(), client.security()]);
+    describe($("#profile"), "profile", { username: user.username ?? "-", email: user.email ?? "-", roles: user.roles.join(", "), id: user.id });
+    stepUp = security.step_up;
+    $("#totp-setup").hidden = factors.totp || !$("#totp-enable").hidden;
+    field("security-password-label", asks("setup_totp", "password") || asks("add_passkey", "password"));
+    field("passkey-code", false);
   } catch (err) {
     showError(err);
   }

@@ -51,6 +51,7 @@ const ENROLMENT_PATH = new Set([
   "POST /passkeys/register/options",
   "POST /passkeys/register/verify",
   "GET /me",
+  "GET /me/security",
   "POST /logout",
 ]);
 

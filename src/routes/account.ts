@@ -36,10 +36,12 @@ const meRoute = createRoute({
 
 const securityRoute = createRoute({
   ...bearer,
+  // REQUIRE_MFA: an enrolment-only session reads it too (what setting a factor up asks of this account).
+  middleware: [requireAuth({ duringEnrolment: true })],
   method: "get",
   path: "/me/security",
   summary: "The account's ways in (when each was added, by which session), this session's assurance, and what each sensitive action needs",
-  responses: { 200: json(securitySchema, "The security view"), ...errors("invalid_request", "invalid_token") },
+  responses: { 200: json(securitySchema, "The security view"), ...errorsDuringEnrolment("invalid_request", "invalid_token") },
 });
 
 const STEP_UP_TEXT =
