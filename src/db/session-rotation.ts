@@ -19,6 +19,8 @@ const claimColumns = {
   epoch: users.sessionEpoch,
   emailVerifiedAt: users.emailVerifiedAt,
   email: users.email,
+  // A guest's tokens carry `guest: true`; an upgrade shows at the next refresh with no statement of its own.
+  isGuest: users.isGuest,
   // The session's active organization, only while the user is still its member (null otherwise):
   // a removal, a role change or a deletion shows at the next refresh with no statement of its own.
   // Aliased: D1 hands a batch's rows back as objects, where a second "id" column would overwrite the user's.

@@ -10,6 +10,7 @@ import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { log } from "../log";
 import { keyStores } from "../stores";
+import { membersOnly } from "./members-only";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;
@@ -19,8 +20,13 @@ const challenge = (error?: string, description?: string) => `Bearer realm="${REA
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
  * Verifies the JWT locally, then one KV bulk read for revocation: no D1 on this path. Sets c.var.auth.
+ * A guest's token is then refused on the members' route groups (./members-only.ts): the one place.
  */
 export function requireAuth() {
+  return every(bearerToken(), membersOnly);
+}
+
+function bearerToken() {
   return bearerAuth<AppEnv>({
     realm: REALM,
     noAuthenticationHeader: {

@@ -43,6 +43,7 @@ interface TokenOwner {
   roles: string[];
   epoch: number;
   emailVerifiedAt: Date | null;
+  isGuest?: boolean; // a guest's tokens say so (auth/guests/); read from the row at every sign-in and refresh
   // The session's active organization while the owner is its member (db/session-rotation.ts ownerClaims).
   orgId?: string | null;
   orgSlug?: string | null;
@@ -69,6 +70,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
     emailVerified: owner.emailVerifiedAt !== null,
     authTime: session.authTime,
     amr: session.amr,
+    guest: owner.isGuest === true,
     org: owner.orgId && owner.orgSlug && owner.orgRole ? { id: owner.orgId, slug: owner.orgSlug, role: owner.orgRole } : undefined,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),

@@ -20,6 +20,7 @@ export interface AccessClaims {
   auth_time?: number; // when the session's sign-in was proved (absent in tokens from before it was carried)
   amr?: string[]; // how (RFC 8176 values; auth/core/ways-in.ts amrOf)
   org?: OrgClaims; // the session's active organization (docs/organizations.md)
+  guest?: true; // a guest's account (docs/guests.md): absent for a member
   jti: string;
   iat: number;
   exp: number;
@@ -124,6 +125,7 @@ export interface SignInput {
   authTime: Date; // the session's sign-in, and how it was proved
   amr: string[];
   org?: { id: string; slug: string; role: string }; // its permissions come from ORG_ROLES when signed
+  guest?: boolean; // the account is a guest's (auth/guests/): `guest: true`, read again at every refresh
   now: Date; // the request's one clock reading
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
@@ -141,6 +143,7 @@ export async function signAccessToken(config: Config, ring: KeyRing, input: Sign
     email_verified: input.emailVerified,
     auth_time: Math.floor(input.authTime.getTime() / 1000),
     amr: input.amr,
+    ...(input.guest && { guest: true }),
     ...(input.org && {
       org_id: input.org.id,
       org_slug: input.org.slug,
@@ -210,7 +213,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       onRefused?.("app_token");
       return null;
     }
-    const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr } = payload;
+    const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr, guest } = payload;
     const org = orgOf(payload);
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
@@ -221,6 +224,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       !Number.isSafeInteger(epoch) ||
       (epoch as number) < 0 ||
       badAssurance ||
+      (guest !== undefined && guest !== true) ||
       org === false
     ) {
       onRefused?.("claim_types");
@@ -238,6 +242,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       auth_time: auth_time as number | undefined,
       amr: amr as string[] | undefined,
       ...(org && { org }),
+      ...(guest === true && { guest: true as const }),
     };
   } catch (err) {
     onRefused?.(refusal(err));
