@@ -44,7 +44,7 @@ export function insertIdentity(db: Db, row: NewIdentity) {
 }
 
 /** True in a batch once the identity `id` is stored (a link's later statements depend on it). */
-export const identityStored = (db: Db, id: string) => sql`EXISTS (SELECT 1 FROM ${identities} WHERE ${identities.id} = ${id})`;
+export const identityStored = (id: string) => sql`EXISTS (SELECT 1 FROM ${identities} WHERE ${identities.id} = ${id})`;
 
 /** A sign-in with the identity: when it was used, and the address the provider gives now. */
 export function touchIdentity(db: Db, id: string, email: string | null, emailVerified: boolean, now: Date) {

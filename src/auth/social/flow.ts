@@ -269,7 +269,7 @@ async function completeLink(deps: Deps, flow: OAuthFlow, ask: StepUpAsk<"add_ide
       identity: insertIdentity(deps.db, row),
       audited: auditRow(deps, "identity_linked", linked),
       // A guest's first way in makes it a member, in the same write (docs/guests.md); a taken identity writes neither.
-      member: endGuest(deps.db, user.id, now, identityStored(deps.db, id)),
+      member: endGuest(deps.db, user.id, now, identityStored(id)),
       upgraded: auditRowIf(deps, "guest_upgraded", { ...linked, with: "identity" }, upgradedAt(deps.db, user.id, now)),
     });
     if (member[0]) logEvent(deps, "guest_upgraded", { ...linked, with: "identity" });
