@@ -11,6 +11,9 @@ import { atLocalIdp, callback, exchange, socialSignIn } from "./social";
  * password and cannot sign in again). A provider identity another account has is refused, the guest intact.
  */
 
+/** The guest's sign-in an hour ago: past STEP_UP_MAX_AGE, so a recent sign-in would not do (a guest cannot sign in again). */
+const signedInLongAgo = (userId: string) => env.DB.prepare("UPDATE sessions SET auth_time = auth_time - 3600000 WHERE user_id = ?").bind(userId).run();
+
 async function passkeyFor(token: string) {
   const options = await call("POST", "/passkeys/register/options", { token, body: {} });
   expect(options.status, options.text).toBe(200);
@@ -22,6 +25,7 @@ async function passkeyFor(token: string) {
 describe("a passkey as a guest's first way in", () => {
   it("needs only the guest's session, and makes it a member keeping its id; the passkey then signs in to it", async () => {
     const guest = await newGuest();
+    await signedInLongAgo(guest.user.id);
     const { authenticator, res, options } = await passkeyFor(guest.access_token);
     expect(res.status, res.text).toBe(201);
     expect(options.user.name).toBe("Edge Auth account"); // no username, no address: a name for the device's list
@@ -71,6 +75,7 @@ describe("a provider as a guest's first way in", () => {
 
   it("linking one makes the guest a member keeping its id; the provider then signs in to it", async () => {
     const guest = await newGuest();
+    await signedInLongAgo(guest.user.id);
     const name = `gl_${Date.now().toString(36)}`;
     const linked = await exchange(await linkTrip(guest.access_token, name), { token: guest.access_token });
     expect(linked.status, linked.text).toBe(200);
