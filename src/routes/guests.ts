@@ -33,7 +33,7 @@ const startRoute = createRoute({
   summary: "Start a guest: an anonymous account with its own id, signed in",
   description:
     'Only while GUESTS is "on" (else 404). Per client address GUEST_IP_LIMITER (429), and Turnstile when TURNSTILE_SECRET is set (the widget\'s token in the cf-turnstile-response header). The access token carries `guest: true` and `amr: ["guest"]`; a guest is refused the members\' route groups (403 guest_not_allowed) and removed once idle for GUEST_IDLE_TTL. With `"use_cookie": true` the refresh token is set as an HttpOnly cookie, as at /login.',
-  middleware: [guestsOn, limitByIp("GUEST_IP_LIMITER"), turnstile("guest"), jsonOnly] as const,
+  middleware: [jsonOnly, guestsOn, limitByIp("GUEST_IP_LIMITER"), turnstile("guest")] as const,
   request: body(guestStartSchema, false),
   responses: {
     201: json(signedInSchema, "A guest, signed in", setCookie),
