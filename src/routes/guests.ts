@@ -22,7 +22,7 @@ const tags = ["Guests"];
 
 /** GUESTS "off" (the default): the route does not exist. */
 const guestsOn = createMiddleware<AppEnv>(async function guestsOn(c, next) {
-  if (getConfig(c.env).GUESTS !== "on") throw new ApiError("not_found", "No such route");
+  if (getConfig(c.env).GUESTS !== "on") throw new ApiError("not_found", "Guests are off on this service: sign up or sign in");
   await next();
 });
 
