@@ -3,7 +3,19 @@ import { describe, expect, it } from "vitest";
 import { needs } from "../src/auth/core/ways-in";
 import { housekeeping } from "../src/cron";
 import { claimsOf, newGuest, startGuest, uniqueEmail, userRow } from "./guests";
-import { call, expectError, inOneLimiterWindow, login, mailbox, PASSWORD, randomIp, refreshWith, registerUser, uniqueName } from "./helpers";
+import {
+  call,
+  d1WriteBeforeBatch,
+  expectError,
+  inOneLimiterWindow,
+  login,
+  mailbox,
+  PASSWORD,
+  randomIp,
+  refreshWith,
+  registerUser,
+  uniqueName,
+} from "./helpers";
 
 /**
  * Guests (docs/guests.md): creation (off, on, cookie mode, per-client limit, Turnstile), the upgrade by
@@ -138,6 +150,25 @@ describe("upgrading with an address and a password", () => {
     // A username taken: the same.
     expectError(await upgrade(guest.access_token, { email: uniqueEmail(), password: PASSWORD, username: member.input.username }), 409, "username_taken");
     expect(await userRow(guest.user.id)).toMatchObject({ email: null, is_guest: 1 });
+  });
+
+  it("an address taken between the check and the write: 409 email_taken from the unique index, nothing written", async () => {
+    const other = await registerUser({ email: uniqueEmail("other") });
+    const guest = await newGuest();
+    const email = uniqueEmail("late");
+    // Another account takes the address just before the upgrade's batch (the pre-check saw it free).
+    const DB = d1WriteBeforeBatch(1, "UPDATE users SET email = ? WHERE id = ?", email, other.user.id);
+    expectError(
+      await call("POST", "/guests/upgrade", { token: guest.access_token, body: { email, password: PASSWORD }, bindings: { DB } }),
+      409,
+      "email_taken",
+    );
+    expect(await userRow(guest.user.id)).toMatchObject({ email: null, password_hash: "", is_guest: 1 });
+    const audited = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE user_id = ? AND event = 'guest_upgraded'")
+      .bind(guest.user.id)
+      .first<{ n: number }>();
+    expect(audited!.n).toBe(0);
+    expect(claimsOf((await refreshWith(guest.refresh_token)).body.access_token).guest).toBe(true);
   });
 
   it("two upgrades at once: one wins, the other is 409 already_member, and the account has the winner's address", async () => {
