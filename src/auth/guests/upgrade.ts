@@ -47,27 +47,27 @@ export async function upgrade(deps: Deps, claims: AccessClaims, input: UpgradeIn
   const passwordHash = await hashPassword(input.password, passwordOptions(config));
   const now = new Date();
   const fields = { user_id: claims.sub, session_id: claims.sid, with: "password" };
-  let done: BatchResults<ReturnType<typeof statements>>;
+  // The member's row, the session's next access token read back, the audit row: one batch, one transaction.
+  const statements = {
+    member: upgradeGuest(db, { userId: claims.sub, sessionId: claims.sid, email, username, passwordHash, now }),
+    ...reissueAfterUpgrade(db, {
+      userId: claims.sub,
+      sessionId: claims.sid,
+      now,
+      accessExpiresAt: accessUntil(config, now),
+      requireVerified: config.REQUIRE_VERIFIED_EMAIL === "on",
+    }),
+    audited: auditRowIf(deps, "guest_upgraded", fields, upgradedAt(db, claims.sub, now)),
+  };
+  let done: BatchResults<typeof statements>;
   try {
-    done = await batch(db, statements());
+    done = await batch(db, statements);
   } catch (err) {
+    // The unique indexes refused the address or the name: the whole batch wrote nothing.
     const index = uniqueViolation(err);
     if (index?.includes("username")) throw new Refusal("username_taken");
     if (index?.includes("email")) throw new Refusal("email_taken");
     throw err;
-  }
-  function statements() {
-    return {
-      member: upgradeGuest(db, { userId: claims.sub, sessionId: claims.sid, email, username, passwordHash, now }),
-      ...reissueAfterUpgrade(db, {
-        userId: claims.sub,
-        sessionId: claims.sid,
-        now,
-        accessExpiresAt: accessUntil(config, now),
-        requireVerified: config.REQUIRE_VERIFIED_EMAIL === "on",
-      }),
-      audited: auditRowIf(deps, "guest_upgraded", fields, upgradedAt(db, claims.sub, now)),
-    };
   }
   const [user, session, owner] = [done.member[0], done.session[0], done.owner[0]];
   if (!user) {
