@@ -2,6 +2,7 @@ import { appCalls } from "./apps.js";
 import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, originsOf } from "./backends.js";
 import type { FreshCheck, SecondFactor } from "./checks.js";
 import { AuthError, read, unreachable } from "./errors.js";
+import { guestCalls } from "./guests.js";
 import { keyCalls } from "./keys.js";
 import { mfaCalls } from "./mfa.js";
 import { orgCalls } from "./orgs.js";
@@ -86,6 +87,7 @@ export type { FetchInit, FetchInput, FetchResponse } from "./backends.js";
 export type { FreshCheck, SecondFactor } from "./checks.js";
 export { deviceName } from "./device.js";
 export { AuthError } from "./errors.js";
+export type { GuestUpgrade } from "./guests.js";
 export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
 export { exchangeApiKey } from "./keys.js";
 export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
@@ -535,6 +537,7 @@ export function createAuthClient(options: ClientOptions) {
     // Organizations, members, invitations and the active organization (orgs.ts); API keys (keys.ts).
     ...orgCalls(authed, { token: () => access?.token, adopt, refresh: () => refresh(), payload }),
     ...keyCalls(authed),
+    ...guestCalls(authed, { signIn, claims: () => payload(access?.token), adopt }),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
     /**

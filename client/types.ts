@@ -448,3 +448,9 @@ export type TokenResponse = {
   id_token?: string | undefined;
   issued_token_type?: "urn:ietf:params:oauth:token-type:access_token" | undefined;
 };
+
+export type GuestUpgradeRequest = {
+  email: string;
+  password: string;
+  username?: string | undefined;
+};

@@ -4,6 +4,7 @@ import { renderAdmin } from "./admin";
 import { renderApps } from "./apps";
 import { createConsent } from "./consent";
 import { showEnrolment } from "./enrolment";
+import { createGuests } from "./guests";
 import { createInvitation } from "./invitation";
 import { createKeys } from "./keys";
 import { createOrgs, type Ui } from "./orgs";
@@ -147,6 +148,7 @@ const ui: Ui = {
 const orgs = createOrgs(client, ui);
 const invitation = createInvitation(client, ui);
 const apiKeys = createKeys(client, ui);
+const guests = createGuests(client, ui);
 
 async function render() {
   const { signedIn } = client.state;
@@ -171,7 +173,7 @@ async function render() {
       client.listPasskeys(),
       client.security(),
       client.connectedApps(),
-      orgs.render().then(apiKeys.render), // drawn meanwhile: the page changes all at once, as before they were
+      client.isGuest() ? null : orgs.render().then(apiKeys.render), // drawn meanwhile (a guest has none): the page changes all at once, as before they were
     ]);
     describe($("#profile"), "profile", {
       username: user.username ?? "-",
@@ -273,6 +275,7 @@ async function render() {
       list.append(item);
     }
     renderApps(client, $("#apps"), apps, render, showError);
+    guests.render(user.id);
     await renderAdmin(client, $("#admin"), user.roles);
   } catch (err) {
     showError(err);

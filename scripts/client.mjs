@@ -73,6 +73,7 @@ const EXPORTS = [
   ["ApiKeys", "keysSchema", "output"],
   ["ApiKeyCreateRequest", "keyCreateSchema", "input"],
   ["TokenResponse", "tokenResponseSchema", "output"],
+  ["GuestUpgradeRequest", "guestUpgradeSchema", "input"],
 ];
 
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
@@ -91,6 +92,7 @@ async function loadSchemas() {
         "schemas-invitations",
         "response-schemas-keys",
         "schemas-keys",
+        "schemas-guests",
       ]
         .map((file) => `export * from "./src/${file}";`)
         .join(" "),

@@ -17,6 +17,7 @@ import { apiKeys } from "./routes/api-keys";
 import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
+import { guests } from "./routes/guests";
 import { invitations } from "./routes/invitations";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
@@ -119,6 +120,7 @@ app.route("/", connectedAppsRoutes);
 app.route("/", organizationRoutes);
 app.route("/", apiKeys);
 app.route("/", invitations);
+app.route("/", guests);
 app.route("/admin", adminApp);
 app.route("/admin", adminClients); // after adminApp: its guard covers every /admin path
 app.route("/admin", adminOrganizations);

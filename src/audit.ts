@@ -40,6 +40,8 @@ export type SecurityEvent =
   | "email_changed"
   | "account_deleted"
   | "unverified_accounts_removed"
+  | "guest_upgraded"
+  | "idle_guests_removed"
   | "admin_user_updated"
   | "mfa_challenge_issued"
   | "mfa_failed"

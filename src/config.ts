@@ -169,6 +169,9 @@ const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
     ctx.addIssue({ code: "custom", path: ["OAUTH_RESOURCES"], message: "must not hold AUDIENCE: the API's own tokens are never an app's" });
   if (c.SIGNING_KEYS === "secret" && !c.JWT_PRIVATE_KEY)
     ctx.addIssue({ code: "custom", path: ["JWT_PRIVATE_KEY"], message: "is required (SIGNING_KEYS is secret)" });
+  // A guest has no address to prove: with every address proved before sign-in, it could never hold a session.
+  if (c.GUESTS === "on" && c.REQUIRE_VERIFIED_EMAIL === "on")
+    ctx.addIssue({ code: "custom", path: ["GUESTS"], message: 'must be "off" while REQUIRE_VERIFIED_EMAIL is "on" (a guest has no address to verify)' });
   if (c.SIGNING_KEYS === "rotating" && !c.JWT_WRAPPING_KEY) {
     ctx.addIssue({ code: "custom", path: ["JWT_WRAPPING_KEY"], message: "is required (SIGNING_KEYS is rotating; npm run -s keygen wrap)" });
   }

@@ -6,6 +6,7 @@ import { deleteOldLinks } from "./db/account-tokens";
 import { deleteOldApiKeys } from "./db/api-keys";
 import { deleteAuditEventsBefore } from "./db/audit";
 import { getDb, getReplicaDb } from "./db/client";
+import { deleteIdleGuests } from "./db/guests";
 import { deleteExpiredFlows } from "./db/identities";
 import { deleteOldInvitations } from "./db/invitations";
 import { deleteOldMailSends } from "./db/mail-sends";
@@ -53,6 +54,9 @@ export async function housekeeping(env: Env, now = new Date()) {
   // Accounts that signed up verify-first and never proved the address: the address is free again.
   const unverifiedAccounts = config.REQUIRE_VERIFIED_EMAIL === "on" ? await deleteUnverifiedAccounts(db, now) : 0;
   if (unverifiedAccounts) await audit({ db }, "unverified_accounts_removed", { count: unverifiedAccounts });
+  // Guests no session of which was used for GUEST_IDLE_TTL (whatever GUESTS says now): with their sessions.
+  const idleGuests = await deleteIdleGuests(db, new Date(now.getTime() - config.GUEST_IDLE_TTL * 1000));
+  if (idleGuests) await audit({ db }, "idle_guests_removed", { count: idleGuests });
   // Apps that registered themselves (RFC 7591) and never got a token: their registration lapsed.
   // and clients known by a metadata document whose cache lapsed, that nothing refers to any more.
   const lapsedClients = (await deleteLapsedRegistrations(db, now)) + (await deleteLapsedDocumentClients(db, dayAgo));
@@ -73,6 +77,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     oauthRequests,
     mailSends,
     unverifiedAccounts,
+    idleGuests,
     lapsedClients,
     apiKeys,
     invitations,
@@ -88,6 +93,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     oauth_requests_deleted: oauthRequests,
     mail_sends_deleted: mailSends,
     unverified_accounts_deleted: unverifiedAccounts,
+    idle_guests_deleted: idleGuests,
     lapsed_clients_deleted: lapsedClients,
     api_keys_deleted: apiKeys,
     invitations_deleted: invitations,

@@ -6,6 +6,7 @@ import type * as Keys from "../src/response-schemas-keys";
 import type * as OAuth from "../src/response-schemas-oauth";
 import type * as Orgs from "../src/response-schemas-orgs";
 import type * as Req from "../src/schemas";
+import type * as GuestsReq from "../src/schemas-guests";
 import type * as InvitesReq from "../src/schemas-invitations";
 import type * as KeysReq from "../src/schemas-keys";
 import type * as OrgsReq from "../src/schemas-orgs";
@@ -66,7 +67,9 @@ export const sameTypes: [
   Same<Client.ApiKeys, Out<typeof Keys.keysSchema>>,
   Same<Client.ApiKeyCreateRequest, In<typeof KeysReq.keyCreateSchema>>,
   Same<Client.TokenResponse, Out<typeof OAuth.tokenResponseSchema>>,
+  Same<Client.GuestUpgradeRequest, In<typeof GuestsReq.guestUpgradeSchema>>,
 ] = [
+  true,
   true,
   true,
   true,

@@ -31,6 +31,8 @@ export function deleteUser(db: Db, id: string, onlyIf?: SQL) {
  */
 export function updateByAdmin(db: Db, id: string, actorId: string, change: { roles?: string[]; disabled?: boolean }, now: Date) {
   const removesAdmin = change.disabled === true || (change.roles !== undefined && !change.roles.includes("admin"));
+  // A guest (docs/guests.md) is never granted a role: in the statement, so an upgrade racing it cannot matter.
+  const grants = change.roles?.some((r) => r !== "user") === true;
   return db
     .update(users)
     .set({
@@ -45,22 +47,24 @@ export function updateByAdmin(db: Db, id: string, actorId: string, change: { rol
         eq(users.id, id),
         sql`EXISTS (SELECT 1 FROM users AS actor WHERE actor.id = ${actorId} AND ${activeAdmin("actor")})`,
         removesAdmin ? notLastAdmin(id) : undefined,
+        grants ? eq(users.isGuest, false) : undefined,
       ),
     )
     .returning();
 }
 
 /** Why an admin's change or a deletion wrote nothing: no such user, the actor is no active admin, or the last admin. */
-export async function adminRefusal(db: Db, id: string, actorId: string): Promise<"not_found" | "forbidden" | "last_admin"> {
+export async function adminRefusal(db: Db, id: string, actorId: string): Promise<"not_found" | "forbidden" | "last_admin" | "guest"> {
   const found = await batch(db, {
-    target: db.select({ id: users.id }).from(users).where(eq(users.id, id)),
+    target: db.select({ id: users.id, isGuest: users.isGuest }).from(users).where(eq(users.id, id)),
     actor: db
       .select({ active: sql<number>`${activeAdmin("users")}` })
       .from(users)
       .where(eq(users.id, actorId)),
   });
   if (!found.target[0]) return "not_found";
-  return found.actor[0]?.active ? "last_admin" : "forbidden";
+  if (!found.actor[0]?.active) return "forbidden";
+  return found.target[0].isGuest ? "guest" : "last_admin";
 }
 
 export interface UserCursor {

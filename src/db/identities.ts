@@ -43,6 +43,9 @@ export function insertIdentity(db: Db, row: NewIdentity) {
   return db.insert(identities).values(row).returning({ id: identities.id });
 }
 
+/** True in a batch once the identity `id` is stored (a link's later statements depend on it). */
+export const identityStored = (id: string) => sql`EXISTS (SELECT 1 FROM ${identities} WHERE ${identities.id} = ${id})`;
+
 /** A sign-in with the identity: when it was used, and the address the provider gives now. */
 export function touchIdentity(db: Db, id: string, email: string | null, emailVerified: boolean, now: Date) {
   return db.update(identities).set({ lastUsedAt: now, email, emailVerified }).where(eq(identities.id, id));

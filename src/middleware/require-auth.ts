@@ -10,6 +10,7 @@ import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { log } from "../log";
 import { keyStores } from "../stores";
+import { membersOnly } from "./members-only";
 
 // Our tokens are ~600 characters; anything far larger is junk and not worth parsing.
 const MAX_TOKEN_LENGTH = 4096;
@@ -19,21 +20,20 @@ const challenge = (error?: string, description?: string) => `Bearer realm="${REA
 /**
  * Bearer access-token check (RFC 6750 challenges come from Hono's bearerAuth).
  * Verifies the JWT locally, then one KV bulk read for revocation: no D1 on this path. Sets c.var.auth.
- * Refuses an enrolment-only token (403 mfa_enrolment_required) unless `duringEnrolment`: the routes
- * that enrol a second factor, GET /me and POST /logout.
+ * A guest's token is then refused on the members' route groups (./members-only.ts), and an
+ * enrolment-only token (403 mfa_enrolment_required) unless `duringEnrolment`: the routes that enrol a
+ * second factor, GET /me and POST /logout. Each is the one place its rule lives.
  */
 export function requireAuth(opts: { duringEnrolment?: boolean } = {}) {
-  const bearer = bearerToken();
-  if (opts.duringEnrolment) return bearer;
-  // REQUIRE_MFA's one gate (auth/core/mfa-policy.ts): a token that may only enrol a second factor is
-  // refused by every route that does not declare `duringEnrolment`, so a new route is closed to it.
-  return createMiddleware<AppEnv>(async function requireAuthEnrolled(c, next) {
-    return bearer(c, async () => {
-      if (c.get("auth")?.mfa_enrolment) throw new ApiError("mfa_enrolment_required");
-      await next();
-    });
-  });
+  return opts.duringEnrolment ? every(bearerToken(), membersOnly) : every(bearerToken(), membersOnly, enrolled);
 }
+
+// REQUIRE_MFA's one gate (auth/core/mfa-policy.ts): a token that may only enrol a second factor is
+// refused by every route that does not declare `duringEnrolment`, so a new route is closed to it.
+const enrolled = createMiddleware<AppEnv>(async function enrolled(c, next) {
+  if (c.get("auth")?.mfa_enrolment) throw new ApiError("mfa_enrolment_required");
+  await next();
+});
 
 function bearerToken() {
   return bearerAuth<AppEnv>({

@@ -5,6 +5,7 @@ import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { log } from "../log";
+import { withGuestRefusals } from "./members-only-doc";
 import { json } from "./openapi";
 
 /**
@@ -77,15 +78,17 @@ export const docsHeaders = secureHeaders({
 let cached: object | undefined;
 /** Built once per isolate: the routes do not change while it lives. */
 function document(app: OpenAPIHono<AppEnv>) {
-  cached ??= app.getOpenAPI31Document({
-    openapi: "3.1.0",
-    info: {
-      title: "edge-auth-api",
-      version: "1.0.0",
-      description:
-        "Authentication API on Cloudflare Workers: short-lived ES256 access tokens, rotating refresh tokens (JSON or an HttpOnly cookie), sessions, roles. Every error has the shape of the Error schema.",
-    },
-  });
+  cached ??= withGuestRefusals(
+    app.getOpenAPI31Document({
+      openapi: "3.1.0",
+      info: {
+        title: "edge-auth-api",
+        version: "1.0.0",
+        description:
+          "Authentication API on Cloudflare Workers: short-lived ES256 access tokens, rotating refresh tokens (JSON or an HttpOnly cookie), sessions, roles. Every error has the shape of the Error schema.",
+      },
+    }),
+  );
   return cached;
 }
 

@@ -48,7 +48,7 @@ const discovery = (path: string) =>
   });
 
 /** The claims this issuer's tokens carry: the API's own (auth/core/tokens.ts) and an app's (auth/oauth-server/tokens.ts, claims.ts). */
-const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified"];
+const CLAIMS = ["iss", "aud", "sub", "jti", "iat", "exp", "sid", "roles", "username", "epoch", "auth_time", "amr", "email_verified", "guest"];
 /** An active organization's, while the session acts for one (docs/organizations.md). */
 const ORG_CLAIMS = ["org_id", "org_slug", "org_role", "org_permissions"];
 const APP_CLAIMS = ["client_id", "scope", "azp", "nonce", "at_hash", "preferred_username", "email"];

@@ -57,6 +57,9 @@ export default async function setup() {
       "--var",
       `OAUTH_CLIENT_SECRETS:${JSON.stringify({ local: idp.clientSecret })}`,
       // The authorization server's journeys (oauth.e2e.ts): apps register themselves, the MCP server is a resource.
+      // The guest journey (guests.e2e.ts): "Try as guest", then the upgrade.
+      "--var",
+      "GUESTS:on",
       "--var",
       "OAUTH_REGISTRATION:open",
       "--var",

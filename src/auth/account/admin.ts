@@ -62,6 +62,7 @@ export async function updateUserByAdmin(
     await audit(deps, "admin_refused", { user_id: userId, by: admin.sub, reason: why });
     if (why === "not_found") throw new Refusal("not_found", "No such user");
     if (why === "forbidden") throw new Refusal("forbidden", "Your admin role or account is no longer active");
+    if (why === "guest") throw new Refusal("guest_not_allowed", "A guest is given no role: it becomes a member first");
     throw new Refusal("last_admin");
   }
   // Audited before KV: a 503 below still leaves the record of what was done and by whom.

@@ -75,6 +75,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
     authTime: session.authTime,
     amr: session.amr,
     mfaEnrolment: enrolmentOnly(config, owner),
+    guest: owner.isGuest === true,
     org: owner.orgId && owner.orgSlug && owner.orgRole ? { id: owner.orgId, slug: owner.orgSlug, role: owner.orgRole } : undefined,
     now,
     expiresAt: earlier(accessUntil(config, now), session.expiresAt),

@@ -21,6 +21,7 @@ export interface AccessClaims {
   amr?: string[]; // how (RFC 8176 values; auth/core/ways-in.ts amrOf)
   org?: OrgClaims; // the session's active organization (docs/organizations.md)
   mfa_enrolment?: true; // REQUIRE_MFA: this session may only enrol a second factor (auth/core/mfa-policy.ts)
+  guest?: true; // a guest's account (docs/guests.md): absent for a member
   jti: string;
   iat: number;
   exp: number;
@@ -126,6 +127,7 @@ export interface SignInput {
   amr: string[];
   mfaEnrolment?: boolean; // REQUIRE_MFA and no second factor yet: the token only enrols one
   org?: { id: string; slug: string; role: string }; // its permissions come from ORG_ROLES when signed
+  guest?: boolean; // the account is a guest's (auth/guests/): `guest: true`, read again at every refresh
   now: Date; // the request's one clock reading
   expiresAt: Date; // as recorded in the session row (never past the session's end); exp rounds down
 }
@@ -144,6 +146,7 @@ export async function signAccessToken(config: Config, ring: KeyRing, input: Sign
     auth_time: Math.floor(input.authTime.getTime() / 1000),
     amr: input.amr,
     ...(input.mfaEnrolment && { mfa_enrolment: true }),
+    ...(input.guest && { guest: true }),
     ...(input.org && {
       org_id: input.org.id,
       org_slug: input.org.slug,
@@ -213,7 +216,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       onRefused?.("app_token");
       return null;
     }
-    const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr, mfa_enrolment } = payload;
+    const { sub, jti, iat, exp, sid, username, roles, epoch = 0, auth_time, amr, mfa_enrolment, guest } = payload;
     const org = orgOf(payload);
     // Tokens from before epochs existed carry none: they belong to epoch 0, where every user started.
     const badAssurance = (auth_time !== undefined && !Number.isSafeInteger(auth_time)) || (amr !== undefined && !isStringArray(amr));
@@ -225,6 +228,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       (epoch as number) < 0 ||
       badAssurance ||
       (mfa_enrolment !== undefined && mfa_enrolment !== true) ||
+      (guest !== undefined && guest !== true) ||
       org === false
     ) {
       onRefused?.("claim_types");
@@ -243,6 +247,7 @@ export async function verifyAccessToken(config: Config, ring: KeyRing, token: st
       amr: amr as string[] | undefined,
       ...(mfa_enrolment === true && { mfa_enrolment }),
       ...(org && { org }),
+      ...(guest === true && { guest: true as const }),
     };
   } catch (err) {
     onRefused?.(refusal(err));

@@ -117,10 +117,20 @@ export const STEP_UP: Record<Action, StepUpRule> = {
 export const totpAfterMailbox = (u: Pick<User, "totpEnabledAt" | "emailVerifiedAt">) =>
   u.totpEnabledAt !== null && u.emailVerifiedAt !== null && u.emailVerifiedAt.getTime() <= u.totpEnabledAt.getTime();
 
-type StepUpSubject = Pick<User, "totpEnabledAt" | "emailVerifiedAt" | "passwordHash">;
+type StepUpSubject = Pick<User, "totpEnabledAt" | "emailVerifiedAt" | "passwordHash"> & Partial<Pick<User, "isGuest">>;
+
+/**
+ * What a guest (auth/guests/, docs/guests.md) does on its own session alone: add its first way in (which
+ * makes it a member) or delete itself. A guest has no password, address or factor and cannot sign in
+ * again, so its session is the only proof there is: asking for a recent sign-in would lock it out.
+ * Whoever holds a guest's tokens is that guest for every purpose (it has nothing else); the other
+ * actions stay closed to guests (src/middleware/members-only.ts) or keep their proof.
+ */
+export const GUEST_SESSION_SUFFICES: ReadonlySet<Action> = new Set<Action>(["add_passkey", "add_identity", "delete_account"]);
 
 /** The proofs `action` needs from this user now; an account without a password offers a recent sign-in instead. */
 export function needs(action: Action, user: StepUpSubject): ProofKind[] {
+  if (user.isGuest && GUEST_SESSION_SUFFICES.has(action)) return [];
   const rule = STEP_UP[action];
   return rule.proof
     .filter((p) => {

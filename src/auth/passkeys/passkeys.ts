@@ -7,6 +7,7 @@ import type {
 import { audit, auditRowIf, logEvent } from "../../audit";
 import { type Config, ConfigError } from "../../config";
 import { batch } from "../../db/batch";
+import { endGuest, upgradedAt } from "../../db/guests";
 import { anotherWayIn } from "../../db/identities";
 import { consumeChallenge, insertChallenge } from "../../db/mfa";
 import {
@@ -108,7 +109,8 @@ export async function registrationOptions(deps: Deps, ask: StepUpAsk<"add_passke
   const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
-    userName: user.username,
+    // An account without a username (a guest, one made by mail) shows its address, else a name for the device's list.
+    userName: user.username || user.email || `${deps.config.APP_NAME} account`,
     userID: Uint8Array.from(new TextEncoder().encode(user.id)),
     challenge: fromBase64Url(challenge)!,
     timeout: deps.config.CHALLENGE_TTL * 1000,
@@ -172,11 +174,14 @@ export async function verifyRegistration(deps: Deps, ask: StepUpAsk<"add_passkey
   const added = { user_id: claims.sub, session_id: claims.sid, passkey: row.id.slice(0, 16) };
   const stored = passkeyStoredAt(db, row.id, now);
   const notMe = await notMeLink(db, claims.sub, `passkey:${row.id}`, claims.sid, now, stored);
-  const { inserted, owner } = await batch(db, {
+  const { inserted, owner, member } = await batch(db, {
     // Only while the registering session is live (a reset that ended it meanwhile wins), and within the cap.
     inserted: insertPasskey(db, row, sessionLive(db, claims.sid, now), MAX_PASSKEYS),
+    // A guest's first way in makes it a member, in the same write (docs/guests.md).
+    member: endGuest(db, claims.sub, now, stored),
     owner: selectUser(db, claims.sub),
     audited: auditRowIf(deps, "passkey_added", added, stored),
+    upgraded: auditRowIf(deps, "guest_upgraded", { ...added, with: "passkey" }, upgradedAt(db, claims.sub, now)),
     notMeLink: notMe.statement,
   });
   if (!inserted[0]) {
@@ -185,6 +190,7 @@ export async function verifyRegistration(deps: Deps, ask: StepUpAsk<"add_passkey
     throw new Refusal("passkey_rejected", "This passkey is registered already");
   }
   logEvent(deps, "passkey_added", added);
+  if (member[0]) logEvent(deps, "guest_upgraded", { ...added, with: "passkey" });
   // Not the passkey's name: the client chose it, and the mail must not carry text of its choosing.
   const user = owner[0];
   if (user) securityNotice(deps, user, "A passkey was added to your account", notMe.token);

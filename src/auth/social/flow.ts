@@ -1,11 +1,13 @@
-import { audit, auditRow, logEvent } from "../../audit";
+import { audit, auditRow, auditRowIf, logEvent } from "../../audit";
 import type { Config } from "../../config";
 import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
+import { endGuest, upgradedAt } from "../../db/guests";
 import {
   claimLinkFlow,
   deleteIdentity,
   exchangeGrant,
+  identityStored,
   insertFlow,
   insertIdentity,
   listIdentities,
@@ -263,7 +265,14 @@ async function completeLink(deps: Deps, flow: OAuthFlow, ask: StepUpAsk<"add_ide
   const row = { id, userId: user.id, provider: flow.provider, ...flow.linked, createdAt: now, addedBy: proof.sessionId };
   const linked = { user_id: user.id, session_id: proof.sessionId, provider: flow.provider, by: "session" };
   try {
-    await batch(deps.db, { identity: insertIdentity(deps.db, row), audited: auditRow(deps, "identity_linked", linked) });
+    const { member } = await batch(deps.db, {
+      identity: insertIdentity(deps.db, row),
+      audited: auditRow(deps, "identity_linked", linked),
+      // A guest's first way in makes it a member, in the same write (docs/guests.md); a taken identity writes neither.
+      member: endGuest(deps.db, user.id, now, identityStored(id)),
+      upgraded: auditRowIf(deps, "guest_upgraded", { ...linked, with: "identity" }, upgradedAt(deps.db, user.id, now)),
+    });
+    if (member[0]) logEvent(deps, "guest_upgraded", { ...linked, with: "identity" });
   } catch (err) {
     if (!uniqueViolation(err)) throw err;
     const mine = (await listIdentities(deps.db, user.id)).find((i) => i.issuer === row.issuer && i.subject === row.subject);
