@@ -18,6 +18,7 @@ import { auth } from "./routes/auth";
 import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { invitations } from "./routes/invitations";
+import { mailSignIn } from "./routes/mail-sign-in";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
@@ -106,6 +107,7 @@ app.on(
 
 app.route("/", meta);
 app.route("/", auth);
+app.route("/", mailSignIn);
 app.route("/", account);
 app.route("/", recovery);
 app.route("/", mfa);
