@@ -3,6 +3,7 @@ import { backendFetch, type FetchInit, type FetchInput, type FetchResponse, orig
 import type { FreshCheck, SecondFactor } from "./checks.js";
 import { AuthError, read, unreachable } from "./errors.js";
 import { keyCalls } from "./keys.js";
+import { mailCalls } from "./mail.js";
 import { orgCalls } from "./orgs.js";
 import type {
   ErrorCode,
@@ -26,6 +27,7 @@ import type {
   Tokens,
   TotpSetup,
   User,
+  UserBody,
   WayInRevoked,
 } from "./types.js";
 import type {
@@ -87,6 +89,7 @@ export { deviceName } from "./device.js";
 export { AuthError } from "./errors.js";
 export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
 export { exchangeApiKey } from "./keys.js";
+export { mailSignInToken } from "./mail.js";
 export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
 export { invitationToken } from "./orgs.js";
 export type { AdminOrganizationsPage } from "./types.js";
@@ -528,6 +531,10 @@ export function createAuthClient(options: ClientOptions) {
     // Organizations, members, invitations and the active organization (orgs.ts); API keys (keys.ts).
     ...orgCalls(authed, { token: () => access?.token, adopt, refresh: () => refresh(), payload }),
     ...keyCalls(authed),
+    // Sign-in and sign-up by mail (mail.ts): mailSignIn.start(), .withLink(), .withCode().
+    ...mailCalls((method, path, body) => send(method, path, body), signIn, firstStep),
+    /** Sets or changes the username (an account that signed up without one may add it): 409 username_taken. */
+    setUsername: (username: string) => authed<UserBody>("PATCH", "/me", { username }).then((r) => r.user),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
     /**

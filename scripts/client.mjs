@@ -73,6 +73,11 @@ const EXPORTS = [
   ["ApiKeys", "keysSchema", "output"],
   ["ApiKeyCreateRequest", "keyCreateSchema", "input"],
   ["TokenResponse", "tokenResponseSchema", "output"],
+  ["UserBody", "meSchema", "output"],
+  ["ProfilePatchRequest", "profilePatchSchema", "input"],
+  ["MailSignInStartRequest", "mailSignInStartSchema", "input"],
+  ["MailSignInLinkRequest", "mailSignInLinkSchema", "input"],
+  ["MailSignInCodeRequest", "mailSignInCodeSchema", "input"],
 ];
 
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
@@ -91,6 +96,7 @@ async function loadSchemas() {
         "schemas-invitations",
         "response-schemas-keys",
         "schemas-keys",
+        "schemas-mail",
       ]
         .map((file) => `export * from "./src/${file}";`)
         .join(" "),

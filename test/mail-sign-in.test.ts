@@ -11,7 +11,6 @@ import {
   expectError,
   login,
   mailbox,
-  PASSWORD,
   registerUser,
   uniqueName,
   userWithTotp,
@@ -122,7 +121,10 @@ describe("POST /login/email: the same answer, work and time for every address", 
 
   it("Turnstile on (TURNSTILE_SECRET set): no token, 400 turnstile_required, nothing queued", async () => {
     const queue = capturingQueue();
-    const res = await call("POST", "/login/email", { body: { email: address() }, bindings: { TURNSTILE_SECRET: "test-secret", MAIL_QUEUE: queue.MAIL_QUEUE } as Partial<Env> });
+    const res = await call("POST", "/login/email", {
+      body: { email: address() },
+      bindings: { TURNSTILE_SECRET: "test-secret", MAIL_QUEUE: queue.MAIL_QUEUE } as Partial<Env>,
+    });
     expectError(res, 400, "turnstile_required");
     expect(queue.jobs).toHaveLength(0);
   });
@@ -145,7 +147,13 @@ describe("the link: only a POST uses it", () => {
     const link = m.sent.at(-1)!.text.match(/http\S+#mail-sign-in=\S+/)![0];
     expect(link).toBe(`http://localhost:5173/#mail-sign-in=${token}`);
     for (const method of ["GET", "HEAD"]) {
-      for (const path of ["/", `/?mail-sign-in=${token}`, `/login/email/link?token=${token}`, `/login/email?token=${token}`, `/login/email/code?token=${token}`]) {
+      for (const path of [
+        "/",
+        `/?mail-sign-in=${token}`,
+        `/login/email/link?token=${token}`,
+        `/login/email?token=${token}`,
+        `/login/email/code?token=${token}`,
+      ]) {
         const res = await call(method, path);
         expect(res.body?.access_token, `${method} ${path}`).toBeUndefined(); // any answer but a sign-in; the row below is what matters
       }
@@ -252,7 +260,9 @@ describe("the code: any device, a small budget per message", () => {
     const email = address();
     await registerUser({ email });
     await m.ask(email);
-    await env.DB.prepare("UPDATE mail_sign_ins SET expires_at = ? WHERE email = ?").bind(Date.now() - 1, email).run();
+    await env.DB.prepare("UPDATE mail_sign_ins SET expires_at = ? WHERE email = ?")
+      .bind(Date.now() - 1, email)
+      .run();
     const expired = await withCode(email, m.code(email));
     expectError(expired, 401, "invalid_mail_code");
     expectError(await withLink(m.token(email)), 400, "invalid_link");
@@ -361,7 +371,9 @@ describe("housekeeping", () => {
     const [old, live] = [address(), address()];
     await m.ask(old);
     await m.ask(live);
-    await env.DB.prepare("UPDATE mail_sign_ins SET expires_at = ? WHERE email = ?").bind(Date.now() - 1000, old).run();
+    await env.DB.prepare("UPDATE mail_sign_ins SET expires_at = ? WHERE email = ?")
+      .bind(Date.now() - 1000, old)
+      .run();
     const { mailSignIns } = await housekeeping(env);
     expect(mailSignIns).toBeGreaterThanOrEqual(1);
     expect(await count("SELECT count(*) AS n FROM mail_sign_ins WHERE email = ?", old)).toBe(0);

@@ -1,6 +1,6 @@
 import { and, desc, eq, exists, gt, isNull, lt, ne, notExists, type SQL, sql } from "drizzle-orm";
-import type { Db } from "./client";
 import { type MailSignIn, mailSignIns } from "./access-tables";
+import type { Db } from "./client";
 import { users } from "./schema";
 import { notDisabled } from "./standing";
 

@@ -60,7 +60,17 @@ const linkRoute = createRoute({
   request: body(mailSignInLinkSchema),
   responses: {
     200: json(signedInSchema.or(mfaChallengeSchema), "Signed in, or (TOTP on) the challenge for POST /login/mfa", setCookie),
-    ...errors(...BODY_ERRORS, "not_found", "invalid_link", "account_disabled", "email_unverified", "email_taken", "registration_closed", "forbidden", "rate_limited"),
+    ...errors(
+      ...BODY_ERRORS,
+      "not_found",
+      "invalid_link",
+      "account_disabled",
+      "email_unverified",
+      "email_taken",
+      "registration_closed",
+      "forbidden",
+      "rate_limited",
+    ),
   },
 });
 

@@ -36,8 +36,7 @@ const messageKey = (config: Config) => serverHmacKey(config, "edge-auth-api mail
  * retry makes no second message) and made by nobody without the Worker's secret (the queue holds none of them).
  */
 export async function messageOf(config: Config, key: string) {
-  const part = async (what: string) =>
-    new Uint8Array(await crypto.subtle.sign("HMAC", await messageKey(config), encoder.encode(`${what}:${key}`)));
+  const part = async (what: string) => new Uint8Array(await crypto.subtle.sign("HMAC", await messageKey(config), encoder.encode(`${what}:${key}`)));
   const [id, token, digits] = await Promise.all([part("id"), part("link"), part("code")]);
   // 48 bits reduced to 8 digits: a bias below 10^-6.
   const n = digits.slice(0, 6).reduce((acc, b) => acc * 256 + b, 0);

@@ -31,6 +31,7 @@ import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
 import { challengeSession, proveCeremony, type StepUpAsk, type StepUpInput, sessionChallenge, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
+import { usernameOf } from "../core/ways-in";
 import { notMeLink } from "../mail/links";
 import { securityNotice } from "../mail/notices";
 
@@ -107,7 +108,8 @@ export async function registrationOptions(deps: Deps, ask: StepUpAsk<"add_passke
   const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
-    userName: user.username,
+    // What the authenticator shows in its account picker: an account without a username by its address.
+    userName: usernameOf(user) ?? user.email ?? user.id,
     userID: Uint8Array.from(new TextEncoder().encode(user.id)),
     challenge: fromBase64Url(challenge)!,
     timeout: deps.config.CHALLENGE_TTL * 1000,
