@@ -81,8 +81,8 @@ describe("POST /login/email: the same answer, work and time for every address", 
     const off = await registerUser({ email: disabled });
     await env.DB.prepare("UPDATE users SET disabled_at = ? WHERE id = ?").bind(Date.now(), off.user.id).run();
     for (const email of [known, unknown, disabled]) expect((await m.ask(email)).status).toBe(202);
-    expect(m.sent.find((s) => s.to === known)?.subject).toMatch(/sign-in code/);
-    expect(m.sent.find((s) => s.to === unknown)?.subject).toMatch(/sign-up code/);
+    expect(m.sent.find((s) => s.to === known)?.subject).toBe("Sign in to Edge Auth");
+    expect(m.sent.find((s) => s.to === unknown)?.subject).toBe("Create your Edge Auth account");
     expect(m.sent.filter((s) => s.to === disabled)).toHaveLength(0);
     expect(await count("SELECT count(*) AS n FROM mail_sign_ins WHERE email = ?", disabled)).toBe(0);
     // Only hashes are stored: neither the token nor the code is in the row.

@@ -61,7 +61,8 @@ function messageMail(config: Config, to: string, kind: "sign_in" | "hand_over" |
       : []),
     "Never share this code: nobody from the service will ask for it.",
   ];
-  const subject = kind === "sign_up" ? `Your ${config.APP_NAME} sign-up code: ${code}` : `Your ${config.APP_NAME} sign-in code: ${code}`;
+  // The code stays out of the subject: subjects show on lock screens and in mail logs.
+  const subject = kind === "sign_up" ? `Create your ${config.APP_NAME} account` : `Sign in to ${config.APP_NAME}`;
   return compose(to, subject, lines, { url: appLink(config, "mail-sign-in", token), label: kind === "sign_up" ? "Create my account" : "Sign in" });
 }
 
