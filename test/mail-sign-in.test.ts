@@ -1,5 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
+import { accessFields } from "../src/config-access";
 import { housekeeping } from "../src/cron";
 import {
   awayFromStepEdge,
@@ -362,6 +364,25 @@ describe("what a used message comes to", () => {
     await m.ask(email);
     await env.DB.prepare("UPDATE users SET email = ? WHERE id = ?").bind(address(), reg.user.id).run();
     expectError(await withCode(email, m.code(email)), 401, "invalid_mail_code");
+  });
+});
+
+describe("MAIL_SIGN_IN_TTL", () => {
+  it("is at most 600 s (an out-of-band code lives at most 10 minutes): 601 is a configuration error", () => {
+    const ttl = z.object({ MAIL_SIGN_IN_TTL: accessFields.MAIL_SIGN_IN_TTL });
+    expect(ttl.parse({}).MAIL_SIGN_IN_TTL).toBe(600);
+    expect(ttl.safeParse({ MAIL_SIGN_IN_TTL: "600" }).success).toBe(true);
+    expect(ttl.safeParse({ MAIL_SIGN_IN_TTL: "601" }).success).toBe(false);
+  });
+
+  it("a message lives MAIL_SIGN_IN_TTL from when it was made", async () => {
+    const m = inbox();
+    const email = address();
+    await m.ask(email, { bindings: { MAIL_SIGN_IN_TTL: "120" } as Partial<Env> });
+    const row = await env.DB.prepare("SELECT created_at, expires_at FROM mail_sign_ins WHERE email = ?")
+      .bind(email)
+      .first<{ created_at: number; expires_at: number }>();
+    expect(row!.expires_at - row!.created_at).toBe(120_000);
   });
 });
 
