@@ -4,6 +4,7 @@ import type { FreshCheck, SecondFactor } from "./checks.js";
 import { AuthError, read, unreachable } from "./errors.js";
 import { guestCalls } from "./guests.js";
 import { keyCalls } from "./keys.js";
+import { mailCalls } from "./mail.js";
 import { mfaCalls } from "./mfa.js";
 import { orgCalls } from "./orgs.js";
 import type {
@@ -28,6 +29,7 @@ import type {
   Tokens,
   TotpSetup,
   User,
+  UserBody,
   WayInRevoked,
 } from "./types.js";
 import type {
@@ -90,6 +92,7 @@ export { AuthError } from "./errors.js";
 export type { GuestUpgrade } from "./guests.js";
 export type { ApiKey, ApiKeyCreated, ApiKeyInput, TokenExchanged } from "./keys.js";
 export { exchangeApiKey } from "./keys.js";
+export { mailSignInToken } from "./mail.js";
 export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
 export { invitationToken } from "./orgs.js";
 export type { AdminOrganizationsPage } from "./types.js";
@@ -538,6 +541,10 @@ export function createAuthClient(options: ClientOptions) {
     ...orgCalls(authed, { token: () => access?.token, adopt, refresh: () => refresh(), payload }),
     ...keyCalls(authed),
     ...guestCalls(authed, { signIn, claims: () => payload(access?.token), adopt }),
+    // Sign-in and sign-up by mail (mail.ts): mailSignIn.start(), .withLink(), .withCode().
+    ...mailCalls((method, path, body) => send(method, path, body), signIn, firstStep),
+    /** Sets or changes the username (an account that signed up without one may add it): 409 username_taken. */
+    setUsername: (username: string) => authed<UserBody>("PATCH", "/me", { username }).then((r) => r.user),
     /** A Bearer request to any other route of this API, with the same refresh and retry. */
     request: <T = unknown>(method: string, path: string, body?: unknown) => authed<T>(method, path, body),
     /**

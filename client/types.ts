@@ -178,7 +178,7 @@ export type IdentityLinked = {
 };
 
 export type RegisterRequest = {
-  username: string;
+  username?: string | undefined;
   email?: string | undefined;
   password: string;
   use_cookie?: boolean | undefined;
@@ -291,7 +291,7 @@ export type OrganizationSwitched = {
 
 export type Member = {
   user_id: string;
-  username: string;
+  username: string | null;
   email: string | null;
   role: string;
   joined_at: string;
@@ -308,7 +308,7 @@ export type MemberBody = {
 export type MembersPage = {
   members: ({
     user_id: string;
-    username: string;
+    username: string | null;
     email: string | null;
     role: string;
     joined_at: string;
@@ -453,4 +453,34 @@ export type GuestUpgradeRequest = {
   email: string;
   password: string;
   username?: string | undefined;
+};
+
+export type UserBody = {
+  user: {
+    id: string;
+    username: string | null;
+    email: string | null;
+    email_verified: boolean;
+    roles: string[];
+    created_at: string;
+  };
+};
+
+export type ProfilePatchRequest = {
+  username: string;
+};
+
+export type MailSignInStartRequest = {
+  email: string;
+};
+
+export type MailSignInLinkRequest = {
+  token: string;
+  use_cookie?: boolean | undefined;
+};
+
+export type MailSignInCodeRequest = {
+  email: string;
+  code: string;
+  use_cookie?: boolean | undefined;
 };

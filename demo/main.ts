@@ -7,6 +7,7 @@ import { showEnrolment } from "./enrolment";
 import { createGuests } from "./guests";
 import { createInvitation } from "./invitation";
 import { createKeys } from "./keys";
+import { createMail } from "./mail";
 import { createOrgs, type Ui } from "./orgs";
 
 /**
@@ -149,12 +150,14 @@ const orgs = createOrgs(client, ui);
 const invitation = createInvitation(client, ui);
 const apiKeys = createKeys(client, ui);
 const guests = createGuests(client, ui);
+const mail = createMail(client, ui, (next) => showMfa(next));
 
 async function render() {
   const { signedIn } = client.state;
   status.textContent = signedIn ? `Signed in as ${(client.state.signedIn && client.state.username) || "you"}` : "Signed out";
   // An app's request waiting for this person's answer takes the place of the profile.
   invitation.render(signedIn);
+  mail.render(signedIn);
   const consenting = await consent.render(signedIn);
   if (client.state.signedIn !== signedIn) return; // signed in or out meanwhile: that change's render draws
   $("#signed-out").hidden = signedIn;
@@ -175,6 +178,7 @@ async function render() {
       client.connectedApps(),
       client.isGuest() ? null : orgs.render().then(apiKeys.render), // drawn meanwhile (a guest has none): the page changes all at once, as before they were
     ]);
+    mail.render(true, user.username);
     describe($("#profile"), "profile", {
       username: user.username ?? "-",
       email: user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "-",
@@ -296,7 +300,7 @@ async function renderEnrolment() {
   }
 }
 
-onSubmit("register", (f) => client.register({ username: f.username!, email: f.email, password: f.password! }));
+onSubmit("register", (f) => client.register({ username: f.username, email: f.email, password: f.password! }));
 onSubmit("login", async (f) => {
   const res = await client.login({ username: f.username!, password: f.password! });
   if (!res.signedIn) showMfa(res.challenge);
@@ -478,6 +482,11 @@ async function followLink() {
   if (action === "accept-invitation") {
     invitation.take(token);
     invitation.render(client.state.signedIn);
+  }
+  // A mail sign-in's link: kept for this tab; only the person's click on "Continue" uses it (never on load).
+  if (action === "mail-sign-in") {
+    mail.take(token);
+    mail.render(client.state.signedIn);
   }
   if (action === "reset-password") {
     resetToken = token;

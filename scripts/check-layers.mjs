@@ -6,7 +6,7 @@
 //   clients, is the one exception), or src/auth/ (or the audit and mail modules) builds SQL;
 // - a D1 batch is read by position: db.batch appears anywhere but src/db/batch.ts, the named builder;
 // - src/auth/'s folders import across the way they may not. The shared core/ and mail/ never import a
-//   way in (password/, totp/, passkeys/, social/, mailbox/, oauth-server/, api-keys/, guests/), account/ or keys/; a way in imports core/,
+//   way in (password/, totp/, passkeys/, social/, mailbox/, oauth-server/, api-keys/, guests/, mail-sign-in/), account/ or keys/; a way in imports core/,
 //   mail/ and its own folder, never another way in, account/ or keys/; account/ and keys/ never import
 //   a way in. Here type-only imports count too: a type is owned where it is declared.
 // - a step-up's ask is made anywhere but src/routes/step-up.ts, from a route that declared its action;
@@ -110,7 +110,7 @@ for (const file of files) {
 }
 
 // The folders of src/auth/ (docs/development.md, Layout): a way in touches the rest through the core.
-const WAYS_IN = ["password", "totp", "passkeys", "social", "mailbox", "oauth-server", "api-keys", "guests"];
+const WAYS_IN = ["password", "totp", "passkeys", "social", "mailbox", "oauth-server", "api-keys", "guests", "mail-sign-in"];
 const SHARED = ["core", "mail"];
 const folderOf = (file) => /^src\/auth\/([^/]+)\//.exec(file)?.[1];
 /** What a folder of src/auth/ may import from the others (its own folder always). */

@@ -74,6 +74,11 @@ const EXPORTS = [
   ["ApiKeyCreateRequest", "keyCreateSchema", "input"],
   ["TokenResponse", "tokenResponseSchema", "output"],
   ["GuestUpgradeRequest", "guestUpgradeSchema", "input"],
+  ["UserBody", "meSchema", "output"],
+  ["ProfilePatchRequest", "profilePatchSchema", "input"],
+  ["MailSignInStartRequest", "mailSignInStartSchema", "input"],
+  ["MailSignInLinkRequest", "mailSignInLinkSchema", "input"],
+  ["MailSignInCodeRequest", "mailSignInCodeSchema", "input"],
 ];
 
 /** The schemas, as the server builds them (bundled, so this script reads the TypeScript as it is). */
@@ -93,6 +98,7 @@ async function loadSchemas() {
         "response-schemas-keys",
         "schemas-keys",
         "schemas-guests",
+        "schemas-mail",
       ]
         .map((file) => `export * from "./src/${file}";`)
         .join(" "),

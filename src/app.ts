@@ -19,6 +19,7 @@ import { connectedAppsRoutes } from "./routes/connected-apps";
 import { docsHeaders, mountDocs } from "./routes/docs";
 import { guests } from "./routes/guests";
 import { invitations } from "./routes/invitations";
+import { mailSignIn } from "./routes/mail-sign-in";
 import { meta } from "./routes/meta";
 import { mfa } from "./routes/mfa";
 import { oauth } from "./routes/oauth";
@@ -107,6 +108,7 @@ app.on(
 
 app.route("/", meta);
 app.route("/", auth);
+app.route("/", mailSignIn);
 app.route("/", account);
 app.route("/", recovery);
 app.route("/", mfa);

@@ -54,6 +54,7 @@ export type SecurityEvent =
   | "passkey_login_failed"
   | "passkey_counter_regressed"
   | "way_in_revoked"
+  | "username_changed"
   | "recovery_held"
   | "recovery_cancelled"
   | "recovery_applied"

@@ -18,7 +18,8 @@ const list = z
 export const accessFields = {
   // Sign-in by mail (docs/mail-sign-in.md): one message with a link and a short code. "off": 404.
   MAIL_SIGN_IN: z.enum(["on", "off"]).default("on"),
-  MAIL_SIGN_IN_TTL: seconds(600, 120, 3_600),
+  // At most 10 minutes: an out-of-band code lives no longer (ASVS 6.5.5).
+  MAIL_SIGN_IN_TTL: seconds(600, 120, 600),
   MAIL_CODE_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(5),
   // Guests (docs/guests.md): anonymous accounts an app may start; removed after this long unused.
   GUESTS: z.enum(["on", "off"]).default("off"),

@@ -10,6 +10,7 @@ import { deleteIdleGuests } from "./db/guests";
 import { deleteExpiredFlows } from "./db/identities";
 import { deleteOldInvitations } from "./db/invitations";
 import { deleteOldMailSends } from "./db/mail-sends";
+import { deleteExpiredMailSignIns } from "./db/mail-sign-ins";
 import { deleteExpiredChallenges } from "./db/mfa";
 import { deleteLapsedDocumentClients, deleteLapsedRegistrations } from "./db/oauth-clients";
 import { deleteExpiredRequests } from "./db/oauth-requests";
@@ -67,6 +68,8 @@ export async function housekeeping(env: Env, now = new Date()) {
   const invitations = await deleteOldInvitations(db, new Date(now.getTime() - INVITATION_KEPT_DAYS * DAY_MS));
   // Organizations whose last member deleted their account: nobody can reach them any more.
   const emptyOrganizations = await deleteEmptyOrganizations(db, dayAgo);
+  // Mail sign-in messages live MAIL_SIGN_IN_TTL (at most 10 minutes): past it, used or not, they prove nothing.
+  const mailSignIns = await deleteExpiredMailSignIns(db, now);
   const removed = {
     sessions,
     auditEvents,
@@ -82,6 +85,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     apiKeys,
     invitations,
     emptyOrganizations,
+    mailSignIns,
   };
   log("housekeeping", {
     sessions_deleted: sessions,
@@ -98,6 +102,7 @@ export async function housekeeping(env: Env, now = new Date()) {
     api_keys_deleted: apiKeys,
     invitations_deleted: invitations,
     empty_organizations_deleted: emptyOrganizations,
+    mail_sign_ins_deleted: mailSignIns,
   });
   return removed;
 }

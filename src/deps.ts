@@ -6,7 +6,7 @@ import { log } from "./log";
 /** A queued request for mail by address (auth/mail/jobs.ts makes it, src/mail-queue.ts does it). */
 export interface MailJob {
   v: 1;
-  kind: "reset_password" | "verify_email";
+  kind: "reset_password" | "verify_email" | "mail_sign_in";
   /** Random: the job's identity across deliveries (its link's token and its mail count derive from it). */
   key: string;
   /** The address asked for, lower-cased. */

@@ -1,6 +1,7 @@
 import { audit } from "./audit";
 import { isMailJob, type MailJob } from "./auth/mail/jobs";
 import { mailVerificationJob } from "./auth/mail/verification";
+import { mailSignInJob } from "./auth/mail-sign-in/messages";
 import { mailResetLink } from "./auth/mailbox/reclaim";
 import { getConfig } from "./config";
 import { getDb, getReplicaDb } from "./db/client";
@@ -23,7 +24,7 @@ const FIRST_RETRY_SECONDS = 30;
 /** Seconds before the next attempt, after `attempts` (counting from 1). */
 export const retryDelay = (attempts: number) => FIRST_RETRY_SECONDS * 2 ** (attempts - 1);
 
-const WORK = { reset_password: mailResetLink, verify_email: mailVerificationJob } satisfies Record<
+const WORK = { reset_password: mailResetLink, verify_email: mailVerificationJob, mail_sign_in: mailSignInJob } satisfies Record<
   MailJob["kind"],
   (deps: Deps, job: MailJob) => Promise<void>
 >;

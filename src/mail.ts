@@ -16,10 +16,10 @@ export interface Mail {
 }
 
 /** What a mail is for, for the log and the audit trail. */
-export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice" | "security_notice" | "invitation";
+export type MailPurpose = "verify_email" | "reset_password" | "change_email" | "email_change_notice" | "security_notice" | "invitation" | "mail_sign_in";
 
 /** The app's pages for each mailed link: APP_URL#<action>=<token>. */
-export type LinkAction = "verify-email" | "reset-password" | "confirm-email" | "revoke-way-in" | "accept-invitation";
+export type LinkAction = "verify-email" | "reset-password" | "confirm-email" | "revoke-way-in" | "accept-invitation" | "mail-sign-in";
 
 /** The app page that completes a flow; the token goes in the URL fragment, which no server or log sees. */
 export function appLink(config: Config, action: LinkAction, token: string): string {

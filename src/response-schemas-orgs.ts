@@ -20,7 +20,7 @@ export const organizationsSchema = z.object({ organizations: z.array(organizatio
 export const memberSchema = z
   .object({
     user_id: z.string(),
-    username: z.string(),
+    username: z.string().nullable().openapi({ description: "null: the member has no username (signed up by mail or with only an address)" }),
     email: z.string().nullable(),
     role: z.string(),
     joined_at: z.iso.datetime(),

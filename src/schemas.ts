@@ -37,11 +37,13 @@ export const useCookie = z.boolean({ error: "must be true or false" }).optional(
 
 export const registerSchema = z
   .object({
-    username: usernameSchema,
+    username: usernameSchema.optional().openapi({ description: "optional: an account may have none (then `email` is required); set one later with PATCH /me" }),
     email: emailSchema.optional(),
     password: passwordSchema,
     use_cookie: useCookie,
   })
+  // Something to sign in with besides the password: a username, or an address.
+  .refine((b) => b.username !== undefined || b.email !== undefined, { path: ["email"], message: "is required without a username" })
   .openapi("RegisterRequest", { example: { username: "alice", email: "alice@example.com", password: "correct horse 42" } });
 
 // Login bounds lengths but applies no policy: an old password that predates a policy must still work.
@@ -118,6 +120,9 @@ const linkToken = z
   .min(1, "is required")
   .max(100, "is not a valid link token")
   .openapi({ description: "the token from the mailed link (the URL fragment)" });
+
+/** PATCH /me: set (or change) the username of an account; one without may add it later. */
+export const profilePatchSchema = z.object({ username: usernameSchema }).openapi("ProfilePatch", { example: { username: "alice" } });
 
 export const linkTokenSchema = z.object({ token: linkToken }).openapi("LinkToken");
 /** A link that proves an address for an account (verification, address change): with the account's Bearer token, or its password. */

@@ -9,6 +9,7 @@ import type * as Req from "../src/schemas";
 import type * as GuestsReq from "../src/schemas-guests";
 import type * as InvitesReq from "../src/schemas-invitations";
 import type * as KeysReq from "../src/schemas-keys";
+import type * as MailReq from "../src/schemas-mail";
 import type * as OrgsReq from "../src/schemas-orgs";
 
 /**
@@ -68,7 +69,17 @@ export const sameTypes: [
   Same<Client.ApiKeyCreateRequest, In<typeof KeysReq.keyCreateSchema>>,
   Same<Client.TokenResponse, Out<typeof OAuth.tokenResponseSchema>>,
   Same<Client.GuestUpgradeRequest, In<typeof GuestsReq.guestUpgradeSchema>>,
+  Same<Client.UserBody, Out<typeof Res.meSchema>>,
+  Same<Client.ProfilePatchRequest, In<typeof Req.profilePatchSchema>>,
+  Same<Client.MailSignInStartRequest, In<typeof MailReq.mailSignInStartSchema>>,
+  Same<Client.MailSignInLinkRequest, In<typeof MailReq.mailSignInLinkSchema>>,
+  Same<Client.MailSignInCodeRequest, In<typeof MailReq.mailSignInCodeSchema>>,
 ] = [
+  true,
+  true,
+  true,
+  true,
+  true,
   true,
   true,
   true,

@@ -79,7 +79,7 @@ describe("POST /register", () => {
     [{ username: "okname", password: "a1".repeat(65) }, "password"],
     [{ username: "okname", password: "tab\there1x" }, "password"],
     [{ username: "okname", email: "not-an-email", password: PASSWORD }, "email"],
-    [{ password: PASSWORD }, "username"],
+    [{ password: PASSWORD }, "email"], // neither a username nor an address (issue 31: the username is optional)
     [{ username: 42, password: PASSWORD }, "username"],
   ])("answers 400 validation_failed with fields for %j", async (body, field) => {
     const res = await call("POST", "/register", { body });

@@ -49,7 +49,7 @@ export const mailSends = sqliteTable(
   {
     id: text().primaryKey(),
     recipient: text().notNull(),
-    purpose: text({ enum: ["verify_email", "reset_password", "change_email", "security_notice", "invitation"] }).notNull(),
+    purpose: text({ enum: ["verify_email", "reset_password", "change_email", "security_notice", "invitation", "mail_sign_in"] }).notNull(),
     createdAt: integer("created_at", { mode: "timestamp_ms" }).notNull(),
     sentAt: integer("sent_at", { mode: "timestamp_ms" }), // a queued mail: when the Email Service took it
   },

@@ -6,7 +6,8 @@ import { identities, passkeys, sessions, type User, users } from "./schema";
 export type NewUser = typeof users.$inferInsert;
 
 /** Usernames compare without case; the unique index is on lower(username). */
-const usernameIs = (username: string) => sql`lower(${users.username}) = ${username.toLowerCase()}`;
+// An empty name is NO_USERNAME (auth/core/ways-in.ts): it names nobody, never the accounts that have none.
+const usernameIs = (username: string) => (username === "" ? sql`0` : sql`lower(${users.username}) = ${username.toLowerCase()}`);
 
 export function insertUser(db: Db, row: NewUser) {
   return db.insert(users).values(row);
@@ -44,10 +45,14 @@ export async function findTaken(db: Db, username: string, email: string | undefi
     .where(email ? or(usernameIs(username), eq(users.email, email)) : usernameIs(username))
     .all();
   return {
-    username: rows.some((r) => r.username.toLowerCase() === username.toLowerCase()),
+    username: username !== "" && rows.some((r) => r.username.toLowerCase() === username.toLowerCase()),
     email: email !== undefined && rows.some((r) => r.email === email),
   };
 }
+
+/** Sets the username (the partial unique index settles a race: a violation means taken); the row as it is now. */
+export const setUsername = (db: Db, id: string, username: string, now: Date) =>
+  db.update(users).set({ username, updatedAt: now }).where(eq(users.id, id)).returning();
 
 /** A new hash for the same password (cost or pepper changed), only if the checked hash is still current. */
 export function rehashPassword(db: Db, id: string, checkedHash: string, passwordHash: string, now: Date) {

@@ -1,11 +1,12 @@
 import { createRoute } from "@hono/zod-openapi";
 import { deleteAccount, profile, securityView } from "../auth/account/account";
+import { changeUsername } from "../auth/account/username";
 import { listSessions, revokeOwnSession } from "../auth/core/logout";
 import { changePassword } from "../auth/password/change";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
-import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, sessionIdSchema } from "../schemas";
+import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
+import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, profilePatchSchema, sessionIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
@@ -32,6 +33,18 @@ const meRoute = createRoute({
   path: "/me",
   summary: "The signed-in user, and which second factors and passkeys they have",
   responses: { 200: json(meWithFactorsSchema, "The user"), ...errorsDuringEnrolment("invalid_request", "invalid_token") },
+});
+
+const patchMeRoute = createRoute({
+  ...bearer,
+  method: "patch",
+  path: "/me",
+  summary: "Set or change the username (an account that signed up without one may add it later)",
+  description:
+    "409 username_taken when another account has it, regardless of case. Access tokens issued before keep the old `username` claim until they expire (ACCESS_TOKEN_TTL); the next refresh carries the new one.",
+  middleware: [authed, jsonOnly],
+  request: body(profilePatchSchema),
+  responses: { 200: json(meSchema, "The user, changed"), ...errors(...BODY_ERRORS, "invalid_token", "username_taken") },
 });
 
 const securityRoute = createRoute({
@@ -119,6 +132,10 @@ export const account = openApiApp()
   .openapi(meRoute, async (c) => {
     const found = await profile(deps(c), c.get("auth"));
     return c.json({ user: publicUser(found.user), factors: factorsShape(found.user, found.passkeys) }, 200);
+  })
+  .openapi(patchMeRoute, async (c) => {
+    const user = await changeUsername(deps(c), c.get("auth"), c.req.valid("json").username);
+    return c.json({ user: publicUser(user) }, 200);
   })
   .openapi(securityRoute, async (c) => {
     const claims = c.get("auth");

@@ -1,4 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
+import { usernameOf } from "../auth/core/ways-in";
 import { changeMemberRole, membersOf, removeMember, transferOwnership } from "../auth/organizations/members";
 import { createOrganization, deleteOrganization, myOrganizations, organizationFor, updateOrganization } from "../auth/organizations/organizations";
 import { switchOrganization } from "../auth/organizations/switch";
@@ -176,7 +177,7 @@ organizationRoutes
     const { cursor, limit } = c.req.valid("query");
     const rows = await membersOf(deps(c), c.get("auth").sub, c.req.valid("param").org_id, limit + 1, cursor ? timeIdCursor(cursor) : undefined);
     const { items, next_cursor } = page(rows, limit, (m) => [m.joinedAt.getTime(), m.userId]);
-    const members = items.map((m) => ({ user_id: m.userId, username: m.username, email: m.email, role: m.role, joined_at: m.joinedAt.toISOString() }));
+    const members = items.map((m) => ({ user_id: m.userId, username: usernameOf(m), email: m.email, role: m.role, joined_at: m.joinedAt.toISOString() }));
     return c.json({ members, next_cursor }, 200);
   })
   .openapi(roleRoute, async (c) => {

@@ -61,7 +61,7 @@ const securityPassword = (page: Page, password = PASSWORD) => page.getByTestId("
 async function register(page: Page, username: string) {
   const form = page.getByTestId("register");
   await form.getByLabel("Username").fill(username);
-  await form.getByLabel("Email (optional)").fill(`${username}@example.com`);
+  await form.getByLabel("Email").fill(`${username}@example.com`);
   await form.getByLabel("Password").fill(PASSWORD);
   await form.getByRole("button", { name: "Register" }).click();
 }

@@ -53,7 +53,7 @@ async function signedIn(page: Page, username: string) {
 async function register(page: Page, username: string, email = `${username}@example.com`) {
   const form = page.getByTestId("register");
   await form.getByLabel("Username").fill(username);
-  await form.getByLabel("Email (optional)").fill(email);
+  await form.getByLabel("Email").fill(email);
   await form.getByLabel("Password").fill(PASSWORD);
   const inOrWait = async () =>
     (await page.getByTestId("status").textContent()) === `Signed in as ${username}` || /Try again in \d+ s/.test((await error(page)) ?? "");

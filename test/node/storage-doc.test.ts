@@ -4,6 +4,7 @@ import { getTableConfig, SQLiteTable } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
 import { KV_KEYS, KV_PREFIXES } from "../../src/auth/core/kv-keys";
+import * as accessTables from "../../src/db/access-tables";
 import * as serverTables from "../../src/db/oauth-server-tables";
 import * as organizationTables from "../../src/db/organization-tables";
 import * as schema from "../../src/db/schema";
@@ -27,8 +28,8 @@ function firstCells(heading: string): string[] {
     .map((line) => /^\| `([^`]+)`/.exec(line)![1]!);
 }
 
-// schema.ts re-exports every table module but the authorization server's and the organizations' (they import schema.ts).
-const tables = [...Object.values(schema), ...Object.values(serverTables), ...Object.values(organizationTables)]
+// schema.ts re-exports every table module but the authorization server's, the organizations' and issue 31's (they import schema.ts).
+const tables = [...Object.values(schema), ...Object.values(serverTables), ...Object.values(organizationTables), ...Object.values(accessTables)]
   .filter((value) => is(value, SQLiteTable))
   .map((table) => getTableConfig(table as SQLiteTable).name);
 

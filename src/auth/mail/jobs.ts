@@ -29,7 +29,7 @@ export const isMailJob = (body: unknown): body is MailJob => {
     typeof job === "object" &&
     job !== null &&
     job.v === 1 &&
-    (job.kind === "reset_password" || job.kind === "verify_email") &&
+    (job.kind === "reset_password" || job.kind === "verify_email" || job.kind === "mail_sign_in") &&
     typeof job.key === "string" &&
     job.key.length >= 16 &&
     typeof job.email === "string"
@@ -65,6 +65,7 @@ export async function jobToken(config: Config, job: MailJob): Promise<string> {
  */
 export async function runLinkJob(deps: Deps, job: MailJob, who: SQL, mail: (to: string, token: string) => Mail): Promise<void> {
   requireAppUrl(deps.config);
+  if (job.kind === "mail_sign_in") throw new Error("runLinkJob: a mail sign-in is not a link job (auth/mail-sign-in/)");
   const now = new Date();
   const token = await jobToken(deps.config, job);
   const { row } = await newLink(job.kind, now, {}, token);

@@ -37,7 +37,7 @@ const plain = (s: string) => s.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, " ");
 function invitationMail(config: Config, to: string, names: { org: string; inviter: string }, role: string, token: string, expiresAt: Date) {
   const org = plain(names.org);
   const lines = [
-    `${plain(names.inviter)} invited you to join the organization "${org}" on ${config.APP_NAME}, as ${role}.`,
+    `${names.inviter ? plain(names.inviter) : "A member"} invited you to join the organization "${org}" on ${config.APP_NAME}, as ${role}.`,
     `To accept, open the link below signed in to your account with this address (${to}). No account yet? Sign up with this address and confirm it, then open the link again: the invitation waits until ${expiresAt.toUTCString()}.`,
     "The link works once. If you did not expect this invitation, ignore this mail: nothing happens unless you accept.",
   ];

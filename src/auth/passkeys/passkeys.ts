@@ -289,13 +289,8 @@ export async function removePasskey(deps: Deps, ask: StepUpAsk<"remove_passkey">
   if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
   const { user } = await stepUp(deps, ask, check);
   const required = mfaRequiredFor(deps.config, user.roles) && !user.isGuest;
-  const [removed] = await deletePasskey(
-    deps.db,
-    id,
-    claims.sub,
-    anotherWayIn(claims.sub, { passkey: id }),
-    required ? anotherSecondFactor(claims.sub, { passkey: id }) : undefined,
-  );
+  const keepsFactor = required ? anotherSecondFactor(claims.sub, { passkey: id }) : undefined;
+  const [removed] = await deletePasskey(deps.db, id, claims.sub, anotherWayIn(claims.sub, { passkey: id }), keepsFactor);
   if (!removed) {
     if (!(await findOwnPasskey(deps.db, id, claims.sub))) throw new Refusal("not_found", "No such passkey");
     throw required && !(await keepsAnotherSecondFactor(deps.db, claims.sub, { passkey: id })) ? new Refusal("mfa_required") : new Refusal("last_way_in");

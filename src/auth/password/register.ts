@@ -12,12 +12,14 @@ import { Refusal } from "../core/errors";
 import { newUserRow } from "../core/new-account";
 import { hashPassword, passwordOptions } from "../core/passwords";
 import { type Issued, issue } from "../core/sign-in";
+import { NO_USERNAME } from "../core/ways-in";
 import { requestEmailVerification } from "../mail/verification";
 
 /** Sign-up. Knows nothing of HTTP. */
 
 export interface RegisterInput {
-  username: string;
+  /** Optional: an account without one signs in by its address (NO_USERNAME is stored). */
+  username?: string;
   email?: string;
   password: string;
 }
@@ -33,7 +35,10 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   // A service that confirms addresses cannot let an account without one in: it could never sign in.
   if (verifyFirst && !email) throw new Refusal("validation_failed", undefined, { email: "is required: this service confirms every address before sign-in" });
   // Cheap pre-check so a taken name does not cost a hash; the unique indexes settle races.
-  const taken = await findTaken(db, input.username, email);
+  // Something besides the password to sign in with (the schema asks the same).
+  if (!input.username && !email) throw new Refusal("validation_failed", undefined, { email: "is required without a username" });
+  const username = input.username ?? NO_USERNAME;
+  const taken = await findTaken(db, username, email);
   if (taken.username) throw new Refusal("username_taken");
   if (taken.email) throw new Refusal("email_taken");
 
@@ -43,7 +48,7 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   const first = await firstSession(deps, id, { kind: "password" }, null, now);
   const user = newUserRow({
     id,
-    username: input.username,
+    username,
     email: email ?? null,
     passwordHash: await hashPassword(input.password, passwordOptions(config)),
     emailVerifiedAt: null,
