@@ -134,11 +134,12 @@ describe("a sign-in starts from the app, never silently from another site", () =
 
   it("a start another site sends the browser to is refused: 403 forbidden, no flow, nobody signed in", async () => {
     const [flows, before] = [await count("oauth_flows"), await users()];
-    for (const headers of [
+    const lures: Record<string, string>[] = [
       { "sec-fetch-site": "cross-site", referer: "https://evil.example/lure" },
       { "sec-fetch-site": "cross-site" }, // a page that hides its Referer
       { "sec-fetch-site": "cross-site", referer: "http://localhost:5173.evil.example/" },
-    ]) {
+    ];
+    for (const headers of lures) {
       const res = await startWith(headers);
       expectError(res, 403, "forbidden");
       expect(res.body.message).toMatch(/starts from the app/);
@@ -148,13 +149,14 @@ describe("a sign-in starts from the app, never silently from another site", () =
   });
 
   it("a start from the app's page (on another site too), a same-site or typed one, and one without Sec-Fetch-Site go on to the provider", async () => {
-    for (const headers of [
+    const fromTheApp: Record<string, string>[] = [
       { "sec-fetch-site": "cross-site", referer: "http://localhost:5173/login" }, // CORS_ORIGINS and APP_URL's origin
       { "sec-fetch-site": "same-site", referer: "http://localhost:5173/" },
       { "sec-fetch-site": "same-origin" },
       { "sec-fetch-site": "none" },
       {},
-    ]) {
+    ];
+    for (const headers of fromTheApp) {
       const res = await startWith(headers);
       expect(res.status, `${JSON.stringify(headers)}: ${res.text}`).toBe(302);
       expect(res.headers.get("location")).toMatch(new RegExp(`^${issuerOf("local")}/auth\\?`));
