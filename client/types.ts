@@ -216,6 +216,14 @@ export type AuthorizationRequest = {
     name: string;
     description: string;
   }[];
+  lifetime: {
+    access_token_seconds: number;
+    refresh: {
+      max_seconds: number;
+      idle_seconds: number;
+    } | null;
+    description: string;
+  };
   resource: string | null;
   redirect_origin: string;
   prompt: string | null;

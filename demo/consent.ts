@@ -65,6 +65,8 @@ export function createConsent(client: AuthClient, showError: (err: unknown) => u
       }),
     );
     $("#consent-resource").textContent = req.resource ?? "this service's sign-in only (your profile)";
+    // For how long (ASVS 10.7.2): the API's words, from its token lifetimes; disconnecting ends it sooner.
+    $("#consent-lifetime").textContent = `${req.lifetime.description} You can disconnect it any time under Connected apps.`;
     $("#consent-relogin").hidden = !req.login_required;
     // Not registered by this service: its name and site are its own words (ASVS 10.4.7).
     $("#consent-unverified").hidden = req.client.verified;

@@ -3,7 +3,9 @@
 //   consent pages; any login name is an account, names starting with "unverified" have an
 //   address the provider does not vouch for;
 // - a crafted OpenID issuer whose token endpoint answers ID tokens broken in one way each (the
-//   code names the way: "<scenario>.<nonce>"), to prove a relying party's checks;
+//   code names the way: "<scenario>.<nonce>"), to prove a relying party's checks; its twin "lax"
+//   whose metadata even lists `none` among its signing algorithms and says it sends RFC 9207's
+//   `iss`; and an "impostor" whose discovery document names the crafted issuer instead of itself;
 // - two unreachable issuers: one where nothing listens at all, and one ("deaf") whose discovery
 //   works but whose token endpoint is a port where nothing listens;
 // - a GitHub stand-in (OAuth 2 and its /user and /user/emails REST endpoints).
@@ -82,6 +84,8 @@ async function standIns({ port, host, clientId, clientSecret }) {
   const server = createServer();
   const origin = await listen(server, port, host);
   const crafted = `${origin}/crafted`;
+  const lax = `${origin}/lax`;
+  const impostor = `${origin}/impostor`;
   const github = `${origin}/github`;
   const deaf = `${origin}/deaf`;
   const nowhere = await closedPort(host);
@@ -93,10 +97,12 @@ async function standIns({ port, host, clientId, clientSecret }) {
     return id === clientId && secret === clientSecret;
   };
 
-  async function idToken(scenario, nonce) {
+  async function idToken(issuer, scenario, nonce) {
     const now = Math.floor(Date.now() / 1000);
-    const claims = { sub: "crafted-user", email: "crafted@example.test", email_verified: true, nonce, iat: now, exp: now + 300 };
-    let iss = crafted;
+    // auth_time: when the person last signed in at the provider (OpenID's answer to max_age).
+    const who = issuer === lax ? "lax" : "crafted"; // one person per issuer: the same address at both would be account_exists
+    const claims = { sub: `${who}-user`, email: `${who}@example.test`, email_verified: true, nonce, iat: now, exp: now + 300, auth_time: now - 60 };
+    let iss = issuer;
     let aud = clientId;
     let key = keyA.privateKey;
     let kid = "crafted-a";
@@ -116,8 +122,31 @@ async function standIns({ port, host, clientId, clientSecret }) {
     if (scenario === "no_nonce") delete claims.nonce;
     if (scenario === "unverified") Object.assign(claims, { sub: "crafted-unverified", email_verified: false });
     if (scenario === "no_email") delete claims.email, delete claims.email_verified;
+    if (scenario === "old_auth_time") claims.auth_time = now - 2 * 86_400; // signed in at the provider two days ago
+    if (scenario === "no_auth_time") delete claims.auth_time;
+    if (scenario === "unsigned") return unsigned({ ...claims, iss, aud });
+    if (scenario === "no_signature")
+      return (await new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid }).setIssuer(iss).setAudience(aud).sign(key)).replace(/[^.]+$/, "");
     return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid }).setIssuer(iss).setAudience(aud).sign(key);
   }
+
+  // An unsecured JWT (RFC 7519 section 6: alg "none", an empty signature).
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const unsigned = (claims) => `${b64({ alg: "none", typ: "JWT" })}.${b64(claims)}.`;
+
+  /** An OpenID issuer's discovery document; `lax` lists `none` too and promises RFC 9207's `iss`. */
+  const metadata = (issuer, base, lax = false) => ({
+    issuer,
+    authorization_endpoint: `${base}/authorize`,
+    token_endpoint: `${base}/token`,
+    jwks_uri: `${base}/jwks`,
+    userinfo_endpoint: `${base}/userinfo`,
+    response_types_supported: ["code"],
+    subject_types_supported: ["public"],
+    id_token_signing_alg_values_supported: lax ? ["ES256", "none"] : ["ES256"],
+    code_challenge_methods_supported: ["S256"],
+    ...(lax ? { authorization_response_iss_parameter_supported: true } : {}),
+  });
 
   // GitHub's users per scenario: the numeric id and the addresses /user/emails lists.
   const octo = {
@@ -136,20 +165,13 @@ async function standIns({ port, host, clientId, clientSecret }) {
   server.on("request", async (req, res) => {
     const url = new URL(req.url ?? "/", origin);
     const path = url.pathname;
-    if (path === "/crafted/.well-known/openid-configuration") {
-      return json(res, 200, {
-        issuer: crafted,
-        authorization_endpoint: `${crafted}/authorize`,
-        token_endpoint: `${crafted}/token`,
-        jwks_uri: `${crafted}/jwks`,
-        userinfo_endpoint: `${crafted}/userinfo`,
-        response_types_supported: ["code"],
-        subject_types_supported: ["public"],
-        id_token_signing_alg_values_supported: ["ES256"],
-        code_challenge_methods_supported: ["S256"],
-      });
-    }
-    if (path === "/crafted/jwks") return json(res, 200, { keys: [publicA] });
+    // The crafted issuer and its lax twin share their endpoints (each under its own path).
+    const [, base, rest] = /^\/(crafted|lax)(\/.*)$/.exec(path) ?? [];
+    const issuer = base === "lax" ? lax : crafted;
+    if (rest === "/.well-known/openid-configuration") return json(res, 200, metadata(issuer, issuer, base === "lax"));
+    // The impostor's metadata names the crafted issuer (its endpoints too): a relying party must refuse it.
+    if (path === "/impostor/.well-known/openid-configuration") return json(res, 200, metadata(crafted, crafted));
+    if (rest === "/jwks") return json(res, 200, { keys: [publicA] });
     if (path === "/deaf/.well-known/openid-configuration") {
       return json(res, 200, {
         issuer: deaf,
@@ -161,25 +183,27 @@ async function standIns({ port, host, clientId, clientSecret }) {
         id_token_signing_alg_values_supported: ["ES256"],
       });
     }
-    if (path === "/crafted/authorize") {
+    if (rest === "/authorize") {
       const back = new URL(url.searchParams.get("redirect_uri") ?? "");
       back.searchParams.set("code", `good.${url.searchParams.get("nonce")}`);
       back.searchParams.set("state", url.searchParams.get("state") ?? "");
+      back.searchParams.set("iss", issuer);
       res.writeHead(302, { location: back.href });
       return res.end();
     }
-    if (path === "/crafted/token" && req.method === "POST") {
+    if (rest === "/token" && req.method === "POST") {
       const form = await readForm(req);
       if (!basicOk(req, form)) return json(res, 401, { error: "invalid_client" });
       if (form.get("grant_type") !== "authorization_code" || !form.get("code_verifier") || !form.get("redirect_uri")) {
         return json(res, 400, { error: "invalid_request" });
       }
       const [scenario, nonce] = (form.get("code") ?? "").split(".");
-      return json(res, 200, { access_token: "crafted-at", token_type: "Bearer", expires_in: 300, id_token: await idToken(scenario, nonce) });
+      return json(res, 200, { access_token: "crafted-at", token_type: "Bearer", expires_in: 300, id_token: await idToken(issuer, scenario, nonce) });
     }
-    if (path === "/crafted/userinfo") {
+    if (rest === "/userinfo") {
       if (req.headers.authorization !== "Bearer crafted-at") return json(res, 401, { error: "invalid_token" });
-      return json(res, 200, { sub: "crafted-user", email: "crafted@example.test", email_verified: true });
+      const who = base === "lax" ? "lax" : "crafted";
+      return json(res, 200, { sub: `${who}-user`, email: `${who}@example.test`, email_verified: true });
     }
     if (path === "/github/login/oauth/authorize") {
       const back = new URL(url.searchParams.get("redirect_uri") ?? "");
@@ -204,7 +228,7 @@ async function standIns({ port, host, clientId, clientSecret }) {
     }
     json(res, 404, { error: "not_found" });
   });
-  return { origin, server, crafted, github, deaf, nowhere };
+  return { origin, server, crafted, lax, impostor, github, deaf, nowhere };
 }
 
 /**
@@ -223,7 +247,18 @@ export async function startLocalIdp({
   const others = await standIns({ port: port && port + 1, host, clientId, clientSecret });
   if (unref) for (const s of [real.server, others.server]) s.unref();
   const close = () => Promise.all([real.server, others.server].map((s) => new Promise((r) => s.close(r))));
-  return { oidc: real.origin, crafted: others.crafted, github: others.github, deaf: others.deaf, down: others.nowhere, clientId, clientSecret, close };
+  return {
+    oidc: real.origin,
+    crafted: others.crafted,
+    lax: others.lax,
+    impostor: others.impostor,
+    github: others.github,
+    deaf: others.deaf,
+    down: others.nowhere,
+    clientId,
+    clientSecret,
+    close,
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

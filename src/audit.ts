@@ -121,7 +121,7 @@ function split(fields: AuditFields) {
 }
 
 /** The event's log line. */
-export function logEvent(ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}): void {
+export function logEvent(ctx: Pick<AuditContext, "requestId" | "ip">, event: SecurityEvent, fields: AuditFields = {}): void {
   const { user_id, session_id, detail } = split(fields);
   log(event, { request_id: ctx.requestId, ip: ctx.ip, user_id, session_id, ...detail }, WARN.has(event) ? "warn" : "info");
 }

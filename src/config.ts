@@ -139,6 +139,19 @@ const ConfigFields = z.object({
   OAUTH_SCOPES: words.pipe(
     z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]{1,64}$/, "each scope must be 1-64 printable characters, no quote or backslash")),
   ),
+  // The consent page's words for OAUTH_SCOPES, a JSON object from scope to description (one line, at most 200 characters).
+  OAUTH_SCOPE_DESCRIPTIONS: z
+    .string()
+    .default("{}")
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s || "{}") as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: 'is not JSON: an object like {"notes:read": "Read your notes"}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string(), z.string().regex(/^[^\p{Cc}]{1,200}$/u, "each description must be 1-200 characters on one line"))),
   OAUTH_RESOURCES: words.pipe(z.array(z.url().refine((u) => !u.includes("#"), "must be an absolute URL without a fragment"))),
   OAUTH_REQUEST_TTL: seconds(600, 60, 3_600),
   OAUTH_CODE_TTL: seconds(60, 10, 600),
@@ -162,7 +175,14 @@ const ConfigFields = z.object({
   ...accessFields,
 });
 
+/** A description for a scope OAUTH_SCOPES does not list is a typo: refused at deploy and at start. */
+const undescribable = (c: Pick<Config, "OAUTH_SCOPES" | "OAUTH_SCOPE_DESCRIPTIONS">) =>
+  Object.keys(c.OAUTH_SCOPE_DESCRIPTIONS).filter((scope) => !c.OAUTH_SCOPES.includes(scope));
+const undescribableMessage = (scopes: string[]) => `describes ${scopes.join(", ")}, not in OAUTH_SCOPES`;
+
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
+  const stray = undescribable(c);
+  if (stray.length) ctx.addIssue({ code: "custom", path: ["OAUTH_SCOPE_DESCRIPTIONS"], message: undescribableMessage(stray) });
   if (c.OAUTH_REGISTRATION === "token" && c.OAUTH_REGISTRATION_TOKENS.length === 0)
     ctx.addIssue({ code: "custom", path: ["OAUTH_REGISTRATION_TOKENS"], message: 'is required (OAUTH_REGISTRATION is "token")' });
   if (c.OAUTH_RESOURCES.includes(c.AUDIENCE))
@@ -203,7 +223,8 @@ export function checkVars(vars: Record<string, unknown>, rules?: VarRules): stri
     .extend({ OAUTH_PROVIDERS: providerListStrict, OAUTH_CLIENTS: clientListStrict })
     .safeParse(vars);
   if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-  return rules ? rules(parsed.data) : [];
+  const stray = undescribable(parsed.data);
+  return [...(stray.length ? [`OAUTH_SCOPE_DESCRIPTIONS: ${undescribableMessage(stray)}`] : []), ...(rules ? rules(parsed.data) : [])];
 }
 
 /** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */

@@ -25,10 +25,25 @@ export const authorizationRequestSchema = z
       .array(
         z.object({
           name: z.string(),
-          description: z.string().openapi({ description: "plain words for the consent page; a deployment's own scope by its name" }),
+          description: z.string().openapi({
+            description: "plain words for the consent page; a deployment's own scope as OAUTH_SCOPE_DESCRIPTIONS says, else by its name",
+          }),
         }),
       )
       .openapi({ description: "what the app asks for" }),
+    lifetime: z
+      .object({
+        access_token_seconds: z.number().int().openapi({ description: "each access token's lifetime (ACCESS_TOKEN_TTL)" }),
+        refresh: z
+          .object({
+            max_seconds: z.number().int().openapi({ description: "the grant ends at the latest this long after the approval (REFRESH_TOKEN_TTL)" }),
+            idle_seconds: z.number().int().openapi({ description: "and sooner when the app goes this long without renewing (REFRESH_IDLE_TTL)" }),
+          })
+          .nullable()
+          .openapi({ description: "null: no refresh token (no offline_access, or the app may not refresh): access ends with the access token" }),
+        description: z.string().openapi({ description: "the same in plain words for the consent page" }),
+      })
+      .openapi({ description: "for how long an approval gives the app access; disconnecting the app ends it at any time" }),
     resource: z.string().nullable().openapi({ description: "the API the tokens are for (RFC 8707); null: only this service's userinfo" }),
     redirect_origin: z.string().openapi({ description: "where the browser goes back to, to show the user" }),
     prompt: z.string().nullable().openapi({ description: "none, login, consent (space separated), as the app asked" }),

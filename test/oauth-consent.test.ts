@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { checkVars, getConfig } from "../src/config";
 import { housekeeping } from "../src/cron";
 import { sha256Base64Url } from "../src/encoding";
 import { call, expectError, login, registerUser, sidOf } from "./helpers";
@@ -93,6 +94,72 @@ describe("opening a request", () => {
     const id = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
     const res = await call("GET", `/oauth2/requests/${id}`, { token, bindings });
     expect(res.body.scopes).toEqual([{ name: "billing:read", description: "billing:read" }]);
+  });
+
+  it("shows a deployment's own scope in the words OAUTH_SCOPE_DESCRIPTIONS gives it, and one without words by its name", async () => {
+    const { client, token } = await setup({ scope: "openid billing:read reports:read" });
+    const bindings = { OAUTH_SCOPES: "billing:read reports:read", OAUTH_SCOPE_DESCRIPTIONS: JSON.stringify({ "billing:read": "See your invoices" }) };
+    const q = new URLSearchParams({
+      response_type: "code",
+      client_id: client.id,
+      scope: "openid billing:read reports:read",
+      code_challenge: (await pkce()).challenge,
+      code_challenge_method: "S256",
+    });
+    const started = await call("GET", `/oauth2/authorize?${q}`, { bindings });
+    const id = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
+    const res = await call("GET", `/oauth2/requests/${id}`, { token, bindings });
+    expect(res.body.scopes.slice(1)).toEqual([
+      { name: "billing:read", description: "See your invoices" },
+      { name: "reports:read", description: "reports:read" },
+    ]);
+  });
+
+  it("a description for a scope OAUTH_SCOPES does not list, or one that is not JSON, is refused by the deploy check and by the Worker", async () => {
+    const problems = (vars: Record<string, string>) => checkVars({ ...env, ...vars }).filter((p) => p.startsWith("OAUTH_SCOPE_DESCRIPTIONS"));
+    expect(problems({ OAUTH_SCOPES: "billing:read", OAUTH_SCOPE_DESCRIPTIONS: '{"billing:read":"See your invoices"}' })).toEqual([]);
+    expect(problems({ OAUTH_SCOPES: "billing:read", OAUTH_SCOPE_DESCRIPTIONS: '{"biling:read":"See your invoices"}' })).toEqual([
+      "OAUTH_SCOPE_DESCRIPTIONS: describes biling:read, not in OAUTH_SCOPES",
+    ]);
+    expect(problems({ OAUTH_SCOPE_DESCRIPTIONS: "{oops" }).join()).toContain("is not JSON");
+    expect(problems({ OAUTH_SCOPES: "a:b", OAUTH_SCOPE_DESCRIPTIONS: JSON.stringify({ "a:b": "two\nlines" }) }).join()).toContain("on one line");
+    // The Worker refuses to run with it, as with any invalid var.
+    expect(() => getConfig({ ...env, OAUTH_SCOPE_DESCRIPTIONS: '{"nowhere":"x"}' })).toThrow(
+      "OAUTH_SCOPE_DESCRIPTIONS: describes nowhere, not in OAUTH_SCOPES",
+    );
+  });
+
+  it("says for how long: the access token's lifetime without offline_access; with it, until disconnected, at most the refresh lifetime, sooner when idle", async () => {
+    const { client, token } = await setup();
+    const bindings = { ACCESS_TOKEN_TTL: "600", REFRESH_TOKEN_TTL: "2592000", REFRESH_IDLE_TTL: "1209600" } as Partial<Env>;
+    const lifetimeFor = async (scope: string, c = client) => {
+      const q = new URLSearchParams({
+        response_type: "code",
+        client_id: c.id,
+        redirect_uri: c.redirectUri,
+        scope,
+        code_challenge: (await pkce()).challenge,
+        code_challenge_method: "S256",
+      });
+      const started = await call("GET", `/oauth2/authorize?${q}`, { bindings });
+      const id = new URLSearchParams(new URL(started.headers.get("location")!).hash.slice(1)).get("authorize")!;
+      const res = await call("GET", `/oauth2/requests/${id}`, { token, bindings });
+      expect(res.status, res.text).toBe(200);
+      return res.body.lifetime;
+    };
+    expect(await lifetimeFor("openid profile")).toEqual({
+      access_token_seconds: 600,
+      refresh: null,
+      description: "For 10 minutes; after that the app must ask you again.",
+    });
+    expect(await lifetimeFor("openid offline_access")).toEqual({
+      access_token_seconds: 600,
+      refresh: { max_seconds: 2_592_000, idle_seconds: 1_209_600 },
+      description: "Until you disconnect the app, for at most 30 days; it ends sooner if the app goes 14 days without using it.",
+    });
+    // A client that may not refresh gets no refresh token, offline_access or not.
+    const noRefresh = await createTestClient({ grantTypes: ["authorization_code"] });
+    expect((await lifetimeFor("openid offline_access", noRefresh)).refresh).toBeNull();
   });
 
   it("needs a bearer, and refuses an unknown, malformed or over-long id", async () => {

@@ -47,7 +47,7 @@ describe("a fault in a provider's configuration turns off that provider, not the
       // Linking it is refused the same way, before any step-up.
       expectError(await call("POST", "/me/identities/local/link", { token: seen.token, body: {}, bindings }), 503, "provider_unavailable");
     });
-    expect(seen!.listed).toEqual(["crafted", "github", "down", "deaf"]);
+    expect(seen!.listed).toEqual(["crafted", "lax", "impostor", "github", "down", "deaf"]);
     expect((await call("GET", "/oauth/crafted/start", { bindings })).status).toBe(302);
     expectError(await call("GET", "/oauth/nope/start", { bindings }), 404, "unknown_provider");
     expect(configProblems(lines)).toContainEqual("OAUTH_CLIENT_SECRETS.local: is missing (provider local is off)");
@@ -66,7 +66,7 @@ describe("a fault in a provider's configuration turns off that provider, not the
     const bindings = { OAUTH_PROVIDERS: JSON.stringify(list), OAUTH_CLIENT_SECRETS: JSON.stringify({ ...secrets(), plain: "s", fb: "s" }) };
     let listed: string[] = [];
     const lines = await logsOf(async () => void ({ listed } = await withConfig(bindings)));
-    expect(listed).toEqual(["crafted", "github", "down", "deaf"]);
+    expect(listed).toEqual(["crafted", "lax", "impostor", "github", "down", "deaf"]);
     for (const id of ["plain", "fb", "local"]) expectError(await call("GET", `/oauth/${id}/start`, { bindings }), 503, "provider_unavailable");
     const problems = configProblems(lines);
     const n = providers().length;

@@ -94,7 +94,7 @@ describe("the flow", () => {
   it("an unknown provider is a clear 404", async () => {
     expectError(await call("GET", "/oauth/nope/start"), 404, "unknown_provider");
     const providers = await call("GET", "/oauth/providers");
-    expect(providers.body.providers.map((p: { id: string }) => p.id)).toEqual(["local", "crafted", "github", "down", "deaf"]);
+    expect(providers.body.providers.map((p: { id: string }) => p.id)).toEqual(["local", "crafted", "lax", "impostor", "github", "down", "deaf"]);
   });
 
   it("the person says no at the provider: the app gets access_denied", async () => {

@@ -98,8 +98,11 @@ export async function socialSignIn(login: string) {
   return res.body as { user: { id: string; username: string; email: string | null }; access_token: string; refresh_token: string };
 }
 
-/** A crafted issuer's answer for `scenario` (scripts/identity-providers.mjs), sent to our callback with the trip's state. */
-export async function craftedCallback(scenario: string) {
-  const trip = await start("crafted");
-  return callback("crafted", { code: `${scenario}.${trip.nonce}`, state: trip.state }, trip.cookie);
+/**
+ * A crafted issuer's answer for `scenario` (scripts/identity-providers.mjs), sent to our callback
+ * with the trip's state; `provider`: "crafted" or its twin "lax"; `extra`: more of the answer (`iss`).
+ */
+export async function craftedCallback(scenario: string, provider = "crafted", extra: Record<string, string> = {}, bindings?: Partial<Env>) {
+  const trip = await start(provider);
+  return callback(provider, { code: `${scenario}.${trip.nonce}`, state: trip.state, ...extra }, trip.cookie, bindings);
 }

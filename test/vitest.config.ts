@@ -43,6 +43,9 @@ export default defineConfig(async () => {
   const oauthProviders = [
     { id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId },
     { id: "crafted", kind: "oidc", issuer: idp.crafted, client_id: idp.clientId },
+    // The crafted issuer's twin that lists `none` and promises RFC 9207's `iss`; one whose metadata names another issuer.
+    { id: "lax", kind: "oidc", issuer: idp.lax, client_id: idp.clientId },
+    { id: "impostor", kind: "oidc", issuer: idp.impostor, client_id: idp.clientId },
     { id: "github", kind: "github", client_id: idp.clientId, server: idp.github, api: `${idp.github}/api` },
     // Unreachable: nothing listens at the issuer; the issuer's discovery works but its token endpoint does not answer.
     { id: "down", kind: "oidc", issuer: idp.down, client_id: idp.clientId },

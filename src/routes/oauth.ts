@@ -11,6 +11,7 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, setRefreshCookie } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
+import { startedByApp } from "../middleware/started-by-app";
 import { linkedSchema, linkStartSchema, messageSchema, mfaChallengeSchema, providersSchema, signedInSchema } from "../response-schemas";
 import { freshCheckSchema } from "../schemas";
 import { identityIdSchema, identityLinkSchema, oauthExchangeSchema, oauthStartQuerySchema, providerParamSchema } from "../schemas-social";
@@ -84,13 +85,13 @@ const startRoute = createRoute({
   tags,
   summary: "Open in the browser: goes on to the provider",
   description:
-    "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. With code_challenge, the sign-in's exchange needs its code_verifier (the app's own PKCE with this API); without, the exchange needs the cookie the callback leaves (oauth_grant, Path=/oauth/exchange, a minute). When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment.",
-  middleware: [limitByIp("OAUTH_IP_LIMITER")] as const,
+    "A top-level navigation, never fetch. Sets a short HttpOnly cookie binding the flow to this browser, then 302s to the provider with PKCE, state and (OpenID) nonce. With code_challenge, the sign-in's exchange needs its code_verifier (the app's own PKCE with this API); without, the exchange needs the cookie the callback leaves (oauth_grant, Path=/oauth/exchange, a minute). When the provider cannot be reached, back to the app with oauth_error=provider_unreachable in the fragment (or another code: invalid_response when its discovery document names another issuer). A start another site sends the browser to (Sec-Fetch-Site: cross-site, without a Referer on an app origin) is refused with 403 forbidden: a session is never opened silently.",
+  middleware: [limitByIp("OAUTH_IP_LIMITER"), startedByApp] as const,
   request: { params: providerParamSchema, query: oauthStartQuerySchema },
   responses: {
     302: redirect,
     303: { ...redirect, description: "back to the app: the provider cannot be reached, or a link URL was used" },
-    ...errors("validation_failed", "unknown_provider", "provider_unavailable", "rate_limited"),
+    ...errors("validation_failed", "forbidden", "unknown_provider", "provider_unavailable", "rate_limited"),
   },
 });
 

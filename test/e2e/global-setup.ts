@@ -14,6 +14,8 @@ export const APP = "http://localhost:5180";
 /** The example MCP server (examples/mcp-server), trusting this API; its devtools port is MCP_PORT + 1000. */
 export const MCP_PORT = 8780;
 export const MCP_URL = `http://localhost:${MCP_PORT}/mcp`;
+/** The consent page's words for MCP_SCOPE (OAUTH_SCOPE_DESCRIPTIONS). */
+export const MCP_SCOPE_WORDS = "Use the MCP server's tools as you";
 export const MCP_SCOPE = "mcp:tools";
 /** The API's output, where wrangler prints the mail it would send (with the paths of its bodies). */
 export const API_LOG = path.join(tmpdir(), "edge-auth-e2e-api.log");
@@ -64,6 +66,8 @@ export default async function setup() {
       "OAUTH_REGISTRATION:open",
       "--var",
       `OAUTH_SCOPES:${MCP_SCOPE}`,
+      "--var",
+      `OAUTH_SCOPE_DESCRIPTIONS:${JSON.stringify({ [MCP_SCOPE]: MCP_SCOPE_WORDS })}`,
       "--var",
       `OAUTH_RESOURCES:${MCP_URL}`,
     ],

@@ -9,7 +9,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { API, APP, MCP_SCOPE, MCP_URL } from "./global-setup";
+import { API, APP, MCP_SCOPE, MCP_SCOPE_WORDS, MCP_URL } from "./global-setup";
 
 /**
  * Other apps asking for a person's consent, in Chromium through the demo's consent page
@@ -167,6 +167,8 @@ describe("an app asks for consent on the demo's page", SLOW, () => {
       const scopes = await page.getByTestId("consent-scope").allTextContents();
       expect(scopes).toHaveLength(3);
       for (const s of scopes) expect(s).not.toMatch(/^(openid|profile|offline_access)$/); // plain words, not the names
+      // For how long (offline_access: a refresh token): until disconnected, with the lifetimes in words.
+      expect(await page.getByTestId("consent-lifetime").textContent()).toMatch(/^Until you disconnect the app, for at most 30 days; .*Connected apps/);
       await page.screenshot({ path: `${SHOTS}/consent.png`, fullPage: true });
 
       await page.getByTestId("consent-approve").click();
@@ -385,6 +387,8 @@ class ChromiumProvider implements OAuthClientProvider {
     await signIn(this.page, this.username);
     await consentShown(this.page, "MCP agent (e2e)");
     expect(await this.page.getByTestId("consent-resource").textContent()).toBe(MCP_URL);
+    // The deployment's own scope in its own words (OAUTH_SCOPE_DESCRIPTIONS), not its name.
+    expect(await this.page.getByTestId("consent-scope").allTextContents()).toContain(MCP_SCOPE_WORDS);
     await this.page.screenshot({ path: `${SHOTS}/consent-mcp.png`, fullPage: true });
     await this.page.getByTestId("consent-approve").click();
     const back = await landed;

@@ -1,4 +1,5 @@
 import { audit } from "../../audit";
+import type { Config } from "../../config";
 import { consentOf, type Decision, decideRequest, firstPartySession, type Holder, holdRequest, openRequest, rememberConsent } from "../../db/oauth-requests";
 import type { OAuthClient, OAuthRequest } from "../../db/oauth-server-tables";
 import type { Deps } from "../../deps";
@@ -6,8 +7,10 @@ import { randomBytes, sha256Base64Url, toBase64Url } from "../../encoding";
 import { log } from "../../log";
 import { Refusal, sessionEnded } from "../core/errors";
 import { usableClient } from "./clients";
+import { grantLifetime } from "./lifetime";
 import { scopesOf } from "./policy";
 import { withParams } from "./redirects";
+import { refreshAllowed } from "./token";
 
 /**
  * The app's consent page answers a stored authorization request (authorize.ts): what is asked, then
@@ -25,7 +28,7 @@ export interface Caller {
 const ID_FORMAT = /^[A-Za-z0-9_-]{43}$/;
 const notFound = () => new Refusal("not_found", "No such authorization request, or it was decided, expired or is another session's");
 
-/** What each scope means, in the words a consent page shows; a deployment's own scopes go by name. */
+/** What each scope means, in the words a consent page shows; a deployment's own ones as OAUTH_SCOPE_DESCRIPTIONS says (else by name). */
 const SCOPE_WORDS: Record<string, string> = {
   openid: "Know who you are on this service (your account id)",
   profile: "See your username",
@@ -33,7 +36,10 @@ const SCOPE_WORDS: Record<string, string> = {
   offline_access: "Stay connected while you are away, until you disconnect it",
 };
 
-export const describeScope = (name: string) => ({ name, description: SCOPE_WORDS[name] ?? name });
+export const describeScope = (config: Config) => (name: string) => ({
+  name,
+  description: SCOPE_WORDS[name] ?? config.OAUTH_SCOPE_DESCRIPTIONS[name] ?? name,
+});
 
 async function requestKey(id: string) {
   if (!ID_FORMAT.test(id)) throw notFound();
@@ -109,7 +115,8 @@ export async function describeRequest(deps: Deps, caller: Caller, id: string, no
     // Registered by this deployment (an admin, its configuration), or self-described (RFC 7591, a
     // metadata document): the page should say that the latter's name and site are its own claims.
     client: { id: client.id, name: client.name, uri: client.uri, verified: client.source === "admin" || client.source === "config" },
-    scopes: scopesOf(request.scope).map(describeScope),
+    scopes: scopesOf(request.scope).map(describeScope(deps.config)),
+    lifetime: grantLifetime(deps.config, refreshAllowed(client, scopesOf(request.scope))),
     resource: request.resource,
     redirect_origin: redirectOrigin(request.redirectUri),
     prompt: request.prompt,

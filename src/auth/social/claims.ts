@@ -35,11 +35,17 @@ export class ProviderFailure extends Error {
   }
 }
 
-/** What oauth4webapi leaves to the caller (module comment): `azp` with one audience too, `iat`, the lifetime. */
-export function checkIdToken(claims: oauth.IDToken, clientId: string, now: Date) {
+/**
+ * What oauth4webapi leaves to the caller (module comment): `azp` with one audience too, `iat`, the
+ * lifetime; and with `maxAge` (SOCIAL_MAX_AGE), an `auth_time` given must be within it.
+ */
+export function checkIdToken(claims: oauth.IDToken, clientId: string, now: Date, maxAge?: number) {
   if (claims.azp !== undefined && claims.azp !== clientId) throw new ProviderFailure("invalid_response", "ID token authorized for another party (azp)");
   if (claims.iat > now.getTime() / 1000 + IAT_SKEW_S) throw new ProviderFailure("invalid_response", "ID token issued in the future (iat)");
   if (claims.exp - claims.iat > MAX_ID_TOKEN_LIFETIME_S) throw new ProviderFailure("invalid_response", "ID token lifetime over a day (exp - iat)");
+  if (maxAge === undefined || claims.auth_time === undefined) return;
+  if (typeof claims.auth_time !== "number" || claims.auth_time + maxAge < now.getTime() / 1000 - IAT_SKEW_S)
+    throw new ProviderFailure("invalid_response", "the provider's authentication is older than SOCIAL_MAX_AGE (auth_time)");
 }
 
 export const text = (v: unknown) => (typeof v === "string" && v.length > 0 ? v : null);

@@ -87,13 +87,16 @@ function provider(config: Config, id: string) {
   return p;
 }
 
+/** The app's origins: CORS_ORIGINS and APP_URL's. */
+export const appOrigins = (config: Config) => new Set([...config.CORS_ORIGINS, ...(config.APP_URL ? [new URL(config.APP_URL).origin] : [])]);
+
 /** Where the browser may be sent back: APP_URL (the default) or a page on an allowed app origin. */
 export function returnTarget(config: Config, asked: string | undefined): string {
   if (!asked) {
     if (!config.APP_URL) throw new Refusal("validation_failed", undefined, { return_to: "is required: APP_URL is not set" });
     return config.APP_URL;
   }
-  const allowed = new Set([...config.CORS_ORIGINS, ...(config.APP_URL ? [new URL(config.APP_URL).origin] : [])]);
+  const allowed = appOrigins(config);
   let url: URL;
   try {
     url = new URL(asked);
@@ -113,7 +116,7 @@ export function returnTarget(config: Config, asked: string | undefined): string 
 export async function startSignIn(deps: Deps, providerId: string, input: { useCookie: boolean; returnTo?: string; codeChallenge?: string }): Promise<Started> {
   const p = provider(deps.config, providerId);
   const returnTo = returnTarget(deps.config, input.returnTo);
-  const secrets = newFlowSecrets(callbackUrl(deps.config, p.id));
+  const secrets = newFlowSecrets(callbackUrl(deps.config, p.id), deps.config.SOCIAL_MAX_AGE);
   const url = await authorizationUrl(p, secrets);
   const browser = random();
   const now = new Date();
@@ -146,7 +149,7 @@ export async function beginLink(deps: Deps, ask: StepUpAsk<"add_identity">, prov
   const p = provider(deps.config, providerId);
   const returnTo = returnTarget(deps.config, input.returnTo);
   const proof = await stepUp(deps, ask, input);
-  const secrets = newFlowSecrets(callbackUrl(deps.config, p.id));
+  const secrets = newFlowSecrets(callbackUrl(deps.config, p.id), deps.config.SOCIAL_MAX_AGE);
   await insertFlow(deps.db, {
     ...flowRow(secrets, new Date()),
     id: await sha256Base64Url(secrets.state),
@@ -167,7 +170,13 @@ export async function claimLink(deps: Deps, providerId: string, state: string): 
   const browser = random();
   const [flow] = await claimLinkFlow(deps.db, await sha256Base64Url(state), p.id, await sha256Base64Url(browser), new Date());
   if (!flow) throw new Refusal("invalid_grant", "This link request is unknown, used or expired: start again from your security settings");
-  const url = await authorizationUrl(p, { state, codeVerifier: flow.codeVerifier, nonce: flow.nonce, redirectUri: callbackUrl(deps.config, p.id) });
+  const url = await authorizationUrl(p, {
+    state,
+    codeVerifier: flow.codeVerifier,
+    nonce: flow.nonce,
+    redirectUri: callbackUrl(deps.config, p.id),
+    maxAge: deps.config.SOCIAL_MAX_AGE,
+  });
   return { url, browser, postsBack: postsBack(p) };
 }
 
@@ -193,7 +202,8 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
   }
   let profile: Profile;
   try {
-    profile = await finishSignIn(config, p, params, { state, codeVerifier: flow.codeVerifier, nonce: flow.nonce, redirectUri: callbackUrl(config, p.id) });
+    const secrets = { state, codeVerifier: flow.codeVerifier, nonce: flow.nonce, redirectUri: callbackUrl(config, p.id), maxAge: config.SOCIAL_MAX_AGE };
+    profile = await finishSignIn(config, p, params, secrets);
   } catch (err) {
     if (!(err instanceof ProviderFailure)) throw err;
     await audit(deps, "social_sign_in_failed", { user_id: flow.userId, provider: p.id, reason: err.code, detail: err.detail.slice(0, 200) });

@@ -13,6 +13,8 @@ export interface FlowSecrets {
   codeVerifier: string;
   nonce: string;
   redirectUri: string;
+  /** SOCIAL_MAX_AGE: the longest this sign-in may rest on the provider's own authentication (seconds). */
+  maxAge: number;
 }
 
 /** A code swapped at the provider's token endpoint: what a kind reads the profile from. */
@@ -25,6 +27,8 @@ export interface Exchange<P> {
   params: URLSearchParams;
   flow: FlowSecrets;
   now: Date;
+  /** The kind's way of holding a sign-in to SOCIAL_MAX_AGE (ProviderKind's maxAge). */
+  maxAge: ProviderKind["maxAge"];
 }
 
 /** One kind of provider (ProviderConfig's `kind`), with every quirk of its own: nothing else branches on a kind. */
@@ -32,6 +36,14 @@ export interface ProviderKind<P extends ProviderConfig = ProviderConfig> {
   /** The button's label when the configuration names none. */
   label: string;
   scopes: string[];
+  /**
+   * How a sign-in is held to SOCIAL_MAX_AGE (docs/social-sign-in.md "Sessions here and at the
+   * provider"). "required": OpenID's max_age is sent and the ID token must carry an auth_time within
+   * it (OpenID Core makes the claim mandatory then). "if_given": max_age is sent and an auth_time
+   * given is checked; providers that do not promise the claim are not refused for leaving it out.
+   * "none": the protocol has no way to ask (GitHub's OAuth 2).
+   */
+  maxAge: "required" | "if_given" | "none";
   /** Whether the provider posts its answer (form_post, a cross-site POST): the flow's cookie must then be SameSite=None. */
   postsBack: boolean;
   /** Its authorization server: discovered, or fixed endpoints. */
@@ -93,12 +105,15 @@ function jwksCacheOf(uri: string): oauth.JWKSCacheInput {
  */
 export async function openIdClaims(x: Exchange<ProviderConfig>, checkedBy: oauth.AuthorizationServer) {
   const { as, client, response, flow } = x;
-  const result = await oauth.processAuthorizationCodeResponse(checkedBy, client, response, { expectedNonce: flow.nonce, requireIdToken: true });
+  const kindMaxAge = x.maxAge;
+  // With maxAge the library requires auth_time and checks it (OpenID Core 3.1.2.1: a provider sent max_age must answer it).
+  const maxAge = kindMaxAge === "required" ? { maxAge: flow.maxAge } : {};
+  const result = await oauth.processAuthorizationCodeResponse(checkedBy, client, response, { expectedNonce: flow.nonce, requireIdToken: true, ...maxAge });
   const opts = options(as.token_endpoint ?? as.issuer);
   await oauth.validateApplicationLevelSignature(checkedBy, response, { ...opts, [oauth.jwksCache]: jwksCacheOf(checkedBy.jwks_uri ?? "") });
   const claims = oauth.getValidatedIdTokenClaims(result);
   if (!claims) throw new ProviderFailure("invalid_response", "no ID token");
-  checkIdToken(claims, x.p.client_id, x.now);
+  checkIdToken(claims, x.p.client_id, x.now, kindMaxAge === "none" ? undefined : flow.maxAge);
   let info: Record<string, unknown> = claims;
   // Providers that follow OpenID's default put address claims in userinfo, not the ID token.
   if (claims.email === undefined && as.userinfo_endpoint) {

@@ -32,11 +32,12 @@ export const providerList = (config: Config) => config.OAUTH_PROVIDERS.map((p) =
 export const postsBack = (p: ProviderConfig) => kindOf(p).postsBack;
 
 /** Fresh secrets for a flow: state, PKCE verifier and nonce (random, from oauth4webapi). */
-export const newFlowSecrets = (redirectUri: string): FlowSecrets => ({
+export const newFlowSecrets = (redirectUri: string, maxAge: number): FlowSecrets => ({
   state: oauth.generateRandomState(),
   codeVerifier: oauth.generateRandomCodeVerifier(),
   nonce: oauth.generateRandomNonce(),
   redirectUri,
+  maxAge,
 });
 
 /** Where the browser goes to sign in at the provider. */
@@ -53,6 +54,8 @@ export async function authorizationUrl(p: ProviderConfig, flow: FlowSecrets): Pr
     state: flow.state,
     code_challenge: await oauth.calculatePKCECodeChallenge(flow.codeVerifier),
     code_challenge_method: "S256",
+    // OpenID's maximum authentication age (SOCIAL_MAX_AGE): an older sign-in at the provider is asked again.
+    ...(kind.maxAge === "none" ? {} : { max_age: String(flow.maxAge) }),
     ...kind.authorizationParams(flow),
   };
   for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
@@ -81,7 +84,7 @@ export async function finishSignIn(config: Config, p: ProviderConfig, params: UR
     const auth = await kind.clientAuth(p, config.OAUTH_CLIENT_SECRETS[p.id] ?? "", now);
     const opts = options(as.token_endpoint ?? as.issuer);
     const response = await oauth.authorizationCodeGrantRequest(as, client, auth, callback, flow.redirectUri, flow.codeVerifier, opts);
-    return await kind.profile({ p, as, client, response, params, flow, now });
+    return await kind.profile({ p, as, client, response, params, flow, now, maxAge: kind.maxAge });
   } catch (err) {
     throw failure(err, "token");
   }

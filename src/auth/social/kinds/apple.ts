@@ -15,6 +15,7 @@ export const apple = openIdKind<Extract<ProviderConfig, { kind: "apple" }>>({
   label: "Apple",
   scopes: ["openid", "name", "email"],
   postsBack: true,
+  maxAge: "if_given", // max_age is not among its documented parameters; an auth_time given is checked
   server: () => discover("https://appleid.apple.com"),
   authorizationParams: (flow) => ({ nonce: flow.nonce, response_mode: "form_post" }),
   clientAuth: async (p, secret, now) =>

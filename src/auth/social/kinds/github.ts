@@ -14,6 +14,7 @@ export const github: ProviderKind<GitHub> = {
   label: "GitHub",
   scopes: ["read:user", "user:email"],
   postsBack: false,
+  maxAge: "none", // OAuth 2 without max_age or prompt=login: nothing to ask (docs/social-sign-in.md)
   server: async (p) => ({
     issuer: p.server,
     authorization_endpoint: `${p.server}/login/oauth/authorize`,

@@ -32,6 +32,8 @@ async function server(p: Microsoft): Promise<oauth.AuthorizationServer> {
  */
 export const microsoft = openIdKind<Microsoft>({
   label: "Microsoft",
+  maxAge: "if_given", // auth_time is one of its optional claims: checked when the app registration adds it
+
   server,
   async checkedBy({ p, response }) {
     const body = (await response.clone().json()) as { id_token?: string };

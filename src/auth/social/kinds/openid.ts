@@ -5,7 +5,7 @@ import { discover, type Exchange, openIdClaims, type ProviderKind } from "../pro
 
 /** What an OpenID kind changes from the defaults (OpenID's scopes, a nonce, client_secret_basic, the standard claims). */
 type OpenIdParts<P extends ProviderConfig> = Pick<ProviderKind<P>, "label" | "server"> &
-  Partial<Pick<ProviderKind<P>, "scopes" | "postsBack" | "authorizationParams" | "clientAuth">> & {
+  Partial<Pick<ProviderKind<P>, "scopes" | "postsBack" | "authorizationParams" | "clientAuth" | "maxAge">> & {
     /** The server whose issuer and keys the ID token is checked against (Microsoft: its own tenant's). */
     checkedBy?(x: Exchange<P>): Promise<oauth.AuthorizationServer>;
     /** The profile from the checked claims (ID token and userinfo). */
@@ -17,6 +17,7 @@ export function openIdKind<P extends ProviderConfig>({ checkedBy, person, ...par
   return {
     scopes: ["openid", "email", "profile"],
     postsBack: false,
+    maxAge: "required",
     authorizationParams: (flow) => ({ nonce: flow.nonce }),
     clientAuth: async (_p, secret) => oauth.ClientSecretBasic(secret),
     ...parts,
@@ -30,4 +31,9 @@ export function openIdKind<P extends ProviderConfig>({ checkedBy, person, ...par
 /** Any OpenID Connect issuer with discovery. */
 export const oidc = openIdKind<Extract<ProviderConfig, { kind: "oidc" }>>({ label: "OpenID Connect", server: (p) => discover(p.issuer) });
 
-export const google = openIdKind<Extract<ProviderConfig, { kind: "google" }>>({ label: "Google", server: () => discover("https://accounts.google.com") });
+/** Google takes max_age but does not promise auth_time in its ID tokens: one given is checked. */
+export const google = openIdKind<Extract<ProviderConfig, { kind: "google" }>>({
+  label: "Google",
+  maxAge: "if_given",
+  server: () => discover("https://accounts.google.com"),
+});
