@@ -227,6 +227,9 @@ export function checkVars(vars: Record<string, unknown>, rules?: VarRules): stri
   return [...(stray.length ? [`OAUTH_SCOPE_DESCRIPTIONS: ${undescribableMessage(stray)}`] : []), ...(rules ? rules(parsed.data) : [])];
 }
 
+/** The app's origins: CORS_ORIGINS and APP_URL's. */
+export const appOrigins = (config: Config) => new Set([...config.CORS_ORIGINS, ...(config.APP_URL ? [new URL(config.APP_URL).origin] : [])]);
+
 /** Thrown when vars or secrets are missing or invalid; names the keys, never the values. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {

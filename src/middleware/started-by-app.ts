@@ -1,7 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { logEvent } from "../audit";
-import { appOrigins } from "../auth/social/flow";
-import { getConfig } from "../config";
+import { appOrigins, getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { clientIp } from "./client-ip";

@@ -1,5 +1,5 @@
 import { audit, auditRow, auditRowIf, logEvent } from "../../audit";
-import type { Config } from "../../config";
+import { appOrigins, type Config } from "../../config";
 import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
 import { endGuest, upgradedAt } from "../../db/guests";
@@ -87,9 +87,6 @@ function provider(config: Config, id: string) {
   return p;
 }
 
-/** The app's origins: CORS_ORIGINS and APP_URL's. */
-export const appOrigins = (config: Config) => new Set([...config.CORS_ORIGINS, ...(config.APP_URL ? [new URL(config.APP_URL).origin] : [])]);
-
 /** Where the browser may be sent back: APP_URL (the default) or a page on an allowed app origin. */
 export function returnTarget(config: Config, asked: string | undefined): string {
   if (!asked) {
@@ -170,13 +167,8 @@ export async function claimLink(deps: Deps, providerId: string, state: string): 
   const browser = random();
   const [flow] = await claimLinkFlow(deps.db, await sha256Base64Url(state), p.id, await sha256Base64Url(browser), new Date());
   if (!flow) throw new Refusal("invalid_grant", "This link request is unknown, used or expired: start again from your security settings");
-  const url = await authorizationUrl(p, {
-    state,
-    codeVerifier: flow.codeVerifier,
-    nonce: flow.nonce,
-    redirectUri: callbackUrl(deps.config, p.id),
-    maxAge: deps.config.SOCIAL_MAX_AGE,
-  });
+  const redirectUri = callbackUrl(deps.config, p.id);
+  const url = await authorizationUrl(p, { state, codeVerifier: flow.codeVerifier, nonce: flow.nonce, redirectUri, maxAge: deps.config.SOCIAL_MAX_AGE });
   return { url, browser, postsBack: postsBack(p) };
 }
 
@@ -278,8 +270,7 @@ async function completeLink(deps: Deps, flow: OAuthFlow, ask: StepUpAsk<"add_ide
     const { member } = await batch(deps.db, {
       identity: insertIdentity(deps.db, row),
       audited: auditRow(deps, "identity_linked", linked),
-      // A guest's first way in makes it a member, in the same write (docs/guests.md); a taken identity writes neither.
-      member: endGuest(deps.db, user.id, now, identityStored(id)),
+      member: endGuest(deps.db, user.id, now, identityStored(id)), // a guest's first way in makes it a member (docs/guests.md)
       upgraded: auditRowIf(deps, "guest_upgraded", { ...linked, with: "identity" }, upgradedAt(deps.db, user.id, now)),
     });
     if (member[0]) logEvent(deps, "guest_upgraded", { ...linked, with: "identity" });
