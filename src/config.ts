@@ -21,9 +21,6 @@ const isJson = (s: string) => {
 
 const seconds = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
-// An unset or empty secret is "absent", not a short string.
-const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
-
 const aesKey = (keygen: string) =>
   z.preprocess(
     (v) => (v === "" ? undefined : v),
@@ -32,6 +29,19 @@ const aesKey = (keygen: string) =>
       .refine((s) => fromBase64Url(s)?.length === 32, `must be 32 random bytes, base64url (npm run -s keygen ${keygen})`)
       .optional(),
   );
+
+// 32 random bytes or more, base64url (`openssl rand -hex 32` fits too): 43 characters at the least,
+// so the pepper alone gives 128 bits and more. An older, shorter one goes to PASSWORD_PEPPER_PREVIOUS.
+const pepper = z.preprocess(
+  (v) => (v === "" ? undefined : v),
+  z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{43,}$/,
+      "must be 32 random bytes or more, base64url: 43 characters at the least (npm run -s keygen pepper); move a shorter one to PASSWORD_PEPPER_PREVIOUS (docs/crypto.md)",
+    )
+    .optional(),
+);
 
 const origins = z
   .string()
@@ -114,7 +124,7 @@ const ConfigFields = z.object({
   // each isolate's re-read (half of this, at most 60 s), with a minute's margin. Lower than 120 only
   // for a local test (the deploy check refuses it).
   KEY_PROPAGATION: seconds(180, 0, 3_600),
-  PASSWORD_PEPPER: optionalSecret,
+  PASSWORD_PEPPER: pepper,
   // Seals TOTP secrets at rest (auth/core/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey("mfa"),
   // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
