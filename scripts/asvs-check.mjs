@@ -93,7 +93,9 @@ function checkSummary() {
     }
     const off = COLUMNS.filter((k) => claim.counted[k] !== real[k]);
     if (off.length) {
-      problems.push(`${claim.where}: the summary says ${name} ${off.map((k) => `${k} ${claim.counted[k]}`).join(", ")}; the rows say ${off.map((k) => `${k} ${real[k]}`).join(", ")}`);
+      problems.push(
+        `${claim.where}: the summary says ${name} ${off.map((k) => `${k} ${claim.counted[k]}`).join(", ")}; the rows say ${off.map((k) => `${k} ${real[k]}`).join(", ")}`,
+      );
       fix.push(name);
     }
   }

@@ -112,7 +112,7 @@ describe("setting TOTP up", () => {
     for (const c of codes) expect(c).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){3}$/);
 
     const row = (await userRow(reg.user.id))!;
-    expect(String(row.totp_secret)).toMatch(/^v1\./);
+    expect(String(row.totp_secret)).toMatch(/^v2\.[A-Za-z0-9_-]{8}\./);
     expect(String(row.totp_secret)).not.toContain(setup.body.secret);
     const stored = JSON.parse(String(row.recovery_codes)) as string[];
     expect(stored).toHaveLength(10);

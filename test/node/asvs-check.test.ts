@@ -49,7 +49,16 @@ const summary = ["| V6 Authentication | 2 | 1 | 1 | 0 |", "| V7 Session Manageme
 
 describe("scripts/asvs-check.mjs", () => {
   it("passes rows that are met (with tests that exist) or n/a, under a summary that counts them", () => {
-    const run = check(doc(summary, [["met", met], ["n/a", "An API with no pages."]], [["met", "`test/a.test.ts › proves the second`"]]));
+    const run = check(
+      doc(
+        summary,
+        [
+          ["met", met],
+          ["n/a", "An API with no pages."],
+        ],
+        [["met", "`test/a.test.ts › proves the second`"]],
+      ),
+    );
     expect(run.problems).toEqual([]);
     expect(run.status).toBe(0);
     expect(run.out).toMatch(/3 requirements, 2 met .* 1 n\/a, 0 gap/);
@@ -75,7 +84,16 @@ describe("scripts/asvs-check.mjs", () => {
 
   it("fails when the summary table does not count the rows, per chapter and in total, and prints the right table", () => {
     // One row moved from n/a to met, and the table not updated.
-    const run = check(doc(summary, [["met", met], ["met", met]], [["met", met]]));
+    const run = check(
+      doc(
+        summary,
+        [
+          ["met", met],
+          ["met", met],
+        ],
+        [["met", met]],
+      ),
+    );
     expect(run.status).toBe(1);
     expect(run.problems).toEqual([
       expect.stringMatching(/^asvs: docs\/asvs\.md:5: the summary says V6 met 1, n\/a 1; the rows say met 2, n\/a 0$/),
@@ -86,7 +104,16 @@ describe("scripts/asvs-check.mjs", () => {
   });
 
   it("fails when a chapter has no line in the summary, or the summary names a chapter with no section", () => {
-    const run = check(doc([summary[0]!, "| V9 Tokens | 0 | 0 | 0 | 0 |", summary[2]!], [["met", met], ["n/a", "No pages."]], [["met", met]]));
+    const run = check(
+      doc(
+        [summary[0]!, "| V9 Tokens | 0 | 0 | 0 | 0 |", summary[2]!],
+        [
+          ["met", met],
+          ["n/a", "No pages."],
+        ],
+        [["met", met]],
+      ),
+    );
     expect(run.status).toBe(1);
     expect(run.problems).toEqual([
       expect.stringMatching(/the summary counts V9, which has no "## V9" section$/),

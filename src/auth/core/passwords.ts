@@ -26,11 +26,7 @@ export interface PasswordOptions {
 }
 
 /** The options every hash and check uses, from the config (the one place they are built). */
-export const passwordOptions = (config: {
-  PASSWORD_ITERATIONS: number;
-  PASSWORD_PEPPER?: string;
-  PASSWORD_PEPPER_PREVIOUS?: string;
-}): PasswordOptions => ({
+export const passwordOptions = (config: { PASSWORD_ITERATIONS: number; PASSWORD_PEPPER?: string; PASSWORD_PEPPER_PREVIOUS?: string }): PasswordOptions => ({
   iterations: config.PASSWORD_ITERATIONS,
   pepper: config.PASSWORD_PEPPER,
   previousPepper: config.PASSWORD_PEPPER_PREVIOUS,
