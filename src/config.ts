@@ -127,6 +127,10 @@ const ConfigFields = z.object({
   PASSWORD_PEPPER: pepper,
   // Seals TOTP secrets at rest (auth/core/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey("mfa"),
+  // The HMAC of new TOTP setups: "SHA1" (RFC 6238's default, what every authenticator app computes) or
+  // "SHA256" (ASVS's approved HMAC; some apps ignore it and show codes that never match, so a setup
+  // fails at its first code). Existing setups keep theirs (docs/crypto.md).
+  TOTP_ALGORITHM: z.enum(["SHA1", "SHA256"]).default("SHA1"),
   // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
   // party id (a domain; empty: the host of the first allowed origin) and the page origins allowed to
   // use passkeys (empty: CORS_ORIGINS).

@@ -32,7 +32,7 @@ describe("unguessable values come from crypto.getRandomValues", () => {
   });
 
   it("a refresh token is not made without it: a stub that answers zeros makes a zero token", async () => {
-    vi.spyOn(crypto, "getRandomValues").mockImplementation(<T extends ArrayBufferView | null>(a: T) => a);
+    vi.spyOn(crypto, "getRandomValues").mockImplementation(((a: Uint8Array) => a) as typeof crypto.getRandomValues);
     // A fresh user id (a UUID) keeps the session row unique; the token is all zeros.
     const res = await call("POST", "/register", { body: { username: uniqueName(), password: PASSWORD } });
     vi.restoreAllMocks();

@@ -9,11 +9,12 @@ import { toBase64Url } from "../src/encoding";
 export function recordRandom() {
   const outputs: Uint8Array[] = [];
   const real = crypto.getRandomValues.bind(crypto);
-  vi.spyOn(crypto, "getRandomValues").mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
+  type Filled = Parameters<typeof crypto.getRandomValues>[0];
+  vi.spyOn(crypto, "getRandomValues").mockImplementation(((array: Filled) => {
     const out = real(array);
-    if (out) outputs.push(new Uint8Array(out.buffer, out.byteOffset, out.byteLength).slice());
+    outputs.push(new Uint8Array(out.buffer, out.byteOffset, out.byteLength).slice());
     return out;
-  });
+  }) as typeof crypto.getRandomValues);
   return {
     outputs,
     /** True when `value` is one whole output, in base64url (a token, a code, a challenge). */

@@ -29,7 +29,8 @@ const storedHash = async (id: string) =>
   (await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(id).first<{ password_hash: string }>())!.password_hash;
 const storedSecret = async (id: string) =>
   (await env.DB.prepare("SELECT totp_secret FROM users WHERE id = ?").bind(id).first<{ totp_secret: string }>())!.totp_secret;
-const loginAs = (username: string, bindings: Partial<Env>) => call("POST", "/login", { body: { username, password: PASSWORD }, bindings });
+const loginAs = (username: string, bindings: Record<string, string>) =>
+  call("POST", "/login", { body: { username, password: PASSWORD }, bindings: bindings as Partial<Env> });
 
 describe("rotating PASSWORD_PEPPER", () => {
   it("names the pepper in the hash: one under the previous pepper verifies and asks for a rehash; one under neither does not verify", async () => {
@@ -128,7 +129,7 @@ describe("rotating MFA_ENCRYPTION_KEY", () => {
       .run();
     const rotating = { MFA_ENCRYPTION_KEY: NEW_MFA, MFA_ENCRYPTION_KEY_PREVIOUS: OLD_MFA } as Partial<Env>;
     const secondStep = async (who: typeof u, bindings: Partial<Env>) => {
-      const first = await loginAs(who.input.username, bindings);
+      const first = await loginAs(who.input.username, bindings as Record<string, string>);
       expect(first.body.mfa_required, first.text).toBe(true);
       await awayFromStepEdge();
       return call("POST", "/login/mfa", { body: { challenge: first.body.challenge, code: await codeAt(who.secret) }, bindings });
