@@ -1,7 +1,8 @@
 // First-run setup for `npm run dev`, safe to run every time:
 // 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key, an empty
 //    OAUTH_CLIENT_SECRETS and localhost ISSUER / CORS_ORIGINS into .dev.vars (gitignored; it
-//    overrides wrangler.toml [vars]) unless each is already there;
+//    overrides wrangler.toml [vars]) unless each is already there (a pepper shorter than config.ts
+//    takes, from an older setup, moves to PASSWORD_PEPPER_PREVIOUS and a new one is written);
 // 2. applies pending migrations to the local D1 database;
 // 3. puts the Worker's static assets (the API reference's script) into .assets/ (scripts/assets.mjs).
 
