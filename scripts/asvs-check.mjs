@@ -2,7 +2,9 @@
 // - a row's status is not exactly met, n/a or gap;
 // - a `met` row names no test: at least one `test/<path> › <title>` per row, several joined by <br>;
 // - a named test file does not exist, or has no test (`it(`/`test(`, not skipped) with that title (in ", ' or `);
-// - a KEYS-TODO placeholder is left anywhere in the file.
+// - a KEYS-TODO placeholder is left anywhere in the file;
+// - a row's status is gap: every requirement is met or n/a (with its reason);
+// - the summary table at the top (chapter | requirements | met | n/a | gap) does not count the rows below it.
 // One line per problem, naming the requirement. It checks that the named tests exist, not that they
 // prove their rows: that is review's job.
 import { existsSync, readFileSync } from "node:fs";
@@ -17,6 +19,11 @@ const STATUSES = new Set(["met", "n/a", "gap"]);
 const problems = [];
 const counts = { met: 0, "n/a": 0, gap: 0 };
 let rows = 0;
+// The rows counted under each "## V<n> ..." heading, and the summary table's claims, by chapter ("V6").
+const chapters = new Map();
+const summary = new Map();
+let chapter = null;
+const table = []; // the summary as the rows count it, printed when it is off
 let references = 0;
 
 /** The cells of a table row, without the outer pipes; `\|` stays inside its cell. */
@@ -59,8 +66,55 @@ function hasTest(text, title) {
   });
 }
 
+const COLUMNS = ["requirements", "met", "n/a", "gap"];
+
+/** A line of the summary table: "| V6 Authentication | 35 | 15 | 7 | 13 |" or its bold total row. */
+function summaryRow(cells) {
+  if (cells.length !== 5) return null;
+  const name = bare(cells[0]);
+  const numbers = cells.slice(1).map((c) => bare(c));
+  if (!numbers.every((n) => /^\d+$/.test(n))) return null;
+  const chapter = /^V\d+\b/.exec(name)?.[0] ?? (name === "total" ? "total" : null);
+  if (!chapter) return null;
+  return { chapter, name, counted: Object.fromEntries(COLUMNS.map((k, j) => [k, Number(numbers[j])])) };
+}
+
+/** The summary table must say what the rows say, chapter by chapter and in total (when the file has one). */
+function checkSummary() {
+  if (summary.size === 0) return;
+  const total = { requirements: rows, ...counts };
+  const actual = new Map([...chapters, ["total", total]]);
+  const fix = [];
+  for (const [name, claim] of summary) {
+    const real = actual.get(name);
+    if (!real) {
+      problems.push(`${claim.where}: the summary counts ${name}, which has no "## ${name}" section`);
+      continue;
+    }
+    const off = COLUMNS.filter((k) => claim.counted[k] !== real[k]);
+    if (off.length) {
+      problems.push(
+        `${claim.where}: the summary says ${name} ${off.map((k) => `${k} ${claim.counted[k]}`).join(", ")}; the rows say ${off.map((k) => `${k} ${real[k]}`).join(", ")}`,
+      );
+      fix.push(name);
+    }
+  }
+  for (const name of actual.keys()) if (!summary.has(name)) problems.push(`${doc}: the summary table has no line for ${name}`);
+  if (fix.length) {
+    // What the table should read, to paste over it.
+    for (const [name, c] of actual) {
+      const claim = summary.get(name);
+      const label = claim?.name ?? name;
+      const cells = [label, ...COLUMNS.map((k) => c[k])].map((v) => (name === "total" ? `**${v}**` : v));
+      table.push(`| ${cells.join(" | ")} |`);
+    }
+  }
+}
+
 lines.forEach((line, i) => {
   const where = `${doc}:${i + 1}`;
+  const heading = /^##\s+(V\d+)\b/.exec(line);
+  if (heading) chapter = heading[1];
   if (!line.trim().startsWith("|")) {
     if (line.includes("KEYS-TODO")) problems.push(`${where}: a KEYS-TODO placeholder outside the tables`);
     return;
@@ -68,6 +122,8 @@ lines.forEach((line, i) => {
   const cells = cellsOf(line);
   const id = bare(cells[0] ?? "").replace(/^V/, "");
   if (!/^\d+\.\d+\.\d+$/.test(id)) {
+    const claim = summaryRow(cells);
+    if (claim) summary.set(claim.chapter, { ...claim, where });
     if (line.includes("KEYS-TODO")) problems.push(`${where}: a KEYS-TODO placeholder outside a requirement row`);
     return;
   }
@@ -82,6 +138,13 @@ lines.forEach((line, i) => {
     return;
   }
   counts[status]++;
+  if (chapter) {
+    const c = chapters.get(chapter) ?? { requirements: 0, met: 0, "n/a": 0, gap: 0 };
+    c.requirements++;
+    c[status]++;
+    chapters.set(chapter, c);
+  }
+  if (status === "gap") problems.push(`${id}: still a gap: meet it (name the tests) or say why it does not apply (n/a)`);
   const todo = cells[4].includes("KEYS-TODO");
   if (todo) problems.push(`${id}: KEYS-TODO placeholder still to be replaced by a test`);
   if (status !== "met") return;
@@ -105,8 +168,10 @@ lines.forEach((line, i) => {
 });
 
 if (rows === 0) problems.push(`${doc}: no requirement rows found`);
+checkSummary();
 if (problems.length > 0) {
   for (const p of problems) console.error(`asvs: ${p}`);
+  if (table.length) console.error(`asvs: the summary table, as the rows count it:\n${table.join("\n")}`);
   console.error(`asvs: ${problems.length} problem${problems.length === 1 ? "" : "s"} in ${doc}`);
   process.exit(1);
 }

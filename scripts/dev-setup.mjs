@@ -1,19 +1,30 @@
 // First-run setup for `npm run dev`, safe to run every time:
 // 1. writes a key to seal the signing key ring with, a pepper, an MFA encryption key, an empty
 //    OAUTH_CLIENT_SECRETS and localhost ISSUER / CORS_ORIGINS into .dev.vars (gitignored; it
-//    overrides wrangler.toml [vars]) unless each is already there;
+//    overrides wrangler.toml [vars]) unless each is already there (a pepper shorter than config.ts
+//    takes, from an older setup, moves to PASSWORD_PEPPER_PREVIOUS and a new one is written);
 // 2. applies pending migrations to the local D1 database;
 // 3. puts the Worker's static assets (the API reference's script) into .assets/ (scripts/assets.mjs).
 
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { buildAssets } from "./assets.mjs";
 import { newMfaKey, newPepper, newWrappingKey } from "./keys.mjs";
 
 buildAssets();
 
 const file = new URL("../.dev.vars", import.meta.url);
-const current = existsSync(file) ? readFileSync(file, "utf8") : "";
+let current = existsSync(file) ? readFileSync(file, "utf8") : "";
+
+// A pepper shorter than config.ts now takes (32 bytes, base64url): it becomes PASSWORD_PEPPER_PREVIOUS
+// and a new one is written, so the local users' passwords still sign in (and are rehashed under the
+// new pepper). scripts/dev.mjs passes the _PREVIOUS secrets to wrangler dev.
+const pepperLine = /^PASSWORD_PEPPER\s*=\s*['"]?([^'"\n]*)['"]?\s*$/m.exec(current);
+if (pepperLine && !/^[A-Za-z0-9_-]{43,}$/.test(pepperLine[1]) && !/^PASSWORD_PEPPER_PREVIOUS\s*=/m.test(current)) {
+  current = current.replace(pepperLine[0], `PASSWORD_PEPPER_PREVIOUS='${pepperLine[1]}'\nPASSWORD_PEPPER='${newPepper()}'`);
+  writeFileSync(file, current);
+  console.log("dev-setup: moved the short PASSWORD_PEPPER in .dev.vars to PASSWORD_PEPPER_PREVIOUS and wrote a new one");
+}
 const has = (name) => new RegExp(`^${name}\\s*=`, "m").test(current);
 
 const lines = [];

@@ -2,6 +2,7 @@
 // with `npm run dev -- --port N` (ISSUER follows it). A port already in use is refused, plainly,
 // before any setup runs (a second dev server next to the first one helps nobody).
 import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { portFree } from "./servers.mjs";
 
 const args = process.argv.slice(2);
@@ -17,7 +18,12 @@ const setup = spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { stdio: "i
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 const portArgs = i < 0 ? ["--port", String(port)] : [];
-const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...args], {
+// wrangler dev reads from .dev.vars only the secrets [secrets] required lists; the optional ones of a
+// key rotation (docs/crypto.md) are passed here when .dev.vars has them.
+const devVars = existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "";
+const optional = [...devVars.matchAll(/^((?:PASSWORD_PEPPER|MFA_ENCRYPTION_KEY)_PREVIOUS)\s*=\s*['"]?([^'"\n]+)['"]?\s*$/gm)];
+const optionalArgs = optional.flatMap((m) => ["--var", `${m[1]}:${m[2]}`]);
+const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...optionalArgs, ...args], {
   stdio: "inherit",
   shell: process.platform === "win32",
   env: { ...process.env, WRANGLER_SEND_METRICS: "false" },

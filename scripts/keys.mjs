@@ -3,8 +3,9 @@
 //                             for `wrangler deploy --secrets-file` (put the providers' secrets in the last one)
 //   npm run -s keygen wrap    one new JWT_WRAPPING_KEY (seals the signing key ring; SIGNING_KEYS = "rotating")
 //   npm run -s keygen jwk     one new signing key (a private JWK with a kid) for JWT_PRIVATE_KEY (SIGNING_KEYS = "secret")
-//   npm run -s keygen pepper  one new pepper
-//   npm run -s keygen mfa     one new MFA_ENCRYPTION_KEY (seals TOTP secrets; replacing it voids every TOTP setup)
+//   npm run -s keygen pepper  one new pepper (32 random bytes: the floor config.ts sets; rotation: docs/crypto.md)
+//   npm run -s keygen mfa     one new MFA_ENCRYPTION_KEY (seals TOTP secrets; rotate it through
+//                             MFA_ENCRYPTION_KEY_PREVIOUS, docs/crypto.md: a plain replacement voids every TOTP setup)
 //   npm run -s keygen registration  one initial access token for dynamic client registration, and the
 //                             SHA-256 that goes in OAUTH_REGISTRATION_TOKENS (the token goes to the app's developer)
 //   npm run -s keygen client-secret  a secret for a confidential client declared in OAUTH_CLIENTS, and the

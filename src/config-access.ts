@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { fromBase64Url } from "./encoding";
 
 /**
  * Settings of the ways in that need no password and of the password policy, read with the rest of the
@@ -47,7 +48,14 @@ export const accessFields = {
   SOCIAL_MAX_AGE: seconds(86_400, 300, 2_592_000),
   // Key rotation (docs/crypto.md): the previous pepper and TOTP sealing key, accepted while data moves to the new ones.
   PASSWORD_PEPPER_PREVIOUS: absentIfEmpty(16),
-  MFA_ENCRYPTION_KEY_PREVIOUS: absentIfEmpty(1),
+  // The previous pepper may be shorter than PASSWORD_PEPPER's floor (an older deployment's); the MFA key has one format.
+  MFA_ENCRYPTION_KEY_PREVIOUS: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .refine((s) => fromBase64Url(s)?.length === 32, "must be 32 random bytes, base64url (the MFA_ENCRYPTION_KEY it replaces)")
+      .optional(),
+  ),
 };
 
 /** The secrets among them: never in wrangler.toml's [vars], so the deploy check omits them. */

@@ -21,9 +21,6 @@ const isJson = (s: string) => {
 
 const seconds = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
-// An unset or empty secret is "absent", not a short string.
-const optionalSecret = z.preprocess((v) => (v === "" ? undefined : v), z.string().min(16).optional());
-
 const aesKey = (keygen: string) =>
   z.preprocess(
     (v) => (v === "" ? undefined : v),
@@ -32,6 +29,19 @@ const aesKey = (keygen: string) =>
       .refine((s) => fromBase64Url(s)?.length === 32, `must be 32 random bytes, base64url (npm run -s keygen ${keygen})`)
       .optional(),
   );
+
+// 32 random bytes or more, base64url (`openssl rand -hex 32` fits too): 43 characters at the least,
+// so the pepper alone gives 128 bits and more. An older, shorter one goes to PASSWORD_PEPPER_PREVIOUS.
+const pepper = z.preprocess(
+  (v) => (v === "" ? undefined : v),
+  z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_-]{43,}$/,
+      "must be 32 random bytes or more, base64url: 43 characters at the least (npm run -s keygen pepper); move a shorter one to PASSWORD_PEPPER_PREVIOUS (docs/crypto.md)",
+    )
+    .optional(),
+);
 
 const origins = z
   .string()
@@ -114,9 +124,13 @@ const ConfigFields = z.object({
   // each isolate's re-read (half of this, at most 60 s), with a minute's margin. Lower than 120 only
   // for a local test (the deploy check refuses it).
   KEY_PROPAGATION: seconds(180, 0, 3_600),
-  PASSWORD_PEPPER: optionalSecret,
+  PASSWORD_PEPPER: pepper,
   // Seals TOTP secrets at rest (auth/core/secrets.ts). Without it, everything but second factors works.
   MFA_ENCRYPTION_KEY: aesKey("mfa"),
+  // The HMAC of new TOTP setups: "SHA1" (RFC 6238's default, what every authenticator app computes) or
+  // "SHA256" (ASVS's approved HMAC; some apps ignore it and show codes that never match, so a setup
+  // fails at its first code). Existing setups keep theirs (docs/crypto.md).
+  TOTP_ALGORITHM: z.enum(["SHA1", "SHA256"]).default("SHA1"),
   // Second factors: the name authenticator apps and passkey prompts show; the WebAuthn relying
   // party id (a domain; empty: the host of the first allowed origin) and the page origins allowed to
   // use passkeys (empty: CORS_ORIGINS).

@@ -1,6 +1,7 @@
 import { audit } from "./audit";
 import { maintainRing } from "./auth/keys/rotation";
 import { applyDueHolds } from "./auth/mail/recovery-holds";
+import { resealTotpSecrets } from "./auth/totp/reseal";
 import { getConfig } from "./config";
 import { deleteOldLinks } from "./db/account-tokens";
 import { deleteOldApiKeys } from "./db/api-keys";
@@ -135,6 +136,21 @@ export async function applyRecoveries(env: Env, now = new Date()) {
   } catch (err) {
     // The next run tries again: a due hold stays until it is applied or cancelled.
     log("recovery_apply_failed", { error: (err as Error).name, message: (err as Error).message }, "error");
+    return undefined;
+  }
+}
+
+/**
+ * Every cron run, while MFA_ENCRYPTION_KEY_PREVIOUS is set: re-seals a bounded batch of TOTP secrets
+ * under the current key (auth/totp/reseal.ts). A run that finds none left says the previous key can go.
+ */
+export async function resealSecrets(env: Env, now = new Date()) {
+  try {
+    const done = await resealTotpSecrets({ db: getDb(env.DB), config: getConfig(env) }, now);
+    if (done) log("totp_resealed", { ...done, previous_key_in_use: done.resealed + done.unopened > 0 }, done.unopened ? "warn" : "info");
+    return done;
+  } catch (err) {
+    log("totp_reseal_failed", { error: (err as Error).name, message: (err as Error).message }, "error");
     return undefined;
   }
 }

@@ -39,7 +39,7 @@ describe("the tests' own configuration", () => {
   it("comes from wrangler.toml and test/vitest.config.ts, never a developer's .dev.vars", () => {
     // `npm run dev` writes API_DOCS='on', a signing key and a pepper of its own into .dev.vars.
     expect(env.API_DOCS).toBe("off");
-    expect(env.PASSWORD_PEPPER).toBe("test-pepper-0123456789abcdef");
+    expect(env.PASSWORD_PEPPER).toBe("dGVzdC1wZXBwZXItMDEyMzQ1Njc4OWFiY2RlZjAxMjM");
     expect(JSON.parse(env.JWT_PRIVATE_KEY).kid).toBe("test-key-1");
   });
 });

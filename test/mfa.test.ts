@@ -84,12 +84,12 @@ describe("secrets at rest", () => {
   it("open only for the user they were sealed for, and not after tampering", async () => {
     const plain = crypto.getRandomValues(new Uint8Array(20));
     const sealed = await seal(KEY, "user-a", plain);
-    expect(sealed).toMatch(/^v1\./);
-    expect(await open(KEY, "user-a", sealed)).toEqual(plain);
-    await expect(open(KEY, "user-b", sealed)).rejects.toThrow();
-    const [v, iv, body] = sealed.split(".");
-    const flipped = body!.slice(0, -2) + (body!.at(-2) === "A" ? "B" : "A") + body!.at(-1);
-    await expect(open(KEY, "user-a", `${v}.${iv}.${flipped}`)).rejects.toThrow();
+    expect(sealed).toMatch(/^v2\.[A-Za-z0-9_-]{8}\./);
+    expect(await open({ MFA_ENCRYPTION_KEY: KEY }, "user-a", sealed)).toEqual(plain);
+    await expect(open({ MFA_ENCRYPTION_KEY: KEY }, "user-b", sealed)).rejects.toThrow();
+    const body = sealed.split(".").at(-1)!;
+    const flipped = body.slice(0, -2) + (body.at(-2) === "A" ? "B" : "A") + body.at(-1);
+    await expect(open({ MFA_ENCRYPTION_KEY: KEY }, "user-a", `${sealed.slice(0, -body.length)}${flipped}`)).rejects.toThrow();
   });
 });
 
@@ -112,7 +112,7 @@ describe("setting TOTP up", () => {
     for (const c of codes) expect(c).toMatch(/^[a-z2-7]{4}(-[a-z2-7]{4}){5}$/);
 
     const row = (await userRow(reg.user.id))!;
-    expect(String(row.totp_secret)).toMatch(/^v1\./);
+    expect(String(row.totp_secret)).toMatch(/^v2\.[A-Za-z0-9_-]{8}\./);
     expect(String(row.totp_secret)).not.toContain(setup.body.secret);
     const stored = JSON.parse(String(row.recovery_codes)) as string[];
     expect(stored).toHaveLength(10);

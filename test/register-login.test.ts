@@ -152,7 +152,7 @@ describe("POST /login", () => {
     const res = await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } });
     expect(res.status).toBe(200);
     const row = await env.DB.prepare("SELECT password_hash FROM users WHERE id = ?").bind(reg.user.id).first<{ password_hash: string }>();
-    expect(row!.password_hash).toMatch(/^\$pbkdf2-sha256\$i=100000,p=1\$/);
+    expect(row!.password_hash).toMatch(/^\$pbkdf2-sha256\$i=100000,p=1,k=[A-Za-z0-9_-]{8}\$/);
     expect((await call("POST", "/login", { body: { username: reg.input.username, password: PASSWORD } })).status).toBe(200);
   });
 });

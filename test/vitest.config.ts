@@ -25,7 +25,7 @@ export default defineConfig(async () => {
   const jwk = { ...(await exportJWK(privateKey)), kid: "test-key-1", alg: "ES256" };
   const secrets = {
     JWT_PRIVATE_KEY: JSON.stringify(jwk),
-    PASSWORD_PEPPER: "test-pepper-0123456789abcdef",
+    PASSWORD_PEPPER: "dGVzdC1wZXBwZXItMDEyMzQ1Njc4OWFiY2RlZjAxMjM", // 32 bytes, base64url: the floor config.ts sets
     MFA_ENCRYPTION_KEY: "dGVzdC1tZmEta2V5LTAxMjM0NTY3ODlhYmNkZWYwMTI",
     JWT_WRAPPING_KEY: "dGVzdC13cmFwLWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE",
   };

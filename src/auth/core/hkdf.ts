@@ -1,5 +1,5 @@
 import type { Config } from "../../config";
-import { toBase64Url } from "../../encoding";
+import { sha256Base64Url, toBase64Url } from "../../encoding";
 
 /**
  * Keys derived with HKDF-SHA256 from a secret of the Worker, one per purpose (`label`), imported
@@ -41,3 +41,19 @@ export function derivedKey(
  */
 export const serverHmacKey = (config: Pick<Config, "JWT_PRIVATE_KEY" | "JWT_WRAPPING_KEY">, label: string) =>
   derivedKey(new TextEncoder().encode(config.JWT_PRIVATE_KEY ?? config.JWT_WRAPPING_KEY!), label, { name: "HMAC", hash: "SHA-256", length: 256 }, ["sign"]);
+
+const ids = new Map<string, Promise<string>>();
+
+/**
+ * A secret's id where data names the key it was made with (a pepper in a password hash, the MFA key
+ * in a sealed value): 8 base64url characters (48 bits) of its SHA-256. It lets whoever holds the data
+ * test guesses at the secret, so it is used only for secrets of 32 random bytes, where that is hopeless.
+ */
+export function keyId(secret: string): Promise<string> {
+  let id = ids.get(secret);
+  if (!id) {
+    id = sha256Base64Url(secret).then((h) => h.slice(0, 8));
+    ids.set(secret, id);
+  }
+  return id;
+}

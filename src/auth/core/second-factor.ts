@@ -47,7 +47,7 @@ export const recoveryHash = (code: string) => sha256Base64Url(code.toLowerCase()
 /** The user's TOTP secret. One that does not open means the key was replaced: the operator's problem, said so in the log. */
 export async function openSecret(deps: Deps, userId: string, sealed: string) {
   try {
-    return await open(deps.config.MFA_ENCRYPTION_KEY, userId, sealed);
+    return await open(deps.config, userId, sealed);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(["MFA_ENCRYPTION_KEY: a stored TOTP secret does not open with it (was the key replaced?)"]);

@@ -46,12 +46,22 @@ export function fromBase32(text: string): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-/** A new 160-bit secret (RFC 4226's recommended length for HMAC-SHA1). */
-export const newTotpSecret = () => crypto.getRandomValues(new Uint8Array(20));
+/**
+ * The HMAC a secret is used with follows from its length, so no column says it: 20 bytes (160 bits,
+ * RFC 4226's length for HMAC-SHA-1, what every authenticator app computes) or 32 bytes for
+ * HMAC-SHA-256 (RFC 6238's own test key length for it; TOTP_ALGORITHM = "SHA256", docs/crypto.md).
+ */
+export type TotpAlgorithm = "SHA1" | "SHA256";
+const SECRET_BYTES: Record<TotpAlgorithm, number> = { SHA1: 20, SHA256: 32 };
+export const totpAlgorithmOf = (secret: Uint8Array): TotpAlgorithm => (secret.length === SECRET_BYTES.SHA256 ? "SHA256" : "SHA1");
+
+/** A new secret for `algorithm`, from the CSPRNG. */
+export const newTotpSecret = (algorithm: TotpAlgorithm = "SHA1") => crypto.getRandomValues(new Uint8Array(SECRET_BYTES[algorithm]));
 
 export const stepAt = (time: Date) => Math.floor(time.getTime() / 1000 / STEP_SECONDS);
 
-const hmacKey = (secret: Uint8Array) => crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-1" }, false, ["sign"]);
+const hmacKey = (secret: Uint8Array) =>
+  crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: totpAlgorithmOf(secret) === "SHA256" ? "SHA-256" : "SHA-1" }, false, ["sign"]);
 
 async function codeFor(key: CryptoKey, step: number): Promise<string> {
   const counter = new DataView(new ArrayBuffer(8));
@@ -59,7 +69,7 @@ async function codeFor(key: CryptoKey, step: number): Promise<string> {
   counter.setUint32(4, step >>> 0);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, counter.buffer));
   // Dynamic truncation (RFC 4226 section 5.3).
-  const offset = mac[19]! & 0xf;
+  const offset = mac[mac.length - 1]! & 0xf;
   const binary = ((mac[offset]! & 0x7f) << 24) | (mac[offset + 1]! << 16) | (mac[offset + 2]! << 8) | mac[offset + 3]!;
   return String(binary % 10 ** DIGITS).padStart(DIGITS, "0");
 }
@@ -89,6 +99,12 @@ export async function verifyTotp(secret: Uint8Array, code: string, now: Date, af
 /** The otpauth:// URI authenticator apps read from a QR code (Google Authenticator's key URI format). */
 export function otpauthUri(issuer: string, account: string, secret: Uint8Array): string {
   const label = `${encodeURIComponent(issuer)}:${encodeURIComponent(account)}`;
-  const params = new URLSearchParams({ secret: toBase32(secret), issuer, algorithm: "SHA1", digits: String(DIGITS), period: String(STEP_SECONDS) });
+  const params = new URLSearchParams({
+    secret: toBase32(secret),
+    issuer,
+    algorithm: totpAlgorithmOf(secret),
+    digits: String(DIGITS),
+    period: String(STEP_SECONDS),
+  });
   return `otpauth://totp/${label}?${params}`;
 }

@@ -32,7 +32,7 @@ export async function login(deps: Deps, input: LoginInput): Promise<SignInResult
 
   // Upgraded only by a login the decision lets through: a refused one pays for no second hash.
   const rehash =
-    !("refuse" in verdict(config, user, { kind: "password" })) && needsRehash(user.passwordHash, options)
+    !("refuse" in verdict(config, user, { kind: "password" })) && (await needsRehash(user.passwordHash, options))
       ? rehashPassword(db, user.id, user.passwordHash, await hashPassword(input.password, options), now)
       : undefined;
   return decideSignIn(deps, user, { kind: "password" }, now, {

@@ -69,7 +69,7 @@ export async function setupTotp(deps: Deps, ask: StepUpAsk<"setup_totp">, curren
     throw new Refusal("mfa_already_enabled");
   }
   const { user, sessionId } = await proveStepUp(deps, started, { current_password: currentPassword }, now);
-  const secret = newTotpSecret();
+  const secret = newTotpSecret(deps.config.TOTP_ALGORITHM);
   const [stored] = await storePendingTotp(deps.db, user.id, await seal(deps.config.MFA_ENCRYPTION_KEY, user.id, secret), now, sessionId ?? "");
   if (!stored) throw new Refusal("mfa_already_enabled"); // enabled meanwhile
   return { secret: toBase32(secret), uri: otpauthUri(deps.config.APP_NAME, user.username, secret) };
