@@ -38,6 +38,8 @@ const EXPORTS = [
   ["Protected", "protectedSchema", "output"],
   ["SessionsPage", "sessionsPageSchema", "output"],
   ["SessionsRevoked", "revokedCountSchema", "output"],
+  ["PasswordChanged", "passwordChangedSchema", "output"],
+  ["Registered", "registeredUnverifiedSchema", "output"],
   ["TotpSetup", "totpSetupSchema", "output"],
   ["RecoveryCodes", "recoveryCodesSchema", "output"],
   ["Passkey", "passkeySchema", "output"],

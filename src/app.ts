@@ -63,7 +63,8 @@ const corsHeaders = cors({
   origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
   credentials: true,
   allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-  allowHeaders: ["Content-Type", "Authorization"],
+  // cf-turnstile-response: the Turnstile widget's token on sign-up, mail sign-in, forgot-password and guests.
+  allowHeaders: ["Content-Type", "Authorization", "cf-turnstile-response"],
   exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
   maxAge: 600,
 });

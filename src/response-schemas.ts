@@ -104,6 +104,16 @@ const tokenFields = {
 export const tokensSchema = z.object(tokenFields).openapi("Tokens");
 export const signedInSchema = z.object({ user: userSchema, ...tokenFields }).openapi("SignedIn");
 
+/** A new password accepted although it appears in known breaches (PWNED_PASSWORDS "warn"): tell the person. */
+export const passwordWarning = {
+  password_warning: z
+    .literal("password_breached")
+    .optional()
+    .openapi({ description: 'only with PWNED_PASSWORDS "warn": the new password was accepted but appears in known data breaches; suggest another' }),
+};
+export const registeredSchema = z.object({ user: userSchema, ...tokenFields, ...passwordWarning }).openapi("Registered");
+export const registeredUnverifiedSchema = z.object({ user: userSchema, ...passwordWarning }).openapi("RegisteredUnverified");
+
 export const mfaChallengeSchema = z
   .object({
     mfa_required: z.literal(true),
@@ -200,6 +210,7 @@ export const resetDoneSchema = z
     identities_removed: z.number().int(),
     totp_removed: z.boolean(),
     takes_effect_at: takesEffectAt,
+    ...passwordWarning,
   })
   .openapi("PasswordReset", {
     description:
@@ -212,6 +223,7 @@ export const adminUserSchema = z
 
 export const messageSchema = z.object({ message: z.string() }).openapi("Message");
 export const revokedCountSchema = z.object({ message: z.string(), sessions_revoked: z.number().int() }).openapi("SessionsRevoked");
+export const passwordChangedSchema = z.object({ message: z.string(), sessions_revoked: z.number().int(), ...passwordWarning }).openapi("PasswordChanged");
 
 export const sessionSchema = z
   .object({

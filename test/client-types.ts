@@ -35,6 +35,8 @@ export const sameTypes: [
   Same<Client.Protected, Out<typeof Res.protectedSchema>>,
   Same<Client.SessionsPage, Out<typeof Res.sessionsPageSchema>>,
   Same<Client.SessionsRevoked, Out<typeof Res.revokedCountSchema>>,
+  Same<Client.PasswordChanged, Out<typeof Res.passwordChangedSchema>>,
+  Same<Client.Registered, Out<typeof Res.registeredUnverifiedSchema>>,
   Same<Client.TotpSetup, Out<typeof Res.totpSetupSchema>>,
   Same<Client.RecoveryCodes, Out<typeof Res.recoveryCodesSchema>>,
   Same<Client.Passkey, Out<typeof Res.passkeySchema>>,
@@ -67,6 +69,8 @@ export const sameTypes: [
   Same<Client.ApiKeyCreateRequest, In<typeof KeysReq.keyCreateSchema>>,
   Same<Client.TokenResponse, Out<typeof OAuth.tokenResponseSchema>>,
 ] = [
+  true,
+  true,
   true,
   true,
   true,
