@@ -3,6 +3,7 @@
 // before any setup runs (a second dev server next to the first one helps nobody).
 import { spawn, spawnSync } from "node:child_process";
 import { portFree } from "./servers.mjs";
+import { devVarsText, standInArgs, startStandIns } from "./stand-ins.mjs";
 
 const args = process.argv.slice(2);
 const i = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
@@ -17,7 +18,11 @@ const setup = spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { stdio: "i
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 const portArgs = i < 0 ? ["--port", String(port)] : [];
-const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...args], {
+// New passwords are checked against Pwned Passwords and sign-ups may ask for Turnstile: in dev both
+// go to the local stand-ins (scripts/stand-ins.mjs), so nothing waits on the internet, unless
+// .dev.vars names its own PWNED_PASSWORDS_URL or TURNSTILE_VERIFY_URL (docs/passwords.md).
+const standIns = standInArgs(await startStandIns({ unref: true }), devVarsText());
+const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...standIns, ...args], {
   stdio: "inherit",
   shell: process.platform === "win32",
   env: { ...process.env, WRANGLER_SEND_METRICS: "false" },

@@ -15,6 +15,7 @@
 // `node scripts/stand-ins.mjs` serves them on STAND_INS_PORT (default 9400); scripts/dev.mjs starts them
 // for `npm run dev`, test/vitest.config.ts for the workerd suite.
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { fileURLToPath } from "node:url";
 
@@ -110,6 +111,21 @@ export async function startStandIns({ port = 0, host = "127.0.0.1", unref = fals
     server,
   };
 }
+
+/**
+ * `wrangler dev` arguments pointing the API at the stand-ins: for `npm run dev`, `npm run demo` and the
+ * e2e run, so nothing waits on the internet. A name `devVars` (the text of .dev.vars) sets is left to it.
+ */
+export function standInArgs(standIns, devVars = "") {
+  const named = (name) => new RegExp(`^\\s*${name}\\s*=`, "m").test(devVars);
+  return [
+    ...(named("PWNED_PASSWORDS_URL") ? [] : ["--var", `PWNED_PASSWORDS_URL:${standIns.pwned("dev")}`]),
+    ...(named("TURNSTILE_VERIFY_URL") ? [] : ["--var", `TURNSTILE_VERIFY_URL:${standIns.siteverify()}`]),
+  ];
+}
+
+/** .dev.vars' text, or "" without one. */
+export const devVarsText = () => (existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "");
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const standIns = await startStandIns({ port: Number(process.env.STAND_INS_PORT ?? 9400) });

@@ -17,8 +17,7 @@ const STAND_INS = env.TEST_STAND_INS;
 const pwned = (tag: string) => `${STAND_INS}/pwned/${tag}/range/`;
 const received = async (tag: string) => (await fetch(`${STAND_INS}/pwned-log/${tag}`)).json<{ path: string; padding: boolean }[]>();
 const BREACHED = "Tr0ub4dor&3"; // scripts/stand-ins.mjs BREACHED_PASSWORDS
-const register = (body: Record<string, unknown>, bindings?: Partial<Env>) =>
-  call("POST", "/register", { body: { username: uniqueName(), ...body }, bindings });
+const register = (body: Record<string, unknown>, bindings?: Partial<Env>) => call("POST", "/register", { body: { username: uniqueName(), ...body }, bindings });
 const change = (token: string, new_password: string, current_password = PASSWORD, bindings?: Partial<Env>) =>
   call("POST", "/password", { token, body: { current_password, new_password }, bindings });
 
@@ -124,7 +123,9 @@ describe("no periodic change (6.2.10)", () => {
   it("a password set a year ago still signs in, with nothing asked of it", async () => {
     const reg = await registerUser();
     const yearAgo = Date.now() - 366 * 86_400_000;
-    await env.DB.prepare("UPDATE users SET created_at = ?, updated_at = ?, password_set_at = ? WHERE id = ?").bind(yearAgo, yearAgo, yearAgo, reg.user.id).run();
+    await env.DB.prepare("UPDATE users SET created_at = ?, updated_at = ?, password_set_at = ? WHERE id = ?")
+      .bind(yearAgo, yearAgo, yearAgo, reg.user.id)
+      .run();
     const res = await login(reg.input.username);
     expect(res.status).toBe(200);
     expect(Object.keys(res.body).sort()).toEqual(["access_token", "expires_in", "refresh_token", "token_type", "user"]);
@@ -162,7 +163,10 @@ describe("breached passwords by k-anonymity (6.2.12)", () => {
     expectError(await register({ password: BREACHED }, { PWNED_PASSWORDS_URL: pwned(tag) }), 400, "password_breached");
     // Only the first five characters of the hash leave, once, padded.
     const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(BREACHED));
-    const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+    const hex = [...new Uint8Array(digest)]
+      .map((b) => b.toString(16).padStart(2, "0"))
+      .join("")
+      .toUpperCase();
     expect(await received(tag)).toEqual([{ path: `/pwned/${tag}/range/${hex.slice(0, 5)}`, padding: true }]);
   });
 

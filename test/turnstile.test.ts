@@ -68,7 +68,11 @@ describe("Turnstile and the request's order", () => {
 
   it("lets the browser send the header cross-origin (CORS preflight)", async () => {
     const res = await call("OPTIONS", "/register", {
-      headers: { origin: "http://localhost:5173", "access-control-request-method": "POST", "access-control-request-headers": "content-type,cf-turnstile-response" },
+      headers: {
+        origin: "http://localhost:5173",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,cf-turnstile-response",
+      },
     });
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("cf-turnstile-response");
   });

@@ -13,14 +13,33 @@ export const BUILT_IN_CONTEXT_WORDS = ["edge-auth", "edgeauth", "admin"];
 
 // Host labels that name no deployment: leaving them out keeps "localhost" or "api" from refusing
 // passwords that merely contain a common word.
-const GENERIC_LABELS = new Set(["www", "localhost", "auth", "login", "account", "accounts", "api", "app", "apps", "dev", "test", "staging", "workers", "pages"]);
+const GENERIC_LABELS = new Set([
+  "www",
+  "localhost",
+  "auth",
+  "login",
+  "account",
+  "accounts",
+  "api",
+  "app",
+  "apps",
+  "dev",
+  "test",
+  "staging",
+  "workers",
+  "pages",
+]);
 
 // The shortest word worth refusing: shorter ones (a two-letter username) would refuse half of all passwords.
 const MIN_WORD = 3;
 const MIN_LABEL = 4;
 
 /** Lowercased, NFC, without the separators people put between words. */
-export const squash = (s: string) => s.normalize("NFC").toLowerCase().replace(/[\s._\-]+/gu, "");
+export const squash = (s: string) =>
+  s
+    .normalize("NFC")
+    .toLowerCase()
+    .replace(/[\s._-]+/gu, "");
 
 function hostLabels(url: string): string[] {
   if (!url) return [];
@@ -38,13 +57,9 @@ function hostLabels(url: string): string[] {
 
 /** The deployment's words, squashed and deduplicated. */
 export function deploymentWords(config: Pick<Config, "APP_NAME" | "ISSUER" | "APP_URL" | "PASSWORD_CONTEXT_WORDS">): string[] {
-  const words = [
-    ...BUILT_IN_CONTEXT_WORDS,
-    config.APP_NAME,
-    ...hostLabels(config.ISSUER),
-    ...hostLabels(config.APP_URL),
-    ...config.PASSWORD_CONTEXT_WORDS,
-  ].map(squash);
+  const words = [...BUILT_IN_CONTEXT_WORDS, config.APP_NAME, ...hostLabels(config.ISSUER), ...hostLabels(config.APP_URL), ...config.PASSWORD_CONTEXT_WORDS].map(
+    squash,
+  );
   return [...new Set(words.filter((w) => w.length >= MIN_WORD))];
 }
 

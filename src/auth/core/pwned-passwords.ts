@@ -14,7 +14,10 @@ const RANGE_LINE = /^([0-9A-F]{35}):(\d+)$/;
 
 async function sha1Hex(password: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(password.normalize("NFC")));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").toUpperCase();
+  return [...new Uint8Array(digest)]
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("")
+    .toUpperCase();
 }
 
 /** How often the password appears in the breach corpus (0: never), or null when the range API could not say. */
