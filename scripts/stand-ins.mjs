@@ -14,6 +14,7 @@
 //   GET  /siteverify-log              what siteverify received: [{secret, response, remoteip}]
 // `node scripts/stand-ins.mjs` serves them on STAND_INS_PORT (default 9400); scripts/dev.mjs starts them
 // for `npm run dev`, test/vitest.config.ts for the workerd suite.
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -102,14 +103,37 @@ export async function startStandIns({ port = 0, host = "127.0.0.1", unref = fals
   await new Promise((resolve) => server.listen(port, host, resolve));
   if (unref) server.unref();
   const origin = `http://${host}:${server.address().port}`;
-  return {
-    origin,
-    /** The range API under a tag: PWNED_PASSWORDS_URL (the hash prefix is appended). */
-    pwned: (tag = "default") => `${origin}/pwned/${tag}/range/`,
-    siteverify: (mode) => `${origin}/siteverify${mode ? `/${mode}` : ""}`,
-    close: () => new Promise((resolve) => server.close(resolve)),
-    server,
-  };
+  return { ...urls(origin), close: () => new Promise((resolve) => server.close(resolve)), server };
+}
+
+/** URLs of stand-ins listening at `origin`. */
+const urls = (origin) => ({
+  origin,
+  /** The range API under a tag: PWNED_PASSWORDS_URL (the hash prefix is appended). */
+  pwned: (tag = "default") => `${origin}/pwned/${tag}/range/`,
+  siteverify: (mode) => `${origin}/siteverify${mode ? `/${mode}` : ""}`,
+});
+
+/**
+ * The stand-ins in a process of their own, ended with this one: the workerd suite's, whose own
+ * process is busy transforming modules (a range query there could wait past its timeout).
+ */
+export async function startStandInsProcess() {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+    env: { ...process.env, STAND_INS_PORT: "0" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  process.on("exit", () => child.kill());
+  const origin = await new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`stand-ins exited with ${code}`)));
+    child.stdout.on("data", (chunk) => {
+      const m = /PWNED_PASSWORDS_URL=(http:\/\/[^/]+)/.exec(String(chunk));
+      if (m) resolve(m[1]);
+    });
+  });
+  child.unref();
+  child.stdout.unref?.();
+  return { ...urls(origin), close: () => child.kill() };
 }
 
 /**

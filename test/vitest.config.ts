@@ -8,7 +8,7 @@ import { buildAssets } from "../scripts/assets.mjs";
 import { buildDist } from "../scripts/client.mjs";
 import { startClientDocuments } from "../scripts/client-documents.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
-import { startStandIns } from "../scripts/stand-ins.mjs";
+import { startStandInsProcess } from "../scripts/stand-ins.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -52,8 +52,9 @@ export default defineConfig(async () => {
   // Client ID metadata documents on loopback (test/oauth-client-documents.test.ts): good ones and hostile ones.
   const clientDocuments = await startClientDocuments({ unref: true });
   // Pwned Passwords' range API and Turnstile's siteverify on loopback (scripts/stand-ins.mjs): every
-  // new password in the suite is checked in "refuse" mode, one loopback fetch each.
-  const standIns = await startStandIns({ unref: true });
+  // new password in the suite is checked in "refuse" mode, one loopback fetch each. In a process of
+  // their own: this one is busy transforming modules, and a range query must not wait on it.
+  const standIns = await startStandInsProcess();
   const oauthSecrets = JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret])));
   process.env.OAUTH_CLIENT_SECRETS = oauthSecrets;
   const testVars = {
