@@ -29,6 +29,7 @@ import type {
   SignedInBody,
   Tokens,
   TotpSetup,
+  TurnstileConfig,
   User,
   WayInRevoked,
 } from "./types.js";
@@ -457,6 +458,8 @@ export function createAuthClient(options: ClientOptions) {
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
     requestEmailVerification: (email?: string) =>
       email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email }),
+    /** The Turnstile site key to render the widget with, or null while the API asks for none. */
+    turnstileSiteKey: () => send<TurnstileConfig>("GET", "/turnstile").then((r) => r.site_key),
     forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
     resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) =>

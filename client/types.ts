@@ -189,6 +189,10 @@ export type Providers = {
   })[];
 };
 
+export type TurnstileConfig = {
+  site_key: string | null;
+};
+
 export type IdentityLinked = {
   linked: {
     id: string;

@@ -47,6 +47,7 @@ const EXPORTS = [
   ["ResetDone", "resetDoneSchema", "output"],
   ["WayInRevoked", "revokedWayInSchema", "output"],
   ["Providers", "providersSchema", "output"],
+  ["TurnstileConfig", "turnstileSchema", "output"],
   ["IdentityLinked", "linkedSchema", "output"],
   ["RegisterRequest", "registerSchema", "input"],
   ["LoginRequest", "loginSchema", "input"],

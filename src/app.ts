@@ -28,6 +28,7 @@ import { oauthServer } from "./routes/oauth-server";
 import { organizationRoutes } from "./routes/organizations";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
+import { turnstileConfig } from "./routes/turnstile";
 
 // Every request body here is a small JSON object; refuse anything larger before parsing it.
 const MAX_BODY_BYTES = 16 * 1024;
@@ -109,6 +110,7 @@ app.route("/", meta);
 app.route("/", auth);
 app.route("/", account);
 app.route("/", recovery);
+app.route("/", turnstileConfig);
 app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);

@@ -258,6 +258,11 @@ export const protectedSchema = z.object({ message: z.string(), user_id: z.string
 export const meSchema = z.object({ user: userSchema }).openapi("Me");
 export const meWithFactorsSchema = z.object({ user: userSchema, factors: factorsSchema }).openapi("MeWithFactors");
 export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
+export const turnstileSchema = z
+  .object({
+    site_key: z.string().nullable().openapi({ description: "the widget's site key (TURNSTILE_SITE_KEY); null while Turnstile is off (no TURNSTILE_SECRET)" }),
+  })
+  .openapi("Turnstile");
 export const jwksSchema = z
   .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })
   .openapi("JWKS");

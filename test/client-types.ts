@@ -36,6 +36,7 @@ export const sameTypes: [
   Same<Client.SessionsPage, Out<typeof Res.sessionsPageSchema>>,
   Same<Client.SessionsRevoked, Out<typeof Res.revokedCountSchema>>,
   Same<Client.PasswordChanged, Out<typeof Res.passwordChangedSchema>>,
+  Same<Client.TurnstileConfig, Out<typeof Res.turnstileSchema>>,
   Same<Client.Registered, Out<typeof Res.registeredUnverifiedSchema>>,
   Same<Client.TotpSetup, Out<typeof Res.totpSetupSchema>>,
   Same<Client.RecoveryCodes, Out<typeof Res.recoveryCodesSchema>>,
@@ -69,6 +70,7 @@ export const sameTypes: [
   Same<Client.ApiKeyCreateRequest, In<typeof KeysReq.keyCreateSchema>>,
   Same<Client.TokenResponse, Out<typeof OAuth.tokenResponseSchema>>,
 ] = [
+  true,
   true,
   true,
   true,
