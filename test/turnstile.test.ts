@@ -77,3 +77,14 @@ describe("Turnstile and the request's order", () => {
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("cf-turnstile-response");
   });
 });
+
+describe("GET /turnstile", () => {
+  it("publishes the site key only while Turnstile is on", async () => {
+    expect((await call("GET", "/turnstile", { bindings: { TURNSTILE_SITE_KEY: "1x00000000000000000000AA" } as Partial<Env> })).body).toEqual({
+      site_key: null,
+    });
+    const res = await call("GET", "/turnstile", { bindings: { ...on(), TURNSTILE_SITE_KEY: "1x00000000000000000000AA" } as Partial<Env> });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ site_key: "1x00000000000000000000AA" });
+  });
+});
