@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { COMMON_PASSWORDS } from "../src/auth/core/common-passwords-list";
 import { isCommonPassword } from "../src/auth/core/password-policy";
 import { breachCount } from "../src/auth/core/pwned-passwords";
 import { call, expectError, login, mailbox, PASSWORD, registerUser, uniqueName } from "./helpers";
@@ -57,6 +58,10 @@ describe("a fresh database (6.3.2)", () => {
 
 describe("the most common passwords (6.2.4, 6.1.2)", () => {
   it("ships at least 3,000 of them, all of 8 characters or more, compared without case", () => {
+    const list = COMMON_PASSWORDS.split("\n");
+    expect(list.length).toBeGreaterThanOrEqual(3_000);
+    expect(new Set(list).size).toBe(list.length);
+    expect(list.filter((p) => [...p].length < 8 || [...p].length > 128 || p !== p.normalize("NFC").toLowerCase())).toEqual([]);
     for (const p of ["password", "PASSWORD", "Qwertyuiop", "iloveyou", "sunshine", "football"]) expect(isCommonPassword(p), p).toBe(true);
     expect(isCommonPassword("purple dinosaur anvil")).toBe(false);
   });
