@@ -28,6 +28,9 @@ export const BREACHED_PASSWORDS = {
   "pwned-but-long-enough": 1,
 };
 
+/** A password whose suffix the range stand-in lists only among the padding (count 0): not breached. */
+export const PADDING_ONLY_PASSWORD = "only in the padding";
+
 export const TURNSTILE_PASSING_TOKENS = ["pass", "XXXX.DUMMY.TOKEN.XXXX"];
 
 const sha1 = (s) => createHash("sha1").update(s.normalize("NFC"), "utf8").digest("hex").toUpperCase();
@@ -43,6 +46,8 @@ function range(prefix, padding) {
   }
   for (let i = 0; i < 400; i++) lines.push(`${randomSuffix()}:${1 + (i % 97)}`);
   // The real API pads every answer to 800-1,000 lines with count-0 suffixes.
+  const padded = sha1(PADDING_ONLY_PASSWORD);
+  if (padding && padded.startsWith(prefix)) lines.push(`${padded.slice(5)}:0`);
   if (padding) for (let i = lines.length; i < 900; i++) lines.push(`${randomSuffix()}:0`);
   return lines.sort().join("\r\n");
 }
