@@ -13,7 +13,7 @@ export const BUILT_IN_CONTEXT_WORDS = ["edge-auth", "edgeauth", "admin"];
 
 // Host labels that name no deployment: leaving them out keeps "localhost" or "api" from refusing
 // passwords that merely contain a common word.
-const GENERIC_LABELS = new Set([
+export const GENERIC_LABELS = new Set([
   "www",
   "localhost",
   "auth",
