@@ -93,6 +93,7 @@ async function loadSchemas() {
         "response-schemas-invitations",
         "schemas-invitations",
         "response-schemas-keys",
+        "response-schemas-passwords",
         "schemas-keys",
       ]
         .map((file) => `export * from "./src/${file}";`)

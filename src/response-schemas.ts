@@ -94,7 +94,7 @@ export const userSchema = z
   });
 
 const accessToken = z.string().openapi({ description: "ES256 JWT (typ at+jwt); send as Authorization: Bearer" });
-const tokenFields = {
+export const tokenFields = {
   access_token: accessToken,
   refresh_token: z.string().optional().openapi({ description: "absent in cookie mode, where it is the refresh_token cookie" }),
   token_type: z.literal("Bearer"),
@@ -103,16 +103,6 @@ const tokenFields = {
 
 export const tokensSchema = z.object(tokenFields).openapi("Tokens");
 export const signedInSchema = z.object({ user: userSchema, ...tokenFields }).openapi("SignedIn");
-
-/** A new password accepted although it appears in known breaches (PWNED_PASSWORDS "warn"): tell the person. */
-export const passwordWarning = {
-  password_warning: z
-    .literal("password_breached")
-    .optional()
-    .openapi({ description: 'only with PWNED_PASSWORDS "warn": the new password was accepted but appears in known data breaches; suggest another' }),
-};
-export const registeredSchema = z.object({ user: userSchema, ...tokenFields, ...passwordWarning }).openapi("Registered");
-export const registeredUnverifiedSchema = z.object({ user: userSchema, ...passwordWarning }).openapi("RegisteredUnverified");
 
 export const mfaChallengeSchema = z
   .object({
@@ -189,7 +179,7 @@ export const securitySchema = z
   })
   .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });
 
-const takesEffectAt = z.iso.datetime().optional().openapi({
+export const takesEffectAt = z.iso.datetime().optional().openapi({
   description:
     "Held: while TOTP is on, a mailbox alone lowers nothing at once. At this time TOTP goes (and, for a reset, the new password takes effect), unless a sign-in with a second factor cancels it first",
 });
@@ -203,27 +193,12 @@ export const revokedWayInSchema = z
   })
   .openapi("WayInRevoked");
 
-export const resetDoneSchema = z
-  .object({
-    message: z.string(),
-    passkeys_removed: z.number().int(),
-    identities_removed: z.number().int(),
-    totp_removed: z.boolean(),
-    takes_effect_at: takesEffectAt,
-    ...passwordWarning,
-  })
-  .openapi("PasswordReset", {
-    description:
-      "every session ended; the passkeys removed, and the linked identities that do not vouch for this address. Where TOTP was set up before the address was confirmed, the whole reset is held (takes_effect_at) and nothing is removed yet",
-  });
-
 export const adminUserSchema = z
   .object({ user: userSchema, disabled: z.boolean(), factors: factorsSchema.optional().openapi({ description: "on GET /admin/users/{id}" }) })
   .openapi("AdminUser");
 
 export const messageSchema = z.object({ message: z.string() }).openapi("Message");
 export const revokedCountSchema = z.object({ message: z.string(), sessions_revoked: z.number().int() }).openapi("SessionsRevoked");
-export const passwordChangedSchema = z.object({ message: z.string(), sessions_revoked: z.number().int(), ...passwordWarning }).openapi("PasswordChanged");
 
 export const sessionSchema = z
   .object({
@@ -258,11 +233,6 @@ export const protectedSchema = z.object({ message: z.string(), user_id: z.string
 export const meSchema = z.object({ user: userSchema }).openapi("Me");
 export const meWithFactorsSchema = z.object({ user: userSchema, factors: factorsSchema }).openapi("MeWithFactors");
 export const healthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
-export const turnstileSchema = z
-  .object({
-    site_key: z.string().nullable().openapi({ description: "the widget's site key (TURNSTILE_SITE_KEY); null while Turnstile is off (no TURNSTILE_SECRET)" }),
-  })
-  .openapi("Turnstile");
 export const jwksSchema = z
   .object({ keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() })) })
   .openapi("JWKS");

@@ -13,15 +13,8 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { turnstile } from "../middleware/turnstile";
-import {
-  messageSchema,
-  mfaChallengeSchema,
-  registeredSchema,
-  registeredUnverifiedSchema,
-  revokedCountSchema,
-  signedInSchema,
-  tokensSchema,
-} from "../response-schemas";
+import { messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
+import { registeredSchema, registeredUnverifiedSchema } from "../response-schemas-passwords";
 import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import { getConfig } from "../config";
-import { turnstileSchema } from "../response-schemas";
+import { turnstileSchema } from "../response-schemas-passwords";
 import { json, openApiApp } from "./openapi";
 
 /**

@@ -1,5 +1,4 @@
 import type { Config } from "../../config";
-import type { PasswordOwner } from "./password-policy";
 
 /**
  * The words a new password must not contain (ASVS 6.2.11): the account's own (its username, its
@@ -7,6 +6,12 @@ import type { PasswordOwner } from "./password-policy";
  * APP_NAME, the labels of the ISSUER and APP_URL hosts, and PASSWORD_CONTEXT_WORDS. Compared without
  * case, spaces, dots, dashes or underscores ("Edge.Auth 2024" contains "edge-auth"). docs/passwords.md.
  */
+
+/** What a new password's owner is known by: the words the password must not contain. */
+export interface PasswordOwner {
+  username: string | null;
+  email: string | null;
+}
 
 /** Always refused: this product's own names and the one role every deployment has. */
 export const BUILT_IN_CONTEXT_WORDS = ["edge-auth", "edgeauth", "admin"];

@@ -1,7 +1,7 @@
 import type { Config } from "../../config";
 import { COMMON_PASSWORDS } from "./common-passwords-list";
 import { Refusal } from "./errors";
-import { containsContextWord } from "./password-context";
+import { containsContextWord, type PasswordOwner } from "./password-context";
 import { breachCount } from "./pwned-passwords";
 
 /**
@@ -13,11 +13,7 @@ import { breachCount } from "./pwned-passwords";
  * answers a warning where PWNED_PASSWORDS is "warn". Knows nothing of HTTP. docs/passwords.md.
  */
 
-/** What a new password's owner is known by: the words the password must not contain. */
-export interface PasswordOwner {
-  username: string | null;
-  email: string | null;
-}
+export type { PasswordOwner };
 
 export interface PasswordVerdict {
   /** Set where the password was accepted although a check found it wanting ("warn" mode). */
