@@ -66,6 +66,16 @@ describe("Turnstile and the request's order", () => {
     expect((await call("POST", "/register", { body, headers: header("action-sign_up"), bindings: on() })).status).toBe(201);
   });
 
+  it("answers 503 turnstile_unavailable when siteverify never answers (the 3 s timeout), creating nothing", async () => {
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const username = uniqueName();
+    const started = Date.now();
+    const res = await call("POST", "/register", { body: { username, password: PASSWORD }, headers: header("pass"), bindings: on("deaf") });
+    expectError(res, 503, "turnstile_unavailable");
+    expect(Date.now() - started).toBeLessThan(4_500);
+    expect(await env.DB.prepare("SELECT id FROM users WHERE username = ?").bind(username).first()).toBeNull();
+  });
+
   it("lets the browser send the header cross-origin (CORS preflight)", async () => {
     const res = await call("OPTIONS", "/register", {
       headers: {
