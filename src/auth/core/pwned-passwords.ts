@@ -12,6 +12,9 @@ import { log } from "../../log";
 
 const RANGE_LINE = /^([0-9A-F]{35}):(\d+)$/;
 
+/** A failure this module names itself; any other is logged by its name alone (its message may hold the URL). */
+class RangeFailure extends Error {}
+
 async function sha1Hex(password: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(password.normalize("NFC")));
   return [...new Uint8Array(digest)]
@@ -37,7 +40,7 @@ export async function breachCount(
     });
     if (!res.ok) {
       await res.body?.cancel();
-      throw new Error(`status ${res.status}`);
+      throw new RangeFailure(`status ${res.status}`);
     }
     let count = 0;
     let lines = 0;
@@ -48,10 +51,10 @@ export async function breachCount(
       if (m[1] === suffix) count = Number(m[2]);
     }
     // A range always lists hundreds of suffixes: an answer with none is no range (a captive portal, a wrong URL).
-    if (lines === 0) throw new Error("no range in the answer");
+    if (lines === 0) throw new RangeFailure("no range in the answer");
     return count;
   } catch (err) {
-    const reason = err instanceof Error ? (err.name === "Error" ? err.message : err.name) : "unknown";
+    const reason = err instanceof RangeFailure ? err.message : err instanceof Error ? err.name : "unknown";
     log("pwned_check_failed", { request_id: requestId, reason, ms: Date.now() - started }, "warn");
     return null;
   }
