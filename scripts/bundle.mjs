@@ -20,7 +20,7 @@ import { gzipSync } from "node:zlib";
 // +16 KiB gzipped; no new dependency). Issue 32 brings the bundle under 2 MiB and lowers this.
 // Raised from 2600 / 495 for issue 31's password policy: the 3,000 most common passwords shipped as
 // data (src/auth/core/common-passwords-list.ts, 28 KB raw, 14 KiB gzipped; read into a Set only when a
-// password is set), the context words, the range query, Turnstile's routes (+37 KiB raw, +18 KiB gzipped).
+// password is set), the context words, the range query, Turnstile's routes (+40 KiB raw, +18 KiB gzipped).
 export const BUDGET_KIB = { raw: 2630, gzip: 513 };
 
 export function bundleSize(file) {
