@@ -7,6 +7,8 @@ import { keyCalls } from "./keys.js";
 import { mailCalls } from "./mail.js";
 import { mfaCalls } from "./mfa.js";
 import { orgCalls } from "./orgs.js";
+import type { PasswordWarning } from "./passwords.js";
+import { TURNSTILE_HEADER, type TurnstileTokens, turnstileAction } from "./turnstile.js";
 import type {
   ErrorCode,
   Factors,
@@ -16,10 +18,12 @@ import type {
   MfaChallengeBody,
   Passkey,
   Passkeys,
+  PasswordChanged,
   PasswordChangeRequest,
   Protected,
   Providers,
   RecoveryCodes,
+  Registered,
   RegisterRequest,
   ResetDone,
   Security,
@@ -28,6 +32,7 @@ import type {
   SignedInBody,
   Tokens,
   TotpSetup,
+  TurnstileConfig,
   User,
   UserBody,
   WayInRevoked,
@@ -95,6 +100,9 @@ export { exchangeApiKey } from "./keys.js";
 export { mailSignInToken } from "./mail.js";
 export type { ActiveOrganization, Invitation, Member, MembersQuery, Organization } from "./orgs.js";
 export { invitationToken } from "./orgs.js";
+export type { PasswordWarning } from "./passwords.js";
+export { passwordProblem } from "./passwords.js";
+export type { TurnstileAction, TurnstileTokens } from "./turnstile.js";
 export type { AdminOrganizationsPage } from "./types.js";
 export type * from "./webauthn.js";
 export type { ErrorCode, Factors, Me, Passkey, Security, TotpSetup, User };
@@ -134,6 +142,13 @@ export interface ClientOptions {
    * list it (location.origin) to call same-origin routes.
    */
   backends?: string[];
+  /**
+   * Cloudflare Turnstile (TURNSTILE_SITE_KEY): the widget's token for an action, sent as the
+   * cf-turnstile-response header on sign-up, forgot-password (and the other routes behind it).
+   */
+  turnstileToken?: TurnstileTokens;
+  /** A new password was accepted but appears in known breaches (PWNED_PASSWORDS "warn"): tell the person (passwordProblem). */
+  onPasswordWarning?: (warning: PasswordWarning) => void;
 }
 
 /** `username` is null for an account without one (signed up by mail, a provider, a passkey or as a guest). */
@@ -249,6 +264,9 @@ export function createAuthClient(options: ClientOptions) {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     if (auth && access) headers.authorization = `Bearer ${access.token}`;
+    const action = options.turnstileToken && turnstileAction(method, path);
+    const bot = action && (await options.turnstileToken?.(action));
+    if (bot) headers[TURNSTILE_HEADER] = bot;
     let res: Awaited<ReturnType<FetchLike>>;
     try {
       const credentials = cookie ? ("include" as const) : ("same-origin" as const);
@@ -337,6 +355,11 @@ export function createAuthClient(options: ClientOptions) {
   /** A link that proves an address: with the password when given, else as the signed-in account when there is one. */
   const holder = <T>(path: string, token: string, password?: string) =>
     password === undefined && access ? authed<T>("POST", path, { token }) : send<T>("POST", path, password === undefined ? { token } : { token, password });
+  /** An answer to a new password: passes its warning, if any, to onPasswordWarning. */
+  const warned = <T extends { password_warning?: PasswordWarning }>(res: T): T => {
+    if (res.password_warning) options.onPasswordWarning?.(res.password_warning);
+    return res;
+  };
   const signedIn = (res: SignedInBody) => ({ ...state(), user: res.user }) as SignedIn;
   const platform = () => globalThis as unknown as Platform;
   const tabStorage = () => {
@@ -393,7 +416,7 @@ export function createAuthClient(options: ClientOptions) {
       return () => listeners.delete(listener);
     },
     /** The new user; signed in too unless the service wants the address verified first. */
-    register: (input: RegisterInput) => signIn<{ user: User }>("/register", input).then((r) => r.user),
+    register: (input: RegisterInput) => signIn<Registered>("/register", input).then((r) => warned(r).user),
     /** Signed in, or `{ signedIn: false, mfaRequired: true, challenge }`: then call loginMfa(). */
     async login(input: LoginInput): Promise<LoginResult> {
       return firstStep(await signIn<SignedInBody | MfaChallenge>("/login", input));
@@ -414,7 +437,7 @@ export function createAuthClient(options: ClientOptions) {
     protected: () => authed<Protected>("GET", "/protected"),
     sessions: (cursor?: string) => authed<SessionsPage>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
     revokeSession: (id: string) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`),
-    changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<SessionsRevoked>("POST", "/password", input),
+    changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<PasswordChanged>("POST", "/password", input).then(warned),
     /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
     security: () => authed<Security>("GET", "/me/security"),
     /**
@@ -443,10 +466,12 @@ export function createAuthClient(options: ClientOptions) {
     /** A new verification link: for the signed-in account, or (signed out, say after 403 email_unverified) to an address. */
     requestEmailVerification: (email?: string) =>
       email === undefined ? authed<Reply>("POST", "/email/verify/request") : send<Reply>("POST", "/email/verify/request", { email }),
+    /** The Turnstile site key to render the widget with, or null while the API asks for none. */
+    turnstileSiteKey: () => send<TurnstileConfig>("GET", "/turnstile").then((r) => r.site_key),
     forgotPassword: (email: string) => send<Reply>("POST", "/password/forgot", { email }),
     /** 401 invalid_mfa_code: this account's TOTP stays through a reset; send a code (or recovery code) too. */
     resetPassword: (token: string, new_password: string, factor: ResetFactor = {}) =>
-      send<ResetDone>("POST", "/password/reset", { token, new_password, ...factor }),
+      send<ResetDone>("POST", "/password/reset", { token, new_password, ...factor }).then(warned),
     changeEmail: (new_email: string, check: FreshCheck) => authed<Reply>("POST", "/email", { new_email, ...check }),
     confirmEmail: (token: string, password?: string) => holder<Reply>("/email/confirm", token, password),
     /** "This was not me": the token of the link in a notice. Every session of that account ends, this one too if it is one of them. */

@@ -119,6 +119,24 @@ export type SessionsRevoked = {
   sessions_revoked: number;
 };
 
+export type PasswordChanged = {
+  message: string;
+  sessions_revoked: number;
+  password_warning?: "password_breached" | undefined;
+};
+
+export type Registered = {
+  user: {
+    id: string;
+    username: string | null;
+    email: string | null;
+    email_verified: boolean;
+    roles: string[];
+    created_at: string;
+  };
+  password_warning?: "password_breached" | undefined;
+};
+
 export type TotpSetup = {
   secret: string;
   otpauth_uri: string;
@@ -153,6 +171,7 @@ export type ResetDone = {
   identities_removed: number;
   totp_removed: boolean;
   takes_effect_at?: string | undefined;
+  password_warning?: "password_breached" | undefined;
 };
 
 export type WayInRevoked = {
@@ -168,6 +187,10 @@ export type Providers = {
     name: string;
     kind: "oidc" | "google" | "microsoft" | "apple" | "github";
   })[];
+};
+
+export type TurnstileConfig = {
+  site_key: string | null;
 };
 
 export type IdentityLinked = {

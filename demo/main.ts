@@ -9,6 +9,8 @@ import { createInvitation } from "./invitation";
 import { createKeys } from "./keys";
 import { createMail } from "./mail";
 import { createOrgs, type Ui } from "./orgs";
+import { showPasswordProblem, showPasswordWarning } from "./passwords";
+import { startTurnstile, turnstileToken } from "./turnstile";
 
 /**
  * The demo SPA: every screen goes through the typed client in cookie mode (the refresh token is an
@@ -16,7 +18,7 @@ import { createOrgs, type Ui } from "./orgs";
  */
 
 const api = (import.meta as { env?: Record<string, string> }).env?.VITE_API_URL ?? "http://localhost:8787";
-const client: AuthClient = createAuthClient({ baseUrl: api });
+const client: AuthClient = createAuthClient({ baseUrl: api, turnstileToken, onPasswordWarning: showPasswordWarning });
 
 const $ = <T extends HTMLElement = HTMLElement>(selector: string) => document.querySelector<T>(selector)!;
 const status = $("#status");
@@ -85,6 +87,7 @@ function onSubmit(id: string, action: (fields: Record<string, string>) => Promis
       if (form.closest("#security")) $<HTMLInputElement>("#security-password").value = "";
     } catch (err) {
       const e = showError(err);
+      showPasswordProblem(form, e);
       for (const [field, message] of Object.entries(e.fields ?? {})) {
         // A field the form shares with its card (the Security card's password) has its slot there.
         const slot = form.querySelector(`[data-field="${field}"]`) ?? form.closest("section")?.querySelector(`:scope > [data-field="${field}"]`);
@@ -513,6 +516,7 @@ const resumed = client.resume();
 let started = false;
 void followLink().finally(() => (started = true));
 void showProviders().catch(showError);
+void startTurnstile(client).catch(showError);
 resumed.then(completeSocial).then(render, (err) => {
   showError(err);
   void render();

@@ -24,6 +24,7 @@ import { KEYS, keyRows } from "./bench-keys.mjs";
 import { OAUTH, oauthRows } from "./bench-oauth.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
+import { standInArgs, startStandIns } from "./stand-ins.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -195,6 +196,8 @@ async function main() {
       `ISSUER:http://localhost:${API_PORT}`,
       "--var",
       "LOG_REQUESTS:off",
+      // New passwords' range query: the local stand-in (one loopback fetch), never the internet.
+      ...standInArgs(await startStandIns({ unref: true })),
       // The authorization server (bench-oauth.mjs): its consent page's address, and self-registered clients.
       "--var",
       "APP_URL:http://localhost:5173/",

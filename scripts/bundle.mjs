@@ -18,7 +18,10 @@ import { gzipSync } from "node:zlib";
 // zod's 64 locales, about 258 KiB minified that nothing uses (the namespace `z` keeps them all).
 // Raised from 2520 / 475 for issue 30 (organizations, invitations, API keys: our own code, +57 KiB raw,
 // +16 KiB gzipped; no new dependency). Issue 32 brings the bundle under 2 MiB and lowers this.
-export const BUDGET_KIB = { raw: 2600, gzip: 495 };
+// Raised from 2600 / 495 for issue 31's password policy: the 3,000 most common passwords shipped as
+// data (src/auth/core/common-passwords-list.ts, 28 KB raw, 14 KiB gzipped; read into a Set only when a
+// password is set), the context words, the range query, Turnstile's routes (+40 KiB raw, +18 KiB gzipped).
+export const BUDGET_KIB = { raw: 2630, gzip: 513 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);

@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { buildDist } from "./client.mjs";
 import { portFree, root, start, waitFor } from "./servers.mjs";
+import { devVarsText, standInArgs, startStandIns } from "./stand-ins.mjs";
 
 const args = process.argv.slice(2);
 /** The value of `--name N` or `--name=N`. */
@@ -57,7 +58,16 @@ if (persistTo) {
   });
   if (migrate.status !== 0) process.exit(migrate.status ?? 1);
 }
-start("wrangler", ["dev", "--port", String(apiPort), ...persist, ...["--var", `ISSUER:${api}`, "--var", `CORS_ORIGINS:${app}`, "--var", `APP_URL:${app}/`]]);
+// Pwned Passwords and Turnstile's siteverify: the local stand-ins, as for `npm run dev`.
+const standIns = standInArgs(await startStandIns({ unref: true }), devVarsText());
+start("wrangler", [
+  "dev",
+  "--port",
+  String(apiPort),
+  ...persist,
+  ...["--var", `ISSUER:${api}`, "--var", `CORS_ORIGINS:${app}`, "--var", `APP_URL:${app}/`],
+  ...standIns,
+]);
 start("vite", ["--config", "demo/vite.config.ts", "--port", String(appPort)], { extraEnv: { VITE_API_URL: api } });
 await waitFor(`${api}/health`, "the API");
 await waitFor(`${app}/`, "the demo app");

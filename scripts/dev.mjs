@@ -2,8 +2,8 @@
 // with `npm run dev -- --port N` (ISSUER follows it). A port already in use is refused, plainly,
 // before any setup runs (a second dev server next to the first one helps nobody).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
 import { portFree } from "./servers.mjs";
+import { devVarsText, standInArgs, startStandIns } from "./stand-ins.mjs";
 
 const args = process.argv.slice(2);
 const i = args.findIndex((a) => a === "--port" || a.startsWith("--port="));
@@ -18,12 +18,16 @@ const setup = spawnSync(process.execPath, ["scripts/dev-setup.mjs"], { stdio: "i
 if (setup.status !== 0) process.exit(setup.status ?? 1);
 
 const portArgs = i < 0 ? ["--port", String(port)] : [];
+// New passwords are checked against Pwned Passwords and sign-ups may ask for Turnstile: in dev both
+// go to the local stand-ins (scripts/stand-ins.mjs), so nothing waits on the internet, unless
+// .dev.vars names its own PWNED_PASSWORDS_URL or TURNSTILE_VERIFY_URL (docs/passwords.md).
+const devVars = devVarsText();
+const standIns = standInArgs(await startStandIns({ unref: true }), devVars);
 // wrangler dev reads from .dev.vars only the secrets [secrets] required lists; the optional ones of a
 // key rotation (docs/crypto.md) are passed here when .dev.vars has them.
-const devVars = existsSync(".dev.vars") ? readFileSync(".dev.vars", "utf8") : "";
 const optional = [...devVars.matchAll(/^((?:PASSWORD_PEPPER|MFA_ENCRYPTION_KEY)_PREVIOUS)\s*=\s*['"]?([^'"\n]+)['"]?\s*$/gm)];
 const optionalArgs = optional.flatMap((m) => ["--var", `${m[1]}:${m[2]}`]);
-const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...optionalArgs, ...args], {
+const wrangler = spawn("wrangler", ["dev", ...portArgs, "--var", `ISSUER:http://localhost:${port}`, ...standIns, ...optionalArgs, ...args], {
   stdio: "inherit",
   shell: process.platform === "win32",
   env: { ...process.env, WRANGLER_SEND_METRICS: "false" },

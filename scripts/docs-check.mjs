@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { signInAtLocalIdp } from "./idp-login.mjs";
 import { prepareState, root, start, stop, waitFor } from "./servers.mjs";
+import { standInArgs, startStandIns } from "./stand-ins.mjs";
 
 const readme = readFileSync(path.join(root, "README.md"), "utf8");
 const section = /<!-- walkthrough:start -->([\s\S]*?)<!-- walkthrough:end -->/.exec(readme)?.[1];
@@ -89,7 +90,9 @@ let status = 1;
 try {
   prepareState(state);
   const devVars = devVarsWith(await localIdp());
-  start("wrangler", ["dev", "--port", "8792", "--persist-to", state, "--env-file", devVars, "--var", `ISSUER:${API}`], { quiet: true });
+  // Pwned Passwords and Turnstile's siteverify: the local stand-ins, as for `npm run dev`.
+  const standIns = standInArgs(await startStandIns({ unref: true }));
+  start("wrangler", ["dev", "--port", "8792", "--persist-to", state, "--env-file", devVars, "--var", `ISSUER:${API}`, ...standIns], { quiet: true });
   await waitFor(`${API}/health`, "the API");
   // Twice against the same API: the README promises it can be run again as it is.
   for (const round of [1, 2]) {

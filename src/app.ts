@@ -30,6 +30,7 @@ import { oauthServer } from "./routes/oauth-server";
 import { organizationRoutes } from "./routes/organizations";
 import { passkeys } from "./routes/passkeys";
 import { recovery } from "./routes/recovery";
+import { turnstileConfig } from "./routes/turnstile";
 
 // Every request body here is a small JSON object; refuse anything larger before parsing it.
 const MAX_BODY_BYTES = 16 * 1024;
@@ -65,7 +66,8 @@ const corsHeaders = cors({
   origin: (origin, c) => (getConfig(c.env).CORS_ORIGINS.includes(origin) ? origin : null),
   credentials: true,
   allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-  allowHeaders: ["Content-Type", "Authorization"],
+  // cf-turnstile-response: the Turnstile widget's token on sign-up, mail sign-in, forgot-password and guests.
+  allowHeaders: ["Content-Type", "Authorization", "cf-turnstile-response"],
   exposeHeaders: ["Retry-After", "WWW-Authenticate", "X-Request-Id"],
   maxAge: 600,
 });
@@ -111,6 +113,7 @@ app.route("/", auth);
 app.route("/", mailSignIn);
 app.route("/", account);
 app.route("/", recovery);
+app.route("/", turnstileConfig);
 app.route("/", mfa);
 app.route("/", passkeys);
 app.route("/", oauth);

@@ -95,7 +95,7 @@ export const userSchema = z
   });
 
 const accessToken = z.string().openapi({ description: "ES256 JWT (typ at+jwt); send as Authorization: Bearer" });
-const tokenFields = {
+export const tokenFields = {
   access_token: accessToken,
   refresh_token: z.string().optional().openapi({ description: "absent in cookie mode, where it is the refresh_token cookie" }),
   token_type: z.literal("Bearer"),
@@ -180,7 +180,7 @@ export const securitySchema = z
   })
   .openapi("Security", { description: "The account's ways in, this session's assurance, and the step-up table as it applies now" });
 
-const takesEffectAt = z.iso.datetime().optional().openapi({
+export const takesEffectAt = z.iso.datetime().optional().openapi({
   description:
     "Held: while TOTP is on, a mailbox alone lowers nothing at once. At this time TOTP goes (and, for a reset, the new password takes effect), unless a sign-in with a second factor cancels it first",
 });
@@ -193,19 +193,6 @@ export const revokedWayInSchema = z
     takes_effect_at: takesEffectAt,
   })
   .openapi("WayInRevoked");
-
-export const resetDoneSchema = z
-  .object({
-    message: z.string(),
-    passkeys_removed: z.number().int(),
-    identities_removed: z.number().int(),
-    totp_removed: z.boolean(),
-    takes_effect_at: takesEffectAt,
-  })
-  .openapi("PasswordReset", {
-    description:
-      "every session ended; the passkeys removed, and the linked identities that do not vouch for this address. Where TOTP was set up before the address was confirmed, the whole reset is held (takes_effect_at) and nothing is removed yet",
-  });
 
 export const adminUserSchema = z
   .object({ user: userSchema, disabled: z.boolean(), factors: factorsSchema.optional().openapi({ description: "on GET /admin/users/{id}" }) })

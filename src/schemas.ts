@@ -24,13 +24,14 @@ export const usernameSchema = z.string({ error: "is required" }).regex(/^[A-Za-z
 
 export const emailSchema = z.email("must be a valid email address").max(254, "at most 254 characters");
 
+// A new password: its length is the whole of the composition policy (ASVS 6.2.5: no required letters,
+// digits or symbols); the rest of the policy (common, context, breached) is auth/core/password-policy.ts.
 export const passwordSchema = z
   .string({ error: "is required" })
   .min(8, "at least 8 characters")
   .max(128, "at most 128 characters")
   .refine(noControlChars, "must not contain control characters")
-  .refine((s) => /\p{L}/u.test(s), "must contain a letter")
-  .refine((s) => /\p{Nd}/u.test(s), "must contain a digit");
+  .openapi({ description: "8-128 characters, any Unicode (NFC); not a common password, none of the account's or the service's own words, not breached" });
 
 // Cookie mode (browser SPAs): the refresh token is set as an HttpOnly cookie instead of returned in JSON.
 export const useCookie = z.boolean({ error: "must be true or false" }).optional();

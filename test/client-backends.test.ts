@@ -20,7 +20,10 @@ interface Seen {
   authorizations: string[]; // what the backend received
 }
 
-/** The network: the API (its own fetch, one client address), the backend, and nothing else. */
+// The worker's own outbound calls (a new password's range query to the stand-in) still go out.
+const realFetch = globalThis.fetch;
+
+/** The network: the API (its own fetch, one client address), the backend, the stand-ins the API calls, and nothing else. */
 function network(
   seen: Seen,
   backend: (req: Request) => Response | Promise<Response> = (req) => teamBackend.fetch(req, { ISSUER: env.ISSUER, AUDIENCE: env.AUDIENCE }),
@@ -29,6 +32,7 @@ function network(
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const req = new Request(input, init);
     const url = new URL(req.url);
+    if (url.origin === env.TEST_STAND_INS) return realFetch(req);
     seen.calls.push(`${req.method} ${url.origin}${url.pathname}`);
     if (url.origin === env.ISSUER) {
       req.headers.set("cf-connecting-ip", ip);

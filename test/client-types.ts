@@ -5,6 +5,7 @@ import type * as Invites from "../src/response-schemas-invitations";
 import type * as Keys from "../src/response-schemas-keys";
 import type * as OAuth from "../src/response-schemas-oauth";
 import type * as Orgs from "../src/response-schemas-orgs";
+import type * as Pw from "../src/response-schemas-passwords";
 import type * as Req from "../src/schemas";
 import type * as GuestsReq from "../src/schemas-guests";
 import type * as InvitesReq from "../src/schemas-invitations";
@@ -37,11 +38,14 @@ export const sameTypes: [
   Same<Client.Protected, Out<typeof Res.protectedSchema>>,
   Same<Client.SessionsPage, Out<typeof Res.sessionsPageSchema>>,
   Same<Client.SessionsRevoked, Out<typeof Res.revokedCountSchema>>,
+  Same<Client.PasswordChanged, Out<typeof Pw.passwordChangedSchema>>,
+  Same<Client.TurnstileConfig, Out<typeof Pw.turnstileSchema>>,
+  Same<Client.Registered, Out<typeof Pw.registeredUnverifiedSchema>>,
   Same<Client.TotpSetup, Out<typeof Res.totpSetupSchema>>,
   Same<Client.RecoveryCodes, Out<typeof Res.recoveryCodesSchema>>,
   Same<Client.Passkey, Out<typeof Res.passkeySchema>>,
   Same<Client.Passkeys, Out<typeof Res.passkeysSchema>>,
-  Same<Client.ResetDone, Out<typeof Res.resetDoneSchema>>,
+  Same<Client.ResetDone, Out<typeof Pw.resetDoneSchema>>,
   Same<Client.WayInRevoked, Out<typeof Res.revokedWayInSchema>>,
   Same<Client.Providers, Out<typeof Res.providersSchema>>,
   Same<Client.IdentityLinked, Out<typeof Res.linkedSchema>>,
@@ -75,6 +79,9 @@ export const sameTypes: [
   Same<Client.MailSignInLinkRequest, In<typeof MailReq.mailSignInLinkSchema>>,
   Same<Client.MailSignInCodeRequest, In<typeof MailReq.mailSignInCodeSchema>>,
 ] = [
+  true,
+  true,
+  true,
   true,
   true,
   true,

@@ -74,8 +74,6 @@ describe("POST /register", () => {
     [{ username: "has space", password: PASSWORD }, "username"],
     [{ username: "x".repeat(33), password: PASSWORD }, "username"],
     [{ username: "okname", password: "short1" }, "password"],
-    [{ username: "okname", password: "nodigitshere" }, "password"],
-    [{ username: "okname", password: "12345678901" }, "password"],
     [{ username: "okname", password: "a1".repeat(65) }, "password"],
     [{ username: "okname", password: "tab\there1x" }, "password"],
     [{ username: "okname", email: "not-an-email", password: PASSWORD }, "email"],
@@ -87,8 +85,10 @@ describe("POST /register", () => {
     expect(res.body.fields).toHaveProperty(field);
   });
 
-  it("accepts any Unicode letter and digit in a password", async () => {
+  it("accepts any Unicode in a password, with no composition rule (length is the rule: docs/passwords.md)", async () => {
     await registerUser({ password: "пароль١٢٣٤" });
+    await registerUser({ password: "nodigitshere" });
+    await registerUser({ password: "90817263544" });
   });
 
   it("answers 400 invalid_request for malformed JSON, 415 for a non-JSON body, 413 for a huge one", async () => {

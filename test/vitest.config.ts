@@ -8,6 +8,7 @@ import { buildAssets } from "../scripts/assets.mjs";
 import { buildDist } from "../scripts/client.mjs";
 import { startClientDocuments } from "../scripts/client-documents.mjs";
 import { startLocalIdp } from "../scripts/identity-providers.mjs";
+import { startStandInsProcess } from "../scripts/stand-ins.mjs";
 
 const root = path.resolve(import.meta.dirname, "..");
 
@@ -53,6 +54,10 @@ export default defineConfig(async () => {
   ];
   // Client ID metadata documents on loopback (test/oauth-client-documents.test.ts): good ones and hostile ones.
   const clientDocuments = await startClientDocuments({ unref: true });
+  // Pwned Passwords' range API and Turnstile's siteverify on loopback (scripts/stand-ins.mjs): every
+  // new password in the suite is checked in "refuse" mode, one loopback fetch each. In a process of
+  // their own: this one is busy transforming modules, and a range query must not wait on it.
+  const standIns = await startStandInsProcess();
   const oauthSecrets = JSON.stringify(Object.fromEntries(oauthProviders.map((p) => [p.id, idp.clientSecret])));
   process.env.OAUTH_CLIENT_SECRETS = oauthSecrets;
   const testVars = {
@@ -75,9 +80,10 @@ export default defineConfig(async () => {
     // land inside the tests that count round trips or make a binding fail once. The ring is tested
     // on its own (test/signing-keys.test.ts), with SIGNING_KEYS = "rotating" per request.
     SIGNING_KEYS: "secret",
-    // Nothing on the internet is reachable from a test.
-    PWNED_PASSWORDS: "off",
-    TURNSTILE_VERIFY_URL: "http://127.0.0.1:9/unreachable",
+    // Nothing on the internet is reachable from a test: the stand-ins answer instead.
+    PWNED_PASSWORDS: "refuse",
+    PWNED_PASSWORDS_URL: standIns.pwned("suite"),
+    TURNSTILE_VERIFY_URL: standIns.siteverify(),
   };
 
   return {
@@ -92,6 +98,7 @@ export default defineConfig(async () => {
             OAUTH_CLIENT_SECRETS: oauthSecrets,
             TEST_MIGRATIONS: await readD1Migrations(path.join(root, "drizzle")),
             TEST_CLIENT_DOCUMENTS: clientDocuments.origin,
+            TEST_STAND_INS: standIns.origin,
           },
         },
       }),

@@ -5,7 +5,8 @@ import { listSessions, revokeOwnSession } from "../auth/core/logout";
 import { changePassword } from "../auth/password/change";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
+import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
+import { passwordChangedSchema } from "../response-schemas-passwords";
 import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, profilePatchSchema, sessionIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp } from "./openapi";
@@ -93,12 +94,22 @@ const passwordRoute = sensitive(
     method: "post",
     path: "/password",
     summary: "Change the password; every other session ends",
-    description: `${STEP_UP_TEXT} A 503 means: send it again.`,
+    description: `${STEP_UP_TEXT} The new password passes the password policy (docs/passwords.md) before the step-up spends anything. A 503 means: send it again.`,
     middleware: [authed, jsonOnly],
     request: body(passwordChangeSchema),
     responses: {
-      200: json(revokedCountSchema, "Changed"),
-      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "password_not_set", "rate_limited"),
+      200: json(passwordChangedSchema, "Changed"),
+      ...errors(
+        ...BODY_ERRORS,
+        "invalid_token",
+        "invalid_credentials",
+        "invalid_mfa_code",
+        "password_not_set",
+        "password_too_common",
+        "password_contains_context",
+        "password_breached",
+        "rate_limited",
+      ),
     },
   }),
 );
@@ -148,13 +159,13 @@ export const account = openApiApp()
     return c.json({ message: "Your account is deleted" }, 200);
   })
   .openapi(passwordRoute, async (c) => {
-    const revoked = await changePassword(deps(c), asked(c, passwordRoute), c.req.valid("json"));
+    const { revoked, warning } = await changePassword(deps(c), asked(c, passwordRoute), c.req.valid("json"));
     // Says what happened: 0 reads as a failure to a person unless the message explains it.
     const message =
       revoked === 0
         ? "Password changed; no other session was signed in, this one stays"
         : `Password changed; ${revoked} other session${revoked === 1 ? " was" : "s were"} signed out, this one stays`;
-    return c.json({ message, sessions_revoked: revoked }, 200);
+    return c.json({ message, sessions_revoked: revoked, ...(warning ? { password_warning: warning } : {}) }, 200);
   })
   .openapi(sessionsRoute, async (c) => {
     const { cursor, limit } = c.req.valid("query");

@@ -12,7 +12,9 @@ import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
-import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
+import { turnstile } from "../middleware/turnstile";
+import { messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
+import { registeredSchema, registeredUnverifiedSchema } from "../response-schemas-passwords";
 import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
@@ -33,14 +35,32 @@ const registerRoute = createRoute({
   path: "/register",
   tags,
   summary: "Create an account and sign in",
-  middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), jsonOnly] as const,
+  // Turnstile after the cheap refusals, before the body is read: a bot spends no siteverify on a closed or rate-limited sign-up.
+  middleware: [registrationOpen, limitByIp("REGISTER_IP_LIMITER"), turnstile("sign_up"), jsonOnly] as const,
   request: body(registerSchema),
   responses: {
-    201: json(signedInSchema.or(meSchema), "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)", setCookie),
-    ...errors(...BODY_ERRORS, "registration_closed", "forbidden", "username_taken", "email_taken", "rate_limited"),
+    201: json(
+      registeredSchema.or(registeredUnverifiedSchema),
+      "Signed up and in (only the user while REQUIRE_VERIFIED_EMAIL is on: verify, then sign in)",
+      setCookie,
+    ),
+    ...errors(
+      ...BODY_ERRORS,
+      "registration_closed",
+      "forbidden",
+      "username_taken",
+      "email_taken",
+      "password_too_common",
+      "password_contains_context",
+      "password_breached",
+      "turnstile_required",
+      "turnstile_failed",
+      "turnstile_unavailable",
+      "rate_limited",
+    ),
   },
   description:
-    'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed".',
+    'Starts a session. With `"use_cookie": true` (browser apps) the refresh token is set as an HttpOnly cookie instead of returned. 403 registration_closed when REGISTRATION is "closed". The password: 8-128 characters, no composition rules; refused when common (password_too_common), when it contains the username, the address or the service\'s words (password_contains_context), or when breached (password_breached, or only `password_warning` with PWNED_PASSWORDS "warn"). With TURNSTILE_SECRET set, the widget\'s token in the `cf-turnstile-response` header (action sign_up).',
 });
 
 const loginRoute = createRoute({
@@ -141,8 +161,8 @@ export const auth = openApiApp()
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // With REQUIRE_VERIFIED_EMAIL on, the account gets no session (no tokens) until it is verified.
-    const { user, issued } = await register(deps(c), input);
-    return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}) }, 201);
+    const { user, issued, warning } = await register(deps(c), input);
+    return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}), ...(warning ? { password_warning: warning } : {}) }, 201);
   })
   .openapi(loginRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");

@@ -10,7 +10,9 @@ import { clientIp, ipKey } from "../middleware/client-ip";
 import { jsonOnly } from "../middleware/json-only";
 import { enforceLimit } from "../middleware/rate-limit";
 import { requireAuth } from "../middleware/require-auth";
-import { messageSchema, resetDoneSchema, revokedWayInSchema } from "../response-schemas";
+import { turnstile } from "../middleware/turnstile";
+import { messageSchema, revokedWayInSchema } from "../response-schemas";
+import { resetDoneSchema } from "../response-schemas-passwords";
 import { addressProofSchema, emailChangeSchema, forgotSchema, linkTokenSchema, resetSchema, verifyRequestSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
@@ -72,10 +74,13 @@ const forgotRoute = createRoute({
   tags,
   summary: "Mail a password reset link (the same answer, work and time whether or not the address has an account)",
   description:
-    "Answered before any lookup: the request is queued, the same for every address, and the link is made and mailed by the queue's consumer (a mail the Email Service refuses is tried again for about 15 minutes). A 503 means: send it again. At most three reset links are live per account: a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY reset mails go to one address in 24 hours (the answer does not change).",
-  middleware: [jsonOnly],
+    "Answered before any lookup: the request is queued, the same for every address, and the link is made and mailed by the queue's consumer (a mail the Email Service refuses is tried again for about 15 minutes). A 503 means: send it again. At most three reset links are live per account: a newer request then mails nothing, and any of the three works. At most MAIL_RECIPIENT_DAILY reset mails go to one address in 24 hours (the answer does not change). With TURNSTILE_SECRET set, the widget's token in the `cf-turnstile-response` header (action forgot_password).",
+  middleware: [turnstile("forgot_password"), jsonOnly],
   request: body(forgotSchema),
-  responses: { 202: json(messageSchema, "Mailed if the address has an account"), ...errors(...BODY_ERRORS, "rate_limited", "service_unavailable") },
+  responses: {
+    202: json(messageSchema, "Mailed if the address has an account"),
+    ...errors(...BODY_ERRORS, "turnstile_required", "turnstile_failed", "turnstile_unavailable", "rate_limited", "service_unavailable"),
+  },
 });
 
 const resetRoute = sensitive(
@@ -89,7 +94,10 @@ const resetRoute = sensitive(
       "Every session and pending challenge ends, every passkey is removed, and the address counts as verified. TOTP turned on after the address was confirmed stays, and then the reset needs a code or a recovery code (401 invalid_mfa_code until one is sent; ten tries a day). TOTP set up before the address was confirmed: a mailbox alone never removes it at once, so every session ends now and the rest of the reset (the new password, TOTP and passkeys removed) is held until `takes_effect_at` (RECOVERY_DELAY), announced by mail; a sign-in with a second factor before then cancels it.",
     middleware: [jsonOnly],
     request: body(resetSchema),
-    responses: { 200: json(resetDoneSchema, "The password is reset"), ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "rate_limited") },
+    responses: {
+      200: json(resetDoneSchema, "The password is reset"),
+      ...errors(...BODY_ERRORS, "invalid_link", "invalid_mfa_code", "password_too_common", "password_contains_context", "password_breached", "rate_limited"),
+    },
   }),
 );
 
@@ -181,6 +189,7 @@ export const recovery = openApiApp()
         identities_removed: done.identitiesRemoved,
         totp_removed: done.totpRemoved,
         ...(done.heldUntil ? { takes_effect_at: done.heldUntil.toISOString() } : {}),
+        ...(done.warning ? { password_warning: done.warning } : {}),
       },
       200,
     );

@@ -7,6 +7,8 @@ import { buildDist } from "../../scripts/client.mjs";
 import { startLocalIdp } from "../../scripts/identity-providers.mjs";
 // @ts-expect-error: a plain ES module shared with `npm run demo`
 import { prepareState, start, stop, waitFor } from "../../scripts/servers.mjs";
+// @ts-expect-error: a plain ES module shared with the workerd tests and `npm run dev`
+import { standInArgs, startStandIns } from "../../scripts/stand-ins.mjs";
 
 /** Ports of their own, so a running `npm run dev` or `npm run demo` is no obstacle. */
 export const API = "http://localhost:8790";
@@ -36,6 +38,8 @@ export default async function setup() {
   // A real identity provider on loopback for the social sign-in journey.
   const idp = await startLocalIdp({ redirectUris: [`${API}/oauth/local/callback`] });
   const providers = [{ id: "local", kind: "oidc", name: "Local IdP", issuer: idp.oidc, client_id: idp.clientId }];
+  // Pwned Passwords and Turnstile's siteverify on loopback: no new password waits on the internet.
+  const standIns = await startStandIns();
   start(
     "wrangler",
     [
@@ -70,6 +74,7 @@ export default async function setup() {
       `OAUTH_SCOPE_DESCRIPTIONS:${JSON.stringify({ [MCP_SCOPE]: MCP_SCOPE_WORDS })}`,
       "--var",
       `OAUTH_RESOURCES:${MCP_URL}`,
+      ...standInArgs(standIns),
     ],
     { log: API_LOG },
   );
@@ -100,6 +105,7 @@ export default async function setup() {
   return async () => {
     stop();
     await idp.close();
+    await standIns.close();
     rmSync(state, { recursive: true, force: true });
   };
 }

@@ -10,10 +10,11 @@ import { accountAsChecked, accountWithAddress, endSessionEpoch, epochState, rest
 import { afterAnswer, type Deps } from "../../deps";
 import { appLink, compose, sendMail } from "../../mail";
 import { publishEpoch, retryAfterAnswer } from "../core/epochs";
+import { checkNewPassword, type PasswordVerdict } from "../core/password-policy";
 import { hashPassword, passwordOptions } from "../core/passwords";
 import type { SecondFactor } from "../core/second-factor";
 import { proveByLink } from "../core/step-up";
-import { resetRemovesTotp } from "../core/ways-in";
+import { resetRemovesTotp, usernameOf } from "../core/ways-in";
 import { type MailJob, queueMail, runLinkJob } from "../mail/jobs";
 import { invalidLink, openLink, requireAppUrl } from "../mail/links";
 import { announceHold, holdStatement, reclaimStatements } from "../mail/recovery-holds";
@@ -53,7 +54,7 @@ export async function mailResetLink(deps: Deps, job: MailJob): Promise<void> {
 }
 
 /** What a reset did: removed at once, or held until `heldUntil` (auth/mail/recovery-holds.ts). */
-export interface ResetDone {
+export interface ResetDone extends PasswordVerdict {
   passkeysRemoved: number;
   totpRemoved: boolean;
   identitiesRemoved: number;
@@ -76,9 +77,11 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
   const link = await openLink(db, token, "reset_password", now);
   const { user } = link;
   // The step-up reset_password: the link, and a code where the table asks for one (auth/core/step-up.ts).
+  // The password policy before the link or a code is spent: a refused password leaves both usable.
+  const verdict = await checkNewPassword(config, newPassword, { username: usernameOf(user), email: link.email }, deps.requestId);
   const { factor: proof } = await proveByLink(deps, "reset_password", link, offered, now);
   const passwordHash = await hashPassword(newPassword, passwordOptions(config));
-  if (resetRemovesTotp(user)) return holdReset(deps, link, passwordHash, now);
+  if (resetRemovesTotp(user)) return { ...(await holdReset(deps, link, passwordHash, now)), ...verdict };
   const { consumed } = link;
   // The link is used only if the account is as checked and the code (if any) is still unspent (a
   // code used meanwhile elsewhere fails the whole reset); every later write depends on that use.
@@ -108,7 +111,7 @@ export async function completePasswordReset(deps: Deps, token: string, newPasswo
     sendMail(deps, compose(link.email, "Your password was reset", lines), { user_id: user.id, purpose: "security_notice" }).then(() => undefined),
   );
   await mirrorEpoch(deps, user.id, done.epoch[0], now);
-  return removed;
+  return { ...removed, ...verdict };
 }
 
 /**

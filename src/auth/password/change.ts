@@ -7,9 +7,10 @@ import { epochState, passwordIs, replacePassword } from "../../db/users";
 import type { Deps } from "../../deps";
 import { publishEpoch } from "../core/epochs";
 import { Refusal, sessionEnded } from "../core/errors";
+import { checkNewPassword, type PasswordVerdict } from "../core/password-policy";
 import { hashPassword, passwordOptions, verifyPassword } from "../core/passwords";
 import { beginStepUp, proveStepUp, type StepUpAsk, type StepUpInput } from "../core/step-up";
-import { hasPassword } from "../core/ways-in";
+import { hasPassword, usernameOf } from "../core/ways-in";
 import { securityNotice } from "../mail/notices";
 
 /** Changing the password from a signed-in session. Knows nothing of HTTP. */
@@ -21,10 +22,11 @@ export interface PasswordChange extends StepUpInput {
 
 /**
  * After the step-up (auth/core/ways-in.ts change_password: the current password, and a code while TOTP is
- * on; wrong ones count against this session's own budget, never the account lock), stores the new
- * hash and kills every other session of the user. Returns how many sessions it ended.
+ * on; wrong ones count against this session's own budget, never the account lock), checks the new password against the
+ * policy (auth/core/password-policy.ts), stores the new hash and kills every other session of the
+ * user. Returns how many sessions it ended, and the policy's warning if any.
  */
-export async function changePassword(deps: Deps, ask: StepUpAsk<"change_password">, input: PasswordChange): Promise<number> {
+export async function changePassword(deps: Deps, ask: StepUpAsk<"change_password">, input: PasswordChange): Promise<{ revoked: number } & PasswordVerdict> {
   const { db, config } = deps;
   const { claims } = ask;
   const options = passwordOptions(config);
@@ -46,8 +48,16 @@ export async function changePassword(deps: Deps, ask: StepUpAsk<"change_password
     const repeated = claims.epoch < user.sessionEpoch && (await verifyPassword(input.new_password, user.passwordHash, options));
     const { epoch } = await batch(db, { epoch: epochState(db, user.id), checkEnded: repeated ? endCheck(db, check) : undefined });
     if (epoch[0]) await publishEpoch(deps, user.id, epoch[0], now);
-    if (repeated) return 0;
+    if (repeated) return { revoked: 0 };
   }
+  // The policy before the step-up spends anything (a TOTP code) and before any write; the check just
+  // opened for this session ends with the refusal.
+  const verdict = await checkNewPassword(config, input.new_password, { username: usernameOf(user), email: user.email }, deps.requestId).catch(
+    async (err: unknown) => {
+      await endCheck(db, check);
+      throw err;
+    },
+  );
   const proof = await proveStepUp(deps, started, input, now);
 
   const newHash = await hashPassword(input.new_password, options);
@@ -70,5 +80,5 @@ export async function changePassword(deps: Deps, ask: StepUpAsk<"change_password
   await publishEpoch(deps, user.id, state, now);
   await audit(deps, "password_changed", { user_id: user.id, session_id: claims.sid, sessions_revoked: revoked.length });
   securityNotice(deps, user, "The password of your account was changed");
-  return revoked.length;
+  return { revoked: revoked.length, ...verdict };
 }

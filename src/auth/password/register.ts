@@ -10,6 +10,7 @@ import { log } from "../../log";
 import { firstSession } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { newUserRow } from "../core/new-account";
+import { checkNewPassword, type PasswordVerdict } from "../core/password-policy";
 import { hashPassword, passwordOptions } from "../core/passwords";
 import { type Issued, issue } from "../core/sign-in";
 import { NO_USERNAME } from "../core/ways-in";
@@ -28,7 +29,7 @@ export interface RegisterInput {
  * Creates the user and, unless the service wants the address verified first (REQUIRE_VERIFIED_EMAIL:
  * then no session until it is), its first session; mails a verification link to an address given.
  */
-export async function register(deps: Deps, input: RegisterInput): Promise<{ user: User; issued?: Issued }> {
+export async function register(deps: Deps, input: RegisterInput): Promise<{ user: User; issued?: Issued } & PasswordVerdict> {
   const { db, config } = deps;
   const email = input.email?.toLowerCase();
   const verifyFirst = config.REQUIRE_VERIFIED_EMAIL === "on";
@@ -41,6 +42,8 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
   const taken = await findTaken(db, username, email);
   if (taken.username) throw new Refusal("username_taken");
   if (taken.email) throw new Refusal("email_taken");
+  // The password policy before any write (and after the cheap lookups: a taken name costs no range query).
+  const verdict = await checkNewPassword(config, input.password, { username: input.username || null, email: email ?? null }, deps.requestId);
 
   const now = new Date();
   const id = crypto.randomUUID();
@@ -79,5 +82,5 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
       else log("verification_mail_failed", { request_id: deps.requestId, user_id: user.id, message: err.message }, "error");
     });
   }
-  return { user, issued: first && (await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken)) };
+  return { user, issued: first && (await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken)), ...verdict };
 }
