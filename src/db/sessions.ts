@@ -151,15 +151,26 @@ export interface SessionCursor {
   id: string;
 }
 
-/** The user's sessions (not grants to apps) that are live or may hold a live access token: newest first, keyset-paginated. */
-export async function listSessions(db: Db, userId: string, now: Date, limit: number, after?: SessionCursor) {
+/**
+ * The user's sessions (not grants to apps) that are live and used since `idleSince` (the idle
+ * timeout), or may hold a live access token: newest first, keyset-paginated.
+ */
+export async function listSessions(db: Db, userId: string, now: Date, idleSince: Date, limit: number, after?: SessionCursor) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
     : undefined;
   return db
     .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, userAgent: sessions.userAgent, expiresAt: sessions.expiresAt })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), firstParty, isNull(sessions.revokedAt), reachable(now), page))
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        firstParty,
+        isNull(sessions.revokedAt),
+        or(and(live(now), gt(sessions.lastUsedAt, idleSince)), gt(sessions.accessExpiresAt, now)),
+        page,
+      ),
+    )
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit)
     .all();

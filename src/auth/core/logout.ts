@@ -63,7 +63,9 @@ export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<numbe
 }
 
 export async function listSessions(deps: Deps, claims: AccessClaims, limit: number, after?: SessionCursor) {
-  return listSessionRows(deps.replica(), claims.sub, new Date(), limit, after); // a list to look at: may lag a moment
+  const now = new Date();
+  const idleSince = new Date(now.getTime() - deps.config.REFRESH_IDLE_TTL * 1000); // an idle session is over: not listed
+  return listSessionRows(deps.replica(), claims.sub, now, idleSince, limit, after); // a list to look at: may lag a moment
 }
 
 /**

@@ -12,7 +12,7 @@ import { sha256Base64Url } from "../../encoding";
 import { announceCancel } from "../mail/recovery-holds";
 import { retryAfterAnswer } from "./epochs";
 import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
-import { revokeSessions } from "./revocations";
+import { revokeSessions, sessionLimits } from "./revocations";
 import { activeKeys, type KeyStores } from "./signing-keys";
 import { signAccessToken } from "./tokens";
 
@@ -156,6 +156,7 @@ export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken:
   const now = new Date();
   const currentHash = await hashRefreshToken(refreshToken);
   const again = await reissueAccess(deps.db, {
+    ...(await sessionLimits(deps, now)),
     sessionId,
     currentHash,
     now,
