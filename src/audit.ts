@@ -41,6 +41,8 @@ export type SecurityEvent =
   | "account_deleted"
   | "unverified_accounts_removed"
   | "admin_user_updated"
+  | "admin_sessions_ended"
+  | "all_sessions_ended"
   | "mfa_challenge_issued"
   | "mfa_failed"
   | "mfa_code_reused"

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, gte, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { sessions, users } from "./schema";
 import { accountsWhere, mayHoldSession } from "./standing";
@@ -152,10 +152,10 @@ export interface SessionCursor {
 }
 
 /**
- * The user's sessions (not grants to apps) that are live and used since `idleSince` (the idle
- * timeout), or may hold a live access token: newest first, keyset-paginated.
+ * The user's sessions (not grants to apps) that are live, used since `idleSince` (the idle timeout)
+ * and signed in since an admin's cut-off, or may hold a live access token: newest first, keyset-paginated.
  */
-export async function listSessions(db: Db, userId: string, now: Date, idleSince: Date, limit: number, after?: SessionCursor) {
+export async function listSessions(db: Db, userId: string, now: Date, limits: { idleSince: Date; signedInSince: Date | null }, limit: number, after?: SessionCursor) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
     : undefined;
@@ -167,13 +167,23 @@ export async function listSessions(db: Db, userId: string, now: Date, idleSince:
         eq(sessions.userId, userId),
         firstParty,
         isNull(sessions.revokedAt),
-        or(and(live(now), gt(sessions.lastUsedAt, idleSince)), gt(sessions.accessExpiresAt, now)),
+        or(and(live(now), gt(sessions.lastUsedAt, limits.idleSince)), gt(sessions.accessExpiresAt, now)),
+        limits.signedInSince ? gte(sessions.authTime, limits.signedInSince) : undefined,
         page,
       ),
     )
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit)
     .all();
+}
+
+/** When the last session of anyone ends (ms), dead ones included: how long a cut-off for every session must last. */
+export async function latestSessionEnd(db: Db): Promise<number | null> {
+  const row = await db
+    .select({ end: sql<number | null>`max(${sessions.expiresAt})` })
+    .from(sessions)
+    .get();
+  return row?.end ?? null;
 }
 
 /** Housekeeping: drops sessions (and, by cascade, their rotated hashes) dead for longer than `keepMs`. */

@@ -7,7 +7,7 @@ import type { Deps } from "../../deps";
 import { publishEpoch } from "./epochs";
 import { Refusal, userGone } from "./errors";
 import { hashRefreshToken, REFRESH_TOKEN_FORMAT } from "./refresh-tokens";
-import { revokeSessions } from "./revocations";
+import { revokeSessions, sessionLimits } from "./revocations";
 import type { AccessClaims } from "./tokens";
 
 /**
@@ -64,8 +64,9 @@ export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<numbe
 
 export async function listSessions(deps: Deps, claims: AccessClaims, limit: number, after?: SessionCursor) {
   const now = new Date();
-  const idleSince = new Date(now.getTime() - deps.config.REFRESH_IDLE_TTL * 1000); // an idle session is over: not listed
-  return listSessionRows(deps.replica(), claims.sub, now, idleSince, limit, after); // a list to look at: may lag a moment
+  // An idle session, or one signed in before an admin's cut-off, is over: not listed.
+  const { idleSince, signedInSince } = await sessionLimits(deps, now);
+  return listSessionRows(deps.replica(), claims.sub, now, { idleSince, signedInSince }, limit, after); // a list to look at: may lag a moment
 }
 
 /**
