@@ -75,7 +75,12 @@ describe("POST /admin/sessions/revoke-all", () => {
     expect(before).toBeGreaterThanOrEqual(Date.now() - 1000);
     for (const token of [admin, a.access_token, b.access_token]) expect(await works(token)).toBe(false);
     for (const token of [a.refresh_token, b.refresh_token]) expectError(await refreshWith(token), 401, "invalid_token");
-    const form = { grant_type: "refresh_token", refresh_token: grant.refresh_token, client_id: client.id, ...(client.secret ? { client_secret: client.secret } : {}) };
+    const form = {
+      grant_type: "refresh_token",
+      refresh_token: grant.refresh_token,
+      client_id: client.id,
+      ...(client.secret ? { client_secret: client.secret } : {}),
+    };
     expect((await tokenRequest(form)).body.error).toBe("invalid_grant");
     // A sign-in after the cut-off lives: its tokens work and it refreshes.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, before - Date.now() + 5)));

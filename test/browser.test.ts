@@ -206,7 +206,11 @@ describe("cookie mode", () => {
   it("logout everywhere clears the cookie too", async () => {
     const { res } = await cookieLogin();
     const token = cookieValue(refreshCookies(res)[0]!);
-    const out = await call("POST", "/logout/all", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    const out = await call("POST", "/logout/all", {
+      body: { current_password: PASSWORD },
+      token: res.body.access_token,
+      headers: { origin: APP, cookie: `refresh_token=${token}` },
+    });
     expect(out.status).toBe(200);
     for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
   });

@@ -56,7 +56,12 @@ describe("the idle timeout", () => {
     const user = await registerUser();
     const code = await approvedCode(client, user, { scope: "openid profile offline_access" });
     const tokens = (await tokenRequest(codeForm(client, code))).body as { access_token: string; refresh_token: string };
-    const form = { grant_type: "refresh_token", refresh_token: tokens.refresh_token, client_id: client.id, ...(client.secret ? { client_secret: client.secret } : {}) };
+    const form = {
+      grant_type: "refresh_token",
+      refresh_token: tokens.refresh_token,
+      client_id: client.id,
+      ...(client.secret ? { client_secret: client.secret } : {}),
+    };
     await lastUsedAgo(sidOf(tokens.access_token), IDLE_MS + MINUTE);
     const refused = await tokenRequest(form);
     expect(refused.status, refused.text).toBe(400);

@@ -84,7 +84,10 @@ export interface Rotation extends Limits {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId, resource, ...limits }: Rotation) {
+export async function rotateRefreshToken(
+  db: Db,
+  { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId, resource, ...limits }: Rotation,
+) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
@@ -143,7 +146,14 @@ export async function reissueAccess(
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
       .where(
-        and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), heldBy(clientId), live(now), withinLimits(limits), ownerMayHoldSession(requireVerified)),
+        and(
+          eq(sessions.id, sessionId),
+          eq(sessions.refreshTokenHash, currentHash),
+          heldBy(clientId),
+          live(now),
+          withinLimits(limits),
+          ownerMayHoldSession(requireVerified),
+        ),
       )
       .returning(issuingColumns),
     user: ownerClaims(db, and(eq(sessions.id, sessionId), live(now))),

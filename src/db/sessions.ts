@@ -155,7 +155,14 @@ export interface SessionCursor {
  * The user's sessions (not grants to apps) that are live, used since `idleSince` (the idle timeout)
  * and signed in since an admin's cut-off, or may hold a live access token: newest first, keyset-paginated.
  */
-export async function listSessions(db: Db, userId: string, now: Date, limits: { idleSince: Date; signedInSince: Date | null }, limit: number, after?: SessionCursor) {
+export async function listSessions(
+  db: Db,
+  userId: string,
+  now: Date,
+  limits: { idleSince: Date; signedInSince: Date | null },
+  limit: number,
+  after?: SessionCursor,
+) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
     : undefined;

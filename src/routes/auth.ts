@@ -13,10 +13,11 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
-import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
+import { freshCheckSchema, loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 const authed = requireAuth();
 const tags = ["Sign-in"];
@@ -121,15 +122,24 @@ const logoutRoute = createRoute({
   responses: { 200: json(messageSchema, "Logged out", setCookie), ...errors("invalid_request", "invalid_token", "forbidden", "payload_too_large") },
 });
 
-const logoutAllRoute = createRoute({
-  method: "post",
-  path: "/logout/all",
-  tags,
-  summary: "End every session of the user",
-  security: BEARER,
-  middleware: [authed] as const,
-  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors("invalid_request", "invalid_token", "payload_too_large") },
-});
+const logoutAllRoute = sensitive(
+  "end_sessions",
+  createRoute({
+    method: "post",
+    path: "/logout/all",
+    tags,
+    summary: "End every session of the user",
+    description:
+      "The step-up end_sessions: `current_password` (an account without one: a sign-in within STEP_UP_MAX_AGE), and while TOTP is on a code or a recovery code. Wrong ones count against this session's own budget, never the account lock. A 503 means: send it again.",
+    security: BEARER,
+    middleware: [authed, jsonOnly] as const,
+    request: body(freshCheckSchema, false),
+    responses: {
+      200: json(revokedCountSchema, "Every session ended", setCookie),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+    },
+  }),
+);
 
 export const auth = openApiApp()
   .openapi(registerRoute, async (c) => {
@@ -170,7 +180,7 @@ export const auth = openApiApp()
     return c.json({ message: "Logged out" }, 200);
   })
   .openapi(logoutAllRoute, async (c) => {
-    const revoked = await logoutAll(deps(c), c.get("auth"));
+    const revoked = await logoutAll(deps(c), asked(c, logoutAllRoute), c.req.valid("json") ?? {});
     if (sentRefreshCookie(c)) clearRefreshCookie(c);
     return c.json({ message: "Logged out everywhere", sessions_revoked: revoked }, 200);
   });
