@@ -28,6 +28,16 @@ export function insertAuditEventIfSession(db: Db, row: NewAuditEvent, sessionId:
   return db.insert(auditEvents).select(db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)));
 }
 
+/** The row for each session `where` matches by then (in the same batch), with that session's user and id. */
+export function insertAuditEventForSessions(db: Db, row: NewAuditEvent, where: SQL) {
+  return db.insert(auditEvents).select(
+    db
+      .select({ ...selected(row), userId: sql`${sessions.userId}`.as("user_id"), sessionId: sql`${sessions.id}`.as("session_id") })
+      .from(sessions)
+      .where(where),
+  );
+}
+
 /** The row, written only if `condition` holds for the user `userId` by then (in the same batch). */
 export function insertAuditEventIfUser(db: Db, row: NewAuditEvent, userId: string, condition: SQL) {
   return db.insert(auditEvents).select(

@@ -92,7 +92,7 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
  * its approvals opened, for a session taken to be stolen) or by its current refresh token hash.
  * Matches a session already revoked while its access tokens may live, so a retry can repair KV.
  */
-export function revokeSession(db: Db, where: { id: string; userId?: string; withGrants?: boolean } | { refreshTokenHash: string }, now: Date) {
+export function revokeSession(db: Db, where: { id: string; userId?: string; withGrants?: boolean } | { refreshTokenHash: string }, now: Date, onlyIf?: SQL) {
   const match =
     "refreshTokenHash" in where
       ? eq(sessions.refreshTokenHash, where.refreshTokenHash)
@@ -103,7 +103,7 @@ export function revokeSession(db: Db, where: { id: string; userId?: string; with
   return db
     .update(sessions)
     .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })
-    .where(and(match, reachable(now)))
+    .where(and(match, reachable(now), onlyIf)) // onlyIf: in a batch, only if an earlier write happened
     .returning(revokedColumns);
 }
 

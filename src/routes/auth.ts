@@ -14,7 +14,7 @@ import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefresh
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { freshCheckSchema, loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
-import { deps } from "./deps";
+import { deps, signInDeps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 import { asked, sensitive } from "./step-up";
@@ -146,21 +146,21 @@ export const auth = openApiApp()
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // With REQUIRE_VERIFIED_EMAIL on, the account gets no session (no tokens) until it is verified.
-    const { user, issued } = await register(deps(c), input);
+    const { user, issued } = await register(signInDeps(c, use_cookie), input);
     return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}) }, 201);
   })
   .openapi(loginRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // The per-account limit runs inside login(), once the account is known: username and email share it.
-    const result = await login(deps(c), input);
+    const result = await login(signInDeps(c, use_cookie), input);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   })
   .openapi(loginMfaRoute, async (c) => {
     const { challenge, use_cookie = false, ...offered } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const { user, issued } = await completeMfaLogin(deps(c), challenge, offered);
+    const { user, issued } = await completeMfaLogin(signInDeps(c, use_cookie), challenge, offered);
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
   .openapi(refreshRoute, async (c) => {
