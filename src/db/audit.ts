@@ -28,13 +28,16 @@ export function insertAuditEventIfSession(db: Db, row: NewAuditEvent, sessionId:
   return db.insert(auditEvents).select(db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)));
 }
 
-/** The row for each session `where` matches by then (in the same batch), with that session's user and id. */
-export function insertAuditEventForSessions(db: Db, row: NewAuditEvent, where: SQL) {
+/**
+ * The row for the session whose current refresh token hash is `refreshTokenHash`, with that session's
+ * user and id, only if it was revoked at `revokedAt` (by an earlier statement of the same batch).
+ */
+export function insertAuditEventIfRevoked(db: Db, row: NewAuditEvent, refreshTokenHash: string, revokedAt: Date) {
   return db.insert(auditEvents).select(
     db
       .select({ ...selected(row), userId: sql`${sessions.userId}`.as("user_id"), sessionId: sql`${sessions.id}`.as("session_id") })
       .from(sessions)
-      .where(where),
+      .where(and(eq(sessions.refreshTokenHash, refreshTokenHash), eq(sessions.revokedAt, revokedAt))),
   );
 }
 

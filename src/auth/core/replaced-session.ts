@@ -1,7 +1,5 @@
-import { and, eq } from "drizzle-orm";
 import { logEvent } from "../../audit";
-import { insertAuditEventForSessions } from "../../db/audit";
-import { sessions } from "../../db/schema";
+import { insertAuditEventIfRevoked } from "../../db/audit";
 import { revokeSession, sessionExists } from "../../db/sessions";
 import type { Deps } from "../../deps";
 import { retryAfterAnswer } from "./epochs";
@@ -24,7 +22,7 @@ export async function endReplaced(deps: Deps, newSessionId: string, now: Date) {
   return {
     replacedEnded: revokeSession(db, { refreshTokenHash: hash }, now, sessionExists(db, newSessionId)),
     // Recorded only for a session this batch ended (one ended before keeps its own record).
-    replacedAudited: insertAuditEventForSessions(
+    replacedAudited: insertAuditEventIfRevoked(
       db,
       {
         createdAt: now,
@@ -33,7 +31,8 @@ export async function endReplaced(deps: Deps, newSessionId: string, now: Date) {
         ip: deps.ip ?? null,
         detail: { reason: "replaced_by_sign_in", by: newSessionId },
       },
-      and(eq(sessions.refreshTokenHash, hash), eq(sessions.revokedAt, now))!,
+      hash,
+      now,
     ),
   };
 }
