@@ -96,7 +96,7 @@ describe("CORS", () => {
 });
 
 describe("cookie mode", () => {
-  it("sets the refresh token as an HttpOnly SameSite cookie on the refresh, logout and sign-in paths, not in JSON", async () => {
+  it("sets the refresh token as an HttpOnly SameSite cookie on the refresh and logout paths, not in JSON", async () => {
     const { res } = await cookieLogin();
     expect(res.status, res.text).toBe(200);
     expect(res.body.refresh_token).toBeUndefined();

@@ -1,5 +1,5 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { call, expectError, refreshWith, registerUser, sidOf } from "./helpers";
 import { approvedCode, codeForm, createTestClient, tokenRequest } from "./oauth";
 
@@ -49,6 +49,18 @@ describe("the idle timeout", () => {
     await lastUsedAgo(sidOf(reg.access_token), 2 * 3_600_000);
     const refused = await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, bindings: { REFRESH_IDLE_TTL: "3600" } });
     expectError(refused, 401, "invalid_token");
+  });
+
+  it("refuses a configuration whose idle timeout is not longer than ACCESS_TOKEN_TTL: every refresh would be refused", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const reg = await registerUser();
+    const res = await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, bindings: { REFRESH_IDLE_TTL: "900", ACCESS_TOKEN_TTL: "900" } });
+    expectError(res, 500, "internal_error");
+    const line = JSON.parse(String(logged.mock.calls.at(-1)![0]));
+    expect(line).toMatchObject({ event: "config_invalid", problems: [expect.stringMatching(/^REFRESH_IDLE_TTL: /)] });
+    logged.mockRestore();
+    // 30 minutes against 15: what a deployment after NIST AAL2's inactivity limit sets, accepted.
+    expect((await call("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, bindings: { REFRESH_IDLE_TTL: "1800" } })).status).toBe(200);
   });
 
   it("applies to an app's grant too: its refresh token unused that long is invalid_grant", async () => {
