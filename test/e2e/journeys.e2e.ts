@@ -222,7 +222,7 @@ describe("the demo app in Chromium", () => {
     await expect.poll(() => page.getByTestId("session").count()).toBe(2);
     expect(await page.getByTestId("session").allTextContents()).toContainEqual(expect.stringMatching(/^Chrome on Linux, last used .+Revoke$/));
     // Ending another session takes the password (the step-up end_sessions), typed in the Security card.
-    await page.getByTestId("security").getByLabel("Current password").fill(PASSWORD);
+    await securityPassword(page);
     await page.getByTestId("session").getByRole("button", { name: "Revoke" }).click();
     await expect.poll(() => page.getByTestId("session").count()).toBe(1);
     // The revoked browser finds out at its next call.
