@@ -436,7 +436,8 @@ export function createAuthClient(options: ClientOptions) {
     me: () => authed<Me>("GET", "/me"),
     protected: () => authed<Protected>("GET", "/protected"),
     sessions: (cursor?: string) => authed<SessionsPage>("GET", `/sessions${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ""}`),
-    revokeSession: (id: string) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`),
+    /** Another session than this one takes the step-up (the password; a code while TOTP is on); this one needs none. */
+    revokeSession: (id: string, check: FreshCheck = {}) => authed<Reply>("DELETE", `/sessions/${encodeURIComponent(id)}`, check),
     changePassword: (input: PasswordChange & Partial<SecondFactor>) => authed<PasswordChanged>("POST", "/password", input).then(warned),
     /** The ways in (when and by which session each was added), this session's amr and auth_time, and the step-up table for this account. */
     security: () => authed<Security>("GET", "/me/security"),
@@ -451,8 +452,9 @@ export function createAuthClient(options: ClientOptions) {
         adopt(null);
       }
     },
-    async logoutEverywhere() {
-      const res = await authed<SessionsRevoked>("POST", "/logout/all");
+    /** Takes the step-up: the password (an account without one: a recent sign-in), and a code while TOTP is on. */
+    async logoutEverywhere(check: FreshCheck = {}) {
+      const res = await authed<SessionsRevoked>("POST", "/logout/all", check);
       adopt(null);
       return res;
     },

@@ -89,7 +89,7 @@ export type Security = {
     auth_time: string;
     amr: string[];
   };
-  step_up: Record<"change_password" | "change_email" | "delete_account" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in" | "change_roles" | "rotate_signing_keys" | "retire_signing_key" | "manage_clients" | "manage_organization" | "create_api_key", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
+  step_up: Record<"change_password" | "change_email" | "delete_account" | "end_sessions" | "setup_totp" | "enable_totp" | "disable_totp" | "add_passkey" | "remove_passkey" | "add_identity" | "remove_identity" | "reset_password" | "revoke_way_in" | "change_roles" | "rotate_signing_keys" | "retire_signing_key" | "manage_clients" | "manage_organization" | "create_api_key", ("password" | "second_factor" | "new_totp_code" | "mailbox" | "recent_sign_in")[]>;
 };
 
 export type Message = {

@@ -276,7 +276,7 @@ async function render() {
       item.title = s.user_agent ?? ""; // the raw string, for the curious
       if (!s.current) {
         const revoke = Object.assign(document.createElement("button"), { textContent: "Revoke" });
-        revoke.addEventListener("click", () => client.revokeSession(s.id).then(render, showError));
+        revoke.addEventListener("click", () => client.revokeSession(s.id, check("end_sessions")).then(render, showError));
         item.append(revoke);
       }
       list.append(item);
@@ -505,7 +505,8 @@ onClick("set-password-mail", async () => {
   notice(`A link to set a password is on its way to ${user.email} (under npm run dev: printed by wrangler)`);
 });
 $("#logout").addEventListener("click", () => client.logout().catch(showError));
-$("#logout-all").addEventListener("click", () => client.logoutEverywhere().catch(showError));
+// Ending other sessions takes the step-up end_sessions: the Security card's password field.
+$("#logout-all").addEventListener("click", () => client.logoutEverywhere(check("end_sessions")).catch(showError));
 
 client.onChange(() => {
   clearErrors();

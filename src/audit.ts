@@ -43,6 +43,8 @@ export type SecurityEvent =
   | "guest_upgraded"
   | "idle_guests_removed"
   | "admin_user_updated"
+  | "admin_sessions_ended"
+  | "all_sessions_ended"
   | "mfa_challenge_issued"
   | "mfa_failed"
   | "mfa_code_reused"

@@ -38,7 +38,7 @@ export const accessFields = {
   TURNSTILE_SITE_KEY: z.string().default(""),
   TURNSTILE_VERIFY_URL: z.url().default("https://challenges.cloudflare.com/turnstile/v0/siteverify"),
   // A refresh token unused this long is refused (the session's idle timeout); REFRESH_TOKEN_TTL stays the absolute one.
-  REFRESH_IDLE_TTL: seconds(1_209_600, 3_600, 31_536_000),
+  REFRESH_IDLE_TTL: seconds(1_209_600, 900, 31_536_000), // and longer than ACCESS_TOKEN_TTL (config.ts)
   // A second factor every account ("all") or accounts with one of these roles ("roles:admin,ops") must enrol.
   REQUIRE_MFA: z
     .string()

@@ -201,6 +201,13 @@ const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
     ctx.addIssue({ code: "custom", path: ["OAUTH_REGISTRATION_TOKENS"], message: 'is required (OAUTH_REGISTRATION is "token")' });
   if (c.OAUTH_RESOURCES.includes(c.AUDIENCE))
     ctx.addIssue({ code: "custom", path: ["OAUTH_RESOURCES"], message: "must not hold AUDIENCE: the API's own tokens are never an app's" });
+  // An app refreshes when its access token runs out: a shorter idle timeout would refuse every refresh.
+  if (c.REFRESH_IDLE_TTL <= c.ACCESS_TOKEN_TTL)
+    ctx.addIssue({
+      code: "custom",
+      path: ["REFRESH_IDLE_TTL"],
+      message: "must be longer than ACCESS_TOKEN_TTL (a refresh comes when the access token runs out)",
+    });
   if (c.SIGNING_KEYS === "secret" && !c.JWT_PRIVATE_KEY)
     ctx.addIssue({ code: "custom", path: ["JWT_PRIVATE_KEY"], message: "is required (SIGNING_KEYS is secret)" });
   // A guest has no address to prove: with every address proved before sign-in, it could never hold a session.

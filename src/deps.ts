@@ -31,6 +31,11 @@ export interface Deps extends AuditContext {
   mailer?: SendEmail;
   /** The queue of mail asked for by address (auth/mail/jobs.ts; consumed by src/mail-queue.ts). */
   mailQueue?: Queue<MailJob>;
+  /**
+   * Cookie mode: the refresh token the browser sent with a sign-in, whose cookie the sign-in replaces:
+   * that session ends with the sign-in (auth/core/replaced-session.ts). Set by the sign-in routes only.
+   */
+  replacing?: string;
   /** Keeps a task running after the answer (waitUntil), where the request has an execution context. */
   defer?: (task: Promise<unknown>) => void;
 }

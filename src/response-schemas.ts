@@ -200,6 +200,7 @@ export const adminUserSchema = z
 
 export const messageSchema = z.object({ message: z.string() }).openapi("Message");
 export const revokedCountSchema = z.object({ message: z.string(), sessions_revoked: z.number().int() }).openapi("SessionsRevoked");
+export const cutOffSchema = z.object({ message: z.string(), signed_in_before: z.iso.datetime() }).openapi("SessionsCutOff");
 
 export const sessionSchema = z
   .object({

@@ -7,6 +7,7 @@ export const ACTIONS = [
   "change_password",
   "change_email",
   "delete_account",
+  "end_sessions",
   "setup_totp",
   "enable_totp",
   "disable_totp",

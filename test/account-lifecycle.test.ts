@@ -124,26 +124,30 @@ describe("GET /sessions and DELETE /sessions/:id", () => {
   it("revokes one of the caller's sessions: its access and refresh tokens die", async () => {
     const reg = await registerUser();
     const other = await login(reg.input.username);
-    const res = await call("DELETE", `/sessions/${sidOf(other.body.access_token)}`, { token: reg.access_token });
+    const res = await call("DELETE", `/sessions/${sidOf(other.body.access_token)}`, { body: { current_password: PASSWORD }, token: reg.access_token });
     expect(res.status, res.text).toBe(200);
     expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
     expectError(await refreshWith(other.body.refresh_token), 401, "invalid_token");
     expect((await call("GET", "/protected", { token: reg.access_token })).status).toBe(200);
     // Again, while its access tokens could still live: 200 (a retry completes a revocation, auth/core/revocations.ts).
     const sid = sidOf(other.body.access_token);
-    expect((await call("DELETE", `/sessions/${sid}`, { token: reg.access_token })).status).toBe(200);
+    expect((await call("DELETE", `/sessions/${sid}`, { body: { current_password: PASSWORD }, token: reg.access_token })).status).toBe(200);
     // Once none can: not a session there is anything left to revoke.
     await env.DB.prepare("UPDATE sessions SET access_expires_at = ? WHERE id = ?")
       .bind(Date.now() - 1000, sid)
       .run();
-    expectError(await call("DELETE", `/sessions/${sid}`, { token: reg.access_token }), 404, "not_found");
+    expectError(await call("DELETE", `/sessions/${sid}`, { body: { current_password: PASSWORD }, token: reg.access_token }), 404, "not_found");
   });
 
   it("answers 404 for another user's session or an unknown id, and leaves it alone", async () => {
     const me = await registerUser();
     const victim = await registerUser();
-    expectError(await call("DELETE", `/sessions/${sidOf(victim.access_token)}`, { token: me.access_token }), 404, "not_found");
-    expectError(await call("DELETE", "/sessions/no-such-session", { token: me.access_token }), 404, "not_found");
+    expectError(
+      await call("DELETE", `/sessions/${sidOf(victim.access_token)}`, { body: { current_password: PASSWORD }, token: me.access_token }),
+      404,
+      "not_found",
+    );
+    expectError(await call("DELETE", "/sessions/no-such-session", { body: { current_password: PASSWORD }, token: me.access_token }), 404, "not_found");
     expect((await call("GET", "/protected", { token: victim.access_token })).status).toBe(200);
   });
 

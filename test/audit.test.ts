@@ -79,7 +79,7 @@ describe("GET /admin/audit", () => {
     for (let i = 0; i < 5; i++) await call("POST", "/login", { body: { username: reg.input.username, password: "wrong password 1" } });
     await env.DB.prepare("UPDATE users SET locked_until = NULL WHERE id = ?").bind(reg.user.id).run();
     await call("POST", "/password", { token: second.body.access_token, body: { current_password: PASSWORD, new_password: "changed secret 99" } });
-    await call("POST", "/logout/all", { token: second.body.access_token });
+    await call("POST", "/logout/all", { body: { current_password: "changed secret 99" }, token: second.body.access_token });
 
     const res = await call("GET", `/admin/audit?user_id=${reg.user.id}`, { token });
     expect(res.status, res.text).toBe(200);

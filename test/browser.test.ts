@@ -1,9 +1,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
+import { SIGN_IN_PATHS } from "../src/middleware/refresh-cookie";
 import { call, decodeJwtPart, expectError, forgeToken, nowSeconds, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 const APP = "http://localhost:5173"; // CORS_ORIGINS in wrangler.toml
+// The refresh and logout paths, and the sign-in routes' (whose sign-in ends the session the cookie names).
+const COOKIE_PATHS = ["/logout", "/refresh", ...SIGN_IN_PATHS].sort();
 const EVIL = "https://evil.example";
 
 function refreshCookies(res: Response | { headers: Headers }) {
@@ -12,7 +15,7 @@ function refreshCookies(res: Response | { headers: Headers }) {
 /** The refresh cookies of an answer, asserted to be there (one per path) before a test looks at each. */
 function bothRefreshCookies(res: Response | { headers: Headers }) {
   const cookies = refreshCookies(res);
-  expect(cookies.map((c) => /Path=([^;]+)/.exec(c)?.[1]).sort()).toEqual(["/logout", "/refresh"]);
+  expect(cookies.map((c) => /Path=([^;]+)/.exec(c)?.[1]).sort()).toEqual(COOKIE_PATHS);
   return cookies;
 }
 const cookieValue = (setCookie: string) => setCookie.split(";")[0]!.slice("refresh_token=".length);
@@ -99,7 +102,7 @@ describe("cookie mode", () => {
     expect(res.body.refresh_token).toBeUndefined();
     expect(res.body.access_token).toEqual(expect.any(String));
     const cookies = refreshCookies(res);
-    expect(cookies.map((c) => /Path=([^;]+)/.exec(c)![1]).sort()).toEqual(["/logout", "/refresh"]);
+    expect(cookies.map((c) => /Path=([^;]+)/.exec(c)![1]).sort()).toEqual(COOKIE_PATHS);
     for (const c of cookies) {
       expect(c).toContain("HttpOnly");
       expect(c).toContain("SameSite=Strict");
@@ -113,7 +116,7 @@ describe("cookie mode", () => {
     const res = await call("POST", "/register", { body: { username: uniqueName(), password: PASSWORD, use_cookie: true }, headers: { origin: APP } });
     expect(res.status, res.text).toBe(201);
     expect(res.body.refresh_token).toBeUndefined();
-    expect(refreshCookies(res)).toHaveLength(2);
+    expect(refreshCookies(res)).toHaveLength(COOKIE_PATHS.length);
   });
 
   it("with COOKIE_SAMESITE=None, always marks the cookie Secure (browsers drop it otherwise)", async () => {
@@ -206,7 +209,11 @@ describe("cookie mode", () => {
   it("logout everywhere clears the cookie too", async () => {
     const { res } = await cookieLogin();
     const token = cookieValue(refreshCookies(res)[0]!);
-    const out = await call("POST", "/logout/all", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
+    const out = await call("POST", "/logout/all", {
+      body: { current_password: PASSWORD },
+      token: res.body.access_token,
+      headers: { origin: APP, cookie: `refresh_token=${token}` },
+    });
     expect(out.status).toBe(200);
     for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
   });
@@ -216,7 +223,7 @@ describe("cookie mode", () => {
     const token = cookieValue(refreshCookies(res)[0]!);
     const out = await call("POST", "/logout", { token: res.body.access_token, headers: { origin: APP, cookie: `refresh_token=${token}` } });
     expect(out.status).toBe(200);
-    expect(refreshCookies(out).length).toBe(2);
+    expect(refreshCookies(out).length).toBe(COOKIE_PATHS.length);
     expectError(await call("POST", "/refresh", { headers: { origin: APP, cookie: `refresh_token=${token}` } }), 401, "invalid_token");
   });
 
@@ -228,7 +235,7 @@ describe("cookie mode", () => {
     for (const dead of [first, "A".repeat(43), "junk"]) {
       const out = await call("POST", "/logout", { headers: { origin: APP, cookie: `refresh_token=${dead}` } });
       expect(out.status, out.text).toBe(200);
-      expect(refreshCookies(out)).toHaveLength(2);
+      expect(refreshCookies(out)).toHaveLength(COOKIE_PATHS.length);
       for (const c of bothRefreshCookies(out)) expect(c).toMatch(/Max-Age=0/);
     }
   });

@@ -222,7 +222,8 @@ describe("the typed client", () => {
     expect((await client.changePassword({ current_password: PASSWORD, new_password: "brand new secret 7" })).sessions_revoked).toBe(1);
     await expect(other.me()).rejects.toMatchObject({ code: "invalid_token" });
     expect(other.state.signedIn).toBe(false); // its refresh failed too: signed out
-    expect((await client.logoutEverywhere()).sessions_revoked).toBe(1);
+    await expect(client.logoutEverywhere()).rejects.toMatchObject({ code: "validation_failed" }); // the step-up end_sessions
+    expect((await client.logoutEverywhere({ current_password: "brand new secret 7" })).sessions_revoked).toBe(1);
     expect(client.state.signedIn).toBe(false);
   });
 });

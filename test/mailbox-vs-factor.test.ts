@@ -144,7 +144,9 @@ describe("a mailbox alone never gets past an enabled TOTP sooner than RECOVERY_D
     const otherNotMe = box.link(other.email, "revoke-way-in");
     await box.send("POST", "/password/forgot", { body: { email: other.email } });
     const otherReset = box.link(other.email, "reset-password");
-    expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
+    expect(
+      (await call("POST", "/logout/all", { body: { current_password: PASSWORD, recovery_code: other.recoveryCodes[0] }, token: other.access_token })).status,
+    ).toBe(200);
     expectError(await call("POST", "/ways-in/revoke", { body: { token: otherNotMe } }), 400, "invalid_link");
     expectError(await call("POST", "/password/reset", { body: { token: otherReset, new_password: "x new one 77", code: "000000" } }), 400, "invalid_link");
     expect(await totpOf(other.user.id)).not.toBeNull();

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ageRotations, call, login, refreshWith, registerUser, sidOf } from "./helpers";
+import { ageRotations, call, login, PASSWORD, refreshWith, registerUser, sidOf } from "./helpers";
 import { approvedCode, createTestClient, tokenRequest } from "./oauth";
 
 // How an app's grant and a remembered consent live with the account's own sessions
@@ -50,7 +50,7 @@ describe("a grant and the session that approved it", () => {
     const owner = await registerUser();
     const thiefSession = (await login(owner.input.username)).body;
     const planted = await grantFor(client, thiefSession);
-    const revoke = await call("DELETE", `/sessions/${sidOf(thiefSession.access_token)}`, { token: owner.access_token });
+    const revoke = await call("DELETE", `/sessions/${sidOf(thiefSession.access_token)}`, { body: { current_password: PASSWORD }, token: owner.access_token });
     expect(revoke.status, revoke.text).toBe(200);
     expect(await grantRevoked(planted.access_token)).toBe(true);
     expect(await refreshes(client, planted.refresh_token)).toBe(false);
@@ -76,7 +76,7 @@ describe("ending every session", () => {
       const grant = await grantFor(client, user);
       const res =
         end === "logout-all"
-          ? await call("POST", "/logout/all", { token: user.access_token })
+          ? await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: user.access_token })
           : await call("POST", "/password", { token: user.access_token, body: { current_password: user.input.password, new_password: "another horse 43" } });
       expect(res.status, res.text).toBe(200);
       expect(await grantRevoked(grant.access_token)).toBe(true);
@@ -92,7 +92,7 @@ describe("a remembered consent and the account's sessions", () => {
     await grantFor(client, user);
     const fresh = (await login(user.input.username)).body.access_token as string;
     expect(await silently(client, fresh)).toBeNull(); // remembered: a code at once
-    await call("POST", "/logout/all", { token: fresh });
+    await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: fresh });
     const after = (await login(user.input.username)).body.access_token as string;
     expect(await silently(client, after)).toBe("consent_required");
     expect((await call("GET", "/account/apps", { token: after })).body.apps.filter((a: { consent_remembered: boolean }) => a.consent_remembered)).toEqual([]);

@@ -78,8 +78,8 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
   it("POST /logout/all", async () => {
     const { older, current, other } = await userWithSessions();
     const REVOKED = kvPutFailsOnce();
-    expectRetryLater(await call("POST", "/logout/all", { token: current.access_token, bindings: { REVOKED } }));
-    const retry = await call("POST", "/logout/all", { token: current.access_token, bindings: { REVOKED } });
+    expectRetryLater(await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: current.access_token, bindings: { REVOKED } }));
+    const retry = await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: current.access_token, bindings: { REVOKED } });
     expect(retry.status, retry.text).toBe(200);
     await expectDead(current.access_token, current.refresh_token);
     await expectDead(other.access_token, other.refresh_token);
@@ -104,7 +104,8 @@ describe("a KV put fails once: 503 with Retry-After, and the retry completes the
   it("DELETE /sessions/:id", async () => {
     const { current, other } = await userWithSessions();
     const REVOKED = kvPutFailsOnce();
-    const revoke = () => call("DELETE", `/sessions/${sidOf(other.access_token)}`, { token: current.access_token, bindings: { REVOKED } });
+    const revoke = () =>
+      call("DELETE", `/sessions/${sidOf(other.access_token)}`, { body: { current_password: PASSWORD }, token: current.access_token, bindings: { REVOKED } });
     expectRetryLater(await revoke());
     expect((await revoke()).status).toBe(200);
     await expectDead(other.access_token, other.refresh_token);
@@ -193,8 +194,12 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
   it("POST /logout/all: the batch is applied but its answer is lost", async () => {
     const { current, other } = await userWithSessions();
     const DB = d1BatchAnswerLostOnce();
-    expectError(await call("POST", "/logout/all", { token: current.access_token, bindings: { DB } }), 500, "internal_error");
-    expect((await call("POST", "/logout/all", { token: current.access_token, bindings: { DB } })).status).toBe(200);
+    expectError(
+      await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: current.access_token, bindings: { DB } }),
+      500,
+      "internal_error",
+    );
+    expect((await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: current.access_token, bindings: { DB } })).status).toBe(200);
     await expectDead(current.access_token, current.refresh_token);
     await expectDead(other.access_token, other.refresh_token);
   });
@@ -225,8 +230,9 @@ describe("a D1 write fails once: an error, and the retry completes the revocatio
 
   it("DELETE /sessions/:id: the revoking statement is applied but its answer is lost", async () => {
     const { current, other } = await userWithSessions();
-    const DB = d1StatementAnswerLostOnce(/^update "sessions"/i);
-    const revoke = () => call("DELETE", `/sessions/${sidOf(other.access_token)}`, { token: current.access_token, bindings: { DB } });
+    const DB = d1StatementAnswerLostOnce(/^update "sessions" set "revoked_at"/i);
+    const revoke = () =>
+      call("DELETE", `/sessions/${sidOf(other.access_token)}`, { body: { current_password: PASSWORD }, token: current.access_token, bindings: { DB } });
     expectError(await revoke(), 500, "internal_error");
     expect((await revoke()).status).toBe(200);
     await expectDead(other.access_token, other.refresh_token);
@@ -333,7 +339,7 @@ describe("races on credentials", () => {
       env.DB,
       "batch",
       async (real, args) => {
-        expect((await call("POST", "/logout/all", { token: other.access_token })).status).toBe(200);
+        expect((await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: other.access_token })).status).toBe(200);
         return real(...args);
       },
       () => true,

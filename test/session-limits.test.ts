@@ -47,7 +47,7 @@ describe("any number of sessions", () => {
     expect((await call("GET", "/protected", { token: bulkToken })).status).toBe(200);
 
     const { kv, ops } = countingKv();
-    const res = await call("POST", "/logout/all", { token: reg.access_token, bindings: { REVOKED: kv } });
+    const res = await call("POST", "/logout/all", { body: { current_password: PASSWORD }, token: reg.access_token, bindings: { REVOKED: kv } });
     expect(res.status, res.text).toBe(200);
     expect(res.body.sessions_revoked).toBe(1001);
     expect(ops.n).toBe(2); // the verify path's one bulk read, and one write: the user's epoch entry
@@ -74,7 +74,7 @@ describe("any number of sessions", () => {
     // The kept session's next tokens belong to the new epoch; a later logout-all ends them too.
     const next = await refreshWith(reg.refresh_token);
     expect(decodeJwtPart(next.body.access_token, 1).epoch).toBe(1);
-    await call("POST", "/logout/all", { token: next.body.access_token });
+    await call("POST", "/logout/all", { body: { current_password: "brand new secret 7" }, token: next.body.access_token });
     expectError(await call("GET", "/protected", { token: reg.access_token }), 401, "invalid_token");
   });
 
@@ -181,7 +181,7 @@ describe("access tokens and their session's end", () => {
       .run();
     const listed = await call("GET", "/sessions", { token: reg.access_token });
     expect(listed.body.sessions.map((s: { id: string }) => s.id)).toContain(sid);
-    expect((await call("DELETE", `/sessions/${sid}`, { token: reg.access_token })).status).toBe(200);
+    expect((await call("DELETE", `/sessions/${sid}`, { body: { current_password: PASSWORD }, token: reg.access_token })).status).toBe(200);
     expectError(await call("GET", "/protected", { token: other.body.access_token }), 401, "invalid_token");
     // And by the session's own logout.
     const third = await login(reg.input.username);

@@ -97,6 +97,8 @@ export const RECIPES: Record<Action, Recipe> = {
   },
   change_email: single({ send: (token, check) => box.send("POST", "/email", { token, body: { new_email: address(), ...check } }), status: 202 }),
   delete_account: single({ send: (token, check) => call("DELETE", "/me", { token, body: check }), status: 200 }),
+  // POST /logout/all here; DELETE /sessions/{id} of another session: test/logout.test.ts.
+  end_sessions: single({ send: (token, check) => call("POST", "/logout/all", { token, body: check }), status: 200 }),
   setup_totp: {
     ...single({ send: (token, check) => call("POST", "/mfa/totp/setup", { token, body: check }), totp: "refused", status: 200 }),
     means: { otherSession: "another session's recent sign-in (no password)", spent: "this session's own sign-in, no longer recent" },

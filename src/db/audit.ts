@@ -28,6 +28,19 @@ export function insertAuditEventIfSession(db: Db, row: NewAuditEvent, sessionId:
   return db.insert(auditEvents).select(db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)));
 }
 
+/**
+ * The row for the session whose current refresh token hash is `refreshTokenHash`, with that session's
+ * user and id, only if it was revoked at `revokedAt` (by an earlier statement of the same batch).
+ */
+export function insertAuditEventIfRevoked(db: Db, row: NewAuditEvent, refreshTokenHash: string, revokedAt: Date) {
+  return db.insert(auditEvents).select(
+    db
+      .select({ ...selected(row), userId: sql`${sessions.userId}`.as("user_id"), sessionId: sql`${sessions.id}`.as("session_id") })
+      .from(sessions)
+      .where(and(eq(sessions.refreshTokenHash, refreshTokenHash), eq(sessions.revokedAt, revokedAt))),
+  );
+}
+
 /** The row, written only if `condition` holds for the user `userId` by then (in the same batch). */
 export function insertAuditEventIfUser(db: Db, row: NewAuditEvent, userId: string, condition: SQL) {
   return db.insert(auditEvents).select(

@@ -1,4 +1,4 @@
-import { and, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, gte, isNull, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { oauthClients } from "./oauth-server-tables";
@@ -57,7 +57,19 @@ export const issuingColumns = {
   resource: sessions.resource,
 };
 
-export interface Rotation {
+/**
+ * Still refreshable as the session's limits beyond `live` stand: used since `idleSince` (the idle
+ * timeout, REFRESH_IDLE_TTL) and signed in at or after the admins' cut-off for every session, if any
+ * (auth/core/revocations.ts). Checked in the statement that rotates, so no extra round trip.
+ */
+export interface Limits {
+  idleSince: Date;
+  signedInSince: Date | null;
+}
+const withinLimits = ({ idleSince, signedInSince }: Limits) =>
+  and(gt(sessions.lastUsedAt, idleSince), signedInSince ? gte(sessions.authTime, signedInSince) : undefined);
+
+export interface Rotation extends Limits {
   clientId: string | null;
   resource?: string; // a grant's refresh naming its resource (RFC 8707): rotated only if it is the grant's
   requireVerified: boolean;
@@ -76,7 +88,10 @@ export interface Rotation {
  * 3. the user is read back for the new access token's claims.
  * Returns the user and session, or null when the old hash was not a live session's current hash.
  */
-export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId, resource }: Rotation) {
+export async function rotateRefreshToken(
+  db: Db,
+  { oldHash, newHash, now, accessExpiresAt, rotatedBy, requireVerified, clientId, resource, ...limits }: Rotation,
+) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
@@ -87,6 +102,7 @@ export async function rotateRefreshToken(db: Db, { oldHash, newHash, now, access
           heldBy(clientId),
           resource === undefined ? undefined : eq(sessions.resource, resource),
           live(now),
+          withinLimits(limits),
           ownerMayHoldSession(requireVerified),
         ),
       )
@@ -126,13 +142,23 @@ export async function reissueAccess(
     accessExpiresAt,
     requireVerified,
     clientId,
-  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean; clientId: string | null },
+    ...limits
+  }: { sessionId: string; currentHash: string; now: Date; accessExpiresAt: Date; requireVerified: boolean; clientId: string | null } & Limits,
 ) {
   const { updated, user } = await batch(db, {
     updated: db
       .update(sessions)
       .set({ lastUsedAt: now, accessExpiresAt: extendAccess(accessExpiresAt) })
-      .where(and(eq(sessions.id, sessionId), eq(sessions.refreshTokenHash, currentHash), heldBy(clientId), live(now), ownerMayHoldSession(requireVerified)))
+      .where(
+        and(
+          eq(sessions.id, sessionId),
+          eq(sessions.refreshTokenHash, currentHash),
+          heldBy(clientId),
+          live(now),
+          withinLimits(limits),
+          ownerMayHoldSession(requireVerified),
+        ),
+      )
       .returning(issuingColumns),
     user: ownerClaims(db, and(eq(sessions.id, sessionId), live(now))),
   });

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, exists, gt, gte, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { sessions, users } from "./schema";
 import { accountsWhere, mayHoldSession } from "./standing";
@@ -92,7 +92,7 @@ export function revokeBeyondCap(db: Db, userId: string, now: Date, cap: number) 
  * its approvals opened, for a session taken to be stolen) or by its current refresh token hash.
  * Matches a session already revoked while its access tokens may live, so a retry can repair KV.
  */
-export function revokeSession(db: Db, where: { id: string; userId?: string; withGrants?: boolean } | { refreshTokenHash: string }, now: Date) {
+export function revokeSession(db: Db, where: { id: string; userId?: string; withGrants?: boolean } | { refreshTokenHash: string }, now: Date, onlyIf?: SQL) {
   const match =
     "refreshTokenHash" in where
       ? eq(sessions.refreshTokenHash, where.refreshTokenHash)
@@ -103,7 +103,7 @@ export function revokeSession(db: Db, where: { id: string; userId?: string; with
   return db
     .update(sessions)
     .set({ revokedAt: sql`coalesce(${sessions.revokedAt}, ${now.getTime()})` })
-    .where(and(match, reachable(now)))
+    .where(and(match, reachable(now), onlyIf)) // onlyIf: in a batch, only if an earlier write happened
     .returning(revokedColumns);
 }
 
@@ -151,18 +151,46 @@ export interface SessionCursor {
   id: string;
 }
 
-/** The user's sessions (not grants to apps) that are live or may hold a live access token: newest first, keyset-paginated. */
-export async function listSessions(db: Db, userId: string, now: Date, limit: number, after?: SessionCursor) {
+/**
+ * The user's sessions (not grants to apps) that are live, used since `idleSince` (the idle timeout)
+ * and signed in since an admin's cut-off, or may hold a live access token: newest first, keyset-paginated.
+ */
+export async function listSessions(
+  db: Db,
+  userId: string,
+  now: Date,
+  limits: { idleSince: Date; signedInSince: Date | null },
+  limit: number,
+  after?: SessionCursor,
+) {
   const page = after
     ? or(lt(sessions.createdAt, new Date(after.createdAt)), and(eq(sessions.createdAt, new Date(after.createdAt)), lt(sessions.id, after.id)))
     : undefined;
   return db
     .select({ id: sessions.id, createdAt: sessions.createdAt, lastUsedAt: sessions.lastUsedAt, userAgent: sessions.userAgent, expiresAt: sessions.expiresAt })
     .from(sessions)
-    .where(and(eq(sessions.userId, userId), firstParty, isNull(sessions.revokedAt), reachable(now), page))
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        firstParty,
+        isNull(sessions.revokedAt),
+        or(and(live(now), gt(sessions.lastUsedAt, limits.idleSince)), gt(sessions.accessExpiresAt, now)),
+        limits.signedInSince ? gte(sessions.authTime, limits.signedInSince) : undefined,
+        page,
+      ),
+    )
     .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(limit)
     .all();
+}
+
+/** When the last session of anyone ends (ms), dead ones included: how long a cut-off for every session must last. */
+export async function latestSessionEnd(db: Db): Promise<number | null> {
+  const row = await db
+    .select({ end: sql<number | null>`max(${sessions.expiresAt})` })
+    .from(sessions)
+    .get();
+  return row?.end ?? null;
 }
 
 /** Housekeeping: drops sessions (and, by cascade, their rotated hashes) dead for longer than `keepMs`. */

@@ -11,8 +11,14 @@ import { ApiError } from "../errors";
  */
 
 export const REFRESH_COOKIE = "refresh_token";
-// One cookie per path: /refresh rotates it, /logout (and /logout/all) revokes its session.
-const PATHS = ["/refresh", "/logout"];
+/**
+ * The sign-in routes that set the cookie in cookie mode (/login covers /login/mfa, /passkeys/login its
+ * verify): they receive the cookie they replace, so its session ends with the sign-in (ASVS 7.2.4).
+ * A new sign-in route that sets the cookie adds its path here.
+ */
+export const SIGN_IN_PATHS = ["/login", "/register", "/passkeys/login", "/oauth/exchange"];
+// One cookie per path: /refresh rotates it, /logout (and /logout/all) revokes its session, a sign-in ends its session.
+const PATHS = ["/refresh", "/logout", ...SIGN_IN_PATHS];
 
 // http://localhost is development: drop Secure there so every browser (Safari too) keeps the cookie.
 // Everywhere else, including every deployed Worker (HTTPS only), the cookie is Secure.
@@ -52,6 +58,12 @@ export function readRefreshCookie(c: Context<AppEnv>): string | undefined {
   if (cookieCount(c) > 1) throw new ApiError("invalid_request", "More than one refresh_token cookie was sent; clear this site's cookies and sign in again");
   return getCookie(c, REFRESH_COOKIE) || undefined;
 }
+
+/**
+ * The refresh token a cookie-mode sign-in replaces: the one cookie the request carries, if exactly
+ * one (two means a planted one: then neither is trusted, and the sign-in goes on as if none came).
+ */
+export const replacedRefreshCookie = (c: Context<AppEnv>): string | undefined => (cookieCount(c) === 1 ? getCookie(c, REFRESH_COOKIE) || undefined : undefined);
 
 /**
  * CSRF guard for every request that sets or reads the refresh cookie: the browser-sent Origin must

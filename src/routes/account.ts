@@ -5,9 +5,9 @@ import { listSessions, revokeOwnSession } from "../auth/core/logout";
 import { changePassword } from "../auth/password/change";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
+import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
 import { passwordChangedSchema } from "../response-schemas-passwords";
-import { deleteMeSchema, listSessionsQuerySchema, passwordChangeSchema, profilePatchSchema, sessionIdSchema } from "../schemas";
+import { deleteMeSchema, freshCheckSchema, listSessionsQuerySchema, passwordChangeSchema, profilePatchSchema, sessionIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp } from "./openapi";
 import { page, timeIdCursor } from "./pagination";
@@ -123,17 +123,22 @@ const sessionsRoute = createRoute({
   responses: { 200: json(sessionsPageSchema, "A page of sessions"), ...errors("invalid_request", "validation_failed", "invalid_token") },
 });
 
-const deleteSessionRoute = createRoute({
-  ...bearer,
-  method: "delete",
-  path: "/sessions/{id}",
-  summary: "End one of the user's sessions",
-  request: { params: sessionIdSchema },
-  responses: {
-    200: json(messageSchema, "Ended (again 200 while its tokens could still live)"),
-    ...errors("invalid_request", "validation_failed", "invalid_token", "not_found", "payload_too_large"),
-  },
-});
+const deleteSessionRoute = sensitive(
+  "end_sessions",
+  createRoute({
+    ...bearer,
+    method: "delete",
+    path: "/sessions/{id}",
+    summary: "End one of the user's sessions",
+    description: `This session's own id needs nothing (as POST /logout). Another session takes the step-up end_sessions: ${STEP_UP_TEXT} An account without a password: a sign-in within STEP_UP_MAX_AGE.`,
+    middleware: [authed, jsonOnly],
+    request: { params: sessionIdSchema, ...body(freshCheckSchema, false) },
+    responses: {
+      200: json(messageSchema, "Ended (again 200 while its tokens could still live)"),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "not_found", "rate_limited"),
+    },
+  }),
+);
 
 export const account = openApiApp()
   .openapi(protectedRoute, (c) => {
@@ -175,6 +180,6 @@ export const account = openApiApp()
     return c.json({ sessions: items.map((s) => sessionShape(s, claims.sid)), next_cursor }, 200);
   })
   .openapi(deleteSessionRoute, async (c) => {
-    await revokeOwnSession(deps(c), c.get("auth"), c.req.valid("param").id);
+    await revokeOwnSession(deps(c), asked(c, deleteSessionRoute), c.req.valid("param").id, c.req.valid("json") ?? {});
     return c.json({ message: "Session revoked" }, 200);
   });

@@ -1,11 +1,11 @@
 import { createRoute } from "@hono/zod-openapi";
-import { auditPage, updateUserByAdmin, userForAdmin, userPage } from "../auth/account/admin";
+import { auditPage, endAllSessions, endUserSessions, updateUserByAdmin, userForAdmin, userPage } from "../auth/account/admin";
 import { stepUp } from "../auth/core/step-up";
 import { type KeyView, keyRingView, retireKey, rotateKeys } from "../auth/keys/operations";
 import type { User } from "../db/schema";
 import { jsonOnly } from "../middleware/json-only";
 import { requireRole } from "../middleware/require-auth";
-import { adminUserSchema, auditPageSchema, keyRingSchema, usersPageSchema } from "../response-schemas";
+import { adminUserSchema, auditPageSchema, cutOffSchema, keyRingSchema, revokedCountSchema, usersPageSchema } from "../response-schemas";
 import { adminUserPatchSchema, freshCheckSchema, kidSchema, listAuditQuerySchema, listUsersQuerySchema, userIdSchema } from "../schemas";
 import { deps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp } from "./openapi";
@@ -58,6 +58,27 @@ const patchUserRoute = sensitive(
     responses: { 200: json(adminUserSchema, "The user, changed"), ...errors(...BODY_ERRORS, ...STEP_UP_ERRORS, "not_found", "last_admin") },
   }),
 );
+
+const endUserSessionsRoute = createRoute({
+  ...admin,
+  method: "post",
+  path: "/users/{id}/sessions/revoke",
+  summary: "End every session of one user, leaving the account usable (role admin)",
+  description:
+    "A new session epoch, as the user's own POST /logout/all: every access token and refresh token of the user dies (their apps' grants too), and the user can sign in again at once. No step-up: it grants nothing. Your own id ends your sessions too, this one included. Audited (admin_sessions_ended). A 503 means: send it again.",
+  request: { params: userIdSchema },
+  responses: { 200: json(revokedCountSchema, "Ended"), ...errors("invalid_request", "validation_failed", "invalid_token", "forbidden", "not_found") },
+});
+
+const endAllSessionsRoute = createRoute({
+  ...admin,
+  method: "post",
+  path: "/sessions/revoke-all",
+  summary: "End every session of every user, yours included (role admin)",
+  description:
+    "A cut-off: every access token of a sign-in before it is refused (everywhere within about 60 s, KV's propagation), and no session signed in before it refreshes again; apps' grants resting on such a sign-in end too. Accounts are left as they are: everyone signs in again. One KV entry, whatever the number of sessions, kept until the last session it ends would have expired. No step-up: it grants nothing. Audited (all_sessions_ended). A 503 means: send it again.",
+  responses: { 200: json(cutOffSchema, "Every session signed in before signed_in_before is over"), ...errors("invalid_request", "invalid_token", "forbidden") },
+});
 
 const keysRoute = createRoute({
   ...admin,
@@ -136,6 +157,14 @@ adminApp
     const { roles, disabled, ...check } = c.req.valid("json");
     const user = await updateUserByAdmin(deps(c), asked(c, patchUserRoute), c.req.valid("param").id, { roles, disabled }, check);
     return c.json(adminUser(user), 200);
+  })
+  .openapi(endUserSessionsRoute, async (c) => {
+    const revoked = await endUserSessions(deps(c), c.get("auth"), c.req.valid("param").id);
+    return c.json({ message: `Ended ${revoked} session${revoked === 1 ? "" : "s"} of the user`, sessions_revoked: revoked }, 200);
+  })
+  .openapi(endAllSessionsRoute, async (c) => {
+    const before = await endAllSessions(deps(c), c.get("auth"));
+    return c.json({ message: "Every session signed in before this time is over; yours too: sign in again", signed_in_before: before.toISOString() }, 200);
   })
   .openapi(keysRoute, async (c) => c.json(ringView(await keyRingView(deps(c))), 200))
   .openapi(rotateRoute, async (c) => {

@@ -13,12 +13,13 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { turnstile } from "../middleware/turnstile";
-import { messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
+import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { registeredSchema, registeredUnverifiedSchema } from "../response-schemas-passwords";
-import { loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
-import { deps } from "./deps";
+import { freshCheckSchema, loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
+import { deps, signInDeps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp, REFRESH_COOKIE_AUTH, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
+import { asked, sensitive } from "./step-up";
 
 const authed = requireAuth();
 // REQUIRE_MFA: a session that must enrol a second factor may still end itself.
@@ -146,36 +147,45 @@ const logoutRoute = createRoute({
   },
 });
 
-const logoutAllRoute = createRoute({
-  method: "post",
-  path: "/logout/all",
-  tags,
-  summary: "End every session of the user",
-  security: BEARER,
-  middleware: [authed] as const,
-  responses: { 200: json(revokedCountSchema, "Every session ended", setCookie), ...errors("invalid_request", "invalid_token", "payload_too_large") },
-});
+const logoutAllRoute = sensitive(
+  "end_sessions",
+  createRoute({
+    method: "post",
+    path: "/logout/all",
+    tags,
+    summary: "End every session of the user",
+    description:
+      "The step-up end_sessions: `current_password` (an account without one: a sign-in within STEP_UP_MAX_AGE), and while TOTP is on a code or a recovery code. Wrong ones count against this session's own budget, never the account lock. A 503 means: send it again.",
+    security: BEARER,
+    middleware: [authed, jsonOnly] as const,
+    request: body(freshCheckSchema, false),
+    responses: {
+      200: json(revokedCountSchema, "Every session ended", setCookie),
+      ...errors(...BODY_ERRORS, "invalid_token", "invalid_credentials", "invalid_mfa_code", "reauthentication_required", "rate_limited"),
+    },
+  }),
+);
 
 export const auth = openApiApp()
   .openapi(registerRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // With REQUIRE_VERIFIED_EMAIL on, the account gets no session (no tokens) until it is verified.
-    const { user, issued, warning } = await register(deps(c), input);
+    const { user, issued, warning } = await register(signInDeps(c, use_cookie), input);
     return c.json({ user: publicUser(user), ...(issued ? tokenBody(c, issued, use_cookie) : {}), ...(warning ? { password_warning: warning } : {}) }, 201);
   })
   .openapi(loginRoute, async (c) => {
     const { use_cookie = false, ...input } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     // The per-account limit runs inside login(), once the account is known: username and email share it.
-    const result = await login(deps(c), input);
+    const result = await login(signInDeps(c, use_cookie), input);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   })
   .openapi(loginMfaRoute, async (c) => {
     const { challenge, use_cookie = false, ...offered } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const { user, issued } = await completeMfaLogin(deps(c), challenge, offered);
+    const { user, issued } = await completeMfaLogin(signInDeps(c, use_cookie), challenge, offered);
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
   .openapi(refreshRoute, async (c) => {
@@ -195,7 +205,7 @@ export const auth = openApiApp()
     return c.json({ message: "Logged out" }, 200);
   })
   .openapi(logoutAllRoute, async (c) => {
-    const revoked = await logoutAll(deps(c), c.get("auth"));
+    const revoked = await logoutAll(deps(c), asked(c, logoutAllRoute), c.req.valid("json") ?? {});
     if (sentRefreshCookie(c)) clearRefreshCookie(c);
     return c.json({ message: "Logged out everywhere", sessions_revoked: revoked }, 200);
   });

@@ -5,6 +5,7 @@ import type { Deps, MailJob } from "../deps";
 import type { AppEnv } from "../env";
 import { clientIp } from "../middleware/client-ip";
 import { enforceLimit } from "../middleware/rate-limit";
+import { replacedRefreshCookie } from "../middleware/refresh-cookie";
 
 /** The one place a request becomes the auth flows' Deps (src/deps.ts): bindings, config, ids, limits. */
 
@@ -31,3 +32,9 @@ export const deps = (c: Context<AppEnv>): Deps => ({
   mailQueue: c.env.MAIL_QUEUE as Queue<MailJob>,
   defer: waitUntil(c),
 });
+
+/**
+ * A sign-in's Deps: in cookie mode (whose Origin the route checked), with the refresh cookie the
+ * browser sent, whose session the sign-in ends as it sets the new cookie (ASVS 7.2.4).
+ */
+export const signInDeps = (c: Context<AppEnv>, useCookie: boolean): Deps => ({ ...deps(c), replacing: useCookie ? replacedRefreshCookie(c) : undefined });

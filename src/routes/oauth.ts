@@ -15,7 +15,7 @@ import { startedByApp } from "../middleware/started-by-app";
 import { linkedSchema, linkStartSchema, messageSchema, mfaChallengeSchema, providersSchema, signedInSchema } from "../response-schemas";
 import { freshCheckSchema } from "../schemas";
 import { identityIdSchema, identityLinkSchema, oauthExchangeSchema, oauthStartQuerySchema, providerParamSchema } from "../schemas-social";
-import { deps } from "./deps";
+import { deps, signInDeps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 import { asked, sensitive } from "./step-up";
@@ -233,7 +233,7 @@ export const oauth = openApiApp()
     const { code, code_verifier, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
     const browser = getCookie(c, GRANT_COOKIE);
-    const result = await exchange(deps(c), { code, codeVerifier: code_verifier, browser }, c.get("auth") && asked(c, exchangeRoute));
+    const result = await exchange(signInDeps(c, use_cookie), { code, codeVerifier: code_verifier, browser }, c.get("auth") && asked(c, exchangeRoute));
     if (browser) setCookieHeader(c, GRANT_COOKIE, "", bindingCookie(c, "Lax", "/oauth/exchange", 0)); // spent
     if ("linked" in result) return c.json({ linked: result.linked }, 200);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);

@@ -8,7 +8,7 @@ import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { requireAuth } from "../middleware/require-auth";
 import { messageSchema, passkeyOptionsSchema, passkeySchema, passkeysSchema, signedInSchema } from "../response-schemas";
 import { freshCheckSchema, passkeyIdSchema, passkeyLoginSchema, passkeyRegisterSchema } from "../schemas";
-import { deps } from "./deps";
+import { deps, signInDeps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, errorsDuringEnrolment, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 import { asked, sensitive } from "./step-up";
@@ -145,7 +145,7 @@ export const passkeys = openApiApp()
   .openapi(loginVerifyRoute, async (c) => {
     const { response, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const { user, issued } = await passkeyLogin(deps(c), response as unknown as AuthenticationResponseJSON);
+    const { user, issued } = await passkeyLogin(signInDeps(c, use_cookie), response as unknown as AuthenticationResponseJSON);
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 200);
   })
   .openapi(listRoute, async (c) => c.json({ passkeys: (await listPasskeys(deps(c), c.get("auth"))).map(passkeyShape) }, 200))

@@ -221,6 +221,8 @@ describe("the demo app in Chromium", () => {
     await page.getByTestId("reload").click();
     await expect.poll(() => page.getByTestId("session").count()).toBe(2);
     expect(await page.getByTestId("session").allTextContents()).toContainEqual(expect.stringMatching(/^Chrome on Linux, last used .+Revoke$/));
+    // Ending another session takes the password (the step-up end_sessions), typed in the Security card.
+    await securityPassword(page);
     await page.getByTestId("session").getByRole("button", { name: "Revoke" }).click();
     await expect.poll(() => page.getByTestId("session").count()).toBe(1);
     // The revoked browser finds out at its next call.

@@ -5,12 +5,14 @@ import { listAuditEvents } from "../../db/audit";
 import { batch } from "../../db/batch";
 import { userWithPasskeyCount } from "../../db/passkeys";
 import type { User } from "../../db/schema";
-import { revokeUserSessions } from "../../db/sessions";
-import { epochState, updatedAt } from "../../db/users";
+import { latestSessionEnd, revokeUserSessions } from "../../db/sessions";
+import { endSessionEpoch, epochState, updatedAt } from "../../db/users";
 import type { Deps } from "../../deps";
 import { publishEpoch } from "../core/epochs";
 import { Refusal } from "../core/errors";
+import { revokeAllBefore } from "../core/revocations";
 import { type StepUpAsk, type StepUpInput, stepUp } from "../core/step-up";
+import type { AccessClaims } from "../core/tokens";
 
 /** What admins do (routes/admin.ts guards the whole area): the lists, one user, a change to a user. Knows nothing of HTTP. */
 
@@ -69,4 +71,41 @@ export async function updateUserByAdmin(
   await audit(deps, "admin_user_updated", { user_id: userId, by: admin.sub, roles: change.roles?.join(","), disabled: change.disabled });
   if (state) await publishEpoch(deps, userId, state, now); // a failure is a 503: the admin repeats the change
   return updated;
+}
+
+/**
+ * An admin ends every session of one user (and the apps' grants), leaving the account as it is: a new
+ * session epoch in D1 and KV, as the user's own "sign out everywhere" does. No step-up: it grants
+ * nothing, and taking access away stays quick. The admin's own id ends the admin's sessions, this one too.
+ */
+export async function endUserSessions(deps: Deps, admin: AccessClaims, userId: string): Promise<number> {
+  const { db } = deps;
+  const now = new Date();
+  const { epochEnded, revoked, epoch } = await batch(db, {
+    epochEnded: endSessionEpoch(db, userId),
+    revoked: revokeUserSessions(db, userId, now),
+    epoch: epochState(db, userId),
+  });
+  const state = epoch[0];
+  if (!epochEnded[0] || !state) throw new Refusal("not_found", "No such user");
+  await audit(deps, "admin_sessions_ended", { user_id: userId, by: admin.sub, sessions_revoked: revoked.length });
+  await publishEpoch(deps, userId, state, now); // a failure is a 503: the admin repeats it
+  return revoked.length;
+}
+
+/**
+ * An admin ends every session of every user, the admin's own included: one KV entry (auth/core/
+ * revocations.ts cutoff) that refuses every access token of a sign-in before it, and that the refresh's
+ * statement compares with each session's sign-in time; no row is written per session, however many
+ * there are. It lasts until the last session it ends would have expired anyway. Returns the cut-off:
+ * a sign-in at or after it lives (whole seconds: one within the same second ends too).
+ */
+export async function endAllSessions(deps: Deps, admin: AccessClaims): Promise<Date> {
+  const now = Date.now();
+  const before = Math.ceil(now / 1000);
+  const lastEnd = (await latestSessionEnd(deps.db)) ?? 0;
+  // Audited first: a failed KV write is a 503, and the record of who asked stays.
+  await audit(deps, "all_sessions_ended", { user_id: admin.sub, session_id: admin.sid, before });
+  await revokeAllBefore(deps.kv, before, new Date(Math.max(lastEnd, now)));
+  return new Date(before * 1000);
 }

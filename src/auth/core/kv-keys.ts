@@ -6,6 +6,7 @@
  *   sid:<session id>  a revoked session (auth/core/revocations.ts); expires with its last access token
  *   usr:<user id>     a user's session epoch (auth/core/revocations.ts); expires with their last access token
  *   jti:<token id>    one revoked access token (an organization switch replaces it); expires with it
+ *   cutoff            the admins' cut-off for every session (auth/core/revocations.ts); expires with the last session it ends
  *   keyring           the signing key ring's mirror (auth/core/signing-keys.ts); one entry, rewritten
  *   health:probe      read by GET /health, never written
  */
@@ -13,6 +14,7 @@ export const KV_KEYS = {
   session: "sid:",
   user: "usr:",
   token: "jti:",
+  cutoff: "cutoff",
   keyring: "keyring",
   healthProbe: "health:probe",
 } as const;

@@ -5,9 +5,10 @@ import { listSessions as listSessionRows, revokeSession, revokeUserSessions, typ
 import { endSessionEpoch, epochState } from "../../db/users";
 import type { Deps } from "../../deps";
 import { publishEpoch } from "./epochs";
-import { Refusal, userGone } from "./errors";
+import { Refusal, sessionEnded, userGone } from "./errors";
 import { hashRefreshToken, REFRESH_TOKEN_FORMAT } from "./refresh-tokens";
-import { revokeSessions } from "./revocations";
+import { revokeSessions, sessionLimits } from "./revocations";
+import { type StepUpAsk, type StepUpInput, stepUp } from "./step-up";
 import type { AccessClaims } from "./tokens";
 
 /**
@@ -43,9 +44,21 @@ export async function logoutByRefreshToken(deps: Deps, refreshToken: string): Pr
   return true;
 }
 
-/** Every session of the user dies: refresh tokens in D1, access tokens by one epoch entry in KV. */
-export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<number> {
+/**
+ * Every session of the user dies: refresh tokens in D1, access tokens by one epoch entry in KV. After
+ * the step-up end_sessions (auth/core/ways-in.ts): a stolen access token alone cannot sign the owner out.
+ */
+export async function logoutAll(deps: Deps, ask: StepUpAsk<"end_sessions">, check: StepUpInput): Promise<number> {
   const { db } = deps;
+  const { claims } = ask;
+  try {
+    await stepUp(deps, ask, check);
+  } catch (err) {
+    // This session is over already: maybe by this very request, whose KV write failed (a 503), sent
+    // again. Completing KV's mirror of what D1 recorded ends nothing new and grants nothing.
+    if (err instanceof Refusal && err.message === sessionEnded().message && (await republishEpoch(deps, claims))) return 0;
+    throw err;
+  }
   const now = new Date();
   const { revoked, epoch } = await batch(db, {
     epochEnded: endSessionEpoch(db, claims.sub),
@@ -62,15 +75,29 @@ export async function logoutAll(deps: Deps, claims: AccessClaims): Promise<numbe
   return revoked.length;
 }
 
+/** Writes the user's epoch to KV again if D1 has ended this token's epoch (a logout-all since it was issued); false otherwise. */
+async function republishEpoch(deps: Deps, claims: AccessClaims): Promise<boolean> {
+  const [state] = await epochState(deps.db, claims.sub);
+  if (!state || state.epoch <= claims.epoch) return false;
+  await publishEpoch(deps, claims.sub, state, new Date());
+  return true;
+}
+
 export async function listSessions(deps: Deps, claims: AccessClaims, limit: number, after?: SessionCursor) {
-  return listSessionRows(deps.replica(), claims.sub, new Date(), limit, after); // a list to look at: may lag a moment
+  const now = new Date();
+  // An idle session, or one signed in before an admin's cut-off, is over: not listed.
+  const { idleSince, signedInSince } = await sessionLimits(deps, now);
+  return listSessionRows(deps.replica(), claims.sub, now, { idleSince, signedInSince }, limit, after); // a list to look at: may lag a moment
 }
 
 /**
  * Revokes one of the caller's own sessions, with the apps' grants its approvals opened (a session
- * ended from elsewhere may be a stolen one); another user's id or an unknown one is not_found.
+ * ended from elsewhere may be a stolen one); another user's id or an unknown one is not_found. Another
+ * session than this one takes the step-up end_sessions; this one is free, as POST /logout is.
  */
-export async function revokeOwnSession(deps: Deps, claims: AccessClaims, sessionId: string): Promise<void> {
+export async function revokeOwnSession(deps: Deps, ask: StepUpAsk<"end_sessions">, sessionId: string, check: StepUpInput): Promise<void> {
+  const { claims } = ask;
+  if (sessionId !== claims.sid) await stepUp(deps, ask, check);
   const revoked = await revokeSession(deps.db, { id: sessionId, userId: claims.sub, withGrants: true }, new Date());
   if (!revoked[0]) throw new Refusal("not_found", "No such live session");
   await revokeSessions(deps.kv, revoked);

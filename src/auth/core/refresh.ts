@@ -6,7 +6,7 @@ import { log } from "../../log";
 import { retryAfterAnswer } from "./epochs";
 import { Refusal } from "./errors";
 import { hashRefreshToken, REFRESH_TOKEN_FORMAT, successorOf } from "./refresh-tokens";
-import { revokeSessions } from "./revocations";
+import { revokeSessions, sessionLimits } from "./revocations";
 import { accessUntil, clientFingerprint, type Issued, issue } from "./sign-in";
 
 /** Refresh-token rotation with reuse detection. Knows nothing of HTTP. */
@@ -43,7 +43,9 @@ export async function rotate(deps: Deps, refreshToken: string, clientId: string 
   const fingerprint = await clientFingerprint(deps);
   const accessExpiresAt = accessUntil(config, now);
   const requireVerified = config.REQUIRE_VERIFIED_EMAIL === "on";
+  const limits = await sessionLimits(deps, now);
   const rotated = await rotateRefreshToken(db, {
+    ...limits,
     oldHash,
     newHash: successorHash,
     now,
@@ -72,7 +74,7 @@ export async function rotate(deps: Deps, refreshToken: string, clientId: string 
     }
     throw deadRefreshToken();
   }
-  const again = await reissueAccess(db, { sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified, clientId });
+  const again = await reissueAccess(db, { ...limits, sessionId: used.sessionId, currentHash: successorHash, now, accessExpiresAt, requireVerified, clientId });
   if (again) {
     log("refresh_retried", { request_id: deps.requestId, user_id: used.userId, session_id: used.sessionId });
     return { ...again, successor, now };

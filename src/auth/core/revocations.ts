@@ -1,3 +1,4 @@
+import type { Config } from "../../config";
 import { RevocationIncomplete } from "./errors";
 import { KV_KEYS, sessionKey, tokenKey, userKey } from "./kv-keys";
 
@@ -58,12 +59,47 @@ interface EpochEntry {
   kept: string | null;
 }
 
+/** The admins' cut-off for every session: sessions signed in before `before` (Unix seconds) are over. */
+interface CutoffEntry {
+  before: number;
+}
+const cutoffOf = (v: unknown) => (typeof v === "object" && v !== null && Number.isSafeInteger((v as CutoffEntry).before) ? (v as CutoffEntry).before : null);
+
+/**
+ * Writes the cut-off (`before`: a sign-in at or after it survives) until `until`, when the last
+ * session it ends would have expired anyway. A later cut-off replaces an earlier one: it covers it.
+ */
+export async function revokeAllBefore(kv: KVNamespace, before: number, until: Date): Promise<void> {
+  await put(kv, KV_KEYS.cutoff, JSON.stringify({ before } satisfies CutoffEntry), until);
+}
+
+/** The cut-off for the refresh's statement: sessions must have signed in at or after it (null: none). */
+export async function signedInSince(kv: KVNamespace): Promise<Date | null> {
+  const before = cutoffOf(await kv.get(KV_KEYS.cutoff, "json"));
+  return before === null ? null : new Date(before * 1000);
+}
+
+/**
+ * What a refresh must meet beyond the session's absolute end (db/session-rotation.ts Limits): used
+ * within REFRESH_IDLE_TTL (the idle timeout) and signed in since the admins' cut-off, if one is set
+ * (one KV read, no D1 round trip).
+ */
+export async function sessionLimits(deps: { kv: KVNamespace; config: Pick<Config, "REFRESH_IDLE_TTL"> }, now: Date) {
+  return { idleSince: new Date(now.getTime() - deps.config.REFRESH_IDLE_TTL * 1000), signedInSince: await signedInSince(deps.kv) };
+}
+
 /** One KV read (a bulk get) per verified request. */
-export async function isRevoked(kv: KVNamespace, claims: { sub: string; sid: string; epoch: number; jti: string }): Promise<boolean> {
+export async function isRevoked(
+  kv: KVNamespace,
+  claims: { sub: string; sid: string; epoch: number; jti: string; iat: number; auth_time?: number },
+): Promise<boolean> {
   const [sid, usr, jti] = [sessionKey(claims.sid), userKey(claims.sub), tokenKey(claims.jti)];
-  const found = await kv.get<EpochEntry | 1>([sid, usr, jti], "json");
+  const found = await kv.get<EpochEntry | CutoffEntry | 1>([sid, usr, jti, KV_KEYS.cutoff], "json");
   if (found.get(sid) != null || found.get(jti) != null) return true;
-  const user = found.get(usr);
+  // A token without auth_time (issued before it was carried) goes by when it was issued: no later than its sign-in.
+  const before = cutoffOf(found.get(KV_KEYS.cutoff));
+  if (before !== null && (claims.auth_time ?? claims.iat) < before) return true;
+  const user = found.get(usr) as EpochEntry | 1 | null | undefined;
   return typeof user === "object" && user !== null && claims.epoch < user.epoch && claims.sid !== user.kept;
 }
 

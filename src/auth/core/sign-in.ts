@@ -13,7 +13,8 @@ import { announceCancel } from "../mail/recovery-holds";
 import { retryAfterAnswer } from "./epochs";
 import { enrolmentOnly } from "./mfa-policy";
 import { hashRefreshToken, newRefreshToken } from "./refresh-tokens";
-import { revokeSessions } from "./revocations";
+import { afterReplaced, endReplaced } from "./replaced-session";
+import { revokeSessions, sessionLimits } from "./revocations";
 import { activeKeys, type KeyStores } from "./signing-keys";
 import { signAccessToken } from "./tokens";
 
@@ -121,7 +122,7 @@ export interface OpenSession<B extends Statements, A extends Statements> {
  * Opens the session a sign-in's decision (auth/core/decision.ts) ends with, in one round trip: the
  * caller's first statements, the session (only if its conditions hold), the per-user cap,
  * the epoch for the token, the audit row (only if the session was written), with a second factor
- * the end of a held recovery, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
+ * the end of a held recovery, in cookie mode the end of the session whose cookie it replaces, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
  * statement's result by name (the caller's under the names it gave).
  */
 export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(
@@ -140,6 +141,8 @@ export async function openSession<B extends Statements = Record<never, never>, A
     loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
     // A sign-in with a second factor cancels what a mailbox alone asked to lower (auth/mail/recovery-holds.ts).
     holdCancelled: opts.amr.includes("mfa") ? cancelHold(db, user.id, sessionExists(db, row.id)) : undefined,
+    // Cookie mode: the session of the cookie this sign-in replaces ends with it.
+    ...(await endReplaced(deps, row.id, now)),
   };
   const results = await batch(db, joined(opts.before ?? ({} as B), core, opts.after ?? ({} as A))); // a name given twice throws
   const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
@@ -151,6 +154,7 @@ export async function openSession<B extends Statements = Record<never, never>, A
   const cancelled = mine.holdCancelled?.[0];
   if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
   await endEvicted(deps, mine.evictedSessions);
+  await afterReplaced(deps, mine.replacedEnded);
   opened.issued = await issue(deps, { ...user, epoch, secondFactor }, row, now, refreshToken);
   return opened;
 }
@@ -164,6 +168,7 @@ export async function reissueSignIn(deps: Deps, sessionId: string, refreshToken:
   const now = new Date();
   const currentHash = await hashRefreshToken(refreshToken);
   const again = await reissueAccess(deps.db, {
+    ...(await sessionLimits(deps, now)),
     sessionId,
     currentHash,
     now,

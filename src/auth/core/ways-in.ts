@@ -55,6 +55,14 @@ export const STEP_UP: Record<Action, StepUpRule> = {
     fresh: "in the request; then the link mailed to the new address",
   },
   delete_account: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
+  // Signing out the other devices: a stolen access token alone cannot sign the owner out everywhere
+  // (and keep the thief's session the one that is left). Ending this very session stays free (POST /logout).
+  end_sessions: {
+    by: "session",
+    proof: ["password", "second_factor"],
+    secondFactor: "while_totp_on",
+    fresh: "in the request (POST /logout/all; DELETE /sessions/{id} for a session other than this one)",
+  },
   setup_totp: { by: "session", proof: ["password"], fresh: "in the request (TOTP is off: setup is refused while it is on)" },
   enable_totp: { by: "session", proof: ["new_totp_code"], fresh: "in the request, from the session whose setup took the password" },
   disable_totp: { by: "session", proof: ["password", "second_factor"], secondFactor: "while_totp_on", fresh: "in the request" },
