@@ -11,6 +11,8 @@ export const TURNSTILE_HEADER = "cf-turnstile-response";
 const ROUTES: Record<string, TurnstileAction> = {
   "/register": "sign_up",
   "/password/forgot": "forgot_password",
+  "/login/email": "mail_sign_in",
+  "/guests": "guest",
 };
 
 export const turnstileAction = (method: string, path: string): TurnstileAction | undefined => (method === "POST" ? ROUTES[path] : undefined);

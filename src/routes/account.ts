@@ -5,7 +5,7 @@ import { listSessions, revokeOwnSession } from "../auth/core/logout";
 import { changePassword } from "../auth/password/change";
 import { jsonOnly } from "../middleware/json-only";
 import { requireAuth } from "../middleware/require-auth";
-import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, revokedCountSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
+import { meSchema, messageSchema, meWithFactorsSchema, protectedSchema, securitySchema, sessionsPageSchema } from "../response-schemas";
 import { passwordChangedSchema } from "../response-schemas-passwords";
 import { deleteMeSchema, freshCheckSchema, listSessionsQuerySchema, passwordChangeSchema, profilePatchSchema, sessionIdSchema } from "../schemas";
 import { deps } from "./deps";

@@ -13,7 +13,7 @@ import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie } from "../middleware/refresh-cookie";
 import { bearerClaims, requireAuth } from "../middleware/require-auth";
 import { turnstile } from "../middleware/turnstile";
-import { meSchema, messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
+import { messageSchema, mfaChallengeSchema, revokedCountSchema, signedInSchema, tokensSchema } from "../response-schemas";
 import { registeredSchema, registeredUnverifiedSchema } from "../response-schemas-passwords";
 import { freshCheckSchema, loginMfaSchema, loginSchema, refreshSchema, registerSchema } from "../schemas";
 import { deps, signInDeps } from "./deps";

@@ -12,7 +12,7 @@ import { assertAllowedOrigin } from "../middleware/refresh-cookie";
 import { turnstile } from "../middleware/turnstile";
 import { messageSchema, mfaChallengeSchema, signedInSchema } from "../response-schemas";
 import { mailSignInCodeSchema, mailSignInLinkSchema, mailSignInStartSchema } from "../schemas-mail";
-import { deps } from "./deps";
+import { deps, signInDeps } from "./deps";
 import { BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { mfaChallengeBody, publicUser, tokenBody } from "./shapes";
 
@@ -109,14 +109,14 @@ export const mailSignIn = openApiApp()
   .openapi(linkRoute, async (c) => {
     const { token, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const result = await signInWithLink(deps(c), token);
+    const result = await signInWithLink(signInDeps(c, use_cookie), token);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   })
   .openapi(codeRoute, async (c) => {
     const { email, code, use_cookie = false } = c.req.valid("json");
     if (use_cookie) assertAllowedOrigin(c);
-    const result = await signInWithCode(deps(c), email, code);
+    const result = await signInWithCode(signInDeps(c, use_cookie), email, code);
     if ("challenge" in result) return c.json(mfaChallengeBody(result.challenge), 200);
     return c.json({ user: publicUser(result.user), ...tokenBody(c, result.issued, use_cookie) }, 200);
   });

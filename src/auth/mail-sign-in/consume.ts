@@ -11,6 +11,7 @@ import { decideSignIn, firstSession, type SignInResult } from "../core/decision"
 import { publishEpoch, retryAfterAnswer } from "../core/epochs";
 import { Refusal } from "../core/errors";
 import { newUserRow } from "../core/new-account";
+import { afterReplaced, endReplaced } from "../core/replaced-session";
 import { issue } from "../core/sign-in";
 import { NO_PASSWORD, NO_USERNAME } from "../core/ways-in";
 import { mailboxOf } from "../mail/budget";
@@ -123,14 +124,23 @@ async function signUp(deps: Deps, row: MailSignIn, now: Date, via: string): Prom
     now,
   });
   const registered = { user_id: id, session_id: first?.row.id ?? null, via: `mail_${via}` };
+  let replaced: Parameters<typeof afterReplaced>[1];
   try {
-    await batch(db, { user: insertUser(db, user), session: first && insertSession(db, first.row), audited: auditRow(deps, "register", registered) });
+    const done = await batch(db, {
+      user: insertUser(db, user),
+      session: first && insertSession(db, first.row),
+      audited: auditRow(deps, "register", registered),
+      // Cookie mode: the session of the cookie this sign-up replaces ends with it.
+      ...(first ? await endReplaced(deps, first.row.id, now) : {}),
+    });
+    replaced = done.replacedEnded;
   } catch (err) {
     // An account took the address after the message went (a password sign-up, say): never joined to it.
     if (uniqueViolation(err)?.includes("email")) throw new Refusal("email_taken", "An account took this address meanwhile: ask for a new sign-in mail");
     throw err;
   }
   logEvent(deps, "register", registered);
+  await afterReplaced(deps, replaced);
   if (!first) throw new Refusal("forbidden", "This account cannot sign in yet");
   return { user, issued: await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken) };
 }
