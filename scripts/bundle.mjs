@@ -20,8 +20,11 @@ import { gzipSync } from "node:zlib";
 // +16 KiB gzipped; no new dependency). Issue 32 brings the bundle under 2 MiB and lowers this.
 // Raised from 2600 / 495 for issue 31's password policy: the 3,000 most common passwords shipped as
 // data (src/auth/core/common-passwords-list.ts, 28 KB raw, 14 KiB gzipped; read into a Set only when a
-// password is set), the context words, the range query, Turnstile's routes (+40 KiB raw, +18 KiB gzipped).
-export const BUDGET_KIB = { raw: 2630, gzip: 513 };
+// password is set), the context words, the range query, Turnstile's routes (+40 KiB raw, +18 KiB gzipped);
+// and for the rest of issue 31 (mail sign-in, guests, a mandatory second factor, session limits, key
+// rotation: our own code, no new dependency): 2,684 KiB raw, 528 KiB gzipped in all, +107 / +36 over
+// issue 30's. Issue 32's cut (zod's locales first) lowers this.
+export const BUDGET_KIB = { raw: 2690, gzip: 530 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);
