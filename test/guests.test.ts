@@ -78,8 +78,10 @@ describe("starting a guest", () => {
     const before = await guestCount();
     const turnstileOn = { TURNSTILE_SECRET: "test-secret" } as Partial<Env>;
     expectError(await startGuest({ bindings: turnstileOn }), 400, "turnstile_required");
-    // siteverify unreachable (test/vitest.config.ts): fails closed.
-    expectError(await startGuest({ bindings: turnstileOn, headers: { "cf-turnstile-response": "token" } }), 503, "turnstile_unavailable");
+    // A token siteverify refuses (the local stand-in, test/vitest.config.ts), and siteverify unreachable: fails closed.
+    expectError(await startGuest({ bindings: turnstileOn, headers: { "cf-turnstile-response": "token" } }), 403, "turnstile_failed");
+    const unreachable = { ...turnstileOn, TURNSTILE_VERIFY_URL: "http://127.0.0.1:9/siteverify" } as Partial<Env>;
+    expectError(await startGuest({ bindings: unreachable, headers: { "cf-turnstile-response": "pass" } }), 503, "turnstile_unavailable");
     expect(await guestCount()).toBe(before);
   });
 

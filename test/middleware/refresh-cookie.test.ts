@@ -3,7 +3,17 @@ import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/env";
 import { onError } from "../../src/errors";
-import { assertAllowedOrigin, clearRefreshCookie, readRefreshCookie, sentRefreshCookie, setRefreshCookie } from "../../src/middleware/refresh-cookie";
+import {
+  assertAllowedOrigin,
+  clearRefreshCookie,
+  readRefreshCookie,
+  SIGN_IN_PATHS,
+  sentRefreshCookie,
+  setRefreshCookie,
+} from "../../src/middleware/refresh-cookie";
+
+// One cookie per path that uses it: /refresh rotates it, /logout ends its session, and a sign-in ends the session it replaces.
+const PATHS = ["/refresh", "/logout", ...SIGN_IN_PATHS];
 
 const HOUR = 3600_000;
 const app = new Hono<AppEnv>();
@@ -37,9 +47,9 @@ const attributes = (cookie: string) =>
   );
 
 describe("setting and clearing the cookie", () => {
-  it("sets one HttpOnly cookie per path that uses it (/refresh, /logout), SameSite from the config, for the token's remaining life", async () => {
+  it("sets one HttpOnly cookie per path that uses it (/refresh, /logout, the sign-ins), SameSite from the config, for the token's remaining life", async () => {
     const cookies = cookiesOf(await post("/set"));
-    expect(cookies.map((c) => attributes(c).path).sort()).toEqual(["/logout", "/refresh"]);
+    expect(cookies.map((c) => attributes(c).path).sort()).toEqual([...PATHS].sort());
     for (const c of cookies) {
       expect(c.split(";")[0]).toBe("refresh_token=the-token");
       const a = attributes(c);
@@ -53,16 +63,16 @@ describe("setting and clearing the cookie", () => {
   it("is Secure everywhere but http on localhost, and always with SameSite=None", async () => {
     for (const base of ["https://auth.example.com", "http://auth.example.com", "https://localhost"]) {
       const cookies = cookiesOf(await post("/set", {}, base));
-      expect(cookies, base).toHaveLength(2);
+      expect(cookies, base).toHaveLength(PATHS.length);
       for (const c of cookies) expect(attributes(c).secure, base).toBe(true);
     }
     for (const base of ["http://127.0.0.1", "http://[::1]"]) {
       const cookies = cookiesOf(await post("/set", {}, base));
-      expect(cookies, base).toHaveLength(2);
+      expect(cookies, base).toHaveLength(PATHS.length);
       for (const c of cookies) expect(attributes(c).secure, base).toBeUndefined();
     }
     const none = cookiesOf(await post("/set", {}, "http://localhost", { COOKIE_SAMESITE: "None" }));
-    expect(none).toHaveLength(2);
+    expect(none).toHaveLength(PATHS.length);
     for (const c of none) expect(attributes(c)).toMatchObject({ samesite: "None", secure: true });
   });
 
@@ -71,8 +81,8 @@ describe("setting and clearing the cookie", () => {
       const set = cookiesOf(await post("/set", {}, "https://auth.example.com", vars));
       const cleared = cookiesOf(await post("/clear", {}, "https://auth.example.com", vars));
       const without = (c: string) => ({ ...attributes(c), "max-age": undefined });
-      expect(set).toHaveLength(2);
-      expect(cleared).toHaveLength(2);
+      expect(set).toHaveLength(PATHS.length);
+      expect(cleared).toHaveLength(PATHS.length);
       expect(cleared.map(without)).toEqual(set.map(without));
       for (const c of cleared) {
         expect(c.split(";")[0]).toBe("refresh_token=");
