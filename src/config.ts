@@ -213,6 +213,9 @@ const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
   // A guest has no address to prove: with every address proved before sign-in, it could never hold a session.
   if (c.GUESTS === "on" && c.REQUIRE_VERIFIED_EMAIL === "on")
     ctx.addIssue({ code: "custom", path: ["GUESTS"], message: 'must be "off" while REQUIRE_VERIFIED_EMAIL is "on" (a guest has no address to verify)' });
+  // A guest becomes a member by adding an address and a password: sign-up by another door.
+  if (c.GUESTS === "on" && c.REGISTRATION === "closed")
+    ctx.addIssue({ code: "custom", path: ["GUESTS"], message: 'must be "off" while REGISTRATION is "closed" (a guest\'s upgrade is a sign-up)' });
   if (c.SIGNING_KEYS === "rotating" && !c.JWT_WRAPPING_KEY) {
     ctx.addIssue({ code: "custom", path: ["JWT_WRAPPING_KEY"], message: "is required (SIGNING_KEYS is rotating; npm run -s keygen wrap)" });
   }

@@ -262,3 +262,18 @@ describe("idle guests (the daily cron)", () => {
     expect(await userRow(active.user.id)).toBeNull();
   });
 });
+
+describe("guests and a closed sign-up", () => {
+  it("a deployment cannot open guests while sign-up is closed, and an older guest's upgrade is refused once it closes", async () => {
+    expectError(await startGuest({ bindings: { REGISTRATION: "closed" } as Partial<Env> }), 500, "internal_error");
+    const guest = await newGuest();
+    const closed = { REGISTRATION: "closed", GUESTS: "off" } as Partial<Env>;
+    const res = await call("POST", "/guests/upgrade", {
+      token: guest.access_token,
+      body: { email: uniqueEmail(), password: "a long enough passphrase 7" },
+      bindings: closed,
+    });
+    expectError(res, 403, "registration_closed");
+    expect(await call("GET", "/me", { token: guest.access_token })).toMatchObject({ status: 200, body: { user: { email: null } } });
+  });
+});

@@ -86,12 +86,14 @@ export function revokeApiKey(db: Db, id: string, now: Date) {
     .get();
 }
 
-/** A password reset's statement (auth/mail/recovery-holds.ts reclaimStatements): every live key the user owns ends with the rest. */
+/**
+ * A password reset's statement (auth/mail/recovery-holds.ts reclaimStatements): every live key the user owns, and every
+ * organization key it created (whoever held the account made them), ends with the rest. */
 export function revokeUserApiKeys(db: Db, userId: string, now: Date, onlyIf: SQL) {
   return db
     .update(apiKeys)
     .set({ revokedAt: now })
-    .where(and(eq(apiKeys.userId, userId), isNull(apiKeys.revokedAt), onlyIf))
+    .where(and(or(eq(apiKeys.userId, userId), eq(apiKeys.createdBy, userId)), isNull(apiKeys.revokedAt), onlyIf))
     .returning({ id: apiKeys.id });
 }
 

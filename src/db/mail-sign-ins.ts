@@ -68,52 +68,55 @@ export const supersedeOlder = (db: Db, email: string, id: string, now: Date) =>
 /** The row with this id as it is (a read for a batch). */
 export const mailSignInById = (db: Db, id: string) => db.select().from(mailSignIns).where(eq(mailSignIns.id, id));
 
-/** Alive: unused, unexpired, attempts left, and no newer message to the address. */
-const live = (now: Date, maxAttempts: number) =>
+/** Alive: unused, unexpired, and no newer message to the address (the link needs no more). */
+const live = (now: Date) =>
   and(
     isNull(mailSignIns.usedAt),
     gt(mailSignIns.expiresAt, now),
-    lt(mailSignIns.attempts, maxAttempts),
     // Written out: in an UPDATE, drizzle may leave the outer table's columns unqualified, which the alias would capture.
     sql`NOT EXISTS (SELECT 1 FROM "mail_sign_ins" AS newer WHERE newer.email = "mail_sign_ins"."email" AND newer.created_at > "mail_sign_ins"."created_at")`,
   );
+
+/** Alive with code attempts left: wrong codes end the code, never the link (a stranger who knows the address cannot kill it). */
+const codeLive = (now: Date, maxAttempts: number) => and(live(now), lt(mailSignIns.attempts, maxAttempts));
 
 /** The address's newest message, if it is alive (a code is compared against it alone). */
 export async function newestLiveFor(db: Db, email: string, now: Date, maxAttempts: number): Promise<MailSignIn | undefined> {
   const [row] = await db
     .select()
     .from(mailSignIns)
-    .where(and(eq(mailSignIns.email, email), live(now, maxAttempts)))
+    .where(and(eq(mailSignIns.email, email), codeLive(now, maxAttempts)))
     .orderBy(desc(mailSignIns.createdAt))
     .limit(1);
   return row;
 }
 
-/**
- * Uses a message: one conditional UPDATE ... RETURNING, by its link's hash or by its id and code's
- * hash, only while it is alive. Of two requests, exactly one gets the row back.
- */
-export async function consumeMailSignIn(db: Db, by: { tokenHash: string } | { id: string; codeHash: string }, now: Date, maxAttempts: number) {
-  const which = "tokenHash" in by ? eq(mailSignIns.tokenHash, by.tokenHash) : and(eq(mailSignIns.id, by.id), eq(mailSignIns.codeHash, by.codeHash));
+/** Uses a message by its link: one conditional UPDATE ... RETURNING while it is alive. Of two requests, exactly one gets the row back. */
+export async function consumeMailLink(db: Db, tokenHash: string, now: Date) {
   const [row] = await db
     .update(mailSignIns)
     .set({ usedAt: now })
-    .where(and(which, live(now, maxAttempts)))
+    .where(and(eq(mailSignIns.tokenHash, tokenHash), live(now)))
     .returning();
   return row;
 }
 
-/** A wrong code spends one attempt of the message; the last one ends it. Returns the attempts left (none: it is dead). */
-export async function spendAttempt(db: Db, id: string, now: Date, maxAttempts: number): Promise<number> {
+/**
+ * Tries a code against a message in one statement: it spends an attempt while any is left, and uses
+ * the message if the code is right. Concurrent tries are serialized by D1, so no more than
+ * `maxAttempts` codes are ever compared against one message. Answers the row (used: `usedAt` set), or
+ * none when the message is gone or out of attempts.
+ */
+export async function tryMailCode(db: Db, id: string, codeHash: string, now: Date, maxAttempts: number) {
   const [row] = await db
     .update(mailSignIns)
     .set({
       attempts: sql`${mailSignIns.attempts} + 1`,
-      usedAt: sql`CASE WHEN ${mailSignIns.attempts} + 1 >= ${maxAttempts} THEN ${now.getTime()} ELSE NULL END`,
+      usedAt: sql`CASE WHEN ${mailSignIns.codeHash} = ${codeHash} THEN ${now.getTime()} ELSE NULL END`,
     })
-    .where(and(eq(mailSignIns.id, id), isNull(mailSignIns.usedAt)))
-    .returning({ attempts: mailSignIns.attempts });
-  return row ? Math.max(0, maxAttempts - row.attempts) : 0;
+    .where(and(eq(mailSignIns.id, id), codeLive(now, maxAttempts)))
+    .returning();
+  return row;
 }
 
 /** Housekeeping: messages past their expiry (used ones too: a used row is worth nothing after it); returns how many. */

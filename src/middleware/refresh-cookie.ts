@@ -16,7 +16,7 @@ export const REFRESH_COOKIE = "refresh_token";
  * verify): they receive the cookie they replace, so its session ends with the sign-in (ASVS 7.2.4).
  * A new sign-in route that sets the cookie adds its path here.
  */
-export const SIGN_IN_PATHS = ["/login", "/register", "/passkeys/login", "/oauth/exchange"];
+export const SIGN_IN_PATHS = ["/login", "/register", "/passkeys/login", "/oauth/exchange", "/guests"];
 // One cookie per path: /refresh rotates it, /logout (and /logout/all) revokes its session, a sign-in ends its session.
 const PATHS = ["/refresh", "/logout", ...SIGN_IN_PATHS];
 

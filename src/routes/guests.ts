@@ -12,7 +12,7 @@ import { requireAuth } from "../middleware/require-auth";
 import { turnstile } from "../middleware/turnstile";
 import { signedInSchema } from "../response-schemas";
 import { guestStartSchema, guestUpgradeSchema } from "../schemas-guests";
-import { deps } from "./deps";
+import { deps, signInDeps } from "./deps";
 import { BEARER, BODY_ERRORS, body, errors, json, openApiApp, setCookie } from "./openapi";
 import { publicUser, tokenBody } from "./shapes";
 
@@ -70,7 +70,7 @@ export const guests = openApiApp()
   .openapi(startRoute, async (c) => {
     const { use_cookie = false } = c.req.valid("json") ?? {};
     if (use_cookie) assertAllowedOrigin(c);
-    const { user, issued } = await startGuest(deps(c));
+    const { user, issued } = await startGuest(signInDeps(c, use_cookie));
     return c.json({ user: publicUser(user), ...tokenBody(c, issued, use_cookie) }, 201);
   })
   .openapi(upgradeRoute, async (c) => {

@@ -7,6 +7,7 @@ import type { Deps } from "../../deps";
 import { firstSession } from "../core/decision";
 import { Refusal } from "../core/errors";
 import { newUserRow } from "../core/new-account";
+import { afterReplaced, endReplaced } from "../core/replaced-session";
 import { type Issued, issue } from "../core/sign-in";
 import { NO_PASSWORD, NO_USERNAME } from "../core/ways-in";
 
@@ -38,8 +39,15 @@ export async function startGuest(deps: Deps): Promise<{ user: User; issued: Issu
     isGuest: true,
   });
   const created = { user_id: id, session_id: first.row.id, guest: true };
-  // One batch, one implicit transaction: no guest without its session (and its audit row).
-  await batch(db, { user: insertUser(db, user), session: insertSession(db, first.row), audited: auditRow(deps, "register", created) });
+  // One batch, one implicit transaction: no guest without its session (and its audit row); in cookie
+  // mode, the session of the cookie this sign-in replaces ends with it.
+  const done = await batch(db, {
+    user: insertUser(db, user),
+    session: insertSession(db, first.row),
+    audited: auditRow(deps, "register", created),
+    ...(await endReplaced(deps, first.row.id, now)),
+  });
   logEvent(deps, "register", created);
+  await afterReplaced(deps, done.replacedEnded);
   return { user, issued: await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken) };
 }

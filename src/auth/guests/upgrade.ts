@@ -39,6 +39,8 @@ export async function upgrade(deps: Deps, claims: AccessClaims, input: UpgradeIn
   const before = await findUserById(db, claims.sub);
   if (!before) throw userGone();
   if (!before.isGuest) throw alreadyMember();
+  // Closed after the guest started (config refuses GUESTS on with it closed): an upgrade is a sign-up.
+  if (config.REGISTRATION === "closed") throw new Refusal("registration_closed");
   // Cheap pre-check so a taken address does not cost a hash; the unique indexes settle races.
   const taken = await takenByOthers(db, email, username);
   if (taken.email) throw new Refusal("email_taken");

@@ -1,7 +1,7 @@
 import { audit, auditRow, logEvent } from "../../audit";
 import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
-import { addressIs, consumeMailSignIn, type MailSignIn, newestLiveFor, spendAttempt } from "../../db/mail-sign-ins";
+import { addressIs, consumeMailLink, type MailSignIn, newestLiveFor, tryMailCode } from "../../db/mail-sign-ins";
 import type { User } from "../../db/schema";
 import { insertSession } from "../../db/sessions";
 import { accountAsChecked, epochState, findUserById, insertUser } from "../../db/users";
@@ -34,14 +34,15 @@ const invalidCode = () => new Refusal("invalid_mail_code");
 export async function signInWithLink(deps: Deps, token: string): Promise<SignInResult> {
   const now = new Date();
   if (!TOKEN_FORMAT.test(token)) throw invalidLink();
-  const row = await consumeMailSignIn(deps.db, { tokenHash: await sha256Base64Url(token) }, now, deps.config.MAIL_CODE_ATTEMPTS);
+  const row = await consumeMailLink(deps.db, await sha256Base64Url(token), now);
   if (!row) throw invalidLink();
   return complete(deps, row, now, "link");
 }
 
 /**
- * POST /login/email/code: the address and the code of its newest live message. A wrong code spends
- * one of that message's MAIL_CODE_ATTEMPTS (the last one ends it); every failure is the same 401.
+ * POST /login/email/code: the address and the code of its newest live message. Every try spends one
+ * of that message's MAIL_CODE_ATTEMPTS, in the statement that compares it (the last one ends the code,
+ * not the link); every failure is the same 401.
  * Guessing across messages is bounded by the address's mail budget (MAIL_RECIPIENT_DAILY messages a
  * day), the per-address limit at the edge and the per-client one on the route.
  */
@@ -56,12 +57,9 @@ export async function signInWithCode(deps: Deps, address: string, typed: string)
     await codeHashOf("none", code); // the same work as a wrong code
     throw await refusedCode(deps, null);
   }
-  const used = await consumeMailSignIn(db, { id: row.id, codeHash: await codeHashOf(row.id, code) }, now, config.MAIL_CODE_ATTEMPTS);
-  if (!used) {
-    const left = await spendAttempt(db, row.id, now, config.MAIL_CODE_ATTEMPTS);
-    throw await refusedCode(deps, row.userId, left);
-  }
-  return complete(deps, used, now, "code");
+  const tried = await tryMailCode(db, row.id, await codeHashOf(row.id, code), now, config.MAIL_CODE_ATTEMPTS);
+  if (!tried?.usedAt) throw await refusedCode(deps, row.userId, Math.max(0, config.MAIL_CODE_ATTEMPTS - (tried?.attempts ?? config.MAIL_CODE_ATTEMPTS)));
+  return complete(deps, tried, now, "code");
 }
 
 async function refusedCode(deps: Deps, userId: string | null, left?: number) {

@@ -33,7 +33,7 @@ export function reclaimStatements(deps: Deps, userId: string, passwordHash: stri
     identitiesRemoved: deleteIdentitiesOnReset(db, userId, o.mailbox, onlyIf),
     challengesEnded: endUserChallenges(db, userId, now, onlyIf),
     sessionsEnded: revokeUserSessions(db, userId, now, undefined, onlyIf),
-    keysRevoked: revokeUserApiKeys(db, userId, now, onlyIf), // the account's own; an organization's keys are its owners' to revoke
+    keysRevoked: revokeUserApiKeys(db, userId, now, onlyIf), // the account's own, and the organization keys it created
     linksEnded: endLinks(db, userId, ALL_PURPOSES, now, onlyIf),
     epoch: epochState(db, userId),
   };
