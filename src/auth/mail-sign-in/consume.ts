@@ -54,7 +54,9 @@ export async function signInWithCode(deps: Deps, address: string, typed: string)
   const code = typed.replace(/[\s-]/g, "");
   const row = await newestLiveFor(db, email, now, config.MAIL_CODE_ATTEMPTS);
   if (!row) {
-    await codeHashOf("none", code); // the same work as a wrong code
+    // The same work as a wrong code (a hash and the statement that tries it, matching nothing), so the
+    // answer's timing does not tell an address with an account from one without.
+    await tryMailCode(db, "none", await codeHashOf("none", code), now, config.MAIL_CODE_ATTEMPTS);
     throw await refusedCode(deps, null);
   }
   const tried = await tryMailCode(db, row.id, await codeHashOf(row.id, code), now, config.MAIL_CODE_ATTEMPTS);
