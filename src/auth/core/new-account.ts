@@ -1,4 +1,11 @@
+import { type AuditFields, auditRow, logEvent } from "../../audit";
+import { batch } from "../../db/batch";
 import type { User } from "../../db/schema";
+import { insertSession } from "../../db/sessions";
+import { insertUser } from "../../db/users";
+import type { Deps } from "../../deps";
+import { afterReplaced, endReplaced } from "./replaced-session";
+import type { newSession } from "./sign-in";
 import { hasPassword } from "./ways-in";
 
 /** What a sign-up knows of its new account; the rest of the row is the same for every way in. */
@@ -51,4 +58,23 @@ export function newUserRow(a: NewAccount): User {
     createdAt: a.now,
     updatedAt: a.now,
   };
+}
+
+/**
+ * A sign-up's write, whichever way in made it (a password, a sign-up mail, a guest): the account, its
+ * first session (none while the address must be proved first) and its `register` audit row in one
+ * batch, so there is never an account without them; in cookie mode the session whose cookie this
+ * sign-in replaces ends in the same batch. A unique index's refusal (username, address) is thrown for
+ * the caller to name.
+ */
+export async function insertAccount(deps: Deps, user: User, first: Awaited<ReturnType<typeof newSession>> | undefined, registered: AuditFields, now: Date) {
+  const { db } = deps;
+  const done = await batch(db, {
+    user: insertUser(db, user),
+    session: first && insertSession(db, first.row),
+    audited: auditRow(deps, "register", registered),
+    ...(first ? await endReplaced(deps, first.row.id, now) : {}),
+  });
+  logEvent(deps, "register", registered);
+  await afterReplaced(deps, done.replacedEnded);
 }

@@ -1,13 +1,8 @@
-import { auditRow, logEvent } from "../../audit";
-import { batch } from "../../db/batch";
 import type { User } from "../../db/schema";
-import { insertSession } from "../../db/sessions";
-import { insertUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { firstSession } from "../core/decision";
 import { Refusal } from "../core/errors";
-import { newUserRow } from "../core/new-account";
-import { afterReplaced, endReplaced } from "../core/replaced-session";
+import { insertAccount, newUserRow } from "../core/new-account";
 import { type Issued, issue } from "../core/sign-in";
 import { NO_PASSWORD, NO_USERNAME } from "../core/ways-in";
 
@@ -21,7 +16,6 @@ import { NO_PASSWORD, NO_USERNAME } from "../core/ways-in";
 
 /** A new guest and its first session (the sign-in decision with first factor "guest": amr ["guest"]), in one batch. */
 export async function startGuest(deps: Deps): Promise<{ user: User; issued: Issued }> {
-  const { db } = deps;
   const now = new Date();
   const id = crypto.randomUUID();
   const first = await firstSession(deps, id, { kind: "guest" }, null, now);
@@ -39,15 +33,6 @@ export async function startGuest(deps: Deps): Promise<{ user: User; issued: Issu
     isGuest: true,
   });
   const created = { user_id: id, session_id: first.row.id, guest: true };
-  // One batch, one implicit transaction: no guest without its session (and its audit row); in cookie
-  // mode, the session of the cookie this sign-in replaces ends with it.
-  const done = await batch(db, {
-    user: insertUser(db, user),
-    session: insertSession(db, first.row),
-    audited: auditRow(deps, "register", created),
-    ...(await endReplaced(deps, first.row.id, now)),
-  });
-  logEvent(deps, "register", created);
-  await afterReplaced(deps, done.replacedEnded);
+  await insertAccount(deps, user, first, created, now);
   return { user, issued: await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken) };
 }

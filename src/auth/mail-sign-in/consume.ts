@@ -1,17 +1,14 @@
-import { audit, auditRow, logEvent } from "../../audit";
-import { batch } from "../../db/batch";
+import { audit } from "../../audit";
 import { uniqueViolation } from "../../db/client";
 import { addressIs, consumeMailLink, type MailSignIn, newestLiveFor, tryMailCode } from "../../db/mail-sign-ins";
 import type { User } from "../../db/schema";
-import { insertSession } from "../../db/sessions";
-import { accountAsChecked, epochState, findUserById, insertUser } from "../../db/users";
+import { accountAsChecked, epochState, findUserById } from "../../db/users";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { decideSignIn, firstSession, type SignInResult } from "../core/decision";
 import { publishEpoch, retryAfterAnswer } from "../core/epochs";
 import { Refusal } from "../core/errors";
-import { newUserRow } from "../core/new-account";
-import { afterReplaced, endReplaced } from "../core/replaced-session";
+import { insertAccount, newUserRow } from "../core/new-account";
 import { issue } from "../core/sign-in";
 import { NO_PASSWORD, NO_USERNAME } from "../core/ways-in";
 import { mailboxOf } from "../mail/budget";
@@ -109,7 +106,7 @@ async function signIn(deps: Deps, user: User, row: MailSignIn, now: Date, via: s
 
 /** A sign-up message: the account (no username, no password, its address proved now) and its first session, in one batch. */
 async function signUp(deps: Deps, row: MailSignIn, now: Date, via: string): Promise<SignInResult> {
-  const { db, config } = deps;
+  const { config } = deps;
   if (config.REGISTRATION === "closed") throw new Refusal("registration_closed");
   const id = crypto.randomUUID();
   const first = await firstSession(deps, id, { kind: "mail" }, now, now);
@@ -124,23 +121,13 @@ async function signUp(deps: Deps, row: MailSignIn, now: Date, via: string): Prom
     now,
   });
   const registered = { user_id: id, session_id: first?.row.id ?? null, via: `mail_${via}` };
-  let replaced: Parameters<typeof afterReplaced>[1];
   try {
-    const done = await batch(db, {
-      user: insertUser(db, user),
-      session: first && insertSession(db, first.row),
-      audited: auditRow(deps, "register", registered),
-      // Cookie mode: the session of the cookie this sign-up replaces ends with it.
-      ...(first ? await endReplaced(deps, first.row.id, now) : {}),
-    });
-    replaced = done.replacedEnded;
+    await insertAccount(deps, user, first, registered, now);
   } catch (err) {
     // An account took the address after the message went (a password sign-up, say): never joined to it.
     if (uniqueViolation(err)?.includes("email")) throw new Refusal("email_taken", "An account took this address meanwhile: ask for a new sign-in mail");
     throw err;
   }
-  logEvent(deps, "register", registered);
-  await afterReplaced(deps, replaced);
   if (!first) throw new Refusal("forbidden", "This account cannot sign in yet");
   return { user, issued: await issue(deps, { ...user, epoch: 0 }, first.row, now, first.refreshToken) };
 }

@@ -1,18 +1,14 @@
-import { auditRow, logEvent } from "../../audit";
 import { ConfigError } from "../../config";
-import { batch } from "../../db/batch";
 import { uniqueViolation } from "../../db/client";
 import type { User } from "../../db/schema";
-import { insertSession } from "../../db/sessions";
-import { findTaken, insertUser } from "../../db/users";
+import { findTaken } from "../../db/users";
 import type { Deps } from "../../deps";
 import { log } from "../../log";
 import { firstSession } from "../core/decision";
 import { Refusal } from "../core/errors";
-import { newUserRow } from "../core/new-account";
+import { insertAccount, newUserRow } from "../core/new-account";
 import { checkNewPassword, type PasswordVerdict } from "../core/password-policy";
 import { hashPassword, passwordOptions } from "../core/passwords";
-import { afterReplaced, endReplaced } from "../core/replaced-session";
 import { type Issued, issue } from "../core/sign-in";
 import { NO_USERNAME } from "../core/ways-in";
 import { requestEmailVerification } from "../mail/verification";
@@ -62,25 +58,14 @@ export async function register(deps: Deps, input: RegisterInput): Promise<{ user
     now,
   });
   const registered = { user_id: user.id, session_id: first?.row.id ?? null };
-  let replaced: Parameters<typeof afterReplaced>[1];
   try {
-    // One batch = one implicit transaction: no user without its first session (and its audit row).
-    const done = await batch(db, {
-      user: insertUser(db, user),
-      session: first && insertSession(db, first.row),
-      audited: auditRow(deps, "register", registered),
-      // Cookie mode: the session of the cookie this sign-up replaces ends with it.
-      ...(first ? await endReplaced(deps, first.row.id, now) : {}),
-    });
-    replaced = done.replacedEnded;
+    await insertAccount(deps, user, first, registered, now);
   } catch (err) {
     const index = uniqueViolation(err);
     if (index?.includes("username")) throw new Refusal("username_taken");
     if (index?.includes("email")) throw new Refusal("email_taken");
     throw err;
   }
-  logEvent(deps, "register", registered);
-  await afterReplaced(deps, replaced);
   // The account exists now: a problem with the verification mail must not turn that into an error.
   if (email) {
     await requestEmailVerification(deps, user).catch((err: Error) => {
