@@ -170,6 +170,35 @@ describe("the link: only a POST uses it", () => {
     expect((await call("GET", "/protected", { token: res.body.access_token })).status).toBe(200);
   });
 
+  it("D1 failing once while the session is written: 503 with Retry-After, no session, the link spent; a new mail signs in", async () => {
+    const m = inbox();
+    const email = address();
+    const reg = await registerUser({ email });
+    await m.ask(email);
+    const sessionsBefore = await count("SELECT count(*) AS n FROM sessions WHERE user_id = ?", reg.user.id);
+    let failed = 0;
+    const DB = new Proxy(env.DB, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop);
+        if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
+        return async (stmts: D1PreparedStatement[]) => {
+          if (failed++ === 0) throw new Error("D1_ERROR: D1 DB is overloaded. Too many requests queued.");
+          return target.batch(stmts);
+        };
+      },
+    });
+    const token = m.token(email);
+    const res = await call("POST", "/login/email/link", { body: { token }, bindings: { DB } });
+    expectError(res, 503, "service_unavailable");
+    expect(res.headers.get("retry-after")).toBeTruthy();
+    expect(failed).toBe(1);
+    expect(await count("SELECT count(*) AS n FROM sessions WHERE user_id = ?", reg.user.id)).toBe(sessionsBefore);
+    // The message was used by the statement before the failure: a link is good once, whatever followed.
+    expectError(await withLink(token), 400, "invalid_link");
+    await m.ask(email);
+    expect((await withLink(m.token(email))).status).toBe(200);
+  });
+
   it("single use; of two racing POSTs exactly one signs in", async () => {
     const m = inbox();
     const email = address();
