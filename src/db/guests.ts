@@ -1,8 +1,8 @@
-import { and, eq, exists, gte, isNull, lt, notExists, type SQL, sql } from "drizzle-orm";
+import { and, eq, exists, gte, lt, notExists, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { sessions, users } from "./schema";
 import { issuingColumns, ownerClaims } from "./session-rotation";
-import { extendAccess, live, ownerMayHoldSession, sessionLive } from "./sessions";
+import { extendAccess, live, ownLiveSession, sessionLive } from "./sessions";
 
 /**
  * Guests (auth/guests/, docs/guests.md): the upgrade's conditional writes, the flag a first way in
@@ -86,16 +86,7 @@ export function reissueAfterUpgrade(db: Db, s: { userId: string; sessionId: stri
     session: db
       .update(sessions)
       .set({ accessExpiresAt: extendAccess(s.accessExpiresAt) })
-      .where(
-        and(
-          eq(sessions.id, s.sessionId),
-          eq(sessions.userId, s.userId),
-          isNull(sessions.clientId),
-          live(s.now),
-          ownerMayHoldSession(s.requireVerified),
-          upgradedAt(db, s.userId, s.now),
-        ),
-      )
+      .where(and(ownLiveSession(s), upgradedAt(db, s.userId, s.now)))
       .returning(issuingColumns),
     owner: ownerClaims(db, and(eq(sessions.id, s.sessionId), live(s.now))),
   };

@@ -1,10 +1,10 @@
-import { and, count, desc, eq, exists, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, exists, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 import { memberships, organizations } from "./organization-tables";
 import { sessions, users } from "./schema";
 import { issuingColumns, ownerClaims } from "./session-rotation";
-import { extendAccess, live, ownerMayHoldSession } from "./sessions";
+import { extendAccess, live, ownLiveSession } from "./sessions";
 
 /**
  * Organizations (docs/organizations.md): creating, reading, renaming and deleting one, the lists,
@@ -188,16 +188,7 @@ export function switchStatements(db: Db, s: Switch) {
     switched: db
       .update(sessions)
       .set({ orgId: s.orgId, accessExpiresAt: extendAccess(s.accessExpiresAt) })
-      .where(
-        and(
-          eq(sessions.id, s.sessionId),
-          eq(sessions.userId, s.userId),
-          isNull(sessions.clientId),
-          live(s.now),
-          ownerMayHoldSession(s.requireVerified),
-          member,
-        ),
-      )
+      .where(and(ownLiveSession(s), member))
       .returning(issuingColumns),
     owner: ownerClaims(db, and(eq(sessions.id, s.sessionId), live(s.now))),
     organization:

@@ -13,6 +13,12 @@ export const live = (now: Date) => and(isNull(sessions.revokedAt), gt(sessions.e
  */
 export const ownerMayHoldSession = (requireVerified: boolean) => sql`${sessions.userId} IN ${accountsWhere(mayHoldSession(requireVerified))}`;
 /**
+ * The caller's own first-party session, live, its owner still allowed one: what an access token
+ * re-issued for it rests on (an organization switch, a guest's upgrade), in the statement that writes.
+ */
+export const ownLiveSession = (s: { sessionId: string; userId: string; now: Date; requireVerified: boolean }) =>
+  and(eq(sessions.id, s.sessionId), eq(sessions.userId, s.userId), isNull(sessions.clientId), live(s.now), ownerMayHoldSession(s.requireVerified));
+/**
  * What a revocation must reach: a live session, or any session one of whose access tokens may still
  * be valid, revoked already or not. Revoking such a row again rewrites its KV entry: a retry after a
  * failed KV write completes the revocation instead of finding nothing to do.
