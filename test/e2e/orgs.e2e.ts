@@ -94,6 +94,7 @@ let ctxA: BrowserContext;
 let pageA: Page;
 
 describe("an organization in the demo, in Chromium", () => {
+  // Two sign-ups from this machine's address, each of which may wait out a minute's rate limit (register() above).
   it("A creates an organization and invites B; B signs up in another browser, proves the address, accepts, switches; a backend reads the org from B's token", async () => {
     ctxA = await browser.newContext({ permissions: ["clipboard-read", "clipboard-write"] });
     pageA = await open(ctxA);
@@ -176,7 +177,7 @@ describe("an organization in the demo, in Chromium", () => {
     expect(after.org_permissions).toContain("members:invite");
     await expect.poll(() => pageB.getByTestId("org-current").textContent()).toMatch(new RegExp(`^Acting for ${slug} as admin `));
     await ctxB.close();
-  });
+  }, 180_000);
 
   it("lists the organization, with its members, to an admin of the service", async () => {
     const grant = spawnSync(process.execPath, ["scripts/admin-grant.mjs", alice], { encoding: "utf8", env: { ...process.env, EDGE_AUTH_PERSIST_TO: STATE } });
