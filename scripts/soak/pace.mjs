@@ -1,0 +1,17 @@
+// Clients stay inside the API's rate limits (wrangler.toml), so a limit never answers instead of the
+// behaviour under test: a client waits before its next request of a kind while it has spent its
+// budget for the last minute. Budgets are one under each limit.
+import { sleep } from "./client.mjs";
+
+/** Waits until `holder` (a client or an account) has made fewer than `perMinute` `kind` requests in the last 60 s. */
+export async function pace(holder, kind, perMinute) {
+  holder.paced ??= {};
+  const times = (holder.paced[kind] ??= []);
+  for (;;) {
+    const now = Date.now();
+    while (times.length && times[0] <= now - 61_000) times.shift();
+    if (times.length < perMinute) break;
+    await sleep(times[0] + 61_000 - now);
+  }
+  times.push(Date.now());
+}
