@@ -204,6 +204,9 @@ async function main() {
       "APP_URL:http://localhost:5173/",
       "--var",
       "OAUTH_REGISTRATION:open",
+      // Guests (bench-peer.mjs's row beside better-auth's anonymous sign-in).
+      "--var",
+      "GUESTS:on",
       ...webauthn,
     ],
     { quiet: true },
