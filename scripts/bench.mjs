@@ -9,9 +9,9 @@
 // (fresh users, challenges, signed assertions: none of it measured), fires them at the same
 // concurrency, and divides the worker's CPU by their count.
 // The authorization server's token endpoint likewise (scripts/bench-oauth.mjs): codes and refresh tokens;
-// and the API key exchange (scripts/bench-keys.mjs).
+// and the API key exchange (scripts/bench-keys.mjs). Then better-auth beside it (scripts/bench-peer.mjs, "peer").
 //   BENCH_SECONDS (default 2) per measurement, BENCH_ROUNDS (5), BENCH_CONCURRENCY (8), BENCH_COUNT
-//   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" / "oauth" for their group).
+//   (40) single-use requests a round, BENCH_ONLY (row names, or "mfa" / "passkey" / "oauth" / "peer" for their group).
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -22,6 +22,7 @@ import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import { KEYS, keyRows } from "./bench-keys.mjs";
 import { OAUTH, oauthRows } from "./bench-oauth.mjs";
+import { peerRows } from "./bench-peer.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 import { standInArgs, startStandIns } from "./stand-ins.mjs";
@@ -68,11 +69,11 @@ let ipCounter = 0;
 const HEADERS = Symbol("headers"); // an answer's headers, beside its JSON
 /**
  * One request; every call from its own address, so the per-IP rate limits never answer instead. A
- * JSON `body` or a `form` (urlencoded); with `redirect`, a 3xx answers `{ location }` instead of failing.
+ * JSON `body` or a `form` (urlencoded), more `headers`; with `redirect`, a 3xx answers `{ location }` instead of failing.
  */
-function send(port, method, pathname, { body, form, token, redirect } = {}) {
+function send(port, method, pathname, { body, form, token, redirect, headers: extra } = {}) {
   const n = ipCounter++;
-  const headers = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, "user-agent": "bench" };
+  const headers = { "cf-connecting-ip": `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`, "user-agent": "bench", ...extra };
   if (token) headers.authorization = `Bearer ${token}`;
   const payload = form ? new URLSearchParams(form).toString() : body === undefined ? undefined : JSON.stringify(body);
   if (payload) headers["content-type"] = form ? "application/x-www-form-urlencoded" : "application/json";
@@ -203,6 +204,9 @@ async function main() {
       "APP_URL:http://localhost:5173/",
       "--var",
       "OAUTH_REGISTRATION:open",
+      // Guests (bench-peer.mjs's row beside better-auth's anonymous sign-in).
+      "--var",
+      "GUESTS:on",
       ...webauthn,
     ],
     { quiet: true },
@@ -246,8 +250,9 @@ async function main() {
     users.push(username);
   };
   // Logins spread over accounts, at most 8 each (LOGIN_USER_LIMITER allows 10 a minute) at up to 100
-  // logins a second; one refresh chain per loop.
-  while (users.length < (selected("login") ? Math.ceil((ROUNDS * (SECONDS + 0.5) * 100) / 8) : CONCURRENCY)) await register();
+  // logins a second, for each row that logs in; one refresh chain per loop.
+  const loginRows = ["login", "peer-login", "peer-login-pbkdf2"].filter(selected).length;
+  while (users.length < (loginRows ? Math.ceil((loginRows * ROUNDS * (SECONDS + 0.5) * 100) / 8) : CONCURRENCY)) await register();
   let token = registered[0].access_token; // any live access token: the later rows renew it (15 minutes)
   const chains = registered.slice(0, CONCURRENCY).map((r) => r.refresh_token);
   // Sessions acting for an organization (docs/organizations.md): users of their own, since a switch
@@ -317,6 +322,7 @@ async function main() {
   const kit = { send, measure, measureEach, inParallel, summarize, selected, floor, apiPid, floorPid, port: API_PORT };
   Object.assign(rows, await oauthRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
   Object.assign(rows, await keyRows({ ...kit, ROUNDS, COUNT, CONCURRENCY, PASSWORD, renew: (t) => (token = t) }));
+  const peer = await peerRows({ ...kit, api, ROUNDS, CONCURRENCY, PASSWORD, HEADERS, iterations, workerPid, state, env, root });
 
   const fmt = (n, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
   const line = (cells) => `| ${cells.join(" | ")} |`;
@@ -329,7 +335,8 @@ async function main() {
     const x = (n) => (n === undefined ? "" : `${fmt(n)}x`);
     table.push(line([name, fmt(r.cpu), fmt(r.rps, 0), floorName.replace("%i", iterations), fmt(f.cpu), fmt(f.rps, 0), x(cpuRatio), x(rpsRatio), x(sameRatio)]));
   }
-  console.log(table.join("\n"));
+  if (table.length > 2) console.log(table.join("\n"));
+  if (peer.table.length) console.log(`\n${peer.table.join("\n")}`);
 
   // One D1 statement on its own, less the bare route: local SQLite inside workerd (capacity model).
   if (!ONLY) {
