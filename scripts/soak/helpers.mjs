@@ -37,30 +37,23 @@ export async function tokenPost(c, form, route = `POST /oauth2/token (${form.gra
   return call(c, "POST", "/oauth2/token", { form, route });
 }
 
-/** One request of `kind` at once by each of `n` (a race): the answers' statuses, counted. */
-export const statuses = (answers) => answers.map((a) => a.status).sort();
-
 /**
- * Checks that must keep failing: each is run now and again by `recheck()` (a later round, or the
- * flow's end), so nothing revoked answers again later. `probe()` answers a problem or nothing.
+ * Checks that must keep failing, for one client: each `probe()` (answers a problem or nothing) runs
+ * now and again at every `recheck()` (the end of each later round), so nothing revoked answers again
+ * later. Each run is counted in `tally[key]`.
  */
-export function refusals() {
+export function refusals(tally, key) {
   const pending = [];
-  let checked = 0;
-  return {
-    async add(c, what, probe) {
-      const p = { c, what, probe };
-      pending.push(p);
-      await run(p);
-    },
-    async recheck() {
-      await Promise.all(pending.map(run));
-    },
-    count: () => checked,
-  };
-  async function run({ c, what, probe }) {
-    checked++;
+  const run = async ({ c, what, probe }) => {
+    tally[key] = (tally[key] ?? 0) + 1;
     const problem = await probe();
     if (problem) fail(`${what}: ${problem}`, c.where);
-  }
+  };
+  return {
+    async add(c, what, probe) {
+      pending.push({ c, what, probe });
+      await run(pending[pending.length - 1]);
+    },
+    recheck: () => Promise.all(pending.map(run)),
+  };
 }

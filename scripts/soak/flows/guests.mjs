@@ -24,7 +24,8 @@ export async function run(i, round) {
   const me = expect(await call(c, "GET", "/me", { token: last(s.access) }), 200, "guest GET /me");
   if (me.user.id !== id || me.user.email !== null) fail("guest GET /me: another account, or an address", c.where);
   const orgs = await call(c, "GET", "/orgs", { token: last(s.access), route: "GET /orgs (a guest)" });
-  if (orgs.status !== 403 || orgs.json?.error !== "guest_not_allowed") fail(`a guest's GET /orgs answered ${orgs.status} (expected 403 guest_not_allowed)`, c.where);
+  if (orgs.status !== 403 || orgs.json?.error !== "guest_not_allowed")
+    fail(`a guest's GET /orgs answered ${orgs.status} (expected 403 guest_not_allowed)`, c.where);
   await refreshed(c, s, "guest refresh");
 
   // Two upgrades of one guest at once: one conditional statement, so one finds a guest.

@@ -54,7 +54,10 @@ export async function run(i, round) {
   expect(await call(c, "POST", "/password/reset", { body: { token: reset.token, new_password: user.password } }), 200, "POST /password/reset");
   tally.resets++;
   await mustBeDead(c, [s0, s1], "a password reset");
-  const replay = await call(c, "POST", "/password/reset", { body: { token: reset.token, new_password: `${user.password}!` }, route: "POST /password/reset (used link)" });
+  const replay = await call(c, "POST", "/password/reset", {
+    body: { token: reset.token, new_password: `${user.password}!` },
+    route: "POST /password/reset (used link)",
+  });
   if (replay.status !== 400) fail(`a used reset link answered ${replay.status} (expected 400 invalid_link)`, c.where);
   if ((await login(c, user.username, old)).status !== 401) fail("the password before the reset still signs in", c.where);
   session(c, expect(await login(c, user.email, user.password), 200, "login with the reset password"));
@@ -87,12 +90,17 @@ export async function run(i, round) {
   const up = expect(await useLink(c, made.token), 200, "sign-up by mail");
   session(c, up);
   tally.signUps++;
-  if (up.user.email !== fresh || up.user.username !== null || !up.user.email_verified) fail("sign-up by mail: not the address, a username, or unverified", c.where);
+  if (up.user.email !== fresh || up.user.username !== null || !up.user.email_verified)
+    fail("sign-up by mail: not the address, a username, or unverified", c.where);
 }
 
 /** Every account this flow made, each with its address proved; the sign-ups by mail without a username. */
 export const expectedRows = () => [
   [`${name}: accounts`, `SELECT count(*) AS n FROM users WHERE email LIKE '${prefix}_%'`, tally.accounts + tally.signUps],
-  [`${name}: addresses proved`, `SELECT count(*) AS n FROM users WHERE email LIKE '${prefix}_%' AND email_verified_at IS NOT NULL`, tally.verified + tally.signUps],
+  [
+    `${name}: addresses proved`,
+    `SELECT count(*) AS n FROM users WHERE email LIKE '${prefix}_%' AND email_verified_at IS NOT NULL`,
+    tally.verified + tally.signUps,
+  ],
   [`${name}: signed up by mail`, `SELECT count(*) AS n FROM users WHERE email LIKE '${prefix}_%' AND username = ''`, tally.signUps],
 ];
