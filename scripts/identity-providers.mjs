@@ -32,9 +32,17 @@ const readForm = (req) =>
     req.on("end", () => resolve(new URLSearchParams(body)));
   });
 
-async function signingJwk(alg, kid) {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid, alg, use: "sig" };
+// One key per kid for the process: a provider restarted (the soak's idpDown/idpUp) signs with the
+// keys it published before, as a real one does; new material under an old kid would fail every
+// relying party's cached JWKS.
+const signingJwks = new Map();
+function signingJwk(alg, kid) {
+  if (!signingJwks.has(kid))
+    signingJwks.set(
+      kid,
+      generateKeyPair(alg, { extractable: true }).then(async ({ privateKey }) => ({ ...(await exportJWK(privateKey)), kid, alg, use: "sig" })),
+    );
+  return signingJwks.get(kid);
 }
 
 /** The real OpenID provider, on a server of its own (so its pages' links need no path prefix). */
