@@ -252,7 +252,10 @@ export async function startLocalIdp({
   unref = false,
 } = {}) {
   const real = await oidc({ port, host, redirectUris, clientId, clientSecret });
-  const others = await standIns({ port: port && port + 1, host, clientId, clientSecret });
+  const others = await standIns({ port: port && port + 1, host, clientId, clientSecret }).catch(async (e) => {
+    await new Promise((r) => real.server.close(r)); // its port taken: nothing left listening
+    throw e;
+  });
   if (unref) for (const s of [real.server, others.server]) s.unref();
   const close = () => Promise.all([real.server, others.server].map((s) => new Promise((r) => s.close(r))));
   return {

@@ -39,11 +39,12 @@ export async function tokenPost(c, form, route = `POST /oauth2/token (${form.gra
 
 /**
  * Checks that must keep failing, for one client: each `probe()` (answers a problem or nothing) runs
- * now and again at every `recheck()` (the end of each later round), so nothing revoked answers again
+ * now and again at every later `recheck()` (the end of each later round), so nothing revoked answers again
  * later. Each run is counted in `tally[key]`.
  */
 export function refusals(tally, key) {
   const pending = [];
+  let checkedNow = 0; // probes up to here ran right after their revocation, and at every recheck since
   const run = async ({ c, what, probe }) => {
     tally[key] = (tally[key] ?? 0) + 1;
     const problem = await probe();
@@ -54,6 +55,10 @@ export function refusals(tally, key) {
       pending.push({ c, what, probe });
       await run(pending[pending.length - 1]);
     },
-    recheck: () => Promise.all(pending.map(run)),
+    /** Every probe of an earlier round again (this round's ran just now). */
+    async recheck() {
+      await Promise.all(pending.slice(0, checkedNow).map(run));
+      checkedNow = pending.length;
+    },
   };
 }
