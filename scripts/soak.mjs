@@ -5,6 +5,7 @@
 // and one `SOAK_JSON {...}` line. Exits 0 only if every check holds.
 // Env: SOAK_CLIENTS (clients per flow, default 8), SOAK_ROUNDS (default 3), SOAK_TIMEOUT (s, default 240),
 // SOAK_SHORT=1 (CI's short form: 3 clients per flow, 2 rounds).
+// SOAK_ONLY=social,mail runs only the flows named.
 import { setBase, stop } from "./soak/client.mjs";
 import * as guests from "./soak/flows/guests.mjs";
 import * as keys from "./soak/flows/keys.mjs";
