@@ -1,7 +1,8 @@
 // Mailed links, read from wrangler's log: the address verification after a sign-up, a password reset
 // (forgot, the mail, reset: every session of the account ends), and sign-in by mail: the link posted
 // twice at once (exactly one 200), the code of a later mail, and a sign-up by mail for a new address.
-// A fresh account and address each round: the per-recipient budget is 5 mails a day per purpose.
+// A fresh client, account and address each round: the per-recipient budget is 5 mails a day per
+// purpose, MAIL_LIMITER 5 a minute per client.
 import { call, claims, expect, fail, newClient, runId } from "../client.mjs";
 import { linkIn, login, register } from "../helpers.mjs";
 import { mailCount } from "../mailbox.mjs";
@@ -10,7 +11,6 @@ import { mustBeDead, session } from "../sessions.mjs";
 
 export const name = "mail";
 const prefix = `soakml_${runId}`;
-const clients = new Map();
 export const tally = { accounts: 0, verified: 0, resets: 0, linkRaces: 0, oneWinner: 0, codes: 0, signUps: 0 };
 const SIGN_IN = /^Sign in to /;
 
@@ -30,7 +30,8 @@ const useLink = async (c, token) => {
 };
 
 export async function run(i, round) {
-  const c = clients.get(i) ?? clients.set(i, newClient(name, `client${i}`)).get(i);
+  // A new person each round (their own address, so MAIL_LIMITER's 5 a minute is theirs alone).
+  const c = newClient(name, `client${i}.${round}`);
   c.where = `${name} client${i} round ${round}`;
   const user = { username: `${prefix}_${i}_${round}`, email: `${prefix}_${i}_${round}@example.com`, password: `Mail soak ${i}x${round}` };
   const s0 = session(c, await register(c, user));
