@@ -32,9 +32,17 @@ const readForm = (req) =>
     req.on("end", () => resolve(new URLSearchParams(body)));
   });
 
-async function signingJwk(alg, kid) {
-  const { privateKey } = await generateKeyPair(alg, { extractable: true });
-  return { ...(await exportJWK(privateKey)), kid, alg, use: "sig" };
+// One key per kid for the process: a provider restarted (the soak's idpDown/idpUp) signs with the
+// keys it published before, as a real one does; new material under an old kid would fail every
+// relying party's cached JWKS.
+const signingJwks = new Map();
+function signingJwk(alg, kid) {
+  if (!signingJwks.has(kid))
+    signingJwks.set(
+      kid,
+      generateKeyPair(alg, { extractable: true }).then(async ({ privateKey }) => ({ ...(await exportJWK(privateKey)), kid, alg, use: "sig" })),
+    );
+  return signingJwks.get(kid);
 }
 
 /** The real OpenID provider, on a server of its own (so its pages' links need no path prefix). */
@@ -244,7 +252,10 @@ export async function startLocalIdp({
   unref = false,
 } = {}) {
   const real = await oidc({ port, host, redirectUris, clientId, clientSecret });
-  const others = await standIns({ port: port && port + 1, host, clientId, clientSecret });
+  const others = await standIns({ port: port && port + 1, host, clientId, clientSecret }).catch(async (e) => {
+    await new Promise((r) => real.server.close(r)); // its port taken: nothing left listening
+    throw e;
+  });
   if (unref) for (const s of [real.server, others.server]) s.unref();
   const close = () => Promise.all([real.server, others.server].map((s) => new Promise((r) => s.close(r))));
   return {

@@ -5,8 +5,15 @@
 // and one `SOAK_JSON {...}` line. Exits 0 only if every check holds.
 // Env: SOAK_CLIENTS (clients per flow, default 8), SOAK_ROUNDS (default 3), SOAK_TIMEOUT (s, default 240),
 // SOAK_SHORT=1 (CI's short form: 3 clients per flow, 2 rounds).
+// SOAK_ONLY=social,mail runs only the flows named.
 import { setBase, stop } from "./soak/client.mjs";
+import * as guests from "./soak/flows/guests.mjs";
+import * as keys from "./soak/flows/keys.mjs";
+import * as mail from "./soak/flows/mail.mjs";
+import * as oauth from "./soak/flows/oauth.mjs";
+import * as orgs from "./soak/flows/orgs.mjs";
 import * as password from "./soak/flows/password.mjs";
+import * as social from "./soak/flows/social.mjs";
 import { setLog } from "./soak/mailbox.mjs";
 import { printReport } from "./soak/report.mjs";
 import { d1, startServer, stopServer } from "./soak/server.mjs";
@@ -23,7 +30,7 @@ const CLIENTS = int("SOAK_CLIENTS", SHORT ? 3 : 8, 1, 100);
 const ROUNDS = int("SOAK_ROUNDS", SHORT ? 2 : 3, 1, 10);
 const TIMEOUT_S = int("SOAK_TIMEOUT", 240, 10, 600);
 // Every flow: { name, run(i, round), expectedRows?(), tally? }.
-const FLOWS = [password];
+const FLOWS = [password, social, mail, oauth, orgs, keys, guests].filter((f) => !process.env.SOAK_ONLY || process.env.SOAK_ONLY.split(",").includes(f.name));
 
 let t0 = performance.now();
 let finishing = false;

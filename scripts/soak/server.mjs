@@ -49,9 +49,14 @@ export async function startServer(vars = {}) {
   run("npx", ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], { CI: "true" });
   const port = await freePort();
   const base = `http://localhost:${port}`;
-  const idpPort = await freePort();
-  Object.assign(server, { idpPort, redirectUris: [`${base}/oauth/local/callback`] });
-  server.idp = await startLocalIdp({ port: idpPort, redirectUris: server.redirectUris, unref: true });
+  server.redirectUris = [`${base}/oauth/local/callback`];
+  // The IdP takes a free port and the one after it (its stand-ins): another process may hold that one.
+  for (let attempt = 1; !server.idp; attempt++) {
+    server.idpPort = await freePort();
+    server.idp = await startLocalIdp({ port: server.idpPort, redirectUris: server.redirectUris, unref: true }).catch((e) => {
+      if (e.code !== "EADDRINUSE" || attempt === 5) throw e;
+    });
+  }
   const providers = [{ id: "local", kind: "oidc", name: "Local IdP", issuer: server.idp.oidc, client_id: server.idp.clientId }];
   const all = {
     ISSUER: base,
