@@ -72,6 +72,29 @@ describe("the switch", () => {
     expectError(await call("GET", "/protected", { token: user.access_token }), 401, "invalid_token");
   });
 
+  it("one token switches once: a second switch elsewhere with it is refused even before KV has the revocation", async () => {
+    const { user, orgId } = await memberOf();
+    // The first switch lands in D1 but its KV write fails: the token is not yet revoked in KV.
+    const failed = await call("POST", "/orgs/switch", { token: user.access_token, body: { org_id: orgId }, bindings: { REVOKED: kvPutFailsOnce() } });
+    expectError(failed, 503, "service_unavailable");
+    expectError(await call("POST", "/orgs/switch", { token: user.access_token, body: { org_id: null } }), 401, "invalid_token");
+    // The same switch sent again is still answered (the retry), and the session holds its organization.
+    const again = await call<{ access_token: string }>("POST", "/orgs/switch", { token: user.access_token, body: { org_id: orgId } });
+    expect(again.status, again.text).toBe(200);
+    expect((await asResourceServer(again.body.access_token)).org_id).toBe(orgId);
+    const refreshed = await refreshWith(user.refresh_token);
+    expect((await asResourceServer(refreshed.body.access_token)).org_id).toBe(orgId);
+  });
+
+  it("two switches at once with one token to different places: one wins, the other is refused", async () => {
+    for (let i = 0; i < 3; i++) {
+      const { user, orgId } = await memberOf();
+      const token = await switchOrg(user.access_token, orgId);
+      const answers = await Promise.all([orgId, null].map((org_id) => call("POST", "/orgs/switch", { token, body: { org_id } })));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 401]);
+    }
+  });
+
   it("to an organization the caller is not in, or none that exists: 404, and the session keeps what it had", async () => {
     const { orgId } = await memberOf();
     const stranger = await registerUser();

@@ -212,7 +212,7 @@ describe("D1 round trips of organizations", () => {
     const without = await tripsOf("POST", "/refresh", { body: { refresh_token: plain.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
     const switched = await tripsOf("POST", "/orgs/switch", { token: reg.access_token, body: { org_id: orgId } });
     expect(switched.res.status, switched.res.text).toBe(200);
-    expect([switched.n, switched.statements, switched.writes]).toEqual([1, 3, 1]); // the session's update, the claims, the organization's name
+    expect([switched.n, switched.statements, switched.writes]).toEqual([1, 4, 1]); // the session's update, whether this token switched already, the claims, the organization's name
     const withOrg = await tripsOf("POST", "/refresh", { body: { refresh_token: reg.refresh_token }, headers: { "cf-connecting-ip": randomIp() } });
     expect(withOrg.res.status, withOrg.res.text).toBe(200);
     expect(decodeJwtPart(withOrg.res.body.access_token, 1).org_id).toBe(orgId);

@@ -80,6 +80,7 @@ export function exchangeCodeStatements(db: Db, x: CodeExchange) {
             resource: sql`${oauthRequests.resource}`.as("resource"),
             approvedBy: sql`${oauthRequests.sessionId}`.as("approved_by"),
             orgId: sql`NULL`.as("org_id"), // an app's grant carries no organization
+            switchedWith: sql`NULL`.as("switched_with"),
           })
           .from(oauthRequests)
           .innerJoin(users, eq(users.id, oauthRequests.userId))

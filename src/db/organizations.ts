@@ -1,4 +1,4 @@
-import { and, count, desc, eq, exists, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, exists, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/sqlite-core";
 import type { Db } from "./client";
 import { memberships, organizations } from "./organization-tables";
@@ -167,6 +167,7 @@ export interface Switch {
   now: Date;
   accessExpiresAt: Date; // now + ACCESS_TOKEN_TTL: the row keeps its newest access token's expiry
   requireVerified: boolean;
+  jti: string; // the access token presented: it switches once (the same switch sent again excepted)
 }
 
 /**
@@ -184,12 +185,19 @@ export function switchStatements(db: Db, s: Switch) {
             .from(memberships)
             .where(and(eq(memberships.orgId, s.orgId), eq(memberships.userId, s.userId))),
         );
+  // Not switched with this token yet, or switched with it to this same place (the retry of a lost answer).
+  const once = or(isNull(sessions.switchedWith), ne(sessions.switchedWith, s.jti), s.orgId === null ? isNull(sessions.orgId) : eq(sessions.orgId, s.orgId));
   return {
     switched: db
       .update(sessions)
-      .set({ orgId: s.orgId, accessExpiresAt: extendAccess(s.accessExpiresAt) })
-      .where(and(ownLiveSession(s), member))
+      .set({ orgId: s.orgId, switchedWith: s.jti, accessExpiresAt: extendAccess(s.accessExpiresAt) })
+      .where(and(ownLiveSession(s), once, member))
       .returning(issuingColumns),
+    // Read after the update: whether this token already switched the session (then it lost a race).
+    spent: db
+      .select({ one: sql`1` })
+      .from(sessions)
+      .where(and(eq(sessions.id, s.sessionId), eq(sessions.switchedWith, s.jti))),
     owner: ownerClaims(db, and(eq(sessions.id, s.sessionId), live(s.now))),
     organization:
       s.orgId === null

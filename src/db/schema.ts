@@ -94,6 +94,10 @@ export const sessions = sqliteTable(
     approvedBy: text("approved_by"), // a grant: the first-party session whose approval opened it (ended with it if that one is stolen)
     // The session's active organization (db/organization-tables.ts): its tokens carry it while the user is a member.
     orgId: text("org_id"),
+    // The access token (its jti) the last organization switch was made with, and where it went: one
+    // token switches once (a second switch with it at once is refused; the same switch sent again is
+    // answered again), so two switches racing with one token cannot both hand out a token.
+    switchedWith: text("switched_with"),
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),

@@ -69,6 +69,7 @@ export function insertSessionIf(
           resource: sql`NULL`.as("resource"),
           approvedBy: sql`NULL`.as("approved_by"),
           orgId: sql`NULL`.as("org_id"), // a sign-in starts with no active organization (POST /orgs/switch picks one)
+          switchedWith: sql`NULL`.as("switched_with"),
         })
         .from(users)
         .where(and(eq(users.id, row.userId), condition)),

@@ -2,8 +2,8 @@
 // accepts with the mailed link). Each round the owner signs in and switches between the organization
 // and acting for none several times: each switch answers a token with the organization's claims (or
 // none), the presented token is refused afterwards, and a refresh carries what the session holds.
-// Two switches at once (to the organization and to none) with one token: the session ends up with
-// what one of the winners asked. The member's switch carries role "member".
+// Two switches at once (to the organization and to none) with one token: exactly one wins, and the
+// session holds what it asked. The member's switch carries role "member".
 import { call, claims, expect, fail, newClient, runId } from "../client.mjs";
 import { linkIn, login, register } from "../helpers.mjs";
 import { pace } from "../pace.mjs";
@@ -74,8 +74,8 @@ export async function run(i, round) {
     if (orgOf((await refreshed(c, s, "refresh in none")).access_token) !== null) fail("a refresh brought an organization back", c.where);
   }
 
-  // Two switches at once with one token: each answers 200 (its own target) or 401 (the other revoked
-  // the token first); the session holds one winner's target.
+  // Two switches at once with one token: one token switches once, so exactly one answers 200 (its own
+  // target) and the other 401; the session holds the winner's target.
   await switchTo(c, s, orgId);
   const token = last(s.access);
   const targets = [orgId, null];
@@ -85,6 +85,7 @@ export async function run(i, round) {
   tally.raceAnswers[key] = (tally.raceAnswers[key] ?? 0) + 1;
   const wins = targets.filter((_, k) => answers[k].status === 200);
   if (answers.some((a) => a.status !== 200 && a.status !== 401)) fail(`switch race: answers ${key} (expected 200 or 401 each)`, c.where);
+  if (wins.length !== 1) fail(`switch race: ${wins.length} switches answered 200 (expected exactly 1)`, c.where);
   if (wins.length === 0) throw new Error("switch race: neither switch answered 200");
   answers.forEach((a, k) => {
     if (a.status === 200 && orgOf(a.json.access_token) !== targets[k]) fail("switch race: a winner's token names another organization", c.where);

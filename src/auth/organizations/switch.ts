@@ -2,7 +2,7 @@ import { logEvent } from "../../audit";
 import { batch } from "../../db/batch";
 import { switchStatements } from "../../db/organizations";
 import type { Deps } from "../../deps";
-import { sessionEnded } from "../core/errors";
+import { Refusal, sessionEnded } from "../core/errors";
 import { revokeAccessToken } from "../core/revocations";
 import { accessUntil, issue } from "../core/sign-in";
 import type { AccessClaims } from "../core/tokens";
@@ -20,16 +20,19 @@ export interface Switched {
   organization: { id: string; name: string; slug: string; role: string; createdAt: Date } | null;
 }
 
+const switchedAlready = () => new Refusal("invalid_token", "This access token already switched the organization; use the token that switch answered");
+
 /**
  * One batch (the session's new organization, only while the caller is its member; the claims read
  * back as a refresh reads them), a new access token, and the presented one revoked in KV: it carries
  * the organization the session no longer has. A failed KV write answers 503; sending the switch
- * again completes it.
+ * again completes it. One token switches once: of two switches at once with it, one wins and the
+ * other is refused as with a revoked token, before KV has the revocation (db/organizations.ts).
  */
 export async function switchOrganization(deps: Deps, claims: AccessClaims, orgId: string | null): Promise<Switched> {
   const { db, config } = deps;
   const now = new Date();
-  const { switched, owner, organization } = await batch(
+  const { switched, spent, owner, organization } = await batch(
     db,
     switchStatements(db, {
       sessionId: claims.sid,
@@ -38,11 +41,14 @@ export async function switchOrganization(deps: Deps, claims: AccessClaims, orgId
       now,
       accessExpiresAt: accessUntil(config, now),
       requireVerified: config.REQUIRE_VERIFIED_EMAIL === "on",
+      jti: claims.jti,
     }),
   );
   const [session, user, org] = [switched[0], owner[0], organization?.[0]];
   if (!user) throw sessionEnded();
   if (!session) {
+    // Another switch with this token won (two at once): the token is spent, as after that switch.
+    if (spent[0]) throw switchedAlready();
     if (orgId !== null) throw notMember();
     throw sessionEnded(); // an app's grant, or an owner who may no longer hold a session
   }
