@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { checkVars } from "../src/config";
-import { type CallOptions, call, expectError, PASSWORD, registerUser, uniqueName } from "./helpers";
+import { adminToken, type CallOptions, call, expectError, PASSWORD, registerUser, uniqueName } from "./helpers";
 
 /**
  * DEV_FAULTS (src/dev-faults.ts): local dev's injected faults, what the soak switches mid-run. Every
@@ -81,6 +81,43 @@ describe("DEV_FAULTS on", () => {
     // The session is over in D1 already; its access token passes KV until the retry writes the entry.
     expectError(await call("POST", "/refresh", on({ body: { refresh_token: reg.refresh_token } })), 401, "invalid_token");
     expect((await call("POST", "/logout", on({ token: reg.access_token }))).status).toBe(200);
+    expectError(await call("GET", "/protected", on({ token: reg.access_token })), 401, "invalid_token");
+  });
+});
+
+/**
+ * Every KV writer that the other suites do not make fail (test/resilience.test.ts and the feature
+ * suites cover logout, logout-all, password change and reset, session revocation, reuse detection,
+ * the session cap, the step-up budget, apps' grants, the organization switch, the key ring): one
+ * failed write is a 503 with Retry-After, and the same request sent again completes.
+ */
+describe("one KV write fails: 503 with Retry-After, and the retry completes", () => {
+  const failOnce = async () => expect((await arm({ kv_write_failures: 1 })).status).toBe(200);
+  async function retried(send: () => ReturnType<typeof call>) {
+    await failOnce();
+    expectRetryLater(await send());
+    const retry = await send();
+    expect(retry.status, retry.text).toBeLessThan(300);
+    return retry;
+  }
+
+  it("DELETE /me", async () => {
+    const reg = await registerUser();
+    await retried(() => call("DELETE", "/me", on({ token: reg.access_token, body: { current_password: PASSWORD } })));
+    expectError(await call("GET", "/protected", on({ token: reg.access_token })), 401, "invalid_token");
+  });
+
+  it("PATCH /admin/users/{id} (disable)", async () => {
+    const admin = await adminToken();
+    const reg = await registerUser();
+    await retried(() => call("PATCH", `/admin/users/${reg.user.id}`, on({ token: admin, body: { disabled: true } })));
+    expectError(await call("GET", "/protected", on({ token: reg.access_token })), 401, "invalid_token");
+  });
+
+  it("POST /admin/users/{id}/sessions/revoke", async () => {
+    const admin = await adminToken();
+    const reg = await registerUser();
+    await retried(() => call("POST", `/admin/users/${reg.user.id}/sessions/revoke`, on({ token: admin })));
     expectError(await call("GET", "/protected", on({ token: reg.access_token })), 401, "invalid_token");
   });
 });
