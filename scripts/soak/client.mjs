@@ -41,11 +41,12 @@ export function newClient(flow, name) {
  * One request, timed under "<flow>: <route>". JSON `body` or urlencoded `form`; redirects are not
  * followed (`location` answers them). A 503 with Retry-After is what the API promises when a
  * dependency is briefly unavailable: the client waits as told and sends the same request again (up to
- * 5 times); `retries` 0 turns that off for requests whose first answer is the point.
+ * 5 times); `retries` 0 turns that off for requests whose first answer is the point. A 401 for a
+ * token of a retired key is renewed (the session refreshed) and sent again, unless `renewing` is false.
  */
-export async function call(client, method, path, { route = `${method} ${path}`, token, body, form, headers: extra = {}, retries = 5 } = {}) {
+export async function call(client, method, path, { route = `${method} ${path}`, token, body, form, headers: extra = {}, retries = 5, renewing = true } = {}) {
   const first = await send(client, method, path, { route, token, body, form, extra, retries });
-  if (first.status !== 401 || !token || !retiredKids.has(header(token).kid)) return first;
+  if (first.status !== 401 || !token || !renewing || !retiredKids.has(header(token).kid)) return first;
   const fresh = await renew(token);
   if (!fresh) return first;
   count.retiredRenewed++;
