@@ -7,7 +7,10 @@
 // per flow and one `SOAK_JSON {...}` line. Exits 0 only if every check holds.
 // Env: SOAK_CLIENTS (clients per flow, default 8), SOAK_ROUNDS (default 3), SOAK_TIMEOUT (s, default 240),
 // SOAK_SHORT=1 (CI's short form: 3 clients per flow, 2 rounds).
-import { setBase, stop } from "./soak/client.mjs";
+import { copyFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runId, setBase, stop } from "./soak/client.mjs";
 import * as faults from "./soak/faults.mjs";
 import * as passkeys from "./soak/flows/passkeys.mjs";
 import * as password from "./soak/flows/password.mjs";
@@ -32,6 +35,7 @@ const FLOWS = [password, totp, passkeys];
 
 let t0 = performance.now();
 const rounds = {}; // client -> rounds it ran
+let serverLog;
 let finishing = false;
 async function finish(code, reason) {
   if (finishing) return;
@@ -59,6 +63,12 @@ async function finish(code, reason) {
     extra,
     json,
   });
+  // A 500's cause is in the server's log (names and messages, never a value): kept beside the report.
+  if (!ok && serverLog) {
+    const kept = join(tmpdir(), `soak-${runId}-wrangler.log`);
+    copyFileSync(serverLog, kept);
+    console.log(`server log kept: ${kept}`);
+  }
   await stopServer().catch(() => {});
   process.exit(ok && code === 0 ? 0 : 1);
 }
@@ -82,6 +92,7 @@ process.on("uncaughtException", (e) => finish(1, `uncaught: ${e.message}`));
 async function main() {
   console.error("soak: starting wrangler dev with fresh local state");
   const { base, log } = await startServer(faults.VARS);
+  serverLog = log;
   setBase(base);
   setLog(log);
   console.error(`soak: ${base}: ${FLOWS.length} flows x ${CLIENTS} clients x ${ROUNDS} rounds (hard timeout ${TIMEOUT_S} s)`);
