@@ -90,7 +90,8 @@ export async function runFaults(t0) {
         const s = expect(await call(own, "POST", "/register", { body: { username: `soakkv_${runId}`, password } }), 201, "faults: register");
         const out = await call(own, "POST", "/logout", { token: s.access_token });
         expect(out, 200, "faults: logout through a failed KV write");
-        if (out.attempts !== 2 && (await devFaults({})).kv_write_failures !== 0) fail(`faults: the logout through a failed KV write took ${out.attempts} attempts (expected a 503, then 200)`, "faults");
+        if (out.attempts !== 2 && (await devFaults({})).kv_write_failures !== 0)
+          fail(`faults: the logout through a failed KV write took ${out.attempts} attempts (expected a 503, then 200)`, "faults");
         return `none within 10 s; the soak's own logout: 503 with Retry-After, then 200`;
       },
     );
