@@ -5,6 +5,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { secureHeaders } from "hono/secure-headers";
 import { getConfig } from "./config";
+import { devFaults } from "./dev-faults";
 import type { AppEnv } from "./env";
 import { ApiError, notFoundHandler, onError } from "./errors";
 import { everyAnswer } from "./middleware/every-answer";
@@ -39,6 +40,7 @@ const MAX_BODY_BYTES = 16 * 1024;
 export const app = new OpenAPIHono<AppEnv>({ strict: false, defaultHook: validationHook });
 
 app.use(everyAnswer); // request id, no-store, the optional log line
+app.use(devFaults); // local dev only: injected D1 and KV faults (off: nothing)
 // The headers that matter for JSON (OWASP's REST list): the ones only an HTML document acts on are
 // off, each being a cost on every answer (the docs page, the one HTML answer, keeps all of them).
 // Nothing here sets X-Powered-By, so there is nothing to remove.

@@ -187,7 +187,16 @@ const ConfigFields = z.object({
   INVITATION_TTL: seconds(604_800, 3_600, 2_592_000),
   // Mail sign-in, guests, the password policy, Turnstile, idle timeout, mandatory second factor, key rotation.
   ...accessFields,
+  // Local dev only (src/dev-faults.ts): injected D1 and KV faults, switched by POST /dev/faults.
+  DEV_FAULTS: z.enum(["on", "off"]).default("off"),
 });
+
+/** DEV_FAULTS is refused anywhere but on a loopback http ISSUER: a deployment can never inject faults. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+const devFaultsProblem = (c: { DEV_FAULTS: string; ISSUER: string }) =>
+  c.DEV_FAULTS === "on" && !(c.ISSUER.startsWith("http://") && LOOPBACK.test(new URL(c.ISSUER).hostname))
+    ? 'must be "off" unless ISSUER is an http URL on a loopback host (local dev only)'
+    : null;
 
 /** A description for a scope OAUTH_SCOPES does not list is a typo: refused at deploy and at start. */
 const undescribable = (c: Pick<Config, "OAUTH_SCOPES" | "OAUTH_SCOPE_DESCRIPTIONS">) =>
@@ -196,6 +205,7 @@ const undescribableMessage = (scopes: string[]) => `describes ${scopes.join(", "
 
 const ConfigSchema = ConfigFields.superRefine((c, ctx) => {
   const stray = undescribable(c);
+  if (devFaultsProblem(c)) ctx.addIssue({ code: "custom", path: ["DEV_FAULTS"], message: devFaultsProblem(c)! });
   if (stray.length) ctx.addIssue({ code: "custom", path: ["OAUTH_SCOPE_DESCRIPTIONS"], message: undescribableMessage(stray) });
   if (c.OAUTH_REGISTRATION === "token" && c.OAUTH_REGISTRATION_TOKENS.length === 0)
     ctx.addIssue({ code: "custom", path: ["OAUTH_REGISTRATION_TOKENS"], message: 'is required (OAUTH_REGISTRATION is "token")' });
@@ -248,7 +258,9 @@ export function checkVars(vars: Record<string, unknown>, rules?: VarRules): stri
     .safeParse(vars);
   if (!parsed.success) return parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
   const stray = undescribable(parsed.data);
-  return [...(stray.length ? [`OAUTH_SCOPE_DESCRIPTIONS: ${undescribableMessage(stray)}`] : []), ...(rules ? rules(parsed.data) : [])];
+  const problems = [...(stray.length ? [`OAUTH_SCOPE_DESCRIPTIONS: ${undescribableMessage(stray)}`] : []), ...(rules ? rules(parsed.data) : [])];
+  const faults = devFaultsProblem(parsed.data);
+  return faults ? [...problems, `DEV_FAULTS: ${faults}`] : problems;
 }
 
 /** The app's origins: CORS_ORIGINS and APP_URL's. */

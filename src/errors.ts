@@ -195,9 +195,9 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   }
   const requestId = c.get("requestId");
   if (err instanceof RevocationIncomplete) {
-    // Recorded in D1, not yet in KV: never a 200 while the token still passes. A retry completes it.
+    // Recorded in D1, not yet in KV (a revocation, the key ring's mirror): never a 200 while the token still passes. A retry completes it.
     log("revocation_incomplete", { request_id: requestId, ...loggable(err) }, "error");
-    return render(c, new ApiError("service_unavailable", "The revocation could not be completed; retry the request", undefined, { "Retry-After": "1" }));
+    return render(c, new ApiError("service_unavailable", "The change could not be completed everywhere; retry the request", undefined, { "Retry-After": "1" }));
   }
   if (overloaded(err)) {
     // The database's queue is full (its capacity, see docs/performance.md): the query did not run; retry soon.

@@ -335,7 +335,10 @@ describe("the mirror in KV", () => {
     const failing = once(env.REVOKED, "put", async () => {
       throw new Error("injected: KV put failed");
     });
-    await expect(maintainRing(stores(FRESH, failing), {})).rejects.toThrow(/injected/);
+    await expect(maintainRing(stores(FRESH, failing), {})).rejects.toMatchObject({
+      name: "RevocationIncomplete",
+      cause: { message: expect.stringMatching(/injected/) },
+    });
     expect((await rows()).find((k) => k.state === "next")!.published_at).toBeNull(); // no verifier has seen it
     expect(await env.REVOKED.get("keyring")).toBeNull();
 
@@ -409,7 +412,10 @@ describe("the mirror in KV", () => {
     const failing = once(env.REVOKED, "put", async () => {
       throw new Error("injected: KV put failed");
     });
-    await expect(maintainRing(stores(FRESH, failing), { retire: next!, by: "operator" })).rejects.toThrow(/injected/);
+    await expect(maintainRing(stores(FRESH, failing), { retire: next!, by: "operator" })).rejects.toMatchObject({
+      name: "RevocationIncomplete",
+      cause: { message: expect.stringMatching(/injected/) },
+    });
     const replacement = (await rows()).find((k) => k.state === "next")!;
     expect(replacement.published_at).toBeNull();
     // A mirror that does not show it (the one in KV, as a slow run wrote it) starts nothing for it.
@@ -421,7 +427,7 @@ describe("the mirror in KV", () => {
     expect((await rows()).find((k) => k.kid === replacement.kid)!.published_at).not.toBeNull();
   });
 
-  it("a retried emergency retirement after a failed mirror write answers 200, repairs KV and was audited once", async () => {
+  it("a failed mirror write on an emergency retirement answers 503 with Retry-After; the retry answers 200, repairs KV and was audited once", async () => {
     const admin = await ringAdmin(FRESH);
     const [leaked] = await kidIn("current");
     const failing = once(env.REVOKED, "put", async () => {
@@ -430,7 +436,8 @@ describe("the mirror in KV", () => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const first = await call("POST", `/admin/keys/${leaked}/retire`, { token: admin, body: STEP, bindings: { ...FRESH, REVOKED: failing } });
     logged.mockRestore();
-    expectError(first, 500, "internal_error");
+    expectError(first, 503, "service_unavailable");
+    expect(first.headers.get("retry-after")).toBe("1");
     expect(JSON.parse((await env.REVOKED.get("keyring"))!).signing.kid).toBe(leaked); // KV still has it
 
     const admin2 = await ringAdmin(FRESH); // the first admin token was signed by the retired key
@@ -442,6 +449,35 @@ describe("the mirror in KV", () => {
       .bind(`%${leaked}%`)
       .first<{ n: number }>();
     expect(audit!.n).toBe(1);
+  });
+
+  it("a failed mirror write on a forced rotation answers 503 with Retry-After; the retry completes that rotation, never turns twice", async () => {
+    const admin = await ringAdmin(FRESH);
+    const [current] = await kidIn("current");
+    const [next] = await kidIn("next");
+    await publishedAgo(600_000);
+    const failing = once(env.REVOKED, "put", async () => {
+      throw new Error("injected: KV put failed");
+    });
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const first = await call("POST", "/admin/keys/rotate", { token: admin, body: STEP, bindings: { ...FRESH, REVOKED: failing } });
+    logged.mockRestore();
+    expectError(first, 503, "service_unavailable");
+    expect(first.headers.get("retry-after")).toBe("1");
+    expect(JSON.parse((await env.REVOKED.get("keyring"))!).signing.kid).toBe(current); // D1 turned, KV did not
+
+    const retry = await call("POST", "/admin/keys/rotate", { token: admin, body: STEP, bindings: FRESH });
+    expect(retry.status, retry.text).toBe(200);
+    expect(retry.body.rotated).toEqual({ from: current, to: next });
+    expect(JSON.parse((await env.REVOKED.get("keyring"))!).signing.kid).toBe(next);
+    expect(await kidIn("current")).toEqual([next]);
+    expect(await kidIn("previous")).toEqual([current]);
+    const audit = await env.DB.prepare("SELECT count(*) AS n FROM audit_events WHERE event = 'signing_key_rotated' AND detail LIKE ?")
+      .bind(`%${next}%`)
+      .first<{ n: number }>();
+    expect(audit!.n).toBe(1);
+    // Sent once more, the rotation is over: a new one waits for its next key's window.
+    expectError(await call("POST", "/admin/keys/rotate", { token: admin, body: STEP, bindings: FRESH }), 409, "key_not_ready");
   });
 
   it("KV down: a new view comes from D1; with D1 down too, the isolate's ring serves for JWKS_MAX_AGE past its refresh, then fails", async () => {

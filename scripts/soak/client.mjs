@@ -6,7 +6,13 @@ export const stop = new AbortController(); // the hard timeout cancels everythin
 const stats = new Map(); // "flow: route" -> { ms: [], status: { code: n } }
 const failures = new Map(); // what went wrong -> { n, where }: 40 clients hitting one bug make one line
 // Requests answered 503 + Retry-After at first, and of them those a retry completed.
-export const count = { retried: 0, retriesCompleted: 0 };
+export const count = { retried: 0, retriesCompleted: 0, retiredRenewed: 0 };
+// Keys retired mid-run (soak/faults.mjs), and how a client gets a fresh access token for one of its
+// sessions (soak/sessions.mjs): a token a retired key signed is refused, and a client refreshes, as
+// real clients do ("refresh tokens are not signed, nobody is signed out"), then sends the request again.
+export const retiredKids = new Set();
+let renew = async () => null;
+export const setRenew = (fn) => (renew = fn);
 export const bump = (o, k, n = 1) => (o[k] = (o[k] ?? 0) + n);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let base;
@@ -35,9 +41,19 @@ export function newClient(flow, name) {
  * One request, timed under "<flow>: <route>". JSON `body` or urlencoded `form`; redirects are not
  * followed (`location` answers them). A 503 with Retry-After is what the API promises when a
  * dependency is briefly unavailable: the client waits as told and sends the same request again (up to
- * 5 times); `retries` 0 turns that off for requests whose first answer is the point.
+ * 5 times); `retries` 0 turns that off for requests whose first answer is the point. A 401 for a
+ * token of a retired key is renewed (the session refreshed) and sent again, unless `renewing` is false.
  */
-export async function call(client, method, path, { route = `${method} ${path}`, token, body, form, headers: extra = {}, retries = 5 } = {}) {
+export async function call(client, method, path, { route = `${method} ${path}`, token, body, form, headers: extra = {}, retries = 5, renewing = true } = {}) {
+  const first = await send(client, method, path, { route, token, body, form, extra, retries });
+  if (first.status !== 401 || !token || !renewing || !retiredKids.has(header(token).kid)) return first;
+  const fresh = await renew(token);
+  if (!fresh) return first;
+  count.retiredRenewed++;
+  return send(client, method, path, { route, token: fresh, body, form, extra, retries });
+}
+
+async function send(client, method, path, { route, token, body, form, extra, retries }) {
   const headers = { "cf-connecting-ip": client.ip, "user-agent": client.ua, ...extra };
   if (token) headers.authorization = `Bearer ${token}`;
   if (body) headers["content-type"] = "application/json";
@@ -77,7 +93,7 @@ export async function call(client, method, path, { route = `${method} ${path}`, 
     }
     if (promised) fail(`${key}: still 503 after ${retries} retries`, client.where);
     else if (attempt > 0) count.retriesCompleted++;
-    return { status: res.status, json, text, retryAfter, location: res.headers.get("location"), headers: res.headers };
+    return { status: res.status, json, text, retryAfter, location: res.headers.get("location"), headers: res.headers, attempts: attempt + 1 };
   }
 }
 

@@ -15,3 +15,10 @@ export async function pace(holder, kind, perMinute) {
   }
   times.push(Date.now());
 }
+
+/** A request the client sent again (a 503 with Retry-After) spent the limit once per attempt: counted. */
+export function charge(holder, kind, answer) {
+  const times = (holder.paced ??= {})[kind] ?? (holder.paced[kind] = []);
+  for (let k = 1; k < (answer.attempts ?? 1); k++) times.push(Date.now());
+  return answer;
+}

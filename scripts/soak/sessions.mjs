@@ -1,7 +1,7 @@
 // Sessions as their clients know them: every access and refresh token each was given. Live ones must
 // still refresh at the end (no session lost that was not ended); revoked ones must be refused, right
 // after the revocation and again at the end (nothing revoked answers again).
-import { bump, call, claims, expect, fail, newClient } from "./client.mjs";
+import { bump, call, claims, expect, fail, newClient, setRenew } from "./client.mjs";
 
 export const tally = { races: 0, winners: 0, racePasses: {}, revokedNow: 0, finalAccess: 0, finalRefresh: 0, liveChecked: 0 };
 const revoked = [];
@@ -21,6 +21,17 @@ export async function refreshed(c, s, what = "refresh") {
   s.refresh.push(r.refresh_token);
   return r;
 }
+// A token of a key retired mid-run: its session refreshes (once, however many requests wanted it).
+setRenew(async (token) => {
+  const s = [...live].find((x) => x.access.includes(token));
+  if (!s) return null;
+  s.renewing ??= refreshed(s.client, s, "refresh after a key retirement").finally(() => (s.renewing = undefined));
+  await s.renewing;
+  return last(s.access);
+});
+/** Every live session (soak/faults.mjs reads their tokens' kids). */
+export const liveSessions = () => [...live];
+
 /** Ended by something other than a revocation a token can feel (e.g. a guest upgraded): no checks. */
 export const forget = (s) => live.delete(s);
 

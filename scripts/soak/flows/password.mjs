@@ -57,8 +57,11 @@ export async function run(i, round) {
   if (changed.sessions_revoked !== others.length) fail(`password change: sessions_revoked ${changed.sessions_revoked}, expected ${others.length}`, c.where);
   for (const s of others) live.delete(s);
   await mustBeDead(c, others, "password change");
-  const all = expect(await call(c, "POST", "/logout/all", { token: last(s1.access), body: { current_password: user.password } }), 200, "logout/all");
-  if (all.sessions_revoked !== 1) fail(`logout/all: sessions_revoked ${all.sessions_revoked}, expected 1`, c.where);
+  const answer = await call(c, "POST", "/logout/all", { token: last(s1.access), body: { current_password: user.password } });
+  const all = expect(answer, 200, "logout/all");
+  // Sent again after a 503: D1 was busy (nothing ran: 1), or a KV write failed after D1 recorded it (0 more).
+  if (all.sessions_revoked !== 1 && !(answer.attempts > 1 && all.sessions_revoked === 0))
+    fail(`logout/all: sessions_revoked ${all.sessions_revoked}, expected 1`, c.where);
   live.delete(s1);
   await mustBeDead(c, [s1], "logout/all");
 }

@@ -34,7 +34,7 @@ export class TooManyAttempts extends Refusal {
   }
 }
 
-/** A revocation is recorded in D1 but its KV entry could not be written: 503, and a retry completes it. */
+/** A revocation (or a key ring change) is recorded in D1 but its KV entry could not be written: 503, and a retry completes it. */
 export class RevocationIncomplete extends Error {
   constructor(cause: unknown) {
     super("the revocation could not be written to KV", { cause });

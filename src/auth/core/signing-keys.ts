@@ -5,6 +5,7 @@ import type { Db } from "../../db/client";
 import type { SigningKey } from "../../db/schema";
 import { insertKeys, liveKeys, markMirrored } from "../../db/signing-keys";
 import { log } from "../../log";
+import { RevocationIncomplete } from "./errors";
 import { KV_KEYS } from "./kv-keys";
 import { openWith } from "./secrets";
 import { firstKeys, generated, type LiveState, wrapKey } from "./signing-key-rows";
@@ -133,6 +134,9 @@ export async function startRing(ks: KeyStores & Partial<AuditContext>, now: Date
   return created;
 }
 
+/** The kid KV's mirror says signs (null: no mirror). Behind D1's current key after a turn whose mirror write failed. */
+export const mirroredSigner = async (kv: KVNamespace) => (await kv.get<Mirror>(MIRROR, "json"))?.signing.kid ?? null;
+
 /** After the cron's or an operator's change, this isolate reads the ring again at once. */
 export const forgetView = (config: Config) => views.delete(config.JWT_WRAPPING_KEY!);
 
@@ -156,7 +160,10 @@ async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
 export async function publish(ks: KeyStores, now: Date): Promise<Mirror> {
   let mirror = await mirrorOf(await liveKeys(ks.db));
   for (let attempt = 1; ; attempt++) {
-    await ks.kv.put(MIRROR, JSON.stringify(mirror));
+    // A failed write: 503, and the operator's retry (or the next request, or the cron) writes it.
+    await ks.kv.put(MIRROR, JSON.stringify(mirror)).catch((err) => {
+      throw new RevocationIncomplete(err);
+    });
     const after = await mirrorOf(await liveKeys(ks.db));
     if (JSON.stringify(after) === JSON.stringify(mirror)) break;
     if (attempt === 3) throw new Error("the signing key ring kept changing while it was mirrored");

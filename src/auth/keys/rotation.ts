@@ -3,7 +3,7 @@ import { allKeys, insertKeys, liveKeys, retireExpired, turnRing } from "../../db
 import { log } from "../../log";
 import { Refusal } from "../core/errors";
 import { generated, type LiveState } from "../core/signing-key-rows";
-import { forgetView, type KeyStores, keyWindows, type Mirror, publish, startRing } from "../core/signing-keys";
+import { forgetView, type KeyStores, keyWindows, type Mirror, mirroredSigner, publish, startRing } from "../core/signing-keys";
 
 /**
  * The signing key ring's lifecycle (docs/design.md "Signing keys"): start, turn, retire, then mirror
@@ -59,7 +59,13 @@ export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change
   }
 
   let refusal: Refusal | undefined;
-  if (change.retire) {
+  // A forced rotation whose mirror write failed (a 503), sent again: KV still shows the key D1 turned
+  // from. The retry completes that rotation (the mirror, below) and never turns the ring twice.
+  const unfinished = change.rotate && current ? await mirroredSigner(ks.kv) : null;
+  const repeated = unfinished !== null && rows.some((k) => k.kid === unfinished && k.state === "previous");
+  if (repeated && current) {
+    report.rotated = { from: unfinished!, to: current.kid };
+  } else if (change.retire) {
     const turned = await turnRing(db, { now, retire: change.retire, newNext: await generated(config, "next", now) });
     if (turned.retired) {
       report.retired.push(turned.retired);
@@ -99,7 +105,8 @@ export async function maintainRing(ks: KeyStores & Partial<AuditContext>, change
   const ctx: AuditContext = { db, requestId: ks.requestId, ip: ks.ip };
   const user_id = change.by ?? null;
   for (const kid of report.created.filter((k) => !started.includes(k))) await audit(ctx, "signing_key_created", { user_id, kid });
-  if (report.rotated) await audit(ctx, "signing_key_rotated", { user_id, from: report.rotated.from, to: report.rotated.to, forced: !change.scheduled });
+  if (report.rotated && !repeated)
+    await audit(ctx, "signing_key_rotated", { user_id, from: report.rotated.from, to: report.rotated.to, forced: !change.scheduled });
   for (const kid of report.retired) await audit(ctx, "signing_key_retired", { user_id, kid, reason: change.retire ? "emergency" : "scheduled" });
 
   report.mirror = await publish(ks, now);
