@@ -85,6 +85,7 @@ const SOCIAL_ERRORS: Partial<Record<string, string>> = {
   access_denied: "Sign-in was cancelled at the provider",
   provider_unreachable: "The provider cannot be reached right now: try again in a moment",
   provider_unavailable: "Sign-in with this provider is unavailable on this service right now",
+  temporarily_unavailable: "The service was busy: sign in again",
   invalid_state: "This sign-in expired or was started in another browser: sign in again",
 };
 

@@ -5,7 +5,7 @@
 // has run and one more round of its own started after it (recovery). Then it checks what the product
 // promises (soak/sessions.mjs, the faults' and the flows' own checks, D1's counts) and prints a table
 // per flow and one `SOAK_JSON {...}` line. Exits 0 only if every check holds.
-// Env: SOAK_CLIENTS (clients per flow, default 8), SOAK_ROUNDS (default 3), SOAK_TIMEOUT (s, default 240),
+// Env: SOAK_CLIENTS (clients per flow, default 8), SOAK_ROUNDS (default 3), SOAK_TIMEOUT (s, default 480),
 // SOAK_SHORT=1 (CI's short form: 3 clients per flow, 2 rounds).
 // SOAK_ONLY=social,mail runs only the flows named.
 import { copyFileSync } from "node:fs";
@@ -36,7 +36,7 @@ const int = (name, def, min, max) => {
 const SHORT = process.env.SOAK_SHORT === "1";
 const CLIENTS = int("SOAK_CLIENTS", SHORT ? 3 : 8, 1, 100);
 const ROUNDS = int("SOAK_ROUNDS", SHORT ? 2 : 3, 1, 10);
-const TIMEOUT_S = int("SOAK_TIMEOUT", 240, 10, 600);
+const TIMEOUT_S = int("SOAK_TIMEOUT", 480, 10, 900);
 // Every flow: { name, run(i, round), expectedRows?(), tally? }.
 const FLOWS = [password, totp, passkeys, social, mail, oauth, orgs, keys, guests].filter(
   (f) => !process.env.SOAK_ONLY || process.env.SOAK_ONLY.split(",").includes(f.name),

@@ -96,7 +96,7 @@ const startRoute = createRoute({
 });
 
 const callbackDescription =
-  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, provider_unavailable, account_exists, registration_closed, email_unverified, account_disabled).";
+  "Where the provider sends the browser back (register <ISSUER>/oauth/<id>/callback at the provider). Answers a 303 to the app page the flow started for, with, in the URL's fragment: `oauth=signed_in` (cookie mode: the refresh cookie is set; call POST /refresh), `oauth=sign_in&oauth_code=...` or `oauth=link&oauth_code=...` (send the code to POST /oauth/exchange within a minute), or `oauth_error=<code>` (invalid_state, access_denied, provider_error, invalid_response, provider_unreachable, provider_unavailable, temporarily_unavailable, account_exists, registration_closed, email_unverified, account_disabled).";
 
 const callbackGetRoute = createRoute({
   method: "get",

@@ -54,8 +54,9 @@ async function trip(c, startPath, login) {
     const landed = await call(c, "GET", `/oauth/local/callback?${back}`, { headers: { cookie: `oauth_flow=${flow}` }, route: "GET /oauth/local/callback" });
     if (landed.status !== 303) throw new Error(`social callback: ${landed.status} ${landed.json?.error ?? ""} (expected 303 to the app)`);
     const fragment = fragmentOf(landed.location);
-    if (fragment.get("oauth_error") === "provider_unreachable") {
-      again("callback: provider_unreachable");
+    // The provider unreachable, or D1 refusing a query after the state was spent: both say start over.
+    if (["provider_unreachable", "temporarily_unavailable"].includes(fragment.get("oauth_error"))) {
+      again(`callback: ${fragment.get("oauth_error")}`);
       continue;
     }
     if (fragment.get("oauth_error")) throw new Error(`social callback: back at the app with #oauth_error=${fragment.get("oauth_error")}`);

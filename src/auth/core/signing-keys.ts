@@ -61,8 +61,12 @@ export interface Mirror {
 
 // ---- the token path: the ring as this isolate sees it ----
 
-/** Per isolate: the ring as last read (`loaded`: when a read last succeeded) and when to read again. */
-const views = new Map<string, { at: number; loaded: number; ring: Promise<KeyRing> }>();
+/**
+ * Per isolate: the ring as last read (`loaded`: when a read last succeeded) and when to read again.
+ * Only finished reads are kept: a request never awaits another request's KV read, since Workers
+ * refuse I/O begun in one request's context from another's (it surfaced as 500s under the soak).
+ */
+const views = new Map<string, { at: number; loaded: number; ring: KeyRing }>();
 
 /** The keys that sign and verify now. Reads KV at most once per refresh window; D1 only without a usable mirror. */
 export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
@@ -72,22 +76,21 @@ export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
   const now = Date.now();
   const seen = views.get(id);
   if (seen && now - seen.at < keyWindows(config).refresh) return seen.ring;
-  const view = { at: now, loaded: now, ring: loadRing(ks, new Date(now)) };
-  // Requests arriving while this read runs share it, fallback included.
-  view.ring = view.ring.catch((err) => {
+  // Requests that find the view due at once each read (a few KV reads, once per window); the newest wins.
+  const keep = (view: { at: number; loaded: number; ring: KeyRing }) => {
+    if ((views.get(id)?.at ?? 0) <= view.at) views.set(id, view);
+    return view.ring;
+  };
+  try {
+    return keep({ at: now, loaded: now, ring: await loadRing(ks, new Date(now)) });
+  } catch (err) {
     // Neither KV nor D1 answered: the ring this isolate had stays usable for JWKS_MAX_AGE past its
     // refresh (the margin the previous key's retention holds for it), then the request fails.
     const usable = seen && !(err instanceof ConfigError) && now - seen.loaded < keyWindows(config).refresh + config.JWKS_MAX_AGE * 1000;
-    if (!usable) {
-      if (views.get(id) === view) views.delete(id);
-      throw err;
-    }
+    if (!usable) throw err;
     log("key_ring_stale", { error: (err as Error).name, age_ms: now - seen.loaded }, "warn");
-    view.loaded = seen.loaded;
-    return seen.ring;
-  });
-  views.set(id, view);
-  return view.ring;
+    return keep({ at: now, loaded: seen.loaded, ring: seen.ring });
+  }
 }
 
 async function loadRing(ks: KeyStores, now: Date): Promise<KeyRing> {

@@ -1,7 +1,7 @@
 import { audit, auditRow, auditRowIf, logEvent } from "../../audit";
 import { appOrigins, type Config } from "../../config";
 import { batch } from "../../db/batch";
-import { uniqueViolation } from "../../db/client";
+import { overloaded, uniqueViolation } from "../../db/client";
 import { endGuest, upgradedAt } from "../../db/guests";
 import {
   claimLinkFlow,
@@ -201,8 +201,8 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
     await audit(deps, "social_sign_in_failed", { user_id: flow.userId, provider: p.id, reason: err.code, detail: err.detail.slice(0, 200) });
     return { returnTo: flow.returnTo, error: err.code };
   }
-  if (flow.purpose === "link") return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, flow.userId ?? "", now, profile) };
   try {
+    if (flow.purpose === "link") return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, flow.userId ?? "", now, profile) };
     const { user, identityId } = await accountFor(deps, p.id, profile, now);
     const touched = touchIdentity(db, identityId, profile.email, profile.emailVerified, now);
     // Bearer mode, a second step due, or a cookie set in the answer to a cross-site POST (Apple's
@@ -215,6 +215,8 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
     if (decided === "hand_off") return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
     return { returnTo: flow.returnTo, signedIn: decided };
   } catch (err) {
+    // The state (and the provider's code) is spent: a retried 503 could not complete, so: start over.
+    if (overloaded(err)) return { returnTo: flow.returnTo, error: "temporarily_unavailable" };
     if (!(err instanceof Refusal)) throw err;
     await audit(deps, "social_sign_in_failed", { provider: p.id, reason: err.code });
     return { returnTo: flow.returnTo, error: err.code };
