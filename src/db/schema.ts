@@ -92,12 +92,8 @@ export const sessions = sqliteTable(
     scope: text(),
     resource: text(),
     approvedBy: text("approved_by"), // a grant: the first-party session whose approval opened it (ended with it if that one is stolen)
-    // The session's active organization (db/organization-tables.ts): its tokens carry it while the user is a member.
-    orgId: text("org_id"),
-    // The access token (its jti) the last organization switch was made with, and where it went: one
-    // token switches once (a second switch with it at once is refused; the same switch sent again is
-    // answered again), so two switches racing with one token cannot both hand out a token.
-    switchedWith: text("switched_with"),
+    orgId: text("org_id"), // the active organization (db/organization-tables.ts), in its tokens while the user is a member
+    switchedWith: text("switched_with"), // jti of the token the last switch was made with: one token switches once (db/organizations.ts)
   },
   (t) => [
     uniqueIndex("sessions_refresh_token_hash_unique").on(t.refreshTokenHash),

@@ -215,8 +215,7 @@ export async function completeCallback(deps: Deps, providerId: string, params: U
     if (decided === "hand_off") return { returnTo: flow.returnTo, code: await leaveGrant(deps, flow, user.id, now, undefined, touched) };
     return { returnTo: flow.returnTo, signedIn: decided };
   } catch (err) {
-    // The state (and the provider's code) is spent: a retried 503 could not complete, so: start over.
-    if (overloaded(err)) return { returnTo: flow.returnTo, error: "temporarily_unavailable" };
+    if (overloaded(err)) return { returnTo: flow.returnTo, error: "temporarily_unavailable" }; // the state is spent: a 503's retry could not work
     if (!(err instanceof Refusal)) throw err;
     await audit(deps, "social_sign_in_failed", { provider: p.id, reason: err.code });
     return { returnTo: flow.returnTo, error: err.code };
