@@ -26,6 +26,7 @@ import { peerRows } from "./bench-peer.mjs";
 import { bundleSize } from "./bundle.mjs";
 import { root, start, stop, waitFor } from "./servers.mjs";
 import { standInArgs, startStandIns } from "./stand-ins.mjs";
+import { activeMs } from "./startup.mjs";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
@@ -473,12 +474,6 @@ async function secondFactors({ apiPid, floorPid, floor, summarize, renew }) {
     }
   }
   return Object.fromEntries(asked.map((key) => [key, summarize(runs[key])]));
-}
-
-/** CPU time in a V8 profile: every sample that is not idle. */
-function activeMs(profile) {
-  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
-  return profile.samples.reduce((sum, id, i) => sum + (idle.has(id) ? 0 : profile.timeDeltas[i]), 0) / 1000;
 }
 
 try {

@@ -7,24 +7,14 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
-// Raised from 1400 / 256 for passkeys: @simplewebauthn/server brings ASN.1 and X.509 parsers
-// (@peculiar/*, asn1js, reflect-metadata, tsyringe), about 740 KiB unminified; src/auth/passkeys/passkeys.ts
-// loads it on the first passkey request, so other cold starts do not evaluate it. Gzip raised from 420
-// for the signing key ring, discovery and the admin key routes (our own code, +7 KiB gzipped), then
-// from 432 for issue 27 (held recoveries, the mail budget and queue, the providers' own config and
-// the exchange's binding: our own code, +5 KiB gzipped). Raised from 2400 / 440 for issue 29's
-// authorization server (src/auth/oauth-server/ and its routes and schemas: our own code, about 150 KB
-// of TypeScript, +78 KiB raw and +28 KiB gzipped; no new runtime dependency). The next cut to make:
-// zod's 64 locales, about 258 KiB minified that nothing uses (the namespace `z` keeps them all).
-// Raised from 2520 / 475 for issue 30 (organizations, invitations, API keys: our own code, +57 KiB raw,
-// +16 KiB gzipped; no new dependency). Issue 32 brings the bundle under 2 MiB and lowers this.
-// Raised from 2600 / 495 for issue 31's password policy: the 3,000 most common passwords shipped as
-// data (src/auth/core/common-passwords-list.ts, 28 KB raw, 14 KiB gzipped; read into a Set only when a
-// password is set), the context words, the range query, Turnstile's routes (+40 KiB raw, +18 KiB gzipped);
-// and for the rest of issue 31 (mail sign-in, guests, a mandatory second factor, session limits, key
-// rotation: our own code, no new dependency): 2,684 KiB raw, 528 KiB gzipped in all, +107 / +36 over
-// issue 30's. Issue 32's cut (zod's locales first) lowers this.
-export const BUDGET_KIB = { raw: 2690, gzip: 530 };
+// History: 1400 / 256 KiB, raised step by step (passkeys' ASN.1 and X.509 parsers, about 740 KiB
+// unminified; the authorization server; organizations; the password policy and its 3,000 common
+// passwords) to 2690 / 530 for 2,684 KiB unminified, 528 KiB gzipped at issue 31. Issue 32 cut it: zod
+// without its 64 locales and its other unused parts (src/zod.ts, wrangler.toml [alias]: -565 KiB
+// unminified, -79 KiB gzipped), then the bundle minified (wrangler.toml `minify`: names kept, stack
+// traces mapped back by the uploaded source map): 1,091 KiB, 339 KiB gzipped. The budget is just above,
+// so a new dependency or a large addition is a deliberate raise here, with its reason.
+export const BUDGET_KIB = { raw: 1110, gzip: 345 };
 
 export function bundleSize(file) {
   const code = readFileSync(file);

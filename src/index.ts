@@ -1,15 +1,15 @@
-import { app } from "./app";
-import { applyRecoveries, FREQUENT, housekeeping, resealSecrets, turnSigningKeys } from "./cron";
-import { consumeMail } from "./mail-queue";
+import { handle } from "./app";
 
 /**
  * The Worker: the Hono app (src/app.ts) for requests; the mail queue's consumer (src/mail-queue.ts);
  * on each cron, the key ring, held recoveries and (during an MFA key rotation) re-sealing; housekeeping once a day.
+ * The consumer and the cron's code are loaded when first run: an isolate that only answers requests never evaluates them.
  */
 export default {
-  fetch: app.fetch,
-  queue: (batch, env) => consumeMail(batch, env),
-  scheduled(controller, env, ctx) {
+  fetch: handle,
+  queue: async (batch, env) => (await import("./mail-queue")).consumeMail(batch, env),
+  async scheduled(controller, env, ctx) {
+    const { applyRecoveries, FREQUENT, housekeeping, resealSecrets, turnSigningKeys } = await import("./cron");
     ctx.waitUntil(turnSigningKeys(env, new Date(controller.scheduledTime)));
     ctx.waitUntil(applyRecoveries(env, new Date(controller.scheduledTime)));
     ctx.waitUntil(resealSecrets(env, new Date(controller.scheduledTime)));

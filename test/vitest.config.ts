@@ -88,6 +88,8 @@ export default defineConfig(async () => {
 
   return {
     root,
+    // As wrangler.toml's [alias] does for the Worker: the suite runs the same lean `z` (src/zod.ts).
+    resolve: { alias: [{ find: /^zod$/, replacement: path.join(root, "src/zod.ts") }] },
     plugins: [
       cloudflareTest({
         wrangler: { configPath: path.join(root, "wrangler.toml") },

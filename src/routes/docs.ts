@@ -1,6 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
-import { NONCE, secureHeaders } from "hono/secure-headers";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
@@ -53,26 +52,6 @@ const docsRoute = createRoute({
     200: { description: "The reference page", content: { "text/html": { schema: z.string() } } },
     404: json(z.object({ error: z.string(), message: z.string() }), "API_DOCS is off"),
   },
-});
-
-/**
- * The security headers of the docs page, the only page with a script: its own CSP allows this origin's
- * pinned script (SRI-checked) and its nonced config, inline styles, and calls to this API; nothing from
- * another origin. The API keeps default-src 'none'.
- */
-export const docsHeaders = secureHeaders({
-  contentSecurityPolicy: {
-    defaultSrc: ["'none'"],
-    scriptSrc: [NONCE, "'self'"],
-    styleSrc: ["'self'", "'unsafe-inline'"],
-    fontSrc: ["'self'"],
-    imgSrc: ["'self'", "data:"],
-    connectSrc: ["'self'"],
-    frameAncestors: ["'none'"],
-    baseUri: ["'none'"],
-    formAction: ["'none'"],
-  },
-  strictTransportSecurity: "max-age=31536000; includeSubDomains",
 });
 
 let cached: object | undefined;
