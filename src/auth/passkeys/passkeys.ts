@@ -15,7 +15,7 @@ import {
   counterMayAdvance,
   deletePasskey,
   findOwnPasskey,
-  findPasskeyAndUser,
+  findPasskeyWithOwner,
   insertPasskey,
   listPasskeys as listPasskeyRows,
   passkeyIdsOf,
@@ -23,7 +23,7 @@ import {
   recordPasskeyUse,
 } from "../../db/passkeys";
 import type { Passkey } from "../../db/schema";
-import { isSessionLive, sessionLive } from "../../db/sessions";
+import { isSessionLive, sessionExists, sessionLive } from "../../db/sessions";
 import { anotherSecondFactor, keepsAnotherSecondFactor, selectUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
@@ -31,6 +31,7 @@ import { log } from "../../log";
 import { decideSignIn, type SignedIn } from "../core/decision";
 import { Refusal, sessionEnded } from "../core/errors";
 import { mfaRequiredFor } from "../core/mfa-policy";
+import { newRefreshToken } from "../core/refresh-tokens";
 import { challengeSession, proveCeremony, type StepUpAsk, type StepUpInput, sessionChallenge, stepUp } from "../core/step-up";
 import type { AccessClaims } from "../core/tokens";
 import { notMeLink } from "../mail/links";
@@ -228,11 +229,11 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   if (!challenge) throw new Refusal("invalid_challenge");
   const found = await batch(db, {
     challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()),
-    ...findPasskeyAndUser(db, response.id),
+    owner: findPasskeyWithOwner(db, response.id, now),
   });
   if (!found.challengeUsed[0]) throw new Refusal("invalid_challenge");
-  const passkey = found.passkey[0];
   const user = found.owner[0];
+  const passkey = user && { id: user.passkeyId, publicKey: user.passkeyPublicKey, counter: user.passkeyCounter, transports: user.passkeyTransports };
   const refuse = async (reason: string) => {
     await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: user?.id ?? null, reason });
     return notRecognised();
@@ -264,11 +265,15 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   }
   if (!verified.verified) throw await refuse("verification_failed");
 
-  // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
+  // The counter is checked again inside the batch: of two sign-ins that raced with one counter value,
+  // one wins. It moves with the session it opened (so a batch run again finds it where it was).
+  const session = { id: crypto.randomUUID(), refreshToken: newRefreshToken() };
   return decideSignIn(deps, user, { kind: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }, now, {
     session: {
+      session,
+      seen: user,
       condition: counterMayAdvance(db, passkey.id, counter),
-      after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
+      after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now, sessionExists(db, session.id)) },
       detail: { method: "passkey" },
     },
     changed: () => refuse("counter_regressed"),
