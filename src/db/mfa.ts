@@ -172,6 +172,13 @@ export function consumeChallenge(
     .returning({ userId: challenges.userId });
 }
 
+/**
+ * True in a batch while this request holds the challenge (consumedBy) and `proof` is still usable: a
+ * batch run again after the challenge was used checks the code's use again (auth/core/sign-in.ts).
+ */
+export const consumedWhileUsable = (db: Db, id: string, usedBy: string, userId: string, proof: Proof) =>
+  and(consumedBy(db, id, usedBy), usable(db, userId, proof))!;
+
 /** True in a batch after consumeChallenge took this challenge for this request. */
 export const consumedBy = (db: Db, id: string, usedBy: string) =>
   exists(

@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { and, type SQL, sql } from "drizzle-orm";
 import { recoveryHolds, sessions } from "./schema";
 
 /**
@@ -31,8 +31,10 @@ export const roomColumns = (now: Date) => ({
   held: sql<boolean>`${holdOf}`.mapWith(Boolean).as("room_held"),
 });
 
-/** Fewer than `cap` live sessions: one more leaves nothing beyond the cap to end. */
-export const underCap = (now: Date, cap: number): SQL => sql`${liveOwn(now)} < ${cap}`;
-
-/** No held recovery: a cancel would delete nothing. */
-export const noHold = (): SQL => sql`NOT ${holdOf}`;
+/**
+ * The session insert's condition with what the batch leaves out: `underCap`, fewer than that many
+ * live sessions (one more leaves nothing beyond the cap to end); `noHold`, no held recovery (a cancel
+ * would delete nothing).
+ */
+export const whileRoom = (condition: SQL, now: Date, left: { underCap?: number; noHold: boolean }) =>
+  and(condition, left.underCap === undefined ? undefined : sql`${liveOwn(now)} < ${left.underCap}`, left.noHold ? sql`NOT ${holdOf}` : undefined)!;

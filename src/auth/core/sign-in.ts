@@ -1,4 +1,4 @@
-import { and, type SQL } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import { type AuditFields, audit, auditRowIfSession, logEvent, type SecurityEvent } from "../../audit";
 import type { Config } from "../../config";
 import { type BatchResults, batch, joined, type Statements } from "../../db/batch";
@@ -6,7 +6,7 @@ import { cancelHold } from "../../db/recovery-holds";
 import type { User } from "../../db/schema";
 import { reissueAccess } from "../../db/session-rotation";
 import { insertSessionIf, revokeBeyondCap, sessionExists } from "../../db/sessions";
-import { noHold, type Room, underCap } from "../../db/sign-in-room";
+import { type Room, whileRoom } from "../../db/sign-in-room";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { announceCancel } from "../mail/recovery-holds";
@@ -85,7 +85,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
 }
 
 /** A new session row for a user (signed in as `amr` says, now), and the refresh token only its hash is stored for. */
-export async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken: string }) {
+export async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken?: string }) {
   const { config } = deps;
   const refreshToken = given?.refreshToken ?? newRefreshToken();
   const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
@@ -114,8 +114,8 @@ export interface OpenSession<B extends Statements, A extends Statements> {
   condition: SQL;
   /** Added to the login_succeeded audit row, e.g. how the user signed in. */
   detail?: Record<string, string>;
-  /** The session's id and refresh token, where the caller must be able to answer a retry (auth/totp/mfa.ts). */
-  session?: { id: string; refreshToken: string };
+  /** The session's id (a later statement's condition names it), and its refresh token where the caller must be able to answer a retry (auth/totp/mfa.ts). */
+  session?: { id: string; refreshToken?: string };
   /** The account's room as the sign-in's first read saw it (db/sign-in-room.ts): the statements it lets the batch leave out. */
   seen?: Room;
   /** Events of this sign-in recorded in login_succeeded's statement (only if the session was written). */
@@ -181,7 +181,7 @@ async function runSessionBatch<B extends Statements, A extends Statements>(
   const mfa = opts.amr.includes("mfa");
   const noHoldSeen = mfa && seen !== undefined && !seen.held;
   const core = {
-    openedSession: insertSessionIf(db, row, and(opts.condition, roomLeft ? underCap(now, cap) : undefined, noHoldSeen ? noHold() : undefined)!),
+    openedSession: insertSessionIf(db, row, whileRoom(opts.condition, now, { underCap: roomLeft ? cap : undefined, noHold: noHoldSeen })),
     evictedSessions: roomLeft ? undefined : revokeBeyondCap(db, userId, now, cap),
     loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded, opts.alsoAudited), // only if the session was written
     // A sign-in with a second factor cancels what a mailbox alone asked to lower (auth/mail/recovery-holds.ts).

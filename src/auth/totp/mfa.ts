@@ -1,10 +1,9 @@
-import { and } from "drizzle-orm";
-import { audit, auditRowIf, logEvent } from "../../audit";
-import { batch, joined } from "../../db/batch";
+import { auditRowIf, logEvent } from "../../audit";
+import { batch } from "../../db/batch";
 import {
   challengeAccount,
   consumeChallenge,
-  consumedBy,
+  consumedWhileUsable,
   countChallengeFailure,
   disableTotp as disableTotpRow,
   enableTotp as enableTotpRow,
@@ -12,7 +11,6 @@ import {
   spendProof,
   storePendingTotp,
   totpTurnedAt,
-  usable,
 } from "../../db/mfa";
 import { endCheck } from "../../db/password-checks";
 import type { User } from "../../db/schema";
@@ -216,8 +214,7 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
       seen: user,
       passwordVersion: user.challengePasswordVersion ?? -1,
       before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
-      // The code still usable too: should the batch run again (auth/core/sign-in.ts), its use is checked again.
-      condition: and(consumedBy(db, id, session.id), usable(db, user.id, proof)),
+      condition: consumedWhileUsable(db, id, session.id, user.id, proof),
       after: { proofSpent: spendProof(db, user.id, proof, now, written, { passCheck: true }), checkEnded: endCheck(db, check) },
       detail: { method },
       // Recorded with the sign-in, in its audit statement.
