@@ -148,9 +148,16 @@ function rowOf(ctx: AuditContext, event: SecurityEvent, fields: AuditFields): Ne
  */
 export const auditRow = (ctx: AuditContext, event: SecurityEvent, fields: AuditFields = {}) => insertAuditEvent(ctx.db, rowOf(ctx, event, fields));
 
-/** The same row, written only if the session `session_id` exists by then (in the same batch). */
-export const auditRowIfSession = (ctx: AuditContext, event: SecurityEvent, fields: AuditFields & { session_id: string }) =>
-  insertAuditEventIfSession(ctx.db, rowOf(ctx, event, fields), fields.session_id);
+/**
+ * The same row, written only if the session `session_id` exists by then (in the same batch), with
+ * `also` (events of the same sign-in, recorded with it in the same statement).
+ */
+export const auditRowIfSession = (
+  ctx: AuditContext,
+  event: SecurityEvent,
+  fields: AuditFields & { session_id: string },
+  also: { event: SecurityEvent; fields: AuditFields }[] = [],
+) => insertAuditEventIfSession(ctx.db, [rowOf(ctx, event, fields), ...also.map((a) => rowOf(ctx, a.event, a.fields))], fields.session_id);
 
 /**
  * The same row, written only if `condition` holds for the user `user_id` by then (in the same batch):

@@ -341,10 +341,11 @@ export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[])
  * them went through a D1 session (the Sessions API, which may answer from a read replica).
  */
 export function countingD1() {
-  const trips = { n: 0, replica: 0, sessions: [] as (string | undefined)[], statements: 0, writes: 0 };
+  const trips = { n: 0, replica: 0, sessions: [] as (string | undefined)[], statements: 0, writes: 0, sqls: [] as string[][] };
   const sqlOf = new WeakMap<object, string>();
   const ran = (sqls: string[]) => {
     trips.statements += sqls.length;
+    trips.sqls.push(sqls);
     trips.writes += sqls.filter((sql) => /^\s*(insert|update|delete|replace)\b/i.test(sql)).length;
   };
   const statement = (stmt: D1PreparedStatement, viaSession: boolean, sql: string): D1PreparedStatement => {

@@ -23,9 +23,13 @@ function selected(row: NewAuditEvent) {
   };
 }
 
-/** The row, written only if the session `sessionId` exists by then (in the same batch). */
-export function insertAuditEventIfSession(db: Db, row: NewAuditEvent, sessionId: string) {
-  return db.insert(auditEvents).select(db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)));
+/**
+ * The rows, written only if the session `sessionId` exists by then (in the same batch): one statement
+ * for all of them (a sign-in's own row and, say, the recovery code it spent).
+ */
+export function insertAuditEventIfSession(db: Db, rows: [NewAuditEvent, ...NewAuditEvent[]], sessionId: string) {
+  const each = rows.map((row) => db.select(selected(row)).from(sessions).where(eq(sessions.id, sessionId)).getSQL());
+  return db.insert(auditEvents).select(sql.join(each, sql` UNION ALL `));
 }
 
 /**

@@ -1,7 +1,8 @@
-import { and, eq, gt, isNotNull, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, gt, isNotNull, isNull, lte, ne, or, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { passwordChecks, type User, users } from "./schema";
+import { type Room, roomColumns } from "./sign-in-room";
 
 /** The account lock's queries (auth/core/lockout.ts): checks in flight, failures in a row, the lock. */
 
@@ -23,7 +24,13 @@ const failuresSoFar = (t: number, p: LockPolicy) =>
  * exceed the threshold, and correct ones in flight are not failures. An id that matches no user
  * (unknown user) runs the same statement and adds nothing, for equal timing. Returns the check's id.
  */
-export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy): Promise<{ check?: string; user?: User }> {
+export async function beginLoginCheck<E extends Record<string, SQL.Aliased> = Record<never, never>>(
+  db: Db,
+  who: SQL,
+  now: Date,
+  p: LockPolicy,
+  extra?: E,
+): Promise<{ check?: string; user?: User & Room & { [K in keyof E]: E[K]["_"]["type"] } }> {
   const id = crypto.randomUUID();
   // The check's subject is computed from the row, so the lookup and the check are one round trip.
   const subject = sql`'user:' || ${users.id}`;
@@ -44,9 +51,13 @@ export async function beginLoginCheck(db: Db, who: SQL, now: Date, p: LockPolicy
           ),
       )
       .returning({ id: passwordChecks.id }),
-    found: db.select().from(users).where(who),
+    // The account, with what its sign-in's batch may leave out (db/sign-in-room.ts) and the caller's columns.
+    found: db
+      .select({ ...getTableColumns(users), ...roomColumns(now), ...(extra ?? {}) })
+      .from(users)
+      .where(who),
   });
-  return { check: started[0]?.id, user: found[0] };
+  return { check: started[0]?.id, user: found[0] as (User & Room & { [K in keyof E]: E[K]["_"]["type"] }) | undefined };
 }
 
 /**

@@ -33,13 +33,16 @@ export function usable(db: Db, userId: SQL | string, proof: Proof) {
 /**
  * Spends the proof: a TOTP step becomes the last one accepted (a code is good once), a recovery code
  * leaves the list. Only if it is still usable (of two requests with one code, one wins) and, in a
- * batch, only if `condition` holds. Returns the recovery codes left, or no row.
+ * batch, only if `condition` holds. `passCheck`: the same write clears the login lock's failures
+ * (a login's second step: a right code passes its check; one statement for both, on the same row).
+ * Returns the recovery codes left, or no row.
  */
-export function spendProof(db: Db, userId: string, proof: Proof, now: Date, condition?: SQL) {
-  const set =
+export function spendProof(db: Db, userId: string, proof: Proof, now: Date, condition?: SQL, { passCheck = false } = {}) {
+  const spent =
     "step" in proof
       ? { totpLastStep: proof.step, updatedAt: now }
       : { recoveryCodes: sql`(SELECT json_group_array(value) FROM json_each(${users.recoveryCodes}) WHERE value <> ${proof.recoveryHash})`, updatedAt: now };
+  const set = passCheck ? { ...spent, failedLogins: 0, lastFailedLoginAt: null, lockedUntil: null } : spent;
   return db
     .update(users)
     .set(set)
@@ -110,6 +113,21 @@ export function insertChallenge(db: Db, row: typeof challenges.$inferInsert) {
 const open = (id: string, purpose: ChallengePurpose, now: Date) =>
   and(eq(challenges.id, id), eq(challenges.purpose, purpose), isNull(challenges.usedAt), gt(challenges.expiresAt, now));
 
+/**
+ * The account of an open challenge (`who` for a read of users), with the challenge's own columns
+ * under names of their own (a D1 batch keys rows by column name; users has a password_version too).
+ */
+export function challengeAccount(id: string, purpose: ChallengePurpose, now: Date) {
+  const of = (column: SQL) => sql`(SELECT ${column} FROM ${challenges} WHERE ${open(id, purpose, now)})`;
+  return {
+    who: sql`${users.id} = ${of(sql.raw('"challenges"."user_id"'))}`,
+    columns: {
+      challengePasswordVersion: sql<number | null>`${of(sql.raw('"challenges"."password_version"'))}`.as("challenge_password_version"),
+      challengeFirstFactor: sql<string | null>`${of(sql.raw('"challenges"."first_factor"'))}`.as("challenge_first_factor"),
+    },
+  };
+}
+
 export async function findChallenge(db: Db, id: string, purpose: ChallengePurpose, now: Date) {
   return db
     .select()
@@ -153,6 +171,13 @@ export function consumeChallenge(
     )
     .returning({ userId: challenges.userId });
 }
+
+/**
+ * True in a batch while this request holds the challenge (consumedBy) and `proof` is still usable: a
+ * batch run again after the challenge was used checks the code's use again (auth/core/sign-in.ts).
+ */
+export const consumedWhileUsable = (db: Db, id: string, usedBy: string, userId: string, proof: Proof) =>
+  and(consumedBy(db, id, usedBy), usable(db, userId, proof))!;
 
 /** True in a batch after consumeChallenge took this challenge for this request. */
 export const consumedBy = (db: Db, id: string, usedBy: string) =>

@@ -1,7 +1,8 @@
-import { and, count, desc, eq, exists, inArray, lt, type SQL, sql } from "drizzle-orm";
+import { and, count, desc, eq, exists, getTableColumns, lt, type SQL, sql } from "drizzle-orm";
 import { batch } from "./batch";
 import type { Db } from "./client";
 import { identities, passkeys, users } from "./schema";
+import { roomColumns } from "./sign-in-room";
 
 /** Queries for WebAuthn credentials (auth/passkeys/passkeys.ts). */
 
@@ -39,17 +40,23 @@ export function insertPasskey(db: Db, row: Required<NewPasskey>, onlyIf: SQL, ma
 }
 
 /**
- * A credential and its user, for a sign-in: two statements for the caller's batch (not a join: in a
- * D1 batch, rows come back keyed by column name, and both tables have an `id`).
+ * A credential with its owner, for a sign-in's first round trip: the owner's row (with what the
+ * sign-in's batch may leave out, db/sign-in-room.ts) and the credential's columns under names of
+ * their own (a D1 batch keys rows by column name, and both tables have an `id`). No row: unknown.
  */
-export function findPasskeyAndUser(db: Db, id: string) {
-  return {
-    passkey: db.select().from(passkeys).where(eq(passkeys.id, id)),
-    owner: db
-      .select()
-      .from(users)
-      .where(inArray(users.id, db.select({ id: passkeys.userId }).from(passkeys).where(eq(passkeys.id, id)))),
-  };
+export function findPasskeyWithOwner(db: Db, id: string, now: Date) {
+  return db
+    .select({
+      ...getTableColumns(users),
+      ...roomColumns(now),
+      passkeyId: sql<string>`${passkeys.id}`.as("passkey_id"),
+      passkeyPublicKey: sql<string>`${passkeys.publicKey}`.as("passkey_public_key"),
+      passkeyCounter: sql<number>`${passkeys.counter}`.mapWith(Number).as("passkey_counter"),
+      passkeyTransports: sql<string[] | null>`${passkeys.transports}`.mapWith(passkeys.transports).as("passkey_transports"),
+    })
+    .from(passkeys)
+    .innerJoin(users, eq(users.id, passkeys.userId))
+    .where(eq(passkeys.id, id));
 }
 
 export function findOwnPasskey(db: Db, id: string, userId: string) {
@@ -109,12 +116,15 @@ export const counterMayAdvance = (db: Db, id: string, counter: number) =>
       .where(and(eq(passkeys.id, id), advancesInSql(counter))),
   );
 
-/** Records a sign-in: the new counter and when (after the session insert that checked the counter, in one batch). */
-export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date) {
+/**
+ * Records a sign-in: the new counter and when (after the session insert that checked the counter, in
+ * one batch), only if `onlyIf` holds (the session was written).
+ */
+export function recordPasskeyUse(db: Db, id: string, counter: number, now: Date, onlyIf: SQL) {
   return db
     .update(passkeys)
     .set({ counter, lastUsedAt: now })
-    .where(and(eq(passkeys.id, id), advancesInSql(counter)));
+    .where(and(eq(passkeys.id, id), advancesInSql(counter), onlyIf));
 }
 
 /** True in a batch once this request stored the passkey (stamped `now`). */

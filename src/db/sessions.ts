@@ -1,6 +1,6 @@
 import { and, desc, eq, exists, gt, gte, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
-import { sessions, users } from "./schema";
+import { passkeys, sessions, users } from "./schema";
 import { accountsWhere, mayHoldSession } from "./standing";
 
 export type NewSession = typeof sessions.$inferInsert;
@@ -34,10 +34,20 @@ export function insertSession(db: Db, row: NewSession) {
   return db.insert(sessions).values(row);
 }
 
+// Written out with their tables: inside a RETURNING clause Drizzle would leave a column unqualified.
+const raw = {
+  epoch: sql.raw('"users"."session_epoch"'),
+  userId: sql.raw('"users"."id"'),
+  totpOn: sql.raw('"users"."totp_enabled_at" IS NOT NULL'),
+  passkeyOwner: sql.raw('"passkeys"."user_id"'),
+  owner: sql.raw('"sessions"."user_id"'),
+};
+
 /**
  * Inserts the session only if `condition` holds on the user's row: what the sign-in's decision rested
  * on (db/standing.ts signInConditions: the user may hold a session, the password is still the version
- * checked, a challenge was used by this request...). Returns no row otherwise.
+ * checked, a challenge was used by this request...). Returns the session's id with the owner's epoch
+ * and second factor, or no row.
  */
 export function insertSessionIf(
   db: Db,
@@ -74,7 +84,16 @@ export function insertSessionIf(
         .from(users)
         .where(and(eq(users.id, row.userId), condition)),
     )
-    .returning({ id: sessions.id });
+    .returning({
+      id: sessions.id,
+      // What the access token carries, read in the insert itself (the same transaction as a read of its
+      // own, a statement fewer): the owner's epoch, and whether they hold a second factor.
+      epoch: sql<number>`(SELECT ${raw.epoch} FROM ${users} WHERE ${raw.userId} = ${raw.owner})`.mapWith(Number).as("epoch"),
+      secondFactor:
+        sql<boolean>`(SELECT ${raw.totpOn} OR EXISTS (SELECT 1 FROM ${passkeys} WHERE ${raw.passkeyOwner} = ${raw.userId}) FROM ${users} WHERE ${raw.userId} = ${raw.owner})`
+          .mapWith(Boolean)
+          .as("second_factor"),
+    });
 }
 
 // At most this many sessions end per login: each costs a KV write, and Workers allow 1,000 a request.

@@ -5,6 +5,7 @@ import { batch } from "../../db/batch";
 import { beginLoginCheck, type LockPolicy, readLock, recordLoginResult } from "../../db/login-checks";
 import { endCheck } from "../../db/password-checks";
 import type { User } from "../../db/schema";
+import type { Room } from "../../db/sign-in-room";
 import { accountWithId, loginIs } from "../../db/users";
 import type { Deps } from "../../deps";
 import { TooManyAttempts } from "./errors";
@@ -35,7 +36,12 @@ export const lockPolicy = (config: Config): LockPolicy => ({
  * `limit` (the per-account edge limit) runs once the account is known; a refusal ends the check.
  * A login that names nobody runs the same batch on no row (and gets no check).
  */
-export async function startLogin(deps: Deps, login: string, now: Date, limit?: (key: string) => Promise<void>): Promise<{ user?: User; check?: string }> {
+export async function startLogin(
+  deps: Deps,
+  login: string,
+  now: Date,
+  limit?: (key: string) => Promise<void>,
+): Promise<{ user?: User & Room; check?: string }> {
   const { user, check } = await beginLoginCheck(deps.db, loginIs(login), now, lockPolicy(deps.config));
   try {
     // One budget per account, whether it is named by username or by email.
@@ -55,6 +61,31 @@ export async function startLogin(deps: Deps, login: string, now: Date, limit?: (
 export async function startPasswordCheck(deps: Deps, userId: string, now: Date): Promise<{ user?: User; check: string }> {
   const { user, check } = await beginLoginCheck(deps.db, accountWithId(userId), now, lockPolicy(deps.config));
   if (user && !check) await refuse(deps, userId, now);
+  return { user, check: check ?? "" };
+}
+
+/**
+ * Starts the check of a login's second step through the same lock, in the round trip that reads the
+ * challenge: the account `who` names (the challenge's, only while it is open) with the caller's
+ * columns (the challenge's own), and the check's id. `limit` runs once the account is known (a
+ * refusal ends the check), then a lock refuses. Nobody named (a used or unknown challenge): no row.
+ */
+export async function startSecondStep<E extends Record<string, SQL.Aliased>>(
+  deps: Deps,
+  who: SQL,
+  now: Date,
+  extra: E,
+  limit?: (key: string) => Promise<void>,
+) {
+  const { user, check } = await beginLoginCheck(deps.db, who, now, lockPolicy(deps.config), extra);
+  if (!user) return {};
+  try {
+    await limit?.(`user:${user.id}`); // the same per-account budget as the password step
+  } catch (err) {
+    if (check) await endCheck(deps.db, check);
+    throw err;
+  }
+  if (!check) await refuse(deps, user.id, now);
   return { user, check: check ?? "" };
 }
 
@@ -101,11 +132,19 @@ export async function auditLock(deps: Deps, userId: string, lock: { failedLogins
   if (lock?.lockedUntil) await audit(deps, "account_locked", { user_id: userId, failures: lock.failedLogins, until: lock.lockedUntil.toISOString() });
 }
 
+/** Nothing to clear: no failure counted, no lock (the columns recordLoginResult's reset writes). */
+export const lockClean = (user: Pick<User, "failedLogins" | "lastFailedLoginAt" | "lockedUntil">) =>
+  user.failedLogins === 0 && user.lastFailedLoginAt === null && user.lockedUntil === null;
+
 /**
  * The statements that record a right secret (clearing the failure count, only if `condition` holds
- * in the batch) and end its check, named for the caller's batch (db/batch.ts).
+ * in the batch) and end its check, named for the caller's batch (db/batch.ts). `seen`: the account as
+ * the read that started this check saw it; clean, there is nothing to clear and no statement for it.
+ * A failure counted since then (a concurrent wrong guess) is ordered after this right one, which
+ * started its check (and read the account) first: it stands, as it would have had it come a moment
+ * later. A failure can never lock the account meanwhile either: this check is counted in flight.
  */
-export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date, condition?: SQL) => ({
-  failuresCleared: recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true, condition),
+export const passPasswordCheck = (deps: Deps, userId: string, check: string, now: Date, condition?: SQL, seen?: User) => ({
+  failuresCleared: seen && lockClean(seen) ? undefined : recordLoginResult(deps.db, userId, now, lockPolicy(deps.config), true, condition),
   checkEnded: endCheck(deps.db, check),
 });

@@ -1,12 +1,12 @@
 import type { SQL } from "drizzle-orm";
-import { audit, auditRowIfSession, logEvent } from "../../audit";
+import { type AuditFields, audit, auditRowIfSession, logEvent, type SecurityEvent } from "../../audit";
 import type { Config } from "../../config";
 import { type BatchResults, batch, joined, type Statements } from "../../db/batch";
 import { cancelHold } from "../../db/recovery-holds";
 import type { User } from "../../db/schema";
 import { reissueAccess } from "../../db/session-rotation";
 import { insertSessionIf, revokeBeyondCap, sessionExists } from "../../db/sessions";
-import { sessionEpochOf } from "../../db/users";
+import { type Room, whileRoom } from "../../db/sign-in-room";
 import type { Deps } from "../../deps";
 import { sha256Base64Url } from "../../encoding";
 import { announceCancel } from "../mail/recovery-holds";
@@ -85,7 +85,7 @@ export async function issue(keys: KeyStores, owner: TokenOwner, session: Issuing
 }
 
 /** A new session row for a user (signed in as `amr` says, now), and the refresh token only its hash is stored for. */
-export async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken: string }) {
+export async function newSession(deps: Deps, userId: string, now: Date, amr: string[], given?: { id: string; refreshToken?: string }) {
   const { config } = deps;
   const refreshToken = given?.refreshToken ?? newRefreshToken();
   const expiresAt = new Date(now.getTime() + config.REFRESH_TOKEN_TTL * 1000);
@@ -114,16 +114,27 @@ export interface OpenSession<B extends Statements, A extends Statements> {
   condition: SQL;
   /** Added to the login_succeeded audit row, e.g. how the user signed in. */
   detail?: Record<string, string>;
-  /** The session's id and refresh token, where the caller must be able to answer a retry (auth/totp/mfa.ts). */
-  session?: { id: string; refreshToken: string };
+  /** The session's id (a later statement's condition names it), and its refresh token where the caller must be able to answer a retry (auth/totp/mfa.ts). */
+  session?: { id: string; refreshToken?: string };
+  /** The account's room as the sign-in's first read saw it (db/sign-in-room.ts): the statements it lets the batch leave out. */
+  seen?: Room;
+  /** Events of this sign-in recorded in login_succeeded's statement (only if the session was written). */
+  alsoAudited?: { event: SecurityEvent; fields: AuditFields }[];
 }
 
 /**
  * Opens the session a sign-in's decision (auth/core/decision.ts) ends with, in one round trip: the
- * caller's first statements, the session (only if its conditions hold), the per-user cap,
- * the epoch for the token, the audit row (only if the session was written), with a second factor
- * the end of a held recovery, in cookie mode the end of the session whose cookie it replaces, and the caller's last statements. `issued` is absent when the session was not written; `results` holds every
- * statement's result by name (the caller's under the names it gave).
+ * caller's first statements, the session (only if its conditions hold; it returns the epoch for the
+ * token), the per-user cap, the audit row (only if the session was written), with a second factor
+ * the end of a held recovery, in cookie mode the end of the session whose cookie it replaces, and the
+ * caller's last statements. `issued` is absent when the session was not written; `results` holds
+ * every statement's result by name (the caller's under the names it gave).
+ *
+ * With `seen`, the cap's eviction and the hold's cancel are left out where the first read showed they
+ * would change nothing, and the insert holds only while that is still so (db/sign-in-room.ts). An
+ * insert refused then runs the batch again in full, without the caller's first statements (they ran:
+ * the caller's condition must rest on what they did, not on running again) and with their results.
+ * So every caller's last statements that change anything must do so only if the session was written.
  */
 export async function openSession<B extends Statements = Record<never, never>, A extends Statements = Record<never, never>>(
   deps: Deps,
@@ -131,32 +142,56 @@ export async function openSession<B extends Statements = Record<never, never>, A
   now: Date,
   opts: OpenSession<B, A>,
 ) {
-  const { db, config } = deps;
   const { row, refreshToken } = await newSession(deps, user.id, now, opts.amr, opts.session);
   const succeeded = { user_id: user.id, session_id: row.id, ...opts.detail };
+  const first = await runSessionBatch(deps, user.id, row, now, opts, succeeded, opts.seen);
+  const { results, mine } =
+    first.mine.openedSession[0] || !first.guarded
+      ? first
+      : await runSessionBatch(deps, user.id, row, now, { ...opts, before: undefined }, succeeded).then((full) => ({
+          ...full,
+          results: { ...first.results, ...full.results },
+        }));
+  const opened: { issued?: Issued; results: BatchResults<B & A> } = { results: results as unknown as BatchResults<B & A> };
+  const session = mine.openedSession[0];
+  if (!session) return opened;
+  logEvent(deps, "login_succeeded", succeeded);
+  for (const a of opts.alsoAudited ?? []) logEvent(deps, a.event, a.fields);
+  const cancelled = mine.holdCancelled?.[0];
+  if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
+  await endEvicted(deps, mine.evictedSessions ?? []);
+  await afterReplaced(deps, mine.replacedEnded);
+  opened.issued = await issue(deps, { ...user, epoch: session.epoch, secondFactor: session.secondFactor }, row, now, refreshToken);
+  return opened;
+}
+
+/** One run of a sign-in's batch; `seen`: leave out what the first read showed has nothing to do (openSession). */
+async function runSessionBatch<B extends Statements, A extends Statements>(
+  deps: Deps,
+  userId: string,
+  row: Awaited<ReturnType<typeof newSession>>["row"],
+  now: Date,
+  opts: OpenSession<B, A>,
+  succeeded: AuditFields & { session_id: string },
+  seen?: Room,
+) {
+  const { db, config } = deps;
+  const cap = config.MAX_SESSIONS_PER_USER;
+  const roomLeft = seen !== undefined && seen.liveSessions + 1 <= cap; // after this one, nothing beyond the cap
+  const mfa = opts.amr.includes("mfa");
+  const noHoldSeen = mfa && seen !== undefined && !seen.held;
   const core = {
-    openedSession: insertSessionIf(db, row, opts.condition),
-    evictedSessions: revokeBeyondCap(db, user.id, now, config.MAX_SESSIONS_PER_USER),
-    userEpoch: sessionEpochOf(db, user.id),
-    loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded), // only if the session was written
+    openedSession: insertSessionIf(db, row, whileRoom(opts.condition, now, { underCap: roomLeft ? cap : undefined, noHold: noHoldSeen })),
+    evictedSessions: roomLeft ? undefined : revokeBeyondCap(db, userId, now, cap),
+    loginAudited: auditRowIfSession(deps, "login_succeeded", succeeded, opts.alsoAudited), // only if the session was written
     // A sign-in with a second factor cancels what a mailbox alone asked to lower (auth/mail/recovery-holds.ts).
-    holdCancelled: opts.amr.includes("mfa") ? cancelHold(db, user.id, sessionExists(db, row.id)) : undefined,
+    holdCancelled: mfa && !noHoldSeen ? cancelHold(db, userId, sessionExists(db, row.id)) : undefined,
     // Cookie mode: the session of the cookie this sign-in replaces ends with it.
     ...(await endReplaced(deps, row.id, now)),
   };
   const results = await batch(db, joined(opts.before ?? ({} as B), core, opts.after ?? ({} as A))); // a name given twice throws
   const mine = results as unknown as BatchResults<typeof core>; // by name: the generic intersection hides them from the checker
-  const opened: { issued?: Issued; results: BatchResults<B & A> } = { results: results as unknown as BatchResults<B & A> };
-  const epoch = mine.userEpoch[0]?.epoch;
-  const secondFactor = mine.userEpoch[0]?.secondFactor;
-  if (!mine.openedSession[0] || epoch === undefined) return opened;
-  logEvent(deps, "login_succeeded", succeeded);
-  const cancelled = mine.holdCancelled?.[0];
-  if (cancelled) await announceCancel(deps, user.id, row.id, cancelled);
-  await endEvicted(deps, mine.evictedSessions);
-  await afterReplaced(deps, mine.replacedEnded);
-  opened.issued = await issue(deps, { ...user, epoch, secondFactor }, row, now, refreshToken);
-  return opened;
+  return { results, mine, guarded: roomLeft || noHoldSeen };
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   counterMayAdvance,
   deletePasskey,
   findOwnPasskey,
-  findPasskeyAndUser,
+  findPasskeyWithOwner,
   insertPasskey,
   listPasskeys as listPasskeyRows,
   passkeyIdsOf,
@@ -23,7 +23,7 @@ import {
   recordPasskeyUse,
 } from "../../db/passkeys";
 import type { Passkey } from "../../db/schema";
-import { isSessionLive, sessionLive } from "../../db/sessions";
+import { isSessionLive, sessionExists, sessionLive } from "../../db/sessions";
 import { anotherSecondFactor, keepsAnotherSecondFactor, selectUser } from "../../db/users";
 import type { Deps } from "../../deps";
 import { fromBase64Url, randomBytes, toBase64Url } from "../../encoding";
@@ -228,25 +228,22 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   if (!challenge) throw new Refusal("invalid_challenge");
   const found = await batch(db, {
     challengeUsed: consumeChallenge(db, challenge, "passkey_login", now, crypto.randomUUID()),
-    ...findPasskeyAndUser(db, response.id),
+    owner: findPasskeyWithOwner(db, response.id, now),
   });
   if (!found.challengeUsed[0]) throw new Refusal("invalid_challenge");
-  const passkey = found.passkey[0];
-  const user = found.owner[0];
+  const user = found.owner[0]; // with the credential's columns
   const refuse = async (reason: string) => {
     await audit(deps, reason === "counter_regressed" ? "passkey_counter_regressed" : "passkey_login_failed", { user_id: user?.id ?? null, reason });
     return notRecognised();
   };
-  if (!passkey || !user) throw await refuse("unknown_passkey");
-  // The library does not compare the user handle with the credential's owner: a response that names
-  // another user than the one this credential belongs to is refused here.
+  if (!user) throw await refuse("unknown_passkey");
+  const { passkeyId: id, passkeyCounter: stored } = user;
+  // The library does not compare the user handle with the credential's owner: one naming another user is refused here.
   if (response.response.userHandle !== undefined && response.response.userHandle !== userHandleOf(user.id)) throw await refuse("user_mismatch");
-  // A counter that did not move forward: the credential may have been cloned. (The library checks
-  // it too; this names the reason in the audit trail.)
+  // A counter that did not move forward: maybe a cloned credential (the library checks it too; this names the reason).
   const counter = signCountOf(response.response.authenticatorData);
   if (counter === null) throw await refuse("verification_failed");
-  if (!counterAdvances(passkey.counter, counter)) throw await refuse("counter_regressed");
-
+  if (!counterAdvances(stored, counter)) throw await refuse("counter_regressed");
   const { verifyAuthenticationResponse } = await webauthn();
   let verified: VerifiedAuthenticationResponse;
   try {
@@ -255,7 +252,7 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
       expectedChallenge: challenge,
       expectedOrigin: rp.origins,
       expectedRPID: rp.id,
-      credential: { id: passkey.id, publicKey: fromBase64Url(passkey.publicKey)!, counter: passkey.counter, transports: passkey.transports ?? undefined },
+      credential: { id, publicKey: fromBase64Url(user.passkeyPublicKey)!, counter: stored, transports: user.passkeyTransports ?? undefined },
       requireUserVerification: true,
     });
   } catch (err) {
@@ -264,11 +261,14 @@ export async function passkeyLogin(deps: Deps, response: AuthenticationResponseJ
   }
   if (!verified.verified) throw await refuse("verification_failed");
 
-  // The counter is checked again inside the batch: of two sign-ins that raced with one counter value, one wins.
+  // Checked again in the batch (of two sign-ins with one counter value, one wins); moved only with the session it opened.
+  const session = { id: crypto.randomUUID() };
   return decideSignIn(deps, user, { kind: "passkey", synced: verified.authenticationInfo.credentialDeviceType === "multiDevice" }, now, {
     session: {
-      condition: counterMayAdvance(db, passkey.id, counter),
-      after: { passkeyUsed: recordPasskeyUse(db, passkey.id, counter, now) },
+      session,
+      seen: user,
+      condition: counterMayAdvance(db, id, counter),
+      after: { passkeyUsed: recordPasskeyUse(db, id, counter, now, sessionExists(db, session.id)) },
       detail: { method: "passkey" },
     },
     changed: () => refuse("counter_regressed"),

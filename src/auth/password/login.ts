@@ -41,7 +41,8 @@ export async function login(deps: Deps, input: LoginInput): Promise<SignInResult
     // TOTP on: half a login. The failure count stays (only the second step clears it), so knowing the
     // password does not buy unlimited guesses at the code.
     challenged: { checkEnded: endCheck(db, check), rehash },
-    session: { passwordVersion: user.passwordVersion, after: joined(passPasswordCheck(deps, user.id, check, now), { rehash }) },
+    // The account as this login's first read saw it: what the batch may leave out (auth/core/sign-in.ts).
+    session: { passwordVersion: user.passwordVersion, seen: user, after: joined(passPasswordCheck(deps, user.id, check, now, undefined, user), { rehash }) },
     // The password changed, or TOTP was turned on, while it was being checked.
     changed: "invalid_credentials",
   });

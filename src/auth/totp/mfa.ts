@@ -1,12 +1,12 @@
-import { audit, auditRowIf, logEvent } from "../../audit";
-import { batch, joined } from "../../db/batch";
+import { auditRowIf, logEvent } from "../../audit";
+import { batch } from "../../db/batch";
 import {
+  challengeAccount,
   consumeChallenge,
-  consumedBy,
+  consumedWhileUsable,
   countChallengeFailure,
   disableTotp as disableTotpRow,
   enableTotp as enableTotpRow,
-  findChallenge,
   findUsedChallenge,
   spendProof,
   storePendingTotp,
@@ -21,7 +21,7 @@ import { sha256Base64Url } from "../../encoding";
 import { log } from "../../log";
 import { decideSignIn } from "../core/decision";
 import { Refusal } from "../core/errors";
-import { auditLock, failPasswordCheck, passPasswordCheck, startPasswordCheck } from "../core/lockout";
+import { auditLock, failPasswordCheck, startSecondStep } from "../core/lockout";
 import { mfaRequiredFor } from "../core/mfa-policy";
 import { successorOf } from "../core/refresh-tokens";
 import { methodOf, openSecret, proofOf, RECOVERY_CODES, recoveryCodesFor, recoveryHash, refuseJustUsed, type SecondFactor } from "../core/second-factor";
@@ -173,23 +173,23 @@ export async function disableTotp(deps: Deps, ask: StepUpAsk<"disable_totp">, in
 
 /**
  * The second step of a login with TOTP on. The challenge names the user and the password version the
- * first step checked; the code goes through the login lock. On success one batch uses the challenge
- * and the code (both conditional: a replay, or a second request with the same code, finds them used),
- * and opens the session only if this request used them.
+ * first step checked; the code goes through the login lock (its check starts in the round trip that
+ * reads the challenge). On success one batch uses the challenge (only while the code is usable: a
+ * replay, or a second request with the same code, finds them used), opens the session only if this
+ * request used it and the code is still usable, and spends the code with the lock's reset in one
+ * statement, only if the session was written.
  */
 export async function completeMfaLogin(deps: Deps, token: string, offered: SecondFactor): Promise<{ user: User; issued: Issued }> {
   const { db } = deps;
   const now = new Date();
   const id = await sha256Base64Url(token);
-  const challenge = await findChallenge(db, id, "mfa_login", now);
-  if (!challenge?.userId) {
+  const challenge = challengeAccount(id, "mfa_login", now);
+  const { user, check } = await startSecondStep(deps, challenge.who, now, challenge.columns, deps.limitAccount);
+  if (!user || !check) {
     const again = await answerAgain(deps, id, token, now);
     if (again) return again;
     throw new Refusal("invalid_challenge", "This sign-in step is unknown, used or expired: sign in again");
   }
-  await deps.limitAccount?.(`user:${challenge.userId}`); // the same per-account budget as the password step
-  const { user, check } = await startPasswordCheck(deps, challenge.userId, now);
-  if (!user) throw new Refusal("invalid_challenge");
 
   const proof = await proofOf(deps, user, offered, now);
   if (!proof) {
@@ -205,24 +205,25 @@ export async function completeMfaLogin(deps: Deps, token: string, offered: Secon
   // The code is spent, and the lock's count cleared, only if the session was written: a second step
   // refused at the last moment (the account disabled meanwhile) leaves a recovery code unspent.
   const written = sessionExists(db, session.id);
-  const { issued } = await decideSignIn(deps, user, { kind: "second_step", method: methodOf(proof), first: challenge.firstFactor }, now, {
+  const method = methodOf(proof);
+  const left = (user.recoveryCodes?.length ?? 1) - 1;
+  const { issued } = await decideSignIn(deps, user, { kind: "second_step", method, first: user.challengeFirstFactor }, now, {
     refused: { checkEnded: endCheck(db, check) },
     session: {
       session,
-      passwordVersion: challenge.passwordVersion ?? -1,
+      seen: user,
+      passwordVersion: user.challengePasswordVersion ?? -1,
       before: { challengeUsed: consumeChallenge(db, id, "mfa_login", now, session.id, { proof }, await clientFingerprint(deps)) },
-      condition: consumedBy(db, id, session.id),
-      after: joined({ proofSpent: spendProof(db, user.id, proof, now, written) }, passPasswordCheck(deps, user.id, check, now, written)),
-      detail: { method: methodOf(proof) },
+      condition: consumedWhileUsable(db, id, session.id, user.id, proof),
+      after: { proofSpent: spendProof(db, user.id, proof, now, written, { passCheck: true }), checkEnded: endCheck(db, check) },
+      detail: { method },
+      // Recorded with the sign-in, in its audit statement.
+      alsoAudited: "recoveryHash" in proof ? [{ event: "recovery_code_used", fields: { user_id: user.id, left } }] : [],
     },
     // That code, or this challenge, was used meanwhile; else the password changed since the first step.
     changed: async (results) => (results.challengeUsed[0] ? "invalid_challenge" : new Refusal("invalid_mfa_code")),
   });
-  if ("recoveryHash" in proof) {
-    const left = (user.recoveryCodes?.length ?? 1) - 1;
-    await audit(deps, "recovery_code_used", { user_id: user.id, left });
-    securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
-  }
+  if ("recoveryHash" in proof) securityNotice(deps, user, `A recovery code was used to sign in to your account (${left} left)`);
   return { user, issued };
 }
 
