@@ -192,7 +192,7 @@ const ConfigFields = z.object({
 });
 
 /** DEV_FAULTS is refused anywhere but on a loopback http ISSUER: a deployment can never inject faults. */
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+export const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 const devFaultsProblem = (c: { DEV_FAULTS: string; ISSUER: string }) =>
   c.DEV_FAULTS === "on" && !(c.ISSUER.startsWith("http://") && LOOPBACK.test(new URL(c.ISSUER).hostname))
     ? 'must be "off" unless ISSUER is an http URL on a loopback host (local dev only)'

@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import { getConfig } from "./config";
+import { getConfig, LOOPBACK } from "./config";
 import type { AppEnv } from "./env";
 
 /**
@@ -40,7 +40,7 @@ function cached<T extends object>(real: T, make: (real: T) => T): T {
 function delegate<T extends object>(real: T, over: Record<string, (...args: never[]) => unknown>): T {
   return new Proxy(real, {
     get(target, prop) {
-      if (typeof prop === "string" && prop in over) return over[prop];
+      if (typeof prop === "string" && Object.hasOwn(over, prop)) return over[prop];
       const value = Reflect.get(target, prop);
       return typeof value === "function" ? value.bind(target) : value;
     },
@@ -81,6 +81,8 @@ export const devFaults: MiddlewareHandler<AppEnv> = async (c, next) => {
   getConfig(c.env); // a ConfigError (500, config_invalid) unless ISSUER is loopback http
   c.env = faultyEnv(c.env);
   if (c.req.path !== "/dev/faults" || c.req.method !== "POST") return next();
+  // The switch only on the loopback name the request came to as well (whatever ISSUER says).
+  if (!LOOPBACK.test(new URL(c.req.url).hostname)) return next();
   const body = (await c.req.json().catch(() => ({}))) as Record<string, unknown>;
   const ms = count(body.d1_overloaded_ms, 600_000);
   const kv = count(body.kv_write_failures, 100);

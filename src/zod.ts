@@ -3,7 +3,8 @@
 // its 64 error-message locales (about 360 KiB), z.compile and z.fromJSONSchema among them, and
 // @hono/zod-openapi hands `z` to extendZodWithOpenApi, so the bundler must keep all of it. English
 // messages stay: zod's schemas load that locale themselves. A `z.x` missing here is undefined where a
-// schema is built, which fails the suite and `npm run startup:check` (schemas are built as modules load).
+// schema is built: the suite (which aliases the same way) fails; nothing at startup does, since each
+// area's schemas are built at its first request (src/app.ts AREAS).
 import {
   array,
   boolean,

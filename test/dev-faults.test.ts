@@ -35,6 +35,12 @@ describe("DEV_FAULTS off (wrangler.toml's value)", () => {
 });
 
 describe("DEV_FAULTS on is refused outside local dev", () => {
+  it("the switch answers only on a loopback host, whatever ISSUER says", async () => {
+    const res = await call("POST", "/dev/faults", on({ body: { kv_write_failures: 3 }, base: "http://auth.example.com" }));
+    expectError(res, 404, "not_found");
+    expect((await arm({})).body).toMatchObject({ kv_write_failures: 0 });
+  });
+
   it.each(["https://auth.example.com", "http://auth.example.com", "https://localhost:8787", "http://10.0.0.1:8787"])(
     "ISSUER %s: 500, config_invalid",
     async (issuer) => {

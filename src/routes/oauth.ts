@@ -7,6 +7,7 @@ import { beginLink, claimLink, completeCallback, exchange, GRANT_TTL_MS, type La
 import { ProviderFailure, providerList } from "../auth/social/providers";
 import { getConfig } from "../config";
 import type { AppEnv } from "../env";
+import { log } from "../log";
 import { jsonOnly } from "../middleware/json-only";
 import { limitByIp } from "../middleware/rate-limit";
 import { assertAllowedOrigin, setRefreshCookie } from "../middleware/refresh-cookie";
@@ -257,6 +258,8 @@ async function callback(c: Context<AppEnv>, provider: string, params: URLSearchP
   const browser = getCookie(c, FLOW_COOKIE);
   setCookieHeader(c, FLOW_COOKIE, "", bindingCookie(c, "Lax", "/oauth", 0));
   const landing = await completeCallback(deps(c), provider, params, browser, posted);
+  // D1 refused a query after the state was spent: the answer is a landing, not onError's 503, so log it here.
+  if (landing.error === "temporarily_unavailable") log("d1_overloaded", { request_id: c.get("requestId"), during: "social_callback" }, "error");
   if (landing.code?.byCookie && browser)
     setCookieHeader(c, GRANT_COOKIE, browser, bindingCookie(c, posted ? "None" : "Lax", "/oauth/exchange", GRANT_TTL_MS / 1000));
   return landing;

@@ -67,6 +67,7 @@ export interface Mirror {
  * refuse I/O begun in one request's context from another's (it surfaced as 500s under the soak).
  */
 const views = new Map<string, { at: number; loaded: number; ring: KeyRing }>();
+let generation = 0; // bumped by forgetView: reads begun before it are not kept
 
 /** The keys that sign and verify now. Reads KV at most once per refresh window; D1 only without a usable mirror. */
 export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
@@ -76,9 +77,11 @@ export async function activeKeys(ks: KeyStores): Promise<KeyRing> {
   const now = Date.now();
   const seen = views.get(id);
   if (seen && now - seen.at < keyWindows(config).refresh) return seen.ring;
-  // Requests that find the view due at once each read (a few KV reads, once per window); the newest wins.
+  // Requests that find the view due at once each read (a few KV reads, once per window); the newest
+  // wins, and a read begun before a change of the ring here (forgetView) is used once, never kept.
+  const gen = generation;
   const keep = (view: { at: number; loaded: number; ring: KeyRing }) => {
-    if ((views.get(id)?.at ?? 0) <= view.at) views.set(id, view);
+    if (gen === generation && (views.get(id)?.at ?? 0) <= view.at) views.set(id, view);
     return view.ring;
   };
   try {
@@ -141,7 +144,10 @@ export async function startRing(ks: KeyStores & Partial<AuditContext>, now: Date
 export const mirroredSigner = async (kv: KVNamespace) => (await kv.get<Mirror>(MIRROR, "json"))?.signing.kid ?? null;
 
 /** After the cron's or an operator's change, this isolate reads the ring again at once. */
-export const forgetView = (config: Config) => views.delete(config.JWT_WRAPPING_KEY!);
+export const forgetView = (config: Config) => {
+  generation++;
+  views.delete(config.JWT_WRAPPING_KEY!);
+};
 
 async function ringOf(config: Config, mirror: Mirror): Promise<KeyRing> {
   const problem = (what: string) => new ConfigError([`JWT_WRAPPING_KEY: the signing key ring ${what}`]);
