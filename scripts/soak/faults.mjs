@@ -6,6 +6,7 @@
 // their sessions still refresh, to a token of another key. The clients (soak/client.mjs) check the
 // rest: every 503 came with Retry-After and a retry completed it.
 import { call, claims, expect, fail, header, newClient, retiredKids, runId, sleep } from "./client.mjs";
+import { callbackWhileDown } from "./flows/social.mjs";
 import { d1, idpDown, idpUp } from "./server.mjs";
 import { last, liveSessions, refresh, session } from "./sessions.mjs";
 
@@ -106,11 +107,20 @@ export async function runFaults(t0) {
     });
     await checkRetired(kid, signed, held);
     await sleep(GAP_MS);
-    await record(t0, "identity provider down", `${IDP_DOWN_MS} ms, then back`, async () => {
-      await idpDown();
-      await sleep(IDP_DOWN_MS);
-      await idpUp();
-    });
+    await record(
+      t0,
+      "identity provider down",
+      (landed) => `${IDP_DOWN_MS} ms, then back; a callback meanwhile landed with ${landed}`,
+      async () => {
+        const landed = await callbackWhileDown(idpDown);
+        tally.idp_down_callback = landed;
+        if (landed !== "provider_unreachable")
+          fail(`faults: a callback while the provider was down answered ${landed} (expected #oauth_error=provider_unreachable)`, "faults");
+        await sleep(IDP_DOWN_MS);
+        await idpUp();
+        return landed;
+      },
+    );
   } catch (e) {
     fail(`faults: ${e.message}`, "faults");
   } finally {

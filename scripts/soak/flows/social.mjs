@@ -121,6 +121,28 @@ export async function run(i, round) {
   }
 }
 
+/**
+ * The fault's own probe (soak/faults.mjs): a trip walked at the provider up to its redirect back, then
+ * `down()`, then the callback: the API's token request finds no provider, and the browser must land at
+ * the app with #oauth_error=provider_unreachable (a 303, never a 5xx). Answers what it landed with.
+ */
+export async function callbackWhileDown(down) {
+  const c = newClient(name, "probe");
+  const { challenge } = pkce();
+  const started = await call(c, "GET", `/oauth/local/start?${new URLSearchParams({ code_challenge: challenge })}`, { route: "GET /oauth/local/start" });
+  expect(started, 302, "probe: start");
+  const back = await signInAtLocalIdp(started.location, `${prefix}_probe`);
+  await down();
+  const flow = cookieOf(started, "oauth_flow");
+  const landed = await call(c, "GET", `/oauth/local/callback?${back}`, {
+    headers: { cookie: `oauth_flow=${flow}` },
+    route: "GET /oauth/local/callback (provider down)",
+    retries: 0,
+  });
+  if (landed.status !== 303) return `${landed.status} ${landed.json?.error ?? ""}`;
+  return fragmentOf(landed.location).get("oauth_error") ?? fragmentOf(landed.location).get("oauth");
+}
+
 /** The identities this flow made: one per social sign-up, one per link, each in its own account. */
 export const expectedRows = () => [
   [`${name}: identities`, `SELECT count(*) AS n FROM identities WHERE subject LIKE '${prefix}_%'`, tally.signUps + tally.links],
