@@ -314,18 +314,18 @@ export function d1Held() {
 }
 
 /**
- * D1 that runs `sql` (bound to `params`) just before its `n`th batch: another request's write landing
- * between two steps of this one (login: batch 1 finds the account and starts its check, batch 2
- * writes the session).
+ * D1 that runs the given statements just before its nth batch (counting from 1): another request's
+ * writes landing between two steps of this one (login: batch 1 finds the account and starts its check,
+ * batch 2 writes the session).
  */
-export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[]) {
+export function d1WritesBefore(writes: Record<number, [string, ...unknown[]][]>) {
   let calls = 0;
   return new Proxy(env.DB, {
     get(target, prop) {
       const value = Reflect.get(target, prop);
       if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
       return async (stmts: D1PreparedStatement[]) => {
-        if (++calls === n)
+        for (const [sql, ...params] of writes[++calls] ?? [])
           await target
             .prepare(sql)
             .bind(...params)
@@ -335,6 +335,9 @@ export function d1WriteBeforeBatch(n: number, sql: string, ...params: unknown[])
     },
   });
 }
+
+/** D1 that runs `sql` (bound to `params`) just before its `n`th batch. */
+export const d1WriteBeforeBatch = (n: number, sql: string, ...params: unknown[]) => d1WritesBefore({ [n]: [[sql, ...params]] });
 
 /**
  * A D1 binding that counts round trips (each batch, and each statement run on its own), and which of

@@ -1,32 +1,13 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { stepAt } from "../src/auth/core/totp";
-import { awayFromStepEdge, call, codeAt, login, PASSWORD, registerUser, userWithPasskey, userWithTotp } from "./helpers";
+import { awayFromStepEdge, call, codeAt, d1WritesBefore, login, PASSWORD, registerUser, userWithPasskey, userWithTotp } from "./helpers";
 
 /**
  * A sign-in's batch leaves out the cap's eviction, a held recovery's cancel and the lock's reset where
  * its first read showed they had nothing to do (db/sign-in-room.ts, auth/core/sign-in.ts). Here another
  * request's write lands between that read and the batch, and the outcome is still the full batch's.
  */
-
-/** D1 that runs the given statements just before its nth batch (another request landing in between). */
-function d1WritesBefore(writes: Record<number, [string, ...unknown[]][]>) {
-  let calls = 0;
-  return new Proxy(env.DB, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop);
-      if (prop !== "batch") return typeof value === "function" ? value.bind(target) : value;
-      return async (stmts: D1PreparedStatement[]) => {
-        for (const [sql, ...params] of writes[++calls] ?? [])
-          await target
-            .prepare(sql)
-            .bind(...params)
-            .run();
-        return target.batch(stmts);
-      };
-    },
-  });
-}
 
 const now = Date.now();
 const liveSessions = async (userId: string) =>
